@@ -1,0 +1,22 @@
+"""Assembles the admin sub-application mounted at ``/admin/v1``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tether.admin import agents, audit, projects, sessions, tokens  # noqa: F401  (routes)
+from tether.admin.appkeys import RUNTIME
+from tether.admin.gate import admin_gate
+from tether.admin.openapi import add_openapi_route
+from tether.admin.routing import PREFIX, routes
+from tether.runtime import Runtime
+
+__all__ = ["mount_admin"]
+
+
+def mount_admin(app: web.Application, runtime: Runtime, version: str) -> None:
+    admin = web.Application(middlewares=[admin_gate])
+    admin[RUNTIME] = runtime
+    routes.add_to(admin)
+    add_openapi_route(admin, routes, version)
+    app.add_subapp(PREFIX, admin)

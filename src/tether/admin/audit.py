@@ -1,0 +1,75 @@
+"""Admin: reading the audit trail (agent, session, project, time window)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from aiohttp import web
+
+from tether.admin.appkeys import runtime_of
+from tether.admin.responses import model_list_response
+from tether.admin.routing import routes
+from tether.admin.schemas import AuditEventOut
+from tether.errors import BadRequest
+from tether.store.clock import iso_ms
+
+MAX_LIMIT = 10_000
+
+
+def _time_ms(name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name}={value!r} is not an ISO 8601 time (e.g. 2026-11-25T14:00:00Z)") from None
+    if moment.tzinfo is None:
+        raise BadRequest(f"{name}={value!r} has no time zone; add Z or an offset")
+    return int(moment.timestamp() * 1000)
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return 500
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    return int(value)
+
+
+@routes.route("GET", "/audit", "audit.query",
+              "Audit events in time order (?agent=, ?session=, ?project=, ?since=, ?until=, ?action=, ?limit=)",
+              response=AuditEventOut, many=True)
+async def query_audit(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    query = request.query
+    agent_id = (await runtime.agents.by_name(query["agent"])).id if "agent" in query else None
+    project_id = (await runtime.projects.by_name(query["project"])).id if "project" in query else None
+    rows = await runtime.audit_store.query(
+        agent_id=agent_id,
+        project_id=project_id,
+        session_id=query.get("session"),
+        since_ms=_time_ms("since", query.get("since")),
+        until_ms=_time_ms("until", query.get("until")),
+        action_prefix=query.get("action"),
+        limit=_limit(query.get("limit")),
+    )
+    events = [
+        AuditEventOut(
+            id=row["id"],
+            ts=iso_ms(row["ts"]),
+            project_id=row["project_id"],
+            agent=row["agent_name"],
+            session_id=row["session_id"],
+            actor=row["actor"],
+            source=row["source"],
+            action=row["action"],
+            resource=row["resource"],
+            result=row["result"],
+            code=row["code"],
+            reason=row["reason"],
+            attributes=json.loads(row["attributes"]),
+        )
+        for row in rows
+    ]
+    return model_list_response(events)

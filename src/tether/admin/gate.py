@@ -1,0 +1,91 @@
+"""The admin API's gate: admin token required, role enforced, every call audited.
+
+After a successful write the change feed is caught up before answering, so the next
+request to this process already sees the change (other replicas follow within a second).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from tether.admin.appkeys import ADMIN_TOKEN, runtime_of
+from tether.admin.routing import PREFIX
+from tether.audit.event import AuditEvent
+from tether.errors import AuthenticationFailed, Forbidden, TetherError
+from tether.identity.bearer import AGENT_KEY_PREFIX
+from tether.store.records import AdminToken, Role
+
+__all__ = ["admin_gate"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PUBLIC_PATHS = frozenset({f"{PREFIX}/openapi.json"})
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.headers.get("x-api-key", "").strip() or None
+
+
+async def _authenticate(request: web.Request) -> AdminToken:
+    runtime = runtime_of(request)
+    secret = _bearer(request)
+    if secret is None:
+        raise AuthenticationFailed(
+            "send an admin token as 'Authorization: Bearer tta_…'", code="invalid_admin_token"
+        )
+    if secret.startswith(AGENT_KEY_PREFIX) or runtime.directory.is_agent_key(secret):
+        raise Forbidden(
+            "agent keys cannot use the admin API; use an admin token",
+            code="agent_key_on_admin_api",
+        )
+    token = await runtime.directory.identify_admin(secret)
+    if token is None:
+        raise AuthenticationFailed(
+            "the admin token is not valid or has been revoked", code="invalid_admin_token"
+        )
+    return token
+
+
+def _route_name(request: web.Request) -> str:
+    return request.match_info.route.name or f"{request.method} {request.path}"
+
+
+@web.middleware
+async def admin_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in PUBLIC_PATHS:
+        return await handler(request)
+    runtime = runtime_of(request)
+    token: AdminToken | None = None
+    event = AuditEvent(
+        actor="admin:unidentified",
+        source="admin",
+        action=f"admin:{_route_name(request)}",
+        resource=f"{request.method} {request.path}",
+        result="ok",
+        reason="",
+    )
+    try:
+        token = await _authenticate(request)
+        event.actor = f"admin:{token.name}"
+        request[ADMIN_TOKEN] = token
+        if request.method != "GET" and token.role is not Role.ADMIN:
+            raise Forbidden(
+                f"admin token {token.name!r} has the viewer role, which is read-only",
+                code="read_only_token",
+            )
+        response = await handler(request)
+        if request.method != "GET":
+            with contextlib.suppress(TetherError):
+                await runtime.feed.catch_up()
+        return response
+    except TetherError as exc:
+        event.result, event.code, event.reason = "error", exc.code, exc.message
+        raise
+    finally:
+        await runtime.audit.record(event)

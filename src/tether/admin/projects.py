@@ -1,0 +1,79 @@
+"""Admin: projects and their upstream credentials."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tether.admin.appkeys import runtime_of
+from tether.admin.responses import model_list_response, model_response
+from tether.admin.routing import routes
+from tether.admin.schemas import CredentialOut, CredentialPut, ProjectCreate, ProjectOut
+from tether.errors import BadRequest, NotFound
+from tether.web.bodies import read_model
+
+PROVIDERS = frozenset({"anthropic", "aws"})
+
+
+@routes.route("POST", "/projects", "projects.create", "Create a project",
+              body=ProjectCreate, response=ProjectOut)
+async def create_project(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    payload = await read_model(request, ProjectCreate, runtime.settings.max_body_bytes)
+    project = await runtime.projects.create(payload.name)
+    return model_response(ProjectOut.of(project), status=201)
+
+
+@routes.route("GET", "/projects", "projects.list", "List projects",
+              response=ProjectOut, many=True)
+async def list_projects(request: web.Request) -> web.Response:
+    projects = await runtime_of(request).projects.list()
+    return model_list_response([ProjectOut.of(p) for p in projects])
+
+
+@routes.route("GET", "/projects/{project}", "projects.show", "Show a project",
+              response=ProjectOut)
+async def show_project(request: web.Request) -> web.Response:
+    project = await runtime_of(request).projects.by_name(request.match_info["project"])
+    return model_response(ProjectOut.of(project))
+
+
+def _provider(request: web.Request) -> str:
+    provider = request.match_info["provider"]
+    if provider not in PROVIDERS:
+        raise BadRequest(
+            f"unknown provider {provider!r}; use one of: {', '.join(sorted(PROVIDERS))}"
+        )
+    return provider
+
+
+@routes.route("PUT", "/projects/{project}/credentials/{provider}", "credentials.set",
+              "Store the project's upstream credential (encrypted; never shown again)",
+              body=CredentialPut, response=CredentialOut)
+async def put_credential(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    provider = _provider(request)
+    project = await runtime.projects.by_name(request.match_info["project"])
+    payload = await read_model(request, CredentialPut, runtime.settings.max_body_bytes)
+    info = await runtime.credentials.put(project.id, provider, payload.secret)
+    return model_response(CredentialOut.of(info, project.name))
+
+
+@routes.route("GET", "/projects/{project}/credentials", "credentials.list",
+              "List which upstream credentials the project has (never their values)",
+              response=CredentialOut, many=True)
+async def list_credentials(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    project = await runtime.projects.by_name(request.match_info["project"])
+    infos = await runtime.credentials.list(project.id)
+    return model_list_response([CredentialOut.of(i, project.name) for i in infos])
+
+
+@routes.route("DELETE", "/projects/{project}/credentials/{provider}", "credentials.delete",
+              "Delete the project's upstream credential")
+async def delete_credential(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    provider = _provider(request)
+    project = await runtime.projects.by_name(request.match_info["project"])
+    if not await runtime.credentials.delete(project.id, provider):
+        raise NotFound(f"project {project.name!r} has no {provider} credential")
+    return web.Response(status=204)

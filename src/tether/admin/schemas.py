@@ -1,0 +1,182 @@
+"""Request and response bodies of the admin API (pydantic: validation and OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tether.store.clock import iso_ms
+from tether.store.records import (
+    AdminToken,
+    Agent,
+    AgentKey,
+    CredentialInfo,
+    Project,
+    Role,
+    SessionRecord,
+)
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+NAME_HELP = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+MAX_GRACE_SECONDS = 30 * 24 * 3600
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectCreate(Strict):
+    name: str = Field(pattern=NAME_PATTERN, description=NAME_HELP, examples=["payments"])
+
+
+class ProjectOut(BaseModel):
+    id: str
+    name: str
+    paused: bool
+    created_at: str | None
+
+    @classmethod
+    def of(cls, project: Project) -> ProjectOut:
+        return cls(
+            id=project.id, name=project.name, paused=project.paused,
+            created_at=iso_ms(project.created_at),
+        )
+
+
+class AgentCreate(Strict):
+    name: str = Field(pattern=NAME_PATTERN, description=NAME_HELP, examples=["claude-deploy-01"])
+    project: str = Field(min_length=1, max_length=64, description="the project's name")
+    description: str = Field("", max_length=1000)
+
+
+class AgentOut(BaseModel):
+    id: str
+    name: str
+    project: str
+    state: str
+    description: str
+    created_at: str | None
+    updated_at: str | None
+
+    @classmethod
+    def of(cls, agent: Agent, project_name: str) -> AgentOut:
+        return cls(
+            id=agent.id, name=agent.name, project=project_name, state=agent.state.value,
+            description=agent.description, created_at=iso_ms(agent.created_at),
+            updated_at=iso_ms(agent.updated_at),
+        )
+
+
+class KeyOut(BaseModel):
+    id: str
+    prefix: str
+    created_at: str | None
+    expires_at: str | None
+    revoked_at: str | None
+
+    @classmethod
+    def of(cls, key: AgentKey) -> KeyOut:
+        return cls(
+            id=key.id, prefix=key.prefix, created_at=iso_ms(key.created_at),
+            expires_at=iso_ms(key.expires_at), revoked_at=iso_ms(key.revoked_at),
+        )
+
+
+class IssuedKeyOut(BaseModel):
+    agent: str
+    key: str = Field(description="the agent key; shown this once, store it now")
+    key_id: str
+    prefix: str
+    previous_keys_expire_at: str | None = None
+
+
+class AgentCreated(BaseModel):
+    agent: AgentOut
+    key: str = Field(description="the agent key; shown this once, store it now")
+    key_id: str
+
+
+class RotateKey(Strict):
+    grace_seconds: int = Field(
+        0, ge=0, le=MAX_GRACE_SECONDS,
+        description="how long the current keys keep working; 0 ends them now",
+    )
+
+
+class CredentialPut(Strict):
+    secret: str = Field(min_length=8, max_length=4096, description="the upstream API key")
+
+
+class CredentialOut(BaseModel):
+    project: str
+    provider: str
+    created_at: str | None
+    updated_at: str | None
+
+    @classmethod
+    def of(cls, info: CredentialInfo, project_name: str) -> CredentialOut:
+        return cls(
+            project=project_name, provider=info.provider,
+            created_at=iso_ms(info.created_at), updated_at=iso_ms(info.updated_at),
+        )
+
+
+class TokenCreate(Strict):
+    name: str = Field(pattern=NAME_PATTERN, description=NAME_HELP)
+    role: Role = Role.VIEWER
+
+
+class TokenOut(BaseModel):
+    name: str
+    role: str
+    prefix: str
+    created_at: str | None
+    revoked_at: str | None
+
+    @classmethod
+    def of(cls, token: AdminToken) -> TokenOut:
+        return cls(
+            name=token.name, role=token.role.value, prefix=token.prefix,
+            created_at=iso_ms(token.created_at), revoked_at=iso_ms(token.revoked_at),
+        )
+
+
+class TokenCreated(BaseModel):
+    token: TokenOut
+    secret: str = Field(description="the admin token; shown this once")
+
+
+class SessionOut(BaseModel):
+    id: str
+    agent: str | None
+    project: str | None
+    state: str
+    created_at: str | None
+    last_activity_at: str | None
+    request_count: int
+
+    @classmethod
+    def of(cls, session: SessionRecord, agent: str | None, project: str | None) -> SessionOut:
+        return cls(
+            id=session.id, agent=agent, project=project, state=session.state.value,
+            created_at=iso_ms(session.created_at),
+            last_activity_at=iso_ms(session.last_activity_at),
+            request_count=session.request_count,
+        )
+
+
+class AuditEventOut(BaseModel):
+    id: str
+    ts: str | None
+    project_id: str | None
+    agent: str | None
+    session_id: str | None
+    actor: str
+    source: str
+    action: str
+    resource: str
+    result: str
+    code: str | None
+    reason: str
+    attributes: dict[str, Any]

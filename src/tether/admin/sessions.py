@@ -1,0 +1,49 @@
+"""Admin: agent sessions."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tether.admin.appkeys import runtime_of
+from tether.admin.responses import model_list_response, model_response
+from tether.admin.routing import routes
+from tether.admin.schemas import SessionOut
+from tether.errors import BadRequest, NotFound
+from tether.runtime import Runtime
+from tether.store.records import SessionRecord, SessionState
+
+
+def _out(runtime: Runtime, session: SessionRecord) -> SessionOut:
+    agent = runtime.directory.agent(session.agent_id)
+    project = runtime.directory.project(session.project_id)
+    return SessionOut.of(session, agent.name if agent else None, project.name if project else None)
+
+
+@routes.route("GET", "/sessions", "sessions.list",
+              "List sessions, newest activity first (?project=, ?agent=, ?state=)",
+              response=SessionOut, many=True)
+async def list_sessions(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    query = request.query
+    project_id = (await runtime.projects.by_name(query["project"])).id if "project" in query else None
+    agent_id = (await runtime.agents.by_name(query["agent"])).id if "agent" in query else None
+    state = None
+    if "state" in query:
+        try:
+            state = SessionState(query["state"])
+        except ValueError:
+            choices = ", ".join(s.value for s in SessionState)
+            raise BadRequest(f"state must be one of: {choices}") from None
+    sessions = await runtime.session_store.list(project_id, agent_id, state)
+    return model_list_response([_out(runtime, s) for s in sessions])
+
+
+@routes.route("GET", "/sessions/{session_id}", "sessions.show", "Show a session",
+              response=SessionOut)
+async def show_session(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    session_id = request.match_info["session_id"]
+    session = await runtime.session_store.get(session_id)
+    if session is None:
+        raise NotFound(f"no session {session_id!r}")
+    return model_response(_out(runtime, session))

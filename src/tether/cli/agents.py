@@ -1,0 +1,76 @@
+"""``tether agents``."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.output import console, print_json, print_records
+
+app = typer.Typer(help="Agents: one identity and key per agent.", no_args_is_help=True)
+COLUMNS = ["name", "project", "state", "description", "created_at"]
+
+
+@app.command("create")
+@reports_errors
+def create(
+    ctx: typer.Context,
+    name: str,
+    project: str = typer.Option(..., "--project", "-p", help="The project the agent belongs to."),
+    description: str = typer.Option("", "--description", "-d"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Create an agent; its key is printed once."""
+    body = {"name": name, "project": project, "description": description}
+    created = client(ctx).call("POST", "/agents", body)
+    if as_json:
+        print_json(created)
+        return
+    print_records(created["agent"], COLUMNS, False)
+    console.print(f"agent key (shown once, store it now): [bold]{created['key']}[/bold]", highlight=False)
+
+
+@app.command("list")
+@reports_errors
+def list_(
+    ctx: typer.Context,
+    project: Optional[str] = typer.Option(None, "--project", "-p"),  # noqa: UP045
+    as_json: bool = JsonOption,
+) -> None:
+    """List agents."""
+    agents = client(ctx).call("GET", "/agents", params={"project": project})
+    print_records(agents, COLUMNS, as_json, "agents")
+
+
+@app.command("show")
+@reports_errors
+def show(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
+    """Show one agent."""
+    print_records(client(ctx).call("GET", f"/agents/{name}"), COLUMNS, as_json)
+
+
+def _transition(ctx: typer.Context, name: str, verb: str, as_json: bool) -> None:
+    print_records(client(ctx).call("POST", f"/agents/{name}/{verb}"), COLUMNS, as_json)
+
+
+@app.command("quarantine")
+@reports_errors
+def quarantine(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
+    """Deny every action of this agent until released; nothing else is affected."""
+    _transition(ctx, name, "quarantine", as_json)
+
+
+@app.command("release")
+@reports_errors
+def release(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
+    """Release a quarantined agent."""
+    _transition(ctx, name, "release", as_json)
+
+
+@app.command("revoke")
+@reports_errors
+def revoke(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
+    """Revoke an agent and all its keys, for good."""
+    _transition(ctx, name, "revoke", as_json)

@@ -1,0 +1,74 @@
+"""The admin API over HTTP, as the CLI uses it: errors become ``CliError`` with the server's message."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["AdminClient", "CliError", "default_token_file"]
+
+EXIT_API_ERROR = 1
+EXIT_UNREACHABLE = 3
+
+
+class CliError(Exception):
+    def __init__(self, message: str, exit_code: int = EXIT_API_ERROR) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+def default_token_file() -> Path:
+    data_dir = os.environ.get("TETHER_DATA_DIR") or str(Path.home() / ".tether")
+    return Path(data_dir).expanduser() / "admin.token"
+
+
+@dataclass
+class AdminClient:
+    url: str
+    token: str | None
+    timeout: float = 30.0
+
+    @classmethod
+    def from_env(cls, url: str | None, token: str | None) -> AdminClient:
+        url = url or os.environ.get("TETHER_URL") or "http://127.0.0.1:8080"
+        token = token or os.environ.get("TETHER_ADMIN_TOKEN")
+        if not token:
+            token_file = default_token_file()
+            if token_file.exists():
+                token = token_file.read_text().strip()
+        return cls(url.rstrip("/"), token)
+
+    def call(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+        if not self.token:
+            raise CliError(
+                "no admin token: set TETHER_ADMIN_TOKEN or pass --token "
+                f"(tether up saves the first one to {default_token_file()})"
+            )
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            response = httpx.request(
+                method,
+                f"{self.url}/admin/v1{path}",
+                json=body,
+                params={k: v for k, v in (params or {}).items() if v is not None},
+                headers=headers,
+                timeout=self.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot reach tether at {self.url}: {exc}", EXIT_UNREACHABLE) from None
+        if response.status_code == 204:
+            return None
+        try:
+            payload = response.json()
+        except ValueError:
+            raise CliError(f"tether answered {response.status_code} with a non-JSON body") from None
+        if response.is_error:
+            error = payload.get("error", {}) if isinstance(payload, dict) else {}
+            code = error.get("code", "error")
+            raise CliError(f"{error.get('message', response.reason_phrase)} [{code}, HTTP {response.status_code}]")
+        return payload

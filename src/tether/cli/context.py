@@ -1,0 +1,38 @@
+"""Options every admin command shares, set once on the root command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+
+from tether.cli.client import AdminClient, CliError
+from tether.cli.output import errors
+
+__all__ = ["JsonOption", "client", "reports_errors"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def client(ctx: typer.Context) -> AdminClient:
+    obj: dict[str, Any] = ctx.find_root().obj or {}
+    return AdminClient.from_env(obj.get("url"), obj.get("token"))
+
+
+def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn a ``CliError`` into its message on stderr and a non-zero exit code."""
+
+    @wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except CliError as exc:
+            errors.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+
+    return run

@@ -1,0 +1,43 @@
+"""``tether credentials``."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tether.cli.client import CliError
+from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.output import print_records
+
+app = typer.Typer(help="Upstream credentials, held by tether and never by agents.", no_args_is_help=True)
+COLUMNS = ["project", "provider", "created_at", "updated_at"]
+
+
+def _read_secret() -> str:
+    if sys.stdin.isatty():
+        return str(typer.prompt("secret", hide_input=True))
+    return sys.stdin.readline().strip()
+
+
+@app.command("set")
+@reports_errors
+def set_(
+    ctx: typer.Context,
+    project: str,
+    provider: str = typer.Option("anthropic", "--provider"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Store PROJECT's upstream key, read from stdin (or a hidden prompt); never echoed."""
+    secret = _read_secret()
+    if not secret:
+        raise CliError("no secret given on stdin")
+    info = client(ctx).call("PUT", f"/projects/{project}/credentials/{provider}", {"secret": secret})
+    print_records(info, COLUMNS, as_json)
+
+
+@app.command("list")
+@reports_errors
+def list_(ctx: typer.Context, project: str, as_json: bool = JsonOption) -> None:
+    """List which upstream credentials PROJECT has."""
+    print_records(client(ctx).call("GET", f"/projects/{project}/credentials"), COLUMNS, as_json)

@@ -1,0 +1,68 @@
+"""The ``tether`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Optional
+
+import typer
+
+from tether import __version__
+from tether.cli import agents, audit, credentials, keys, projects, sessions, tokens
+from tether.cli.output import errors
+from tether.config import Settings
+from tether.errors import TetherError
+
+app = typer.Typer(
+    help="tether: identify, decide, record, budget and stop your AI agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(projects.app, name="projects")
+app.add_typer(agents.app, name="agents")
+app.add_typer(keys.app, name="keys")
+app.add_typer(credentials.app, name="credentials")
+app.add_typer(tokens.app, name="tokens")
+app.add_typer(sessions.app, name="sessions")
+app.add_typer(audit.app, name="audit")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    url: Optional[str] = typer.Option(None, "--url", envvar="TETHER_URL", help="tether's base URL."),  # noqa: UP045
+    token: Optional[str] = typer.Option(  # noqa: UP045
+        None, "--token", envvar="TETHER_ADMIN_TOKEN", help="Admin token.", show_envvar=True
+    ),
+) -> None:
+    ctx.obj = {"url": url, "token": token}
+
+
+@app.command("version")
+def version() -> None:
+    """Print tether's version."""
+    print(__version__)
+
+
+@app.command("up")
+def up(
+    host: Optional[str] = typer.Option(None, "--host", help="Default 127.0.0.1 (TETHER_HOST)."),  # noqa: UP045
+    port: Optional[int] = typer.Option(None, "--port", help="Default 8080 (TETHER_PORT)."),  # noqa: UP045
+) -> None:
+    """Start the control plane (embedded SQLite unless TETHER_DATABASE_URL is set)."""
+    from dataclasses import replace
+
+    from tether.cli.up import serve
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+        settings = replace(settings, host=host or settings.host, port=port or settings.port)
+        asyncio.run(serve(settings))
+    except TetherError as exc:
+        errors.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        errors.print(f"[red]error:[/red] cannot listen: {exc}", highlight=False)
+        raise typer.Exit(2) from None

@@ -1,0 +1,35 @@
+"""How the CLI prints: Rich tables for people, ``--json`` for scripts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["console", "print_json", "print_records", "print_table"]
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    console.print(table)
+
+
+def print_records(data: Any, columns: Sequence[str], as_json: bool, title: str | None = None) -> None:
+    if as_json:
+        print_json(data)
+    else:
+        print_table(data if isinstance(data, list) else [data], columns, title)

@@ -1,0 +1,67 @@
+"""``tether up``: run the control plane in the foreground until interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+from aiohttp import web
+from rich.console import Console
+
+from tether import __version__
+from tether.config import Settings
+from tether.runtime import Runtime
+from tether.server import build_app
+
+__all__ = ["serve"]
+
+console = Console(stderr=True, highlight=False)
+
+
+def _save_token(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
+
+
+def _announce(settings: Settings, runtime: Runtime) -> None:
+    url = f"http://{settings.host}:{settings.port}"
+    backend = "PostgreSQL" if runtime.db.is_postgres else "SQLite"
+    console.print(f"tether {__version__} listening on {url} ({backend})")
+    token_file = settings.data_dir / "admin.token"
+    if runtime.bootstrap_secret:
+        _save_token(token_file, runtime.bootstrap_secret)
+        console.print(f"admin token (shown once; saved to {token_file}, mode 0600):")
+        print(runtime.bootstrap_secret, flush=True)
+    elif token_file.exists():
+        console.print(f"admin token: in {token_file}")
+    console.print(
+        "next: tether projects create demo && tether agents create agent-01 --project demo\n"
+        "point an agent at it:\n"
+        f"  export ANTHROPIC_BASE_URL={url}\n"
+        "  export ANTHROPIC_API_KEY=<the agent's tth_ key>"
+    )
+
+
+async def serve(settings: Settings) -> None:
+    runtime = await Runtime.start(settings)
+    runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+        await site.start()
+        _announce(settings, runtime)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        console.print("tether: shutting down")
+    finally:
+        await runner.cleanup()
+        with contextlib.suppress(Exception):
+            await runtime.stop()

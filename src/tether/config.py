@@ -1,0 +1,66 @@
+"""Settings, read once from the environment at start-up into a frozen dataclass."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tether.errors import ConfigError
+
+__all__ = ["Settings"]
+
+DEFAULT_PORT = 8080
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+def _int_setting(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything tether reads from its environment; the hot path never re-reads it."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = Path.home() / ".tether"
+    database_url: str = ""
+    master_key: str | None = None
+    bootstrap_admin_token: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    change_poll_seconds: float = 0.25
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'tether.db'}"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("TETHER_DATA_DIR") or Path.home() / ".tether").expanduser()
+        url = env.get("TETHER_DATABASE_URL", "")
+        if url and not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ConfigError(
+                "TETHER_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return cls(
+            host=env.get("TETHER_HOST") or "127.0.0.1",
+            port=_int_setting(env, "TETHER_PORT", DEFAULT_PORT),
+            data_dir=data_dir,
+            database_url=url,
+            master_key=env.get("TETHER_MASTER_KEY") or None,
+            bootstrap_admin_token=env.get("TETHER_ADMIN_TOKEN") or None,
+            max_body_bytes=_int_setting(
+                env, "TETHER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1024
+            ),
+        )

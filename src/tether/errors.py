@@ -1,0 +1,104 @@
+"""One exception tree for tether: every error has a stable machine-readable ``code``.
+
+HTTP statuses are assigned here and nowhere else (``status_for``), so the admin API,
+the authorize endpoint and the gateways all answer the same code with the same status.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "STATUS_BY_CODE",
+    "AuthenticationFailed",
+    "BadRequest",
+    "Conflict",
+    "ConfigError",
+    "Forbidden",
+    "NotFound",
+    "PayloadTooLarge",
+    "StoreUnavailable",
+    "TetherError",
+    "status_for",
+]
+
+STATUS_BY_CODE: dict[str, int] = {
+    "invalid_json": 400,
+    "invalid_request": 400,
+    "missing_credentials": 401,
+    "invalid_key": 401,
+    "expired_key": 401,
+    "revoked_key": 401,
+    "invalid_admin_token": 401,
+    "forbidden": 403,
+    "agent_key_on_admin_api": 403,
+    "read_only_token": 403,
+    "agent_quarantined": 403,
+    "agent_revoked": 403,
+    "session_terminated": 403,
+    "session_paused": 403,
+    "session_not_owned": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "store_unavailable": 503,
+    "audit_unavailable": 503,
+    "internal_error": 500,
+}
+
+
+def status_for(code: str) -> int:
+    """The HTTP status for an error or deny code; unknown codes are client errors."""
+    return STATUS_BY_CODE.get(code, 400)
+
+
+class TetherError(Exception):
+    """Root of every error tether raises on purpose; ``message`` says what to fix."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    @property
+    def status(self) -> int:
+        return status_for(self.code)
+
+
+class BadRequest(TetherError):
+    code = "invalid_request"
+
+
+class PayloadTooLarge(TetherError):
+    code = "payload_too_large"
+
+
+class AuthenticationFailed(TetherError):
+    code = "invalid_key"
+
+
+class Forbidden(TetherError):
+    code = "forbidden"
+
+
+class NotFound(TetherError):
+    code = "not_found"
+
+
+class Conflict(TetherError):
+    code = "conflict"
+
+
+class StoreUnavailable(TetherError):
+    """The database could not answer; callers must fail closed."""
+
+    code = "store_unavailable"
+
+
+class ConfigError(TetherError):
+    """Configuration is invalid; raised at start-up, naming the setting to fix."""
+
+    code = "config_error"

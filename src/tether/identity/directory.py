@@ -1,0 +1,117 @@
+"""The in-memory directory of projects, agents, agent keys and admin tokens.
+
+Loaded at start-up and kept fresh by the change feed, so identifying a caller on the
+hot path is a dictionary lookup. A key this replica has not heard of yet is looked up
+in the store once, so a key issued on another replica works at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tether.errors import AuthenticationFailed
+from tether.identity.bearer import hash_secret
+from tether.store.admin_tokens import AdminTokenStore
+from tether.store.agents import AgentStore
+from tether.store.changes import Change
+from tether.store.clock import now_ms
+from tether.store.projects import ProjectStore
+from tether.store.records import AdminToken, Agent, AgentKey, Project
+
+__all__ = ["AgentIdentity", "Directory"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    agent: Agent
+    project: Project
+    key: AgentKey
+
+
+class Directory:
+    def __init__(self, projects: ProjectStore, agents: AgentStore, tokens: AdminTokenStore) -> None:
+        self._project_store = projects
+        self._agent_store = agents
+        self._token_store = tokens
+        self._projects: dict[str, Project] = {}
+        self._agents: dict[str, Agent] = {}
+        self._keys: dict[str, AgentKey] = {}
+        self._admin_tokens: dict[str, AdminToken] = {}
+
+    async def load(self) -> None:
+        self._projects = {p.id: p for p in await self._project_store.list()}
+        self._agents = {a.id: a for a in await self._agent_store.list()}
+        self._keys = {k.key_hash: k for k in await self._agent_store.live_keys()}
+        self._admin_tokens = {t.token_hash: t for t in await self._token_store.list()}
+
+    async def apply(self, change: Change) -> None:
+        if change.kind == "project":
+            await self._reload_project(change.ref)
+        elif change.kind == "agent":
+            await self._reload_agent(change.ref)
+        elif change.kind == "admin_token":
+            self._admin_tokens = {t.token_hash: t for t in await self._token_store.list()}
+
+    def project(self, project_id: str) -> Project | None:
+        return self._projects.get(project_id)
+
+    def agent(self, agent_id: str) -> Agent | None:
+        return self._agents.get(agent_id)
+
+    def is_agent_key(self, secret: str) -> bool:
+        return hash_secret(secret) in self._keys
+
+    async def identify_agent(self, secret: str) -> AgentIdentity:
+        """The agent behind a key; raises ``AuthenticationFailed`` naming why it is refused."""
+        key_hash = hash_secret(secret)
+        key = self._keys.get(key_hash)
+        if key is None:
+            key = await self._agent_store.key_by_hash(key_hash)
+            if key is None:
+                raise AuthenticationFailed("the agent key is not valid", code="invalid_key")
+            await self._reload_agent(key.agent_id)
+        if key.revoked_at is not None:
+            raise AuthenticationFailed("the agent key has been revoked", code="revoked_key")
+        if key.expires_at is not None and now_ms() >= key.expires_at:
+            raise AuthenticationFailed(
+                "the agent key has expired (it was rotated); use the agent's new key",
+                code="expired_key",
+            )
+        agent = self._agents.get(key.agent_id)
+        project = self._projects.get(agent.project_id) if agent else None
+        if agent is None or project is None:
+            raise AuthenticationFailed("the agent key is not valid", code="invalid_key")
+        return AgentIdentity(agent=agent, project=project, key=key)
+
+    async def identify_admin(self, secret: str) -> AdminToken | None:
+        key_hash = hash_secret(secret)
+        token = self._admin_tokens.get(key_hash)
+        if token is None:
+            token = await self._token_store.by_hash(key_hash)
+            if token is not None:
+                self._admin_tokens[key_hash] = token
+        if token is None or token.revoked_at is not None:
+            return None
+        return token
+
+    async def _reload_project(self, project_id: str) -> None:
+        project = await self._project_store.get(project_id)
+        if project is None:
+            self._projects.pop(project_id, None)
+        else:
+            self._projects[project_id] = project
+
+    async def _reload_agent(self, agent_id: str) -> None:
+        """Read first, then swap without awaiting, so no request sees a half-updated agent."""
+        agent = await self._agent_store.get(agent_id)
+        keys = await self._agent_store.keys(agent_id) if agent else []
+        if agent is not None and agent.project_id not in self._projects:
+            await self._reload_project(agent.project_id)
+        for key_hash in [h for h, k in self._keys.items() if k.agent_id == agent_id]:
+            del self._keys[key_hash]
+        if agent is None:
+            self._agents.pop(agent_id, None)
+            return
+        self._agents[agent_id] = agent
+        for key in keys:
+            self._keys[key.key_hash] = key

@@ -1,0 +1,70 @@
+"""The data that flows through the pipeline: what was asked, what stages found, what was decided."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.errors import status_for
+from tether.identity.directory import AgentIdentity
+from tether.store.records import SessionRecord
+
+__all__ = ["Action", "Context", "Decision", "Deny", "Pending", "Verdict"]
+
+
+@dataclass(slots=True)
+class Action:
+    """What an agent wants to do, as a front door understood it from its protocol."""
+
+    source: str
+    credential: str | None
+    action: str
+    resource: str
+    session_id: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Context:
+    """What stages learned on the way; later stages read what earlier ones set."""
+
+    identity: AgentIdentity | None = None
+    session: SessionRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deny:
+    code: str
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    approval_id: str
+    reason: str
+
+
+Verdict = Deny | Pending
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The pipeline's answer; ``event_id`` names the durable audit event that records it."""
+
+    result: str
+    reason: str
+    event_id: str
+    code: str | None = None
+    session_id: str | None = None
+    agent_name: str | None = None
+    project_name: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def allowed(self) -> bool:
+        return self.result == "allow"
+
+    @property
+    def status(self) -> int:
+        return status_for(self.code) if self.result == "deny" and self.code else 200

@@ -1,0 +1,1 @@
+"""The pipeline's stages, one per module; their order lives in ``default_stages``."""

@@ -1,0 +1,32 @@
+"""Stage 2: which session. Creates it on first sight; refuses paused, terminated, foreign ones."""
+
+from __future__ import annotations
+
+from tether.pipeline.action import Action, Context, Deny, Verdict
+from tether.sessions.registry import SessionRegistry, new_session_id
+from tether.store.records import SessionState
+
+__all__ = ["OpenSession"]
+
+
+class OpenSession:
+    def __init__(self, registry: SessionRegistry) -> None:
+        self._registry = registry
+
+    async def check(self, action: Action, ctx: Context) -> Verdict | None:
+        identity = ctx.identity
+        assert identity is not None, "OpenSession runs after IdentifyAgent"
+        session_id = action.session_id or new_session_id()
+        session = await self._registry.open(session_id, identity.agent.id, identity.project.id)
+        if session.agent_id != identity.agent.id:
+            return Deny(
+                "session_not_owned",
+                f"session {session_id} belongs to another agent; start a new session id",
+            )
+        ctx.session = session
+        self._registry.note_activity(session.id)
+        if session.state is SessionState.TERMINATED:
+            return Deny("session_terminated", f"session {session_id} has been terminated")
+        if session.state is SessionState.PAUSED:
+            return Deny("session_paused", f"session {session_id} is paused")
+        return None

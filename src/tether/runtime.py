@@ -1,0 +1,120 @@
+"""Everything one tether process holds, built once at start-up and torn down at exit."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.engine import make_url
+
+from tether.audit.log import AuditLog
+from tether.config import Settings
+from tether.errors import ConfigError
+from tether.identity.bearer import hash_secret
+from tether.identity.directory import Directory
+from tether.pipeline import Pipeline
+from tether.pipeline.stages.defaults import default_stages
+from tether.sessions.registry import SessionRegistry
+from tether.store.admin_tokens import AdminTokenStore
+from tether.store.agents import AgentStore
+from tether.store.audit import AuditStore
+from tether.store.change_feed import ChangeFeed
+from tether.store.credentials import CredentialStore
+from tether.store.database import Database
+from tether.store.migrate import upgrade
+from tether.store.projects import ProjectStore
+from tether.store.records import Role
+from tether.store.sessions import SessionStore
+from tether.vault.master_key import load_master_key
+from tether.vault.sealed_box import SealedBox
+
+__all__ = ["BOOTSTRAP_TOKEN_NAME", "Runtime"]
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_TOKEN_NAME = "bootstrap"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    projects: ProjectStore
+    agents: AgentStore
+    admin_tokens: AdminTokenStore
+    credentials: CredentialStore
+    session_store: SessionStore
+    audit_store: AuditStore
+    directory: Directory
+    sessions: SessionRegistry
+    audit: AuditLog
+    feed: ChangeFeed
+    pipeline: Pipeline
+    bootstrap_secret: str | None = None
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Runtime:
+        """Migrate, load caches, start background writers; the result serves requests."""
+        master_key = load_master_key(settings.master_key, settings.data_dir / "master.key")
+        db = Database(settings.resolved_database_url)
+        try:
+            await upgrade(db)
+        except Exception as exc:
+            await db.dispose()
+            raise ConfigError(
+                f"cannot open the database at {_redacted(settings.resolved_database_url)}: {exc}"
+            ) from exc
+        projects, agents, tokens = ProjectStore(db), AgentStore(db), AdminTokenStore(db)
+        session_store, audit_store = SessionStore(db), AuditStore(db)
+        directory = Directory(projects, agents, tokens)
+        sessions = SessionRegistry(session_store)
+        audit = AuditLog(audit_store)
+        feed = ChangeFeed(db, settings.change_poll_seconds)
+        runtime = cls(
+            settings=settings,
+            db=db,
+            projects=projects,
+            agents=agents,
+            admin_tokens=tokens,
+            credentials=CredentialStore(db, SealedBox(master_key)),
+            session_store=session_store,
+            audit_store=audit_store,
+            directory=directory,
+            sessions=sessions,
+            audit=audit,
+            feed=feed,
+            pipeline=Pipeline(default_stages(directory, sessions), audit),
+        )
+        runtime.bootstrap_secret = await runtime._ensure_admin_token()
+        await directory.load()
+        feed.subscribe(directory.apply)
+        feed.subscribe(sessions.apply)
+        await feed.start()
+        audit.start()
+        sessions.start()
+        return runtime
+
+    async def stop(self) -> None:
+        await self.feed.stop()
+        await self.sessions.stop()
+        await self.audit.stop()
+        await self.db.dispose()
+
+    async def _ensure_admin_token(self) -> str | None:
+        """Create the first admin token; returns its secret only when newly created here."""
+        wanted = self.settings.bootstrap_admin_token
+        existing = await self.admin_tokens.list()
+        if wanted:
+            if any(t.token_hash == hash_secret(wanted) for t in existing):
+                return None
+            name = BOOTSTRAP_TOKEN_NAME if not existing else f"env-{len(existing)}"
+            await self.admin_tokens.create(name, Role.ADMIN, secret=wanted)
+            return None
+        if existing:
+            return None
+        _, secret = await self.admin_tokens.create(BOOTSTRAP_TOKEN_NAME, Role.ADMIN)
+        return secret
+
+
+def _redacted(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,45 @@
+"""The tether HTTP server: front doors and the admin API on one aiohttp application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from tether import __version__
+from tether.admin.app import mount_admin
+from tether.config import Settings
+from tether.gateway.authorize import add_authorize_routes
+from tether.runtime import Runtime
+from tether.web.errors import error_middleware
+
+__all__ = ["build_app", "RUNTIME_KEY"]
+
+RUNTIME_KEY = web.AppKey("tether_runtime", Runtime)
+
+
+async def _health(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "version": __version__})
+
+
+def build_app(runtime: Runtime) -> web.Application:
+    """An application serving an already started runtime (the caller stops it)."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=runtime.settings.max_body_bytes)
+    app[RUNTIME_KEY] = runtime
+    app.router.add_get("/healthz", _health)
+    add_authorize_routes(app, runtime.pipeline, runtime.settings.max_body_bytes)
+    mount_admin(app, runtime, __version__)
+    return app
+
+
+async def serving_app(settings: Settings) -> web.Application:
+    """An application that starts its runtime on start-up and stops it on clean-up."""
+    runtime = await Runtime.start(settings)
+    app = build_app(runtime)
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        yield
+        await runtime.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

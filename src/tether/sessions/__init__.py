@@ -1,0 +1,1 @@
+"""Agent sessions: lookup on the hot path, state changes from any replica."""

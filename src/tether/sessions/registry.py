@@ -1,0 +1,94 @@
+"""Sessions as the hot path sees them: cached in memory, created on first sight.
+
+Activity counters are batched and flushed about once a second; they are bookkeeping,
+while the decisions themselves are durable in the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import OrderedDict
+
+from tether.errors import TetherError
+from tether.store.changes import Change
+from tether.store.clock import now_ms
+from tether.store.records import SessionRecord
+from tether.store.sessions import SessionStore
+
+__all__ = ["SessionRegistry", "new_session_id"]
+
+log = logging.getLogger(__name__)
+
+CACHE_SIZE = 100_000
+FLUSH_SECONDS = 1.0
+
+
+def new_session_id() -> str:
+    return str(uuid.uuid4())
+
+
+class SessionRegistry:
+    def __init__(self, store: SessionStore) -> None:
+        self._store = store
+        self._cache: OrderedDict[str, SessionRecord] = OrderedDict()
+        self._activity: dict[str, tuple[int, int]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def open(self, session_id: str, agent_id: str, project_id: str) -> SessionRecord:
+        """The session, created for this agent if it does not exist yet."""
+        session = self._cache.get(session_id)
+        if session is None:
+            session = await self._store.get_or_create(session_id, agent_id, project_id)
+            self._remember(session)
+        else:
+            self._cache.move_to_end(session_id)
+        return session
+
+    def note_activity(self, session_id: str) -> None:
+        _, count = self._activity.get(session_id, (0, 0))
+        self._activity[session_id] = (now_ms(), count + 1)
+
+    async def apply(self, change: Change) -> None:
+        if change.kind == "session" and change.ref in self._cache:
+            session = await self._store.get(change.ref)
+            if session is None:
+                self._cache.pop(change.ref, None)
+            else:
+                self._cache[change.ref] = session
+
+    def start(self) -> None:
+        self._flusher = asyncio.create_task(self._flush_forever(), name="session-activity")
+
+    async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        with contextlib.suppress(TetherError):
+            await self.flush()
+
+    async def flush(self) -> None:
+        activity, self._activity = self._activity, {}
+        try:
+            await self._store.record_activity(activity)
+        except TetherError:
+            for session_id, (ts, count) in activity.items():
+                newer_ts, newer_count = self._activity.get(session_id, (0, 0))
+                self._activity[session_id] = (max(ts, newer_ts), count + newer_count)
+            raise
+
+    def _remember(self, session: SessionRecord) -> None:
+        self._cache[session.id] = session
+        if len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            try:
+                await self.flush()
+            except TetherError as exc:
+                log.warning("session activity not saved yet: %s", exc.message)

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy Core tables on SQLite (embedded) or PostgreSQL (production)."""

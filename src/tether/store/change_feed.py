@@ -1,0 +1,118 @@
+"""Delivers the change log to in-memory caches in this process, from any replica.
+
+PostgreSQL wakes the feed with LISTEN/NOTIFY; a short poll runs on both backends as
+well, so a dropped listener or SQLite shared by several processes still converges
+within ``poll_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from tether.errors import TetherError
+from tether.store.changes import CHANNEL, Change, latest_change_id, prune_changes, read_changes
+from tether.store.clock import now_ms
+from tether.store.database import Database
+
+__all__ = ["ChangeFeed", "ChangeHandler"]
+
+log = logging.getLogger(__name__)
+
+ChangeHandler = Callable[[Change], Awaitable[None]]
+
+REREAD_WINDOW_MS = 5_000
+RETENTION_MS = 3_600_000
+
+
+class ChangeFeed:
+    def __init__(self, db: Database, poll_seconds: float = 0.25) -> None:
+        self._db = db
+        self._poll_seconds = poll_seconds
+        self._handlers: list[ChangeHandler] = []
+        self._last_id = 0
+        self._applied: dict[int, int] = {}
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listener: Any = None
+
+    def subscribe(self, handler: ChangeHandler) -> None:
+        self._handlers.append(handler)
+
+    async def start(self) -> None:
+        """Skip history (caches load fresh at start-up), then follow new changes."""
+        async with self._db.read() as conn:
+            self._last_id = await latest_change_id(conn)
+        self._tasks.append(asyncio.create_task(self._follow(), name="change-feed"))
+        if self._db.is_postgres:
+            self._tasks.append(asyncio.create_task(self._listen(), name="change-listener"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def catch_up(self) -> None:
+        """Apply every change committed so far; writers call it to see their own changes."""
+        async with self._lock:
+            async with self._db.read() as conn:
+                changes = await read_changes(conn, self._last_id, now_ms() - REREAD_WINDOW_MS)
+            for change in changes:
+                if change.id in self._applied:
+                    continue
+                for handler in self._handlers:
+                    await handler(change)
+                self._applied[change.id] = now_ms()
+                self._last_id = max(self._last_id, change.id)
+            horizon = now_ms() - 2 * REREAD_WINDOW_MS
+            self._applied = {cid: ts for cid, ts in self._applied.items() if ts > horizon}
+
+    async def _follow(self) -> None:
+        last_prune = now_ms()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+            self._wake.clear()
+            try:
+                await self.catch_up()
+                if now_ms() - last_prune > RETENTION_MS / 4:
+                    async with self._db.write() as conn:
+                        await prune_changes(conn, now_ms() - RETENTION_MS)
+                    last_prune = now_ms()
+            except TetherError as exc:
+                log.warning("change feed paused: %s", exc.message)
+            except Exception:
+                log.exception("change feed failed to apply a change")
+
+    async def _listen(self) -> None:
+        dsn = make_url(self._db.url).set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        while True:
+            try:
+                connection = await asyncpg.connect(dsn, timeout=3)
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                await asyncio.sleep(1)
+                continue
+            lost = asyncio.Event()
+            connection.add_termination_listener(lambda _conn: lost.set())
+            try:
+                await connection.add_listener(CHANNEL, lambda *_args: self._wake.set())
+                self._wake.set()
+                await lost.wait()
+            except (OSError, asyncpg.PostgresError):
+                pass
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.close(timeout=1)
+            await asyncio.sleep(0.5)

@@ -1,0 +1,59 @@
+"""The change log: every write that a cache depends on leaves a row here.
+
+Replicas read the log after a PostgreSQL NOTIFY (or by polling on SQLite), so kill,
+revoke and policy changes reach every process; the log, not the notification, is the
+source of truth, so a missed notification delays a change but never loses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, insert, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tether.store.clock import now_ms
+from tether.store.schema import change_log
+
+__all__ = ["CHANNEL", "Change", "latest_change_id", "prune_changes", "read_changes", "record_change"]
+
+CHANNEL = "tether_changes"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    id: int
+    kind: str
+    ref: str
+
+
+async def record_change(conn: AsyncConnection, kind: str, ref: str) -> None:
+    """Call inside the writing transaction: the change is visible exactly when the write is."""
+    await conn.execute(insert(change_log).values(kind=kind, ref=ref, created_at=now_ms()))
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text(f"NOTIFY {CHANNEL}"))
+
+
+async def read_changes(
+    conn: AsyncConnection, after_id: int, since_ms: int, limit: int = 1000
+) -> list[Change]:
+    """Changes past ``after_id`` plus every change newer than ``since_ms``.
+
+    PostgreSQL sequences can commit out of order, so a reader re-reads a short recent
+    window and skips the ids it has already applied.
+    """
+    rows = await conn.execute(
+        select(change_log.c.id, change_log.c.kind, change_log.c.ref)
+        .where(or_(change_log.c.id > after_id, change_log.c.created_at > since_ms))
+        .order_by(change_log.c.id)
+        .limit(limit)
+    )
+    return [Change(r.id, r.kind, r.ref) for r in rows]
+
+
+async def latest_change_id(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.coalesce(func.max(change_log.c.id), 0)))).scalar_one())
+
+
+async def prune_changes(conn: AsyncConnection, older_than_ms: int) -> None:
+    await conn.execute(delete(change_log).where(change_log.c.created_at < older_than_ms))

@@ -1,0 +1,96 @@
+"""The async engine and the one place where database errors become tether errors.
+
+Every store call goes through ``Database.read()`` / ``Database.write()``: a lost or
+refused connection becomes ``StoreUnavailable`` (callers fail closed, 503) and a
+uniqueness violation becomes ``Conflict`` (409).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from tether.errors import Conflict, StoreUnavailable
+
+__all__ = ["Database"]
+
+CONNECT_TIMEOUT_SECONDS = 3
+COMMAND_TIMEOUT_SECONDS = 10
+
+
+def _enable_sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Database:
+    """Owns the engine; ``is_postgres`` lets the change feed pick LISTEN/NOTIFY."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = make_url(url)
+        self.is_postgres = parsed.get_backend_name() == "postgresql"
+        if self.is_postgres:
+            self.engine: AsyncEngine = create_async_engine(
+                url,
+                pool_size=10,
+                max_overflow=10,
+                pool_timeout=CONNECT_TIMEOUT_SECONDS,
+                connect_args={
+                    "timeout": CONNECT_TIMEOUT_SECONDS,
+                    "command_timeout": COMMAND_TIMEOUT_SECONDS,
+                },
+            )
+        else:
+            if parsed.database and parsed.database != ":memory:":
+                from pathlib import Path
+
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_async_engine(url, connect_args={"timeout": 5})
+            event.listen(self.engine.sync_engine, "connect", _enable_sqlite_wal)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._translated(), self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction, committed when the block exits without error."""
+        async with self._translated(), self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _translated(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except IntegrityError as exc:
+            raise Conflict(f"this would duplicate an existing record ({_first_line(exc)})") from exc
+        except (OperationalError, InterfaceError) as exc:
+            raise StoreUnavailable(f"the database is unreachable: {_first_line(exc)}") from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise StoreUnavailable("the database connection was lost") from exc
+            raise
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise StoreUnavailable(f"the database is unreachable: {exc!r}") from exc
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0][:200] if text else type(orig).__name__

@@ -1,0 +1,63 @@
+"""Projects: the unit that owns agents, upstream credentials and (later) budgets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from tether.errors import Conflict, NotFound
+from tether.store.changes import record_change
+from tether.store.clock import new_id, now_ms
+from tether.store.database import Database
+from tether.store.records import Project
+from tether.store.schema import projects
+
+__all__ = ["ProjectStore"]
+
+
+def _project(row: Any) -> Project:
+    return Project(id=row.id, name=row.name, paused=bool(row.paused), created_at=row.created_at)
+
+
+class ProjectStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, name: str) -> Project:
+        project = Project(id=new_id(), name=name, paused=False, created_at=now_ms())
+        try:
+            async with self._db.write() as conn:
+                await conn.execute(
+                    insert(projects).values(
+                        id=project.id, name=name, paused=False, created_at=project.created_at
+                    )
+                )
+                await record_change(conn, "project", project.id)
+        except Conflict:
+            raise Conflict(f"a project named {name!r} already exists; pick another name") from None
+        return project
+
+    async def get(self, project_id: str) -> Project | None:
+        async with self._db.read() as conn:
+            row = (await conn.execute(select(projects).where(projects.c.id == project_id))).first()
+        return _project(row) if row else None
+
+    async def by_name(self, name: str) -> Project:
+        async with self._db.read() as conn:
+            row = (await conn.execute(select(projects).where(projects.c.name == name))).first()
+        if row is None:
+            raise NotFound(f"no project named {name!r}")
+        return _project(row)
+
+    async def list(self) -> list[Project]:
+        async with self._db.read() as conn:
+            rows = await conn.execute(select(projects).order_by(projects.c.name))
+        return [_project(r) for r in rows]
+
+    async def set_paused(self, project_id: str, paused: bool) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(projects).where(projects.c.id == project_id).values(paused=paused)
+            )
+            await record_change(conn, "project", project_id)

@@ -1,0 +1,103 @@
+"""What the store hands out: plain frozen dataclasses, no ORM objects beyond this package."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "AdminToken",
+    "Agent",
+    "AgentKey",
+    "AgentState",
+    "CredentialInfo",
+    "Project",
+    "Role",
+    "SessionRecord",
+    "SessionState",
+]
+
+
+class AgentState(StrEnum):
+    ACTIVE = "active"
+    QUARANTINED = "quarantined"
+    REVOKED = "revoked"
+
+
+class SessionState(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    TERMINATED = "terminated"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    VIEWER = "viewer"
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: str
+    name: str
+    paused: bool
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: str
+    name: str
+    project_id: str
+    state: AgentState
+    description: str
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentKey:
+    id: str
+    agent_id: str
+    key_hash: str
+    prefix: str
+    created_at: int
+    expires_at: int | None
+    revoked_at: int | None
+
+    def usable_at(self, ms: int) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or ms < self.expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class AdminToken:
+    id: str
+    name: str
+    token_hash: str
+    prefix: str
+    role: Role
+    created_at: int
+    revoked_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialInfo:
+    """What may be shown about an upstream credential: never the secret itself."""
+
+    project_id: str
+    provider: str
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: str
+    agent_id: str
+    project_id: str
+    state: SessionState
+    created_at: int
+    last_activity_at: int
+    request_count: int
+
+

@@ -1,0 +1,140 @@
+"""The tables. Timestamps are UTC epoch milliseconds (BigInteger) on both backends."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "admin_tokens",
+    "agent_keys",
+    "agents",
+    "audit_events",
+    "change_log",
+    "credentials",
+    "metadata",
+    "projects",
+    "sessions",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("project_id", String(32), ForeignKey("projects.id"), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+agent_keys = Table(
+    "agent_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("agent_id", String(32), ForeignKey("agents.id"), nullable=False, index=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+admin_tokens = Table(
+    "admin_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project_id", String(32), ForeignKey("projects.id"), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "provider", name="uq_credentials_project_provider"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("agent_id", String(32), ForeignKey("agents.id"), nullable=False, index=True),
+    Column("project_id", String(32), ForeignKey("projects.id"), nullable=False, index=True),
+    Column("state", String(24), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_activity_at", BigInteger, nullable=False),
+    Column("request_count", Integer, nullable=False, default=0),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("project_id", String(32), nullable=True),
+    Column("agent_id", String(32), nullable=True),
+    Column("agent_name", String(64), nullable=True),
+    Column("session_id", String(128), nullable=True),
+    Column("actor", String(96), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("action", String(128), nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("result", String(16), nullable=False),
+    Column("code", String(64), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("attributes", Text, nullable=False),
+    Index("ix_audit_events_agent_ts", "agent_id", "ts"),
+    Index("ix_audit_events_session_ts", "session_id", "ts"),
+    Index("ix_audit_events_project_ts", "project_id", "ts"),
+    Index("ix_audit_events_ts", "ts"),
+)
+
+change_log = Table(
+    "change_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("ref", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

@@ -1,0 +1,110 @@
+"""Agent sessions: created on first sight, owned by one agent for life."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tether.errors import Conflict
+from tether.store.changes import record_change
+from tether.store.clock import now_ms
+from tether.store.database import Database
+from tether.store.records import SessionRecord, SessionState
+from tether.store.schema import sessions
+
+__all__ = ["SessionStore"]
+
+
+def _session(row: Any) -> SessionRecord:
+    return SessionRecord(
+        id=row.id,
+        agent_id=row.agent_id,
+        project_id=row.project_id,
+        state=SessionState(row.state),
+        created_at=row.created_at,
+        last_activity_at=row.last_activity_at,
+        request_count=row.request_count,
+    )
+
+
+async def _select(conn: AsyncConnection, session_id: str) -> SessionRecord | None:
+    row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
+    return _session(row) if row else None
+
+
+class SessionStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        async with self._db.read() as conn:
+            return await _select(conn, session_id)
+
+    async def get_or_create(self, session_id: str, agent_id: str, project_id: str) -> SessionRecord:
+        """The session with this id, created for this agent if new (safe under races)."""
+        existing = await self.get(session_id)
+        if existing is not None:
+            return existing
+        ts = now_ms()
+        try:
+            async with self._db.write() as conn:
+                await conn.execute(
+                    insert(sessions).values(
+                        id=session_id,
+                        agent_id=agent_id,
+                        project_id=project_id,
+                        state=SessionState.ACTIVE.value,
+                        created_at=ts,
+                        last_activity_at=ts,
+                        request_count=0,
+                    )
+                )
+        except Conflict:
+            pass
+        created = await self.get(session_id)
+        assert created is not None
+        return created
+
+    async def list(
+        self,
+        project_id: str | None = None,
+        agent_id: str | None = None,
+        state: SessionState | None = None,
+        limit: int = 200,
+    ) -> list[SessionRecord]:
+        query = select(sessions).order_by(sessions.c.last_activity_at.desc()).limit(limit)
+        if project_id:
+            query = query.where(sessions.c.project_id == project_id)
+        if agent_id:
+            query = query.where(sessions.c.agent_id == agent_id)
+        if state:
+            query = query.where(sessions.c.state == state.value)
+        async with self._db.read() as conn:
+            return [_session(r) for r in await conn.execute(query)]
+
+    async def set_state(self, session_id: str, state: SessionState) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(sessions).where(sessions.c.id == session_id).values(state=state.value)
+            )
+            await record_change(conn, "session", session_id)
+
+    async def record_activity(self, activity: dict[str, tuple[int, int]]) -> None:
+        """Apply batched counters: ``{session_id: (last_activity_ms, requests_since_last)}``."""
+        if not activity:
+            return
+        async with self._db.write() as conn:
+            for session_id, (last_ms, count) in activity.items():
+                await conn.execute(
+                    update(sessions)
+                    .where(sessions.c.id == session_id)
+                    .values(
+                        request_count=sessions.c.request_count + count,
+                        last_activity_at=case(
+                            (sessions.c.last_activity_at < last_ms, last_ms),
+                            else_=sessions.c.last_activity_at,
+                        ),
+                    )
+                )

@@ -1,0 +1,1 @@
+"""Secrets at rest: the master key and authenticated encryption of upstream credentials."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every front door and the admin API."""

@@ -1,0 +1,59 @@
+"""Reading request bodies: size-limited, JSON-parsed, validated, with errors that say what to fix."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from tether.errors import BadRequest, PayloadTooLarge
+
+__all__ = ["describe_validation_error", "read_json", "read_limited", "read_model", "validate"]
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+async def read_json(request: web.Request, limit: int) -> Any:
+    body = await read_limited(request, limit)
+    if not body:
+        raise BadRequest("the body is empty; send a JSON object", code="invalid_json")
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The whole body, refusing to buffer more than ``limit`` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def validate(model: type[Model], data: Any) -> Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(f"invalid request: {describe_validation_error(exc)}") from None
+
+
+async def read_model(request: web.Request, model: type[Model], limit: int) -> Model:
+    return validate(model, await read_json(request, limit))

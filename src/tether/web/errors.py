@@ -1,0 +1,64 @@
+"""The one place where exceptions become HTTP responses.
+
+A ``TetherError`` answers its code's status with ``{"error": {"code", "message"}}``;
+anything unexpected answers a bare 500 and is logged server-side, never echoed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from tether.errors import TetherError, status_for
+
+__all__ = ["ErrorRenderer", "error_middleware", "json_error", "set_error_renderer"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorRenderer = Callable[[str, str], dict[str, Any]]
+
+_RENDERER_KEY = "tether_error_renderers"
+
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def default_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def set_error_renderer(app: web.Application, path_prefix: str, renderer: ErrorRenderer) -> None:
+    """A front door whose protocol has its own error shape registers it for its paths."""
+    app.setdefault(_RENDERER_KEY, []).append((path_prefix, renderer))
+
+
+def json_error(request: web.Request, code: str, message: str) -> web.Response:
+    renderer: ErrorRenderer = default_body
+    for prefix, candidate in request.app.get(_RENDERER_KEY, []):
+        if request.path.startswith(prefix):
+            renderer = candidate
+            break
+    return web.json_response(renderer(code, message), status=status_for(code))
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except TetherError as exc:
+        return json_error(request, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = HTTP_CODES.get(exc.status, "invalid_request")
+        message = {
+            "not_found": f"no route for {request.method} {request.path}",
+            "method_not_allowed": f"{request.method} is not allowed on {request.path}",
+        }.get(code, exc.reason)
+        return json_error(request, code, message)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(request, "internal_error", "tether hit an internal error; see its log")
