@@ -103,7 +103,7 @@ class Runtime:
     async def _ensure_admin_token(self) -> str | None:
         """Create the first admin token; returns its secret only when newly created here."""
         wanted = self.settings.bootstrap_admin_token
-        existing = await self.admin_tokens.list()
+        existing = await self.admin_tokens.all()
         if wanted:
             if any(t.token_hash == hash_secret(wanted) for t in existing):
                 return None

@@ -13,7 +13,7 @@ from tether.gateway.authorize import add_authorize_routes
 from tether.runtime import Runtime
 from tether.web.errors import error_middleware
 
-__all__ = ["build_app", "RUNTIME_KEY"]
+__all__ = ["RUNTIME_KEY", "build_app"]
 
 RUNTIME_KEY = web.AppKey("tether_runtime", Runtime)
 
@@ -24,7 +24,9 @@ async def _health(_request: web.Request) -> web.Response:
 
 def build_app(runtime: Runtime) -> web.Application:
     """An application serving an already started runtime (the caller stops it)."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=runtime.settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=runtime.settings.max_body_bytes
+    )
     app[RUNTIME_KEY] = runtime
     app.router.add_get("/healthz", _health)
     add_authorize_routes(app, runtime.pipeline, runtime.settings.max_body_bytes)

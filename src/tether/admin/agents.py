@@ -29,9 +29,14 @@ async def _out(runtime: Runtime, agent: Agent) -> AgentOut:
     return AgentOut.of(agent, project.name if project else agent.project_id)
 
 
-@routes.route("POST", "/agents", "agents.create",
-              "Create an agent in a project; its key is in the response, once",
-              body=AgentCreate, response=AgentCreated)
+@routes.route(
+    "POST",
+    "/agents",
+    "agents.create",
+    "Create an agent in a project; its key is in the response, once",
+    body=AgentCreate,
+    response=AgentCreated,
+)
 async def create_agent(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     payload = await read_model(request, AgentCreate, runtime.settings.max_body_bytes)
@@ -43,13 +48,19 @@ async def create_agent(request: web.Request) -> web.Response:
     return model_response(body, status=201)
 
 
-@routes.route("GET", "/agents", "agents.list", "List agents (optionally ?project=NAME)",
-              response=AgentOut, many=True)
+@routes.route(
+    "GET",
+    "/agents",
+    "agents.list",
+    "List agents (optionally ?project=NAME)",
+    response=AgentOut,
+    many=True,
+)
 async def list_agents(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     project_name = request.query.get("project")
     project_id = (await runtime.projects.by_name(project_name)).id if project_name else None
-    agents = await runtime.agents.list(project_id)
+    agents = await runtime.agents.all(project_id)
     return model_list_response([await _out(runtime, a) for a in agents])
 
 
@@ -60,41 +71,65 @@ async def show_agent(request: web.Request) -> web.Response:
     return model_response(await _out(runtime, agent))
 
 
-async def _transition(request: web.Request, target: AgentState, allowed_from: set[AgentState]) -> web.Response:
+async def _transition(
+    request: web.Request, target: AgentState, allowed_from: set[AgentState]
+) -> web.Response:
     runtime = runtime_of(request)
     agent = await runtime.agents.by_name(request.match_info["agent"])
     if agent.state is AgentState.REVOKED and target is not AgentState.REVOKED:
         raise Conflict(f"agent {agent.name!r} is revoked; revocation is final, create a new agent")
     if agent.state not in allowed_from and agent.state is not target:
-        raise Conflict(f"agent {agent.name!r} is {agent.state.value}; cannot make it {target.value}")
+        raise Conflict(
+            f"agent {agent.name!r} is {agent.state.value}; cannot make it {target.value}"
+        )
     await runtime.agents.set_state(agent.id, target)
     updated = await runtime.agents.by_name(agent.name)
     return model_response(await _out(runtime, updated))
 
 
-@routes.route("POST", "/agents/{agent}/quarantine", "agents.quarantine",
-              "Quarantine an agent: every action it attempts is denied", response=AgentOut)
+@routes.route(
+    "POST",
+    "/agents/{agent}/quarantine",
+    "agents.quarantine",
+    "Quarantine an agent: every action it attempts is denied",
+    response=AgentOut,
+)
 async def quarantine_agent(request: web.Request) -> web.Response:
     return await _transition(request, AgentState.QUARANTINED, {AgentState.ACTIVE})
 
 
-@routes.route("POST", "/agents/{agent}/release", "agents.release",
-              "Release a quarantined agent", response=AgentOut)
+@routes.route(
+    "POST",
+    "/agents/{agent}/release",
+    "agents.release",
+    "Release a quarantined agent",
+    response=AgentOut,
+)
 async def release_agent(request: web.Request) -> web.Response:
     return await _transition(request, AgentState.ACTIVE, {AgentState.QUARANTINED})
 
 
-@routes.route("POST", "/agents/{agent}/revoke", "agents.revoke",
-              "Revoke an agent and all its keys, for good", response=AgentOut)
+@routes.route(
+    "POST",
+    "/agents/{agent}/revoke",
+    "agents.revoke",
+    "Revoke an agent and all its keys, for good",
+    response=AgentOut,
+)
 async def revoke_agent(request: web.Request) -> web.Response:
     return await _transition(
         request, AgentState.REVOKED, {AgentState.ACTIVE, AgentState.QUARANTINED}
     )
 
 
-@routes.route("POST", "/agents/{agent}/keys/rotate", "keys.rotate",
-              "Issue a new key; current keys keep working for grace_seconds",
-              body=RotateKey, response=IssuedKeyOut)
+@routes.route(
+    "POST",
+    "/agents/{agent}/keys/rotate",
+    "keys.rotate",
+    "Issue a new key; current keys keep working for grace_seconds",
+    body=RotateKey,
+    response=IssuedKeyOut,
+)
 async def rotate_key(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     agent = await runtime.agents.by_name(request.match_info["agent"])
@@ -115,11 +150,15 @@ async def rotate_key(request: web.Request) -> web.Response:
     return model_response(body, status=201)
 
 
-@routes.route("GET", "/agents/{agent}/keys", "keys.list",
-              "List an agent's keys (prefixes and dates only)", response=KeyOut, many=True)
+@routes.route(
+    "GET",
+    "/agents/{agent}/keys",
+    "keys.list",
+    "List an agent's keys (prefixes and dates only)",
+    response=KeyOut,
+    many=True,
+)
 async def list_keys(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     agent = await runtime.agents.by_name(request.match_info["agent"])
     return model_list_response([KeyOut.of(k) for k in await runtime.agents.keys(agent.id)])
-
-

@@ -10,7 +10,7 @@ from tether.store.records import AdminToken
 __all__ = ["ADMIN_TOKEN", "RUNTIME", "caller_of", "runtime_of"]
 
 RUNTIME = web.AppKey("runtime", Runtime)
-ADMIN_TOKEN = "tether_admin_token"
+ADMIN_TOKEN = web.RequestKey("admin_token", AdminToken)
 
 
 def runtime_of(request: web.Request) -> Runtime:

@@ -23,7 +23,9 @@ def _time_ms(name: str, value: str | None) -> int | None:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRequest(f"{name}={value!r} is not an ISO 8601 time (e.g. 2026-11-25T14:00:00Z)") from None
+        raise BadRequest(
+            f"{name}={value!r} is not an ISO 8601 time (e.g. 2026-11-25T14:00:00Z)"
+        ) from None
     if moment.tzinfo is None:
         raise BadRequest(f"{name}={value!r} has no time zone; add Z or an offset")
     return int(moment.timestamp() * 1000)
@@ -37,14 +39,21 @@ def _limit(value: str | None) -> int:
     return int(value)
 
 
-@routes.route("GET", "/audit", "audit.query",
-              "Audit events in time order (?agent=, ?session=, ?project=, ?since=, ?until=, ?action=, ?limit=)",
-              response=AuditEventOut, many=True)
+@routes.route(
+    "GET",
+    "/audit",
+    "audit.query",
+    "Audit events in time order, filtered by agent, session, project, since/until, action",
+    response=AuditEventOut,
+    many=True,
+)
 async def query_audit(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     query = request.query
     agent_id = (await runtime.agents.by_name(query["agent"])).id if "agent" in query else None
-    project_id = (await runtime.projects.by_name(query["project"])).id if "project" in query else None
+    project_id = (
+        (await runtime.projects.by_name(query["project"])).id if "project" in query else None
+    )
     rows = await runtime.audit_store.query(
         agent_id=agent_id,
         project_id=project_id,

@@ -14,8 +14,14 @@ from tether.web.bodies import read_model
 PROVIDERS = frozenset({"anthropic", "aws"})
 
 
-@routes.route("POST", "/projects", "projects.create", "Create a project",
-              body=ProjectCreate, response=ProjectOut)
+@routes.route(
+    "POST",
+    "/projects",
+    "projects.create",
+    "Create a project",
+    body=ProjectCreate,
+    response=ProjectOut,
+)
 async def create_project(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     payload = await read_model(request, ProjectCreate, runtime.settings.max_body_bytes)
@@ -23,15 +29,13 @@ async def create_project(request: web.Request) -> web.Response:
     return model_response(ProjectOut.of(project), status=201)
 
 
-@routes.route("GET", "/projects", "projects.list", "List projects",
-              response=ProjectOut, many=True)
+@routes.route("GET", "/projects", "projects.list", "List projects", response=ProjectOut, many=True)
 async def list_projects(request: web.Request) -> web.Response:
-    projects = await runtime_of(request).projects.list()
+    projects = await runtime_of(request).projects.all()
     return model_list_response([ProjectOut.of(p) for p in projects])
 
 
-@routes.route("GET", "/projects/{project}", "projects.show", "Show a project",
-              response=ProjectOut)
+@routes.route("GET", "/projects/{project}", "projects.show", "Show a project", response=ProjectOut)
 async def show_project(request: web.Request) -> web.Response:
     project = await runtime_of(request).projects.by_name(request.match_info["project"])
     return model_response(ProjectOut.of(project))
@@ -46,9 +50,14 @@ def _provider(request: web.Request) -> str:
     return provider
 
 
-@routes.route("PUT", "/projects/{project}/credentials/{provider}", "credentials.set",
-              "Store the project's upstream credential (encrypted; never shown again)",
-              body=CredentialPut, response=CredentialOut)
+@routes.route(
+    "PUT",
+    "/projects/{project}/credentials/{provider}",
+    "credentials.set",
+    "Store the project's upstream credential (encrypted; never shown again)",
+    body=CredentialPut,
+    response=CredentialOut,
+)
 async def put_credential(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     provider = _provider(request)
@@ -58,18 +67,27 @@ async def put_credential(request: web.Request) -> web.Response:
     return model_response(CredentialOut.of(info, project.name))
 
 
-@routes.route("GET", "/projects/{project}/credentials", "credentials.list",
-              "List which upstream credentials the project has (never their values)",
-              response=CredentialOut, many=True)
+@routes.route(
+    "GET",
+    "/projects/{project}/credentials",
+    "credentials.list",
+    "List which upstream credentials the project has (never their values)",
+    response=CredentialOut,
+    many=True,
+)
 async def list_credentials(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     project = await runtime.projects.by_name(request.match_info["project"])
-    infos = await runtime.credentials.list(project.id)
+    infos = await runtime.credentials.of_project(project.id)
     return model_list_response([CredentialOut.of(i, project.name) for i in infos])
 
 
-@routes.route("DELETE", "/projects/{project}/credentials/{provider}", "credentials.delete",
-              "Delete the project's upstream credential")
+@routes.route(
+    "DELETE",
+    "/projects/{project}/credentials/{provider}",
+    "credentials.delete",
+    "Delete the project's upstream credential",
+)
 async def delete_credential(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     provider = _provider(request)

@@ -39,7 +39,9 @@ class ProjectOut(BaseModel):
     @classmethod
     def of(cls, project: Project) -> ProjectOut:
         return cls(
-            id=project.id, name=project.name, paused=project.paused,
+            id=project.id,
+            name=project.name,
+            paused=project.paused,
             created_at=iso_ms(project.created_at),
         )
 
@@ -62,8 +64,12 @@ class AgentOut(BaseModel):
     @classmethod
     def of(cls, agent: Agent, project_name: str) -> AgentOut:
         return cls(
-            id=agent.id, name=agent.name, project=project_name, state=agent.state.value,
-            description=agent.description, created_at=iso_ms(agent.created_at),
+            id=agent.id,
+            name=agent.name,
+            project=project_name,
+            state=agent.state.value,
+            description=agent.description,
+            created_at=iso_ms(agent.created_at),
             updated_at=iso_ms(agent.updated_at),
         )
 
@@ -78,8 +84,11 @@ class KeyOut(BaseModel):
     @classmethod
     def of(cls, key: AgentKey) -> KeyOut:
         return cls(
-            id=key.id, prefix=key.prefix, created_at=iso_ms(key.created_at),
-            expires_at=iso_ms(key.expires_at), revoked_at=iso_ms(key.revoked_at),
+            id=key.id,
+            prefix=key.prefix,
+            created_at=iso_ms(key.created_at),
+            expires_at=iso_ms(key.expires_at),
+            revoked_at=iso_ms(key.revoked_at),
         )
 
 
@@ -99,7 +108,9 @@ class AgentCreated(BaseModel):
 
 class RotateKey(Strict):
     grace_seconds: int = Field(
-        0, ge=0, le=MAX_GRACE_SECONDS,
+        0,
+        ge=0,
+        le=MAX_GRACE_SECONDS,
         description="how long the current keys keep working; 0 ends them now",
     )
 
@@ -117,8 +128,10 @@ class CredentialOut(BaseModel):
     @classmethod
     def of(cls, info: CredentialInfo, project_name: str) -> CredentialOut:
         return cls(
-            project=project_name, provider=info.provider,
-            created_at=iso_ms(info.created_at), updated_at=iso_ms(info.updated_at),
+            project=project_name,
+            provider=info.provider,
+            created_at=iso_ms(info.created_at),
+            updated_at=iso_ms(info.updated_at),
         )
 
 
@@ -137,8 +150,11 @@ class TokenOut(BaseModel):
     @classmethod
     def of(cls, token: AdminToken) -> TokenOut:
         return cls(
-            name=token.name, role=token.role.value, prefix=token.prefix,
-            created_at=iso_ms(token.created_at), revoked_at=iso_ms(token.revoked_at),
+            name=token.name,
+            role=token.role.value,
+            prefix=token.prefix,
+            created_at=iso_ms(token.created_at),
+            revoked_at=iso_ms(token.revoked_at),
         )
 
 
@@ -159,7 +175,10 @@ class SessionOut(BaseModel):
     @classmethod
     def of(cls, session: SessionRecord, agent: str | None, project: str | None) -> SessionOut:
         return cls(
-            id=session.id, agent=agent, project=project, state=session.state.value,
+            id=session.id,
+            agent=agent,
+            project=project,
+            state=session.state.value,
             created_at=iso_ms(session.created_at),
             last_activity_at=iso_ms(session.last_activity_at),
             request_count=session.request_count,

@@ -19,13 +19,20 @@ def _out(runtime: Runtime, session: SessionRecord) -> SessionOut:
     return SessionOut.of(session, agent.name if agent else None, project.name if project else None)
 
 
-@routes.route("GET", "/sessions", "sessions.list",
-              "List sessions, newest activity first (?project=, ?agent=, ?state=)",
-              response=SessionOut, many=True)
+@routes.route(
+    "GET",
+    "/sessions",
+    "sessions.list",
+    "List sessions, newest activity first (?project=, ?agent=, ?state=)",
+    response=SessionOut,
+    many=True,
+)
 async def list_sessions(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     query = request.query
-    project_id = (await runtime.projects.by_name(query["project"])).id if "project" in query else None
+    project_id = (
+        (await runtime.projects.by_name(query["project"])).id if "project" in query else None
+    )
     agent_id = (await runtime.agents.by_name(query["agent"])).id if "agent" in query else None
     state = None
     if "state" in query:
@@ -34,12 +41,13 @@ async def list_sessions(request: web.Request) -> web.Response:
         except ValueError:
             choices = ", ".join(s.value for s in SessionState)
             raise BadRequest(f"state must be one of: {choices}") from None
-    sessions = await runtime.session_store.list(project_id, agent_id, state)
+    sessions = await runtime.session_store.find(project_id, agent_id, state)
     return model_list_response([_out(runtime, s) for s in sessions])
 
 
-@routes.route("GET", "/sessions/{session_id}", "sessions.show", "Show a session",
-              response=SessionOut)
+@routes.route(
+    "GET", "/sessions/{session_id}", "sessions.show", "Show a session", response=SessionOut
+)
 async def show_session(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     session_id = request.match_info["session_id"]

@@ -12,8 +12,14 @@ from tether.errors import Conflict
 from tether.web.bodies import read_model
 
 
-@routes.route("POST", "/tokens", "tokens.create", "Create an admin token; its secret is shown once",
-              body=TokenCreate, response=TokenCreated)
+@routes.route(
+    "POST",
+    "/tokens",
+    "tokens.create",
+    "Create an admin token; its secret is shown once",
+    body=TokenCreate,
+    response=TokenCreated,
+)
 async def create_token(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     payload = await read_model(request, TokenCreate, runtime.settings.max_body_bytes)
@@ -21,10 +27,16 @@ async def create_token(request: web.Request) -> web.Response:
     return model_response(TokenCreated(token=TokenOut.of(token), secret=secret), status=201)
 
 
-@routes.route("GET", "/tokens", "tokens.list", "List admin tokens (never their secrets)",
-              response=TokenOut, many=True)
+@routes.route(
+    "GET",
+    "/tokens",
+    "tokens.list",
+    "List admin tokens (never their secrets)",
+    response=TokenOut,
+    many=True,
+)
 async def list_tokens(request: web.Request) -> web.Response:
-    tokens = await runtime_of(request).admin_tokens.list()
+    tokens = await runtime_of(request).admin_tokens.all()
     return model_list_response([TokenOut.of(t) for t in tokens])
 
 

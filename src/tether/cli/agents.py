@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from tether.cli.context import JsonOption, client, reports_errors
@@ -29,14 +27,16 @@ def create(
         print_json(created)
         return
     print_records(created["agent"], COLUMNS, False)
-    console.print(f"agent key (shown once, store it now): [bold]{created['key']}[/bold]", highlight=False)
+    console.print(
+        f"agent key (shown once, store it now): [bold]{created['key']}[/bold]", highlight=False
+    )
 
 
 @app.command("list")
 @reports_errors
 def list_(
     ctx: typer.Context,
-    project: Optional[str] = typer.Option(None, "--project", "-p"),  # noqa: UP045
+    project: str | None = typer.Option(None, "--project", "-p"),
     as_json: bool = JsonOption,
 ) -> None:
     """List agents."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from tether.cli.context import JsonOption, client, reports_errors
@@ -17,18 +15,23 @@ COLUMNS = ["ts", "actor", "session_id", "action", "resource", "result", "code", 
 @reports_errors
 def query(
     ctx: typer.Context,
-    agent: Optional[str] = typer.Option(None, "--agent", "-a"),  # noqa: UP045
-    session: Optional[str] = typer.Option(None, "--session", "-s"),  # noqa: UP045
-    project: Optional[str] = typer.Option(None, "--project", "-p"),  # noqa: UP045
-    since: Optional[str] = typer.Option(None, "--since", help="ISO time, e.g. 2026-11-25T14:00:00Z"),  # noqa: UP045
-    until: Optional[str] = typer.Option(None, "--until"),  # noqa: UP045
-    action: Optional[str] = typer.Option(None, "--action", help="Action prefix, e.g. admin:"),  # noqa: UP045
+    agent: str | None = typer.Option(None, "--agent", "-a"),
+    session: str | None = typer.Option(None, "--session", "-s"),
+    project: str | None = typer.Option(None, "--project", "-p"),
+    since: str | None = typer.Option(None, "--since", help="ISO time, e.g. 2026-11-25T14:00:00Z"),
+    until: str | None = typer.Option(None, "--until"),
+    action: str | None = typer.Option(None, "--action", help="Action prefix, e.g. admin:"),
     limit: int = typer.Option(500, "--limit"),
     as_json: bool = JsonOption,
 ) -> None:
     """Events in time order, filtered by agent, session, project and time window."""
     params = {
-        "agent": agent, "session": session, "project": project, "since": since,
-        "until": until, "action": action, "limit": str(limit),
+        "agent": agent,
+        "session": session,
+        "project": project,
+        "since": since,
+        "until": until,
+        "action": action,
+        "limit": str(limit),
     }
     print_records(client(ctx).call("GET", "/audit", params=params), COLUMNS, as_json, "audit")

@@ -1,4 +1,4 @@
-"""The admin API over HTTP, as the CLI uses it: errors become ``CliError`` with the server's message."""
+"""The admin API over HTTP for the CLI; errors become ``CliError`` with the server's message."""
 
 from __future__ import annotations
 
@@ -43,7 +43,9 @@ class AdminClient:
                 token = token_file.read_text().strip()
         return cls(url.rstrip("/"), token)
 
-    def call(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+    def call(
+        self, method: str, path: str, body: Any = None, params: dict[str, str | None] | None = None
+    ) -> Any:
         if not self.token:
             raise CliError(
                 "no admin token: set TETHER_ADMIN_TOKEN or pass --token "
@@ -69,6 +71,7 @@ class AdminClient:
             raise CliError(f"tether answered {response.status_code} with a non-JSON body") from None
         if response.is_error:
             error = payload.get("error", {}) if isinstance(payload, dict) else {}
+            message = error.get("message", response.reason_phrase)
             code = error.get("code", "error")
-            raise CliError(f"{error.get('message', response.reason_phrase)} [{code}, HTTP {response.status_code}]")
+            raise CliError(f"{message} [{code}, HTTP {response.status_code}]")
         return payload

@@ -10,7 +10,9 @@ from tether.cli.client import CliError
 from tether.cli.context import JsonOption, client, reports_errors
 from tether.cli.output import print_records
 
-app = typer.Typer(help="Upstream credentials, held by tether and never by agents.", no_args_is_help=True)
+app = typer.Typer(
+    help="Upstream credentials, held by tether and never by agents.", no_args_is_help=True
+)
 COLUMNS = ["project", "provider", "created_at", "updated_at"]
 
 
@@ -32,7 +34,9 @@ def set_(
     secret = _read_secret()
     if not secret:
         raise CliError("no secret given on stdin")
-    info = client(ctx).call("PUT", f"/projects/{project}/credentials/{provider}", {"secret": secret})
+    info = client(ctx).call(
+        "PUT", f"/projects/{project}/credentials/{provider}", {"secret": secret}
+    )
     print_records(info, COLUMNS, as_json)
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from tether.cli.context import JsonOption, client, reports_errors
 from tether.cli.client import CliError
+from tether.cli.context import JsonOption, client, reports_errors
 from tether.cli.durations import parse_duration
 from tether.cli.output import console, print_json, print_records
 
-app = typer.Typer(help="Agent keys: rotate one agent's key without touching the others.", no_args_is_help=True)
+app = typer.Typer(
+    help="Agent keys: rotate one agent's key without touching the others.", no_args_is_help=True
+)
 
 
 @app.command("rotate")
@@ -29,8 +31,12 @@ def rotate(
     if as_json:
         print_json(issued)
         return
-    console.print(f"new key for {agent} (shown once): [bold]{issued['key']}[/bold]", highlight=False)
-    console.print(f"previous keys stop working at {issued['previous_keys_expire_at']}", highlight=False)
+    console.print(
+        f"new key for {agent} (shown once): [bold]{issued['key']}[/bold]", highlight=False
+    )
+    console.print(
+        f"previous keys stop working at {issued['previous_keys_expire_at']}", highlight=False
+    )
 
 
 @app.command("list")
@@ -38,4 +44,9 @@ def rotate(
 def list_(ctx: typer.Context, agent: str, as_json: bool = JsonOption) -> None:
     """List AGENT's keys (prefixes and dates only)."""
     keys = client(ctx).call("GET", f"/agents/{agent}/keys")
-    print_records(keys, ["prefix", "created_at", "expires_at", "revoked_at", "id"], as_json, f"keys of {agent}")
+    print_records(
+        keys,
+        ["prefix", "created_at", "expires_at", "revoked_at", "id"],
+        as_json,
+        f"keys of {agent}",
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Optional
 
 import typer
 
@@ -31,8 +30,8 @@ app.add_typer(audit.app, name="audit")
 @app.callback()
 def root(
     ctx: typer.Context,
-    url: Optional[str] = typer.Option(None, "--url", envvar="TETHER_URL", help="tether's base URL."),  # noqa: UP045
-    token: Optional[str] = typer.Option(  # noqa: UP045
+    url: str | None = typer.Option(None, "--url", envvar="TETHER_URL", help="tether's base URL."),
+    token: str | None = typer.Option(
         None, "--token", envvar="TETHER_ADMIN_TOKEN", help="Admin token.", show_envvar=True
     ),
 ) -> None:
@@ -47,15 +46,17 @@ def version() -> None:
 
 @app.command("up")
 def up(
-    host: Optional[str] = typer.Option(None, "--host", help="Default 127.0.0.1 (TETHER_HOST)."),  # noqa: UP045
-    port: Optional[int] = typer.Option(None, "--port", help="Default 8080 (TETHER_PORT)."),  # noqa: UP045
+    host: str | None = typer.Option(None, "--host", help="Default 127.0.0.1 (TETHER_HOST)."),
+    port: int | None = typer.Option(None, "--port", help="Default 8080 (TETHER_PORT)."),
 ) -> None:
     """Start the control plane (embedded SQLite unless TETHER_DATABASE_URL is set)."""
     from dataclasses import replace
 
     from tether.cli.up import serve
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = Settings.from_env()
         settings = replace(settings, host=host or settings.host, port=port or settings.port)

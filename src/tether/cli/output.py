@@ -19,7 +19,9 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 
 
-def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
+def print_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None
+) -> None:
     table = Table(title=title)
     for column in columns:
         table.add_column(column)
@@ -28,7 +30,9 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: s
     console.print(table)
 
 
-def print_records(data: Any, columns: Sequence[str], as_json: bool, title: str | None = None) -> None:
+def print_records(
+    data: Any, columns: Sequence[str], as_json: bool, title: str | None = None
+) -> None:
     if as_json:
         print_json(data)
     else:

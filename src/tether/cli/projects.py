@@ -7,7 +7,9 @@ import typer
 from tether.cli.context import JsonOption, client, reports_errors
 from tether.cli.output import print_records
 
-app = typer.Typer(help="Projects: own agents, upstream credentials and budgets.", no_args_is_help=True)
+app = typer.Typer(
+    help="Projects: own agents, upstream credentials and budgets.", no_args_is_help=True
+)
 COLUMNS = ["name", "paused", "created_at", "id"]
 
 

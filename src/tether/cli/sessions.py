@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from tether.cli.context import JsonOption, client, reports_errors
@@ -17,9 +15,9 @@ COLUMNS = ["id", "agent", "project", "state", "request_count", "last_activity_at
 @reports_errors
 def list_(
     ctx: typer.Context,
-    project: Optional[str] = typer.Option(None, "--project", "-p"),  # noqa: UP045
-    agent: Optional[str] = typer.Option(None, "--agent", "-a"),  # noqa: UP045
-    state: Optional[str] = typer.Option(None, "--state"),  # noqa: UP045
+    project: str | None = typer.Option(None, "--project", "-p"),
+    agent: str | None = typer.Option(None, "--agent", "-a"),
+    state: str | None = typer.Option(None, "--state"),
     as_json: bool = JsonOption,
 ) -> None:
     """List sessions, most recently active first."""
@@ -31,4 +29,6 @@ def list_(
 @reports_errors
 def show(ctx: typer.Context, session_id: str, as_json: bool = JsonOption) -> None:
     """Show one session."""
-    print_records(client(ctx).call("GET", f"/sessions/{session_id}"), COLUMNS + ["created_at"], as_json)
+    print_records(
+        client(ctx).call("GET", f"/sessions/{session_id}"), [*COLUMNS, "created_at"], as_json
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-__all__ = ["AGENT_KEY_PREFIX", "ADMIN_TOKEN_PREFIX", "display_prefix", "generate", "hash_secret"]
+__all__ = ["ADMIN_TOKEN_PREFIX", "AGENT_KEY_PREFIX", "display_prefix", "generate", "hash_secret"]
 
 AGENT_KEY_PREFIX = "tth_"
 ADMIN_TOKEN_PREFIX = "tta_"

@@ -39,10 +39,10 @@ class Directory:
         self._admin_tokens: dict[str, AdminToken] = {}
 
     async def load(self) -> None:
-        self._projects = {p.id: p for p in await self._project_store.list()}
-        self._agents = {a.id: a for a in await self._agent_store.list()}
+        self._projects = {p.id: p for p in await self._project_store.all()}
+        self._agents = {a.id: a for a in await self._agent_store.all()}
         self._keys = {k.key_hash: k for k in await self._agent_store.live_keys()}
-        self._admin_tokens = {t.token_hash: t for t in await self._token_store.list()}
+        self._admin_tokens = {t.token_hash: t for t in await self._token_store.all()}
 
     async def apply(self, change: Change) -> None:
         if change.kind == "project":
@@ -50,7 +50,7 @@ class Directory:
         elif change.kind == "agent":
             await self._reload_agent(change.ref)
         elif change.kind == "admin_token":
-            self._admin_tokens = {t.token_hash: t for t in await self._token_store.list()}
+            self._admin_tokens = {t.token_hash: t for t in await self._token_store.all()}
 
     def project(self, project_id: str) -> Project | None:
         return self._projects.get(project_id)

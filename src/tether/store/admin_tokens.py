@@ -33,7 +33,9 @@ class AdminTokenStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, name: str, role: Role, secret: str | None = None) -> tuple[AdminToken, str]:
+    async def create(
+        self, name: str, role: Role, secret: str | None = None
+    ) -> tuple[AdminToken, str]:
         """Store a new token; ``secret`` lets an operator bring their own (TETHER_ADMIN_TOKEN)."""
         secret = secret or generate(ADMIN_TOKEN_PREFIX)
         token = AdminToken(
@@ -56,14 +58,16 @@ class AdminTokenStore:
             raise Conflict(f"an admin token named {name!r} already exists") from None
         return token, secret
 
-    async def list(self) -> list[AdminToken]:
+    async def all(self) -> list[AdminToken]:
         async with self._db.read() as conn:
             return [_token(r) for r in await conn.execute(select(admin_tokens).order_by("name"))]
 
     async def by_hash(self, token_hash: str) -> AdminToken | None:
         async with self._db.read() as conn:
             row = (
-                await conn.execute(select(admin_tokens).where(admin_tokens.c.token_hash == token_hash))
+                await conn.execute(
+                    select(admin_tokens).where(admin_tokens.c.token_hash == token_hash)
+                )
             ).first()
         return _token(row) if row else None
 

@@ -119,7 +119,7 @@ class AgentStore:
             row = (await conn.execute(select(agents).where(agents.c.id == agent_id))).first()
         return _agent(row) if row else None
 
-    async def list(self, project_id: str | None = None) -> list[Agent]:
+    async def all(self, project_id: str | None = None) -> list[Agent]:
         query = select(agents).order_by(agents.c.name)
         if project_id is not None:
             query = query.where(agents.c.project_id == project_id)
@@ -131,7 +131,9 @@ class AgentStore:
         ts = now_ms()
         async with self._db.write() as conn:
             await conn.execute(
-                update(agents).where(agents.c.id == agent_id).values(state=state.value, updated_at=ts)
+                update(agents)
+                .where(agents.c.id == agent_id)
+                .values(state=state.value, updated_at=ts)
             )
             if state is AgentState.REVOKED:
                 await conn.execute(

@@ -95,8 +95,10 @@ class ChangeFeed:
                 log.exception("change feed failed to apply a change")
 
     async def _listen(self) -> None:
-        dsn = make_url(self._db.url).set(drivername="postgresql").render_as_string(
-            hide_password=False
+        dsn = (
+            make_url(self._db.url)
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False)
         )
         while True:
             try:
@@ -105,7 +107,7 @@ class ChangeFeed:
                 await asyncio.sleep(1)
                 continue
             lost = asyncio.Event()
-            connection.add_termination_listener(lambda _conn: lost.set())
+            connection.add_termination_listener(lambda _conn, lost=lost: lost.set())
             try:
                 await connection.add_listener(CHANNEL, lambda *_args: self._wake.set())
                 self._wake.set()

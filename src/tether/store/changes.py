@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tether.store.clock import now_ms
 from tether.store.schema import change_log
 
-__all__ = ["CHANNEL", "Change", "latest_change_id", "prune_changes", "read_changes", "record_change"]
+__all__ = [
+    "CHANNEL",
+    "Change",
+    "latest_change_id",
+    "prune_changes",
+    "read_changes",
+    "record_change",
+]
 
 CHANNEL = "tether_changes"
 
@@ -52,7 +59,9 @@ async def read_changes(
 
 
 async def latest_change_id(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.coalesce(func.max(change_log.c.id), 0)))).scalar_one())
+    return int(
+        (await conn.execute(select(func.coalesce(func.max(change_log.c.id), 0)))).scalar_one()
+    )
 
 
 async def prune_changes(conn: AsyncConnection, older_than_ms: int) -> None:

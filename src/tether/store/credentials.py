@@ -54,7 +54,7 @@ class CredentialStore:
             ).one()
         return CredentialInfo(project_id, provider, row.created_at, ts)
 
-    async def list(self, project_id: str) -> list[CredentialInfo]:
+    async def of_project(self, project_id: str) -> list[CredentialInfo]:
         async with self._db.read() as conn:
             rows = await conn.execute(
                 select(
@@ -89,5 +89,3 @@ class CredentialStore:
             )
             await record_change(conn, "credential", project_id)
         return bool(result.rowcount)
-
-

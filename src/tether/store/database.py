@@ -7,7 +7,6 @@ uniqueness violation becomes ``Conflict`` (409).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -83,7 +82,7 @@ class Database:
             if exc.connection_invalidated:
                 raise StoreUnavailable("the database connection was lost") from exc
             raise
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise StoreUnavailable(f"the database is unreachable: {exc!r}") from exc
 
     async def dispose(self) -> None:

@@ -50,7 +50,7 @@ class ProjectStore:
             raise NotFound(f"no project named {name!r}")
         return _project(row)
 
-    async def list(self) -> list[Project]:
+    async def all(self) -> list[Project]:
         async with self._db.read() as conn:
             rows = await conn.execute(select(projects).order_by(projects.c.name))
         return [_project(r) for r in rows]

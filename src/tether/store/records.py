@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 __all__ = [
     "AdminToken",
@@ -99,5 +98,3 @@ class SessionRecord:
     created_at: int
     last_activity_at: int
     request_count: int
-
-

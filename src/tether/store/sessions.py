@@ -67,7 +67,7 @@ class SessionStore:
         assert created is not None
         return created
 
-    async def list(
+    async def find(
         self,
         project_id: str | None = None,
         agent_id: str | None = None,

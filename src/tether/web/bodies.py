@@ -1,4 +1,4 @@
-"""Reading request bodies: size-limited, JSON-parsed, validated, with errors that say what to fix."""
+"""Request bodies: size-limited, JSON-parsed, validated; errors say what to fix."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorRenderer = Callable[[str, str], dict[str, Any]]
 
-_RENDERER_KEY = "tether_error_renderers"
+_RENDERER_KEY = web.AppKey("error_renderers", list[tuple[str, ErrorRenderer]])
 
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.databases import postgres_database, sqlite_url
+from tests.support.server import RunningTether, start_tether
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every test that takes this runs on both backends."""
+    if request.param == "sqlite":
+        yield sqlite_url(str(tmp_path))
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture
+def tether(tmp_path: Path) -> Iterator[RunningTether]:
+    """A tether on SQLite (the embedded default)."""
+    server = start_tether(tmp_path / "data", sqlite_url(str(tmp_path)))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def tether_any(tmp_path: Path, database_url: str) -> Iterator[RunningTether]:
+    """A tether on each backend in turn."""
+    server = start_tether(tmp_path / "data", database_url)
+    yield server
+    server.stop()

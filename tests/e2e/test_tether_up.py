@@ -1,0 +1,122 @@
+"""The quickstart as a user runs it: ``tether up`` in a process, the ``tether`` CLI in others."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+TETHER = [sys.executable, "-m", "tether.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(env: dict[str, str], port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    process = subprocess.Popen(
+        [*TETHER, "up", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 30
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if "ANTHROPIC_API_KEY" in line:
+            return process, lines
+    process.kill()
+    process.wait()
+    process.stdout.close()
+    raise AssertionError("tether up did not start:\n" + "\n".join(lines))
+
+
+def stop(process: subprocess.Popen[str]) -> int:
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=15)
+    if process.stdout is not None:
+        process.stdout.close()
+    return code
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TETHER, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_quickstart_up_cli_authorize_restart(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
+        "TETHER_DATA_DIR": str(tmp_path / "data"),
+        "TETHER_URL": f"http://127.0.0.1:{port}",
+    }
+    process, lines = start(env, port)
+    try:
+        output = "\n".join(lines)
+        assert f"listening on http://127.0.0.1:{port}" in output
+        token = next(line for line in lines if line.startswith("tta_"))
+        token_file = tmp_path / "data" / "admin.token"
+        assert token_file.read_text().strip() == token
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        assert "ANTHROPIC_BASE_URL" in output
+
+        assert cli(env, "projects", "create", "demo").returncode == 0
+        created = cli(env, "agents", "create", "agent-01", "--project", "demo", "--json")
+        assert created.returncode == 0, created.stderr
+        key = json.loads(created.stdout)["key"]
+        decision = httpx.post(
+            f"http://127.0.0.1:{port}/v1/authorize",
+            json={"action": "tool:Bash", "resource": "ls"},
+            headers={"x-api-key": key},
+        )
+        assert decision.status_code == 200
+    finally:
+        assert stop(process) == 0
+
+    process, lines = start(env, port)
+    try:
+        assert not any(line.startswith("tta_") for line in lines), "token is shown only once"
+        assert "admin token: in" in "\n".join(lines)
+        listed = cli(env, "agents", "list", "--json")
+        assert [a["name"] for a in json.loads(listed.stdout)] == ["agent-01"]
+        again = httpx.post(
+            f"http://127.0.0.1:{port}/v1/authorize",
+            json={"action": "tool:Bash", "resource": "ls"},
+            headers={"x-api-key": key},
+        )
+        assert again.status_code == 200
+    finally:
+        assert stop(process) == 0
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "TETHER_DATA_DIR": str(tmp_path / "data")}
+        result = subprocess.run(
+            [*TETHER, "up", "--port", str(port)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert "cannot listen" in result.stderr
+    assert "Traceback" not in result.stderr

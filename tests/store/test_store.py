@@ -1,0 +1,153 @@
+"""The store on both backends: migrations, uniqueness, keys, sessions, audit, change feed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tether.audit.event import AuditEvent
+from tether.audit.log import AuditLog
+from tether.errors import Conflict, NotFound
+from tether.store.agents import AgentStore
+from tether.store.audit import AuditStore
+from tether.store.change_feed import ChangeFeed
+from tether.store.changes import Change
+from tether.store.database import Database
+from tether.store.migrate import upgrade
+from tether.store.projects import ProjectStore
+from tether.store.records import AgentState
+from tether.store.sessions import SessionStore
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await upgrade(database)
+    yield database
+    await database.dispose()
+
+
+async def test_migrations_are_idempotent(db: Database) -> None:
+    await upgrade(db)
+    assert await ProjectStore(db).all() == []
+
+
+async def test_project_names_are_unique(db: Database) -> None:
+    projects = ProjectStore(db)
+    await projects.create("p")
+    with pytest.raises(Conflict, match="already exists"):
+        await projects.create("p")
+    with pytest.raises(NotFound):
+        await projects.by_name("q")
+
+
+async def test_agent_keys_are_stored_as_hashes_and_rotate(db: Database) -> None:
+    project = await ProjectStore(db).create("p")
+    agents = AgentStore(db)
+    agent, issued = await agents.create("a", project.id, "")
+    stored = await agents.key_by_hash(issued.key.key_hash)
+    assert stored is not None and stored.agent_id == agent.id
+    assert issued.secret not in repr(stored)
+
+    new, old_keys_end = await agents.rotate_key(agent.id, grace_ms=60_000)
+    keys = await agents.keys(agent.id)
+    assert {k.id for k in keys} == {issued.key.id, new.key.id}
+    old = next(k for k in keys if k.id == issued.key.id)
+    assert old.expires_at == old_keys_end
+    assert len(await agents.live_keys(agent.id)) == 2
+
+    await agents.rotate_key(agent.id, grace_ms=0)
+    assert len(await agents.live_keys(agent.id)) == 1
+
+
+async def test_revoking_an_agent_revokes_its_keys(db: Database) -> None:
+    project = await ProjectStore(db).create("p")
+    agents = AgentStore(db)
+    agent, _ = await agents.create("a", project.id, "")
+    await agents.set_state(agent.id, AgentState.REVOKED)
+    assert await agents.live_keys(agent.id) == []
+    refreshed = await agents.get(agent.id)
+    assert refreshed is not None and refreshed.state is AgentState.REVOKED
+
+
+async def test_concurrent_get_or_create_of_one_session_yields_one_row(db: Database) -> None:
+    project = await ProjectStore(db).create("p")
+    agent, _ = await AgentStore(db).create("a", project.id, "")
+    sessions = SessionStore(db)
+    results = await asyncio.gather(
+        *[sessions.get_or_create("same", agent.id, project.id) for _ in range(10)]
+    )
+    assert {r.id for r in results} == {"same"}
+    assert len(await sessions.find()) == 1
+    await sessions.record_activity({"same": (results[0].created_at + 5, 3)})
+    updated = await sessions.get("same")
+    assert updated is not None and updated.request_count == 3
+
+
+async def test_audit_log_group_commits_concurrent_events(db: Database) -> None:
+    store = AuditStore(db)
+    log = AuditLog(store)
+    log.start()
+    events = [
+        AuditEvent(
+            actor="agent:a",
+            source="test",
+            action="x:Y",
+            resource=f"r{i}",
+            result="allow",
+            session_id="s",
+        )
+        for i in range(200)
+    ]
+    await asyncio.gather(*[log.record(e) for e in events])
+    await log.stop()
+    rows = await store.query(session_id="s", limit=1000)
+    assert sorted(r["resource"] for r in rows) == sorted(f"r{i}" for i in range(200))
+
+
+async def test_audit_query_filters_by_time_window(db: Database) -> None:
+    store = AuditStore(db)
+    base = 1_800_000_000_000
+    await store.append(
+        [
+            AuditEvent(
+                actor="a",
+                source="t",
+                action="x",
+                resource=str(i),
+                result="allow",
+                ts=base + i * 1000,
+            ).as_row()
+            for i in range(10)
+        ]
+    )
+    rows = await store.query(since_ms=base + 3000, until_ms=base + 6000)
+    assert [r["resource"] for r in rows] == ["3", "4", "5"]
+
+
+async def test_change_feed_delivers_changes_made_by_another_connection(
+    db: Database, database_url: str
+) -> None:
+    seen: list[Change] = []
+
+    async def collect(change: Change) -> None:
+        seen.append(change)
+
+    feed = ChangeFeed(db, poll_seconds=0.1)
+    feed.subscribe(collect)
+    await feed.start()
+    other = Database(database_url)
+    try:
+        project = await ProjectStore(other).create("p")
+        for _ in range(50):
+            if any(c.kind == "project" and c.ref == project.id for c in seen):
+                break
+            await asyncio.sleep(0.05)
+        assert [c.ref for c in seen if c.kind == "project"] == [project.id]
+        await feed.catch_up()
+        assert len([c for c in seen if c.kind == "project"]) == 1, "changes are applied once"
+    finally:
+        await feed.stop()
+        await other.dispose()

@@ -1,0 +1,46 @@
+"""Real databases for tests: a SQLite file, or a fresh PostgreSQL database per test run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import asyncpg
+
+PG_HOST = os.environ.get("TETHER_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("TETHER_TEST_PG_PORT", "5432"))
+PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
+
+
+async def _create(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def postgres_database(port: int = PG_PORT) -> Iterator[str]:
+    """A new, empty PostgreSQL database; yields its SQLAlchemy URL and drops it afterwards."""
+    name = f"tether_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_create(name))
+    try:
+        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{port}/{name}"
+    finally:
+        asyncio.run(_drop(name))
+
+
+def sqlite_url(directory: str) -> str:
+    return f"sqlite+aiosqlite:///{directory}/tether.db"

@@ -1,0 +1,107 @@
+"""A real tether server on a free port, in a thread with its own event loop.
+
+Tests talk to it over HTTP with real clients (httpx, the CLI, the anthropic SDK),
+exactly as a deployment would be used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from tether.config import Settings
+from tether.runtime import Runtime
+from tether.server import build_app
+
+
+@dataclass
+class RunningTether:
+    url: str
+    admin_token: str
+    settings: Settings
+    runtime: Runtime
+    _loop: asyncio.AbstractEventLoop
+    _thread: threading.Thread
+    _runner: web.AppRunner
+    _agent_keys: dict[str, str] = field(default_factory=dict)
+
+    def admin(self, token: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=f"{self.url}/admin/v1",
+            headers={"Authorization": f"Bearer {token or self.admin_token}"},
+            timeout=30,
+        )
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with self.admin() as client:
+            return client.request(method, path, **kwargs)
+
+    def create_project(self, name: str) -> dict[str, Any]:
+        response = self.call("POST", "/projects", json={"name": name})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def create_agent(self, name: str, project: str) -> str:
+        response = self.call("POST", "/agents", json={"name": name, "project": project})
+        assert response.status_code == 201, response.text
+        key: str = response.json()["key"]
+        return key
+
+    def run(self, coro: Any, timeout: float = 30) -> Any:
+        """Run a coroutine on the server's loop (for inspecting internals in store tests)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def stop(self) -> None:
+        async def shutdown() -> None:
+            await self._runner.cleanup()
+            await self.runtime.stop()
+
+        self.run(shutdown())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+def start_tether(data_dir: Path, database_url: str, **overrides: Any) -> RunningTether:
+    settings = Settings(
+        host="127.0.0.1",
+        port=0,
+        data_dir=data_dir,
+        database_url=database_url,
+        bootstrap_admin_token=overrides.pop("bootstrap_admin_token", None),
+        change_poll_seconds=overrides.pop("change_poll_seconds", 0.2),
+        **overrides,
+    )
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True, name="tether-server")
+    thread.start()
+
+    async def boot() -> tuple[Runtime, web.AppRunner, int]:
+        runtime = await Runtime.start(settings)
+        runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return runtime, runner, port
+
+    runtime, runner, port = asyncio.run_coroutine_threadsafe(boot(), loop).result(60)
+    token = runtime.bootstrap_secret or settings.bootstrap_admin_token
+    assert token is not None, "a fresh database always yields a bootstrap token"
+    return RunningTether(
+        url=f"http://127.0.0.1:{port}",
+        admin_token=token,
+        settings=replace(settings, port=port),
+        runtime=runtime,
+        _loop=loop,
+        _thread=thread,
+        _runner=runner,
+    )
