@@ -12,6 +12,8 @@ __all__ = ["Settings"]
 
 DEFAULT_PORT = 8080
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+DEFAULT_ANTHROPIC_URL = "https://api.anthropic.com"
 
 
 def _int_setting(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -27,6 +29,13 @@ def _int_setting(env: dict[str, str], name: str, default: int, minimum: int = 0)
     return value
 
 
+def _url_setting(env: dict[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name}={value!r} must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything tether reads from its environment; the hot path never re-reads it."""
@@ -38,7 +47,12 @@ class Settings:
     master_key: str | None = None
     bootstrap_admin_token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     change_poll_seconds: float = 0.25
+    anthropic_base_url: str = DEFAULT_ANTHROPIC_URL
+    upstream_connect_timeout: float = 10.0
+    upstream_read_timeout: float = 600.0
+    prices_file: Path | None = None
 
     @property
     def resolved_database_url(self) -> str:
@@ -63,4 +77,13 @@ class Settings:
             max_body_bytes=_int_setting(
                 env, "TETHER_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1024
             ),
+            max_message_bytes=_int_setting(
+                env, "TETHER_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES, minimum=1024
+            ),
+            anthropic_base_url=_url_setting(
+                env, "TETHER_ANTHROPIC_BASE_URL", DEFAULT_ANTHROPIC_URL
+            ),
+            upstream_connect_timeout=_int_setting(env, "TETHER_UPSTREAM_CONNECT_TIMEOUT", 10, 1),
+            upstream_read_timeout=_int_setting(env, "TETHER_UPSTREAM_READ_TIMEOUT", 600, 1),
+            prices_file=Path(env["TETHER_PRICES_FILE"]) if env.get("TETHER_PRICES_FILE") else None,
         )

@@ -10,15 +10,21 @@ from sqlalchemy.engine import make_url
 from tether.audit.log import AuditLog
 from tether.config import Settings
 from tether.errors import ConfigError
+from tether.gateway.anthropic.upstream import AnthropicUpstream
 from tether.identity.bearer import hash_secret
 from tether.identity.directory import Directory
+from tether.kill.controls import FleetControls
+from tether.kill.inflight import InflightStreams
+from tether.kill.switch import KillSwitch
 from tether.pipeline import Pipeline
 from tether.pipeline.stages.defaults import default_stages
+from tether.pricing.prices import load_price_overrides
 from tether.sessions.registry import SessionRegistry
 from tether.store.admin_tokens import AdminTokenStore
 from tether.store.agents import AgentStore
 from tether.store.audit import AuditStore
 from tether.store.change_feed import ChangeFeed
+from tether.store.controls import ControlStore
 from tether.store.credentials import CredentialStore
 from tether.store.database import Database
 from tether.store.migrate import upgrade
@@ -27,6 +33,7 @@ from tether.store.records import Role
 from tether.store.sessions import SessionStore
 from tether.vault.master_key import load_master_key
 from tether.vault.sealed_box import SealedBox
+from tether.vault.upstream_keys import UpstreamKeys
 
 __all__ = ["BOOTSTRAP_TOKEN_NAME", "Runtime"]
 
@@ -47,6 +54,10 @@ class Runtime:
     audit_store: AuditStore
     directory: Directory
     sessions: SessionRegistry
+    controls: FleetControls
+    inflight: InflightStreams
+    upstream_keys: UpstreamKeys
+    anthropic: AnthropicUpstream
     audit: AuditLog
     feed: ChangeFeed
     pipeline: Pipeline
@@ -54,48 +65,65 @@ class Runtime:
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
-        """Migrate, load caches, start background writers; the result serves requests."""
+        """Migrate, load caches, start background work; the result serves requests."""
         master_key = load_master_key(settings.master_key, settings.data_dir / "master.key")
+        prices = load_price_overrides(settings.prices_file)
         db = Database(settings.resolved_database_url)
         try:
             await upgrade(db)
         except Exception as exc:
             await db.dispose()
-            raise ConfigError(
-                f"cannot open the database at {_redacted(settings.resolved_database_url)}: {exc}"
-            ) from exc
+            url = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+            raise ConfigError(f"cannot open the database at {url}: {exc}") from exc
         projects, agents, tokens = ProjectStore(db), AgentStore(db), AdminTokenStore(db)
         session_store, audit_store = SessionStore(db), AuditStore(db)
+        credentials = CredentialStore(db, SealedBox(master_key))
         directory = Directory(projects, agents, tokens)
         sessions = SessionRegistry(session_store)
+        controls = FleetControls(ControlStore(db))
+        switch = KillSwitch(directory, sessions, controls)
         audit = AuditLog(audit_store)
-        feed = ChangeFeed(db, settings.change_poll_seconds)
         runtime = cls(
             settings=settings,
             db=db,
             projects=projects,
             agents=agents,
             admin_tokens=tokens,
-            credentials=CredentialStore(db, SealedBox(master_key)),
+            credentials=credentials,
             session_store=session_store,
             audit_store=audit_store,
             directory=directory,
             sessions=sessions,
+            controls=controls,
+            inflight=InflightStreams(switch),
+            upstream_keys=UpstreamKeys(credentials),
+            anthropic=AnthropicUpstream(
+                settings.upstream_connect_timeout, settings.upstream_read_timeout
+            ),
             audit=audit,
-            feed=feed,
-            pipeline=Pipeline(default_stages(directory, sessions), audit),
+            feed=ChangeFeed(db, settings.change_poll_seconds),
+            pipeline=Pipeline(default_stages(directory, sessions, switch, prices), audit),
         )
         runtime.bootstrap_secret = await runtime._ensure_admin_token()
         await directory.load()
-        feed.subscribe(directory.apply)
-        feed.subscribe(sessions.apply)
-        await feed.start()
+        await controls.load()
+        for handler in (
+            directory.apply,
+            sessions.apply,
+            controls.apply,
+            runtime.upstream_keys.apply,
+            runtime.inflight.apply,
+        ):
+            runtime.feed.subscribe(handler)
+        await runtime.feed.start()
+        await runtime.anthropic.start()
         audit.start()
         sessions.start()
         return runtime
 
     async def stop(self) -> None:
         await self.feed.stop()
+        await self.anthropic.stop()
         await self.sessions.stop()
         await self.audit.stop()
         await self.db.dispose()
@@ -114,7 +142,3 @@ class Runtime:
             return None
         _, secret = await self.admin_tokens.create(BOOTSTRAP_TOKEN_NAME, Role.ADMIN)
         return secret
-
-
-def _redacted(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)

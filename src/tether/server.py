@@ -9,6 +9,7 @@ from aiohttp import web
 from tether import __version__
 from tether.admin.app import mount_admin
 from tether.config import Settings
+from tether.gateway.anthropic.proxy import AnthropicGateway, GatewaySettings
 from tether.gateway.authorize import add_authorize_routes
 from tether.runtime import Runtime
 from tether.web.errors import error_middleware
@@ -25,11 +26,18 @@ async def _health(_request: web.Request) -> web.Response:
 def build_app(runtime: Runtime) -> web.Application:
     """An application serving an already started runtime (the caller stops it)."""
     app = web.Application(
-        middlewares=[error_middleware], client_max_size=runtime.settings.max_body_bytes
+        middlewares=[error_middleware], client_max_size=runtime.settings.max_message_bytes
     )
     app[RUNTIME_KEY] = runtime
     app.router.add_get("/healthz", _health)
     add_authorize_routes(app, runtime.pipeline, runtime.settings.max_body_bytes)
+    AnthropicGateway(
+        runtime.pipeline,
+        runtime.anthropic,
+        runtime.upstream_keys,
+        runtime.inflight,
+        GatewaySettings(runtime.settings.anthropic_base_url, runtime.settings.max_message_bytes),
+    ).add_routes(app)
     mount_admin(app, runtime, __version__)
     return app
 

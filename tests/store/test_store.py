@@ -17,7 +17,7 @@ from tether.store.changes import Change
 from tether.store.database import Database
 from tether.store.migrate import upgrade
 from tether.store.projects import ProjectStore
-from tether.store.records import AgentState
+from tether.store.records import ActivityDelta, AgentState
 from tether.store.sessions import SessionStore
 
 
@@ -66,7 +66,7 @@ async def test_revoking_an_agent_revokes_its_keys(db: Database) -> None:
     project = await ProjectStore(db).create("p")
     agents = AgentStore(db)
     agent, _ = await agents.create("a", project.id, "")
-    await agents.set_state(agent.id, AgentState.REVOKED)
+    await agents.set_state(agent.id, AgentState.REVOKED, "admin:test", "compromised")
     assert await agents.live_keys(agent.id) == []
     refreshed = await agents.get(agent.id)
     assert refreshed is not None and refreshed.state is AgentState.REVOKED
@@ -81,9 +81,11 @@ async def test_concurrent_get_or_create_of_one_session_yields_one_row(db: Databa
     )
     assert {r.id for r in results} == {"same"}
     assert len(await sessions.find()) == 1
-    await sessions.record_activity({"same": (results[0].created_at + 5, 3)})
+    delta = ActivityDelta(last_activity_at=results[0].created_at + 5, requests=3, cost_micros=42)
+    await sessions.record_activity({"same": delta})
     updated = await sessions.get("same")
-    assert updated is not None and updated.request_count == 3
+    assert updated is not None and updated.request_count == 3 and updated.cost_micros == 42
+    assert updated.last_activity_at == results[0].created_at + 5
 
 
 async def test_audit_log_group_commits_concurrent_events(db: Database) -> None:

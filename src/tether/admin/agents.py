@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tether.admin.appkeys import runtime_of
+from tether.admin.appkeys import caller_of, runtime_of
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import (
@@ -14,12 +14,13 @@ from tether.admin.schemas import (
     IssuedKeyOut,
     KeyOut,
     RotateKey,
+    StateChange,
 )
 from tether.errors import Conflict
 from tether.runtime import Runtime
 from tether.store.clock import iso_ms
 from tether.store.records import Agent, AgentState
-from tether.web.bodies import read_model
+from tether.web.bodies import read_model, read_optional_model
 
 
 async def _out(runtime: Runtime, agent: Agent) -> AgentOut:
@@ -76,15 +77,30 @@ async def _transition(
 ) -> web.Response:
     runtime = runtime_of(request)
     agent = await runtime.agents.by_name(request.match_info["agent"])
+    change = await read_optional_model(request, StateChange, runtime.settings.max_body_bytes)
     if agent.state is AgentState.REVOKED and target is not AgentState.REVOKED:
         raise Conflict(f"agent {agent.name!r} is revoked; revocation is final, create a new agent")
     if agent.state not in allowed_from and agent.state is not target:
         raise Conflict(
             f"agent {agent.name!r} is {agent.state.value}; cannot make it {target.value}"
         )
-    await runtime.agents.set_state(agent.id, target)
+    await runtime.agents.set_state(
+        agent.id, target, f"admin:{caller_of(request).name}", change.reason
+    )
     updated = await runtime.agents.by_name(agent.name)
     return model_response(await _out(runtime, updated))
+
+
+@routes.route(
+    "POST",
+    "/agents/{agent}/stop",
+    "agents.stop",
+    "Stop an agent: all its sessions, running and new, are refused until it is released",
+    body=StateChange,
+    response=AgentOut,
+)
+async def stop_agent(request: web.Request) -> web.Response:
+    return await _transition(request, AgentState.STOPPED, {AgentState.ACTIVE})
 
 
 @routes.route(
@@ -92,21 +108,27 @@ async def _transition(
     "/agents/{agent}/quarantine",
     "agents.quarantine",
     "Quarantine an agent: every action it attempts is denied",
+    body=StateChange,
     response=AgentOut,
 )
 async def quarantine_agent(request: web.Request) -> web.Response:
-    return await _transition(request, AgentState.QUARANTINED, {AgentState.ACTIVE})
+    return await _transition(
+        request, AgentState.QUARANTINED, {AgentState.ACTIVE, AgentState.STOPPED}
+    )
 
 
 @routes.route(
     "POST",
     "/agents/{agent}/release",
     "agents.release",
-    "Release a quarantined agent",
+    "Release a stopped or quarantined agent",
+    body=StateChange,
     response=AgentOut,
 )
 async def release_agent(request: web.Request) -> web.Response:
-    return await _transition(request, AgentState.ACTIVE, {AgentState.QUARANTINED})
+    return await _transition(
+        request, AgentState.ACTIVE, {AgentState.QUARANTINED, AgentState.STOPPED}
+    )
 
 
 @routes.route(
@@ -114,11 +136,14 @@ async def release_agent(request: web.Request) -> web.Response:
     "/agents/{agent}/revoke",
     "agents.revoke",
     "Revoke an agent and all its keys, for good",
+    body=StateChange,
     response=AgentOut,
 )
 async def revoke_agent(request: web.Request) -> web.Response:
     return await _transition(
-        request, AgentState.REVOKED, {AgentState.ACTIVE, AgentState.QUARANTINED}
+        request,
+        AgentState.REVOKED,
+        {AgentState.ACTIVE, AgentState.QUARANTINED, AgentState.STOPPED},
     )
 
 

@@ -7,7 +7,13 @@ from aiohttp import web
 from tether.admin.appkeys import runtime_of
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
-from tether.admin.schemas import CredentialOut, CredentialPut, ProjectCreate, ProjectOut
+from tether.admin.schemas import (
+    CredentialOut,
+    CredentialPut,
+    ProjectCreate,
+    ProjectOut,
+    ProjectUpdate,
+)
 from tether.errors import BadRequest, NotFound
 from tether.web.bodies import read_model
 
@@ -39,6 +45,22 @@ async def list_projects(request: web.Request) -> web.Response:
 async def show_project(request: web.Request) -> web.Response:
     project = await runtime_of(request).projects.by_name(request.match_info["project"])
     return model_response(ProjectOut.of(project))
+
+
+@routes.route(
+    "PATCH",
+    "/projects/{project}",
+    "projects.update",
+    "Change a project's settings (its upstream base URL)",
+    body=ProjectUpdate,
+    response=ProjectOut,
+)
+async def update_project(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    project = await runtime.projects.by_name(request.match_info["project"])
+    payload = await read_model(request, ProjectUpdate, runtime.settings.max_body_bytes)
+    await runtime.projects.set_upstream(project.id, payload.upstream_base_url)
+    return model_response(ProjectOut.of(await runtime.projects.by_name(project.name)))
 
 
 def _provider(request: web.Request) -> str:

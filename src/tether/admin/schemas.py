@@ -34,6 +34,9 @@ class ProjectOut(BaseModel):
     id: str
     name: str
     paused: bool
+    paused_by: str | None
+    paused_reason: str | None
+    upstream_base_url: str | None
     created_at: str | None
 
     @classmethod
@@ -42,6 +45,9 @@ class ProjectOut(BaseModel):
             id=project.id,
             name=project.name,
             paused=project.paused,
+            paused_by=project.state_by if project.paused else None,
+            paused_reason=project.state_reason if project.paused else None,
+            upstream_base_url=project.upstream_base_url,
             created_at=iso_ms(project.created_at),
         )
 
@@ -57,6 +63,8 @@ class AgentOut(BaseModel):
     name: str
     project: str
     state: str
+    state_by: str | None
+    state_reason: str | None
     description: str
     created_at: str | None
     updated_at: str | None
@@ -68,6 +76,8 @@ class AgentOut(BaseModel):
             name=agent.name,
             project=project_name,
             state=agent.state.value,
+            state_by=agent.state_by,
+            state_reason=agent.state_reason,
             description=agent.description,
             created_at=iso_ms(agent.created_at),
             updated_at=iso_ms(agent.updated_at),
@@ -113,6 +123,26 @@ class RotateKey(Strict):
         le=MAX_GRACE_SECONDS,
         description="how long the current keys keep working; 0 ends them now",
     )
+
+
+class StateChange(Strict):
+    reason: str = Field("", max_length=1000, description="why; shown to the agent's user")
+
+
+class ProjectUpdate(Strict):
+    upstream_base_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        max_length=512,
+        description="where this project's model calls go; null for tether's default",
+    )
+
+
+class PauseState(BaseModel):
+    paused: bool
+    by: str | None
+    reason: str | None
+    at: str | None
 
 
 class CredentialPut(Strict):
@@ -168,9 +198,16 @@ class SessionOut(BaseModel):
     agent: str | None
     project: str | None
     state: str
+    state_by: str | None
+    state_reason: str | None
     created_at: str | None
     last_activity_at: str | None
     request_count: int
+    input_tokens: int
+    output_tokens: int
+    cache_creation_tokens: int
+    cache_read_tokens: int
+    cost_usd: float
 
     @classmethod
     def of(cls, session: SessionRecord, agent: str | None, project: str | None) -> SessionOut:
@@ -179,9 +216,16 @@ class SessionOut(BaseModel):
             agent=agent,
             project=project,
             state=session.state.value,
+            state_by=session.state_by,
+            state_reason=session.state_reason,
             created_at=iso_ms(session.created_at),
             last_activity_at=iso_ms(session.last_activity_at),
             request_count=session.request_count,
+            input_tokens=session.input_tokens,
+            output_tokens=session.output_tokens,
+            cache_creation_tokens=session.cache_creation_tokens,
+            cache_read_tokens=session.cache_read_tokens,
+            cost_usd=session.cost_micros / 1_000_000,
         )
 
 

@@ -13,7 +13,7 @@ from tether.runtime import Runtime
 from tether.store.records import SessionRecord, SessionState
 
 
-def _out(runtime: Runtime, session: SessionRecord) -> SessionOut:
+def session_out(runtime: Runtime, session: SessionRecord) -> SessionOut:
     agent = runtime.directory.agent(session.agent_id)
     project = runtime.directory.project(session.project_id)
     return SessionOut.of(session, agent.name if agent else None, project.name if project else None)
@@ -42,7 +42,7 @@ async def list_sessions(request: web.Request) -> web.Response:
             choices = ", ".join(s.value for s in SessionState)
             raise BadRequest(f"state must be one of: {choices}") from None
     sessions = await runtime.session_store.find(project_id, agent_id, state)
-    return model_list_response([_out(runtime, s) for s in sessions])
+    return model_list_response([session_out(runtime, s) for s in sessions])
 
 
 @routes.route(
@@ -54,4 +54,4 @@ async def show_session(request: web.Request) -> web.Response:
     session = await runtime.session_store.get(session_id)
     if session is None:
         raise NotFound(f"no session {session_id!r}")
-    return model_response(_out(runtime, session))
+    return model_response(session_out(runtime, session))

@@ -60,6 +60,8 @@ class Decision:
     agent_name: str | None = None
     project_name: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    action: Action | None = field(default=None, repr=False, compare=False)
+    context: Context | None = field(default=None, repr=False, compare=False)
 
     @property
     def allowed(self) -> bool:

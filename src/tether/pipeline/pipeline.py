@@ -1,16 +1,18 @@
-"""Runs the stages in order and records the decision before anyone acts on it."""
+"""Runs the stages in order, records the decision before anyone acts on it, and settles
+the outcome afterwards (usage, budgets, the completion record)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
 from tether.errors import TetherError
-from tether.pipeline.action import Action, Context, Decision, Deny, Pending, Verdict
+from tether.pipeline.action import Action, Context, Decision, Deny, Verdict
+from tether.pipeline.events import decision_event, outcome_events
+from tether.pipeline.outcome import Outcome
 
-__all__ = ["Pipeline", "Stage"]
+__all__ = ["Pipeline", "Settles", "Stage"]
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +23,23 @@ class Stage(Protocol):
     async def check(self, action: Action, ctx: Context) -> Verdict | None: ...
 
 
+@runtime_checkable
+class Settles(Protocol):
+    """A stage that also acts once the outcome is known (metering, budget settlement)."""
+
+    async def settle(self, action: Action, ctx: Context, outcome: Outcome) -> None: ...
+
+
 class Pipeline:
     def __init__(self, stages: list[Stage], audit: AuditLog) -> None:
         self.stages = stages
+        self._settlers = [stage for stage in stages if isinstance(stage, Settles)]
         self._audit = audit
 
-    async def decide(self, action: Action, ctx: Context | None = None) -> Decision:
+    async def decide(self, action: Action) -> Decision:
         """Fail closed: a stage that cannot check denies. Raises ``AuditUnavailable``
         (503) when the decision could not be recorded; nothing may act on it then."""
-        ctx = ctx or Context()
+        ctx = Context()
         verdict: Verdict | None = None
         for stage in self.stages:
             try:
@@ -41,7 +51,7 @@ class Pipeline:
                 verdict = Deny("internal_error", "tether could not check this action; denied")
             if verdict is not None:
                 break
-        event = _event_for(action, ctx, verdict)
+        event = decision_event(action, ctx, verdict)
         await self._audit.record(event)
         identity = ctx.identity
         return Decision(
@@ -53,27 +63,22 @@ class Pipeline:
             agent_name=identity.agent.name if identity else None,
             project_name=identity.project.name if identity else None,
             evidence=verdict.evidence if isinstance(verdict, Deny) else {},
+            action=action,
+            context=ctx,
         )
 
-
-def _event_for(action: Action, ctx: Context, verdict: Verdict | None) -> AuditEvent:
-    identity = ctx.identity
-    event = AuditEvent(
-        actor=f"agent:{identity.agent.name}" if identity else "agent:unidentified",
-        source=action.source,
-        action=action.action,
-        resource=action.resource,
-        result="allow",
-        reason="no stage objected",
-        project_id=identity.project.id if identity else None,
-        agent_id=identity.agent.id if identity else None,
-        agent_name=identity.agent.name if identity else None,
-        session_id=ctx.session.id if ctx.session else action.session_id,
-        attributes=action.attributes,
-    )
-    if isinstance(verdict, Deny):
-        event.result, event.code, event.reason = "deny", verdict.code, verdict.reason
-    elif isinstance(verdict, Pending):
-        event.result, event.reason = "pending", verdict.reason
-        event.attributes = {**action.attributes, "approval_id": verdict.approval_id}
-    return event
+    async def settle(self, decision: Decision, outcome: Outcome) -> None:
+        """Never raises: the effect already happened; failures are logged loudly."""
+        assert decision.action is not None and decision.context is not None
+        for stage in self._settlers:
+            try:
+                await stage.settle(decision.action, decision.context, outcome)
+            except Exception:
+                log.exception("settling in %s failed", type(stage).__name__)
+        for event in outcome_events(decision.action, decision.context, outcome, decision.event_id):
+            try:
+                await self._audit.record(event)
+            except TetherError as exc:
+                log.error(
+                    "audit event %s (%s) not recorded: %s", event.id, event.action, exc.message
+                )

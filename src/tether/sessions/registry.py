@@ -15,7 +15,7 @@ from collections import OrderedDict
 from tether.errors import TetherError
 from tether.store.changes import Change
 from tether.store.clock import now_ms
-from tether.store.records import SessionRecord
+from tether.store.records import ActivityDelta, SessionRecord
 from tether.store.sessions import SessionStore
 
 __all__ = ["SessionRegistry", "new_session_id"]
@@ -34,7 +34,7 @@ class SessionRegistry:
     def __init__(self, store: SessionStore) -> None:
         self._store = store
         self._cache: OrderedDict[str, SessionRecord] = OrderedDict()
-        self._activity: dict[str, tuple[int, int]] = {}
+        self._activity: dict[str, ActivityDelta] = {}
         self._flusher: asyncio.Task[None] | None = None
 
     async def open(self, session_id: str, agent_id: str, project_id: str) -> SessionRecord:
@@ -47,9 +47,22 @@ class SessionRegistry:
             self._cache.move_to_end(session_id)
         return session
 
-    def note_activity(self, session_id: str) -> None:
-        _, count = self._activity.get(session_id, (0, 0))
-        self._activity[session_id] = (now_ms(), count + 1)
+    def cached(self, session_id: str) -> SessionRecord | None:
+        return self._cache.get(session_id)
+
+    def note_request(self, session_id: str) -> None:
+        delta = self._delta(session_id)
+        delta.requests += 1
+        delta.last_activity_at = now_ms()
+
+    def note_usage(self, session_id: str, usage: ActivityDelta) -> None:
+        self._delta(session_id).merge(usage)
+
+    def _delta(self, session_id: str) -> ActivityDelta:
+        delta = self._activity.get(session_id)
+        if delta is None:
+            delta = self._activity[session_id] = ActivityDelta()
+        return delta
 
     async def apply(self, change: Change) -> None:
         if change.kind == "session" and change.ref in self._cache:
@@ -75,9 +88,8 @@ class SessionRegistry:
         try:
             await self._store.record_activity(activity)
         except TetherError:
-            for session_id, (ts, count) in activity.items():
-                newer_ts, newer_count = self._activity.get(session_id, (0, 0))
-                self._activity[session_id] = (max(ts, newer_ts), count + newer_count)
+            for session_id, delta in activity.items():
+                self._delta(session_id).merge(delta)
             raise
 
     def _remember(self, session: SessionRecord) -> None:

@@ -36,6 +36,8 @@ def _agent(row: Any) -> Agent:
         description=row.description,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        state_by=row.state_by,
+        state_reason=row.state_reason,
     )
 
 
@@ -126,14 +128,14 @@ class AgentStore:
         async with self._db.read() as conn:
             return [_agent(r) for r in await conn.execute(query)]
 
-    async def set_state(self, agent_id: str, state: AgentState) -> None:
+    async def set_state(self, agent_id: str, state: AgentState, by: str, reason: str = "") -> None:
         """Revoking also revokes every key, so a later release cannot revive them."""
         ts = now_ms()
         async with self._db.write() as conn:
             await conn.execute(
                 update(agents)
                 .where(agents.c.id == agent_id)
-                .values(state=state.value, updated_at=ts)
+                .values(state=state.value, updated_at=ts, state_by=by, state_reason=reason)
             )
             if state is AgentState.REVOKED:
                 await conn.execute(

@@ -17,7 +17,16 @@ __all__ = ["ProjectStore"]
 
 
 def _project(row: Any) -> Project:
-    return Project(id=row.id, name=row.name, paused=bool(row.paused), created_at=row.created_at)
+    return Project(
+        id=row.id,
+        name=row.name,
+        paused=bool(row.paused),
+        created_at=row.created_at,
+        upstream_base_url=row.upstream_base_url,
+        state_by=row.state_by,
+        state_reason=row.state_reason,
+        state_at=row.state_at,
+    )
 
 
 class ProjectStore:
@@ -55,9 +64,20 @@ class ProjectStore:
             rows = await conn.execute(select(projects).order_by(projects.c.name))
         return [_project(r) for r in rows]
 
-    async def set_paused(self, project_id: str, paused: bool) -> None:
+    async def set_paused(self, project_id: str, paused: bool, by: str, reason: str) -> None:
         async with self._db.write() as conn:
             await conn.execute(
-                update(projects).where(projects.c.id == project_id).values(paused=paused)
+                update(projects)
+                .where(projects.c.id == project_id)
+                .values(paused=paused, state_by=by, state_reason=reason, state_at=now_ms())
+            )
+            await record_change(conn, "project", project_id)
+
+    async def set_upstream(self, project_id: str, base_url: str | None) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(projects)
+                .where(projects.c.id == project_id)
+                .values(upstream_base_url=base_url)
             )
             await record_change(conn, "project", project_id)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "ActivityDelta",
     "AdminToken",
     "Agent",
     "AgentKey",
@@ -20,6 +21,7 @@ __all__ = [
 
 class AgentState(StrEnum):
     ACTIVE = "active"
+    STOPPED = "stopped"
     QUARANTINED = "quarantined"
     REVOKED = "revoked"
 
@@ -41,6 +43,10 @@ class Project:
     name: str
     paused: bool
     created_at: int
+    upstream_base_url: str | None = None
+    state_by: str | None = None
+    state_reason: str | None = None
+    state_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,8 @@ class Agent:
     description: str
     created_at: int
     updated_at: int
+    state_by: str | None = None
+    state_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +106,33 @@ class SessionRecord:
     created_at: int
     last_activity_at: int
     request_count: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost_micros: int = 0
+    state_by: str | None = None
+    state_reason: str | None = None
+    state_at: int | None = None
+
+
+@dataclass(slots=True)
+class ActivityDelta:
+    """Counters a session gained since the last flush (requests, tokens, cost)."""
+
+    last_activity_at: int = 0
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost_micros: int = 0
+
+    def merge(self, other: ActivityDelta) -> None:
+        self.last_activity_at = max(self.last_activity_at, other.last_activity_at)
+        self.requests += other.requests
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_creation_tokens += other.cache_creation_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cost_micros += other.cost_micros

@@ -23,6 +23,7 @@ __all__ = [
     "agents",
     "audit_events",
     "change_log",
+    "controls",
     "credentials",
     "metadata",
     "projects",
@@ -45,6 +46,10 @@ projects = Table(
     Column("name", String(64), nullable=False, unique=True),
     Column("paused", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("upstream_base_url", String(512), nullable=True),
+    Column("state_by", String(96), nullable=True),
+    Column("state_reason", Text, nullable=True),
+    Column("state_at", BigInteger, nullable=True),
 )
 
 agents = Table(
@@ -57,6 +62,8 @@ agents = Table(
     Column("description", Text, nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("state_by", String(96), nullable=True),
+    Column("state_reason", Text, nullable=True),
 )
 
 agent_keys = Table(
@@ -105,6 +112,24 @@ sessions = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_activity_at", BigInteger, nullable=False),
     Column("request_count", Integer, nullable=False, default=0),
+    Column("input_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("output_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cache_creation_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cache_read_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cost_micros", BigInteger, nullable=False, server_default="0"),
+    Column("state_by", String(96), nullable=True),
+    Column("state_reason", Text, nullable=True),
+    Column("state_at", BigInteger, nullable=True),
+)
+
+controls = Table(
+    "controls",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_by", String(96), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
 
 audit_events = Table(

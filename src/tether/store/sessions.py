@@ -11,7 +11,7 @@ from tether.errors import Conflict
 from tether.store.changes import record_change
 from tether.store.clock import now_ms
 from tether.store.database import Database
-from tether.store.records import SessionRecord, SessionState
+from tether.store.records import ActivityDelta, SessionRecord, SessionState
 from tether.store.schema import sessions
 
 __all__ = ["SessionStore"]
@@ -26,6 +26,14 @@ def _session(row: Any) -> SessionRecord:
         created_at=row.created_at,
         last_activity_at=row.last_activity_at,
         request_count=row.request_count,
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        cache_creation_tokens=row.cache_creation_tokens,
+        cache_read_tokens=row.cache_read_tokens,
+        cost_micros=row.cost_micros,
+        state_by=row.state_by,
+        state_reason=row.state_reason,
+        state_at=row.state_at,
     )
 
 
@@ -84,26 +92,37 @@ class SessionStore:
         async with self._db.read() as conn:
             return [_session(r) for r in await conn.execute(query)]
 
-    async def set_state(self, session_id: str, state: SessionState) -> None:
+    async def set_state(self, session_id: str, state: SessionState, by: str, reason: str) -> None:
         async with self._db.write() as conn:
             await conn.execute(
-                update(sessions).where(sessions.c.id == session_id).values(state=state.value)
+                update(sessions)
+                .where(sessions.c.id == session_id)
+                .values(state=state.value, state_by=by, state_reason=reason, state_at=now_ms())
             )
             await record_change(conn, "session", session_id)
 
-    async def record_activity(self, activity: dict[str, tuple[int, int]]) -> None:
-        """Apply batched counters: ``{session_id: (last_activity_ms, requests_since_last)}``."""
+    async def record_activity(self, activity: dict[str, ActivityDelta]) -> None:
+        """Apply batched counters in one transaction."""
         if not activity:
             return
         async with self._db.write() as conn:
-            for session_id, (last_ms, count) in activity.items():
+            for session_id, delta in activity.items():
                 await conn.execute(
                     update(sessions)
                     .where(sessions.c.id == session_id)
                     .values(
-                        request_count=sessions.c.request_count + count,
+                        request_count=sessions.c.request_count + delta.requests,
+                        input_tokens=sessions.c.input_tokens + delta.input_tokens,
+                        output_tokens=sessions.c.output_tokens + delta.output_tokens,
+                        cache_creation_tokens=sessions.c.cache_creation_tokens
+                        + delta.cache_creation_tokens,
+                        cache_read_tokens=sessions.c.cache_read_tokens + delta.cache_read_tokens,
+                        cost_micros=sessions.c.cost_micros + delta.cost_micros,
                         last_activity_at=case(
-                            (sessions.c.last_activity_at < last_ms, last_ms),
+                            (
+                                sessions.c.last_activity_at < delta.last_activity_at,
+                                delta.last_activity_at,
+                            ),
                             else_=sessions.c.last_activity_at,
                         ),
                     )

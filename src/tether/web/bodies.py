@@ -10,19 +10,16 @@ from pydantic import BaseModel, ValidationError
 
 from tether.errors import BadRequest, PayloadTooLarge
 
-__all__ = ["describe_validation_error", "read_json", "read_limited", "read_model", "validate"]
+__all__ = [
+    "describe_validation_error",
+    "read_json",
+    "read_limited",
+    "read_model",
+    "read_optional_model",
+    "validate",
+]
 
 Model = TypeVar("Model", bound=BaseModel)
-
-
-async def read_json(request: web.Request, limit: int) -> Any:
-    body = await read_limited(request, limit)
-    if not body:
-        raise BadRequest("the body is empty; send a JSON object", code="invalid_json")
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
@@ -38,6 +35,20 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+async def read_json(request: web.Request, limit: int) -> Any:
+    body = await read_limited(request, limit)
+    if not body:
+        raise BadRequest("the body is empty; send a JSON object", code="invalid_json")
+    return _parse(body)
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -57,3 +68,9 @@ def validate(model: type[Model], data: Any) -> Model:
 
 async def read_model(request: web.Request, model: type[Model], limit: int) -> Model:
     return validate(model, await read_json(request, limit))
+
+
+async def read_optional_model(request: web.Request, model: type[Model], limit: int) -> Model:
+    """Like ``read_model``, but an empty body means the model's defaults."""
+    body = await read_limited(request, limit)
+    return validate(model, _parse(body) if body.strip() else {})

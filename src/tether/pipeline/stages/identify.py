@@ -1,10 +1,9 @@
-"""Stage 1: who is calling. Resolves the agent key; refuses unknown, expired, quarantined."""
+"""Stage 1: who is calling. Resolves the agent key; unknown, expired and revoked keys stop here."""
 
 from __future__ import annotations
 
 from tether.identity.directory import Directory
 from tether.pipeline.action import Action, Context, Deny, Verdict
-from tether.store.records import AgentState
 
 __all__ = ["IdentifyAgent"]
 
@@ -19,14 +18,5 @@ class IdentifyAgent:
                 "missing_credentials",
                 "no agent key: send it as 'Authorization: Bearer tth_…' or 'x-api-key'",
             )
-        identity = await self._directory.identify_agent(action.credential)
-        ctx.identity = identity
-        if identity.agent.state is AgentState.QUARANTINED:
-            return Deny(
-                "agent_quarantined",
-                f"agent {identity.agent.name!r} is quarantined: every action is denied until "
-                "an operator releases it",
-            )
-        if identity.agent.state is AgentState.REVOKED:
-            return Deny("agent_revoked", f"agent {identity.agent.name!r} has been revoked")
+        ctx.identity = await self._directory.identify_agent(action.credential)
         return None

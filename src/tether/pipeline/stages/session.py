@@ -1,10 +1,9 @@
-"""Stage 2: which session. Creates it on first sight; refuses paused, terminated, foreign ones."""
+"""Stage 2: which session. Creates it on first sight; refuses a session of another agent."""
 
 from __future__ import annotations
 
 from tether.pipeline.action import Action, Context, Deny, Verdict
 from tether.sessions.registry import SessionRegistry, new_session_id
-from tether.store.records import SessionState
 
 __all__ = ["OpenSession"]
 
@@ -24,9 +23,5 @@ class OpenSession:
                 f"session {session_id} belongs to another agent; start a new session id",
             )
         ctx.session = session
-        self._registry.note_activity(session.id)
-        if session.state is SessionState.TERMINATED:
-            return Deny("session_terminated", f"session {session_id} has been terminated")
-        if session.state is SessionState.PAUSED:
-            return Deny("session_paused", f"session {session_id} is paused")
+        self._registry.note_request(session.id)
         return None

@@ -1,0 +1,124 @@
+"""Admin: the kill switch — terminate a session, pause a project, pause the whole fleet."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tether.admin.appkeys import caller_of, runtime_of
+from tether.admin.responses import model_response
+from tether.admin.routing import routes
+from tether.admin.schemas import PauseState, ProjectOut, SessionOut, StateChange
+from tether.admin.sessions import session_out
+from tether.errors import NotFound
+from tether.store.clock import iso_ms
+from tether.store.records import SessionState
+from tether.web.bodies import read_optional_model
+
+
+async def _change(request: web.Request) -> tuple[str, str]:
+    runtime = runtime_of(request)
+    change = await read_optional_model(request, StateChange, runtime.settings.max_body_bytes)
+    return f"admin:{caller_of(request).name}", change.reason
+
+
+@routes.route(
+    "POST",
+    "/sessions/{session_id}/kill",
+    "sessions.kill",
+    "Terminate a session: its next request is refused and a running stream is cut",
+    body=StateChange,
+    response=SessionOut,
+)
+async def kill_session(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    session_id = request.match_info["session_id"]
+    session = await runtime.session_store.get(session_id)
+    if session is None:
+        raise NotFound(f"no session {session_id!r}")
+    by, reason = await _change(request)
+    if session.state is not SessionState.TERMINATED:
+        await runtime.session_store.set_state(session_id, SessionState.TERMINATED, by, reason)
+    killed = await runtime.session_store.get(session_id)
+    assert killed is not None
+    return model_response(session_out(runtime, killed))
+
+
+async def _pause_project(request: web.Request, paused: bool) -> web.Response:
+    runtime = runtime_of(request)
+    project = await runtime.projects.by_name(request.match_info["project"])
+    by, reason = await _change(request)
+    if project.paused != paused:
+        await runtime.projects.set_paused(project.id, paused, by, reason)
+    return model_response(ProjectOut.of(await runtime.projects.by_name(project.name)))
+
+
+@routes.route(
+    "POST",
+    "/projects/{project}/pause",
+    "projects.pause",
+    "Pause a project: every agent in it is refused, running streams are cut",
+    body=StateChange,
+    response=ProjectOut,
+)
+async def pause_project(request: web.Request) -> web.Response:
+    return await _pause_project(request, True)
+
+
+@routes.route(
+    "POST",
+    "/projects/{project}/resume",
+    "projects.resume",
+    "Resume a paused project",
+    body=StateChange,
+    response=ProjectOut,
+)
+async def resume_project(request: web.Request) -> web.Response:
+    return await _pause_project(request, False)
+
+
+async def _fleet(request: web.Request, paused: bool) -> web.Response:
+    runtime = runtime_of(request)
+    by, reason = await _change(request)
+    await runtime.controls.set_pause_all(paused, by, reason)
+    await runtime.feed.catch_up()
+    return _fleet_state(request)
+
+
+def _fleet_state(request: web.Request) -> web.Response:
+    control = runtime_of(request).controls.pause_all
+    state = PauseState(
+        paused=control is not None,
+        by=control.updated_by if control else None,
+        reason=control.reason if control else None,
+        at=iso_ms(control.updated_at) if control else None,
+    )
+    return model_response(state)
+
+
+@routes.route(
+    "POST",
+    "/pause",
+    "fleet.pause",
+    "Pause every agent of every project",
+    body=StateChange,
+    response=PauseState,
+)
+async def pause_fleet(request: web.Request) -> web.Response:
+    return await _fleet(request, True)
+
+
+@routes.route(
+    "POST",
+    "/resume",
+    "fleet.resume",
+    "Lift the fleet-wide pause",
+    body=StateChange,
+    response=PauseState,
+)
+async def resume_fleet(request: web.Request) -> web.Response:
+    return await _fleet(request, False)
+
+
+@routes.route("GET", "/pause", "fleet.state", "Whether the fleet is paused", response=PauseState)
+async def fleet_state(request: web.Request) -> web.Response:
+    return _fleet_state(request)

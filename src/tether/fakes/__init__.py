@@ -1,0 +1,1 @@
+"""Stand-ins for upstream services, for tests and local demos (never used in production paths)."""

@@ -1,0 +1,284 @@
+"""A fake Anthropic Messages API that speaks the real wire protocol.
+
+SSE event sequence, usage fields (cache tokens included), tool_use blocks, error
+bodies, 429/529 with ``retry-after``, per-chunk delays and streams that break midway.
+Replies are scripted with ``enqueue`` (in-process) or ``POST /_fake/enqueue``; with
+nothing queued every request gets the default text reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["FakeAnthropic", "FakeReply"]
+
+
+@dataclass
+class FakeReply:
+    """One scripted answer. ``kind`` is ``text``, ``tool_use`` or ``error``."""
+
+    kind: str = "text"
+    text: str = "Hello from the fake upstream."
+    chunks: int = 3
+    chunk_delay: float = 0.0
+    tool_name: str = "Bash"
+    tool_input: dict[str, Any] = field(default_factory=lambda: {"command": "ls"})
+    status: int = 200
+    error_type: str = "api_error"
+    error_message: str = "scripted error"
+    retry_after: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    break_after_chunks: int | None = None
+
+
+@dataclass
+class ReceivedRequest:
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def _split(text: str, parts: int) -> list[str]:
+    parts = max(1, min(parts, len(text) or 1))
+    size = -(-len(text) // parts)
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+class FakeAnthropic:
+    def __init__(self, api_key: str = "sk-ant-fake-upstream-key", default: FakeReply | None = None):
+        self.api_key = api_key
+        self.default = default or FakeReply()
+        self.queue: deque[FakeReply] = deque()
+        self.received: list[ReceivedRequest] = []
+        self.keep_requests = True
+
+    def enqueue(self, *replies: FakeReply) -> None:
+        self.queue.extend(replies)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
+        app.router.add_post("/_fake/enqueue", self._enqueue_over_http)
+        return app
+
+    def _next(self) -> FakeReply:
+        return self.queue.popleft() if self.queue else self.default
+
+    async def _admit(
+        self, request: web.Request
+    ) -> tuple[dict[str, Any] | None, web.Response | None]:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            return None, _error(400, "invalid_request_error", "request body is not valid JSON")
+        if self.keep_requests:
+            self.received.append(
+                ReceivedRequest(request.path, request.query_string, dict(request.headers), body)
+            )
+        if request.headers.get("x-api-key") != self.api_key:
+            return None, _error(401, "authentication_error", "invalid x-api-key")
+        if "anthropic-version" not in request.headers:
+            return None, _error(
+                400, "invalid_request_error", "anthropic-version header is required"
+            )
+        if not isinstance(body, dict) or "model" not in body:
+            return None, _error(400, "invalid_request_error", "model: Field required")
+        return body, None
+
+    async def _count_tokens(self, request: web.Request) -> web.Response:
+        body, refused = await self._admit(request)
+        if refused is not None:
+            return refused
+        assert body is not None
+        return web.json_response({"input_tokens": _estimate_input(body)})
+
+    async def _enqueue_over_http(self, request: web.Request) -> web.Response:
+        self.enqueue(FakeReply(**await request.json()))
+        return web.json_response({"queued": len(self.queue)})
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body, refused = await self._admit(request)
+        if refused is not None:
+            return refused
+        assert body is not None
+        if "max_tokens" not in body:
+            return _error(400, "invalid_request_error", "max_tokens: Field required")
+        reply = self._next()
+        if reply.kind == "error":
+            return _error(reply.status, reply.error_type, reply.error_message, reply.retry_after)
+        usage = {
+            "input_tokens": reply.input_tokens
+            if reply.input_tokens is not None
+            else _estimate_input(body),
+            "cache_creation_input_tokens": reply.cache_creation_input_tokens,
+            "cache_read_input_tokens": reply.cache_read_input_tokens,
+        }
+        output_tokens = reply.output_tokens
+        if output_tokens is None:
+            output_tokens = max(1, len(reply.text) // 4) if reply.kind == "text" else 20
+        if body.get("stream"):
+            return await self._stream(request, body, reply, usage, output_tokens)
+        return web.json_response(
+            _message(
+                body["model"],
+                _content(reply),
+                {**usage, "output_tokens": output_tokens},
+                "tool_use" if reply.kind == "tool_use" else "end_turn",
+            ),
+            headers={"request-id": _request_id()},
+        )
+
+    async def _stream(
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        reply: FakeReply,
+        usage: dict[str, int],
+        output_tokens: int,
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "request-id": _request_id(),
+            }
+        )
+        await response.prepare(request)
+        start = _message(body["model"], [], {**usage, "output_tokens": 1}, None)
+        await response.write(_sse("message_start", {"type": "message_start", "message": start}))
+        if reply.kind == "tool_use":
+            block = {
+                "type": "tool_use",
+                "id": f"toolu_{uuid.uuid4().hex[:24]}",
+                "name": reply.tool_name,
+                "input": {},
+            }
+            pieces = _split(json.dumps(reply.tool_input), reply.chunks)
+            delta_type, delta_key = "input_json_delta", "partial_json"
+        else:
+            block = {"type": "text", "text": ""}
+            pieces = _split(reply.text, reply.chunks)
+            delta_type, delta_key = "text_delta", "text"
+        await response.write(
+            _sse(
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": block},
+            )
+        )
+        await response.write(_sse("ping", {"type": "ping"}))
+        for n, piece in enumerate(pieces):
+            if reply.break_after_chunks is not None and n >= reply.break_after_chunks:
+                await response.write(
+                    _sse(
+                        "error",
+                        {
+                            "type": "error",
+                            "error": {"type": "overloaded_error", "message": "Overloaded"},
+                        },
+                    )
+                )
+                return response
+            if reply.chunk_delay:
+                await asyncio.sleep(reply.chunk_delay)
+            await response.write(
+                _sse(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": delta_type, delta_key: piece},
+                    },
+                )
+            )
+        await response.write(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        await response.write(
+            _sse(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {
+                        "stop_reason": "tool_use" if reply.kind == "tool_use" else "end_turn",
+                        "stop_sequence": None,
+                    },
+                    "usage": {**usage, "output_tokens": output_tokens},
+                },
+            )
+        )
+        await response.write(_sse("message_stop", {"type": "message_stop"}))
+        await response.write_eof()
+        return response
+
+
+def _estimate_input(body: dict[str, Any]) -> int:
+    return max(
+        1,
+        len(json.dumps(body.get("messages", []))) // 4
+        + len(json.dumps(body.get("system", ""))) // 4,
+    )
+
+
+def _content(reply: FakeReply) -> list[dict[str, Any]]:
+    if reply.kind == "tool_use":
+        return [
+            {
+                "type": "tool_use",
+                "id": f"toolu_{uuid.uuid4().hex[:24]}",
+                "name": reply.tool_name,
+                "input": reply.tool_input,
+            }
+        ]
+    return [{"type": "text", "text": reply.text}]
+
+
+def _message(
+    model: str, content: list[dict[str, Any]], usage: dict[str, int], stop_reason: str | None
+) -> dict[str, Any]:
+    return {
+        "id": f"msg_{uuid.uuid4().hex[:24]}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+
+
+def _request_id() -> str:
+    return f"req_{uuid.uuid4().hex[:24]}"
+
+
+def _error(
+    status: int, error_type: str, message: str, retry_after: int | None = None
+) -> web.Response:
+    request_id = _request_id()
+    headers = {"request-id": request_id}
+    if retry_after is not None:
+        headers["retry-after"] = str(retry_after)
+    return web.json_response(
+        {
+            "type": "error",
+            "error": {"type": error_type, "message": message},
+            "request_id": request_id,
+        },
+        status=status,
+        headers=headers,
+    )

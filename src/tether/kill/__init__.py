@@ -1,0 +1,1 @@
+"""The kill switch: stop a session, an agent, a project or the fleet, streams included."""

@@ -1,0 +1,64 @@
+"""Streams in flight, so a kill reaches requests that were allowed before it.
+
+On every change the feed delivers, each running stream is checked against the kill
+switch again; a stream that should stop is cut by the callback its front door gave.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tether.kill.switch import KillSwitch
+from tether.pipeline.action import Deny
+from tether.store.changes import Change
+
+__all__ = ["InflightStreams", "StreamHandle"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class StreamHandle:
+    agent_id: str
+    project_id: str
+    session_id: str | None
+    cut: Callable[[Deny], None]
+    cut_by: Deny | None = None
+
+
+class InflightStreams:
+    def __init__(self, switch: KillSwitch) -> None:
+        self._switch = switch
+        self._streams: dict[int, StreamHandle] = {}
+        self._ids = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def register(self, handle: StreamHandle) -> int:
+        token = next(self._ids)
+        self._streams[token] = handle
+        return token
+
+    def unregister(self, token: int) -> None:
+        self._streams.pop(token, None)
+
+    async def apply(self, _change: Change) -> None:
+        self.enforce()
+
+    def enforce(self) -> None:
+        for token, handle in list(self._streams.items()):
+            if handle.cut_by is not None:
+                continue
+            verdict = self._switch.reason_to_stop(
+                handle.agent_id, handle.project_id, handle.session_id
+            )
+            if verdict is not None:
+                handle.cut_by = verdict
+                try:
+                    handle.cut(verdict)
+                except Exception:
+                    log.exception("cutting stream %s failed", token)

@@ -1,0 +1,45 @@
+"""What happened after an allowed action was carried out: the input to ``Pipeline.settle``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.pricing.usage import Usage
+
+__all__ = ["Outcome", "ToolResult", "ToolUse"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUse:
+    """A ``tool_use`` block the model emitted."""
+
+    id: str
+    name: str
+    input: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """A ``tool_result`` block the agent sent back."""
+
+    tool_use_id: str
+    is_error: bool
+
+
+@dataclass(slots=True)
+class Outcome:
+    """``result`` is ``ok``, ``error`` (upstream or network), ``abandoned`` (the client left)
+    or ``cut`` (the kill switch stopped it). Stages fill ``cost_usd`` while settling."""
+
+    result: str
+    status: int
+    latency_ms: float
+    model: str | None = None
+    usage: Usage | None = None
+    tool_uses: list[ToolUse] = field(default_factory=list)
+    tool_results: list[ToolResult] = field(default_factory=list)
+    detail: str = ""
+    upstream_request_id: str | None = None
+    cost_usd: float | None = None
+    price_known: bool = True

@@ -1,0 +1,20 @@
+"""Stage 3: stopped things stay stopped — fleet pause, project pause, agent stop or
+quarantine, terminated session. Refusals name what was stopped and by whom."""
+
+from __future__ import annotations
+
+from tether.kill.switch import KillSwitch
+from tether.pipeline.action import Action, Context, Verdict
+
+__all__ = ["EnforceKillSwitch"]
+
+
+class EnforceKillSwitch:
+    def __init__(self, switch: KillSwitch) -> None:
+        self._switch = switch
+
+    async def check(self, action: Action, ctx: Context) -> Verdict | None:
+        assert ctx.identity is not None and ctx.session is not None
+        return self._switch.reason_to_stop(
+            ctx.identity.agent.id, ctx.identity.project.id, ctx.session.id
+        )

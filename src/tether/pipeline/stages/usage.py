@@ -1,0 +1,41 @@
+"""Meters model calls: prices the usage upstream reported and adds it to the session."""
+
+from __future__ import annotations
+
+from tether.pipeline.action import Action, Context, Verdict
+from tether.pipeline.outcome import Outcome
+from tether.pricing.prices import PriceTable
+from tether.sessions.registry import SessionRegistry
+from tether.store.clock import now_ms
+from tether.store.records import ActivityDelta
+
+__all__ = ["MeterUsage"]
+
+
+class MeterUsage:
+    def __init__(self, prices: PriceTable, sessions: SessionRegistry) -> None:
+        self._prices = prices
+        self._sessions = sessions
+
+    async def check(self, action: Action, ctx: Context) -> Verdict | None:
+        return None
+
+    async def settle(self, action: Action, ctx: Context, outcome: Outcome) -> None:
+        usage = outcome.usage
+        if usage is None or outcome.model is None:
+            return
+        price, known = self._prices.price_for(outcome.model)
+        outcome.cost_usd = round(price.cost_usd(usage), 8)
+        outcome.price_known = known
+        if ctx.session is not None:
+            self._sessions.note_usage(
+                ctx.session.id,
+                ActivityDelta(
+                    last_activity_at=now_ms(),
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cache_creation_tokens=usage.cache_creation_input_tokens,
+                    cache_read_tokens=usage.cache_read_input_tokens,
+                    cost_micros=round(outcome.cost_usd * 1_000_000),
+                ),
+            )
