@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.databases import postgres_database, sqlite_url
+from tests.support.fake_upstream import RunningFake, start_fake
 from tests.support.server import RunningTether, start_tether
 
 
@@ -31,5 +32,29 @@ def tether(tmp_path: Path) -> Iterator[RunningTether]:
 def tether_any(tmp_path: Path, database_url: str) -> Iterator[RunningTether]:
     """A tether on each backend in turn."""
     server = start_tether(tmp_path / "data", database_url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def upstream() -> Iterator[RunningFake]:
+    """The fake Anthropic API."""
+    running = start_fake()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, upstream: RunningFake) -> Iterator[RunningTether]:
+    """A tether on SQLite whose Anthropic upstream is the fake, with project ``p``
+    holding the fake's key."""
+    server = start_tether(
+        tmp_path / "data", sqlite_url(str(tmp_path)), anthropic_base_url=upstream.url
+    )
+    server.create_project("p")
+    response = server.call(
+        "PUT", "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key}
+    )
+    assert response.status_code == 200
     yield server
     server.stop()

@@ -51,26 +51,45 @@ def show(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
     print_records(client(ctx).call("GET", f"/agents/{name}"), COLUMNS, as_json)
 
 
-def _transition(ctx: typer.Context, name: str, verb: str, as_json: bool) -> None:
-    print_records(client(ctx).call("POST", f"/agents/{name}/{verb}"), COLUMNS, as_json)
+ReasonOption = typer.Option("", "--reason", "-r", help="Why; shown to the agent's user.")
+
+
+def _transition(ctx: typer.Context, name: str, verb: str, reason: str, as_json: bool) -> None:
+    agent = client(ctx).call("POST", f"/agents/{name}/{verb}", {"reason": reason})
+    print_records(agent, [*COLUMNS, "state_by"], as_json)
+
+
+@app.command("stop")
+@reports_errors
+def stop(
+    ctx: typer.Context, name: str, reason: str = ReasonOption, as_json: bool = JsonOption
+) -> None:
+    """Stop an agent: its running streams are cut, every session refused until released."""
+    _transition(ctx, name, "stop", reason, as_json)
 
 
 @app.command("quarantine")
 @reports_errors
-def quarantine(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
+def quarantine(
+    ctx: typer.Context, name: str, reason: str = ReasonOption, as_json: bool = JsonOption
+) -> None:
     """Deny every action of this agent until released; nothing else is affected."""
-    _transition(ctx, name, "quarantine", as_json)
+    _transition(ctx, name, "quarantine", reason, as_json)
 
 
 @app.command("release")
 @reports_errors
-def release(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
-    """Release a quarantined agent."""
-    _transition(ctx, name, "release", as_json)
+def release(
+    ctx: typer.Context, name: str, reason: str = ReasonOption, as_json: bool = JsonOption
+) -> None:
+    """Release a stopped or quarantined agent."""
+    _transition(ctx, name, "release", reason, as_json)
 
 
 @app.command("revoke")
 @reports_errors
-def revoke(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
+def revoke(
+    ctx: typer.Context, name: str, reason: str = ReasonOption, as_json: bool = JsonOption
+) -> None:
     """Revoke an agent and all its keys, for good."""
-    _transition(ctx, name, "revoke", as_json)
+    _transition(ctx, name, "revoke", reason, as_json)

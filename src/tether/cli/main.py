@@ -8,7 +8,7 @@ import logging
 import typer
 
 from tether import __version__
-from tether.cli import agents, audit, credentials, keys, projects, sessions, tokens
+from tether.cli import agents, audit, credentials, fleet, keys, projects, sessions, tokens
 from tether.cli.output import errors
 from tether.config import Settings
 from tether.errors import TetherError
@@ -25,6 +25,8 @@ app.add_typer(credentials.app, name="credentials")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(audit.app, name="audit")
+app.command("pause")(fleet.pause)
+app.command("resume")(fleet.resume)
 
 
 @app.callback()

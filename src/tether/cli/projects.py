@@ -10,7 +10,8 @@ from tether.cli.output import print_records
 app = typer.Typer(
     help="Projects: own agents, upstream credentials and budgets.", no_args_is_help=True
 )
-COLUMNS = ["name", "paused", "created_at", "id"]
+COLUMNS = ["name", "paused", "paused_by", "upstream_base_url", "created_at"]
+ReasonOption = typer.Option("", "--reason", "-r", help="Why; shown to the agents' users.")
 
 
 @app.command("create")
@@ -32,3 +33,40 @@ def list_(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 def show(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
     """Show one project."""
     print_records(client(ctx).call("GET", f"/projects/{name}"), COLUMNS, as_json)
+
+
+@app.command("pause")
+@reports_errors
+def pause(
+    ctx: typer.Context, name: str, reason: str = ReasonOption, as_json: bool = JsonOption
+) -> None:
+    """Pause a project: every agent in it is refused and running streams are cut."""
+    print_records(
+        client(ctx).call("POST", f"/projects/{name}/pause", {"reason": reason}), COLUMNS, as_json
+    )
+
+
+@app.command("resume")
+@reports_errors
+def resume(
+    ctx: typer.Context, name: str, reason: str = ReasonOption, as_json: bool = JsonOption
+) -> None:
+    """Resume a paused project."""
+    print_records(
+        client(ctx).call("POST", f"/projects/{name}/resume", {"reason": reason}), COLUMNS, as_json
+    )
+
+
+@app.command("set-upstream")
+@reports_errors
+def set_upstream(
+    ctx: typer.Context,
+    name: str,
+    url: str = typer.Argument(
+        ..., help="Base URL, e.g. https://api.anthropic.com; 'default' resets."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Send this project's model calls to another Anthropic-compatible base URL."""
+    body = {"upstream_base_url": None if url == "default" else url}
+    print_records(client(ctx).call("PATCH", f"/projects/{name}", body), COLUMNS, as_json)

@@ -8,7 +8,7 @@ from tether.cli.context import JsonOption, client, reports_errors
 from tether.cli.output import print_records
 
 app = typer.Typer(help="Agent sessions.", no_args_is_help=True)
-COLUMNS = ["id", "agent", "project", "state", "request_count", "last_activity_at"]
+COLUMNS = ["id", "agent", "project", "state", "request_count", "cost_usd", "last_activity_at"]
 
 
 @app.command("list")
@@ -23,6 +23,19 @@ def list_(
     """List sessions, most recently active first."""
     params = {"project": project, "agent": agent, "state": state}
     print_records(client(ctx).call("GET", "/sessions", params=params), COLUMNS, as_json, "sessions")
+
+
+@app.command("kill")
+@reports_errors
+def kill(
+    ctx: typer.Context,
+    session_id: str,
+    reason: str = typer.Option("", "--reason", "-r", help="Shown to the agent's user."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Terminate a session: its running stream is cut and its next request refused."""
+    killed = client(ctx).call("POST", f"/sessions/{session_id}/kill", {"reason": reason})
+    print_records(killed, [*COLUMNS, "state_by"], as_json)
 
 
 @app.command("show")

@@ -28,6 +28,8 @@ class FakeReply:
     text: str = "Hello from the fake upstream."
     chunks: int = 3
     chunk_delay: float = 0.0
+    delay: float = 0.0
+    """Seconds before any byte of the answer is sent (time to first byte)."""
     tool_name: str = "Bash"
     tool_input: dict[str, Any] = field(default_factory=lambda: {"command": "ls"})
     status: int = 200
@@ -121,6 +123,8 @@ class FakeAnthropic:
         if "max_tokens" not in body:
             return _error(400, "invalid_request_error", "max_tokens: Field required")
         reply = self._next()
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
         if reply.kind == "error":
             return _error(reply.status, reply.error_type, reply.error_message, reply.retry_after)
         usage = {
