@@ -10,10 +10,10 @@ import anthropic
 import httpx
 import pytest
 
-from tether.fakes.anthropic import FakeReply
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether
 from tests.support.streams import MODEL, StreamRecord, read_stream
+from tether.fakes.anthropic import FakeReply
 
 SLOW = FakeReply(text="word " * 30, chunks=30, chunk_delay=0.1)
 

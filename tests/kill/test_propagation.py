@@ -14,11 +14,11 @@ import anthropic
 import httpx
 import pytest
 
-from tether.fakes.anthropic import FakeReply
 from tests.support.databases import postgres_database
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether, start_tether
 from tests.support.streams import MODEL, read_stream
+from tether.fakes.anthropic import FakeReply
 
 
 @pytest.fixture

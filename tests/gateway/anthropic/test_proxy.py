@@ -8,9 +8,9 @@ import anthropic
 import httpx
 import pytest
 
-from tether.fakes.anthropic import FakeReply
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether
+from tether.fakes.anthropic import FakeReply
 
 MODEL = "claude-sonnet-5"
 
