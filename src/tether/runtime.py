@@ -23,6 +23,7 @@ from tether.sessions.registry import SessionRegistry
 from tether.store.admin_tokens import AdminTokenStore
 from tether.store.agents import AgentStore
 from tether.store.audit import AuditStore
+from tether.store.audit_appender import open_appender
 from tether.store.change_feed import ChangeFeed
 from tether.store.controls import ControlStore
 from tether.store.credentials import CredentialStore
@@ -82,7 +83,7 @@ class Runtime:
         sessions = SessionRegistry(session_store)
         controls = FleetControls(ControlStore(db))
         switch = KillSwitch(directory, sessions, controls)
-        audit = AuditLog(audit_store)
+        audit = AuditLog(open_appender(settings.resolved_database_url))
         runtime = cls(
             settings=settings,
             db=db,
@@ -118,10 +119,12 @@ class Runtime:
         await runtime.feed.start()
         await runtime.anthropic.start()
         audit.start()
+        await sessions.warm_up()
         sessions.start()
         return runtime
 
     async def stop(self) -> None:
+        await self.pipeline.drain()
         await self.feed.stop()
         await self.anthropic.stop()
         await self.sessions.stop()

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tether.cli.main import app
 from tests.support.server import RunningTether
+from tether.cli.main import app
 
 
 @pytest.fixture
@@ -24,8 +24,16 @@ def cli(gateway: RunningTether, monkeypatch: pytest.MonkeyPatch):
 def model_call(gateway: RunningTether, key: str, session: str) -> httpx.Response:
     return httpx.post(
         f"{gateway.url}/v1/messages",
-        json={"model": "claude-haiku-5-5", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
-        headers={"x-api-key": key, "X-Claude-Code-Session-Id": session, "anthropic-version": "2023-06-01"},
+        json={
+            "model": "claude-haiku-5-5",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": "x"}],
+        },
+        headers={
+            "x-api-key": key,
+            "X-Claude-Code-Session-Id": session,
+            "anthropic-version": "2023-06-01",
+        },
     )
 
 

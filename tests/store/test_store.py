@@ -12,6 +12,7 @@ from tether.audit.log import AuditLog
 from tether.errors import Conflict, NotFound
 from tether.store.agents import AgentStore
 from tether.store.audit import AuditStore
+from tether.store.audit_appender import open_appender
 from tether.store.change_feed import ChangeFeed
 from tether.store.changes import Change
 from tether.store.database import Database
@@ -88,9 +89,9 @@ async def test_concurrent_get_or_create_of_one_session_yields_one_row(db: Databa
     assert updated.last_activity_at == results[0].created_at + 5
 
 
-async def test_audit_log_group_commits_concurrent_events(db: Database) -> None:
+async def test_audit_log_group_commits_concurrent_events(db: Database, database_url: str) -> None:
     store = AuditStore(db)
-    log = AuditLog(store)
+    log = AuditLog(open_appender(database_url))
     log.start()
     events = [
         AuditEvent(
@@ -107,12 +108,21 @@ async def test_audit_log_group_commits_concurrent_events(db: Database) -> None:
     await log.stop()
     rows = await store.query(session_id="s", limit=1000)
     assert sorted(r["resource"] for r in rows) == sorted(f"r{i}" for i in range(200))
+    first = next(r for r in rows if r["id"] == events[0].id)
+    assert (first["actor"], first["source"], first["action"], first["result"]) == (
+        "agent:a",
+        "test",
+        "x:Y",
+        "allow",
+    )
+    assert first["ts"] == events[0].ts
 
 
-async def test_audit_query_filters_by_time_window(db: Database) -> None:
+async def test_audit_query_filters_by_time_window(db: Database, database_url: str) -> None:
     store = AuditStore(db)
+    appender = open_appender(database_url)
     base = 1_800_000_000_000
-    await store.append(
+    await appender.append(
         [
             AuditEvent(
                 actor="a",
@@ -125,6 +135,7 @@ async def test_audit_query_filters_by_time_window(db: Database) -> None:
             for i in range(10)
         ]
     )
+    await appender.close()
     rows = await store.query(since_ms=base + 3000, until_ms=base + 6000)
     assert [r["resource"] for r in rows] == ["3", "4", "5"]
 

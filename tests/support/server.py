@@ -62,10 +62,27 @@ class RunningTether:
             await self._runner.cleanup()
             await self.runtime.stop()
 
-        self.run(shutdown())
+        try:
+            self.run(shutdown())
+        except TimeoutError:
+            stacks = []
+            for task in asyncio.all_tasks(self._loop):
+                stacks.append(f"{task.get_name()}: {_await_chain(task.get_coro())}")
+            raise TimeoutError("tether did not stop; tasks:\n" + "\n".join(stacks)) from None
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()
+
+
+def _await_chain(coro: Any) -> str:
+    """Where a suspended task waits, outermost first (for diagnosing a hung shutdown)."""
+    places = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            places.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return " -> ".join(places)
 
 
 def start_tether(data_dir: Path, database_url: str, **overrides: Any) -> RunningTether:

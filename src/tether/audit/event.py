@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from tether.store.clock import new_id, now_ms
 
@@ -28,20 +29,21 @@ class AuditEvent:
     id: str = field(default_factory=new_id)
     ts: int = field(default_factory=now_ms)
 
-    def as_row(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "ts": self.ts,
-            "project_id": self.project_id,
-            "agent_id": self.agent_id,
-            "agent_name": self.agent_name,
-            "session_id": self.session_id,
-            "actor": self.actor,
-            "source": self.source,
-            "action": self.action,
-            "resource": self.resource,
-            "result": self.result,
-            "code": self.code,
-            "reason": self.reason,
-            "attributes": json.dumps(self.attributes, separators=(",", ":"), default=str),
-        }
+    def as_row(self) -> tuple[Any, ...]:
+        """The values in the audit table's column order."""
+        return (
+            self.id,
+            self.ts,
+            self.project_id,
+            self.agent_id,
+            self.agent_name,
+            self.session_id,
+            self.actor,
+            self.source,
+            self.action,
+            self.resource,
+            self.result,
+            self.code,
+            self.reason,
+            orjson.dumps(self.attributes, default=str).decode(),
+        )

@@ -9,26 +9,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from tether.audit.event import AuditEvent
 from tether.errors import TetherError
-from tether.store.audit import AuditStore
+from tether.store.audit_appender import AuditAppender
 
 __all__ = ["AuditLog", "AuditUnavailable"]
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 512
+MAX_BATCH_CALLS = 256
+LINGER_SECONDS = 0.02
 
 
 class AuditUnavailable(TetherError):
     code = "audit_unavailable"
 
 
+@dataclass(slots=True)
+class _Pending:
+    events: list[AuditEvent]
+    done: asyncio.Future[None]
+    urgent: bool
+
+
 class AuditLog:
-    def __init__(self, store: AuditStore) -> None:
-        self._store = store
-        self._queue: asyncio.Queue[tuple[AuditEvent, asyncio.Future[None]]] = asyncio.Queue()
+    def __init__(self, appender: AuditAppender, linger_seconds: float = LINGER_SECONDS) -> None:
+        self._appender = appender
+        self._linger = linger_seconds
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -36,41 +46,57 @@ class AuditLog:
 
     async def stop(self) -> None:
         """Flush what is queued, then stop the writer."""
-        if self._writer is None:
-            return
-        await self._queue.join()
-        self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
-        self._writer = None
+        if self._writer is not None:
+            await self._queue.join()
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+        await self._appender.close()
 
     async def record(self, event: AuditEvent) -> None:
         """Raise ``AuditUnavailable`` if the event could not be made durable."""
+        await self.record_many([event])
+
+    async def record_many(self, events: list[AuditEvent], *, urgent: bool = True) -> None:
+        """All or none: the events commit together. Urgent events (decisions) are written
+        at once; others (what happened after an effect) may wait up to ``linger_seconds``
+        to share the next commit, which halves the commits per proxied request."""
         if self._writer is None or self._writer.done():
             raise AuditUnavailable("the audit log is not running; refusing to act unrecorded")
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((event, done))
+        self._queue.put_nowait(_Pending(events, done, urgent))
         await done
+
+    async def _next_batch(self) -> list[_Pending]:
+        batch = [await self._queue.get()]
+        while len(batch) < MAX_BATCH_CALLS and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        if not any(item.urgent for item in batch):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._linger):
+                    batch.append(await self._queue.get())
+                while len(batch) < MAX_BATCH_CALLS and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+        return batch
 
     async def _write_forever(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await self._next_batch()
             try:
-                await self._store.append([event.as_row() for event, _ in batch])
+                await self._appender.append([e.as_row() for item in batch for e in item.events])
             except Exception as exc:
                 if not isinstance(exc, TetherError):
                     log.exception("audit write failed")
                 detail = exc.message if isinstance(exc, TetherError) else type(exc).__name__
                 failure = AuditUnavailable(f"the audit log cannot be written: {detail}")
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(failure)
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(failure)
             else:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_result(None)
             finally:
                 for _ in batch:
                     self._queue.task_done()

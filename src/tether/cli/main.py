@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import typer
 
 from tether import __version__
 from tether.cli import agents, audit, credentials, fleet, keys, projects, sessions, tokens
+from tether.cli.event_loop import run_event_loop
 from tether.cli.output import errors
 from tether.config import Settings
 from tether.errors import TetherError
@@ -62,7 +62,7 @@ def up(
     try:
         settings = Settings.from_env()
         settings = replace(settings, host=host or settings.host, port=port or settings.port)
-        asyncio.run(serve(settings))
+        run_event_loop(serve(settings))
     except TetherError as exc:
         errors.print(f"[red]error:[/red] {exc.message}", highlight=False)
         raise typer.Exit(2) from None

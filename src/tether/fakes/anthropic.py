@@ -286,3 +286,22 @@ def _error(
         status=status,
         headers=headers,
     )
+
+
+def main() -> None:
+    """``python -m tether.fakes.anthropic --port 9999``: a stand-in for demos and benchmarks."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9999)
+    parser.add_argument("--api-key", default="sk-ant-fake-upstream-key")
+    parser.add_argument("--chunk-delay", type=float, default=0.0)
+    args = parser.parse_args()
+    fake = FakeAnthropic(args.api_key, FakeReply(chunk_delay=args.chunk_delay))
+    fake.keep_requests = False
+    web.run_app(fake.app(), host=args.host, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

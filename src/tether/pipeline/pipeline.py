@@ -3,6 +3,7 @@ the outcome afterwards (usage, budgets, the completion record)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Protocol, runtime_checkable
 
@@ -35,6 +36,7 @@ class Pipeline:
         self.stages = stages
         self._settlers = [stage for stage in stages if isinstance(stage, Settles)]
         self._audit = audit
+        self._settling: set[asyncio.Task[None]] = set()
 
     async def decide(self, action: Action) -> Decision:
         """Fail closed: a stage that cannot check denies. Raises ``AuditUnavailable``
@@ -67,6 +69,18 @@ class Pipeline:
             context=ctx,
         )
 
+    def settle_soon(self, decision: Decision, outcome: Outcome) -> None:
+        """Settle in the background: the response is already out, and an HTTP keep-alive
+        connection must not wait for the settlement's commit before its next request."""
+        task = asyncio.create_task(self.settle(decision, outcome))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def drain(self) -> None:
+        """Wait for background settlements (at shutdown, before the audit log stops)."""
+        while self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+
     async def settle(self, decision: Decision, outcome: Outcome) -> None:
         """Never raises: the effect already happened; failures are logged loudly."""
         assert decision.action is not None and decision.context is not None
@@ -75,10 +89,13 @@ class Pipeline:
                 await stage.settle(decision.action, decision.context, outcome)
             except Exception:
                 log.exception("settling in %s failed", type(stage).__name__)
-        for event in outcome_events(decision.action, decision.context, outcome, decision.event_id):
-            try:
-                await self._audit.record(event)
-            except TetherError as exc:
-                log.error(
-                    "audit event %s (%s) not recorded: %s", event.id, event.action, exc.message
-                )
+        events = outcome_events(decision.action, decision.context, outcome, decision.event_id)
+        try:
+            await self._audit.record_many(events, urgent=False)
+        except TetherError as exc:
+            log.error(
+                "%d audit events of decision %s not recorded: %s",
+                len(events),
+                decision.event_id,
+                exc.message,
+            )

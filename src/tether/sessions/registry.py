@@ -72,6 +72,11 @@ class SessionRegistry:
             else:
                 self._cache[change.ref] = session
 
+    async def warm_up(self) -> None:
+        """Compile the flush statement now: its first compilation (tens of ms) would
+        otherwise stall the event loop in the middle of serving traffic."""
+        await self._store.record_activity({"": ActivityDelta()})
+
     def start(self) -> None:
         self._flusher = asyncio.create_task(self._flush_forever(), name="session-activity")
 

@@ -1,11 +1,10 @@
-"""The audit table: append-only inserts and time-ordered reads."""
+"""The audit table, read side: time-ordered queries (writes go through ``audit_appender``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from tether.store.database import Database
 from tether.store.schema import audit_events
@@ -16,11 +15,6 @@ __all__ = ["AuditStore"]
 class AuditStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    async def append(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Commit all rows in one transaction: the group commit behind ``AuditLog``."""
-        async with self._db.write() as conn:
-            await conn.execute(insert(audit_events), list(rows))
 
     async def query(
         self,

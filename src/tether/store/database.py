@@ -25,11 +25,13 @@ COMMAND_TIMEOUT_SECONDS = 10
 
 
 def _enable_sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    """WAL for concurrent readers; checkpoints are left to ``SqliteCheckpointer``."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 

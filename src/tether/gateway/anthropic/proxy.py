@@ -117,7 +117,7 @@ class AnthropicGateway:
             response = await self._forward(request, decision, operation, parsed, body, outcome)
         finally:
             outcome.latency_ms = (time.perf_counter() - started) * 1000
-            await self._pipeline.settle(decision, outcome)
+            self._pipeline.settle_soon(decision, outcome)
         return response
 
     async def _forward(
