@@ -110,7 +110,13 @@ def start_tether(data_dir: Path, database_url: str, **overrides: Any) -> Running
         port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         return runtime, runner, port
 
-    runtime, runner, port = asyncio.run_coroutine_threadsafe(boot(), loop).result(60)
+    try:
+        runtime, runner, port = asyncio.run_coroutine_threadsafe(boot(), loop).result(60)
+    except BaseException:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+        raise
     token = runtime.bootstrap_secret or settings.bootstrap_admin_token
     assert token is not None, "a fresh database always yields a bootstrap token"
     return RunningTether(

@@ -8,6 +8,7 @@ from datetime import datetime
 from aiohttp import web
 
 from tether.admin.appkeys import runtime_of
+from tether.admin.filters import scope_from_query
 from tether.admin.responses import model_list_response
 from tether.admin.routing import routes
 from tether.admin.schemas import AuditEventOut
@@ -50,13 +51,10 @@ def _limit(value: str | None) -> int:
 async def query_audit(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     query = request.query
-    agent_id = (await runtime.agents.by_name(query["agent"])).id if "agent" in query else None
-    project_id = (
-        (await runtime.projects.by_name(query["project"])).id if "project" in query else None
-    )
+    scope = await scope_from_query(runtime, query)
     rows = await runtime.audit_store.query(
-        agent_id=agent_id,
-        project_id=project_id,
+        agent_id=scope.agent_id,
+        project_id=scope.project_id,
         session_id=query.get("session"),
         since_ms=_time_ms("since", query.get("since")),
         until_ms=_time_ms("until", query.get("until")),

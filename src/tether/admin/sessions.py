@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from tether.admin.appkeys import runtime_of
+from tether.admin.filters import scope_from_query
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import SessionOut
@@ -30,10 +31,7 @@ def session_out(runtime: Runtime, session: SessionRecord) -> SessionOut:
 async def list_sessions(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     query = request.query
-    project_id = (
-        (await runtime.projects.by_name(query["project"])).id if "project" in query else None
-    )
-    agent_id = (await runtime.agents.by_name(query["agent"])).id if "agent" in query else None
+    scope = await scope_from_query(runtime, query)
     state = None
     if "state" in query:
         try:
@@ -41,7 +39,7 @@ async def list_sessions(request: web.Request) -> web.Response:
         except ValueError:
             choices = ", ".join(s.value for s in SessionState)
             raise BadRequest(f"state must be one of: {choices}") from None
-    sessions = await runtime.session_store.find(project_id, agent_id, state)
+    sessions = await runtime.session_store.find(scope.project_id, scope.agent_id, state)
     return model_list_response([session_out(runtime, s) for s in sessions])
 
 

@@ -114,7 +114,9 @@ class AnthropicGateway:
             tool_results=parsed.tool_results,
         )
         try:
-            response = await self._forward(request, decision, operation, parsed, body, outcome)
+            response = await self._forward(
+                request, decision, operation, body, outcome, session_headers
+            )
         finally:
             outcome.latency_ms = (time.perf_counter() - started) * 1000
             self._pipeline.settle_soon(decision, outcome)
@@ -125,14 +127,13 @@ class AnthropicGateway:
         request: web.Request,
         decision: Decision,
         operation: str,
-        parsed: MessagesRequest,
         body: bytes,
         outcome: Outcome,
+        session_headers: dict[str, str],
     ) -> web.StreamResponse:
         ctx = decision.context
         assert ctx is not None and ctx.identity is not None
         project = ctx.identity.project
-        session_headers = {"tether-session-id": decision.session_id} if decision.session_id else {}
         api_key: str | None = None
         unreadable: str | None = None
         try:
@@ -163,7 +164,9 @@ class AnthropicGateway:
         is_stream = upstream.status == 200 and upstream.content_type == "text/event-stream"
         if is_stream:
             return await self._relay_stream(request, upstream, headers, decision, outcome)
-        return await self._relay_body(request, upstream, headers, operation, outcome)
+        return await self._relay_body(
+            request, upstream, headers, operation, outcome, session_headers
+        )
 
     async def _relay_body(
         self,
@@ -172,15 +175,14 @@ class AnthropicGateway:
         headers: Any,
         operation: str,
         outcome: Outcome,
+        session_headers: dict[str, str],
     ) -> web.StreamResponse:
         try:
             data = await upstream.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
             outcome.result, outcome.status = "error", 502
             outcome.detail = f"the Anthropic API broke off its answer: {exc!r}"
-            return anthropic_error_response(
-                "upstream_unreachable", outcome.detail, _session(headers)
-            )
+            return anthropic_error_response("upstream_unreachable", outcome.detail, session_headers)
         finally:
             upstream.release()
         if upstream.status >= 400:
@@ -246,11 +248,6 @@ class AnthropicGateway:
                 await response.write(closing)
             await response.write_eof()
         return response
-
-
-def _session(headers: Any) -> dict[str, str]:
-    value = headers.get("tether-session-id")
-    return {"tether-session-id": value} if value else {}
 
 
 def _attributes(request: web.Request, parsed: MessagesRequest) -> dict[str, Any]:
