@@ -38,6 +38,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "agent_revoked": 403,
     "session_terminated": 403,
     "session_paused": 403,
+    "session_budget_exhausted": 403,
+    "budget_exceeded": 403,
     "session_not_owned": 403,
     "not_found": 404,
     "method_not_allowed": 405,

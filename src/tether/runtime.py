@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import make_url
 
 from tether.audit.log import AuditLog
+from tether.budgets.book import BudgetBook
 from tether.config import Settings
 from tether.errors import ConfigError
 from tether.gateway.anthropic.upstream import AnthropicUpstream
@@ -17,6 +18,7 @@ from tether.kill.controls import FleetControls
 from tether.kill.inflight import InflightStreams
 from tether.kill.switch import KillSwitch
 from tether.pipeline import Pipeline
+from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.defaults import default_stages
 from tether.pricing.prices import load_price_overrides
 from tether.sessions.registry import SessionRegistry
@@ -24,6 +26,7 @@ from tether.store.admin_tokens import AdminTokenStore
 from tether.store.agents import AgentStore
 from tether.store.audit import AuditStore
 from tether.store.audit_appender import open_appender
+from tether.store.budgets import BudgetStore
 from tether.store.change_feed import ChangeFeed
 from tether.store.controls import ControlStore
 from tether.store.credentials import CredentialStore
@@ -61,6 +64,8 @@ class Runtime:
     anthropic: AnthropicUpstream
     audit: AuditLog
     feed: ChangeFeed
+    budget_store: BudgetStore
+    budget_book: BudgetBook
     pipeline: Pipeline
     bootstrap_secret: str | None = None
 
@@ -83,6 +88,15 @@ class Runtime:
         sessions = SessionRegistry(session_store)
         controls = FleetControls(ControlStore(db))
         switch = KillSwitch(directory, sessions, controls)
+        budget_store = BudgetStore(db)
+        budget_book = BudgetBook(budget_store)
+        reserve = ReserveBudget(
+            budget_book,
+            budget_store,
+            prices,
+            session_store,
+            hold_ms=int((settings.upstream_read_timeout + 60) * 1000),
+        )
         audit = AuditLog(open_appender(settings.resolved_database_url))
         runtime = cls(
             settings=settings,
@@ -103,12 +117,16 @@ class Runtime:
             ),
             audit=audit,
             feed=ChangeFeed(db, settings.change_poll_seconds),
-            pipeline=Pipeline(default_stages(directory, sessions, switch, prices), audit),
+            budget_store=budget_store,
+            budget_book=budget_book,
+            pipeline=Pipeline(default_stages(directory, sessions, switch, prices, reserve), audit),
         )
         runtime.bootstrap_secret = await runtime._ensure_admin_token()
         await directory.load()
         await controls.load()
+        await budget_book.load()
         for handler in (
+            budget_book.apply,
             directory.apply,
             sessions.apply,
             controls.apply,
@@ -121,10 +139,12 @@ class Runtime:
         audit.start()
         await sessions.warm_up()
         sessions.start()
+        budget_book.start()
         return runtime
 
     async def stop(self) -> None:
         await self.pipeline.drain()
+        await self.budget_book.stop()
         await self.feed.stop()
         await self.anthropic.stop()
         await self.sessions.stop()

@@ -59,7 +59,10 @@ async def update_project(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     project = await runtime.projects.by_name(request.match_info["project"])
     payload = await read_model(request, ProjectUpdate, runtime.settings.max_body_bytes)
-    await runtime.projects.set_upstream(project.id, payload.upstream_base_url)
+    changes = payload.model_dump(exclude_unset=True)
+    if not changes:
+        raise BadRequest("nothing to change: send upstream_base_url and/or timezone")
+    await runtime.projects.update(project.id, changes)
     return model_response(ProjectOut.of(await runtime.projects.by_name(project.name)))
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tether.budgets.definitions import BudgetPeriod
 from tether.store.clock import iso_ms
 from tether.store.records import (
     AdminToken,
@@ -37,6 +39,7 @@ class ProjectOut(BaseModel):
     paused_by: str | None
     paused_reason: str | None
     upstream_base_url: str | None
+    timezone: str
     created_at: str | None
 
     @classmethod
@@ -48,6 +51,7 @@ class ProjectOut(BaseModel):
             paused_by=project.state_by if project.paused else None,
             paused_reason=project.state_reason if project.paused else None,
             upstream_base_url=project.upstream_base_url,
+            timezone=project.timezone,
             created_at=iso_ms(project.created_at),
         )
 
@@ -136,6 +140,23 @@ class ProjectUpdate(Strict):
         max_length=512,
         description="where this project's model calls go; null for tether's default",
     )
+    timezone: str | None = Field(
+        None,
+        max_length=64,
+        description="IANA zone for daily and monthly budgets, e.g. Europe/Paris",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"unknown time zone {value!r}; use an IANA name like UTC"
+                ) from None
+        return value
 
 
 class PauseState(BaseModel):
@@ -243,3 +264,51 @@ class AuditEventOut(BaseModel):
     code: str | None
     reason: str
     attributes: dict[str, Any]
+
+
+class BudgetPut(Strict):
+    """One budget: its scope follows from the fields (agent → agent budget; period
+    ``session`` → a limit for every session of the project; else the project's)."""
+
+    project: str = Field(min_length=1, max_length=64)
+    agent: str | None = Field(None, min_length=1, max_length=64)
+    period: BudgetPeriod
+    limit_usd: float | None = Field(None, gt=0, le=10_000_000, description="USD, > 0")
+    limit_tokens: int | None = Field(None, gt=0, description="tokens, > 0")
+    thresholds: list[int] = Field(
+        default_factory=lambda: [50, 80, 100],
+        description="alert at these percentages of the limit",
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _percentages(cls, value: list[int]) -> list[int]:
+        if not value or any(not 1 <= t <= 100 for t in value):
+            raise ValueError("thresholds must be percentages from 1 to 100")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BudgetPut:
+        if self.limit_usd is None and self.limit_tokens is None:
+            raise ValueError("give limit_usd, limit_tokens or both")
+        if self.agent is not None and self.period is BudgetPeriod.SESSION:
+            raise ValueError("a per-session limit applies to a project's sessions, not to an agent")
+        return self
+
+
+class BudgetOut(BaseModel):
+    id: str
+    project: str
+    agent: str | None
+    scope: str
+    period: str
+    limit_usd: float | None
+    limit_tokens: int | None
+    thresholds: list[int]
+    current_period: str | None
+    spent_usd: float | None
+    reserved_usd: float | None
+    remaining_usd: float | None
+    spent_tokens: int | None
+    period_end: str | None
+    updated_by: str

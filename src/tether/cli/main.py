@@ -7,7 +7,7 @@ import logging
 import typer
 
 from tether import __version__
-from tether.cli import agents, audit, credentials, fleet, keys, projects, sessions, tokens
+from tether.cli import agents, audit, budgets, credentials, fleet, keys, projects, sessions, tokens
 from tether.cli.event_loop import run_event_loop
 from tether.cli.output import errors
 from tether.config import Settings
@@ -25,6 +25,7 @@ app.add_typer(credentials.app, name="credentials")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(audit.app, name="audit")
+app.add_typer(budgets.app, name="budgets")
 app.command("pause")(fleet.pause)
 app.command("resume")(fleet.resume)
 

@@ -53,10 +53,15 @@ class KillSwitch:
             return self._agent_denial(agent.name, agent.state, agent.state_by, agent.state_reason)
         session = self._sessions.cached(session_id) if session_id else None
         if session is not None and session.state is not SessionState.ACTIVE:
-            verb = "terminated" if session.state is SessionState.TERMINATED else session.state.value
+            if session.state is SessionState.BUDGET_EXHAUSTED:
+                return Deny(
+                    "session_budget_exhausted",
+                    f"tether: session {session.id} has exhausted its budget: "
+                    f"{session.state_reason}",
+                )
             return Deny(
                 f"session_{session.state.value}",
-                f"tether: session {session.id} was {verb}"
+                f"tether: session {session.id} was {session.state.value}"
                 + _by(session.state_by, session.state_reason, session.state_at),
             )
         return None

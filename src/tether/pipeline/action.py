@@ -9,7 +9,16 @@ from tether.errors import status_for
 from tether.identity.directory import AgentIdentity
 from tether.store.records import SessionRecord
 
-__all__ = ["Action", "Context", "Decision", "Deny", "Pending", "Verdict"]
+__all__ = ["Action", "Context", "CostBasis", "Decision", "Deny", "Pending", "Verdict"]
+
+
+@dataclass(frozen=True, slots=True)
+class CostBasis:
+    """What a front door knows of an action's price before it happens (model calls)."""
+
+    model: str
+    input_tokens_estimate: int
+    max_output_tokens: int
 
 
 @dataclass(slots=True)
@@ -22,6 +31,7 @@ class Action:
     resource: str
     session_id: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    cost_basis: CostBasis | None = None
 
 
 @dataclass(slots=True)
@@ -30,6 +40,8 @@ class Context:
 
     identity: AgentIdentity | None = None
     session: SessionRecord | None = None
+    reservation: Any = None
+    """The budget reservation held for this action, settled after it (see ReserveBudget)."""
 
 
 @dataclass(frozen=True, slots=True)

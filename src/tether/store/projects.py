@@ -23,6 +23,7 @@ def _project(row: Any) -> Project:
         paused=bool(row.paused),
         created_at=row.created_at,
         upstream_base_url=row.upstream_base_url,
+        timezone=row.timezone,
         state_by=row.state_by,
         state_reason=row.state_reason,
         state_at=row.state_at,
@@ -73,11 +74,8 @@ class ProjectStore:
             )
             await record_change(conn, "project", project_id)
 
-    async def set_upstream(self, project_id: str, base_url: str | None) -> None:
+    async def update(self, project_id: str, values: dict[str, str | None]) -> None:
+        """Change settings (``upstream_base_url``, ``timezone``)."""
         async with self._db.write() as conn:
-            await conn.execute(
-                update(projects)
-                .where(projects.c.id == project_id)
-                .values(upstream_base_url=base_url)
-            )
+            await conn.execute(update(projects).where(projects.c.id == project_id).values(**values))
             await record_change(conn, "project", project_id)

@@ -30,6 +30,7 @@ class SessionState(StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
     TERMINATED = "terminated"
+    BUDGET_EXHAUSTED = "budget_exhausted"
 
 
 class Role(StrEnum):
@@ -44,6 +45,7 @@ class Project:
     paused: bool
     created_at: int
     upstream_base_url: str | None = None
+    timezone: str = "UTC"
     state_by: str | None = None
     state_reason: str | None = None
     state_at: int | None = None

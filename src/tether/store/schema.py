@@ -22,6 +22,9 @@ __all__ = [
     "agent_keys",
     "agents",
     "audit_events",
+    "budget_periods",
+    "budget_reservations",
+    "budgets",
     "change_log",
     "controls",
     "credentials",
@@ -47,6 +50,7 @@ projects = Table(
     Column("paused", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
     Column("upstream_base_url", String(512), nullable=True),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
     Column("state_by", String(96), nullable=True),
     Column("state_reason", Text, nullable=True),
     Column("state_at", BigInteger, nullable=True),
@@ -162,4 +166,44 @@ change_log = Table(
     Column("kind", String(32), nullable=False),
     Column("ref", String(128), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+)
+
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project_id", String(32), ForeignKey("projects.id"), nullable=False, index=True),
+    Column("agent_id", String(32), ForeignKey("agents.id"), nullable=True),
+    Column("scope", String(16), nullable=False),
+    Column("period", String(16), nullable=False),
+    Column("limit_micros", BigInteger, nullable=True),
+    Column("limit_tokens", BigInteger, nullable=True),
+    Column("thresholds", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("updated_by", String(96), nullable=False),
+    UniqueConstraint("project_id", "scope", "agent_id", "period", name="uq_budgets_definition"),
+)
+
+budget_periods = Table(
+    "budget_periods",
+    metadata,
+    Column("budget_id", String(32), ForeignKey("budgets.id", ondelete="CASCADE"), primary_key=True),
+    Column("period_key", String(128), primary_key=True),
+    Column("spent_micros", BigInteger, nullable=False, server_default="0"),
+    Column("reserved_micros", BigInteger, nullable=False, server_default="0"),
+    Column("spent_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("reserved_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("period_end", BigInteger, nullable=True),
+)
+
+budget_reservations = Table(
+    "budget_reservations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("budget_id", String(32), ForeignKey("budgets.id", ondelete="CASCADE"), primary_key=True),
+    Column("period_key", String(128), nullable=False),
+    Column("micros", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
 )

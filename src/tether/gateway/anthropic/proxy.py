@@ -34,6 +34,7 @@ from tether.gateway.anthropic.upstream import (
 from tether.gateway.credentials import presented_credential
 from tether.kill.inflight import InflightStreams, StreamHandle
 from tether.pipeline import Action, Decision, Outcome, Pipeline, ToolUse
+from tether.pipeline.action import CostBasis
 from tether.pricing.usage import Usage
 from tether.vault.upstream_keys import UpstreamKeys
 from tether.web.bodies import read_limited
@@ -41,6 +42,9 @@ from tether.web.errors import set_error_renderer
 
 __all__ = ["AnthropicGateway", "GatewaySettings", "session_id_from"]
 
+BYTES_PER_TOKEN_ESTIMATE = 4
+"""A request body's bytes per input token, for the worst-case budget reservation: JSON
+framing makes real requests lighter than this, so the estimate errs high."""
 SESSION_HEADERS = ("X-Claude-Code-Session-Id", "X-Tether-Session-Id")
 PROVIDER = "anthropic"
 
@@ -99,6 +103,13 @@ class AnthropicGateway:
                 resource=f"anthropic:model/{parsed.model}",
                 session_id=session_id_from(request.headers),
                 attributes=_attributes(request, parsed),
+                cost_basis=CostBasis(
+                    model=parsed.model,
+                    input_tokens_estimate=len(body) // BYTES_PER_TOKEN_ESTIMATE + 1,
+                    max_output_tokens=parsed.max_tokens or 0,
+                )
+                if operation == "messages"
+                else None,
             )
         )
         session_headers = {"tether-session-id": decision.session_id} if decision.session_id else {}

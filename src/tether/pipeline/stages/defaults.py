@@ -5,6 +5,7 @@ from __future__ import annotations
 from tether.identity.directory import Directory
 from tether.kill.switch import KillSwitch
 from tether.pipeline.pipeline import Stage
+from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.identify import IdentifyAgent
 from tether.pipeline.stages.kill_switch import EnforceKillSwitch
 from tether.pipeline.stages.session import OpenSession
@@ -16,11 +17,18 @@ __all__ = ["default_stages"]
 
 
 def default_stages(
-    directory: Directory, sessions: SessionRegistry, switch: KillSwitch, prices: PriceTable
+    directory: Directory,
+    sessions: SessionRegistry,
+    switch: KillSwitch,
+    prices: PriceTable,
+    budgets: ReserveBudget,
 ) -> list[Stage]:
+    """Settlement runs in the same order: MeterUsage prices the call before ReserveBudget
+    charges it."""
     return [
         IdentifyAgent(directory),
         OpenSession(sessions),
         EnforceKillSwitch(switch),
         MeterUsage(prices, sessions),
+        budgets,
     ]

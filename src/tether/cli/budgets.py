@@ -1,0 +1,95 @@
+"""``tether budgets``."""
+
+from __future__ import annotations
+
+import typer
+
+from tether.cli.client import CliError
+from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.output import print_json, print_records
+
+app = typer.Typer(help="Budgets: hard limits per project, agent and session.", no_args_is_help=True)
+COLUMNS = [
+    "project",
+    "agent",
+    "period",
+    "limit_usd",
+    "spent_usd",
+    "reserved_usd",
+    "remaining_usd",
+    "period_end",
+    "id",
+]
+
+
+def _thresholds(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise CliError(f"--thresholds {text!r}: use percentages like 50,80,100") from None
+
+
+@app.command("set")
+@reports_errors
+def set_(
+    ctx: typer.Context,
+    project: str = typer.Option(..., "--project", "-p"),
+    agent: str | None = typer.Option(None, "--agent", "-a", help="Budget of this agent only."),
+    daily: float | None = typer.Option(None, "--daily", help="USD per day."),
+    monthly: float | None = typer.Option(None, "--monthly", help="USD per calendar month."),
+    session_limit: float | None = typer.Option(
+        None, "--session-limit", help="USD per session, for every session of the project."
+    ),
+    daily_tokens: int | None = typer.Option(None, "--daily-tokens"),
+    monthly_tokens: int | None = typer.Option(None, "--monthly-tokens"),
+    session_tokens: int | None = typer.Option(None, "--session-tokens"),
+    thresholds: str = typer.Option("50,80,100", "--thresholds", help="Alert percentages."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Set daily, monthly and/or per-session limits (in the project's time zone)."""
+    wanted = {
+        "daily": (daily, daily_tokens),
+        "monthly": (monthly, monthly_tokens),
+        "session": (session_limit, session_tokens),
+    }
+    wanted = {period: limits for period, limits in wanted.items() if limits != (None, None)}
+    if not wanted:
+        raise CliError("give at least one of --daily, --monthly, --session-limit (or a --*-tokens)")
+    results = []
+    for period, (usd, tokens) in wanted.items():
+        body: dict[str, object] = {
+            "project": project,
+            "period": period,
+            "thresholds": _thresholds(thresholds),
+        }
+        if agent:
+            body["agent"] = agent
+        if usd is not None:
+            body["limit_usd"] = usd
+        if tokens is not None:
+            body["limit_tokens"] = tokens
+        results.append(client(ctx).call("PUT", "/budgets", body))
+    if as_json:
+        print_json(results)
+    else:
+        print_records(results, COLUMNS, False, "budgets set")
+
+
+@app.command("list")
+@reports_errors
+def list_(
+    ctx: typer.Context,
+    project: str | None = typer.Option(None, "--project", "-p"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Budgets with limit, spent, reserved, remaining and period end."""
+    budgets = client(ctx).call("GET", "/budgets", params={"project": project})
+    print_records(budgets, COLUMNS, as_json, "budgets")
+
+
+@app.command("delete")
+@reports_errors
+def delete(ctx: typer.Context, budget_id: str) -> None:
+    """Delete a budget by id (see `tether budgets list`)."""
+    client(ctx).call("DELETE", f"/budgets/{budget_id}")
+    print(f"deleted budget {budget_id}")

@@ -1,0 +1,298 @@
+"""Budget definitions and their periods, with reservations that cannot be raced.
+
+A reservation is one transaction over every budget that applies: each period row is
+raised by a conditional UPDATE (``spent + reserved + amount <= limit``), which both
+SQLite (one writer) and PostgreSQL (row lock, re-checked predicate) apply atomically; if
+any budget cannot hold its part, the whole transaction rolls back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tether.budgets.definitions import Budget, BudgetPeriod, BudgetScope
+from tether.errors import NotFound
+from tether.store.changes import record_change
+from tether.store.clock import new_id, now_ms
+from tether.store.database import Database
+from tether.store.schema import budget_periods, budget_reservations, budgets
+
+__all__ = ["BudgetStore", "Hold", "PeriodUsage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """One budget's part of a reservation."""
+
+    budget: Budget
+    period_key: str
+    period_end: int | None
+    micros: int
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodUsage:
+    budget_id: str
+    period_key: str
+    spent_micros: int
+    reserved_micros: int
+    spent_tokens: int
+    reserved_tokens: int
+    period_end: int | None
+
+
+class _Refused(Exception):
+    def __init__(self, hold: Hold) -> None:
+        self.hold = hold
+
+
+def _budget(row: Any) -> Budget:
+    return Budget(
+        id=row.id,
+        project_id=row.project_id,
+        agent_id=row.agent_id,
+        scope=BudgetScope(row.scope),
+        period=BudgetPeriod(row.period),
+        limit_micros=row.limit_micros,
+        limit_tokens=row.limit_tokens,
+        thresholds=tuple(json.loads(row.thresholds)),
+        updated_by=row.updated_by,
+    )
+
+
+def _usage(row: Any) -> PeriodUsage:
+    return PeriodUsage(
+        row.budget_id,
+        row.period_key,
+        row.spent_micros,
+        row.reserved_micros,
+        row.spent_tokens,
+        row.reserved_tokens,
+        row.period_end,
+    )
+
+
+class BudgetStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def put(
+        self,
+        project_id: str,
+        agent_id: str | None,
+        scope: BudgetScope,
+        period: BudgetPeriod,
+        limit_micros: int | None,
+        limit_tokens: int | None,
+        thresholds: Sequence[int],
+        by: str,
+    ) -> Budget:
+        """Create the budget, or change the one with the same scope and period."""
+        ts = now_ms()
+        values = {
+            "limit_micros": limit_micros,
+            "limit_tokens": limit_tokens,
+            "thresholds": json.dumps(sorted(set(thresholds))),
+            "updated_at": ts,
+            "updated_by": by,
+        }
+        same = and_(
+            budgets.c.project_id == project_id,
+            budgets.c.scope == scope.value,
+            budgets.c.period == period.value,
+            budgets.c.agent_id.is_(None) if agent_id is None else budgets.c.agent_id == agent_id,
+        )
+        async with self._db.write() as conn:
+            existing = (await conn.execute(select(budgets.c.id).where(same))).scalar_one_or_none()
+            if existing is None:
+                existing = new_id()
+                await conn.execute(
+                    insert(budgets).values(
+                        id=existing,
+                        project_id=project_id,
+                        agent_id=agent_id,
+                        scope=scope.value,
+                        period=period.value,
+                        created_at=ts,
+                        **values,
+                    )
+                )
+            else:
+                await conn.execute(update(budgets).where(budgets.c.id == existing).values(**values))
+            await record_change(conn, "budget", existing)
+            row = (await conn.execute(select(budgets).where(budgets.c.id == existing))).one()
+        return _budget(row)
+
+    async def all(self) -> list[Budget]:
+        async with self._db.read() as conn:
+            return [_budget(r) for r in await conn.execute(select(budgets))]
+
+    async def delete(self, budget_id: str) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                delete(budget_reservations).where(budget_reservations.c.budget_id == budget_id)
+            )
+            await conn.execute(
+                delete(budget_periods).where(budget_periods.c.budget_id == budget_id)
+            )
+            result = await conn.execute(delete(budgets).where(budgets.c.id == budget_id))
+            if not result.rowcount:
+                raise NotFound(f"no budget {budget_id!r}")
+            await record_change(conn, "budget", budget_id)
+
+    async def reserve(
+        self, reservation_id: str, holds: Sequence[Hold], expires_at: int
+    ) -> Hold | None:
+        """Reserve every hold or none; returns the hold that did not fit, or None."""
+        try:
+            async with self._db.write() as conn:
+                for hold in holds:
+                    await self._ensure_period(conn, hold)
+                    fits = [
+                        budget_periods.c.budget_id == hold.budget.id,
+                        budget_periods.c.period_key == hold.period_key,
+                    ]
+                    if hold.budget.limit_micros is not None:
+                        fits.append(
+                            budget_periods.c.spent_micros
+                            + budget_periods.c.reserved_micros
+                            + hold.micros
+                            <= hold.budget.limit_micros
+                        )
+                    if hold.budget.limit_tokens is not None:
+                        fits.append(
+                            budget_periods.c.spent_tokens
+                            + budget_periods.c.reserved_tokens
+                            + hold.tokens
+                            <= hold.budget.limit_tokens
+                        )
+                    result = await conn.execute(
+                        update(budget_periods)
+                        .where(*fits)
+                        .values(
+                            reserved_micros=budget_periods.c.reserved_micros + hold.micros,
+                            reserved_tokens=budget_periods.c.reserved_tokens + hold.tokens,
+                        )
+                    )
+                    if result.rowcount != 1:
+                        raise _Refused(hold)
+                    await conn.execute(
+                        insert(budget_reservations).values(
+                            id=reservation_id,
+                            budget_id=hold.budget.id,
+                            period_key=hold.period_key,
+                            micros=hold.micros,
+                            tokens=hold.tokens,
+                            expires_at=expires_at,
+                        )
+                    )
+        except _Refused as refused:
+            return refused.hold
+        return None
+
+    async def settle(
+        self, reservation_id: str, holds: Sequence[Hold], micros: int, tokens: int
+    ) -> list[PeriodUsage]:
+        """Charge the real cost to every held budget and release what was held.
+
+        A reservation already released by ``release_expired`` is not released twice."""
+        async with self._db.write() as conn:
+            released = await conn.execute(
+                delete(budget_reservations)
+                .where(budget_reservations.c.id == reservation_id)
+                .returning(
+                    budget_reservations.c.budget_id,
+                    budget_reservations.c.period_key,
+                    budget_reservations.c.micros,
+                    budget_reservations.c.tokens,
+                )
+            )
+            still_held = {(r.budget_id, r.period_key): (r.micros, r.tokens) for r in released}
+            usages = []
+            for hold in holds:
+                held_micros, held_tokens = still_held.get((hold.budget.id, hold.period_key), (0, 0))
+                await self._ensure_period(conn, hold)
+                row = (
+                    await conn.execute(
+                        update(budget_periods)
+                        .where(
+                            budget_periods.c.budget_id == hold.budget.id,
+                            budget_periods.c.period_key == hold.period_key,
+                        )
+                        .values(
+                            reserved_micros=budget_periods.c.reserved_micros - held_micros,
+                            reserved_tokens=budget_periods.c.reserved_tokens - held_tokens,
+                            spent_micros=budget_periods.c.spent_micros + micros,
+                            spent_tokens=budget_periods.c.spent_tokens + tokens,
+                        )
+                        .returning(*budget_periods.c)
+                    )
+                ).one()
+                usages.append(_usage(row))
+        return usages
+
+    async def release_expired(self, at_ms: int) -> int:
+        """Give back holds whose request never settled (a crash); returns how many."""
+        async with self._db.write() as conn:
+            expired = (
+                await conn.execute(
+                    delete(budget_reservations)
+                    .where(budget_reservations.c.expires_at < at_ms)
+                    .returning(
+                        budget_reservations.c.budget_id,
+                        budget_reservations.c.period_key,
+                        budget_reservations.c.micros,
+                        budget_reservations.c.tokens,
+                    )
+                )
+            ).all()
+            for row in expired:
+                await conn.execute(
+                    update(budget_periods)
+                    .where(
+                        budget_periods.c.budget_id == row.budget_id,
+                        budget_periods.c.period_key == row.period_key,
+                    )
+                    .values(
+                        reserved_micros=budget_periods.c.reserved_micros - row.micros,
+                        reserved_tokens=budget_periods.c.reserved_tokens - row.tokens,
+                    )
+                )
+        return len(expired)
+
+    async def usage(self, budget_id: str, period_key: str) -> PeriodUsage | None:
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(budget_periods).where(
+                        budget_periods.c.budget_id == budget_id,
+                        budget_periods.c.period_key == period_key,
+                    )
+                )
+            ).first()
+        return _usage(row) if row else None
+
+    async def _ensure_period(self, conn: AsyncConnection, hold: Hold) -> None:
+        insert_ = pg_insert if self._db.is_postgres else sqlite_insert
+        await conn.execute(
+            insert_(budget_periods)
+            .values(
+                budget_id=hold.budget.id,
+                period_key=hold.period_key,
+                spent_micros=0,
+                reserved_micros=0,
+                spent_tokens=0,
+                reserved_tokens=0,
+                period_end=hold.period_end,
+            )
+            .on_conflict_do_nothing()
+        )
