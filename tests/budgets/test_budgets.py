@@ -1,0 +1,240 @@
+"""Budgets through the real front doors: hard limits, races, sessions, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.databases import postgres_database
+from tests.support.fake_upstream import RunningFake
+from tests.support.server import RunningTether, start_tether
+from tether.fakes.anthropic import FakeReply
+
+MODEL = "claude-sonnet-5"  # $2 input, $10 output per million tokens
+
+
+def body(max_tokens: int, stream: bool = False) -> dict:
+    return {
+        "model": MODEL,
+        "max_tokens": max_tokens,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "run the failing command again"}],
+    }
+
+
+def call(
+    tether: RunningTether, key: str, session: str, max_tokens: int = 6000, stream: bool = False
+) -> httpx.Response:
+    return httpx.post(
+        f"{tether.url}/v1/messages",
+        json=body(max_tokens, stream),
+        headers={
+            "x-api-key": key,
+            "anthropic-version": "2023-06-01",
+            "X-Claude-Code-Session-Id": session,
+        },
+        timeout=30,
+    )
+
+
+def budget(tether: RunningTether, **fields) -> dict:
+    response = tether.call("PUT", "/budgets", json=fields)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def listed(tether: RunningTether, budget_id: str) -> dict:
+    return next(b for b in tether.call("GET", "/budgets").json() if b["id"] == budget_id)
+
+
+def test_a_two_dollar_daily_budget_caps_a_4_20_retry_loop(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    key = gateway.create_agent("claude-deploy-01", "p")
+    daily = budget(gateway, project="p", period="daily", limit_usd=2)
+    upstream.fake.default = FakeReply(text="same failing output", output_tokens=5800)
+
+    statuses = [call(gateway, key, "loop").status_code for _ in range(70)]
+
+    allowed = statuses.count(200)
+    refused = [s for s in statuses if s != 200]
+    state = listed(gateway, daily["id"])
+    assert state["spent_usd"] <= 2.0
+    assert state["reserved_usd"] == 0
+    assert 25 <= allowed <= 34, allowed
+    assert set(refused) == {403}
+    per_call = (
+        len('[{"role": "user", "content": "run the failing command again"}]') // 4 * 2 + 5800 * 10
+    ) / 1_000_000
+    assert state["spent_usd"] == pytest.approx(allowed * per_call)
+    assert 4.20 - state["spent_usd"] > 2.1, "the loop was capped well before $4.20"
+    last = call(gateway, key, "loop")
+    error = last.json()["error"]
+    assert error["type"] == "permission_error" and error["code"] == "budget_exceeded"
+    assert "daily budget of project 'p' is $2.00" in error["message"]
+    assert "remains" in error["message"]
+    assert last.headers["x-should-retry"] == "false"
+
+
+def test_the_agent_budget_and_the_project_budget_must_both_allow(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    small = gateway.create_agent("small", "p")
+    big = gateway.create_agent("big", "p")
+    budget(gateway, project="p", period="monthly", limit_usd=100)
+    budget(gateway, project="p", agent="small", period="daily", limit_usd=0.1)
+    upstream.fake.default = FakeReply(output_tokens=500)
+    statuses = [call(gateway, small, "s", max_tokens=1000).status_code for _ in range(20)]
+    assert statuses.count(200) < 20 and statuses[-1] == 403
+    assert call(gateway, big, "b", max_tokens=1000).status_code == 200
+
+
+def test_a_session_stops_at_its_limit_and_others_continue(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    key = gateway.create_agent("a", "p")
+    budget(gateway, project="p", period="session", limit_usd=0.25)
+    upstream.fake.default = FakeReply(output_tokens=5000)
+    statuses = [call(gateway, key, "greedy").status_code for _ in range(10)]
+    assert 200 in statuses and statuses[-1] == 403
+    deadline = time.monotonic() + 3
+    while gateway.call("GET", "/sessions/greedy").json()["state"] != "budget_exhausted":
+        assert time.monotonic() < deadline, "session not marked budget_exhausted"
+        time.sleep(0.05)
+    refused = call(gateway, key, "greedy", max_tokens=1)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] in {"session_budget_exhausted", "budget_exceeded"}
+    assert call(gateway, key, "fresh").status_code == 200
+
+
+def test_reservations_are_released_when_upstream_fails(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    key = gateway.create_agent("a", "p")
+    daily = budget(gateway, project="p", period="daily", limit_usd=1)
+    upstream.fake.enqueue(FakeReply(kind="error", status=500, error_type="api_error"))
+    assert call(gateway, key, "s").status_code == 500
+    deadline = time.monotonic() + 3
+    while listed(gateway, daily["id"])["reserved_usd"] != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert listed(gateway, daily["id"])["spent_usd"] == 0
+
+
+def test_budget_changes_are_audited_and_listed(gateway: RunningTether) -> None:
+    first = budget(gateway, project="p", period="daily", limit_usd=20)
+    second = budget(gateway, project="p", period="daily", limit_usd=30)
+    assert first["id"] == second["id"], "setting the same scope and period changes it"
+    assert second["limit_usd"] == 30 and second["remaining_usd"] == 30
+    assert second["period_end"] and second["current_period"]
+    assert second["updated_by"] == "admin:bootstrap"
+    events = gateway.call("GET", "/audit", params={"action": "admin:budgets"}).json()
+    assert [e["action"] for e in events] == ["admin:budgets.set", "admin:budgets.set"]
+    assert gateway.call("DELETE", f"/budgets/{first['id']}").status_code == 204
+    assert gateway.call("GET", "/budgets").json() == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "mentions"),
+    [
+        ({"project": "p", "period": "daily", "limit_usd": -5}, "limit_usd"),
+        ({"project": "p", "period": "daily", "limit_usd": "lots"}, "limit_usd"),
+        ({"project": "p", "period": "weekly", "limit_usd": 5}, "period"),
+        ({"project": "p", "period": "daily"}, "limit_usd, limit_tokens"),
+        ({"project": "p", "period": "daily", "limit_usd": 5, "thresholds": [150]}, "thresholds"),
+        ({"project": "p", "agent": "a", "period": "session", "limit_usd": 5}, "per-session"),
+    ],
+)
+def test_bad_budgets_are_rejected(gateway: RunningTether, fields: dict, mentions: str) -> None:
+    gateway.create_agent("a", "p")
+    response = gateway.call("PUT", "/budgets", json=fields)
+    assert response.status_code == 400
+    assert mentions in response.json()["error"]["message"]
+
+
+def test_unknown_project_or_foreign_agent(gateway: RunningTether) -> None:
+    gateway.create_project("other")
+    gateway.create_agent("elsewhere", "other")
+    missing = gateway.call(
+        "PUT", "/budgets", json={"project": "ghost", "period": "daily", "limit_usd": 1}
+    )
+    assert missing.status_code == 404
+    foreign = gateway.call(
+        "PUT",
+        "/budgets",
+        json={"project": "p", "agent": "elsewhere", "period": "daily", "limit_usd": 1},
+    )
+    assert foreign.status_code == 400 and "not in project" in foreign.json()["error"]["message"]
+
+
+@pytest.fixture
+def replicas(
+    tmp_path: Path, upstream: RunningFake
+) -> Iterator[tuple[RunningTether, RunningTether]]:
+    shared_key = base64.b64encode(os.urandom(32)).decode()
+    with postgres_database() as url:
+        first = start_tether(
+            tmp_path / "a", url, anthropic_base_url=upstream.url, master_key=shared_key
+        )
+        second = start_tether(
+            tmp_path / "b",
+            url,
+            anthropic_base_url=upstream.url,
+            bootstrap_admin_token=first.admin_token,
+            master_key=shared_key,
+        )
+        try:
+            yield first, second
+        finally:
+            second.stop()
+            first.stop()
+
+
+def test_100_concurrent_requests_on_two_replicas_never_overspend(
+    replicas: tuple[RunningTether, RunningTether], upstream: RunningFake
+) -> None:
+    first, second = replicas
+    first.create_project("p")
+    first.call("PUT", "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key})
+    key = first.create_agent("a", "p")
+    daily = budget(first, project="p", period="daily", limit_usd=0.6)
+    upstream.fake.default = FakeReply(output_tokens=5900, chunks=3, chunk_delay=0.01)
+
+    async def one(client: httpx.AsyncClient, n: int) -> tuple[int, str]:
+        response = await client.post(
+            f"{(first, second)[n % 2].url}/v1/messages",
+            json=body(6000, stream=n % 4 < 2),
+            headers={
+                "x-api-key": key,
+                "anthropic-version": "2023-06-01",
+                "X-Claude-Code-Session-Id": f"s{n % 7}",
+            },
+        )
+        code = response.json()["error"].get("code", "") if response.status_code != 200 else ""
+        return response.status_code, code
+
+    async def burst() -> list[tuple[int, str]]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await asyncio.gather(*[one(client, n) for n in range(100)])
+
+    results = asyncio.run(burst())
+    allowed = [r for r in results if r[0] == 200]
+    refused = [r for r in results if r[0] != 200]
+    assert 5 <= len(allowed) <= 10, len(allowed)
+    assert refused and {r for r in refused} == {(403, "budget_exceeded")}
+    deadline = time.monotonic() + 5
+    while (state := listed(first, daily["id"]))["reserved_usd"] != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert state["spent_usd"] <= 0.6
+    per_call = (
+        len('[{"role": "user", "content": "run the failing command again"}]') // 4 * 2 + 5900 * 10
+    ) / 1_000_000
+    assert state["spent_usd"] == pytest.approx(len(allowed) * per_call)

@@ -1,0 +1,54 @@
+"""``tether budgets`` against a real server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tether.cli.main import app
+from tests.support.server import RunningTether
+
+
+@pytest.fixture
+def cli(gateway: RunningTether, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TETHER_URL", gateway.url)
+    monkeypatch.setenv("TETHER_ADMIN_TOKEN", gateway.admin_token)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def test_set_and_list(cli, gateway: RunningTether) -> None:
+    gateway.create_agent("claude-deploy-01", "p")
+    result = cli("budgets", "set", "--project", "p", "--daily", "20", "--monthly", "400", "--json")
+    assert result.exit_code == 0, result.output
+    assert sorted(b["period"] for b in json.loads(result.output)) == ["daily", "monthly"]
+    assert (
+        cli(
+            "budgets", "set", "--agent", "claude-deploy-01", "--project", "p", "--daily", "2"
+        ).exit_code
+        == 0
+    )
+    assert cli("budgets", "set", "--project", "p", "--session-limit", "5").exit_code == 0
+    listed = json.loads(cli("budgets", "list", "--project", "p", "--json").output)
+    summary = sorted((b["scope"], b["period"], b["limit_usd"]) for b in listed)
+    assert summary == [
+        ("agent", "daily", 2.0),
+        ("project", "daily", 20.0),
+        ("project", "monthly", 400.0),
+        ("session", "session", 5.0),
+    ]
+    table = cli("budgets", "list")
+    assert table.exit_code == 0 and "400.0" in table.output and "monthly" in table.output
+
+
+def test_bad_limits_are_clear_errors(cli) -> None:
+    negative = cli("budgets", "set", "--project", "p", "--daily", "-3")
+    assert negative.exit_code == 1 and "limit_usd" in negative.output
+    nothing = cli("budgets", "set", "--project", "p")
+    assert nothing.exit_code == 1 and "--daily" in nothing.output
+    not_a_number = cli("budgets", "set", "--project", "p", "--daily", "lots")
+    assert not_a_number.exit_code == 2
+    bad_thresholds = cli("budgets", "set", "--project", "p", "--daily", "1", "--thresholds", "half")
+    assert bad_thresholds.exit_code == 1 and "percentages" in bad_thresholds.output
