@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from tether.cli.main import app
 from tests.support.server import RunningTether
+from tether.cli.main import app
 
 
 @pytest.fixture

@@ -9,17 +9,7 @@ from tether.cli.context import JsonOption, client, reports_errors
 from tether.cli.output import print_json, print_records
 
 app = typer.Typer(help="Budgets: hard limits per project, agent and session.", no_args_is_help=True)
-COLUMNS = [
-    "project",
-    "agent",
-    "period",
-    "limit_usd",
-    "spent_usd",
-    "reserved_usd",
-    "remaining_usd",
-    "period_end",
-    "id",
-]
+COLUMNS = ["project", "agent", "period", "limit_usd", "spent_usd", "remaining_usd"]
 
 
 def _thresholds(text: str) -> list[int]:
