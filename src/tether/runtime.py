@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import make_url
 
+from tether.alerts.crossings import BudgetAlerts
+from tether.alerts.dispatcher import OutboxDispatcher
 from tether.audit.log import AuditLog
 from tether.budgets.book import BudgetBook
 from tether.config import Settings
@@ -24,6 +26,7 @@ from tether.pricing.prices import load_price_overrides
 from tether.sessions.registry import SessionRegistry
 from tether.store.admin_tokens import AdminTokenStore
 from tether.store.agents import AgentStore
+from tether.store.alerts import AlertStore
 from tether.store.audit import AuditStore
 from tether.store.audit_appender import open_appender
 from tether.store.budgets import BudgetStore
@@ -35,6 +38,7 @@ from tether.store.migrate import upgrade
 from tether.store.projects import ProjectStore
 from tether.store.records import Role
 from tether.store.sessions import SessionStore
+from tether.store.webhooks import WebhookStore
 from tether.vault.master_key import load_master_key
 from tether.vault.sealed_box import SealedBox
 from tether.vault.upstream_keys import UpstreamKeys
@@ -66,6 +70,8 @@ class Runtime:
     feed: ChangeFeed
     budget_store: BudgetStore
     budget_book: BudgetBook
+    webhooks: WebhookStore
+    outbox: OutboxDispatcher
     pipeline: Pipeline
     bootstrap_secret: str | None = None
 
@@ -90,11 +96,15 @@ class Runtime:
         switch = KillSwitch(directory, sessions, controls)
         budget_store = BudgetStore(db)
         budget_book = BudgetBook(budget_store)
+        alert_store = AlertStore(db)
+        webhooks = WebhookStore(db, SealedBox(master_key))
+        alerts = BudgetAlerts(alert_store, session_store)
         reserve = ReserveBudget(
             budget_book,
             budget_store,
             prices,
             session_store,
+            alerts,
             hold_ms=int((settings.upstream_read_timeout + 60) * 1000),
         )
         audit = AuditLog(open_appender(settings.resolved_database_url))
@@ -119,6 +129,13 @@ class Runtime:
             feed=ChangeFeed(db, settings.change_poll_seconds),
             budget_store=budget_store,
             budget_book=budget_book,
+            webhooks=webhooks,
+            outbox=OutboxDispatcher(
+                alert_store,
+                webhooks,
+                alerts,
+                retry_base_ms=int(settings.alert_retry_base_seconds * 1000),
+            ),
             pipeline=Pipeline(default_stages(directory, sessions, switch, prices, reserve), audit),
         )
         runtime.bootstrap_secret = await runtime._ensure_admin_token()
@@ -140,11 +157,13 @@ class Runtime:
         await sessions.warm_up()
         sessions.start()
         budget_book.start()
+        runtime.outbox.start()
         return runtime
 
     async def stop(self) -> None:
         await self.pipeline.drain()
         await self.budget_book.stop()
+        await self.outbox.stop()
         await self.feed.stop()
         await self.anthropic.stop()
         await self.sessions.stop()

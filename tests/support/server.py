@@ -117,8 +117,13 @@ def start_tether(data_dir: Path, database_url: str, **overrides: Any) -> Running
         thread.join(10)
         loop.close()
         raise
+    token_file = data_dir / "admin.token"
     token = runtime.bootstrap_secret or settings.bootstrap_admin_token
-    assert token is not None, "a fresh database always yields a bootstrap token"
+    if runtime.bootstrap_secret:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        token_file.write_text(runtime.bootstrap_secret)
+    elif token is None:
+        token = token_file.read_text().strip()
     return RunningTether(
         url=f"http://127.0.0.1:{port}",
         admin_token=token,

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tether.admin import agents, audit, budgets, kill, projects, sessions, tokens  # noqa: F401  (routes)
+from tether.admin import (  # noqa: F401  (routes)
+    agents,
+    audit,
+    budgets,
+    kill,
+    projects,
+    sessions,
+    tokens,
+    webhooks,
+)
 from tether.admin.appkeys import RUNTIME
 from tether.admin.gate import admin_gate
 from tether.admin.openapi import add_openapi_route

@@ -312,3 +312,21 @@ class BudgetOut(BaseModel):
     spent_tokens: int | None
     period_end: str | None
     updated_by: str
+
+
+class WebhookAdd(Strict):
+    kind: str = Field(pattern=r"^(slack|generic)$", description="slack or generic (HMAC-signed)")
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=1024)
+    secret: str | None = Field(
+        None, min_length=16, max_length=256, description="generic hooks: the HMAC-SHA256 key"
+    )
+
+
+class WebhookOut(BaseModel):
+    id: str
+    project: str
+    kind: str
+    url: str
+    signed: bool
+    created_at: str | None
+    created_by: str

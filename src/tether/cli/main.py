@@ -7,7 +7,18 @@ import logging
 import typer
 
 from tether import __version__
-from tether.cli import agents, audit, budgets, credentials, fleet, keys, projects, sessions, tokens
+from tether.cli import (
+    agents,
+    audit,
+    budgets,
+    credentials,
+    fleet,
+    keys,
+    projects,
+    sessions,
+    tokens,
+    webhooks,
+)
 from tether.cli.event_loop import run_event_loop
 from tether.cli.output import errors
 from tether.config import Settings
@@ -26,6 +37,7 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(audit.app, name="audit")
 app.add_typer(budgets.app, name="budgets")
+app.add_typer(webhooks.app, name="webhooks")
 app.command("pause")(fleet.pause)
 app.command("resume")(fleet.resume)
 

@@ -22,6 +22,7 @@ __all__ = [
     "agent_keys",
     "agents",
     "audit_events",
+    "budget_alerts",
     "budget_periods",
     "budget_reservations",
     "budgets",
@@ -29,8 +30,10 @@ __all__ = [
     "controls",
     "credentials",
     "metadata",
+    "outbox",
     "projects",
     "sessions",
+    "webhooks",
 ]
 
 metadata = MetaData(
@@ -206,4 +209,40 @@ budget_reservations = Table(
     Column("micros", BigInteger, nullable=False),
     Column("tokens", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False, index=True),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project_id", String(32), ForeignKey("projects.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("url", String(1024), nullable=False),
+    Column("secret_sealed", LargeBinary, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(96), nullable=False),
+)
+
+budget_alerts = Table(
+    "budget_alerts",
+    metadata,
+    Column("budget_id", String(32), ForeignKey("budgets.id", ondelete="CASCADE"), primary_key=True),
+    Column("period_key", String(128), primary_key=True),
+    Column("threshold", Integer, primary_key=True),
+    Column("fired_at", BigInteger, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("webhook_id", String(32), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False, index=True),
+    Column("claimed_until", BigInteger, nullable=True),
+    Column("delivered_at", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=True),
 )

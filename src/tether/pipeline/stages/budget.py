@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tether.alerts.crossings import BudgetAlerts
 from tether.budgets.book import BudgetBook
 from tether.budgets.definitions import BudgetScope, period_window
 from tether.pipeline.action import Action, Context, Deny, Verdict
@@ -40,8 +41,10 @@ class ReserveBudget:
         store: BudgetStore,
         prices: PriceTable,
         sessions: SessionStore,
+        alerts: BudgetAlerts,
         hold_ms: int,
     ) -> None:
+        self._alerts = alerts
         self._book = book
         self._store = store
         self._prices = prices
@@ -113,6 +116,8 @@ class ReserveBudget:
         tokens = outcome.usage.total_tokens if outcome.usage else 0
         usages = await self._store.settle(reservation.id, reservation.holds, micros, tokens)
         for hold, usage in zip(reservation.holds, usages, strict=True):
+            assert ctx.identity is not None
+            await self._alerts.check(hold.budget, usage, ctx.identity)
             if hold.budget.scope is BudgetScope.SESSION and _exhausted(hold, usage):
                 assert ctx.session is not None
                 await self._sessions.set_state(

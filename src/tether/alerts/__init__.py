@@ -1,0 +1,1 @@
+"""Alerts: budget threshold crossings, delivered to Slack-compatible and signed webhooks."""

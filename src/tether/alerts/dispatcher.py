@@ -1,0 +1,93 @@
+"""Delivers the outbox: due items are claimed, posted, and marked delivered or retried
+with exponential backoff (2 s doubling, at most 5 minutes) while the receiver fails."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiohttp
+
+from tether.alerts.crossings import BudgetAlerts
+from tether.alerts.render import generic_request, slack_request
+from tether.errors import TetherError
+from tether.store.alerts import AlertStore, OutboxItem
+from tether.store.webhooks import WebhookStore
+
+__all__ = ["OutboxDispatcher", "backoff_ms"]
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+TIMEOUT = aiohttp.ClientTimeout(total=10)
+
+
+def backoff_ms(attempts: int, base_ms: int = 2_000) -> int:
+    return int(min(base_ms * 2**attempts, 300_000))
+
+
+class OutboxDispatcher:
+    def __init__(
+        self,
+        store: AlertStore,
+        webhooks: WebhookStore,
+        alerts: BudgetAlerts,
+        retry_base_ms: int = 2_000,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self._retry_base_ms = retry_base_ms
+        self._store = store
+        self._webhooks = webhooks
+        self._alerts = alerts
+        self._poll = poll_seconds
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=TIMEOUT)
+        self._task = asyncio.create_task(self._run(), name="outbox-dispatcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._session is not None:
+            await self._session.close()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll):
+                    await self._alerts.wake.wait()
+            self._alerts.wake.clear()
+            try:
+                for item in await self._store.claim_due():
+                    await self._deliver(item)
+            except TetherError as exc:
+                log.warning("outbox paused: %s", exc.message)
+            except Exception:
+                log.exception("outbox dispatcher failed")
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        assert self._session is not None
+        found = await self._webhooks.get(item.webhook_id)
+        if found is None:
+            await self._store.failed(item, "webhook deleted", backoff_ms(20, self._retry_base_ms))
+            return
+        webhook, secret = found
+        if webhook.kind == "slack":
+            body, headers = slack_request(item.payload, item.id)
+        else:
+            body, headers = generic_request(item.payload, item.id, secret)
+        try:
+            async with self._session.post(webhook.url, data=body, headers=headers) as response:
+                if 200 <= response.status < 300:
+                    await self._store.delivered(item.id)
+                    return
+                error = f"HTTP {response.status}"
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        log.warning("alert %s to webhook %s failed (%s); retrying", item.id, webhook.id, error)
+        await self._store.failed(item, error, backoff_ms(item.attempts, self._retry_base_ms))

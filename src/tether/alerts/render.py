@@ -1,0 +1,80 @@
+"""What a receiver gets: Slack's ``{"text", "blocks"}``, or signed JSON for generic hooks.
+
+Generic deliveries carry ``X-Tether-Signature: sha256=HMAC(secret, timestamp + "." + body)``,
+``X-Tether-Timestamp`` and ``X-Tether-Delivery`` (the outbox id, for de-duplication).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Any
+
+import orjson
+
+__all__ = ["generic_request", "sign", "slack_request"]
+
+
+def _summary(payload: dict[str, Any]) -> str:
+    return (
+        f":warning: tether: the {payload['budget']['description']} is at "
+        f"{payload['percent_used']}% (${payload['spent_usd']:.2f} of ${payload['limit_usd']:.2f}; "
+        f"{payload['threshold_percent']}% threshold, period {payload['budget']['period_key']})"
+    )
+
+
+def slack_request(payload: dict[str, Any], delivery_id: str) -> tuple[bytes, dict[str, str]]:
+    tops = (
+        "\n".join(
+            f"• session `{s['session']}`: ${s['cost_usd']:.2f} ({s['state']})"
+            for s in payload.get("top_sessions", [])
+        )
+        or "• no session spend recorded yet"
+    )
+    body = {
+        "text": _summary(payload),
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": _summary(payload)}},
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": f"*Project*\n{payload['project']}"},
+                    {"type": "mrkdwn", "text": f"*Budget*\n{payload['budget']['description']}"},
+                    {"type": "mrkdwn", "text": f"*Spent*\n${payload['spent_usd']:.2f}"},
+                    {"type": "mrkdwn", "text": f"*Limit*\n${payload['limit_usd']:.2f}"},
+                ],
+            },
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"*Top sessions*\n{tops}\n*Last agent*: {payload['last_agent']}",
+                },
+            },
+        ],
+    }
+    return orjson.dumps(body), {
+        "Content-Type": "application/json",
+        "X-Tether-Delivery": delivery_id,
+    }
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+def generic_request(
+    payload: dict[str, Any], delivery_id: str, secret: str | None
+) -> tuple[bytes, dict[str, str]]:
+    body = orjson.dumps({**payload, "delivery_id": delivery_id})
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        "X-Tether-Delivery": delivery_id,
+        "X-Tether-Timestamp": timestamp,
+    }
+    if secret:
+        headers["X-Tether-Signature"] = sign(secret, timestamp, body)
+    return body, headers

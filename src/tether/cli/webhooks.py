@@ -1,0 +1,47 @@
+"""``tether webhooks``."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.output import print_records
+
+app = typer.Typer(help="Where a project's alerts go.", no_args_is_help=True)
+COLUMNS = ["id", "project", "kind", "url", "signed"]
+
+
+@app.command("add")
+@reports_errors
+def add(
+    ctx: typer.Context,
+    project: str,
+    url: str,
+    kind: str = typer.Option("slack", "--kind", help="slack or generic (HMAC-signed)"),
+    secret_stdin: bool = typer.Option(
+        False, "--secret-stdin", help="Read the signing secret from stdin."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Send PROJECT's alerts (budget thresholds, later approvals) to URL."""
+    body = {"kind": kind, "url": url}
+    if secret_stdin:
+        body["secret"] = sys.stdin.readline().strip()
+    print_records(client(ctx).call("POST", f"/projects/{project}/webhooks", body), COLUMNS, as_json)
+
+
+@app.command("list")
+@reports_errors
+def list_(ctx: typer.Context, project: str, as_json: bool = JsonOption) -> None:
+    """List PROJECT's webhooks."""
+    print_records(client(ctx).call("GET", f"/projects/{project}/webhooks"), COLUMNS, as_json)
+
+
+@app.command("delete")
+@reports_errors
+def delete(ctx: typer.Context, project: str, webhook_id: str) -> None:
+    """Remove a webhook."""
+    client(ctx).call("DELETE", f"/projects/{project}/webhooks/{webhook_id}")
+    print(f"removed webhook {webhook_id}")

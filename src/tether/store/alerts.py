@@ -1,0 +1,139 @@
+"""Threshold crossings and the durable outbox that delivers them.
+
+A crossing and its outbox rows commit in one transaction, and the crossing's primary key
+(budget, period, threshold) makes a second firing impossible; delivery then retries from
+the outbox until the receiver accepts, across restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from tether.store.clock import new_id, now_ms
+from tether.store.database import Database
+from tether.store.schema import budget_alerts, outbox, webhooks
+
+__all__ = ["AlertStore", "OutboxItem"]
+
+CLAIM_MS = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: str
+    webhook_id: str
+    event: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+class AlertStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def fire(
+        self,
+        project_id: str,
+        budget_id: str,
+        period_key: str,
+        payloads: dict[int, dict[str, Any]],
+    ) -> list[int]:
+        """Record crossings not recorded before, queueing one delivery per webhook of the
+        project for each; returns the thresholds that fired now."""
+        insert_ = pg_insert if self._db.is_postgres else sqlite_insert
+        fired: list[int] = []
+        ts = now_ms()
+        async with self._db.write() as conn:
+            targets = [
+                row.id
+                for row in await conn.execute(
+                    select(webhooks.c.id).where(webhooks.c.project_id == project_id)
+                )
+            ]
+            for threshold, payload in sorted(payloads.items()):
+                result = await conn.execute(
+                    insert_(budget_alerts)
+                    .values(
+                        budget_id=budget_id, period_key=period_key, threshold=threshold, fired_at=ts
+                    )
+                    .on_conflict_do_nothing()
+                )
+                if result.rowcount != 1:
+                    continue
+                fired.append(threshold)
+                for webhook_id in targets:
+                    await conn.execute(
+                        outbox.insert().values(
+                            id=new_id(),
+                            webhook_id=webhook_id,
+                            event="budget.threshold",
+                            payload=orjson.dumps(payload).decode(),
+                            created_at=ts,
+                            attempts=0,
+                            next_attempt_at=ts,
+                        )
+                    )
+        return fired
+
+    async def claim_due(self, limit: int = 20) -> list[OutboxItem]:
+        """Undelivered items whose time has come, claimed so no other replica sends them."""
+        ts = now_ms()
+        claimable = or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < ts)
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(outbox)
+                    .where(
+                        outbox.c.delivered_at.is_(None), outbox.c.next_attempt_at <= ts, claimable
+                    )
+                    .order_by(outbox.c.next_attempt_at)
+                    .limit(limit)
+                )
+            ).all()
+        claimed = []
+        for row in rows:
+            async with self._db.write() as conn:
+                result = await conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id == row.id, outbox.c.delivered_at.is_(None), claimable)
+                    .values(claimed_until=ts + CLAIM_MS)
+                )
+            if result.rowcount == 1:
+                claimed.append(
+                    OutboxItem(
+                        row.id, row.webhook_id, row.event, orjson.loads(row.payload), row.attempts
+                    )
+                )
+        return claimed
+
+    async def delivered(self, item_id: str) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id)
+                .values(delivered_at=now_ms(), claimed_until=None, last_error=None)
+            )
+
+    async def failed(self, item: OutboxItem, error: str, retry_in_ms: int) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item.id)
+                .values(
+                    attempts=item.attempts + 1,
+                    next_attempt_at=now_ms() + retry_in_ms,
+                    claimed_until=None,
+                    last_error=error[:500],
+                )
+            )
+
+    async def pending(self) -> Sequence[Any]:
+        async with self._db.read() as conn:
+            return (await conn.execute(select(outbox).where(outbox.c.delivered_at.is_(None)))).all()
