@@ -38,6 +38,7 @@ from tether.store.migrate import upgrade
 from tether.store.projects import ProjectStore
 from tether.store.records import Role
 from tether.store.sessions import SessionStore
+from tether.store.spend import SpendStore
 from tether.store.webhooks import WebhookStore
 from tether.vault.master_key import load_master_key
 from tether.vault.sealed_box import SealedBox
@@ -68,6 +69,7 @@ class Runtime:
     anthropic: AnthropicUpstream
     audit: AuditLog
     feed: ChangeFeed
+    spend: SpendStore
     budget_store: BudgetStore
     budget_book: BudgetBook
     webhooks: WebhookStore
@@ -91,7 +93,8 @@ class Runtime:
         session_store, audit_store = SessionStore(db), AuditStore(db)
         credentials = CredentialStore(db, SealedBox(master_key))
         directory = Directory(projects, agents, tokens)
-        sessions = SessionRegistry(session_store)
+        spend = SpendStore(db)
+        sessions = SessionRegistry(session_store, spend)
         controls = FleetControls(ControlStore(db))
         switch = KillSwitch(directory, sessions, controls)
         budget_store = BudgetStore(db)
@@ -127,6 +130,7 @@ class Runtime:
             ),
             audit=audit,
             feed=ChangeFeed(db, settings.change_poll_seconds),
+            spend=spend,
             budget_store=budget_store,
             budget_book=budget_book,
             webhooks=webhooks,

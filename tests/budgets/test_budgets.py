@@ -238,3 +238,56 @@ def test_100_concurrent_requests_on_two_replicas_never_overspend(
         len('[{"role": "user", "content": "run the failing command again"}]') // 4 * 2 + 5900 * 10
     ) / 1_000_000
     assert state["spent_usd"] == pytest.approx(len(allowed) * per_call)
+
+
+def test_creating_an_overlapping_budget_is_409(gateway: RunningTether) -> None:
+    fields = {"project": "p", "period": "daily", "limit_usd": 5}
+    assert gateway.call("POST", "/budgets", json=fields).status_code == 200
+    again = gateway.call("POST", "/budgets", json={**fields, "limit_usd": 7})
+    assert again.status_code == 409
+    assert "already exists" in again.json()["error"]["message"]
+
+
+def test_daily_periods_follow_the_project_time_zone(gateway: RunningTether) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    for zone in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):
+        updated = gateway.call("PATCH", "/projects/p", json={"timezone": zone})
+        assert updated.status_code == 200 and updated.json()["timezone"] == zone
+        daily = budget(gateway, project="p", period="daily", limit_usd=1)
+        assert daily["current_period"] == datetime.now(ZoneInfo(zone)).strftime("%Y-%m-%d")
+    bad = gateway.call("PATCH", "/projects/p", json={"timezone": "Mars/Olympus"})
+    assert bad.status_code == 400 and "time zone" in bad.json()["error"]["message"]
+
+
+def test_spend_is_reported_by_project_agent_session_and_day(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    from datetime import UTC, datetime
+
+    first = gateway.create_agent("first", "p")
+    second = gateway.create_agent("second", "p")
+    upstream.fake.default = FakeReply(output_tokens=1000)
+    for _ in range(3):
+        call(gateway, first, "f1", max_tokens=1000)
+    call(gateway, second, "s1", max_tokens=1000)
+
+    def report(by: str) -> list[dict]:
+        return gateway.call("GET", "/spend", params={"by": by}).json()
+
+    deadline = time.monotonic() + 5
+    while not report("agent") or sum(r["requests"] for r in report("agent")) < 4:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    by_agent = {r["agent"]: r for r in report("agent")}
+    assert by_agent["first"]["requests"] == 3 and by_agent["second"]["requests"] == 1
+    assert by_agent["first"]["cost_usd"] == pytest.approx(3 * by_agent["second"]["cost_usd"])
+    (project,) = report("project")
+    assert project["project"] == "p" and project["requests"] == 4
+    (day,) = report("day")
+    assert day["day"] == datetime.now(UTC).strftime("%Y-%m-%d")
+    sessions = report("session")
+    assert [s["session"] for s in sessions] == ["f1", "s1"]
+    bad = gateway.call("GET", "/spend", params={"by": "week"})
+    assert bad.status_code == 400

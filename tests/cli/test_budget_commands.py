@@ -52,3 +52,29 @@ def test_bad_limits_are_clear_errors(cli) -> None:
     assert not_a_number.exit_code == 2
     bad_thresholds = cli("budgets", "set", "--project", "p", "--daily", "1", "--thresholds", "half")
     assert bad_thresholds.exit_code == 1 and "percentages" in bad_thresholds.output
+
+
+def test_spend_report(cli, gateway: RunningTether) -> None:
+    import time
+
+    import httpx
+
+    key = gateway.create_agent("a", "p")
+    httpx.post(
+        f"{gateway.url}/v1/messages",
+        json={
+            "model": "claude-haiku-5-5",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": "x"}],
+        },
+        headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+    )
+    deadline = time.monotonic() + 5
+    while not (rows := json.loads(cli("spend", "--by", "agent", "--json").output)):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert rows[0]["agent"] == "a" and rows[0]["requests"] == 1 and rows[0]["cost_usd"] > 0
+    table = cli("spend", "--by", "day")
+    assert table.exit_code == 0 and "spend by day" in table.output
+    bad = cli("spend", "--by", "fortnight")
+    assert bad.exit_code == 1 and "by=" in bad.output

@@ -11,6 +11,7 @@ from tether.admin import (  # noqa: F401  (routes)
     kill,
     projects,
     sessions,
+    spend,
     tokens,
     webhooks,
 )

@@ -9,7 +9,7 @@ from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import BudgetOut, BudgetPut
 from tether.budgets.definitions import Budget, BudgetPeriod, BudgetScope, period_window
-from tether.errors import BadRequest
+from tether.errors import BadRequest, Conflict
 from tether.runtime import Runtime
 from tether.store.clock import iso_ms, now_ms
 from tether.web.bodies import read_model
@@ -49,15 +49,7 @@ async def budget_out(runtime: Runtime, budget: Budget) -> BudgetOut:
     )
 
 
-@routes.route(
-    "PUT",
-    "/budgets",
-    "budgets.set",
-    "Set a budget (create it, or change the one with the same scope and period)",
-    body=BudgetPut,
-    response=BudgetOut,
-)
-async def put_budget(request: web.Request) -> web.Response:
+async def _resolve(request: web.Request) -> tuple[BudgetPut, str, str | None, BudgetScope]:
     runtime = runtime_of(request)
     payload = await read_model(request, BudgetPut, runtime.settings.max_body_bytes)
     project = await runtime.projects.by_name(payload.project)
@@ -70,9 +62,20 @@ async def put_budget(request: web.Request) -> web.Response:
         scope = BudgetScope.SESSION
     else:
         scope = BudgetScope.PROJECT
+    return payload, project.id, agent.id if agent else None, scope
+
+
+async def _store(
+    request: web.Request,
+    payload: BudgetPut,
+    project_id: str,
+    agent_id: str | None,
+    scope: BudgetScope,
+) -> web.Response:
+    runtime = runtime_of(request)
     budget = await runtime.budget_store.put(
-        project.id,
-        agent.id if agent else None,
+        project_id,
+        agent_id,
         scope,
         payload.period,
         round(payload.limit_usd * 1_000_000) if payload.limit_usd is not None else None,
@@ -81,6 +84,38 @@ async def put_budget(request: web.Request) -> web.Response:
         f"admin:{caller_of(request).name}",
     )
     return model_response(await budget_out(runtime, budget))
+
+
+@routes.route(
+    "PUT",
+    "/budgets",
+    "budgets.set",
+    "Set a budget (create it, or change the one with the same scope and period)",
+    body=BudgetPut,
+    response=BudgetOut,
+)
+async def put_budget(request: web.Request) -> web.Response:
+    return await _store(request, *await _resolve(request))
+
+
+@routes.route(
+    "POST",
+    "/budgets",
+    "budgets.create",
+    "Create a budget; 409 if one with the same scope and period exists",
+    body=BudgetPut,
+    response=BudgetOut,
+)
+async def create_budget(request: web.Request) -> web.Response:
+    payload, project_id, agent_id, scope = await _resolve(request)
+    for budget in await runtime_of(request).budget_store.all():
+        same = (budget.project_id, budget.agent_id, budget.scope, budget.period)
+        if same == (project_id, agent_id, scope, payload.period):
+            raise Conflict(
+                f"a {payload.period.value} {scope.value} budget already exists here (id "
+                f"{budget.id}); change it with PUT /admin/v1/budgets or 'tether budgets set'"
+            )
+    return await _store(request, payload, project_id, agent_id, scope)
 
 
 @routes.route(

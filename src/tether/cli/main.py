@@ -16,6 +16,7 @@ from tether.cli import (
     keys,
     projects,
     sessions,
+    spend,
     tokens,
     webhooks,
 )
@@ -38,6 +39,7 @@ app.add_typer(sessions.app, name="sessions")
 app.add_typer(audit.app, name="audit")
 app.add_typer(budgets.app, name="budgets")
 app.add_typer(webhooks.app, name="webhooks")
+app.command("spend")(spend.spend)
 app.command("pause")(fleet.pause)
 app.command("resume")(fleet.resume)
 

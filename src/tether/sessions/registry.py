@@ -11,12 +11,14 @@ import contextlib
 import logging
 import uuid
 from collections import OrderedDict
+from datetime import UTC, datetime
 
 from tether.errors import TetherError
 from tether.store.changes import Change
 from tether.store.clock import now_ms
 from tether.store.records import ActivityDelta, SessionRecord
 from tether.store.sessions import SessionStore
+from tether.store.spend import SpendKey, SpendStore
 
 __all__ = ["SessionRegistry", "new_session_id"]
 
@@ -31,10 +33,12 @@ def new_session_id() -> str:
 
 
 class SessionRegistry:
-    def __init__(self, store: SessionStore) -> None:
+    def __init__(self, store: SessionStore, spend: SpendStore) -> None:
         self._store = store
+        self._spend_store = spend
         self._cache: OrderedDict[str, SessionRecord] = OrderedDict()
         self._activity: dict[str, ActivityDelta] = {}
+        self._spend: dict[SpendKey, ActivityDelta] = {}
         self._flusher: asyncio.Task[None] | None = None
 
     async def open(self, session_id: str, agent_id: str, project_id: str) -> SessionRecord:
@@ -55,8 +59,16 @@ class SessionRegistry:
         delta.requests += 1
         delta.last_activity_at = now_ms()
 
-    def note_usage(self, session_id: str, usage: ActivityDelta) -> None:
-        self._delta(session_id).merge(usage)
+    def note_usage(self, session: SessionRecord, usage: ActivityDelta) -> None:
+        """Add a priced call to its session and to the day's spend of its agent."""
+        self._delta(session.id).merge(usage)
+        day = datetime.fromtimestamp(now_ms() / 1000, tz=UTC).strftime("%Y-%m-%d")
+        key = SpendKey(day, session.project_id, session.agent_id)
+        daily = self._spend.get(key)
+        if daily is None:
+            daily = self._spend[key] = ActivityDelta()
+        daily.merge(usage)
+        daily.requests += 1
 
     def _delta(self, session_id: str) -> ActivityDelta:
         delta = self._activity.get(session_id)
@@ -90,6 +102,15 @@ class SessionRegistry:
 
     async def flush(self) -> None:
         activity, self._activity = self._activity, {}
+        spend, self._spend = self._spend, {}
+        try:
+            await self._spend_store.add(spend)
+        except TetherError:
+            for key, delta in spend.items():
+                self._spend.setdefault(key, ActivityDelta()).merge(delta)
+            for session_id, delta in activity.items():
+                self._delta(session_id).merge(delta)
+            raise
         try:
             await self._store.record_activity(activity)
         except TetherError:

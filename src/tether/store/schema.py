@@ -246,3 +246,17 @@ outbox = Table(
     Column("delivered_at", BigInteger, nullable=True),
     Column("last_error", Text, nullable=True),
 )
+
+spend_daily = Table(
+    "spend_daily",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("project_id", String(32), primary_key=True),
+    Column("agent_id", String(32), primary_key=True),
+    Column("requests", BigInteger, nullable=False, server_default="0"),
+    Column("input_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("output_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cache_creation_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cache_read_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cost_micros", BigInteger, nullable=False, server_default="0"),
+)

@@ -29,7 +29,7 @@ class MeterUsage:
         outcome.price_known = known
         if ctx.session is not None:
             self._sessions.note_usage(
-                ctx.session.id,
+                ctx.session,
                 ActivityDelta(
                     last_activity_at=now_ms(),
                     input_tokens=usage.input_tokens,

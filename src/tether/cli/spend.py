@@ -1,0 +1,31 @@
+"""``tether spend``."""
+
+from __future__ import annotations
+
+import typer
+
+from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.output import print_records
+
+COLUMNS = {
+    "project": ["project", "requests", "input_tokens", "output_tokens", "cost_usd"],
+    "agent": ["project", "agent", "requests", "input_tokens", "output_tokens", "cost_usd"],
+    "session": ["session", "agent", "requests", "input_tokens", "output_tokens", "cost_usd"],
+    "day": ["day", "requests", "input_tokens", "output_tokens", "cost_usd"],
+}
+
+
+@reports_errors
+def spend(
+    ctx: typer.Context,
+    by: str = typer.Option("project", "--by", help="project, agent, session or day"),
+    project: str | None = typer.Option(None, "--project", "-p"),
+    agent: str | None = typer.Option(None, "--agent", "-a"),
+    since: str | None = typer.Option(None, "--since", help="YYYY-MM-DD (UTC)"),
+    until: str | None = typer.Option(None, "--until", help="YYYY-MM-DD (UTC)"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Report spend by project, agent, session or day."""
+    params = {"by": by, "project": project, "agent": agent, "since": since, "until": until}
+    rows = client(ctx).call("GET", "/spend", params=params)
+    print_records(rows, COLUMNS.get(by, COLUMNS["project"]), as_json, f"spend by {by}")
