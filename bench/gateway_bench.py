@@ -151,6 +151,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="shorter phases")
     parser.add_argument("--database-url", default="", help="default: SQLite in a temp dir")
+    parser.add_argument(
+        "--budget", action="store_true", help="with a (never reached) daily budget on the project"
+    )
     args = parser.parse_args()
     seconds = 2.0 if args.quick else 5.0
     workdir = Path(tempfile.mkdtemp(prefix="tether-bench-"))
@@ -193,6 +196,10 @@ def main() -> None:
             "/projects/bench/credentials/anthropic", json={"secret": UPSTREAM_KEY}
         ).raise_for_status()
         key = admin.post("/agents", json={"name": "bench-agent", "project": "bench"}).json()["key"]
+        if args.budget:
+            admin.put(
+                "/budgets", json={"project": "bench", "period": "daily", "limit_usd": 1_000_000}
+            ).raise_for_status()
         direct = (
             f"http://127.0.0.1:{fake_port}/v1/messages",
             {"x-api-key": UPSTREAM_KEY, "anthropic-version": "2023-06-01"},

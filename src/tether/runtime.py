@@ -101,7 +101,7 @@ class Runtime:
         budget_book = BudgetBook(budget_store)
         alert_store = AlertStore(db)
         webhooks = WebhookStore(db, SealedBox(master_key))
-        alerts = BudgetAlerts(alert_store, session_store)
+        alerts = BudgetAlerts(alert_store, session_store, spend, directory, sessions)
         reserve = ReserveBudget(
             budget_book,
             budget_store,

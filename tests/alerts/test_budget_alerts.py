@@ -113,7 +113,9 @@ def test_thresholds_fire_once_each_to_slack_and_signed_generic_hooks(
     assert first["blocks"][0]["type"] == "section"
     fields = {f["text"].split("\n")[0] for f in first["blocks"][1]["fields"]}
     assert fields == {"*Project*", "*Budget*", "*Spent*", "*Limit*"}
-    assert "session `s`" in first["blocks"][2]["text"]["text"]
+    details = first["blocks"][2]["text"]["text"]
+    assert "session `s` (claude-deploy-01)" in details
+    assert "• claude-deploy-01: $" in details
     for delivery in generic:
         expected = (
             "sha256="

@@ -291,3 +291,14 @@ def test_spend_is_reported_by_project_agent_session_and_day(
     assert [s["session"] for s in sessions] == ["f1", "s1"]
     bad = gateway.call("GET", "/spend", params={"by": "week"})
     assert bad.status_code == 400
+
+
+def test_token_limits_are_enforced_too(gateway: RunningTether, upstream: RunningFake) -> None:
+    key = gateway.create_agent("a", "p")
+    daily = budget(gateway, project="p", period="daily", limit_tokens=5000)
+    upstream.fake.default = FakeReply(output_tokens=900)
+    statuses = [call(gateway, key, "t", max_tokens=1000).status_code for _ in range(8)]
+    assert statuses[:4] == [200] * 4 and statuses[-1] == 403
+    refused = call(gateway, key, "t", max_tokens=1000).json()["error"]
+    assert refused["code"] == "budget_exceeded" and "5000 tokens" in refused["message"]
+    assert listed(gateway, daily["id"])["spent_tokens"] <= 5000

@@ -4,14 +4,18 @@ default) and records the crossing, once per budget per period, with its deliveri
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from datetime import UTC, datetime
 from typing import Any
 
 from tether.budgets.definitions import Budget
-from tether.identity.directory import AgentIdentity
+from tether.errors import TetherError
+from tether.identity.directory import AgentIdentity, Directory
+from tether.sessions.registry import SessionRegistry
 from tether.store.alerts import AlertStore
 from tether.store.budgets import PeriodUsage
-from tether.store.records import SessionState
 from tether.store.sessions import SessionStore
+from tether.store.spend import SpendStore
 
 __all__ = ["BudgetAlerts"]
 
@@ -19,9 +23,19 @@ TOP = 3
 
 
 class BudgetAlerts:
-    def __init__(self, store: AlertStore, sessions: SessionStore) -> None:
+    def __init__(
+        self,
+        store: AlertStore,
+        sessions: SessionStore,
+        spend: SpendStore,
+        directory: Directory,
+        registry: SessionRegistry,
+    ) -> None:
+        self._registry = registry
+        self._directory = directory
         self._store = store
         self._sessions = sessions
+        self._spend = spend
         self._fired: set[tuple[str, str, int]] = set()
         self.wake = asyncio.Event()
         """Set when deliveries were queued, so the dispatcher sends them at once."""
@@ -37,13 +51,28 @@ class BudgetAlerts:
         ]
         if not crossed:
             return []
+        with contextlib.suppress(TetherError):
+            await self._registry.flush()
         top_sessions = await self._top_sessions(budget.project_id)
-        payloads = {t: _payload(budget, usage, identity, t, percent, top_sessions) for t in crossed}
+        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        agents = await self._spend.report("agent", project_id=budget.project_id, since_day=today)
+        top_agents = [
+            {"agent": self._agent_name(a["agent_id"]), "cost_usd_today": a["cost_micros"] / 1e6}
+            for a in agents[:TOP]
+        ]
+        payloads = {
+            t: _payload(budget, usage, identity, t, percent, top_sessions, top_agents)
+            for t in crossed
+        }
         fired = await self._store.fire(budget.project_id, budget.id, usage.period_key, payloads)
         self._fired.update((budget.id, usage.period_key, t) for t in crossed)
         if fired:
             self.wake.set()
         return fired
+
+    def _agent_name(self, agent_id: str) -> str:
+        agent = self._directory.agent(agent_id)
+        return agent.name if agent else agent_id
 
     async def _top_sessions(self, project_id: str) -> list[dict[str, Any]]:
         sessions = await self._sessions.find(project_id=project_id, limit=200)
@@ -51,12 +80,11 @@ class BudgetAlerts:
         return [
             {
                 "session": s.id,
-                "agent_id": s.agent_id,
+                "agent": self._agent_name(s.agent_id),
                 "cost_usd": s.cost_micros / 1e6,
                 "state": s.state.value,
             }
             for s in ranked
-            if s.state is not SessionState.PAUSED
         ]
 
 
@@ -67,6 +95,7 @@ def _payload(
     threshold: int,
     percent: float,
     top_sessions: list[dict[str, Any]],
+    top_agents: list[dict[str, Any]],
 ) -> dict[str, Any]:
     limit = (budget.limit_micros or 0) / 1e6
     return {
@@ -85,4 +114,5 @@ def _payload(
         "limit_usd": limit,
         "last_agent": identity.agent.name,
         "top_sessions": top_sessions,
+        "top_agents": top_agents,
     }

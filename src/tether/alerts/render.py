@@ -24,13 +24,24 @@ def _summary(payload: dict[str, Any]) -> str:
     )
 
 
+def _lines(lines: list[str], empty: str) -> str:
+    return "\n".join(lines) or empty
+
+
 def slack_request(payload: dict[str, Any], delivery_id: str) -> tuple[bytes, dict[str, str]]:
-    tops = (
-        "\n".join(
-            f"• session `{s['session']}`: ${s['cost_usd']:.2f} ({s['state']})"
+    tops = _lines(
+        [
+            f"• session `{s['session']}` ({s['agent']}): ${s['cost_usd']:.2f}, {s['state']}"
             for s in payload.get("top_sessions", [])
-        )
-        or "• no session spend recorded yet"
+        ],
+        "• no session spend recorded yet",
+    )
+    agents = _lines(
+        [
+            f"• {a['agent']}: ${a['cost_usd_today']:.2f} today"
+            for a in payload.get("top_agents", [])
+        ],
+        "• no agent spend recorded yet",
     )
     body = {
         "text": _summary(payload),
@@ -49,7 +60,7 @@ def slack_request(payload: dict[str, Any], delivery_id: str) -> tuple[bytes, dic
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": f"*Top sessions*\n{tops}\n*Last agent*: {payload['last_agent']}",
+                    "text": f"*Top agents*\n{agents}\n*Top sessions*\n{tops}",
                 },
             },
         ],
