@@ -29,6 +29,7 @@ from tether.store.agents import AgentStore
 from tether.store.alerts import AlertStore
 from tether.store.audit import AuditStore
 from tether.store.audit_appender import open_appender
+from tether.store.budget_ledger import BudgetLedger, open_ledger
 from tether.store.budgets import BudgetStore
 from tether.store.change_feed import ChangeFeed
 from tether.store.controls import ControlStore
@@ -39,6 +40,7 @@ from tether.store.projects import ProjectStore
 from tether.store.records import Role
 from tether.store.sessions import SessionStore
 from tether.store.spend import SpendStore
+from tether.store.sqlite_writer import SqliteWriter
 from tether.store.webhooks import WebhookStore
 from tether.vault.master_key import load_master_key
 from tether.vault.sealed_box import SealedBox
@@ -71,6 +73,7 @@ class Runtime:
     feed: ChangeFeed
     spend: SpendStore
     budget_store: BudgetStore
+    ledger: BudgetLedger
     budget_book: BudgetBook
     webhooks: WebhookStore
     outbox: OutboxDispatcher
@@ -102,15 +105,18 @@ class Runtime:
         alert_store = AlertStore(db)
         webhooks = WebhookStore(db, SealedBox(master_key))
         alerts = BudgetAlerts(alert_store, session_store, spend, directory, sessions)
+        writer = None if db.is_postgres else SqliteWriter(make_url(db.url).database or ":memory:")
+        ledger = open_ledger(db.url, writer)
         reserve = ReserveBudget(
             budget_book,
             budget_store,
+            ledger,
             prices,
             session_store,
             alerts,
             hold_ms=int((settings.upstream_read_timeout + 60) * 1000),
         )
-        audit = AuditLog(open_appender(settings.resolved_database_url))
+        audit = AuditLog(open_appender(db.url, writer))
         runtime = cls(
             settings=settings,
             db=db,
@@ -132,6 +138,7 @@ class Runtime:
             feed=ChangeFeed(db, settings.change_poll_seconds),
             spend=spend,
             budget_store=budget_store,
+            ledger=ledger,
             budget_book=budget_book,
             webhooks=webhooks,
             outbox=OutboxDispatcher(
@@ -172,6 +179,7 @@ class Runtime:
         await self.anthropic.stop()
         await self.sessions.stop()
         await self.audit.stop()
+        await self.ledger.close()
         await self.db.dispose()
 
     async def _ensure_admin_token(self) -> str | None:

@@ -12,7 +12,7 @@ from tether.audit.log import AuditLog
 from tether.errors import Conflict, NotFound
 from tether.store.agents import AgentStore
 from tether.store.audit import AuditStore
-from tether.store.audit_appender import open_appender
+from tether.store.audit_appender import AuditAppender, open_appender
 from tether.store.change_feed import ChangeFeed
 from tether.store.changes import Change
 from tether.store.database import Database
@@ -20,6 +20,16 @@ from tether.store.migrate import upgrade
 from tether.store.projects import ProjectStore
 from tether.store.records import ActivityDelta, AgentState
 from tether.store.sessions import SessionStore
+
+
+def appender_for(database_url: str) -> AuditAppender:
+    from sqlalchemy.engine import make_url
+
+    from tether.store.sqlite_writer import SqliteWriter
+
+    if database_url.startswith("postgresql"):
+        return open_appender(database_url, None)
+    return open_appender(database_url, SqliteWriter(make_url(database_url).database or ""))
 
 
 @pytest.fixture
@@ -91,7 +101,7 @@ async def test_concurrent_get_or_create_of_one_session_yields_one_row(db: Databa
 
 async def test_audit_log_group_commits_concurrent_events(db: Database, database_url: str) -> None:
     store = AuditStore(db)
-    log = AuditLog(open_appender(database_url))
+    log = AuditLog(appender_for(database_url))
     log.start()
     events = [
         AuditEvent(
@@ -120,7 +130,7 @@ async def test_audit_log_group_commits_concurrent_events(db: Database, database_
 
 async def test_audit_query_filters_by_time_window(db: Database, database_url: str) -> None:
     store = AuditStore(db)
-    appender = open_appender(database_url)
+    appender = appender_for(database_url)
     base = 1_800_000_000_000
     await appender.append(
         [

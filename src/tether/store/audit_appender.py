@@ -2,22 +2,16 @@
 
 Measured on the gateway hot path, every SQLAlchemy async transaction on SQLite cost
 several thread hand-offs (aiosqlite); appending a batch here costs one. SQLite batches
-go to a dedicated writer thread with its own connection; PostgreSQL batches go through a
+go to a writer thread (``SqliteWriter``); PostgreSQL batches go through a
 dedicated asyncpg connection with ``executemany``.
 
-On SQLite, WAL checkpoints (which fsync) are moved off the commit path into their own
-thread: measured at 300 req/s, an automatic checkpoint stalled every ~400th commit by
-4-8 ms, which was most of the gateway's P99.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import asyncpg
@@ -25,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from tether.errors import StoreUnavailable
 from tether.store.schema import audit_events
+from tether.store.sqlite_writer import SqliteWriter
 
 __all__ = ["AuditAppender", "PostgresAppender", "SqliteAppender", "open_appender"]
 
@@ -38,89 +33,23 @@ class AuditAppender(Protocol):
     async def close(self) -> None: ...
 
 
-CHECKPOINT_SECONDS = 1.0
-
-
-def _open_sqlite(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=5000")
-    conn.execute("PRAGMA wal_autocheckpoint=0")
-    return conn
-
-
-class SqliteCheckpointer:
-    """Runs ``wal_checkpoint(PASSIVE)`` every second on its own connection and thread;
-    PASSIVE never blocks the writers."""
-
-    def __init__(self, path: str, interval: float = CHECKPOINT_SECONDS) -> None:
-        self._path = path
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(5)
-
-    def _run(self) -> None:
-        conn = _open_sqlite(self._path)
-        try:
-            while not self._stop.wait(self._interval):
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
-
-
 class SqliteAppender:
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="audit-sqlite")
-        self._conn: sqlite3.Connection | None = None
-        self._checkpointer = SqliteCheckpointer(path)
-        self._checkpointer.start()
+    def __init__(self, writer: SqliteWriter) -> None:
+        self._writer = writer
         placeholders = ", ".join("?" for _ in COLUMNS)
         self._insert = f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({placeholders})"
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = _open_sqlite(self._path)
-        return self._conn
-
-    def _append(self, rows: Sequence[Row]) -> None:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(self._insert, rows)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
     async def append(self, rows: Sequence[Row]) -> None:
-        loop = asyncio.get_running_loop()
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.executemany(self._insert, rows)
+
         try:
-            await loop.run_in_executor(self._executor, self._append, rows)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"the audit table cannot be written: {exc}") from exc
+            await self._writer.transaction(insert)
+        except StoreUnavailable as exc:
+            raise StoreUnavailable(f"the audit table cannot be written: {exc.message}") from exc
 
     async def close(self) -> None:
-        def shut() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
-        self._executor.shutdown(wait=True)
-        self._checkpointer.stop()
+        await self._writer.close()
 
 
 class PostgresAppender:
@@ -153,8 +82,9 @@ class PostgresAppender:
             self._conn = None
 
 
-def open_appender(url: str) -> AuditAppender:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "postgresql":
+def open_appender(url: str, writer: SqliteWriter | None) -> AuditAppender:
+    """SQLite appends share the process's ``SqliteWriter``; PostgreSQL has its own connection."""
+    if make_url(url).get_backend_name() == "postgresql":
         return PostgresAppender(url)
-    return SqliteAppender(parsed.database or ":memory:")
+    assert writer is not None, "SQLite needs the shared writer"
+    return SqliteAppender(writer)

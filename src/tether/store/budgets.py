@@ -1,9 +1,6 @@
-"""Budget definitions and their periods, with reservations that cannot be raced.
+"""Budget definitions, their period totals, and the release of abandoned reservations.
 
-A reservation is one transaction over every budget that applies: each period row is
-raised by a conditional UPDATE (``spent + reserved + amount <= limit``), which both
-SQLite (one writer) and PostgreSQL (row lock, re-checked predicate) apply atomically; if
-any budget cannot hold its part, the whole transaction rolls back.
+Reserving and settling (the hot path) live in ``budget_ledger``.
 """
 
 from __future__ import annotations
@@ -14,9 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.budgets.definitions import Budget, BudgetPeriod, BudgetScope
 from tether.errors import NotFound
@@ -48,11 +42,6 @@ class PeriodUsage:
     spent_tokens: int
     reserved_tokens: int
     period_end: int | None
-
-
-class _Refused(Exception):
-    def __init__(self, hold: Hold) -> None:
-        self.hold = hold
 
 
 def _budget(row: Any) -> Budget:
@@ -149,97 +138,6 @@ class BudgetStore:
                 raise NotFound(f"no budget {budget_id!r}")
             await record_change(conn, "budget", budget_id)
 
-    async def reserve(
-        self, reservation_id: str, holds: Sequence[Hold], expires_at: int
-    ) -> Hold | None:
-        """Reserve every hold or none; returns the hold that did not fit, or None."""
-        try:
-            async with self._db.write() as conn:
-                for hold in holds:
-                    await self._ensure_period(conn, hold)
-                    fits = [
-                        budget_periods.c.budget_id == hold.budget.id,
-                        budget_periods.c.period_key == hold.period_key,
-                    ]
-                    if hold.budget.limit_micros is not None:
-                        fits.append(
-                            budget_periods.c.spent_micros
-                            + budget_periods.c.reserved_micros
-                            + hold.micros
-                            <= hold.budget.limit_micros
-                        )
-                    if hold.budget.limit_tokens is not None:
-                        fits.append(
-                            budget_periods.c.spent_tokens
-                            + budget_periods.c.reserved_tokens
-                            + hold.tokens
-                            <= hold.budget.limit_tokens
-                        )
-                    result = await conn.execute(
-                        update(budget_periods)
-                        .where(*fits)
-                        .values(
-                            reserved_micros=budget_periods.c.reserved_micros + hold.micros,
-                            reserved_tokens=budget_periods.c.reserved_tokens + hold.tokens,
-                        )
-                    )
-                    if result.rowcount != 1:
-                        raise _Refused(hold)
-                    await conn.execute(
-                        insert(budget_reservations).values(
-                            id=reservation_id,
-                            budget_id=hold.budget.id,
-                            period_key=hold.period_key,
-                            micros=hold.micros,
-                            tokens=hold.tokens,
-                            expires_at=expires_at,
-                        )
-                    )
-        except _Refused as refused:
-            return refused.hold
-        return None
-
-    async def settle(
-        self, reservation_id: str, holds: Sequence[Hold], micros: int, tokens: int
-    ) -> list[PeriodUsage]:
-        """Charge the real cost to every held budget and release what was held.
-
-        A reservation already released by ``release_expired`` is not released twice."""
-        async with self._db.write() as conn:
-            released = await conn.execute(
-                delete(budget_reservations)
-                .where(budget_reservations.c.id == reservation_id)
-                .returning(
-                    budget_reservations.c.budget_id,
-                    budget_reservations.c.period_key,
-                    budget_reservations.c.micros,
-                    budget_reservations.c.tokens,
-                )
-            )
-            still_held = {(r.budget_id, r.period_key): (r.micros, r.tokens) for r in released}
-            usages = []
-            for hold in holds:
-                held_micros, held_tokens = still_held.get((hold.budget.id, hold.period_key), (0, 0))
-                await self._ensure_period(conn, hold)
-                row = (
-                    await conn.execute(
-                        update(budget_periods)
-                        .where(
-                            budget_periods.c.budget_id == hold.budget.id,
-                            budget_periods.c.period_key == hold.period_key,
-                        )
-                        .values(
-                            reserved_micros=budget_periods.c.reserved_micros - held_micros,
-                            reserved_tokens=budget_periods.c.reserved_tokens - held_tokens,
-                            spent_micros=budget_periods.c.spent_micros + micros,
-                            spent_tokens=budget_periods.c.spent_tokens + tokens,
-                        )
-                        .returning(*budget_periods.c)
-                    )
-                ).one()
-                usages.append(_usage(row))
-        return usages
-
     async def release_expired(self, at_ms: int) -> int:
         """Give back holds whose request never settled (a crash); returns how many."""
         async with self._db.write() as conn:
@@ -280,19 +178,3 @@ class BudgetStore:
                 )
             ).first()
         return _usage(row) if row else None
-
-    async def _ensure_period(self, conn: AsyncConnection, hold: Hold) -> None:
-        insert_ = pg_insert if self._db.is_postgres else sqlite_insert
-        await conn.execute(
-            insert_(budget_periods)
-            .values(
-                budget_id=hold.budget.id,
-                period_key=hold.period_key,
-                spent_micros=0,
-                reserved_micros=0,
-                spent_tokens=0,
-                reserved_tokens=0,
-                period_end=hold.period_end,
-            )
-            .on_conflict_do_nothing()
-        )

@@ -12,6 +12,7 @@ from tether.budgets.definitions import BudgetScope, period_window
 from tether.pipeline.action import Action, Context, Deny, Verdict
 from tether.pipeline.outcome import Outcome
 from tether.pricing.prices import PriceTable
+from tether.store.budget_ledger import BudgetLedger
 from tether.store.budgets import BudgetStore, Hold, PeriodUsage
 from tether.store.clock import new_id, now_ms
 from tether.store.records import SessionState
@@ -39,6 +40,7 @@ class ReserveBudget:
         self,
         book: BudgetBook,
         store: BudgetStore,
+        ledger: BudgetLedger,
         prices: PriceTable,
         sessions: SessionStore,
         alerts: BudgetAlerts,
@@ -47,6 +49,7 @@ class ReserveBudget:
         self._alerts = alerts
         self._book = book
         self._store = store
+        self._ledger = ledger
         self._prices = prices
         self._sessions = sessions
         self._hold_ms = hold_ms
@@ -69,7 +72,7 @@ class ReserveBudget:
             window = period_window(budget.period, ctx.identity.project.timezone, ctx.session.id, at)
             holds.append(Hold(budget, window.key, window.end_ms, worst, tokens))
         reservation_id = new_id()
-        refused = await self._store.reserve(reservation_id, holds, at + self._hold_ms)
+        refused = await self._ledger.reserve(reservation_id, holds, at + self._hold_ms)
         if refused is not None:
             denial = await self._refusal(refused, ctx)
             if refused.budget.scope is BudgetScope.SESSION:
@@ -114,7 +117,7 @@ class ReserveBudget:
             return
         micros = round((outcome.cost_usd or 0.0) * 1_000_000)
         tokens = outcome.usage.total_tokens if outcome.usage else 0
-        usages = await self._store.settle(reservation.id, reservation.holds, micros, tokens)
+        usages = await self._ledger.settle(reservation.id, reservation.holds, micros, tokens)
         for hold, usage in zip(reservation.holds, usages, strict=True):
             assert ctx.identity is not None
             await self._alerts.check(hold.budget, usage, ctx.identity)
