@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.context import JsonOption, ProjectFilter, ReasonOption, client, reports_errors
 from tether.cli.output import console, print_json, print_records
 
 app = typer.Typer(help="Agents: one identity and key per agent.", no_args_is_help=True)
@@ -36,7 +36,7 @@ def create(
 @reports_errors
 def list_(
     ctx: typer.Context,
-    project: str | None = typer.Option(None, "--project", "-p"),
+    project: str | None = ProjectFilter,
     as_json: bool = JsonOption,
 ) -> None:
     """List agents."""
@@ -49,9 +49,6 @@ def list_(
 def show(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
     """Show one agent."""
     print_records(client(ctx).call("GET", f"/agents/{name}"), COLUMNS, as_json)
-
-
-ReasonOption = typer.Option("", "--reason", "-r", help="Why; shown to the agent's user.")
 
 
 def _transition(ctx: typer.Context, name: str, verb: str, reason: str, as_json: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.context import AgentFilter, JsonOption, ProjectFilter, client, reports_errors
 from tether.cli.output import print_records
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
@@ -15,9 +15,9 @@ COLUMNS = ["ts", "actor", "session_id", "action", "resource", "result", "code", 
 @reports_errors
 def query(
     ctx: typer.Context,
-    agent: str | None = typer.Option(None, "--agent", "-a"),
+    agent: str | None = AgentFilter,
     session: str | None = typer.Option(None, "--session", "-s"),
-    project: str | None = typer.Option(None, "--project", "-p"),
+    project: str | None = ProjectFilter,
     since: str | None = typer.Option(None, "--since", help="ISO time, e.g. 2026-11-25T14:00:00Z"),
     until: str | None = typer.Option(None, "--until"),
     action: str | None = typer.Option(None, "--action", help="Action prefix, e.g. admin:"),

@@ -5,11 +5,20 @@ from __future__ import annotations
 import typer
 
 from tether.cli.client import CliError
-from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.context import JsonOption, ProjectFilter, client, reports_errors
 from tether.cli.output import print_json, print_records
 
 app = typer.Typer(help="Budgets: hard limits per project, agent and session.", no_args_is_help=True)
-COLUMNS = ["project", "agent", "period", "limit_usd", "spent_usd", "remaining_usd"]
+COLUMNS = [
+    "project",
+    "agent",
+    "period",
+    "limit_usd",
+    "spent_usd",
+    "reserved_usd",
+    "remaining_usd",
+    "period_end",
+]
 
 
 def _thresholds(text: str) -> list[int]:
@@ -69,7 +78,7 @@ def set_(
 @reports_errors
 def list_(
     ctx: typer.Context,
-    project: str | None = typer.Option(None, "--project", "-p"),
+    project: str | None = ProjectFilter,
     as_json: bool = JsonOption,
 ) -> None:
     """Budgets with limit, spent, reserved, remaining and period end."""

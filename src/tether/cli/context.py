@@ -11,12 +11,22 @@ import typer
 from tether.cli.client import AdminClient, CliError
 from tether.cli.output import errors
 
-__all__ = ["JsonOption", "client", "reports_errors"]
+__all__ = [
+    "AgentFilter",
+    "JsonOption",
+    "ProjectFilter",
+    "ReasonOption",
+    "client",
+    "reports_errors",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+ProjectFilter = typer.Option(None, "--project", "-p", help="Only this project.")
+AgentFilter = typer.Option(None, "--agent", "-a", help="Only this agent.")
+ReasonOption = typer.Option("", "--reason", "-r", help="Why; shown to the affected agents' users.")
 
 
 def client(ctx: typer.Context) -> AdminClient:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import typer
 
 from tether.cli.client import CliError
-from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.context import JsonOption, ReasonOption, client, reports_errors
 from tether.cli.output import print_records
 
 COLUMNS = ["paused", "by", "reason", "at"]
 AllOption = typer.Option(False, "--all", help="Required: this affects every agent.")
-ReasonOption = typer.Option("", "--reason", "-r", help="Why; shown to every agent's user.")
 
 
 def _fleet(ctx: typer.Context, verb: str, everything: bool, reason: str, as_json: bool) -> None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.context import JsonOption, ReasonOption, client, reports_errors
 from tether.cli.output import print_records
 
 app = typer.Typer(
     help="Projects: own agents, upstream credentials and budgets.", no_args_is_help=True
 )
 COLUMNS = ["name", "paused", "paused_by", "upstream_base_url", "created_at"]
-ReasonOption = typer.Option("", "--reason", "-r", help="Why; shown to the agents' users.")
 
 
 @app.command("create")

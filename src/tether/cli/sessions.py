@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.context import AgentFilter, JsonOption, ProjectFilter, client, reports_errors
 from tether.cli.output import print_records
 
 app = typer.Typer(help="Agent sessions.", no_args_is_help=True)
@@ -15,8 +15,8 @@ COLUMNS = ["id", "agent", "project", "state", "request_count", "cost_usd", "last
 @reports_errors
 def list_(
     ctx: typer.Context,
-    project: str | None = typer.Option(None, "--project", "-p"),
-    agent: str | None = typer.Option(None, "--agent", "-a"),
+    project: str | None = ProjectFilter,
+    agent: str | None = AgentFilter,
     state: str | None = typer.Option(None, "--state"),
     as_json: bool = JsonOption,
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.context import AgentFilter, JsonOption, ProjectFilter, client, reports_errors
 from tether.cli.output import print_records
 
 COLUMNS = {
@@ -19,8 +19,8 @@ COLUMNS = {
 def spend(
     ctx: typer.Context,
     by: str = typer.Option("project", "--by", help="project, agent, session or day"),
-    project: str | None = typer.Option(None, "--project", "-p"),
-    agent: str | None = typer.Option(None, "--agent", "-a"),
+    project: str | None = ProjectFilter,
+    agent: str | None = AgentFilter,
     since: str | None = typer.Option(None, "--since", help="YYYY-MM-DD (UTC)"),
     until: str | None = typer.Option(None, "--until", help="YYYY-MM-DD (UTC)"),
     as_json: bool = JsonOption,

@@ -1,0 +1,91 @@
+"""Two real ``tether up`` processes on one PostgreSQL: 100 concurrent requests against a
+budget that fits about ten never overspend it together."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.test_tether_up import free_port, start, stop
+from tests.support.databases import postgres_database
+from tests.support.fake_upstream import RunningFake
+from tether.fakes.anthropic import FakeReply
+
+ADMIN = "tta_e2e_budget_admin_token_0123456789"
+LIMIT = 0.6  # each call may cost up to ~$0.06 (6000 output tokens at $10/M)
+
+
+def test_two_processes_share_one_budget(tmp_path: Path, upstream: RunningFake) -> None:
+    upstream.fake.default = FakeReply(output_tokens=5900, chunks=3, chunk_delay=0.01)
+    with postgres_database() as url:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
+            "TETHER_DATABASE_URL": url,
+            "TETHER_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+            "TETHER_ADMIN_TOKEN": ADMIN,
+            "TETHER_ANTHROPIC_BASE_URL": upstream.url,
+        }
+        ports = [free_port(), free_port()]
+        processes = [
+            start({**env, "TETHER_DATA_DIR": str(tmp_path / f"r{n}")}, port)[0]
+            for n, port in enumerate(ports)
+        ]
+        try:
+            with httpx.Client(
+                base_url=f"http://127.0.0.1:{ports[0]}/admin/v1",
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            ) as admin:
+                admin.post("/projects", json={"name": "p"}).raise_for_status()
+                admin.put(
+                    "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key}
+                ).raise_for_status()
+                key = admin.post("/agents", json={"name": "a", "project": "p"}).json()["key"]
+                budget = admin.put(
+                    "/budgets", json={"project": "p", "period": "daily", "limit_usd": LIMIT}
+                ).json()
+
+                async def one(client: httpx.AsyncClient, n: int) -> tuple[int, str]:
+                    response = await client.post(
+                        f"http://127.0.0.1:{ports[n % 2]}/v1/messages",
+                        json={
+                            "model": "claude-sonnet-5",
+                            "max_tokens": 6000,
+                            "stream": n % 4 < 2,
+                            "messages": [{"role": "user", "content": "again"}],
+                        },
+                        headers={
+                            "x-api-key": key,
+                            "anthropic-version": "2023-06-01",
+                            "X-Claude-Code-Session-Id": f"s{n % 5}",
+                        },
+                    )
+                    if response.status_code == 200:
+                        return 200, ""
+                    return response.status_code, response.json()["error"]["code"]
+
+                async def burst() -> list[tuple[int, str]]:
+                    async with httpx.AsyncClient(timeout=60) as client:
+                        return await asyncio.gather(*[one(client, n) for n in range(100)])
+
+                results = asyncio.run(burst())
+                allowed = sum(1 for status, _ in results if status == 200)
+                refused = {r for r in results if r[0] != 200}
+                assert 5 <= allowed <= 10, allowed
+                assert refused == {(403, "budget_exceeded")}
+
+                deadline = time.monotonic() + 5
+                while True:
+                    state = next(b for b in admin.get("/budgets").json() if b["id"] == budget["id"])
+                    if state["reserved_usd"] == 0 or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
+                assert state["reserved_usd"] == 0
+                assert 0 < state["spent_usd"] <= LIMIT
+        finally:
+            for process in processes:
+                assert stop(process) == 0
