@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,3 +60,28 @@ def gateway(tmp_path: Path, upstream: RunningFake) -> Iterator[RunningTether]:
     assert response.status_code == 200
     yield server
     server.stop()
+
+
+@pytest.fixture
+def replicas(
+    tmp_path: Path, upstream: RunningFake
+) -> Iterator[tuple[RunningTether, RunningTether]]:
+    """Two tethers on one fresh PostgreSQL database, sharing the master key and the admin
+    token, both forwarding to the fake upstream."""
+    shared_key = base64.b64encode(os.urandom(32)).decode()
+    with postgres_database() as url:
+        first = start_tether(
+            tmp_path / "a", url, anthropic_base_url=upstream.url, master_key=shared_key
+        )
+        second = start_tether(
+            tmp_path / "b",
+            url,
+            anthropic_base_url=upstream.url,
+            master_key=shared_key,
+            bootstrap_admin_token=first.admin_token,
+        )
+        try:
+            yield first, second
+        finally:
+            second.stop()
+            first.stop()

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.databases import postgres_database
 from tests.support.fake_upstream import RunningFake
-from tests.support.server import RunningTether, start_tether
+from tests.support.server import RunningTether
 from tether.fakes.anthropic import FakeReply
 
 MODEL = "claude-sonnet-5"  # $2 input, $10 output per million tokens
@@ -172,29 +167,6 @@ def test_unknown_project_or_foreign_agent(gateway: RunningTether) -> None:
         json={"project": "p", "agent": "elsewhere", "period": "daily", "limit_usd": 1},
     )
     assert foreign.status_code == 400 and "not in project" in foreign.json()["error"]["message"]
-
-
-@pytest.fixture
-def replicas(
-    tmp_path: Path, upstream: RunningFake
-) -> Iterator[tuple[RunningTether, RunningTether]]:
-    shared_key = base64.b64encode(os.urandom(32)).decode()
-    with postgres_database() as url:
-        first = start_tether(
-            tmp_path / "a", url, anthropic_base_url=upstream.url, master_key=shared_key
-        )
-        second = start_tether(
-            tmp_path / "b",
-            url,
-            anthropic_base_url=upstream.url,
-            bootstrap_admin_token=first.admin_token,
-            master_key=shared_key,
-        )
-        try:
-            yield first, second
-        finally:
-            second.stop()
-            first.stop()
 
 
 def test_100_concurrent_requests_on_two_replicas_never_overspend(

@@ -3,26 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.support.databases import postgres_database
-from tests.support.server import RunningTether, start_tether
-
-
-@pytest.fixture
-def replicas(tmp_path: Path) -> Iterator[tuple[RunningTether, RunningTether]]:
-    with postgres_database() as url:
-        first = start_tether(tmp_path / "a", url)
-        second = start_tether(tmp_path / "b", url, bootstrap_admin_token=first.admin_token)
-        try:
-            yield first, second
-        finally:
-            second.stop()
-            first.stop()
+from tests.support.server import RunningTether
 
 
 def _status(tether: RunningTether, key: str) -> httpx.Response:

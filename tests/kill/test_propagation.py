@@ -4,44 +4,16 @@ within a second, running streams included."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import anthropic
 import httpx
 import pytest
 
-from tests.support.databases import postgres_database
 from tests.support.fake_upstream import RunningFake
-from tests.support.server import RunningTether, start_tether
+from tests.support.server import RunningTether
 from tests.support.streams import MODEL, read_stream
 from tether.fakes.anthropic import FakeReply
-
-
-@pytest.fixture
-def replicas(
-    tmp_path: Path, upstream: RunningFake
-) -> Iterator[tuple[RunningTether, RunningTether]]:
-    shared_key = base64.b64encode(os.urandom(32)).decode()
-    with postgres_database() as url:
-        first = start_tether(
-            tmp_path / "a", url, anthropic_base_url=upstream.url, master_key=shared_key
-        )
-        second = start_tether(
-            tmp_path / "b",
-            url,
-            anthropic_base_url=upstream.url,
-            bootstrap_admin_token=first.admin_token,
-            master_key=shared_key,
-        )
-        try:
-            yield first, second
-        finally:
-            second.stop()
-            first.stop()
 
 
 def test_kill_on_one_replica_cuts_a_stream_on_the_other(
