@@ -39,7 +39,10 @@ class Fleet:
     async def run_while(self, action) -> None:
         async with httpx.AsyncClient(base_url=self.tether.url, timeout=30) as client:
             loops = [asyncio.create_task(self.agent_loop(client, n)) for n in self.keys]
-            await asyncio.sleep(0.3)
+            deadline = time.monotonic() + 10
+            while min(len(r) for r in self.results.values()) < 3:
+                assert time.monotonic() < deadline, "the fleet did not get going"
+                await asyncio.sleep(0.02)
             await asyncio.to_thread(action)
             await asyncio.sleep(0.5)
             self.stop.set()

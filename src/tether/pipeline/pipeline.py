@@ -54,7 +54,11 @@ class Pipeline:
             if verdict is not None:
                 break
         event = decision_event(action, ctx, verdict)
-        await self._audit.record(event)
+        try:
+            await self._audit.record(event)
+        except TetherError as exc:
+            await self._undo(action, ctx, exc)
+            raise
         identity = ctx.identity
         return Decision(
             result=event.result,
@@ -80,6 +84,16 @@ class Pipeline:
         """Wait for background settlements (at shutdown, before the audit log stops)."""
         while self._settling:
             await asyncio.gather(*self._settling, return_exceptions=True)
+
+    async def _undo(self, action: Action, ctx: Context, exc: TetherError) -> None:
+        """The decision could not be recorded, so nothing will act on it: give back what
+        stages took (a budget hold) at once rather than when its reservation expires."""
+        nothing = Outcome(result="error", status=503, latency_ms=0.0, detail=exc.message)
+        for stage in self._settlers:
+            try:
+                await stage.settle(action, ctx, nothing)
+            except Exception:
+                log.exception("undoing %s failed", type(stage).__name__)
 
     async def settle(self, decision: Decision, outcome: Outcome) -> None:
         """Never raises: the effect already happened; failures are logged loudly."""
