@@ -7,7 +7,6 @@ the outbox until the receiver accepts, across restarts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,7 +132,3 @@ class AlertStore:
                     last_error=error[:500],
                 )
             )
-
-    async def pending(self) -> Sequence[Any]:
-        async with self._db.read() as conn:
-            return (await conn.execute(select(outbox).where(outbox.c.delivered_at.is_(None)))).all()

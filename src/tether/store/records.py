@@ -74,9 +74,6 @@ class AgentKey:
     expires_at: int | None
     revoked_at: int | None
 
-    def usable_at(self, ms: int) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or ms < self.expires_at)
-
 
 @dataclass(frozen=True, slots=True)
 class AdminToken:
