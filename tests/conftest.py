@@ -53,11 +53,7 @@ def gateway(tmp_path: Path, upstream: RunningFake) -> Iterator[RunningTether]:
     server = start_tether(
         tmp_path / "data", sqlite_url(str(tmp_path)), anthropic_base_url=upstream.url
     )
-    server.create_project("p")
-    response = server.call(
-        "PUT", "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key}
-    )
-    assert response.status_code == 200
+    server.create_project("p", upstream.fake.api_key)
     yield server
     server.stop()
 

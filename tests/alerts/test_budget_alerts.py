@@ -34,8 +34,7 @@ def boot(tmp_path: Path, upstream: RunningFake) -> RunningTether:
 @pytest.fixture
 def tether(tmp_path: Path, upstream: RunningFake) -> Iterator[RunningTether]:
     server = boot(tmp_path, upstream)
-    server.create_project("p")
-    server.call("PUT", "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key})
+    server.create_project("p", upstream.fake.api_key)
     yield server
     server.stop()
 
@@ -159,10 +158,7 @@ def test_queued_alerts_survive_a_restart(tmp_path: Path, upstream: RunningFake) 
     receiver = Receiver(fail_first=10**6).start()
     try:
         server = boot(tmp_path, upstream)
-        server.create_project("p")
-        server.call(
-            "PUT", "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key}
-        )
+        server.create_project("p", upstream.fake.api_key)
         key = server.create_agent("a", "p")
         upstream.fake.default = FakeReply(output_tokens=1000)
         server.call("POST", "/projects/p/webhooks", json={"kind": "slack", "url": receiver.url})

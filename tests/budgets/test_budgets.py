@@ -173,8 +173,7 @@ def test_100_concurrent_requests_on_two_replicas_never_overspend(
     replicas: tuple[RunningTether, RunningTether], upstream: RunningFake
 ) -> None:
     first, second = replicas
-    first.create_project("p")
-    first.call("PUT", "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key})
+    first.create_project("p", upstream.fake.api_key)
     key = first.create_agent("a", "p")
     daily = budget(first, project="p", period="daily", limit_usd=0.6)
     upstream.fake.default = FakeReply(output_tokens=5900, chunks=3, chunk_delay=0.01)

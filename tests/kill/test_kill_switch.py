@@ -148,10 +148,7 @@ def test_stopping_an_agent_cuts_all_its_streams_and_refuses_new_sessions(
 def test_pausing_a_project_affects_only_that_project(
     gateway: RunningTether, upstream: RunningFake
 ) -> None:
-    gateway.create_project("other")
-    gateway.call(
-        "PUT", "/projects/other/credentials/anthropic", json={"secret": upstream.fake.api_key}
-    )
+    gateway.create_project("other", upstream.fake.api_key)
     inside = gateway.create_agent("inside", "p")
     outside = gateway.create_agent("outside", "other")
     upstream.fake.enqueue(SLOW, SLOW)

@@ -20,8 +20,7 @@ def test_kill_on_one_replica_cuts_a_stream_on_the_other(
     replicas: tuple[RunningTether, RunningTether], upstream: RunningFake
 ) -> None:
     first, second = replicas
-    first.create_project("p")
-    first.call("PUT", "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key})
+    first.create_project("p", upstream.fake.api_key)
     key = first.create_agent("a", "p")
     bystander = first.create_agent("b", "p")
     upstream.fake.enqueue(*[FakeReply(text="w " * 30, chunks=30, chunk_delay=0.1)] * 2)
@@ -60,8 +59,7 @@ def test_project_pause_on_one_replica_refuses_on_the_other_within_a_second(
     replicas: tuple[RunningTether, RunningTether], upstream: RunningFake
 ) -> None:
     first, second = replicas
-    first.create_project("p")
-    first.call("PUT", "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key})
+    first.create_project("p", upstream.fake.api_key)
     key = first.create_agent("a", "p")
     body = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
     headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}

@@ -42,9 +42,15 @@ class RunningTether:
         with self.admin() as client:
             return client.request(method, path, **kwargs)
 
-    def create_project(self, name: str) -> dict[str, Any]:
+    def create_project(self, name: str, anthropic_key: str | None = None) -> dict[str, Any]:
+        """Create a project; with ``anthropic_key``, also store its upstream credential."""
         response = self.call("POST", "/projects", json={"name": name})
         assert response.status_code == 201, response.text
+        if anthropic_key is not None:
+            stored = self.call(
+                "PUT", f"/projects/{name}/credentials/anthropic", json={"secret": anthropic_key}
+            )
+            assert stored.status_code == 200, stored.text
         return response.json()
 
     def create_agent(self, name: str, project: str) -> str:

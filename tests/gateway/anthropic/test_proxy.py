@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import anthropic
 import httpx
 import pytest
@@ -282,10 +280,7 @@ class TestUpstreamErrors:
             upstream_read_timeout=0.3,
         )
         try:
-            server.create_project("p")
-            server.call(
-                "PUT", "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key}
-            )
+            server.create_project("p", upstream.fake.api_key)
             key = server.create_agent("a", "p")
             upstream.fake.enqueue(FakeReply(delay=2.0))
             response = httpx.post(
@@ -407,4 +402,3 @@ def test_abandoned_stream_is_still_counted(gateway: RunningTether, upstream: Run
     completion = events[1]
     assert completion["result"] == "abandoned"
     assert completion["attributes"]["usage"]["input_tokens"] == 777
-    assert asyncio is not None

@@ -76,10 +76,7 @@ def test_price_overrides_from_a_file(tmp_path: Path, upstream: RunningFake) -> N
         prices_file=prices,
     )
     try:
-        server.create_project("p")
-        server.call(
-            "PUT", "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key}
-        )
+        server.create_project("p", upstream.fake.api_key)
         key = server.create_agent("a", "p")
         upstream.fake.enqueue(
             FakeReply(input_tokens=10_000, output_tokens=1_000, cache_read_input_tokens=100_000)
