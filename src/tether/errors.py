@@ -15,6 +15,7 @@ __all__ = [
     "Forbidden",
     "NotFound",
     "PayloadTooLarge",
+    "PolicyInvalid",
     "StoreUnavailable",
     "TetherError",
     "status_for",
@@ -41,11 +42,17 @@ STATUS_BY_CODE: dict[str, int] = {
     "session_budget_exhausted": 403,
     "budget_exceeded": 403,
     "session_not_owned": 403,
+    "policy_denied": 403,
+    "approval_denied": 403,
+    "approval_pending": 403,
+    "command_not_understood": 403,
+    "policy_unavailable": 503,
     "not_found": 404,
     "method_not_allowed": 405,
     "conflict": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
+    "policy_invalid": 422,
     "store_unavailable": 503,
     "no_upstream_credential": 503,
     "upstream_unreachable": 502,
@@ -64,6 +71,9 @@ class TetherError(Exception):
     """Root of every error tether raises on purpose; ``message`` says what to fix."""
 
     code = "internal_error"
+
+    details: list[dict[str, object]] | None = None
+    """Structured specifics a client can act on (e.g. each policy error's line and column)."""
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -98,6 +108,17 @@ class NotFound(TetherError):
 
 class Conflict(TetherError):
     code = "conflict"
+
+
+class PolicyInvalid(TetherError):
+    """A policy file that does not parse or validate; ``details`` lists each error's
+    line, column and message. The version in force stays in force."""
+
+    code = "policy_invalid"
+
+    def __init__(self, message: str, errors: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.details = errors
 
 
 class StoreUnavailable(TetherError):

@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 
 from tether.alerts.crossings import BudgetAlerts
 from tether.alerts.dispatcher import OutboxDispatcher
+from tether.approvals.waiter import ApprovalWaiter
 from tether.audit.log import AuditLog
 from tether.budgets.book import BudgetBook
 from tether.config import Settings
@@ -22,11 +23,13 @@ from tether.kill.switch import KillSwitch
 from tether.pipeline import Pipeline
 from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.defaults import default_stages
+from tether.policy.book import PolicyBook
 from tether.pricing.prices import load_price_overrides
 from tether.sessions.registry import SessionRegistry
 from tether.store.admin_tokens import AdminTokenStore
 from tether.store.agents import AgentStore
 from tether.store.alerts import AlertStore
+from tether.store.approvals import ApprovalStore
 from tether.store.audit import AuditStore
 from tether.store.audit_appender import open_appender
 from tether.store.budget_ledger import BudgetLedger, open_ledger
@@ -36,6 +39,7 @@ from tether.store.controls import ControlStore
 from tether.store.credentials import CredentialStore
 from tether.store.database import Database
 from tether.store.migrate import upgrade
+from tether.store.policies import PolicyStore
 from tether.store.projects import ProjectStore
 from tether.store.records import Role
 from tether.store.sessions import SessionStore
@@ -77,6 +81,10 @@ class Runtime:
     budget_book: BudgetBook
     webhooks: WebhookStore
     outbox: OutboxDispatcher
+    policy_store: PolicyStore
+    policies: PolicyBook
+    approvals: ApprovalStore
+    approval_waiter: ApprovalWaiter
     pipeline: Pipeline
     bootstrap_secret: str | None = None
 
@@ -117,6 +125,9 @@ class Runtime:
             hold_ms=int((settings.upstream_read_timeout + 60) * 1000),
         )
         audit = AuditLog(open_appender(db.url, writer))
+        policy_store = PolicyStore(db)
+        policies = PolicyBook(policy_store)
+        approvals = ApprovalStore(db)
         runtime = cls(
             settings=settings,
             db=db,
@@ -147,14 +158,24 @@ class Runtime:
                 alerts,
                 retry_base_ms=int(settings.alert_retry_base_seconds * 1000),
             ),
-            pipeline=Pipeline(default_stages(directory, sessions, switch, prices, reserve), audit),
+            policy_store=policy_store,
+            policies=policies,
+            approvals=approvals,
+            approval_waiter=ApprovalWaiter(approvals),
+            pipeline=Pipeline(
+                default_stages(directory, sessions, switch, prices, reserve, policies, approvals),
+                audit,
+            ),
         )
         runtime.bootstrap_secret = await runtime._ensure_admin_token()
         await directory.load()
         await controls.load()
         await budget_book.load()
+        await policies.load()
         for handler in (
             budget_book.apply,
+            policies.apply,
+            runtime.approval_waiter.apply,
             directory.apply,
             sessions.apply,
             controls.apply,

@@ -30,7 +30,9 @@ def build_app(runtime: Runtime) -> web.Application:
     )
     app[RUNTIME_KEY] = runtime
     app.router.add_get("/healthz", _health)
-    add_authorize_routes(app, runtime.pipeline, runtime.settings.max_body_bytes)
+    add_authorize_routes(
+        app, runtime.pipeline, runtime.approval_waiter, runtime.settings.max_body_bytes
+    )
     AnthropicGateway(
         runtime.pipeline,
         runtime.anthropic,

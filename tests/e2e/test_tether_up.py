@@ -76,6 +76,11 @@ def test_quickstart_up_cli_authorize_restart(tmp_path: Path) -> None:
         assert "ANTHROPIC_BASE_URL" in output
 
         assert cli(env, "projects", "create", "demo").returncode == 0
+        policy = tmp_path / "demo.cedar"
+        policy.write_text('permit(principal, action == Action::"tool:Bash", resource);\n')
+        applied = cli(env, "policy", "apply", str(policy), "--project", "demo")
+        assert applied.returncode == 0, applied.stderr
+        assert "policy v1 in force" in applied.stdout
         created = cli(env, "agents", "create", "agent-01", "--project", "demo", "--json")
         assert created.returncode == 0, created.stderr
         key = json.loads(created.stdout)["key"]

@@ -34,7 +34,7 @@ def test_database_down_means_503_deny_never_allow(
     tether.create_project("p")
     key = tether.create_agent("a", "p")
     headers = {"Authorization": f"Bearer {key}"}
-    body = {"session_id": "known", "action": "s3:DeleteBucket", "resource": "arn:aws:s3:::prod"}
+    body = {"session_id": "known", "action": "s3:PutObject", "resource": "arn:aws:s3:::prod"}
     assert httpx.post(f"{tether.url}/v1/authorize", json=body, headers=headers).status_code == 200
 
     proxy.cut()

@@ -19,6 +19,10 @@ from tether.config import Settings
 from tether.runtime import Runtime
 from tether.server import build_app
 
+PERMIT_ALL = "permit(principal, action, resource);\n"
+"""For tests about something other than policy: every action permitted (deletions still
+need an approval, as the project default says)."""
+
 
 @dataclass
 class RunningTether:
@@ -42,16 +46,27 @@ class RunningTether:
         with self.admin() as client:
             return client.request(method, path, **kwargs)
 
-    def create_project(self, name: str, anthropic_key: str | None = None) -> dict[str, Any]:
-        """Create a project; with ``anthropic_key``, also store its upstream credential."""
+    def create_project(
+        self, name: str, anthropic_key: str | None = None, policy: str | None = PERMIT_ALL
+    ) -> dict[str, Any]:
+        """Create a project with ``policy`` in force (None: none, so default deny); with
+        ``anthropic_key``, also store its upstream credential."""
         response = self.call("POST", "/projects", json={"name": name})
         assert response.status_code == 201, response.text
+        if policy is not None:
+            self.apply_policy(name, policy)
         if anthropic_key is not None:
             stored = self.call(
                 "PUT", f"/projects/{name}/credentials/anthropic", json={"secret": anthropic_key}
             )
             assert stored.status_code == 200, stored.text
         return response.json()
+
+    def apply_policy(self, project: str, source: str) -> dict[str, Any]:
+        applied = self.call("PUT", f"/projects/{project}/policy", json={"source": source})
+        assert applied.status_code in (200, 201), applied.text
+        result: dict[str, Any] = applied.json()
+        return result
 
     def create_agent(self, name: str, project: str) -> str:
         response = self.call("POST", "/agents", json={"name": name, "project": project})

@@ -6,9 +6,11 @@ from aiohttp import web
 
 from tether.admin import (  # noqa: F401  (routes)
     agents,
+    approvals,
     audit,
     budgets,
     kill,
+    policy,
     projects,
     sessions,
     spend,

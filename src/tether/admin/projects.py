@@ -18,6 +18,9 @@ from tether.errors import BadRequest, NotFound
 from tether.web.bodies import read_model
 
 PROVIDERS = frozenset({"anthropic", "aws"})
+REQUIRED_SETTINGS = frozenset(
+    {"timezone", "deletion_approval", "unknown_command", "approval_ttl_seconds"}
+)
 
 
 @routes.route(
@@ -51,7 +54,7 @@ async def show_project(request: web.Request) -> web.Response:
     "PATCH",
     "/projects/{project}",
     "projects.update",
-    "Change a project's settings (its upstream base URL)",
+    "Change a project's settings (upstream base URL, time zone, approvals)",
     body=ProjectUpdate,
     response=ProjectOut,
 )
@@ -61,7 +64,12 @@ async def update_project(request: web.Request) -> web.Response:
     payload = await read_model(request, ProjectUpdate, runtime.settings.max_body_bytes)
     changes = payload.model_dump(exclude_unset=True)
     if not changes:
-        raise BadRequest("nothing to change: send upstream_base_url and/or timezone")
+        raise BadRequest(
+            "nothing to change: send upstream_base_url, timezone, deletion_approval, "
+            "unknown_command or approval_ttl_seconds"
+        )
+    for required in REQUIRED_SETTINGS & {k for k, v in changes.items() if v is None}:
+        raise BadRequest(f"{required} cannot be null")
     await runtime.projects.update(project.id, changes)
     return model_response(ProjectOut.of(await runtime.projects.by_name(project.name)))
 

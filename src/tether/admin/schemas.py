@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -40,6 +40,9 @@ class ProjectOut(BaseModel):
     paused_reason: str | None
     upstream_base_url: str | None
     timezone: str
+    deletion_approval: bool
+    unknown_command: str
+    approval_ttl_seconds: int
     created_at: str | None
 
     @classmethod
@@ -52,6 +55,9 @@ class ProjectOut(BaseModel):
             paused_reason=project.state_reason if project.paused else None,
             upstream_base_url=project.upstream_base_url,
             timezone=project.timezone,
+            deletion_approval=project.deletion_approval,
+            unknown_command=project.unknown_command,
+            approval_ttl_seconds=project.approval_ttl_seconds,
             created_at=iso_ms(project.created_at),
         )
 
@@ -144,6 +150,16 @@ class ProjectUpdate(Strict):
         None,
         max_length=64,
         description="IANA zone for daily and monthly budgets, e.g. Europe/Paris",
+    )
+    deletion_approval: bool | None = Field(
+        None, description="every deletion waits for a human approval (default true)"
+    )
+    unknown_command: Literal["deny", "ask"] | None = Field(
+        None,
+        description="what shell commands tether cannot understand get: deny, or ask for approval",
+    )
+    approval_ttl_seconds: int | None = Field(
+        None, ge=60, le=7 * 86400, description="how long approvals stay pending, and usable"
     )
 
     @field_validator("timezone")

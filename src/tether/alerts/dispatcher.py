@@ -78,7 +78,7 @@ class OutboxDispatcher:
             return
         webhook, secret = found
         if webhook.kind == "slack":
-            body, headers = slack_request(item.payload, item.id)
+            body, headers = slack_request(item.event, item.payload, item.id)
         else:
             body, headers = generic_request(item.payload, item.id, secret)
         try:

@@ -28,7 +28,37 @@ def _lines(lines: list[str], empty: str) -> str:
     return "\n".join(lines) or empty
 
 
-def slack_request(payload: dict[str, Any], delivery_id: str) -> tuple[bytes, dict[str, str]]:
+def _approval_body(payload: dict[str, Any]) -> dict[str, Any]:
+    approval_id = payload["approval_id"]
+    text = (
+        f":raised_hand: tether: agent {payload['agent']} (project {payload['project']}) asks to "
+        f"`{payload['action']}` on `{payload['resource']}` in session `{payload['session']}`: "
+        f"{payload['reason']}"
+    )
+    commands = (
+        f"Approve: `tether approvals approve {approval_id}`\n"
+        f"Deny: `tether approvals deny {approval_id} --reason \"…\"`"
+    )
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": commands}},
+        ],
+    }
+
+
+def slack_request(
+    event: str, payload: dict[str, Any], delivery_id: str
+) -> tuple[bytes, dict[str, str]]:
+    body = _approval_body(payload) if event == "approval.requested" else _budget_body(payload)
+    return orjson.dumps(body), {
+        "Content-Type": "application/json",
+        "X-Tether-Delivery": delivery_id,
+    }
+
+
+def _budget_body(payload: dict[str, Any]) -> dict[str, Any]:
     tops = _lines(
         [
             f"• session `{s['session']}` ({s['agent']}): ${s['cost_usd']:.2f}, {s['state']}"
@@ -43,7 +73,7 @@ def slack_request(payload: dict[str, Any], delivery_id: str) -> tuple[bytes, dic
         ],
         "• no agent spend recorded yet",
     )
-    body = {
+    return {
         "text": _summary(payload),
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": _summary(payload)}},
@@ -64,10 +94,6 @@ def slack_request(payload: dict[str, Any], delivery_id: str) -> tuple[bytes, dic
                 },
             },
         ],
-    }
-    return orjson.dumps(body), {
-        "Content-Type": "application/json",
-        "X-Tether-Delivery": delivery_id,
     }
 
 

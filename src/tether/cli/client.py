@@ -73,5 +73,10 @@ class AdminClient:
             error = payload.get("error", {}) if isinstance(payload, dict) else {}
             message = error.get("message", response.reason_phrase)
             code = error.get("code", "error")
-            raise CliError(f"{message} [{code}, HTTP {response.status_code}]")
+            details = "".join(
+                f"\n  line {d.get('line')}, column {d.get('column')}: {d.get('message')}"
+                for d in error.get("details") or []
+                if isinstance(d, dict)
+            )
+            raise CliError(f"{message} [{code}, HTTP {response.status_code}]{details}")
         return payload

@@ -9,11 +9,13 @@ import typer
 from tether import __version__
 from tether.cli import (
     agents,
+    approvals,
     audit,
     budgets,
     credentials,
     fleet,
     keys,
+    policy,
     projects,
     sessions,
     spend,
@@ -39,6 +41,8 @@ app.add_typer(sessions.app, name="sessions")
 app.add_typer(audit.app, name="audit")
 app.add_typer(budgets.app, name="budgets")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(policy.app, name="policy")
+app.add_typer(approvals.app, name="approvals")
 app.command("spend")(spend.spend)
 app.command("pause")(fleet.pause)
 app.command("resume")(fleet.resume)

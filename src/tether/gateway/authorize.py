@@ -1,4 +1,9 @@
-"""``POST /v1/authorize``: the generic front door, for any agent or tool that can ask first."""
+"""``POST /v1/authorize``: the generic front door, for any agent or tool that can ask first.
+
+Answers 200 allow, 403 deny, or 202 pending with the approval's id. With
+``wait_seconds`` a pending request is held (long-poll) until the approval is decided,
+then decided again, so an approved action answers allow in the same call.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from tether.approvals.waiter import ApprovalWaiter
 from tether.gateway.credentials import presented_credential
 from tether.pipeline import Action, Decision, Pipeline
 from tether.web.bodies import read_model
@@ -15,6 +21,8 @@ from tether.web.errors import set_error_renderer
 __all__ = ["AuthorizeRequest", "add_authorize_routes"]
 
 PIPELINE_KEY = web.AppKey("pipeline", Pipeline)
+WAITER_KEY = web.AppKey("approval_waiter", ApprovalWaiter)
+MAX_WAIT_SECONDS = 60
 LIMIT_KEY = web.AppKey("authorize_body_limit", int)
 PATH = "/v1/authorize"
 
@@ -25,7 +33,14 @@ class AuthorizeRequest(BaseModel):
     session_id: str | None = Field(None, min_length=1, max_length=128)
     action: str = Field(min_length=1, max_length=128, examples=["s3:DeleteBucket"])
     resource: str = Field(max_length=4096, examples=["arn:aws:s3:::dev-scratch"])
+    tags: dict[str, str] = Field(default_factory=dict, examples=[{"env": "dev"}])
     attributes: dict[str, Any] = Field(default_factory=dict)
+    wait_seconds: float = Field(
+        0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="if an approval is needed, wait up to this long for its decision",
+    )
 
 
 def _denial_body(code: str, message: str) -> dict[str, Any]:
@@ -41,7 +56,9 @@ def _render(decision: Decision) -> web.Response:
         "agent": decision.agent_name,
         "project": decision.project_name,
     }
-    if not decision.allowed and decision.code:
+    if decision.pending:
+        body["approval_id"] = decision.approval_id
+    elif not decision.allowed and decision.code:
         body["error"] = {"code": decision.code, "message": decision.reason}
     return web.json_response(body, status=decision.status)
 
@@ -55,12 +72,22 @@ async def authorize(request: web.Request) -> web.Response:
         resource=payload.resource,
         session_id=payload.session_id,
         attributes=payload.attributes,
+        tags=payload.tags,
     )
-    return _render(await request.app[PIPELINE_KEY].decide(action))
+    pipeline = request.app[PIPELINE_KEY]
+    decision = await pipeline.decide(action)
+    if decision.pending and decision.approval_id and payload.wait_seconds > 0:
+        await request.app[WAITER_KEY].wait(decision.approval_id, payload.wait_seconds)
+        action.session_id = decision.session_id
+        decision = await pipeline.decide(action)
+    return _render(decision)
 
 
-def add_authorize_routes(app: web.Application, pipeline: Pipeline, body_limit: int) -> None:
+def add_authorize_routes(
+    app: web.Application, pipeline: Pipeline, waiter: ApprovalWaiter, body_limit: int
+) -> None:
     app[PIPELINE_KEY] = pipeline
+    app[WAITER_KEY] = waiter
     app[LIMIT_KEY] = body_limit
     app.router.add_post(PATH, authorize)
     set_error_renderer(app, PATH, _denial_body)

@@ -32,6 +32,11 @@ class Action:
     session_id: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     cost_basis: CostBasis | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    """The resource's tags as the front door knows them; policies scope by them."""
+    understood: bool = True
+    """False when the front door could not tell what the action does (an unparseable
+    shell command): unless a policy names it, the project's default applies."""
 
 
 @dataclass(slots=True)
@@ -42,6 +47,12 @@ class Context:
     session: SessionRecord | None = None
     reservation: Any = None
     """The budget reservation held for this action, settled after it (see ReserveBudget)."""
+    allowed_because: str | None = None
+    """Why the action may go ahead (the permitting policy, the approval used)."""
+    approval_needed: str | None = None
+    """Set by the policy stage when a rule says ``@ask``; the approval stage acts on it."""
+    notes: dict[str, Any] = field(default_factory=dict)
+    """Facts stages add to the decision's audit event (policy version, approval id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,5 +91,15 @@ class Decision:
         return self.result == "allow"
 
     @property
+    def pending(self) -> bool:
+        return self.result == "pending"
+
+    @property
+    def approval_id(self) -> str | None:
+        return self.evidence.get("approval_id") if self.pending else None
+
+    @property
     def status(self) -> int:
-        return status_for(self.code) if self.result == "deny" and self.code else 200
+        if self.result == "deny" and self.code:
+            return status_for(self.code)
+        return 202 if self.pending else 200

@@ -31,13 +31,15 @@ def _base(action: Action, ctx: Context, source_action: str, resource: str) -> Au
 
 def decision_event(action: Action, ctx: Context, verdict: Verdict | None) -> AuditEvent:
     event = _base(action, ctx, action.action, action.resource)
-    event.reason = "no stage objected"
-    event.attributes = action.attributes
+    event.reason = ctx.allowed_because or "no stage objected"
+    event.attributes = {**action.attributes, **ctx.notes}
+    if action.tags:
+        event.attributes["tags"] = action.tags
     if isinstance(verdict, Deny):
         event.result, event.code, event.reason = "deny", verdict.code, verdict.reason
     elif isinstance(verdict, Pending):
-        event.result, event.reason = "pending", verdict.reason
-        event.attributes = {**action.attributes, "approval_id": verdict.approval_id}
+        event.result, event.code, event.reason = "pending", "approval_pending", verdict.reason
+        event.attributes["approval_id"] = verdict.approval_id
     return event
 
 

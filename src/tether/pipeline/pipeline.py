@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from tether.audit.log import AuditLog
 from tether.errors import TetherError
-from tether.pipeline.action import Action, Context, Decision, Deny, Verdict
+from tether.pipeline.action import Action, Context, Decision, Deny, Pending, Verdict
 from tether.pipeline.events import decision_event, outcome_events
 from tether.pipeline.outcome import Outcome
 
@@ -29,6 +29,14 @@ class Settles(Protocol):
     """A stage that also acts once the outcome is known (metering, budget settlement)."""
 
     async def settle(self, action: Action, ctx: Context, outcome: Outcome) -> None: ...
+
+
+def _evidence(verdict: Verdict | None) -> dict[str, object]:
+    if isinstance(verdict, Deny):
+        return verdict.evidence
+    if isinstance(verdict, Pending):
+        return {"approval_id": verdict.approval_id}
+    return {}
 
 
 class Pipeline:
@@ -68,7 +76,7 @@ class Pipeline:
             session_id=ctx.session.id if ctx.session else action.session_id,
             agent_name=identity.agent.name if identity else None,
             project_name=identity.project.name if identity else None,
-            evidence=verdict.evidence if isinstance(verdict, Deny) else {},
+            evidence=_evidence(verdict),
             action=action,
             context=ctx,
         )

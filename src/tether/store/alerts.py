@@ -14,12 +14,13 @@ import orjson
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
 from tether.store.schema import budget_alerts, outbox, webhooks
 
-__all__ = ["AlertStore", "OutboxItem"]
+__all__ = ["AlertStore", "OutboxItem", "enqueue_deliveries"]
 
 CLAIM_MS = 30_000
 
@@ -31,6 +32,32 @@ class OutboxItem:
     event: str
     payload: dict[str, Any]
     attempts: int
+
+
+async def enqueue_deliveries(
+    conn: AsyncConnection, project_id: str, event: str, payload: dict[str, Any], ts: int
+) -> int:
+    """Inside the writing transaction: one outbox row per webhook of the project."""
+    targets = [
+        row.id
+        for row in await conn.execute(
+            select(webhooks.c.id).where(webhooks.c.project_id == project_id)
+        )
+    ]
+    body = orjson.dumps(payload).decode()
+    for webhook_id in targets:
+        await conn.execute(
+            outbox.insert().values(
+                id=new_id(),
+                webhook_id=webhook_id,
+                event=event,
+                payload=body,
+                created_at=ts,
+                attempts=0,
+                next_attempt_at=ts,
+            )
+        )
+    return len(targets)
 
 
 class AlertStore:
@@ -50,12 +77,6 @@ class AlertStore:
         fired: list[int] = []
         ts = now_ms()
         async with self._db.write() as conn:
-            targets = [
-                row.id
-                for row in await conn.execute(
-                    select(webhooks.c.id).where(webhooks.c.project_id == project_id)
-                )
-            ]
             for threshold, payload in sorted(payloads.items()):
                 result = await conn.execute(
                     insert_(budget_alerts)
@@ -67,18 +88,7 @@ class AlertStore:
                 if result.rowcount != 1:
                     continue
                 fired.append(threshold)
-                for webhook_id in targets:
-                    await conn.execute(
-                        outbox.insert().values(
-                            id=new_id(),
-                            webhook_id=webhook_id,
-                            event="budget.threshold",
-                            payload=orjson.dumps(payload).decode(),
-                            created_at=ts,
-                            attempts=0,
-                            next_attempt_at=ts,
-                        )
-                    )
+                await enqueue_deliveries(conn, project_id, "budget.threshold", payload, ts)
         return fired
 
     async def claim_due(self, limit: int = 20) -> list[OutboxItem]:

@@ -27,6 +27,9 @@ def _project(row: Any) -> Project:
         state_by=row.state_by,
         state_reason=row.state_reason,
         state_at=row.state_at,
+        deletion_approval=bool(row.deletion_approval),
+        unknown_command=row.unknown_command,
+        approval_ttl_seconds=row.approval_ttl_seconds,
     )
 
 
@@ -74,8 +77,8 @@ class ProjectStore:
             )
             await record_change(conn, "project", project_id)
 
-    async def update(self, project_id: str, values: dict[str, str | None]) -> None:
-        """Change settings (``upstream_base_url``, ``timezone``)."""
+    async def update(self, project_id: str, values: dict[str, object]) -> None:
+        """Change settings (``upstream_base_url``, ``timezone``, approval settings)."""
         async with self._db.write() as conn:
             await conn.execute(update(projects).where(projects.c.id == project_id).values(**values))
             await record_change(conn, "project", project_id)

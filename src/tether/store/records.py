@@ -49,6 +49,12 @@ class Project:
     state_by: str | None = None
     state_reason: str | None = None
     state_at: int | None = None
+    deletion_approval: bool = True
+    """Every deletion waits for a human approval, whatever the policy allows."""
+    unknown_command: str = "deny"
+    """What a shell command tether cannot understand gets: ``deny`` or ``ask`` (approval)."""
+    approval_ttl_seconds: int = 3600
+    """How long a pending approval waits, and how long an approval may be used."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ __all__ = [
     "admin_tokens",
     "agent_keys",
     "agents",
+    "approvals",
     "audit_events",
     "budget_alerts",
     "budget_periods",
@@ -31,6 +32,7 @@ __all__ = [
     "credentials",
     "metadata",
     "outbox",
+    "policies",
     "projects",
     "sessions",
     "webhooks",
@@ -57,6 +59,9 @@ projects = Table(
     Column("state_by", String(96), nullable=True),
     Column("state_reason", Text, nullable=True),
     Column("state_at", BigInteger, nullable=True),
+    Column("deletion_approval", Boolean, nullable=False, server_default="1"),
+    Column("unknown_command", String(16), nullable=False, server_default="deny"),
+    Column("approval_ttl_seconds", Integer, nullable=False, server_default="3600"),
 )
 
 agents = Table(
@@ -259,4 +264,38 @@ spend_daily = Table(
     Column("cache_creation_tokens", BigInteger, nullable=False, server_default="0"),
     Column("cache_read_tokens", BigInteger, nullable=False, server_default="0"),
     Column("cost_micros", BigInteger, nullable=False, server_default="0"),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("project_id", String(32), ForeignKey("projects.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(96), nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("project_id", String(32), ForeignKey("projects.id"), nullable=False),
+    Column("agent_id", String(32), ForeignKey("agents.id"), nullable=False),
+    Column("session_id", String(128), nullable=False),
+    Column("action", String(128), nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("resource_key", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("attributes", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("requested_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("decided_at", BigInteger, nullable=True),
+    Column("decided_by", String(96), nullable=True),
+    Column("decision_reason", Text, nullable=True),
+    Column("used_at", BigInteger, nullable=True),
+    Index("ix_approvals_project_state", "project_id", "state"),
+    Index("ix_approvals_request", "session_id", "action", "resource_key"),
 )

@@ -35,13 +35,21 @@ def set_error_renderer(app: web.Application, path_prefix: str, renderer: ErrorRe
     app.setdefault(_RENDERER_KEY, []).append((path_prefix, renderer))
 
 
-def json_error(request: web.Request, code: str, message: str) -> web.Response:
+def json_error(
+    request: web.Request,
+    code: str,
+    message: str,
+    details: list[dict[str, object]] | None = None,
+) -> web.Response:
     renderer: ErrorRenderer = default_body
     for prefix, candidate in request.app.get(_RENDERER_KEY, []):
         if request.path.startswith(prefix):
             renderer = candidate
             break
-    return web.json_response(renderer(code, message), status=status_for(code))
+    body = renderer(code, message)
+    if details is not None and renderer is default_body:
+        body["error"]["details"] = details
+    return web.json_response(body, status=status_for(code))
 
 
 @web.middleware
@@ -49,7 +57,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except TetherError as exc:
-        return json_error(request, exc.code, exc.message)
+        return json_error(request, exc.code, exc.message, exc.details)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

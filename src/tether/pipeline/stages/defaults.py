@@ -5,13 +5,17 @@ from __future__ import annotations
 from tether.identity.directory import Directory
 from tether.kill.switch import KillSwitch
 from tether.pipeline.pipeline import Stage
+from tether.pipeline.stages.approval import RequireApproval
 from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.identify import IdentifyAgent
 from tether.pipeline.stages.kill_switch import EnforceKillSwitch
+from tether.pipeline.stages.policy import EnforcePolicy
 from tether.pipeline.stages.session import OpenSession
 from tether.pipeline.stages.usage import MeterUsage
+from tether.policy.book import PolicyBook
 from tether.pricing.prices import PriceTable
 from tether.sessions.registry import SessionRegistry
+from tether.store.approvals import ApprovalStore
 
 __all__ = ["default_stages"]
 
@@ -22,6 +26,8 @@ def default_stages(
     switch: KillSwitch,
     prices: PriceTable,
     budgets: ReserveBudget,
+    policies: PolicyBook,
+    approvals: ApprovalStore,
 ) -> list[Stage]:
     """Settlement runs in the same order: MeterUsage prices the call before ReserveBudget
     charges it."""
@@ -29,6 +35,8 @@ def default_stages(
         IdentifyAgent(directory),
         OpenSession(sessions),
         EnforceKillSwitch(switch),
+        EnforcePolicy(policies),
+        RequireApproval(approvals),
         MeterUsage(prices, sessions),
         budgets,
     ]

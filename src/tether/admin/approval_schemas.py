@@ -1,0 +1,66 @@
+"""Admin API models for approvals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tether.admin.schemas import Strict
+from tether.store.approvals import ApprovalRecord
+from tether.store.clock import iso_ms
+
+__all__ = ["ApprovalDecide", "ApprovalDeny", "ApprovalOut"]
+
+
+class ApprovalDecide(Strict):
+    reason: str = Field("", max_length=1000)
+    ttl_seconds: int | None = Field(
+        None,
+        ge=10,
+        le=7 * 86400,
+        description="how long the approval may be used (default: the project's approval TTL)",
+    )
+
+
+class ApprovalDeny(Strict):
+    reason: str = Field(min_length=1, max_length=1000, description="shown to the agent")
+
+
+class ApprovalOut(BaseModel):
+    id: str
+    project: str
+    agent: str
+    session: str
+    action: str
+    resource: str
+    tags: dict[str, str]
+    reason: str
+    state: str
+    requested_at: str | None
+    expires_at: str | None
+    decided_at: str | None
+    decided_by: str | None
+    decision_reason: str | None
+    used_at: str | None
+
+    @classmethod
+    def of(cls, record: ApprovalRecord, state: str, project: str, agent: str) -> ApprovalOut:
+        tags: Any = record.attributes.get("tags") or {}
+        return cls(
+            id=record.id,
+            project=project,
+            agent=agent,
+            session=record.session_id,
+            action=record.action,
+            resource=record.resource,
+            tags=tags,
+            reason=record.reason,
+            state=state,
+            requested_at=iso_ms(record.requested_at),
+            expires_at=iso_ms(record.expires_at),
+            decided_at=iso_ms(record.decided_at),
+            decided_by=record.decided_by,
+            decision_reason=record.decision_reason,
+            used_at=iso_ms(record.used_at),
+        )

@@ -1,0 +1,31 @@
+"""What the project's webhooks are told when an approval is requested."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tether.store.approvals import ApprovalRequest
+
+__all__ = ["approval_announcement", "instructions"]
+
+
+def instructions(approval_id: str) -> str:
+    return (
+        f"approve with `tether approvals approve {approval_id}` or deny with "
+        f"`tether approvals deny {approval_id} --reason …`"
+    )
+
+
+def approval_announcement(
+    ask: ApprovalRequest, project: str, agent: str, tags: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "event": "approval.requested",
+        "project": project,
+        "agent": agent,
+        "session": ask.session_id,
+        "action": ask.action,
+        "resource": ask.resource,
+        "tags": tags,
+        "reason": ask.reason,
+    }

@@ -1,0 +1,176 @@
+"""``tether policy``: apply, show, diff and test a project's Cedar policy."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from tether.cli.client import CliError
+from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.output import console, errors, print_json, print_table
+
+app = typer.Typer(help="A project's Cedar policy: what its agents may touch.", no_args_is_help=True)
+
+ProjectOption = typer.Option(..., "--project", "-p", help="The project.")
+EXPECTATIONS = ("allow", "deny", "approval")
+SuiteArgument = typer.Argument(..., metavar="SUITE", help="TOML or JSON file of probes.")
+SuiteProjectOption = typer.Option(
+    None, "--project", "-p", help="The project (overrides the suite's)."
+)
+CandidateOption = typer.Option(
+    None, "--candidate", "-c", help="Test this policy file instead of the one in force."
+)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+
+
+@app.command("apply")
+@reports_errors
+def apply(ctx: typer.Context, file: Path, project: str = ProjectOption) -> None:
+    """Validate FILE and make it PROJECT's policy; on errors the old version stays."""
+    try:
+        out = client(ctx).call("PUT", f"/projects/{project}/policy", {"source": _read(file)})
+    except CliError as exc:
+        raise CliError(f"{file}: {exc.message}") from None
+    state = "in force" if out["changed"] else "unchanged, already in force"
+    print(
+        f"project {project}: policy v{out['version']} {state} ({out['rules']} rules, "
+        f"sha256 {out['sha256'][:12]})"
+    )
+
+
+def _current_source(ctx: typer.Context, project: str) -> tuple[str, int]:
+    try:
+        out = client(ctx).call("GET", f"/projects/{project}/policy")
+    except CliError as exc:
+        if "[not_found" in exc.message and "no policy" in exc.message:
+            return "", 0
+        raise
+    return str(out["source"]), int(out["version"])
+
+
+@app.command("show")
+@reports_errors
+def show(ctx: typer.Context, project: str = ProjectOption, as_json: bool = JsonOption) -> None:
+    """Print the policy in force (the Cedar text, ready to edit and apply)."""
+    out = client(ctx).call("GET", f"/projects/{project}/policy")
+    if as_json:
+        print_json(out)
+        return
+    errors.print(
+        f"# project {project}, policy v{out['version']} by {out['created_by']} "
+        f"at {out['created_at']}",
+        highlight=False,
+    )
+    print(out["source"], end="" if out["source"].endswith("\n") else "\n")
+
+
+@app.command("diff")
+@reports_errors
+def diff(ctx: typer.Context, file: Path, project: str = ProjectOption) -> None:
+    """Show how FILE differs from the policy in force (and check that FILE is valid)."""
+    candidate = _read(file)
+    try:
+        client(ctx).call("POST", f"/projects/{project}/policy/validate", {"source": candidate})
+    except CliError as exc:
+        raise CliError(f"{file}: {exc.message}") from None
+    current, version = _current_source(ctx, project)
+    lines = list(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            candidate.splitlines(keepends=True),
+            fromfile=f"{project} v{version} (in force)",
+            tofile=str(file),
+        )
+    )
+    if not lines:
+        print(f"{file} is the policy in force (v{version})")
+        return
+    for line in lines:
+        print(line, end="" if line.endswith("\n") else "\n")
+
+
+def _load_suite(path: Path) -> dict[str, Any]:
+    text = _read(path)
+    try:
+        suite: dict[str, Any] = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise CliError(
+            f"{path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}"
+        ) from None
+    probes = suite.get("probe") or suite.get("probes")
+    if not isinstance(probes, list) or not probes:
+        raise CliError(
+            f"{path} has no probes: add [[probe]] tables (agent, action, resource, expect)"
+        )
+    for number, probe in enumerate(probes, 1):
+        missing = [k for k in ("agent", "action", "resource", "expect") if k not in probe]
+        if missing:
+            raise CliError(f"{path}: probe {number} lacks {', '.join(missing)}")
+        if probe["expect"] not in EXPECTATIONS:
+            choices = ", ".join(EXPECTATIONS)
+            raise CliError(f"{path}: probe {number} expects {probe['expect']!r}; use {choices}")
+    return suite
+
+
+@app.command("test")
+@reports_errors
+def test(
+    ctx: typer.Context,
+    suite_file: Path = SuiteArgument,
+    project: str | None = SuiteProjectOption,
+    candidate: Path | None = CandidateOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run SUITE's probes ("agent X tries ACTION on RESOURCE with TAGS → expect deny");
+    exits 1 if any decision differs from its expectation."""
+    suite = _load_suite(suite_file)
+    project = project or suite.get("project")
+    if not project:
+        raise CliError('which project? pass --project or set project = "…" in the suite')
+    probes = suite.get("probe") or suite.get("probes") or []
+    body: dict[str, Any] = {
+        "probes": [
+            {k: p[k] for k in ("agent", "action", "resource", "tags") if k in p} for p in probes
+        ]
+    }
+    if candidate is not None:
+        body["source"] = _read(candidate)
+    out = client(ctx).call("POST", f"/projects/{project}/policy/evaluate", body)
+    rows = []
+    for number, (probe, result) in enumerate(zip(probes, out["results"], strict=True), 1):
+        rows.append(
+            {
+                "#": number,
+                "agent": probe["agent"],
+                "action": probe["action"],
+                "resource": probe["resource"],
+                "tags": ",".join(f"{k}={v}" for k, v in (probe.get("tags") or {}).items()),
+                "expect": probe["expect"],
+                "got": result["decision"],
+                "ok": "✓" if result["decision"] == probe["expect"] else "✗ MISMATCH",
+                "reason": result["reason"],
+            }
+        )
+    failures = [row for row in rows if row["got"] != row["expect"]]
+    tested = f"candidate {candidate}" if candidate else f"policy v{out['policy_version']}"
+    if as_json:
+        print_json({"tested": tested, "probes": rows, "failures": len(failures)})
+    else:
+        print_table(rows, list(rows[0]), title=f"{project}: {tested}")
+        colour = "red" if failures else "green"
+        console.print(
+            f"[{colour}]{len(rows) - len(failures)} of {len(rows)} probes as expected[/{colour}]"
+        )
+    if failures:
+        raise typer.Exit(1)

@@ -1,0 +1,64 @@
+"""Stage 4: blast radius. The project's Cedar policy decides; nothing is permitted that no
+policy permits. A rule marked ``@ask`` hands the action to the approval stage.
+
+An action the front door could not understand (an unparseable command) gets the
+project's ``unknown_command`` default unless a policy names it explicitly.
+"""
+
+from __future__ import annotations
+
+from tether.pipeline.action import Action, Context, Deny, Verdict
+from tether.policy.book import PolicyBook
+from tether.policy.request import PolicyRequest
+
+__all__ = ["EnforcePolicy"]
+
+
+class EnforcePolicy:
+    def __init__(self, book: PolicyBook) -> None:
+        self._book = book
+
+    async def check(self, action: Action, ctx: Context) -> Verdict | None:
+        assert ctx.identity is not None
+        project = ctx.identity.project
+        in_force = self._book.in_force(project.id)
+        ctx.notes["policy_version"] = in_force.version
+        if in_force.compiled is None:
+            return Deny(
+                "policy_unavailable",
+                f"project {project.name}'s policy v{in_force.version} cannot be evaluated "
+                f"({in_force.problem}); denied until a valid policy is applied",
+            )
+        answer = in_force.compiled.evaluate(
+            PolicyRequest(
+                agent=ctx.identity.agent.name,
+                project=project.name,
+                action=action.action,
+                resource=action.resource,
+                tags=action.tags,
+                source=action.source,
+                session=ctx.session.id if ctx.session else "",
+            )
+        )
+        if answer.rules:
+            ctx.notes["policy_rules"] = list(answer.rules)
+        if answer.effect == "deny":
+            if not action.understood and not answer.rules:
+                return self._unknown(action, ctx, project.unknown_command)
+            return Deny("policy_denied", answer.reason)
+        if answer.effect == "ask":
+            ctx.approval_needed = answer.reason
+        ctx.allowed_because = answer.reason
+        return None
+
+    @staticmethod
+    def _unknown(action: Action, ctx: Context, default: str) -> Verdict | None:
+        what = action.attributes.get("not_understood", "tether could not tell what it does")
+        if default == "ask":
+            ctx.approval_needed = f"{what}; the project asks a human for such commands"
+            return None
+        return Deny(
+            "command_not_understood",
+            f"{what}; the project denies commands it cannot check "
+            "(permit them explicitly in the policy, or set unknown_command to ask)",
+        )

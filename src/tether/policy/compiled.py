@@ -1,0 +1,166 @@
+"""A policy version compiled once: parsed, validated against the schema, and ready to
+answer requests without re-parsing. Cedar skips a policy whose condition errors; for a
+``forbid`` that would silently allow, so an erroring ``forbid`` denies (fail closed)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import cedarpy
+
+from tether.errors import PolicyInvalid
+from tether.policy.request import PolicyRequest
+from tether.policy.schema import build_schema, tag_keys
+from tether.policy.source import SourceError, Statement, locate_error, split_statements
+
+__all__ = ["BASE_POLICY", "CompiledPolicy", "PolicyAnswer", "Rule", "compile_policy"]
+
+BASE_POLICY = '@id("tether:model-access")\npermit(principal, action in Action::"model", resource);'
+"""Model calls are governed by keys, budgets and the kill switch; a project's policy can
+still ``forbid`` them. Everything else is denied unless the project's policy permits it."""
+
+_POLICY_ID = re.compile(r"\bpolicy(\d+)\b")
+
+Effect = Literal["allow", "deny", "ask"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One statement of the file, as the decision reasons name it."""
+
+    effect: str
+    line: int
+    name: str | None
+    ask: str | None
+    reason: str | None
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return f"{self.name!r} (line {self.line})" if self.line else repr(self.name)
+        return f"at line {self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyAnswer:
+    effect: Effect
+    reason: str
+    rules: tuple[str, ...] = ()
+
+
+def _annotations(statement: Statement) -> dict[str, str]:
+    est = json.loads(cedarpy.policies_to_json_str(statement.text))
+    policies = list(est["staticPolicies"].values())
+    return dict(policies[0].get("annotations") or {}) if policies else {}
+
+
+def _rule(source: str, statement: Statement) -> Rule:
+    notes = _annotations(statement)
+    body = statement.text
+    effect = "forbid" if re.search(r"(^|[)\s])forbid\s*\(", body) else "permit"
+    line = source.count("\n", 0, statement.offset) + 1
+    return Rule(
+        effect=effect,
+        line=line,
+        name=notes.get("id") or None,
+        ask=(notes["ask"] or "this action needs a human approval") if "ask" in notes else None,
+        reason=notes.get("reason") or None,
+    )
+
+
+def _parse_errors(source: str, statements: list[Statement]) -> list[SourceError]:
+    errors = []
+    for statement in statements:
+        try:
+            parsed = cedarpy.PolicySet.from_str(statement.text)
+        except ValueError as exc:
+            errors.append(locate_error(source, statement, str(exc)))
+            continue
+        if parsed.templates():
+            errors.append(
+                locate_error(
+                    source, statement, "templates (?principal, ?resource) are not supported"
+                )
+            )
+    return errors
+
+
+def _validation_errors(source: str, statements: list[Statement]) -> list[SourceError]:
+    result = cedarpy.validate_policies(source, build_schema(source))
+    errors = []
+    for error in result.errors:
+        match = _POLICY_ID.fullmatch(error.policy_id)
+        if match and int(match.group(1)) < len(statements):
+            errors.append(locate_error(source, statements[int(match.group(1))], error.error))
+        else:
+            errors.append(SourceError(1, 1, error.error))
+    return errors
+
+
+def compile_policy(source: str) -> CompiledPolicy:
+    """Raises ``PolicyInvalid`` listing every error with its line and column."""
+    statements = split_statements(source)
+    errors = _parse_errors(source, statements) or _validation_errors(source, statements)
+    if errors:
+        first = errors[0]
+        raise PolicyInvalid(
+            f"the policy has {len(errors)} error(s); first at line {first.line}, "
+            f"column {first.column}: {first.message}",
+            [error.as_dict() for error in errors],
+        )
+    rules = [_rule(source, statement) for statement in statements]
+    handle = cedarpy.PolicySet.from_str(source) if statements else None
+    base = cedarpy.PolicySet.from_str(BASE_POLICY)
+    handle = handle.with_added_str(BASE_POLICY) if handle is not None else base
+    rules.append(Rule("permit", 0, "tether:model-access", None, None))
+    return CompiledPolicy(source, handle, tuple(rules))
+
+
+class CompiledPolicy:
+    def __init__(self, source: str, handle: cedarpy.PolicySet, rules: tuple[Rule, ...]) -> None:
+        self.source = source
+        self._handle = handle
+        self.rules = rules
+        self._tag_keys = tag_keys(source)
+
+    def _rules_named(self, ids: list[str]) -> list[Rule]:
+        return [rule for rule in map(self._rule_in, ids) if rule is not None]
+
+    def _rule_in(self, message: str) -> Rule | None:
+        match = _POLICY_ID.search(message)
+        if match and int(match.group(1)) < len(self.rules):
+            return self.rules[int(match.group(1))]
+        return None
+
+    def evaluate(self, request: PolicyRequest) -> PolicyAnswer:
+        result = cedarpy.is_authorized(
+            request.cedar_request(), self._handle, json.dumps(request.entities(self._tag_keys))
+        )
+        for message in result.diagnostics.errors:
+            rule = self._rule_in(message)
+            if rule is not None and rule.effect == "forbid":
+                return PolicyAnswer(
+                    "deny",
+                    f"forbid policy {rule.label} could not be evaluated ({message}); denied",
+                    (rule.label,),
+                )
+        matched = self._rules_named(result.diagnostics.reasons)
+        labels = tuple(rule.label for rule in matched)
+        target = f"{request.action} on {request.resource}"
+        if not result.allowed:
+            if matched:
+                rule = matched[0]
+                why = f": {rule.reason}" if rule.reason else ""
+                return PolicyAnswer(
+                    "deny", f"{target} is forbidden by policy {rule.label}{why}", labels
+                )
+            return PolicyAnswer(
+                "deny", f"no policy permits {target} for agent {request.agent} (default deny)"
+            )
+        asking = [rule for rule in matched if rule.ask]
+        if asking:
+            return PolicyAnswer("ask", f"{asking[0].ask} (policy {asking[0].label})", labels)
+        return PolicyAnswer("allow", f"{target} is permitted by policy {matched[0].label}", labels)

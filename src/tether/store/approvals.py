@@ -1,0 +1,240 @@
+"""Human approvals: requested by the pipeline, decided by an operator, used once.
+
+A request and its webhook announcements commit together; deciding and using are
+conditional updates, so two replicas (or two clicks) can never both win, and a grant
+is spent by exactly one action.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+from sqlalchemy import insert, select, update
+
+from tether.errors import Conflict, NotFound
+from tether.store.alerts import enqueue_deliveries
+from tether.store.changes import record_change
+from tether.store.clock import new_id, now_ms
+from tether.store.database import Database
+from tether.store.schema import approvals
+
+__all__ = [
+    "APPROVED",
+    "DENIED",
+    "EXPIRED",
+    "PENDING",
+    "USED",
+    "ApprovalRecord",
+    "ApprovalRequest",
+    "ApprovalStore",
+    "resource_key",
+]
+
+PENDING, APPROVED, DENIED, USED, EXPIRED = "pending", "approved", "denied", "used", "expired"
+
+
+def resource_key(resource: str) -> str:
+    return hashlib.sha256(resource.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    project_id: str
+    agent_id: str
+    session_id: str
+    action: str
+    resource: str
+    reason: str
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    id: str
+    project_id: str
+    agent_id: str
+    session_id: str
+    action: str
+    resource: str
+    reason: str
+    attributes: dict[str, Any]
+    state: str
+    requested_at: int
+    expires_at: int
+    """Until a decision: when the request lapses. After approval: when the grant lapses."""
+    decided_at: int | None = None
+    decided_by: str | None = None
+    decision_reason: str | None = None
+    used_at: int | None = None
+
+    def state_at(self, ts: int) -> str:
+        if self.state in (PENDING, APPROVED) and self.expires_at <= ts:
+            return EXPIRED
+        return self.state
+
+
+def _record(row: Any) -> ApprovalRecord:
+    return ApprovalRecord(
+        id=row.id,
+        project_id=row.project_id,
+        agent_id=row.agent_id,
+        session_id=row.session_id,
+        action=row.action,
+        resource=row.resource,
+        reason=row.reason,
+        attributes=orjson.loads(row.attributes),
+        state=row.state,
+        requested_at=row.requested_at,
+        expires_at=row.expires_at,
+        decided_at=row.decided_at,
+        decided_by=row.decided_by,
+        decision_reason=row.decision_reason,
+        used_at=row.used_at,
+    )
+
+
+class ApprovalStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def _same_request(self, session_id: str, action: str, resource: str) -> Any:
+        return (
+            (approvals.c.session_id == session_id)
+            & (approvals.c.action == action)
+            & (approvals.c.resource_key == resource_key(resource))
+        )
+
+    async def latest(self, session_id: str, action: str, resource: str) -> ApprovalRecord | None:
+        """The newest approval for exactly this action on this resource in this session."""
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(approvals)
+                    .where(self._same_request(session_id, action, resource))
+                    .order_by(approvals.c.requested_at.desc(), approvals.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        return _record(row) if row else None
+
+    async def request(
+        self, ask: ApprovalRequest, ttl_ms: int, announcement: dict[str, Any]
+    ) -> ApprovalRecord:
+        """A new pending approval, announced on the project's webhooks in the same commit."""
+        ts = now_ms()
+        record = ApprovalRecord(
+            id=f"apr_{new_id()}",
+            project_id=ask.project_id,
+            agent_id=ask.agent_id,
+            session_id=ask.session_id,
+            action=ask.action,
+            resource=ask.resource,
+            reason=ask.reason,
+            attributes=ask.attributes,
+            state=PENDING,
+            requested_at=ts,
+            expires_at=ts + ttl_ms,
+        )
+        async with self._db.write() as conn:
+            await conn.execute(
+                insert(approvals).values(
+                    id=record.id,
+                    project_id=record.project_id,
+                    agent_id=record.agent_id,
+                    session_id=record.session_id,
+                    action=record.action,
+                    resource=record.resource,
+                    resource_key=resource_key(record.resource),
+                    reason=record.reason,
+                    attributes=orjson.dumps(record.attributes).decode(),
+                    state=PENDING,
+                    requested_at=ts,
+                    expires_at=record.expires_at,
+                )
+            )
+            payload = {**announcement, "approval_id": record.id, "expires_at": record.expires_at}
+            await enqueue_deliveries(conn, record.project_id, "approval.requested", payload, ts)
+            await record_change(conn, "approval", record.id)
+        return record
+
+    async def get(self, approval_id: str) -> ApprovalRecord:
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(select(approvals).where(approvals.c.id == approval_id))
+            ).first()
+        if row is None:
+            raise NotFound(f"no approval {approval_id!r}; `tether approvals list` shows them")
+        return _record(row)
+
+    async def find(
+        self, project_id: str | None = None, state: str | None = None, limit: int = 100
+    ) -> list[ApprovalRecord]:
+        """``state`` is as of now: an approval past its expiry lists as ``expired``."""
+        ts = now_ms()
+        query = select(approvals).order_by(approvals.c.requested_at.desc()).limit(limit)
+        if project_id is not None:
+            query = query.where(approvals.c.project_id == project_id)
+        if state in (PENDING, APPROVED):
+            query = query.where(approvals.c.state == state, approvals.c.expires_at > ts)
+        elif state == EXPIRED:
+            query = query.where(
+                (approvals.c.state == EXPIRED)
+                | (approvals.c.state.in_((PENDING, APPROVED)) & (approvals.c.expires_at <= ts))
+            )
+        elif state is not None:
+            query = query.where(approvals.c.state == state)
+        async with self._db.read() as conn:
+            rows = await conn.execute(query)
+        return [_record(r) for r in rows]
+
+    async def decide(
+        self, approval_id: str, approve: bool, by: str, reason: str, grant_ttl_ms: int
+    ) -> ApprovalRecord:
+        """Approve or deny a pending approval; anything else is a 409 that says why."""
+        ts = now_ms()
+        values: dict[str, Any] = {
+            "state": APPROVED if approve else DENIED,
+            "decided_at": ts,
+            "decided_by": by,
+            "decision_reason": reason,
+        }
+        if approve:
+            values["expires_at"] = ts + grant_ttl_ms
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(approvals)
+                .where(
+                    approvals.c.id == approval_id,
+                    approvals.c.state == PENDING,
+                    approvals.c.expires_at > ts,
+                )
+                .values(**values)
+            )
+            if result.rowcount == 1:
+                await record_change(conn, "approval", approval_id)
+        current = await self.get(approval_id)
+        if result.rowcount != 1:
+            state = current.state_at(ts)
+            by_whom = f" by {current.decided_by}" if current.decided_by else ""
+            raise Conflict(f"approval {approval_id} is already {state}{by_whom}; nothing changed")
+        return current
+
+    async def use(self, approval: ApprovalRecord) -> ApprovalRecord | None:
+        """Spend an approved grant; None when another action spent it first or it lapsed."""
+        ts = now_ms()
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(approvals)
+                .where(
+                    approvals.c.id == approval.id,
+                    approvals.c.state == APPROVED,
+                    approvals.c.expires_at > ts,
+                )
+                .values(state=USED, used_at=ts)
+            )
+            if result.rowcount == 1:
+                await record_change(conn, "approval", approval.id)
+        return replace(approval, state=USED, used_at=ts) if result.rowcount == 1 else None
