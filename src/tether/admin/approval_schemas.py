@@ -17,7 +17,7 @@ class ApprovalDecide(Strict):
     reason: str = Field("", max_length=1000)
     ttl_seconds: int | None = Field(
         None,
-        ge=10,
+        ge=1,
         le=7 * 86400,
         description="how long the approval may be used (default: the project's approval TTL)",
     )

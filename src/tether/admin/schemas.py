@@ -159,7 +159,7 @@ class ProjectUpdate(Strict):
         description="what shell commands tether cannot understand get: deny, or ask for approval",
     )
     approval_ttl_seconds: int | None = Field(
-        None, ge=60, le=7 * 86400, description="how long approvals stay pending, and usable"
+        None, ge=1, le=7 * 86400, description="how long approvals stay pending, and usable"
     )
 
     @field_validator("timezone")

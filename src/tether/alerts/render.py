@@ -33,7 +33,7 @@ def _approval_body(payload: dict[str, Any]) -> dict[str, Any]:
     text = (
         f":raised_hand: tether: agent {payload['agent']} (project {payload['project']}) asks to "
         f"`{payload['action']}` on `{payload['resource']}` in session `{payload['session']}`: "
-        f"{payload['reason']}"
+        f"{payload['reason']} (approval {approval_id})"
     )
     commands = (
         f"Approve: `tether approvals approve {approval_id}`\n"

@@ -4,7 +4,6 @@ decided instead of polling. Any replica's decision wakes it through the change f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from tether.store.approvals import PENDING, ApprovalStore
 from tether.store.changes import Change
@@ -16,22 +15,37 @@ __all__ = ["ApprovalWaiter"]
 class ApprovalWaiter:
     def __init__(self, store: ApprovalStore) -> None:
         self._store = store
-        self._waiting: dict[str, asyncio.Event] = {}
+        self._waiting: dict[str, set[asyncio.Event]] = {}
 
     async def apply(self, change: Change) -> None:
-        if change.kind == "approval" and (event := self._waiting.get(change.ref)):
-            event.set()
+        if change.kind == "approval":
+            for event in self._waiting.get(change.ref, ()):
+                event.set()
 
     async def wait(self, approval_id: str, seconds: float) -> None:
         """Return once the approval is decided or lapses, or after ``seconds``."""
-        event = self._waiting.setdefault(approval_id, asyncio.Event())
+        deadline = asyncio.get_running_loop().time() + seconds
+        event = asyncio.Event()
+        self._waiting.setdefault(approval_id, set()).add(event)
         try:
-            record = await self._store.get(approval_id)
-            if record.state_at(now_ms()) != PENDING:
-                return
-            left = min(seconds, max(0.0, (record.expires_at - now_ms()) / 1000))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(left):
-                    await event.wait()
+            while True:
+                event.clear()
+                record = await self._store.get(approval_id)
+                if record.state_at(now_ms()) != PENDING:
+                    return
+                left = min(
+                    deadline - asyncio.get_running_loop().time(),
+                    (record.expires_at - now_ms()) / 1000,
+                )
+                if left <= 0:
+                    return
+                try:
+                    async with asyncio.timeout(left):
+                        await event.wait()
+                except TimeoutError:
+                    return
         finally:
-            self._waiting.pop(approval_id, None)
+            waiters = self._waiting.get(approval_id, set())
+            waiters.discard(event)
+            if not waiters:
+                self._waiting.pop(approval_id, None)
