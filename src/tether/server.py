@@ -11,6 +11,7 @@ from tether.admin.app import mount_admin
 from tether.config import Settings
 from tether.gateway.anthropic.proxy import AnthropicGateway, GatewaySettings
 from tether.gateway.authorize import add_authorize_routes
+from tether.gateway.claude_code.hooks import add_claude_code_hook_routes
 from tether.runtime import Runtime
 from tether.web.errors import error_middleware
 
@@ -31,6 +32,9 @@ def build_app(runtime: Runtime) -> web.Application:
     app[RUNTIME_KEY] = runtime
     app.router.add_get("/healthz", _health)
     add_authorize_routes(
+        app, runtime.pipeline, runtime.approval_waiter, runtime.settings.max_body_bytes
+    )
+    add_claude_code_hook_routes(
         app, runtime.pipeline, runtime.approval_waiter, runtime.settings.max_body_bytes
     )
     AnthropicGateway(

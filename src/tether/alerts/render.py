@@ -37,7 +37,7 @@ def _approval_body(payload: dict[str, Any]) -> dict[str, Any]:
     )
     commands = (
         f"Approve: `tether approvals approve {approval_id}`\n"
-        f"Deny: `tether approvals deny {approval_id} --reason \"…\"`"
+        f'Deny: `tether approvals deny {approval_id} --reason "…"`'
     )
     return {
         "text": text,

@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["digest", "redacted_summary"]
+__all__ = ["digest", "redact_text", "redacted_summary"]
 
 SECRET_NAMES = re.compile(
     r"(secret|passw|token|api[_-]?key|authorization|credential|private)", re.I
@@ -24,6 +24,11 @@ def digest(value: Any) -> str:
     """SHA-256 of the canonical JSON: equal inputs give equal digests (loop detection)."""
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def redact_text(text: str) -> str:
+    """``text`` with anything that looks like a key or token blanked."""
+    return SECRET_VALUES.sub("[redacted]", text)
 
 
 def _redact(value: Any, depth: int = 0) -> Any:

@@ -11,7 +11,7 @@ from tether.audit.redaction import digest, redacted_summary
 from tether.pipeline.action import Action, Context, Deny, Pending, Verdict
 from tether.pipeline.outcome import Outcome
 
-__all__ = ["decision_event", "outcome_events"]
+__all__ = ["decision_event", "observation_event", "outcome_events"]
 
 
 def _base(action: Action, ctx: Context, source_action: str, resource: str) -> AuditEvent:
@@ -40,6 +40,12 @@ def decision_event(action: Action, ctx: Context, verdict: Verdict | None) -> Aud
     elif isinstance(verdict, Pending):
         event.result, event.code, event.reason = "pending", "approval_pending", verdict.reason
         event.attributes["approval_id"] = verdict.approval_id
+    return event
+
+
+def observation_event(action: Action, ctx: Context, result: str, reason: str) -> AuditEvent:
+    event = _base(action, ctx, action.action, action.resource)
+    event.result, event.reason, event.attributes = result, reason, action.attributes
     return event
 
 

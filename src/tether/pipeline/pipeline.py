@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 from tether.audit.log import AuditLog
 from tether.errors import TetherError
 from tether.pipeline.action import Action, Context, Decision, Deny, Pending, Verdict
-from tether.pipeline.events import decision_event, outcome_events
+from tether.pipeline.events import decision_event, observation_event, outcome_events
 from tether.pipeline.outcome import Outcome
 
 __all__ = ["Pipeline", "Settles", "Stage"]
@@ -80,6 +80,21 @@ class Pipeline:
             action=action,
             context=ctx,
         )
+
+    async def observe(self, action: Action, result: str, reason: str) -> str:
+        """Record something an agent already did (a tool's result): only the stages that
+        say who and which session run (``observes = True``); no decision is taken.
+        Returns the audit event's id; raises if the caller cannot be identified."""
+        ctx = Context()
+        for stage in self.stages:
+            if not getattr(stage, "observes", False):
+                continue
+            verdict = await stage.check(action, ctx)
+            if isinstance(verdict, Deny):
+                raise TetherError(verdict.reason, code=verdict.code)
+        event = observation_event(action, ctx, result, reason)
+        await self._audit.record(event)
+        return event.id
 
     def settle_soon(self, decision: Decision, outcome: Outcome) -> None:
         """Settle in the background: the response is already out, and an HTTP keep-alive

@@ -9,6 +9,9 @@ __all__ = ["IdentifyAgent"]
 
 
 class IdentifyAgent:
+    observes = True
+    """Also runs for observations (``Pipeline.observe``)."""
+
     def __init__(self, directory: Directory) -> None:
         self._directory = directory
 

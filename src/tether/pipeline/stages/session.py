@@ -9,6 +9,9 @@ __all__ = ["OpenSession"]
 
 
 class OpenSession:
+    observes = True
+    """Also runs for observations (``Pipeline.observe``)."""
+
     def __init__(self, registry: SessionRegistry) -> None:
         self._registry = registry
 

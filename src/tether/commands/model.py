@@ -1,0 +1,28 @@
+"""The parser's answer: one action per effect found in the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tether.audit.redaction import redact_text
+
+__all__ = ["CommandAction", "not_understood"]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAction:
+    action: str
+    resource: str
+    understood: bool = True
+    detail: str = ""
+    """For a command not understood: why (shown in the denial)."""
+
+
+MAX_COMMAND_CHARS = 1000
+
+
+def not_understood(command: str, why: str) -> CommandAction:
+    """The resource is the command itself (secrets blanked), so a policy can still permit
+    it explicitly by prefix: ``resource.arn like "command:make *"``."""
+    text = redact_text(command.strip())[:MAX_COMMAND_CHARS]
+    return CommandAction("tool:Bash", f"command:{text}", False, why)

@@ -1,0 +1,1 @@
+"""Claude Code's HTTP hooks as a front door: PreToolUse asks, PostToolUse records."""

@@ -1,0 +1,170 @@
+"""``POST /hooks/claude-code``: Claude Code's PreToolUse and PostToolUse HTTP hooks.
+
+PreToolUse: each action the tool would take goes through the pipeline (stopping at the
+first refusal) and the answer is ``hookSpecificOutput.permissionDecision``: ``allow``,
+``deny``, or — when an approval is pending — ``deny`` with the approval id (``ask`` with
+``?pending=ask``, letting the local user decide). ``?wait=SECONDS`` holds the hook while
+the approval is decided. PostToolUse is recorded in the audit trail.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from tether.approvals.waiter import ApprovalWaiter
+from tether.audit.redaction import digest, redacted_summary
+from tether.errors import BadRequest
+from tether.gateway.claude_code.tools import tool_actions
+from tether.gateway.credentials import presented_credential
+from tether.pipeline import Action, Decision, Pipeline
+from tether.web.bodies import read_model
+from tether.web.errors import set_error_renderer
+
+__all__ = ["HookInput", "add_claude_code_hook_routes"]
+
+PATH = "/hooks/claude-code"
+SOURCE = "claude_code_hook"
+MAX_WAIT_SECONDS = 600
+PIPELINE_KEY = web.AppKey("hook_pipeline", Pipeline)
+WAITER_KEY = web.AppKey("hook_waiter", ApprovalWaiter)
+LIMIT_KEY = web.AppKey("hook_body_limit", int)
+
+
+class HookInput(BaseModel):
+    """What Claude Code sends; fields it may add later are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    session_id: str = Field(min_length=1, max_length=128)
+    hook_event_name: str
+    tool_name: str = Field(min_length=1, max_length=256)
+    tool_input: dict[str, Any] = Field(default_factory=dict)
+    tool_response: Any = None
+    tool_use_id: str | None = None
+    cwd: str = "/"
+    permission_mode: str | None = None
+
+
+def _answer(decision: str, reason: str) -> web.Response:
+    return web.json_response(
+        {
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": decision,
+                "permissionDecisionReason": reason,
+            }
+        }
+    )
+
+
+def _error_body(code: str, message: str) -> dict[str, Any]:
+    """Refusals of the hook call itself (bad key, bad JSON) still read as a deny."""
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "deny",
+            "permissionDecisionReason": f"tether: {message}",
+        },
+        "error": {"code": code, "message": message},
+    }
+
+
+def _wait_seconds(request: web.Request) -> float:
+    raw = request.query.get("wait", "0")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise BadRequest(f"wait={raw!r} is not a number of seconds") from None
+    if not 0 <= seconds <= MAX_WAIT_SECONDS:
+        raise BadRequest(f"wait must be between 0 and {MAX_WAIT_SECONDS} seconds")
+    return seconds
+
+
+async def _decide(request: web.Request, action: Action, wait: float) -> Decision:
+    pipeline = request.app[PIPELINE_KEY]
+    decision = await pipeline.decide(action)
+    if decision.pending and decision.approval_id and wait > 0:
+        await request.app[WAITER_KEY].wait(decision.approval_id, wait)
+        decision = await pipeline.decide(action)
+    return decision
+
+
+async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
+    wait = _wait_seconds(request)
+    credential = presented_credential(request.headers)
+    reasons = []
+    for found in tool_actions(hook.tool_name, hook.tool_input, hook.cwd):
+        action = Action(
+            source=SOURCE,
+            credential=credential,
+            action=found.action,
+            resource=found.resource,
+            session_id=hook.session_id,
+            attributes={
+                "tool": hook.tool_name,
+                "tool_use_id": hook.tool_use_id,
+                "input_summary": redacted_summary(hook.tool_input),
+                **({"not_understood": found.detail} if not found.understood else {}),
+            },
+            understood=found.understood,
+        )
+        decision = await _decide(request, action, wait)
+        if decision.pending:
+            ask = request.query.get("pending") == "ask"
+            return _answer("ask" if ask else "deny", f"tether: {decision.reason}")
+        if not decision.allowed:
+            return _answer("deny", f"tether: {decision.reason}")
+        reasons.append(decision.reason)
+    return _answer("allow", "tether: " + "; ".join(reasons))
+
+
+async def _post_tool_use(request: web.Request, hook: HookInput) -> web.Response:
+    found = tool_actions(hook.tool_name, hook.tool_input, hook.cwd)
+    response = hook.tool_response
+    failed = isinstance(response, dict) and bool(
+        response.get("is_error") or response.get("interrupted") or response.get("error")
+    )
+    await request.app[PIPELINE_KEY].observe(
+        Action(
+            source=SOURCE,
+            credential=presented_credential(request.headers),
+            action=f"tool_result:{hook.tool_name}",
+            resource=found[0].resource if found else hook.tool_name,
+            session_id=hook.session_id,
+            attributes={
+                "tool": hook.tool_name,
+                "tool_use_id": hook.tool_use_id,
+                "actions": [f"{f.action} {f.resource}" for f in found],
+                "input_summary": redacted_summary(hook.tool_input),
+                "response_digest": digest(response),
+            },
+        ),
+        "error" if failed else "ok",
+        f"{hook.tool_name} finished",
+    )
+    return web.json_response({})
+
+
+async def claude_code_hook(request: web.Request) -> web.Response:
+    hook = await read_model(request, HookInput, request.app[LIMIT_KEY])
+    if hook.hook_event_name == "PreToolUse":
+        return await _pre_tool_use(request, hook)
+    if hook.hook_event_name in ("PostToolUse", "PostToolUseFailure"):
+        return await _post_tool_use(request, hook)
+    raise BadRequest(
+        f"hook_event_name {hook.hook_event_name!r} is not handled here; "
+        "configure this URL for PreToolUse and PostToolUse"
+    )
+
+
+def add_claude_code_hook_routes(
+    app: web.Application, pipeline: Pipeline, waiter: ApprovalWaiter, body_limit: int
+) -> None:
+    app[PIPELINE_KEY] = pipeline
+    app[WAITER_KEY] = waiter
+    app[LIMIT_KEY] = body_limit
+    app.router.add_post(PATH, claude_code_hook)
+    set_error_renderer(app, PATH, _error_body)
