@@ -8,7 +8,7 @@ from tether.cli.context import JsonOption, ProjectFilter, client, reports_errors
 from tether.cli.output import print_records
 
 app = typer.Typer(help="Approve or deny what agents asked to do.", no_args_is_help=True)
-COLUMNS = ["id", "state", "project", "agent", "session", "action", "resource", "expires_at"]
+COLUMNS = ["id", "state", "agent", "action", "resource", "expires_at"]
 DECIDED = ["id", "state", "action", "resource", "decided_by", "decided_at", "expires_at"]
 
 
@@ -31,7 +31,7 @@ def list_(
 @reports_errors
 def show(ctx: typer.Context, approval_id: str, as_json: bool = JsonOption) -> None:
     """Show one approval, with who asked and why."""
-    columns = [*COLUMNS, "reason", "decided_by", "decision_reason", "used_at"]
+    columns = [*COLUMNS, "project", "session", "reason", "decided_by", "decision_reason"]
     print_records(client(ctx).call("GET", f"/approvals/{approval_id}"), columns, as_json)
 
 

@@ -10,11 +10,14 @@ from typing import Any
 
 import typer
 
+from tether.cli import policy_probe
 from tether.cli.client import CliError
 from tether.cli.context import JsonOption, client, reports_errors
 from tether.cli.output import console, errors, print_json, print_table
+from tether.cli.policy_source import current_policy
 
 app = typer.Typer(help="A project's Cedar policy: what its agents may touch.", no_args_is_help=True)
+app.command("probe")(policy_probe.probe)
 
 ProjectOption = typer.Option(..., "--project", "-p", help="The project.")
 EXPECTATIONS = ("allow", "deny", "approval")
@@ -49,16 +52,6 @@ def apply(ctx: typer.Context, file: Path, project: str = ProjectOption) -> None:
     )
 
 
-def _current_source(ctx: typer.Context, project: str) -> tuple[str, int]:
-    try:
-        out = client(ctx).call("GET", f"/projects/{project}/policy")
-    except CliError as exc:
-        if "[not_found" in exc.message and "no policy" in exc.message:
-            return "", 0
-        raise
-    return str(out["source"]), int(out["version"])
-
-
 @app.command("show")
 @reports_errors
 def show(ctx: typer.Context, project: str = ProjectOption, as_json: bool = JsonOption) -> None:
@@ -84,7 +77,7 @@ def diff(ctx: typer.Context, file: Path, project: str = ProjectOption) -> None:
         client(ctx).call("POST", f"/projects/{project}/policy/validate", {"source": candidate})
     except CliError as exc:
         raise CliError(f"{file}: {exc.message}") from None
-    current, version = _current_source(ctx, project)
+    current, version = current_policy(client(ctx), project)
     lines = list(
         difflib.unified_diff(
             current.splitlines(keepends=True),
