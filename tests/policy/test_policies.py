@@ -217,3 +217,30 @@ def test_evaluate_probes_against_current_and_candidate(tether: RunningTether) ->
         "POST", "/projects/p/policy/evaluate", json={"probes": probes, "source": "permit("}
     )
     assert broken.status_code == 422
+
+
+def test_a_project_policy_can_forbid_or_ask_for_model_calls(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    key = gateway.create_agent("a", "p")
+    client = anthropic.Anthropic(api_key=key, base_url=gateway.url, max_retries=0)
+
+    def call(model: str) -> None:
+        client.messages.create(
+            model=model, max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+        )
+
+    gateway.apply_policy(
+        "p",
+        'forbid(principal, action in Action::"model", resource)\n'
+        'when { resource.arn like "anthropic:model/claude-opus*" };\n'
+        'permit(principal, action == Action::"s3:GetObject", resource);',
+    )
+    call("claude-sonnet-5-5")
+    with pytest.raises(anthropic.PermissionDeniedError, match="forbidden by policy"):
+        call("claude-opus-5-5")
+    gateway.apply_policy("p", "forbid(principal, action, resource);")
+    with pytest.raises(anthropic.PermissionDeniedError):
+        call("claude-sonnet-5-5")
+    gateway.apply_policy("p", 'permit(principal, action == Action::"s3:GetObject", resource);')
+    call("claude-sonnet-5-5")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import cedarpy
 
@@ -16,7 +16,14 @@ from tether.policy.request import PolicyRequest
 from tether.policy.schema import build_schema, tag_keys
 from tether.policy.source import SourceError, Statement, locate_error, split_statements
 
-__all__ = ["BASE_POLICY", "CompiledPolicy", "PolicyAnswer", "Rule", "compile_policy"]
+__all__ = [
+    "BASE_POLICY",
+    "MODEL_ACCESS",
+    "CompiledPolicy",
+    "PolicyAnswer",
+    "Rule",
+    "compile_policy",
+]
 
 BASE_POLICY = '@id("tether:model-access")\npermit(principal, action in Action::"model", resource);'
 """Model calls are governed by keys, budgets and the kill switch; a project's policy can
@@ -36,6 +43,8 @@ class Rule:
     name: str | None
     ask: str | None
     reason: str | None
+    touches_models: bool = True
+    """False only when the rule's action scope cannot include a ``model:*`` action."""
 
     @property
     def label(self) -> str:
@@ -51,14 +60,28 @@ class PolicyAnswer:
     rules: tuple[str, ...] = ()
 
 
-def _annotations(statement: Statement) -> dict[str, str]:
+MODEL_ACCESS = PolicyAnswer(
+    "allow", "model calls are permitted by the built-in policy", ("'tether:model-access'",)
+)
+
+
+def _est(statement: Statement) -> dict[str, Any]:
     est = json.loads(cedarpy.policies_to_json_str(statement.text))
     policies = list(est["staticPolicies"].values())
-    return dict(policies[0].get("annotations") or {}) if policies else {}
+    return dict(policies[0]) if policies else {}
+
+
+def _touches_models(est: dict[str, Any]) -> bool:
+    scope = est.get("action", {})
+    if scope.get("op") not in ("==", "in"):
+        return True
+    entities = scope.get("entities") or [scope.get("entity", {})]
+    return any(str(e.get("id", "")).startswith(("model", "model:")) for e in entities)
 
 
 def _rule(source: str, statement: Statement) -> Rule:
-    notes = _annotations(statement)
+    est = _est(statement)
+    notes = dict(est.get("annotations") or {})
     body = statement.text
     effect = "forbid" if re.search(r"(^|[)\s])forbid\s*\(", body) else "permit"
     line = source.count("\n", 0, statement.offset) + 1
@@ -68,6 +91,7 @@ def _rule(source: str, statement: Statement) -> Rule:
         name=notes.get("id") or None,
         ask=(notes["ask"] or "this action needs a human approval") if "ask" in notes else None,
         reason=notes.get("reason") or None,
+        touches_models=_touches_models(est),
     )
 
 
@@ -125,6 +149,10 @@ class CompiledPolicy:
         self._handle = handle
         self.rules = rules
         self._tag_keys = tag_keys(source)
+        self.models_always_allowed = not any(
+            rule.touches_models and (rule.effect == "forbid" or rule.ask) for rule in rules
+        )
+        """No forbid or ``@ask`` rule can reach a model call: the base permit decides it."""
 
     def _rules_named(self, ids: list[str]) -> list[Rule]:
         return [rule for rule in map(self._rule_in, ids) if rule is not None]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tether.pipeline.action import Action, Context, Deny, Verdict
 from tether.policy.book import PolicyBook
+from tether.policy.compiled import MODEL_ACCESS
 from tether.policy.request import PolicyRequest
 
 __all__ = ["EnforcePolicy"]
@@ -29,6 +30,9 @@ class EnforcePolicy:
                 f"project {project.name}'s policy v{in_force.version} cannot be evaluated "
                 f"({in_force.problem}); denied until a valid policy is applied",
             )
+        if in_force.compiled.models_always_allowed and action.action.startswith("model:"):
+            ctx.allowed_because = MODEL_ACCESS.reason
+            return None
         answer = in_force.compiled.evaluate(
             PolicyRequest(
                 agent=ctx.identity.agent.name,
