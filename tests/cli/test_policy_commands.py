@@ -188,3 +188,17 @@ def test_approvals_cli_round_trip(cli, tether: RunningTether) -> None:  # type: 
     assert again.exit_code == 1 and "already denied" in again.output
     used = json.loads(cli("approvals", "list", "--state", "used", "--json").stdout)
     assert [a["id"] for a in used] == [approval_id]
+
+
+def test_project_approval_settings(cli, tether: RunningTether) -> None:  # type: ignore[no-untyped-def]
+    tether.create_project("p")
+    out = cli(
+        "projects", "set-approvals", "p", "--no-deletions", "--unknown-command", "ask",
+        "--ttl", "600", "--json",
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    settings = json.loads(out.stdout)
+    assert (settings["deletion_approval"], settings["unknown_command"]) == (False, "ask")
+    assert settings["approval_ttl_seconds"] == 600
+    bad = cli("projects", "set-approvals", "p", "--unknown-command", "allow")
+    assert bad.exit_code == 1 and "unknown_command" in bad.output

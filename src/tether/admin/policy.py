@@ -21,6 +21,7 @@ from tether.approvals.rules import approval_reason
 from tether.errors import NotFound, TetherError
 from tether.policy.compiled import CompiledPolicy, compile_policy
 from tether.policy.request import PolicyRequest
+from tether.policy.source import split_statements
 from tether.store.records import Project
 from tether.web.bodies import read_model
 
@@ -65,8 +66,8 @@ async def show_policy(request: web.Request) -> web.Response:
             f"project {project.name!r} has no policy yet: every action but model calls is "
             "denied; apply one with `tether policy apply FILE`"
         )
-    rules = runtime.policies.in_force(project.id).compiled
-    return model_response(PolicyOut.of(version, project.name, len(rules.rules) - 1 if rules else 0))
+    rules = len(split_statements(version.source))
+    return model_response(PolicyOut.of(version, project.name, rules))
 
 
 @routes.route(
@@ -97,7 +98,9 @@ async def policy_versions(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     project = await runtime.projects.by_name(request.match_info["project"])
     versions = await runtime.policy_store.history(project.id)
-    return model_list_response([PolicyOut.of(v, project.name, 0) for v in versions])
+    return model_list_response(
+        [PolicyOut.of(v, project.name, len(split_statements(v.source))) for v in versions]
+    )
 
 
 def _probe_result(compiled: CompiledPolicy, project: Project, probe: Probe) -> ProbeResult:

@@ -69,3 +69,36 @@ def set_upstream(
     """Send this project's model calls to another Anthropic-compatible base URL."""
     body = {"upstream_base_url": None if url == "default" else url}
     print_records(client(ctx).call("PATCH", f"/projects/{name}", body), COLUMNS, as_json)
+
+
+APPROVAL_COLUMNS = ["name", "deletion_approval", "unknown_command", "approval_ttl_seconds"]
+
+
+@app.command("set-approvals")
+@reports_errors
+def set_approvals(
+    ctx: typer.Context,
+    name: str,
+    deletions: bool | None = typer.Option(
+        None, "--deletions/--no-deletions", help="Every deletion waits for a human approval."
+    ),
+    unknown_command: str | None = typer.Option(
+        None, "--unknown-command", help="Shell commands tether cannot read: deny or ask."
+    ),
+    ttl: int | None = typer.Option(
+        None, "--ttl", help="Seconds an approval stays pending, and then usable."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Change how PROJECT asks humans: deletions, unknown commands, approval lifetime."""
+    body = {
+        key: value
+        for key, value in {
+            "deletion_approval": deletions,
+            "unknown_command": unknown_command,
+            "approval_ttl_seconds": ttl,
+        }.items()
+        if value is not None
+    }
+    out = client(ctx).call("PATCH", f"/projects/{name}", body)
+    print_records(out, APPROVAL_COLUMNS, as_json)
