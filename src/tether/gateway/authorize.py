@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from tether.approvals.long_poll import decide_waiting
 from tether.approvals.waiter import ApprovalWaiter
 from tether.gateway.credentials import presented_credential
 from tether.pipeline import Action, Decision, Pipeline
@@ -74,13 +75,11 @@ async def authorize(request: web.Request) -> web.Response:
         attributes=payload.attributes,
         tags=payload.tags,
     )
-    pipeline = request.app[PIPELINE_KEY]
-    decision = await pipeline.decide(action)
-    if decision.pending and decision.approval_id and payload.wait_seconds > 0:
-        await request.app[WAITER_KEY].wait(decision.approval_id, payload.wait_seconds)
-        action.session_id = decision.session_id
-        decision = await pipeline.decide(action)
-    return _render(decision)
+    return _render(
+        await decide_waiting(
+            request.app[PIPELINE_KEY], request.app[WAITER_KEY], action, payload.wait_seconds
+        )
+    )
 
 
 def add_authorize_routes(

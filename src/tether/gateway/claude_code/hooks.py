@@ -14,12 +14,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from tether.approvals.long_poll import decide_waiting
 from tether.approvals.waiter import ApprovalWaiter
 from tether.audit.redaction import digest, redacted_summary
 from tether.errors import BadRequest
 from tether.gateway.claude_code.tools import tool_actions
 from tether.gateway.credentials import presented_credential
-from tether.pipeline import Action, Decision, Pipeline
+from tether.pipeline import Action, Pipeline
 from tether.web.bodies import read_model
 from tether.web.errors import set_error_renderer
 
@@ -83,15 +84,6 @@ def _wait_seconds(request: web.Request) -> float:
     return seconds
 
 
-async def _decide(request: web.Request, action: Action, wait: float) -> Decision:
-    pipeline = request.app[PIPELINE_KEY]
-    decision = await pipeline.decide(action)
-    if decision.pending and decision.approval_id and wait > 0:
-        await request.app[WAITER_KEY].wait(decision.approval_id, wait)
-        decision = await pipeline.decide(action)
-    return decision
-
-
 async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
     wait = _wait_seconds(request)
     credential = presented_credential(request.headers)
@@ -111,7 +103,9 @@ async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
             },
             understood=found.understood,
         )
-        decision = await _decide(request, action, wait)
+        decision = await decide_waiting(
+            request.app[PIPELINE_KEY], request.app[WAITER_KEY], action, wait
+        )
         if decision.pending:
             ask = request.query.get("pending") == "ask"
             return _answer("ask" if ask else "deny", f"tether: {decision.reason}")
