@@ -244,3 +244,23 @@ def test_a_project_policy_can_forbid_or_ask_for_model_calls(
         call("claude-sonnet-5-5")
     gateway.apply_policy("p", 'permit(principal, action == Action::"s3:GetObject", resource);')
     call("claude-sonnet-5-5")
+
+
+def test_a_stored_policy_that_no_longer_compiles_fails_closed(tether: RunningTether) -> None:
+    tether.create_project("p", policy=DEV_BUCKETS)
+    key = tether.create_agent("a", "p")
+    project = tether.runtime.directory.project(tether.call("GET", "/projects/p").json()["id"])
+    assert project is not None
+
+    async def store_unchecked() -> None:
+        await tether.runtime.policy_store.add(project.id, "permit(principal, action", "test")
+        await tether.runtime.feed.catch_up()
+
+    tether.run(store_unchecked())
+
+    denied = decide(tether, key, "s3:GetObject", "arn:aws:s3:::dev-a")
+    assert denied.status_code == 503
+    assert denied.json()["error"]["code"] == "policy_unavailable"
+    assert "policy v2 cannot be evaluated" in denied.json()["reason"]
+    tether.apply_policy("p", DEV_BUCKETS)
+    assert decide(tether, key, "s3:GetObject", "arn:aws:s3:::dev-a").status_code == 200

@@ -22,6 +22,8 @@ __all__ = [
 ]
 
 _EOF_MESSAGES = ("unexpected end of input",)
+MAX_SCANNED_TOKENS = 2000
+"""Past this many tokens a failing statement is reported at its start (each probe re-parses)."""
 _TOKEN_MESSAGES = ("unexpected token", "invalid token")
 _QUOTED = re.compile(r"`([^`]+)`")
 _TRAILING_WORD = re.compile(r":\s*([A-Za-z_][\w:\"]*)\s*$")
@@ -120,6 +122,8 @@ def _parse_error(text: str) -> str | None:
 
 def _failing_token_start(statement: Statement) -> int:
     """The start of the first token after which the text can no longer be completed."""
+    if len(statement.boundaries) > MAX_SCANNED_TOKENS:
+        return 0
     previous = 0
     for boundary in statement.boundaries:
         error = _parse_error(statement.text[:boundary])
