@@ -82,8 +82,7 @@ def _touches_models(est: dict[str, Any]) -> bool:
 def _rule(source: str, statement: Statement) -> Rule:
     est = _est(statement)
     notes = dict(est.get("annotations") or {})
-    body = statement.text
-    effect = "forbid" if re.search(r"(^|[)\s])forbid\s*\(", body) else "permit"
+    effect = str(est.get("effect", "permit"))
     line = source.count("\n", 0, statement.offset) + 1
     return Rule(
         effect=effect,
