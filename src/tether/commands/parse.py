@@ -17,10 +17,11 @@ def _words(text: str) -> frozenset[str]:
 
 
 READ_ONLY = _words(
-    "ls cat head tail less more wc pwd echo printf true false which whereis type stat du df "
-    "tree file diff cmp sort uniq cut tr basename dirname realpath readlink date whoami id "
-    "uname hostname printenv column nl sha256sum md5sum"
+    "ls cat head tail less more wc which whereis type stat du df tree file diff cmp sort "
+    "uniq cut tr basename dirname realpath readlink column nl sha256sum md5sum"
 )
+NO_PATHS = _words("echo printf true false pwd date whoami id uname hostname printenv sleep")
+"""Harmless, and their arguments are not paths: a read of the working directory."""
 PATTERN_FIRST = _words("grep egrep fgrep rg ag jq yq")
 WRITES = _words("touch mkdir cp tee sed chmod chown ln install truncate")
 DELETES = _words("rm rmdir unlink shred")
@@ -89,6 +90,8 @@ def _simple(command: SimpleCommand, cwd: str) -> list[CommandAction] | None:
         parsed = _find(args, cwd) or None
     elif program == "git":
         parsed = _git(args, cwd)
+    elif program in NO_PATHS:
+        parsed = [CommandAction("file:Read", resolve(".", cwd))]
     elif program in PATTERN_FIRST:
         positional = [a for a in args if not a.startswith("-")]
         parsed = [CommandAction("file:Read", p) for p in _paths(positional[1:], cwd)]

@@ -15,6 +15,13 @@ _REDIRECTS = {">", ">>", ">|", "&>", "&>>", "<", "<<", "<<<", "<>", ">&", "<&"}
 _UNREADABLE = re.compile(r"\$\(|`|<\(|>\(")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _WRAPPERS = {"sudo", "env", "time", "nohup", "nice", "command", "exec", "stdbuf", "timeout"}
+_WRAPPER_VALUES = {
+    "sudo": {"-u", "-g", "-C", "-p", "-r", "-t", "-U", "-h", "-D"},
+    "env": {"-u", "-C", "-S"},
+    "nice": {"-n"},
+    "timeout": {"-s", "-k"},
+}
+"""Wrapper options that take a value, so the value is not mistaken for the program."""
 
 
 class ShellSyntaxError(ValueError):
@@ -41,9 +48,11 @@ def _tokens(line: str) -> list[str]:
 def _strip_wrappers(argv: list[str]) -> list[str]:
     while argv and (_ASSIGNMENT.match(argv[0]) or argv[0] in _WRAPPERS):
         wrapper = argv.pop(0)
-        if wrapper == "timeout" and argv:
-            argv.pop(0)
         while wrapper in _WRAPPERS and argv and argv[0].startswith("-"):
+            option = argv.pop(0)
+            if option in _WRAPPER_VALUES.get(wrapper, ()) and argv:
+                argv.pop(0)
+        if wrapper == "timeout" and argv:
             argv.pop(0)
     return argv
 
