@@ -1,21 +1,58 @@
-"""Deciding with a bounded wait: a front door whose caller is willing to wait for a
-pending approval decides, waits for the approval's decision, then decides again."""
+"""Deciding what one call would do — one action, or every action of one tool call — with
+an optional bounded wait for approvals.
+
+Several actions are decided as one: if any would be refused, only that refusal is
+decided; if some need approval, only their requests are made; only when every action can
+go ahead are they decided for real, so no approval is spent on a call that then fails.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
 from tether.approvals.waiter import ApprovalWaiter
-from tether.pipeline import Action, Decision, Pipeline
+from tether.pipeline import Action, Decision, Deny, Pending, Pipeline
 
-__all__ = ["decide_waiting"]
+__all__ = ["decide_as_one"]
 
 
-async def decide_waiting(
-    pipeline: Pipeline, waiter: ApprovalWaiter, action: Action, seconds: float
-) -> Decision:
-    """The second decision is audited like the first; it uses the approval if granted."""
+async def _decide(pipeline: Pipeline, action: Action) -> Decision:
     decision = await pipeline.decide(action)
-    if decision.pending and decision.approval_id and seconds > 0:
-        await waiter.wait(decision.approval_id, seconds)
-        action.session_id = decision.session_id
-        decision = await pipeline.decide(action)
+    action.session_id = decision.session_id
     return decision
+
+
+async def _blocking(pipeline: Pipeline, actions: list[Action]) -> list[Action] | None:
+    """The actions that must be decided first (a refusal, or those awaiting approval)."""
+    if len(actions) == 1:
+        return None
+    previews = [await pipeline.preview(action) for action in actions]
+    refused = [a for a, p in zip(actions, previews, strict=True) if isinstance(p, Deny)]
+    if refused:
+        return refused[:1]
+    waiting = [a for a, p in zip(actions, previews, strict=True) if isinstance(p, Pending)]
+    return waiting or None
+
+
+async def decide_as_one(
+    pipeline: Pipeline, waiter: ApprovalWaiter, actions: list[Action], wait_seconds: float = 0
+) -> list[Decision]:
+    """The decisions taken, in order; the call may go ahead only if every one is allowed
+    and there is one per action."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while True:
+        first = await _blocking(pipeline, actions)
+        decisions: list[Decision] = []
+        for action in first or actions:
+            decisions.append(await _decide(pipeline, action))
+            if not decisions[-1].allowed and first is None:
+                break
+        approvals = [d.approval_id for d in decisions if d.pending and d.approval_id]
+        refused = any(not d.allowed and not d.pending for d in decisions)
+        if first is not None and not approvals and not refused:
+            continue  # approved between the look ahead and the decision: look again
+        if refused or not approvals or loop.time() >= deadline:
+            return decisions
+        for approval_id in approvals:
+            await waiter.wait(approval_id, max(0.0, deadline - loop.time()))

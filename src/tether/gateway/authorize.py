@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from tether.approvals.long_poll import decide_waiting
+from tether.approvals.long_poll import decide_as_one
 from tether.approvals.waiter import ApprovalWaiter
 from tether.gateway.credentials import presented_credential
 from tether.pipeline import Action, Decision, Pipeline
@@ -75,11 +75,10 @@ async def authorize(request: web.Request) -> web.Response:
         attributes=payload.attributes,
         tags=payload.tags,
     )
-    return _render(
-        await decide_waiting(
-            request.app[PIPELINE_KEY], request.app[WAITER_KEY], action, payload.wait_seconds
-        )
+    decisions = await decide_as_one(
+        request.app[PIPELINE_KEY], request.app[WAITER_KEY], [action], payload.wait_seconds
     )
+    return _render(decisions[0])
 
 
 def add_authorize_routes(

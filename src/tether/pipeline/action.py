@@ -53,6 +53,8 @@ class Context:
     """Set by the policy stage when a rule says ``@ask``; the approval stage acts on it."""
     notes: dict[str, Any] = field(default_factory=dict)
     """Facts stages add to the decision's audit event (policy version, approval id)."""
+    preview: bool = False
+    """A look ahead (``Pipeline.preview``): stages must not spend or create anything."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,11 +46,8 @@ class Pipeline:
         self._audit = audit
         self._settling: set[asyncio.Task[None]] = set()
 
-    async def decide(self, action: Action) -> Decision:
-        """Fail closed: a stage that cannot check denies. Raises ``AuditUnavailable``
-        (503) when the decision could not be recorded; nothing may act on it then."""
-        ctx = Context()
-        verdict: Verdict | None = None
+    async def _check(self, action: Action, ctx: Context) -> Verdict | None:
+        """Fail closed: a stage that cannot check denies."""
         for stage in self.stages:
             try:
                 verdict = await stage.check(action, ctx)
@@ -60,7 +57,19 @@ class Pipeline:
                 log.exception("stage %s failed", type(stage).__name__)
                 verdict = Deny("internal_error", "tether could not check this action; denied")
             if verdict is not None:
-                break
+                return verdict
+        return None
+
+    async def preview(self, action: Action) -> Verdict | None:
+        """What ``decide`` would answer, with nothing spent, created or recorded (no
+        approval used or requested, no budget held): for deciding several actions as one."""
+        return await self._check(action, Context(preview=True))
+
+    async def decide(self, action: Action) -> Decision:
+        """Raises ``AuditUnavailable`` (503) when the decision could not be recorded;
+        nothing may act on it then."""
+        ctx = Context()
+        verdict = await self._check(action, ctx)
         event = decision_event(action, ctx, verdict)
         try:
             await self._audit.record(event)

@@ -197,3 +197,32 @@ def test_bad_key_and_bad_body_are_refused_as_deny(tether: RunningTether) -> None
     )
     assert missing.status_code == 400
     assert "tool_input.command" in missing.json()["error"]["message"]
+
+
+def test_a_refused_part_stops_the_call_before_any_approval_is_requested(
+    hook, tether: RunningTether
+) -> None:  # type: ignore[no-untyped-def]
+    decision, reason = decision_of(hook("Bash", {"command": "rm -rf build && python3 x.py"}))
+    assert decision == "deny" and "python3" in reason
+    assert tether.call("GET", "/approvals").json() == []
+
+
+def test_one_tool_call_spends_its_approvals_only_when_all_are_granted(
+    hook, tether: RunningTether
+) -> None:  # type: ignore[no-untyped-def]
+    both = {"command": "rm -rf build && rm -rf dist"}
+    decision, reason = decision_of(hook("Bash", both))
+    assert decision == "deny"
+    approvals = tether.call("GET", "/approvals").json()
+    assert sorted(a["resource"] for a in approvals) == [f"{CWD}/build", f"{CWD}/dist"]
+    assert all(a["id"] in reason for a in approvals)
+
+    first, second = approvals
+    tether.call("POST", f"/approvals/{first['id']}/approve", json={})
+    assert decision_of(hook("Bash", both))[0] == "deny"
+    assert tether.call("GET", f"/approvals/{first['id']}").json()["state"] == "approved"
+
+    tether.call("POST", f"/approvals/{second['id']}/approve", json={})
+    assert decision_of(hook("Bash", both))[0] == "allow"
+    states = {tether.call("GET", f"/approvals/{a['id']}").json()["state"] for a in approvals}
+    assert states == {"used"}

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from tether.approvals.long_poll import decide_waiting
+from tether.approvals.long_poll import decide_as_one
 from tether.approvals.waiter import ApprovalWaiter
 from tether.audit.redaction import digest, redacted_summary
 from tether.errors import BadRequest
@@ -87,9 +87,8 @@ def _wait_seconds(request: web.Request) -> float:
 async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
     wait = _wait_seconds(request)
     credential = presented_credential(request.headers)
-    reasons = []
-    for found in tool_actions(hook.tool_name, hook.tool_input, hook.cwd):
-        action = Action(
+    actions = [
+        Action(
             source=SOURCE,
             credential=credential,
             action=found.action,
@@ -103,16 +102,20 @@ async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
             },
             understood=found.understood,
         )
-        decision = await decide_waiting(
-            request.app[PIPELINE_KEY], request.app[WAITER_KEY], action, wait
-        )
-        if decision.pending:
-            ask = request.query.get("pending") == "ask"
-            return _answer("ask" if ask else "deny", f"tether: {decision.reason}")
-        if not decision.allowed:
-            return _answer("deny", f"tether: {decision.reason}")
-        reasons.append(decision.reason)
-    return _answer("allow", "tether: " + "; ".join(reasons))
+        for found in tool_actions(hook.tool_name, hook.tool_input, hook.cwd)
+    ]
+    decisions = await decide_as_one(
+        request.app[PIPELINE_KEY], request.app[WAITER_KEY], actions, wait
+    )
+    refused = next((d for d in decisions if not d.allowed and not d.pending), None)
+    if refused is not None:
+        return _answer("deny", f"tether: {refused.reason}")
+    pending = [d for d in decisions if d.pending]
+    if pending:
+        ask = request.query.get("pending") == "ask"
+        reasons = " | ".join(d.reason for d in pending)
+        return _answer("ask" if ask else "deny", f"tether: {reasons}")
+    return _answer("allow", "tether: " + "; ".join(d.reason for d in decisions))
 
 
 async def _post_tool_use(request: web.Request, hook: HookInput) -> web.Response:

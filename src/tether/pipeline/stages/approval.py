@@ -31,6 +31,8 @@ class RequireApproval:
             return None
         latest = await self._store.latest(ctx.session.id, action.action, action.resource)
         state = latest.state_at(now_ms()) if latest else None
+        if ctx.preview and state == APPROVED:
+            return None
         if latest is not None and state == APPROVED and await self._store.use(latest):
             return self._granted(latest, ctx)
         if latest is not None and state == DENIED:
@@ -42,6 +44,8 @@ class RequireApproval:
             )
         if latest is not None and state == PENDING:
             return self._waiting(latest, why)
+        if ctx.preview:
+            return Pending("", why)
         ask = ApprovalRequest(
             project_id=ctx.identity.project.id,
             agent_id=ctx.identity.agent.id,

@@ -56,7 +56,7 @@ class ReserveBudget:
 
     async def check(self, action: Action, ctx: Context) -> Verdict | None:
         basis = action.cost_basis
-        if basis is None or ctx.identity is None or ctx.session is None:
+        if basis is None or ctx.identity is None or ctx.session is None or ctx.preview:
             return None
         budgets = self._book.applicable(ctx.identity.project.id, ctx.identity.agent.id)
         if not budgets:
