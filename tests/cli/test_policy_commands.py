@@ -202,3 +202,20 @@ def test_project_approval_settings(cli, tether: RunningTether) -> None:  # type:
     assert settings["approval_ttl_seconds"] == 600
     bad = cli("projects", "set-approvals", "p", "--unknown-command", "allow")
     assert bad.exit_code == 1 and "unknown_command" in bad.output
+
+
+def test_history_and_rolling_back_to_an_earlier_version(
+    cli, tether: RunningTether, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    tether.create_project("p", policy=POLICY)
+    tether.apply_policy("p", "forbid(principal, action, resource);\n")
+
+    history = json.loads(cli("policy", "history", "-p", "p", "--json").stdout)
+    assert [v["version"] for v in history] == [2, 1]
+    old = cli("policy", "show", "-p", "p", "--version", "1")
+    assert old.exit_code == 0 and old.stdout == POLICY
+    assert cli("policy", "show", "-p", "p", "--version", "9").exit_code == 1
+
+    rollback = tmp_path / "v1.cedar"
+    rollback.write_text(old.stdout)
+    assert "policy v3 in force" in cli("policy", "apply", str(rollback), "-p", "p").output

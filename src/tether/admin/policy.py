@@ -18,7 +18,7 @@ from tether.admin.policy_schemas import (
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
 from tether.approvals.rules import approval_reason
-from tether.errors import NotFound, TetherError
+from tether.errors import BadRequest, NotFound, TetherError
 from tether.policy.compiled import CompiledPolicy, compile_policy
 from tether.policy.request import PolicyRequest
 from tether.policy.source import split_statements
@@ -54,13 +54,21 @@ async def apply_policy(request: web.Request) -> web.Response:
     "GET",
     "/projects/{project}/policy",
     "policy.show",
-    "The policy in force",
+    "The policy in force (?version=N: an earlier version, e.g. to roll back to it)",
     response=PolicyOut,
 )
 async def show_policy(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     project = await runtime.projects.by_name(request.match_info["project"])
-    version = await runtime.policy_store.current(project.id)
+    wanted = request.query.get("version")
+    if wanted is not None:
+        if not wanted.isdigit():
+            raise BadRequest(f"version={wanted!r} is not a version number")
+        version = await runtime.policy_store.get(project.id, int(wanted))
+        if version is None:
+            raise NotFound(f"project {project.name!r} has no policy version {wanted}")
+    else:
+        version = await runtime.policy_store.current(project.id)
     if version is None:
         raise NotFound(
             f"project {project.name!r} has no policy yet: every action but model calls is "

@@ -21,6 +21,7 @@ app.command("probe")(policy_probe.probe)
 
 ProjectOption = typer.Option(..., "--project", "-p", help="The project.")
 EXPECTATIONS = ("allow", "deny", "approval")
+VersionOption = typer.Option(None, "--version", "-v", help="An earlier version.")
 SuiteArgument = typer.Argument(..., metavar="SUITE", help="TOML or JSON file of probes.")
 SuiteProjectOption = typer.Option(
     None, "--project", "-p", help="The project (overrides the suite's)."
@@ -54,9 +55,16 @@ def apply(ctx: typer.Context, file: Path, project: str = ProjectOption) -> None:
 
 @app.command("show")
 @reports_errors
-def show(ctx: typer.Context, project: str = ProjectOption, as_json: bool = JsonOption) -> None:
-    """Print the policy in force (the Cedar text, ready to edit and apply)."""
-    out = client(ctx).call("GET", f"/projects/{project}/policy")
+def show(
+    ctx: typer.Context,
+    project: str = ProjectOption,
+    version: int | None = VersionOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Print the policy in force, or an earlier --version (the Cedar text, ready to edit
+    and apply: applying an old version's text rolls back to it)."""
+    params = {"version": str(version) if version is not None else None}
+    out = client(ctx).call("GET", f"/projects/{project}/policy", params=params)
     if as_json:
         print_json(out)
         return
@@ -66,6 +74,18 @@ def show(ctx: typer.Context, project: str = ProjectOption, as_json: bool = JsonO
         highlight=False,
     )
     print(out["source"], end="" if out["source"].endswith("\n") else "\n")
+
+
+@app.command("history")
+@reports_errors
+def history(ctx: typer.Context, project: str = ProjectOption, as_json: bool = JsonOption) -> None:
+    """Every version of PROJECT's policy, newest first."""
+    versions = client(ctx).call("GET", f"/projects/{project}/policy/versions")
+    columns = ["version", "rules", "sha256", "created_at", "created_by"]
+    if as_json:
+        print_json(versions)
+    else:
+        print_table(versions, columns, title=f"{project}: policy versions")
 
 
 @app.command("diff")
