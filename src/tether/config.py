@@ -54,6 +54,7 @@ class Settings:
     upstream_read_timeout: float = 600.0
     prices_file: Path | None = None
     alert_retry_base_seconds: float = 2.0
+    approval_reap_seconds: float = 10.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -88,4 +89,5 @@ class Settings:
             upstream_read_timeout=_int_setting(env, "TETHER_UPSTREAM_READ_TIMEOUT", 600, 1),
             prices_file=Path(env["TETHER_PRICES_FILE"]) if env.get("TETHER_PRICES_FILE") else None,
             alert_retry_base_seconds=_int_setting(env, "TETHER_ALERT_RETRY_BASE_SECONDS", 2, 1),
+            approval_reap_seconds=_int_setting(env, "TETHER_APPROVAL_REAP_SECONDS", 10, 1),
         )

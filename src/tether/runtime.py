@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 
 from tether.alerts.crossings import BudgetAlerts
 from tether.alerts.dispatcher import OutboxDispatcher
+from tether.approvals.reaper import ApprovalReaper
 from tether.approvals.waiter import ApprovalWaiter
 from tether.audit.log import AuditLog
 from tether.budgets.book import BudgetBook
@@ -85,6 +86,7 @@ class Runtime:
     policies: PolicyBook
     approvals: ApprovalStore
     approval_waiter: ApprovalWaiter
+    approval_reaper: ApprovalReaper
     pipeline: Pipeline
     bootstrap_secret: str | None = None
 
@@ -162,6 +164,9 @@ class Runtime:
             policies=policies,
             approvals=approvals,
             approval_waiter=ApprovalWaiter(approvals),
+            approval_reaper=ApprovalReaper(
+                approvals, audit, directory, settings.approval_reap_seconds
+            ),
             pipeline=Pipeline(
                 default_stages(directory, sessions, switch, prices, reserve, policies, approvals),
                 audit,
@@ -190,12 +195,14 @@ class Runtime:
         sessions.start()
         budget_book.start()
         runtime.outbox.start()
+        runtime.approval_reaper.start()
         return runtime
 
     async def stop(self) -> None:
         await self.pipeline.drain()
         await self.budget_book.stop()
         await self.outbox.stop()
+        await self.approval_reaper.stop()
         await self.feed.stop()
         await self.anthropic.stop()
         await self.sessions.stop()

@@ -12,8 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from tests.support.databases import sqlite_url
 from tests.support.receiver import Receiver
-from tests.support.server import RunningTether
+from tests.support.server import RunningTether, start_tether
 from tether.runtime import BOOTSTRAP_TOKEN_NAME
 
 BUCKET = "arn:aws:s3:::dev-scratch"
@@ -137,6 +138,28 @@ def test_pending_approval_expires(tether: RunningTether) -> None:
     assert [a["id"] for a in expired] == [approval_id]
     fresh = decide(tether, key)
     assert fresh.status_code == 202 and fresh.json()["approval_id"] != approval_id
+
+
+def test_lapsed_approvals_are_marked_expired_and_audited(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    tether = start_tether(tmp_path / "data", sqlite_url(str(tmp_path)), approval_reap_seconds=0.2)
+    try:
+        key = setup(tether)
+        tether.call("PATCH", "/projects/p", json={"approval_ttl_seconds": 1})
+        approval_id = decide(tether, key).json()["approval_id"]
+
+        def expired_event() -> list[dict]:  # type: ignore[type-arg]
+            events = tether.call("GET", "/audit", params={"session": "s1"}).json()
+            return [e for e in events if e["action"] == "approval:expired"]
+
+        wait_for(lambda: bool(expired_event()), seconds=10)
+        event = expired_event()[0]
+        assert event["attributes"]["approval_id"] == approval_id
+        assert event["agent"] == "deployer" and event["result"] == "expired"
+        assert tether.call("GET", f"/approvals/{approval_id}").json()["state"] == "expired"
+        time.sleep(0.5)
+        assert len(expired_event()) == 1, "recorded once"
+    finally:
+        tether.stop()
 
 
 def test_unused_approval_lapses(tether: RunningTether) -> None:

@@ -222,6 +222,27 @@ class ApprovalStore:
             raise Conflict(f"approval {approval_id} is already {state}{by_whom}; nothing changed")
         return current
 
+    async def expire_due(self, limit: int = 200) -> list[ApprovalRecord]:
+        """Mark lapsed approvals ``expired``; each is returned by exactly one caller, so
+        one replica records its expiry."""
+        ts = now_ms()
+        lapsed = (approvals.c.state.in_((PENDING, APPROVED))) & (approvals.c.expires_at <= ts)
+        async with self._db.read() as conn:
+            rows = (await conn.execute(select(approvals).where(lapsed).limit(limit))).all()
+        expired = []
+        for row in rows:
+            async with self._db.write() as conn:
+                result = await conn.execute(
+                    update(approvals)
+                    .where(approvals.c.id == row.id, lapsed)
+                    .values(state=EXPIRED, decided_at=ts)
+                )
+                if result.rowcount == 1:
+                    await record_change(conn, "approval", row.id)
+            if result.rowcount == 1:
+                expired.append(_record(row))
+        return expired
+
     async def use(self, approval: ApprovalRecord) -> ApprovalRecord | None:
         """Spend an approved grant; None when another action spent it first or it lapsed."""
         ts = now_ms()
