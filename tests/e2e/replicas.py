@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,3 +50,17 @@ def two_processes(tmp_path: Path, **env: str) -> Iterator[Replicas]:
             admin.close()
             assert stop(first) == 0
             assert stop(second) == 0
+
+
+def first_refusal(
+    url: str, body: dict[str, object], headers: dict[str, str], within: float = 1.0
+) -> tuple[httpx.Response, float]:
+    """Send ``body`` until it is refused (or ``within`` seconds pass); the last answer and
+    how long after the call the refusal came."""
+    started = time.monotonic()
+    while True:
+        response = httpx.post(url, json=body, headers=headers)
+        elapsed = time.monotonic() - started
+        if response.status_code != 200 or elapsed > within:
+            return response, elapsed
+        time.sleep(0.02)
