@@ -39,8 +39,8 @@ async def apply_policy(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     project = await runtime.projects.by_name(request.match_info["project"])
     payload = await read_model(request, PolicyApply, runtime.settings.max_body_bytes)
-    compiled = compile_policy(payload.source)
-    rules = len(compiled.rules) - 1
+    compile_policy(payload.source)
+    rules = len(split_statements(payload.source))
     current = await runtime.policy_store.current(project.id)
     if current is not None and current.source == payload.source:
         return model_response(PolicyOut.of(current, project.name, rules, changed=False))
@@ -90,8 +90,8 @@ async def validate_policy(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     await runtime.projects.by_name(request.match_info["project"])
     payload = await read_model(request, PolicyApply, runtime.settings.max_body_bytes)
-    compiled = compile_policy(payload.source)
-    return model_response(PolicyCheck(valid=True, rules=len(compiled.rules) - 1))
+    compile_policy(payload.source)
+    return model_response(PolicyCheck(valid=True, rules=len(split_statements(payload.source))))
 
 
 @routes.route(

@@ -16,9 +16,7 @@ def instructions(approval_id: str) -> str:
     )
 
 
-def approval_announcement(
-    ask: ApprovalRequest, project: str, agent: str, tags: dict[str, str]
-) -> dict[str, Any]:
+def approval_announcement(ask: ApprovalRequest, project: str, agent: str) -> dict[str, Any]:
     return {
         "event": "approval.requested",
         "project": project,
@@ -26,6 +24,6 @@ def approval_announcement(
         "session": ask.session_id,
         "action": ask.action,
         "resource": ask.resource,
-        "tags": tags,
+        "tags": ask.attributes.get("tags", {}),
         "reason": ask.reason,
     }

@@ -113,7 +113,8 @@ def diff(ctx: typer.Context, file: Path, project: str = ProjectOption) -> None:
         print(line, end="" if line.endswith("\n") else "\n")
 
 
-def _load_suite(path: Path) -> dict[str, Any]:
+def _load_suite(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
+    """The suite's project (if it names one) and its probes, checked."""
     text = _read(path)
     try:
         suite: dict[str, Any] = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
@@ -133,7 +134,7 @@ def _load_suite(path: Path) -> dict[str, Any]:
         if probe["expect"] not in EXPECTATIONS:
             choices = ", ".join(EXPECTATIONS)
             raise CliError(f"{path}: probe {number} expects {probe['expect']!r}; use {choices}")
-    return suite
+    return suite.get("project"), probes
 
 
 @app.command("test")
@@ -147,11 +148,10 @@ def test(
 ) -> None:
     """Run SUITE's probes ("agent X tries ACTION on RESOURCE with TAGS → expect deny");
     exits 1 if any decision differs from its expectation."""
-    suite = _load_suite(suite_file)
-    project = project or suite.get("project")
+    suite_project, probes = _load_suite(suite_file)
+    project = project or suite_project
     if not project:
         raise CliError('which project? pass --project or set project = "…" in the suite')
-    probes = suite.get("probe") or suite.get("probes") or []
     body: dict[str, Any] = {
         "probes": [
             {k: p[k] for k in ("agent", "action", "resource", "tags") if k in p} for p in probes

@@ -135,16 +135,13 @@ def compile_policy(source: str) -> CompiledPolicy:
             [error.as_dict() for error in errors],
         )
     rules = [_rule(source, statement) for statement in statements]
-    handle = cedarpy.PolicySet.from_str(source) if statements else None
-    base = cedarpy.PolicySet.from_str(BASE_POLICY)
-    handle = handle.with_added_str(BASE_POLICY) if handle is not None else base
     rules.append(Rule("permit", 0, "tether:model-access", None, None))
+    handle = cedarpy.PolicySet.from_str(f"{source}\n{BASE_POLICY}")
     return CompiledPolicy(source, handle, tuple(rules))
 
 
 class CompiledPolicy:
     def __init__(self, source: str, handle: cedarpy.PolicySet, rules: tuple[Rule, ...]) -> None:
-        self.source = source
         self._handle = handle
         self.rules = rules
         self._tag_keys = tag_keys(source)

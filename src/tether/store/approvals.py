@@ -96,16 +96,17 @@ def _record(row: Any) -> ApprovalRecord:
     )
 
 
+def _same_request(session_id: str, action: str, resource: str) -> Any:
+    return (
+        (approvals.c.session_id == session_id)
+        & (approvals.c.action == action)
+        & (approvals.c.resource_key == resource_key(resource))
+    )
+
+
 class ApprovalStore:
     def __init__(self, db: Database) -> None:
         self._db = db
-
-    def _same_request(self, session_id: str, action: str, resource: str) -> Any:
-        return (
-            (approvals.c.session_id == session_id)
-            & (approvals.c.action == action)
-            & (approvals.c.resource_key == resource_key(resource))
-        )
 
     async def latest(self, session_id: str, action: str, resource: str) -> ApprovalRecord | None:
         """The newest approval for exactly this action on this resource in this session."""
@@ -113,7 +114,7 @@ class ApprovalStore:
             row = (
                 await conn.execute(
                     select(approvals)
-                    .where(self._same_request(session_id, action, resource))
+                    .where(_same_request(session_id, action, resource))
                     .order_by(approvals.c.requested_at.desc(), approvals.c.id.desc())
                     .limit(1)
                 )

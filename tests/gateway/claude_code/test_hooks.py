@@ -226,3 +226,16 @@ def test_one_tool_call_spends_its_approvals_only_when_all_are_granted(
     assert decision_of(hook("Bash", both))[0] == "allow"
     states = {tether.call("GET", f"/approvals/{a['id']}").json()["state"] for a in approvals}
     assert states == {"used"}
+
+
+def test_looking_ahead_does_not_count_as_a_request(hook, tether: RunningTether) -> None:  # type: ignore[no-untyped-def]
+    assert decision_of(hook("Bash", {"command": "ls src && cat README.md"}))[0] == "allow"
+    session = "d97e2169-8a54-4b1e-9f27-3c1f0f8b9a11"
+    deadline = time.monotonic() + 5
+    while True:
+        shown = tether.call("GET", f"/sessions/{session}").json()
+        if shown["request_count"] >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    time.sleep(1.2)
+    assert tether.call("GET", f"/sessions/{session}").json()["request_count"] == 2

@@ -56,7 +56,7 @@ class RequireApproval:
             attributes={"source": action.source, "tags": action.tags},
         )
         announcement = approval_announcement(
-            ask, ctx.identity.project.name, ctx.identity.agent.name, action.tags
+            ask, ctx.identity.project.name, ctx.identity.agent.name
         )
         ttl_ms = ctx.identity.project.approval_ttl_seconds * 1000
         return self._waiting(await self._store.request(ask, ttl_ms, announcement), why)

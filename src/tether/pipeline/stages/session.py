@@ -26,5 +26,6 @@ class OpenSession:
                 f"session {session_id} belongs to another agent; start a new session id",
             )
         ctx.session = session
-        self._registry.note_request(session.id)
+        if not ctx.preview:
+            self._registry.note_request(session.id)
         return None
