@@ -122,7 +122,7 @@ class Runtime:
             budget_store,
             ledger,
             prices,
-            session_store,
+            sessions,
             alerts,
             hold_ms=int((settings.upstream_read_timeout + 60) * 1000),
         )

@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import text
 
 from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
-from tether.errors import Conflict, NotFound
+from tether.errors import Conflict, NotFound, StoreUnavailable
 from tether.store.agents import AgentStore
 from tether.store.audit import AuditStore
 from tether.store.audit_appender import AuditAppender, open_appender
@@ -97,6 +98,48 @@ async def test_concurrent_get_or_create_of_one_session_yields_one_row(db: Databa
     updated = await sessions.get("same")
     assert updated is not None and updated.request_count == 3 and updated.cost_micros == 42
     assert updated.last_activity_at == results[0].created_at + 5
+
+
+async def test_replicas_flushing_the_same_sessions_in_opposite_orders_do_not_deadlock(
+    db: Database,
+) -> None:
+    project = await ProjectStore(db).create("p")
+    agent, _ = await AgentStore(db).create("a", project.id, "")
+    sessions = SessionStore(db)
+    ids = [f"s{i}" for i in range(12)]
+    for session_id in ids:
+        await sessions.get_or_create(session_id, agent.id, project.id)
+    forward = {i: ActivityDelta(requests=1) for i in ids}
+    backward = {i: ActivityDelta(requests=1) for i in reversed(ids)}
+    rounds = 15
+    for _ in range(rounds):
+        await asyncio.gather(sessions.record_activity(forward), sessions.record_activity(backward))
+    counts = {s.id: s.request_count for s in await sessions.find()}
+    assert counts == {i: 2 * rounds for i in ids}
+
+
+async def test_a_deadlock_is_a_retryable_store_unavailable(db: Database) -> None:
+    if not db.is_postgres:
+        pytest.skip("SQLite serialises writers; it cannot deadlock")
+    project = await ProjectStore(db).create("p")
+    agent, _ = await AgentStore(db).create("a", project.id, "")
+    sessions = SessionStore(db)
+    for session_id in ("x", "y"):
+        await sessions.get_or_create(session_id, agent.id, project.id)
+    both_hold_one = asyncio.Barrier(2)
+
+    async def lock(first: str, second: str) -> None:
+        statement = "UPDATE sessions SET request_count = request_count + 1 WHERE id = :id"
+        async with db.write() as conn:
+            await conn.execute(text(statement), {"id": first})
+            await both_hold_one.wait()
+            await conn.execute(text(statement), {"id": second})
+
+    results = await asyncio.gather(lock("x", "y"), lock("y", "x"), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert len(failures) == 1
+    assert isinstance(failures[0], StoreUnavailable)
+    assert "deadlock" in failures[0].message
 
 
 async def test_audit_log_group_commits_concurrent_events(db: Database, database_url: str) -> None:

@@ -37,7 +37,7 @@ async def kill_session(request: web.Request) -> web.Response:
         raise NotFound(f"no session {session_id!r}")
     by, reason = await _change(request)
     if session.state is not SessionState.TERMINATED:
-        await runtime.session_store.set_state(session_id, SessionState.TERMINATED, by, reason)
+        await runtime.sessions.set_state(session_id, SessionState.TERMINATED, by, reason)
     killed = await runtime.session_store.get(session_id)
     assert killed is not None
     return model_response(session_out(runtime, killed))

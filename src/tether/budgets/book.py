@@ -27,7 +27,7 @@ class BudgetBook:
 
     async def load(self) -> None:
         by_project: dict[str, list[Budget]] = {}
-        for budget in await self._store.all():
+        for budget in sorted(await self._store.all(), key=lambda budget: budget.id):
             by_project.setdefault(budget.project_id, []).append(budget)
         self._by_project = by_project
 
@@ -36,7 +36,8 @@ class BudgetBook:
             await self.load()
 
     def applicable(self, project_id: str, agent_id: str) -> list[Budget]:
-        """Every budget a call of this agent counts against; all must allow it."""
+        """Every budget a call of this agent counts against; all must allow it. Always in
+        budget-id order: the ledger locks their rows in this order on every replica."""
         return [
             budget
             for budget in self._by_project.get(project_id, ())

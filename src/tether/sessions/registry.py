@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from tether.errors import TetherError
 from tether.store.changes import Change
 from tether.store.clock import now_ms
-from tether.store.records import ActivityDelta, SessionRecord
+from tether.store.records import ActivityDelta, SessionRecord, SessionState
 from tether.store.sessions import SessionStore
 from tether.store.spend import SpendKey, SpendStore
 
@@ -50,6 +50,12 @@ class SessionRegistry:
         else:
             self._cache.move_to_end(session_id)
         return session
+
+    async def set_state(self, session_id: str, state: SessionState, by: str, reason: str) -> None:
+        """Record the state and see it here at once; other replicas see it through the
+        change feed."""
+        await self._store.set_state(session_id, state, by, reason)
+        await self.apply(Change(0, "session", session_id))
 
     def cached(self, session_id: str) -> SessionRecord | None:
         return self._cache.get(session_id)

@@ -2,7 +2,9 @@
 
 Every store call goes through ``Database.read()`` / ``Database.write()``: a lost or
 refused connection becomes ``StoreUnavailable`` (callers fail closed, 503) and a
-uniqueness violation becomes ``Conflict`` (409).
+uniqueness violation becomes ``Conflict`` (409). A deadlock or serialization
+failure is transient: it becomes ``StoreUnavailable`` too, so batch writers keep their
+batch and try again.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tether.errors import Conflict, StoreUnavailable
 __all__ = ["Database"]
 
 CONNECT_TIMEOUT_SECONDS = 3
+TRANSIENT_SQLSTATES = {"40001": "serialization failure", "40P01": "deadlock"}
 COMMAND_TIMEOUT_SECONDS = 10
 
 
@@ -83,6 +86,11 @@ class Database:
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise StoreUnavailable("the database connection was lost") from exc
+            transient = TRANSIENT_SQLSTATES.get(getattr(exc.orig, "sqlstate", None) or "")
+            if transient is not None:
+                raise StoreUnavailable(
+                    f"the database aborted this write ({transient}); try again"
+                ) from exc
             raise
         except (TimeoutError, OSError) as exc:
             raise StoreUnavailable(f"the database is unreachable: {exc!r}") from exc

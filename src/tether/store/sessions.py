@@ -102,11 +102,12 @@ class SessionStore:
             await record_change(conn, "session", session_id)
 
     async def record_activity(self, activity: dict[str, ActivityDelta]) -> None:
-        """Apply batched counters in one transaction."""
+        """Apply batched counters in one transaction, in session-id order so that two
+        replicas flushing the same sessions cannot deadlock."""
         if not activity:
             return
         async with self._db.write() as conn:
-            for session_id, delta in activity.items():
+            for session_id, delta in sorted(activity.items(), key=lambda item: item[0]):
                 await conn.execute(
                     update(sessions)
                     .where(sessions.c.id == session_id)

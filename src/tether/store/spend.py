@@ -26,7 +26,7 @@ COUNTERS = (
 GROUPS = {"day": ("day",), "project": ("project_id",), "agent": ("project_id", "agent_id")}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class SpendKey:
     day: str
     project_id: str
@@ -42,7 +42,7 @@ class SpendStore:
             return
         insert_ = pg_insert if self._db.is_postgres else sqlite_insert
         async with self._db.write() as conn:
-            for key, delta in spend.items():
+            for key, delta in sorted(spend.items(), key=lambda item: item[0]):
                 values = {
                     "requests": delta.requests,
                     "input_tokens": delta.input_tokens,

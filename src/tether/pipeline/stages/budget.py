@@ -12,11 +12,11 @@ from tether.budgets.definitions import BudgetScope, period_window
 from tether.pipeline.action import Action, Context, Deny, Verdict
 from tether.pipeline.outcome import Outcome
 from tether.pricing.prices import PriceTable
+from tether.sessions.registry import SessionRegistry
 from tether.store.budget_ledger import BudgetLedger
 from tether.store.budgets import BudgetStore, Hold, PeriodUsage
 from tether.store.clock import new_id, now_ms
 from tether.store.records import SessionState
-from tether.store.sessions import SessionStore
 
 __all__ = ["BudgetReservation", "ReserveBudget"]
 
@@ -42,7 +42,7 @@ class ReserveBudget:
         store: BudgetStore,
         ledger: BudgetLedger,
         prices: PriceTable,
-        sessions: SessionStore,
+        sessions: SessionRegistry,
         alerts: BudgetAlerts,
         hold_ms: int,
     ) -> None:
