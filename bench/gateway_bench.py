@@ -197,6 +197,9 @@ def main() -> None:
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         )
         admin.post("/projects", json={"name": "bench"}).raise_for_status()
+        # The same body thousands of times in one session is this benchmark, not a loop: the
+        # repeat guard is off, the other guards (breaker, retries, progress) stay on.
+        admin.patch("/projects/bench/guards", json={"repeat_limit": None}).raise_for_status()
         admin.put(
             "/projects/bench/credentials/anthropic", json={"secret": UPSTREAM_KEY}
         ).raise_for_status()

@@ -31,6 +31,7 @@ import cedarpy
 import httpx
 
 from tether.config import Settings
+from tether.guards.settings import GuardSettings
 from tether.pipeline import Action, Pipeline
 from tether.pipeline.stages.approval import RequireApproval
 from tether.pipeline.stages.policy import EnforcePolicy
@@ -138,6 +139,8 @@ async def bench_pipeline(n: int, workdir: Path) -> None:
         project = await runtime.projects.create("bench")
         _, issued = await runtime.agents.create("agent-1", project.id, "")
         await runtime.policy_store.add(project.id, realistic_policy(), "bench")
+        quiet = GuardSettings(repeat_limit=None).to_json()
+        await runtime.projects.update(project.id, {"guards": quiet})
         await runtime.feed.catch_up()
         await runtime.directory.load()
         without = Pipeline(
@@ -203,6 +206,7 @@ async def bench_http(n: int, workdir: Path) -> None:
         )
         admin.post("/projects", json={"name": "bench"}).raise_for_status()
         admin.put("/projects/bench/policy", json={"source": realistic_policy()}).raise_for_status()
+        admin.patch("/projects/bench/guards", json={"repeat_limit": None}).raise_for_status()
         key = admin.post("/agents", json={"name": "agent-1", "project": "bench"}).json()["key"]
         headers = {"Authorization": f"Bearer {key}"}
         allowed = {"session_id": "b", "action": "s3:GetObject", "resource": "arn:aws:s3:::ml-dev-x"}

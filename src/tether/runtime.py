@@ -16,6 +16,7 @@ from tether.budgets.book import BudgetBook
 from tether.config import Settings
 from tether.errors import ConfigError
 from tether.gateway.anthropic.upstream import AnthropicUpstream
+from tether.guards.responses import TripResponder
 from tether.identity.bearer import hash_secret
 from tether.identity.directory import Directory
 from tether.kill.controls import FleetControls
@@ -24,6 +25,7 @@ from tether.kill.switch import KillSwitch
 from tether.pipeline import Pipeline
 from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.defaults import default_stages
+from tether.pipeline.stages.guards import EnforceGuards
 from tether.policy.book import PolicyBook
 from tether.pricing.prices import load_price_overrides
 from tether.sessions.registry import SessionRegistry
@@ -168,7 +170,16 @@ class Runtime:
                 approvals, audit, directory, settings.approval_reap_seconds
             ),
             pipeline=Pipeline(
-                default_stages(directory, sessions, switch, prices, reserve, policies, approvals),
+                default_stages(
+                    directory,
+                    sessions,
+                    switch,
+                    prices,
+                    reserve,
+                    policies,
+                    approvals,
+                    EnforceGuards(TripResponder(sessions, alert_store, audit)),
+                ),
                 audit,
             ),
         )

@@ -53,6 +53,7 @@ def test_a_two_dollar_daily_budget_caps_a_4_20_retry_loop(
     gateway: RunningTether, upstream: RunningFake
 ) -> None:
     key = gateway.create_agent("claude-deploy-01", "p")
+    gateway.set_guards("p", repeat_limit=None)
     daily = budget(gateway, project="p", period="daily", limit_usd=2)
     upstream.fake.default = FakeReply(text="same failing output", output_tokens=5800)
 

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
 from tether.errors import Conflict, NotFound, StoreUnavailable
+from tether.guards.settings import GuardSettings, OnTrip, load_guard_settings
 from tether.store.agents import AgentStore
 from tether.store.audit import AuditStore
 from tether.store.audit_appender import AuditAppender, open_appender
@@ -72,6 +73,17 @@ async def test_agent_keys_are_stored_as_hashes_and_rotate(db: Database) -> None:
 
     await agents.rotate_key(agent.id, grace_ms=0)
     assert len(await agents.live_keys(agent.id)) == 1
+
+
+async def test_project_guard_settings_round_trip(db: Database) -> None:
+    projects = ProjectStore(db)
+    project = await projects.create("p")
+    assert load_guard_settings(project.guards) == GuardSettings()
+    changed = GuardSettings().updated({"repeat_limit": None, "on_trip": "terminate"})
+    await projects.update(project.id, {"guards": changed.to_json()})
+    stored = load_guard_settings((await projects.by_name("p")).guards)
+    assert stored.repeat_limit is None and stored.on_trip is OnTrip.TERMINATE
+    assert stored.max_retries == GuardSettings().max_retries
 
 
 async def test_revoking_an_agent_revokes_its_keys(db: Database) -> None:

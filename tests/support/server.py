@@ -68,6 +68,13 @@ class RunningTether:
         result: dict[str, Any] = applied.json()
         return result
 
+    def set_guards(self, project: str, **fields: Any) -> dict[str, Any]:
+        """Change a project's guards (None turns one off); in force here at once."""
+        response = self.call("PATCH", f"/projects/{project}/guards", json=fields)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
     def create_agent(self, name: str, project: str) -> str:
         response = self.call("POST", "/agents", json={"name": name, "project": project})
         assert response.status_code == 201, response.text

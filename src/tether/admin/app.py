@@ -9,6 +9,7 @@ from tether.admin import (  # noqa: F401  (routes)
     approvals,
     audit,
     budgets,
+    guards,
     kill,
     policy,
     projects,

@@ -9,7 +9,7 @@ from tether.admin.responses import model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import PauseState, ProjectOut, SessionOut, StateChange
 from tether.admin.sessions import session_out
-from tether.errors import NotFound
+from tether.errors import Conflict, NotFound
 from tether.store.clock import iso_ms
 from tether.store.records import SessionState
 from tether.web.bodies import read_optional_model
@@ -41,6 +41,32 @@ async def kill_session(request: web.Request) -> web.Response:
     killed = await runtime.session_store.get(session_id)
     assert killed is not None
     return model_response(session_out(runtime, killed))
+
+
+@routes.route(
+    "POST",
+    "/sessions/{session_id}/resume",
+    "sessions.resume",
+    "Resume a paused session (a guard's pause); terminated sessions stay terminated",
+    body=StateChange,
+    response=SessionOut,
+)
+async def resume_session(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    session_id = request.match_info["session_id"]
+    session = await runtime.session_store.get(session_id)
+    if session is None:
+        raise NotFound(f"no session {session_id!r}")
+    by, reason = await _change(request)
+    if session.state not in {SessionState.PAUSED, SessionState.ACTIVE}:
+        raise Conflict(
+            f"session {session_id} is {session.state.value}; only a paused session can resume"
+        )
+    if session.state is SessionState.PAUSED:
+        await runtime.sessions.set_state(session_id, SessionState.ACTIVE, by, reason)
+    resumed = await runtime.session_store.get(session_id)
+    assert resumed is not None
+    return model_response(session_out(runtime, resumed))
 
 
 async def _pause_project(request: web.Request, paused: bool) -> web.Response:

@@ -71,6 +71,7 @@ async def update_project(request: web.Request) -> web.Response:
     for required in REQUIRED_SETTINGS & {k for k, v in changes.items() if v is None}:
         raise BadRequest(f"{required} cannot be null")
     await runtime.projects.update(project.id, changes)
+    await runtime.directory.project_changed(project.id)
     return model_response(ProjectOut.of(await runtime.projects.by_name(project.name)))
 
 

@@ -48,10 +48,20 @@ def _approval_body(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _guard_body(payload: dict[str, Any]) -> dict[str, Any]:
+    text = (
+        f":rotating_light: tether: guard `{payload['guard']}` tripped for agent {payload['agent']} "
+        f"(project {payload['project']}) in session `{payload['session']}`: {payload['reason']} "
+        f"— {payload['outcome']}"
+    )
+    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+
+
 def slack_request(
     event: str, payload: dict[str, Any], delivery_id: str
 ) -> tuple[bytes, dict[str, str]]:
-    body = _approval_body(payload) if event == "approval.requested" else _budget_body(payload)
+    renderers = {"approval.requested": _approval_body, "guard.tripped": _guard_body}
+    body = renderers.get(event, _budget_body)(payload)
     return orjson.dumps(body), {
         "Content-Type": "application/json",
         "X-Tether-Delivery": delivery_id,

@@ -14,6 +14,7 @@ from tether.cli import (
     budgets,
     credentials,
     fleet,
+    guards,
     keys,
     policy,
     projects,
@@ -43,6 +44,7 @@ app.add_typer(budgets.app, name="budgets")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(policy.app, name="policy")
 app.add_typer(approvals.app, name="approvals")
+app.add_typer(guards.app, name="guards")
 app.command("spend")(spend.spend)
 app.command("pause")(fleet.pause)
 app.command("resume")(fleet.resume)

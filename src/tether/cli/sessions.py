@@ -38,6 +38,19 @@ def kill(
     print_records(killed, [*COLUMNS, "state_by"], as_json)
 
 
+@app.command("resume")
+@reports_errors
+def resume(
+    ctx: typer.Context,
+    session_id: str,
+    reason: str = typer.Option("", "--reason", "-r", help="Why it may go on (audited)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Resume a session a guard paused."""
+    resumed = client(ctx).call("POST", f"/sessions/{session_id}/resume", {"reason": reason})
+    print_records(resumed, [*COLUMNS, "state_by"], as_json)
+
+
 @app.command("show")
 @reports_errors
 def show(ctx: typer.Context, session_id: str, as_json: bool = JsonOption) -> None:

@@ -52,6 +52,10 @@ class Directory:
         elif change.kind == "admin_token":
             self._admin_tokens = {t.token_hash: t for t in await self._token_store.all()}
 
+    async def project_changed(self, project_id: str) -> None:
+        """This replica changed the project: see it at once, not at the next feed poll."""
+        await self._reload_project(project_id)
+
     def project(self, project_id: str) -> Project | None:
         return self._projects.get(project_id)
 

@@ -41,5 +41,8 @@ class Outcome:
     tool_results: list[ToolResult] = field(default_factory=list)
     detail: str = ""
     upstream_request_id: str | None = None
+    upstream_overloaded: bool = False
+    """Upstream answered 429/5xx or could not be reached: the circuit breaker counts these."""
+    retry_after_seconds: float | None = None
     cost_usd: float | None = None
     price_known: bool = True

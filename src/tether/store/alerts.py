@@ -91,6 +91,11 @@ class AlertStore:
                 await enqueue_deliveries(conn, project_id, "budget.threshold", payload, ts)
         return fired
 
+    async def notify(self, project_id: str, event: str, payload: dict[str, Any]) -> int:
+        """Queue one delivery of a one-off event per webhook of the project."""
+        async with self._db.write() as conn:
+            return await enqueue_deliveries(conn, project_id, event, payload, now_ms())
+
     async def claim_due(self, limit: int = 20) -> list[OutboxItem]:
         """Undelivered items whose time has come, claimed so no other replica sends them."""
         ts = now_ms()

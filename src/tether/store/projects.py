@@ -30,6 +30,7 @@ def _project(row: Any) -> Project:
         deletion_approval=bool(row.deletion_approval),
         unknown_command=row.unknown_command,
         approval_ttl_seconds=row.approval_ttl_seconds,
+        guards=row.guards,
     )
 
 

@@ -55,6 +55,8 @@ class Project:
     """What a shell command tether cannot understand gets: ``deny`` or ``ask`` (approval)."""
     approval_ttl_seconds: int = 3600
     """How long a pending approval waits, and how long an approval may be used."""
+    guards: str = ""
+    """The project's guard thresholds as JSON (``tether.guards.settings``); empty: defaults."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ projects = Table(
     Column("deletion_approval", Boolean, nullable=False, server_default="1"),
     Column("unknown_command", String(16), nullable=False, server_default="deny"),
     Column("approval_ttl_seconds", Integer, nullable=False, server_default="3600"),
+    Column("guards", Text, nullable=False, server_default=""),
 )
 
 agents = Table(

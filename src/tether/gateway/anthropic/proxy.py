@@ -32,6 +32,7 @@ from tether.gateway.anthropic.upstream import (
     response_headers,
 )
 from tether.gateway.credentials import presented_credential
+from tether.guards.fingerprints import body_fingerprint
 from tether.kill.inflight import InflightStreams, StreamHandle
 from tether.pipeline import Action, Decision, Outcome, Pipeline, ToolUse
 from tether.pipeline.action import CostBasis
@@ -47,6 +48,8 @@ BYTES_PER_TOKEN_ESTIMATE = 4
 framing makes real requests lighter than this, so the estimate errs high."""
 SESSION_HEADERS = ("X-Claude-Code-Session-Id", "X-Tether-Session-Id")
 PROVIDER = "anthropic"
+OVERLOADED = frozenset({429, 529})
+MAX_RETRY_AFTER_SECONDS = 600
 
 
 def session_id_from(headers: Any) -> str | None:
@@ -103,6 +106,7 @@ class AnthropicGateway:
                 resource=f"anthropic:model/{parsed.model}",
                 session_id=session_id_from(request.headers),
                 attributes=_attributes(request, parsed),
+                fingerprint=body_fingerprint(body),
                 cost_basis=CostBasis(
                     model=parsed.model,
                     input_tokens_estimate=len(body) // BYTES_PER_TOKEN_ESTIMATE + 1,
@@ -114,6 +118,9 @@ class AnthropicGateway:
         )
         session_headers = {"tether-session-id": decision.session_id} if decision.session_id else {}
         if not decision.allowed:
+            retry_after = decision.evidence.get("retry_after_seconds")
+            if retry_after is not None:
+                session_headers["retry-after"] = str(retry_after)
             return anthropic_error_response(
                 decision.code or "forbidden", decision.reason, session_headers
             )
@@ -168,8 +175,12 @@ class AnthropicGateway:
             )
         except UpstreamFailed as exc:
             outcome.result, outcome.status, outcome.detail = "error", exc.status, exc.message
+            outcome.upstream_overloaded = True
             return anthropic_error_response(exc.code, exc.message, session_headers)
         outcome.status = upstream.status
+        if upstream.status in OVERLOADED or upstream.status >= 500:
+            outcome.upstream_overloaded = True
+            outcome.retry_after_seconds = _retry_after(upstream.headers.get("retry-after"))
         outcome.upstream_request_id = upstream.headers.get("request-id")
         headers = response_headers(upstream.headers, decision.session_id)
         is_stream = upstream.status == 200 and upstream.content_type == "text/event-stream"
@@ -269,6 +280,14 @@ def _attributes(request: web.Request, parsed: MessagesRequest) -> dict[str, Any]
     if retry and retry.isdigit():
         attributes["retry_count"] = int(retry)
     return attributes
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 < seconds <= MAX_RETRY_AFTER_SECONDS else None
 
 
 def _read_message(data: bytes, outcome: Outcome) -> None:

@@ -7,6 +7,7 @@ from tether.kill.switch import KillSwitch
 from tether.pipeline.pipeline import Stage
 from tether.pipeline.stages.approval import RequireApproval
 from tether.pipeline.stages.budget import ReserveBudget
+from tether.pipeline.stages.guards import EnforceGuards
 from tether.pipeline.stages.identify import IdentifyAgent
 from tether.pipeline.stages.kill_switch import EnforceKillSwitch
 from tether.pipeline.stages.policy import EnforcePolicy
@@ -28,6 +29,7 @@ def default_stages(
     budgets: ReserveBudget,
     policies: PolicyBook,
     approvals: ApprovalStore,
+    guards: EnforceGuards,
 ) -> list[Stage]:
     """Settlement runs in the same order: MeterUsage prices the call before ReserveBudget
     charges it."""
@@ -35,6 +37,7 @@ def default_stages(
         IdentifyAgent(directory),
         OpenSession(sessions),
         EnforceKillSwitch(switch),
+        guards,
         EnforcePolicy(policies),
         RequireApproval(approvals),
         MeterUsage(prices, sessions),

@@ -1,0 +1,90 @@
+"""``tether guards``: a project's runaway-loop guards."""
+
+from __future__ import annotations
+
+import typer
+
+from tether.cli.client import CliError
+from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.output import print_records
+
+app = typer.Typer(
+    help="Runaway-loop guards: repeated calls, retries, no progress, circuit breaker.",
+    no_args_is_help=True,
+)
+COLUMNS = [
+    "project",
+    "repeat_limit",
+    "repeat_window_seconds",
+    "max_retries",
+    "stall_calls",
+    "breaker_failures",
+    "breaker_cooldown_seconds",
+    "on_trip",
+]
+OFF_HELP = " 'off' turns it off."
+
+
+def _limit(option: str, value: str | None) -> int | str | None:
+    """An option's value as the API takes it: a number, None for 'off', '' when not given."""
+    if value is None:
+        return ""
+    if value.lower() == "off":
+        return None
+    if not value.isdigit():
+        raise CliError(f"{option} takes a whole number or 'off', not {value!r}")
+    return int(value)
+
+
+@app.command("show")
+@reports_errors
+def show(ctx: typer.Context, project: str, as_json: bool = JsonOption) -> None:
+    """Show PROJECT's guards."""
+    print_records(client(ctx).call("GET", f"/projects/{project}/guards"), COLUMNS, as_json)
+
+
+@app.command("set")
+@reports_errors
+def set_(
+    ctx: typer.Context,
+    project: str,
+    repeat_limit: str | None = typer.Option(
+        None, "--repeat-limit", help="The same call at most N times per window." + OFF_HELP
+    ),
+    repeat_window: int | None = typer.Option(
+        None, "--repeat-window", help="The repeat window, in seconds."
+    ),
+    max_retries: str | None = typer.Option(
+        None, "--max-retries", help="Retries of a request, failed calls in a row." + OFF_HELP
+    ),
+    stall_calls: str | None = typer.Option(
+        None, "--stall-calls", help="Model calls in a row asking for nothing new." + OFF_HELP
+    ),
+    breaker_failures: str | None = typer.Option(
+        None, "--breaker-failures", help="Upstream 429/5xx in a row before failing fast." + OFF_HELP
+    ),
+    breaker_cooldown: int | None = typer.Option(
+        None, "--breaker-cooldown", help="Seconds to fail fast when upstream gave no retry-after."
+    ),
+    on_trip: str | None = typer.Option(
+        None, "--on-trip", help="Beyond refusing the call: deny, pause or terminate the session."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Change PROJECT's guards; options not given keep their values."""
+    limits = {
+        "repeat_limit": _limit("--repeat-limit", repeat_limit),
+        "max_retries": _limit("--max-retries", max_retries),
+        "stall_calls": _limit("--stall-calls", stall_calls),
+        "breaker_failures": _limit("--breaker-failures", breaker_failures),
+    }
+    others = {
+        "repeat_window_seconds": repeat_window,
+        "breaker_cooldown_seconds": breaker_cooldown,
+        "on_trip": on_trip,
+    }
+    body = {k: v for k, v in limits.items() if v != ""} | {
+        k: v for k, v in others.items() if v is not None
+    }
+    out = client(ctx).call("PATCH", f"/projects/{project}/guards", body)
+    print_records(out, COLUMNS, as_json)

@@ -1,0 +1,252 @@
+"""Runaway-loop guards through the real front doors: the anthropic SDK on the gateway, the
+Claude Code hook, the admin API and the CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import anthropic
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from tests.support.fake_upstream import RunningFake
+from tests.support.receiver import Receiver
+from tests.support.server import RunningTether
+from tether.cli.main import app
+from tether.fakes.anthropic import FakeReply
+
+MODEL = "claude-sonnet-5"
+QUIET = {"repeat_limit": None, "max_retries": None, "stall_calls": None, "breaker_failures": None}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    running = Receiver().start()
+    yield running
+    running.stop()
+
+
+def client(tether: RunningTether, key: str, session: str, retries: int = 0) -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        api_key=key,
+        base_url=tether.url,
+        max_retries=retries,
+        default_headers={"X-Claude-Code-Session-Id": session},
+    )
+
+
+def ask(sdk: anthropic.Anthropic, text: str = "run the tests") -> anthropic.types.Message:
+    return sdk.messages.create(
+        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": text}]
+    )
+
+
+def refusal(call) -> anthropic.APIStatusError:  # type: ignore[no-untyped-def]
+    with pytest.raises(anthropic.APIStatusError) as refused:
+        call()
+    return refused.value
+
+
+def session_state(tether: RunningTether, session: str) -> str:
+    state: str = tether.call("GET", f"/sessions/{session}").json()["state"]
+    return state
+
+
+def test_the_same_call_more_than_the_limit_is_refused_and_other_sessions_go_on(
+    gateway: RunningTether,
+) -> None:
+    key = gateway.create_agent("looper", "p")
+    gateway.set_guards("p", **{**QUIET, "repeat_limit": 3})
+    sdk = client(gateway, key, "loop-1")
+    for _ in range(3):
+        ask(sdk)
+    error = refusal(lambda: ask(sdk))
+    assert error.status_code == 403
+    assert error.body["error"]["code"] == "repeated_call"
+    assert "more than 3 times in 300 s" in error.body["error"]["message"]
+    ask(sdk, "something else")
+    ask(client(gateway, key, "loop-2"))
+    events = gateway.call("GET", "/audit", params={"session": "loop-1"}).json()
+    denied = [e for e in events if e["result"] == "deny" and e["action"] == "model:messages"]
+    assert [e["code"] for e in denied] == ["repeated_call"]
+    trips = [e for e in events if e["action"] == "guard:repeated_call"]
+    assert len(trips) == 1 and trips[0]["agent"] == "looper"
+    assert "the call was refused" in trips[0]["reason"]
+
+
+def test_a_model_asking_for_the_same_tool_call_again_terminates_the_session(
+    gateway: RunningTether, upstream: RunningFake, receiver: Receiver
+) -> None:
+    key = gateway.create_agent("claude-deploy-01", "p")
+    gateway.call("POST", "/projects/p/webhooks", json={"kind": "slack", "url": receiver.url})
+    gateway.set_guards("p", **{**QUIET, "repeat_limit": 2, "on_trip": "terminate"})
+    upstream.fake.default = FakeReply(kind="tool_use", tool_input={"command": "make deploy"})
+    sdk = client(gateway, key, "tool-loop")
+    for turn in range(3):
+        assert ask(sdk, f"turn {turn}").stop_reason == "tool_use"
+    deadline = time.monotonic() + 5
+    while session_state(gateway, "tool-loop") != "terminated":
+        assert time.monotonic() < deadline, "the session was not terminated"
+        time.sleep(0.05)
+    session = gateway.call("GET", "/sessions/tool-loop").json()
+    assert session["state_by"] == "guard:repeated_tool_call"
+    events = gateway.call("GET", "/audit", params={"session": "tool-loop"}).json()
+    assert [e["result"] for e in events if e["action"] == "guard:repeated_tool_call"] == [
+        "terminate"
+    ]
+    error = refusal(lambda: ask(sdk, "turn 4"))
+    assert error.status_code == 403 and error.body["error"]["code"] == "session_terminated"
+    deadline = time.monotonic() + 10
+    while not receiver.deliveries:
+        assert time.monotonic() < deadline, "no guard alert delivered"
+        time.sleep(0.05)
+    text = json.loads(receiver.deliveries[0].body)["text"]
+    assert "repeated_tool_call" in text and "tool-loop" in text and "terminated" in text
+    ask(client(gateway, key, "another-session"), "fresh work")
+
+
+def test_retries_beyond_the_limit_are_refused_before_reaching_upstream(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    key = gateway.create_agent("retrier", "p")
+    gateway.set_guards("p", **{**QUIET, "max_retries": 2})
+    for _ in range(10):
+        upstream.fake.enqueue(FakeReply(kind="error", status=529, error_type="overloaded_error"))
+    sdk = client(gateway, key, "retry-storm", retries=6)
+    before = len(upstream.fake.received)
+    error = refusal(lambda: ask(sdk))
+    assert error.status_code == 403 and error.body["error"]["code"] == "retry_limit"
+    assert "retried 3 times; the project allows 2" in error.body["error"]["message"]
+    assert len(upstream.fake.received) - before == 3
+
+
+def test_a_session_whose_calls_keep_failing_is_stopped(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    key = gateway.create_agent("failer", "p")
+    gateway.set_guards("p", **{**QUIET, "max_retries": 3})
+    upstream.fake.default = FakeReply(kind="error", status=400, error_type="invalid_request_error")
+    sdk = client(gateway, key, "failing")
+    for turn in range(4):
+        assert refusal(lambda: ask(sdk, f"attempt {turn}")).status_code == 400  # noqa: B023
+    time.sleep(0.3)
+    error = refusal(lambda: ask(sdk, "attempt 5"))
+    assert error.status_code == 403 and error.body["error"]["code"] == "retry_limit"
+    assert "last 4 calls failed" in error.body["error"]["message"]
+
+
+def test_the_circuit_breaker_fails_fast_then_lets_a_probe_through(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    key = gateway.create_agent("busy", "p")
+    gateway.set_guards("p", **{**QUIET, "breaker_failures": 3, "breaker_cooldown_seconds": 1})
+    for _ in range(3):
+        upstream.fake.enqueue(FakeReply(kind="error", status=429, error_type="rate_limit_error"))
+    for n in range(3):
+        assert refusal(lambda: ask(client(gateway, key, f"s{n}"))).status_code == 429  # noqa: B023
+    time.sleep(0.3)
+    reached = len(upstream.fake.received)
+    fast = httpx.post(
+        f"{gateway.url}/v1/messages",
+        json={"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+    )
+    assert fast.status_code == 429
+    assert fast.json()["error"]["code"] == "upstream_circuit_open"
+    assert fast.json()["error"]["type"] == "rate_limit_error"
+    assert 1 <= int(fast.headers["retry-after"]) <= 1
+    assert len(upstream.fake.received) == reached
+    time.sleep(1.1)
+    assert ask(client(gateway, key, "probe")).stop_reason == "end_turn"
+    assert ask(client(gateway, key, "after")).stop_reason == "end_turn"
+
+
+def test_a_model_that_asks_for_nothing_new_is_stopped_for_no_progress(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    key = gateway.create_agent("staller", "p")
+    gateway.set_guards("p", **{**QUIET, "stall_calls": 3})
+    upstream.fake.default = FakeReply(kind="tool_use", tool_input={"command": "cat log.txt"})
+    sdk = client(gateway, key, "stalled")
+    for turn in range(4):
+        ask(sdk, f"turn {turn}")
+    time.sleep(0.3)
+    error = refusal(lambda: ask(sdk, "turn 5"))
+    assert error.status_code == 403 and error.body["error"]["code"] == "no_progress"
+    assert "last 3 answers" in error.body["error"]["message"]
+
+
+def test_a_hook_repeating_one_bash_command_is_denied_and_a_paused_session_resumes(
+    gateway: RunningTether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = gateway.create_agent("claude-code", "p")
+    gateway.set_guards("p", **{**QUIET, "repeat_limit": 2, "on_trip": "pause"})
+
+    def hook(command: str) -> dict:
+        payload = {
+            "session_id": "hooked",
+            "transcript_path": "/tmp/t.jsonl",
+            "cwd": "/work",
+            "permission_mode": "default",
+            "hook_event_name": "PreToolUse",
+            "tool_name": "Bash",
+            "tool_input": {"command": command},
+            "tool_use_id": "toolu_1",
+        }
+        answer = httpx.post(
+            f"{gateway.url}/hooks/claude-code",
+            json=payload,
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert answer.status_code == 200, answer.text
+        output: dict = answer.json()["hookSpecificOutput"]
+        return output
+
+    assert hook("git status")["permissionDecision"] == "allow"
+    assert hook("git status")["permissionDecision"] == "allow"
+    third = hook("git status")
+    assert third["permissionDecision"] == "deny"
+    assert "more than 2 times" in third["permissionDecisionReason"]
+    assert session_state(gateway, "hooked") == "paused"
+    assert hook("ls")["permissionDecision"] == "deny"
+
+    monkeypatch.setenv("TETHER_URL", gateway.url)
+    monkeypatch.setenv("TETHER_ADMIN_TOKEN", gateway.admin_token)
+    resumed = CliRunner().invoke(app, ["sessions", "resume", "hooked", "-r", "looked at it"])
+    assert resumed.exit_code == 0, resumed.output
+    assert session_state(gateway, "hooked") == "active"
+    assert hook("ls")["permissionDecision"] == "allow"
+
+
+def test_guards_are_shown_and_changed_with_clear_errors(
+    gateway: RunningTether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown = gateway.call("GET", "/projects/p/guards").json()
+    assert shown["repeat_limit"] == 20 and shown["on_trip"] == "deny"
+    bad = gateway.call("PATCH", "/projects/p/guards", json={"repeat_limit": 0})
+    assert bad.status_code == 400 and "repeat_limit" in bad.text
+    bad = gateway.call("PATCH", "/projects/p/guards", json={"on_trip": None})
+    assert bad.status_code == 400 and "on_trip cannot be null" in bad.text
+    bad = gateway.call("PATCH", "/projects/p/guards", json={"on_trip": "explode"})
+    assert bad.status_code == 400 and "on_trip" in bad.text
+    bad = gateway.call("PATCH", "/projects/p/guards", json={"repeat_limt": 3})
+    assert bad.status_code == 400 and "repeat_limt" in bad.text
+    assert (
+        gateway.call("PATCH", "/projects/nope/guards", json={"max_retries": 1}).status_code == 404
+    )
+
+    monkeypatch.setenv("TETHER_URL", gateway.url)
+    monkeypatch.setenv("TETHER_ADMIN_TOKEN", gateway.admin_token)
+    runner = CliRunner()
+    changed = runner.invoke(
+        app, ["guards", "set", "p", "--repeat-limit", "off", "--on-trip", "pause", "--json"]
+    )
+    assert changed.exit_code == 0, changed.output
+    assert json.loads(changed.output)["repeat_limit"] is None
+    table = runner.invoke(app, ["guards", "show", "p"])
+    assert table.exit_code == 0 and "pause" in table.output
+    wrong = runner.invoke(app, ["guards", "set", "p", "--max-retries", "lots"])
+    assert wrong.exit_code != 0 and "whole number or 'off'" in wrong.output
