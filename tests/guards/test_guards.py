@@ -38,10 +38,14 @@ def client(tether: RunningTether, key: str, session: str, retries: int = 0) -> a
     )
 
 
-def ask(sdk: anthropic.Anthropic, text: str = "run the tests") -> anthropic.types.Message:
-    return sdk.messages.create(
-        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": text}]
-    )
+def ask(
+    sdk: anthropic.Anthropic, text: str = "run the tests", stream: bool = False
+) -> anthropic.types.Message:
+    messages: list[anthropic.types.MessageParam] = [{"role": "user", "content": text}]
+    if stream:
+        with sdk.messages.stream(model=MODEL, max_tokens=100, messages=messages) as streamed:
+            return streamed.get_final_message()
+    return sdk.messages.create(model=MODEL, max_tokens=100, messages=messages)
 
 
 def refusal(call) -> anthropic.APIStatusError:  # type: ignore[no-untyped-def]
@@ -77,8 +81,9 @@ def test_the_same_call_more_than_the_limit_is_refused_and_other_sessions_go_on(
     assert "the call was refused" in trips[0]["reason"]
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_a_model_asking_for_the_same_tool_call_again_terminates_the_session(
-    gateway: RunningTether, upstream: RunningFake, receiver: Receiver
+    gateway: RunningTether, upstream: RunningFake, receiver: Receiver, stream: bool
 ) -> None:
     key = gateway.create_agent("claude-deploy-01", "p")
     gateway.call("POST", "/projects/p/webhooks", json={"kind": "slack", "url": receiver.url})
@@ -86,7 +91,7 @@ def test_a_model_asking_for_the_same_tool_call_again_terminates_the_session(
     upstream.fake.default = FakeReply(kind="tool_use", tool_input={"command": "make deploy"})
     sdk = client(gateway, key, "tool-loop")
     for turn in range(3):
-        assert ask(sdk, f"turn {turn}").stop_reason == "tool_use"
+        assert ask(sdk, f"turn {turn}", stream).stop_reason == "tool_use"
     deadline = time.monotonic() + 5
     while session_state(gateway, "tool-loop") != "terminated":
         assert time.monotonic() < deadline, "the session was not terminated"
@@ -97,8 +102,10 @@ def test_a_model_asking_for_the_same_tool_call_again_terminates_the_session(
     assert [e["result"] for e in events if e["action"] == "guard:repeated_tool_call"] == [
         "terminate"
     ]
-    error = refusal(lambda: ask(sdk, "turn 4"))
+    error = refusal(lambda: ask(sdk, "turn 4", stream))
     assert error.status_code == 403 and error.body["error"]["code"] == "session_terminated"
+    revived = gateway.call("POST", "/sessions/tool-loop/resume", json={"reason": "try"})
+    assert revived.status_code == 409 and "terminated" in revived.text
     deadline = time.monotonic() + 10
     while not receiver.deliveries:
         assert time.monotonic() < deadline, "no guard alert delivered"
@@ -232,6 +239,8 @@ def test_guards_are_shown_and_changed_with_clear_errors(
     assert bad.status_code == 400 and "on_trip cannot be null" in bad.text
     bad = gateway.call("PATCH", "/projects/p/guards", json={"on_trip": "explode"})
     assert bad.status_code == 400 and "on_trip" in bad.text
+    empty = gateway.call("PATCH", "/projects/p/guards", json={})
+    assert empty.status_code == 400 and "nothing to change" in empty.text
     bad = gateway.call("PATCH", "/projects/p/guards", json={"repeat_limt": 3})
     assert bad.status_code == 400 and "repeat_limt" in bad.text
     assert (

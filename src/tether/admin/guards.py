@@ -6,13 +6,13 @@ from aiohttp import web
 
 from tether.admin.appkeys import runtime_of
 from tether.admin.guard_schemas import GuardsOut, GuardsUpdate
+from tether.admin.patches import changes_in
 from tether.admin.responses import model_response
 from tether.admin.routing import routes
-from tether.errors import BadRequest
 from tether.guards.settings import load_guard_settings
 from tether.web.bodies import read_model
 
-ALWAYS_SET = frozenset({"repeat_window_seconds", "breaker_cooldown_seconds", "on_trip"})
+NOT_NULL = frozenset({"repeat_window_seconds", "breaker_cooldown_seconds", "on_trip"})
 
 
 @routes.route(
@@ -39,11 +39,7 @@ async def update_guards(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     project = await runtime.projects.by_name(request.match_info["project"])
     payload = await read_model(request, GuardsUpdate, runtime.settings.max_body_bytes)
-    changes = payload.model_dump(exclude_unset=True)
-    if not changes:
-        raise BadRequest(f"nothing to change: send any of {', '.join(GuardsUpdate.model_fields)}")
-    for name in sorted(ALWAYS_SET & {k for k, v in changes.items() if v is None}):
-        raise BadRequest(f"{name} cannot be null")
+    changes = changes_in(payload, NOT_NULL)
     settings = load_guard_settings(project.guards).updated(changes)
     await runtime.projects.update(project.id, {"guards": settings.to_json()})
     await runtime.directory.project_changed(project.id)

@@ -8,8 +8,8 @@ from tether.admin.appkeys import caller_of, runtime_of
 from tether.admin.responses import model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import PauseState, ProjectOut, SessionOut, StateChange
-from tether.admin.sessions import session_out
-from tether.errors import Conflict, NotFound
+from tether.admin.sessions import session_in_path, session_out
+from tether.errors import Conflict
 from tether.store.clock import iso_ms
 from tether.store.records import SessionState
 from tether.web.bodies import read_optional_model
@@ -30,17 +30,7 @@ async def _change(request: web.Request) -> tuple[str, str]:
     response=SessionOut,
 )
 async def kill_session(request: web.Request) -> web.Response:
-    runtime = runtime_of(request)
-    session_id = request.match_info["session_id"]
-    session = await runtime.session_store.get(session_id)
-    if session is None:
-        raise NotFound(f"no session {session_id!r}")
-    by, reason = await _change(request)
-    if session.state is not SessionState.TERMINATED:
-        await runtime.sessions.set_state(session_id, SessionState.TERMINATED, by, reason)
-    killed = await runtime.session_store.get(session_id)
-    assert killed is not None
-    return model_response(session_out(runtime, killed))
+    return await _session_to(request, SessionState.TERMINATED, set(SessionState))
 
 
 @routes.route(
@@ -52,21 +42,25 @@ async def kill_session(request: web.Request) -> web.Response:
     response=SessionOut,
 )
 async def resume_session(request: web.Request) -> web.Response:
+    return await _session_to(request, SessionState.ACTIVE, {SessionState.PAUSED})
+
+
+async def _session_to(
+    request: web.Request, target: SessionState, allowed_from: set[SessionState]
+) -> web.Response:
+    """Idempotent: a session already in ``target`` is answered as it is."""
     runtime = runtime_of(request)
-    session_id = request.match_info["session_id"]
-    session = await runtime.session_store.get(session_id)
-    if session is None:
-        raise NotFound(f"no session {session_id!r}")
+    session = await session_in_path(runtime, request)
     by, reason = await _change(request)
-    if session.state not in {SessionState.PAUSED, SessionState.ACTIVE}:
-        raise Conflict(
-            f"session {session_id} is {session.state.value}; only a paused session can resume"
-        )
-    if session.state is SessionState.PAUSED:
-        await runtime.sessions.set_state(session_id, SessionState.ACTIVE, by, reason)
-    resumed = await runtime.session_store.get(session_id)
-    assert resumed is not None
-    return model_response(session_out(runtime, resumed))
+    if session.state is not target:
+        if session.state not in allowed_from:
+            raise Conflict(
+                f"session {session.id} is {session.state.value}; it cannot become {target.value}"
+            )
+        await runtime.sessions.set_state(session.id, target, by, reason)
+    changed = await runtime.session_store.get(session.id)
+    assert changed is not None
+    return model_response(session_out(runtime, changed))
 
 
 async def _pause_project(request: web.Request, paused: bool) -> web.Response:

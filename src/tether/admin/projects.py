@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from tether.admin.appkeys import runtime_of
+from tether.admin.patches import changes_in
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import (
@@ -62,14 +63,7 @@ async def update_project(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     project = await runtime.projects.by_name(request.match_info["project"])
     payload = await read_model(request, ProjectUpdate, runtime.settings.max_body_bytes)
-    changes = payload.model_dump(exclude_unset=True)
-    if not changes:
-        raise BadRequest(
-            "nothing to change: send upstream_base_url, timezone, deletion_approval, "
-            "unknown_command or approval_ttl_seconds"
-        )
-    for required in REQUIRED_SETTINGS & {k for k, v in changes.items() if v is None}:
-        raise BadRequest(f"{required} cannot be null")
+    changes = changes_in(payload, REQUIRED_SETTINGS)
     await runtime.projects.update(project.id, changes)
     await runtime.directory.project_changed(project.id)
     return model_response(ProjectOut.of(await runtime.projects.by_name(project.name)))

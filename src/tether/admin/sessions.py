@@ -48,8 +48,14 @@ async def list_sessions(request: web.Request) -> web.Response:
 )
 async def show_session(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
+    session = await session_in_path(runtime, request)
+    return model_response(session_out(runtime, session))
+
+
+async def session_in_path(runtime: Runtime, request: web.Request) -> SessionRecord:
+    """The session named by the path's ``{session_id}``; 404 when there is none."""
     session_id = request.match_info["session_id"]
     session = await runtime.session_store.get(session_id)
     if session is None:
         raise NotFound(f"no session {session_id!r}")
-    return model_response(session_out(runtime, session))
+    return session
