@@ -44,3 +44,49 @@ def postgres_database(port: int = PG_PORT) -> Iterator[str]:
 
 def sqlite_url(directory: str) -> str:
     return f"sqlite+aiosqlite:///{directory}/tether.db"
+
+
+def run_sql(database_url: str, statement: str) -> None:
+    """Run raw SQL on the database behind a tether, as someone with database access would
+    (to show that tampering is detected)."""
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(database_url.split(":///", 1)[1])
+        try:
+            conn.execute(statement)
+            conn.commit()
+        finally:
+            conn.close()
+        return
+
+    async def run() -> None:
+        conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def fetch_sql(database_url: str, statement: str) -> list[dict]:
+    """Rows of a raw SQL query, as dicts by column name."""
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(database_url.split(":///", 1)[1])
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(row) for row in conn.execute(statement)]
+        finally:
+            conn.close()
+
+    async def run() -> list[dict]:
+        conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            return [dict(row) for row in await conn.fetch(statement)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())

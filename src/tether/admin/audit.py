@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import orjson
 from aiohttp import web
 
 from tether.admin.appkeys import runtime_of
 from tether.admin.filters import scope_from_query
-from tether.admin.responses import model_list_response
+from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
-from tether.admin.schemas import AuditEventOut
+from tether.admin.schemas import AuditEventOut, ChainBreakOut, ChainReportOut
 from tether.errors import BadRequest
 from tether.store.clock import iso_ms
 
 MAX_LIMIT = 10_000
+EXPORT_PAGE = 5000
+STORED = orjson.OPT_NON_STR_KEYS  # column names arrive as SQLAlchemy's str subclass
 
 
 def _time_ms(name: str, value: str | None) -> int | None:
@@ -30,6 +33,14 @@ def _time_ms(name: str, value: str | None) -> int | None:
     if moment.tzinfo is None:
         raise BadRequest(f"{name}={value!r} has no time zone; add Z or an offset")
     return int(moment.timestamp() * 1000)
+
+
+def _seq(name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise BadRequest(f"{name} must be an event number (0 or more), not {value!r}")
+    return int(value)
 
 
 def _limit(value: str | None) -> int:
@@ -59,6 +70,7 @@ async def query_audit(request: web.Request) -> web.Response:
         since_ms=_time_ms("since", query.get("since")),
         until_ms=_time_ms("until", query.get("until")),
         action_prefix=query.get("action"),
+        after_seq=_seq("after_seq", query.get("after_seq")),
         limit=_limit(query.get("limit")),
     )
     events = [
@@ -76,7 +88,58 @@ async def query_audit(request: web.Request) -> web.Response:
             code=row["code"],
             reason=row["reason"],
             attributes=json.loads(row["attributes"]),
+            seq=row["seq"],
+            hash=row["hash"],
         )
         for row in rows
     ]
     return model_list_response(events)
+
+
+@routes.route(
+    "GET",
+    "/audit/verify",
+    "audit.verify",
+    "Walk the audit hash chain; report the first changed, missing or re-ordered event",
+    response=ChainReportOut,
+)
+async def verify_audit(request: web.Request) -> web.Response:
+    report = await runtime_of(request).audit_store.verify()
+    broken = report.first_break
+    return model_response(
+        ChainReportOut(
+            intact=report.intact,
+            checked=report.checked,
+            head_seq=report.head.seq,
+            head_hash=report.head.hash,
+            first_break=ChainBreakOut(
+                seq=broken.seq, event_id=broken.event_id, problem=broken.problem
+            )
+            if broken
+            else None,
+        )
+    )
+
+
+@routes.route(
+    "GET",
+    "/audit/export",
+    "audit.export",
+    "The audit trail as stored, one JSON event per line in chain order (for your own "
+    "storage; verifiable offline with `tether audit verify --file`)",
+)
+async def export_audit(request: web.Request) -> web.StreamResponse:
+    runtime = runtime_of(request)
+    after = _seq("after_seq", request.query.get("after_seq")) or 0
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    head = await runtime.audit_store.chain_head()
+    while after < head.seq:
+        rows = await runtime.audit_store.query(after_seq=after, limit=EXPORT_PAGE)
+        rows = [row for row in rows if row["seq"] <= head.seq]
+        if not rows:
+            break
+        await response.write(b"".join(orjson.dumps(row, option=STORED) + b"\n" for row in rows))
+        after = rows[-1]["seq"]
+    await response.write_eof()
+    return response

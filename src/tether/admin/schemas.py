@@ -280,6 +280,22 @@ class AuditEventOut(BaseModel):
     code: str | None
     reason: str
     attributes: dict[str, Any]
+    seq: int | None
+    hash: str | None
+
+
+class ChainBreakOut(BaseModel):
+    seq: int
+    event_id: str
+    problem: str
+
+
+class ChainReportOut(BaseModel):
+    intact: bool
+    checked: int
+    head_seq: int
+    head_hash: str
+    first_break: ChainBreakOut | None
 
 
 class BudgetPut(Strict):

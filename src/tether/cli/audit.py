@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import orjson
 import typer
 
+from tether.audit.chain import walk_export
+from tether.cli.audit_timeline import print_timeline
+from tether.cli.client import CliError
 from tether.cli.context import AgentFilter, JsonOption, ProjectFilter, client, reports_errors
-from tether.cli.output import print_records
+from tether.cli.output import print_json, print_records
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
-COLUMNS = ["ts", "actor", "session_id", "action", "resource", "result", "code", "reason"]
+REPLAY_PAGE = 1000
+ExportFileOption = typer.Option(
+    None, "--file", "-f", help="Check an export offline instead of the live trail."
+)
+ExportOutOption = typer.Option(..., "--out", "-o", help="The file to write (JSON lines).")
+COLUMNS = ["seq", "ts", "actor", "session_id", "action", "resource", "result", "code", "reason"]
 
 
 @app.command("query")
@@ -24,7 +37,7 @@ def query(
     limit: int = typer.Option(500, "--limit"),
     as_json: bool = JsonOption,
 ) -> None:
-    """Events in time order, filtered by agent, session, project and time window."""
+    """Events in the order they were written, filtered by agent, session, project and time."""
     params = {
         "agent": agent,
         "session": session,
@@ -35,3 +48,128 @@ def query(
         "limit": str(limit),
     }
     print_records(client(ctx).call("GET", "/audit", params=params), COLUMNS, as_json, "audit")
+
+
+@app.command("verify")
+@reports_errors
+def verify(
+    ctx: typer.Context,
+    file: Path | None = ExportFileOption,
+    expect: str | None = typer.Option(
+        None, "--expect", help="SEQ:HASH noted from an export: the trail must still hold it."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Walk the hash chain; exit 1 at the first changed, missing or re-ordered event."""
+    anchor = _anchor(expect) if expect is not None else None
+    if file is not None:
+        with file.open("rb") as lines:
+            report = walk_export(lines)
+        out: dict[str, Any] = {
+            "intact": report.intact,
+            "checked": report.checked,
+            "head_seq": report.head.seq,
+            "head_hash": report.head.hash,
+            "first_break": asdict(report.first_break) if report.first_break else None,
+        }
+    else:
+        out = client(ctx).call("GET", "/audit/verify")
+    if anchor is not None and out["intact"]:
+        out["first_break"] = _anchor_problem(ctx, anchor, file)
+        out["intact"] = out["first_break"] is None
+    if as_json:
+        print_json(out)
+    elif out["intact"]:
+        print(
+            f"intact: {out['checked']} events checked; head #{out['head_seq']} {out['head_hash']}"
+        )
+    else:
+        broken = out["first_break"]
+        print(f"BROKEN at event #{broken['seq']} {broken['event_id']}: {broken['problem']}")
+    if not out["intact"]:
+        raise typer.Exit(1)
+
+
+def _anchor(expect: str) -> tuple[int, str]:
+    seq_text, _, expected_hash = expect.partition(":")
+    if not seq_text.isdigit() or len(expected_hash) != 64:
+        raise CliError(
+            f"--expect takes SEQ:HASH (a number, a colon, 64 hex digits), not {expect!r}"
+        )
+    return int(seq_text), expected_hash
+
+
+def _anchor_problem(
+    ctx: typer.Context, anchor: tuple[int, str], file: Path | None
+) -> dict[str, Any] | None:
+    """Whether the trail still holds event SEQ with hash HASH (a head noted earlier)."""
+    seq, expected_hash = anchor
+    found: dict[str, Any] | None = None
+    if file is not None:
+        with file.open("rb") as lines:
+            found = next((e for e in map(orjson.loads, lines) if e.get("seq") == seq), None)
+    else:
+        page = client(ctx).call("GET", "/audit", params={"after_seq": str(seq - 1), "limit": "1"})
+        found = page[0] if page and page[0].get("seq") == seq else None
+    if found is None:
+        return {"seq": seq, "event_id": "", "problem": f"event #{seq} is no longer in the trail"}
+    if found.get("hash") != expected_hash:
+        return {
+            "seq": seq,
+            "event_id": found.get("id", ""),
+            "problem": f"event #{seq} no longer has the hash noted earlier: it was rewritten",
+        }
+    return None
+
+
+@app.command("export")
+@reports_errors
+def export(
+    ctx: typer.Context,
+    out: Path = ExportOutOption,
+    after_seq: int = typer.Option(0, "--after-seq", help="Only events after this number."),
+) -> None:
+    """Copy the trail, as stored and hash-chained, to a file you own."""
+    count, last = 0, None
+    with out.open("wb") as sink:
+        for line in client(ctx).lines("/audit/export", {"after_seq": str(after_seq)}):
+            sink.write(line + b"\n")
+            count += 1
+            last = line
+    if last is None:
+        print(f"no events after #{after_seq}; {out} is empty")
+        return
+    head = orjson.loads(last)
+    print(
+        f"exported {count} events to {out}, up to #{head['seq']}\n"
+        f"note this anchor to prove later that nothing before it changed: "
+        f"--expect {head['seq']}:{head['hash']}"
+    )
+
+
+@app.command("replay")
+@reports_errors
+def replay(
+    ctx: typer.Context,
+    session: str,
+    as_json: bool = JsonOption,
+) -> None:
+    """A session as a timeline: every decision, call, tool use and result, in order."""
+    events: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = client(ctx).call(
+            "GET",
+            "/audit",
+            params={"session": session, "after_seq": str(after), "limit": str(REPLAY_PAGE)},
+        )
+        events += page
+        if len(page) < REPLAY_PAGE:
+            break
+        after = page[-1]["seq"]
+    if not events:
+        raise CliError(f"no audit events for session {session!r}")
+    if as_json:
+        print_json(events)
+        return
+    print_timeline(session, events)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,13 +71,42 @@ class AdminClient:
         except ValueError:
             raise CliError(f"tether answered {response.status_code} with a non-JSON body") from None
         if response.is_error:
-            error = payload.get("error", {}) if isinstance(payload, dict) else {}
-            message = error.get("message", response.reason_phrase)
-            code = error.get("code", "error")
-            details = "".join(
-                f"\n  line {d.get('line')}, column {d.get('column')}: {d.get('message')}"
-                for d in error.get("details") or []
-                if isinstance(d, dict)
-            )
-            raise CliError(f"{message} [{code}, HTTP {response.status_code}]{details}")
+            raise _api_error(response, payload)
         return payload
+
+    def lines(self, path: str, params: dict[str, str | None] | None = None) -> Iterator[bytes]:
+        """A streamed answer (NDJSON), line by line."""
+        if not self.token:
+            raise CliError("no admin token: set TETHER_ADMIN_TOKEN or pass --token")
+        try:
+            with httpx.stream(
+                "GET",
+                f"{self.url}/admin/v1{path}",
+                params={k: v for k, v in (params or {}).items() if v is not None},
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=self.timeout,
+            ) as response:
+                if response.is_error:
+                    response.read()
+                    try:
+                        payload = response.json()
+                    except ValueError:
+                        payload = {}
+                    raise _api_error(response, payload)
+                for line in response.iter_lines():
+                    if line:
+                        yield line.encode()
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot reach tether at {self.url}: {exc}", EXIT_UNREACHABLE) from None
+
+
+def _api_error(response: httpx.Response, payload: Any) -> CliError:
+    error = payload.get("error", {}) if isinstance(payload, dict) else {}
+    message = error.get("message", response.reason_phrase)
+    code = error.get("code", "error")
+    details = "".join(
+        f"\n  line {d.get('line')}, column {d.get('column')}: {d.get('message')}"
+        for d in error.get("details") or []
+        if isinstance(d, dict)
+    )
+    return CliError(f"{message} [{code}, HTTP {response.status_code}]{details}")

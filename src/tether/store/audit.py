@@ -1,4 +1,5 @@
-"""The audit table, read side: time-ordered queries (writes go through ``audit_appender``)."""
+"""The audit table, read side: queries in chain order, and walking the hash chain
+(writes go through ``audit_appender``)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from tether.audit.chain import ChainHead, ChainReport, ChainWalker
 from tether.store.database import Database
-from tether.store.schema import audit_events
+from tether.store.schema import audit_chain, audit_events
 
 __all__ = ["AuditStore"]
+
+VERIFY_PAGE = 5000
 
 
 class AuditStore:
@@ -25,9 +29,13 @@ class AuditStore:
         since_ms: int | None = None,
         until_ms: int | None = None,
         action_prefix: str | None = None,
+        after_seq: int | None = None,
         limit: int = 500,
     ) -> list[dict[str, Any]]:
-        query = select(audit_events).order_by(audit_events.c.ts, audit_events.c.id).limit(limit)
+        """Events in the order they were written (chain order); ``after_seq`` pages on."""
+        query = select(audit_events).order_by(audit_events.c.seq).limit(limit)
+        if after_seq is not None:
+            query = query.where(audit_events.c.seq > after_seq)
         if agent_id:
             query = query.where(audit_events.c.agent_id == agent_id)
         if session_id:
@@ -42,3 +50,31 @@ class AuditStore:
             query = query.where(audit_events.c.action.startswith(action_prefix, autoescape=True))
         async with self._db.read() as conn:
             return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def chain_head(self) -> ChainHead:
+        async with self._db.read() as conn:
+            row = (await conn.execute(select(audit_chain.c.seq, audit_chain.c.hash))).one()
+        return ChainHead(row.seq, row.hash)
+
+    async def verify(self) -> ChainReport:
+        """Walk the whole chain up to the head as it was when the walk began."""
+        head = await self.chain_head()
+        walker = ChainWalker()
+        after = 0
+        while after < head.seq:
+            query = (
+                select(audit_events)
+                .where(audit_events.c.seq > after, audit_events.c.seq <= head.seq)
+                .order_by(audit_events.c.seq)
+                .limit(VERIFY_PAGE)
+            )
+            async with self._db.read() as conn:
+                rows = [dict(r._mapping) for r in await conn.execute(query)]
+            if not rows:
+                break
+            for row in rows:
+                if not walker.feed(row):
+                    return walker.report()
+            after = rows[-1]["seq"]
+        walker.expect_head(head)
+        return walker.report()

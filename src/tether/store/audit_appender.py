@@ -1,5 +1,9 @@
 """The audit trail's write path: one batch, one transaction, no ORM in between.
 
+Each batch is linked onto the hash chain (``tether.audit.chain``) under the chain head's
+lock (SQLite's single writer; ``SELECT … FOR UPDATE`` on PostgreSQL), so replicas append
+one after another and every event has exactly one place in the chain.
+
 Measured on the gateway hot path, every SQLAlchemy async transaction on SQLite cost
 several thread hand-offs (aiosqlite); appending a batch here costs one. SQLite batches
 go to a writer thread (``SqliteWriter``); PostgreSQL batches go through a
@@ -17,6 +21,7 @@ from typing import Any, Protocol
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from tether.audit.chain import ChainHead, link
 from tether.errors import StoreUnavailable
 from tether.store.schema import audit_events
 from tether.store.sqlite_writer import SqliteWriter
@@ -24,6 +29,8 @@ from tether.store.sqlite_writer import SqliteWriter
 __all__ = ["AuditAppender", "PostgresAppender", "SqliteAppender", "open_appender"]
 
 COLUMNS = [column.name for column in audit_events.columns]
+HEAD = "SELECT seq, hash FROM audit_chain WHERE id = 1"
+MOVE_HEAD = "UPDATE audit_chain SET seq = {0}, hash = {1} WHERE id = 1"
 Row = tuple[Any, ...]
 
 
@@ -40,8 +47,13 @@ class SqliteAppender:
         self._insert = f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({placeholders})"
 
     async def append(self, rows: Sequence[Row]) -> None:
+        """``rows`` in ``BASE_COLUMNS`` order; the chain columns are added here."""
+
         def insert(conn: sqlite3.Connection) -> None:
-            conn.executemany(self._insert, rows)
+            seq, digest = conn.execute(HEAD).fetchone()
+            linked, head = link(rows, ChainHead(seq, digest))
+            conn.executemany(self._insert, linked)
+            conn.execute(MOVE_HEAD.format("?", "?"), (head.seq, head.hash))
 
         try:
             await self._writer.transaction(insert)
@@ -64,7 +76,10 @@ class PostgresAppender:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await asyncpg.connect(self._dsn, timeout=3, command_timeout=10)
             async with self._conn.transaction():
-                await self._conn.executemany(self._insert, rows)
+                seq, digest = await self._conn.fetchrow(HEAD + " FOR UPDATE")
+                linked, head = link(rows, ChainHead(seq, digest))
+                await self._conn.executemany(self._insert, linked)
+                await self._conn.execute(MOVE_HEAD.format("$1", "$2"), head.seq, head.hash)
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self._discard()
             raise StoreUnavailable(f"the audit table cannot be written: {exc!r}") from exc

@@ -22,6 +22,7 @@ __all__ = [
     "agent_keys",
     "agents",
     "approvals",
+    "audit_chain",
     "audit_events",
     "budget_alerts",
     "budget_periods",
@@ -145,6 +146,14 @@ controls = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
 audit_events = Table(
     "audit_events",
     metadata,
@@ -162,6 +171,10 @@ audit_events = Table(
     Column("code", String(64), nullable=True),
     Column("reason", Text, nullable=False),
     Column("attributes", Text, nullable=False),
+    Column("seq", BigInteger, nullable=True),
+    Column("prev_hash", String(64), nullable=True),
+    Column("hash", String(64), nullable=True),
+    Index("ix_audit_events_seq", "seq", unique=True),
     Index("ix_audit_events_agent_ts", "agent_id", "ts"),
     Index("ix_audit_events_session_ts", "session_id", "ts"),
     Index("ix_audit_events_project_ts", "project_id", "ts"),

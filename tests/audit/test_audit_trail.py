@@ -1,0 +1,195 @@
+"""The audit trail through its front doors (HTTP and the CLI), on both backends: every
+event hash-chained, verification that finds tampering, exports verifiable offline,
+anchors that catch a rewritten chain, and a session replayed as a timeline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import anthropic
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from tests.support.databases import fetch_sql, run_sql
+from tests.support.fake_upstream import RunningFake
+from tests.support.server import RunningTether
+from tether.audit.chain import BASE_COLUMNS, ChainHead, link
+from tether.cli.main import app
+from tether.fakes.anthropic import FakeReply
+
+
+@pytest.fixture
+def cli(tether_any: RunningTether, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("TETHER_URL", tether_any.url)
+    monkeypatch.setenv("TETHER_ADMIN_TOKEN", tether_any.admin_token)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def some_decisions(tether: RunningTether, count: int = 6) -> None:
+    tether.create_project("p")
+    key = tether.create_agent("a", "p")
+    for n in range(count):
+        answer = httpx.post(
+            f"{tether.url}/v1/authorize",
+            json={"session_id": "s1", "action": "s3:GetObject", "resource": f"arn:aws:s3:::b/{n}"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert answer.status_code == 200, answer.text
+
+
+def test_tampering_with_any_stored_event_is_found(
+    cli, tether_any: RunningTether, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    some_decisions(tether_any)
+    intact = cli("audit", "verify")
+    assert intact.exit_code == 0, intact.output
+    assert "intact" in intact.output
+    report = tether_any.call("GET", "/audit/verify").json()
+    assert report["intact"] and report["checked"] == report["head_seq"] >= 6
+
+    run_sql(database_url, "UPDATE audit_events SET result = 'deny' WHERE seq = 5")
+    changed = cli("audit", "verify", "--json")
+    assert changed.exit_code == 1
+    found = json.loads(changed.output)
+    assert found["first_break"]["seq"] == 5
+    assert "changed after it was written" in found["first_break"]["problem"]
+
+    run_sql(database_url, "UPDATE audit_events SET result = 'allow' WHERE seq = 5")
+    run_sql(database_url, "DELETE FROM audit_events WHERE seq = 3")
+    removed = cli("audit", "verify")
+    assert removed.exit_code == 1 and "events are missing" in removed.output
+
+
+def test_cutting_the_newest_events_is_found(
+    cli, tether_any: RunningTether, database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    some_decisions(tether_any)
+    head = tether_any.call("GET", "/audit/verify").json()["head_seq"]
+    run_sql(database_url, f"DELETE FROM audit_events WHERE seq >= {head - 1}")
+    cut = cli("audit", "verify")
+    assert cut.exit_code == 1 and "newest events were removed" in cut.output
+
+
+def test_an_export_verifies_offline_and_its_anchor_catches_a_rewritten_chain(
+    cli, tether_any: RunningTether, database_url: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    some_decisions(tether_any)
+    out = tmp_path / "trail.jsonl"
+    exported = cli("audit", "export", "--out", str(out))
+    assert exported.exit_code == 0, exported.output
+    anchor = exported.output.split("--expect ")[1].split()[0]
+    lines = out.read_bytes().splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == list(range(1, len(lines) + 1))
+    assert cli("audit", "verify", "--file", str(out)).exit_code == 0
+    assert cli("audit", "verify", "--expect", anchor).exit_code == 0
+
+    edited = json.loads(lines[1])
+    edited["reason"] = "nothing to see here"
+    (tmp_path / "edited.jsonl").write_bytes(
+        b"\n".join([lines[0], json.dumps(edited).encode(), *lines[2:]])
+    )
+    bad_file = cli("audit", "verify", "--file", str(tmp_path / "edited.jsonl"))
+    assert bad_file.exit_code == 1 and "#2" in bad_file.output
+
+    rewrite_whole_chain_from_event_2(database_url)
+    fooled = cli("audit", "verify")
+    assert fooled.exit_code == 0, "a chain recomputed by someone with database access verifies"
+    assert cli("audit", "verify", "--file", str(out), "--expect", anchor).exit_code == 0
+    live = cli("audit", "verify", "--expect", anchor, "--json")
+    assert live.exit_code == 1
+    assert "rewritten" in json.loads(live.output)["first_break"]["problem"]
+    wrong = cli("audit", "verify", "--expect", "12:abc")
+    assert wrong.exit_code != 0 and "SEQ:HASH" in wrong.output
+
+
+def rewrite_whole_chain_from_event_2(database_url: str) -> None:
+    """What an attacker who knows the scheme does: change an event, then recompute every
+    later hash and the head so that the chain verifies again."""
+    stored = fetch_sql(database_url, "SELECT * FROM audit_events ORDER BY seq")
+    stored[1]["reason"] = "nothing to see here"
+    rows = [tuple(event[c] for c in BASE_COLUMNS) for event in stored[1:]]
+    linked, head = link(rows, ChainHead(1, stored[0]["hash"]))
+    for row in linked:
+        reason = row[BASE_COLUMNS.index("reason")].replace("'", "''")
+        run_sql(
+            database_url,
+            f"UPDATE audit_events SET reason = '{reason}', prev_hash = '{row[-2]}', "
+            f"hash = '{row[-1]}' WHERE seq = {row[-3]}",
+        )
+    run_sql(database_url, f"UPDATE audit_chain SET seq = {head.seq}, hash = '{head.hash}'")
+
+
+def test_a_session_replays_as_a_timeline_in_order(
+    gateway: RunningTether, upstream: RunningFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = gateway.create_agent("claude-deploy-01", "p")
+    sdk = anthropic.Anthropic(
+        api_key=key,
+        base_url=gateway.url,
+        max_retries=0,
+        default_headers={"X-Claude-Code-Session-Id": "d97e2169"},
+    )
+    upstream.fake.enqueue(FakeReply(kind="tool_use", tool_input={"command": "terraform plan"}))
+    sdk.messages.create(
+        model="claude-sonnet-5", max_tokens=50, messages=[{"role": "user", "content": "plan"}]
+    )
+    sdk.messages.create(
+        model="claude-sonnet-5", max_tokens=50, messages=[{"role": "user", "content": "apply"}]
+    )
+    gateway.call("POST", "/sessions/d97e2169/kill", json={"reason": "enough"})
+    monkeypatch.setenv("TETHER_URL", gateway.url)
+    monkeypatch.setenv("TETHER_ADMIN_TOKEN", gateway.admin_token)
+    runner = CliRunner()
+
+    def replayed() -> list[dict]:
+        result = runner.invoke(app, ["audit", "replay", "d97e2169", "--json"])
+        assert result.exit_code == 0, result.output
+        events: list[dict] = json.loads(result.output)
+        return events
+
+    import time
+
+    deadline = time.monotonic() + 5
+    while len(replayed()) < 5:
+        assert time.monotonic() < deadline, "completion events not recorded"
+        time.sleep(0.05)
+    events = replayed()
+    actions = [e["action"] for e in events]
+    assert actions[:3] == ["model:messages", "model:messages:completed", "tool_use:Bash"]
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    table = runner.invoke(app, ["audit", "replay", "d97e2169"], terminal_width=200)
+    assert table.exit_code == 0
+    assert "session d97e2169 (claude-deploy-01)" in table.output and "$0.0001" in table.output
+    missing = runner.invoke(app, ["audit", "replay", "no-such-session"])
+    assert missing.exit_code != 0 and "no audit events" in missing.output
+
+
+def test_two_replicas_append_to_one_intact_chain(
+    replicas: tuple[RunningTether, RunningTether],
+) -> None:
+    first, second = replicas
+    first.create_project("p")
+    key = first.create_agent("a", "p")
+
+    async def burst(tether: RunningTether, client: httpx.AsyncClient, n: int) -> int:
+        answer = await client.post(
+            f"{tether.url}/v1/authorize",
+            json={"session_id": f"s{n % 7}", "action": "s3:GetObject", "resource": f"r{n}"},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        return answer.status_code
+
+    async def both() -> list[int]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await asyncio.gather(
+                *[burst(first if n % 2 else second, client, n) for n in range(120)]
+            )
+
+    assert set(asyncio.run(both())) == {200}
+    report = second.call("GET", "/audit/verify").json()
+    assert report["intact"], report["first_break"]
+    assert report["checked"] == report["head_seq"] >= 120
