@@ -75,6 +75,44 @@ async def test_agent_keys_are_stored_as_hashes_and_rotate(db: Database) -> None:
     assert len(await agents.live_keys(agent.id)) == 1
 
 
+async def test_events_written_before_the_chain_existed_are_chained_on_upgrade(
+    database_url: str,
+) -> None:
+    from alembic import command
+    from sqlalchemy import text as sql
+
+    from tether.store.migrate import alembic_config
+
+    database = Database(database_url)
+    try:
+        async with database.write() as conn:
+            await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "0007"))
+            for n in range(5):
+                await conn.execute(
+                    sql(
+                        "INSERT INTO audit_events (id, ts, actor, source, action, resource, "
+                        "result, reason, attributes) VALUES (:id, :ts, 'admin:x', 'admin', "
+                        "'admin:projects.create', 'POST /projects', 'allow', '', '{}')"
+                    ),
+                    {"id": f"old{n}", "ts": 1_700_000_000_000 + n},
+                )
+        await upgrade(database)
+        store = AuditStore(database)
+        report = await store.verify()
+        assert report.intact and report.checked == 5 and report.head.seq == 5
+        rows = await store.query(limit=10)
+        assert [r["id"] for r in rows] == [f"old{n}" for n in range(5)]
+        appender = appender_for(database_url)
+        log = AuditLog(appender)
+        log.start()
+        await log.record(AuditEvent("t", "test", "x:y", "r", "allow"))
+        await log.stop()
+        after = await store.verify()
+        assert after.intact and after.checked == 6
+    finally:
+        await database.dispose()
+
+
 async def test_project_guard_settings_round_trip(db: Database) -> None:
     projects = ProjectStore(db)
     project = await projects.create("p")
