@@ -62,9 +62,7 @@ async def bench(n: int, workdir: Path) -> None:
         await runtime.feed.catch_up()
         await runtime.directory.load()
         guards = next(s for s in runtime.pipeline.stages if isinstance(s, EnforceGuards))
-        without = Pipeline(
-            [s for s in runtime.pipeline.stages if s is not guards], runtime.audit
-        )
+        without = Pipeline([s for s in runtime.pipeline.stages if s is not guards], runtime.audit)
 
         def action(i: int) -> Action:
             return Action(
@@ -84,14 +82,16 @@ async def bench(n: int, workdir: Path) -> None:
         decided = await runtime.pipeline.decide(action(0))
         ctx = decided.context or Context()
         model = Action("bench", issued.secret, "model:messages", "anthropic:model/m")
-        outcome = Outcome(
-            result="ok", status=200, latency_ms=1.0,
-            tool_uses=[ToolUse("t", "Bash", {"command": "ls -la"})],
-        )  # fmt: skip
         empty = await timed(n, lambda i: nothing())
 
         async def stage_alone(i: int) -> None:
-            await guards.check(action(i), ctx)
+            """Steady state: a new tool call each time, so nothing trips."""
+            outcome = Outcome(
+                result="ok", status=200, latency_ms=1.0,
+                tool_uses=[ToolUse("t", "Bash", {"command": f"pytest -k case_{i}"})],
+            )  # fmt: skip
+            if await guards.check(action(i), ctx) is not None:
+                raise AssertionError("a guard tripped in the steady-state benchmark")
             await guards.settle(model, ctx, outcome)
 
         alone = await timed(n, stage_alone)

@@ -8,14 +8,16 @@ balancer keeps sessions sticky.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["SessionWatch", "SessionWatches", "Trip"]
 
-MAX_SESSIONS = 100_000
-MAX_FINGERPRINTS = 1_000
+MAX_SESSIONS = 50_000
+MAX_FINGERPRINTS = 512
+"""Per session: ~100 bytes each (a short key and a list of a few timestamps), so a replica's
+worst case stays in the low gigabytes and a typical one in megabytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +31,7 @@ class Trip:
 
 @dataclass(slots=True)
 class SessionWatch:
-    recent: OrderedDict[str, deque[int]] = field(default_factory=OrderedDict)
+    recent: OrderedDict[str, list[int]] = field(default_factory=OrderedDict)
     failures_in_a_row: int = 0
     calls_without_news: int = 0
     pending: Trip | None = None
@@ -40,13 +42,12 @@ class SessionWatch:
         """Occurrences of ``fingerprint`` within the window, this one included."""
         times = self.recent.get(fingerprint)
         if times is None:
-            times = self.recent[fingerprint] = deque(maxlen=keep)
+            times = self.recent[fingerprint] = []
             if len(self.recent) > MAX_FINGERPRINTS:
                 self.recent.popitem(last=False)
         else:
             self.recent.move_to_end(fingerprint)
-        while times and times[0] <= at_ms - window_ms:
-            times.popleft()
+        times[:] = [t for t in times[-(keep - 1) :] if t > at_ms - window_ms] if keep > 1 else []
         times.append(at_ms)
         return len(times)
 

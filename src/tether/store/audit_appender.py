@@ -31,6 +31,10 @@ __all__ = ["AuditAppender", "PostgresAppender", "SqliteAppender", "open_appender
 COLUMNS = [column.name for column in audit_events.columns]
 HEAD = "SELECT seq, hash FROM audit_chain WHERE id = 1"
 MOVE_HEAD = "UPDATE audit_chain SET seq = {0}, hash = {1} WHERE id = 1"
+MOVE_HEAD_FROM = (
+    "UPDATE audit_chain SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4 "
+    "RETURNING 1"
+)
 Row = tuple[Any, ...]
 
 
@@ -68,6 +72,7 @@ class PostgresAppender:
     def __init__(self, url: str) -> None:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._conn: Any = None
+        self._head: ChainHead | None = None
         placeholders = ", ".join(f"${n}" for n in range(1, len(COLUMNS) + 1))
         self._insert = f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({placeholders})"
 
@@ -76,13 +81,28 @@ class PostgresAppender:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await asyncpg.connect(self._dsn, timeout=3, command_timeout=10)
             async with self._conn.transaction():
-                seq, digest = await self._conn.fetchrow(HEAD + " FOR UPDATE")
-                linked, head = link(rows, ChainHead(seq, digest))
+                linked, head = await self._link(rows)
                 await self._conn.executemany(self._insert, linked)
-                await self._conn.execute(MOVE_HEAD.format("$1", "$2"), head.seq, head.hash)
+            self._head = head
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self._head = None
             await self._discard()
             raise StoreUnavailable(f"the audit table cannot be written: {exc!r}") from exc
+
+    async def _link(self, rows: Sequence[Row]) -> tuple[list[Row], ChainHead]:
+        """Move the head from where this replica last left it, in one round trip; when
+        another replica (or anyone) moved it since, read it under its lock and link again."""
+        if self._head is not None:
+            linked, head = link(rows, self._head)
+            moved = await self._conn.fetchval(
+                MOVE_HEAD_FROM, head.seq, head.hash, self._head.seq, self._head.hash
+            )
+            if moved is not None:
+                return linked, head
+        seq, digest = await self._conn.fetchrow(HEAD + " FOR UPDATE")
+        linked, head = link(rows, ChainHead(seq, digest))
+        await self._conn.execute(MOVE_HEAD.format("$1", "$2"), head.seq, head.hash)
+        return linked, head
 
     async def _discard(self) -> None:
         if self._conn is not None:

@@ -9,7 +9,7 @@ answered and which tools the model asked for.
 from __future__ import annotations
 
 from tether.guards.breaker import CircuitBreakers
-from tether.guards.fingerprints import tool_use_fingerprint
+from tether.guards.fingerprints import action_fingerprint, tool_use_fingerprint
 from tether.guards.responses import TripResponder
 from tether.guards.settings import GuardSettings, OnTrip, load_guard_settings
 from tether.guards.watches import SessionWatch, SessionWatches, Trip
@@ -78,7 +78,7 @@ class EnforceGuards:
         repeat = settings.repeat_limit
         if repeat is None:
             return None
-        fingerprint = action.fingerprint or f"{action.action}\0{action.resource}"
+        fingerprint = action.fingerprint or action_fingerprint(action.action, action.resource)
         window_ms = settings.repeat_window_seconds * 1000
         if watch.would_repeat(fingerprint, at, window_ms) > repeat:
             return Trip(

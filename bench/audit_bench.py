@@ -1,0 +1,138 @@
+"""Audit append benchmark: what the hash chain costs per batch, in one run.
+
+Appends batches of 1 and 32 events through ``SqliteAppender`` / ``PostgresAppender``
+(chained: read the head under its lock, hash every event, move the head) against the same
+rows inserted by the same connection with no chain work (baseline).
+
+    uv run python bench/audit_bench.py [--quick] [--database-url postgresql+asyncpg://…]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from tether.audit.event import AuditEvent
+from tether.store.audit_appender import PostgresAppender, SqliteAppender
+from tether.store.database import Database
+from tether.store.migrate import upgrade
+from tether.store.sqlite_writer import SqliteWriter
+
+BASE = (
+    "INSERT INTO audit_events (id, ts, project_id, agent_id, agent_name, session_id, actor, "
+    "source, action, resource, result, code, reason, attributes) VALUES ({})"
+)
+
+
+def rows(n: int) -> list[tuple[Any, ...]]:
+    return [
+        AuditEvent(
+            "agent:bench", "anthropic", "model:messages", "anthropic:model/claude-sonnet-5",
+            "allow", "no stage objected", project_id="p", agent_id="a", agent_name="bench",
+            session_id="s", attributes={"model": "claude-sonnet-5", "stream": True},
+        ).as_row()
+        for _ in range(n)
+    ]  # fmt: skip
+
+
+def fresh(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The batch with new event ids (ids are the primary key)."""
+    stamp = time.perf_counter_ns()
+    return [(f"{stamp}-{i}", *row[1:]) for i, row in enumerate(batch)]
+
+
+async def timed(n: int, call: Callable[[], Awaitable[object]]) -> list[float]:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def report(name: str, samples: list[float], base: list[float] | None = None) -> None:
+    ordered = sorted(samples)
+    p50 = statistics.median(ordered)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    line = f"  {name:<40} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms"
+    if base:
+        line += f"   (+{p50 - statistics.median(base):.3f} ms p50)"
+    print(line)
+
+
+async def bench_sqlite(n: int, workdir: Path) -> None:
+    url = f"sqlite+aiosqlite:///{workdir}/audit.db"
+    db = Database(url)
+    await upgrade(db)
+    await db.dispose()
+    writer = SqliteWriter(str(workdir / "audit.db"))
+    chained = SqliteAppender(writer)
+    insert = BASE.format(", ".join("?" * 14))
+    print(f"SQLite (one writer thread), {n} batches each")
+    for size in (1, 32):
+        batch = rows(size)
+
+        async def plain(batch: list[tuple[Any, ...]] = batch) -> None:
+            rows_ = fresh(batch)
+            await writer.transaction(lambda conn: conn.executemany(insert, rows_))
+
+        async def linked(batch: list[tuple[Any, ...]] = batch) -> None:
+            await chained.append(fresh(batch))
+
+        base = await timed(n, plain)
+        with_chain = await timed(n, linked)
+        report(f"batch of {size}: no chain (baseline)", base)
+        report(f"batch of {size}: hash-chained", with_chain, base)
+    await chained.close()
+
+
+async def bench_postgres(n: int, url: str) -> None:
+    db = Database(url)
+    await upgrade(db)
+    await db.dispose()
+    chained = PostgresAppender(url)
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    insert = BASE.format(", ".join(f"${i}" for i in range(1, 15)))
+    print(f"PostgreSQL (one connection each), {n} batches each")
+    for size in (1, 32):
+        batch = rows(size)
+
+        async def plain(batch: list[tuple[Any, ...]] = batch) -> None:
+            async with conn.transaction():
+                await conn.executemany(insert, fresh(batch))
+
+        async def linked(batch: list[tuple[Any, ...]] = batch) -> None:
+            await chained.append(fresh(batch))
+
+        base = await timed(n, plain)
+        with_chain = await timed(n, linked)
+        report(f"batch of {size}: no chain (baseline)", base)
+        report(f"batch of {size}: hash-chained", with_chain, base)
+    await conn.close()
+    await chained.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--database-url", help="also measure on this (empty) PostgreSQL database")
+    args = parser.parse_args()
+    n = 300 if args.quick else 2000
+    with tempfile.TemporaryDirectory() as workdir:
+        asyncio.run(bench_sqlite(n, Path(workdir)))
+    if args.database_url:
+        asyncio.run(bench_postgres(n, args.database_url))
+
+
+if __name__ == "__main__":
+    main()
