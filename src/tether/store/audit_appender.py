@@ -32,8 +32,7 @@ COLUMNS = [column.name for column in audit_events.columns]
 HEAD = "SELECT seq, hash FROM audit_chain WHERE id = 1"
 MOVE_HEAD = "UPDATE audit_chain SET seq = {0}, hash = {1} WHERE id = 1"
 MOVE_HEAD_FROM = (
-    "UPDATE audit_chain SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4 "
-    "RETURNING 1"
+    "UPDATE audit_chain SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4 RETURNING 1"
 )
 Row = tuple[Any, ...]
 
