@@ -22,6 +22,7 @@ from tether.identity.directory import Directory
 from tether.kill.controls import FleetControls
 from tether.kill.inflight import InflightStreams
 from tether.kill.switch import KillSwitch
+from tether.metrics.instruments import TetherMetrics
 from tether.pipeline import Pipeline
 from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.defaults import default_stages
@@ -90,6 +91,7 @@ class Runtime:
     approval_waiter: ApprovalWaiter
     approval_reaper: ApprovalReaper
     pipeline: Pipeline
+    metrics: TetherMetrics
     bootstrap_secret: str | None = None
 
     @classmethod
@@ -128,7 +130,8 @@ class Runtime:
             alerts,
             hold_ms=int((settings.upstream_read_timeout + 60) * 1000),
         )
-        audit = AuditLog(open_appender(db.url, writer))
+        metrics = TetherMetrics()
+        audit = AuditLog(open_appender(db.url, writer), watcher=metrics)
         policy_store = PolicyStore(db)
         policies = PolicyBook(policy_store)
         approvals = ApprovalStore(db)
@@ -181,7 +184,12 @@ class Runtime:
                     EnforceGuards(TripResponder(sessions, alert_store, audit)),
                 ),
                 audit,
+                on_decided=metrics.decided,
             ),
+            metrics=metrics,
+        )
+        metrics.gauge(
+            "tether_streams_in_flight", "Streams being relayed now", lambda: len(runtime.inflight)
         )
         runtime.bootstrap_secret = await runtime._ensure_admin_token()
         await directory.load()

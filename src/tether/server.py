@@ -12,6 +12,7 @@ from tether.config import Settings
 from tether.gateway.anthropic.proxy import AnthropicGateway, GatewaySettings
 from tether.gateway.authorize import add_authorize_routes
 from tether.gateway.claude_code.hooks import add_claude_code_hook_routes
+from tether.metrics.endpoint import add_metrics_route
 from tether.runtime import Runtime
 from tether.web.errors import error_middleware
 
@@ -31,6 +32,7 @@ def build_app(runtime: Runtime) -> web.Application:
     )
     app[RUNTIME_KEY] = runtime
     app.router.add_get("/healthz", _health)
+    add_metrics_route(app, runtime.metrics)
     add_authorize_routes(
         app, runtime.pipeline, runtime.approval_waiter, runtime.settings.max_body_bytes
     )

@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from tether.audit.event import AuditEvent
 from tether.errors import TetherError
 from tether.store.audit_appender import AuditAppender
 
-__all__ = ["AuditLog", "AuditUnavailable"]
+__all__ = ["AuditLog", "AuditUnavailable", "AuditWatcher"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,14 @@ class AuditUnavailable(TetherError):
     code = "audit_unavailable"
 
 
+class AuditWatcher(Protocol):
+    """Told of every batch once it is durable (or failed): metrics count from here."""
+
+    def audit_written(self, events: Sequence[AuditEvent], seconds: float) -> None: ...
+
+    def audit_failed(self) -> None: ...
+
+
 @dataclass(slots=True)
 class _Pending:
     events: list[AuditEvent]
@@ -35,8 +46,14 @@ class _Pending:
 
 
 class AuditLog:
-    def __init__(self, appender: AuditAppender, linger_seconds: float = LINGER_SECONDS) -> None:
+    def __init__(
+        self,
+        appender: AuditAppender,
+        linger_seconds: float = LINGER_SECONDS,
+        watcher: AuditWatcher | None = None,
+    ) -> None:
         self._appender = appender
+        self._watcher = watcher
         self._linger = linger_seconds
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -80,12 +97,27 @@ class AuditLog:
                     batch.append(self._queue.get_nowait())
         return batch
 
+    def _tell_watcher(self, events: list[AuditEvent] | None, seconds: float) -> None:
+        """Never lets a watcher's failure stop the writer (that would refuse everything)."""
+        if self._watcher is None:
+            return
+        try:
+            if events is None:
+                self._watcher.audit_failed()
+            else:
+                self._watcher.audit_written(events, seconds)
+        except Exception:
+            log.exception("audit watcher failed")
+
     async def _write_forever(self) -> None:
         while True:
             batch = await self._next_batch()
+            events = [e for item in batch for e in item.events]
+            started = time.perf_counter()
             try:
-                await self._appender.append([e.as_row() for item in batch for e in item.events])
+                await self._appender.append([e.as_row() for e in events])
             except Exception as exc:
+                self._tell_watcher(None, 0.0)
                 if not isinstance(exc, TetherError):
                     log.exception("audit write failed")
                 detail = exc.message if isinstance(exc, TetherError) else type(exc).__name__
@@ -94,6 +126,7 @@ class AuditLog:
                     if not item.done.done():
                         item.done.set_exception(failure)
             else:
+                self._tell_watcher(events, time.perf_counter() - started)
                 for item in batch:
                     if not item.done.done():
                         item.done.set_result(None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from tether.audit.log import AuditLog
@@ -40,8 +42,15 @@ def _evidence(verdict: Verdict | None) -> dict[str, object]:
 
 
 class Pipeline:
-    def __init__(self, stages: list[Stage], audit: AuditLog) -> None:
+    def __init__(
+        self,
+        stages: list[Stage],
+        audit: AuditLog,
+        on_decided: Callable[[str, float], None] | None = None,
+    ) -> None:
+        """``on_decided(source, seconds)`` is told how long each decision took."""
         self.stages = stages
+        self._on_decided = on_decided
         self._settlers = [stage for stage in stages if isinstance(stage, Settles)]
         self._audit = audit
         self._settling: set[asyncio.Task[None]] = set()
@@ -68,6 +77,7 @@ class Pipeline:
     async def decide(self, action: Action) -> Decision:
         """Raises ``AuditUnavailable`` (503) when the decision could not be recorded;
         nothing may act on it then."""
+        started = time.perf_counter()
         ctx = Context()
         verdict = await self._check(action, ctx)
         event = decision_event(action, ctx, verdict)
@@ -76,6 +86,8 @@ class Pipeline:
         except TetherError as exc:
             await self._undo(action, ctx, exc)
             raise
+        if self._on_decided is not None:
+            self._on_decided(action.source, time.perf_counter() - started)
         identity = ctx.identity
         return Decision(
             result=event.result,

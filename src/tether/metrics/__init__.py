@@ -1,0 +1,2 @@
+"""Prometheus metrics: what the audit log records, counted; how long decisions and audit
+commits take; what is in flight right now."""

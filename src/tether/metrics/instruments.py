@@ -1,0 +1,116 @@
+"""The instruments, on one registry per runtime (so several runtimes in one process, as in
+tests, do not share counts).
+
+Counting happens where every event already passes once — the audit log, after a batch is
+durable — so a metric can never count something the trail does not hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from tether.audit.event import AuditEvent
+
+__all__ = ["TetherMetrics"]
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+UPSTREAM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+DECISIONS = frozenset({"allow", "deny", "pending"})
+TOKEN_FIELDS = {
+    "input_tokens": "input",
+    "output_tokens": "output",
+    "cache_creation_input_tokens": "cache_creation",
+    "cache_read_input_tokens": "cache_read",
+}
+
+
+def _phase(event: AuditEvent) -> str:
+    if event.action.endswith(":completed"):
+        return "completion"
+    return "decision" if event.result in DECISIONS else "record"
+
+
+class TetherMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.events = Counter(
+            "tether_events",
+            "Audit events recorded, by front door, service, phase and result",
+            ["source", "service", "phase", "result", "code"],
+            registry=self.registry,
+        )
+        self.decision_seconds = Histogram(
+            "tether_decision_seconds",
+            "Time to decide an action, its audit event durable included",
+            ["source"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.audit_commit_seconds = Histogram(
+            "tether_audit_commit_seconds",
+            "Time to make one batch of audit events durable",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.audit_failures = Counter(
+            "tether_audit_write_failures",
+            "Audit batches that could not be written (their actions were refused)",
+            registry=self.registry,
+        )
+        self.upstream_seconds = Histogram(
+            "tether_upstream_call_seconds",
+            "Duration of forwarded calls as the agent saw them, by front door and status",
+            ["source", "status"],
+            buckets=UPSTREAM_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "tether_model_tokens",
+            "Tokens the model API reported, by type",
+            ["type"],
+            registry=self.registry,
+        )
+        self.cost = Counter(
+            "tether_model_cost_usd",
+            "Cost of model calls in US dollars, by project id",
+            ["project_id"],
+            registry=self.registry,
+        )
+
+    def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        """A value read at scrape time (streams in flight, sessions cached)."""
+        Gauge(name, help_text, registry=self.registry).set_function(read)
+
+    def decided(self, source: str, seconds: float) -> None:
+        self.decision_seconds.labels(source).observe(seconds)
+
+    def audit_written(self, events: Sequence[AuditEvent], seconds: float) -> None:
+        self.audit_commit_seconds.observe(seconds)
+        for event in events:
+            service = event.action.split(":", 1)[0]
+            self.events.labels(
+                event.source, service, _phase(event), event.result, event.code or ""
+            ).inc()
+            if event.action.endswith(":completed"):
+                self._completion(event)
+
+    def audit_failed(self) -> None:
+        self.audit_failures.inc()
+
+    def _completion(self, event: AuditEvent) -> None:
+        attributes = event.attributes
+        latency = attributes.get("latency_ms")
+        if isinstance(latency, int | float):
+            status = str(attributes.get("status", ""))
+            self.upstream_seconds.labels(event.source, status).observe(latency / 1000)
+        usage = attributes.get("usage")
+        if isinstance(usage, dict):
+            for field, kind in TOKEN_FIELDS.items():
+                count = usage.get(field)
+                if isinstance(count, int) and count > 0:
+                    self.tokens.labels(kind).inc(count)
+        cost = attributes.get("cost_usd")
+        if isinstance(cost, int | float) and cost > 0 and event.project_id:
+            self.cost.labels(event.project_id).inc(cost)

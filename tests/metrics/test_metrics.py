@@ -1,0 +1,96 @@
+"""``GET /metrics`` after real traffic: the counts match what the agents did."""
+
+from __future__ import annotations
+
+import time
+
+import anthropic
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.fake_upstream import RunningFake
+from tests.support.server import RunningTether
+from tether.fakes.anthropic import FakeReply
+
+
+def scrape(tether: RunningTether) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    answer = httpx.get(f"{tether.url}/metrics")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_count_decisions_tokens_and_cost_as_the_trail_records_them(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    key = gateway.create_agent("a", "p")
+    sdk = anthropic.Anthropic(api_key=key, base_url=gateway.url, max_retries=0)
+    upstream.fake.default = FakeReply(input_tokens=120, output_tokens=30)
+    for n in range(3):
+        with sdk.messages.stream(
+            model="claude-sonnet-5", max_tokens=50, messages=[{"role": "user", "content": f"{n}"}]
+        ) as stream:
+            stream.get_final_message()
+    denied = httpx.post(
+        f"{gateway.url}/v1/authorize",
+        json={"session_id": "s", "action": "s3:DeleteBucket", "resource": "arn:aws:s3:::prod"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert denied.status_code in (202, 403)
+    bad_key = httpx.post(
+        f"{gateway.url}/v1/messages",
+        json={"model": "m", "max_tokens": 1, "messages": []},
+        headers={"x-api-key": "tth_not_a_real_key", "anthropic-version": "2023-06-01"},
+    )
+    assert bad_key.status_code == 401
+
+    deadline = time.monotonic() + 5
+    while True:
+        samples = scrape(gateway)
+        completed = value(
+            samples,
+            "tether_events_total",
+            source="anthropic",
+            service="model",
+            phase="completion",
+            result="ok",
+            code="",
+        )
+        if completed >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert completed == 3
+    allowed = value(
+        samples,
+        "tether_events_total",
+        source="anthropic",
+        service="model",
+        phase="decision",
+        result="allow",
+        code="",
+    )
+    assert allowed == 3
+    assert value(samples, "tether_model_tokens_total", type="input") == 360
+    assert value(samples, "tether_model_tokens_total", type="output") == 90
+    assert sum(v for (n, _), v in samples.items() if n == "tether_model_cost_usd_total") > 0
+    refused = sum(
+        v
+        for (n, labels), v in samples.items()
+        if n == "tether_events_total"
+        and ("service", "s3") in labels
+        and ("phase", "decision") in labels
+    )
+    assert refused == 1
+    assert value(samples, "tether_decision_seconds_count", source="anthropic") >= 4
+    assert value(samples, "tether_audit_commit_seconds_count") >= 1
+    assert value(samples, "tether_audit_write_failures_total") == 0
+    assert ("tether_streams_in_flight", ()) in samples
+    assert "tth_not_a_real_key" not in httpx.get(f"{gateway.url}/metrics").text
