@@ -8,6 +8,7 @@ durable — so a metric can never count something the trail does not hold.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -79,19 +80,29 @@ class TetherMetrics:
             registry=self.registry,
         )
 
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        """Labelled children, looked up once: ``labels()`` costs microseconds per call."""
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """A value read at scrape time (streams in flight, sessions cached)."""
         Gauge(name, help_text, registry=self.registry).set_function(read)
 
     def decided(self, source: str, seconds: float) -> None:
-        self.decision_seconds.labels(source).observe(seconds)
+        self._child(self.decision_seconds, source).observe(seconds)
 
     def audit_written(self, events: Sequence[AuditEvent], seconds: float) -> None:
         self.audit_commit_seconds.observe(seconds)
         for event in events:
             service = event.action.split(":", 1)[0]
-            self.events.labels(
-                event.source, service, _phase(event), event.result, event.code or ""
+            self._child(
+                self.events, event.source, service, _phase(event), event.result, event.code or ""
             ).inc()
             if event.action.endswith(":completed"):
                 self._completion(event)
@@ -104,13 +115,13 @@ class TetherMetrics:
         latency = attributes.get("latency_ms")
         if isinstance(latency, int | float):
             status = str(attributes.get("status", ""))
-            self.upstream_seconds.labels(event.source, status).observe(latency / 1000)
+            self._child(self.upstream_seconds, event.source, status).observe(latency / 1000)
         usage = attributes.get("usage")
         if isinstance(usage, dict):
             for field, kind in TOKEN_FIELDS.items():
                 count = usage.get(field)
                 if isinstance(count, int) and count > 0:
-                    self.tokens.labels(kind).inc(count)
+                    self._child(self.tokens, kind).inc(count)
         cost = attributes.get("cost_usd")
         if isinstance(cost, int | float) and cost > 0 and event.project_id:
-            self.cost.labels(event.project_id).inc(cost)
+            self._child(self.cost, event.project_id).inc(cost)
