@@ -182,3 +182,33 @@ def test_queued_alerts_survive_a_restart(tmp_path: Path, upstream: RunningFake) 
             server.stop()
     finally:
         receiver.stop()
+
+
+def test_an_alert_cut_off_by_a_shutdown_is_sent_by_the_next_process_at_once(
+    tmp_path: Path, upstream: RunningFake
+) -> None:
+    receiver = Receiver(hold_seconds=30).start()
+    try:
+        server = boot(tmp_path, upstream)
+        server.create_project("p", upstream.fake.api_key)
+        key = server.create_agent("a", "p")
+        upstream.fake.default = FakeReply(output_tokens=1000)
+        server.call("POST", "/projects/p/webhooks", json={"kind": "slack", "url": receiver.url})
+        server.call(
+            "PUT",
+            "/budgets",
+            json={"project": "p", "period": "daily", "limit_usd": 0.1, "thresholds": [50]},
+        )
+        spend(server, key, 6)
+        wait_for(lambda: receiver.attempts >= 1)
+        server.stop()
+        assert receiver.deliveries == []
+
+        receiver.hold_seconds = 0
+        server = boot(tmp_path, upstream)
+        try:
+            wait_for(lambda: len(receiver.deliveries) == 1)
+        finally:
+            server.stop()
+    finally:
+        receiver.stop()

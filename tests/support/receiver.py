@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from dataclasses import dataclass, field
 
@@ -19,15 +20,21 @@ class Delivery:
 @dataclass
 class Receiver:
     fail_first: int = 0
+    hold_seconds: float = 0.0
+    """How long to keep each request waiting before answering (a slow receiver)."""
     deliveries: list[Delivery] = field(default_factory=list)
     attempts: int = 0
     url: str = ""
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _runner: web.AppRunner | None = None
+    _closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.attempts += 1
+        if self.hold_seconds:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self.hold_seconds)
         if self.fail_first and self.attempts <= self.fail_first:
             return web.Response(status=503, text="receiver is down")
         self.deliveries.append(Delivery(request.path, dict(request.headers), await request.read()))
@@ -53,6 +60,7 @@ class Receiver:
 
     def stop(self) -> None:
         assert self._loop is not None and self._runner is not None and self._thread is not None
+        self._loop.call_soon_threadsafe(self._closing.set)
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)

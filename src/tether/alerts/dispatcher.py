@@ -62,13 +62,27 @@ class OutboxDispatcher:
                 async with asyncio.timeout(self._poll):
                     await self._alerts.wake.wait()
             self._alerts.wake.clear()
+            in_hand: list[str] = []
             try:
-                for item in await self._store.claim_due():
+                items = await self._store.claim_due()
+                in_hand = [item.id for item in items]
+                for item in items:
                     await self._deliver(item)
+                    in_hand.remove(item.id)
+            except asyncio.CancelledError:
+                await self._release(in_hand)
+                raise
             except TetherError as exc:
                 log.warning("outbox paused: %s", exc.message)
             except Exception:
                 log.exception("outbox dispatcher failed")
+
+    async def _release(self, item_ids: list[str]) -> None:
+        """Stopping: give back what this process claimed but did not finish, so the next
+        process (a restart, another replica) sends it now rather than when the claim lapses."""
+        if item_ids:
+            with contextlib.suppress(TetherError):
+                await self._store.release(item_ids)
 
     async def _deliver(self, item: OutboxItem) -> None:
         assert self._session is not None

@@ -127,6 +127,15 @@ class AlertStore:
                 )
         return claimed
 
+    async def release(self, item_ids: list[str]) -> None:
+        """Un-claim undelivered items at once."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(item_ids), outbox.c.delivered_at.is_(None))
+                .values(claimed_until=None)
+            )
+
     async def delivered(self, item_id: str) -> None:
         async with self._db.write() as conn:
             await conn.execute(
