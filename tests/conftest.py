@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import anthropic
 import pytest
 
 from tests.support.databases import postgres_database, sqlite_url
@@ -81,3 +82,24 @@ def replicas(
         finally:
             second.stop()
             first.stop()
+
+
+@pytest.fixture
+def sdk() -> Iterator[Callable[..., anthropic.Anthropic]]:
+    """Makes real ``anthropic`` SDK clients pointed at a tether (``sdk(tether, key,
+    session=…, retries=…)``) and closes them after the test, so no socket outlives it."""
+    opened: list[anthropic.Anthropic] = []
+
+    def make(
+        tether: RunningTether, key: str, session: str | None = None, retries: int = 0
+    ) -> anthropic.Anthropic:
+        headers = {"X-Claude-Code-Session-Id": session} if session else {}
+        client = anthropic.Anthropic(
+            api_key=key, base_url=tether.url, max_retries=retries, default_headers=headers
+        )
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import anthropic
@@ -124,20 +125,18 @@ def rewrite_whole_chain_from_event_2(database_url: str) -> None:
 
 
 def test_a_session_replays_as_a_timeline_in_order(
-    gateway: RunningTether, upstream: RunningFake, monkeypatch: pytest.MonkeyPatch
+    gateway: RunningTether,
+    upstream: RunningFake,
+    monkeypatch: pytest.MonkeyPatch,
+    sdk: Callable[..., anthropic.Anthropic],
 ) -> None:
     key = gateway.create_agent("claude-deploy-01", "p")
-    sdk = anthropic.Anthropic(
-        api_key=key,
-        base_url=gateway.url,
-        max_retries=0,
-        default_headers={"X-Claude-Code-Session-Id": "d97e2169"},
-    )
+    agent = sdk(gateway, key, session="d97e2169")
     upstream.fake.enqueue(FakeReply(kind="tool_use", tool_input={"command": "terraform plan"}))
-    sdk.messages.create(
+    agent.messages.create(
         model="claude-sonnet-5", max_tokens=50, messages=[{"role": "user", "content": "plan"}]
     )
-    sdk.messages.create(
+    agent.messages.create(
         model="claude-sonnet-5", max_tokens=50, messages=[{"role": "user", "content": "apply"}]
     )
     gateway.call("POST", "/sessions/d97e2169/kill", json={"reason": "enough"})

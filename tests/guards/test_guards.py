@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anthropic
 import httpx
@@ -19,6 +19,7 @@ from tether.cli.main import app
 from tether.fakes.anthropic import FakeReply
 
 MODEL = "claude-sonnet-5"
+Sdk = Callable[..., anthropic.Anthropic]
 QUIET = {"repeat_limit": None, "max_retries": None, "stall_calls": None, "breaker_failures": None}
 
 
@@ -29,23 +30,14 @@ def receiver() -> Iterator[Receiver]:
     running.stop()
 
 
-def client(tether: RunningTether, key: str, session: str, retries: int = 0) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        api_key=key,
-        base_url=tether.url,
-        max_retries=retries,
-        default_headers={"X-Claude-Code-Session-Id": session},
-    )
-
-
 def ask(
-    sdk: anthropic.Anthropic, text: str = "run the tests", stream: bool = False
+    agent: anthropic.Anthropic, text: str = "run the tests", stream: bool = False
 ) -> anthropic.types.Message:
     messages: list[anthropic.types.MessageParam] = [{"role": "user", "content": text}]
     if stream:
-        with sdk.messages.stream(model=MODEL, max_tokens=100, messages=messages) as streamed:
+        with agent.messages.stream(model=MODEL, max_tokens=100, messages=messages) as streamed:
             return streamed.get_final_message()
-    return sdk.messages.create(model=MODEL, max_tokens=100, messages=messages)
+    return agent.messages.create(model=MODEL, max_tokens=100, messages=messages)
 
 
 def refusal(call) -> anthropic.APIStatusError:  # type: ignore[no-untyped-def]
@@ -71,18 +63,19 @@ def session_state(tether: RunningTether, session: str) -> str:
 
 def test_the_same_call_more_than_the_limit_is_refused_and_other_sessions_go_on(
     gateway: RunningTether,
+    sdk: Sdk,
 ) -> None:
     key = gateway.create_agent("looper", "p")
     gateway.set_guards("p", **{**QUIET, "repeat_limit": 3})
-    sdk = client(gateway, key, "loop-1")
+    agent = sdk(gateway, key, "loop-1")
     for _ in range(3):
-        ask(sdk)
-    error = refusal(lambda: ask(sdk))
+        ask(agent)
+    error = refusal(lambda: ask(agent))
     assert error.status_code == 403
     assert error.body["error"]["code"] == "repeated_call"
     assert "more than 3 times in 300 s" in error.body["error"]["message"]
-    ask(sdk, "something else")
-    ask(client(gateway, key, "loop-2"))
+    ask(agent, "something else")
+    ask(sdk(gateway, key, "loop-2"))
     events = gateway.call("GET", "/audit", params={"session": "loop-1"}).json()
     denied = [e for e in events if e["result"] == "deny" and e["action"] == "model:messages"]
     assert [e["code"] for e in denied] == ["repeated_call"]
@@ -93,15 +86,19 @@ def test_the_same_call_more_than_the_limit_is_refused_and_other_sessions_go_on(
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_a_model_asking_for_the_same_tool_call_again_terminates_the_session(
-    gateway: RunningTether, upstream: RunningFake, receiver: Receiver, stream: bool
+    gateway: RunningTether,
+    upstream: RunningFake,
+    receiver: Receiver,
+    stream: bool,
+    sdk: Sdk,
 ) -> None:
     key = gateway.create_agent("claude-deploy-01", "p")
     gateway.call("POST", "/projects/p/webhooks", json={"kind": "slack", "url": receiver.url})
     gateway.set_guards("p", **{**QUIET, "repeat_limit": 2, "on_trip": "terminate"})
     upstream.fake.default = FakeReply(kind="tool_use", tool_input={"command": "make deploy"})
-    sdk = client(gateway, key, "tool-loop")
+    agent = sdk(gateway, key, "tool-loop")
     for turn in range(3):
-        assert ask(sdk, f"turn {turn}", stream).stop_reason == "tool_use"
+        assert ask(agent, f"turn {turn}", stream).stop_reason == "tool_use"
     deadline = time.monotonic() + 5
     while session_state(gateway, "tool-loop") != "terminated":
         assert time.monotonic() < deadline, "the session was not terminated"
@@ -112,7 +109,7 @@ def test_a_model_asking_for_the_same_tool_call_again_terminates_the_session(
     assert [e["result"] for e in events if e["action"] == "guard:repeated_tool_call"] == [
         "terminate"
     ]
-    error = refusal(lambda: ask(sdk, "turn 4", stream))
+    error = refusal(lambda: ask(agent, "turn 4", stream))
     assert error.status_code == 403 and error.body["error"]["code"] == "session_terminated"
     revived = gateway.call("POST", "/sessions/tool-loop/resume", json={"reason": "try"})
     assert revived.status_code == 409 and "terminated" in revived.text
@@ -122,48 +119,52 @@ def test_a_model_asking_for_the_same_tool_call_again_terminates_the_session(
         time.sleep(0.05)
     text = json.loads(receiver.deliveries[0].body)["text"]
     assert "repeated_tool_call" in text and "tool-loop" in text and "terminated" in text
-    ask(client(gateway, key, "another-session"), "fresh work")
+    ask(sdk(gateway, key, "another-session"), "fresh work")
 
 
 def test_retries_beyond_the_limit_are_refused_before_reaching_upstream(
-    gateway: RunningTether, upstream: RunningFake
+    gateway: RunningTether,
+    upstream: RunningFake,
+    sdk: Sdk,
 ) -> None:
     key = gateway.create_agent("retrier", "p")
     gateway.set_guards("p", **{**QUIET, "max_retries": 2})
     for _ in range(10):
         upstream.fake.enqueue(FakeReply(kind="error", status=529, error_type="overloaded_error"))
-    sdk = client(gateway, key, "retry-storm", retries=6)
+    agent = sdk(gateway, key, "retry-storm", retries=6)
     before = len(upstream.fake.received)
-    error = refusal(lambda: ask(sdk))
+    error = refusal(lambda: ask(agent))
     assert error.status_code == 403 and error.body["error"]["code"] == "retry_limit"
     assert "retried 3 times; the project allows 2" in error.body["error"]["message"]
     assert len(upstream.fake.received) - before == 3
 
 
 def test_a_session_whose_calls_keep_failing_is_stopped(
-    gateway: RunningTether, upstream: RunningFake
+    gateway: RunningTether,
+    upstream: RunningFake,
+    sdk: Sdk,
 ) -> None:
     key = gateway.create_agent("failer", "p")
     gateway.set_guards("p", **{**QUIET, "max_retries": 3})
     upstream.fake.default = FakeReply(kind="error", status=400, error_type="invalid_request_error")
-    sdk = client(gateway, key, "failing")
+    agent = sdk(gateway, key, "failing")
     for turn in range(4):
-        assert refusal(lambda: ask(sdk, f"attempt {turn}")).status_code == 400  # noqa: B023
+        assert refusal(lambda: ask(agent, f"attempt {turn}")).status_code == 400  # noqa: B023
     wait_settled(gateway, 4, "failing")
-    error = refusal(lambda: ask(sdk, "attempt 5"))
+    error = refusal(lambda: ask(agent, "attempt 5"))
     assert error.status_code == 403 and error.body["error"]["code"] == "retry_limit"
     assert "last 4 calls failed" in error.body["error"]["message"]
 
 
-def test_the_circuit_breaker_fails_fast_then_lets_a_probe_through(
-    gateway: RunningTether, upstream: RunningFake
+def test_the_circuit_breaker_fails_fast_and_reopens_on_the_first_failure_after_cooling_down(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
 ) -> None:
     key = gateway.create_agent("busy", "p")
     gateway.set_guards("p", **{**QUIET, "breaker_failures": 3, "breaker_cooldown_seconds": 2})
     for _ in range(3):
         upstream.fake.enqueue(FakeReply(kind="error", status=429, error_type="rate_limit_error"))
     for n in range(3):
-        assert refusal(lambda: ask(client(gateway, key, f"s{n}"))).status_code == 429  # noqa: B023
+        assert refusal(lambda: ask(sdk(gateway, key, f"s{n}"))).status_code == 429  # noqa: B023
     wait_settled(gateway, 3)
     reached = len(upstream.fake.received)
     fast = httpx.post(
@@ -177,21 +178,29 @@ def test_the_circuit_breaker_fails_fast_then_lets_a_probe_through(
     assert 1 <= int(fast.headers["retry-after"]) <= 2
     assert len(upstream.fake.received) == reached
     time.sleep(2.1)
-    assert ask(client(gateway, key, "probe")).stop_reason == "end_turn"
-    assert ask(client(gateway, key, "after")).stop_reason == "end_turn"
+    upstream.fake.enqueue(FakeReply(kind="error", status=529, error_type="overloaded_error"))
+    assert refusal(lambda: ask(sdk(gateway, key, "half-open"))).status_code == 529
+    wait_settled(gateway, 4)
+    reopened = refusal(lambda: ask(sdk(gateway, key, "reopened")))
+    assert reopened.status_code == 429 and reopened.body["error"]["code"] == "upstream_circuit_open"
+    time.sleep(2.1)
+    assert ask(sdk(gateway, key, "recovered")).stop_reason == "end_turn"
+    assert ask(sdk(gateway, key, "after")).stop_reason == "end_turn"
 
 
 def test_a_model_that_asks_for_nothing_new_is_stopped_for_no_progress(
-    gateway: RunningTether, upstream: RunningFake
+    gateway: RunningTether,
+    upstream: RunningFake,
+    sdk: Sdk,
 ) -> None:
     key = gateway.create_agent("staller", "p")
     gateway.set_guards("p", **{**QUIET, "stall_calls": 3})
     upstream.fake.default = FakeReply(kind="tool_use", tool_input={"command": "cat log.txt"})
-    sdk = client(gateway, key, "stalled")
+    agent = sdk(gateway, key, "stalled")
     for turn in range(4):
-        ask(sdk, f"turn {turn}")
+        ask(agent, f"turn {turn}")
     wait_settled(gateway, 4, "stalled")
-    error = refusal(lambda: ask(sdk, "turn 5"))
+    error = refusal(lambda: ask(agent, "turn 5"))
     assert error.status_code == 403 and error.body["error"]["code"] == "no_progress"
     assert "last 3 answers" in error.body["error"]["message"]
 

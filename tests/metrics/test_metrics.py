@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import anthropic
 import httpx
@@ -29,13 +30,13 @@ def value(samples: dict, name: str, **labels: str) -> float:
 
 
 def test_metrics_count_decisions_tokens_and_cost_as_the_trail_records_them(
-    gateway: RunningTether, upstream: RunningFake
+    gateway: RunningTether, upstream: RunningFake, sdk: Callable[..., anthropic.Anthropic]
 ) -> None:
     key = gateway.create_agent("a", "p")
-    sdk = anthropic.Anthropic(api_key=key, base_url=gateway.url, max_retries=0)
+    agent = sdk(gateway, key)
     upstream.fake.default = FakeReply(input_tokens=120, output_tokens=30)
     for n in range(3):
-        with sdk.messages.stream(
+        with agent.messages.stream(
             model="claude-sonnet-5", max_tokens=50, messages=[{"role": "user", "content": f"{n}"}]
         ) as stream:
             stream.get_final_message()

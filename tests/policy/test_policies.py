@@ -3,6 +3,8 @@ principal and action group; default deny; malformed policies rejected with posit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anthropic
 import httpx
 import pytest
@@ -43,7 +45,7 @@ def decide(
 
 
 def test_without_a_policy_everything_but_model_calls_is_denied(
-    gateway: RunningTether, upstream: RunningFake
+    gateway: RunningTether, upstream: RunningFake, sdk: Callable[..., anthropic.Anthropic]
 ) -> None:
     gateway.create_project("bare", upstream.fake.api_key, policy=None)
     key = gateway.create_agent("a", "bare")
@@ -53,7 +55,7 @@ def test_without_a_policy_everything_but_model_calls_is_denied(
     assert denied.status_code == 403
     assert denied.json()["error"]["code"] == "policy_denied"
     assert "default deny" in denied.json()["reason"]
-    client = anthropic.Anthropic(api_key=key, base_url=gateway.url, max_retries=0)
+    client = sdk(gateway, key)
     reply = client.messages.create(
         model="claude-sonnet-5-5", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
     )
@@ -220,10 +222,10 @@ def test_evaluate_probes_against_current_and_candidate(tether: RunningTether) ->
 
 
 def test_a_project_policy_can_forbid_or_ask_for_model_calls(
-    gateway: RunningTether, upstream: RunningFake
+    gateway: RunningTether, upstream: RunningFake, sdk: Callable[..., anthropic.Anthropic]
 ) -> None:
     key = gateway.create_agent("a", "p")
-    client = anthropic.Anthropic(api_key=key, base_url=gateway.url, max_retries=0)
+    client = sdk(gateway, key)
 
     def call(model: str) -> None:
         client.messages.create(

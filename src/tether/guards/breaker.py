@@ -1,6 +1,9 @@
 """A circuit breaker per project on its upstream: after a run of 429/5xx answers, calls
-fail fast for a cool-down (upstream's ``retry-after`` when it gave one), then one probe
-call decides whether traffic resumes."""
+fail fast for a cool-down (upstream's ``retry-after`` when it gave one). After the
+cool-down calls go through again, and the first failure re-opens it at once.
+
+There is no single designated probe: a probe call that a later stage refuses (policy,
+budget) would never report back and would hold the breaker shut."""
 
 from __future__ import annotations
 
@@ -8,40 +11,31 @@ from dataclasses import dataclass
 
 __all__ = ["CircuitBreaker", "CircuitBreakers"]
 
-PROBE_TIMEOUT_MS = 60_000
-
 
 @dataclass(slots=True)
 class CircuitBreaker:
     failures_in_a_row: int = 0
     open_until_ms: int = 0
-    probe_started_ms: int | None = None
+    """0 when closed; past it, the breaker is half-open."""
 
     def wait_ms(self, at_ms: int) -> int | None:
-        """None when a call may go; otherwise how long until one may. Past the cool-down,
-        the first caller becomes the probe."""
-        if self.open_until_ms == 0:
-            return None
+        """None when a call may go; otherwise how long until one may."""
         if at_ms < self.open_until_ms:
             return self.open_until_ms - at_ms
-        if self.probe_started_ms is not None and at_ms - self.probe_started_ms < PROBE_TIMEOUT_MS:
-            return 1000
-        self.probe_started_ms = at_ms
         return None
 
-    def succeeded(self) -> bool:
-        """Returns whether this closed an open breaker."""
-        was_open = self.open_until_ms != 0
-        self.failures_in_a_row, self.open_until_ms, self.probe_started_ms = 0, 0, None
-        return was_open
+    def succeeded(self) -> None:
+        self.failures_in_a_row, self.open_until_ms = 0, 0
 
     def failed(self, at_ms: int, threshold: int, cooldown_ms: int) -> bool:
-        """Returns whether this opened the breaker (or re-opened it after a failed probe)."""
+        """Returns whether this opened the breaker. Calls that were already in flight when
+        it opened do not extend the cool-down."""
+        if at_ms < self.open_until_ms:
+            return False
         self.failures_in_a_row += 1
-        probing = self.probe_started_ms is not None
-        if probing or (self.open_until_ms == 0 and self.failures_in_a_row >= threshold):
+        half_open = self.open_until_ms != 0
+        if half_open or self.failures_in_a_row >= threshold:
             self.open_until_ms = at_ms + cooldown_ms
-            self.probe_started_ms = None
             return True
         return False
 

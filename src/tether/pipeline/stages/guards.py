@@ -121,7 +121,7 @@ class EnforceGuards:
         if outcome.upstream_overloaded:
             cooldown = outcome.retry_after_seconds or settings.breaker_cooldown_seconds
             breaker.failed(at, threshold, int(cooldown * 1000))
-        elif outcome.result == "ok":
+        elif outcome.result == "ok" or (outcome.result == "error" and outcome.status < 500):
             breaker.succeeded()
 
     def _trip_after(
