@@ -105,6 +105,12 @@ def test_an_export_verifies_offline_and_its_anchor_catches_a_rewritten_chain(
     assert "rewritten" in json.loads(live.output)["first_break"]["problem"]
     wrong = cli("audit", "verify", "--expect", "12:abc")
     assert wrong.exit_code != 0 and "SEQ:HASH" in wrong.output
+    missing = cli("audit", "verify", "--file", str(tmp_path / "nope.jsonl"))
+    assert missing.exit_code != 0 and "cannot read" in missing.output
+    unwritable = cli("audit", "export", "--out", str(tmp_path / "no-dir" / "x.jsonl"))
+    assert unwritable.exit_code != 0 and "cannot write" in unwritable.output
+    bad_cursor = tether_any.call("GET", "/audit", params={"after_seq": "-1"})
+    assert bad_cursor.status_code == 400 and "after_seq" in bad_cursor.text
 
 
 def rewrite_whole_chain_from_event_2(database_url: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import orjson
 import typer
@@ -63,7 +63,7 @@ def verify(
     """Walk the hash chain; exit 1 at the first changed, missing or re-ordered event."""
     anchor = _anchor(expect) if expect is not None else None
     if file is not None:
-        with file.open("rb") as lines:
+        with _opened(file, "rb") as lines:
             report = walk_export(lines)
         out: dict[str, Any] = {
             "intact": report.intact,
@@ -90,6 +90,14 @@ def verify(
         raise typer.Exit(1)
 
 
+def _opened(path: Path, mode: str) -> BinaryIO:
+    try:
+        return cast(BinaryIO, path.open(mode))
+    except OSError as exc:
+        action = "read" if "r" in mode else "write"
+        raise CliError(f"cannot {action} {path}: {exc.strerror or exc}") from None
+
+
 def _anchor(expect: str) -> tuple[int, str]:
     seq_text, _, expected_hash = expect.partition(":")
     if not seq_text.isdigit() or len(expected_hash) != 64:
@@ -106,7 +114,7 @@ def _anchor_problem(
     seq, expected_hash = anchor
     found: dict[str, Any] | None = None
     if file is not None:
-        with file.open("rb") as lines:
+        with _opened(file, "rb") as lines:
             found = next((e for e in map(orjson.loads, lines) if e.get("seq") == seq), None)
     else:
         page = client(ctx).call("GET", "/audit", params={"after_seq": str(seq - 1), "limit": "1"})
@@ -131,7 +139,7 @@ def export(
 ) -> None:
     """Copy the trail, as stored and hash-chained, to a file you own."""
     count, last = 0, None
-    with out.open("wb") as sink:
+    with _opened(out, "wb") as sink:
         for line in client(ctx).lines("/audit/export", {"after_seq": str(after_seq)}):
             sink.write(line + b"\n")
             count += 1
