@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
@@ -198,3 +199,48 @@ def test_two_replicas_append_to_one_intact_chain(
     report = second.call("GET", "/audit/verify").json()
     assert report["intact"], report["first_break"]
     assert report["checked"] == report["head_seq"] >= 120
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A real S3 API (moto in server mode) that the CLI reaches with its own credentials."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="audit-archive")
+    try:
+        yield client
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_an_export_goes_to_an_s3_bucket_the_user_owns_and_verifies_from_there(
+    cli, tether_any: RunningTether, s3: Any
+) -> None:  # type: ignore[no-untyped-def]
+    some_decisions(tether_any)
+    exported = cli("audit", "export", "--out", "s3://audit-archive/trails/2026-11-25.jsonl")
+    assert exported.exit_code == 0, exported.output
+    anchor = exported.output.split("--expect ")[1].split()[0]
+    stored = s3.head_object(Bucket="audit-archive", Key="trails/2026-11-25.jsonl")
+    assert stored["Metadata"]["tether-anchor"] == anchor
+    checked = cli("audit", "verify", "--file", "s3://audit-archive/trails/2026-11-25.jsonl")
+    assert checked.exit_code == 0, checked.output
+    assert f"#{anchor.split(':')[0]}" in checked.output
+    missing = cli("audit", "verify", "--file", "s3://audit-archive/nope.jsonl")
+    assert missing.exit_code != 0 and "cannot use s3://audit-archive/nope.jsonl" in missing.output
+    no_bucket = cli("audit", "export", "--out", "s3://not-a-bucket/x.jsonl")
+    assert no_bucket.exit_code != 0 and "NoSuchBucket" in no_bucket.output
+    assert cli("audit", "export", "--out", "s3://only-a-bucket").exit_code != 0

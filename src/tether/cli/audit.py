@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 import orjson
 import typer
 
 from tether.audit.chain import walk_export
+from tether.cli.audit_storage import ExportWriter, export_to, read_export
 from tether.cli.audit_timeline import print_timeline
 from tether.cli.client import CliError
 from tether.cli.context import AgentFilter, JsonOption, ProjectFilter, client, reports_errors
@@ -18,9 +18,11 @@ from tether.cli.output import print_json, print_records
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 REPLAY_PAGE = 1000
 ExportFileOption = typer.Option(
-    None, "--file", "-f", help="Check an export offline instead of the live trail."
+    None, "--file", "-f", help="Check an export (a file or s3://BUCKET/KEY) offline."
 )
-ExportOutOption = typer.Option(..., "--out", "-o", help="The file to write (JSON lines).")
+ExportOutOption = typer.Option(
+    ..., "--out", "-o", help="Where to write (JSON lines): a file, or s3://BUCKET/KEY."
+)
 COLUMNS = ["seq", "ts", "actor", "session_id", "action", "resource", "result", "code", "reason"]
 
 
@@ -54,7 +56,7 @@ def query(
 @reports_errors
 def verify(
     ctx: typer.Context,
-    file: Path | None = ExportFileOption,
+    file: str | None = ExportFileOption,
     expect: str | None = typer.Option(
         None, "--expect", help="SEQ:HASH noted from an export: the trail must still hold it."
     ),
@@ -63,7 +65,7 @@ def verify(
     """Walk the hash chain; exit 1 at the first changed, missing or re-ordered event."""
     anchor = _anchor(expect) if expect is not None else None
     if file is not None:
-        with _opened(file, "rb") as lines:
+        with read_export(file) as lines:
             report = walk_export(lines)
         out: dict[str, Any] = {
             "intact": report.intact,
@@ -90,12 +92,11 @@ def verify(
         raise typer.Exit(1)
 
 
-def _opened(path: Path, mode: str) -> BinaryIO:
-    try:
-        return cast(BinaryIO, path.open(mode))
-    except OSError as exc:
-        action = "read" if "r" in mode else "write"
-        raise CliError(f"cannot {action} {path}: {exc.strerror or exc}") from None
+def _anchor_of(sink: ExportWriter) -> str | None:
+    if sink.last is None:
+        return None
+    head = orjson.loads(sink.last)
+    return f"{head['seq']}:{head['hash']}"
 
 
 def _anchor(expect: str) -> tuple[int, str]:
@@ -108,13 +109,13 @@ def _anchor(expect: str) -> tuple[int, str]:
 
 
 def _anchor_problem(
-    ctx: typer.Context, anchor: tuple[int, str], file: Path | None
+    ctx: typer.Context, anchor: tuple[int, str], file: str | None
 ) -> dict[str, Any] | None:
     """Whether the trail still holds event SEQ with hash HASH (a head noted earlier)."""
     seq, expected_hash = anchor
     found: dict[str, Any] | None = None
     if file is not None:
-        with _opened(file, "rb") as lines:
+        with read_export(file) as lines:
             found = next((e for e in map(orjson.loads, lines) if e.get("seq") == seq), None)
     else:
         page = client(ctx).call("GET", "/audit", params={"after_seq": str(seq - 1), "limit": "1"})
@@ -134,24 +135,20 @@ def _anchor_problem(
 @reports_errors
 def export(
     ctx: typer.Context,
-    out: Path = ExportOutOption,
+    out: str = ExportOutOption,
     after_seq: int = typer.Option(0, "--after-seq", help="Only events after this number."),
 ) -> None:
-    """Copy the trail, as stored and hash-chained, to a file you own."""
-    count, last = 0, None
-    with _opened(out, "wb") as sink:
+    """Copy the trail, as stored and hash-chained, to a file or S3 object you own."""
+    with export_to(out, _anchor_of) as sink:
         for line in client(ctx).lines("/audit/export", {"after_seq": str(after_seq)}):
-            sink.write(line + b"\n")
-            count += 1
-            last = line
-    if last is None:
+            sink.write(line)
+    if sink.last is None:
         print(f"no events after #{after_seq}; {out} is empty")
         return
-    head = orjson.loads(last)
+    anchor = _anchor_of(sink)
     print(
-        f"exported {count} events to {out}, up to #{head['seq']}\n"
-        f"note this anchor to prove later that nothing before it changed: "
-        f"--expect {head['seq']}:{head['hash']}"
+        f"exported {sink.count} events to {out}, up to #{anchor.split(':')[0] if anchor else ''}\n"
+        f"note this anchor to prove later that nothing before it changed: --expect {anchor}"
     )
 
 
