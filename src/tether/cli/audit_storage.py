@@ -59,15 +59,23 @@ def _s3_errors(url: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _local_file(path: str, mode: str) -> Iterator[IO[bytes]]:
+    """A local file; failing to open, read or write it is a CLI error, not a traceback."""
+    try:
+        with Path(path).open(mode) as handle:
+            yield handle
+    except OSError as exc:
+        verb = "read" if "r" in mode else "write"
+        raise CliError(f"cannot {verb} {path}: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
 def export_to(target: str, anchor_of: Any) -> Iterator[ExportWriter]:
     """A writer for the export; S3 objects are uploaded when the block succeeds, with
     ``anchor_of(writer)`` (``SEQ:HASH`` or None) as object metadata."""
     if not target.startswith("s3://"):
-        try:
-            with Path(target).open("wb") as handle:
-                yield ExportWriter(handle)
-        except OSError as exc:
-            raise CliError(f"cannot write {target}: {exc.strerror or exc}") from None
+        with _local_file(target, "wb") as handle:
+            yield ExportWriter(handle)
         return
     bucket, key = _s3_location(target)
     with tempfile.TemporaryFile() as spool:
@@ -84,11 +92,8 @@ def export_to(target: str, anchor_of: Any) -> Iterator[ExportWriter]:
 def read_export(source: str) -> Iterator[Iterator[bytes]]:
     """The lines of an export, local or on S3."""
     if not source.startswith("s3://"):
-        try:
-            with Path(source).open("rb") as handle:
-                yield iter(handle)
-        except OSError as exc:
-            raise CliError(f"cannot read {source}: {exc.strerror or exc}") from None
+        with _local_file(source, "rb") as handle:
+            yield iter(handle)
         return
     bucket, key = _s3_location(source)
     with _s3_client() as s3:
