@@ -39,6 +39,7 @@ from tether.store.audit_appender import open_appender
 from tether.store.budget_ledger import BudgetLedger, open_ledger
 from tether.store.budgets import BudgetStore
 from tether.store.change_feed import ChangeFeed
+from tether.store.clock import now_ms
 from tether.store.controls import ControlStore
 from tether.store.credentials import CredentialStore
 from tether.store.database import Database
@@ -132,6 +133,12 @@ class Runtime:
         )
         metrics = TetherMetrics()
         audit = AuditLog(open_appender(db.url, writer), watcher=metrics)
+        guards = EnforceGuards(TripResponder(sessions, alert_store, audit))
+        metrics.gauge(
+            "tether_circuit_breakers_open",
+            "Projects whose model calls fail fast now (upstream kept answering 429/5xx)",
+            lambda: guards.breakers.open_count(now_ms()),
+        )
         policy_store = PolicyStore(db)
         policies = PolicyBook(policy_store)
         approvals = ApprovalStore(db)
@@ -181,7 +188,7 @@ class Runtime:
                     reserve,
                     policies,
                     approvals,
-                    EnforceGuards(TripResponder(sessions, alert_store, audit)),
+                    guards,
                 ),
                 audit,
                 on_decided=metrics.decided,

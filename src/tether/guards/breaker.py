@@ -44,6 +44,10 @@ class CircuitBreakers:
     def __init__(self) -> None:
         self._by_project: dict[str, CircuitBreaker] = {}
 
+    def open_count(self, at_ms: int) -> int:
+        """Projects whose calls fail fast right now."""
+        return sum(1 for breaker in self._by_project.values() if breaker.wait_ms(at_ms))
+
     def of(self, project_id: str) -> CircuitBreaker:
         breaker = self._by_project.get(project_id)
         if breaker is None:
