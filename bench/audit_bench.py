@@ -2,7 +2,8 @@
 
 Appends batches of 1 and 32 events through ``SqliteAppender`` / ``PostgresAppender``
 (chained: read the head under its lock, hash every event, move the head) against the same
-rows inserted by the same connection with no chain work (baseline).
+rows inserted by the same connection with no chain work (baseline). On SQLite it then
+verifies the whole chain (100,000 events and more) and prints events per second.
 
     uv run python bench/audit_bench.py [--quick] [--database-url postgresql+asyncpg://…]
 """
@@ -22,11 +23,13 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from tether.audit.event import AuditEvent
+from tether.store.audit import AuditStore
 from tether.store.audit_appender import PostgresAppender, SqliteAppender
 from tether.store.database import Database
 from tether.store.migrate import upgrade
 from tether.store.sqlite_writer import SqliteWriter
 
+VERIFY_EVENTS = 100_000
 BASE = (
     "INSERT INTO audit_events (id, ts, project_id, agent_id, agent_name, session_id, actor, "
     "source, action, resource, result, code, reason, attributes) VALUES ({})"
@@ -92,6 +95,19 @@ async def bench_sqlite(n: int, workdir: Path) -> None:
         with_chain = await timed(n, linked)
         report(f"batch of {size}: no chain (baseline)", base)
         report(f"batch of {size}: hash-chained", with_chain, base)
+    batch = rows(500)
+    for _ in range(VERIFY_EVENTS // 500):
+        await chained.append(fresh(batch))
+    db = Database(url)
+    started = time.perf_counter()
+    verdict = await AuditStore(db).verify()
+    seconds = time.perf_counter() - started
+    await db.dispose()
+    assert verdict.intact, verdict.first_break
+    print(
+        f"  verify the whole chain: {verdict.checked:,} events in {seconds:.2f} s "
+        f"({verdict.checked / seconds:,.0f} events/s)"
+    )
     await chained.close()
 
 
