@@ -156,6 +156,20 @@ def test_a_session_whose_calls_keep_failing_is_stopped(
     assert "last 4 calls failed" in error.body["error"]["message"]
 
 
+def test_failures_on_tethers_side_do_not_count_as_the_agents_retries(
+    gateway: RunningTether, sdk: Sdk
+) -> None:
+    gateway.create_project("no-key")
+    gateway.set_guards("no-key", **{**QUIET, "max_retries": 1})
+    agent = sdk(gateway, gateway.create_agent("waiting", "no-key"), "no-key-session")
+    for turn in range(4):
+        error = refusal(lambda: ask(agent, f"attempt {turn}"))  # noqa: B023
+        assert error.status_code == 503
+        assert error.body["error"]["code"] == "no_upstream_credential"
+    wait_settled(gateway, 4, "no-key-session")
+    assert refusal(lambda: ask(agent, "again")).body["error"]["code"] == "no_upstream_credential"
+
+
 def test_the_circuit_breaker_fails_fast_and_reopens_on_the_first_failure_after_cooling_down(
     gateway: RunningTether, upstream: RunningFake, sdk: Sdk
 ) -> None:

@@ -41,6 +41,9 @@ class Outcome:
     tool_results: list[ToolResult] = field(default_factory=list)
     detail: str = ""
     upstream_request_id: str | None = None
+    upstream_reached: bool = False
+    """The call reached upstream (it answered, or the connection failed on the way): only
+    then does a failure count against the agent's retries."""
     upstream_overloaded: bool = False
     """Upstream answered 429/5xx or could not be reached: the circuit breaker counts these."""
     retry_after_seconds: float | None = None

@@ -169,6 +169,7 @@ class AnthropicGateway:
         url = f"{base}/v1/{'messages/count_tokens' if operation == 'count_tokens' else 'messages'}"
         if request.query_string:
             url += f"?{request.query_string}"
+        outcome.upstream_reached = True
         try:
             upstream = await self._upstream.post(
                 url, request_headers(request.headers, api_key), body

@@ -97,7 +97,7 @@ class EnforceGuards:
         at = now_ms()
         self._settle_breaker(ctx.identity.project.id, settings, outcome, at)
         watch = self.watches.of(ctx.session.id)
-        if outcome.result == "error":
+        if outcome.result == "error" and outcome.upstream_reached:
             watch.failures_in_a_row += 1
         elif outcome.result == "ok":
             watch.failures_in_a_row = 0
