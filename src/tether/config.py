@@ -55,6 +55,8 @@ class Settings:
     prices_file: Path | None = None
     alert_retry_base_seconds: float = 2.0
     approval_reap_seconds: float = 10.0
+    metrics_token: str | None = None
+    """When set, ``GET /metrics`` wants ``Authorization: Bearer <it>``."""
 
     @property
     def resolved_database_url(self) -> str:
@@ -90,4 +92,5 @@ class Settings:
             prices_file=Path(env["TETHER_PRICES_FILE"]) if env.get("TETHER_PRICES_FILE") else None,
             alert_retry_base_seconds=_int_setting(env, "TETHER_ALERT_RETRY_BASE_SECONDS", 2, 1),
             approval_reap_seconds=_int_setting(env, "TETHER_APPROVAL_REAP_SECONDS", 10, 1),
+            metrics_token=env.get("TETHER_METRICS_TOKEN") or None,
         )

@@ -29,6 +29,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "expired_key": 401,
     "revoked_key": 401,
     "invalid_admin_token": 401,
+    "invalid_metrics_token": 401,
     "forbidden": 403,
     "agent_key_on_admin_api": 403,
     "read_only_token": 403,

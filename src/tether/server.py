@@ -32,7 +32,7 @@ def build_app(runtime: Runtime) -> web.Application:
     )
     app[RUNTIME_KEY] = runtime
     app.router.add_get("/healthz", _health)
-    add_metrics_route(app, runtime.metrics)
+    add_metrics_route(app, runtime.metrics, runtime.settings.metrics_token)
     add_authorize_routes(
         app, runtime.pipeline, runtime.approval_waiter, runtime.settings.max_body_bytes
     )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import anthropic
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.databases import sqlite_url
 from tests.support.fake_upstream import RunningFake
-from tests.support.server import RunningTether
+from tests.support.server import RunningTether, start_tether
 from tether.fakes.anthropic import FakeReply
 
 
@@ -95,3 +97,17 @@ def test_metrics_count_decisions_tokens_and_cost_as_the_trail_records_them(
     assert value(samples, "tether_audit_write_failures_total") == 0
     assert ("tether_streams_in_flight", ()) in samples
     assert "tth_not_a_real_key" not in httpx.get(f"{gateway.url}/metrics").text
+
+
+def test_a_metrics_token_keeps_scrapes_without_it_out(tmp_path: Path) -> None:
+    server = start_tether(tmp_path / "data", sqlite_url(str(tmp_path)), metrics_token="m-secret")
+    try:
+        missing = httpx.get(f"{server.url}/metrics")
+        assert missing.status_code == 401
+        assert "Bearer <TETHER_METRICS_TOKEN>" in missing.json()["error"]["message"]
+        wrong = httpx.get(f"{server.url}/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and "nope" not in wrong.text
+        right = httpx.get(f"{server.url}/metrics", headers={"Authorization": "Bearer m-secret"})
+        assert right.status_code == 200 and "tether_events_total" in right.text
+    finally:
+        server.stop()
