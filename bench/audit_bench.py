@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from harness import report, timed
 from sqlalchemy.engine import make_url
 
 from tether.audit.event import AuditEvent
@@ -53,25 +52,6 @@ def fresh(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [(f"{stamp}-{i}", *row[1:]) for i, row in enumerate(batch)]
 
 
-async def timed(n: int, call: Callable[[], Awaitable[object]]) -> list[float]:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        await call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
-def report(name: str, samples: list[float], base: list[float] | None = None) -> None:
-    ordered = sorted(samples)
-    p50 = statistics.median(ordered)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    line = f"  {name:<40} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms"
-    if base:
-        line += f"   (+{p50 - statistics.median(base):.3f} ms p50)"
-    print(line)
-
-
 async def bench_sqlite(n: int, workdir: Path) -> None:
     url = f"sqlite+aiosqlite:///{workdir}/audit.db"
     db = Database(url)
@@ -91,8 +71,8 @@ async def bench_sqlite(n: int, workdir: Path) -> None:
         async def linked(batch: list[tuple[Any, ...]] = batch) -> None:
             await chained.append(fresh(batch))
 
-        base = await timed(n, plain)
-        with_chain = await timed(n, linked)
+        base = await timed(n, lambda _: plain())
+        with_chain = await timed(n, lambda _: linked())
         report(f"batch of {size}: no chain (baseline)", base)
         report(f"batch of {size}: hash-chained", with_chain, base)
     batch = rows(500)
@@ -130,8 +110,8 @@ async def bench_postgres(n: int, url: str) -> None:
         async def linked(batch: list[tuple[Any, ...]] = batch) -> None:
             await chained.append(fresh(batch))
 
-        base = await timed(n, plain)
-        with_chain = await timed(n, linked)
+        base = await timed(n, lambda _: plain())
+        with_chain = await timed(n, lambda _: linked())
         report(f"batch of {size}: no chain (baseline)", base)
         report(f"batch of {size}: hash-chained", with_chain, base)
     await conn.close()

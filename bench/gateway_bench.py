@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+from harness import free_port
 
 UPSTREAM_KEY = "sk-ant-bench-upstream"
 ADMIN_TOKEN = "tta_bench_admin_token_0123456789abcdef"
@@ -33,12 +33,6 @@ BODY = {
     "max_tokens": 64,
     "messages": [{"role": "user", "content": "Say hello in a short sentence."}],
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_http(url: str, timeout: float = 30) -> None:

@@ -12,37 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tether.config import Settings
+from harness import inprocess_runtime, report, timed
+
 from tether.pipeline import Action, Outcome, Pipeline, ToolUse
 from tether.pipeline.action import Context
 from tether.pipeline.stages.guards import EnforceGuards
-from tether.runtime import Runtime
-
-
-def report(name: str, samples: list[float], base: list[float] | None = None) -> None:
-    ordered = sorted(samples)
-    p50 = statistics.median(ordered)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    line = f"  {name:<46} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms"
-    if base:
-        b = sorted(base)
-        line += f"   (+{p50 - statistics.median(b):.3f} ms p50)"
-    print(line)
-
-
-async def timed(n: int, call: Callable[[int], Awaitable[object]]) -> list[float]:
-    samples = []
-    for i in range(n):
-        started = time.perf_counter()
-        await call(i)
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
 
 
 async def nothing() -> None:
@@ -50,11 +27,7 @@ async def nothing() -> None:
 
 
 async def bench(n: int, workdir: Path) -> None:
-    settings = Settings(
-        host="127.0.0.1", port=0, data_dir=workdir / "inproc",
-        database_url=f"sqlite+aiosqlite:///{workdir}/inproc.db",
-    )  # fmt: skip
-    runtime = await Runtime.start(settings)
+    runtime = await inprocess_runtime(workdir)
     try:
         project = await runtime.projects.create("bench")
         _, issued = await runtime.agents.create("agent-1", project.id, "")

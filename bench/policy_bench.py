@@ -17,27 +17,24 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import cedarpy
 import httpx
+from harness import free_port, inprocess_runtime, report, timed
 
-from tether.config import Settings
 from tether.guards.settings import GuardSettings
 from tether.pipeline import Action, Pipeline
 from tether.pipeline.stages.approval import RequireApproval
 from tether.pipeline.stages.policy import EnforcePolicy
 from tether.policy.compiled import compile_policy
 from tether.policy.request import PolicyRequest
-from tether.runtime import Runtime
 
 ADMIN_TOKEN = "tta_bench_policy_admin_token_0123456789"
 
@@ -75,21 +72,6 @@ def realistic_policy() -> str:
     return "\n\n".join(rules) + "\n"
 
 
-def pct(samples: list[float], q: float) -> float:
-    data = sorted(samples)
-    return data[min(len(data) - 1, int(q / 100 * len(data)))]
-
-
-def report(name: str, samples_ms: list[float], baseline_ms: list[float] | None = None) -> None:
-    line = f"  {name:<44} P50 {pct(samples_ms, 50):7.3f} ms  P99 {pct(samples_ms, 99):7.3f} ms"
-    if baseline_ms is not None:
-        line += (
-            f"   added P50 {pct(samples_ms, 50) - pct(baseline_ms, 50):+.3f}"
-            f" / P99 {pct(samples_ms, 99) - pct(baseline_ms, 99):+.3f} ms"
-        )
-    print(line)
-
-
 REQUESTS = [
     ("s3:GetObject", "arn:aws:s3:::ml-dev-features/x", {}),
     ("s3:GetObject", "arn:aws:s3:::ml-prod-features/x", {}),
@@ -120,21 +102,8 @@ def bench_cedar(n: int) -> None:
     report("CompiledPolicy.evaluate", ours, raw)
 
 
-async def timed(n: int, call: Callable[[], Awaitable[object]]) -> list[float]:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        await call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
 async def bench_pipeline(n: int, workdir: Path) -> None:
-    settings = Settings(
-        host="127.0.0.1", port=0, data_dir=workdir / "inproc",
-        database_url=f"sqlite+aiosqlite:///{workdir}/inproc.db",
-    )  # fmt: skip
-    runtime = await Runtime.start(settings)
+    runtime = await inprocess_runtime(workdir)
     try:
         project = await runtime.projects.create("bench")
         _, issued = await runtime.agents.create("agent-1", project.id, "")
@@ -160,9 +129,9 @@ async def bench_pipeline(n: int, workdir: Path) -> None:
         for _ in range(200):
             await runtime.pipeline.decide(action(*allowed))
             await without.decide(action(*allowed))
-        base = await timed(n, lambda: without.decide(action(*allowed)))
-        ok = await timed(n, lambda: runtime.pipeline.decide(action(*allowed)))
-        no = await timed(n, lambda: runtime.pipeline.decide(action(*denied)))
+        base = await timed(n, lambda _: without.decide(action(*allowed)))
+        ok = await timed(n, lambda _: runtime.pipeline.decide(action(*allowed)))
+        no = await timed(n, lambda _: runtime.pipeline.decide(action(*denied)))
         assert (await runtime.pipeline.decide(action(*allowed))).allowed
         assert not (await runtime.pipeline.decide(action(*denied))).allowed
         print(f"2. Pipeline.decide in-process (SQLite, durable audit), {n} decisions each")
@@ -171,12 +140,6 @@ async def bench_pipeline(n: int, workdir: Path) -> None:
         report("denied by policy", no, base)
     finally:
         await runtime.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def bench_http(n: int, workdir: Path) -> None:
@@ -227,9 +190,9 @@ async def bench_http(n: int, workdir: Path) -> None:
             for _ in range(200):
                 await post(allowed, 200)
                 await health()
-            base = await timed(n, health)
-            ok = await timed(n, lambda: post(allowed, 200))
-            no = await timed(n, lambda: post(denied, 403))
+            base = await timed(n, lambda _: health())
+            ok = await timed(n, lambda _: post(allowed, 200))
+            no = await timed(n, lambda _: post(denied, 403))
         print(f"3. POST /v1/authorize on `tether up` (SQLite), one connection, {n} requests each")
         report("GET /healthz (baseline)", base)
         report("allow", ok, base)

@@ -154,20 +154,27 @@ def test_a_failing_receiver_is_retried_until_it_accepts(
         flaky.stop()
 
 
+def cross_a_threshold(tmp_path: Path, upstream: RunningFake, receiver: Receiver) -> RunningTether:
+    """A tether whose project has just crossed a 50 % alert threshold, with ``receiver`` as
+    its Slack webhook."""
+    server = boot(tmp_path, upstream)
+    server.create_project("p", upstream.fake.api_key)
+    key = server.create_agent("a", "p")
+    upstream.fake.default = FakeReply(output_tokens=1000)
+    server.call("POST", "/projects/p/webhooks", json={"kind": "slack", "url": receiver.url})
+    server.call(
+        "PUT",
+        "/budgets",
+        json={"project": "p", "period": "daily", "limit_usd": 0.1, "thresholds": [50]},
+    )
+    spend(server, key, 6)
+    return server
+
+
 def test_queued_alerts_survive_a_restart(tmp_path: Path, upstream: RunningFake) -> None:
     receiver = Receiver(fail_first=10**6).start()
     try:
-        server = boot(tmp_path, upstream)
-        server.create_project("p", upstream.fake.api_key)
-        key = server.create_agent("a", "p")
-        upstream.fake.default = FakeReply(output_tokens=1000)
-        server.call("POST", "/projects/p/webhooks", json={"kind": "slack", "url": receiver.url})
-        server.call(
-            "PUT",
-            "/budgets",
-            json={"project": "p", "period": "daily", "limit_usd": 0.1, "thresholds": [50]},
-        )
-        spend(server, key, 6)
+        server = cross_a_threshold(tmp_path, upstream, receiver)
         wait_for(lambda: receiver.attempts >= 2)
         server.stop()
         assert receiver.deliveries == []
@@ -189,17 +196,7 @@ def test_an_alert_cut_off_by_a_shutdown_is_sent_by_the_next_process_at_once(
 ) -> None:
     receiver = Receiver(hold_seconds=30).start()
     try:
-        server = boot(tmp_path, upstream)
-        server.create_project("p", upstream.fake.api_key)
-        key = server.create_agent("a", "p")
-        upstream.fake.default = FakeReply(output_tokens=1000)
-        server.call("POST", "/projects/p/webhooks", json={"kind": "slack", "url": receiver.url})
-        server.call(
-            "PUT",
-            "/budgets",
-            json={"project": "p", "period": "daily", "limit_usd": 0.1, "thresholds": [50]},
-        )
-        spend(server, key, 6)
+        server = cross_a_threshold(tmp_path, upstream, receiver)
         wait_for(lambda: receiver.attempts >= 1)
         server.stop()
         assert receiver.deliveries == []
