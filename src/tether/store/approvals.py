@@ -8,7 +8,7 @@ is spent by exactly one action.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import orjson
@@ -52,15 +52,10 @@ class ApprovalRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class ApprovalRecord:
+class ApprovalRecord(ApprovalRequest):
+    """A stored request and what became of it."""
+
     id: str
-    project_id: str
-    agent_id: str
-    session_id: str
-    action: str
-    resource: str
-    reason: str
-    attributes: dict[str, Any]
     state: str
     requested_at: int
     expires_at: int
@@ -127,14 +122,8 @@ class ApprovalStore:
         """A new pending approval, announced on the project's webhooks in the same commit."""
         ts = now_ms()
         record = ApprovalRecord(
+            **{f.name: getattr(ask, f.name) for f in fields(ApprovalRequest)},
             id=f"apr_{new_id()}",
-            project_id=ask.project_id,
-            agent_id=ask.agent_id,
-            session_id=ask.session_id,
-            action=ask.action,
-            resource=ask.resource,
-            reason=ask.reason,
-            attributes=ask.attributes,
             state=PENDING,
             requested_at=ts,
             expires_at=ts + ttl_ms,
