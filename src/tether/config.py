@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tether.budgets.definitions import BudgetPeriod
 from tether.errors import ConfigError
 
 __all__ = ["Settings"]
@@ -26,6 +27,22 @@ def _int_setting(env: dict[str, str], name: str, default: int, minimum: int = 0)
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _usd_setting(env: dict[str, str], name: str, default: float) -> float | None:
+    """A dollar amount; ``off`` (or 0) for none."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if raw.lower() in ("off", "0", "none"):
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an amount in USD (or 'off')") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={value} must be more than 0 (or 'off')")
     return value
 
 
@@ -57,6 +74,16 @@ class Settings:
     approval_reap_seconds: float = 10.0
     metrics_token: str | None = None
     """When set, ``GET /metrics`` wants ``Authorization: Bearer <it>``."""
+    default_session_limit_usd: float | None = 5.0
+    default_daily_budget_usd: float | None = 50.0
+    """What a new project is given unless its creator opts out (None: not given)."""
+
+    def default_budgets(self) -> list[tuple[BudgetPeriod, float]]:
+        wanted = [
+            (BudgetPeriod.SESSION, self.default_session_limit_usd),
+            (BudgetPeriod.DAILY, self.default_daily_budget_usd),
+        ]
+        return [(period, limit) for period, limit in wanted if limit is not None]
 
     @property
     def resolved_database_url(self) -> str:
@@ -93,4 +120,6 @@ class Settings:
             alert_retry_base_seconds=_int_setting(env, "TETHER_ALERT_RETRY_BASE_SECONDS", 2, 1),
             approval_reap_seconds=_int_setting(env, "TETHER_APPROVAL_REAP_SECONDS", 10, 1),
             metrics_token=env.get("TETHER_METRICS_TOKEN") or None,
+            default_session_limit_usd=_usd_setting(env, "TETHER_DEFAULT_SESSION_LIMIT_USD", 5.0),
+            default_daily_budget_usd=_usd_setting(env, "TETHER_DEFAULT_DAILY_BUDGET_USD", 50.0),
         )

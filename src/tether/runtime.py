@@ -92,6 +92,7 @@ class Runtime:
     approval_waiter: ApprovalWaiter
     approval_reaper: ApprovalReaper
     pipeline: Pipeline
+    guards: EnforceGuards
     metrics: TetherMetrics
     bootstrap_secret: str | None = None
 
@@ -193,6 +194,7 @@ class Runtime:
                 audit,
                 on_decided=metrics.decided,
             ),
+            guards=guards,
             metrics=metrics,
         )
         metrics.gauge(

@@ -44,7 +44,7 @@ def test_sessions_kill_and_show(cli, gateway: RunningTether) -> None:
     assert killed.exit_code == 0, killed.output
     assert json.loads(killed.output)["state"] == "terminated"
     refused = model_call(gateway, key, "s-1")
-    assert refused.status_code == 403 and "looping" in refused.json()["error"]["message"]
+    assert refused.status_code == 423 and "looping" in refused.json()["error"]["message"]
     shown = json.loads(cli("sessions", "show", "s-1", "--json").output)
     assert shown["state_by"] == "admin:bootstrap"
     listed = json.loads(cli("sessions", "list", "--state", "terminated", "--json").output)
@@ -54,7 +54,7 @@ def test_sessions_kill_and_show(cli, gateway: RunningTether) -> None:
 def test_agents_stop_and_release(cli, gateway: RunningTether) -> None:
     key = gateway.create_agent("a", "p")
     assert json.loads(cli("agents", "stop", "a", "--json").output)["state"] == "stopped"
-    assert model_call(gateway, key, "x").status_code == 403
+    assert model_call(gateway, key, "x").status_code == 423
     assert json.loads(cli("agents", "release", "a", "--json").output)["state"] == "active"
     assert model_call(gateway, key, "x").status_code == 200
 
@@ -63,7 +63,7 @@ def test_projects_pause_resume(cli, gateway: RunningTether) -> None:
     key = gateway.create_agent("a", "p")
     paused = cli("projects", "pause", "p", "--reason", "incident", "--json")
     assert json.loads(paused.output)["paused"] is True
-    assert model_call(gateway, key, "x").status_code == 403
+    assert model_call(gateway, key, "x").status_code == 423
     assert json.loads(cli("projects", "resume", "p", "--json").output)["paused"] is False
     assert model_call(gateway, key, "x").status_code == 200
 
@@ -75,7 +75,7 @@ def test_pause_all_needs_all_flag(cli, gateway: RunningTether) -> None:
     assert model_call(gateway, key, "x").status_code == 200
     assert cli("pause", "--all", "--reason", "upstream outage").exit_code == 0
     refused = model_call(gateway, key, "x")
-    assert refused.status_code == 403 and "upstream outage" in refused.json()["error"]["message"]
+    assert refused.status_code == 423 and "upstream outage" in refused.json()["error"]["message"]
     assert cli("resume", "--all").exit_code == 0
     assert model_call(gateway, key, "x").status_code == 200
 

@@ -34,6 +34,6 @@ def test_session_kill_crosses_processes(tmp_path: Path, upstream: RunningFake) -
 
         admin.post("/sessions/shared/kill", json={"reason": "e2e"}).raise_for_status()
         response, elapsed = first_refusal(on_second, body, headers)
-        assert response.status_code == 403
+        assert response.status_code == 423
         assert response.json()["error"]["type"] == "permission_error"
         assert elapsed <= 1.0

@@ -73,14 +73,21 @@ def test_missing_key_is_denied_with_how_to_send_it(tether: RunningTether) -> Non
     assert "Authorization: Bearer" in response.json()["error"]["message"]
 
 
-def test_a_session_belongs_to_one_agent(tether: RunningTether) -> None:
+def test_an_agent_cannot_touch_or_probe_another_agents_session(tether: RunningTether) -> None:
     tether.create_project("p")
+    tether.create_project("q")
     first = tether.create_agent("a", "p")
-    second = tether.create_agent("b", "p")
+    second = tether.create_agent("b", "q")
     assert authorize(tether, first, BODY).status_code == 200
     response = authorize(tether, second, BODY)
-    assert response.status_code == 403
-    assert response.json()["error"]["code"] == "session_not_owned"
+    assert response.status_code == 200, "b gets a session of its own, not a refusal"
+    assert response.json()["session_id"] == BODY["session_id"], "nothing tells b it was taken"
+    killed = tether.call("POST", f"/sessions/{BODY['session_id']}/kill", json={"reason": "a only"})
+    assert killed.status_code == 200
+    assert authorize(tether, first, BODY).status_code == 423
+    assert authorize(tether, second, BODY).status_code == 200, "b's session is not a's"
+    trail = tether.call("GET", "/audit", params={"session": BODY["session_id"]}).json()
+    assert {e["agent"] for e in trail if e["source"] == "authorize"} == {"a"}
 
 
 def test_quarantined_agent_is_denied_and_others_are_not(tether_any: RunningTether) -> None:
@@ -92,7 +99,7 @@ def test_quarantined_agent_is_denied_and_others_are_not(tether_any: RunningTethe
     denied = authorize(tether_any, bad, BODY)
     allowed = authorize(tether_any, good, {**BODY, "session_id": "other"})
 
-    assert denied.status_code == 403
+    assert denied.status_code == 423
     assert denied.json()["error"]["code"] == "agent_quarantined"
     assert allowed.status_code == 200
     assert tether_any.call("POST", "/agents/bad/release").json()["state"] == "active"

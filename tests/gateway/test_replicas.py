@@ -53,7 +53,7 @@ def test_revocation_and_quarantine_reach_the_other_replica_within_a_second(
 
     assert first.call("POST", "/agents/quarantined/quarantine").status_code == 200
     response, elapsed = _until_refused(second, quarantined_key, within=1.0)
-    assert response.status_code == 403 and elapsed <= 1.0
+    assert response.status_code == 423 and elapsed <= 1.0
     assert response.json()["error"]["code"] == "agent_quarantined"
 
     assert _status(second, bystander).status_code == 200

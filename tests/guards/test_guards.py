@@ -20,7 +20,14 @@ from tether.fakes.anthropic import FakeReply
 
 MODEL = "claude-sonnet-5"
 Sdk = Callable[..., anthropic.Anthropic]
-QUIET = {"repeat_limit": None, "max_retries": None, "stall_calls": None, "breaker_failures": None}
+QUIET = {
+    "repeat_limit": None,
+    "tool_repeat_limit": None,
+    "max_retries": None,
+    "stall_calls": None,
+    "stall_minutes": None,
+    "breaker_failures": None,
+}
 
 
 @pytest.fixture
@@ -38,6 +45,52 @@ def ask(
         with agent.messages.stream(model=MODEL, max_tokens=100, messages=messages) as streamed:
             return streamed.get_final_message()
     return agent.messages.create(model=MODEL, max_tokens=100, messages=messages)
+
+
+class ToolLoop:
+    """An agent on the raw API that runs every tool the model asks for and sends back what
+    it answered, as an agent loop does; counts the tool calls it was handed."""
+
+    def __init__(self, client: anthropic.Anthropic, stream: bool = False) -> None:
+        self.client, self.stream = client, stream
+        self.messages: list[dict] = [{"role": "user", "content": "fix the build"}]
+        self.executions = 0
+        self._pending: list[str] = []
+
+    def turn(self, answer: str | None = None) -> anthropic.types.Message:
+        if answer is not None:
+            self.messages.append(
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": i,
+                            "content": answer,
+                            "is_error": True,
+                        }
+                        for i in self._pending
+                    ],
+                }
+            )
+        arguments = {"model": MODEL, "max_tokens": 100, "messages": self.messages}
+        if self.stream:
+            with self.client.messages.stream(**arguments) as streamed:  # type: ignore[arg-type]
+                message = streamed.get_final_message()
+        else:
+            message = self.client.messages.create(**arguments)  # type: ignore[arg-type]
+        uses = [b for b in message.content if b.type == "tool_use"]
+        self.messages.append(
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": b.id, "name": b.name, "input": b.input} for b in uses
+                ],
+            }
+        )
+        self._pending = [b.id for b in uses]
+        self.executions += len(uses)
+        return message
 
 
 def refusal(call) -> anthropic.APIStatusError:  # type: ignore[no-untyped-def]
@@ -71,7 +124,7 @@ def test_the_same_call_more_than_the_limit_is_refused_and_other_sessions_go_on(
     for _ in range(3):
         ask(agent)
     error = refusal(lambda: ask(agent))
-    assert error.status_code == 403
+    assert error.status_code == 423
     assert error.body["error"]["code"] == "repeated_call"
     assert "more than 3 times in 300 s" in error.body["error"]["message"]
     ask(agent, "something else")
@@ -85,7 +138,7 @@ def test_the_same_call_more_than_the_limit_is_refused_and_other_sessions_go_on(
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
-def test_a_model_asking_for_the_same_tool_call_again_terminates_the_session(
+def test_a_tool_call_that_keeps_giving_the_same_result_is_not_delivered_again(
     gateway: RunningTether,
     upstream: RunningFake,
     receiver: Receiver,
@@ -94,23 +147,27 @@ def test_a_model_asking_for_the_same_tool_call_again_terminates_the_session(
 ) -> None:
     key = gateway.create_agent("claude-deploy-01", "p")
     gateway.call("POST", "/projects/p/webhooks", json={"kind": "slack", "url": receiver.url})
-    gateway.set_guards("p", **{**QUIET, "repeat_limit": 2, "on_trip": "terminate"})
+    gateway.set_guards("p", **{**QUIET, "tool_repeat_limit": 2, "on_trip": "terminate"})
     upstream.fake.default = FakeReply(kind="tool_use", tool_input={"command": "make deploy"})
-    agent = sdk(gateway, key, "tool-loop")
-    for turn in range(3):
-        assert ask(agent, f"turn {turn}", stream).stop_reason == "tool_use"
-    deadline = time.monotonic() + 5
-    while session_state(gateway, "tool-loop") != "terminated":
-        assert time.monotonic() < deadline, "the session was not terminated"
-        time.sleep(0.05)
+    agent = ToolLoop(sdk(gateway, key, "tool-loop"), stream)
+    first = agent.turn()
+    second = agent.turn(answer="make: *** [deploy] Error 2")
+    assert first.stop_reason == second.stop_reason == "tool_use"
+    error = refusal(lambda: agent.turn(answer="make: *** [deploy] Error 2"))
+    assert error.body["error"]["code"] == "repeated_tool_call"
+    assert "gave the same result 2 times" in error.body["error"]["message"]
+    assert agent.executions == 2, "the third identical call was never handed to the agent"
+    assert session_state(gateway, "tool-loop") == "terminated"
     session = gateway.call("GET", "/sessions/tool-loop").json()
     assert session["state_by"] == "guard:repeated_tool_call"
     events = gateway.call("GET", "/audit", params={"session": "tool-loop"}).json()
     assert [e["result"] for e in events if e["action"] == "guard:repeated_tool_call"] == [
         "terminate"
     ]
-    error = refusal(lambda: ask(agent, "turn 4", stream))
-    assert error.status_code == 403 and error.body["error"]["code"] == "session_terminated"
+    cut = [e for e in events if e["action"] == "model:messages:completed"][-1]
+    assert cut["result"] == "cut" and "gave the same result" in cut["reason"]
+    later = refusal(lambda: ask(sdk(gateway, key, "tool-loop"), "turn 4", stream))
+    assert later.status_code == 423 and later.body["error"]["code"] == "session_terminated"
     revived = gateway.call("POST", "/sessions/tool-loop/resume", json={"reason": "try"})
     assert revived.status_code == 409 and "terminated" in revived.text
     deadline = time.monotonic() + 10
@@ -120,6 +177,19 @@ def test_a_model_asking_for_the_same_tool_call_again_terminates_the_session(
     text = json.loads(receiver.deliveries[0].body)["text"]
     assert "repeated_tool_call" in text and "tool-loop" in text and "terminated" in text
     ask(sdk(gateway, key, "another-session"), "fresh work")
+
+
+def test_a_polling_agent_whose_results_change_is_not_stopped(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
+) -> None:
+    key = gateway.create_agent("poller", "p")
+    gateway.set_guards("p", **{**QUIET, "tool_repeat_limit": 2})
+    upstream.fake.default = FakeReply(kind="tool_use", tool_input={"command": "pytest -q"})
+    agent = ToolLoop(sdk(gateway, key, "tdd"))
+    agent.turn()
+    for run in range(12):
+        agent.turn(answer=f"{12 - run} failed, {run} passed")
+    assert agent.executions == 13
 
 
 def test_retries_beyond_the_limit_are_refused_before_reaching_upstream(
@@ -134,7 +204,7 @@ def test_retries_beyond_the_limit_are_refused_before_reaching_upstream(
     agent = sdk(gateway, key, "retry-storm", retries=6)
     before = len(upstream.fake.received)
     error = refusal(lambda: ask(agent))
-    assert error.status_code == 403 and error.body["error"]["code"] == "retry_limit"
+    assert error.status_code == 423 and error.body["error"]["code"] == "retry_limit"
     assert "retried 3 times; the project allows 2" in error.body["error"]["message"]
     assert len(upstream.fake.received) - before == 3
 
@@ -152,7 +222,7 @@ def test_a_session_whose_calls_keep_failing_is_stopped(
         assert refusal(lambda: ask(agent, f"attempt {turn}")).status_code == 400  # noqa: B023
     wait_settled(gateway, 4, "failing")
     error = refusal(lambda: ask(agent, "attempt 5"))
-    assert error.status_code == 403 and error.body["error"]["code"] == "retry_limit"
+    assert error.status_code == 423 and error.body["error"]["code"] == "retry_limit"
     assert "last 4 calls failed" in error.body["error"]["message"]
 
 
@@ -170,37 +240,62 @@ def test_failures_on_tethers_side_do_not_count_as_the_agents_retries(
     assert refusal(lambda: ask(agent, "again")).body["error"]["code"] == "no_upstream_credential"
 
 
-def test_the_circuit_breaker_fails_fast_and_reopens_on_the_first_failure_after_cooling_down(
+def test_the_circuit_breaker_holds_at_least_its_cool_down_and_doubles_it_on_each_reopening(
     gateway: RunningTether, upstream: RunningFake, sdk: Sdk
 ) -> None:
     key = gateway.create_agent("busy", "p")
-    gateway.set_guards("p", **{**QUIET, "breaker_failures": 3, "breaker_cooldown_seconds": 2})
-    for _ in range(3):
-        upstream.fake.enqueue(FakeReply(kind="error", status=429, error_type="rate_limit_error"))
+    gateway.set_guards(
+        "p",
+        **{**QUIET, "breaker_failures": 3, "breaker_cooldown_seconds": 1},
+        breaker_max_cooldown_seconds=10,
+    )
+    for retry_after in (1, 1, 2):
+        upstream.fake.enqueue(
+            FakeReply(
+                kind="error", status=429, error_type="rate_limit_error", retry_after=retry_after
+            )
+        )
     for n in range(3):
         assert refusal(lambda: ask(sdk(gateway, key, f"s{n}"))).status_code == 429  # noqa: B023
     wait_settled(gateway, 3)
     reached = len(upstream.fake.received)
-    fast = httpx.post(
-        f"{gateway.url}/v1/messages",
-        json={"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
-        headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
-    )
-    assert fast.status_code == 429
-    assert fast.json()["error"]["code"] == "upstream_circuit_open"
-    assert fast.json()["error"]["type"] == "rate_limit_error"
-    assert 1 <= int(fast.headers["retry-after"]) <= 2
+
+    def fast() -> httpx.Response:
+        return httpx.post(
+            f"{gateway.url}/v1/messages",
+            json={
+                "model": MODEL,
+                "max_tokens": 10,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+            headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+        )
+
+    refused = fast()
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "upstream_circuit_open"
+    assert refused.json()["error"]["type"] == "rate_limit_error"
+    assert int(refused.headers["retry-after"]) == 2, "upstream's retry-after was longer"
     assert len(upstream.fake.received) == reached
     assert "tether_circuit_breakers_open 1.0" in httpx.get(f"{gateway.url}/metrics").text
+    trips = gateway.call("GET", "/audit", params={"action": "guard:upstream_circuit_open"}).json()
+    assert len(trips) == 1 and trips[0]["result"] == "deny"
     time.sleep(2.1)
     upstream.fake.enqueue(FakeReply(kind="error", status=529, error_type="overloaded_error"))
     assert refusal(lambda: ask(sdk(gateway, key, "half-open"))).status_code == 529
     wait_settled(gateway, 4)
-    reopened = refusal(lambda: ask(sdk(gateway, key, "reopened")))
-    assert reopened.status_code == 429 and reopened.body["error"]["code"] == "upstream_circuit_open"
-    time.sleep(2.1)
+    reopened = fast()
+    assert (
+        reopened.status_code == 429 and reopened.json()["error"]["code"] == "upstream_circuit_open"
+    )
+    assert int(reopened.headers["retry-after"]) == 2, "the second opening lasts twice the first"
+    time.sleep(1.1)
+    assert fast().status_code == 429, "still open: the cool-down doubled"
+    time.sleep(1.0)
     assert ask(sdk(gateway, key, "recovered")).stop_reason == "end_turn"
     assert ask(sdk(gateway, key, "after")).stop_reason == "end_turn"
+    trips = gateway.call("GET", "/audit", params={"action": "guard:upstream_circuit_open"}).json()
+    assert len(trips) == 3, "every refusal is audited"
 
 
 def test_a_model_that_asks_for_nothing_new_is_stopped_for_no_progress(
@@ -216,7 +311,7 @@ def test_a_model_that_asks_for_nothing_new_is_stopped_for_no_progress(
         ask(agent, f"turn {turn}")
     wait_settled(gateway, 4, "stalled")
     error = refusal(lambda: ask(agent, "turn 5"))
-    assert error.status_code == 403 and error.body["error"]["code"] == "no_progress"
+    assert error.status_code == 423 and error.body["error"]["code"] == "no_progress"
     assert "last 3 answers" in error.body["error"]["message"]
 
 
@@ -267,6 +362,8 @@ def test_guards_are_shown_and_changed_with_clear_errors(
 ) -> None:
     shown = gateway.call("GET", "/projects/p/guards").json()
     assert shown["repeat_limit"] == 20 and shown["on_trip"] == "deny"
+    assert shown["tool_repeat_limit"] == 5 and shown["stall_minutes"] == 10
+    assert shown["breaker_failures"] == 2 and shown["require_hooks"] is False
     bad = gateway.call("PATCH", "/projects/p/guards", json={"repeat_limit": 0})
     assert bad.status_code == 400 and "repeat_limit" in bad.text
     bad = gateway.call("PATCH", "/projects/p/guards", json={"on_trip": None})

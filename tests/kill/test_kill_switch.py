@@ -89,10 +89,10 @@ def test_after_a_kill_the_retry_is_refused_once_and_not_retried(
     gateway.call("POST", "/sessions/s1/kill")
     before = len(upstream.fake.received)
 
-    with pytest.raises(anthropic.PermissionDeniedError) as caught:
+    with pytest.raises(anthropic.APIStatusError) as caught:
         ask(gateway, key, "s1")
 
-    assert caught.value.status_code == 403
+    assert caught.value.status_code == 423
     assert "terminated" in caught.value.message
     assert caught.value.response.headers["x-should-retry"] == "false"
     assert len(upstream.fake.received) == before, "a refused request never reaches upstream"
@@ -137,7 +137,7 @@ def test_stopping_an_agent_cuts_all_its_streams_and_refuses_new_sessions(
         assert records[name].ended_at - stopped_at < 1.0
     assert records["other"].completed
 
-    with pytest.raises(anthropic.PermissionDeniedError, match="was stopped by admin:bootstrap"):
+    with pytest.raises(anthropic.APIStatusError, match="was stopped by admin:bootstrap"):
         ask(gateway, target, "brand-new")
     assert ask(gateway, other, "o-2").type == "message"
 
@@ -172,7 +172,7 @@ def test_pausing_a_project_affects_only_that_project(
     assert records["inside"].ended_at - paused_at < 1.0
     assert records["outside"].completed
 
-    with pytest.raises(anthropic.PermissionDeniedError, match="incident 42"):
+    with pytest.raises(anthropic.APIStatusError, match="incident 42"):
         ask(gateway, inside, "in-2")
     assert ask(gateway, outside, "out-2").type == "message"
     assert gateway.call("POST", "/projects/p/resume").json()["paused"] is False
@@ -193,14 +193,14 @@ def test_pause_all_stops_everyone_until_resumed(
     assert records["s"].error is not None
     assert records["s"].ended_at - paused_at < 1.0
     for key in (first, second):
-        with pytest.raises(anthropic.PermissionDeniedError, match="every agent is paused"):
+        with pytest.raises(anthropic.APIStatusError, match="every agent is paused"):
             ask(gateway, key, f"new-{key[-4:]}")
     authorize = httpx.post(
         f"{gateway.url}/v1/authorize",
         json={"action": "x:Y", "resource": "r"},
         headers={"x-api-key": first},
     )
-    assert authorize.status_code == 403 and authorize.json()["error"]["code"] == "fleet_paused"
+    assert authorize.status_code == 423 and authorize.json()["error"]["code"] == "fleet_paused"
     assert gateway.call("POST", "/resume").json()["paused"] is False
     assert ask(gateway, second, "after").type == "message"
 

@@ -48,7 +48,7 @@ def test_kill_on_one_replica_cuts_a_stream_on_the_other(
             max_retries=0,
             default_headers={"X-Claude-Code-Session-Id": "remote-1"},
         ) as client,
-        pytest.raises(anthropic.PermissionDeniedError),
+        pytest.raises(anthropic.APIStatusError),
     ):
         client.messages.create(
             model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "x"}]
@@ -69,8 +69,8 @@ def test_project_pause_on_one_replica_refuses_on_the_other_within_a_second(
     paused_at = time.monotonic()
     while True:
         status = httpx.post(f"{second.url}/v1/messages", json=body, headers=headers).status_code
-        if status == 403 or time.monotonic() - paused_at > 1.0:
+        if status == 423 or time.monotonic() - paused_at > 1.0:
             break
         time.sleep(0.02)
-    assert status == 403
+    assert status == 423
     assert time.monotonic() - paused_at <= 1.0

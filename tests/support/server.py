@@ -51,7 +51,7 @@ class RunningTether:
     ) -> dict[str, Any]:
         """Create a project with ``policy`` in force (None: none, so default deny); with
         ``anthropic_key``, also store its upstream credential."""
-        response = self.call("POST", "/projects", json={"name": name})
+        response = self.call("POST", "/projects", json={"name": name, "default_budgets": False})
         assert response.status_code == 201, response.text
         if policy is not None:
             self.apply_policy(name, policy)

@@ -21,16 +21,30 @@ class GuardsUpdate(Strict):
         None, ge=1, le=100_000, description="the same call at most this many times per window" + OFF
     )
     repeat_window_seconds: int | None = Field(None, ge=1, le=86_400)
+    tool_repeat_limit: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="the same tool call with the same result at most this many times per "
+        "session" + OFF,
+    )
     max_retries: int | None = Field(
         None, ge=0, le=1000, description="retries of one request, failed calls in a row" + OFF
     )
     stall_calls: int | None = Field(
         None, ge=1, le=100_000, description="model calls in a row that ask for nothing new" + OFF
     )
+    stall_minutes: int | None = Field(
+        None, ge=1, le=10_080, description="minutes of calls without any new tool result" + OFF
+    )
     breaker_failures: int | None = Field(
         None, ge=1, le=10_000, description="upstream 429/5xx in a row before failing fast" + OFF
     )
     breaker_cooldown_seconds: int | None = Field(None, ge=1, le=3600)
+    breaker_max_cooldown_seconds: int | None = Field(None, ge=1, le=86_400)
+    require_hooks: bool | None = Field(
+        None, description="refuse tool results no PreToolUse hook asked tether about"
+    )
     on_trip: OnTrip | None = Field(
         None, description="beyond refusing the call: deny (nothing more), pause or terminate"
     )
@@ -40,10 +54,14 @@ class GuardsOut(BaseModel):
     project: str
     repeat_limit: int | None
     repeat_window_seconds: int
+    tool_repeat_limit: int | None
     max_retries: int | None
     stall_calls: int | None
+    stall_minutes: int | None
     breaker_failures: int | None
     breaker_cooldown_seconds: int
+    breaker_max_cooldown_seconds: int
+    require_hooks: bool
     on_trip: OnTrip
 
     @classmethod

@@ -12,7 +12,15 @@ from tether.admin.routing import routes
 from tether.guards.settings import load_guard_settings
 from tether.web.bodies import read_model
 
-NOT_NULL = frozenset({"repeat_window_seconds", "breaker_cooldown_seconds", "on_trip"})
+NOT_NULL = frozenset(
+    {
+        "repeat_window_seconds",
+        "breaker_cooldown_seconds",
+        "breaker_max_cooldown_seconds",
+        "on_trip",
+        "require_hooks",
+    }
+)
 
 
 @routes.route(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tether.admin.appkeys import runtime_of
+from tether.admin.appkeys import caller_of, runtime_of
+from tether.admin.budgets import budget_out
 from tether.admin.patches import changes_in
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
@@ -12,9 +13,11 @@ from tether.admin.schemas import (
     CredentialOut,
     CredentialPut,
     ProjectCreate,
+    ProjectCreated,
     ProjectOut,
     ProjectUpdate,
 )
+from tether.budgets.definitions import DEFAULT_THRESHOLDS, BudgetPeriod, BudgetScope
 from tether.errors import BadRequest, NotFound
 from tether.web.bodies import read_model
 
@@ -28,15 +31,33 @@ REQUIRED_SETTINGS = frozenset(
     "POST",
     "/projects",
     "projects.create",
-    "Create a project",
+    "Create a project (with the default per-session limit and daily budget unless told not to)",
     body=ProjectCreate,
-    response=ProjectOut,
+    response=ProjectCreated,
 )
 async def create_project(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     payload = await read_model(request, ProjectCreate, runtime.settings.max_body_bytes)
     project = await runtime.projects.create(payload.name)
-    return model_response(ProjectOut.of(project), status=201)
+    budgets = []
+    if payload.default_budgets:
+        by = f"admin:{caller_of(request).name}"
+        for period, limit in runtime.settings.default_budgets():
+            scope = BudgetScope.SESSION if period is BudgetPeriod.SESSION else BudgetScope.PROJECT
+            budget = await runtime.budget_store.put(
+                project.id,
+                None,
+                scope,
+                period,
+                round(limit * 1_000_000),
+                None,
+                DEFAULT_THRESHOLDS,
+                by,
+            )
+            budgets.append(await budget_out(runtime, budget))
+    return model_response(
+        ProjectCreated(**ProjectOut.of(project).model_dump(), budgets=budgets), status=201
+    )
 
 
 @routes.route("GET", "/projects", "projects.list", "List projects", response=ProjectOut, many=True)

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tether.budgets.definitions import BudgetPeriod
+from tether.budgets.definitions import DEFAULT_THRESHOLDS, BudgetPeriod
 from tether.store.clock import iso_ms
 from tether.store.records import (
     AdminToken,
@@ -30,6 +30,11 @@ class Strict(BaseModel):
 
 class ProjectCreate(Strict):
     name: str = Field(pattern=NAME_PATTERN, description=NAME_HELP, examples=["payments"])
+    default_budgets: bool = Field(
+        True,
+        description="give the project the default per-session limit and daily budget "
+        "(TETHER_DEFAULT_SESSION_LIMIT_USD, TETHER_DEFAULT_DAILY_BUDGET_USD)",
+    )
 
 
 class ProjectOut(BaseModel):
@@ -308,7 +313,7 @@ class BudgetPut(Strict):
     limit_usd: float | None = Field(None, gt=0, le=10_000_000, description="USD, > 0")
     limit_tokens: int | None = Field(None, gt=0, description="tokens, > 0")
     thresholds: list[int] = Field(
-        default_factory=lambda: [50, 80, 100],
+        default_factory=lambda: list(DEFAULT_THRESHOLDS),
         description="alert at these percentages of the limit",
     )
 
@@ -362,3 +367,7 @@ class WebhookOut(BaseModel):
     signed: bool
     created_at: str | None
     created_by: str
+
+
+class ProjectCreated(ProjectOut):
+    budgets: list[BudgetOut] = Field(description="the default budgets it was given")

@@ -10,6 +10,10 @@ from zoneinfo import ZoneInfo
 __all__ = ["Budget", "BudgetPeriod", "BudgetScope", "PeriodWindow", "period_window"]
 
 
+DEFAULT_THRESHOLDS = (50, 80, 100)
+"""Alert at these percentages of a budget's limit unless told otherwise."""
+
+
 class BudgetScope(StrEnum):
     PROJECT = "project"
     AGENT = "agent"

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["console", "print_json", "print_records", "print_table"]
+__all__ = ["console", "print_json", "print_record", "print_records", "print_table"]
 
 console = Console()
 errors = Console(stderr=True)
@@ -37,3 +37,17 @@ def print_records(
         print_json(data)
     else:
         print_table(data if isinstance(data, list) else [data], columns, title)
+
+
+def print_record(data: dict[str, Any], fields: Sequence[str], as_json: bool) -> None:
+    """One record with many fields, a line each: a wide row would not fit a terminal."""
+    if as_json:
+        print_json(data)
+        return
+    table = Table(show_header=False)
+    table.add_column("setting", style="bold")
+    table.add_column("value")
+    for name in fields:
+        value = data.get(name)
+        table.add_row(name, "off" if value is None else str(value))
+    console.print(table)

@@ -5,19 +5,36 @@ from __future__ import annotations
 import typer
 
 from tether.cli.context import JsonOption, ReasonOption, client, reports_errors
-from tether.cli.output import print_records
+from tether.cli.output import console, print_records, print_table
 
 app = typer.Typer(
     help="Projects: own agents, upstream credentials and budgets.", no_args_is_help=True
 )
 COLUMNS = ["name", "paused", "paused_by", "upstream_base_url", "created_at"]
+BUDGET_COLUMNS = ["id", "scope", "period", "limit_usd", "thresholds"]
 
 
 @app.command("create")
 @reports_errors
-def create(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
-    """Create a project."""
-    print_records(client(ctx).call("POST", "/projects", {"name": name}), COLUMNS, as_json)
+def create(
+    ctx: typer.Context,
+    name: str,
+    default_budgets: bool = typer.Option(
+        True,
+        "--default-budgets/--no-default-budgets",
+        help="Give it the default per-session limit and daily budget (shown below).",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Create a project; unless told otherwise it gets a per-session limit and a daily
+    budget, so a runaway agent is stopped from the first day."""
+    created = client(ctx).call(
+        "POST", "/projects", {"name": name, "default_budgets": default_budgets}
+    )
+    print_records(created, COLUMNS, as_json)
+    if not as_json and created["budgets"]:
+        print_table(created["budgets"], BUDGET_COLUMNS, "budgets it was given")
+        console.print(f"Change them with 'tether budgets set --project {name} …'.")
 
 
 @app.command("list")

@@ -12,7 +12,7 @@ import asyncio
 import json
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -39,8 +39,13 @@ class FakeReply:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_creation_input_tokens: int = 0
+    cache_creation_1h_tokens: int = 0
+    """Of ``cache_creation_input_tokens``, how many were written with the 1-hour TTL."""
     cache_read_input_tokens: int = 0
     break_after_chunks: int | None = None
+    fill_text: bool = False
+    """Repeat ``text`` to about ``output_tokens`` tokens, so a stream carries as much text as
+    its usage says was generated (for what is counted as it streams)."""
 
 
 @dataclass
@@ -133,10 +138,19 @@ class FakeAnthropic:
             else _estimate_input(body),
             "cache_creation_input_tokens": reply.cache_creation_input_tokens,
             "cache_read_input_tokens": reply.cache_read_input_tokens,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": reply.cache_creation_input_tokens
+                - reply.cache_creation_1h_tokens,
+                "ephemeral_1h_input_tokens": reply.cache_creation_1h_tokens,
+            },
         }
         output_tokens = reply.output_tokens
         if output_tokens is None:
             output_tokens = max(1, len(reply.text) // 4) if reply.kind == "text" else 20
+        if isinstance(body["max_tokens"], int):
+            output_tokens = min(output_tokens, body["max_tokens"])
+        if reply.kind == "text" and reply.fill_text:
+            reply = replace(reply, text=_text_of(reply.text, output_tokens))
         if body.get("stream"):
             return await self._stream(request, body, reply, usage, output_tokens)
         return web.json_response(
@@ -154,7 +168,7 @@ class FakeAnthropic:
         request: web.Request,
         body: dict[str, Any],
         reply: FakeReply,
-        usage: dict[str, int],
+        usage: dict[str, Any],
         output_tokens: int,
     ) -> web.StreamResponse:
         response = web.StreamResponse(
@@ -238,6 +252,15 @@ def _estimate_input(body: dict[str, Any]) -> int:
     )
 
 
+def _text_of(text: str, output_tokens: int) -> str:
+    """``text``, repeated or cut to about ``output_tokens`` tokens (4 characters each), so a
+    stream carries as much as its usage says it generated."""
+    wanted = output_tokens * 4
+    if not text:
+        return "x" * wanted
+    return (text + " ") * (wanted // (len(text) + 1)) + text[: wanted % (len(text) + 1)]
+
+
 def _content(reply: FakeReply) -> list[dict[str, Any]]:
     if reply.kind == "tool_use":
         return [
@@ -252,7 +275,7 @@ def _content(reply: FakeReply) -> list[dict[str, Any]]:
 
 
 def _message(
-    model: str, content: list[dict[str, Any]], usage: dict[str, int], stop_reason: str | None
+    model: str, content: list[dict[str, Any]], usage: dict[str, Any], stop_reason: str | None
 ) -> dict[str, Any]:
     return {
         "id": f"msg_{uuid.uuid4().hex[:24]}",

@@ -48,12 +48,12 @@ def _denial_body(code: str, message: str) -> dict[str, Any]:
     return {"decision": "deny", "error": {"code": code, "message": message}}
 
 
-def _render(decision: Decision) -> web.Response:
+def _render(decision: Decision, requested_session: str | None) -> web.Response:
     body: dict[str, Any] = {
         "decision": decision.result,
         "reason": decision.reason,
         "event_id": decision.event_id,
-        "session_id": decision.session_id,
+        "session_id": requested_session or decision.session_id,
         "agent": decision.agent_name,
         "project": decision.project_name,
     }
@@ -78,7 +78,7 @@ async def authorize(request: web.Request) -> web.Response:
     decisions = await decide_as_one(
         request.app[PIPELINE_KEY], request.app[WAITER_KEY], [action], payload.wait_seconds
     )
-    return _render(decisions[0])
+    return _render(decisions[0], payload.session_id)
 
 
 def add_authorize_routes(

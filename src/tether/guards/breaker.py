@@ -1,6 +1,9 @@
-"""A circuit breaker per project on its upstream: after a run of 429/5xx answers, calls
-fail fast for a cool-down (upstream's ``retry-after`` when it gave one). After the
-cool-down calls go through again, and the first failure re-opens it at once.
+"""A circuit breaker per project on its upstream: after a run of 429/5xx answers, model
+calls fail fast without reaching upstream. Each opening lasts the breaker's own cool-down,
+doubled at every re-opening up to a maximum, and never less than upstream's
+``retry-after``: an agent that retries on its own back-off (Claude Code ignores the
+breaker's hint and tries again within seconds) cannot keep hammering a failing upstream.
+After the cool-down calls go through again, and the first failure re-opens it at once.
 
 There is no single designated probe: a probe call that a later stage refuses (policy,
 budget) would never report back and would hold the breaker shut."""
@@ -17,6 +20,8 @@ class CircuitBreaker:
     failures_in_a_row: int = 0
     open_until_ms: int = 0
     """0 when closed; past it, the breaker is half-open."""
+    openings: int = 0
+    """Openings since upstream last answered well: each lasts twice the one before."""
 
     def wait_ms(self, at_ms: int) -> int | None:
         """None when a call may go; otherwise how long until one may."""
@@ -25,19 +30,23 @@ class CircuitBreaker:
         return None
 
     def succeeded(self) -> None:
-        self.failures_in_a_row, self.open_until_ms = 0, 0
+        self.failures_in_a_row, self.open_until_ms, self.openings = 0, 0, 0
 
-    def failed(self, at_ms: int, threshold: int, cooldown_ms: int) -> bool:
+    def failed(
+        self, at_ms: int, threshold: int, cooldown_ms: int, max_cooldown_ms: int, floor_ms: int
+    ) -> bool:
         """Returns whether this opened the breaker. Calls that were already in flight when
-        it opened do not extend the cool-down."""
+        it opened do not extend the cool-down. ``floor_ms``: upstream's retry-after."""
         if at_ms < self.open_until_ms:
             return False
         self.failures_in_a_row += 1
         half_open = self.open_until_ms != 0
-        if half_open or self.failures_in_a_row >= threshold:
-            self.open_until_ms = at_ms + cooldown_ms
-            return True
-        return False
+        if not (half_open or self.failures_in_a_row >= threshold):
+            return False
+        grown = cooldown_ms * 2 ** min(self.openings, 30)
+        self.openings += 1
+        self.open_until_ms = at_ms + max(min(grown, max_cooldown_ms), floor_ms)
+        return True
 
 
 class CircuitBreakers:

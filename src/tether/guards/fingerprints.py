@@ -8,7 +8,12 @@ from typing import Any
 
 import orjson
 
-__all__ = ["action_fingerprint", "body_fingerprint", "tool_use_fingerprint"]
+__all__ = [
+    "action_fingerprint",
+    "body_fingerprint",
+    "result_fingerprint",
+    "tool_use_fingerprint",
+]
 
 DIGEST_BYTES = 12
 """Short keys keep a session's memory small; a collision within one session is negligible."""
@@ -36,3 +41,13 @@ def tool_use_fingerprint(name: str, tool_input: Any) -> str:
         canonical = repr(tool_input).encode()
     digest = hashlib.blake2b(canonical, digest_size=DIGEST_BYTES).hexdigest()
     return f"tool_use:{name}:{digest}"
+
+
+def result_fingerprint(content: Any) -> str:
+    """What a tool answered (a ``tool_result``'s content, a PostToolUse ``tool_response``):
+    the same call giving the same answer again is a loop; a changing answer is progress."""
+    try:
+        canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        canonical = repr(content).encode()
+    return hashlib.blake2b(canonical, digest_size=DIGEST_BYTES).hexdigest()

@@ -27,17 +27,27 @@ class OnTrip(StrEnum):
 @dataclass(frozen=True, slots=True)
 class GuardSettings:
     repeat_limit: int | None = 20
-    """The same call (or the same tool call asked for by the model) at most this many times
-    in ``repeat_window_seconds`` per session."""
+    """The same request (byte-identical body; the same action on the same resource) at most
+    this many times in ``repeat_window_seconds`` per session: a fast retry storm."""
     repeat_window_seconds: int = 300
+    tool_repeat_limit: int | None = 5
+    """The same tool call (tool, input) that gave the same result this many times in a
+    session is not run again, whatever the pace: the 73-retries-over-19-minutes loop."""
     max_retries: int | None = 10
     """Retries of one request (``X-Stainless-Retry-Count``); failed calls in a row per session."""
     stall_calls: int | None = 100
     """Model calls in a row in which the model asked for nothing it had not asked before."""
-    breaker_failures: int | None = 5
+    stall_minutes: int | None = 10
+    """Minutes a session may keep calling without any new (tool, input, result)."""
+    breaker_failures: int | None = 2
     """Upstream 429/5xx answers in a row for the project before calls fail fast."""
-    breaker_cooldown_seconds: int = 10
-    """How long the breaker stays open when upstream gave no ``retry-after``."""
+    breaker_cooldown_seconds: int = 60
+    """How long the breaker stays open the first time; doubled at each re-opening, up to
+    ``breaker_max_cooldown_seconds``, and never shorter than upstream's ``retry-after``."""
+    breaker_max_cooldown_seconds: int = 600
+    require_hooks: bool = False
+    """Refuse a model call carrying a tool result that no PreToolUse hook asked tether
+    about: the agent ran a tool with its hooks off, unreachable or bypassed."""
     on_trip: OnTrip = OnTrip.DENY
 
     def to_json(self) -> str:

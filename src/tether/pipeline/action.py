@@ -7,6 +7,7 @@ from typing import Any
 
 from tether.errors import status_for
 from tether.identity.directory import AgentIdentity
+from tether.pipeline.outcome import ToolResult, ToolUse
 from tether.store.records import SessionRecord
 
 __all__ = ["Action", "Context", "CostBasis", "Decision", "Deny", "Pending", "Verdict"]
@@ -19,6 +20,9 @@ class CostBasis:
     model: str
     input_tokens_estimate: int
     max_output_tokens: int
+    stream: bool = False
+    """Streamed output is covered as it comes; a whole answer is covered up front."""
+    thinking_budget: int = 0
 
 
 @dataclass(slots=True)
@@ -39,6 +43,14 @@ class Action:
     understood: bool = True
     """False when the front door could not tell what the action does (an unparseable
     shell command): unless a policy names it, the project's default applies."""
+    tool_use: ToolUse | None = None
+    """The tool call this action is part of (hooks): the guards count its repeats."""
+    tool_results: list[ToolResult] = field(default_factory=list)
+    """Tool answers this call carries: a Messages request's new ``tool_result`` blocks, a
+    PostToolUse hook's response."""
+    conversation: str | None = None
+    """For callers that name no session: a digest of what stays fixed in their
+    conversation (system prompt, first message), so its calls share one session."""
 
 
 @dataclass(slots=True)
@@ -57,6 +69,12 @@ class Context:
     """Facts stages add to the decision's audit event (policy version, approval id)."""
     preview: bool = False
     """A look ahead (``Pipeline.preview``): stages must not spend or create anything."""
+    output_token_cap: int | None = None
+    """The most output the call may ask for (a budget pays for no more): the front door
+    lowers the request's ``max_tokens`` to it."""
+    output_covered: int | None = None
+    """Output tokens paid for so far, when output must be covered as it streams
+    (``Pipeline.cover_output``); None when all of it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +107,14 @@ class Decision:
     evidence: dict[str, Any] = field(default_factory=dict)
     action: Action | None = field(default=None, repr=False, compare=False)
     context: Context | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def output_token_cap(self) -> int | None:
+        return self.context.output_token_cap if self.context else None
+
+    @property
+    def output_covered(self) -> int | None:
+        return self.context.output_covered if self.context else None
 
     @property
     def allowed(self) -> bool:

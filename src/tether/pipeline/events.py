@@ -68,7 +68,7 @@ def outcome_events(
         "upstream_request_id": outcome.upstream_request_id,
     }
     events = [completion]
-    for result in outcome.tool_results:
+    for result in action.tool_results:
         event = _base(action, ctx, "tool_result", result.tool_use_id)
         event.result = "error" if result.is_error else "ok"
         event.attributes = {"tool_use_id": result.tool_use_id, "is_error": result.is_error}

@@ -21,10 +21,12 @@ class ToolUse:
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    """A ``tool_result`` block the agent sent back."""
+    """What a tool answered: a ``tool_result`` block the agent sent back, or a PostToolUse
+    hook's ``tool_response``. ``digest`` tells equal answers apart from changing ones."""
 
     tool_use_id: str
     is_error: bool
+    digest: str = ""
 
 
 @dataclass(slots=True)
@@ -38,7 +40,6 @@ class Outcome:
     model: str | None = None
     usage: Usage | None = None
     tool_uses: list[ToolUse] = field(default_factory=list)
-    tool_results: list[ToolResult] = field(default_factory=list)
     detail: str = ""
     upstream_request_id: str | None = None
     upstream_reached: bool = False

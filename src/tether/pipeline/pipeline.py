@@ -6,16 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol, runtime_checkable
 
 from tether.audit.log import AuditLog
 from tether.errors import TetherError
 from tether.pipeline.action import Action, Context, Decision, Deny, Pending, Verdict
 from tether.pipeline.events import decision_event, observation_event, outcome_events
-from tether.pipeline.outcome import Outcome
+from tether.pipeline.outcome import Outcome, ToolUse
 
-__all__ = ["Pipeline", "Settles", "Stage"]
+__all__ = ["Pipeline", "Reviews", "Settles", "Stage"]
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,49 @@ class Settles(Protocol):
     async def settle(self, action: Action, ctx: Context, outcome: Outcome) -> None: ...
 
 
+@runtime_checkable
+class Reviews(Protocol):
+    """A stage that judges what an allowed call produces while it is being delivered: a tool
+    call the model asks for, more output than was reserved."""
+
+    async def review(self, action: Action, ctx: Context, tool_use: ToolUse) -> Deny | None: ...
+
+
+@runtime_checkable
+class CoversOutput(Protocol):
+    """A stage that must cover output as it streams (budgets)."""
+
+    async def cover_output(self, action: Action, ctx: Context, tokens: int) -> Deny | None: ...
+
+
+@runtime_checkable
+class Observes(Protocol):
+    """A stage that learns from what an agent reports it did (a tool's answer)."""
+
+    def observed(self, action: Action, ctx: Context) -> None: ...
+
+
 def _evidence(verdict: Verdict | None) -> dict[str, object]:
     if isinstance(verdict, Deny):
         return verdict.evidence
     if isinstance(verdict, Pending):
         return {"approval_id": verdict.approval_id}
     return {}
+
+
+async def _first_refusal(checks: Iterable[Awaitable[Deny | None]]) -> Deny | None:
+    """Fail closed: a stage that cannot judge refuses."""
+    for check in checks:
+        try:
+            verdict = await check
+        except TetherError as exc:
+            return Deny(exc.code, exc.message)
+        except Exception:
+            log.exception("a stage failed while judging a call in progress")
+            return Deny("internal_error", "tether could not check this call; it was stopped")
+        if verdict is not None:
+            return verdict
+    return None
 
 
 class Pipeline:
@@ -52,6 +89,9 @@ class Pipeline:
         self.stages = stages
         self._on_decided = on_decided
         self._settlers = [stage for stage in stages if isinstance(stage, Settles)]
+        self._reviewers = [stage for stage in stages if isinstance(stage, Reviews)]
+        self._coverers = [stage for stage in stages if isinstance(stage, CoversOutput)]
+        self._observers = [stage for stage in stages if isinstance(stage, Observes)]
         self._audit = audit
         self._settling: set[asyncio.Task[None]] = set()
 
@@ -102,20 +142,42 @@ class Pipeline:
             context=ctx,
         )
 
-    async def observe(self, action: Action, result: str, reason: str) -> str:
+    async def observe(self, action: Action, result: str, reason: str) -> Deny | None:
         """Record something an agent already did (a tool's result): only the stages that
-        say who and which session run (``observes = True``); no decision is taken.
-        Returns the audit event's id; raises if the caller cannot be identified."""
+        say who, which session and whether it is stopped run (``observes = True``); no
+        decision is taken. A stopped session's report is refused and the refusal recorded;
+        raises if the caller cannot be identified."""
         ctx = Context()
         for stage in self.stages:
             if not getattr(stage, "observes", False):
                 continue
             verdict = await stage.check(action, ctx)
             if isinstance(verdict, Deny):
-                raise TetherError(verdict.reason, code=verdict.code)
-        event = observation_event(action, ctx, result, reason)
-        await self._audit.record(event)
-        return event.id
+                if ctx.identity is None:
+                    raise TetherError(verdict.reason, code=verdict.code)
+                await self._audit.record(decision_event(action, ctx, verdict))
+                return verdict
+        await self._audit.record(observation_event(action, ctx, result, reason))
+        for stage in self._observers:
+            stage.observed(action, ctx)
+        return None
+
+    async def review(self, decision: Decision, tool_use: ToolUse) -> Deny | None:
+        """Whether the agent may receive a tool call the model asked for in an allowed
+        call; the stage that refuses records why."""
+        action, ctx = decision.action, decision.context
+        assert action is not None and ctx is not None
+        return await _first_refusal(
+            stage.review(action, ctx, tool_use) for stage in self._reviewers
+        )
+
+    async def cover_output(self, decision: Decision, tokens: int) -> Deny | None:
+        """Whether an allowed call may go on producing up to ``tokens`` output tokens."""
+        action, ctx = decision.action, decision.context
+        assert action is not None and ctx is not None
+        return await _first_refusal(
+            stage.cover_output(action, ctx, tokens) for stage in self._coverers
+        )
 
     def settle_soon(self, decision: Decision, outcome: Outcome) -> None:
         """Settle in the background: the response is already out, and an HTTP keep-alive

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 CACHE_SIZE = 100_000
 FLUSH_SECONDS = 1.0
+CONVERSATION_IDLE_MS = 30 * 60 * 1000
+"""A conversation silent this long starts a new session when it speaks again (a script
+run again tomorrow with the same prompt is a new run, not the old session)."""
 
 
 def new_session_id() -> str:
@@ -37,6 +40,7 @@ class SessionRegistry:
         self._store = store
         self._spend_store = spend
         self._cache: OrderedDict[str, SessionRecord] = OrderedDict()
+        self._conversations: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
         self._activity: dict[str, ActivityDelta] = {}
         self._spend: dict[SpendKey, ActivityDelta] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -50,6 +54,20 @@ class SessionRegistry:
         else:
             self._cache.move_to_end(session_id)
         return session
+
+    def conversation_session(self, agent_id: str, conversation: str) -> str:
+        """The session of an agent's conversation that names none: the same while the
+        conversation goes on, a new one after it was idle for ``CONVERSATION_IDLE_MS``.
+        Per replica: behind a load balancer, such callers need sticky connections."""
+        key = (agent_id, conversation)
+        at = now_ms()
+        known = self._conversations.get(key)
+        session_id = known[0] if known and at - known[1] < CONVERSATION_IDLE_MS else None
+        self._conversations[key] = (session_id or new_session_id(), at)
+        self._conversations.move_to_end(key)
+        if len(self._conversations) > CACHE_SIZE:
+            self._conversations.popitem(last=False)
+        return self._conversations[key][0]
 
     async def set_state(self, session_id: str, state: SessionState, by: str, reason: str) -> None:
         """Record the state and see it here at once; other replicas see it through the

@@ -41,6 +41,10 @@ HOLD = """
 INSERT INTO budget_reservations (id, budget_id, period_key, micros, tokens, expires_at)
 VALUES ({0}, {1}, {2}, {3}, {4}, {5})
 """
+GROW = """
+UPDATE budget_reservations SET micros = micros + {0}, tokens = tokens + {1}, expires_at = {2}
+WHERE id = {3} AND budget_id = {4}
+"""
 RELEASE = """
 DELETE FROM budget_reservations WHERE id = {0}
 RETURNING budget_id, period_key, micros, tokens
@@ -90,6 +94,13 @@ class BudgetLedger(Protocol):
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int
     ) -> Hold | None: ...
 
+    async def extend(
+        self, reservation_id: str, holds: Sequence[Hold], expires_at: int
+    ) -> Hold | None:
+        """Add ``holds`` to a reservation already held, under the same limits as
+        ``reserve``: all of them or none; returns the hold that did not fit."""
+        ...
+
     async def settle(
         self, reservation_id: str, holds: Sequence[Hold], micros: int, tokens: int
     ) -> list[PeriodUsage]: ...
@@ -104,11 +115,22 @@ class SqliteBudgetLedger:
         self._writer = writer
         self._reserve = RESERVE.format(":b", ":k", ":m", ":t", ":e", ":lm", ":lt")
         self._hold = _sql(HOLD, "qmark")
+        self._grow = _sql(GROW, "qmark")
         self._release = _sql(RELEASE, "qmark")
         self._charge = _sql(CHARGE, "qmark")
 
     async def reserve(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int
+    ) -> Hold | None:
+        return await self._hold_in(reservation_id, holds, expires_at, grow=False)
+
+    async def extend(
+        self, reservation_id: str, holds: Sequence[Hold], expires_at: int
+    ) -> Hold | None:
+        return await self._hold_in(reservation_id, holds, expires_at, grow=True)
+
+    async def _hold_in(
+        self, reservation_id: str, holds: Sequence[Hold], expires_at: int, *, grow: bool
     ) -> Hold | None:
         def work(conn: sqlite3.Connection) -> None:
             for hold in holds:
@@ -129,9 +151,14 @@ class SqliteBudgetLedger:
                 ).fetchone()
                 if row is None:
                     raise _Refused(hold)
-                conn.execute(
-                    self._hold, (reservation_id, budget_id, key, micros, tokens, expires_at)
-                )
+                if grow:
+                    conn.execute(
+                        self._grow, (micros, tokens, expires_at, reservation_id, budget_id)
+                    )
+                else:
+                    conn.execute(
+                        self._hold, (reservation_id, budget_id, key, micros, tokens, expires_at)
+                    )
 
         try:
             await self._writer.transaction(work)
@@ -169,6 +196,7 @@ class PostgresBudgetLedger:
         self._pool_lock = asyncio.Lock()
         self._reserve = RESERVE.format("$1", "$2", "$3", "$4", "$5", "$6::bigint", "$7::bigint")
         self._hold = _sql(HOLD, "numeric")
+        self._grow = _sql(GROW, "numeric")
         self._release = _sql(RELEASE, "numeric")
         self._charge = _sql(CHARGE, "numeric")
 
@@ -184,6 +212,16 @@ class PostgresBudgetLedger:
     async def reserve(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int
     ) -> Hold | None:
+        return await self._hold_in(reservation_id, holds, expires_at, grow=False)
+
+    async def extend(
+        self, reservation_id: str, holds: Sequence[Hold], expires_at: int
+    ) -> Hold | None:
+        return await self._hold_in(reservation_id, holds, expires_at, grow=True)
+
+    async def _hold_in(
+        self, reservation_id: str, holds: Sequence[Hold], expires_at: int, *, grow: bool
+    ) -> Hold | None:
         try:
             pool = await self._connection_pool()
             async with pool.acquire() as conn, conn.transaction():
@@ -193,7 +231,17 @@ class PostgresBudgetLedger:
                     args = _reserve_args(hold)
                     if await conn.fetchval(self._reserve, *args) is None:
                         raise _Refused(hold)
-                    await conn.execute(self._hold, reservation_id, *args[:4], expires_at)
+                    if grow:
+                        await conn.execute(
+                            self._grow,
+                            hold.micros,
+                            hold.tokens,
+                            expires_at,
+                            reservation_id,
+                            hold.budget.id,
+                        )
+                    else:
+                        await conn.execute(self._hold, reservation_id, *args[:4], expires_at)
         except _Refused as refused:
             return refused.hold
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -56,7 +56,7 @@ def test_non_streaming_call_uses_tethers_key_and_is_metered(
     client = client_for(gateway, key, default_headers={"X-Tether-Session-Id": "sess-a"})
 
     raw = client.messages.with_raw_response.create(
-        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "hello"}]
+        model=MODEL, max_tokens=1000, messages=[{"role": "user", "content": "hello"}]
     )
     message = raw.parse()
 

@@ -16,10 +16,12 @@ from tether.fakes.anthropic import FakeAnthropic, FakeReply
 BODY = {"model": "claude-opus-5", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
 
 
-def call(tether: RunningTether, key: str, **headers: str) -> httpx.Response:
+def call(
+    tether: RunningTether, key: str, body: dict | None = None, **headers: str
+) -> httpx.Response:
     return httpx.post(
         f"{tether.url}/v1/messages",
-        json=BODY,
+        json=body or BODY,
         headers={"x-api-key": key, "anthropic-version": "2023-06-01", **headers},
     )
 
@@ -81,7 +83,10 @@ def test_price_overrides_from_a_file(tmp_path: Path, upstream: RunningFake) -> N
         upstream.fake.enqueue(
             FakeReply(input_tokens=10_000, output_tokens=1_000, cache_read_input_tokens=100_000)
         )
-        assert call(server, key, **{"X-Tether-Session-Id": "priced"}).status_code == 200
+        priced = {**BODY, "max_tokens": 1000}
+        assert (
+            call(server, key, body=priced, **{"X-Tether-Session-Id": "priced"}).status_code == 200
+        )
         completion = _completion(server, "priced")
         expected = (10_000 * 100 + 1_000 * 1000 + 100_000 * 100 * 0.1) / 1_000_000
         assert completion["attributes"]["cost_usd"] == pytest.approx(expected)

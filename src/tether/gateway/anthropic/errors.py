@@ -17,10 +17,12 @@ __all__ = ["anthropic_error_body", "anthropic_error_response", "sse_error_event"
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
     413: "request_too_large",
+    423: "permission_error",
     429: "rate_limit_error",
     504: "timeout_error",
     529: "overloaded_error",
@@ -56,6 +58,7 @@ def anthropic_error_response(
     )
 
 
-def sse_error_event(error_type: str, message: str) -> bytes:
-    data = orjson.dumps({"type": "error", "error": {"type": error_type, "message": message}})
+def sse_error_event(error_type: str, message: str, code: str | None = None) -> bytes:
+    error = {"type": error_type, "message": message} | ({"code": code} if code else {})
+    data = orjson.dumps({"type": "error", "error": error})
     return b"event: error\ndata: " + data + b"\n\n"

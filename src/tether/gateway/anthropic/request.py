@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from tether.errors import BadRequest
+from tether.guards.fingerprints import result_fingerprint
 from tether.pipeline.outcome import ToolResult
 
-__all__ = ["MessagesRequest", "parse_messages_request"]
+__all__ = ["MessagesRequest", "parse_messages_request", "with_max_tokens"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,23 +21,41 @@ class MessagesRequest:
     stream: bool
     max_tokens: int | None
     tool_results: list[ToolResult] = field(default_factory=list)
+    thinking_budget: int = 0
+    """``thinking.budget_tokens`` when extended thinking is on: part of ``max_tokens``."""
+    system: Any = None
+    first_message: Any = None
+
+    def conversation(self) -> str:
+        """What stays fixed while a conversation grows: its system prompt and first
+        message. Callers that name no session are known by it."""
+        material = orjson.dumps([self.system, self.first_message], option=orjson.OPT_SORT_KEYS)
+        return hashlib.blake2b(material, digest_size=16).hexdigest()
 
 
 def _new_tool_results(messages: Any) -> list[ToolResult]:
-    """Only the last user turn's results are new: earlier ones were sent (and recorded) before."""
-    if not isinstance(messages, list) or not messages:
+    """Only the results after the model's last turn are new: earlier ones were sent (and
+    recorded) before. Claude Code may follow them with a mid-conversation ``system``
+    message, so the whole tail after the last assistant message counts."""
+    if not isinstance(messages, list):
         return []
-    last = messages[-1]
-    if not isinstance(last, dict) or last.get("role") != "user":
-        return []
-    content = last.get("content")
-    if not isinstance(content, list):
-        return []
-    return [
-        ToolResult(str(block.get("tool_use_id", "")), bool(block.get("is_error", False)))
-        for block in content
-        if isinstance(block, dict) and block.get("type") == "tool_result"
-    ]
+    results: list[ToolResult] = []
+    for message in reversed(messages):
+        if not isinstance(message, dict) or message.get("role") == "assistant":
+            break
+        content = message.get("content")
+        if message.get("role") != "user" or not isinstance(content, list):
+            continue
+        results[:0] = [
+            ToolResult(
+                str(block.get("tool_use_id", "")),
+                bool(block.get("is_error", False)),
+                result_fingerprint([block.get("content"), bool(block.get("is_error", False))]),
+            )
+            for block in content
+            if isinstance(block, dict) and block.get("type") == "tool_result"
+        ]
+    return results
 
 
 def parse_messages_request(body: bytes, *, require_max_tokens: bool) -> MessagesRequest:
@@ -58,9 +78,28 @@ def parse_messages_request(body: bytes, *, require_max_tokens: bool) -> Messages
     stream = data.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequest("stream: must be true or false")
+    messages = data.get("messages")
     return MessagesRequest(
         model=model,
         stream=stream,
         max_tokens=max_tokens,
-        tool_results=_new_tool_results(data.get("messages")),
+        tool_results=_new_tool_results(messages),
+        thinking_budget=_thinking_budget(data.get("thinking")),
+        system=data.get("system"),
+        first_message=messages[0] if isinstance(messages, list) and messages else None,
     )
+
+
+def _thinking_budget(thinking: Any) -> int:
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, int) and not isinstance(budget, bool) and budget > 0:
+            return budget
+    return 0
+
+
+def with_max_tokens(body: bytes, max_tokens: int) -> bytes:
+    """The same request asking for at most ``max_tokens`` (a budget's cap)."""
+    data = orjson.loads(body)
+    data["max_tokens"] = max_tokens
+    return orjson.dumps(data)

@@ -1,12 +1,16 @@
-"""Reads a Messages SSE stream as it passes through, without holding it up.
+"""Reads a Messages SSE stream as it passes through, and holds back what must be judged.
 
 Collects what accounting and the audit trail need — usage from ``message_start`` and
-``message_delta``, and ``tool_use`` blocks with their streamed JSON input. Text deltas,
-the bulk of a stream, are skipped without JSON parsing.
+``message_delta``, an estimate of the output so far, ``tool_use`` blocks with their
+streamed JSON input. Each ``tool_use`` block is held until its input is complete and handed
+out as a ``HeldToolUse`` for the pipeline to judge before the agent sees it; everything
+else passes at once, in whole events. Text deltas, the bulk of a stream, are counted
+without JSON parsing.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -14,7 +18,7 @@ import orjson
 from tether.pipeline.outcome import ToolUse
 from tether.pricing.usage import Usage
 
-__all__ = ["StreamTap"]
+__all__ = ["HeldToolUse", "StreamTap"]
 
 INTERESTING = frozenset(
     {
@@ -26,6 +30,23 @@ INTERESTING = frozenset(
         b"error",
     }
 )
+DELTA_ENVELOPE_BYTES = 70
+"""``{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}``:
+what a delta's data line carries besides the generated text."""
+BYTES_PER_OUTPUT_TOKEN = 3
+"""Output is counted as it streams at 3 bytes a token (English runs near 4, code near 3,
+JSON escapes add bytes): the estimate errs high until ``message_delta`` gives the truth."""
+
+
+@dataclass(frozen=True, slots=True)
+class HeldToolUse:
+    """A complete tool_use block, not yet delivered: ``raw`` is its events as received."""
+
+    tool_use: ToolUse
+    raw: bytes
+
+
+Segment = bytes | HeldToolUse
 
 
 class StreamTap:
@@ -33,23 +54,57 @@ class StreamTap:
         self.usage = Usage()
         self.model: str | None = None
         self.tool_uses: list[ToolUse] = []
+        self.started = False
         self.completed = False
         self.error: str | None = None
+        self._delta_bytes = 0
         self._buffer = bytearray()
-        self._open_tools: dict[int, tuple[str, str, list[str]]] = {}
+        self._open_tool: tuple[int, str, str, list[str]] | None = None
+        self._held = bytearray()
 
-    def feed(self, chunk: bytes) -> None:
+    @property
+    def output_tokens(self) -> int:
+        """Output tokens generated so far: upstream's count when it gave one, else the
+        estimate from the deltas seen, whichever is higher."""
+        estimate = -(-self._delta_bytes // BYTES_PER_OUTPUT_TOKEN)
+        return max(self.usage.output_tokens, estimate)
+
+    def feed(self, chunk: bytes) -> list[Segment]:
+        """What may be passed on now, in order: bytes, and tool calls to judge first."""
         if b"\r" in chunk:
             chunk = chunk.replace(b"\r\n", b"\n")
         self._buffer += chunk
+        out: list[Segment] = []
+        passing = bytearray()
         start = 0
         while (end := self._buffer.find(b"\n\n", start)) >= 0:
-            self._event(bytes(self._buffer[start:end]))
+            event = bytes(self._buffer[start : end + 2])
             start = end + 2
+            finished = self._event(event)
+            if self._open_tool is not None or finished is not None:
+                if passing:
+                    out.append(bytes(passing))
+                    passing.clear()
+                self._held += event
+                if finished is not None:
+                    out.append(HeldToolUse(finished, bytes(self._held)))
+                    self._held.clear()
+            else:
+                passing += event
         if start:
             del self._buffer[:start]
+        if passing:
+            out.append(bytes(passing))
+        return out
 
-    def _event(self, block: bytes) -> None:
+    def rest(self) -> bytes:
+        """Whatever the stream ended with that was not a whole event."""
+        rest = bytes(self._held) + bytes(self._buffer)
+        self._held.clear()
+        self._buffer.clear()
+        return rest
+
+    def _event(self, block: bytes) -> ToolUse | None:
         name = b""
         data: list[bytes] = []
         for line in block.split(b"\n"):
@@ -58,20 +113,21 @@ class StreamTap:
             elif line.startswith(b"data:"):
                 data.append(line[5:].strip())
         if name == b"content_block_delta":
-            if not self._open_tools:
-                return
+            self._delta_bytes += max(1, sum(map(len, data)) - DELTA_ENVELOPE_BYTES)
+            if self._open_tool is None:
+                return None
         elif name not in INTERESTING:
-            return
+            return None
         try:
             payload = orjson.loads(b"\n".join(data))
         except orjson.JSONDecodeError:
-            return
-        if isinstance(payload, dict):
-            self._handle(name, payload)
+            return None
+        return self._handle(name, payload) if isinstance(payload, dict) else None
 
-    def _handle(self, name: bytes, payload: dict[str, Any]) -> None:
+    def _handle(self, name: bytes, payload: dict[str, Any]) -> ToolUse | None:
         if name == b"message_start":
             message = payload.get("message") or {}
+            self.started = True
             self.model = message.get("model") or self.model
             self.usage.update(message.get("usage"))
         elif name == b"message_delta":
@@ -81,23 +137,24 @@ class StreamTap:
         elif name == b"content_block_start":
             block = payload.get("content_block") or {}
             if block.get("type") == "tool_use":
-                self._open_tools[payload.get("index", -1)] = (
-                    str(block.get("id", "")),
-                    str(block.get("name", "")),
-                    [],
-                )
+                index = payload.get("index", -1)
+                self._open_tool = (index, str(block.get("id", "")), str(block.get("name", "")), [])
         elif name == b"content_block_delta":
-            tool = self._open_tools.get(payload.get("index", -1))
+            tool = self._open_tool
             delta = payload.get("delta") or {}
             if tool is not None and delta.get("type") == "input_json_delta":
-                tool[2].append(str(delta.get("partial_json", "")))
+                tool[3].append(str(delta.get("partial_json", "")))
         elif name == b"content_block_stop":
-            tool = self._open_tools.pop(payload.get("index", -1), None)
-            if tool is not None:
-                self.tool_uses.append(ToolUse(tool[0], tool[1], _json_or_text("".join(tool[2]))))
+            tool = self._open_tool
+            if tool is not None and tool[0] == payload.get("index", -1):
+                self._open_tool = None
+                use = ToolUse(tool[1], tool[2], _json_or_text("".join(tool[3])))
+                self.tool_uses.append(use)
+                return use
         elif name == b"error":
             error = payload.get("error") or {}
             self.error = f"{error.get('type', 'error')}: {error.get('message', '')}"
+        return None
 
 
 def _json_or_text(text: str) -> Any:

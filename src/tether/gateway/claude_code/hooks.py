@@ -1,10 +1,15 @@
-"""``POST /hooks/claude-code``: Claude Code's PreToolUse and PostToolUse HTTP hooks.
+"""``POST /hooks/claude-code``: Claude Code's HTTP hooks, every event.
 
 PreToolUse: each action the tool would take goes through the pipeline (stopping at the
 first refusal) and the answer is ``hookSpecificOutput.permissionDecision``: ``allow``,
 ``deny``, or — when an approval is pending — ``deny`` with the approval id (``ask`` with
 ``?pending=ask``, letting the local user decide). ``?wait=SECONDS`` holds the hook while
-the approval is decided. PostToolUse is recorded in the audit trail.
+the approval is decided. PostToolUse (and PostToolUseFailure) is recorded in the audit
+trail, and its answer counted by the loop guards; other events are recorded as they come.
+
+Whatever the event, a session that was stopped (killed, paused, its agent or project
+stopped, its budget spent) is answered ``continue: false`` with the reason: Claude Code
+then ends the whole turn, even right after a tool that was running when the kill came.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from tether.audit.redaction import digest, redacted_summary
 from tether.errors import BadRequest
 from tether.gateway.claude_code.tools import tool_actions
 from tether.gateway.credentials import presented_credential
-from tether.pipeline import Action, Pipeline
+from tether.guards.fingerprints import result_fingerprint
+from tether.pipeline import Action, Pipeline, ToolResult, ToolUse
 from tether.web.bodies import read_model
 from tether.web.errors import set_error_renderer
 
@@ -32,6 +38,19 @@ MAX_WAIT_SECONDS = 600
 PIPELINE_KEY = web.AppKey("hook_pipeline", Pipeline)
 WAITER_KEY = web.AppKey("hook_waiter", ApprovalWaiter)
 LIMIT_KEY = web.AppKey("hook_body_limit", int)
+STOPPED = frozenset(
+    {
+        "session_terminated",
+        "session_paused",
+        "session_budget_exhausted",
+        "agent_stopped",
+        "agent_quarantined",
+        "agent_revoked",
+        "project_paused",
+        "fleet_paused",
+    }
+)
+"""Refusals that stop the session as a whole, not only this tool call."""
 
 
 class HookInput(BaseModel):
@@ -40,8 +59,8 @@ class HookInput(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     session_id: str = Field(min_length=1, max_length=128)
-    hook_event_name: str
-    tool_name: str = Field(min_length=1, max_length=256)
+    hook_event_name: str = Field(min_length=1, max_length=64)
+    tool_name: str | None = Field(None, min_length=1, max_length=120)
     tool_input: dict[str, Any] = Field(default_factory=dict)
     tool_response: Any = None
     tool_use_id: str | None = None
@@ -49,16 +68,25 @@ class HookInput(BaseModel):
     permission_mode: str | None = None
 
 
-def _answer(decision: str, reason: str) -> web.Response:
-    return web.json_response(
-        {
-            "hookSpecificOutput": {
-                "hookEventName": "PreToolUse",
-                "permissionDecision": decision,
-                "permissionDecisionReason": reason,
-            }
+def _tethered(reason: str) -> str:
+    return reason if reason.startswith("tether:") else f"tether: {reason}"
+
+
+def _answer(decision: str, reason: str, code: str | None = None) -> web.Response:
+    body: dict[str, Any] = {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": decision,
+            "permissionDecisionReason": _tethered(reason),
         }
-    )
+    }
+    if code in STOPPED:
+        body |= {"continue": False, "stopReason": _tethered(reason)}
+    return web.json_response(body)
+
+
+def _stop(reason: str) -> web.Response:
+    return web.json_response({"continue": False, "stopReason": _tethered(reason)})
 
 
 def _error_body(code: str, message: str) -> dict[str, Any]:
@@ -67,7 +95,7 @@ def _error_body(code: str, message: str) -> dict[str, Any]:
         "hookSpecificOutput": {
             "hookEventName": "PreToolUse",
             "permissionDecision": "deny",
-            "permissionDecisionReason": f"tether: {message}",
+            "permissionDecisionReason": _tethered(message),
         },
         "error": {"code": code, "message": message},
     }
@@ -84,9 +112,17 @@ def _wait_seconds(request: web.Request) -> float:
     return seconds
 
 
+def _tool_name(hook: HookInput) -> str:
+    if not hook.tool_name:
+        raise BadRequest(f"a {hook.hook_event_name} hook needs tool_name")
+    return hook.tool_name
+
+
 async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
     wait = _wait_seconds(request)
     credential = presented_credential(request.headers)
+    tool_name = _tool_name(hook)
+    tool_use = ToolUse(hook.tool_use_id or "", tool_name, hook.tool_input)
     actions = [
         Action(
             source=SOURCE,
@@ -95,54 +131,79 @@ async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
             resource=found.resource,
             session_id=hook.session_id,
             attributes={
-                "tool": hook.tool_name,
+                "tool": tool_name,
                 "tool_use_id": hook.tool_use_id,
                 "input_summary": redacted_summary(hook.tool_input),
                 **({"not_understood": found.detail} if not found.understood else {}),
             },
             understood=found.understood,
+            tool_use=tool_use,
         )
-        for found in tool_actions(hook.tool_name, hook.tool_input, hook.cwd)
+        for found in tool_actions(tool_name, hook.tool_input, hook.cwd)
     ]
     decisions = await decide_as_one(
         request.app[PIPELINE_KEY], request.app[WAITER_KEY], actions, wait
     )
     refused = next((d for d in decisions if not d.allowed and not d.pending), None)
     if refused is not None:
-        return _answer("deny", f"tether: {refused.reason}")
+        return _answer("deny", refused.reason, refused.code)
     pending = [d for d in decisions if d.pending]
     if pending:
         ask = request.query.get("pending") == "ask"
         reasons = " | ".join(d.reason for d in pending)
-        return _answer("ask" if ask else "deny", f"tether: {reasons}")
-    return _answer("allow", "tether: " + "; ".join(d.reason for d in decisions))
+        return _answer("ask" if ask else "deny", reasons)
+    return _answer("allow", "; ".join(d.reason for d in decisions))
 
 
 async def _post_tool_use(request: web.Request, hook: HookInput) -> web.Response:
-    found = tool_actions(hook.tool_name, hook.tool_input, hook.cwd)
+    tool_name = _tool_name(hook)
+    found = tool_actions(tool_name, hook.tool_input, hook.cwd)
     response = hook.tool_response
-    failed = isinstance(response, dict) and bool(
-        response.get("is_error") or response.get("interrupted") or response.get("error")
+    failed = hook.hook_event_name == "PostToolUseFailure" or (
+        isinstance(response, dict)
+        and bool(response.get("is_error") or response.get("interrupted") or response.get("error"))
     )
-    await request.app[PIPELINE_KEY].observe(
+    tool_use_id = hook.tool_use_id or ""
+    refusal = await request.app[PIPELINE_KEY].observe(
         Action(
             source=SOURCE,
             credential=presented_credential(request.headers),
-            action=f"tool_result:{hook.tool_name}",
-            resource=found[0].resource if found else hook.tool_name,
+            action=f"tool_result:{tool_name}",
+            resource=found[0].resource if found else tool_name,
             session_id=hook.session_id,
             attributes={
-                "tool": hook.tool_name,
+                "tool": tool_name,
                 "tool_use_id": hook.tool_use_id,
                 "actions": [f"{f.action} {f.resource}" for f in found],
                 "input_summary": redacted_summary(hook.tool_input),
                 "response_digest": digest(response),
             },
+            tool_use=ToolUse(tool_use_id, tool_name, hook.tool_input),
+            tool_results=[ToolResult(tool_use_id, failed, result_fingerprint([response, failed]))]
+            if tool_use_id
+            else [],
         ),
         "error" if failed else "ok",
-        f"{hook.tool_name} finished",
+        f"{tool_name} finished",
     )
-    return web.json_response({})
+    return _stop(refusal.reason) if refusal is not None else web.json_response({})
+
+
+async def _other_event(request: web.Request, hook: HookInput) -> web.Response:
+    """Stop, UserPromptSubmit, Notification, SubagentStop …: recorded, and answered with a
+    stop when the session was stopped."""
+    refusal = await request.app[PIPELINE_KEY].observe(
+        Action(
+            source=SOURCE,
+            credential=presented_credential(request.headers),
+            action=f"hook:{hook.hook_event_name}",
+            resource=f"session:{hook.session_id}",
+            session_id=hook.session_id,
+        ),
+        "ok",
+        f"Claude Code reported {hook.hook_event_name}",
+    )
+    return _stop(refusal.reason) if refusal is not None else web.json_response({})
 
 
 async def claude_code_hook(request: web.Request) -> web.Response:
@@ -151,10 +212,7 @@ async def claude_code_hook(request: web.Request) -> web.Response:
         return await _pre_tool_use(request, hook)
     if hook.hook_event_name in ("PostToolUse", "PostToolUseFailure"):
         return await _post_tool_use(request, hook)
-    raise BadRequest(
-        f"hook_event_name {hook.hook_event_name!r} is not handled here; "
-        "configure this URL for PreToolUse and PostToolUse"
-    )
+    return await _other_event(request, hook)
 
 
 def add_claude_code_hook_routes(

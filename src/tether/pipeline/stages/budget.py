@@ -1,5 +1,13 @@
-"""Stage 5: budgets. Reserves the worst-case cost in every applicable budget before the
-call, refuses if any cannot hold it, and settles to the real cost afterwards."""
+"""Stage 5: budgets. Reserves what a call may cost in every applicable budget before it,
+refuses if any cannot hold it, covers streamed output as it comes, and settles to the real
+cost afterwards.
+
+The input is reserved at the highest price it could be billed at (a 1-hour cache write).
+Output is not reserved at ``max_tokens`` up front — Claude Code asks for 128,000 tokens on
+every call, which would make small session limits unusable — but, for a stream, one
+increment at a time as it is generated: a stream the budget cannot cover further is ended.
+A whole (non-streamed) answer is covered up front; when its ``max_tokens`` does not fit,
+the call goes ahead with the ``max_tokens`` the budget can pay for, or is refused."""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ from dataclasses import dataclass
 
 from tether.alerts.crossings import BudgetAlerts
 from tether.budgets.book import BudgetBook
-from tether.budgets.definitions import BudgetScope, period_window
+from tether.budgets.definitions import Budget, BudgetScope, period_window
 from tether.pipeline.action import Action, Context, Deny, Verdict
 from tether.pipeline.outcome import Outcome
 from tether.pricing.prices import PriceTable
@@ -21,13 +29,20 @@ from tether.store.records import SessionState
 __all__ = ["BudgetReservation", "ReserveBudget"]
 
 BUDGET_ACTOR = "tether:budget"
+OUTPUT_INCREMENT_TOKENS = 2048
+"""A stream's output is covered this many tokens at a time: the most a stream can
+overshoot its budget by (about $0.10 at $50 per million output tokens)."""
+MIN_CAPPED_OUTPUT_TOKENS = 256
+"""A whole answer the budget could pay for fewer output tokens than this is refused."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BudgetReservation:
     id: str
     holds: list[Hold]
-    worst_case_micros: int
+    input_micros: int
+    output_price: float
+    """USD micros per output token."""
 
 
 def _usd(micros: int) -> str:
@@ -62,28 +77,112 @@ class ReserveBudget:
         if not budgets:
             return None
         price, _ = self._prices.price_for(basis.model)
-        worst = math.ceil(
-            basis.input_tokens_estimate * price.input + basis.max_output_tokens * price.output
+        input_price = max(price.input, price.cache_write_5m, price.cache_write_1h)
+        reservation = BudgetReservation(
+            new_id(), [], math.ceil(basis.input_tokens_estimate * input_price), price.output
         )
-        tokens = basis.input_tokens_estimate + basis.max_output_tokens
+        output = basis.max_output_tokens
+        if basis.stream:
+            output = min(output, OUTPUT_INCREMENT_TOKENS)
+        refused = await self._reserve(reservation, budgets, action, ctx, output)
+        if refused is not None and not basis.stream:
+            affordable = await self._affordable_output(
+                reservation, budgets, basis.input_tokens_estimate, ctx
+            )
+            if affordable >= MIN_CAPPED_OUTPUT_TOKENS and affordable > basis.thinking_budget:
+                output = affordable
+                refused = await self._reserve(reservation, budgets, action, ctx, output)
+                ctx.output_token_cap = output if refused is None else None
+        if refused is not None:
+            return await self._refuse(refused, ctx)
+        ctx.reservation = reservation
+        if basis.stream and output < basis.max_output_tokens:
+            ctx.output_covered = output
+        return None
+
+    async def _reserve(
+        self,
+        reservation: BudgetReservation,
+        budgets: list[Budget],
+        action: Action,
+        ctx: Context,
+        output: int,
+    ) -> Hold | None:
+        assert action.cost_basis is not None and ctx.identity is not None
+        assert ctx.session is not None
+        micros = reservation.input_micros + math.ceil(output * reservation.output_price)
+        tokens = action.cost_basis.input_tokens_estimate + output
         at = now_ms()
         holds = []
         for budget in budgets:
             window = period_window(budget.period, ctx.identity.project.timezone, ctx.session.id, at)
-            holds.append(Hold(budget, window.key, window.end_ms, worst, tokens))
-        reservation_id = new_id()
-        refused = await self._ledger.reserve(reservation_id, holds, at + self._hold_ms)
+            holds.append(Hold(budget, window.key, window.end_ms, micros, tokens))
+        refused = await self._ledger.reserve(reservation.id, holds, at + self._hold_ms)
+        if refused is None:
+            reservation.holds = holds
+        return refused
+
+    async def _affordable_output(
+        self,
+        reservation: BudgetReservation,
+        budgets: list[Budget],
+        input_tokens: int,
+        ctx: Context,
+    ) -> int:
+        """The most output tokens every budget could still pay for after the input."""
+        assert ctx.identity is not None and ctx.session is not None
+        affordable: int | None = None
+        at = now_ms()
+        for budget in budgets:
+            window = period_window(budget.period, ctx.identity.project.timezone, ctx.session.id, at)
+            usage = await self._store.usage(budget.id, window.key)
+            spent_m = (usage.spent_micros + usage.reserved_micros) if usage else 0
+            spent_t = (usage.spent_tokens + usage.reserved_tokens) if usage else 0
+            if budget.limit_micros is not None:
+                left = budget.limit_micros - spent_m - reservation.input_micros
+                fits = int(left // reservation.output_price) if reservation.output_price else left
+                affordable = fits if affordable is None else min(affordable, fits)
+            if budget.limit_tokens is not None:
+                fits = budget.limit_tokens - spent_t - input_tokens
+                affordable = fits if affordable is None else min(affordable, fits)
+        return max(0, affordable or 0)
+
+    async def cover_output(self, action: Action, ctx: Context, tokens: int) -> Deny | None:
+        """Cover a stream's output up to ``tokens`` before it goes further, an increment
+        at a time; refused when a budget cannot hold the next increment."""
+        reservation = ctx.reservation
+        basis = action.cost_basis
+        covered = ctx.output_covered
+        if not isinstance(reservation, BudgetReservation) or basis is None or covered is None:
+            return None
+        ceiling = basis.max_output_tokens
+        step = min(max(OUTPUT_INCREMENT_TOKENS, tokens - covered), ceiling - covered)
+        if step <= 0:
+            ctx.output_covered = None
+            return None
+        micros = math.ceil(step * reservation.output_price)
+        holds = [
+            Hold(h.budget, h.period_key, h.period_end, micros, step) for h in reservation.holds
+        ]
+        refused = await self._ledger.extend(reservation.id, holds, now_ms() + self._hold_ms)
         if refused is not None:
-            denial = await self._refusal(refused, ctx)
-            if refused.budget.scope is BudgetScope.SESSION:
-                await self._sessions.set_state(
-                    ctx.session.id, SessionState.BUDGET_EXHAUSTED, BUDGET_ACTOR, denial.reason
-                )
+            denial = await self._refuse(refused, ctx, stopped_after=tokens)
             return denial
-        ctx.reservation = BudgetReservation(reservation_id, holds, worst)
+        ctx.output_covered = covered + step
+        if ctx.output_covered >= ceiling:
+            ctx.output_covered = None
         return None
 
-    async def _refusal(self, hold: Hold, ctx: Context) -> Deny:
+    async def _refuse(self, hold: Hold, ctx: Context, stopped_after: int | None = None) -> Deny:
+        assert ctx.session is not None
+        denial = await self._refusal(hold, ctx, stopped_after)
+        if hold.budget.scope is BudgetScope.SESSION:
+            await self._sessions.set_state(
+                ctx.session.id, SessionState.BUDGET_EXHAUSTED, BUDGET_ACTOR, denial.reason
+            )
+        return denial
+
+    async def _refusal(self, hold: Hold, ctx: Context, stopped_after: int | None) -> Deny:
         assert ctx.identity is not None
         usage = await self._store.usage(hold.budget.id, hold.period_key)
         spent = usage.spent_micros if usage else 0
@@ -92,10 +191,16 @@ class ReserveBudget:
         limit = hold.budget.limit_micros
         if limit is not None and spent + reserved + hold.micros > limit:
             remaining = max(0, limit - spent - reserved)
+            what = (
+                "this call may cost up to"
+                if stopped_after is None
+                else f"the answer was stopped after about {stopped_after} output tokens; "
+                "its next part may cost"
+            )
             reason = (
                 f"tether: the {name} is {_usd(limit)}; {_usd(remaining)} remains "
-                f"(spent {_usd(spent)}, reserved by running calls {_usd(reserved)}) and this "
-                f"call may cost up to {_usd(hold.micros)}"
+                f"(spent {_usd(spent)}, reserved by running calls {_usd(reserved)}) and {what} "
+                f"{_usd(hold.micros)}"
             )
         else:
             reason = (

@@ -10,6 +10,10 @@ __all__ = ["EnforceKillSwitch"]
 
 
 class EnforceKillSwitch:
+    observes = True
+    """A stopped session's reports (PostToolUse, Stop …) are refused too: the hook answer
+    then stops Claude Code's turn."""
+
     def __init__(self, switch: KillSwitch) -> None:
         self._switch = switch
 
