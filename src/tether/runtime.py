@@ -93,7 +93,6 @@ class Runtime:
     approval_reaper: ApprovalReaper
     pipeline: Pipeline
     metrics: TetherMetrics
-    bootstrap_secret: str | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -198,7 +197,7 @@ class Runtime:
         metrics.gauge(
             "tether_streams_in_flight", "Streams being relayed now", lambda: len(runtime.inflight)
         )
-        runtime.bootstrap_secret = await runtime._ensure_admin_token()
+        await runtime._adopt_env_admin_token()
         await directory.load()
         await controls.load()
         await budget_book.load()
@@ -236,17 +235,21 @@ class Runtime:
         await self.ledger.close()
         await self.db.dispose()
 
-    async def _ensure_admin_token(self) -> str | None:
-        """Create the first admin token; returns its secret only when newly created here."""
+    async def _adopt_env_admin_token(self) -> None:
+        """Make ``TETHER_ADMIN_TOKEN`` an admin token (deployments bring their own)."""
         wanted = self.settings.bootstrap_admin_token
+        if not wanted:
+            return
         existing = await self.admin_tokens.all()
-        if wanted:
-            if any(t.token_hash == hash_secret(wanted) for t in existing):
-                return None
-            name = BOOTSTRAP_TOKEN_NAME if not existing else f"env-{len(existing)}"
-            await self.admin_tokens.create(name, Role.ADMIN, secret=wanted)
-            return None
-        if existing:
+        if any(t.token_hash == hash_secret(wanted) for t in existing):
+            return
+        name = BOOTSTRAP_TOKEN_NAME if not existing else f"env-{len(existing)}"
+        await self.admin_tokens.create(name, Role.ADMIN, secret=wanted)
+
+    async def create_bootstrap_token(self) -> str | None:
+        """The first admin token's secret, when there is no admin token yet; call it only
+        once the server listens, so a start that fails cannot create a token nobody saw."""
+        if self.settings.bootstrap_admin_token or await self.admin_tokens.all():
             return None
         _, secret = await self.admin_tokens.create(BOOTSTRAP_TOKEN_NAME, Role.ADMIN)
         return secret

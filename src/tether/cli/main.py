@@ -8,6 +8,7 @@ import typer
 
 from tether import __version__
 from tether.cli import (
+    admin,
     agents,
     approvals,
     audit,
@@ -45,6 +46,7 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(policy.app, name="policy")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(guards.app, name="guards")
+app.add_typer(admin.app, name="admin")
 app.command("spend")(spend.spend)
 app.command("pause")(fleet.pause)
 app.command("resume")(fleet.resume)
