@@ -36,6 +36,21 @@ def _url_setting(env: dict[str, str], name: str, default: str) -> str:
     return value.rstrip("/")
 
 
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+
+
+def _database_url(url: str) -> str:
+    """The usual ``postgres://`` / ``postgresql://`` URLs run on tether's driver, asyncpg."""
+    if url.startswith(POSTGRES_SCHEMES):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url and not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(
+            "TETHER_DATABASE_URL must start with postgresql://, postgres://, "
+            "postgresql+asyncpg:// or sqlite+aiosqlite://"
+        )
+    return url
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything tether reads from its environment; the hot path never re-reads it."""
@@ -57,6 +72,8 @@ class Settings:
     approval_reap_seconds: float = 10.0
     metrics_token: str | None = None
     """When set, ``GET /metrics`` wants ``Authorization: Bearer <it>``."""
+    migrate: bool = True
+    """False for replicas of a deployment that runs ``tether migrate`` once itself."""
 
     @property
     def resolved_database_url(self) -> str:
@@ -66,11 +83,7 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("TETHER_DATA_DIR") or Path.home() / ".tether").expanduser()
-        url = env.get("TETHER_DATABASE_URL", "")
-        if url and not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ConfigError(
-                "TETHER_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
-            )
+        url = _database_url(env.get("TETHER_DATABASE_URL", ""))
         return cls(
             host=env.get("TETHER_HOST") or "127.0.0.1",
             port=_int_setting(env, "TETHER_PORT", DEFAULT_PORT),

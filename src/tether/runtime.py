@@ -43,7 +43,7 @@ from tether.store.clock import now_ms
 from tether.store.controls import ControlStore
 from tether.store.credentials import CredentialStore
 from tether.store.database import Database
-from tether.store.migrate import upgrade
+from tether.store.migrate import pending_revision, upgrade
 from tether.store.policies import PolicyStore
 from tether.store.projects import ProjectStore
 from tether.store.records import Role
@@ -100,12 +100,20 @@ class Runtime:
         master_key = load_master_key(settings.master_key, settings.data_dir / "master.key")
         prices = load_price_overrides(settings.prices_file)
         db = Database(settings.resolved_database_url)
+        url = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
         try:
-            await upgrade(db)
+            behind = None if settings.migrate else await pending_revision(db)
+            if settings.migrate:
+                await upgrade(db)
         except Exception as exc:
             await db.dispose()
-            url = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
             raise ConfigError(f"cannot open the database at {url}: {exc}") from exc
+        if behind is not None:
+            await db.dispose()
+            raise ConfigError(
+                f"the database at {url} is not at this version's schema (it is at {behind}): "
+                "run `tether migrate` first, or start without --no-migrate"
+            )
         projects, agents, tokens = ProjectStore(db), AgentStore(db), AdminTokenStore(db)
         session_store, audit_store = SessionStore(db), AuditStore(db)
         credentials = CredentialStore(db, SealedBox(master_key))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import typer
+from rich.markup import escape
 
 from tether import __version__
 from tether.cli import (
@@ -73,6 +74,9 @@ def version() -> None:
 def up(
     host: str | None = typer.Option(None, "--host", help="Default 127.0.0.1 (TETHER_HOST)."),
     port: int | None = typer.Option(None, "--port", help="Default 8080 (TETHER_PORT)."),
+    no_migrate: bool = typer.Option(
+        False, "--no-migrate", help="Do not migrate; refuse a database not at this schema."
+    ),
 ) -> None:
     """Start the control plane (embedded SQLite unless TETHER_DATABASE_URL is set)."""
     from dataclasses import replace
@@ -84,11 +88,37 @@ def up(
     )
     try:
         settings = Settings.from_env()
-        settings = replace(settings, host=host or settings.host, port=port or settings.port)
+        settings = replace(
+            settings,
+            host=host or settings.host,
+            port=port or settings.port,
+            migrate=not no_migrate,
+        )
         run_event_loop(serve(settings))
     except TetherError as exc:
-        errors.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        errors.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
         raise typer.Exit(2) from None
     except OSError as exc:
-        errors.print(f"[red]error:[/red] cannot listen: {exc}", highlight=False)
+        errors.print(f"[red]error:[/red] cannot listen: {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
+
+
+@app.command("migrate")
+def migrate() -> None:
+    """Bring the database (TETHER_DATABASE_URL, or SQLite in TETHER_DATA_DIR) to this
+    version's schema, then exit: a deploy step before replicas start with --no-migrate."""
+    from tether.cli.local_store import local_database, printable_url
+
+    async def main(settings: Settings) -> None:
+        async with local_database(settings):
+            pass
+
+    try:
+        settings = Settings.from_env()
+        run_event_loop(main(settings))
+    except TetherError as exc:
+        errors.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
+        raise typer.Exit(2) from None
+    errors.print(
+        escape(f"{printable_url(settings)}: schema up to date"), highlight=False, soft_wrap=True
+    )

@@ -18,6 +18,7 @@ from tether.cli.token_file import save_token
 from tether.config import Settings
 from tether.runtime import Runtime
 from tether.server import build_app
+from tether.store.sqlite_lock import hold_sqlite_database
 
 __all__ = ["serve"]
 
@@ -62,18 +63,23 @@ def _announce(settings: Settings, runtime: Runtime, secret: str | None) -> None:
 
 
 async def serve(settings: Settings) -> None:
+    with hold_sqlite_database(settings.resolved_database_url):
+        await _serve(settings)
+
+
+async def _serve(settings: Settings) -> None:
     runtime = await Runtime.start(settings)
     runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
         await site.start()
-        _announce(settings, runtime, await runtime.create_bootstrap_token())
-        calm_garbage_collector()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        _announce(settings, runtime, await runtime.create_bootstrap_token())
+        calm_garbage_collector()
         await stop.wait()
         console.print("tether: shutting down")
     finally:
