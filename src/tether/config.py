@@ -36,6 +36,17 @@ def _url_setting(env: dict[str, str], name: str, default: str) -> str:
     return value.rstrip("/")
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+
+
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name) or default
+    if value.upper() not in (c.upper() for c in choices):
+        raise ConfigError(f"{name}={value!r} must be one of: {', '.join(choices)}")
+    return value
+
+
 POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 
 
@@ -72,6 +83,8 @@ class Settings:
     approval_reap_seconds: float = 10.0
     metrics_token: str | None = None
     """When set, ``GET /metrics`` wants ``Authorization: Bearer <it>``."""
+    log_level: str = "INFO"
+    log_format: str = "text"
     migrate: bool = True
     """False for replicas of a deployment that runs ``tether migrate`` once itself."""
 
@@ -106,4 +119,6 @@ class Settings:
             alert_retry_base_seconds=_int_setting(env, "TETHER_ALERT_RETRY_BASE_SECONDS", 2, 1),
             approval_reap_seconds=_int_setting(env, "TETHER_APPROVAL_REAP_SECONDS", 10, 1),
             metrics_token=env.get("TETHER_METRICS_TOKEN") or None,
+            log_level=_choice(env, "TETHER_LOG_LEVEL", LOG_LEVELS, "INFO").upper(),
+            log_format=_choice(env, "TETHER_LOG_FORMAT", LOG_FORMATS, "text").lower(),
         )

@@ -13,6 +13,7 @@ from tether.config import Settings
 from tether.gateway.anthropic.proxy import AnthropicGateway, GatewaySettings
 from tether.gateway.authorize import add_authorize_routes
 from tether.gateway.claude_code.hooks import add_claude_code_hook_routes
+from tether.logs.access import request_scope_middleware
 from tether.metrics.endpoint import add_metrics_route
 from tether.runtime import Runtime
 from tether.web.errors import error_middleware
@@ -41,7 +42,8 @@ def _readiness_checks(runtime: Runtime) -> dict[str, ReadinessCheck]:
 def build_app(runtime: Runtime) -> web.Application:
     """An application serving an already started runtime (the caller stops it)."""
     app = web.Application(
-        middlewares=[error_middleware], client_max_size=runtime.settings.max_message_bytes
+        middlewares=[request_scope_middleware, error_middleware],
+        client_max_size=runtime.settings.max_message_bytes,
     )
     app[RUNTIME_KEY] = runtime
     add_health_routes(app, __version__, _readiness_checks(runtime))

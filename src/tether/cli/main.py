@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import typer
 from rich.markup import escape
 
@@ -82,12 +80,11 @@ def up(
     from dataclasses import replace
 
     from tether.cli.up import serve
+    from tether.logs.setup import configure_logging
 
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         settings = Settings.from_env()
+        configure_logging(settings.log_level, settings.log_format)
         settings = replace(
             settings,
             host=host or settings.host,

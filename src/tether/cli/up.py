@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import functools
 import gc
+import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 from aiohttp import web
 from rich.console import Console
@@ -16,6 +18,7 @@ from rich.console import Console
 from tether import __version__
 from tether.cli.token_file import save_token
 from tether.config import Settings
+from tether.logs.access import AccessLogger
 from tether.runtime import Runtime
 from tether.server import build_app
 from tether.store.sqlite_lock import hold_sqlite_database
@@ -23,6 +26,7 @@ from tether.store.sqlite_lock import hold_sqlite_database
 __all__ = ["serve"]
 
 console = Console(stderr=True, highlight=False)
+log = logging.getLogger("tether.up")
 
 
 def calm_garbage_collector() -> None:
@@ -40,10 +44,23 @@ def cli_command() -> str:
     return "uv run tether" if os.environ.get("UV") else "tether"
 
 
+def _banner_printer(log_format: str) -> Callable[[str], None]:
+    """On the console, never wrapped mid-command; with JSON logs, as log records, so
+    stderr stays one JSON object per line."""
+    if log_format == "json":
+
+        def as_records(text: str) -> None:
+            for line in text.splitlines():
+                log.info("%s", line)
+
+        return as_records
+    return functools.partial(console.print, soft_wrap=True, markup=False)
+
+
 def _announce(settings: Settings, runtime: Runtime, secret: str | None) -> None:
     url = f"http://{settings.host}:{settings.port}"
     backend = "PostgreSQL" if runtime.db.is_postgres else "SQLite"
-    say = functools.partial(console.print, soft_wrap=True)
+    say = _banner_printer(settings.log_format)
     say(f"tether {__version__} listening on {url} ({backend})")
     token_file = settings.data_dir / "admin.token"
     if secret:
@@ -69,7 +86,12 @@ async def serve(settings: Settings) -> None:
 
 async def _serve(settings: Settings) -> None:
     runtime = await Runtime.start(settings)
-    runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        build_app(runtime),
+        access_log=logging.getLogger("tether.access"),
+        access_log_class=AccessLogger,
+        handle_signals=False,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)

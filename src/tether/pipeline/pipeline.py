@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 
 from tether.audit.log import AuditLog
 from tether.errors import TetherError
+from tether.logs.request_scope import note_identity
 from tether.pipeline.action import Action, Context, Decision, Deny, Pending, Verdict
 from tether.pipeline.events import decision_event, observation_event, outcome_events
 from tether.pipeline.outcome import Outcome
@@ -89,6 +90,10 @@ class Pipeline:
         if self._on_decided is not None:
             self._on_decided(action.source, time.perf_counter() - started)
         identity = ctx.identity
+        note_identity(
+            identity.agent.name if identity else None,
+            ctx.session.id if ctx.session else action.session_id,
+        )
         return Decision(
             result=event.result,
             reason=event.reason,
@@ -114,6 +119,10 @@ class Pipeline:
             if isinstance(verdict, Deny):
                 raise TetherError(verdict.reason, code=verdict.code)
         event = observation_event(action, ctx, result, reason)
+        note_identity(
+            ctx.identity.agent.name if ctx.identity else None,
+            ctx.session.id if ctx.session else action.session_id,
+        )
         await self._audit.record(event)
         return event.id
 

@@ -3,6 +3,7 @@ call, refuses if any cannot hold it, and settles to the real cost afterwards."""
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -21,6 +22,8 @@ from tether.store.records import SessionState
 __all__ = ["BudgetReservation", "ReserveBudget"]
 
 BUDGET_ACTOR = "tether:budget"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ class ReserveBudget:
             "reserved_usd": reserved / 1_000_000,
             "requested_usd": hold.micros / 1_000_000,
         }
+        log.info("budget stop for agent %s: %s", ctx.identity.agent.name, reason)
         return Deny("budget_exceeded", reason, evidence)
 
     async def settle(self, action: Action, ctx: Context, outcome: Outcome) -> None:
