@@ -51,12 +51,21 @@ app.command("pause")(fleet.pause)
 app.command("resume")(fleet.resume)
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        print(f"tether {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
     url: str | None = typer.Option(None, "--url", envvar="TETHER_URL", help="tether's base URL."),
     token: str | None = typer.Option(
         None, "--token", envvar="TETHER_ADMIN_TOKEN", help="Admin token.", show_envvar=True
+    ),
+    _version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version."
     ),
 ) -> None:
     ctx.obj = {"url": url, "token": token}

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["console", "print_json", "print_records", "print_table"]
+__all__ = ["console", "print_json", "print_more", "print_records", "print_table"]
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
@@ -39,3 +39,15 @@ def print_records(
         print_json(data)
     else:
         print_table(data if isinstance(data, list) else [data], columns, title)
+
+
+def print_more(next_page: str | None, option: str) -> None:
+    """Say on stderr that a list was cut at its limit and how to get the rest, so a table
+    or a script never mistakes a first page for everything."""
+    if next_page is None:
+        return
+    _, _, value = next_page.partition("=")
+    errors.print(
+        escape(f"more available: run again with {option} {value} (or a larger --limit)"),
+        highlight=False,
+    )

@@ -15,7 +15,7 @@ from tether.logs.request_scope import RequestScope, current_scope
 
 __all__ = ["SCOPE_KEY", "AccessLogger", "request_scope_middleware"]
 
-SCOPE_KEY = "tether_scope"
+SCOPE_KEY = web.RequestKey("tether_scope", RequestScope)
 SESSION_HEADER = "tether-session-id"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -34,8 +34,8 @@ class AccessLogger(AbstractAccessLogger):
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         scope = request.get(SCOPE_KEY)
-        agent = scope.agent if isinstance(scope, RequestScope) else None
-        session = scope.session if isinstance(scope, RequestScope) else None
+        agent = scope.agent if scope is not None else None
+        session = scope.session if scope is not None else None
         session = session or response.headers.get(SESSION_HEADER)
         duration_ms = round(time * 1000, 2)
         self.logger.info(
