@@ -85,6 +85,7 @@ class Runtime:
     ledger: BudgetLedger
     budget_book: BudgetBook
     webhooks: WebhookStore
+    alert_store: AlertStore
     outbox: OutboxDispatcher
     policy_store: PolicyStore
     policies: PolicyBook
@@ -173,6 +174,7 @@ class Runtime:
             ledger=ledger,
             budget_book=budget_book,
             webhooks=webhooks,
+            alert_store=alert_store,
             outbox=OutboxDispatcher(
                 alert_store,
                 webhooks,
