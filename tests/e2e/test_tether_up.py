@@ -157,6 +157,19 @@ def test_a_first_start_that_cannot_listen_does_not_lock_the_user_out(tmp_path: P
         assert stop(process) == 0
 
 
+def test_the_banner_hints_run_as_printed_and_never_wrap(tmp_path: Path) -> None:
+    port = free_port()
+    for launcher, command in (({"UV": "/usr/bin/uv"}, "uv run tether"), ({}, "tether")):
+        env = {k: v for k, v in _fresh_env(tmp_path, port).items() if k != "UV"} | launcher
+        process, lines = start(env, port)
+        try:
+            hint = f"next: {command} projects create demo && {command} agents create agent-01"
+            assert any(line.startswith(hint) for line in lines), lines
+            assert any(line.endswith("--project demo") for line in lines), lines
+        finally:
+            assert stop(process) == 0
+
+
 def test_admin_reset_token_recovers_a_lost_token(tmp_path: Path) -> None:
     port = free_port()
     env = _fresh_env(tmp_path, port)
