@@ -191,6 +191,13 @@ def test_admin_reset_token_recovers_a_lost_token(tmp_path: Path) -> None:
 
         listed = cli(env, "projects", "list", "--json")
         assert listed.returncode == 0, listed.stderr
+        audited = cli(env, "audit", "query", "--action", "admin:tokens.reset", "--json")
+        assert audited.returncode == 0, audited.stderr
+        [event] = json.loads(audited.stdout)
+        assert event["actor"].startswith("local:")
+        assert event["resource"].startswith("admin_token:reset-")
+        verified = cli(env, "audit", "verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
     finally:
         assert stop(process) == 0
 

@@ -3,11 +3,15 @@ instead of an admin token (which is what they recover)."""
 
 from __future__ import annotations
 
+import getpass
 import time
 
 import typer
 from rich.markup import escape
+from sqlalchemy.engine import make_url
 
+from tether.audit.event import AuditEvent
+from tether.audit.log import AuditLog
 from tether.cli.event_loop import run_event_loop
 from tether.cli.local_store import local_database, printable_url
 from tether.cli.output import errors
@@ -15,7 +19,10 @@ from tether.cli.token_file import save_token
 from tether.config import Settings
 from tether.errors import TetherError
 from tether.store.admin_tokens import AdminTokenStore
+from tether.store.audit_appender import open_appender
+from tether.store.database import Database
 from tether.store.records import Role
+from tether.store.sqlite_writer import SqliteWriter
 
 __all__ = ["app"]
 
@@ -25,7 +32,28 @@ app = typer.Typer(help="Recovery on the machine that holds tether's data (no adm
 async def _create_token(settings: Settings, name: str) -> str:
     async with local_database(settings) as db:
         _, secret = await AdminTokenStore(db).create(name, Role.ADMIN)
+        await _record_reset(db, name)
     return secret
+
+
+async def _record_reset(db: Database, name: str) -> None:
+    """A token made without the admin API is still in the trail, with who made it here."""
+    writer = None if db.is_postgres else SqliteWriter(make_url(db.url).database or ":memory:")
+    audit = AuditLog(open_appender(db.url, writer))
+    audit.start()
+    try:
+        await audit.record(
+            AuditEvent(
+                actor=f"local:{getpass.getuser()}",
+                source="admin",
+                action="admin:tokens.reset",
+                resource=f"admin_token:{name}",
+                result="ok",
+                reason="tether admin reset-token, run with local access to the database",
+            )
+        )
+    finally:
+        await audit.stop()
 
 
 @app.command("reset-token")
