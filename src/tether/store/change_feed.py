@@ -83,7 +83,7 @@ class ChangeFeed:
     def problem(self) -> str | None:
         """Why this replica may be missing kills and policy changes (for readiness), or
         None: it is following and caught up within a few poll intervals."""
-        if not self._tasks or any(task.done() for task in self._tasks[:1]):
+        if not self._tasks or self._tasks[0].done():
             return "the change feed is not running"
         behind_ms = now_ms() - self._caught_up_at
         if behind_ms > max(5_000, 20 * self._poll_seconds * 1000):
