@@ -53,6 +53,32 @@ def _url_setting(env: dict[str, str], name: str, default: str) -> str:
     return value.rstrip("/")
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
+
+
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = env.get(name) or default
+    if value.upper() not in (c.upper() for c in choices):
+        raise ConfigError(f"{name}={value!r} must be one of: {', '.join(choices)}")
+    return value
+
+
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+
+
+def _database_url(url: str) -> str:
+    """The usual ``postgres://`` / ``postgresql://`` URLs run on tether's driver, asyncpg."""
+    if url.startswith(POSTGRES_SCHEMES):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url and not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(
+            "TETHER_DATABASE_URL must start with postgresql://, postgres://, "
+            "postgresql+asyncpg:// or sqlite+aiosqlite://"
+        )
+    return url
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything tether reads from its environment; the hot path never re-reads it."""
@@ -85,6 +111,11 @@ class Settings:
         ]
         return [(period, limit) for period, limit in wanted if limit is not None]
 
+    log_level: str = "INFO"
+    log_format: str = "text"
+    migrate: bool = True
+    """False for replicas of a deployment that runs ``tether migrate`` once itself."""
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'tether.db'}"
@@ -93,11 +124,7 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("TETHER_DATA_DIR") or Path.home() / ".tether").expanduser()
-        url = env.get("TETHER_DATABASE_URL", "")
-        if url and not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
-            raise ConfigError(
-                "TETHER_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
-            )
+        url = _database_url(env.get("TETHER_DATABASE_URL", ""))
         return cls(
             host=env.get("TETHER_HOST") or "127.0.0.1",
             port=_int_setting(env, "TETHER_PORT", DEFAULT_PORT),
@@ -122,4 +149,6 @@ class Settings:
             metrics_token=env.get("TETHER_METRICS_TOKEN") or None,
             default_session_limit_usd=_usd_setting(env, "TETHER_DEFAULT_SESSION_LIMIT_USD", 5.0),
             default_daily_budget_usd=_usd_setting(env, "TETHER_DEFAULT_DAILY_BUDGET_USD", 50.0),
+            log_level=_choice(env, "TETHER_LOG_LEVEL", LOG_LEVELS, "INFO").upper(),
+            log_format=_choice(env, "TETHER_LOG_FORMAT", LOG_FORMATS, "text").lower(),
         )

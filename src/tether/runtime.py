@@ -43,7 +43,7 @@ from tether.store.clock import now_ms
 from tether.store.controls import ControlStore
 from tether.store.credentials import CredentialStore
 from tether.store.database import Database
-from tether.store.migrate import upgrade
+from tether.store.migrate import pending_revision, upgrade
 from tether.store.policies import PolicyStore
 from tether.store.projects import ProjectStore
 from tether.store.records import Role
@@ -85,6 +85,7 @@ class Runtime:
     ledger: BudgetLedger
     budget_book: BudgetBook
     webhooks: WebhookStore
+    alert_store: AlertStore
     outbox: OutboxDispatcher
     policy_store: PolicyStore
     policies: PolicyBook
@@ -94,7 +95,6 @@ class Runtime:
     pipeline: Pipeline
     guards: EnforceGuards
     metrics: TetherMetrics
-    bootstrap_secret: str | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -102,12 +102,20 @@ class Runtime:
         master_key = load_master_key(settings.master_key, settings.data_dir / "master.key")
         prices = load_price_overrides(settings.prices_file)
         db = Database(settings.resolved_database_url)
+        url = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
         try:
-            await upgrade(db)
+            behind = None if settings.migrate else await pending_revision(db)
+            if settings.migrate:
+                await upgrade(db)
         except Exception as exc:
             await db.dispose()
-            url = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
             raise ConfigError(f"cannot open the database at {url}: {exc}") from exc
+        if behind is not None:
+            await db.dispose()
+            raise ConfigError(
+                f"the database at {url} is not at this version's schema (it is at {behind}): "
+                "run `tether migrate` first, or start without --no-migrate"
+            )
         projects, agents, tokens = ProjectStore(db), AgentStore(db), AdminTokenStore(db)
         session_store, audit_store = SessionStore(db), AuditStore(db)
         credentials = CredentialStore(db, SealedBox(master_key))
@@ -167,6 +175,7 @@ class Runtime:
             ledger=ledger,
             budget_book=budget_book,
             webhooks=webhooks,
+            alert_store=alert_store,
             outbox=OutboxDispatcher(
                 alert_store,
                 webhooks,
@@ -200,7 +209,7 @@ class Runtime:
         metrics.gauge(
             "tether_streams_in_flight", "Streams being relayed now", lambda: len(runtime.inflight)
         )
-        runtime.bootstrap_secret = await runtime._ensure_admin_token()
+        await runtime._adopt_env_admin_token()
         await directory.load()
         await controls.load()
         await budget_book.load()
@@ -238,17 +247,21 @@ class Runtime:
         await self.ledger.close()
         await self.db.dispose()
 
-    async def _ensure_admin_token(self) -> str | None:
-        """Create the first admin token; returns its secret only when newly created here."""
+    async def _adopt_env_admin_token(self) -> None:
+        """Make ``TETHER_ADMIN_TOKEN`` an admin token (deployments bring their own)."""
         wanted = self.settings.bootstrap_admin_token
+        if not wanted:
+            return
         existing = await self.admin_tokens.all()
-        if wanted:
-            if any(t.token_hash == hash_secret(wanted) for t in existing):
-                return None
-            name = BOOTSTRAP_TOKEN_NAME if not existing else f"env-{len(existing)}"
-            await self.admin_tokens.create(name, Role.ADMIN, secret=wanted)
-            return None
-        if existing:
+        if any(t.token_hash == hash_secret(wanted) for t in existing):
+            return
+        name = BOOTSTRAP_TOKEN_NAME if not existing else f"env-{len(existing)}"
+        await self.admin_tokens.create(name, Role.ADMIN, secret=wanted)
+
+    async def create_bootstrap_token(self) -> str | None:
+        """The first admin token's secret, when there is no admin token yet; call it only
+        once the server listens, so a start that fails cannot create a token nobody saw."""
+        if self.settings.bootstrap_admin_token or await self.admin_tokens.all():
             return None
         _, secret = await self.admin_tokens.create(BOOTSTRAP_TOKEN_NAME, Role.ADMIN)
         return secret

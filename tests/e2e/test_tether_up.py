@@ -125,3 +125,89 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "cannot listen" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _fresh_env(tmp_path: Path, port: int) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
+        "TETHER_DATA_DIR": str(tmp_path / "data"),
+        "TETHER_URL": f"http://127.0.0.1:{port}",
+    }
+
+
+def test_a_first_start_that_cannot_listen_does_not_lock_the_user_out(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        failed = cli(_fresh_env(tmp_path, taken), "up", "--port", str(taken))
+    assert failed.returncode == 2, failed.stderr
+    assert (tmp_path / "data").exists(), "the failed start got as far as the data dir"
+
+    port = free_port()
+    env = _fresh_env(tmp_path, port)
+    process, lines = start(env, port)
+    try:
+        token = next((line for line in lines if line.startswith("tta_")), None)
+        assert token is not None, "\n".join(lines)
+        assert (tmp_path / "data" / "admin.token").read_text().strip() == token
+        listed = cli(env, "projects", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+    finally:
+        assert stop(process) == 0
+
+
+def test_the_banner_hints_run_as_printed_and_never_wrap(tmp_path: Path) -> None:
+    port = free_port()
+    for launcher, command in (({"UV": "/usr/bin/uv"}, "uv run tether"), ({}, "tether")):
+        env = {k: v for k, v in _fresh_env(tmp_path, port).items() if k != "UV"} | launcher
+        process, lines = start(env, port)
+        try:
+            hint = f"next: {command} projects create demo && {command} agents create agent-01"
+            assert any(line.startswith(hint) for line in lines), lines
+            assert any(line.endswith("--project demo") for line in lines), lines
+        finally:
+            assert stop(process) == 0
+
+
+def test_admin_reset_token_recovers_a_lost_token(tmp_path: Path) -> None:
+    port = free_port()
+    env = _fresh_env(tmp_path, port)
+    process, _lines = start(env, port)
+    token_file = tmp_path / "data" / "admin.token"
+    try:
+        old = token_file.read_text().strip()
+        token_file.unlink()
+        lost = cli(env, "projects", "list")
+        assert lost.returncode == 1 and "no admin token" in lost.stderr
+
+        reset = cli(env, "admin", "reset-token")
+        assert reset.returncode == 0, reset.stderr
+        new = reset.stdout.strip()
+        assert new.startswith("tta_") and new != old
+        assert token_file.read_text().strip() == new
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        assert "shown once" in reset.stderr
+
+        listed = cli(env, "projects", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        audited = cli(env, "audit", "query", "--action", "admin:tokens.reset", "--json")
+        assert audited.returncode == 0, audited.stderr
+        [event] = json.loads(audited.stdout)
+        assert event["actor"].startswith("local:")
+        assert event["resource"].startswith("admin_token:reset-")
+        verified = cli(env, "audit", "verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        assert stop(process) == 0
+
+
+def test_admin_reset_token_on_an_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    env = {
+        **_fresh_env(tmp_path, free_port()),
+        "TETHER_DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none",
+    }
+    result = cli(env, "admin", "reset-token")
+    assert result.returncode == 2
+    assert "cannot open the database at" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -20,6 +20,8 @@ class Delivery:
 @dataclass
 class Receiver:
     fail_first: int = 0
+    fail_status: int = 503
+    """What the first ``fail_first`` requests are answered."""
     hold_seconds: float = 0.0
     """How long to keep each request waiting before answering (a slow receiver)."""
     deliveries: list[Delivery] = field(default_factory=list)
@@ -36,7 +38,7 @@ class Receiver:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closing.wait(), self.hold_seconds)
         if self.fail_first and self.attempts <= self.fail_first:
-            return web.Response(status=503, text="receiver is down")
+            return web.Response(status=self.fail_status, text="receiver refused")
         self.deliveries.append(Delivery(request.path, dict(request.headers), await request.read()))
         return web.Response(text="ok")
 

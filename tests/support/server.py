@@ -127,7 +127,7 @@ def start_tether(data_dir: Path, database_url: str, **overrides: Any) -> Running
     thread = threading.Thread(target=loop.run_forever, daemon=True, name="tether-server")
     thread.start()
 
-    async def boot() -> tuple[Runtime, web.AppRunner, int]:
+    async def boot() -> tuple[Runtime, web.AppRunner, int, str | None]:
         runtime = await Runtime.start(settings)
         runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
         await runner.setup()
@@ -136,20 +136,20 @@ def start_tether(data_dir: Path, database_url: str, **overrides: Any) -> Running
         server = site._server
         assert server is not None
         port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        return runtime, runner, port
+        return runtime, runner, port, await runtime.create_bootstrap_token()
 
     try:
-        runtime, runner, port = asyncio.run_coroutine_threadsafe(boot(), loop).result(60)
+        runtime, runner, port, secret = asyncio.run_coroutine_threadsafe(boot(), loop).result(60)
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
         raise
     token_file = data_dir / "admin.token"
-    token = runtime.bootstrap_secret or settings.bootstrap_admin_token
-    if runtime.bootstrap_secret:
+    token = secret or settings.bootstrap_admin_token
+    if secret:
         data_dir.mkdir(parents=True, exist_ok=True)
-        token_file.write_text(runtime.bootstrap_secret)
+        token_file.write_text(secret)
     elif token is None:
         token = token_file.read_text().strip()
     return RunningTether(

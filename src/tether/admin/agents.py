@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from tether.admin.appkeys import caller_of, runtime_of
@@ -21,6 +23,8 @@ from tether.runtime import Runtime
 from tether.store.clock import iso_ms
 from tether.store.records import Agent, AgentState
 from tether.web.bodies import read_model, read_optional_model
+
+log = logging.getLogger(__name__)
 
 
 async def _out(runtime: Runtime, agent: Agent) -> AgentOut:
@@ -86,6 +90,13 @@ async def _transition(
         )
     await runtime.agents.set_state(
         agent.id, target, f"admin:{caller_of(request).name}", change.reason
+    )
+    log.info(
+        "agent %s %s by admin:%s: %s",
+        agent.name,
+        target.value,
+        caller_of(request).name,
+        change.reason or "-",
     )
     updated = await runtime.agents.by_name(agent.name)
     return model_response(await _out(runtime, updated))

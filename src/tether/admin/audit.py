@@ -15,6 +15,7 @@ from tether.admin.routing import routes
 from tether.admin.schemas import AuditEventOut, ChainBreakOut, ChainReportOut
 from tether.errors import BadRequest
 from tether.store.clock import iso_ms
+from tether.web.headers import CHAIN_HEAD_HEADER, NEXT_PAGE_HEADER
 
 MAX_LIMIT = 10_000
 EXPORT_PAGE = 5000
@@ -63,6 +64,7 @@ async def query_audit(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     query = request.query
     scope = await scope_from_query(runtime, query)
+    limit = _limit(query.get("limit"))
     rows = await runtime.audit_store.query(
         agent_id=scope.agent_id,
         project_id=scope.project_id,
@@ -71,8 +73,10 @@ async def query_audit(request: web.Request) -> web.Response:
         until_ms=_time_ms("until", query.get("until")),
         action_prefix=query.get("action"),
         after_seq=_seq("after_seq", query.get("after_seq")),
-        limit=_limit(query.get("limit")),
+        limit=limit + 1,
     )
+    more = len(rows) > limit
+    rows = rows[:limit]
     events = [
         AuditEventOut(
             id=row["id"],
@@ -93,7 +97,10 @@ async def query_audit(request: web.Request) -> web.Response:
         )
         for row in rows
     ]
-    return model_list_response(events)
+    response = model_list_response(events)
+    if more:
+        response.headers[NEXT_PAGE_HEADER] = f"after_seq={rows[-1]['seq']}"
+    return response
 
 
 @routes.route(
@@ -131,9 +138,14 @@ async def verify_audit(request: web.Request) -> web.Response:
 async def export_audit(request: web.Request) -> web.StreamResponse:
     runtime = runtime_of(request)
     after = _seq("after_seq", request.query.get("after_seq")) or 0
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-    await response.prepare(request)
     head = await runtime.audit_store.chain_head()
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "application/x-ndjson",
+            CHAIN_HEAD_HEADER: f"{head.seq}:{head.hash}",
+        }
+    )
+    await response.prepare(request)
     while after < head.seq:
         rows = await runtime.audit_store.query(after_seq=after, limit=EXPORT_PAGE)
         rows = [row for row in rows if row["seq"] <= head.seq]

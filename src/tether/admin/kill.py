@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from tether.admin.appkeys import caller_of, runtime_of
@@ -13,6 +15,8 @@ from tether.errors import Conflict
 from tether.store.clock import iso_ms
 from tether.store.records import SessionState
 from tether.web.bodies import read_optional_model
+
+log = logging.getLogger(__name__)
 
 
 async def _change(request: web.Request) -> tuple[str, str]:
@@ -58,6 +62,7 @@ async def _session_to(
                 f"session {session.id} is {session.state.value}; it cannot become {target.value}"
             )
         await runtime.sessions.set_state(session.id, target, by, reason)
+        log.info("session %s %s by %s: %s", session.id, target.value, by, reason or "-")
     changed = await runtime.session_store.get(session.id)
     assert changed is not None
     return model_response(session_out(runtime, changed))
@@ -69,6 +74,13 @@ async def _pause_project(request: web.Request, paused: bool) -> web.Response:
     by, reason = await _change(request)
     if project.paused != paused:
         await runtime.projects.set_paused(project.id, paused, by, reason)
+        log.info(
+            "project %s %s by %s: %s",
+            project.name,
+            "paused" if paused else "resumed",
+            by,
+            reason or "-",
+        )
     return model_response(ProjectOut.of(await runtime.projects.by_name(project.name)))
 
 
@@ -100,6 +112,7 @@ async def _fleet(request: web.Request, paused: bool) -> web.Response:
     runtime = runtime_of(request)
     by, reason = await _change(request)
     await runtime.controls.set_pause_all(paused, by, reason)
+    log.info("fleet %s by %s: %s", "paused" if paused else "resumed", by, reason or "-")
     await runtime.feed.catch_up()
     return _fleet_state(request)
 

@@ -3,6 +3,8 @@ evaluate probes against the policy in force or a candidate."""
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from tether.admin.appkeys import caller_of, runtime_of
@@ -25,6 +27,8 @@ from tether.policy.source import split_statements
 from tether.store.records import Project
 from tether.web.bodies import read_model
 
+log = logging.getLogger(__name__)
+
 
 @routes.route(
     "PUT",
@@ -46,6 +50,13 @@ async def apply_policy(request: web.Request) -> web.Response:
         return model_response(PolicyOut.of(current, project.name, rules, changed=False))
     version = await runtime.policy_store.add(
         project.id, payload.source, f"admin:{caller_of(request).name}"
+    )
+    log.info(
+        "policy v%s in force for project %s (%d rules) by admin:%s",
+        version.version,
+        project.name,
+        rules,
+        caller_of(request).name,
     )
     return model_response(PolicyOut.of(version, project.name, rules), status=201)
 

@@ -359,6 +359,18 @@ class WebhookAdd(Strict):
     )
 
 
+class DeliveryOut(BaseModel):
+    id: str
+    webhook_id: str
+    event: str
+    state: Literal["delivered", "retrying", "failed"]
+    attempts: int
+    created_at: str | None
+    next_attempt_at: str | None
+    finished_at: str | None
+    last_error: str | None
+
+
 class WebhookOut(BaseModel):
     id: str
     project: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 
 from tether.admin.appkeys import runtime_of
@@ -12,6 +14,10 @@ from tether.admin.schemas import SessionOut
 from tether.errors import BadRequest, NotFound
 from tether.runtime import Runtime
 from tether.store.records import SessionRecord, SessionState
+from tether.web.headers import NEXT_PAGE_HEADER
+
+DEFAULT_LIMIT = 200
+MAX_LIMIT = 1000
 
 
 def session_out(runtime: Runtime, session: SessionRecord) -> SessionOut:
@@ -24,7 +30,8 @@ def session_out(runtime: Runtime, session: SessionRecord) -> SessionOut:
     "GET",
     "/sessions",
     "sessions.list",
-    "List sessions, newest activity first (?project=, ?agent=, ?state=)",
+    "List sessions, newest activity first (?project=, ?agent=, ?state=, ?limit=, ?before=); "
+    "a cut list names its next page in X-Tether-Next-Page",
     response=SessionOut,
     many=True,
 )
@@ -39,8 +46,34 @@ async def list_sessions(request: web.Request) -> web.Response:
         except ValueError:
             choices = ", ".join(s.value for s in SessionState)
             raise BadRequest(f"state must be one of: {choices}") from None
-    sessions = await runtime.session_store.find(scope.project_id, scope.agent_id, state)
-    return model_list_response([session_out(runtime, s) for s in sessions])
+    limit = _limit(query.get("limit"))
+    sessions = await runtime.session_store.find(
+        scope.project_id, scope.agent_id, state, limit=limit + 1, before=_cursor(query)
+    )
+    response = model_list_response([session_out(runtime, s) for s in sessions[:limit]])
+    if len(sessions) > limit:
+        last = sessions[limit - 1]
+        response.headers[NEXT_PAGE_HEADER] = f"before={last.last_activity_at}:{last.id}"
+    return response
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_LIMIT
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    return int(value)
+
+
+def _cursor(query: Mapping[str, str]) -> tuple[int, str] | None:
+    """``before=MS:ID`` from a previous page's ``X-Tether-Next-Page``."""
+    value = query.get("before")
+    if value is None:
+        return None
+    ms, _, session_id = value.partition(":")
+    if not ms.isdigit() or not session_id:
+        raise BadRequest(f"before={value!r} is not a cursor from a previous page (MS:ID)")
+    return int(ms), session_id
 
 
 @routes.route(

@@ -1,11 +1,13 @@
-"""Delivers the outbox: due items are claimed, posted, and marked delivered or retried
-with exponential backoff (2 s doubling, at most 5 minutes) while the receiver fails."""
+"""Delivers the outbox: due items are claimed, posted, and marked delivered, retried with
+jittered exponential backoff (2 s doubling, at most 5 minutes) while the receiver fails, or
+given up (dead letter) when the receiver refuses them for good (a 4xx other than 408/429)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import random
 
 import aiohttp
 
@@ -15,7 +17,7 @@ from tether.errors import TetherError
 from tether.store.alerts import AlertStore, OutboxItem
 from tether.store.webhooks import WebhookStore
 
-__all__ = ["OutboxDispatcher", "backoff_ms"]
+__all__ = ["OutboxDispatcher", "backoff_ms", "refused_for_good"]
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +25,18 @@ POLL_SECONDS = 1.0
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
+RETRYABLE_CLIENT_ERRORS = frozenset({408, 429})
+
+
 def backoff_ms(attempts: int, base_ms: int = 2_000) -> int:
-    return int(min(base_ms * 2**attempts, 300_000))
+    """Half the doubling delay plus a random part of the other half, so the deliveries of
+    many replicas or webhooks that failed together do not retry together."""
+    ceiling = int(min(base_ms * 2**attempts, 300_000))
+    return ceiling // 2 + random.randint(0, ceiling // 2)
+
+
+def refused_for_good(status: int) -> bool:
+    return 400 <= status < 500 and status not in RETRYABLE_CLIENT_ERRORS
 
 
 class OutboxDispatcher:
@@ -88,7 +100,7 @@ class OutboxDispatcher:
         assert self._session is not None
         found = await self._webhooks.get(item.webhook_id)
         if found is None:
-            await self._store.failed(item, "webhook deleted", backoff_ms(20, self._retry_base_ms))
+            await self._store.dead(item, "webhook deleted")
             return
         webhook, secret = found
         if webhook.kind == "slack":
@@ -101,6 +113,15 @@ class OutboxDispatcher:
                     await self._store.delivered(item.id)
                     return
                 error = f"HTTP {response.status}"
+                if refused_for_good(response.status):
+                    log.warning(
+                        "alert %s to webhook %s refused (%s); not retried",
+                        item.id,
+                        webhook.id,
+                        error,
+                    )
+                    await self._store.dead(item, error)
+                    return
         except (TimeoutError, aiohttp.ClientError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         log.warning("alert %s to webhook %s failed (%s); retrying", item.id, webhook.id, error)

@@ -57,6 +57,14 @@ class AuditLog:
         self._linger = linger_seconds
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._last_failure: str | None = None
+
+    def problem(self) -> str | None:
+        """Why events cannot be recorded now (for readiness), or None: the writer is
+        running and its last commit, if any, succeeded."""
+        if self._writer is None or self._writer.done():
+            return "the audit writer is not running"
+        return self._last_failure
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_forever(), name="audit-writer")
@@ -122,10 +130,12 @@ class AuditLog:
                     log.exception("audit write failed")
                 detail = exc.message if isinstance(exc, TetherError) else type(exc).__name__
                 failure = AuditUnavailable(f"the audit log cannot be written: {detail}")
+                self._last_failure = failure.message
                 for item in batch:
                     if not item.done.done():
                         item.done.set_exception(failure)
             else:
+                self._last_failure = None
                 self._tell_watcher(events, time.perf_counter() - started)
                 for item in batch:
                     if not item.done.done():

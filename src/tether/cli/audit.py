@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
+import httpx
 import orjson
 import typer
 
-from tether.audit.chain import walk_export
+from tether.audit.chain import ChainHead, ChainReport, ChainWalker, walk_export
 from tether.cli.audit_storage import ExportWriter, export_to, read_export
 from tether.cli.audit_timeline import print_timeline
-from tether.cli.client import CliError
+from tether.cli.client import AdminClient, CliError
 from tether.cli.context import AgentFilter, JsonOption, ProjectFilter, client, reports_errors
-from tether.cli.output import print_json, print_records
+from tether.cli.output import print_json, print_more, print_records
+from tether.cli.progress import progress_bar
+from tether.web.headers import CHAIN_HEAD_HEADER
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 REPLAY_PAGE = 1000
@@ -22,6 +25,9 @@ ExportFileOption = typer.Option(
 )
 ExportOutOption = typer.Option(
     ..., "--out", "-o", help="Where to write (JSON lines): a file, or s3://BUCKET/KEY."
+)
+TimeoutOption = typer.Option(
+    30.0, "--timeout", help="Seconds to wait for each read from tether (not the whole run)."
 )
 COLUMNS = ["seq", "ts", "actor", "session_id", "action", "resource", "result", "code", "reason"]
 
@@ -36,10 +42,14 @@ def query(
     since: str | None = typer.Option(None, "--since", help="ISO time, e.g. 2026-11-25T14:00:00Z"),
     until: str | None = typer.Option(None, "--until"),
     action: str | None = typer.Option(None, "--action", help="Action prefix, e.g. admin:"),
-    limit: int = typer.Option(500, "--limit"),
+    limit: int = typer.Option(500, "--limit", help="At most this many (1 to 10000)."),
+    after_seq: int | None = typer.Option(
+        None, "--after-seq", help="Only events after this number (the next page)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Events in the order they were written, filtered by agent, session, project and time."""
+    """Events in the order they were written, filtered by agent, session, project and time;
+    says so when more are available."""
     params = {
         "agent": agent,
         "session": session,
@@ -48,8 +58,11 @@ def query(
         "until": until,
         "action": action,
         "limit": str(limit),
+        "after_seq": None if after_seq is None else str(after_seq),
     }
-    print_records(client(ctx).call("GET", "/audit", params=params), COLUMNS, as_json, "audit")
+    events, next_page = client(ctx).call_page("GET", "/audit", params=params)
+    print_records(events, COLUMNS, as_json, "audit")
+    print_more(next_page, "--after-seq")
 
 
 @app.command("verify")
@@ -60,22 +73,24 @@ def verify(
     expect: str | None = typer.Option(
         None, "--expect", help="SEQ:HASH noted from an export: the trail must still hold it."
     ),
+    timeout: float = TimeoutOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Walk the hash chain; exit 1 at the first changed, missing or re-ordered event."""
+    """Walk the hash chain; exit 1 at the first changed, missing or re-ordered event. The
+    live trail is streamed and checked here, so its length is no limit."""
     anchor = _anchor(expect) if expect is not None else None
     if file is not None:
         with read_export(file) as lines:
             report = walk_export(lines)
-        out: dict[str, Any] = {
-            "intact": report.intact,
-            "checked": report.checked,
-            "head_seq": report.head.seq,
-            "head_hash": report.head.hash,
-            "first_break": asdict(report.first_break) if report.first_break else None,
-        }
     else:
-        out = client(ctx).call("GET", "/audit/verify")
+        report = _walk_live(_client_with(ctx, timeout))
+    out: dict[str, Any] = {
+        "intact": report.intact,
+        "checked": report.checked,
+        "head_seq": report.head.seq,
+        "head_hash": report.head.hash,
+        "first_break": asdict(report.first_break) if report.first_break else None,
+    }
     if anchor is not None and out["intact"]:
         out["first_break"] = _anchor_problem(ctx, anchor, file)
         out["intact"] = out["first_break"] is None
@@ -90,6 +105,32 @@ def verify(
         print(f"BROKEN at event #{broken['seq']} {broken['event_id']}: {broken['problem']}")
     if not out["intact"]:
         raise typer.Exit(1)
+
+
+def _client_with(ctx: typer.Context, timeout: float) -> AdminClient:
+    if timeout <= 0:
+        raise CliError(f"--timeout must be more than 0 seconds, not {timeout}")
+    return replace(client(ctx), timeout=timeout)
+
+
+def _head_of(headers: httpx.Headers) -> ChainHead:
+    seq, _, head_hash = headers.get(CHAIN_HEAD_HEADER, "").partition(":")
+    if not seq.isdigit():
+        raise CliError(f"tether sent no {CHAIN_HEAD_HEADER} header: is it an older version?")
+    return ChainHead(int(seq), head_hash)
+
+
+def _walk_live(admin: AdminClient) -> ChainReport:
+    walker = ChainWalker()
+    with admin.stream_lines("/audit/export", {"after_seq": "0"}) as (headers, lines):
+        head = _head_of(headers)
+        with progress_bar("verifying", head.seq) as advance:
+            for line in lines:
+                advance()
+                if not walker.feed(orjson.loads(line)):
+                    return walker.report()
+    walker.expect_head(head)
+    return walker.report()
 
 
 def _anchor_of(sink: ExportWriter) -> str | None:
@@ -137,11 +178,18 @@ def export(
     ctx: typer.Context,
     out: str = ExportOutOption,
     after_seq: int = typer.Option(0, "--after-seq", help="Only events after this number."),
+    timeout: float = TimeoutOption,
 ) -> None:
     """Copy the trail, as stored and hash-chained, to a file or S3 object you own."""
-    with export_to(out, _anchor_of) as sink:
-        for line in client(ctx).lines("/audit/export", {"after_seq": str(after_seq)}):
+    admin = _client_with(ctx, timeout)
+    with (
+        export_to(out, _anchor_of) as sink,
+        admin.stream_lines("/audit/export", {"after_seq": str(after_seq)}) as (headers, lines),
+        progress_bar("exporting", max(0, _head_of(headers).seq - after_seq)) as advance,
+    ):
+        for line in lines:
             sink.write(line)
+            advance()
     if sink.last is None:
         print(f"no events after #{after_seq}; {out} is empty")
         return

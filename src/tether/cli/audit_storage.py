@@ -37,11 +37,24 @@ def _s3_location(url: str) -> tuple[str, str]:
     return bucket, key
 
 
+S3_MISSING = (
+    "s3:// needs boto3, an optional extra: install tether[s3] "
+    "(`uv sync --extra s3` in a checkout, or `pip install 'tether[s3]'`)"
+)
+
+
+def _boto3() -> Any:
+    """boto3 is only for this feature, so it is an extra; without it, say how to get it."""
+    try:
+        import boto3
+    except ImportError:
+        raise CliError(S3_MISSING) from None
+    return boto3
+
+
 @contextlib.contextmanager
 def _s3_client() -> Iterator[Any]:
-    import boto3
-
-    client = boto3.client("s3")
+    client = _boto3().client("s3")
     try:
         yield client
     finally:
@@ -50,6 +63,7 @@ def _s3_client() -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _s3_errors(url: str) -> Iterator[None]:
+    _boto3()
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:

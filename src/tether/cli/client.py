@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tether.web.headers import NEXT_PAGE_HEADER
 
 __all__ = ["AdminClient", "CliError", "default_token_file"]
 
@@ -47,12 +50,14 @@ class AdminClient:
     def call(
         self, method: str, path: str, body: Any = None, params: dict[str, str | None] | None = None
     ) -> Any:
-        if not self.token:
-            raise CliError(
-                "no admin token: set TETHER_ADMIN_TOKEN or pass --token "
-                f"(tether up saves the first one to {default_token_file()})"
-            )
-        headers = {"Authorization": f"Bearer {self.token}"}
+        return self.call_page(method, path, body, params)[0]
+
+    def call_page(
+        self, method: str, path: str, body: Any = None, params: dict[str, str | None] | None = None
+    ) -> tuple[Any, str | None]:
+        """The answer and, for a list cut at its limit, the query parameter of the next
+        page (``name=value``), else None."""
+        headers = {"Authorization": f"Bearer {self._token()}"}
         try:
             response = httpx.request(
                 method,
@@ -65,25 +70,53 @@ class AdminClient:
         except httpx.HTTPError as exc:
             raise CliError(f"cannot reach tether at {self.url}: {exc}", EXIT_UNREACHABLE) from None
         if response.status_code == 204:
-            return None
+            return None, None
         try:
             payload = response.json()
         except ValueError:
             raise CliError(f"tether answered {response.status_code} with a non-JSON body") from None
         if response.is_error:
             raise _api_error(response, payload)
-        return payload
+        return payload, response.headers.get(NEXT_PAGE_HEADER)
+
+    def _token(self) -> str:
+        if not self.token:
+            raise CliError(
+                "no admin token: set TETHER_ADMIN_TOKEN or pass --token "
+                f"(tether up saves the first one to {default_token_file()})"
+            )
+        return self.token
 
     def lines(self, path: str, params: dict[str, str | None] | None = None) -> Iterator[bytes]:
         """A streamed answer (NDJSON), line by line."""
-        if not self.token:
-            raise CliError("no admin token: set TETHER_ADMIN_TOKEN or pass --token")
+        with self.stream_lines(path, params) as (_headers, lines):
+            yield from lines
+
+    @contextmanager
+    def stream_lines(
+        self, path: str, params: dict[str, str | None] | None = None
+    ) -> Iterator[tuple[httpx.Headers, Iterator[bytes]]]:
+        """A streamed answer's headers and its lines; ``timeout`` bounds each read, not
+        the whole stream, so a trail of any length streams through."""
+        token = self._token()
+
+        def each_line(response: httpx.Response) -> Iterator[bytes]:
+            try:
+                for line in response.iter_lines():
+                    if line:
+                        yield line.encode()
+            except httpx.HTTPError as exc:
+                raise CliError(
+                    f"lost tether at {self.url} mid-stream: {exc!r} (a larger --timeout?)",
+                    EXIT_UNREACHABLE,
+                ) from None
+
         try:
             with httpx.stream(
                 "GET",
                 f"{self.url}/admin/v1{path}",
                 params={k: v for k, v in (params or {}).items() if v is not None},
-                headers={"Authorization": f"Bearer {self.token}"},
+                headers={"Authorization": f"Bearer {token}"},
                 timeout=self.timeout,
             ) as response:
                 if response.is_error:
@@ -93,9 +126,7 @@ class AdminClient:
                     except ValueError:
                         payload = {}
                     raise _api_error(response, payload)
-                for line in response.iter_lines():
-                    if line:
-                        yield line.encode()
+                yield response.headers, each_line(response)
         except httpx.HTTPError as exc:
             raise CliError(f"cannot reach tether at {self.url}: {exc}", EXIT_UNREACHABLE) from None
 

@@ -7,6 +7,7 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import typer
+from rich.markup import escape
 
 from tether.cli.client import AdminClient, CliError
 from tether.cli.output import errors
@@ -42,7 +43,7 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except CliError as exc:
-            errors.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            errors.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
     return run

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import typer
+from rich.markup import escape
 
 from tether import __version__
 from tether.cli import (
+    admin,
     agents,
     approvals,
     audit,
@@ -45,9 +45,16 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(policy.app, name="policy")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(guards.app, name="guards")
+app.add_typer(admin.app, name="admin")
 app.command("spend")(spend.spend)
 app.command("pause")(fleet.pause)
 app.command("resume")(fleet.resume)
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        print(f"tether {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -56,6 +63,9 @@ def root(
     url: str | None = typer.Option(None, "--url", envvar="TETHER_URL", help="tether's base URL."),
     token: str | None = typer.Option(
         None, "--token", envvar="TETHER_ADMIN_TOKEN", help="Admin token.", show_envvar=True
+    ),
+    _version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version."
     ),
 ) -> None:
     ctx.obj = {"url": url, "token": token}
@@ -71,22 +81,50 @@ def version() -> None:
 def up(
     host: str | None = typer.Option(None, "--host", help="Default 127.0.0.1 (TETHER_HOST)."),
     port: int | None = typer.Option(None, "--port", help="Default 8080 (TETHER_PORT)."),
+    no_migrate: bool = typer.Option(
+        False, "--no-migrate", help="Do not migrate; refuse a database not at this schema."
+    ),
 ) -> None:
     """Start the control plane (embedded SQLite unless TETHER_DATABASE_URL is set)."""
     from dataclasses import replace
 
     from tether.cli.up import serve
+    from tether.logs.setup import configure_logging
 
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         settings = Settings.from_env()
-        settings = replace(settings, host=host or settings.host, port=port or settings.port)
+        configure_logging(settings.log_level, settings.log_format)
+        settings = replace(
+            settings,
+            host=host or settings.host,
+            port=port or settings.port,
+            migrate=not no_migrate,
+        )
         run_event_loop(serve(settings))
     except TetherError as exc:
-        errors.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        errors.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
         raise typer.Exit(2) from None
     except OSError as exc:
-        errors.print(f"[red]error:[/red] cannot listen: {exc}", highlight=False)
+        errors.print(f"[red]error:[/red] cannot listen: {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
+
+
+@app.command("migrate")
+def migrate() -> None:
+    """Bring the database (TETHER_DATABASE_URL, or SQLite in TETHER_DATA_DIR) to this
+    version's schema, then exit: a deploy step before replicas start with --no-migrate."""
+    from tether.cli.local_store import local_database, printable_url
+
+    async def main(settings: Settings) -> None:
+        async with local_database(settings):
+            pass
+
+    try:
+        settings = Settings.from_env()
+        run_event_loop(main(settings))
+    except TetherError as exc:
+        errors.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
+        raise typer.Exit(2) from None
+    errors.print(
+        escape(f"{printable_url(settings)}: schema up to date"), highlight=False, soft_wrap=True
+    )

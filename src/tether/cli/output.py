@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["console", "print_json", "print_record", "print_records", "print_table"]
+__all__ = ["console", "print_json", "print_more", "print_record", "print_records", "print_table"]
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
+"""Messages never wrap: a command in one stays whole, whatever the terminal's width."""
 
 
 def print_json(data: Any) -> None:
@@ -26,7 +28,7 @@ def print_table(
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        table.add_row(*("" if row.get(c) is None else escape(str(row.get(c))) for c in columns))
     console.print(table)
 
 
@@ -51,3 +53,15 @@ def print_record(data: dict[str, Any], fields: Sequence[str], as_json: bool) -> 
         value = data.get(name)
         table.add_row(name, "off" if value is None else str(value))
     console.print(table)
+
+
+def print_more(next_page: str | None, option: str) -> None:
+    """Say on stderr that a list was cut at its limit and how to get the rest, so a table
+    or a script never mistakes a first page for everything."""
+    if next_page is None:
+        return
+    _, _, value = next_page.partition("=")
+    errors.print(
+        escape(f"more available: run again with {option} {value} (or a larger --limit)"),
+        highlight=False,
+    )

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from tether.cli import policy_probe
 from tether.cli.client import CliError
 from tether.cli.context import JsonOption, client, reports_errors
 from tether.cli.output import console, errors, print_json, print_table
 from tether.cli.policy_source import current_policy
+from tether.policy.starter import claude_code_starter
 
 app = typer.Typer(help="A project's Cedar policy: what its agents may touch.", no_args_is_help=True)
 app.command("probe")(policy_probe.probe)
@@ -51,6 +53,43 @@ def apply(ctx: typer.Context, file: Path, project: str = ProjectOption) -> None:
         f"project {project}: policy v{out['version']} {state} ({out['rules']} rules, "
         f"sha256 {out['sha256'][:12]})"
     )
+
+
+RootOption = typer.Option(
+    Path("."), "--root", help="The working tree (default: the current directory)."
+)
+
+
+@app.command("init")
+@reports_errors
+def init(
+    ctx: typer.Context,
+    claude_code: bool = typer.Option(
+        False, "--claude-code", help="A starter for Claude Code in a working tree."
+    ),
+    project: str | None = typer.Option(
+        None, "--project", "-p", help="Scope the rules to this project (needed with --apply)."
+    ),
+    root: Path = RootOption,
+    apply_now: bool = typer.Option(False, "--apply", help="Make it PROJECT's policy now."),
+) -> None:
+    """Print a starter policy (or apply it with --apply) and what it allows (stderr)."""
+    if not claude_code:
+        raise CliError("choose a starter: --claude-code")
+    if apply_now and not project:
+        raise CliError("--apply needs --project/-p: the project whose policy it becomes")
+    starter = claude_code_starter(str(root.expanduser().resolve()), project)
+    if apply_now:
+        out = client(ctx).call("PUT", f"/projects/{project}/policy", {"source": starter.source})
+        errors.print(
+            escape(f"project {project}: starter policy v{out['version']} in force"),
+            highlight=False,
+        )
+    else:
+        print(starter.source, end="")
+    errors.print("it allows:", highlight=False)
+    for line in starter.summary:
+        errors.print(f"  - {escape(line)}", highlight=False, soft_wrap=True)
 
 
 @app.command("show")

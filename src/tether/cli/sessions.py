@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tether.cli.context import AgentFilter, JsonOption, ProjectFilter, client, reports_errors
-from tether.cli.output import print_records
+from tether.cli.output import print_more, print_records
 
 app = typer.Typer(help="Agent sessions.", no_args_is_help=True)
 COLUMNS = ["id", "agent", "project", "state", "request_count", "cost_usd", "last_activity_at"]
@@ -18,11 +18,23 @@ def list_(
     project: str | None = ProjectFilter,
     agent: str | None = AgentFilter,
     state: str | None = typer.Option(None, "--state"),
+    limit: int = typer.Option(200, "--limit", help="At most this many (1 to 1000)."),
+    before: str | None = typer.Option(
+        None, "--before", help="The cursor a previous page printed: the page after it."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """List sessions, most recently active first."""
-    params = {"project": project, "agent": agent, "state": state}
-    print_records(client(ctx).call("GET", "/sessions", params=params), COLUMNS, as_json, "sessions")
+    """List sessions, most recently active first; says so when more are available."""
+    params = {
+        "project": project,
+        "agent": agent,
+        "state": state,
+        "limit": str(limit),
+        "before": before,
+    }
+    found, next_page = client(ctx).call_page("GET", "/sessions", params=params)
+    print_records(found, COLUMNS, as_json, "sessions")
+    print_more(next_page, "--before")
 
 
 @app.command("kill")

@@ -4,30 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
+import logging
 import os
 import signal
 import sys
-from pathlib import Path
+from collections.abc import Callable
 
 from aiohttp import web
 from rich.console import Console
 
 from tether import __version__
+from tether.cli.token_file import save_token
 from tether.config import Settings
+from tether.logs.access import AccessLogger
 from tether.runtime import Runtime
 from tether.server import build_app
+from tether.store.sqlite_lock import hold_sqlite_database
 
 __all__ = ["serve"]
 
 console = Console(stderr=True, highlight=False)
-
-
-def _save_token(path: Path, secret: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
+log = logging.getLogger("tether.up")
 
 
 def calm_garbage_collector() -> None:
@@ -39,19 +38,41 @@ def calm_garbage_collector() -> None:
     sys.setswitchinterval(0.001)
 
 
-def _announce(settings: Settings, runtime: Runtime) -> None:
+def cli_command() -> str:
+    """How to run ``tether`` from another shell: ``uv run tether`` when started by
+    ``uv run`` (the entry point is on no one else's PATH), else ``tether``."""
+    return "uv run tether" if os.environ.get("UV") else "tether"
+
+
+def _banner_printer(log_format: str) -> Callable[[str], None]:
+    """On the console, never wrapped mid-command; with JSON logs, as log records, so
+    stderr stays one JSON object per line."""
+    if log_format == "json":
+
+        def as_records(text: str) -> None:
+            for line in text.splitlines():
+                log.info("%s", line)
+
+        return as_records
+    return functools.partial(console.print, soft_wrap=True, markup=False)
+
+
+def _announce(settings: Settings, runtime: Runtime, secret: str | None) -> None:
     url = f"http://{settings.host}:{settings.port}"
     backend = "PostgreSQL" if runtime.db.is_postgres else "SQLite"
-    console.print(f"tether {__version__} listening on {url} ({backend})")
+    say = _banner_printer(settings.log_format)
+    say(f"tether {__version__} listening on {url} ({backend})")
     token_file = settings.data_dir / "admin.token"
-    if runtime.bootstrap_secret:
-        _save_token(token_file, runtime.bootstrap_secret)
-        console.print(f"admin token (shown once; saved to {token_file}, mode 0600):")
-        print(runtime.bootstrap_secret, flush=True)
+    if secret:
+        save_token(token_file, secret)
+        say(f"admin token (shown once; saved to {token_file}, mode 0600):")
+        print(secret, flush=True)
     elif token_file.exists():
-        console.print(f"admin token: in {token_file}")
-    console.print(
-        "next: tether projects create demo && tether agents create agent-01 --project demo\n"
+        say(f"admin token: in {token_file}")
+    tether = cli_command()
+    say(
+        f"next: {tether} projects create demo && "
+        f"{tether} agents create agent-01 --project demo\n"
         "point an agent at it:\n"
         f"  export ANTHROPIC_BASE_URL={url}\n"
         "  export ANTHROPIC_API_KEY=<the agent's tth_ key>"
@@ -59,18 +80,28 @@ def _announce(settings: Settings, runtime: Runtime) -> None:
 
 
 async def serve(settings: Settings) -> None:
+    with hold_sqlite_database(settings.resolved_database_url):
+        await _serve(settings)
+
+
+async def _serve(settings: Settings) -> None:
     runtime = await Runtime.start(settings)
-    runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        build_app(runtime),
+        access_log=logging.getLogger("tether.access"),
+        access_log_class=AccessLogger,
+        handle_signals=False,
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
         await site.start()
-        _announce(settings, runtime)
-        calm_garbage_collector()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        _announce(settings, runtime, await runtime.create_bootstrap_token())
+        calm_garbage_collector()
         await stop.wait()
         console.print("tether: shutting down")
     finally:

@@ -45,3 +45,23 @@ def delete(ctx: typer.Context, project: str, webhook_id: str) -> None:
     """Remove a webhook."""
     client(ctx).call("DELETE", f"/projects/{project}/webhooks/{webhook_id}")
     print(f"removed webhook {webhook_id}")
+
+
+DELIVERY_COLUMNS = ["id", "webhook_id", "event", "state", "attempts", "created_at", "last_error"]
+
+
+@app.command("deliveries")
+@reports_errors
+def deliveries(
+    ctx: typer.Context,
+    project: str,
+    failed: bool = typer.Option(
+        False, "--failed", help="Only deliveries given up on (refused by the receiver)."
+    ),
+    limit: int = typer.Option(100, "--limit", help="At most this many, newest first."),
+    as_json: bool = JsonOption,
+) -> None:
+    """PROJECT's alert deliveries: delivered, retrying, or failed (not retried)."""
+    params = {"state": "failed" if failed else None, "limit": str(limit)}
+    found = client(ctx).call("GET", f"/projects/{project}/webhooks/deliveries", params=params)
+    print_records(found, DELIVERY_COLUMNS, as_json, f"{project}: deliveries")

@@ -44,6 +44,14 @@ class TripResponder:
     ) -> None:
         """Raises ``StoreUnavailable`` when the session's new state cannot be saved, and
         ``AuditUnavailable`` when the trip cannot be recorded."""
+        log.info(
+            "guard %s tripped in session %s (agent %s): %s; %s",
+            trip.code,
+            session_id,
+            identity.agent.name,
+            trip.reason,
+            OUTCOME_TEXT[on_trip],
+        )
         state = STATE_FOR.get(on_trip)
         if state is not None:
             await self._sessions.set_state(session_id, state, f"guard:{trip.code}", trip.reason)

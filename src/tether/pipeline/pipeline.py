@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 
 from tether.audit.log import AuditLog
 from tether.errors import TetherError
+from tether.logs.request_scope import note_identity
 from tether.pipeline.action import Action, Context, Decision, Deny, Pending, Verdict
 from tether.pipeline.events import decision_event, observation_event, outcome_events
 from tether.pipeline.outcome import Outcome, ToolUse
@@ -129,6 +130,10 @@ class Pipeline:
         if self._on_decided is not None:
             self._on_decided(action.source, time.perf_counter() - started)
         identity = ctx.identity
+        note_identity(
+            identity.agent.name if identity else None,
+            ctx.session.id if ctx.session else action.session_id,
+        )
         return Decision(
             result=event.result,
             reason=event.reason,
@@ -157,6 +162,10 @@ class Pipeline:
                     raise TetherError(verdict.reason, code=verdict.code)
                 await self._audit.record(decision_event(action, ctx, verdict))
                 return verdict
+        note_identity(
+            ctx.identity.agent.name if ctx.identity else None,
+            ctx.session.id if ctx.session else action.session_id,
+        )
         await self._audit.record(observation_event(action, ctx, result, reason))
         for stage in self._observers:
             stage.observed(action, ctx)

@@ -8,7 +8,7 @@ the outbox until the receiver accepts, across restarts.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import or_, select, update
@@ -20,7 +20,7 @@ from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
 from tether.store.schema import budget_alerts, outbox, webhooks
 
-__all__ = ["AlertStore", "OutboxItem", "enqueue_deliveries"]
+__all__ = ["AlertStore", "Delivery", "DeliveryState", "OutboxItem", "enqueue_deliveries"]
 
 CLAIM_MS = 30_000
 
@@ -32,6 +32,46 @@ class OutboxItem:
     event: str
     payload: dict[str, Any]
     attempts: int
+
+
+DeliveryState = Literal["delivered", "retrying", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One outbox row as an operator sees it: ``state`` is ``delivered``, ``retrying``
+    (failed so far, tried again later) or ``failed`` (given up: dead letter)."""
+
+    id: str
+    webhook_id: str
+    event: str
+    state: DeliveryState
+    attempts: int
+    created_at: int
+    next_attempt_at: int | None
+    finished_at: int | None
+    last_error: str | None
+
+
+def _delivery(row: Any) -> Delivery:
+    state: DeliveryState
+    if row.delivered_at is not None:
+        state, finished, next_at = "delivered", row.delivered_at, None
+    elif row.dead_at is not None:
+        state, finished, next_at = "failed", row.dead_at, None
+    else:
+        state, finished, next_at = "retrying", None, row.next_attempt_at
+    return Delivery(
+        row.id,
+        row.webhook_id,
+        row.event,
+        state,
+        row.attempts,
+        row.created_at,
+        next_at,
+        finished,
+        row.last_error,
+    )
 
 
 async def enqueue_deliveries(
@@ -105,7 +145,10 @@ class AlertStore:
                 await conn.execute(
                     select(outbox)
                     .where(
-                        outbox.c.delivered_at.is_(None), outbox.c.next_attempt_at <= ts, claimable
+                        outbox.c.delivered_at.is_(None),
+                        outbox.c.dead_at.is_(None),
+                        outbox.c.next_attempt_at <= ts,
+                        claimable,
                     )
                     .order_by(outbox.c.next_attempt_at)
                     .limit(limit)
@@ -156,3 +199,37 @@ class AlertStore:
                     last_error=error[:500],
                 )
             )
+
+    async def dead(self, item: OutboxItem, error: str) -> None:
+        """Given up: the receiver refused the delivery for good; kept for the operator."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item.id)
+                .values(
+                    attempts=item.attempts + 1,
+                    dead_at=now_ms(),
+                    claimed_until=None,
+                    last_error=error[:500],
+                )
+            )
+
+    async def deliveries(
+        self, project_id: str, state: str | None = None, limit: int = 100
+    ) -> list[Delivery]:
+        """Newest first; ``state`` filters to ``delivered``, ``retrying`` or ``failed``."""
+        query = (
+            select(outbox)
+            .join(webhooks, webhooks.c.id == outbox.c.webhook_id)
+            .where(webhooks.c.project_id == project_id)
+            .order_by(outbox.c.created_at.desc(), outbox.c.id.desc())
+            .limit(limit)
+        )
+        if state == "delivered":
+            query = query.where(outbox.c.delivered_at.is_not(None))
+        elif state == "failed":
+            query = query.where(outbox.c.delivered_at.is_(None), outbox.c.dead_at.is_not(None))
+        elif state == "retrying":
+            query = query.where(outbox.c.delivered_at.is_(None), outbox.c.dead_at.is_(None))
+        async with self._db.read() as conn:
+            return [_delivery(row) for row in await conn.execute(query)]

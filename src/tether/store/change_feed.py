@@ -42,6 +42,7 @@ class ChangeFeed:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: Any = None
+        self._caught_up_at = 0
 
     def subscribe(self, handler: ChangeHandler) -> None:
         self._handlers.append(handler)
@@ -50,6 +51,7 @@ class ChangeFeed:
         """Skip history (caches load fresh at start-up), then follow new changes."""
         async with self._db.read() as conn:
             self._last_id = await latest_change_id(conn)
+        self._caught_up_at = now_ms()
         self._tasks.append(asyncio.create_task(self._follow(), name="change-feed"))
         if self._db.is_postgres:
             self._tasks.append(asyncio.create_task(self._listen(), name="change-listener"))
@@ -76,6 +78,17 @@ class ChangeFeed:
                 self._last_id = max(self._last_id, change.id)
             horizon = now_ms() - 2 * REREAD_WINDOW_MS
             self._applied = {cid: ts for cid, ts in self._applied.items() if ts > horizon}
+            self._caught_up_at = now_ms()
+
+    def problem(self) -> str | None:
+        """Why this replica may be missing kills and policy changes (for readiness), or
+        None: it is following and caught up within a few poll intervals."""
+        if not self._tasks or self._tasks[0].done():
+            return "the change feed is not running"
+        behind_ms = now_ms() - self._caught_up_at
+        if behind_ms > max(5_000, 20 * self._poll_seconds * 1000):
+            return f"the change feed has not caught up for {behind_ms / 1000:.0f} s"
+        return None
 
     async def _follow(self) -> None:
         last_prune = now_ms()

@@ -264,6 +264,7 @@ outbox = Table(
     Column("claimed_until", BigInteger, nullable=True),
     Column("delivered_at", BigInteger, nullable=True),
     Column("last_error", Text, nullable=True),
+    Column("dead_at", BigInteger, nullable=True),
 )
 
 spend_daily = Table(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import case, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.errors import Conflict
@@ -81,8 +81,18 @@ class SessionStore:
         agent_id: str | None = None,
         state: SessionState | None = None,
         limit: int = 200,
+        before: tuple[int, str] | None = None,
     ) -> list[SessionRecord]:
-        query = select(sessions).order_by(sessions.c.last_activity_at.desc()).limit(limit)
+        """Newest activity first; ``before`` (last activity, id) resumes after a page."""
+        query = (
+            select(sessions)
+            .order_by(sessions.c.last_activity_at.desc(), sessions.c.id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            query = query.where(
+                tuple_(sessions.c.last_activity_at, sessions.c.id) < tuple_(*before)
+            )
         if project_id:
             query = query.where(sessions.c.project_id == project_id)
         if agent_id:

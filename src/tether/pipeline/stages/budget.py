@@ -11,6 +11,7 @@ the call goes ahead with the ``max_tokens`` the budget can pay for, or is refuse
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ OUTPUT_INCREMENT_TOKENS = 2048
 overshoot its budget by (about $0.10 at $50 per million output tokens)."""
 MIN_CAPPED_OUTPUT_TOKENS = 256
 """A whole answer the budget could pay for fewer output tokens than this is refused."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -214,6 +217,7 @@ class ReserveBudget:
             "reserved_usd": reserved / 1_000_000,
             "requested_usd": hold.micros / 1_000_000,
         }
+        log.info("budget stop for agent %s: %s", ctx.identity.agent.name, reason)
         return Deny("budget_exceeded", reason, evidence)
 
     async def settle(self, action: Action, ctx: Context, outcome: Outcome) -> None:

@@ -1,0 +1,61 @@
+"""One access-log line per request: method, path, status, duration, agent and session.
+Never a key, a header or a query string (which could carry one)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+from tether.logs.request_scope import RequestScope, current_scope
+
+__all__ = ["SCOPE_KEY", "AccessLogger", "request_scope_middleware"]
+
+SCOPE_KEY = web.RequestKey("tether_scope", RequestScope)
+SESSION_HEADER = "tether-session-id"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def request_scope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    scope = RequestScope()
+    request[SCOPE_KEY] = scope
+    current_scope.set(scope)
+    return await handler(request)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Fields go to the record as ``extra`` too, so the JSON format gets them as keys."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        scope = request.get(SCOPE_KEY)
+        agent = scope.agent if scope is not None else None
+        session = scope.session if scope is not None else None
+        session = session or response.headers.get(SESSION_HEADER)
+        duration_ms = round(time * 1000, 2)
+        self.logger.info(
+            "%s %s %s %.1fms agent=%s session=%s",
+            request.method,
+            request.path,
+            response.status,
+            duration_ms,
+            agent or "-",
+            session or "-",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "status": response.status,
+                "duration_ms": duration_ms,
+                "agent": agent,
+                "session": session,
+            },
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
