@@ -13,6 +13,7 @@ from tether.approvals.reaper import ApprovalReaper
 from tether.approvals.waiter import ApprovalWaiter
 from tether.audit.log import AuditLog
 from tether.budgets.book import BudgetBook
+from tether.budgets.unsettled import RecordUnsettledCharges
 from tether.config import Settings
 from tether.errors import ConfigError
 from tether.gateway.anthropic.upstream import AnthropicUpstream
@@ -124,12 +125,15 @@ class Runtime:
         sessions = SessionRegistry(session_store, spend)
         controls = FleetControls(ControlStore(db))
         switch = KillSwitch(directory, sessions, controls)
+        writer = None if db.is_postgres else SqliteWriter(make_url(db.url).database or ":memory:")
+        metrics = TetherMetrics()
+        audit = AuditLog(open_appender(db.url, writer), watcher=metrics)
         budget_store = BudgetStore(db)
-        budget_book = BudgetBook(budget_store)
+        unsettled = RecordUnsettledCharges(audit)
+        budget_book = unsettled.book = BudgetBook(budget_store, on_charged=unsettled)
         alert_store = AlertStore(db)
         webhooks = WebhookStore(db, SealedBox(master_key))
         alerts = BudgetAlerts(alert_store, session_store, spend, directory, sessions)
-        writer = None if db.is_postgres else SqliteWriter(make_url(db.url).database or ":memory:")
         ledger = open_ledger(db.url, writer)
         reserve = ReserveBudget(
             budget_book,
@@ -140,8 +144,6 @@ class Runtime:
             alerts,
             hold_ms=int((settings.upstream_read_timeout + 60) * 1000),
         )
-        metrics = TetherMetrics()
-        audit = AuditLog(open_appender(db.url, writer), watcher=metrics)
         guards = EnforceGuards(TripResponder(sessions, alert_store, audit))
         metrics.gauge(
             "tether_circuit_breakers_open",

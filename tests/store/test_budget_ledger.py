@@ -63,14 +63,27 @@ async def test_settlement_charges_real_cost_and_releases_the_hold(stores) -> Non
     ]
 
 
-async def test_expired_holds_are_released_once(stores) -> None:
+async def test_expired_holds_are_charged_as_reserved_once(stores) -> None:
     db, store, ledger = stores
     _, tight = await two_budgets(db, store)
     hold = [Hold(tight, "d", None, 900_000, 0)]
     await ledger.reserve("crashed", hold, now_ms() - 1)
     assert await ledger.reserve("next", hold, now_ms() + 60_000) is not None, "still held"
-    assert await store.release_expired(now_ms()) == 1
+    (charged,) = await store.charge_expired(now_ms())
+    assert (charged.reservation_id, charged.micros) == ("crashed", 900_000)
     usage = await store.usage(tight.id, "d")
-    assert usage is not None and usage.reserved_micros == 0
-    late = await ledger.settle("crashed", hold, 100_000, 0)
-    assert (late[0].spent_micros, late[0].reserved_micros) == (100_000, 0), "not released twice"
+    assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (900_000, 0)
+    assert await ledger.settle("crashed", hold, 100_000, 0) == [], "a late settlement is ignored"
+    usage = await store.usage(tight.id, "d")
+    assert usage is not None and usage.spent_micros == 900_000, "not charged twice"
+
+
+async def test_a_settlement_retried_after_it_landed_charges_once(stores) -> None:
+    db, store, ledger = stores
+    roomy, _ = await two_budgets(db, store)
+    hold = [Hold(roomy, "m", None, 500_000, 10)]
+    await ledger.reserve("r", hold, now_ms() + 60_000)
+    assert len(await ledger.settle("r", hold, 200_000, 5)) == 1
+    assert await ledger.settle("r", hold, 200_000, 5) == []
+    usage = await store.usage(roomy.id, "m")
+    assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (200_000, 0)

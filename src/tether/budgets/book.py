@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from tether.budgets.definitions import Budget, BudgetScope
 from tether.errors import TetherError
-from tether.store.budgets import BudgetStore
+from tether.store.budgets import BudgetStore, ExpiredHold
 from tether.store.changes import Change
 from tether.store.clock import now_ms
 
@@ -20,8 +21,14 @@ REAP_SECONDS = 30.0
 
 
 class BudgetBook:
-    def __init__(self, store: BudgetStore) -> None:
+    def __init__(
+        self,
+        store: BudgetStore,
+        on_charged: Callable[[list[ExpiredHold]], Awaitable[None]] | None = None,
+    ) -> None:
+        """``on_charged`` is told of reservations charged at their worst case."""
         self._store = store
+        self._on_charged = on_charged
         self._by_project: dict[str, list[Budget]] = {}
         self._reaper: asyncio.Task[None] | None = None
 
@@ -30,6 +37,12 @@ class BudgetBook:
         for budget in sorted(await self._store.all(), key=lambda budget: budget.id):
             by_project.setdefault(budget.project_id, []).append(budget)
         self._by_project = by_project
+
+    def find(self, budget_id: str) -> Budget | None:
+        return next(
+            (b for budgets in self._by_project.values() for b in budgets if b.id == budget_id),
+            None,
+        )
 
     async def apply(self, change: Change) -> None:
         if change.kind == "budget":
@@ -54,13 +67,13 @@ class BudgetBook:
                 await self._reaper
 
     async def _reap_forever(self) -> None:
-        """Reservations of requests that never settled (a crash) go back to the budget."""
+        """Reservations of requests that never settled (a crash) are charged as reserved."""
         while True:
             await asyncio.sleep(REAP_SECONDS)
             try:
-                released = await self._store.release_expired(now_ms())
+                charged = await self._store.charge_expired(now_ms())
             except TetherError as exc:
-                log.warning("expired budget reservations not released yet: %s", exc.message)
-            else:
-                if released:
-                    log.warning("released %d expired budget reservations", released)
+                log.warning("expired budget reservations not charged yet: %s", exc.message)
+                continue
+            if charged and self._on_charged is not None:
+                await self._on_charged(charged)

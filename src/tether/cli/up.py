@@ -91,6 +91,7 @@ async def _serve(settings: Settings) -> None:
         access_log=logging.getLogger("tether.access"),
         access_log_class=AccessLogger,
         handle_signals=False,
+        shutdown_timeout=settings.shutdown_grace_seconds,
     )
     await runner.setup()
     try:

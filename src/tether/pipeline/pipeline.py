@@ -20,6 +20,12 @@ __all__ = ["Pipeline", "Reviews", "Settles", "Stage"]
 
 log = logging.getLogger(__name__)
 
+SETTLEMENT_BACKLOG = 10_000
+RETRY_FIRST_SECONDS = 0.2
+RETRY_MAX_SECONDS = 5.0
+DRAIN_SECONDS = 30.0
+"""At shutdown, how long settlements that keep failing are still retried."""
+
 
 class Stage(Protocol):
     """One check. Return None for no objection, or a Verdict to stop the pipeline there."""
@@ -95,6 +101,8 @@ class Pipeline:
         self._observers = [stage for stage in stages if isinstance(stage, Observes)]
         self._audit = audit
         self._settling: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Semaphore(SETTLEMENT_BACKLOG)
+        self._give_up_at: float | None = None
 
     async def _check(self, action: Action, ctx: Context) -> Verdict | None:
         """Fail closed: a stage that cannot check denies."""
@@ -188,15 +196,24 @@ class Pipeline:
             stage.cover_output(action, ctx, tokens) for stage in self._coverers
         )
 
-    def settle_soon(self, decision: Decision, outcome: Outcome) -> None:
+    async def settle_later(self, decision: Decision, outcome: Outcome) -> None:
         """Settle in the background: the response is already out, and an HTTP keep-alive
-        connection must not wait for the settlement's commit before its next request."""
+        connection must not wait for the settlement's commit before its next request.
+        At most ``SETTLEMENT_BACKLOG`` wait at once; past that, callers wait for room
+        (back-pressure) rather than pile up work that a crash would lose."""
+        await self._room.acquire()
         task = asyncio.create_task(self.settle(decision, outcome))
         self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
+        self._room.release()
 
     async def drain(self) -> None:
-        """Wait for background settlements (at shutdown, before the audit log stops)."""
+        """Wait for background settlements (at shutdown, before the audit log stops); those
+        still failing after ``DRAIN_SECONDS`` are given up, loudly."""
+        self._give_up_at = asyncio.get_running_loop().time() + DRAIN_SECONDS
         while self._settling:
             await asyncio.gather(*self._settling, return_exceptions=True)
 
@@ -211,20 +228,36 @@ class Pipeline:
                 log.exception("undoing %s failed", type(stage).__name__)
 
     async def settle(self, decision: Decision, outcome: Outcome) -> None:
-        """Never raises: the effect already happened; failures are logged loudly."""
+        """Never raises: the effect already happened. What the store refuses (an outage) is
+        retried until written, each part once: the budget charge, then the completion
+        events; a failure that is not the store's is logged loudly and not retried."""
         assert decision.action is not None and decision.context is not None
+        action, ctx = decision.action, decision.context
         for stage in self._settlers:
-            try:
-                await stage.settle(decision.action, decision.context, outcome)
-            except Exception:
-                log.exception("settling in %s failed", type(stage).__name__)
-        events = outcome_events(decision.action, decision.context, outcome, decision.event_id)
-        try:
-            await self._audit.record_many(events, urgent=False)
-        except TetherError as exc:
-            log.error(
-                "%d audit events of decision %s not recorded: %s",
-                len(events),
-                decision.event_id,
-                exc.message,
+            await self._until_written(
+                lambda stage=stage: stage.settle(action, ctx, outcome),  # type: ignore[misc]
+                f"settling decision {decision.event_id} in {type(stage).__name__}",
             )
+        events = outcome_events(action, ctx, outcome, decision.event_id)
+        await self._until_written(
+            lambda: self._audit.record_many(events, urgent=False),
+            f"recording the {len(events)} outcome events of decision {decision.event_id}",
+        )
+
+    async def _until_written(self, work: Callable[[], Awaitable[object]], what: str) -> None:
+        delay = RETRY_FIRST_SECONDS
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await work()
+                return
+            except TetherError as exc:
+                if self._give_up_at is not None and loop.time() >= self._give_up_at:
+                    log.error("%s failed and tether is stopping; lost: %s", what, exc.message)
+                    return
+                log.warning("%s failed; retrying in %.1f s: %s", what, delay, exc.message)
+            except Exception:
+                log.exception("%s failed", what)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)

@@ -103,7 +103,11 @@ class BudgetLedger(Protocol):
 
     async def settle(
         self, reservation_id: str, holds: Sequence[Hold], micros: int, tokens: int
-    ) -> list[PeriodUsage]: ...
+    ) -> list[PeriodUsage]:
+        """Charge the real cost and give back the rest, once: holds no longer held (settled
+        already, or charged at their worst case by the reaper) are left alone, so a
+        settlement retried after a lost answer cannot charge twice."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -175,7 +179,10 @@ class SqliteBudgetLedger:
             }
             usages = []
             for hold in holds:
-                held_m, held_t = held.get((hold.budget.id, hold.period_key), (0, 0))
+                key = (hold.budget.id, hold.period_key)
+                if key not in held:
+                    continue
+                held_m, held_t = held[key]
                 row = conn.execute(
                     self._charge, (held_m, held_t, micros, tokens, hold.budget.id, hold.period_key)
                 ).fetchone()
@@ -260,7 +267,10 @@ class PostgresBudgetLedger:
                 }
                 usages = []
                 for hold in holds:
-                    held_m, held_t = held.get((hold.budget.id, hold.period_key), (0, 0))
+                    key = (hold.budget.id, hold.period_key)
+                    if key not in held:
+                        continue
+                    held_m, held_t = held[key]
                     row = await conn.fetchrow(
                         self._charge,
                         held_m,

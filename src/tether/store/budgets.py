@@ -34,6 +34,17 @@ class Hold:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpiredHold:
+    """A budget's part of a reservation that was never settled, charged as reserved."""
+
+    reservation_id: str
+    budget_id: str
+    period_key: str
+    micros: int
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
 class PeriodUsage:
     budget_id: str
     period_key: str
@@ -138,14 +149,17 @@ class BudgetStore:
                 raise NotFound(f"no budget {budget_id!r}")
             await record_change(conn, "budget", budget_id)
 
-    async def release_expired(self, at_ms: int) -> int:
-        """Give back holds whose request never settled (a crash); returns how many."""
+    async def charge_expired(self, at_ms: int) -> list[ExpiredHold]:
+        """Holds whose call never settled (a crash, a store outage longer than the hold):
+        charged at what was reserved — the call may have run, and upstream bills it — and
+        no longer held, so a settlement arriving late cannot charge them again."""
         async with self._db.write() as conn:
             expired = (
                 await conn.execute(
                     delete(budget_reservations)
                     .where(budget_reservations.c.expires_at < at_ms)
                     .returning(
+                        budget_reservations.c.id,
                         budget_reservations.c.budget_id,
                         budget_reservations.c.period_key,
                         budget_reservations.c.micros,
@@ -153,7 +167,7 @@ class BudgetStore:
                     )
                 )
             ).all()
-            for row in expired:
+            for row in sorted(expired, key=lambda row: (row.budget_id, row.period_key)):
                 await conn.execute(
                     update(budget_periods)
                     .where(
@@ -163,9 +177,11 @@ class BudgetStore:
                     .values(
                         reserved_micros=budget_periods.c.reserved_micros - row.micros,
                         reserved_tokens=budget_periods.c.reserved_tokens - row.tokens,
+                        spent_micros=budget_periods.c.spent_micros + row.micros,
+                        spent_tokens=budget_periods.c.spent_tokens + row.tokens,
                     )
                 )
-        return len(expired)
+        return [ExpiredHold(r.id, r.budget_id, r.period_key, r.micros, r.tokens) for r in expired]
 
     async def usage(self, budget_id: str, period_key: str) -> PeriodUsage | None:
         async with self._db.read() as conn:

@@ -162,7 +162,7 @@ class AnthropicGateway:
             response = web.Response(status=499)
         finally:
             outcome.latency_ms = (time.perf_counter() - started) * 1000
-            self._pipeline.settle_soon(decision, outcome)
+            await self._pipeline.settle_later(decision, outcome)
         return response
 
     async def _forward(
@@ -305,6 +305,12 @@ class AnthropicGateway:
         except (TimeoutError, aiohttp.ClientError) as exc:
             if handle.cut_by is None:
                 outcome.result, outcome.detail = "error", f"the upstream stream broke: {exc!r}"
+        except asyncio.CancelledError:
+            outcome.result, outcome.model = "abandoned", tap.model or outcome.model
+            outcome.detail = "tether stopped while the stream ran; charged the worst case"
+            outcome.usage = _worst_case(decision, tap.usage)
+            upstream.close()
+            raise
         finally:
             self._inflight.unregister(token)
             if refusal is not None or (client_gone and not tap.completed):

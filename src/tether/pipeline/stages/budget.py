@@ -227,7 +227,11 @@ class ReserveBudget:
         micros = round((outcome.cost_usd or 0.0) * 1_000_000)
         tokens = outcome.usage.total_tokens if outcome.usage else 0
         usages = await self._ledger.settle(reservation.id, reservation.holds, micros, tokens)
-        for hold, usage in zip(reservation.holds, usages, strict=True):
+        charged = {usage.budget_id: usage for usage in usages}
+        for hold in reservation.holds:
+            usage = charged.get(hold.budget.id)
+            if usage is None:
+                continue
             assert ctx.identity is not None
             await self._alerts.check(hold.budget, usage, ctx.identity)
             if hold.budget.scope is BudgetScope.SESSION and _exhausted(hold, usage):
