@@ -22,7 +22,8 @@ __all__ = ["FakeAnthropic", "FakeReply"]
 
 @dataclass
 class FakeReply:
-    """One scripted answer. ``kind`` is ``text``, ``tool_use`` or ``error``."""
+    """One scripted answer. ``kind`` is ``text``, ``tool_use``, ``error`` or ``garbage`` (a
+    200 that is not a Messages answer: a broken proxy or a captive portal in the way)."""
 
     kind: str = "text"
     text: str = "Hello from the fake upstream."
@@ -73,6 +74,19 @@ class FakeAnthropic:
         self.queue: deque[FakeReply] = deque()
         self.received: list[ReceivedRequest] = []
         self.keep_requests = True
+        self.abandoned = 0
+
+    async def _client_waits(self, request: web.Request, seconds: float) -> bool:
+        """Sleep ``seconds``, as the real API thinks, unless the client leaves first (then
+        it stops: the request is counted in ``abandoned``)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while loop.time() < end:
+            await asyncio.sleep(min(0.05, end - loop.time()))
+            if request.transport is None or request.transport.is_closing():
+                self.abandoned += 1
+                return False
+        return True
 
     def enqueue(self, *replies: FakeReply) -> None:
         self.queue.extend(replies)
@@ -128,10 +142,16 @@ class FakeAnthropic:
         if "max_tokens" not in body:
             return _error(400, "invalid_request_error", "max_tokens: Field required")
         reply = self._next()
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
+        if reply.delay and not await self._client_waits(request, reply.delay):
+            return web.Response(status=499)
         if reply.kind == "error":
             return _error(reply.status, reply.error_type, reply.error_message, reply.retry_after)
+        if reply.kind == "garbage":
+            if body.get("stream"):
+                return web.Response(
+                    text="event: ping\ndata: {}\n\n", content_type="text/event-stream"
+                )
+            return web.json_response({"status": "ok", "note": "not a message"})
         usage = {
             "input_tokens": reply.input_tokens
             if reply.input_tokens is not None

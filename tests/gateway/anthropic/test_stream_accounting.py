@@ -7,6 +7,7 @@ import json
 import time
 
 import httpx
+import pytest
 
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether
@@ -89,3 +90,50 @@ def test_a_client_that_leaves_early_is_charged_what_upstream_generated(
     assert settled["result"] == "abandoned"
     assert settled["attributes"]["usage"]["output_tokens"] == 5000, "read to the end upstream"
     assert settled["attributes"]["cost_usd"] >= 5000 * 10 / 1_000_000
+
+
+def test_a_200_that_is_not_a_message_is_an_upstream_error_charged_at_the_worst_case(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    key = gateway.create_agent("garbled", "p")
+    upstream.fake.enqueue(FakeReply(kind="garbage"), FakeReply(kind="garbage"))
+    whole = httpx.post(
+        f"{gateway.url}/v1/messages",
+        json={**stream_body(300), "stream": False},
+        headers=HEADERS | {"x-api-key": key, "X-Tether-Session-Id": "garbage-json"},
+        timeout=30,
+    )
+    assert whole.status_code == 502
+    assert "answered 200 but its answer is not a message" in whole.json()["error"]["message"]
+    streamed = httpx.post(
+        f"{gateway.url}/v1/messages",
+        json=stream_body(300),
+        headers=HEADERS | {"x-api-key": key, "X-Tether-Session-Id": "garbage-sse"},
+        timeout=30,
+    )
+    assert "event: error" in streamed.text and "not a message" in streamed.text
+    for session in ("garbage-json", "garbage-sse"):
+        settled = completed(gateway, session)
+        assert settled["result"] == "error" and settled["code"] == "http_502"
+        assert settled["attributes"]["usage"]["output_tokens"] == 300
+
+
+def test_a_client_that_gives_up_cancels_the_upstream_call_and_its_hold(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    key = gateway.create_agent("impatient", "p")
+    gateway.call("PUT", "/budgets", json={"project": "p", "period": "daily", "limit_usd": 5})
+    upstream.fake.enqueue(FakeReply(delay=30))
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{gateway.url}/v1/messages",
+            json={**stream_body(300), "stream": False},
+            headers=HEADERS | {"x-api-key": key, "X-Tether-Session-Id": "gave-up"},
+            timeout=1,
+        )
+    settled = completed(gateway, "gave-up")
+    assert upstream.fake.abandoned == 1, "tether hung up on upstream too"
+    assert settled["result"] == "abandoned"
+    assert "left before upstream answered" in settled["reason"]
+    budget = next(b for b in gateway.call("GET", "/budgets").json() if b["period"] == "daily")
+    assert budget["reserved_usd"] == 0, "the hold went back long before upstream's 30 s"
