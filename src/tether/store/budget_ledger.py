@@ -112,16 +112,14 @@ class BudgetLedger(Protocol):
     async def close(self) -> None: ...
 
 
-class SqliteBudgetLedger:
-    """SQLite: named marks for RESERVE (its limits appear twice), ``?`` elsewhere."""
+class _HoldingLedger:
+    """``reserve`` and ``extend`` are one transaction of conditional upserts each; only
+    what happens to the reservation rows differs (inserted, or grown)."""
 
-    def __init__(self, writer: SqliteWriter) -> None:
-        self._writer = writer
-        self._reserve = RESERVE.format(":b", ":k", ":m", ":t", ":e", ":lm", ":lt")
-        self._hold = _sql(HOLD, "qmark")
-        self._grow = _sql(GROW, "qmark")
-        self._release = _sql(RELEASE, "qmark")
-        self._charge = _sql(CHARGE, "qmark")
+    async def _hold_in(
+        self, reservation_id: str, holds: Sequence[Hold], expires_at: int, *, grow: bool
+    ) -> Hold | None:
+        raise NotImplementedError
 
     async def reserve(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int
@@ -132,6 +130,18 @@ class SqliteBudgetLedger:
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int
     ) -> Hold | None:
         return await self._hold_in(reservation_id, holds, expires_at, grow=True)
+
+
+class SqliteBudgetLedger(_HoldingLedger):
+    """SQLite: named marks for RESERVE (its limits appear twice), ``?`` elsewhere."""
+
+    def __init__(self, writer: SqliteWriter) -> None:
+        self._writer = writer
+        self._reserve = RESERVE.format(":b", ":k", ":m", ":t", ":e", ":lm", ":lt")
+        self._hold = _sql(HOLD, "qmark")
+        self._grow = _sql(GROW, "qmark")
+        self._release = _sql(RELEASE, "qmark")
+        self._charge = _sql(CHARGE, "qmark")
 
     async def _hold_in(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int, *, grow: bool
@@ -196,7 +206,7 @@ class SqliteBudgetLedger:
         await self._writer.close()
 
 
-class PostgresBudgetLedger:
+class PostgresBudgetLedger(_HoldingLedger):
     def __init__(self, url: str) -> None:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._pool: Any = None
@@ -215,16 +225,6 @@ class PostgresBudgetLedger:
                     self._dsn, min_size=1, max_size=10, timeout=3, command_timeout=10
                 )
         return self._pool
-
-    async def reserve(
-        self, reservation_id: str, holds: Sequence[Hold], expires_at: int
-    ) -> Hold | None:
-        return await self._hold_in(reservation_id, holds, expires_at, grow=False)
-
-    async def extend(
-        self, reservation_id: str, holds: Sequence[Hold], expires_at: int
-    ) -> Hold | None:
-        return await self._hold_in(reservation_id, holds, expires_at, grow=True)
 
     async def _hold_in(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int, *, grow: bool

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from tether.alerts.crossings import BudgetAlerts
 from tether.budgets.book import BudgetBook
-from tether.budgets.definitions import Budget, BudgetScope, period_window
+from tether.budgets.definitions import Budget, BudgetScope, PeriodWindow, period_window
 from tether.pipeline.action import Action, Context, Deny, Verdict
 from tether.pipeline.outcome import Outcome
 from tether.pricing.prices import PriceTable
@@ -116,10 +116,10 @@ class ReserveBudget:
         micros = reservation.input_micros + math.ceil(output * reservation.output_price)
         tokens = action.cost_basis.input_tokens_estimate + output
         at = now_ms()
-        holds = []
-        for budget in budgets:
-            window = period_window(budget.period, ctx.identity.project.timezone, ctx.session.id, at)
-            holds.append(Hold(budget, window.key, window.end_ms, micros, tokens))
+        holds = [
+            Hold(budget, window.key, window.end_ms, micros, tokens)
+            for budget, window in _windows(budgets, ctx, at)
+        ]
         refused = await self._ledger.reserve(reservation.id, holds, at + self._hold_ms)
         if refused is None:
             reservation.holds = holds
@@ -135,9 +135,7 @@ class ReserveBudget:
         """The most output tokens every budget could still pay for after the input."""
         assert ctx.identity is not None and ctx.session is not None
         affordable: int | None = None
-        at = now_ms()
-        for budget in budgets:
-            window = period_window(budget.period, ctx.identity.project.timezone, ctx.session.id, at)
+        for budget, window in _windows(budgets, ctx, now_ms()):
             usage = await self._store.usage(budget.id, window.key)
             spent_m = (usage.spent_micros + usage.reserved_micros) if usage else 0
             spent_t = (usage.spent_tokens + usage.reserved_tokens) if usage else 0
@@ -243,6 +241,13 @@ class ReserveBudget:
                     f"it spent {_usd(usage.spent_micros)} of its "
                     f"{_usd(hold.budget.limit_micros or 0)} limit",
                 )
+
+
+def _windows(budgets: list[Budget], ctx: Context, at: int) -> list[tuple[Budget, PeriodWindow]]:
+    """Each budget with the period it is charged in now."""
+    assert ctx.identity is not None and ctx.session is not None
+    zone = ctx.identity.project.timezone
+    return [(b, period_window(b.period, zone, ctx.session.id, at)) for b in budgets]
 
 
 def _exhausted(hold: Hold, usage: PeriodUsage) -> bool:
