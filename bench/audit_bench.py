@@ -22,6 +22,7 @@ from harness import report, timed
 from sqlalchemy.engine import make_url
 
 from tether.audit.event import AuditEvent
+from tether.audit.normalise import normalised_row
 from tether.store.audit import AuditStore
 from tether.store.audit_appender import PostgresAppender, SqliteAppender
 from tether.store.database import Database
@@ -37,11 +38,11 @@ BASE = (
 
 def rows(n: int) -> list[tuple[Any, ...]]:
     return [
-        AuditEvent(
+        normalised_row(AuditEvent(
             "agent:bench", "anthropic", "model:messages", "anthropic:model/claude-sonnet-5",
             "allow", "no stage objected", project_id="p", agent_id="a", agent_name="bench",
             session_id="s", attributes={"model": "claude-sonnet-5", "stream": True},
-        ).as_row()
+        ))
         for _ in range(n)
     ]  # fmt: skip
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "STATUS_BY_CODE",
+    "AuditEventRejected",
     "AuthenticationFailed",
     "BadRequest",
     "ConfigError",
@@ -24,6 +25,7 @@ __all__ = [
 STATUS_BY_CODE: dict[str, int] = {
     "invalid_json": 400,
     "invalid_request": 400,
+    "invalid_session_id": 400,
     "missing_credentials": 401,
     "invalid_key": 401,
     "expired_key": 401,
@@ -64,6 +66,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "upstream_unreachable": 502,
     "upstream_timeout": 504,
     "audit_unavailable": 503,
+    "audit_event_rejected": 400,
     "internal_error": 500,
 }
 
@@ -131,6 +134,13 @@ class StoreUnavailable(TetherError):
     """The database could not answer; callers must fail closed."""
 
     code = "store_unavailable"
+
+
+class AuditEventRejected(TetherError):
+    """The database refused this call's audit event (the others in its batch were
+    written): the call is refused, since nothing may act unrecorded."""
+
+    code = "audit_event_rejected"
 
 
 class ConfigError(TetherError):

@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
+from tether.audit.normalise import normalised_row
 from tether.errors import Conflict, NotFound, StoreUnavailable
 from tether.guards.settings import GuardSettings, OnTrip, load_guard_settings
 from tether.store.agents import AgentStore
@@ -227,14 +228,16 @@ async def test_audit_query_filters_by_time_window(db: Database, database_url: st
     base = 1_800_000_000_000
     await appender.append(
         [
-            AuditEvent(
-                actor="a",
-                source="t",
-                action="x",
-                resource=str(i),
-                result="allow",
-                ts=base + i * 1000,
-            ).as_row()
+            normalised_row(
+                AuditEvent(
+                    actor="a",
+                    source="t",
+                    action="x",
+                    resource=str(i),
+                    result="allow",
+                    ts=base + i * 1000,
+                )
+            )
             for i in range(10)
         ]
     )

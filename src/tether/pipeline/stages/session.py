@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tether.pipeline.action import Action, Context, Deny, Verdict
+from tether.sessions.ids import session_id_problem
 from tether.sessions.registry import SessionRegistry, new_session_id
 
 __all__ = ["OpenSession"]
@@ -19,6 +20,8 @@ class OpenSession:
         identity = ctx.identity
         assert identity is not None, "OpenSession runs after IdentifyAgent"
         session_id = action.session_id or new_session_id()
+        if problem := session_id_problem(session_id):
+            return Deny("invalid_session_id", problem)
         session = await self._registry.open(session_id, identity.agent.id, identity.project.id)
         if session.agent_id != identity.agent.id:
             return Deny(
