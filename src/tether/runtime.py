@@ -43,6 +43,7 @@ from tether.store.clock import now_ms
 from tether.store.controls import ControlStore
 from tether.store.credentials import CredentialStore
 from tether.store.database import Database
+from tether.store.files import private_directory
 from tether.store.migrate import upgrade
 from tether.store.policies import PolicyStore
 from tether.store.projects import ProjectStore
@@ -98,11 +99,12 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
         """Migrate, load caches, start background work; the result serves requests."""
+        private_directory(settings.data_dir)
         master_key = load_master_key(settings.master_key, settings.data_dir / "master.key")
         prices = load_price_overrides(settings.prices_file)
         db = Database(settings.resolved_database_url)
         try:
-            await upgrade(db)
+            await upgrade(db, SealedBox(master_key))
         except Exception as exc:
             await db.dispose()
             url = make_url(settings.resolved_database_url).render_as_string(hide_password=True)

@@ -270,3 +270,45 @@ async def test_change_feed_delivers_changes_made_by_another_connection(
     finally:
         await feed.stop()
         await other.dispose()
+
+
+async def test_webhook_urls_stored_in_clear_are_sealed_on_upgrade(database_url: str) -> None:
+    """Rows written before 0009 keep working: their URL is sealed under the master key
+    and only the masked form stays readable; the dispatcher still gets the real URL."""
+    import os
+
+    from alembic import command
+    from sqlalchemy import text as sql
+
+    from tether.store.migrate import alembic_config
+    from tether.store.webhooks import WebhookStore
+    from tether.vault.sealed_box import SealedBox
+
+    url = "https://hooks.slack.com/services/T1/B2/notforeyes"
+    box = SealedBox(os.urandom(32))
+    database = Database(database_url)
+    try:
+        async with database.write() as conn:
+            await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "0008"))
+        project = await ProjectStore(database).create("p")
+        async with database.write() as conn:
+            await conn.execute(
+                sql(
+                    "INSERT INTO webhooks (id, project_id, kind, url, created_at, created_by) "
+                    "VALUES ('w1', :project, 'slack', :url, 1, 'admin:x')"
+                ),
+                {"project": project.id, "url": url},
+            )
+        with pytest.raises(Exception, match="master key"):
+            await upgrade(database)
+        await upgrade(database, box)
+        async with database.read() as conn:
+            stored = (await conn.execute(sql("SELECT url, url_sealed FROM webhooks"))).one()
+        assert stored.url == "https://hooks.slack.com/…"
+        assert b"notforeyes" not in bytes(stored.url_sealed)
+        store = WebhookStore(database, box)
+        assert [w.url for w in await store.of_project(project.id)] == ["https://hooks.slack.com/…"]
+        found = await store.get("w1")
+        assert found is not None and found[0].url == url
+    finally:
+        await database.dispose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -19,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tether.errors import Conflict, StoreUnavailable
+from tether.store.files import private_sqlite_file
 
 __all__ = ["Database"]
 
@@ -58,9 +60,7 @@ class Database:
             )
         else:
             if parsed.database and parsed.database != ":memory:":
-                from pathlib import Path
-
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                private_sqlite_file(Path(parsed.database))
             self.engine = create_async_engine(url, connect_args={"timeout": 5})
             event.listen(self.engine.sync_engine, "connect", _enable_sqlite_wal)
 
