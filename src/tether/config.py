@@ -57,6 +57,15 @@ class Settings:
     approval_reap_seconds: float = 10.0
     metrics_token: str | None = None
     """When set, ``GET /metrics`` wants ``Authorization: Bearer <it>``."""
+    header_timeout: float = 10.0
+    """Seconds a connection has to deliver a complete request head."""
+    body_timeout: float = 60.0
+    """Seconds a request has to deliver its whole body."""
+    keepalive_timeout: float = 75.0
+    max_connections: int = 1024
+    refusal_sample_seconds: float = 60.0
+    """At most one audit event per client address per this many seconds for requests
+    refused without a valid agent key (all are counted in the metrics)."""
 
     @property
     def resolved_database_url(self) -> str:
@@ -93,4 +102,9 @@ class Settings:
             alert_retry_base_seconds=_int_setting(env, "TETHER_ALERT_RETRY_BASE_SECONDS", 2, 1),
             approval_reap_seconds=_int_setting(env, "TETHER_APPROVAL_REAP_SECONDS", 10, 1),
             metrics_token=env.get("TETHER_METRICS_TOKEN") or None,
+            header_timeout=_int_setting(env, "TETHER_HEADER_TIMEOUT", 10, 1),
+            body_timeout=_int_setting(env, "TETHER_BODY_TIMEOUT", 60, 1),
+            keepalive_timeout=_int_setting(env, "TETHER_KEEPALIVE_TIMEOUT", 75, 1),
+            max_connections=_int_setting(env, "TETHER_MAX_CONNECTIONS", 1024, 1),
+            refusal_sample_seconds=_int_setting(env, "TETHER_REFUSAL_SAMPLE_SECONDS", 60, 1),
         )

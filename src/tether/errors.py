@@ -17,6 +17,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PolicyInvalid",
+    "RequestTimeout",
     "StoreUnavailable",
     "TetherError",
     "status_for",
@@ -59,6 +60,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "method_not_allowed": 405,
     "conflict": 409,
     "payload_too_large": 413,
+    "request_timeout": 408,
     "unsupported_media_type": 415,
     "policy_invalid": 422,
     "store_unavailable": 503,
@@ -101,6 +103,12 @@ class BadRequest(TetherError):
 
 class PayloadTooLarge(TetherError):
     code = "payload_too_large"
+
+
+class RequestTimeout(TetherError):
+    """The client did not send its body in time (slow or stalled uploads hold sockets)."""
+
+    code = "request_timeout"
 
 
 class AuthenticationFailed(TetherError):

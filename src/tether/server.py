@@ -12,11 +12,15 @@ from tether.config import Settings
 from tether.gateway.anthropic.proxy import AnthropicGateway, GatewaySettings
 from tether.gateway.authorize import add_authorize_routes
 from tether.gateway.claude_code.hooks import add_claude_code_hook_routes
+from tether.gateway.credentials import DOORKEEPER_KEY
+from tether.identity.doorkeeper import Doorkeeper
 from tether.metrics.endpoint import add_metrics_route
 from tether.runtime import Runtime
+from tether.web.bodies import BODY_TIMEOUT_KEY
+from tether.web.connections import ConnectionGuard, GuardedSite, connection_middleware
 from tether.web.errors import error_middleware
 
-__all__ = ["RUNTIME_KEY", "build_app"]
+__all__ = ["RUNTIME_KEY", "build_app", "make_runner", "make_site"]
 
 RUNTIME_KEY = web.AppKey("tether_runtime", Runtime)
 
@@ -27,10 +31,16 @@ async def _health(_request: web.Request) -> web.Response:
 
 def build_app(runtime: Runtime) -> web.Application:
     """An application serving an already started runtime (the caller stops it)."""
+    settings = runtime.settings
     app = web.Application(
-        middlewares=[error_middleware], client_max_size=runtime.settings.max_message_bytes
+        middlewares=[connection_middleware, error_middleware],
+        client_max_size=settings.max_message_bytes,
     )
     app[RUNTIME_KEY] = runtime
+    app[BODY_TIMEOUT_KEY] = settings.body_timeout
+    app[DOORKEEPER_KEY] = Doorkeeper(
+        runtime.directory, runtime.audit, runtime.metrics, settings.refusal_sample_seconds
+    )
     app.router.add_get("/healthz", _health)
     add_metrics_route(app, runtime.metrics, runtime.settings.metrics_token)
     add_authorize_routes(
@@ -48,6 +58,21 @@ def build_app(runtime: Runtime) -> web.Application:
     ).add_routes(app)
     mount_admin(app, runtime, __version__)
     return app
+
+
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    return web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=settings.keepalive_timeout,
+    )
+
+
+def make_site(runner: web.AppRunner, settings: Settings, host: str, port: int) -> GuardedSite:
+    """A listening site with the connection cap and the header deadline applied."""
+    guard = ConnectionGuard(settings.max_connections, settings.header_timeout)
+    return GuardedSite(runner, host, port, guard, reuse_address=True)
 
 
 async def serving_app(settings: Settings) -> web.Application:

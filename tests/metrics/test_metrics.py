@@ -92,7 +92,13 @@ def test_metrics_count_decisions_tokens_and_cost_as_the_trail_records_them(
         and ("phase", "decision") in labels
     )
     assert refused == 1
-    assert value(samples, "tether_decision_seconds_count", source="anthropic") >= 4
+    assert value(samples, "tether_decision_seconds_count", source="anthropic") >= 3
+    assert (
+        value(
+            samples, "tether_unauthenticated_refusals_total", door="anthropic", code="invalid_key"
+        )
+        == 1
+    )
     assert value(samples, "tether_audit_commit_seconds_count") >= 1
     assert value(samples, "tether_audit_write_failures_total") == 0
     assert ("tether_streams_in_flight", ()) in samples

@@ -10,13 +10,12 @@ import signal
 import sys
 from pathlib import Path
 
-from aiohttp import web
 from rich.console import Console
 
 from tether import __version__
 from tether.config import Settings
 from tether.runtime import Runtime
-from tether.server import build_app
+from tether.server import build_app, make_runner, make_site
 
 __all__ = ["serve"]
 
@@ -60,10 +59,10 @@ def _announce(settings: Settings, runtime: Runtime) -> None:
 
 async def serve(settings: Settings) -> None:
     runtime = await Runtime.start(settings)
-    runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
+    runner = make_runner(build_app(runtime), settings)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+        site = make_site(runner, settings, settings.host, settings.port)
         await site.start()
         _announce(settings, runtime)
         calm_garbage_collector()

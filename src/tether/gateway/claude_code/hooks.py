@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from tether.approvals.long_poll import decide_as_one
 from tether.approvals.waiter import ApprovalWaiter
 from tether.audit.redaction import digest, redacted_summary
-from tether.errors import BadRequest
+from tether.errors import AuthenticationFailed, BadRequest
 from tether.gateway.claude_code.tools import tool_actions
-from tether.gateway.credentials import presented_credential
+from tether.gateway.credentials import admit_agent, presented_credential
 from tether.pipeline import Action, Pipeline
 from tether.web.bodies import read_model
 from tether.web.errors import set_error_renderer
@@ -146,6 +146,10 @@ async def _post_tool_use(request: web.Request, hook: HookInput) -> web.Response:
 
 
 async def claude_code_hook(request: web.Request) -> web.Response:
+    try:
+        await admit_agent(request, SOURCE)
+    except AuthenticationFailed as exc:
+        return _answer("deny", f"tether: {exc.message}")
     hook = await read_model(request, HookInput, request.app[LIMIT_KEY])
     if hook.hook_event_name == "PreToolUse":
         return await _pre_tool_use(request, hook)
