@@ -29,6 +29,15 @@ def _int_setting(env: dict[str, str], name: str, default: int, minimum: int = 0)
     return value
 
 
+def _bool_setting(env: dict[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name}={raw!r} must be 1 or 0")
+
+
 def _url_setting(env: dict[str, str], name: str, default: str) -> str:
     value = env.get(name) or default
     if not value.startswith(("http://", "https://")):
@@ -56,7 +65,9 @@ class Settings:
     alert_retry_base_seconds: float = 2.0
     approval_reap_seconds: float = 10.0
     metrics_token: str | None = None
-    """When set, ``GET /metrics`` wants ``Authorization: Bearer <it>``."""
+    """``GET /metrics`` accepts ``Authorization: Bearer <it>`` (or an admin token)."""
+    metrics_public: bool = False
+    """``GET /metrics`` without any token: only when the operator says so."""
     header_timeout: float = 10.0
     """Seconds a connection has to deliver a complete request head."""
     body_timeout: float = 60.0
@@ -102,6 +113,7 @@ class Settings:
             alert_retry_base_seconds=_int_setting(env, "TETHER_ALERT_RETRY_BASE_SECONDS", 2, 1),
             approval_reap_seconds=_int_setting(env, "TETHER_APPROVAL_REAP_SECONDS", 10, 1),
             metrics_token=env.get("TETHER_METRICS_TOKEN") or None,
+            metrics_public=_bool_setting(env, "TETHER_METRICS_PUBLIC"),
             header_timeout=_int_setting(env, "TETHER_HEADER_TIMEOUT", 10, 1),
             body_timeout=_int_setting(env, "TETHER_BODY_TIMEOUT", 60, 1),
             keepalive_timeout=_int_setting(env, "TETHER_KEEPALIVE_TIMEOUT", 75, 1),

@@ -42,7 +42,9 @@ def build_app(runtime: Runtime) -> web.Application:
         runtime.directory, runtime.audit, runtime.metrics, settings.refusal_sample_seconds
     )
     app.router.add_get("/healthz", _health)
-    add_metrics_route(app, runtime.metrics, runtime.settings.metrics_token)
+    add_metrics_route(
+        app, runtime.metrics, runtime.directory, settings.metrics_token, settings.metrics_public
+    )
     add_authorize_routes(
         app, runtime.pipeline, runtime.approval_waiter, runtime.settings.max_body_bytes
     )

@@ -191,7 +191,10 @@ def test_the_circuit_breaker_fails_fast_and_reopens_on_the_first_failure_after_c
     assert fast.json()["error"]["type"] == "rate_limit_error"
     assert 1 <= int(fast.headers["retry-after"]) <= 2
     assert len(upstream.fake.received) == reached
-    assert "tether_circuit_breakers_open 1.0" in httpx.get(f"{gateway.url}/metrics").text
+    scraped = httpx.get(
+        f"{gateway.url}/metrics", headers={"Authorization": f"Bearer {gateway.admin_token}"}
+    )
+    assert "tether_circuit_breakers_open 1.0" in scraped.text
     time.sleep(2.1)
     upstream.fake.enqueue(FakeReply(kind="error", status=529, error_type="overloaded_error"))
     assert refusal(lambda: ask(sdk(gateway, key, "half-open"))).status_code == 529
