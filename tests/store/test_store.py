@@ -312,3 +312,19 @@ async def test_webhook_urls_stored_in_clear_are_sealed_on_upgrade(database_url: 
         assert found is not None and found[0].url == url
     finally:
         await database.dispose()
+
+
+async def test_driver_and_pool_errors_mean_the_store_is_unavailable(db: Database) -> None:
+    """What the PostgreSQL driver raises on a broken connection (seen during an outage:
+    ``InternalClientError``) and an exhausted pool fail closed as 503s, not 500s."""
+    import asyncpg
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    for failure in (
+        asyncpg.InternalClientError("cannot switch to state 15; another operation is in progress"),
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        PoolTimeout("QueuePool limit of size 10 overflow 10 reached"),
+    ):
+        with pytest.raises(StoreUnavailable):
+            async with db.read():
+                raise failure

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from tether.audit.chain import ChainHead, link
 from tether.errors import AuditEventRejected, StoreUnavailable
+from tether.store.driver_errors import CONNECTION_ERRORS
 from tether.store.schema import audit_events
 from tether.store.sqlite_writer import SqliteWriter
 
@@ -97,7 +98,7 @@ class PostgresAppender:
         except (*UNSTORABLE, asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
             self._head = None
             raise _rejected(exc) from exc
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except CONNECTION_ERRORS as exc:
             self._head = None
             await self._discard()
             raise StoreUnavailable(f"the audit table cannot be written: {exc!r}") from exc

@@ -16,10 +16,18 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tether.errors import Conflict, StoreUnavailable
+from tether.store.driver_errors import CONNECTION_ERRORS
 from tether.store.files import private_sqlite_file
 
 __all__ = ["Database"]
@@ -81,7 +89,7 @@ class Database:
             yield
         except IntegrityError as exc:
             raise Conflict(f"this would duplicate an existing record ({_first_line(exc)})") from exc
-        except (OperationalError, InterfaceError) as exc:
+        except (OperationalError, InterfaceError, InternalError) as exc:
             raise StoreUnavailable(f"the database is unreachable: {_first_line(exc)}") from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:
@@ -92,8 +100,12 @@ class Database:
                     f"the database aborted this write ({transient}); try again"
                 ) from exc
             raise
-        except (TimeoutError, OSError) as exc:
-            raise StoreUnavailable(f"the database is unreachable: {exc!r}") from exc
+        except PoolTimeout as exc:
+            raise StoreUnavailable("every database connection is busy; try again") from exc
+        except CONNECTION_ERRORS as exc:
+            raise StoreUnavailable(
+                f"the database is unreachable: {type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
 
     async def dispose(self) -> None:
         await self.engine.dispose()
