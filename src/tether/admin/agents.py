@@ -37,6 +37,7 @@ async def _out(runtime: Runtime, agent: Agent) -> AgentOut:
     "Create an agent in a project; its key is in the response, once",
     body=AgentCreate,
     response=AgentCreated,
+    status=201,
 )
 async def create_agent(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
@@ -97,6 +98,7 @@ async def _transition(
     "agents.stop",
     "Stop an agent: all its sessions, running and new, are refused until it is released",
     body=StateChange,
+    optional_body=True,
     response=AgentOut,
 )
 async def stop_agent(request: web.Request) -> web.Response:
@@ -109,6 +111,7 @@ async def stop_agent(request: web.Request) -> web.Response:
     "agents.quarantine",
     "Quarantine an agent: every action it attempts is denied",
     body=StateChange,
+    optional_body=True,
     response=AgentOut,
 )
 async def quarantine_agent(request: web.Request) -> web.Response:
@@ -123,6 +126,7 @@ async def quarantine_agent(request: web.Request) -> web.Response:
     "agents.release",
     "Release a stopped or quarantined agent",
     body=StateChange,
+    optional_body=True,
     response=AgentOut,
 )
 async def release_agent(request: web.Request) -> web.Response:
@@ -137,6 +141,7 @@ async def release_agent(request: web.Request) -> web.Response:
     "agents.revoke",
     "Revoke an agent and all its keys, for good",
     body=StateChange,
+    optional_body=True,
     response=AgentOut,
 )
 async def revoke_agent(request: web.Request) -> web.Response:
@@ -154,6 +159,8 @@ async def revoke_agent(request: web.Request) -> web.Response:
     "Issue a new key; current keys keep working for grace_seconds",
     body=RotateKey,
     response=IssuedKeyOut,
+    status=201,
+    optional_body=True,
 )
 async def rotate_key(request: web.Request) -> web.Response:
     runtime = runtime_of(request)

@@ -34,6 +34,8 @@ from tether.web.bodies import read_model
     "column on errors; the version in force stays in force)",
     body=PolicyApply,
     response=PolicyOut,
+    status=201,
+    also=(200,),
 )
 async def apply_policy(request: web.Request) -> web.Response:
     runtime = runtime_of(request)

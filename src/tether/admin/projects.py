@@ -31,6 +31,7 @@ REQUIRED_SETTINGS = frozenset(
     "Create a project",
     body=ProjectCreate,
     response=ProjectOut,
+    status=201,
 )
 async def create_project(request: web.Request) -> web.Response:
     runtime = runtime_of(request)

@@ -33,6 +33,7 @@ def _out(webhook: Webhook, project_name: str) -> WebhookOut:
     "Send this project's alerts to a webhook",
     body=WebhookAdd,
     response=WebhookOut,
+    status=201,
 )
 async def add_webhook(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
