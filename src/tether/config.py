@@ -29,6 +29,13 @@ def _int_setting(env: dict[str, str], name: str, default: int, minimum: int = 0)
     return value
 
 
+def _choice_setting(env: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip().upper()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
 def _bool_setting(env: dict[str, str], name: str) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if raw in ("", "0", "false", "no"):
@@ -74,6 +81,9 @@ class Settings:
     """Seconds a request has to deliver its whole body."""
     keepalive_timeout: float = 75.0
     max_connections: int = 1024
+    sqlite_synchronous: str = "FULL"
+    """FULL: a decision is on disk (WAL fsynced) before it is answered; NORMAL trades
+    that for speed (the newest commits can be lost on power loss)."""
     refusal_sample_seconds: float = 60.0
     """At most one audit event per client address per this many seconds for requests
     refused without a valid agent key (all are counted in the metrics)."""
@@ -119,4 +129,7 @@ class Settings:
             keepalive_timeout=_int_setting(env, "TETHER_KEEPALIVE_TIMEOUT", 75, 1),
             max_connections=_int_setting(env, "TETHER_MAX_CONNECTIONS", 1024, 1),
             refusal_sample_seconds=_int_setting(env, "TETHER_REFUSAL_SAMPLE_SECONDS", 60, 1),
+            sqlite_synchronous=_choice_setting(
+                env, "TETHER_SQLITE_SYNCHRONOUS", ("FULL", "NORMAL"), "FULL"
+            ),
         )

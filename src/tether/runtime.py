@@ -95,6 +95,8 @@ class Runtime:
     pipeline: Pipeline
     metrics: TetherMetrics
     bootstrap_secret: str | None = None
+    sqlite_writer: SqliteWriter | None = None
+    """The hot-path writer on SQLite (None on PostgreSQL)."""
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -102,7 +104,7 @@ class Runtime:
         private_directory(settings.data_dir)
         master_key = load_master_key(settings.master_key, settings.data_dir / "master.key")
         prices = load_price_overrides(settings.prices_file)
-        db = Database(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url, settings.sqlite_synchronous)
         try:
             await upgrade(db, SealedBox(master_key))
         except Exception as exc:
@@ -122,7 +124,11 @@ class Runtime:
         alert_store = AlertStore(db)
         webhooks = WebhookStore(db, SealedBox(master_key))
         alerts = BudgetAlerts(alert_store, session_store, spend, directory, sessions)
-        writer = None if db.is_postgres else SqliteWriter(make_url(db.url).database or ":memory:")
+        writer = (
+            None
+            if db.is_postgres
+            else SqliteWriter(make_url(db.url).database or ":memory:", settings.sqlite_synchronous)
+        )
         ledger = open_ledger(db.url, writer)
         reserve = ReserveBudget(
             budget_book,
@@ -196,6 +202,7 @@ class Runtime:
                 on_decided=metrics.decided,
             ),
             metrics=metrics,
+            sqlite_writer=writer,
         )
         metrics.gauge(
             "tether_streams_in_flight", "Streams being relayed now", lambda: len(runtime.inflight)
