@@ -15,7 +15,9 @@ MAX_EXAMPLES = "5"
 SEED = os.environ.get("TETHER_SCHEMATHESIS_SEED", "20261130")
 
 
-def test_the_admin_api_conforms_to_its_openapi_document(tether: RunningTether) -> None:
+def test_the_admin_api_conforms_to_its_openapi_document(
+    tether: RunningTether, tmp_path: Path
+) -> None:
     tether.create_project("p")
     tether.create_agent("a", "p")
     schemathesis = Path(sys.executable).parent / "schemathesis"
@@ -41,6 +43,7 @@ def test_the_admin_api_conforms_to_its_openapi_document(tether: RunningTether) -
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=tmp_path,
         env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false"},
     )
     report = run.stdout + run.stderr
