@@ -9,6 +9,7 @@ import logging
 import secrets
 import stat
 import string
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.databases import fetch_sql
 from tests.support.fake_upstream import RunningFake
-from tests.support.server import RunningTether
+from tests.support.server import RunningTether, start_tether
 from tether.cli.main import app
 from tether.fakes.anthropic import FakeReply
 
@@ -130,6 +132,32 @@ def _feed(tether: RunningTether, key: str, upstream: RunningFake) -> None:
     assert created.status_code == 201, created.text
 
 
+@pytest.fixture
+def gateway_any(
+    tmp_path: Path, database_url: str, upstream: RunningFake
+) -> Iterator[RunningTether]:
+    server = start_tether(tmp_path / "data", database_url, anthropic_base_url=upstream.url)
+    server.create_project("p", upstream.fake.api_key)
+    yield server
+    server.stop()
+
+
+def _postgres_tables(database_url: str) -> dict[str, bytes]:
+    """Every row of every table, as text (PostgreSQL keeps no files here to read)."""
+    if not database_url.startswith("postgresql"):
+        return {}
+    tables = fetch_sql(
+        database_url,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    return {
+        f"table {row['table_name']}": repr(
+            fetch_sql(database_url, f'SELECT * FROM "{row["table_name"]}"')
+        ).encode()
+        for row in tables
+    }
+
+
 def _everything_written(
     tether: RunningTether, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> dict[str, bytes]:
@@ -157,14 +185,22 @@ def _everything_written(
 
 
 def test_no_secret_survives_in_anything_tether_writes(
-    gateway: RunningTether, upstream: RunningFake, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    gateway_any: RunningTether,
+    upstream: RunningFake,
+    database_url: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    key = gateway.create_agent("a", "p")
-    _feed(gateway, key, upstream)
-    written = _everything_written(gateway, tmp_path, caplog)
+    key = gateway_any.create_agent("a", "p")
+    _feed(gateway_any, key, upstream)
+    written = _everything_written(gateway_any, tmp_path, caplog)
+    written.update(_postgres_tables(database_url))
 
-    assert any(name.endswith("tether.db-wal") for name in written)
+    if database_url.startswith("sqlite"):
+        assert any(name.endswith("tether.db-wal") for name in written)
+    else:
+        assert "table audit_events" in written and "table webhooks" in written
     assert b"[redacted]" in written["export"]
     leaks = [
         (name, secret)
