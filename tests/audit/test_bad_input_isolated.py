@@ -76,30 +76,44 @@ async def _burst(
             for n in range(GOOD)
         ]
         bad = [
-            client.post("/v1/messages", json=MESSAGE, headers={"X-Tether-Session-Id": b"\xff\xfe"}),  # type: ignore[dict-item]
-            client.post(
-                "/v1/messages", json=MESSAGE, headers={**auth, "X-Tether-Session-Id": b"\xff\xfe"}
-            ),  # type: ignore[dict-item]
-            client.post(
-                "/v1/authorize", content=huge, headers={**auth, "Content-Type": "application/json"}
-            ),
-            client.post(
-                "/v1/authorize",
-                json={
-                    "action": "s3:GetObject",
-                    "resource": "arn:aws:s3:::b/\x00",
-                    "attributes": {"k": "\x00" * 3},
-                },
-                headers=auth,
-            ),
-            client.post("/hooks/claude-code", json=_hook("T" * 200, {"x": 1}), headers=auth),
-            client.post(
-                "/hooks/claude-code", json=_hook("T" * 200, {"x": 1}, "PostToolUse"), headers=auth
-            ),
-            client.post(
-                "/hooks/claude-code", json=_hook("Bash", {"command": "echo \x00 ok"}), headers=auth
-            ),
-        ] * 3
+            request
+            for _ in range(3)
+            for request in [
+                client.post(
+                    "/v1/messages", json=MESSAGE, headers={"X-Tether-Session-Id": b"\xff\xfe"}
+                ),  # type: ignore[dict-item]
+                client.post(
+                    "/v1/messages",
+                    json=MESSAGE,
+                    headers={**auth, "X-Tether-Session-Id": b"\xff\xfe"},
+                ),  # type: ignore[dict-item]
+                client.post(
+                    "/v1/authorize",
+                    content=huge,
+                    headers={**auth, "Content-Type": "application/json"},
+                ),
+                client.post(
+                    "/v1/authorize",
+                    json={
+                        "action": "s3:GetObject",
+                        "resource": "arn:aws:s3:::b/\x00",
+                        "attributes": {"k": "\x00" * 3},
+                    },
+                    headers=auth,
+                ),
+                client.post("/hooks/claude-code", json=_hook("T" * 200, {"x": 1}), headers=auth),
+                client.post(
+                    "/hooks/claude-code",
+                    json=_hook("T" * 200, {"x": 1}, "PostToolUse"),
+                    headers=auth,
+                ),
+                client.post(
+                    "/hooks/claude-code",
+                    json=_hook("Bash", {"command": "echo \x00 ok"}),
+                    headers=auth,
+                ),
+            ]
+        ]
         answers = await asyncio.gather(*good, *bad)
     return list(answers[:GOOD]), list(answers[GOOD:])
 
