@@ -22,6 +22,7 @@ from harness import report, timed
 from sqlalchemy.engine import make_url
 
 from tether.audit.event import AuditEvent
+from tether.audit.normalise import normalised_row
 from tether.store.audit import AuditStore
 from tether.store.audit_appender import PostgresAppender, SqliteAppender
 from tether.store.database import Database
@@ -37,11 +38,11 @@ BASE = (
 
 def rows(n: int) -> list[tuple[Any, ...]]:
     return [
-        AuditEvent(
+        normalised_row(AuditEvent(
             "agent:bench", "anthropic", "model:messages", "anthropic:model/claude-sonnet-5",
             "allow", "no stage objected", project_id="p", agent_id="a", agent_name="bench",
             session_id="s", attributes={"model": "claude-sonnet-5", "stream": True},
-        ).as_row()
+        ))
         for _ in range(n)
     ]  # fmt: skip
 
@@ -52,15 +53,15 @@ def fresh(batch: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [(f"{stamp}-{i}", *row[1:]) for i, row in enumerate(batch)]
 
 
-async def bench_sqlite(n: int, workdir: Path) -> None:
+async def bench_sqlite(n: int, workdir: Path, synchronous: str = "FULL") -> None:
     url = f"sqlite+aiosqlite:///{workdir}/audit.db"
     db = Database(url)
     await upgrade(db)
     await db.dispose()
-    writer = SqliteWriter(str(workdir / "audit.db"))
+    writer = SqliteWriter(str(workdir / "audit.db"), synchronous)
     chained = SqliteAppender(writer)
     insert = BASE.format(", ".join("?" * 14))
-    print(f"SQLite (one writer thread), {n} batches each")
+    print(f"SQLite (one writer thread, synchronous={synchronous}), {n} batches each")
     for size in (1, 32):
         batch = rows(size)
 
@@ -122,10 +123,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--database-url", help="also measure on this (empty) PostgreSQL database")
+    parser.add_argument(
+        "--synchronous",
+        choices=["FULL", "NORMAL", "both"],
+        default="both",
+        help="SQLite's synchronous mode (TETHER_SQLITE_SYNCHRONOUS); both compares them",
+    )
     args = parser.parse_args()
     n = 300 if args.quick else 2000
-    with tempfile.TemporaryDirectory() as workdir:
-        asyncio.run(bench_sqlite(n, Path(workdir)))
+    modes = ["NORMAL", "FULL"] if args.synchronous == "both" else [args.synchronous]
+    for mode in modes:
+        with tempfile.TemporaryDirectory() as workdir:
+            asyncio.run(bench_sqlite(n, Path(workdir), mode))
     if args.database_url:
         asyncio.run(bench_postgres(n, args.database_url))
 

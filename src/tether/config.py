@@ -46,6 +46,22 @@ def _usd_setting(env: dict[str, str], name: str, default: float) -> float | None
     return value
 
 
+def _choice_setting(env: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip().upper()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
+def _bool_setting(env: dict[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name}={raw!r} must be 1 or 0")
+
+
 def _url_setting(env: dict[str, str], name: str, default: str) -> str:
     value = env.get(name) or default
     if not value.startswith(("http://", "https://")):
@@ -101,7 +117,21 @@ class Settings:
     shutdown_grace_seconds: float = 30.0
     """On SIGTERM, how long calls in flight may finish before they are cut (and settled)."""
     metrics_token: str | None = None
-    """When set, ``GET /metrics`` wants ``Authorization: Bearer <it>``."""
+    """``GET /metrics`` accepts ``Authorization: Bearer <it>`` (or an admin token)."""
+    metrics_public: bool = False
+    """``GET /metrics`` without any token: only when the operator says so."""
+    header_timeout: float = 10.0
+    """Seconds a connection has to deliver a complete request head."""
+    body_timeout: float = 60.0
+    """Seconds a request has to deliver its whole body."""
+    keepalive_timeout: float = 75.0
+    max_connections: int = 1024
+    sqlite_synchronous: str = "FULL"
+    """FULL: a decision is on disk (WAL fsynced) before it is answered; NORMAL trades
+    that for speed (the newest commits can be lost on power loss)."""
+    refusal_sample_seconds: float = 60.0
+    """At most one audit event per client address per this many seconds for requests
+    refused without a valid agent key (all are counted in the metrics)."""
     default_session_limit_usd: float | None = 5.0
     default_daily_budget_usd: float | None = 50.0
     """What a new project is given unless its creator opts out (None: not given)."""
@@ -154,4 +184,13 @@ class Settings:
             default_daily_budget_usd=_usd_setting(env, "TETHER_DEFAULT_DAILY_BUDGET_USD", 50.0),
             log_level=_choice(env, "TETHER_LOG_LEVEL", LOG_LEVELS, "INFO").upper(),
             log_format=_choice(env, "TETHER_LOG_FORMAT", LOG_FORMATS, "text").lower(),
+            metrics_public=_bool_setting(env, "TETHER_METRICS_PUBLIC"),
+            header_timeout=_int_setting(env, "TETHER_HEADER_TIMEOUT", 10, 1),
+            body_timeout=_int_setting(env, "TETHER_BODY_TIMEOUT", 60, 1),
+            keepalive_timeout=_int_setting(env, "TETHER_KEEPALIVE_TIMEOUT", 75, 1),
+            max_connections=_int_setting(env, "TETHER_MAX_CONNECTIONS", 1024, 1),
+            refusal_sample_seconds=_int_setting(env, "TETHER_REFUSAL_SAMPLE_SECONDS", 60, 1),
+            sqlite_synchronous=_choice_setting(
+                env, "TETHER_SQLITE_SYNCHRONOUS", ("FULL", "NORMAL"), "FULL"
+            ),
         )

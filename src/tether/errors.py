@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "STATUS_BY_CODE",
+    "AuditEventRejected",
     "AuthenticationFailed",
     "BadRequest",
     "ConfigError",
@@ -16,6 +17,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PolicyInvalid",
+    "RequestTimeout",
     "StoreUnavailable",
     "TetherError",
     "status_for",
@@ -27,6 +29,7 @@ STATUS_BY_CODE: dict[str, int] = {
     # 402 and 423 it shows with tether's message as they are, and does not retry.
     "invalid_json": 400,
     "invalid_request": 400,
+    "invalid_session_id": 400,
     "missing_credentials": 401,
     "invalid_key": 401,
     "expired_key": 401,
@@ -61,6 +64,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "method_not_allowed": 405,
     "conflict": 409,
     "payload_too_large": 413,
+    "request_timeout": 408,
     "unsupported_media_type": 415,
     "policy_invalid": 422,
     "store_unavailable": 503,
@@ -68,6 +72,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "upstream_unreachable": 502,
     "upstream_timeout": 504,
     "audit_unavailable": 503,
+    "audit_event_rejected": 400,
     "internal_error": 500,
 }
 
@@ -104,6 +109,12 @@ class PayloadTooLarge(TetherError):
     code = "payload_too_large"
 
 
+class RequestTimeout(TetherError):
+    """The client did not send its body in time (slow or stalled uploads hold sockets)."""
+
+    code = "request_timeout"
+
+
 class AuthenticationFailed(TetherError):
     code = "invalid_key"
 
@@ -135,6 +146,13 @@ class StoreUnavailable(TetherError):
     """The database could not answer; callers must fail closed."""
 
     code = "store_unavailable"
+
+
+class AuditEventRejected(TetherError):
+    """The database refused this call's audit event (the others in its batch were
+    written): the call is refused, since nothing may act unrecorded."""
+
+    code = "audit_event_rejected"
 
 
 class ConfigError(TetherError):

@@ -44,6 +44,7 @@ from tether.store.clock import now_ms
 from tether.store.controls import ControlStore
 from tether.store.credentials import CredentialStore
 from tether.store.database import Database
+from tether.store.files import private_directory
 from tether.store.migrate import pending_revision, upgrade
 from tether.store.policies import PolicyStore
 from tether.store.projects import ProjectStore
@@ -96,18 +97,21 @@ class Runtime:
     pipeline: Pipeline
     guards: EnforceGuards
     metrics: TetherMetrics
+    sqlite_writer: SqliteWriter | None = None
+    """The hot-path writer on SQLite (None on PostgreSQL)."""
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
         """Migrate, load caches, start background work; the result serves requests."""
+        private_directory(settings.data_dir)
         master_key = load_master_key(settings.master_key, settings.data_dir / "master.key")
         prices = load_price_overrides(settings.prices_file)
-        db = Database(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url, settings.sqlite_synchronous)
         url = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
         try:
             behind = None if settings.migrate else await pending_revision(db)
             if settings.migrate:
-                await upgrade(db)
+                await upgrade(db, SealedBox(master_key))
         except Exception as exc:
             await db.dispose()
             raise ConfigError(f"cannot open the database at {url}: {exc}") from exc
@@ -125,7 +129,11 @@ class Runtime:
         sessions = SessionRegistry(session_store, spend)
         controls = FleetControls(ControlStore(db))
         switch = KillSwitch(directory, sessions, controls)
-        writer = None if db.is_postgres else SqliteWriter(make_url(db.url).database or ":memory:")
+        writer = (
+            None
+            if db.is_postgres
+            else SqliteWriter(make_url(db.url).database or ":memory:", settings.sqlite_synchronous)
+        )
         metrics = TetherMetrics()
         audit = AuditLog(open_appender(db.url, writer), watcher=metrics)
         budget_store = BudgetStore(db)
@@ -207,6 +215,7 @@ class Runtime:
             ),
             guards=guards,
             metrics=metrics,
+            sqlite_writer=writer,
         )
         metrics.gauge(
             "tether_streams_in_flight", "Streams being relayed now", lambda: len(runtime.inflight)

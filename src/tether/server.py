@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -13,13 +14,17 @@ from tether.config import Settings
 from tether.gateway.anthropic.proxy import AnthropicGateway, GatewaySettings
 from tether.gateway.authorize import add_authorize_routes
 from tether.gateway.claude_code.hooks import add_claude_code_hook_routes
-from tether.logs.access import request_scope_middleware
+from tether.gateway.credentials import DOORKEEPER_KEY
+from tether.identity.doorkeeper import Doorkeeper
+from tether.logs.access import AccessLogger, request_scope_middleware
 from tether.metrics.endpoint import add_metrics_route
 from tether.runtime import Runtime
+from tether.web.bodies import BODY_TIMEOUT_KEY
+from tether.web.connections import ConnectionGuard, GuardedSite, connection_middleware
 from tether.web.errors import error_middleware
 from tether.web.readiness import ReadinessCheck, add_health_routes
 
-__all__ = ["RUNTIME_KEY", "build_app"]
+__all__ = ["RUNTIME_KEY", "build_app", "make_runner", "make_site"]
 
 RUNTIME_KEY = web.AppKey("tether_runtime", Runtime)
 
@@ -41,13 +46,20 @@ def _readiness_checks(runtime: Runtime) -> dict[str, ReadinessCheck]:
 
 def build_app(runtime: Runtime) -> web.Application:
     """An application serving an already started runtime (the caller stops it)."""
+    settings = runtime.settings
     app = web.Application(
-        middlewares=[request_scope_middleware, error_middleware],
-        client_max_size=runtime.settings.max_message_bytes,
+        middlewares=[request_scope_middleware, connection_middleware, error_middleware],
+        client_max_size=settings.max_message_bytes,
     )
     app[RUNTIME_KEY] = runtime
+    app[BODY_TIMEOUT_KEY] = settings.body_timeout
+    app[DOORKEEPER_KEY] = Doorkeeper(
+        runtime.directory, runtime.audit, runtime.metrics, settings.refusal_sample_seconds
+    )
     add_health_routes(app, __version__, _readiness_checks(runtime))
-    add_metrics_route(app, runtime.metrics, runtime.settings.metrics_token)
+    add_metrics_route(
+        app, runtime.metrics, runtime.directory, settings.metrics_token, settings.metrics_public
+    )
     add_authorize_routes(
         app, runtime.pipeline, runtime.approval_waiter, runtime.settings.max_body_bytes
     )
@@ -63,6 +75,26 @@ def build_app(runtime: Runtime) -> web.Application:
     ).add_routes(app)
     mount_admin(app, runtime, __version__)
     return app
+
+
+def make_runner(
+    app: web.Application, settings: Settings, access_log: logging.Logger | None = None
+) -> web.AppRunner:
+    """``access_log``: where each request is logged (``tether up``), or nowhere."""
+    return web.AppRunner(
+        app,
+        access_log=access_log,
+        access_log_class=AccessLogger,
+        handle_signals=False,
+        keepalive_timeout=settings.keepalive_timeout,
+        shutdown_timeout=settings.shutdown_grace_seconds,
+    )
+
+
+def make_site(runner: web.AppRunner, settings: Settings, host: str, port: int) -> GuardedSite:
+    """A listening site with the connection cap and the header deadline applied."""
+    guard = ConnectionGuard(settings.max_connections, settings.header_timeout)
+    return GuardedSite(runner, host, port, guard, reuse_address=True)
 
 
 async def serving_app(settings: Settings) -> web.Application:

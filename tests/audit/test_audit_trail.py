@@ -97,6 +97,21 @@ def test_an_export_verifies_offline_and_its_anchor_catches_a_rewritten_chain(
     bad_file = cli("audit", "verify", "--file", str(tmp_path / "edited.jsonl"))
     assert bad_file.exit_code == 1 and "#2" in bad_file.output
 
+    whole = cli("audit", "verify", "--file", str(out))
+    assert "from #1 (the start of the trail)" in whole.output
+    (tmp_path / "cut.jsonl").write_bytes(b"\n".join(lines[2:]))
+    for extra in ([], ["--expect", anchor]):
+        cut = cli("audit", "verify", "--file", str(tmp_path / "cut.jsonl"), *extra)
+        assert cut.exit_code == 1 and "oldest events are missing" in cut.output, cut.output
+    named = cli("audit", "verify", "--file", str(tmp_path / "cut.jsonl"), "--from-seq", "3")
+    assert named.exit_code == 0 and "from #3" in named.output and "NOT anchored" in named.output
+    second = json.loads(lines[1])
+    continued = cli(
+        "audit", "verify", "--file", str(tmp_path / "cut.jsonl"),
+        "--expect", f"2:{second['hash']}",
+    )  # fmt: skip
+    assert continued.exit_code == 0 and "continuing the --expect anchor" in continued.output
+
     rewrite_whole_chain_from_event_2(database_url)
     fooled = cli("audit", "verify")
     assert fooled.exit_code == 0, "a chain recomputed by someone with database access verifies"

@@ -69,10 +69,29 @@ def test_swapping_two_events_is_found() -> None:
     assert broken is not None and broken.seq == 4
 
 
-def test_an_export_file_is_checked_from_its_first_event_and_bad_lines_are_breaks() -> None:
+def test_an_export_must_start_at_1_unless_anchored_or_named_and_bad_lines_are_breaks() -> None:
     chain = events(10)
-    lines = [orjson.dumps(e) for e in chain[4:]]
-    report = walk_export(lines)
-    assert report.intact and report.checked == 6 and report.head.seq == 10
-    broken = walk_export([*lines[:2], b"not json", *lines[2:]]).first_break
+    whole = [orjson.dumps(e) for e in chain]
+    full = walk_export(whole)
+    assert full.intact and full.checked == 10 and (full.start_seq, full.start) == (1, "genesis")
+
+    cut = whole[4:]
+    refused = walk_export(cut)
+    assert not refused.intact and refused.first_break is not None
+    assert "starts at #5, not #1" in refused.first_break.problem
+
+    named = walk_export(cut, from_seq=5)
+    assert named.intact and named.checked == 6 and named.head.seq == 10
+    assert (named.start_seq, named.start) == (5, "from-seq")
+    assert not walk_export(cut, from_seq=3).intact
+
+    anchored = walk_export(cut, anchor=ChainHead(4, chain[3]["hash"]))
+    assert anchored.intact and anchored.start == "anchor"
+    wrong = walk_export(cut, anchor=ChainHead(4, "f" * 64)).first_break
+    assert wrong is not None and wrong.seq == 5
+
+    forged_start = dict(chain[0], prev_hash="a" * 64)
+    assert not walk_export([orjson.dumps(forged_start), *whole[1:]]).intact
+
+    broken = walk_export([*whole[:2], b"not json", *whole[2:]]).first_break
     assert broken is not None and broken.event_id == "line 3"

@@ -74,5 +74,5 @@ def test_a_refused_delivery_is_dead_lettered_and_listed(  # type: ignore[no-unty
     assert sorted(r["state"] for r in everything) == ["delivered", "failed"]
     table = cli("webhooks", "deliveries", "p")
     assert table.exit_code == 0 and "HTTP 404" in table.output
-    bad = tether.call("GET", "/projects/p/webhooks/deliveries", params={"state": "lost"})
+    bad = tether.call("GET", "/projects/p/webhook-deliveries", params={"state": "lost"})
     assert bad.status_code == 400 and "state must be one of" in bad.text

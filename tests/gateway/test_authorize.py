@@ -56,14 +56,15 @@ def test_session_is_created_when_absent(tether: RunningTether) -> None:
     assert first["session_id"] != second["session_id"]
 
 
-def test_unknown_key_is_denied_401_and_audited(tether: RunningTether) -> None:
+def test_unknown_key_is_denied_401_and_audited_as_a_sampled_refusal(tether: RunningTether) -> None:
     response = authorize(tether, "tth_not-a-real-key", BODY)
     assert response.status_code == 401
     body = response.json()
     assert body["decision"] == "deny"
     assert body["error"]["code"] == "invalid_key"
-    events = tether.call("GET", "/audit", params={"session": "sess-1"}).json()
+    events = tether.call("GET", "/audit", params={"action": "auth:refused"}).json()
     assert [(e["result"], e["code"]) for e in events] == [("deny", "invalid_key")]
+    assert events[0]["attributes"]["refused"] == 1
 
 
 def test_missing_key_is_denied_with_how_to_send_it(tether: RunningTether) -> None:

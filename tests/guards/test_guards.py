@@ -277,7 +277,10 @@ def test_the_circuit_breaker_holds_at_least_its_cool_down_and_doubles_it_on_each
     assert refused.json()["error"]["type"] == "rate_limit_error"
     assert int(refused.headers["retry-after"]) == 2, "upstream's retry-after was longer"
     assert len(upstream.fake.received) == reached
-    assert "tether_circuit_breakers_open 1.0" in httpx.get(f"{gateway.url}/metrics").text
+    scraped = httpx.get(
+        f"{gateway.url}/metrics", headers={"Authorization": f"Bearer {gateway.admin_token}"}
+    )
+    assert "tether_circuit_breakers_open 1.0" in scraped.text
     trips = gateway.call("GET", "/audit", params={"action": "guard:upstream_circuit_open"}).json()
     assert len(trips) == 1 and trips[0]["result"] == "deny"
     time.sleep(2.1)

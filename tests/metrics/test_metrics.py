@@ -17,7 +17,9 @@ from tether.fakes.anthropic import FakeReply
 
 
 def scrape(tether: RunningTether) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    answer = httpx.get(f"{tether.url}/metrics")
+    answer = httpx.get(
+        f"{tether.url}/metrics", headers={"Authorization": f"Bearer {tether.admin_token}"}
+    )
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
     return {
@@ -92,11 +94,17 @@ def test_metrics_count_decisions_tokens_and_cost_as_the_trail_records_them(
         and ("phase", "decision") in labels
     )
     assert refused == 1
-    assert value(samples, "tether_decision_seconds_count", source="anthropic") >= 4
+    assert value(samples, "tether_decision_seconds_count", source="anthropic") >= 3
+    assert (
+        value(
+            samples, "tether_unauthenticated_refusals_total", door="anthropic", code="invalid_key"
+        )
+        == 1
+    )
     assert value(samples, "tether_audit_commit_seconds_count") >= 1
     assert value(samples, "tether_audit_write_failures_total") == 0
     assert ("tether_streams_in_flight", ()) in samples
-    assert "tth_not_a_real_key" not in httpx.get(f"{gateway.url}/metrics").text
+    assert "tth_not_a_real_key" not in str(samples)
 
 
 def test_a_metrics_token_keeps_scrapes_without_it_out(tmp_path: Path) -> None:
@@ -105,9 +113,29 @@ def test_a_metrics_token_keeps_scrapes_without_it_out(tmp_path: Path) -> None:
         missing = httpx.get(f"{server.url}/metrics")
         assert missing.status_code == 401
         assert "Bearer <TETHER_METRICS_TOKEN>" in missing.json()["error"]["message"]
+        admin = httpx.get(
+            f"{server.url}/metrics", headers={"Authorization": f"Bearer {server.admin_token}"}
+        )
+        assert admin.status_code == 200
         wrong = httpx.get(f"{server.url}/metrics", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and "nope" not in wrong.text
         right = httpx.get(f"{server.url}/metrics", headers={"Authorization": "Bearer m-secret"})
         assert right.status_code == 200 and "tether_events_total" in right.text
     finally:
         server.stop()
+
+
+def test_metrics_are_closed_by_default_and_open_only_when_told(tmp_path: Path) -> None:
+    closed = start_tether(tmp_path / "a", sqlite_url(str(tmp_path / "a")))
+    try:
+        refused = httpx.get(f"{closed.url}/metrics")
+        assert refused.status_code == 401 and "TETHER_METRICS_PUBLIC" in refused.text
+        agent_key = httpx.get(f"{closed.url}/metrics", headers={"Authorization": "Bearer tth_x"})
+        assert agent_key.status_code == 401
+    finally:
+        closed.stop()
+    opened = start_tether(tmp_path / "b", sqlite_url(str(tmp_path / "b")), metrics_public=True)
+    try:
+        assert httpx.get(f"{opened.url}/metrics").status_code == 200
+    finally:
+        opened.stop()

@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
+from tether.audit.normalise import normalised_row
 from tether.errors import Conflict, NotFound, StoreUnavailable
 from tether.guards.settings import GuardSettings, OnTrip, load_guard_settings
 from tether.store.agents import AgentStore
@@ -227,14 +228,16 @@ async def test_audit_query_filters_by_time_window(db: Database, database_url: st
     base = 1_800_000_000_000
     await appender.append(
         [
-            AuditEvent(
-                actor="a",
-                source="t",
-                action="x",
-                resource=str(i),
-                result="allow",
-                ts=base + i * 1000,
-            ).as_row()
+            normalised_row(
+                AuditEvent(
+                    actor="a",
+                    source="t",
+                    action="x",
+                    resource=str(i),
+                    result="allow",
+                    ts=base + i * 1000,
+                )
+            )
             for i in range(10)
         ]
     )
@@ -267,3 +270,61 @@ async def test_change_feed_delivers_changes_made_by_another_connection(
     finally:
         await feed.stop()
         await other.dispose()
+
+
+async def test_webhook_urls_stored_in_clear_are_sealed_on_upgrade(database_url: str) -> None:
+    """Rows written before 0009 keep working: their URL is sealed under the master key
+    and only the masked form stays readable; the dispatcher still gets the real URL."""
+    import os
+
+    from alembic import command
+    from sqlalchemy import text as sql
+
+    from tether.store.migrate import alembic_config
+    from tether.store.webhooks import WebhookStore
+    from tether.vault.sealed_box import SealedBox
+
+    url = "https://hooks.slack.com/services/T1/B2/notforeyes"
+    box = SealedBox(os.urandom(32))
+    database = Database(database_url)
+    try:
+        async with database.write() as conn:
+            await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "0008"))
+        project = await ProjectStore(database).create("p")
+        async with database.write() as conn:
+            await conn.execute(
+                sql(
+                    "INSERT INTO webhooks (id, project_id, kind, url, created_at, created_by) "
+                    "VALUES ('w1', :project, 'slack', :url, 1, 'admin:x')"
+                ),
+                {"project": project.id, "url": url},
+            )
+        with pytest.raises(Exception, match="master key"):
+            await upgrade(database)
+        await upgrade(database, box)
+        async with database.read() as conn:
+            stored = (await conn.execute(sql("SELECT url, url_sealed FROM webhooks"))).one()
+        assert stored.url == "https://hooks.slack.com/…"
+        assert b"notforeyes" not in bytes(stored.url_sealed)
+        store = WebhookStore(database, box)
+        assert [w.url for w in await store.of_project(project.id)] == ["https://hooks.slack.com/…"]
+        found = await store.get("w1")
+        assert found is not None and found[0].url == url
+    finally:
+        await database.dispose()
+
+
+async def test_driver_and_pool_errors_mean_the_store_is_unavailable(db: Database) -> None:
+    """What the PostgreSQL driver raises on a broken connection (seen during an outage:
+    ``InternalClientError``) and an exhausted pool fail closed as 503s, not 500s."""
+    import asyncpg
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    for failure in (
+        asyncpg.InternalClientError("cannot switch to state 15; another operation is in progress"),
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        PoolTimeout("QueuePool limit of size 10 overflow 10 reached"),
+    ):
+        with pytest.raises(StoreUnavailable):
+            async with db.read():
+                raise failure

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from tether.config import Settings
 from tether.runtime import Runtime
-from tether.server import build_app
+from tether.server import build_app, make_runner, make_site
 
 PERMIT_ALL = "permit(principal, action, resource);\n"
 """For tests about something other than policy: every action permitted (deletions still
@@ -129,9 +129,9 @@ def start_tether(data_dir: Path, database_url: str, **overrides: Any) -> Running
 
     async def boot() -> tuple[Runtime, web.AppRunner, int, str | None]:
         runtime = await Runtime.start(settings)
-        runner = web.AppRunner(build_app(runtime), access_log=None, handle_signals=False)
+        runner = make_runner(build_app(runtime), settings)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = make_site(runner, settings, "127.0.0.1", 0)
         await site.start()
         server = site._server
         assert server is not None

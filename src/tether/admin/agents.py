@@ -41,6 +41,7 @@ async def _out(runtime: Runtime, agent: Agent) -> AgentOut:
     "Create an agent in a project; its key is in the response, once",
     body=AgentCreate,
     response=AgentCreated,
+    status=201,
 )
 async def create_agent(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
@@ -108,6 +109,7 @@ async def _transition(
     "agents.stop",
     "Stop an agent: all its sessions, running and new, are refused until it is released",
     body=StateChange,
+    optional_body=True,
     response=AgentOut,
 )
 async def stop_agent(request: web.Request) -> web.Response:
@@ -120,6 +122,7 @@ async def stop_agent(request: web.Request) -> web.Response:
     "agents.quarantine",
     "Quarantine an agent: every action it attempts is denied",
     body=StateChange,
+    optional_body=True,
     response=AgentOut,
 )
 async def quarantine_agent(request: web.Request) -> web.Response:
@@ -134,6 +137,7 @@ async def quarantine_agent(request: web.Request) -> web.Response:
     "agents.release",
     "Release a stopped or quarantined agent",
     body=StateChange,
+    optional_body=True,
     response=AgentOut,
 )
 async def release_agent(request: web.Request) -> web.Response:
@@ -148,6 +152,7 @@ async def release_agent(request: web.Request) -> web.Response:
     "agents.revoke",
     "Revoke an agent and all its keys, for good",
     body=StateChange,
+    optional_body=True,
     response=AgentOut,
 )
 async def revoke_agent(request: web.Request) -> web.Response:
@@ -165,6 +170,8 @@ async def revoke_agent(request: web.Request) -> web.Response:
     "Issue a new key; current keys keep working for grace_seconds",
     body=RotateKey,
     response=IssuedKeyOut,
+    status=201,
+    optional_body=True,
 )
 async def rotate_key(request: web.Request) -> web.Response:
     runtime = runtime_of(request)

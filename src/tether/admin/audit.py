@@ -134,6 +134,8 @@ async def verify_audit(request: web.Request) -> web.Response:
     "audit.export",
     "The audit trail as stored, one JSON event per line in chain order (for your own "
     "storage; verifiable offline with `tether audit verify --file`)",
+    status=200,
+    media_type="application/x-ndjson",
 )
 async def export_audit(request: web.Request) -> web.StreamResponse:
     runtime = runtime_of(request)

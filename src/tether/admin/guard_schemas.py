@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from tether.admin.patches import not_null
 from tether.admin.schemas import Strict
 from tether.guards.settings import GuardSettings, OnTrip
 
@@ -15,12 +16,14 @@ OFF = "; null turns this guard off"
 
 
 class GuardsUpdate(Strict):
-    """Only the fields sent change."""
+    """Only the fields sent change; an empty object is refused (nothing to change)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     repeat_limit: int | None = Field(
         None, ge=1, le=100_000, description="the same call at most this many times per window" + OFF
     )
-    repeat_window_seconds: int | None = Field(None, ge=1, le=86_400)
+    repeat_window_seconds: int | None = Field(None, ge=1, le=86_400, json_schema_extra=not_null)
     tool_repeat_limit: int | None = Field(
         None,
         ge=1,
@@ -40,13 +43,19 @@ class GuardsUpdate(Strict):
     breaker_failures: int | None = Field(
         None, ge=1, le=10_000, description="upstream 429/5xx in a row before failing fast" + OFF
     )
-    breaker_cooldown_seconds: int | None = Field(None, ge=1, le=3600)
-    breaker_max_cooldown_seconds: int | None = Field(None, ge=1, le=86_400)
+    breaker_cooldown_seconds: int | None = Field(None, ge=1, le=3600, json_schema_extra=not_null)
+    breaker_max_cooldown_seconds: int | None = Field(
+        None, ge=1, le=86_400, json_schema_extra=not_null
+    )
     require_hooks: bool | None = Field(
-        None, description="refuse tool results no PreToolUse hook asked tether about"
+        None,
+        description="refuse tool results no PreToolUse hook asked tether about",
+        json_schema_extra=not_null,
     )
     on_trip: OnTrip | None = Field(
-        None, description="beyond refusing the call: deny (nothing more), pause or terminate"
+        None,
+        description="beyond refusing the call: deny (nothing more), pause or terminate",
+        json_schema_extra=not_null,
     )
 
 

@@ -31,6 +31,7 @@ async def _change(request: web.Request) -> tuple[str, str]:
     "sessions.kill",
     "Terminate a session: its next request is refused and a running stream is cut",
     body=StateChange,
+    optional_body=True,
     response=SessionOut,
 )
 async def kill_session(request: web.Request) -> web.Response:
@@ -43,6 +44,7 @@ async def kill_session(request: web.Request) -> web.Response:
     "sessions.resume",
     "Resume a paused session (a guard's pause); terminated sessions stay terminated",
     body=StateChange,
+    optional_body=True,
     response=SessionOut,
 )
 async def resume_session(request: web.Request) -> web.Response:
@@ -90,6 +92,7 @@ async def _pause_project(request: web.Request, paused: bool) -> web.Response:
     "projects.pause",
     "Pause a project: every agent in it is refused, running streams are cut",
     body=StateChange,
+    optional_body=True,
     response=ProjectOut,
 )
 async def pause_project(request: web.Request) -> web.Response:
@@ -102,6 +105,7 @@ async def pause_project(request: web.Request) -> web.Response:
     "projects.resume",
     "Resume a paused project",
     body=StateChange,
+    optional_body=True,
     response=ProjectOut,
 )
 async def resume_project(request: web.Request) -> web.Response:
@@ -134,6 +138,7 @@ def _fleet_state(request: web.Request) -> web.Response:
     "fleet.pause",
     "Pause every agent of every project",
     body=StateChange,
+    optional_body=True,
     response=PauseState,
 )
 async def pause_fleet(request: web.Request) -> web.Response:
@@ -146,6 +151,7 @@ async def pause_fleet(request: web.Request) -> web.Response:
     "fleet.resume",
     "Lift the fleet-wide pause",
     body=StateChange,
+    optional_body=True,
     response=PauseState,
 )
 async def resume_fleet(request: web.Request) -> web.Response:

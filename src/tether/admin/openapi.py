@@ -8,11 +8,16 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from tether.admin.routing import PREFIX, RouteTable
+from tether.admin.projects import PROVIDERS
+from tether.admin.routing import PREFIX, AdminRoute, RouteTable
 
 __all__ = ["openapi_document"]
 
 REF = "#/components/schemas/{model}"
+PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "provider": {"type": "string", "enum": sorted(PROVIDERS)},
+}
+"""Path parameters narrower than any string."""
 
 
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
@@ -20,6 +25,29 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any
     components.update(schema.pop("$defs", {}))
     components[model.__name__] = schema
     return {"$ref": REF.format(model=model.__name__)}
+
+
+def _links(route: AdminRoute, table: RouteTable) -> dict[str, Any]:
+    """A creation's name feeds the operations on what it created (``POST /projects`` →
+    ``GET /projects/{project}``), so clients and fuzzers follow them by name, not id."""
+    if route.status != 201 or "{" in route.path or route.response is None:
+        return {}
+    fields = route.response.model_fields
+    if "name" in fields:
+        pointer = "$response.body#/name"
+    elif "agent" in fields and fields["agent"].annotation is not str:
+        pointer = "$response.body#/agent/name"
+    else:
+        return {}
+    links: dict[str, Any] = {}
+    for other in table.routes:
+        param = re.match(re.escape(route.path) + r"/{(\w+)}", other.path)
+        if param is not None:
+            links[other.name] = {
+                "operationId": other.name,
+                "parameters": {param.group(1): pointer},
+            }
+    return links
 
 
 def openapi_document(table: RouteTable, version: str) -> dict[str, Any]:
@@ -34,7 +62,12 @@ def openapi_document(table: RouteTable, version: str) -> dict[str, Any]:
             "operationId": route.name,
             "summary": route.summary,
             "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": name,
+                    "in": "path",
+                    "required": True,
+                    "schema": PATH_SCHEMAS.get(name, {"type": "string"}),
+                }
                 for name in re.findall(r"{(\w+)}", route.path)
             ],
             "responses": {"4XX": error, "503": error},
@@ -42,19 +75,25 @@ def openapi_document(table: RouteTable, version: str) -> dict[str, Any]:
         }
         if route.body is not None:
             operation["requestBody"] = {
-                "required": True,
+                "required": not route.optional_body,
                 "content": {"application/json": {"schema": _schema(route.body, components)}},
             }
-        if route.response is not None:
-            schema = _schema(route.response, components)
-            if route.many:
-                schema = {"type": "array", "items": schema}
-            operation["responses"]["200"] = {
-                "description": "ok",
-                "content": {"application/json": {"schema": schema}},
-            }
-        else:
+        if route.status == 204:
             operation["responses"]["204"] = {"description": "done"}
+        else:
+            schema: dict[str, Any] = {}
+            if route.response is not None:
+                schema = _schema(route.response, components)
+                if route.many:
+                    schema = {"type": "array", "items": schema}
+            for status in (route.status, *route.also):
+                operation["responses"][str(status)] = {
+                    "description": "created" if status == 201 else "ok",
+                    "content": {route.media_type: {"schema": schema}},
+                }
+        links = _links(route, table)
+        if links:
+            operation["responses"][str(route.status)]["links"] = links
         paths.setdefault(PREFIX + route.path, {})[route.method.lower()] = operation
     components["Error"] = {
         "type": "object",

@@ -8,7 +8,19 @@ from pydantic import BaseModel
 
 from tether.errors import BadRequest
 
-__all__ = ["changes_in"]
+__all__ = ["changes_in", "not_null"]
+
+
+def not_null(schema: dict[str, Any]) -> None:
+    """JSON Schema for a PATCH field that may be left out but not set to null (the model
+    types it ``X | None`` only so that "not sent" has a value)."""
+    if schema.get("default", ...) is None:
+        del schema["default"]
+    options = [option for option in schema.pop("anyOf", []) if option.get("type") != "null"]
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options
 
 
 def changes_in(payload: BaseModel, not_null: frozenset[str]) -> dict[str, Any]:

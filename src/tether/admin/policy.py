@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
     "column on errors; the version in force stays in force)",
     body=PolicyApply,
     response=PolicyOut,
+    status=201,
+    also=(200,),
 )
 async def apply_policy(request: web.Request) -> web.Response:
     runtime = runtime_of(request)

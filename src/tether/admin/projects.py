@@ -34,6 +34,7 @@ REQUIRED_SETTINGS = frozenset(
     "Create a project (with the default per-session limit and daily budget unless told not to)",
     body=ProjectCreate,
     response=ProjectCreated,
+    status=201,
 )
 async def create_project(request: web.Request) -> web.Response:
     runtime = runtime_of(request)

@@ -26,6 +26,13 @@ class AdminRoute:
     body: type[BaseModel] | None
     response: type[BaseModel] | None
     many: bool
+    status: int = 200
+    """The success status (201 for creations; 204 when there is no response body)."""
+    optional_body: bool = False
+    """An empty body means the model's defaults (``read_optional_model``)."""
+    media_type: str = "application/json"
+    also: tuple[int, ...] = ()
+    """Other success statuses with the same body (200 for a policy already in force)."""
 
     @property
     def writes(self) -> bool:
@@ -46,10 +53,29 @@ class RouteTable:
         body: type[BaseModel] | None = None,
         response: type[BaseModel] | None = None,
         many: bool = False,
+        status: int | None = None,
+        optional_body: bool = False,
+        media_type: str = "application/json",
+        also: tuple[int, ...] = (),
     ) -> Callable[[Handler], Handler]:
+        success = status if status is not None else 200 if response is not None else 204
+
         def register(handler: Handler) -> Handler:
             self.routes.append(
-                AdminRoute(method, path, name, summary, handler, body, response, many)
+                AdminRoute(
+                    method,
+                    path,
+                    name,
+                    summary,
+                    handler,
+                    body,
+                    response,
+                    many,
+                    success,
+                    optional_body,
+                    media_type,
+                    also,
+                )
             )
             return handler
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tether.admin.patches import not_null
 from tether.budgets.definitions import DEFAULT_THRESHOLDS, BudgetPeriod
 from tether.store.clock import iso_ms
 from tether.store.records import (
@@ -144,7 +145,16 @@ class StateChange(Strict):
     reason: str = Field("", max_length=1000, description="why; shown to the agent's user")
 
 
+def _known_zones(schema: dict[str, Any]) -> None:
+    not_null(schema)
+    schema["enum"] = sorted(available_timezones())
+
+
 class ProjectUpdate(Strict):
+    """Only the fields sent change; an empty object is refused (nothing to change)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
     upstream_base_url: str | None = Field(
         None,
         pattern=r"^https?://[^\s]+$",
@@ -155,16 +165,24 @@ class ProjectUpdate(Strict):
         None,
         max_length=64,
         description="IANA zone for daily and monthly budgets, e.g. Europe/Paris",
+        json_schema_extra=_known_zones,
     )
     deletion_approval: bool | None = Field(
-        None, description="every deletion waits for a human approval (default true)"
+        None,
+        description="every deletion waits for a human approval (default true)",
+        json_schema_extra=not_null,
     )
     unknown_command: Literal["deny", "ask"] | None = Field(
         None,
         description="what shell commands tether cannot understand get: deny, or ask for approval",
+        json_schema_extra=not_null,
     )
     approval_ttl_seconds: int | None = Field(
-        None, ge=1, le=7 * 86400, description="how long approvals stay pending, and usable"
+        None,
+        ge=1,
+        le=7 * 86400,
+        description="how long approvals stay pending, and usable",
+        json_schema_extra=not_null,
     )
 
     @field_validator("timezone")
@@ -307,13 +325,31 @@ class BudgetPut(Strict):
     """One budget: its scope follows from the fields (agent → agent budget; period
     ``session`` → a limit for every session of the project; else the project's)."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["limit_usd"], "properties": {"limit_usd": {"type": "number"}}},
+                {
+                    "required": ["limit_tokens"],
+                    "properties": {"limit_tokens": {"type": "integer"}},
+                },
+            ],
+            "not": {
+                "required": ["agent", "period"],
+                "properties": {"agent": {"type": "string"}, "period": {"const": "session"}},
+            },
+        },
+    )
+
     project: str = Field(min_length=1, max_length=64)
     agent: str | None = Field(None, min_length=1, max_length=64)
     period: BudgetPeriod
     limit_usd: float | None = Field(None, gt=0, le=10_000_000, description="USD, > 0")
     limit_tokens: int | None = Field(None, gt=0, description="tokens, > 0")
-    thresholds: list[int] = Field(
+    thresholds: list[Annotated[int, Field(ge=1, le=100)]] = Field(
         default_factory=lambda: list(DEFAULT_THRESHOLDS),
+        min_length=1,
         description="alert at these percentages of the limit",
     )
 
@@ -352,6 +388,16 @@ class BudgetOut(BaseModel):
 
 
 class WebhookAdd(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"kind": {"const": "slack"}}},
+                {"required": ["secret"], "properties": {"secret": {"type": "string"}}},
+            ]
+        },
+    )
+
     kind: str = Field(pattern=r"^(slack|generic)$", description="slack or generic (HMAC-signed)")
     url: str = Field(pattern=r"^https?://[^\s]+$", max_length=1024)
     secret: str | None = Field(

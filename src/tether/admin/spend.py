@@ -44,6 +44,7 @@ async def _named(runtime: Runtime, rows: list[dict[str, Any]]) -> list[dict[str,
     "/spend",
     "spend.report",
     "Spend by=project|agent|session|day (?project=, ?agent=, ?since=, ?until= as YYYY-MM-DD)",
+    status=200,
 )
 async def spend_report(request: web.Request) -> web.Response:
     runtime = runtime_of(request)

@@ -19,6 +19,7 @@ from tether.web.bodies import read_model
     "Create an admin token; its secret is shown once",
     body=TokenCreate,
     response=TokenCreated,
+    status=201,
 )
 async def create_token(request: web.Request) -> web.Response:
     runtime = runtime_of(request)

@@ -34,6 +34,7 @@ def _out(webhook: Webhook, project_name: str) -> WebhookOut:
     "Send this project's alerts to a webhook",
     body=WebhookAdd,
     response=WebhookOut,
+    status=201,
 )
 async def add_webhook(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
@@ -92,7 +93,7 @@ def _delivery_out(delivery: Delivery) -> DeliveryOut:
 
 @routes.route(
     "GET",
-    "/projects/{project}/webhooks/deliveries",
+    "/projects/{project}/webhook-deliveries",
     "webhooks.deliveries",
     "A project's alert deliveries, newest first (?state=delivered|retrying|failed: failed "
     "ones were refused for good and are not retried; ?limit=)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tether.audit.redaction import redact_text
 from tether.store.approvals import ApprovalRequest
 
 __all__ = ["approval_announcement", "instructions"]
@@ -23,7 +24,7 @@ def approval_announcement(ask: ApprovalRequest, project: str, agent: str) -> dic
         "agent": agent,
         "session": ask.session_id,
         "action": ask.action,
-        "resource": ask.resource,
+        "resource": redact_text(ask.resource),
         "tags": ask.attributes.get("tags", {}),
         "reason": ask.reason,
     }

@@ -91,6 +91,11 @@ class ChainReport:
     checked: int
     head: ChainHead
     first_break: ChainBreak | None
+    start_seq: int = 1
+    """The first event walked; a walk from after #1 proves nothing about what came before."""
+    start: str = "genesis"
+    """What the first event was checked against: ``genesis``, ``anchor`` (an expected
+    ``SEQ:HASH``) or ``from-seq`` (taken on the operator's word: unanchored)."""
 
     @property
     def intact(self) -> bool:
@@ -138,14 +143,49 @@ class ChainWalker:
                 "the newest events were removed",
             )
 
-    def report(self) -> ChainReport:
-        return ChainReport(self._checked, self._head, self._break)
+    def refuse(self, problem: ChainBreak) -> None:
+        if self._break is None:
+            self._break = problem
+
+    def report(self, start_seq: int = 1, start: str = "genesis") -> ChainReport:
+        return ChainReport(self._checked, self._head, self._break, start_seq, start)
 
 
-def walk_export(lines: Iterable[bytes]) -> ChainReport:
-    """Verify an export (one stored event per line, chain order) without the database. A
-    partial export (``--after-seq``) is checked from its first event on."""
+def _starting_point(
+    first: dict[str, Any], from_seq: int | None, anchor: ChainHead | None
+) -> tuple[ChainHead, str, ChainBreak | None]:
+    """Where the walk of an export begins. From #1 it is the genesis hash; a later first
+    event must be anchored (``anchor`` is the event before it) or named (``from_seq``),
+    so an export with its oldest events cut off does not verify."""
+    seq = first.get("seq")
+    event_id = str(first.get("id"))
+    if not isinstance(seq, int) or seq < 1:
+        return ChainHead(0, GENESIS), "genesis", None
+    if from_seq is not None and from_seq != seq:
+        problem = f"the export starts at #{seq}, not at #{from_seq} (--from-seq)"
+        return ChainHead(seq - 1, GENESIS), "from-seq", ChainBreak(seq, event_id, problem)
+    if seq == 1:
+        return ChainHead(0, GENESIS), "genesis", None
+    if anchor is not None and anchor.seq == seq - 1:
+        return anchor, "anchor", None
+    if from_seq is not None:
+        return ChainHead(seq - 1, str(first.get("prev_hash") or "")), "from-seq", None
+    problem = (
+        f"the export starts at #{seq}, not #1: its oldest events are missing. For a partial "
+        f"export, pass --expect with the anchor of event #{seq - 1}, or --from-seq {seq} "
+        "to check it from there unanchored"
+    )
+    return ChainHead(seq - 1, GENESIS), "genesis", ChainBreak(seq, event_id, problem)
+
+
+def walk_export(
+    lines: Iterable[bytes], *, from_seq: int | None = None, anchor: ChainHead | None = None
+) -> ChainReport:
+    """Verify an export (one stored event per line, chain order) without the database.
+    It must start at #1, at ``anchor.seq + 1`` (checked against the anchor's hash), or at
+    ``from_seq`` (said explicitly; not anchored)."""
     walker: ChainWalker | None = None
+    start_seq, start = 1, "genesis"
     for number, line in enumerate(lines, start=1):
         try:
             event = orjson.loads(line)
@@ -154,9 +194,12 @@ def walk_export(lines: Iterable[bytes]) -> ChainReport:
         if not isinstance(event, dict):
             event = {"id": f"line {number}", "seq": None}
         if walker is None:
-            first = event.get("seq")
-            start = first - 1 if isinstance(first, int) and first > 0 else 0
-            walker = ChainWalker(ChainHead(start, str(event.get("prev_hash") or GENESIS)))
+            head, start, refused = _starting_point(event, from_seq, anchor)
+            start_seq = head.seq + 1
+            walker = ChainWalker(head)
+            if refused is not None:
+                walker.refuse(refused)
+                break
         if not walker.feed(event):
             break
-    return (walker or ChainWalker()).report()
+    return (walker or ChainWalker()).report(start_seq, start)

@@ -1,11 +1,10 @@
-"""One audit event, as every front door and the admin API record it."""
+"""One audit event, as every front door and the admin API record it; ``AuditLog``
+normalises it into a row (``tether.audit.normalise``) before it is stored."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 from tether.store.clock import new_id, now_ms
 
@@ -28,22 +27,3 @@ class AuditEvent:
     attributes: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=new_id)
     ts: int = field(default_factory=now_ms)
-
-    def as_row(self) -> tuple[Any, ...]:
-        """The values in the audit table's column order."""
-        return (
-            self.id,
-            self.ts,
-            self.project_id,
-            self.agent_id,
-            self.agent_name,
-            self.session_id,
-            self.actor,
-            self.source,
-            self.action,
-            self.resource,
-            self.result,
-            self.code,
-            self.reason,
-            orjson.dumps(self.attributes, default=str).decode(),
-        )

@@ -1,7 +1,9 @@
 """Group-committed audit writes: ``record()`` returns once the event is durable.
 
 Concurrent callers share one transaction (one fsync), so durability before every
-decision costs one commit per batch, not one per request.
+decision costs one commit per batch, not one per request. Every event is normalised
+(``tether.audit.normalise``) in its caller before it joins a batch, and a batch the
+database rejects is retried caller by caller, so one bad event fails only its own call.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tether.audit.event import AuditEvent
-from tether.errors import TetherError
-from tether.store.audit_appender import AuditAppender
+from tether.audit.normalise import normalised_row
+from tether.errors import AuditEventRejected, TetherError
+from tether.store.audit_appender import AuditAppender, Row
 
 __all__ = ["AuditLog", "AuditUnavailable", "AuditWatcher"]
 
@@ -41,6 +44,7 @@ class AuditWatcher(Protocol):
 @dataclass(slots=True)
 class _Pending:
     events: list[AuditEvent]
+    rows: list[Row]
     done: asyncio.Future[None]
     urgent: bool
 
@@ -89,8 +93,15 @@ class AuditLog:
         to share the next commit, which halves the commits per proxied request."""
         if self._writer is None or self._writer.done():
             raise AuditUnavailable("the audit log is not running; refusing to act unrecorded")
+        try:
+            rows = [normalised_row(event) for event in events]
+        except Exception as exc:
+            log.exception("audit event could not be normalised")
+            raise AuditEventRejected(
+                f"this request could not be recorded ({type(exc).__name__}); nothing was done"
+            ) from exc
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(events, done, urgent))
+        self._queue.put_nowait(_Pending(events, rows, done, urgent))
         await done
 
     async def _next_batch(self) -> list[_Pending]:
@@ -120,26 +131,42 @@ class AuditLog:
     async def _write_forever(self) -> None:
         while True:
             batch = await self._next_batch()
-            events = [e for item in batch for e in item.events]
-            started = time.perf_counter()
             try:
-                await self._appender.append([e.as_row() for e in events])
-            except Exception as exc:
-                self._tell_watcher(None, 0.0)
-                if not isinstance(exc, TetherError):
-                    log.exception("audit write failed")
-                detail = exc.message if isinstance(exc, TetherError) else type(exc).__name__
-                failure = AuditUnavailable(f"the audit log cannot be written: {detail}")
-                self._last_failure = failure.message
-                for item in batch:
-                    if not item.done.done():
-                        item.done.set_exception(failure)
-            else:
-                self._last_failure = None
-                self._tell_watcher(events, time.perf_counter() - started)
-                for item in batch:
-                    if not item.done.done():
-                        item.done.set_result(None)
+                await self._write(batch)
             finally:
                 for _ in batch:
                     self._queue.task_done()
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        """One transaction for the batch; if the database rejects a row in it, each
+        caller's events are written alone so only the rejected call fails."""
+        started = time.perf_counter()
+        try:
+            await self._appender.append([row for item in batch for row in item.rows])
+        except AuditEventRejected as exc:
+            if len(batch) == 1:
+                self._fail(batch, exc)
+                return
+            for item in batch:
+                await self._write([item])
+        except Exception as exc:
+            if not isinstance(exc, TetherError):
+                log.exception("audit write failed")
+            detail = exc.message if isinstance(exc, TetherError) else type(exc).__name__
+            self._fail(batch, AuditUnavailable(f"the audit log cannot be written: {detail}"))
+        else:
+            self._last_failure = None
+            self._tell_watcher(
+                [e for item in batch for e in item.events], time.perf_counter() - started
+            )
+            for item in batch:
+                if not item.done.done():
+                    item.done.set_result(None)
+
+    def _fail(self, batch: list[_Pending], failure: TetherError) -> None:
+        self._tell_watcher(None, 0.0)
+        if isinstance(failure, AuditUnavailable):
+            self._last_failure = failure.message
+        for item in batch:
+            if not item.done.done():
+                item.done.set_exception(failure)

@@ -1,5 +1,10 @@
-"""What of a tool's input goes into the audit trail: a digest of all of it, and a short
-summary with anything that looks like a secret blanked."""
+"""The one redactor for everything tether stores: secrets in text are blanked before any
+audit event is written (``tether.audit.normalise`` applies it to every string field), and
+tool inputs are kept as a digest of all of them plus a short redacted summary.
+
+Blanking errs on the side of hiding: a false positive costs a less readable trail, a
+false negative leaks a credential into a chain that cannot be pruned.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +13,87 @@ import json
 import re
 from typing import Any
 
-__all__ = ["digest", "redact_text", "redacted_summary"]
+import orjson
 
-SECRET_NAMES = re.compile(
-    r"(secret|passw|token|api[_-]?key|authorization|credential|private)", re.I
-)
-SECRET_VALUES = re.compile(
-    r"(sk-ant-[A-Za-z0-9_\-]{8,}|tth_[A-Za-z0-9_\-]{8,}|tta_[A-Za-z0-9_\-]{8,}|AKIA[0-9A-Z]{16}"
-    r"|ghp_[A-Za-z0-9]{20,}|xox[abp]-[A-Za-z0-9\-]{10,}|(?i:bearer)\s+[A-Za-z0-9._\-]{12,})"
-)
+__all__ = ["REDACTED", "digest", "is_secret_name", "redact_text", "redacted_summary"]
+
+REDACTED = "[redacted]"
 SUMMARY_CHARS = 200
 
+SECRET_NAMES = re.compile(
+    r"(secret|passw|pwd|api[_-]?key|authorization|credential|private[_-]?key|access[_-]?key"
+    r"|(^|[_\-.])token$|^token|auth[_-]?token|session[_-]?key|cookie)",
+    re.I,
+)
+"""Names (attribute keys, flags, variables) whose values are secrets."""
 
-def digest(value: Any) -> str:
-    """SHA-256 of the canonical JSON: equal inputs give equal digests (loop detection)."""
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+_KNOWN_FORMATS = re.compile(
+    r"sk-ant-[A-Za-z0-9_\-]{8,}"
+    r"|\bsk-[A-Za-z0-9_\-]{20,}"
+    r"|\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}"
+    r"|\btt[ha]_[A-Za-z0-9_\-]{8,}"
+    r"|\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b"
+    r"|\bgh[pousr]_[A-Za-z0-9]{20,}"
+    r"|\bgithub_pat_[A-Za-z0-9_]{20,}"
+    r"|\bglpat-[A-Za-z0-9_\-]{16,}"
+    r"|\bxox[abposr]-[A-Za-z0-9\-]{10,}"
+    r"|\bAIza[0-9A-Za-z_\-]{30,}"
+    r"|\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
+    r"|https?://hooks\.slack\.com/[^\s\"'<>]+"
+    r"|https?://(?:[\w-]+\.)*discord(?:app)?\.com/api/webhooks/[^\s\"'<>]+"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
+    re.S,
+)
+_AUTH_SCHEMES = re.compile(r"\b((?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=\-]{8,}", re.I)
+_URL_CREDENTIALS = re.compile(r"\b([a-z][a-z0-9+.\-]*://[^/\s:@\"'<>]*:)[^@\s/\"'<>]+@", re.I)
+_SECRET_FLAGS = re.compile(
+    r"(--?[\w-]*(?:password|passwd|secret|token|api-?key|access-key|private-key)[\w-]*)"
+    r"(=|\s+)(\"[^\"]*\"|'[^']*'|\S+)",
+    re.I,
+)
+_SECRET_ASSIGNMENTS = re.compile(
+    r"\b([A-Za-z_][\w.\-]*(?:(?i:passw|pwd|secret|token|credential|api_?key|private_?key|access_?key)"
+    r"|KEY)[\w.\-]*)"
+    r"(\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&|\"']+)",
+)
+_MYSQL = re.compile(r"\b(?:mysql\w*|mariadb\w*)\b", re.I)
+_MYSQL_PASSWORD = re.compile(r"(\s-p)(?=[^\s-])\S+")
+_AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
+
+
+def is_secret_name(name: str) -> bool:
+    return SECRET_NAMES.search(name) is not None
+
+
+def _aws_secret(match: re.Match[str]) -> str:
+    """40 base64 characters of mixed case with a digit look like an AWS secret access key;
+    hex digests and git SHAs (one case) do not."""
+    text = match.group(0)
+    mixed = any(c.isupper() for c in text) and any(c.islower() for c in text)
+    return REDACTED if mixed and any(c.isdigit() for c in text) else text
 
 
 def redact_text(text: str) -> str:
-    """``text`` with anything that looks like a key or token blanked."""
-    return SECRET_VALUES.sub("[redacted]", text)
+    """``text`` with anything that looks like a credential blanked: known key formats,
+    bearer tokens, passwords in URLs, secret flags and ``NAME=value`` assignments."""
+    text = _KNOWN_FORMATS.sub(REDACTED, text)
+    text = _URL_CREDENTIALS.sub(rf"\1{REDACTED}@", text)
+    text = _AUTH_SCHEMES.sub(rf"\1{REDACTED}", text)
+    text = _SECRET_FLAGS.sub(rf"\1\2{REDACTED}", text)
+    text = _SECRET_ASSIGNMENTS.sub(rf"\1\2{REDACTED}", text)
+    if _MYSQL.search(text):
+        text = _MYSQL_PASSWORD.sub(rf"\1{REDACTED}", text)
+    return _AWS_SECRET.sub(_aws_secret, text)
+
+
+def digest(value: Any) -> str:
+    """SHA-256 of the canonical JSON: equal inputs give equal digests (loop detection).
+    orjson first: it serialises 1024-deep input that ``json`` cannot (RecursionError)."""
+    try:
+        canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
+    except TypeError:
+        canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def _redact(value: Any, depth: int = 0) -> Any:
@@ -36,13 +101,13 @@ def _redact(value: Any, depth: int = 0) -> Any:
         return "…"
     if isinstance(value, dict):
         return {
-            key: "[redacted]" if SECRET_NAMES.search(str(key)) else _redact(item, depth + 1)
+            key: REDACTED if is_secret_name(str(key)) else _redact(item, depth + 1)
             for key, item in value.items()
         }
     if isinstance(value, list):
         return [_redact(item, depth + 1) for item in value[:20]]
     if isinstance(value, str):
-        return SECRET_VALUES.sub("[redacted]", value)
+        return redact_text(value)
     return value
 
 

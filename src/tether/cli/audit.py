@@ -71,22 +71,40 @@ def verify(
     ctx: typer.Context,
     file: str | None = ExportFileOption,
     expect: str | None = typer.Option(
-        None, "--expect", help="SEQ:HASH noted from an export: the trail must still hold it."
+        None,
+        "--expect",
+        help="SEQ:HASH noted from an export: the trail must still hold it (or, for a "
+        "partial --file, the export must continue from it).",
+    ),
+    from_seq: int | None = typer.Option(
+        None,
+        "--from-seq",
+        min=1,
+        help="With --file: the export starts at this event on purpose (unanchored).",
     ),
     timeout: float = TimeoutOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Walk the hash chain; exit 1 at the first changed, missing or re-ordered event. The
-    live trail is streamed and checked here, so its length is no limit."""
+    live trail is streamed and checked here, so its length is no limit; an export must
+    start at #1 unless --expect or --from-seq says where it begins."""
     anchor = _anchor(expect) if expect is not None else None
+    if from_seq is not None and file is None:
+        raise CliError("--from-seq applies to --file (the live trail is walked from #1)")
     if file is not None:
         with read_export(file) as lines:
-            report = walk_export(lines)
+            report = walk_export(
+                lines, from_seq=from_seq, anchor=ChainHead(*anchor) if anchor else None
+            )
+        if report.start == "anchor":
+            anchor = None
     else:
         report = _walk_live(_client_with(ctx, timeout))
     out: dict[str, Any] = {
         "intact": report.intact,
         "checked": report.checked,
+        "start_seq": report.start_seq,
+        "start": report.start,
         "head_seq": report.head.seq,
         "head_hash": report.head.hash,
         "first_break": asdict(report.first_break) if report.first_break else None,
@@ -98,13 +116,21 @@ def verify(
         print_json(out)
     elif out["intact"]:
         print(
-            f"intact: {out['checked']} events checked; head #{out['head_seq']} {out['head_hash']}"
+            f"intact: {out['checked']} events checked from #{out['start_seq']} "
+            f"({_START[out['start']]}); head #{out['head_seq']} {out['head_hash']}"
         )
     else:
         broken = out["first_break"]
         print(f"BROKEN at event #{broken['seq']} {broken['event_id']}: {broken['problem']}")
     if not out["intact"]:
         raise typer.Exit(1)
+
+
+_START = {
+    "genesis": "the start of the trail",
+    "anchor": "continuing the --expect anchor",
+    "from-seq": "--from-seq: NOT anchored, earlier events unchecked",
+}
 
 
 def _client_with(ctx: typer.Context, timeout: float) -> AdminClient:

@@ -12,6 +12,8 @@ from tether.config import Settings
 from tether.errors import ConfigError, TetherError
 from tether.store.database import Database
 from tether.store.migrate import upgrade
+from tether.vault.master_key import load_master_key
+from tether.vault.sealed_box import SealedBox
 
 __all__ = ["local_database", "printable_url"]
 
@@ -24,10 +26,11 @@ def printable_url(settings: Settings) -> str:
 async def local_database(settings: Settings) -> AsyncIterator[Database]:
     """The database brought to the newest schema; a failure to reach or migrate it is a
     ``ConfigError`` naming the database (password hidden)."""
-    db = Database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url, settings.sqlite_synchronous)
     try:
         try:
-            await upgrade(db)
+            box = SealedBox(load_master_key(settings.master_key, settings.data_dir / "master.key"))
+            await upgrade(db, box)
         except TetherError as exc:
             raise ConfigError(
                 f"cannot open the database at {printable_url(settings)}: {exc.message}"

@@ -12,15 +12,13 @@ import signal
 import sys
 from collections.abc import Callable
 
-from aiohttp import web
 from rich.console import Console
 
 from tether import __version__
 from tether.cli.token_file import save_token
 from tether.config import Settings
-from tether.logs.access import AccessLogger
 from tether.runtime import Runtime
-from tether.server import build_app
+from tether.server import build_app, make_runner, make_site
 from tether.store.sqlite_lock import hold_sqlite_database
 
 __all__ = ["serve"]
@@ -86,16 +84,10 @@ async def serve(settings: Settings) -> None:
 
 async def _serve(settings: Settings) -> None:
     runtime = await Runtime.start(settings)
-    runner = web.AppRunner(
-        build_app(runtime),
-        access_log=logging.getLogger("tether.access"),
-        access_log_class=AccessLogger,
-        handle_signals=False,
-        shutdown_timeout=settings.shutdown_grace_seconds,
-    )
+    runner = make_runner(build_app(runtime), settings, logging.getLogger("tether.access"))
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+        site = make_site(runner, settings, settings.host, settings.port)
         await site.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

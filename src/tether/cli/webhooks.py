@@ -63,5 +63,5 @@ def deliveries(
 ) -> None:
     """PROJECT's alert deliveries: delivered, retrying, or failed (not retried)."""
     params = {"state": "failed" if failed else None, "limit": str(limit)}
-    found = client(ctx).call("GET", f"/projects/{project}/webhooks/deliveries", params=params)
+    found = client(ctx).call("GET", f"/projects/{project}/webhook-deliveries", params=params)
     print_records(found, DELIVERY_COLUMNS, as_json, f"{project}: deliveries")

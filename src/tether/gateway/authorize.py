@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tether.approvals.long_poll import decide_as_one
 from tether.approvals.waiter import ApprovalWaiter
-from tether.gateway.credentials import presented_credential
+from tether.gateway.credentials import admit_agent, presented_credential
 from tether.pipeline import Action, Decision, Pipeline
 from tether.web.bodies import read_model
 from tether.web.errors import set_error_renderer
@@ -65,6 +65,7 @@ def _render(decision: Decision, requested_session: str | None) -> web.Response:
 
 
 async def authorize(request: web.Request) -> web.Response:
+    await admit_agent(request, "authorize")
     payload = await read_model(request, AuthorizeRequest, request.app[LIMIT_KEY])
     action = Action(
         source="authorize",

@@ -7,7 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["presented_credential"]
+from aiohttp import web
+
+from tether.identity.doorkeeper import Doorkeeper
+
+__all__ = ["DOORKEEPER_KEY", "admit_agent", "presented_credential"]
+
+DOORKEEPER_KEY = web.AppKey("doorkeeper", Doorkeeper)
+
+
+async def admit_agent(request: web.Request, door: str) -> None:
+    """Call first in a front door: refuses (401) a request without a live agent key from
+    its headers, before its body is read."""
+    await request.app[DOORKEEPER_KEY].admit(
+        presented_credential(request.headers), door, request.remote or "unknown"
+    )
 
 
 def presented_credential(headers: Mapping[str, str]) -> str | None:

@@ -80,6 +80,13 @@ class TetherMetrics:
             registry=self.registry,
         )
 
+        self.unauthenticated = Counter(
+            "tether_unauthenticated_refusals",
+            "Requests refused at a front door for a missing or invalid agent key, by door and code",
+            ["door", "code"],
+            registry=self.registry,
+        )
+
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         """Labelled children, looked up once: ``labels()`` costs microseconds per call."""
 
@@ -106,6 +113,9 @@ class TetherMetrics:
             ).inc()
             if event.action.endswith(":completed"):
                 self._completion(event)
+
+    def refused(self, door: str, code: str) -> None:
+        self._child(self.unauthenticated, door, code).inc()
 
     def audit_failed(self) -> None:
         self.audit_failures.inc()

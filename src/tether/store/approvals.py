@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy import insert, select, update
 
+from tether.audit.redaction import redact_text
 from tether.errors import Conflict, NotFound
 from tether.store.alerts import enqueue_deliveries
 from tether.store.changes import record_change
@@ -119,10 +120,17 @@ class ApprovalStore:
     async def request(
         self, ask: ApprovalRequest, ttl_ms: int, announcement: dict[str, Any]
     ) -> ApprovalRecord:
-        """A new pending approval, announced on the project's webhooks in the same commit."""
+        """A new pending approval, announced on the project's webhooks in the same commit.
+        Its resource is stored with secrets blanked; it is found by the hash of the whole."""
         ts = now_ms()
+        exact_key = resource_key(ask.resource)
         record = ApprovalRecord(
-            **{f.name: getattr(ask, f.name) for f in fields(ApprovalRequest)},
+            **{
+                f.name: getattr(ask, f.name)
+                for f in fields(ApprovalRequest)
+                if f.name != "resource"
+            },
+            resource=redact_text(ask.resource),
             id=f"apr_{new_id()}",
             state=PENDING,
             requested_at=ts,
@@ -137,7 +145,7 @@ class ApprovalStore:
                     session_id=record.session_id,
                     action=record.action,
                     resource=record.resource,
-                    resource_key=resource_key(record.resource),
+                    resource_key=exact_key,
                     reason=record.reason,
                     attributes=orjson.dumps(record.attributes).decode(),
                     state=PENDING,

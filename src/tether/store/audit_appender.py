@@ -22,7 +22,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from tether.audit.chain import ChainHead, link
-from tether.errors import StoreUnavailable
+from tether.errors import AuditEventRejected, StoreUnavailable
+from tether.store.driver_errors import CONNECTION_ERRORS
 from tether.store.schema import audit_events
 from tether.store.sqlite_writer import SqliteWriter
 
@@ -35,6 +36,12 @@ MOVE_HEAD_FROM = (
     "UPDATE audit_chain SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4 RETURNING 1"
 )
 Row = tuple[Any, ...]
+UNSTORABLE = (TypeError, ValueError, OverflowError, UnicodeError)
+"""What a row the database or the hasher cannot take raises (values, not connections)."""
+
+
+def _rejected(exc: BaseException) -> AuditEventRejected:
+    return AuditEventRejected(f"the audit trail refused this event: {type(exc).__name__}")
 
 
 class AuditAppender(Protocol):
@@ -61,7 +68,11 @@ class SqliteAppender:
 
         try:
             await self._writer.transaction(insert)
+        except UNSTORABLE as exc:
+            raise _rejected(exc) from exc
         except StoreUnavailable as exc:
+            if isinstance(exc.__cause__, sqlite3.IntegrityError | sqlite3.DataError):
+                raise _rejected(exc.__cause__) from exc
             raise StoreUnavailable(f"the audit table cannot be written: {exc.message}") from exc
 
     async def close(self) -> None:
@@ -84,7 +95,10 @@ class PostgresAppender:
                 linked, head = await self._link(rows)
                 await self._conn.executemany(self._insert, linked)
             self._head = head
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (*UNSTORABLE, asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+            self._head = None
+            raise _rejected(exc) from exc
+        except CONNECTION_ERRORS as exc:
             self._head = None
             await self._discard()
             raise StoreUnavailable(f"the audit table cannot be written: {exc!r}") from exc

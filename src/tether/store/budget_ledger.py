@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from tether.errors import StoreUnavailable
 from tether.store.budgets import Hold, PeriodUsage
+from tether.store.driver_errors import CONNECTION_ERRORS
 from tether.store.sqlite_writer import SqliteWriter
 
 __all__ = ["BudgetLedger", "PostgresBudgetLedger", "SqliteBudgetLedger", "open_ledger"]
@@ -251,7 +252,7 @@ class PostgresBudgetLedger(_HoldingLedger):
                         await conn.execute(self._hold, reservation_id, *args[:4], expires_at)
         except _Refused as refused:
             return refused.hold
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except CONNECTION_ERRORS as exc:
             raise StoreUnavailable(f"budgets cannot be checked: {exc!r}") from exc
         return None
 
@@ -283,14 +284,14 @@ class PostgresBudgetLedger(_HoldingLedger):
                     if row is not None:
                         usages.append(PeriodUsage(*row))
                 return usages
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except CONNECTION_ERRORS as exc:
             raise StoreUnavailable(f"budgets cannot be settled: {exc!r}") from exc
 
     async def close(self) -> None:
         if self._pool is not None:
             try:
                 await asyncio.wait_for(self._pool.close(), 5)
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except CONNECTION_ERRORS:
                 self._pool.terminate()
             self._pool = None
 

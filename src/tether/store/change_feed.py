@@ -20,6 +20,7 @@ from tether.errors import TetherError
 from tether.store.changes import CHANNEL, Change, latest_change_id, prune_changes, read_changes
 from tether.store.clock import now_ms
 from tether.store.database import Database
+from tether.store.driver_errors import CONNECTION_ERRORS
 
 __all__ = ["ChangeFeed", "ChangeHandler"]
 
@@ -119,7 +120,7 @@ class ChangeFeed:
         while True:
             try:
                 connection = await asyncpg.connect(dsn, timeout=3)
-            except (OSError, asyncpg.PostgresError, TimeoutError):
+            except CONNECTION_ERRORS:
                 await asyncio.sleep(1)
                 continue
             lost = asyncio.Event()
@@ -128,7 +129,7 @@ class ChangeFeed:
                 await connection.add_listener(CHANNEL, lambda *_args: self._wake.set())
                 self._wake.set()
                 await lost.wait()
-            except (OSError, asyncpg.PostgresError):
+            except CONNECTION_ERRORS:
                 pass
             finally:
                 with contextlib.suppress(Exception):

@@ -9,16 +9,27 @@ batch and try again.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tether.errors import Conflict, StoreUnavailable
+from tether.store.driver_errors import CONNECTION_ERRORS
+from tether.store.files import private_sqlite_file
+from tether.store.sqlite_writer import SYNCHRONOUS_MODES
 
 __all__ = ["Database"]
 
@@ -27,21 +38,28 @@ TRANSIENT_SQLSTATES = {"40001": "serialization failure", "40P01": "deadlock"}
 COMMAND_TIMEOUT_SECONDS = 10
 
 
-def _enable_sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
-    """WAL for concurrent readers; checkpoints are left to ``SqliteCheckpointer``."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA wal_autocheckpoint=0")
-    cursor.close()
+def _sqlite_setup(synchronous: str) -> Callable[[Any, Any], None]:
+    """WAL for concurrent readers; checkpoints are left to ``SqliteCheckpointer``;
+    ``synchronous`` as ``SqliteWriter`` has it (see ``SYNCHRONOUS_MODES``)."""
+    if synchronous not in SYNCHRONOUS_MODES:
+        raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
+
+    def setup(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
+        cursor.close()
+
+    return setup
 
 
 class Database:
     """Owns the engine; ``is_postgres`` lets the change feed pick LISTEN/NOTIFY."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, sqlite_synchronous: str = "FULL") -> None:
         self.url = url
         parsed = make_url(url)
         self.is_postgres = parsed.get_backend_name() == "postgresql"
@@ -58,11 +76,9 @@ class Database:
             )
         else:
             if parsed.database and parsed.database != ":memory:":
-                from pathlib import Path
-
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                private_sqlite_file(Path(parsed.database))
             self.engine = create_async_engine(url, connect_args={"timeout": 5})
-            event.listen(self.engine.sync_engine, "connect", _enable_sqlite_wal)
+            event.listen(self.engine.sync_engine, "connect", _sqlite_setup(sqlite_synchronous))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -81,7 +97,7 @@ class Database:
             yield
         except IntegrityError as exc:
             raise Conflict(f"this would duplicate an existing record ({_first_line(exc)})") from exc
-        except (OperationalError, InterfaceError) as exc:
+        except (OperationalError, InterfaceError, InternalError) as exc:
             raise StoreUnavailable(f"the database is unreachable: {_first_line(exc)}") from exc
         except DBAPIError as exc:
             if exc.connection_invalidated:
@@ -92,8 +108,12 @@ class Database:
                     f"the database aborted this write ({transient}); try again"
                 ) from exc
             raise
-        except (TimeoutError, OSError) as exc:
-            raise StoreUnavailable(f"the database is unreachable: {exc!r}") from exc
+        except PoolTimeout as exc:
+            raise StoreUnavailable("every database connection is busy; try again") from exc
+        except CONNECTION_ERRORS as exc:
+            raise StoreUnavailable(
+                f"the database is unreachable: {type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.store.database import Database
+from tether.vault.sealed_box import SealedBox
 
 __all__ = ["alembic_config", "pending_revision", "upgrade"]
 
@@ -24,20 +25,23 @@ MIGRATION_LOCK_KEY = 0x7E7E_0001
 LOCK_POLL_SECONDS = 0.1
 
 
-def alembic_config(connection: Any = None) -> Config:
+def alembic_config(connection: Any = None, box: SealedBox | None = None) -> Config:
+    """``box`` lets migrations that seal stored secrets (0009) reach the master key."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
+    config.attributes["sealed_box"] = box
     return config
 
 
-async def upgrade(db: Database) -> None:
+async def upgrade(db: Database, box: SealedBox | None = None) -> None:
     """Idempotent: a database already at head is left as it is. On PostgreSQL, replicas
     starting together take turns (a transaction-scoped advisory lock): the first migrates,
-    the others then find the schema at head."""
+    the others then find the schema at head. ``box`` (the master key) re-seals what an
+    upgrade must encrypt."""
 
     def run(sync_connection: Any) -> None:
-        command.upgrade(alembic_config(sync_connection), "head")
+        command.upgrade(alembic_config(sync_connection, box), "head")
 
     async with db.write() as conn:
         if db.is_postgres:

@@ -237,6 +237,7 @@ webhooks = Table(
     Column("project_id", String(32), ForeignKey("projects.id"), nullable=False, index=True),
     Column("kind", String(16), nullable=False),
     Column("url", String(1024), nullable=False),
+    Column("url_sealed", LargeBinary, nullable=True),
     Column("secret_sealed", LargeBinary, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("created_by", String(96), nullable=False),

@@ -18,16 +18,22 @@ from typing import TypeVar
 
 from tether.errors import StoreUnavailable
 
-__all__ = ["SqliteCheckpointer", "SqliteWriter", "open_sqlite"]
+__all__ = ["SYNCHRONOUS_MODES", "SqliteCheckpointer", "SqliteWriter", "open_sqlite"]
 
 T = TypeVar("T")
 CHECKPOINT_SECONDS = 1.0
+SYNCHRONOUS_MODES = ("FULL", "NORMAL")
+"""FULL (the default) fsyncs the WAL at every commit, so an answered decision survives a
+power loss; NORMAL fsyncs only at checkpoints (faster, but the last commits before a
+power loss can vanish; a crash of tether alone loses nothing either way)."""
 
 
-def open_sqlite(path: str) -> sqlite3.Connection:
+def open_sqlite(path: str, synchronous: str = "FULL") -> sqlite3.Connection:
+    if synchronous not in SYNCHRONOUS_MODES:
+        raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, not {synchronous!r}")
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=5000")
     conn.execute("PRAGMA wal_autocheckpoint=0")
     return conn
@@ -65,8 +71,9 @@ class SqliteCheckpointer:
 
 
 class SqliteWriter:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, synchronous: str = "FULL") -> None:
         self._path = path
+        self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._conn: sqlite3.Connection | None = None
         self._checkpointer = SqliteCheckpointer(path)
@@ -75,7 +82,7 @@ class SqliteWriter:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = open_sqlite(self._path)
+            self._conn = open_sqlite(self._path, self._synchronous)
         return self._conn
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:

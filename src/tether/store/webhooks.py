@@ -1,8 +1,11 @@
-"""Where a project's alerts go: Slack-compatible incoming webhooks and signed generic ones."""
+"""Where a project's alerts go: Slack-compatible incoming webhooks and signed generic ones.
+
+URLs are sealed at rest (a Slack URL is a credential); the ``url`` column and every
+listing hold only the masked form, and only the dispatcher unseals the real one."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import delete, insert, select
@@ -12,6 +15,7 @@ from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
 from tether.store.schema import webhooks
 from tether.vault.sealed_box import SealedBox
+from tether.vault.webhook_urls import masked_url, url_context
 
 __all__ = ["Webhook", "WebhookStore"]
 
@@ -22,6 +26,7 @@ class Webhook:
     project_id: str
     kind: str
     url: str
+    """Masked (scheme and host) except in what ``WebhookStore.get`` returns."""
     has_secret: bool
     created_at: int
     created_by: str
@@ -59,7 +64,8 @@ class WebhookStore:
                     id=webhook_id,
                     project_id=project_id,
                     kind=kind,
-                    url=url,
+                    url=masked_url(url),
+                    url_sealed=self._box.seal(url, url_context(webhook_id)),
                     secret_sealed=sealed,
                     created_at=now_ms(),
                     created_by=by,
@@ -74,7 +80,7 @@ class WebhookStore:
         return [_webhook(r) for r in rows]
 
     async def get(self, webhook_id: str) -> tuple[Webhook, str | None] | None:
-        """The webhook and its signing secret, for the dispatcher only."""
+        """The webhook with its real URL, and its signing secret: for the dispatcher only."""
         async with self._db.read() as conn:
             row = (await conn.execute(select(webhooks).where(webhooks.c.id == webhook_id))).first()
         if row is None:
@@ -84,7 +90,8 @@ class WebhookStore:
             if row.secret_sealed
             else None
         )
-        return _webhook(row), secret
+        url = self._box.unseal(bytes(row.url_sealed), url_context(row.id))
+        return replace(_webhook(row), url=url), secret
 
     async def delete(self, project_id: str, webhook_id: str) -> None:
         async with self._db.write() as conn:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 from typing import Any, TypeVar
 
+import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from tether.errors import BadRequest, PayloadTooLarge
+from tether.errors import BadRequest, PayloadTooLarge, RequestTimeout
 
 __all__ = [
+    "BODY_TIMEOUT_KEY",
     "describe_validation_error",
     "read_json",
     "read_limited",
@@ -20,27 +22,40 @@ __all__ = [
 ]
 
 Model = TypeVar("Model", bound=BaseModel)
+BODY_TIMEOUT_KEY = web.AppKey("body_read_timeout", float)
+DEFAULT_BODY_TIMEOUT = 60.0
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
-    """The whole body, refusing to buffer more than ``limit`` bytes."""
+    """The whole body, refusing to buffer more than ``limit`` bytes or to wait longer
+    than the app's body timeout (``BODY_TIMEOUT_KEY``) for all of it."""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit} bytes")
+    seconds = request.app.get(BODY_TIMEOUT_KEY, DEFAULT_BODY_TIMEOUT)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(
+            f"the body did not arrive within {seconds:g} s (TETHER_BODY_TIMEOUT)"
+        ) from None
     return b"".join(chunks)
 
 
 def _parse(body: bytes) -> Any:
+    """orjson, not ``json``: it refuses nesting deeper than 1024 levels (``json`` recurses
+    until RecursionError), invalid UTF-8 and lone surrogates, all of which would
+    otherwise reach the audit trail."""
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
 
 

@@ -40,6 +40,7 @@ def json_error(
     code: str,
     message: str,
     details: list[dict[str, object]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
     renderer: ErrorRenderer = default_body
     for prefix, candidate in request.app.get(_RENDERER_KEY, []):
@@ -49,7 +50,7 @@ def json_error(
     body = renderer(code, message)
     if details is not None and renderer is default_body:
         body["error"]["details"] = details
-    return web.json_response(body, status=status_for(code))
+    return web.json_response(body, status=status_for(code), headers=headers)
 
 
 @web.middleware
@@ -66,7 +67,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             "not_found": f"no route for {request.method} {request.path}",
             "method_not_allowed": f"{request.method} is not allowed on {request.path}",
         }.get(code, exc.reason)
-        return json_error(request, code, message)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return json_error(request, code, message, headers=allow)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(request, "internal_error", "tether hit an internal error; see its log")

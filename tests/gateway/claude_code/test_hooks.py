@@ -180,6 +180,7 @@ def test_post_tool_use_is_audited_in_the_same_session(hook, tether: RunningTethe
 
 
 def test_bad_key_and_bad_body_are_refused_as_deny(tether: RunningTether) -> None:
+    """The key is checked first, from the headers; a body is only read for a live key."""
     bad_key = httpx.post(
         f"{tether.url}/hooks/claude-code",
         json=payload("Bash", {"command": "ls"}),
@@ -187,14 +188,12 @@ def test_bad_key_and_bad_body_are_refused_as_deny(tether: RunningTether) -> None
     )
     decision, reason = decision_of(bad_key)
     assert decision == "deny" and "not valid" in reason
-    malformed = httpx.post(f"{tether.url}/hooks/claude-code", content=b"{not json")
+    tether.create_project("p")
+    good = {"Authorization": f"Bearer {tether.create_agent('a', 'p')}"}
+    malformed = httpx.post(f"{tether.url}/hooks/claude-code", content=b"{not json", headers=good)
     assert malformed.status_code == 400
     assert malformed.json()["hookSpecificOutput"]["permissionDecision"] == "deny"
-    missing = httpx.post(
-        f"{tether.url}/hooks/claude-code",
-        json=payload("Bash", {}),
-        headers={"Authorization": "Bearer tth_wrong"},
-    )
+    missing = httpx.post(f"{tether.url}/hooks/claude-code", json=payload("Bash", {}), headers=good)
     assert missing.status_code == 400
     assert "tool_input.command" in missing.json()["error"]["message"]
 

@@ -37,7 +37,7 @@ from tether.gateway.anthropic.upstream import (
     request_headers,
     response_headers,
 )
-from tether.gateway.credentials import presented_credential
+from tether.gateway.credentials import admit_agent, presented_credential
 from tether.guards.fingerprints import body_fingerprint
 from tether.kill.inflight import InflightStreams, StreamHandle
 from tether.pipeline import Action, Decision, Outcome, Pipeline, ToolUse
@@ -112,6 +112,7 @@ class AnthropicGateway:
     async def _handle(
         self, request: web.Request, operation: str, *, require_max_tokens: bool
     ) -> web.StreamResponse:
+        await admit_agent(request, "anthropic")
         started = time.perf_counter()
         body = await read_limited(request, self._settings.max_body_bytes)
         parsed = parse_messages_request(body, require_max_tokens=require_max_tokens)

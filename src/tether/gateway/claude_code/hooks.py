@@ -22,9 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from tether.approvals.long_poll import decide_as_one
 from tether.approvals.waiter import ApprovalWaiter
 from tether.audit.redaction import digest, redacted_summary
-from tether.errors import BadRequest
+from tether.errors import AuthenticationFailed, BadRequest
 from tether.gateway.claude_code.tools import tool_actions
-from tether.gateway.credentials import presented_credential
+from tether.gateway.credentials import admit_agent, presented_credential
 from tether.guards.fingerprints import result_fingerprint
 from tether.pipeline import Action, Pipeline, ToolResult, ToolUse
 from tether.web.bodies import read_model
@@ -60,7 +60,7 @@ class HookInput(BaseModel):
 
     session_id: str = Field(min_length=1, max_length=128)
     hook_event_name: str = Field(min_length=1, max_length=64)
-    tool_name: str | None = Field(None, min_length=1, max_length=120)
+    tool_name: str | None = Field(None, min_length=1, max_length=256)
     tool_input: dict[str, Any] = Field(default_factory=dict)
     tool_response: Any = None
     tool_use_id: str | None = None
@@ -207,6 +207,10 @@ async def _other_event(request: web.Request, hook: HookInput) -> web.Response:
 
 
 async def claude_code_hook(request: web.Request) -> web.Response:
+    try:
+        await admit_agent(request, SOURCE)
+    except AuthenticationFailed as exc:
+        return _answer("deny", f"tether: {exc.message}")
     hook = await read_model(request, HookInput, request.app[LIMIT_KEY])
     if hook.hook_event_name == "PreToolUse":
         return await _pre_tool_use(request, hook)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 
 from tether.pipeline.action import Action, Context, Deny, Verdict
+from tether.sessions.ids import session_id_problem
 from tether.sessions.registry import SessionRegistry, new_session_id
 
 __all__ = ["OpenSession", "agents_own_session_id"]
@@ -36,6 +37,8 @@ class OpenSession:
         if not session_id and action.conversation:
             session_id = self._registry.conversation_session(identity.agent.id, action.conversation)
         session_id = session_id or new_session_id()
+        if problem := session_id_problem(session_id):
+            return Deny("invalid_session_id", problem)
         session = await self._registry.open(session_id, identity.agent.id, identity.project.id)
         if session.agent_id != identity.agent.id:
             own = agents_own_session_id(session_id, identity.agent.id)

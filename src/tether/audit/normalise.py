@@ -1,0 +1,108 @@
+"""The one gate every audit event passes before it joins a batch: it becomes a row that
+any backend stores and any hasher accepts, with secrets blanked.
+
+Whatever a caller put in an event (undecodable header bytes, NUL characters, a 200-
+character tool name, an integer of 400 digits, a password in a command line), the row
+fits the audit table's columns and serialises, so one request's odd input can never
+fail the shared batch its neighbours' decisions are in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import String
+
+from tether.audit.chain import BASE_COLUMNS
+from tether.audit.event import AuditEvent
+from tether.audit.redaction import REDACTED, is_secret_name, redact_text
+from tether.store.schema import audit_events
+
+__all__ = ["MAX_ATTRIBUTES_CHARS", "MAX_TEXT_CHARS", "clean_text", "normalised_row"]
+
+MAX_TEXT_CHARS = 16_384
+"""Bound on the unbounded text columns (resource, reason): enough for any command line."""
+MAX_ATTRIBUTES_CHARS = 65_536
+MAX_DEPTH = 16
+MAX_ITEMS = 256
+INT64 = 2**63
+TRUNCATED = "…"
+
+_LIMITS: dict[str, int] = {
+    column.name: (
+        column.type.length
+        if isinstance(column.type, String) and column.type.length
+        else MAX_TEXT_CHARS
+    )
+    for column in audit_events.columns
+    if column.name in BASE_COLUMNS
+}
+
+
+def clean_text(value: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """Valid UTF-8 without NUL (PostgreSQL refuses both), secrets blanked, at most
+    ``limit`` characters (cut ones end in ``…``)."""
+    if not value.isascii():
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if "\x00" in value:
+        value = value.replace("\x00", "\\x00")
+    value = redact_text(value)
+    return value if len(value) <= limit else value[: limit - 1] + TRUNCATED
+
+
+def _clean(value: Any, depth: int) -> Any:
+    """JSON that orjson serialises: str keys, 64-bit integers, bounded depth and width."""
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        return (
+            value if -INT64 <= value < INT64 else f"{str(value)[:32]}… ({len(str(value))} digits)"
+        )
+    if isinstance(value, str):
+        return clean_text(value)
+    if depth >= MAX_DEPTH:
+        return TRUNCATED
+    if isinstance(value, dict):
+        cleaned: dict[str, Any] = {}
+        for key, item in list(value.items())[:MAX_ITEMS]:
+            name = clean_text(str(key), 128)
+            secret = isinstance(item, str) and is_secret_name(name)
+            cleaned[name] = REDACTED if secret else _clean(item, depth + 1)
+        return cleaned
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_clean(item, depth + 1) for item in list(value)[:MAX_ITEMS]]
+    return clean_text(str(value))
+
+
+def _attributes(attributes: dict[str, Any]) -> str:
+    text = orjson.dumps(_clean(attributes, 0)).decode()
+    if len(text) <= MAX_ATTRIBUTES_CHARS:
+        return text
+    return orjson.dumps(
+        {"truncated": True, "chars": len(text), "start": text[: MAX_ATTRIBUTES_CHARS // 2]}
+    ).decode()
+
+
+def _column(name: str, value: str | None) -> str | None:
+    return None if value is None else clean_text(str(value), _LIMITS[name])
+
+
+def normalised_row(event: AuditEvent) -> tuple[Any, ...]:
+    """The event's values in ``BASE_COLUMNS`` order, each fitting its column."""
+    return (
+        _column("id", event.id),
+        int(event.ts),
+        _column("project_id", event.project_id),
+        _column("agent_id", event.agent_id),
+        _column("agent_name", event.agent_name),
+        _column("session_id", event.session_id),
+        _column("actor", event.actor),
+        _column("source", event.source),
+        _column("action", event.action),
+        _column("resource", event.resource),
+        _column("result", event.result),
+        _column("code", event.code),
+        _column("reason", event.reason),
+        _attributes(event.attributes),
+    )

@@ -1,0 +1,91 @@
+"""The front doors' first check: a request without a valid agent key is refused from its
+headers alone, before its body is read (a bogus key must not make tether buffer 32 MB).
+
+Refusals are counted (``tether_unauthenticated_refusals``) and sampled into the audit
+trail: at most one chained event per client address per ``sample_seconds``, carrying how
+many refusals it stands for, so a flood of bad keys cannot grow the unprunable chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+
+from tether.audit.event import AuditEvent
+from tether.audit.log import AuditLog
+from tether.errors import AuthenticationFailed, TetherError
+from tether.identity.directory import Directory
+from tether.metrics.instruments import TetherMetrics
+
+__all__ = ["Doorkeeper"]
+
+log = logging.getLogger(__name__)
+
+MAX_SOURCES = 10_000
+MISSING = "no agent key: send it as 'Authorization: Bearer tth_…' or 'x-api-key'"
+
+
+@dataclass(slots=True)
+class _Window:
+    recorded_at: float
+    codes: Counter[str] = field(default_factory=Counter)
+
+
+class Doorkeeper:
+    def __init__(
+        self,
+        directory: Directory,
+        audit: AuditLog,
+        metrics: TetherMetrics,
+        sample_seconds: float = 60.0,
+    ) -> None:
+        self._directory = directory
+        self._audit = audit
+        self._metrics = metrics
+        self._sample_seconds = sample_seconds
+        self._windows: OrderedDict[str, _Window] = OrderedDict()
+
+    async def admit(self, credential: str | None, door: str, peer: str) -> None:
+        """Return if ``credential`` is a live agent key; raise ``AuthenticationFailed``
+        (after counting the refusal) otherwise."""
+        try:
+            if not credential:
+                raise AuthenticationFailed(MISSING, code="missing_credentials")
+            await self._directory.identify_agent(credential)
+        except AuthenticationFailed as refusal:
+            self._metrics.refused(door, refusal.code)
+            await self._sample(refusal, door, peer)
+            raise
+
+    async def _sample(self, refusal: AuthenticationFailed, door: str, peer: str) -> None:
+        now = time.monotonic()
+        window = self._windows.get(peer)
+        if window is not None and now - window.recorded_at < self._sample_seconds:
+            window.codes[refusal.code] += 1
+            return
+        codes = window.codes if window is not None else Counter()
+        codes[refusal.code] += 1
+        self._windows[peer] = _Window(now)
+        self._windows.move_to_end(peer)
+        while len(self._windows) > MAX_SOURCES:
+            self._windows.popitem(last=False)
+        count = sum(codes.values())
+        event = AuditEvent(
+            actor="agent:unidentified",
+            source=door,
+            action="auth:refused",
+            resource=f"peer:{peer}",
+            result="deny",
+            code=refusal.code,
+            reason=(
+                f"{count} request(s) from {peer} refused without a valid agent key "
+                f"(sampled: at most one event per {self._sample_seconds:g} s per address)"
+            ),
+            attributes={"refused": count, "codes": dict(codes), "door": door},
+        )
+        try:
+            await self._audit.record_many([event], urgent=False)
+        except TetherError as exc:
+            log.warning("a sampled refusal was not recorded: %s", exc.message)

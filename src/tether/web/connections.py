@@ -1,0 +1,156 @@
+"""Connection limits aiohttp lacks: a cap on open connections and a deadline for a
+request's headers, so slow or idle unauthenticated clients cannot hold sockets.
+
+``GuardedSite`` wraps aiohttp's protocol factory. A connection must deliver a complete
+request head (the request reaches ``connection_middleware``) within ``header_timeout``
+of connecting or of its first byte after a response; otherwise it is closed. Connections
+over ``max_connections`` are answered 503 and closed at once. Idle keep-alive
+connections are aiohttp's (``keepalive_timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["ConnectionGuard", "GuardedSite", "connection_middleware"]
+
+_BUSY_BODY = (
+    b'{"error": {"code": "too_many_connections", '
+    b'"message": "tether has too many open connections; try again shortly"}}'
+)
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+    b"Content-Type: application/json\r\nRetry-After: 1\r\n"
+    + f"Content-Length: {len(_BUSY_BODY)}\r\n\r\n".encode()
+    + _BUSY_BODY
+)
+_OPEN: dict[Any, _GuardedProtocol] = {}
+"""Live guarded connections by transport, for the middleware to find its own."""
+
+
+class ConnectionGuard:
+    def __init__(self, max_connections: int, header_timeout: float) -> None:
+        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self.open = 0
+        self.refused = 0
+
+    def wrap(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+        def make() -> asyncio.Protocol:
+            if self.open >= self.max_connections:
+                self.refused += 1
+                return _Busy()
+            return _GuardedProtocol(factory(), self)
+
+        return make
+
+
+class _Busy(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(BUSY)
+        transport.close()
+
+
+class _GuardedProtocol(asyncio.Protocol):
+    """Forwards everything to aiohttp's handler; owns the header deadline."""
+
+    def __init__(self, inner: Any, guard: ConnectionGuard) -> None:
+        self._inner = inner
+        self._guard = guard
+        self._transport: asyncio.BaseTransport | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_request = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._guard.open += 1
+        self._transport = transport
+        _OPEN[transport] = self
+        self._arm()
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._guard.open -= 1
+        self._disarm()
+        _OPEN.pop(self._transport, None)
+        self._inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._in_request and self._deadline is None:
+            self._arm()
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        result: bool | None = self._inner.eof_received()
+        return result
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def request_started(self) -> None:
+        self._in_request = True
+        self._disarm()
+
+    def request_finished(self) -> None:
+        self._in_request = False
+
+    def _arm(self) -> None:
+        self._disarm()
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(self._guard.header_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self._in_request and self._transport is not None:
+            self._transport.close()
+
+
+@web.middleware
+async def connection_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """The request head arrived: its connection's header deadline no longer applies."""
+    connection = _OPEN.get(request.transport)
+    if connection is not None:
+        connection.request_started()
+    try:
+        return await handler(request)
+    finally:
+        if connection is not None:
+            connection.request_finished()
+
+
+class GuardedSite(web.TCPSite):
+    """``TCPSite`` whose connections pass through ``guard``."""
+
+    def __init__(
+        self, runner: web.BaseRunner, host: str, port: int, guard: ConnectionGuard, **kwargs: Any
+    ) -> None:
+        super().__init__(runner, host, port, **kwargs)
+        self._guard = guard
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            self._guard.wrap(server),
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+        )
