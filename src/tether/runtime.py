@@ -16,6 +16,7 @@ from tether.budgets.book import BudgetBook
 from tether.config import Settings
 from tether.errors import ConfigError
 from tether.gateway.anthropic.upstream import AnthropicUpstream
+from tether.gateway.aws.upstream import AwsUpstream
 from tether.guards.responses import TripResponder
 from tether.identity.bearer import hash_secret
 from tether.identity.directory import Directory
@@ -36,6 +37,7 @@ from tether.store.alerts import AlertStore
 from tether.store.approvals import ApprovalStore
 from tether.store.audit import AuditStore
 from tether.store.audit_appender import open_appender
+from tether.store.aws_keys import AwsKeyStore
 from tether.store.budget_ledger import BudgetLedger, open_ledger
 from tether.store.budgets import BudgetStore
 from tether.store.change_feed import ChangeFeed
@@ -95,6 +97,8 @@ class Runtime:
     pipeline: Pipeline
     guards: EnforceGuards
     metrics: TetherMetrics
+    aws_keys: AwsKeyStore
+    aws: AwsUpstream
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -119,7 +123,8 @@ class Runtime:
         projects, agents, tokens = ProjectStore(db), AgentStore(db), AdminTokenStore(db)
         session_store, audit_store = SessionStore(db), AuditStore(db)
         credentials = CredentialStore(db, SealedBox(master_key))
-        directory = Directory(projects, agents, tokens)
+        aws_keys = AwsKeyStore(db, SealedBox(master_key))
+        directory = Directory(projects, agents, tokens, aws_keys)
         spend = SpendStore(db)
         sessions = SessionRegistry(session_store, spend)
         controls = FleetControls(ControlStore(db))
@@ -150,6 +155,7 @@ class Runtime:
         )
         policy_store = PolicyStore(db)
         policies = PolicyBook(policy_store)
+        upstream_keys = UpstreamKeys(credentials)
         approvals = ApprovalStore(db)
         runtime = cls(
             settings=settings,
@@ -164,7 +170,7 @@ class Runtime:
             sessions=sessions,
             controls=controls,
             inflight=InflightStreams(switch),
-            upstream_keys=UpstreamKeys(credentials),
+            upstream_keys=upstream_keys,
             anthropic=AnthropicUpstream(
                 settings.upstream_connect_timeout, settings.upstream_read_timeout
             ),
@@ -205,6 +211,10 @@ class Runtime:
             ),
             guards=guards,
             metrics=metrics,
+            aws_keys=aws_keys,
+            aws=AwsUpstream(
+                upstream_keys, settings.upstream_connect_timeout, settings.upstream_read_timeout
+            ),
         )
         metrics.gauge(
             "tether_streams_in_flight", "Streams being relayed now", lambda: len(runtime.inflight)
@@ -222,11 +232,13 @@ class Runtime:
             sessions.apply,
             controls.apply,
             runtime.upstream_keys.apply,
+            runtime.aws.apply,
             runtime.inflight.apply,
         ):
             runtime.feed.subscribe(handler)
         await runtime.feed.start()
         await runtime.anthropic.start()
+        await runtime.aws.start()
         audit.start()
         await sessions.warm_up()
         sessions.start()
@@ -242,6 +254,7 @@ class Runtime:
         await self.approval_reaper.stop()
         await self.feed.stop()
         await self.anthropic.stop()
+        await self.aws.stop()
         await self.sessions.stop()
         await self.audit.stop()
         await self.ledger.close()

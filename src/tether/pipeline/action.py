@@ -51,6 +51,9 @@ class Action:
     conversation: str | None = None
     """For callers that name no session: a digest of what stays fixed in their
     conversation (system prompt, first message), so its calls share one session."""
+    join_latest_session: bool = False
+    """For callers that name no session (AWS SDK calls): join the agent's latest active
+    session, else the session of ``conversation``."""
 
 
 @dataclass(slots=True)
