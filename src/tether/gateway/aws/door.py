@@ -101,6 +101,7 @@ _DENIED = {
     "cbor": "AccessDeniedException",
     "query": "AccessDenied",
 }
+_UNAVAILABLE = frozenset({"audit_unavailable", "store_unavailable", "aws_unavailable"})
 _BAD_KEY = {"s3": "InvalidAccessKeyId", "ec2": "AuthFailure"}
 
 
@@ -162,7 +163,7 @@ class AwsDoor:
             code = "MalformedXML" if protocol == "s3" else "SerializationException"
             return aws_error(protocol, code, str(exc), 400)
         except TetherError as exc:
-            status = 503 if exc.code in ("audit_unavailable", "store_unavailable") else 403
+            status = 503 if exc.code in _UNAVAILABLE else 403
             code = "ServiceUnavailable" if status == 503 else _DENIED[protocol]
             return aws_error(protocol, code, _tethered(exc.message), status)
 
@@ -296,8 +297,8 @@ class AwsDoor:
                     action=f"{service}:{call.operation}",
                     resource=f"aws-operation:{service}:{call.operation}",
                     session_id=session_id,
-                    attributes={**base, "not_understood": call.why_unmapped},
-                    understood=False,
+                    attributes=base,
+                    unmapped=call.why_unmapped,
                     join_latest_session=True,
                 )
             ]

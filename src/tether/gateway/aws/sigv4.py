@@ -138,6 +138,11 @@ def parse_signature(headers: Mapping[str, str], raw_query: str) -> SignedRequest
             presigned=True,
             expires=expires,
         )
+    if "AWSAccessKeyId" in query and "Signature" in query:
+        raise SigV4Error(
+            "InvalidRequest",
+            "Signature Version 2 is not accepted: presign with signature_version='s3v4'",
+        )
     raise SigV4Error(
         "MissingAuthenticationToken",
         "the request is not signed: send it with the agent's AWS access key pair from tether",

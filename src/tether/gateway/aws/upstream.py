@@ -22,6 +22,7 @@ from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
+from botocore.exceptions import BotoCoreError, ClientError
 
 from tether.errors import TetherError
 from tether.gateway.aws.tags import TagLookup
@@ -45,6 +46,12 @@ _REFRESH_BEFORE_SECONDS = 300
 
 class AwsNotConfigured(TetherError):
     code = "aws_not_configured"
+
+
+class AwsUnavailable(TetherError):
+    """AWS (STS) could not answer what the broker needs before forwarding."""
+
+    code = "aws_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +188,10 @@ class AwsUpstream:
             return config.account_id
         if project_id not in self._accounts:
             sts = self.client(project_id, config, "sts")
-            answer = await asyncio.to_thread(sts.get_caller_identity)
+            try:
+                answer = await asyncio.to_thread(sts.get_caller_identity)
+            except (BotoCoreError, ClientError) as exc:
+                raise AwsUnavailable(f"the AWS account id could not be read: {exc}") from None
             self._accounts[project_id] = str(answer["Account"])
         return self._accounts[project_id]
 
@@ -196,13 +206,16 @@ class AwsUpstream:
         if cached is not None and cached[0] - time.time() > _REFRESH_BEFORE_SECONDS:
             return cached[1]
         sts = self.client(project_id, config, "sts")
-        answer = await asyncio.to_thread(
-            sts.assume_role,
-            RoleArn=config.role_arn,
-            RoleSessionName=agent_name[:64],
-            SourceIdentity=agent_name[:64],
-            DurationSeconds=_ASSUMED_SECONDS,
-        )
+        try:
+            answer = await asyncio.to_thread(
+                sts.assume_role,
+                RoleArn=config.role_arn,
+                RoleSessionName=agent_name[:64],
+                SourceIdentity=agent_name[:64],
+                DurationSeconds=_ASSUMED_SECONDS,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise AwsUnavailable(f"role {config.role_arn} could not be assumed: {exc}") from None
         issued = answer["Credentials"]
         credentials = Credentials(
             issued["AccessKeyId"], issued["SecretAccessKey"], issued["SessionToken"]
