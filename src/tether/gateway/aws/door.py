@@ -8,6 +8,7 @@ format, and relays allowed calls re-signed with the project's credential.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -166,6 +167,13 @@ class AwsDoor:
             status = 503 if exc.code in _UNAVAILABLE else 403
             code = "ServiceUnavailable" if status == 503 else _DENIED[protocol]
             return aws_error(protocol, code, _tethered(exc.message), status)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("the AWS door failed on %s %s", request.method, request.path)
+            return aws_error(
+                protocol, "InternalError", "tether: the call could not be handled; denied", 500
+            )
 
     async def _read_small(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > MAX_SMALL_BODY:
