@@ -243,3 +243,57 @@ def test_unmappable_operations_and_credential_vending_are_denied(
     assert _code(vending) == "AccessDenied"
     assert "sts:GetSessionToken" in str(vending.value)
     assert sts.get_caller_identity()["Account"] == "123456789012"
+
+
+def test_unsigned_payload_trailer_with_checksum_passes_through(
+    broker: RunningTether, moto_url: str
+) -> None:
+    """What boto3 and aws-cli send over HTTPS by default (STREAMING-UNSIGNED-PAYLOAD-TRAILER
+    with a CRC32 trailer), built by botocore's own aws-chunked wrapper."""
+    from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
+
+    pair = _project(broker, moto_url, "trailer")
+    moto_client(moto_url, "s3").create_bucket(Bucket="trailer-bucket")
+    data = os.urandom(3 * MB + 17)
+    body = AwsChunkedWrapper(
+        io.BytesIO(data), checksum_cls=Crc32Checksum, checksum_name="x-amz-checksum-crc32"
+    ).read()
+    url = f"{broker.url}/aws/trailer-bucket/trailed"
+    request = AWSRequest(
+        method="PUT",
+        url=url,
+        headers={
+            "Content-Encoding": "aws-chunked",
+            "x-amz-decoded-content-length": str(len(data)),
+            "x-amz-trailer": "x-amz-checksum-crc32",
+            "x-amz-sdk-checksum-algorithm": "CRC32",
+            "Content-Length": str(len(body)),
+        },
+    )
+
+    class _Trailer(S3SigV4Auth):  # type: ignore[misc]
+        def payload(self, request: AWSRequest) -> str:
+            return "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+
+    _Trailer(Credentials(pair.access_key_id, pair.secret_access_key), "s3", "us-east-1").add_auth(
+        request
+    )
+    answer = httpx.put(url, headers=dict(request.headers.items()), content=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    stored = moto_client(moto_url, "s3").get_object(Bucket="trailer-bucket", Key="trailed")
+    assert stored["Body"].read() == data
+
+
+def test_assumed_role_per_agent(broker: RunningTether, moto_url: str) -> None:
+    broker.create_project("assumed", policy=PERMIT_ALL)
+    broker.create_agent("assumed-agent", "assumed")
+    set_aws_credentials(
+        broker, "assumed", moto_url, role_arn="arn:aws:iam::123456789012:role/agents"
+    )
+    pair = issue_aws_keys(broker, "assumed-agent")
+    moto_client(moto_url, "s3").create_bucket(Bucket="assumed-bucket")
+    s3 = agent_client(broker, pair, "s3")
+    s3.put_object(Bucket="assumed-bucket", Key="k", Body=b"as the agent's role session")
+    assert s3.get_object(Bucket="assumed-bucket", Key="k")["Body"].read().startswith(b"as the")
+    sessions = {k[1]: v[1] for k, v in broker.runtime.aws._assumed.items()}
+    assert sessions["assumed-agent"].access_key.startswith("ASIA")  # STS session credentials
