@@ -17,6 +17,7 @@ from tether.budgets.unsettled import RecordUnsettledCharges
 from tether.config import Settings
 from tether.errors import ConfigError
 from tether.gateway.anthropic.upstream import AnthropicUpstream
+from tether.gateway.aws.upstream import AwsUpstream
 from tether.guards.responses import TripResponder
 from tether.identity.bearer import hash_secret
 from tether.identity.directory import Directory
@@ -37,6 +38,7 @@ from tether.store.alerts import AlertStore
 from tether.store.approvals import ApprovalStore
 from tether.store.audit import AuditStore
 from tether.store.audit_appender import open_appender
+from tether.store.aws_keys import AwsKeyStore
 from tether.store.budget_ledger import BudgetLedger, open_ledger
 from tether.store.budgets import BudgetStore
 from tether.store.change_feed import ChangeFeed
@@ -97,6 +99,8 @@ class Runtime:
     pipeline: Pipeline
     guards: EnforceGuards
     metrics: TetherMetrics
+    aws_keys: AwsKeyStore
+    aws: AwsUpstream
     sqlite_writer: SqliteWriter | None = None
     """The hot-path writer on SQLite (None on PostgreSQL)."""
 
@@ -124,7 +128,8 @@ class Runtime:
         projects, agents, tokens = ProjectStore(db), AgentStore(db), AdminTokenStore(db)
         session_store, audit_store = SessionStore(db), AuditStore(db)
         credentials = CredentialStore(db, SealedBox(master_key))
-        directory = Directory(projects, agents, tokens)
+        aws_keys = AwsKeyStore(db, SealedBox(master_key))
+        directory = Directory(projects, agents, tokens, aws_keys)
         spend = SpendStore(db)
         sessions = SessionRegistry(session_store, spend)
         controls = FleetControls(ControlStore(db))
@@ -160,6 +165,7 @@ class Runtime:
         )
         policy_store = PolicyStore(db)
         policies = PolicyBook(policy_store)
+        upstream_keys = UpstreamKeys(credentials)
         approvals = ApprovalStore(db)
         runtime = cls(
             settings=settings,
@@ -174,7 +180,7 @@ class Runtime:
             sessions=sessions,
             controls=controls,
             inflight=InflightStreams(switch),
-            upstream_keys=UpstreamKeys(credentials),
+            upstream_keys=upstream_keys,
             anthropic=AnthropicUpstream(
                 settings.upstream_connect_timeout, settings.upstream_read_timeout
             ),
@@ -215,6 +221,10 @@ class Runtime:
             ),
             guards=guards,
             metrics=metrics,
+            aws_keys=aws_keys,
+            aws=AwsUpstream(
+                upstream_keys, settings.upstream_connect_timeout, settings.upstream_read_timeout
+            ),
             sqlite_writer=writer,
         )
         metrics.gauge(
@@ -233,11 +243,13 @@ class Runtime:
             sessions.apply,
             controls.apply,
             runtime.upstream_keys.apply,
+            runtime.aws.apply,
             runtime.inflight.apply,
         ):
             runtime.feed.subscribe(handler)
         await runtime.feed.start()
         await runtime.anthropic.start()
+        await runtime.aws.start()
         audit.start()
         await sessions.warm_up()
         sessions.start()
@@ -253,6 +265,7 @@ class Runtime:
         await self.approval_reaper.stop()
         await self.feed.stop()
         await self.anthropic.stop()
+        await self.aws.stop()
         await self.sessions.stop()
         await self.audit.stop()
         await self.ledger.close()

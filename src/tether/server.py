@@ -13,6 +13,7 @@ from tether.admin.app import mount_admin
 from tether.config import Settings
 from tether.gateway.anthropic.proxy import AnthropicGateway, GatewaySettings
 from tether.gateway.authorize import add_authorize_routes
+from tether.gateway.aws.door import AwsDoor
 from tether.gateway.claude_code.hooks import add_claude_code_hook_routes
 from tether.gateway.credentials import DOORKEEPER_KEY
 from tether.identity.doorkeeper import Doorkeeper
@@ -72,6 +73,9 @@ def build_app(runtime: Runtime) -> web.Application:
         runtime.upstream_keys,
         runtime.inflight,
         GatewaySettings(runtime.settings.anthropic_base_url, runtime.settings.max_message_bytes),
+    ).add_routes(app)
+    AwsDoor(
+        runtime.pipeline, runtime.approval_waiter, runtime.directory, runtime.aws_keys, runtime.aws
     ).add_routes(app)
     mount_admin(app, runtime, __version__)
     return app

@@ -8,6 +8,7 @@ from tether.admin import (  # noqa: F401  (routes)
     agents,
     approvals,
     audit,
+    aws,
     budgets,
     guards,
     kill,

@@ -19,6 +19,7 @@ from tether.admin.schemas import (
 )
 from tether.budgets.definitions import DEFAULT_THRESHOLDS, BudgetPeriod, BudgetScope
 from tether.errors import BadRequest, NotFound
+from tether.gateway.aws.upstream import AwsProjectConfig
 from tether.web.bodies import read_model
 
 PROVIDERS = frozenset({"anthropic", "aws"})
@@ -100,6 +101,14 @@ def _provider(request: web.Request) -> str:
     return provider
 
 
+def _aws_settings(secret: str) -> bool:
+    try:
+        AwsProjectConfig.loads(secret)
+    except (ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
 @routes.route(
     "PUT",
     "/projects/{project}/credentials/{provider}",
@@ -113,6 +122,12 @@ async def put_credential(request: web.Request) -> web.Response:
     provider = _provider(request)
     project = await runtime.projects.by_name(request.match_info["project"])
     payload = await read_model(request, CredentialPut, runtime.settings.max_body_bytes)
+    if provider == "aws" and not _aws_settings(payload.secret):
+        raise BadRequest(
+            "the aws credential is the broker's settings as JSON (access_key_id, "
+            f"secret_access_key, …): use `tether aws set-credentials {project.name}` "
+            f"(PUT /projects/{project.name}/aws)"
+        )
     info = await runtime.credentials.put(project.id, provider, payload.secret)
     return model_response(CredentialOut.of(info, project.name))
 

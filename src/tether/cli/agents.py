@@ -90,3 +90,34 @@ def revoke(
 ) -> None:
     """Revoke an agent and all its keys, for good."""
     _transition(ctx, name, "revoke", reason, as_json)
+
+
+@app.command("aws-keys")
+@reports_errors
+def aws_keys(
+    ctx: typer.Context,
+    name: str,
+    revoke: bool = typer.Option(False, "--revoke", help="Revoke the agent's pair, issue none."),
+    list_: bool = typer.Option(False, "--list", help="List the agent's access key ids."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Issue NAME's AWS access key pair for the broker (the secret is printed once; the
+    agent's previous pair is revoked, no other agent's)."""
+    if list_:
+        keys = client(ctx).call("GET", f"/agents/{name}/aws-keys")
+        print_records(keys, ["agent", "access_key_id", "created_at", "revoked_at"], as_json)
+        return
+    if revoke:
+        print_records(
+            client(ctx).call("DELETE", f"/agents/{name}/aws-keys"), ["agent", "revoked"], as_json
+        )
+        return
+    issued = client(ctx).call("POST", f"/agents/{name}/aws-keys")
+    if as_json:
+        print_json(issued)
+        return
+    console.print(f"AWS_ACCESS_KEY_ID={issued['access_key_id']}", highlight=False, markup=False)
+    console.print(
+        f"AWS_SECRET_ACCESS_KEY={issued['secret_access_key']}", highlight=False, markup=False
+    )
+    console.print("(the secret is shown once: store it now)", highlight=False)

@@ -11,6 +11,7 @@ from tether.cli import (
     agents,
     approvals,
     audit,
+    aws,
     budgets,
     credentials,
     fleet,
@@ -37,6 +38,7 @@ app.add_typer(projects.app, name="projects")
 app.add_typer(agents.app, name="agents")
 app.add_typer(keys.app, name="keys")
 app.add_typer(credentials.app, name="credentials")
+app.add_typer(aws.app, name="aws")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(sessions.app, name="sessions")
 app.add_typer(audit.app, name="audit")

@@ -13,10 +13,11 @@ from tether.errors import AuthenticationFailed
 from tether.identity.bearer import hash_secret
 from tether.store.admin_tokens import AdminTokenStore
 from tether.store.agents import AgentStore
+from tether.store.aws_keys import AwsKeyStore
 from tether.store.changes import Change
 from tether.store.clock import now_ms
 from tether.store.projects import ProjectStore
-from tether.store.records import AdminToken, Agent, AgentKey, Project
+from tether.store.records import AdminToken, Agent, AgentAwsKey, AgentKey, Project
 
 __all__ = ["AgentIdentity", "Directory"]
 
@@ -29,7 +30,15 @@ class AgentIdentity:
 
 
 class Directory:
-    def __init__(self, projects: ProjectStore, agents: AgentStore, tokens: AdminTokenStore) -> None:
+    def __init__(
+        self,
+        projects: ProjectStore,
+        agents: AgentStore,
+        tokens: AdminTokenStore,
+        aws_keys: AwsKeyStore | None = None,
+    ) -> None:
+        self._aws_key_store = aws_keys
+        self._aws_keys: dict[str, AgentAwsKey] = {}
         self._project_store = projects
         self._agent_store = agents
         self._token_store = tokens
@@ -43,6 +52,8 @@ class Directory:
         self._agents = {a.id: a for a in await self._agent_store.all()}
         self._keys = {k.key_hash: k for k in await self._agent_store.live_keys()}
         self._admin_tokens = {t.token_hash: t for t in await self._token_store.all()}
+        if self._aws_key_store is not None:
+            self._aws_keys = {k.access_key_id: k for k in await self._aws_key_store.all()}
 
     async def apply(self, change: Change) -> None:
         if change.kind == "project":
@@ -87,6 +98,42 @@ class Directory:
             raise AuthenticationFailed("the agent key is not valid", code="invalid_key")
         return AgentIdentity(agent=agent, project=project, key=key)
 
+    async def aws_key(self, access_key_id: str) -> AgentAwsKey | None:
+        """An agent's AWS key pair record (sealed), revoked or not; None when unknown."""
+        key = self._aws_keys.get(access_key_id)
+        if key is None and self._aws_key_store is not None:
+            key = await self._aws_key_store.by_access_key_id(access_key_id)
+            if key is not None:
+                await self._reload_agent(key.agent_id)
+        return key
+
+    async def identify_aws(self, access_key_id: str) -> AgentIdentity:
+        """The agent behind an AWS access key id (whose signature the AWS door verified);
+        raises ``AuthenticationFailed`` naming why it is refused."""
+        key = await self.aws_key(access_key_id)
+        if key is None:
+            raise AuthenticationFailed(
+                f"the AWS access key id {access_key_id[:32]!r} is not valid", code="invalid_key"
+            )
+        if key.revoked_at is not None:
+            raise AuthenticationFailed(
+                f"the AWS access key id {access_key_id} has been revoked", code="revoked_key"
+            )
+        agent = self._agents.get(key.agent_id)
+        project = self._projects.get(agent.project_id) if agent else None
+        if agent is None or project is None:
+            raise AuthenticationFailed("the AWS access key id is not valid", code="invalid_key")
+        as_key = AgentKey(
+            id=key.id,
+            agent_id=key.agent_id,
+            key_hash=f"aws:{key.access_key_id}",
+            prefix=key.access_key_id[:12],
+            created_at=key.created_at,
+            expires_at=None,
+            revoked_at=None,
+        )
+        return AgentIdentity(agent=agent, project=project, key=as_key)
+
     async def identify_admin(self, secret: str) -> AdminToken | None:
         key_hash = hash_secret(secret)
         token = self._admin_tokens.get(key_hash)
@@ -109,13 +156,22 @@ class Directory:
         """Read first, then swap without awaiting, so no request sees a half-updated agent."""
         agent = await self._agent_store.get(agent_id)
         keys = await self._agent_store.keys(agent_id) if agent else []
+        aws_keys = (
+            await self._aws_key_store.of_agent(agent_id)
+            if agent is not None and self._aws_key_store is not None
+            else []
+        )
         if agent is not None and agent.project_id not in self._projects:
             await self._reload_project(agent.project_id)
         for key_hash in [h for h, k in self._keys.items() if k.agent_id == agent_id]:
             del self._keys[key_hash]
+        for key_id in [i for i, k in self._aws_keys.items() if k.agent_id == agent_id]:
+            del self._aws_keys[key_id]
         if agent is None:
             self._agents.pop(agent_id, None)
             return
         self._agents[agent_id] = agent
         for key in keys:
             self._keys[key.key_hash] = key
+        for aws_key in aws_keys:
+            self._aws_keys[aws_key.access_key_id] = aws_key

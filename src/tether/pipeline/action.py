@@ -51,6 +51,12 @@ class Action:
     conversation: str | None = None
     """For callers that name no session: a digest of what stays fixed in their
     conversation (system prompt, first message), so its calls share one session."""
+    unmapped: str | None = None
+    """Why the front door could not tell which resource this call acts on (an AWS
+    operation it cannot map): the policy stage denies it, whatever the policy permits."""
+    join_latest_session: bool = False
+    """For callers that name no session (AWS SDK calls): join the agent's latest active
+    session, else the session of ``conversation``."""
 
 
 @dataclass(slots=True)

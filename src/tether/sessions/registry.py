@@ -41,6 +41,7 @@ class SessionRegistry:
         self._spend_store = spend
         self._cache: OrderedDict[str, SessionRecord] = OrderedDict()
         self._conversations: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
+        self._latest: dict[str, tuple[str, int]] = {}
         self._activity: dict[str, ActivityDelta] = {}
         self._spend: dict[SpendKey, ActivityDelta] = {}
         self._flusher: asyncio.Task[None] | None = None
@@ -53,7 +54,17 @@ class SessionRegistry:
             self._remember(session)
         else:
             self._cache.move_to_end(session_id)
+        if session.agent_id == agent_id:
+            self._latest[agent_id] = (session.id, now_ms())
         return session
+
+    def latest_session(self, agent_id: str) -> str | None:
+        """The session this agent used last on this replica, if it was active in the last
+        ``CONVERSATION_IDLE_MS`` (callers that name no session join it, e.g. AWS calls)."""
+        known = self._latest.get(agent_id)
+        if known is None or now_ms() - known[1] >= CONVERSATION_IDLE_MS:
+            return None
+        return known[0]
 
     def conversation_session(self, agent_id: str, conversation: str) -> str:
         """The session of an agent's conversation that names none: the same while the

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 __all__ = [
     "ActivityDelta",
     "AdminToken",
     "Agent",
+    "AgentAwsKey",
     "AgentKey",
     "AgentState",
     "CredentialInfo",
@@ -143,3 +144,15 @@ class ActivityDelta:
         self.cache_creation_tokens += other.cache_creation_tokens
         self.cache_read_tokens += other.cache_read_tokens
         self.cost_micros += other.cost_micros
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAwsKey:
+    """An agent's AWS access key pair for the broker; the secret stays sealed here."""
+
+    id: str
+    agent_id: str
+    access_key_id: str
+    sealed_secret: bytes = field(repr=False)
+    created_at: int
+    revoked_at: int | None

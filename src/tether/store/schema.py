@@ -19,6 +19,7 @@ from sqlalchemy import (
 
 __all__ = [
     "admin_tokens",
+    "agent_aws_keys",
     "agent_keys",
     "agents",
     "approvals",
@@ -89,6 +90,17 @@ agent_keys = Table(
     Column("prefix", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+agent_aws_keys = Table(
+    "agent_aws_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("agent_id", String(32), ForeignKey("agents.id"), nullable=False, index=True),
+    Column("access_key_id", String(32), nullable=False, unique=True),
+    Column("sealed_secret", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
 )
 

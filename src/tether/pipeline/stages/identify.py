@@ -5,7 +5,11 @@ from __future__ import annotations
 from tether.identity.directory import Directory
 from tether.pipeline.action import Action, Context, Deny, Verdict
 
-__all__ = ["IdentifyAgent"]
+__all__ = ["AWS_SOURCE", "IdentifyAgent"]
+
+AWS_SOURCE = "aws"
+"""Actions from the AWS door carry the access key id whose SigV4 signature the door
+verified; only that door may present one."""
 
 
 class IdentifyAgent:
@@ -21,5 +25,8 @@ class IdentifyAgent:
                 "missing_credentials",
                 "no agent key: send it as 'Authorization: Bearer tth_…' or 'x-api-key'",
             )
-        ctx.identity = await self._directory.identify_agent(action.credential)
+        if action.source == AWS_SOURCE:
+            ctx.identity = await self._directory.identify_aws(action.credential)
+        else:
+            ctx.identity = await self._directory.identify_agent(action.credential)
         return None

@@ -30,6 +30,8 @@ class EnforcePolicy:
                 f"project {project.name}'s policy v{in_force.version} cannot be evaluated "
                 f"({in_force.problem}); denied until a valid policy is applied",
             )
+        if action.unmapped:
+            return Deny("operation_not_mapped", f"{action.unmapped}; denied")
         if in_force.compiled.models_always_allowed and action.action.startswith("model:"):
             ctx.allowed_because = MODEL_ACCESS.reason
             return None

@@ -1,0 +1,467 @@
+"""``/aws/…``: the AWS credential broker's front door.
+
+Translates only: verifies the agent's SigV4 signature, turns the request into actions
+(``operations``), asks the pipeline (``decide_as_one``: every key of a ``DeleteObjects``
+is an action, and they are decided as one), renders refusals in the service's error
+format, and relays allowed calls re-signed with the project's credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from botocore.auth import S3SigV4Auth
+
+from tether.approvals.long_poll import decide_as_one
+from tether.approvals.waiter import ApprovalWaiter
+from tether.errors import TetherError
+from tether.gateway.aws.chunked import (
+    SIGNED_CHUNKS,
+    SIGNED_CHUNKS_TRAILER,
+    ChunkChain,
+    ChunkError,
+    resign_chunks,
+)
+from tether.gateway.aws.errors import aws_error
+from tether.gateway.aws.operations import (
+    AwsCall,
+    AwsRequestView,
+    UnreadableRequest,
+    map_request,
+    policy_service,
+    protocol_of,
+)
+from tether.gateway.aws.sigv4 import (
+    SignedRequest,
+    SigV4Error,
+    check_time,
+    parse_signature,
+    payload_hash,
+    signer,
+    verify_signature,
+)
+from tether.gateway.aws.tags import TagLookupFailed
+from tether.gateway.aws.upstream import AwsProjectConfig, AwsUpstream, sign_upstream
+from tether.identity.directory import Directory
+from tether.pipeline import Action, Decision, Pipeline
+from tether.pipeline.outcome import Outcome
+from tether.pipeline.stages.identify import AWS_SOURCE
+from tether.store.aws_keys import AwsKeyStore
+
+__all__ = ["PREFIX", "AwsDoor"]
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/aws"
+SESSION_HEADER = "X-Tether-Session-Id"
+WAIT_HEADER = "X-Tether-Approval-Wait"
+MAX_WAIT_SECONDS = 60.0
+MAX_SMALL_BODY = 16 * 1024 * 1024
+_UNSIGNED_QUERY = (
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+)
+_NOT_FORWARDED = frozenset(
+    {
+        "host",
+        "authorization",
+        "x-amz-date",
+        "x-amz-security-token",
+        "connection",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "expect",
+        "x-tether-session-id",
+        "x-tether-approval-wait",
+        "content-length",
+    }
+)
+_NOT_RELAYED = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}
+)
+_DENIED = {
+    "s3": "AccessDenied",
+    "ec2": "UnauthorizedOperation",
+    "json": "AccessDeniedException",
+    "cbor": "AccessDeniedException",
+    "query": "AccessDenied",
+}
+_UNAVAILABLE = frozenset({"audit_unavailable", "store_unavailable", "aws_unavailable"})
+_BAD_KEY = {"s3": "InvalidAccessKeyId", "ec2": "AuthFailure"}
+
+
+def _guess_protocol(request: web.Request) -> str:
+    """For requests too broken to name their service."""
+    if request.headers.get("X-Amz-Target"):
+        return "json"
+    if "Action=" in request.query_string or request.content_type.endswith("x-www-form-urlencoded"):
+        return "query"
+    return "s3"
+
+
+async def _noting(chunks: AsyncIterator[bytes], failures: list[ChunkError]) -> AsyncIterator[bytes]:
+    """Remember why a chunked body stopped: the HTTP client reports only that it did."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except ChunkError as exc:
+        failures.append(exc)
+        raise
+
+
+def _tethered(text: str) -> str:
+    return text if text.startswith("tether:") else f"tether: {text}"
+
+
+class AwsDoor:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        waiter: ApprovalWaiter,
+        directory: Directory,
+        keys: AwsKeyStore,
+        upstream: AwsUpstream,
+    ) -> None:
+        self._pipeline = pipeline
+        self._waiter = waiter
+        self._directory = directory
+        self._keys = keys
+        self._upstream = upstream
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_route("*", PREFIX, self.handle)
+        app.router.add_route("*", PREFIX + "/{tail:.*}", self.handle)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        try:
+            signed = parse_signature(request.headers, raw_query)
+        except SigV4Error as exc:
+            return aws_error(_guess_protocol(request), exc.code, exc.message)
+        path = raw_path[len(PREFIX) :] or "/"
+        protocol = protocol_of(signed.service, request.headers, path)
+        try:
+            return await self._handle(request, signed, protocol, raw_path, raw_query, path)
+        except SigV4Error as exc:
+            return aws_error(protocol, exc.code, exc.message)
+        except UnreadableRequest as exc:
+            code = "MalformedXML" if protocol == "s3" else "SerializationException"
+            return aws_error(protocol, code, str(exc), 400)
+        except TetherError as exc:
+            status = 503 if exc.code in _UNAVAILABLE else 403
+            code = "ServiceUnavailable" if status == 503 else _DENIED[protocol]
+            return aws_error(protocol, code, _tethered(exc.message), status)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("the AWS door failed on %s %s", request.method, request.path)
+            return aws_error(
+                protocol, "InternalError", "tether: the call could not be handled; denied", 500
+            )
+
+    async def _read_small(self, request: web.Request) -> bytes:
+        if request.content_length is not None and request.content_length > MAX_SMALL_BODY:
+            raise UnreadableRequest(f"the body is larger than {MAX_SMALL_BODY} bytes")
+        body = await request.content.read(MAX_SMALL_BODY + 1)
+        if len(body) > MAX_SMALL_BODY:
+            raise UnreadableRequest(f"the body is larger than {MAX_SMALL_BODY} bytes")
+        return body
+
+    async def _handle(
+        self,
+        request: web.Request,
+        signed: SignedRequest,
+        protocol: str,
+        raw_path: str,
+        raw_query: str,
+        path: str,
+    ) -> web.StreamResponse:
+        started = time.perf_counter()
+        query = [(k, v) for k, v in request.query.items()]
+        small = signed.service != "s3" or (request.method == "POST" and "delete" in request.query)
+        body = await self._read_small(request) if small else None
+        session_id = request.headers.get(SESSION_HEADER) or None
+        key = await self._directory.aws_key(signed.access_key_id)
+        if key is None or key.revoked_at is not None:
+            return await self._refuse_key(signed, protocol, session_id)
+        check_time(signed)
+        verify_signature(
+            signed,
+            self._keys.reveal(key),
+            request.method,
+            raw_path,
+            raw_query,
+            request.headers,
+            payload_hash(signed, request.headers, body),
+        )
+        agent = self._directory.agent(key.agent_id)
+        project = self._directory.project(agent.project_id) if agent else None
+        if agent is None or project is None:
+            return await self._refuse_key(signed, protocol, session_id)
+        config = await self._upstream.config(project.id, project.name)
+        view = AwsRequestView(
+            method=request.method,
+            path=path,
+            host=request.headers.get("Host", ""),
+            query=query,
+            headers=request.headers,
+            body=body,
+            service=signed.service,
+            region=signed.region,
+            account=await self._upstream.account(project.id, config),
+        )
+        call = map_request(view)
+        try:
+            actions = await self._actions(call, signed, session_id, project.id, config, raw_query)
+        except TagLookupFailed as exc:
+            return aws_error(protocol, _DENIED[protocol], _tethered(f"{exc}; denied"), 403)
+        decisions = await decide_as_one(
+            self._pipeline, self._waiter, actions, self._wait_seconds(request)
+        )
+        refused = next((d for d in decisions if not d.allowed and not d.pending), None)
+        if refused is not None:
+            return self._denied(protocol, refused)
+        pending = [d for d in decisions if d.pending]
+        if pending:
+            return aws_error(
+                protocol, _DENIED[protocol], _tethered(" | ".join(d.reason for d in pending)), 403
+            )
+        return await self._forward(
+            request,
+            signed,
+            call,
+            config,
+            agent.name,
+            project.id,
+            body,
+            raw_query,
+            decisions,
+            started,
+        )
+
+    @staticmethod
+    def _wait_seconds(request: web.Request) -> float:
+        try:
+            wait = float(request.headers.get(WAIT_HEADER, "0"))
+        except ValueError:
+            return 0.0
+        return min(max(wait, 0.0), MAX_WAIT_SECONDS)
+
+    async def _refuse_key(
+        self, signed: SignedRequest, protocol: str, session_id: str | None
+    ) -> web.Response:
+        """Unknown or revoked key: the identify stage refuses it, on the record."""
+        service = policy_service(signed.service)
+        decision = await self._pipeline.decide(
+            Action(
+                source=AWS_SOURCE,
+                credential=signed.access_key_id,
+                action=f"{service}:Call",
+                resource=f"arn:aws:{service}:::*",
+                session_id=session_id,
+                attributes={"access_key_id": signed.access_key_id},
+            )
+        )
+        code = _BAD_KEY.get(protocol, "InvalidClientTokenId")
+        return aws_error(protocol, code, _tethered(decision.reason), 403)
+
+    async def _actions(
+        self,
+        call: AwsCall,
+        signed: SignedRequest,
+        session_id: str | None,
+        project_id: str,
+        config: AwsProjectConfig,
+        raw_query: str,
+    ) -> list[Action]:
+        service = policy_service(signed.service)
+        base: dict[str, Any] = {
+            "service": service,
+            "operation": call.operation,
+            "region": signed.region,
+            "access_key_id": signed.access_key_id,
+        }
+        if not call.mapped:
+            return [
+                Action(
+                    source=AWS_SOURCE,
+                    credential=signed.access_key_id,
+                    action=f"{service}:{call.operation}",
+                    resource=f"aws-operation:{service}:{call.operation}",
+                    session_id=session_id,
+                    attributes=base,
+                    unmapped=call.why_unmapped,
+                    join_latest_session=True,
+                )
+            ]
+        clients = self._upstream.client_factory(project_id, config)
+        query = "&".join(
+            sorted(p for p in raw_query.split("&") if p and not p.startswith(_UNSIGNED_QUERY))
+        )
+        actions = []
+        for target in call.targets:
+            tags = (
+                await self._upstream.tags.tags(project_id, clients, target.tags_from)
+                if target.tags_from is not None
+                else {}
+            )
+            actions.append(
+                Action(
+                    source=AWS_SOURCE,
+                    credential=signed.access_key_id,
+                    action=target.action,
+                    resource=target.resource,
+                    session_id=session_id,
+                    attributes=base,
+                    tags=tags,
+                    fingerprint=f"{call.operation} {target.resource} {query}",
+                    join_latest_session=True,
+                )
+            )
+        return actions
+
+    @staticmethod
+    def _denied(protocol: str, decision: Decision) -> web.Response:
+        reason = _tethered(f"{decision.reason} ({decision.code})")
+        if decision.code in ("invalid_key", "revoked_key", "expired_key"):
+            return aws_error(protocol, _BAD_KEY.get(protocol, "InvalidClientTokenId"), reason, 403)
+        if decision.code in ("audit_unavailable", "store_unavailable"):
+            return aws_error(protocol, "ServiceUnavailable", reason, 503)
+        return aws_error(protocol, _DENIED[protocol], reason, 403)
+
+    async def _forward(
+        self,
+        request: web.Request,
+        signed: SignedRequest,
+        call: AwsCall,
+        config: AwsProjectConfig,
+        agent_name: str,
+        project_id: str,
+        body: bytes | None,
+        raw_query: str,
+        decisions: list[Decision],
+        started: float,
+    ) -> web.StreamResponse:
+        credentials = await self._upstream.credentials(project_id, config, agent_name)
+        upstream_path = request.raw_path.partition("?")[0][len(PREFIX) :] or "/"
+        if (
+            signed.service == "s3"
+            and call.bucket
+            and not upstream_path.lstrip("/").startswith(call.bucket)
+        ):
+            upstream_path = f"/{call.bucket}{upstream_path}"  # virtual-hosted → path-style
+        query = "&".join(p for p in raw_query.split("&") if p and not p.startswith(_UNSIGNED_QUERY))
+        url = config.endpoint(signed.service, signed.region) + upstream_path
+        url += f"?{query}" if query else ""
+        headers = [
+            (name, value)
+            for name, value in request.headers.items()
+            if name.lower() not in _NOT_FORWARDED
+        ]
+        content_sha = request.headers.get("X-Amz-Content-SHA256")
+        if signed.presigned and signed.service == "s3":
+            content_sha = "UNSIGNED-PAYLOAD"
+            headers.append(("X-Amz-Content-SHA256", content_sha))
+        if content_sha == SIGNED_CHUNKS_TRAILER:
+            return aws_error(
+                "s3",
+                "NotImplemented",
+                "tether: signed chunks with trailers are not supported; "
+                "use STREAMING-UNSIGNED-PAYLOAD-TRAILER or STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                501,
+            )
+        length = len(body) if body is not None else request.content_length
+        if length is not None:
+            headers.append(("Content-Length", str(length)))
+        signed_headers, seed = sign_upstream(
+            request.method,
+            url,
+            headers,
+            credentials,
+            signed.service,
+            signed.region,
+            content_sha,
+            body,
+        )
+        payload: bytes | AsyncIterator[bytes] | None = body
+        chunk_failures: list[ChunkError] = []
+        if body is None and (length or request.body_exists):
+            if content_sha == SIGNED_CHUNKS:
+                agent_key = await self._directory.aws_key(signed.access_key_id)
+                assert agent_key is not None
+                agent_chain = ChunkChain(
+                    signer(signed, self._keys.reveal(agent_key)), signed.timestamp, signed.signature
+                )
+                upstream_chain = ChunkChain(
+                    S3SigV4Auth(credentials, signed.service, signed.region),
+                    signed_headers["X-Amz-Date"],
+                    seed,
+                )
+                payload = _noting(
+                    resign_chunks(request.content, agent_chain, upstream_chain), chunk_failures
+                )
+            else:
+                payload = request.content.iter_chunked(256 * 1024)
+        outcome_status = 502
+        try:
+            upstream = await self._upstream.send(request.method, url, signed_headers, payload)
+        except (aiohttp.ClientError, TimeoutError, ChunkError) as exc:
+            if chunk_failures:
+                await self._settle(decisions, started, 403, str(chunk_failures[0]))
+                return aws_error("s3", "SignatureDoesNotMatch", f"tether: {chunk_failures[0]}", 403)
+            await self._settle(decisions, started, outcome_status, f"upstream unreachable: {exc}")
+            return aws_error(
+                call.protocol,
+                "ServiceUnavailable",
+                f"tether: AWS could not be reached ({type(exc).__name__})",
+                503,
+            )
+        try:
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            for name, value in upstream.headers.items():
+                if name.lower() not in _NOT_RELAYED:
+                    response.headers.add(name, value)
+            if upstream.content_length is not None:
+                response.content_length = upstream.content_length
+            await response.prepare(request)
+            if request.method != "HEAD":
+                async for chunk in upstream.content.iter_chunked(256 * 1024):
+                    await response.write(chunk)
+            await response.write_eof()
+            outcome_status = upstream.status
+        finally:
+            upstream.release()
+            await self._settle(decisions, started, outcome_status, "")
+        return response
+
+    async def _settle(
+        self, decisions: list[Decision], started: float, status: int, detail: str
+    ) -> None:
+        latency = (time.perf_counter() - started) * 1000
+        for decision in decisions:
+            await self._pipeline.settle_later(
+                decision,
+                Outcome(
+                    result="ok" if status < 400 else "error",
+                    status=status,
+                    latency_ms=latency,
+                    detail=detail,
+                    upstream_reached=status != 502,
+                ),
+            )

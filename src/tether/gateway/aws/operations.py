@@ -1,0 +1,482 @@
+"""An AWS request as ``service:Operation`` actions on resource ARNs.
+
+S3 (path-style and virtual-hosted, bucket and object operations from method, path and
+query; ``DeleteObjects`` gives one action per key listed in its body), the query protocol
+(``Action=`` in the query or form body: IAM, EC2, STS, CloudWatch …), the JSON protocol
+(``X-Amz-Target``: DynamoDB, CloudWatch Logs …) and Smithy RPC v2 CBOR (CloudWatch in
+current SDKs). An operation whose resource cannot be told is returned ``mapped=False``
+with a reason naming it; the pipeline then applies the project's default (deny).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+from xml.etree import ElementTree
+
+from botocore.parsers import RpcV2CBORParser
+
+__all__ = [
+    "AwsCall",
+    "AwsRequestView",
+    "AwsTarget",
+    "TagRef",
+    "UnreadableRequest",
+    "map_request",
+    "policy_service",
+    "protocol_of",
+]
+
+MAX_DELETE_KEYS = 1000
+_POLICY_SERVICE = {"monitoring": "cloudwatch", "email": "ses", "execute-api": "apigateway"}
+_CREDENTIAL_VENDING = frozenset(
+    {
+        "AssumeRole",
+        "AssumeRoleWithSAML",
+        "AssumeRoleWithWebIdentity",
+        "AssumeRoot",
+        "GetSessionToken",
+        "GetFederationToken",
+        "CreateAccessKey",
+        "GetTemporaryCredentials",
+    }
+)
+"""Answers that hold AWS credentials: relayed, the agent would call AWS around tether."""
+
+
+class UnreadableRequest(Exception):
+    """The request is not valid for its protocol (bad XML, bad JSON): a 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class TagRef:
+    """Where a resource's tags are read from (``kind``: s3-bucket, iam-role, iam-user,
+    ec2, cloudwatch, resource-arn)."""
+
+    kind: str
+    ident: str
+
+
+@dataclass(frozen=True, slots=True)
+class AwsTarget:
+    action: str
+    resource: str
+    tags_from: TagRef | None = None
+
+
+@dataclass(slots=True)
+class AwsCall:
+    service: str
+    """The credential scope's service (``monitoring``); actions use the policy prefix."""
+    protocol: str
+    """``s3``, ``query``, ``ec2``, ``json`` or ``cbor``: how errors must be answered."""
+    operation: str
+    targets: list[AwsTarget] = field(default_factory=list)
+    mapped: bool = True
+    why_unmapped: str = ""
+    bucket: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AwsRequestView:
+    method: str
+    path: str
+    """Percent-encoded, without the door's prefix (``/bucket/key``)."""
+    host: str
+    query: list[tuple[str, str]]
+    headers: Mapping[str, str]
+    body: bytes | None
+    """Read only when the mapping needs it (non-S3, ``DeleteObjects``)."""
+    service: str
+    region: str
+    account: str
+
+
+def policy_service(scope_service: str) -> str:
+    return _POLICY_SERVICE.get(scope_service, scope_service)
+
+
+def protocol_of(service: str, headers: Mapping[str, str], path: str) -> str:
+    if service == "s3":
+        return "s3"
+    if headers.get("X-Amz-Target"):
+        return "json"
+    if "/operation/" in path and (
+        headers.get("smithy-protocol")
+        or headers.get("Content-Type", "").startswith("application/cbor")
+    ):
+        return "cbor"
+    return "ec2" if service == "ec2" else "query"
+
+
+# ---------------------------------------------------------------- S3
+
+_S3_ACTION = {
+    "ListObjects": "ListBucket",
+    "ListObjectsV2": "ListBucket",
+    "HeadBucket": "ListBucket",
+    "ListObjectVersions": "ListBucketVersions",
+    "ListBuckets": "ListAllMyBuckets",
+    "ListMultipartUploads": "ListBucketMultipartUploads",
+    "HeadObject": "GetObject",
+    "CreateMultipartUpload": "PutObject",
+    "UploadPart": "PutObject",
+    "CompleteMultipartUpload": "PutObject",
+    "CopyObject": "PutObject",
+    "UploadPartCopy": "PutObject",
+    "ListParts": "ListMultipartUploadParts",
+    "DeleteObjects": "DeleteObject",
+}
+"""API operation → IAM action name, where they differ (what policies are written in)."""
+_BUCKET_SUB = {
+    "tagging": "BucketTagging",
+    "policy": "BucketPolicy",
+    "acl": "BucketAcl",
+    "cors": "BucketCors",
+    "lifecycle": "BucketLifecycleConfiguration",
+    "encryption": "BucketEncryption",
+    "versioning": "BucketVersioning",
+    "website": "BucketWebsite",
+    "logging": "BucketLogging",
+    "notification": "BucketNotificationConfiguration",
+    "replication": "BucketReplication",
+    "publicAccessBlock": "PublicAccessBlock",
+    "ownershipControls": "BucketOwnershipControls",
+    "object-lock": "ObjectLockConfiguration",
+    "accelerate": "BucketAccelerateConfiguration",
+    "requestPayment": "BucketRequestPayment",
+    "policyStatus": "BucketPolicyStatus",
+}
+_OBJECT_SUB = {
+    "tagging": "ObjectTagging",
+    "acl": "ObjectAcl",
+    "retention": "ObjectRetention",
+    "legal-hold": "ObjectLegalHold",
+    "attributes": "ObjectAttributes",
+    "torrent": "ObjectTorrent",
+}
+_VERB = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head"}
+_VIRTUAL_HOST = re.compile(r"^(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])\.(?:localhost|s3[.\-])")
+
+
+def _s3_bucket_and_key(view: AwsRequestView) -> tuple[str | None, str | None]:
+    host = view.host.rsplit(":", 1)[0] if not view.host.startswith("[") else view.host
+    virtual = _VIRTUAL_HOST.match(host.lower())
+    path = view.path.lstrip("/")
+    if virtual:
+        return virtual["bucket"], unquote(path) or None
+    if not path:
+        return None, None
+    bucket, _, key = path.partition("/")
+    return unquote(bucket), unquote(key) or None
+
+
+def _s3_arn(bucket: str, key: str | None = None) -> str:
+    return f"arn:aws:s3:::{bucket}" + (f"/{key}" if key is not None else "")
+
+
+def _s3_operation(
+    method: str, query: Mapping[str, str], headers: Mapping[str, str], has_key: bool
+) -> str | None:
+    if not has_key:
+        if method == "GET" and "uploads" in query:
+            return "ListMultipartUploads"
+        if method == "GET" and "versions" in query:
+            return "ListObjectVersions"
+        if method == "GET" and "location" in query:
+            return "GetBucketLocation"
+        if method == "POST" and "delete" in query:
+            return "DeleteObjects"
+        for sub, name in _BUCKET_SUB.items():
+            if sub in query and method in _VERB:
+                return f"{_VERB[method]}{name}"
+        if method == "GET":
+            return "ListObjectsV2" if query.get("list-type") == "2" else "ListObjects"
+        return {"PUT": "CreateBucket", "DELETE": "DeleteBucket", "HEAD": "HeadBucket"}.get(method)
+    if method == "POST":
+        if "uploads" in query:
+            return "CreateMultipartUpload"
+        if "uploadId" in query:
+            return "CompleteMultipartUpload"
+        if "restore" in query:
+            return "RestoreObject"
+        if "select" in query:
+            return "SelectObjectContent"
+        return None
+    if method == "PUT" and "partNumber" in query and "uploadId" in query:
+        return "UploadPartCopy" if "x-amz-copy-source" in headers else "UploadPart"
+    if method == "DELETE" and "uploadId" in query:
+        return "AbortMultipartUpload"
+    if method == "GET" and "uploadId" in query:
+        return "ListParts"
+    for sub, name in _OBJECT_SUB.items():
+        if sub in query and method in _VERB:
+            return f"{_VERB[method]}{name}"
+    if method == "PUT":
+        return "CopyObject" if "x-amz-copy-source" in headers else "PutObject"
+    return {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(method)
+
+
+def _deleted_keys(body: bytes | None) -> list[str]:
+    if not body:
+        raise UnreadableRequest("DeleteObjects needs a body listing the keys")
+    try:
+        root = ElementTree.fromstring(body)  # expat refuses entity-expansion bombs
+    except ElementTree.ParseError as exc:
+        raise UnreadableRequest(f"the DeleteObjects body is not XML: {exc}") from None
+    keys = [el.text or "" for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Key"]
+    if not keys or len(keys) > MAX_DELETE_KEYS:
+        raise UnreadableRequest(f"DeleteObjects lists {len(keys)} keys (1 to 1000 allowed)")
+    return keys
+
+
+def _map_s3(view: AwsRequestView) -> AwsCall:
+    bucket, key = _s3_bucket_and_key(view)
+    query = dict(view.query)
+    if bucket is None:
+        if view.method == "GET":
+            return AwsCall(
+                "s3", "s3", "ListBuckets", [AwsTarget("s3:ListAllMyBuckets", "arn:aws:s3:::*")]
+            )
+        return AwsCall(
+            "s3",
+            "s3",
+            f"{view.method} /",
+            mapped=False,
+            why_unmapped=f"tether cannot map S3 request {view.method} / to an operation",
+        )
+    operation = _s3_operation(view.method, query, view.headers, key is not None)
+    if operation is None:
+        subs = ",".join(sorted(query)) or "-"
+        described = f"{view.method} {'object' if key else 'bucket'} (query: {subs})"
+        return AwsCall(
+            "s3",
+            "s3",
+            described,
+            mapped=False,
+            bucket=bucket,
+            key=key,
+            why_unmapped=f"tether cannot map S3 request {described} to an operation",
+        )
+    action = "s3:" + _S3_ACTION.get(operation, operation)
+    tags = TagRef("s3-bucket", bucket)
+    call = AwsCall("s3", "s3", operation, bucket=bucket, key=key)
+    if operation == "DeleteObjects":
+        call.targets = [
+            AwsTarget(action, _s3_arn(bucket, k), tags) for k in _deleted_keys(view.body)
+        ]
+        return call
+    call.targets = [AwsTarget(action, _s3_arn(bucket, key), tags)]
+    source = view.headers.get("x-amz-copy-source")
+    if operation in ("CopyObject", "UploadPartCopy") and source:
+        src_bucket, _, src_key = unquote(source.split("?", 1)[0]).lstrip("/").partition("/")
+        call.targets.append(
+            AwsTarget("s3:GetObject", _s3_arn(src_bucket, src_key), TagRef("s3-bucket", src_bucket))
+        )
+    return call
+
+
+# ---------------------------------------------------------------- query / JSON / CBOR
+
+_EC2_KINDS = {
+    "i": "instance",
+    "snap": "snapshot",
+    "vol": "volume",
+    "ami": "image",
+    "sg": "security-group",
+    "vpc": "vpc",
+    "subnet": "subnet",
+    "eni": "network-interface",
+    "igw": "internet-gateway",
+    "rtb": "route-table",
+    "eipalloc": "elastic-ip",
+    "lt": "launch-template",
+    "key": "key-pair",
+}
+_IAM_PARAMS = (
+    ("RoleName", "role"),
+    ("UserName", "user"),
+    ("GroupName", "group"),
+    ("InstanceProfileName", "instance-profile"),
+    ("ServerCertificateName", "server-certificate"),
+)
+_READ_PREFIXES = ("List", "Describe", "Get", "Head", "Lookup", "Search", "Query", "Scan")
+
+
+def _values(params: Mapping[str, Any], name: str) -> list[str]:
+    """A parameter's values, flat (``Name``) or as a list (``Name.N``, ``Name.member.N``,
+    a JSON/CBOR array)."""
+    found: list[str] = []
+    for key, value in params.items():
+        if key == name or re.fullmatch(rf"{re.escape(name)}(\.member)?\.\d+", key):
+            if isinstance(value, list):
+                found.extend(str(v) for v in value)
+            elif isinstance(value, str | int):
+                found.append(str(value))
+    return found
+
+
+def _ec2_arn(region: str, account: str, ident: str) -> str:
+    kind = _EC2_KINDS.get(ident.split("-", 1)[0], "resource")
+    return f"arn:aws:ec2:{region}:{account}:{kind}/{ident}"
+
+
+def _targets(
+    service: str, operation: str, params: Mapping[str, Any], region: str, account: str
+) -> list[AwsTarget]:
+    prefix = policy_service(service)
+    action = f"{prefix}:{operation}"
+    arns = [
+        v
+        for k, v in params.items()
+        if isinstance(v, str)
+        and v.startswith("arn:")
+        and k.lower().endswith(("arn", "arns", "resourcearn"))
+    ]
+    if service == "iam":
+        for param, kind in _IAM_PARAMS:
+            names = _values(params, param)
+            if names:
+                ref = "iam-role" if kind == "role" else ("iam-user" if kind == "user" else None)
+                return [
+                    AwsTarget(
+                        action,
+                        f"arn:aws:iam::{account}:{kind}/{n}",
+                        TagRef(ref, n) if ref else None,
+                    )
+                    for n in names
+                ]
+    elif service == "ec2":
+        ids: list[str] = []
+        for key in params:
+            base = re.sub(r"(\.member)?\.\d+$", "", key)
+            if base.endswith("Id") and base not in (
+                "ClientToken",
+                "DryRun",
+                "OwnerId",
+                "MaxResults",
+            ):
+                ids.extend(_values(params, key))
+        ids = [i for i in dict.fromkeys(ids) if "-" in i]
+        if ids and not operation.startswith("Describe"):
+            return [AwsTarget(action, _ec2_arn(region, account, i), TagRef("ec2", i)) for i in ids]
+    elif prefix == "cloudwatch":
+        names = _values(params, "AlarmNames") or _values(params, "AlarmName")
+        if names:
+            return [
+                AwsTarget(
+                    action,
+                    f"arn:aws:cloudwatch:{region}:{account}:alarm:{n}",
+                    TagRef("cloudwatch", f"arn:aws:cloudwatch:{region}:{account}:alarm:{n}"),
+                )
+                for n in names
+            ]
+        dashboards = _values(params, "DashboardNames") or _values(params, "DashboardName")
+        if dashboards:
+            return [
+                AwsTarget(action, f"arn:aws:cloudwatch::{account}:dashboard/{n}")
+                for n in dashboards
+            ]
+    elif service == "dynamodb":
+        tables = _values(params, "TableName")
+        if tables:
+            return [
+                AwsTarget(
+                    action,
+                    f"arn:aws:dynamodb:{region}:{account}:table/{t}",
+                    TagRef("resource-arn", f"arn:aws:dynamodb:{region}:{account}:table/{t}"),
+                )
+                for t in tables
+            ]
+    elif service == "logs":
+        groups = _values(params, "logGroupName")
+        if groups:
+            return [
+                AwsTarget(action, f"arn:aws:logs:{region}:{account}:log-group:{g}") for g in groups
+            ]
+    if arns:
+        return [AwsTarget(action, arn, TagRef("resource-arn", arn)) for arn in arns]
+    if operation.startswith(_READ_PREFIXES) or (
+        service == "ec2" and operation.startswith("Describe")
+    ):
+        scope_region = "" if service in ("iam", "sts") else region
+        return [AwsTarget(action, f"arn:aws:{prefix}:{scope_region}:{account}:*")]
+    for key, value in params.items():
+        base = re.sub(r"(\.member)?\.\d+$", "", key)
+        if isinstance(value, str) and value and base.endswith(("Name", "Id", "Url")):
+            kind = re.sub(r"(Name|Id|Url)$", "", base)
+            kind = re.sub(r"(?<!^)(?=[A-Z])", "-", kind).lower() or "resource"
+            return [AwsTarget(action, f"arn:aws:{prefix}:{region}:{account}:{kind}/{value}")]
+    return []
+
+
+def _decode_cbor(body: bytes) -> dict[str, Any]:
+    if not body:
+        return {}
+    try:
+        parser = RpcV2CBORParser()
+        decoded = parser.parse_data_item(parser.get_peekable_stream_from_bytes(body))
+    except Exception as exc:
+        raise UnreadableRequest(f"the CBOR body cannot be read: {exc}") from None
+    if not isinstance(decoded, dict):
+        raise UnreadableRequest("the CBOR body is not a map")
+    return decoded
+
+
+def _params(view: AwsRequestView, protocol: str) -> tuple[str, dict[str, Any]]:
+    if protocol == "json":
+        operation = view.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+        try:
+            params = json.loads(view.body or b"{}")
+        except ValueError as exc:
+            raise UnreadableRequest(f"the JSON body cannot be read: {exc}") from None
+        if not isinstance(params, dict):
+            raise UnreadableRequest("the JSON body is not an object")
+        return operation, params
+    if protocol == "cbor":
+        return view.path.rstrip("/").rsplit("/", 1)[-1], _decode_cbor(view.body or b"")
+    params = dict(view.query)
+    content_type = view.headers.get("Content-Type", "")
+    if view.body and (not content_type or "x-www-form-urlencoded" in content_type):
+        try:
+            text = view.body.decode()
+        except UnicodeDecodeError:
+            raise UnreadableRequest("the form body is not UTF-8") from None
+        params.update(parse_qsl(text, keep_blank_values=True))
+    return str(params.get("Action", "")), params
+
+
+def map_request(view: AwsRequestView) -> AwsCall:
+    """Raises ``UnreadableRequest`` for a body that does not parse."""
+    protocol = protocol_of(view.service, view.headers, view.path)
+    if protocol == "s3":
+        return _map_s3(view)
+    operation, params = _params(view, protocol)
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,127}", operation or ""):
+        return AwsCall(
+            view.service,
+            protocol,
+            operation or "?",
+            mapped=False,
+            why_unmapped=f"tether cannot tell which {view.service} operation this request calls",
+        )
+    call = AwsCall(view.service, protocol, operation)
+    if operation in _CREDENTIAL_VENDING:
+        call.mapped = False
+        call.why_unmapped = (
+            f"{policy_service(view.service)}:{operation} hands out AWS credentials, which "
+            "would let the agent call AWS around tether; the broker does not relay it"
+        )
+        return call
+    call.targets = _targets(view.service, operation, params, view.region, view.account)
+    if not call.targets:
+        call.mapped = False
+        call.why_unmapped = (
+            f"tether cannot tell which resource {policy_service(view.service)}:{operation} acts on"
+        )
+    return call

@@ -1,0 +1,299 @@
+"""The AWS broker's wire behaviour: large and chunked transfers, presigned URLs, virtual
+hosts, signature and key errors in each service's format, kills."""
+
+from __future__ import annotations
+
+import datetime
+import io
+import os
+from typing import Any
+from unittest import mock
+
+import boto3
+import httpx
+import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from tests.support.aws import (
+    AgentPair,
+    agent_client,
+    issue_aws_keys,
+    moto_client,
+    set_aws_credentials,
+)
+from tests.support.server import PERMIT_ALL, RunningTether
+from tether.gateway.aws.chunked import ChunkChain
+
+MB = 1024 * 1024
+
+
+def _project(broker: RunningTether, moto_url: str, name: str) -> AgentPair:
+    broker.create_project(name, policy=PERMIT_ALL)
+    broker.create_agent(f"{name}-agent", name)
+    set_aws_credentials(broker, name, moto_url)
+    return issue_aws_keys(broker, f"{name}-agent")
+
+
+def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(exc.value.response["Error"]["Code"])
+
+
+def test_large_multipart_upload_and_ranged_download_pass_intact(
+    broker: RunningTether, moto_url: str
+) -> None:
+    pair = _project(broker, moto_url, "big")
+    moto_client(moto_url, "s3").create_bucket(Bucket="big-bucket")
+    data = os.urandom(20 * MB)
+    s3 = agent_client(broker, pair, "s3")
+    transfer = TransferConfig(multipart_threshold=8 * MB, multipart_chunksize=8 * MB)
+    s3.upload_fileobj(io.BytesIO(data), "big-bucket", "blob", Config=transfer)
+    direct = moto_client(moto_url, "s3").get_object(Bucket="big-bucket", Key="blob")
+    assert direct["Body"].read() == data
+    assert direct["ETag"].endswith('-3"')
+    out = io.BytesIO()
+    s3.download_fileobj("big-bucket", "blob", out, Config=transfer)
+    assert out.getvalue() == data
+    head = s3.head_object(Bucket="big-bucket", Key="blob")
+    assert head["ContentLength"] == len(data) and head["ETag"] == direct["ETag"]
+    single = os.urandom(5 * MB + 123)
+    s3.put_object(Bucket="big-bucket", Key="single", Body=single, ChecksumAlgorithm="SHA256")
+    assert s3.get_object(Bucket="big-bucket", Key="single")["Body"].read() == single
+
+
+def _signed_chunk_upload(
+    broker: RunningTether, pair: AgentPair, path: str, chunks: list[bytes], tamper: bool = False
+) -> httpx.Response:
+    """What SDKs that sign every chunk send (STREAMING-AWS4-HMAC-SHA256-PAYLOAD)."""
+    url = f"{broker.url}/aws{path}"
+    decoded = sum(len(c) for c in chunks)
+    body_len = sum(
+        len(f"{len(c):x};chunk-signature=") + 64 + 2 + len(c) + 2 for c in [*chunks, b""]
+    )
+    request = AWSRequest(
+        method="PUT",
+        url=url,
+        headers={
+            "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+            "Content-Encoding": "aws-chunked",
+            "x-amz-decoded-content-length": str(decoded),
+            "Content-Length": str(body_len),
+        },
+    )
+
+    class _Preset(S3SigV4Auth):  # type: ignore[misc]
+        def payload(self, request: AWSRequest) -> str:
+            return "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+
+    auth = _Preset(Credentials(pair.access_key_id, pair.secret_access_key), "s3", "us-east-1")
+    auth.add_auth(request)
+    seed = request.headers["Authorization"].rsplit("Signature=", 1)[1]
+    chain = ChunkChain(auth, request.context["timestamp"], seed)
+    body = b""
+    for chunk in [*chunks, b""]:
+        signature = chain.next(chunk)
+        if tamper and chunk:
+            signature = "0" * 64
+        body += f"{len(chunk):x};chunk-signature={signature}\r\n".encode() + chunk + b"\r\n"
+    assert len(body) == body_len
+    return httpx.put(url, headers=dict(request.headers.items()), content=body, timeout=30)
+
+
+def test_signed_chunks_are_verified_and_re_signed(broker: RunningTether, moto_url: str) -> None:
+    pair = _project(broker, moto_url, "chunks")
+    moto_client(moto_url, "s3").create_bucket(Bucket="chunk-bucket")
+    chunks = [os.urandom(64 * 1024), os.urandom(64 * 1024), os.urandom(1000)]
+    answer = _signed_chunk_upload(broker, pair, "/chunk-bucket/signed", chunks)
+    assert answer.status_code == 200, answer.text
+    stored = moto_client(moto_url, "s3").get_object(Bucket="chunk-bucket", Key="signed")
+    assert stored["Body"].read() == b"".join(chunks)
+    refused = _signed_chunk_upload(broker, pair, "/chunk-bucket/tampered", chunks, tamper=True)
+    assert refused.status_code == 403 and b"SignatureDoesNotMatch" in refused.content
+    with pytest.raises(ClientError):
+        moto_client(moto_url, "s3").head_object(Bucket="chunk-bucket", Key="tampered")
+
+
+def test_presigned_urls_and_virtual_hosted_buckets(broker: RunningTether, moto_url: str) -> None:
+    pair = _project(broker, moto_url, "presign")
+    direct = moto_client(moto_url, "s3")
+    direct.create_bucket(Bucket="shared-bucket")
+    direct.put_object(Bucket="shared-bucket", Key="report.txt", Body=b"quarterly")
+    s3 = agent_client(broker, pair, "s3", signature_version="s3v4")
+    legacy = agent_client(broker, pair, "s3").generate_presigned_url(
+        "get_object", Params={"Bucket": "shared-bucket", "Key": "report.txt"}
+    )
+    assert b"Signature Version 2" in httpx.get(legacy, timeout=10).content
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": "shared-bucket", "Key": "report.txt"}, ExpiresIn=60
+    )
+    got = httpx.get(url, timeout=10)
+    assert got.content == b"quarterly", (url, got.text)
+    forged = url.replace("X-Amz-Signature=", "X-Amz-Signature=0")
+    assert b"SignatureDoesNotMatch" in httpx.get(forged[: len(url)], timeout=10).content
+    port = broker.url.rsplit(":", 1)[1]
+    virtual = boto3.client(
+        "s3",
+        endpoint_url=f"http://localhost:{port}/aws",
+        region_name="us-east-1",
+        aws_access_key_id=pair.access_key_id,
+        aws_secret_access_key=pair.secret_access_key,
+        config=Config(s3={"addressing_style": "virtual"}, retries={"max_attempts": 1}),
+    )
+    calls: list[str] = []
+    virtual.meta.events.register("before-send", lambda request, **_: calls.append(request.url))
+    with mock.patch("socket.getaddrinfo", _resolve_localhost_subdomains()):
+        body = virtual.get_object(Bucket="shared-bucket", Key="report.txt")["Body"].read()
+    assert body == b"quarterly"
+    assert calls[0].startswith(f"http://shared-bucket.localhost:{port}/")
+
+
+def _resolve_localhost_subdomains() -> Any:
+    import socket
+
+    real = socket.getaddrinfo
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and host.endswith(".localhost"):
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)
+
+    return resolve
+
+
+def test_signature_and_key_errors_in_each_service_format(
+    broker: RunningTether, moto_url: str
+) -> None:
+    pair = _project(broker, moto_url, "errors")
+    wrong = AgentPair(pair.access_key_id, "not-the-secret-000000000000000000000000")
+    unknown = AgentPair("AKTTUNKNOWN000000000", pair.secret_access_key)
+    for service, call, bad_key in (
+        ("s3", lambda c: c.list_buckets(), "InvalidAccessKeyId"),
+        ("iam", lambda c: c.list_roles(), "InvalidClientTokenId"),
+        ("cloudwatch", lambda c: c.describe_alarms(), "InvalidClientTokenId"),
+        ("logs", lambda c: c.describe_log_groups(), "InvalidClientTokenId"),
+        ("ec2", lambda c: c.describe_snapshots(OwnerIds=["self"]), "AuthFailure"),
+    ):
+        with pytest.raises(ClientError) as bad_signature:
+            call(agent_client(broker, wrong, service))
+        assert _code(bad_signature) == "SignatureDoesNotMatch", service
+        with pytest.raises(ClientError) as unknown_key:
+            call(agent_client(broker, unknown, service))
+        assert _code(unknown_key) == bad_key, service
+    skewed = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=20)
+    with (
+        mock.patch("botocore.auth.get_current_datetime", return_value=skewed),
+        pytest.raises(ClientError) as too_old,
+    ):
+        agent_client(broker, pair, "s3").list_buckets()
+    assert _code(too_old) == "RequestTimeTooSkewed"
+    assert httpx.get(f"{broker.url}/aws/", timeout=10).status_code == 403
+
+    # rotating one agent's pair revokes only that pair
+    other = issue_aws_keys(broker, "errors-agent")
+    with pytest.raises(ClientError) as revoked:
+        agent_client(broker, pair, "s3").list_buckets()
+    assert _code(revoked) == "InvalidAccessKeyId"
+    assert "revoked" in str(revoked.value)
+    assert (
+        agent_client(broker, other, "s3").list_buckets()["ResponseMetadata"]["HTTPStatusCode"]
+        == 200
+    )
+    assert broker.call("DELETE", "/agents/errors-agent/aws-keys").json()["revoked"] == 1
+    with pytest.raises(ClientError) as gone:
+        agent_client(broker, other, "iam").list_roles()
+    assert _code(gone) == "InvalidClientTokenId"
+    listed = broker.call("GET", "/agents/errors-agent/aws-keys").json()
+    assert len(listed) == 2 and all(k["revoked_at"] for k in listed)
+    assert "secret" not in str(listed).lower()
+
+
+def test_kill_of_agent_or_project_stops_the_broker(broker: RunningTether, moto_url: str) -> None:
+    pair = _project(broker, moto_url, "killme")
+    s3 = agent_client(broker, pair, "s3")
+    s3.list_buckets()
+    assert (
+        broker.call("POST", "/agents/killme-agent/stop", json={"reason": "runaway"}).status_code
+        == 200
+    )
+    with pytest.raises(ClientError) as stopped:
+        s3.list_buckets()
+    assert _code(stopped) == "AccessDenied" and "runaway" in str(stopped.value)
+    broker.call("POST", "/agents/killme-agent/release", json={})
+    s3.list_buckets()
+    assert (
+        broker.call("POST", "/projects/killme/pause", json={"reason": "incident"}).status_code
+        == 200
+    )
+    with pytest.raises(ClientError) as paused:
+        agent_client(broker, pair, "iam").list_roles()
+    assert _code(paused) == "AccessDenied" and "incident" in str(paused.value)
+
+
+def test_unmappable_operations_and_credential_vending_are_denied(
+    broker: RunningTether, moto_url: str
+) -> None:
+    pair = _project(broker, moto_url, "unmapped")
+    sts = agent_client(broker, pair, "sts")
+    with pytest.raises(ClientError) as vending:
+        sts.get_session_token()
+    assert _code(vending) == "AccessDenied"
+    assert "sts:GetSessionToken" in str(vending.value)
+    assert sts.get_caller_identity()["Account"] == "123456789012"
+
+
+def test_unsigned_payload_trailer_with_checksum_passes_through(
+    broker: RunningTether, moto_url: str
+) -> None:
+    """What boto3 and aws-cli send over HTTPS by default (STREAMING-UNSIGNED-PAYLOAD-TRAILER
+    with a CRC32 trailer), built by botocore's own aws-chunked wrapper."""
+    from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
+
+    pair = _project(broker, moto_url, "trailer")
+    moto_client(moto_url, "s3").create_bucket(Bucket="trailer-bucket")
+    data = os.urandom(3 * MB + 17)
+    body = AwsChunkedWrapper(
+        io.BytesIO(data), checksum_cls=Crc32Checksum, checksum_name="x-amz-checksum-crc32"
+    ).read()
+    url = f"{broker.url}/aws/trailer-bucket/trailed"
+    request = AWSRequest(
+        method="PUT",
+        url=url,
+        headers={
+            "Content-Encoding": "aws-chunked",
+            "x-amz-decoded-content-length": str(len(data)),
+            "x-amz-trailer": "x-amz-checksum-crc32",
+            "x-amz-sdk-checksum-algorithm": "CRC32",
+            "Content-Length": str(len(body)),
+        },
+    )
+
+    class _Trailer(S3SigV4Auth):  # type: ignore[misc]
+        def payload(self, request: AWSRequest) -> str:
+            return "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+
+    _Trailer(Credentials(pair.access_key_id, pair.secret_access_key), "s3", "us-east-1").add_auth(
+        request
+    )
+    answer = httpx.put(url, headers=dict(request.headers.items()), content=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    stored = moto_client(moto_url, "s3").get_object(Bucket="trailer-bucket", Key="trailed")
+    assert stored["Body"].read() == data
+
+
+def test_assumed_role_per_agent(broker: RunningTether, moto_url: str) -> None:
+    broker.create_project("assumed", policy=PERMIT_ALL)
+    broker.create_agent("assumed-agent", "assumed")
+    set_aws_credentials(
+        broker, "assumed", moto_url, role_arn="arn:aws:iam::123456789012:role/agents"
+    )
+    pair = issue_aws_keys(broker, "assumed-agent")
+    moto_client(moto_url, "s3").create_bucket(Bucket="assumed-bucket")
+    s3 = agent_client(broker, pair, "s3")
+    s3.put_object(Bucket="assumed-bucket", Key="k", Body=b"as the agent's role session")
+    assert s3.get_object(Bucket="assumed-bucket", Key="k")["Body"].read().startswith(b"as the")
+    sessions = {k[1]: v[1] for k, v in broker.runtime.aws._assumed.items()}
+    assert sessions["assumed-agent"].access_key.startswith("ASIA")  # STS session credentials

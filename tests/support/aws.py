@@ -1,0 +1,81 @@
+"""moto in server mode playing AWS, and a tether broker in front of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from tests.support.server import RunningTether
+
+__all__ = ["MOTO_KEY", "AgentPair", "agent_client", "issue_aws_keys", "moto_client", "running_moto"]
+
+MOTO_KEY = ("AKIAMOTOREALKEY00001", "moto-real-secret-key-000000000000000000")
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class AgentPair:
+    access_key_id: str
+    secret_access_key: str
+
+
+@contextmanager
+def running_moto() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def moto_client(moto_url: str, service: str) -> Any:
+    """A client straight to moto with the real credential (setting up and checking)."""
+    return boto3.client(
+        service,
+        endpoint_url=moto_url,
+        region_name=REGION,
+        aws_access_key_id=MOTO_KEY[0],
+        aws_secret_access_key=MOTO_KEY[1],
+    )
+
+
+def set_aws_credentials(tether: RunningTether, project: str, moto_url: str, **extra: Any) -> None:
+    response = tether.call(
+        "PUT",
+        f"/projects/{project}/aws",
+        json={
+            "access_key_id": MOTO_KEY[0],
+            "secret_access_key": MOTO_KEY[1],
+            "endpoint_url": moto_url,
+            "region": REGION,
+            **extra,
+        },
+    )
+    assert response.status_code == 200, response.text
+
+
+def issue_aws_keys(tether: RunningTether, agent: str) -> AgentPair:
+    response = tether.call("POST", f"/agents/{agent}/aws-keys")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    return AgentPair(body["access_key_id"], body["secret_access_key"])
+
+
+def agent_client(tether: RunningTether, pair: AgentPair, service: str, **config: Any) -> Any:
+    """What the agent runs: boto3 with ``AWS_ENDPOINT_URL`` at tether and its own pair."""
+    return boto3.client(
+        service,
+        endpoint_url=f"{tether.url}/aws",
+        region_name=REGION,
+        aws_access_key_id=pair.access_key_id,
+        aws_secret_access_key=pair.secret_access_key,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
+    )
