@@ -6,7 +6,7 @@ import typer
 
 from tether.cli.client import CliError
 from tether.cli.context import JsonOption, ProjectFilter, client, reports_errors
-from tether.cli.output import print_json, print_records
+from tether.cli.output import print_done, print_json, print_records
 
 app = typer.Typer(help="Budgets: hard limits per project, agent and session.", no_args_is_help=True)
 COLUMNS = [
@@ -88,7 +88,7 @@ def list_(
 
 @app.command("delete")
 @reports_errors
-def delete(ctx: typer.Context, budget_id: str) -> None:
+def delete(ctx: typer.Context, budget_id: str, as_json: bool = JsonOption) -> None:
     """Delete a budget by id (see `tether budgets list`)."""
     client(ctx).call("DELETE", f"/budgets/{budget_id}")
-    print(f"deleted budget {budget_id}")
+    print_done({"deleted": "budget", "id": budget_id}, f"deleted budget {budget_id}", as_json)

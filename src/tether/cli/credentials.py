@@ -7,7 +7,14 @@ import sys
 import typer
 
 from tether.cli.client import CliError
-from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.context import (
+    JsonOption,
+    ProjectArgument,
+    ProjectOption,
+    client,
+    reports_errors,
+    the_project,
+)
 from tether.cli.output import print_records
 
 app = typer.Typer(
@@ -26,11 +33,13 @@ def _read_secret() -> str:
 @reports_errors
 def set_(
     ctx: typer.Context,
-    project: str,
+    project: str | None = ProjectArgument,
+    project_option: str | None = ProjectOption,
     provider: str = typer.Option("anthropic", "--provider"),
     as_json: bool = JsonOption,
 ) -> None:
     """Store PROJECT's upstream key, read from stdin (or a hidden prompt); never echoed."""
+    project = the_project(project, project_option)
     secret = _read_secret()
     if not secret:
         raise CliError("no secret given on stdin")
@@ -42,6 +51,12 @@ def set_(
 
 @app.command("list")
 @reports_errors
-def list_(ctx: typer.Context, project: str, as_json: bool = JsonOption) -> None:
+def list_(
+    ctx: typer.Context,
+    project: str | None = ProjectArgument,
+    project_option: str | None = ProjectOption,
+    as_json: bool = JsonOption,
+) -> None:
     """List which upstream credentials PROJECT has."""
+    project = the_project(project, project_option)
     print_records(client(ctx).call("GET", f"/projects/{project}/credentials"), COLUMNS, as_json)

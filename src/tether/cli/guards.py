@@ -5,7 +5,14 @@ from __future__ import annotations
 import typer
 
 from tether.cli.client import CliError
-from tether.cli.context import JsonOption, client, reports_errors
+from tether.cli.context import (
+    JsonOption,
+    ProjectArgument,
+    ProjectOption,
+    client,
+    reports_errors,
+    the_project,
+)
 from tether.cli.output import print_record
 
 app = typer.Typer(
@@ -42,8 +49,14 @@ def _limit(option: str, value: str | None) -> int | str | None:
 
 @app.command("show")
 @reports_errors
-def show(ctx: typer.Context, project: str, as_json: bool = JsonOption) -> None:
+def show(
+    ctx: typer.Context,
+    project: str | None = ProjectArgument,
+    project_option: str | None = ProjectOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Show PROJECT's guards."""
+    project = the_project(project, project_option)
     print_record(client(ctx).call("GET", f"/projects/{project}/guards"), COLUMNS, as_json)
 
 
@@ -51,7 +64,8 @@ def show(ctx: typer.Context, project: str, as_json: bool = JsonOption) -> None:
 @reports_errors
 def set_(
     ctx: typer.Context,
-    project: str,
+    project: str | None = ProjectArgument,
+    project_option: str | None = ProjectOption,
     repeat_limit: str | None = typer.Option(
         None, "--repeat-limit", help="The same call at most N times per window." + OFF_HELP
     ),
@@ -92,6 +106,7 @@ def set_(
     as_json: bool = JsonOption,
 ) -> None:
     """Change PROJECT's guards; options not given keep their values."""
+    project = the_project(project, project_option)
     limits = {
         "repeat_limit": _limit("--repeat-limit", repeat_limit),
         "tool_repeat_limit": _limit("--tool-repeat-limit", tool_repeat_limit),

@@ -10,7 +10,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["console", "print_json", "print_more", "print_record", "print_records", "print_table"]
+__all__ = [
+    "console",
+    "print_done",
+    "print_json",
+    "print_more",
+    "print_record",
+    "print_records",
+    "print_table",
+]
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
@@ -65,3 +73,11 @@ def print_more(next_page: str | None, option: str) -> None:
         escape(f"more available: run again with {option} {value} (or a larger --limit)"),
         highlight=False,
     )
+
+
+def print_done(data: dict[str, Any], message: str, as_json: bool) -> None:
+    """What a command did: a line for people, or the same as JSON for scripts."""
+    if as_json:
+        print_json(data)
+    else:
+        console.print(escape(message), highlight=False)

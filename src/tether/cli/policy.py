@@ -42,12 +42,17 @@ def _read(path: Path) -> str:
 
 @app.command("apply")
 @reports_errors
-def apply(ctx: typer.Context, file: Path, project: str = ProjectOption) -> None:
+def apply(
+    ctx: typer.Context, file: Path, project: str = ProjectOption, as_json: bool = JsonOption
+) -> None:
     """Validate FILE and make it PROJECT's policy; on errors the old version stays."""
     try:
         out = client(ctx).call("PUT", f"/projects/{project}/policy", {"source": _read(file)})
     except CliError as exc:
         raise CliError(f"{file}: {exc.message}") from None
+    if as_json:
+        print_json(out)
+        return
     state = "in force" if out["changed"] else "unchanged, already in force"
     print(
         f"project {project}: policy v{out['version']} {state} ({out['rules']} rules, "

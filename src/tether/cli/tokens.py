@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tether.cli.context import JsonOption, client, reports_errors
-from tether.cli.output import console, print_json, print_records
+from tether.cli.output import console, print_done, print_json, print_records
 
 app = typer.Typer(help="Admin tokens (admin or read-only viewer).", no_args_is_help=True)
 COLUMNS = ["name", "role", "prefix", "created_at", "revoked_at"]
@@ -37,7 +37,7 @@ def list_(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 
 @app.command("revoke")
 @reports_errors
-def revoke(ctx: typer.Context, name: str) -> None:
+def revoke(ctx: typer.Context, name: str, as_json: bool = JsonOption) -> None:
     """Revoke an admin token."""
     client(ctx).call("DELETE", f"/tokens/{name}")
-    console.print(f"revoked admin token {name}")
+    print_done({"revoked": "admin token", "name": name}, f"revoked admin token {name}", as_json)

@@ -6,8 +6,16 @@ import sys
 
 import typer
 
-from tether.cli.context import JsonOption, client, reports_errors
-from tether.cli.output import print_records
+from tether.cli.context import (
+    JsonOption,
+    ProjectArgument,
+    ProjectOption,
+    client,
+    project_and,
+    reports_errors,
+    the_project,
+)
+from tether.cli.output import print_done, print_records
 
 app = typer.Typer(help="Where a project's alerts go.", no_args_is_help=True)
 COLUMNS = ["id", "project", "kind", "url", "signed"]
@@ -17,15 +25,17 @@ COLUMNS = ["id", "project", "kind", "url", "signed"]
 @reports_errors
 def add(
     ctx: typer.Context,
-    project: str,
-    url: str,
+    first: str = typer.Argument(..., metavar="[PROJECT] URL"),
+    second: str | None = typer.Argument(None, hidden=True),
+    project_option: str | None = ProjectOption,
     kind: str = typer.Option("slack", "--kind", help="slack or generic (HMAC-signed)"),
     secret_stdin: bool = typer.Option(
         False, "--secret-stdin", help="Read the signing secret from stdin."
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Send PROJECT's alerts (budget thresholds, later approvals) to URL."""
+    """Send PROJECT's alerts (budgets, guards, approvals) to URL."""
+    project, url = project_and(first, second, project_option)
     body = {"kind": kind, "url": url}
     if secret_stdin:
         body["secret"] = sys.stdin.readline().strip()
@@ -34,17 +44,30 @@ def add(
 
 @app.command("list")
 @reports_errors
-def list_(ctx: typer.Context, project: str, as_json: bool = JsonOption) -> None:
+def list_(
+    ctx: typer.Context,
+    project: str | None = ProjectArgument,
+    project_option: str | None = ProjectOption,
+    as_json: bool = JsonOption,
+) -> None:
     """List PROJECT's webhooks."""
+    project = the_project(project, project_option)
     print_records(client(ctx).call("GET", f"/projects/{project}/webhooks"), COLUMNS, as_json)
 
 
 @app.command("delete")
 @reports_errors
-def delete(ctx: typer.Context, project: str, webhook_id: str) -> None:
+def delete(
+    ctx: typer.Context,
+    first: str = typer.Argument(..., metavar="[PROJECT] WEBHOOK_ID"),
+    second: str | None = typer.Argument(None, hidden=True),
+    project_option: str | None = ProjectOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Remove a webhook."""
+    project, webhook_id = project_and(first, second, project_option)
     client(ctx).call("DELETE", f"/projects/{project}/webhooks/{webhook_id}")
-    print(f"removed webhook {webhook_id}")
+    print_done({"removed": "webhook", "id": webhook_id}, f"removed webhook {webhook_id}", as_json)
 
 
 DELIVERY_COLUMNS = ["id", "webhook_id", "event", "state", "attempts", "created_at", "last_error"]
@@ -54,7 +77,8 @@ DELIVERY_COLUMNS = ["id", "webhook_id", "event", "state", "attempts", "created_a
 @reports_errors
 def deliveries(
     ctx: typer.Context,
-    project: str,
+    project: str | None = ProjectArgument,
+    project_option: str | None = ProjectOption,
     failed: bool = typer.Option(
         False, "--failed", help="Only deliveries given up on (refused by the receiver)."
     ),
@@ -62,6 +86,7 @@ def deliveries(
     as_json: bool = JsonOption,
 ) -> None:
     """PROJECT's alert deliveries: delivered, retrying, or failed (not retried)."""
+    project = the_project(project, project_option)
     params = {"state": "failed" if failed else None, "limit": str(limit)}
     found = client(ctx).call("GET", f"/projects/{project}/webhook-deliveries", params=params)
     print_records(found, DELIVERY_COLUMNS, as_json, f"{project}: deliveries")
