@@ -195,7 +195,7 @@ def test_admin_reset_token_recovers_a_lost_token(tmp_path: Path) -> None:
         assert audited.returncode == 0, audited.stderr
         [event] = json.loads(audited.stdout)
         assert event["actor"].startswith("local:")
-        assert event["resource"].startswith("admin_token:reset-")
+        assert event["resource"].startswith("admin_tokens/reset-")
         verified = cli(env, "audit", "verify")
         assert verified.returncode == 0, verified.stdout + verified.stderr
     finally:

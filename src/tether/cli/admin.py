@@ -47,7 +47,7 @@ async def _record_reset(db: Database, name: str) -> None:
                 actor=f"local:{getpass.getuser()}",
                 source="admin",
                 action="admin:tokens.reset",
-                resource=f"admin_token:{name}",
+                resource=f"admin_tokens/{name}",
                 result="ok",
                 reason="tether admin reset-token, run with local access to the database",
             )
