@@ -17,6 +17,7 @@ __all__ = [
     "PayloadTooLarge",
     "PolicyInvalid",
     "StoreUnavailable",
+    "TaskInvalid",
     "TetherError",
     "status_for",
 ]
@@ -63,6 +64,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "policy_invalid": 422,
+    "task_invalid": 422,
+    "task_not_active": 409,
+    "batch_not_claimed": 409,
     "store_unavailable": 503,
     "no_upstream_credential": 503,
     "upstream_unreachable": 502,
@@ -125,6 +129,17 @@ class PolicyInvalid(TetherError):
     line, column and message. The version in force stays in force."""
 
     code = "policy_invalid"
+
+    def __init__(self, message: str, errors: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.details = errors
+
+
+class TaskInvalid(TetherError):
+    """A task file that does not parse or validate; ``details`` lists each mistake's line,
+    field and message."""
+
+    code = "task_invalid"
 
     def __init__(self, message: str, errors: list[dict[str, object]]) -> None:
         super().__init__(message)

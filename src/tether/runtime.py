@@ -27,6 +27,7 @@ from tether.pipeline import Pipeline
 from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.defaults import default_stages
 from tether.pipeline.stages.guards import EnforceGuards
+from tether.pipeline.stages.task_context import KeepTaskInView
 from tether.policy.book import PolicyBook
 from tether.pricing.prices import load_price_overrides
 from tether.sessions.registry import SessionRegistry
@@ -50,7 +51,11 @@ from tether.store.records import Role
 from tether.store.sessions import SessionStore
 from tether.store.spend import SpendStore
 from tether.store.sqlite_writer import SqliteWriter
+from tether.store.tasks import TaskStore
 from tether.store.webhooks import WebhookStore
+from tether.tasks.desk import TaskDesk
+from tether.tasks.drift import DriftWatch
+from tether.tasks.marks import SessionMarks
 from tether.vault.master_key import load_master_key
 from tether.vault.sealed_box import SealedBox
 from tether.vault.upstream_keys import UpstreamKeys
@@ -95,6 +100,9 @@ class Runtime:
     pipeline: Pipeline
     guards: EnforceGuards
     metrics: TetherMetrics
+    tasks: TaskStore
+    task_marks: SessionMarks
+    task_desk: TaskDesk
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -151,6 +159,22 @@ class Runtime:
         policy_store = PolicyStore(db)
         policies = PolicyBook(policy_store)
         approvals = ApprovalStore(db)
+        tasks, task_marks = TaskStore(db), SessionMarks()
+        pipeline = Pipeline(
+            default_stages(
+                directory,
+                sessions,
+                switch,
+                prices,
+                reserve,
+                policies,
+                approvals,
+                guards,
+                KeepTaskInView(tasks, task_marks, DriftWatch(audit, alert_store)),
+            ),
+            audit,
+            on_decided=metrics.decided,
+        )
         runtime = cls(
             settings=settings,
             db=db,
@@ -189,22 +213,12 @@ class Runtime:
             approval_reaper=ApprovalReaper(
                 approvals, audit, directory, settings.approval_reap_seconds
             ),
-            pipeline=Pipeline(
-                default_stages(
-                    directory,
-                    sessions,
-                    switch,
-                    prices,
-                    reserve,
-                    policies,
-                    approvals,
-                    guards,
-                ),
-                audit,
-                on_decided=metrics.decided,
-            ),
+            pipeline=pipeline,
             guards=guards,
             metrics=metrics,
+            tasks=tasks,
+            task_marks=task_marks,
+            task_desk=TaskDesk(tasks, directory, pipeline, audit, alert_store, task_marks),
         )
         metrics.gauge(
             "tether_streams_in_flight", "Streams being relayed now", lambda: len(runtime.inflight)

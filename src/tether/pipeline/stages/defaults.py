@@ -30,9 +30,11 @@ def default_stages(
     policies: PolicyBook,
     approvals: ApprovalStore,
     guards: EnforceGuards,
+    task_context: Stage,
 ) -> list[Stage]:
     """Settlement runs in the same order: MeterUsage prices the call before ReserveBudget
-    charges it."""
+    charges it. ``task_context`` (KeepTaskInView) never refuses, so it comes last: only
+    calls that go ahead count as turns."""
     return [
         IdentifyAgent(directory),
         OpenSession(sessions),
@@ -42,4 +44,5 @@ def default_stages(
         RequireApproval(approvals),
         MeterUsage(prices, sessions),
         budgets,
+        task_context,
     ]
