@@ -15,11 +15,13 @@ from tether.cli import (
     credentials,
     fleet,
     guards,
+    hook,
     keys,
     policy,
     projects,
     sessions,
     spend,
+    tasks,
     tokens,
     webhooks,
 )
@@ -45,6 +47,8 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(policy.app, name="policy")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(guards.app, name="guards")
+app.add_typer(tasks.app, name="tasks")
+app.add_typer(hook.app, name="hook")
 app.add_typer(admin.app, name="admin")
 app.command("spend")(spend.spend)
 app.command("pause")(fleet.pause)
