@@ -13,6 +13,7 @@ from tether.config import Settings
 from tether.gateway.anthropic.proxy import AnthropicGateway, GatewaySettings
 from tether.gateway.authorize import add_authorize_routes
 from tether.gateway.claude_code.hooks import add_claude_code_hook_routes
+from tether.gateway.mcp.server import add_mcp_routes
 from tether.gateway.tasks import add_task_routes
 from tether.logs.access import request_scope_middleware
 from tether.metrics.endpoint import add_metrics_route
@@ -56,6 +57,7 @@ def build_app(runtime: Runtime) -> web.Application:
         app, runtime.pipeline, runtime.approval_waiter, runtime.settings.max_body_bytes
     )
     add_task_routes(app, runtime.task_desk, runtime.settings.max_body_bytes)
+    add_mcp_routes(app, runtime.task_desk, runtime.settings.max_body_bytes)
     AnthropicGateway(
         runtime.pipeline,
         runtime.anthropic,

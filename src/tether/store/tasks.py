@@ -341,6 +341,8 @@ class TaskStore:
         ts = now_ms()
         async with self._db.write() as conn:
             task = await _task_row(conn, task_id)
+            if task.state == COMPLETED:
+                return task, None
             if task.state != ACTIVE:
                 raise TaskNotActive(_not_active(task))
             rows = [

@@ -238,10 +238,7 @@ class TaskDesk:
             "batch": batch.number,
             "state": batch.state,
             "task_state": task.state,
-            "message": "verified; call next_batch for more"
-            if completion.passed
-            else "verification failed: the task is stopped until an operator resumes it; "
-            "do not continue the work",
+            "message": _after(task, completion.passed),
             "items": len(definition.batch_items(batch.number)),
         }
 
@@ -288,6 +285,17 @@ class TaskDesk:
             )
         except TetherError as exc:
             log.warning("task alert for %s not queued: %s", task.id, exc.message)
+
+
+def _after(task: TaskRecord, passed: bool) -> str:
+    if not passed:
+        return (
+            "verification failed: the task is stopped until an operator resumes it; "
+            "do not continue the work"
+        )
+    if task.state == "completed":
+        return "verified; every batch is verified: the task is complete"
+    return "verified; call next_batch for more"
 
 
 def _batch_answer(
