@@ -61,14 +61,13 @@ class DriftWatch:
         now: int,
     ) -> None:
         """Raises ``AuditUnavailable`` when a crossing cannot be recorded."""
-        fresh = {
-            k: v for k, v in crossings(settings, session, mark, now).items() if k not in mark.warned
-        }
+        current = crossings(settings, session, mark, now)
+        fresh = {k: v for k, v in current.items() if k not in mark.warned}
         if not fresh:
             return
         mark.warned |= fresh.keys()
         if settings.remind:
-            mark.reminder, mark.reminded, mark.block = reminder(list(fresh.values())), False, None
+            mark.reminder, mark.reminded, mark.block = reminder(list(current.values())), False, None
         for kind, text in fresh.items():
             await self._audit.record(
                 AuditEvent(

@@ -50,8 +50,6 @@ class KeepTaskInView:
         if not (_injectable(name) or name in (STOP, MODEL)):
             return None
         settings = load_drift_settings(identity.project.drift)
-        if name == MODEL and not settings.system_prompt and not settings.reinject_after_turns:
-            return None
         mark = self._marks.of(session.id)
         task = await self._task(mark, session.id, identity.agent.id, identity.project.id, name)
         if name == STOP:
