@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+from typer.testing import CliRunner
+
 from tests.support.server import RunningTether
 from tests.tasks.support import agent_call, create_task, hook, task_yaml
+from tether.cli.main import app
 from tether.tasks.block import BEGIN, END
 
 
@@ -95,3 +99,48 @@ def test_a_killed_session_is_still_stopped_not_injected(tether: RunningTether) -
     answer = hook(tether, key, "SessionStart", "s-k", source="compact")
     assert answer["continue"] is False and "enough" in answer["stopReason"]
     assert "hookSpecificOutput" not in answer
+
+
+def test_the_documented_policy_line_permits_the_task_tools(tether: RunningTether) -> None:
+    tether.create_project(
+        "p",
+        policy='permit(principal, action, resource) when { resource.arn like "mcp://tether/*" };\n',
+    )
+    key = tether.create_agent("worker", "p")
+    asked = hook(
+        tether,
+        key,
+        "PreToolUse",
+        "s-p",
+        tool_name="mcp__tether__next_batch",
+        tool_input={},
+        tool_use_id="tu-1",
+    )
+    assert asked["hookSpecificOutput"]["permissionDecision"] == "allow", asked
+    other = hook(
+        tether,
+        key,
+        "PreToolUse",
+        "s-p",
+        tool_name="mcp__other__drop",
+        tool_input={},
+        tool_use_id="tu-2",
+    )
+    assert other["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+def test_audit_replay_lists_the_checkpoints(
+    tether: RunningTether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tether.create_project("p")
+    key = tether.create_agent("worker", "p")
+    task = create_task(tether, "p", task_yaml(), agent="worker", session="s-r")
+    written = agent_call(
+        tether, key, "POST", f"/v1/tasks/{task['id']}/checkpoints", json={"done": "step one"}
+    )
+    assert written.status_code == 201
+    monkeypatch.setenv("TETHER_URL", tether.url)
+    monkeypatch.setenv("TETHER_ADMIN_TOKEN", tether.admin_token)
+    replay = CliRunner().invoke(app, ["audit", "replay", "s-r", "--json"])
+    assert replay.exit_code == 0, replay.output
+    assert "task:checkpoint" in replay.output and "step one" in replay.output
