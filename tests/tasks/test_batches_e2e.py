@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 from tests.support.receiver import Receiver
@@ -16,6 +17,8 @@ from tests.support.server import RunningTether
 from tests.tasks.mcp_client import ToolFailed, call_tools
 from tests.tasks.support import create_task, hook, task_yaml
 from tether.cli.main import app
+from tether.store.clock import now_ms
+from tether.store.schema import task_batches
 
 
 @pytest.fixture
@@ -130,3 +133,29 @@ def test_mcp_refuses_an_unknown_key(tether: RunningTether) -> None:
     tether.create_project("p")
     answer = call_tools(tether.url, "tth_not-a-real-key", [("get_task", {})])[0]
     assert isinstance(answer, ToolFailed) and "invalid_key" in str(answer)
+
+
+def test_a_lapsed_claim_is_handed_out_again(tether: RunningTether) -> None:
+    tether.create_project("p")
+    key = tether.create_agent("a", "p")
+    task = create_task(tether, "p", task_yaml(items=60, batch_size=25), agent="a")
+    one = {"X-Claude-Code-Session-Id": "s-gone"}
+    two = {"X-Claude-Code-Session-Id": "s-next"}
+    taken = call_tools(tether.url, key, [("next_batch", {"task_id": task["id"]})], one)[0]
+    assert taken["batch"] == 0
+
+    async def lapse() -> None:
+        async with tether.runtime.db.write() as conn:
+            await conn.execute(update(task_batches).values(claimed_until=now_ms() - 1))
+
+    tether.run(lapse())
+    assert hook(tether, key, "Stop", "s-gone") == {}, "a lapsed claim does not hold the Stop"
+    again = call_tools(tether.url, key, [("next_batch", {"task_id": task["id"]})], two)[0]
+    assert again["batch"] == 0, "the lapsed batch goes to the next session"
+    late = call_tools(
+        tether.url,
+        key,
+        [("complete_batch", {"task_id": task["id"], "batch": 0, "passed": True})],
+        one,
+    )[0]
+    assert isinstance(late, ToolFailed) and "not held by this session" in str(late)

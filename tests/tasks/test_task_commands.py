@@ -112,3 +112,24 @@ def test_the_session_start_command_fails_closed(tether: RunningTether) -> None:
     assert bad_key["continue"] is False and "not valid" in str(bad_key["stopReason"])
     no_key = session_start(tether.url, None, event)
     assert no_key["continue"] is False and "TETHER_KEY" in str(no_key["stopReason"])
+
+
+def test_drift_settings_from_the_cli(cli, tether: RunningTether) -> None:  # type: ignore[no-untyped-def]
+    tether.create_project("p")
+    changed = cli(
+        "drift",
+        "set",
+        "p",
+        "--reinject-every-batches",
+        "5",
+        "--session-minutes",
+        "off",
+        "--system-prompt",
+        "--json",
+    )
+    assert changed.exit_code == 0, changed.output
+    settings = json.loads(changed.output)
+    assert settings["reinject_every_batches"] == 5 and settings["session_minutes"] is None
+    assert settings["system_prompt"] is True and settings["context_fill_percent"] == 80
+    bad = cli("drift", "set", "p", "--context-fill-percent", "lots")
+    assert bad.exit_code != 0 and "whole number or 'off'" in bad.output

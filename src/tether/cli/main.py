@@ -13,6 +13,7 @@ from tether.cli import (
     audit,
     budgets,
     credentials,
+    drift,
     fleet,
     guards,
     hook,
@@ -48,6 +49,7 @@ app.add_typer(policy.app, name="policy")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(guards.app, name="guards")
 app.add_typer(tasks.app, name="tasks")
+app.add_typer(drift.app, name="drift")
 app.add_typer(hook.app, name="hook")
 app.add_typer(admin.app, name="admin")
 app.command("spend")(spend.spend)

@@ -18,7 +18,10 @@ from tether.cli.context import (
 )
 from tether.cli.output import console, print_json, print_records
 
-app = typer.Typer(help="Long tasks kept by tether: goal, constraints, batches, checkpoints.")
+app = typer.Typer(
+    help="Long tasks kept by tether: goal, constraints, batches, checkpoints.",
+    no_args_is_help=True,
+)
 FileArgument = typer.Argument(..., help="The task file, YAML or JSON.")
 ProjectOption = typer.Option(..., "--project", "-p", help="The project.")
 COLUMNS = ["id", "name", "project", "agent", "session_id", "state", "batches", "created_at"]

@@ -33,8 +33,10 @@ def default_stages(
     task_context: Stage,
 ) -> list[Stage]:
     """Settlement runs in the same order: MeterUsage prices the call before ReserveBudget
-    charges it. ``task_context`` (KeepTaskInView) never refuses, so it comes last: only
-    calls that go ahead count as turns."""
+    charges it. ``task_context`` (KeepTaskInView) never refuses on purpose; it comes after
+    the controls that decide whether a call may go (kill, guards, policy, approval) and
+    before the budget holds anything, so a store failure there (a deny: failing closed)
+    leaves nothing reserved."""
     return [
         IdentifyAgent(directory),
         OpenSession(sessions),
@@ -42,7 +44,7 @@ def default_stages(
         guards,
         EnforcePolicy(policies),
         RequireApproval(approvals),
+        task_context,
         MeterUsage(prices, sessions),
         budgets,
-        task_context,
     ]

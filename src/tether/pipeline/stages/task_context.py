@@ -43,6 +43,8 @@ class KeepTaskInView:
         self._drift = drift
 
     async def check(self, action: Action, ctx: Context) -> Verdict | None:
+        """Model calls of a session no hook or tool has tied to a task yet cost no store
+        read (unless the project injects into ``system``): the hot path stays in memory."""
         identity, session = ctx.identity, ctx.session
         if ctx.preview or identity is None or session is None:
             return None
@@ -50,6 +52,10 @@ class KeepTaskInView:
         if not (_injectable(name) or name in (STOP, MODEL)):
             return None
         settings = load_drift_settings(identity.project.drift)
+        if name == MODEL and not settings.system_prompt:
+            known = self._marks.peek(session.id)
+            if known is None or known.task is None:
+                return None
         mark = self._marks.of(session.id)
         task = await self._task(mark, session.id, identity.agent.id, identity.project.id, name)
         if name == STOP:
