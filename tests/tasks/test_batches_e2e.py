@@ -159,3 +159,16 @@ def test_a_lapsed_claim_is_handed_out_again(tether: RunningTether) -> None:
         one,
     )[0]
     assert isinstance(late, ToolFailed) and "not held by this session" in str(late)
+
+
+def test_another_agent_naming_the_session_gets_nothing_of_the_task(tether: RunningTether) -> None:
+    tether.create_project("p")
+    owner = tether.create_agent("owner", "p")
+    other = tether.create_agent("other", "p")
+    task = create_task(tether, "p", task_yaml(items=30, batch_size=25), agent="owner")
+    hook(tether, owner, "SessionStart", "s-owned", source="startup")
+    session = {"X-Claude-Code-Session-Id": "s-owned"}
+    answers = call_tools(
+        tether.url, other, [("get_task", {}), ("next_batch", {"task_id": task["id"]})], session
+    )
+    assert all(isinstance(a, ToolFailed) and "has no" in str(a) for a in answers), answers

@@ -182,7 +182,12 @@ class TaskStore:
             row = (
                 await conn.execute(
                     select(tasks)
-                    .where(tasks.c.session_id == session_id, tasks.c.state.in_(OPEN_STATES))
+                    .where(
+                        tasks.c.session_id == session_id,
+                        tasks.c.project_id == project_id,
+                        tasks.c.state.in_(OPEN_STATES),
+                        or_(tasks.c.agent_id == agent_id, tasks.c.agent_id.is_(None)),
+                    )
                     .order_by(tasks.c.created_at.desc())
                     .limit(1)
                 )
