@@ -19,6 +19,7 @@ __all__ = [
     "PolicyInvalid",
     "RequestTimeout",
     "StoreUnavailable",
+    "TaskInvalid",
     "TetherError",
     "status_for",
 ]
@@ -70,6 +71,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "request_timeout": 408,
     "unsupported_media_type": 415,
     "policy_invalid": 422,
+    "task_invalid": 422,
+    "task_not_active": 409,
+    "batch_not_claimed": 409,
     "store_unavailable": 503,
     "no_upstream_credential": 503,
     "upstream_unreachable": 502,
@@ -139,6 +143,17 @@ class PolicyInvalid(TetherError):
     line, column and message. The version in force stays in force."""
 
     code = "policy_invalid"
+
+    def __init__(self, message: str, errors: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.details = errors
+
+
+class TaskInvalid(TetherError):
+    """A task file that does not parse or validate; ``details`` lists each mistake's line,
+    field and message."""
+
+    code = "task_invalid"
 
     def __init__(self, message: str, errors: list[dict[str, object]]) -> None:
         super().__init__(message)

@@ -29,6 +29,7 @@ from tether.pipeline import Pipeline
 from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.defaults import default_stages
 from tether.pipeline.stages.guards import EnforceGuards
+from tether.pipeline.stages.task_context import KeepTaskInView
 from tether.policy.book import PolicyBook
 from tether.pricing.prices import load_price_overrides
 from tether.sessions.registry import SessionRegistry
@@ -54,7 +55,11 @@ from tether.store.records import Role
 from tether.store.sessions import SessionStore
 from tether.store.spend import SpendStore
 from tether.store.sqlite_writer import SqliteWriter
+from tether.store.tasks import TaskStore
 from tether.store.webhooks import WebhookStore
+from tether.tasks.desk import TaskDesk
+from tether.tasks.drift import DriftWatch
+from tether.tasks.marks import SessionMarks
 from tether.vault.master_key import load_master_key
 from tether.vault.sealed_box import SealedBox
 from tether.vault.upstream_keys import UpstreamKeys
@@ -101,6 +106,9 @@ class Runtime:
     metrics: TetherMetrics
     aws_keys: AwsKeyStore
     aws: AwsUpstream
+    tasks: TaskStore
+    task_marks: SessionMarks
+    task_desk: TaskDesk
     sqlite_writer: SqliteWriter | None = None
     """The hot-path writer on SQLite (None on PostgreSQL)."""
 
@@ -167,6 +175,22 @@ class Runtime:
         policies = PolicyBook(policy_store)
         upstream_keys = UpstreamKeys(credentials)
         approvals = ApprovalStore(db)
+        tasks, task_marks = TaskStore(db), SessionMarks()
+        pipeline = Pipeline(
+            default_stages(
+                directory,
+                sessions,
+                switch,
+                prices,
+                reserve,
+                policies,
+                approvals,
+                guards,
+                KeepTaskInView(tasks, task_marks, DriftWatch(audit, alert_store)),
+            ),
+            audit,
+            on_decided=metrics.decided,
+        )
         runtime = cls(
             settings=settings,
             db=db,
@@ -205,26 +229,16 @@ class Runtime:
             approval_reaper=ApprovalReaper(
                 approvals, audit, directory, settings.approval_reap_seconds
             ),
-            pipeline=Pipeline(
-                default_stages(
-                    directory,
-                    sessions,
-                    switch,
-                    prices,
-                    reserve,
-                    policies,
-                    approvals,
-                    guards,
-                ),
-                audit,
-                on_decided=metrics.decided,
-            ),
+            pipeline=pipeline,
             guards=guards,
             metrics=metrics,
             aws_keys=aws_keys,
             aws=AwsUpstream(
                 upstream_keys, settings.upstream_connect_timeout, settings.upstream_read_timeout
             ),
+            tasks=tasks,
+            task_marks=task_marks,
+            task_desk=TaskDesk(tasks, directory, pipeline, audit, alert_store, task_marks),
             sqlite_writer=writer,
         )
         metrics.gauge(

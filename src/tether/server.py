@@ -16,6 +16,8 @@ from tether.gateway.authorize import add_authorize_routes
 from tether.gateway.aws.door import AwsDoor
 from tether.gateway.claude_code.hooks import add_claude_code_hook_routes
 from tether.gateway.credentials import DOORKEEPER_KEY
+from tether.gateway.mcp.server import add_mcp_routes
+from tether.gateway.tasks import add_task_routes
 from tether.identity.doorkeeper import Doorkeeper
 from tether.logs.access import AccessLogger, request_scope_middleware
 from tether.metrics.endpoint import add_metrics_route
@@ -67,6 +69,8 @@ def build_app(runtime: Runtime) -> web.Application:
     add_claude_code_hook_routes(
         app, runtime.pipeline, runtime.approval_waiter, runtime.settings.max_body_bytes
     )
+    add_task_routes(app, runtime.task_desk, runtime.settings.max_body_bytes)
+    add_mcp_routes(app, runtime.task_desk, runtime.settings.max_body_bytes)
     AnthropicGateway(
         runtime.pipeline,
         runtime.anthropic,

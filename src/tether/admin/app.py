@@ -16,6 +16,7 @@ from tether.admin import (  # noqa: F401  (routes)
     projects,
     sessions,
     spend,
+    tasks,
     tokens,
     webhooks,
 )

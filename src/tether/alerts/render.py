@@ -57,10 +57,20 @@ def _guard_body(payload: dict[str, Any]) -> dict[str, Any]:
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
 
 
+def _task_body(payload: dict[str, Any]) -> dict[str, Any]:
+    text = f":rotating_light: tether: {payload['summary']}"
+    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+
+
 def slack_request(
     event: str, payload: dict[str, Any], delivery_id: str
 ) -> tuple[bytes, dict[str, str]]:
-    renderers = {"approval.requested": _approval_body, "guard.tripped": _guard_body}
+    renderers = {
+        "approval.requested": _approval_body,
+        "guard.tripped": _guard_body,
+        "task.needs_attention": _task_body,
+        "task.drift": _task_body,
+    }
     body = renderers.get(event, _budget_body)(payload)
     return orjson.dumps(body), {
         "Content-Type": "application/json",

@@ -138,6 +138,6 @@ def _api_error(response: httpx.Response, payload: Any) -> CliError:
     details = "".join(
         f"\n  line {d.get('line')}, column {d.get('column')}: {d.get('message')}"
         for d in error.get("details") or []
-        if isinstance(d, dict)
+        if isinstance(d, dict) and "column" in d
     )
     return CliError(f"{message} [{code}, HTTP {response.status_code}]{details}")

@@ -36,7 +36,7 @@ COLUMNS = [
 OFF_HELP = " 'off' turns it off."
 
 
-def _limit(option: str, value: str | None) -> int | str | None:
+def limit_value(option: str, value: str | None) -> int | str | None:
     """An option's value as the API takes it: a number, None for 'off', '' when not given."""
     if value is None:
         return ""
@@ -108,12 +108,12 @@ def set_(
     """Change PROJECT's guards; options not given keep their values."""
     project = the_project(project, project_option)
     limits = {
-        "repeat_limit": _limit("--repeat-limit", repeat_limit),
-        "tool_repeat_limit": _limit("--tool-repeat-limit", tool_repeat_limit),
-        "max_retries": _limit("--max-retries", max_retries),
-        "stall_calls": _limit("--stall-calls", stall_calls),
-        "stall_minutes": _limit("--stall-minutes", stall_minutes),
-        "breaker_failures": _limit("--breaker-failures", breaker_failures),
+        "repeat_limit": limit_value("--repeat-limit", repeat_limit),
+        "tool_repeat_limit": limit_value("--tool-repeat-limit", tool_repeat_limit),
+        "max_retries": limit_value("--max-retries", max_retries),
+        "stall_calls": limit_value("--stall-calls", stall_calls),
+        "stall_minutes": limit_value("--stall-minutes", stall_minutes),
+        "breaker_failures": limit_value("--breaker-failures", breaker_failures),
     }
     others = {
         "repeat_window_seconds": repeat_window,

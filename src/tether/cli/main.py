@@ -14,13 +14,16 @@ from tether.cli import (
     aws,
     budgets,
     credentials,
+    drift,
     fleet,
     guards,
+    hook,
     keys,
     policy,
     projects,
     sessions,
     spend,
+    tasks,
     tokens,
     webhooks,
 )
@@ -47,6 +50,9 @@ app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(policy.app, name="policy")
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(guards.app, name="guards")
+app.add_typer(tasks.app, name="tasks")
+app.add_typer(drift.app, name="drift")
+app.add_typer(hook.app, name="hook")
 app.add_typer(admin.app, name="admin")
 app.command("spend")(spend.spend)
 app.command("pause")(fleet.pause)

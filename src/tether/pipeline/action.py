@@ -81,6 +81,12 @@ class Context:
     output_covered: int | None = None
     """Output tokens paid for so far, when output must be covered as it streams
     (``Pipeline.cover_output``); None when all of it is."""
+    task_context: str | None = None
+    """The task block to put back into the agent's context (hooks' ``additionalContext``)."""
+    system_addition: str | None = None
+    """A block the Messages front door appends to the request's ``system`` (opt-in)."""
+    hold_stop: str | None = None
+    """Why the agent may not stop yet (a claimed batch not verified): a Stop hook blocks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +127,10 @@ class Decision:
     @property
     def output_covered(self) -> int | None:
         return self.context.output_covered if self.context else None
+
+    @property
+    def system_addition(self) -> str | None:
+        return self.context.system_addition if self.context else None
 
     @property
     def allowed(self) -> bool:

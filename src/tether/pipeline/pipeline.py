@@ -155,12 +155,15 @@ class Pipeline:
             context=ctx,
         )
 
-    async def observe(self, action: Action, result: str, reason: str) -> Deny | None:
+    async def observe(
+        self, action: Action, result: str, reason: str, ctx: Context | None = None
+    ) -> Deny | None:
         """Record something an agent already did (a tool's result): only the stages that
         say who, which session and whether it is stopped run (``observes = True``); no
         decision is taken. A stopped session's report is refused and the refusal recorded;
-        raises if the caller cannot be identified."""
-        ctx = Context()
+        raises if the caller cannot be identified. Pass ``ctx`` to read what stages found
+        (the session, a task block to inject)."""
+        ctx = Context() if ctx is None else ctx
         for stage in self.stages:
             if not getattr(stage, "observes", False):
                 continue

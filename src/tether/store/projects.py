@@ -31,6 +31,7 @@ def _project(row: Any) -> Project:
         unknown_command=row.unknown_command,
         approval_ttl_seconds=row.approval_ttl_seconds,
         guards=row.guards,
+        drift=row.drift,
     )
 
 

@@ -58,6 +58,8 @@ class Project:
     """How long a pending approval waits, and how long an approval may be used."""
     guards: str = ""
     """The project's guard thresholds as JSON (``tether.guards.settings``); empty: defaults."""
+    drift: str = ""
+    """The project's drift settings as JSON (``tether.tasks.settings``); empty: defaults."""
 
 
 @dataclass(frozen=True, slots=True)

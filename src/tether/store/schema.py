@@ -37,6 +37,9 @@ __all__ = [
     "policies",
     "projects",
     "sessions",
+    "task_batches",
+    "task_checkpoints",
+    "tasks",
     "webhooks",
 ]
 
@@ -65,6 +68,7 @@ projects = Table(
     Column("unknown_command", String(16), nullable=False, server_default="deny"),
     Column("approval_ttl_seconds", Integer, nullable=False, server_default="3600"),
     Column("guards", Text, nullable=False, server_default=""),
+    Column("drift", Text, nullable=False, server_default=""),
 )
 
 agents = Table(
@@ -326,4 +330,48 @@ approvals = Table(
     Column("used_at", BigInteger, nullable=True),
     Index("ix_approvals_project_state", "project_id", "state"),
     Index("ix_approvals_request", "session_id", "action", "resource_key"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project_id", String(32), ForeignKey("projects.id"), nullable=False, index=True),
+    Column("agent_id", String(32), ForeignKey("agents.id"), nullable=True),
+    Column("session_id", String(128), nullable=True, index=True),
+    Column("name", String(128), nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("batch_count", Integer, nullable=False, server_default="0"),
+    Column("state", String(24), nullable=False),
+    Column("state_by", String(96), nullable=True),
+    Column("state_reason", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(96), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+task_batches = Table(
+    "task_batches",
+    metadata,
+    Column("task_id", String(32), ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("session_id", String(128), nullable=False),
+    Column("claimed_at", BigInteger, nullable=False),
+    Column("claimed_until", BigInteger, nullable=False),
+    Column("completed_at", BigInteger, nullable=True),
+    Column("results", Text, nullable=True),
+    Column("verification", Text, nullable=True),
+)
+
+task_checkpoints = Table(
+    "task_checkpoints",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("task_id", String(32), ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("session_id", String(128), nullable=True),
+    Column("agent_id", String(32), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_task_checkpoints_task", "task_id", "created_at"),
 )

@@ -29,6 +29,7 @@ from tether.gateway.anthropic.request import (
     MessagesRequest,
     parse_messages_request,
     with_max_tokens,
+    with_system_block,
 )
 from tether.gateway.anthropic.stream_tap import HeldToolUse, StreamTap
 from tether.gateway.anthropic.upstream import (
@@ -151,6 +152,8 @@ class AnthropicGateway:
         cap = decision.output_token_cap
         if cap is not None and parsed.max_tokens is not None and cap < parsed.max_tokens:
             body = with_max_tokens(body, cap)
+        if decision.system_addition:
+            body = with_system_block(body, decision.system_addition)
         outcome = Outcome(result="ok", status=200, latency_ms=0.0, model=parsed.model)
         try:
             response = await self._forward(

@@ -12,7 +12,7 @@ from tether.errors import BadRequest
 from tether.guards.fingerprints import result_fingerprint
 from tether.pipeline.outcome import ToolResult
 
-__all__ = ["MessagesRequest", "parse_messages_request", "with_max_tokens"]
+__all__ = ["MessagesRequest", "parse_messages_request", "with_max_tokens", "with_system_block"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,4 +102,20 @@ def with_max_tokens(body: bytes, max_tokens: int) -> bytes:
     """The same request asking for at most ``max_tokens`` (a budget's cap)."""
     data = orjson.loads(body)
     data["max_tokens"] = max_tokens
+    return orjson.dumps(data)
+
+
+def with_system_block(body: bytes, text: str) -> bytes:
+    """The same request with ``text`` as a last ``system`` block: after the agent's own
+    system prompt (kept as it was, a string becoming its first block) and after its last
+    ``cache_control`` breakpoint, so the cached prefix still matches."""
+    data = orjson.loads(body)
+    system = data.get("system")
+    block = {"type": "text", "text": text}
+    if isinstance(system, list):
+        data["system"] = [*system, block]
+    elif isinstance(system, str) and system:
+        data["system"] = [{"type": "text", "text": system}, block]
+    else:
+        data["system"] = [block]
     return orjson.dumps(data)

@@ -7,6 +7,11 @@ first refusal) and the answer is ``hookSpecificOutput.permissionDecision``: ``al
 the approval is decided. PostToolUse (and PostToolUseFailure) is recorded in the audit
 trail, and its answer counted by the loop guards; other events are recorded as they come.
 
+A session with a task (``tether tasks``) gets the task block back in its context as
+``hookSpecificOutput.additionalContext`` when the pipeline says so (SessionStart — also
+after compaction —, every N tool batches, after M turns without a checkpoint, a drift
+reminder), and a Stop is answered ``decision: block`` while it holds a batch not verified.
+
 Whatever the event, a session that was stopped (killed, paused, its agent or project
 stopped, its budget spent) is answered ``continue: false`` with the reason: Claude Code
 then ends the whole turn, even right after a tool that was running when the kill came.
@@ -26,7 +31,7 @@ from tether.errors import AuthenticationFailed, BadRequest
 from tether.gateway.claude_code.tools import tool_actions
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.guards.fingerprints import result_fingerprint
-from tether.pipeline import Action, Pipeline, ToolResult, ToolUse
+from tether.pipeline import Action, Context, Pipeline, ToolResult, ToolUse
 from tether.web.bodies import read_model
 from tether.web.errors import set_error_renderer
 
@@ -51,6 +56,8 @@ STOPPED = frozenset(
     }
 )
 """Refusals that stop the session as a whole, not only this tool call."""
+UNIDENTIFIED = frozenset({"missing_credentials", "invalid_key", "expired_key", "revoked_key"})
+"""The hook's key is not a live agent key: nothing can be checked, so nothing goes on."""
 
 
 class HookInput(BaseModel):
@@ -66,6 +73,8 @@ class HookInput(BaseModel):
     tool_use_id: str | None = None
     cwd: str = "/"
     permission_mode: str | None = None
+    source: str | None = Field(None, max_length=32)
+    """SessionStart: ``startup``, ``resume``, ``clear`` or ``compact``."""
 
 
 def _tethered(reason: str) -> str:
@@ -80,7 +89,7 @@ def _answer(decision: str, reason: str, code: str | None = None) -> web.Response
             "permissionDecisionReason": _tethered(reason),
         }
     }
-    if code in STOPPED:
+    if code in STOPPED or code in UNIDENTIFIED:
         body |= {"continue": False, "stopReason": _tethered(reason)}
     return web.json_response(body)
 
@@ -89,9 +98,29 @@ def _stop(reason: str) -> web.Response:
     return web.json_response({"continue": False, "stopReason": _tethered(reason)})
 
 
+def _carry_on(event: str, ctx: Context) -> web.Response:
+    """What the pipeline decided for a session that may go on: the task block to put
+    back in view, or a Stop held while a claimed batch is unverified."""
+    if event == "Stop" and ctx.hold_stop:
+        return web.json_response({"decision": "block", "reason": ctx.hold_stop})
+    if ctx.task_context:
+        return web.json_response(
+            {
+                "hookSpecificOutput": {
+                    "hookEventName": event,
+                    "additionalContext": ctx.task_context,
+                }
+            }
+        )
+    return web.json_response({})
+
+
 def _error_body(code: str, message: str) -> dict[str, Any]:
-    """Refusals of the hook call itself (bad key, bad JSON) still read as a deny."""
+    """Refusals of the hook call itself (bad key, bad JSON) read as a deny, and stop the
+    turn whatever the event: tether could not check, so nothing goes on (fail closed)."""
     return {
+        "continue": False,
+        "stopReason": _tethered(message),
         "hookSpecificOutput": {
             "hookEventName": "PreToolUse",
             "permissionDecision": "deny",
@@ -164,6 +193,7 @@ async def _post_tool_use(request: web.Request, hook: HookInput) -> web.Response:
         and bool(response.get("is_error") or response.get("interrupted") or response.get("error"))
     )
     tool_use_id = hook.tool_use_id or ""
+    ctx = Context()
     refusal = await request.app[PIPELINE_KEY].observe(
         Action(
             source=SOURCE,
@@ -185,13 +215,16 @@ async def _post_tool_use(request: web.Request, hook: HookInput) -> web.Response:
         ),
         "error" if failed else "ok",
         f"{tool_name} finished",
+        ctx,
     )
-    return _stop(refusal.reason) if refusal is not None else web.json_response({})
+    return _stop(refusal.reason) if refusal is not None else _carry_on(hook.hook_event_name, ctx)
 
 
 async def _other_event(request: web.Request, hook: HookInput) -> web.Response:
-    """Stop, UserPromptSubmit, Notification, SubagentStop …: recorded, and answered with a
-    stop when the session was stopped."""
+    """SessionStart, Stop, UserPromptSubmit, PostToolBatch, Notification …: recorded, and
+    answered with a stop when the session was stopped, else with what the pipeline
+    decided (the task block, a held Stop)."""
+    ctx = Context()
     refusal = await request.app[PIPELINE_KEY].observe(
         Action(
             source=SOURCE,
@@ -199,18 +232,21 @@ async def _other_event(request: web.Request, hook: HookInput) -> web.Response:
             action=f"hook:{hook.hook_event_name}",
             resource=f"session:{hook.session_id}",
             session_id=hook.session_id,
+            attributes={"source": hook.source} if hook.source else {},
         ),
         "ok",
-        f"Claude Code reported {hook.hook_event_name}",
+        f"Claude Code reported {hook.hook_event_name}"
+        + (f" ({hook.source})" if hook.source else ""),
+        ctx,
     )
-    return _stop(refusal.reason) if refusal is not None else web.json_response({})
+    return _stop(refusal.reason) if refusal is not None else _carry_on(hook.hook_event_name, ctx)
 
 
 async def claude_code_hook(request: web.Request) -> web.Response:
     try:
         await admit_agent(request, SOURCE)
     except AuthenticationFailed as exc:
-        return _answer("deny", f"tether: {exc.message}")
+        return _answer("deny", exc.message, exc.code)
     hook = await read_model(request, HookInput, request.app[LIMIT_KEY])
     if hook.hook_event_name == "PreToolUse":
         return await _pre_tool_use(request, hook)

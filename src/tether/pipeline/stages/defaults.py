@@ -30,9 +30,13 @@ def default_stages(
     policies: PolicyBook,
     approvals: ApprovalStore,
     guards: EnforceGuards,
+    task_context: Stage,
 ) -> list[Stage]:
     """Settlement runs in the same order: MeterUsage prices the call before ReserveBudget
-    charges it."""
+    charges it. ``task_context`` (KeepTaskInView) never refuses on purpose; it comes after
+    the controls that decide whether a call may go (kill, guards, policy, approval) and
+    before the budget holds anything, so a store failure there (a deny: failing closed)
+    leaves nothing reserved."""
     return [
         IdentifyAgent(directory),
         OpenSession(sessions),
@@ -40,6 +44,7 @@ def default_stages(
         guards,
         EnforcePolicy(policies),
         RequireApproval(approvals),
+        task_context,
         MeterUsage(prices, sessions),
         budgets,
     ]

@@ -1,0 +1,1 @@
+"""The MCP front door: tether's task tools over streamable HTTP at ``/mcp``."""

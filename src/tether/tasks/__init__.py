@@ -1,0 +1,1 @@
+"""Long tasks kept by tether: definitions, batches with verification, drift rules."""
