@@ -15,9 +15,10 @@ __all__ = ["openapi_document"]
 
 REF = "#/components/schemas/{model}"
 PATH_SCHEMAS: dict[str, dict[str, Any]] = {
-    "provider": {"type": "string", "enum": sorted(PROVIDERS)},
+    "provider": {"type": "string", "enum": sorted(PROVIDERS - {"aws"})},
 }
-"""Path parameters narrower than any string."""
+"""Path parameters narrower than any string. The AWS credential is set through its own
+route (``/projects/{project}/aws``): a plain secret is not enough for it."""
 
 
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:

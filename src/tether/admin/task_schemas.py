@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tether.admin.schemas import Strict
 from tether.store.clock import iso_ms
@@ -126,6 +126,8 @@ class DriftOut(BaseModel):
 
 class DriftUpdate(Strict):
     """Only the fields sent change."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
     reinject_every_batches: int | None = Field(
         None, ge=1, le=100_000, description="re-inject the task every this many tool batches" + OFF

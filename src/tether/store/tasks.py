@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from tether.errors import Conflict, NotFound, TetherError
 from tether.store.clock import new_id, now_ms
@@ -178,30 +179,14 @@ class TaskStore:
         """The open task attached to this session; else the oldest open task waiting for
         this agent's (or, with no agent named, any of the project's agents') next session,
         which is attached to this one now."""
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(tasks)
-                    .where(
-                        tasks.c.session_id == session_id,
-                        tasks.c.project_id == project_id,
-                        tasks.c.state.in_(OPEN_STATES),
-                        or_(tasks.c.agent_id == agent_id, tasks.c.agent_id.is_(None)),
-                    )
-                    .order_by(tasks.c.created_at.desc())
-                    .limit(1)
-                )
-            ).first()
-        if row is not None:
-            return _task(row)
+        attached_here = await self._newest_open(
+            agent_id, project_id, tasks.c.session_id == session_id
+        )
+        if attached_here is not None:
+            return attached_here
         waiting = (
             select(tasks.c.id)
-            .where(
-                tasks.c.project_id == project_id,
-                tasks.c.session_id.is_(None),
-                tasks.c.state.in_(OPEN_STATES),
-                or_(tasks.c.agent_id == agent_id, tasks.c.agent_id.is_(None)),
-            )
+            .where(*_open_for(agent_id, project_id), tasks.c.session_id.is_(None))
             .order_by(tasks.c.created_at)
             .limit(1)
         )
@@ -221,19 +206,19 @@ class TaskStore:
 
     async def current_for_agent(self, agent_id: str, project_id: str) -> TaskRecord | None:
         """The agent's newest open task (for callers that name no task and no session)."""
+        return await self._newest_open(agent_id, project_id)
+
+    async def _newest_open(
+        self, agent_id: str, project_id: str, *also: ColumnElement[bool]
+    ) -> TaskRecord | None:
+        query = (
+            select(tasks)
+            .where(*_open_for(agent_id, project_id), *also)
+            .order_by(tasks.c.created_at.desc())
+            .limit(1)
+        )
         async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(tasks)
-                    .where(
-                        tasks.c.project_id == project_id,
-                        tasks.c.state.in_(OPEN_STATES),
-                        or_(tasks.c.agent_id == agent_id, tasks.c.agent_id.is_(None)),
-                    )
-                    .order_by(tasks.c.created_at.desc())
-                    .limit(1)
-                )
-            ).first()
+            row = (await conn.execute(query)).first()
         return _task(row) if row else None
 
     async def attach(self, task_id: str, session_id: str) -> None:
@@ -502,3 +487,12 @@ def _not_active(task: TaskRecord) -> str:
             f"an operator runs 'tether tasks resume {task.id}'"
         )
     return f"task {task.id} is {task.state}; no batch is handed out"
+
+
+def _open_for(agent_id: str, project_id: str) -> tuple[ColumnElement[bool], ...]:
+    """Open tasks of the project that this agent may work on (its own, or anyone's)."""
+    return (
+        tasks.c.project_id == project_id,
+        tasks.c.state.in_(OPEN_STATES),
+        or_(tasks.c.agent_id == agent_id, tasks.c.agent_id.is_(None)),
+    )
