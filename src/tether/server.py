@@ -79,7 +79,12 @@ def build_app(runtime: Runtime) -> web.Application:
         GatewaySettings(runtime.settings.anthropic_base_url, runtime.settings.max_message_bytes),
     ).add_routes(app)
     AwsDoor(
-        runtime.pipeline, runtime.approval_waiter, runtime.directory, runtime.aws_keys, runtime.aws
+        runtime.pipeline,
+        runtime.approval_waiter,
+        runtime.directory,
+        runtime.aws_keys,
+        runtime.aws,
+        runtime.inflight,
     ).add_routes(app)
     mount_admin(app, runtime, __version__)
     return app

@@ -24,6 +24,12 @@ async def admit_agent(request: web.Request, door: str) -> None:
     )
 
 
+async def refused_without_key(request: web.Request, door: str, code: str) -> None:
+    """A front door that checks keys itself (the AWS door: a bad signature) reports its
+    refusals here: counted, and sampled into the audit trail like any other."""
+    await request.app[DOORKEEPER_KEY].refused(code, door, request.remote or "unknown")
+
+
 def presented_credential(headers: Mapping[str, str]) -> str | None:
     authorization = headers.get("Authorization", "")
     scheme, _, value = authorization.partition(" ")

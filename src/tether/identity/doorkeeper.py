@@ -59,6 +59,12 @@ class Doorkeeper:
             await self._sample(refusal, door, peer)
             raise
 
+    async def refused(self, code: str, door: str, peer: str) -> None:
+        """A refusal a front door decided itself (a signature that does not verify)."""
+        refusal = AuthenticationFailed(f"refused: {code}", code=code)
+        self._metrics.refused(door, code)
+        await self._sample(refusal, door, peer)
+
     async def _sample(self, refusal: AuthenticationFailed, door: str, peer: str) -> None:
         now = time.monotonic()
         window = self._windows.get(peer)

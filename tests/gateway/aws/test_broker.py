@@ -3,9 +3,11 @@ hosts, signature and key errors in each service's format, kills."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import os
+import time
 from typing import Any
 from unittest import mock
 
@@ -191,6 +193,9 @@ def test_signature_and_key_errors_in_each_service_format(
         agent_client(broker, pair, "s3").list_buckets()
     assert _code(too_old) == "RequestTimeTooSkewed"
     assert httpx.get(f"{broker.url}/aws/", timeout=10).status_code == 403
+    sampled = broker.call("GET", "/audit", params={"action": "auth:refused"}).json()
+    refused = [e for e in sampled if e["source"] == "aws"]
+    assert refused and refused[0]["code"] == "SignatureDoesNotMatch", "bad signatures are audited"
 
     # rotating one agent's pair revokes only that pair
     other = issue_aws_keys(broker, "errors-agent")
@@ -297,3 +302,23 @@ def test_assumed_role_per_agent(broker: RunningTether, moto_url: str) -> None:
     assert s3.get_object(Bucket="assumed-bucket", Key="k")["Body"].read().startswith(b"as the")
     sessions = {k[1]: v[1] for k, v in broker.runtime.aws._assumed.items()}
     assert sessions["assumed-agent"].access_key.startswith("ASIA")  # STS session credentials
+
+
+def test_a_kill_cuts_a_transfer_already_streaming(broker: RunningTether, moto_url: str) -> None:
+    pair = _project(broker, moto_url, "cutme")
+    moto = moto_client(moto_url, "s3")
+    moto.create_bucket(Bucket="cut-bucket")
+    moto.put_object(Bucket="cut-bucket", Key="big", Body=os.urandom(32 * MB))
+    body = agent_client(broker, pair, "s3").get_object(Bucket="cut-bucket", Key="big")["Body"]
+    received = len(body.read(MB))
+    stopped = broker.call("POST", "/agents/cutme-agent/stop", json={"reason": "exfiltration"})
+    assert stopped.status_code == 200
+    time.sleep(1.0)
+    with contextlib.suppress(Exception):  # the SDK's error for a body cut short varies
+        while chunk := body.read(MB):
+            received += len(chunk)
+    assert received < 32 * MB, "the download was cut"
+    completed = broker.call(
+        "GET", "/audit", params={"agent": "cutme-agent", "action": "s3:GetObject:completed"}
+    ).json()
+    assert completed and completed[-1]["attributes"]["status"] == 423

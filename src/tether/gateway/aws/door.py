@@ -48,7 +48,9 @@ from tether.gateway.aws.sigv4 import (
 )
 from tether.gateway.aws.tags import TagLookupFailed
 from tether.gateway.aws.upstream import AwsProjectConfig, AwsUpstream, sign_upstream
+from tether.gateway.credentials import refused_without_key
 from tether.identity.directory import Directory
+from tether.kill.inflight import InflightStreams, StreamHandle
 from tether.pipeline import Action, Decision, Pipeline
 from tether.pipeline.outcome import Outcome
 from tether.pipeline.stages.identify import AWS_SOURCE
@@ -137,12 +139,14 @@ class AwsDoor:
         directory: Directory,
         keys: AwsKeyStore,
         upstream: AwsUpstream,
+        inflight: InflightStreams,
     ) -> None:
         self._pipeline = pipeline
         self._waiter = waiter
         self._directory = directory
         self._keys = keys
         self._upstream = upstream
+        self._inflight = inflight
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", PREFIX, self.handle)
@@ -153,12 +157,14 @@ class AwsDoor:
         try:
             signed = parse_signature(request.headers, raw_query)
         except SigV4Error as exc:
+            await refused_without_key(request, AWS_SOURCE, exc.code)
             return aws_error(_guess_protocol(request), exc.code, exc.message)
         path = raw_path[len(PREFIX) :] or "/"
         protocol = protocol_of(signed.service, request.headers, path)
         try:
             return await self._handle(request, signed, protocol, raw_path, raw_query, path)
         except SigV4Error as exc:
+            await refused_without_key(request, AWS_SOURCE, exc.code)
             return aws_error(protocol, exc.code, exc.message)
         except UnreadableRequest as exc:
             code = "MalformedXML" if protocol == "s3" else "SerializationException"
@@ -432,6 +438,15 @@ class AwsDoor:
                 f"tether: AWS could not be reached ({type(exc).__name__})",
                 503,
             )
+        context = decisions[0].context
+        assert context is not None and context.identity is not None
+        handle = StreamHandle(
+            agent_id=context.identity.agent.id,
+            project_id=context.identity.project.id,
+            session_id=decisions[0].session_id,
+            cut=lambda _verdict: upstream.close(),
+        )
+        token = self._inflight.register(handle)
         try:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for name, value in upstream.headers.items():
@@ -445,7 +460,12 @@ class AwsDoor:
                     await response.write(chunk)
             await response.write_eof()
             outcome_status = upstream.status
+        except (aiohttp.ClientError, TimeoutError):
+            if handle.cut_by is None:
+                raise
+            outcome_status = 423
         finally:
+            self._inflight.unregister(token)
             upstream.release()
             await self._settle(decisions, started, outcome_status, "")
         return response
