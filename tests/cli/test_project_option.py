@@ -59,3 +59,23 @@ def test_a_project_given_twice_or_not_at_all_is_a_clear_error(cli: CliRunner) ->
     assert twice.exit_code != 0 and "two projects given" in twice.output
     missing = cli.invoke(app, ["guards", "show"])
     assert missing.exit_code != 0 and "-p/--project" in missing.output
+
+
+def test_since_and_until_take_the_same_formats_everywhere(cli: CliRunner) -> None:
+    for command in (["audit", "query"], ["spend", "--by", "day"]):
+        for since in ("2026-01-01", "2026-01-01T00:00:00Z", "2026-01-01T01:00:00+01:00"):
+            run(cli, *command, "--since", since, "--until", "2099-12-31", "--json")
+        wrong = cli.invoke(app, [*command, "--since", "last tuesday"])
+        assert wrong.exit_code != 0 and "give an ISO 8601 time" in wrong.output
+
+
+def test_budgets_are_deleted_by_the_id_their_json_lists(
+    cli: CliRunner, tether: RunningTether
+) -> None:
+    made = tether.call("PUT", "/budgets", json={"project": "p", "period": "daily", "limit_usd": 3})
+    (listed,) = [
+        b for b in json.loads(run(cli, "budgets", "list", "--json")) if b["period"] == "daily"
+    ]
+    assert listed["id"] == made.json()["id"]
+    deleted = json.loads(run(cli, "budgets", "delete", listed["id"], "--json"))
+    assert deleted == {"deleted": "budget", "id": listed["id"]}

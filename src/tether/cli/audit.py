@@ -16,6 +16,7 @@ from tether.cli.client import AdminClient, CliError
 from tether.cli.context import AgentFilter, JsonOption, ProjectFilter, client, reports_errors
 from tether.cli.output import print_json, print_more, print_records
 from tether.cli.progress import progress_bar
+from tether.cli.times import SinceOption, UntilOption, as_instant
 from tether.web.headers import CHAIN_HEAD_HEADER
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
@@ -39,8 +40,8 @@ def query(
     agent: str | None = AgentFilter,
     session: str | None = typer.Option(None, "--session", "-s"),
     project: str | None = ProjectFilter,
-    since: str | None = typer.Option(None, "--since", help="ISO time, e.g. 2026-11-25T14:00:00Z"),
-    until: str | None = typer.Option(None, "--until"),
+    since: str | None = SinceOption,
+    until: str | None = UntilOption,
     action: str | None = typer.Option(None, "--action", help="Action prefix, e.g. admin:"),
     limit: int = typer.Option(500, "--limit", help="At most this many (1 to 10000)."),
     after_seq: int | None = typer.Option(
@@ -54,8 +55,8 @@ def query(
         "agent": agent,
         "session": session,
         "project": project,
-        "since": since,
-        "until": until,
+        "since": as_instant("--since", since),
+        "until": as_instant("--until", until),
         "action": action,
         "limit": str(limit),
         "after_seq": None if after_seq is None else str(after_seq),

@@ -6,6 +6,7 @@ import typer
 
 from tether.cli.context import AgentFilter, JsonOption, ProjectFilter, client, reports_errors
 from tether.cli.output import print_records
+from tether.cli.times import SinceOption, UntilOption, as_day
 
 COLUMNS = {
     "project": ["project", "requests", "input_tokens", "output_tokens", "cost_usd"],
@@ -21,11 +22,17 @@ def spend(
     by: str = typer.Option("project", "--by", help="project, agent, session or day"),
     project: str | None = ProjectFilter,
     agent: str | None = AgentFilter,
-    since: str | None = typer.Option(None, "--since", help="YYYY-MM-DD (UTC)"),
-    until: str | None = typer.Option(None, "--until", help="YYYY-MM-DD (UTC)"),
+    since: str | None = SinceOption,
+    until: str | None = UntilOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Report spend by project, agent, session or day."""
-    params = {"by": by, "project": project, "agent": agent, "since": since, "until": until}
+    params = {
+        "by": by,
+        "project": project,
+        "agent": agent,
+        "since": as_day("--since", since),
+        "until": as_day("--until", until),
+    }
     rows = client(ctx).call("GET", "/spend", params=params)
     print_records(rows, COLUMNS.get(by, COLUMNS["project"]), as_json, f"spend by {by}")
