@@ -4,6 +4,7 @@ positional form still works), and every command can answer in JSON."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -69,13 +70,27 @@ def test_since_and_until_take_the_same_formats_everywhere(cli: CliRunner) -> Non
         assert wrong.exit_code != 0 and "give an ISO 8601 time" in wrong.output
 
 
-def test_budgets_are_deleted_by_the_id_their_json_lists(
+def test_budgets_are_deleted_by_the_id_their_table_shows(
     cli: CliRunner, tether: RunningTether
 ) -> None:
     made = tether.call("PUT", "/budgets", json={"project": "p", "period": "daily", "limit_usd": 3})
-    (listed,) = [
-        b for b in json.loads(run(cli, "budgets", "list", "--json")) if b["period"] == "daily"
-    ]
-    assert listed["id"] == made.json()["id"]
-    deleted = json.loads(run(cli, "budgets", "delete", listed["id"], "--json"))
-    assert deleted == {"deleted": "budget", "id": listed["id"]}
+    shown = made.json()["id"][:8]
+    assert shown in run(cli, "budgets", "list")
+    unknown = cli.invoke(app, ["budgets", "delete", "zz"])
+    assert unknown.exit_code != 0 and "no budget with an id starting 'zz'" in unknown.output
+    deleted = json.loads(run(cli, "budgets", "delete", shown, "--json"))
+    assert deleted == {"deleted": "budget", "id": made.json()["id"]}
+    assert json.loads(run(cli, "budgets", "list", "--json")) == []
+
+
+def test_every_command_that_reports_can_answer_in_json(
+    cli: CliRunner, tether: RunningTether, tmp_path: Path
+) -> None:
+    assert json.loads(run(cli, "version", "--json"))["version"]
+    policy = tmp_path / "p.cedar"
+    policy.write_text("permit(principal, action, resource);\n")
+    changed = json.loads(run(cli, "policy", "diff", str(policy), "-p", "p", "--json"))
+    assert changed["changed"] is False and changed["diff"] == ""
+    out = tmp_path / "trail.jsonl"
+    exported = json.loads(run(cli, "audit", "export", "--out", str(out), "--json"))
+    assert exported["events"] >= 1 and exported["anchor"].count(":") == 1

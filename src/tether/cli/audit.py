@@ -206,6 +206,7 @@ def export(
     out: str = ExportOutOption,
     after_seq: int = typer.Option(0, "--after-seq", help="Only events after this number."),
     timeout: float = TimeoutOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Copy the trail, as stored and hash-chained, to a file or S3 object you own."""
     admin = _client_with(ctx, timeout)
@@ -217,10 +218,13 @@ def export(
         for line in lines:
             sink.write(line)
             advance()
+    anchor = _anchor_of(sink)
+    if as_json:
+        print_json({"out": out, "events": sink.count, "anchor": anchor})
+        return
     if sink.last is None:
         print(f"no events after #{after_seq}; {out} is empty")
         return
-    anchor = _anchor_of(sink)
     print(
         f"exported {sink.count} events to {out}, up to #{anchor.split(':')[0] if anchor else ''}\n"
         f"note this anchor to prove later that nothing before it changed: --expect {anchor}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from tether.cli.client import CliError
@@ -9,16 +11,11 @@ from tether.cli.context import JsonOption, ProjectFilter, client, reports_errors
 from tether.cli.output import print_done, print_json, print_records
 
 app = typer.Typer(help="Budgets: hard limits per project, agent and session.", no_args_is_help=True)
-COLUMNS = [
-    "project",
-    "agent",
-    "period",
-    "limit_usd",
-    "spent_usd",
-    "reserved_usd",
-    "remaining_usd",
-    "period_end",
-]
+SHORT_ID = 8
+"""Tables show the start of each id (unique in practice); `delete` takes any unique start."""
+FULL_ID = 32
+COLUMNS = ["id", "project", "agent", "period", "limit_usd", "spent_usd", "remaining_usd"]
+"""What fits 80 columns; `--json` has every field (reserved, period end, tokens)."""
 
 
 def _thresholds(text: str) -> list[int]:
@@ -83,12 +80,25 @@ def list_(
 ) -> None:
     """Budgets with limit, spent, reserved, remaining and period end."""
     budgets = client(ctx).call("GET", "/budgets", params={"project": project})
+    if not as_json:
+        budgets = [b | {"id": b["id"][:SHORT_ID]} for b in budgets]
     print_records(budgets, COLUMNS, as_json, "budgets")
 
 
 @app.command("delete")
 @reports_errors
 def delete(ctx: typer.Context, budget_id: str, as_json: bool = JsonOption) -> None:
-    """Delete a budget by id (see `tether budgets list`)."""
-    client(ctx).call("DELETE", f"/budgets/{budget_id}")
+    """Delete a budget by its id, or the start of it as `tether budgets list` shows it."""
+    admin = client(ctx)
+    if len(budget_id) < FULL_ID:
+        budget_id = _whole_id(admin.call("GET", "/budgets"), budget_id)
+    admin.call("DELETE", f"/budgets/{budget_id}")
     print_done({"deleted": "budget", "id": budget_id}, f"deleted budget {budget_id}", as_json)
+
+
+def _whole_id(budgets: list[dict[str, Any]], start: str) -> str:
+    matches = [b["id"] for b in budgets if str(b["id"]).startswith(start)]
+    if len(matches) != 1:
+        found = "no budget" if not matches else f"{len(matches)} budgets"
+        raise CliError(f"{found} with an id starting {start!r}; give more of the id")
+    return str(matches[0])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 from rich.markup import escape
 
@@ -27,6 +29,7 @@ from tether.cli import (
     tokens,
     webhooks,
 )
+from tether.cli.context import JsonOption
 from tether.cli.event_loop import run_event_loop
 from tether.cli.output import errors
 from tether.config import Settings
@@ -80,9 +83,9 @@ def root(
 
 
 @app.command("version")
-def version() -> None:
+def version(as_json: bool = JsonOption) -> None:
     """Print tether's version."""
-    print(__version__)
+    print(json.dumps({"version": __version__}) if as_json else __version__)
 
 
 @app.command("up")

@@ -134,7 +134,9 @@ def history(ctx: typer.Context, project: str = ProjectOption, as_json: bool = Js
 
 @app.command("diff")
 @reports_errors
-def diff(ctx: typer.Context, file: Path, project: str = ProjectOption) -> None:
+def diff(
+    ctx: typer.Context, file: Path, project: str = ProjectOption, as_json: bool = JsonOption
+) -> None:
     """Show how FILE differs from the policy in force (and check that FILE is valid)."""
     candidate = _read(file)
     try:
@@ -150,6 +152,9 @@ def diff(ctx: typer.Context, file: Path, project: str = ProjectOption) -> None:
             tofile=str(file),
         )
     )
+    if as_json:
+        print_json({"in_force_version": version, "changed": bool(lines), "diff": "".join(lines)})
+        return
     if not lines:
         print(f"{file} is the policy in force (v{version})")
         return
