@@ -91,6 +91,10 @@ def test_every_command_that_reports_can_answer_in_json(
     policy.write_text("permit(principal, action, resource);\n")
     changed = json.loads(run(cli, "policy", "diff", str(policy), "-p", "p", "--json"))
     assert changed["changed"] is False and changed["diff"] == ""
+    starter = json.loads(
+        run(cli, "policy", "init", "--claude-code", "--root", str(tmp_path), "--json")
+    )
+    assert "permit" in starter["source"] and starter["allows"] and starter["version"] is None
     out = tmp_path / "trail.jsonl"
     exported = json.loads(run(cli, "audit", "export", "--out", str(out), "--json"))
     assert exported["events"] >= 1 and exported["anchor"].count(":") == 1

@@ -4,6 +4,7 @@ instead of an admin token (which is what they recover)."""
 from __future__ import annotations
 
 import getpass
+import json
 import time
 
 import typer
@@ -12,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
+from tether.cli.context import JsonOption
 from tether.cli.event_loop import run_event_loop
 from tether.cli.local_store import local_database, printable_url
 from tether.cli.output import errors
@@ -57,7 +59,7 @@ async def _record_reset(db: Database, name: str) -> None:
 
 
 @app.command("reset-token")
-def reset_token() -> None:
+def reset_token(as_json: bool = JsonOption) -> None:
     """Create a new admin token in the database of TETHER_DATA_DIR / TETHER_DATABASE_URL,
     print it once and save it where the CLI finds it (mode 0600). Old tokens stay valid:
     revoke them with `tether tokens revoke NAME`."""
@@ -76,6 +78,9 @@ def reset_token() -> None:
         raise typer.Exit(2) from None
     token_file = settings.data_dir / "admin.token"
     save_token(token_file, secret)
+    if as_json:
+        print(json.dumps({"name": name, "token": secret, "saved_to": str(token_file)}))
+        return
     errors.print(
         escape(
             f"new admin token {name!r} for {printable_url(settings)} "

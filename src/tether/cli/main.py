@@ -121,7 +121,7 @@ def up(
 
 
 @app.command("migrate")
-def migrate() -> None:
+def migrate(as_json: bool = JsonOption) -> None:
     """Bring the database (TETHER_DATABASE_URL, or SQLite in TETHER_DATA_DIR) to this
     version's schema, then exit: a deploy step before replicas start with --no-migrate."""
     from tether.cli.local_store import local_database, printable_url
@@ -136,6 +136,9 @@ def migrate() -> None:
     except TetherError as exc:
         errors.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
         raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps({"database": printable_url(settings), "schema": "up to date"}))
+        return
     errors.print(
         escape(f"{printable_url(settings)}: schema up to date"), highlight=False, soft_wrap=True
     )

@@ -77,6 +77,7 @@ def init(
     ),
     root: Path = RootOption,
     apply_now: bool = typer.Option(False, "--apply", help="Make it PROJECT's policy now."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Print a starter policy (or apply it with --apply) and what it allows (stderr)."""
     if not claude_code:
@@ -84,8 +85,14 @@ def init(
     if apply_now and not project:
         raise CliError("--apply needs --project/-p: the project whose policy it becomes")
     starter = claude_code_starter(str(root.expanduser().resolve()), project)
+    applied = None
     if apply_now:
         out = client(ctx).call("PUT", f"/projects/{project}/policy", {"source": starter.source})
+        applied = out["version"]
+    if as_json:
+        print_json({"source": starter.source, "allows": list(starter.summary), "version": applied})
+        return
+    if apply_now:
         errors.print(
             escape(f"project {project}: starter policy v{out['version']} in force"),
             highlight=False,
