@@ -194,8 +194,18 @@ def test_signature_and_key_errors_in_each_service_format(
     assert _code(too_old) == "RequestTimeTooSkewed"
     assert httpx.get(f"{broker.url}/aws/", timeout=10).status_code == 403
     sampled = broker.call("GET", "/audit", params={"action": "auth:refused"}).json()
-    refused = [e for e in sampled if e["source"] == "aws"]
-    assert refused and refused[0]["code"] == "SignatureDoesNotMatch", "bad signatures are audited"
+    assert [e for e in sampled if e["source"] == "aws"], "refusals are sampled into the trail"
+    scraped = httpx.get(
+        f"{broker.url}/metrics", headers={"Authorization": f"Bearer {broker.admin_token}"}
+    ).text
+    counted = [
+        line
+        for line in scraped.splitlines()
+        if line.startswith("tether_unauthenticated_refusals_total")
+        and 'door="aws"' in line
+        and 'code="SignatureDoesNotMatch"' in line
+    ]
+    assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 5, "every bad signature counted"
 
     # rotating one agent's pair revokes only that pair
     other = issue_aws_keys(broker, "errors-agent")
