@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,27 +24,11 @@ from typing import Any
 import boto3
 import httpx
 from botocore.config import Config
-from harness import free_port, report, timed
+from harness import cpu_seconds, free_port, report, timed, wait_http
 
 ADMIN_TOKEN = "tta_bench_aws_admin_token_0123456789abcdef"
 REAL = ("AKIABENCHREALKEY0001", "bench-real-secret-000000000000000000000")
 REGION = "us-east-1"
-
-
-def wait_http(url: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def clients(endpoint: str, key: str, secret: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
-from harness import free_port
+from harness import cpu_seconds, free_port, wait_http
 
 UPSTREAM_KEY = "sk-ant-bench-upstream"
 ADMIN_TOKEN = "tta_bench_admin_token_0123456789abcdef"
@@ -33,23 +33,6 @@ BODY = {
     "max_tokens": 64,
     "messages": [{"role": "user", "content": "Say hello in a short sentence."}],
 }
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 @dataclass

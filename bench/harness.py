@@ -1,12 +1,16 @@
 """What the benchmarks share: timing a coroutine, printing P50/P99 against a baseline
-measured in the same run, a free port, and an in-process runtime on SQLite."""
+measured in the same run, a free port, waiting for a server, a process's CPU time, and an
+in-process runtime on SQLite."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+import httpx
 
 from tether.config import Settings
 from tether.runtime import Runtime
@@ -35,6 +39,23 @@ async def timed(n: int, call: Callable[[int], Awaitable[object]]) -> list[float]
         await call(i)
         samples.append((time.perf_counter() - started) * 1000)
     return samples
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
