@@ -140,11 +140,20 @@ def compile_policy(source: str) -> CompiledPolicy:
     return CompiledPolicy(source, handle, tuple(rules))
 
 
+ANSWERS_KEPT = 4_096
+
+
 class CompiledPolicy:
+    """One version's rules. Answers are remembered per version: Cedar is deterministic
+    in the request, and a new version is a new ``CompiledPolicy``, so applying it
+    forgets every remembered answer at once."""
+
     def __init__(self, source: str, handle: cedarpy.PolicySet, rules: tuple[Rule, ...]) -> None:
         self._handle = handle
         self.rules = rules
         self._tag_keys = tag_keys(source)
+        self._reads_context = "context" in source
+        self._answers: dict[tuple[object, ...], PolicyAnswer] = {}
         self.models_always_allowed = not any(
             rule.touches_models and (rule.effect == "forbid" or rule.ask) for rule in rules
         )
@@ -159,7 +168,22 @@ class CompiledPolicy:
             return self.rules[int(match.group(1))]
         return None
 
+    def _key(self, request: PolicyRequest) -> tuple[object, ...]:
+        tags = tuple(sorted(request.tags.items())) if request.tags else ()
+        base = (request.agent, request.project, request.action, request.resource, tags)
+        return (*base, request.source, request.session) if self._reads_context else base
+
     def evaluate(self, request: PolicyRequest) -> PolicyAnswer:
+        key = self._key(request)
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._evaluate(request)
+            if len(self._answers) >= ANSWERS_KEPT:
+                self._answers.clear()
+            self._answers[key] = answer
+        return answer
+
+    def _evaluate(self, request: PolicyRequest) -> PolicyAnswer:
         result = cedarpy.is_authorized(
             request.cedar_request(), self._handle, json.dumps(request.entities(self._tag_keys))
         )
