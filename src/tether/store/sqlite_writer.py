@@ -14,7 +14,8 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from tether.errors import StoreUnavailable
 
@@ -22,6 +23,7 @@ __all__ = ["SYNCHRONOUS_MODES", "SqliteCheckpointer", "SqliteWriter", "open_sqli
 
 T = TypeVar("T")
 CHECKPOINT_SECONDS = 1.0
+MAX_BATCH = 256
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 """FULL (the default) fsyncs the WAL at every commit, so an answered decision survives a
 power loss; NORMAL fsyncs only at checkpoints (faster, but the last commits before a
@@ -70,7 +72,30 @@ class SqliteCheckpointer:
             conn.close()
 
 
+@dataclass(slots=True)
+class _Work:
+    run: Callable[[sqlite3.Connection], Any]
+    done: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = None
+
+
+def _settle(batch: list[_Work]) -> None:
+    for work in batch:
+        if work.done.done():
+            continue
+        if work.error is not None:
+            work.done.set_exception(work.error)
+        else:
+            work.done.set_result(work.result)
+
+
 class SqliteWriter:
+    """Group commit: what callers hand in while a commit is under way is run together in
+    the next transaction, each piece in its own savepoint (one piece that raises undoes
+    only itself), with one commit and one wake-up of the event loop for all of them.
+    A caller hears back only after the commit that made its piece durable."""
+
     def __init__(self, path: str, synchronous: str = "FULL") -> None:
         self._path = path
         self._synchronous = synchronous
@@ -79,28 +104,71 @@ class SqliteWriter:
         self._checkpointer = SqliteCheckpointer(path)
         self._checkpointer.start()
         self._closed = False
+        self._lock = threading.Lock()
+        self._queue: list[_Work] = []
+        self._draining = False
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             self._conn = open_sqlite(self._path, self._synchronous)
         return self._conn
 
-    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                if not batch:
+                    self._draining = False
+                    return
+            self._commit(batch)
+            for loop in {work.done.get_loop() for work in batch}:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(
+                        _settle, [work for work in batch if work.done.get_loop() is loop]
+                    )
+
+    def _commit(self, batch: list[_Work]) -> None:
         try:
-            result = work(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for work in batch:
+                work.error = exc
+            return
+        alone = len(batch) == 1
+        for work in batch:
+            if not alone:
+                conn.execute("SAVEPOINT work")
+            try:
+                work.result = work.run(conn)
+            except BaseException as exc:
+                work.error = exc
+                conn.execute("ROLLBACK" if alone else "ROLLBACK TO work")
+                if alone:
+                    return
+            if not alone:
+                conn.execute("RELEASE work")
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            for work in batch:
+                work.error = work.error or exc
 
     async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` in one transaction on the writer thread; rolled back if it raises."""
+        """Run ``work`` in a transaction on the writer thread; its changes are undone if it
+        raises. Returns once they are committed."""
         loop = asyncio.get_running_loop()
+        pending = _Work(work, loop.create_future())
+        with self._lock:
+            self._queue.append(pending)
+            start = not self._draining
+            self._draining = True
+        if start:
+            self._executor.submit(self._drain)
         try:
-            return await loop.run_in_executor(self._executor, self._transaction, work)
+            return cast(T, await pending.done)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"the database cannot be written: {exc}") from exc
 
