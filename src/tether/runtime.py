@@ -134,19 +134,20 @@ class Runtime:
                 "run `tether migrate` first, or start without --no-migrate"
             )
         projects, agents, tokens = ProjectStore(db), AgentStore(db), AdminTokenStore(db)
-        session_store, audit_store = SessionStore(db), AuditStore(db)
+        audit_store = AuditStore(db)
         credentials = CredentialStore(db, SealedBox(master_key))
         aws_keys = AwsKeyStore(db, SealedBox(master_key))
         directory = Directory(projects, agents, tokens, aws_keys)
         spend = SpendStore(db)
-        sessions = SessionRegistry(session_store, spend)
-        controls = FleetControls(ControlStore(db))
-        switch = KillSwitch(directory, sessions, controls)
         writer = (
             None
             if db.is_postgres
             else SqliteWriter(make_url(db.url).database or ":memory:", settings.sqlite_synchronous)
         )
+        session_store = SessionStore(db, writer)
+        sessions = SessionRegistry(session_store, spend)
+        controls = FleetControls(ControlStore(db))
+        switch = KillSwitch(directory, sessions, controls)
         metrics = TetherMetrics()
         audit = AuditLog(open_appender(db.url, writer), watcher=metrics)
         budget_store = BudgetStore(db)

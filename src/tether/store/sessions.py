@@ -2,49 +2,87 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import case, insert, select, tuple_, update
+from sqlalchemy import bindparam, case, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tether.errors import Conflict
 from tether.store.changes import record_change
 from tether.store.clock import now_ms
 from tether.store.database import Database
 from tether.store.records import ActivityDelta, SessionRecord, SessionState
 from tether.store.schema import sessions
+from tether.store.sqlite_writer import SqliteWriter
 
 __all__ = ["SessionStore"]
 
+_COLUMNS = [column.name for column in sessions.columns]
+_CREATE = (
+    "INSERT INTO sessions (id, agent_id, project_id, state, created_at, last_activity_at, "
+    "request_count) VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING"
+)
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM sessions WHERE id = ?"
 
-def _session(row: Any) -> SessionRecord:
+
+def _session(row: Mapping[Any, Any]) -> SessionRecord:
     return SessionRecord(
-        id=row.id,
-        agent_id=row.agent_id,
-        project_id=row.project_id,
-        state=SessionState(row.state),
-        created_at=row.created_at,
-        last_activity_at=row.last_activity_at,
-        request_count=row.request_count,
-        input_tokens=row.input_tokens,
-        output_tokens=row.output_tokens,
-        cache_creation_tokens=row.cache_creation_tokens,
-        cache_read_tokens=row.cache_read_tokens,
-        cost_micros=row.cost_micros,
-        state_by=row.state_by,
-        state_reason=row.state_reason,
-        state_at=row.state_at,
+        id=row["id"],
+        agent_id=row["agent_id"],
+        project_id=row["project_id"],
+        state=SessionState(row["state"]),
+        created_at=row["created_at"],
+        last_activity_at=row["last_activity_at"],
+        request_count=row["request_count"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        cache_creation_tokens=row["cache_creation_tokens"],
+        cache_read_tokens=row["cache_read_tokens"],
+        cost_micros=row["cost_micros"],
+        state_by=row["state_by"],
+        state_reason=row["state_reason"],
+        state_at=row["state_at"],
     )
 
 
 async def _select(conn: AsyncConnection, session_id: str) -> SessionRecord | None:
     row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
-    return _session(row) if row else None
+    return _session(row._mapping) if row else None
+
+
+def _create_sqlite(conn: sqlite3.Connection, values: tuple[Any, ...]) -> SessionRecord:
+    conn.execute(_CREATE, values)
+    row = conn.execute(_SELECT, (values[0],)).fetchone()
+    return _session(dict(zip(_COLUMNS, row, strict=True)))
+
+
+_ADD_ACTIVITY = (
+    update(sessions)
+    .where(sessions.c.id == bindparam("sid"))
+    .values(
+        request_count=sessions.c.request_count + bindparam("requests"),
+        input_tokens=sessions.c.input_tokens + bindparam("input"),
+        output_tokens=sessions.c.output_tokens + bindparam("output"),
+        cache_creation_tokens=sessions.c.cache_creation_tokens + bindparam("cache_creation"),
+        cache_read_tokens=sessions.c.cache_read_tokens + bindparam("cache_read"),
+        cost_micros=sessions.c.cost_micros + bindparam("cost"),
+        last_activity_at=case(
+            (sessions.c.last_activity_at < bindparam("at"), bindparam("at")),
+            else_=sessions.c.last_activity_at,
+        ),
+    )
+)
 
 
 class SessionStore:
-    def __init__(self, db: Database) -> None:
+    """On SQLite, the hot path's get-or-create goes through the writer thread (one hand-
+    off, committed with its neighbours) instead of three ORM round trips."""
+
+    def __init__(self, db: Database, writer: SqliteWriter | None = None) -> None:
         self._db = db
+        self._writer = writer
 
     async def get(self, session_id: str) -> SessionRecord | None:
         async with self._db.read() as conn:
@@ -52,26 +90,18 @@ class SessionStore:
 
     async def get_or_create(self, session_id: str, agent_id: str, project_id: str) -> SessionRecord:
         """The session with this id, created for this agent if new (safe under races)."""
-        existing = await self.get(session_id)
-        if existing is not None:
-            return existing
         ts = now_ms()
-        try:
-            async with self._db.write() as conn:
-                await conn.execute(
-                    insert(sessions).values(
-                        id=session_id,
-                        agent_id=agent_id,
-                        project_id=project_id,
-                        state=SessionState.ACTIVE.value,
-                        created_at=ts,
-                        last_activity_at=ts,
-                        request_count=0,
-                    )
-                )
-        except Conflict:
-            pass
-        created = await self.get(session_id)
+        values = (session_id, agent_id, project_id, SessionState.ACTIVE.value, ts, ts)
+        if self._writer is not None:
+            return await self._writer.transaction(lambda conn: _create_sqlite(conn, values))
+        dialect_insert = postgresql.insert if self._db.is_postgres else sqlite.insert
+        async with self._db.write() as conn:
+            await conn.execute(
+                dialect_insert(sessions)
+                .values(dict(zip(_COLUMNS, (*values, 0), strict=False)))
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+            created = await _select(conn, session_id)
         assert created is not None
         return created
 
@@ -100,7 +130,7 @@ class SessionStore:
         if state:
             query = query.where(sessions.c.state == state.value)
         async with self._db.read() as conn:
-            return [_session(r) for r in await conn.execute(query)]
+            return [_session(r._mapping) for r in await conn.execute(query)]
 
     async def set_state(self, session_id: str, state: SessionState, by: str, reason: str) -> None:
         async with self._db.write() as conn:
@@ -112,29 +142,22 @@ class SessionStore:
             await record_change(conn, "session", session_id)
 
     async def record_activity(self, activity: dict[str, ActivityDelta]) -> None:
-        """Apply batched counters in one transaction, in session-id order so that two
-        replicas flushing the same sessions cannot deadlock."""
+        """Apply batched counters in one transaction and one statement, in session-id
+        order so that two replicas flushing the same sessions cannot deadlock."""
         if not activity:
             return
+        rows = [
+            {
+                "sid": session_id,
+                "requests": delta.requests,
+                "input": delta.input_tokens,
+                "output": delta.output_tokens,
+                "cache_creation": delta.cache_creation_tokens,
+                "cache_read": delta.cache_read_tokens,
+                "cost": delta.cost_micros,
+                "at": delta.last_activity_at,
+            }
+            for session_id, delta in sorted(activity.items(), key=lambda item: item[0])
+        ]
         async with self._db.write() as conn:
-            for session_id, delta in sorted(activity.items(), key=lambda item: item[0]):
-                await conn.execute(
-                    update(sessions)
-                    .where(sessions.c.id == session_id)
-                    .values(
-                        request_count=sessions.c.request_count + delta.requests,
-                        input_tokens=sessions.c.input_tokens + delta.input_tokens,
-                        output_tokens=sessions.c.output_tokens + delta.output_tokens,
-                        cache_creation_tokens=sessions.c.cache_creation_tokens
-                        + delta.cache_creation_tokens,
-                        cache_read_tokens=sessions.c.cache_read_tokens + delta.cache_read_tokens,
-                        cost_micros=sessions.c.cost_micros + delta.cost_micros,
-                        last_activity_at=case(
-                            (
-                                sessions.c.last_activity_at < delta.last_activity_at,
-                                delta.last_activity_at,
-                            ),
-                            else_=sessions.c.last_activity_at,
-                        ),
-                    )
-                )
+            await conn.execute(_ADD_ACTIVITY, rows)
