@@ -46,6 +46,20 @@ def _usd_setting(env: dict[str, str], name: str, default: float) -> float | None
     return value
 
 
+def _percent_setting(env: dict[str, str], name: str, default: float) -> float:
+    """A percentage from 0 (off) to 100."""
+    raw = (env.get(name) or "").strip().rstrip("%")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a percentage (0 turns it off)") from None
+    if not 0 <= value <= 100:
+        raise ConfigError(f"{name}={value} must be between 0 and 100")
+    return value
+
+
 def _choice_setting(env: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
     value = (env.get(name) or default).strip().upper()
     if value not in choices:
@@ -134,6 +148,9 @@ class Settings:
     refused without a valid agent key (all are counted in the metrics)."""
     default_session_limit_usd: float | None = 5.0
     default_daily_budget_usd: float | None = 50.0
+    budget_lease_percent: float = 2.0
+    """Each process holds this share of a budget's limit as a lease and serves calls from
+    it in memory (``tether.budgets.leases``); 0: a transaction per call."""
     """What a new project is given unless its creator opts out (None: not given)."""
 
     def default_budgets(self) -> list[tuple[BudgetPeriod, float]]:
@@ -182,6 +199,7 @@ class Settings:
             metrics_token=env.get("TETHER_METRICS_TOKEN") or None,
             default_session_limit_usd=_usd_setting(env, "TETHER_DEFAULT_SESSION_LIMIT_USD", 5.0),
             default_daily_budget_usd=_usd_setting(env, "TETHER_DEFAULT_DAILY_BUDGET_USD", 50.0),
+            budget_lease_percent=_percent_setting(env, "TETHER_BUDGET_LEASE_PERCENT", 2.0),
             log_level=_choice(env, "TETHER_LOG_LEVEL", LOG_LEVELS, "INFO").upper(),
             log_format=_choice(env, "TETHER_LOG_FORMAT", LOG_FORMATS, "text").lower(),
             metrics_public=_bool_setting(env, "TETHER_METRICS_PUBLIC"),

@@ -13,6 +13,7 @@ from tether.approvals.reaper import ApprovalReaper
 from tether.approvals.waiter import ApprovalWaiter
 from tether.audit.log import AuditLog
 from tether.budgets.book import BudgetBook
+from tether.budgets.leases import LeasedLedger
 from tether.budgets.unsettled import RecordUnsettledCharges
 from tether.config import Settings
 from tether.errors import ConfigError
@@ -156,15 +157,15 @@ class Runtime:
         alert_store = AlertStore(db)
         webhooks = WebhookStore(db, SealedBox(master_key))
         alerts = BudgetAlerts(alert_store, session_store, spend, directory, sessions)
-        ledger = open_ledger(db.url, writer)
+        hold_ms = int((settings.upstream_read_timeout + 60) * 1000)
+        database_ledger = open_ledger(db.url, writer)
+        ledger: BudgetLedger = database_ledger
+        if settings.budget_lease_percent > 0:
+            leases = LeasedLedger(database_ledger, settings.budget_lease_percent, hold_ms)
+            leases.start()
+            ledger = leases
         reserve = ReserveBudget(
-            budget_book,
-            budget_store,
-            ledger,
-            prices,
-            sessions,
-            alerts,
-            hold_ms=int((settings.upstream_read_timeout + 60) * 1000),
+            budget_book, budget_store, ledger, prices, sessions, alerts, hold_ms=hold_ms
         )
         guards = EnforceGuards(TripResponder(sessions, alert_store, audit))
         metrics.gauge(
@@ -282,8 +283,10 @@ class Runtime:
         await self.anthropic.stop()
         await self.aws.stop()
         await self.sessions.stop()
-        await self.audit.stop()
         await self.ledger.close()
+        await self.audit.stop()
+        if self.sqlite_writer is not None:
+            await self.sqlite_writer.close()
         await self.db.dispose()
 
     async def _adopt_env_admin_token(self) -> None:

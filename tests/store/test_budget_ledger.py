@@ -25,6 +25,8 @@ async def stores(database_url: str) -> AsyncIterator[tuple[Database, BudgetStore
     ledger = open_ledger(database_url, writer)
     yield db, BudgetStore(db), ledger
     await ledger.close()
+    if writer is not None:
+        await writer.close()
     await db.dispose()
 
 

@@ -121,6 +121,7 @@ def start_tether(data_dir: Path, database_url: str, **overrides: Any) -> Running
         database_url=database_url,
         bootstrap_admin_token=overrides.pop("bootstrap_admin_token", None),
         change_poll_seconds=overrides.pop("change_poll_seconds", 0.2),
+        budget_lease_percent=overrides.pop("budget_lease_percent", 0.0),
         **overrides,
     )
     loop = asyncio.new_event_loop()

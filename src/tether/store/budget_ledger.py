@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
@@ -23,7 +24,14 @@ from tether.store.budgets import Hold, PeriodUsage
 from tether.store.driver_errors import CONNECTION_ERRORS
 from tether.store.sqlite_writer import SqliteWriter
 
-__all__ = ["BudgetLedger", "PostgresBudgetLedger", "SqliteBudgetLedger", "open_ledger"]
+__all__ = [
+    "BudgetLedger",
+    "LeaseReturn",
+    "LeasingLedger",
+    "PostgresBudgetLedger",
+    "SqliteBudgetLedger",
+    "open_ledger",
+]
 
 RESERVE = """
 INSERT INTO budget_periods (budget_id, period_key, spent_micros, reserved_micros,
@@ -36,7 +44,9 @@ WHERE ({5} IS NULL OR budget_periods.spent_micros + budget_periods.reserved_micr
                        + excluded.reserved_micros <= {5})
   AND ({6} IS NULL OR budget_periods.spent_tokens + budget_periods.reserved_tokens
                        + excluded.reserved_tokens <= {6})
-RETURNING budget_periods.reserved_micros
+RETURNING budget_periods.budget_id, budget_periods.period_key, budget_periods.spent_micros,
+          budget_periods.reserved_micros, budget_periods.spent_tokens,
+          budget_periods.reserved_tokens, budget_periods.period_end
 """
 HOLD = """
 INSERT INTO budget_reservations (id, budget_id, period_key, micros, tokens, expires_at)
@@ -50,6 +60,15 @@ RELEASE = """
 DELETE FROM budget_reservations WHERE id = {0}
 RETURNING budget_id, period_key, micros, tokens
 """
+SHRINK = """
+UPDATE budget_reservations SET micros = micros - {0}, tokens = tokens - {1}, expires_at = {2}
+WHERE id = {3} AND budget_id = {4}
+RETURNING {0}, {1}
+"""
+DROP = """
+DELETE FROM budget_reservations WHERE id = {0} AND budget_id = {1}
+RETURNING micros, tokens
+"""
 CHARGE = """
 UPDATE budget_periods
 SET reserved_micros = reserved_micros - {0}, reserved_tokens = reserved_tokens - {1},
@@ -62,7 +81,7 @@ RETURNING budget_id, period_key, spent_micros, reserved_micros, spent_tokens,
 
 def _sql(template: str, style: str) -> str:
     count = template.count("{")
-    marks = ["?"] * count if style == "qmark" else [f"${n + 1}" for n in range(count)]
+    marks = [f"?{n + 1}" if style == "qmark" else f"${n + 1}" for n in range(count)]
     return template.format(*marks)
 
 
@@ -82,6 +101,48 @@ def _reserve_args(hold: Hold) -> tuple[Any, ...]:
         hold.period_end,
         hold.budget.limit_micros,
         hold.budget.limit_tokens,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseReturn:
+    """What a lease hands back to its budget period: ``spent`` is charged, ``released``
+    stops being reserved; ``close`` ends the lease (releasing all it still holds),
+    otherwise it is renewed until ``expires_at``."""
+
+    lease_id: str
+    budget_id: str
+    period_key: str
+    spent_micros: int
+    spent_tokens: int
+    released_micros: int
+    released_tokens: int
+    expires_at: int
+    close: bool
+
+
+def _lock_order(back: LeaseReturn) -> tuple[str, str]:
+    return back.budget_id, back.period_key
+
+
+def _lease_row_change(back: LeaseReturn, shrink: str, drop: str) -> tuple[str, tuple[Any, ...]]:
+    """The statement that shrinks (or, closing, deletes) the lease's reservation row; it
+    returns what stops being reserved, or no row when the lease is no longer held."""
+    if back.close:
+        return drop, (back.lease_id, back.budget_id)
+    released = (back.released_micros, back.released_tokens)
+    return shrink, (*released, back.expires_at, back.lease_id, back.budget_id)
+
+
+def _charge_args(back: LeaseReturn, released: Sequence[Any]) -> tuple[Any, ...]:
+    """CHARGE's arguments: stop reserving what the lease row gave up, charge what was spent."""
+    return (
+        released[0],
+        released[1],
+        back.spent_micros,
+        back.spent_tokens,
+        back.budget_id,
+        back.period_key,
     )
 
 
@@ -113,24 +174,46 @@ class BudgetLedger(Protocol):
     async def close(self) -> None: ...
 
 
+class LeasingLedger(BudgetLedger, Protocol):
+    """A ledger in the database, which can also hold leases (``tether.budgets.leases``)."""
+
+    async def lease(
+        self, lease_id: str, hold: Hold, expires_at: int, *, grow: bool
+    ) -> PeriodUsage | None:
+        """Reserve ``hold`` under a lease (``grow``: add to the lease already held), under
+        the same limits as ``reserve``; the period as it now stands, or None if refused."""
+        ...
+
+    async def give_back(self, returns: Sequence[LeaseReturn]) -> list[PeriodUsage]:
+        """Charge what leases spent and release what they did not use, in one
+        transaction; a lease no longer held (charged by the reaper) is left alone."""
+        ...
+
+
 class _HoldingLedger:
     """``reserve`` and ``extend`` are one transaction of conditional upserts each; only
     what happens to the reservation rows differs (inserted, or grown)."""
 
     async def _hold_in(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int, *, grow: bool
-    ) -> Hold | None:
+    ) -> tuple[Hold | None, list[PeriodUsage]]:
         raise NotImplementedError
 
     async def reserve(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int
     ) -> Hold | None:
-        return await self._hold_in(reservation_id, holds, expires_at, grow=False)
+        return (await self._hold_in(reservation_id, holds, expires_at, grow=False))[0]
 
     async def extend(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int
     ) -> Hold | None:
-        return await self._hold_in(reservation_id, holds, expires_at, grow=True)
+        return (await self._hold_in(reservation_id, holds, expires_at, grow=True))[0]
+
+    async def lease(
+        self, lease_id: str, hold: Hold, expires_at: int, *, grow: bool
+    ) -> PeriodUsage | None:
+        refused, usages = await self._hold_in(lease_id, [hold], expires_at, grow=grow)
+        return None if refused is not None else usages[0]
 
 
 class SqliteBudgetLedger(_HoldingLedger):
@@ -143,11 +226,14 @@ class SqliteBudgetLedger(_HoldingLedger):
         self._grow = _sql(GROW, "qmark")
         self._release = _sql(RELEASE, "qmark")
         self._charge = _sql(CHARGE, "qmark")
+        self._shrink = _sql(SHRINK, "qmark")
+        self._drop = _sql(DROP, "qmark")
 
     async def _hold_in(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int, *, grow: bool
-    ) -> Hold | None:
-        def work(conn: sqlite3.Connection) -> None:
+    ) -> tuple[Hold | None, list[PeriodUsage]]:
+        def work(conn: sqlite3.Connection) -> list[PeriodUsage]:
+            usages = []
             for hold in holds:
                 if not _fits_alone(hold):
                     raise _Refused(hold)
@@ -166,6 +252,7 @@ class SqliteBudgetLedger(_HoldingLedger):
                 ).fetchone()
                 if row is None:
                     raise _Refused(hold)
+                usages.append(PeriodUsage(*row))
                 if grow:
                     conn.execute(
                         self._grow, (micros, tokens, expires_at, reservation_id, budget_id)
@@ -174,12 +261,27 @@ class SqliteBudgetLedger(_HoldingLedger):
                     conn.execute(
                         self._hold, (reservation_id, budget_id, key, micros, tokens, expires_at)
                     )
+            return usages
 
         try:
-            await self._writer.transaction(work)
+            return None, await self._writer.transaction(work)
         except _Refused as refused:
-            return refused.hold
-        return None
+            return refused.hold, []
+
+    async def give_back(self, returns: Sequence[LeaseReturn]) -> list[PeriodUsage]:
+        def work(conn: sqlite3.Connection) -> list[PeriodUsage]:
+            usages = []
+            for back in sorted(returns, key=_lock_order):
+                released = conn.execute(
+                    *_lease_row_change(back, self._shrink, self._drop)
+                ).fetchone()
+                if released is not None:
+                    row = conn.execute(self._charge, _charge_args(back, released)).fetchone()
+                    if row is not None:
+                        usages.append(PeriodUsage(*row))
+            return usages
+
+        return await self._writer.transaction(work)
 
     async def settle(
         self, reservation_id: str, holds: Sequence[Hold], micros: int, tokens: int
@@ -204,7 +306,7 @@ class SqliteBudgetLedger(_HoldingLedger):
         return await self._writer.transaction(work)
 
     async def close(self) -> None:
-        await self._writer.close()
+        """The writer is shared (audit, sessions): whoever made it closes it."""
 
 
 class PostgresBudgetLedger(_HoldingLedger):
@@ -217,6 +319,8 @@ class PostgresBudgetLedger(_HoldingLedger):
         self._grow = _sql(GROW, "numeric")
         self._release = _sql(RELEASE, "numeric")
         self._charge = _sql(CHARGE, "numeric")
+        self._shrink = _sql(SHRINK, "numeric")
+        self._drop = _sql(DROP, "numeric")
 
     async def _connection_pool(self) -> Any:
         """Created on first use, once: concurrent first requests wait for the same pool."""
@@ -229,7 +333,8 @@ class PostgresBudgetLedger(_HoldingLedger):
 
     async def _hold_in(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int, *, grow: bool
-    ) -> Hold | None:
+    ) -> tuple[Hold | None, list[PeriodUsage]]:
+        usages = []
         try:
             pool = await self._connection_pool()
             async with pool.acquire() as conn, conn.transaction():
@@ -237,8 +342,10 @@ class PostgresBudgetLedger(_HoldingLedger):
                     if not _fits_alone(hold):
                         raise _Refused(hold)
                     args = _reserve_args(hold)
-                    if await conn.fetchval(self._reserve, *args) is None:
+                    row = await conn.fetchrow(self._reserve, *args)
+                    if row is None:
                         raise _Refused(hold)
+                    usages.append(PeriodUsage(*row))
                     if grow:
                         await conn.execute(
                             self._grow,
@@ -251,10 +358,26 @@ class PostgresBudgetLedger(_HoldingLedger):
                     else:
                         await conn.execute(self._hold, reservation_id, *args[:4], expires_at)
         except _Refused as refused:
-            return refused.hold
+            return refused.hold, []
         except CONNECTION_ERRORS as exc:
             raise StoreUnavailable(f"budgets cannot be checked: {exc!r}") from exc
-        return None
+        return None, usages
+
+    async def give_back(self, returns: Sequence[LeaseReturn]) -> list[PeriodUsage]:
+        try:
+            pool = await self._connection_pool()
+            async with pool.acquire() as conn, conn.transaction():
+                usages = []
+                for back in sorted(returns, key=_lock_order):
+                    statement, args = _lease_row_change(back, self._shrink, self._drop)
+                    released = await conn.fetchrow(statement, *args)
+                    if released is not None:
+                        row = await conn.fetchrow(self._charge, *_charge_args(back, released))
+                        if row is not None:
+                            usages.append(PeriodUsage(*row))
+                return usages
+        except CONNECTION_ERRORS as exc:
+            raise StoreUnavailable(f"budgets cannot be settled: {exc!r}") from exc
 
     async def settle(
         self, reservation_id: str, holds: Sequence[Hold], micros: int, tokens: int
@@ -296,7 +419,7 @@ class PostgresBudgetLedger(_HoldingLedger):
             self._pool = None
 
 
-def open_ledger(url: str, writer: SqliteWriter | None) -> BudgetLedger:
+def open_ledger(url: str, writer: SqliteWriter | None) -> LeasingLedger:
     if make_url(url).get_backend_name() == "postgresql":
         return PostgresBudgetLedger(url)
     assert writer is not None, "SQLite needs the shared writer"
