@@ -18,6 +18,8 @@ from tether.config import Settings
 from tether.errors import ConfigError
 from tether.gateway.anthropic.upstream import AnthropicUpstream
 from tether.gateway.aws.upstream import AwsUpstream
+from tether.guards.memory import GuardMemory, LocalGuardMemory
+from tether.guards.redis_memory import RedisGuardMemory
 from tether.guards.responses import TripResponder
 from tether.identity.bearer import hash_secret
 from tether.identity.directory import Directory
@@ -165,11 +167,16 @@ class Runtime:
             alerts,
             hold_ms=int((settings.upstream_read_timeout + 60) * 1000),
         )
-        guards = EnforceGuards(TripResponder(sessions, alert_store, audit))
+        memory: GuardMemory = (
+            RedisGuardMemory(settings.redis_url, settings.redis_prefix)
+            if settings.redis_url
+            else LocalGuardMemory()
+        )
+        guards = EnforceGuards(TripResponder(sessions, alert_store, audit), memory=memory)
         metrics.gauge(
             "tether_circuit_breakers_open",
             "Projects whose model calls fail fast now (upstream kept answering 429/5xx)",
-            lambda: guards.breakers.open_count(now_ms()),
+            lambda: guards.memory.open_breakers(now_ms()),
         )
         policy_store = PolicyStore(db)
         policies = PolicyBook(policy_store)
@@ -283,6 +290,7 @@ class Runtime:
         await self.sessions.stop()
         await self.audit.stop()
         await self.ledger.close()
+        await self.guards.memory.close()
         await self.db.dispose()
 
     async def _adopt_env_admin_token(self) -> None:
