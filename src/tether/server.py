@@ -117,7 +117,9 @@ def make_runner(
 def make_site(runner: web.AppRunner, settings: Settings, host: str, port: int) -> GuardedSite:
     """A listening site with the connection cap and the header deadline applied."""
     guard = ConnectionGuard(settings.max_connections, settings.header_timeout)
-    return GuardedSite(runner, host, port, guard, reuse_address=True)
+    return GuardedSite(
+        runner, host, port, guard, reuse_address=True, reuse_port=settings.reuse_port or None
+    )
 
 
 async def serving_app(settings: Settings) -> web.Application:

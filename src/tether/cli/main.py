@@ -87,6 +87,12 @@ def up(
     no_migrate: bool = typer.Option(
         False, "--no-migrate", help="Do not migrate; refuse a database not at this schema."
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Server processes sharing the port (needs PostgreSQL and TETHER_REDIS_URL).",
+    ),
 ) -> None:
     """Start the control plane (embedded SQLite unless TETHER_DATABASE_URL is set)."""
     from dataclasses import replace
@@ -105,6 +111,10 @@ def up(
             port=port or settings.port,
             migrate=not no_migrate,
         )
+        if workers > 1:
+            from tether.cli.workers import run_workers
+
+            raise typer.Exit(run_workers(settings, workers))
         run_event_loop(serve(settings))
     except TetherError as exc:
         errors.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
