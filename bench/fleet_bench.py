@@ -33,17 +33,11 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import httpx
+from gateway_bench import ADMIN_TOKEN, BODY, UPSTREAM_KEY
 from harness import cpu_seconds, free_port, wait_http
 
-UPSTREAM_KEY = "sk-ant-bench-upstream"
-ADMIN_TOKEN = "tta_bench_admin_token_0123456789abcdef"
 MASTER_KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 PERMIT_ALL = "permit(principal, action, resource);"
-BODY = {
-    "model": "claude-sonnet-5",
-    "max_tokens": 64,
-    "messages": [{"role": "user", "content": "Say hello in a short sentence."}],
-}
 TETHER = [sys.executable, "-m", "tether.cli"]
 
 

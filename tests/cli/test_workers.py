@@ -5,14 +5,13 @@ loop trips at the same call as on one process, and what cannot be shared is refu
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.test_tether_up import TETHER, cli, free_port, stop
+from tests.e2e.test_tether_up import cli, free_port, start, stop
 from tests.guards.test_redis_memory import REDIS_URL
 from tests.support.databases import postgres_database
 from tests.support.server import PERMIT_ALL
@@ -25,29 +24,6 @@ def _env(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
         "TETHER_URL": f"http://127.0.0.1:{port}",
         **extra,
     }
-
-
-def start_workers(env: dict[str, str], port: int) -> tuple[subprocess.Popen[str], list[str]]:
-    process = subprocess.Popen(
-        [*TETHER, "up", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip())
-        if "ANTHROPIC_API_KEY" in line:
-            return process, lines
-    process.kill()
-    process.wait()
-    raise AssertionError("tether up --workers 2 did not start:\n" + "\n".join(lines))
 
 
 def authorize(url: str, key: str, session: str, resource: str) -> httpx.Response:
@@ -66,7 +42,7 @@ def test_two_workers_share_the_port_a_kill_and_the_guards(tmp_path: Path) -> Non
             TETHER_REDIS_URL=REDIS_URL,
             TETHER_REDIS_PREFIX=f"test-{uuid.uuid4().hex}:",
         )
-        process, lines = start_workers(env, port)
+        process, lines = start(env, port, "--workers", "2")
         try:
             assert sum(line.startswith("tta_") for line in lines) == 1, "one token, printed once"
             url = env["TETHER_URL"]

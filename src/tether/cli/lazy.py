@@ -26,7 +26,7 @@ class LazyGroup(TyperGroup):
         module = self.lazy.get(cmd_name)
         if module is None or cmd_name in self.commands:
             return super().get_command(ctx, cmd_name)
-        command = typer.main.get_command(importlib.import_module(module).app)
+        command = typer.main.get_group(importlib.import_module(module).app)
         command.name = cmd_name
         self.commands[cmd_name] = command
         return command
