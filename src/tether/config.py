@@ -109,6 +109,12 @@ def _database_url(url: str) -> str:
     return url
 
 
+def _redis_url(url: str) -> str | None:
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("TETHER_REDIS_URL must start with redis://, rediss:// or unix://")
+    return url or None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything tether reads from its environment; the hot path never re-reads it."""
@@ -163,6 +169,13 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     migrate: bool = True
+    redis_url: str | None = None
+    """Where the guards keep their per-session memory when several processes serve (None:
+    in this process's memory)."""
+    redis_prefix: str = "tether:"
+    """Prefix of every Redis key tether writes (several fleets may share one Redis)."""
+    reuse_port: bool = False
+    """Listen with SO_REUSEPORT (the workers of ``tether up --workers N`` share the port)."""
     """False for replicas of a deployment that runs ``tether migrate`` once itself."""
 
     @property
@@ -211,4 +224,6 @@ class Settings:
             sqlite_synchronous=_choice_setting(
                 env, "TETHER_SQLITE_SYNCHRONOUS", ("FULL", "NORMAL"), "FULL"
             ),
+            redis_url=_redis_url(env.get("TETHER_REDIS_URL", "")),
+            redis_prefix=env.get("TETHER_REDIS_PREFIX") or "tether:",
         )

@@ -75,6 +75,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "task_not_active": 409,
     "batch_not_claimed": 409,
     "store_unavailable": 503,
+    "guard_state_unavailable": 503,
     "no_upstream_credential": 503,
     "upstream_unreachable": 502,
     "upstream_timeout": 504,

@@ -19,6 +19,8 @@ from tether.config import Settings
 from tether.errors import ConfigError
 from tether.gateway.anthropic.upstream import AnthropicUpstream
 from tether.gateway.aws.upstream import AwsUpstream
+from tether.guards.memory import GuardMemory, LocalGuardMemory
+from tether.guards.redis_memory import RedisGuardMemory
 from tether.guards.responses import TripResponder
 from tether.identity.bearer import hash_secret
 from tether.identity.directory import Directory
@@ -167,11 +169,16 @@ class Runtime:
         reserve = ReserveBudget(
             budget_book, budget_store, ledger, prices, sessions, alerts, hold_ms=hold_ms
         )
-        guards = EnforceGuards(TripResponder(sessions, alert_store, audit))
+        memory: GuardMemory = (
+            RedisGuardMemory(settings.redis_url, settings.redis_prefix)
+            if settings.redis_url
+            else LocalGuardMemory()
+        )
+        guards = EnforceGuards(TripResponder(sessions, alert_store, audit), memory=memory)
         metrics.gauge(
             "tether_circuit_breakers_open",
             "Projects whose model calls fail fast now (upstream kept answering 429/5xx)",
-            lambda: guards.breakers.open_count(now_ms()),
+            lambda: guards.memory.open_breakers(now_ms()),
         )
         policy_store = PolicyStore(db)
         policies = PolicyBook(policy_store)
@@ -287,6 +294,7 @@ class Runtime:
         await self.audit.stop()
         if self.sqlite_writer is not None:
             await self.sqlite_writer.close()
+        await self.guards.memory.close()
         await self.db.dispose()
 
     async def _adopt_env_admin_token(self) -> None:

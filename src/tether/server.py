@@ -18,6 +18,7 @@ from tether.gateway.claude_code.hooks import add_claude_code_hook_routes
 from tether.gateway.credentials import DOORKEEPER_KEY
 from tether.gateway.mcp.server import add_mcp_routes
 from tether.gateway.tasks import add_task_routes
+from tether.guards.redis_memory import RedisGuardMemory
 from tether.identity.doorkeeper import Doorkeeper
 from tether.logs.access import AccessLogger, request_scope_middleware
 from tether.metrics.endpoint import add_metrics_route
@@ -44,7 +45,16 @@ def _readiness_checks(runtime: Runtime) -> dict[str, ReadinessCheck]:
     async def change_feed() -> str | None:
         return runtime.feed.problem()
 
-    return {"store": store, "audit": audit, "change_feed": change_feed}
+    checks: dict[str, ReadinessCheck] = {"store": store, "audit": audit, "change_feed": change_feed}
+    memory = runtime.guards.memory
+    if isinstance(memory, RedisGuardMemory):
+
+        async def guards() -> str | None:
+            await memory.ping()
+            return None
+
+        checks["guards"] = guards
+    return checks
 
 
 def build_app(runtime: Runtime) -> web.Application:
@@ -107,7 +117,9 @@ def make_runner(
 def make_site(runner: web.AppRunner, settings: Settings, host: str, port: int) -> GuardedSite:
     """A listening site with the connection cap and the header deadline applied."""
     guard = ConnectionGuard(settings.max_connections, settings.header_timeout)
-    return GuardedSite(runner, host, port, guard, reuse_address=True)
+    return GuardedSite(
+        runner, host, port, guard, reuse_address=True, reuse_port=settings.reuse_port or None
+    )
 
 
 async def serving_app(settings: Settings) -> web.Application:

@@ -22,9 +22,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(env: dict[str, str], port: int) -> tuple[subprocess.Popen[str], list[str]]:
+def start(env: dict[str, str], port: int, *options: str) -> tuple[subprocess.Popen[str], list[str]]:
     process = subprocess.Popen(
-        [*TETHER, "up", "--port", str(port)],
+        [*TETHER, "up", "--port", str(port), *options],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

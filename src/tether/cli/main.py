@@ -3,60 +3,52 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, ClassVar
 
 import typer
 from rich.markup import escape
 
 from tether import __version__
-from tether.cli import (
-    admin,
-    agents,
-    approvals,
-    audit,
-    aws,
-    budgets,
-    credentials,
-    drift,
-    fleet,
-    guards,
-    hook,
-    keys,
-    policy,
-    projects,
-    sessions,
-    spend,
-    tasks,
-    tokens,
-    webhooks,
-)
+from tether.cli import fleet, spend
 from tether.cli.context import JsonOption
-from tether.cli.event_loop import run_event_loop
+from tether.cli.lazy import LazyGroup
 from tether.cli.output import errors
-from tether.config import Settings
 from tether.errors import TetherError
+
+if TYPE_CHECKING:
+    from tether.config import Settings
+
+GROUPS = [
+    "projects",
+    "agents",
+    "keys",
+    "credentials",
+    "aws",
+    "tokens",
+    "sessions",
+    "audit",
+    "budgets",
+    "webhooks",
+    "policy",
+    "approvals",
+    "guards",
+    "tasks",
+    "drift",
+    "hook",
+    "admin",
+]
+
+
+class Commands(LazyGroup):
+    lazy: ClassVar[dict[str, str]] = {name: f"tether.cli.{name}" for name in GROUPS}
+
 
 app = typer.Typer(
     help="tether: identify, decide, record, budget and stop your AI agents.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=Commands,
 )
-app.add_typer(projects.app, name="projects")
-app.add_typer(agents.app, name="agents")
-app.add_typer(keys.app, name="keys")
-app.add_typer(credentials.app, name="credentials")
-app.add_typer(aws.app, name="aws")
-app.add_typer(tokens.app, name="tokens")
-app.add_typer(sessions.app, name="sessions")
-app.add_typer(audit.app, name="audit")
-app.add_typer(budgets.app, name="budgets")
-app.add_typer(webhooks.app, name="webhooks")
-app.add_typer(policy.app, name="policy")
-app.add_typer(approvals.app, name="approvals")
-app.add_typer(guards.app, name="guards")
-app.add_typer(tasks.app, name="tasks")
-app.add_typer(drift.app, name="drift")
-app.add_typer(hook.app, name="hook")
-app.add_typer(admin.app, name="admin")
 app.command("spend")(spend.spend)
 app.command("pause")(fleet.pause)
 app.command("resume")(fleet.resume)
@@ -95,11 +87,19 @@ def up(
     no_migrate: bool = typer.Option(
         False, "--no-migrate", help="Do not migrate; refuse a database not at this schema."
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        help="Server processes sharing the port (needs PostgreSQL and TETHER_REDIS_URL).",
+    ),
 ) -> None:
     """Start the control plane (embedded SQLite unless TETHER_DATABASE_URL is set)."""
     from dataclasses import replace
 
+    from tether.cli.event_loop import run_event_loop
     from tether.cli.up import serve
+    from tether.config import Settings
     from tether.logs.setup import configure_logging
 
     try:
@@ -111,6 +111,10 @@ def up(
             port=port or settings.port,
             migrate=not no_migrate,
         )
+        if workers > 1:
+            from tether.cli.workers import run_workers
+
+            raise typer.Exit(run_workers(settings, workers))
         run_event_loop(serve(settings))
     except TetherError as exc:
         errors.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
@@ -124,7 +128,9 @@ def up(
 def migrate(as_json: bool = JsonOption) -> None:
     """Bring the database (TETHER_DATABASE_URL, or SQLite in TETHER_DATA_DIR) to this
     version's schema, then exit: a deploy step before replicas start with --no-migrate."""
+    from tether.cli.event_loop import run_event_loop
     from tether.cli.local_store import local_database, printable_url
+    from tether.config import Settings
 
     async def main(settings: Settings) -> None:
         async with local_database(settings):

@@ -77,12 +77,14 @@ def _announce(settings: Settings, runtime: Runtime, secret: str | None) -> None:
     )
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, announce: bool = True) -> None:
+    """``announce``: create and print the first admin token and the banner (one worker of
+    several does)."""
     with hold_sqlite_database(settings.resolved_database_url):
-        await _serve(settings)
+        await _serve(settings, announce)
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, announce: bool) -> None:
     runtime = await Runtime.start(settings)
     runner = make_runner(build_app(runtime), settings, logging.getLogger("tether.access"))
     await runner.setup()
@@ -93,7 +95,8 @@ async def _serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        _announce(settings, runtime, await runtime.create_bootstrap_token())
+        if announce:
+            _announce(settings, runtime, await runtime.create_bootstrap_token())
         calm_garbage_collector()
         await stop.wait()
         console.print("tether: shutting down")

@@ -10,7 +10,7 @@ from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
 from tether.errors import TetherError
 from tether.guards.settings import OnTrip
-from tether.guards.watches import SessionWatch, Trip
+from tether.guards.watches import Trip
 from tether.identity.directory import AgentIdentity
 from tether.sessions.registry import SessionRegistry
 from tether.store.alerts import AlertStore
@@ -40,10 +40,12 @@ class TripResponder:
         on_trip: OnTrip,
         identity: AgentIdentity,
         session_id: str,
-        watch: SessionWatch,
-    ) -> None:
+        alert: bool,
+    ) -> bool:
         """Raises ``StoreUnavailable`` when the session's new state cannot be saved, and
-        ``AuditUnavailable`` when the trip cannot be recorded."""
+        ``AuditUnavailable`` when the trip cannot be recorded. ``alert``: tell the webhooks
+        too (the first trip of its kind in the session); returns False when that alert
+        could not be queued."""
         log.info(
             "guard %s tripped in session %s (agent %s): %s; %s",
             trip.code,
@@ -71,9 +73,8 @@ class TripResponder:
                 attributes=trip.evidence,
             )
         )
-        if trip.code in watch.alerted:
-            return
-        watch.alerted.add(trip.code)
+        if not alert:
+            return True
         payload = {
             "guard": trip.code,
             "project": identity.project.name,
@@ -86,5 +87,6 @@ class TripResponder:
         try:
             await self._alerts.notify(identity.project.id, "guard.tripped", payload)
         except TetherError as exc:
-            watch.alerted.discard(trip.code)
             log.warning("guard alert for session %s not queued: %s", session_id, exc.message)
+            return False
+        return True

@@ -59,7 +59,7 @@ class CoversOutput(Protocol):
 class Observes(Protocol):
     """A stage that learns from what an agent reports it did (a tool's answer)."""
 
-    def observed(self, action: Action, ctx: Context) -> None: ...
+    async def observed(self, action: Action, ctx: Context) -> None: ...
 
 
 def _evidence(verdict: Verdict | None) -> dict[str, object]:
@@ -179,7 +179,7 @@ class Pipeline:
         )
         await self._audit.record(observation_event(action, ctx, result, reason))
         for stage in self._observers:
-            stage.observed(action, ctx)
+            await stage.observed(action, ctx)
         return None
 
     async def review(self, decision: Decision, tool_use: ToolUse) -> Deny | None:

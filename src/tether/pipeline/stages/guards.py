@@ -3,7 +3,8 @@ giving the same answer, a session whose calls keep failing or that stops moving 
 results that no hook saw, and, per project, an upstream that keeps answering 429/5xx (the
 circuit breaker).
 
-Decisions read per-session memory (``SessionWatches``). A tool call the model asks for is
+Decisions read per-session memory (``guards/memory.py``: this process's, or Redis shared
+by a fleet's processes). A tool call the model asks for is
 reviewed as it streams (``review``), so a call that would trip is never delivered to the
 agent; tool answers are counted from the next request and from PostToolUse hooks.
 """
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tether.guards.breaker import CircuitBreakers
+from tether.guards.breaker import CircuitBreaker
 from tether.guards.fingerprints import action_fingerprint, tool_use_fingerprint
+from tether.guards.memory import GuardMemory, LocalGuardMemory
 from tether.guards.responses import TripResponder
 from tether.guards.settings import GuardSettings, OnTrip, load_guard_settings
-from tether.guards.watches import SessionWatch, SessionWatches, Trip
+from tether.guards.watches import SessionWatch, Trip
 from tether.pipeline.action import Action, Context, Deny, Verdict
 from tether.pipeline.outcome import Outcome, ToolUse
 from tether.store.clock import now_ms
@@ -39,13 +41,26 @@ def _repeated_tool_call(name: str, times: int, limit: int) -> Trip:
     )
 
 
+def _alert_once(watch: SessionWatch, trip: Trip | None) -> tuple[Trip, bool] | None:
+    """The trip, and whether it is the first of its kind in the session (alerted once)."""
+    if trip is None:
+        return None
+    first = trip.code not in watch.alerted
+    watch.alerted.add(trip.code)
+    return trip, first
+
+
 class EnforceGuards:
-    def __init__(self, responder: TripResponder, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        responder: TripResponder,
+        clock: Callable[[], int] = now_ms,
+        memory: GuardMemory | None = None,
+    ) -> None:
         self._responder = responder
         self.clock = clock
         """Milliseconds now; replaceable so a test can replay hours of calls."""
-        self.watches = SessionWatches()
-        self.breakers = CircuitBreakers()
+        self.memory: GuardMemory = memory or LocalGuardMemory()
 
     async def check(self, action: Action, ctx: Context) -> Verdict | None:
         if ctx.preview:
@@ -53,16 +68,27 @@ class EnforceGuards:
         assert ctx.identity is not None and ctx.session is not None
         settings = load_guard_settings(ctx.identity.project.guards)
         at = self.clock()
-        watch = self.watches.of(ctx.session.id, at)
-        for result in action.tool_results:
-            watch.answer(result.tool_use_id, None, result.digest, at)
-        trip = watch.pending or self._retried_withheld(action, watch)
-        trip = trip or self._trip_before(action, ctx, settings, watch, at)
-        watch.pending = None
-        if trip is None:
+        breaker_of = (
+            ctx.identity.project.id
+            if action.tool_use is None
+            and action.action == MODEL_CALL
+            and settings.breaker_failures is not None
+            else None
+        )
+
+        def judge(watch: SessionWatch, breaker: CircuitBreaker | None) -> tuple[Trip, bool] | None:
+            for result in action.tool_results:
+                watch.answer(result.tool_use_id, None, result.digest, at)
+            trip = watch.pending or self._retried_withheld(action, watch)
+            trip = trip or self._trip_before(action, ctx, settings, watch, breaker, at)
+            watch.pending = None
+            return _alert_once(watch, trip)
+
+        judged = await self.memory.update(ctx.session.id, at, judge, breaker_of)
+        if judged is None:
             return None
-        await self._respond(trip, settings, ctx, watch)
-        return _deny(trip)
+        await self._respond(judged, settings, ctx)
+        return _deny(judged[0])
 
     @staticmethod
     def _retried_withheld(action: Action, watch: SessionWatch) -> Trip | None:
@@ -75,7 +101,13 @@ class EnforceGuards:
         return withheld[1]
 
     def _trip_before(
-        self, action: Action, ctx: Context, settings: GuardSettings, watch: SessionWatch, at: int
+        self,
+        action: Action,
+        ctx: Context,
+        settings: GuardSettings,
+        watch: SessionWatch,
+        breaker: CircuitBreaker | None,
+        at: int,
     ) -> Trip | None:
         if action.tool_use is not None:
             trip = self._tool_use_trip(action.tool_use, settings, watch) or self._retry_trip(
@@ -85,7 +117,7 @@ class EnforceGuards:
             trip = (
                 self._unverified(action, settings, watch)
                 or self._retry_trip(action, settings, watch)
-                or self._breaker_trip(ctx, settings, watch, at)
+                or self._breaker_trip(ctx, watch, breaker, at)
                 or self._stall_trip(settings, watch, at)
             )
         else:
@@ -145,13 +177,13 @@ class EnforceGuards:
             )
         return None
 
+    @staticmethod
     def _breaker_trip(
-        self, ctx: Context, settings: GuardSettings, watch: SessionWatch, at: int
+        ctx: Context, watch: SessionWatch, breaker: CircuitBreaker | None, at: int
     ) -> Trip | None:
+        """``breaker``: the project's, or None when its breaker is off."""
         assert ctx.identity is not None
-        if settings.breaker_failures is None:
-            return None
-        wait = self.breakers.of(ctx.identity.project.id).wait_ms(at)
+        wait = None if breaker is None else breaker.wait_ms(at)
         if wait is None:
             return None
         watch.failures_in_a_row += 1
@@ -199,57 +231,70 @@ class EnforceGuards:
         if ctx.identity is None or ctx.session is None:
             return None
         settings = load_guard_settings(ctx.identity.project.guards)
-        watch = self.watches.of(ctx.session.id, self.clock())
         tool_call = tool_use_fingerprint(tool_use.name, tool_use.input)
-        watch.asked_for(tool_use.id, tool_call)
         limit = settings.tool_repeat_limit
-        times = watch.times_answered_alike(tool_call)
-        if limit is None or times < limit:
-            return None
-        trip = _repeated_tool_call(tool_use.name, times, limit)
-        if action.fingerprint is not None:
-            watch.withheld = (action.fingerprint, trip)
-        await self._respond(trip, settings, ctx, watch)
-        return _deny(trip)
 
-    def observed(self, action: Action, ctx: Context) -> None:
+        def judge(watch: SessionWatch, _: CircuitBreaker | None) -> tuple[Trip, bool] | None:
+            watch.asked_for(tool_use.id, tool_call)
+            times = watch.times_answered_alike(tool_call)
+            if limit is None or times < limit:
+                return None
+            trip = _repeated_tool_call(tool_use.name, times, limit)
+            if action.fingerprint is not None:
+                watch.withheld = (action.fingerprint, trip)
+            return _alert_once(watch, trip)
+
+        judged = await self.memory.update(ctx.session.id, self.clock(), judge)
+        if judged is None:
+            return None
+        await self._respond(judged, settings, ctx)
+        return _deny(judged[0])
+
+    async def observed(self, action: Action, ctx: Context) -> None:
         """A PostToolUse hook: count the tool's answer."""
-        if ctx.session is None or action.tool_use is None:
+        if ctx.session is None or action.tool_use is None or not action.tool_results:
             return
         at = self.clock()
-        watch = self.watches.of(ctx.session.id, at)
         tool_call = tool_use_fingerprint(action.tool_use.name, action.tool_use.input)
-        for result in action.tool_results:
-            watch.answer(result.tool_use_id, tool_call, result.digest, at)
+
+        def count(watch: SessionWatch, _: CircuitBreaker | None) -> None:
+            for result in action.tool_results:
+                watch.answer(result.tool_use_id, tool_call, result.digest, at)
+
+        await self.memory.update(ctx.session.id, at, count)
 
     async def settle(self, action: Action, ctx: Context, outcome: Outcome) -> None:
         if ctx.identity is None or ctx.session is None or action.action != MODEL_CALL:
             return
         settings = load_guard_settings(ctx.identity.project.guards)
         at = self.clock()
-        self._settle_breaker(ctx.identity.project.id, settings, outcome, at)
-        watch = self.watches.of(ctx.session.id, at)
-        if outcome.result == "error" and outcome.upstream_reached:
-            watch.failures_in_a_row += 1
-        elif outcome.result == "ok":
-            watch.failures_in_a_row = 0
-        if outcome.result != "ok":
-            return
-        trip = self._trip_after(outcome, settings, watch, at)
-        if trip is None:
-            return
-        if settings.on_trip is OnTrip.DENY:
-            watch.pending = trip
-        else:
-            await self._respond(trip, settings, ctx, watch)
+        breaker_of = None if settings.breaker_failures is None else ctx.identity.project.id
 
+        def record(watch: SessionWatch, breaker: CircuitBreaker | None) -> tuple[Trip, bool] | None:
+            if breaker is not None:
+                self._settle_breaker(breaker, settings, outcome, at)
+            if outcome.result == "error" and outcome.upstream_reached:
+                watch.failures_in_a_row += 1
+            elif outcome.result == "ok":
+                watch.failures_in_a_row = 0
+            if outcome.result != "ok":
+                return None
+            trip = self._trip_after(outcome, settings, watch, at)
+            if trip is not None and settings.on_trip is OnTrip.DENY:
+                watch.pending = trip
+                return None
+            return _alert_once(watch, trip)
+
+        judged = await self.memory.update(ctx.session.id, at, record, breaker_of)
+        if judged is not None:
+            await self._respond(judged, settings, ctx)
+
+    @staticmethod
     def _settle_breaker(
-        self, project_id: str, settings: GuardSettings, outcome: Outcome, at: int
+        breaker: CircuitBreaker, settings: GuardSettings, outcome: Outcome, at: int
     ) -> None:
         threshold = settings.breaker_failures
-        if threshold is None:
-            return
-        breaker = self.breakers.of(project_id)
+        assert threshold is not None
         if outcome.upstream_overloaded:
             breaker.failed(
                 at,
@@ -287,8 +332,15 @@ class EnforceGuards:
         return None
 
     async def _respond(
-        self, trip: Trip, settings: GuardSettings, ctx: Context, watch: SessionWatch
+        self, judged: tuple[Trip, bool], settings: GuardSettings, ctx: Context
     ) -> None:
+        """Pause or terminate, audit, and alert the first trip of its kind; an alert that
+        could not be queued is tried again at the next trip."""
         assert ctx.identity is not None and ctx.session is not None
+        trip, first = judged
         on_trip = OnTrip.DENY if trip.code == "upstream_circuit_open" else settings.on_trip
-        await self._responder.respond(trip, on_trip, ctx.identity, ctx.session.id, watch)
+        queued = await self._responder.respond(trip, on_trip, ctx.identity, ctx.session.id, first)
+        if first and not queued:
+            await self.memory.update(
+                ctx.session.id, self.clock(), lambda watch, _: watch.alerted.discard(trip.code)
+            )

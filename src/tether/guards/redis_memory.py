@@ -1,0 +1,146 @@
+"""The guards' memory in Redis, shared by every process of a fleet.
+
+Each session's watch and each project's breaker is one Redis hash: a version and the
+encoded state. A process keeps the last version it saw of each and applies a change to
+that copy, then one Lua script commits it if no other process changed it meanwhile
+(optimistic concurrency: one round trip when this process saw the last change, two when
+another did). A state left unchanged is only checked, not written. Sessions expire from
+Redis after ``ttl_ms`` without a change.
+
+Redis unreachable: the call is refused (``guard_state_unavailable``, 503), never allowed
+unguarded.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import OrderedDict
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from tether.errors import TetherError
+from tether.guards.breaker import CircuitBreaker
+from tether.guards.codec import decode_breaker, decode_watch, encode_breaker, encode_watch
+from tether.guards.memory import Change
+from tether.guards.watches import MAX_SESSIONS
+
+__all__ = ["GuardStateUnavailable", "RedisGuardMemory"]
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+ATTEMPTS = 8
+"""Commits retried on a conflict (another process changed the session meanwhile)."""
+SESSION_TTL_MS = 24 * 3600 * 1000
+TIMEOUT_SECONDS = 2.0
+
+COMMIT = """
+local stale = false
+local seen = {}
+for i = 1, #KEYS do
+  seen[i] = redis.call('HGET', KEYS[i], 'v') or ''
+  if seen[i] ~= ARGV[3 * i - 1] then stale = true end
+end
+if stale then
+  local out = {0}
+  for i = 1, #KEYS do
+    out[#out + 1] = seen[i]
+    out[#out + 1] = redis.call('HGET', KEYS[i], 'd') or ''
+  end
+  return out
+end
+for i = 1, #KEYS do
+  local version = ARGV[3 * i]
+  if version ~= '' then
+    redis.call('HSET', KEYS[i], 'v', version, 'd', ARGV[3 * i + 1])
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  end
+end
+return {1}
+"""
+"""KEYS: the records. ARGV[1]: their time to live; then per record the version the change
+started from, the new version ('' when unchanged: only checked) and the new state."""
+
+_EMPTY = (b"", b"")
+
+
+class GuardStateUnavailable(TetherError):
+    """Redis could not answer; the guards cannot judge, so the call is refused."""
+
+    code = "guard_state_unavailable"
+
+
+class RedisGuardMemory:
+    def __init__(self, url: str, prefix: str = "tether:", ttl_ms: int = SESSION_TTL_MS) -> None:
+        self._client: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+        )
+        self._commit = self._client.register_script(COMMIT)
+        self._prefix = prefix
+        self._ttl_ms = ttl_ms
+        self._seen: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
+        """Per key, the last (version, state) this process read or wrote."""
+        self._breakers: dict[str, CircuitBreaker] = {}
+
+    async def ping(self) -> None:
+        """Raises ``GuardStateUnavailable`` when Redis does not answer (at start-up)."""
+        try:
+            await self._client.ping()
+        except (RedisError, OSError) as exc:
+            raise GuardStateUnavailable(f"Redis for the guards does not answer: {exc}") from None
+
+    async def update(
+        self, session_id: str, at_ms: int, change: Change[R], breaker_of: str | None = None
+    ) -> R:
+        keys = [f"{self._prefix}guards:s:{session_id}"]
+        if breaker_of is not None:
+            keys.append(f"{self._prefix}guards:b:{breaker_of}")
+        for _ in range(ATTEMPTS):
+            seen = [self._seen.get(key, _EMPTY) for key in keys]
+            watch = decode_watch(seen[0][1], at_ms)
+            breaker = decode_breaker(seen[1][1]) if breaker_of is not None else None
+            result = change(watch, breaker)
+            states = [encode_watch(watch)]
+            if breaker is not None:
+                states.append(encode_breaker(breaker))
+            args: list[Any] = [self._ttl_ms]
+            written: list[tuple[bytes, bytes] | None] = []
+            for (version, old), new in zip(seen, states, strict=True):
+                fresh = secrets.token_bytes(8).hex().encode() if new != old else b""
+                args += [version, fresh, new if fresh else b""]
+                written.append((fresh, new) if fresh else None)
+            try:
+                reply = await self._commit(keys=keys, args=args)
+            except (RedisError, OSError) as exc:
+                log.warning("guard state in Redis unavailable: %s", exc)
+                raise GuardStateUnavailable(
+                    "tether cannot reach the guards' shared state (Redis); the call was refused"
+                ) from None
+            if reply[0] == 1:
+                for key, done in zip(keys, written, strict=True):
+                    if done is not None:
+                        self._remember(key, done)
+                if breaker is not None:
+                    self._breakers[breaker_of or ""] = breaker
+                return result
+            for index, key in enumerate(keys):
+                self._remember(key, (reply[1 + 2 * index], reply[2 + 2 * index]))
+        raise GuardStateUnavailable(
+            f"session {session_id}'s guard state kept changing under this call; refused"
+        )
+
+    def _remember(self, key: str, seen: tuple[bytes, bytes]) -> None:
+        self._seen[key] = seen
+        self._seen.move_to_end(key)
+        if len(self._seen) > MAX_SESSIONS:
+            self._seen.popitem(last=False)
+
+    def open_breakers(self, at_ms: int) -> int:
+        return sum(1 for breaker in self._breakers.values() if breaker.wait_ms(at_ms))
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,125 @@
+"""The guards' memory shared in Redis: two tethers on one PostgreSQL database and one
+Redis, a session's requests alternating between them, trip at the same call as one tether
+does; with Redis unreachable, guarded calls are refused (fail closed)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import httpx
+import pytest
+
+from tests.guards.test_guards import QUIET, Sdk, ToolLoop, ask, refusal
+from tests.support.databases import postgres_database, sqlite_url
+from tests.support.fake_upstream import RunningFake
+from tests.support.server import RunningTether, start_tether
+from tether.fakes.anthropic import FakeReply
+
+REDIS_URL = os.environ.get("TETHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, upstream: RunningFake) -> Iterator[tuple[RunningTether, RunningTether]]:
+    """Two tethers on one fresh PostgreSQL database sharing one Redis under a key prefix
+    of their own (so tests running in parallel never meet)."""
+    shared = {
+        "anthropic_base_url": upstream.url,
+        "master_key": base64.b64encode(os.urandom(32)).decode(),
+        "redis_url": REDIS_URL,
+        "redis_prefix": f"test-{uuid.uuid4().hex}:",
+    }
+    with postgres_database() as url:
+        first = start_tether(tmp_path / "a", url, **shared)
+        second = start_tether(
+            tmp_path / "b", url, bootstrap_admin_token=first.admin_token, **shared
+        )
+        try:
+            first.create_project("p", upstream.fake.api_key)
+            yield first, second
+        finally:
+            second.stop()
+            first.stop()
+
+
+def alternate(
+    fleet: tuple[RunningTether, RunningTether], sdk: Sdk, key: str, session: str
+) -> list[anthropic.Anthropic]:
+    return [sdk(tether, key, session) for tether in fleet]
+
+
+def test_the_repeat_guard_trips_at_the_same_call_on_two_processes_as_on_one(
+    fleet: tuple[RunningTether, RunningTether], sdk: Sdk
+) -> None:
+    first, _ = fleet
+    key = first.create_agent("looper", "p")
+    first.set_guards("p", **{**QUIET, "repeat_limit": 3})
+    tripped_at = {}
+    for name, clients in {
+        "one": [sdk(first, key, "on-one")],
+        "two": alternate(fleet, sdk, key, "on-two"),
+    }.items():
+        for call in range(1, 10):
+            agent = clients[call % len(clients)]
+            try:
+                ask(agent)
+            except anthropic.APIStatusError as exc:
+                assert exc.body["error"]["code"] == "repeated_call"  # type: ignore[index]
+                tripped_at[name] = call
+                break
+    assert tripped_at == {"one": 4, "two": 4}
+
+
+def test_a_tool_loop_spread_over_two_processes_is_withheld_at_the_same_call(
+    fleet: tuple[RunningTether, RunningTether], upstream: RunningFake, sdk: Sdk
+) -> None:
+    first, _ = fleet
+    key = first.create_agent("deployer", "p")
+    first.set_guards("p", **{**QUIET, "tool_repeat_limit": 2})
+    upstream.fake.default = FakeReply(kind="tool_use", tool_input={"command": "make deploy"})
+    clients = alternate(fleet, sdk, key, "tool-loop")
+    agent = ToolLoop(clients[0])
+    agent.turn()
+    agent.client = clients[1]
+    agent.turn(answer="make: *** [deploy] Error 2")
+    agent.client = clients[0]
+    error = refusal(lambda: agent.turn(answer="make: *** [deploy] Error 2"))
+    assert error.body["error"]["code"] == "repeated_tool_call"
+    assert agent.executions == 2, "the third identical call was never handed to the agent"
+    agent.client = clients[1]
+    retried = refusal(lambda: agent.turn(answer="make: *** [deploy] Error 2"))
+    assert retried.body["error"]["code"] == "repeated_tool_call", "the other process knows"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_with_redis_unreachable_guarded_calls_are_refused_and_readiness_says_why(
+    tmp_path: Path, upstream: RunningFake, sdk: Sdk
+) -> None:
+    tether = start_tether(
+        tmp_path / "data",
+        sqlite_url(str(tmp_path)),
+        anthropic_base_url=upstream.url,
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+    )
+    try:
+        tether.create_project("p", upstream.fake.api_key)
+        key = tether.create_agent("agent", "p")
+        error = refusal(lambda: ask(sdk(tether, key, "s-1")))
+        assert error.status_code == 503
+        assert error.body["error"]["code"] == "guard_state_unavailable"  # type: ignore[index]
+        assert len(upstream.fake.received) == 0, "nothing reached upstream unguarded"
+        ready = httpx.get(f"{tether.url}/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["guards"] != "ok"
+    finally:
+        tether.stop()
