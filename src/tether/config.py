@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tether.budgets.definitions import BudgetPeriod
 from tether.errors import ConfigError
+from tether.telemetry.otlp import OtlpSettings
 
 __all__ = ["Settings"]
 
@@ -143,6 +144,8 @@ class Settings:
         ]
         return [(period, limit) for period, limit in wanted if limit is not None]
 
+    otlp: OtlpSettings | None = None
+    """Spans sent over OTLP (``TETHER_OTLP_ENDPOINT``), or None: nothing is built or sent."""
     log_level: str = "INFO"
     log_format: str = "text"
     migrate: bool = True
@@ -190,6 +193,9 @@ class Settings:
             keepalive_timeout=_int_setting(env, "TETHER_KEEPALIVE_TIMEOUT", 75, 1),
             max_connections=_int_setting(env, "TETHER_MAX_CONNECTIONS", 1024, 1),
             refusal_sample_seconds=_int_setting(env, "TETHER_REFUSAL_SAMPLE_SECONDS", 60, 1),
+            otlp=OtlpSettings.from_env(env["TETHER_OTLP_ENDPOINT"], env)
+            if env.get("TETHER_OTLP_ENDPOINT")
+            else None,
             sqlite_synchronous=_choice_setting(
                 env, "TETHER_SQLITE_SYNCHRONOUS", ("FULL", "NORMAL"), "FULL"
             ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ from tether.alerts.crossings import BudgetAlerts
 from tether.alerts.dispatcher import OutboxDispatcher
 from tether.approvals.reaper import ApprovalReaper
 from tether.approvals.waiter import ApprovalWaiter
-from tether.audit.log import AuditLog
+from tether.audit.log import AuditLog, AuditWatcher, AuditWatchers
 from tether.budgets.book import BudgetBook
 from tether.budgets.unsettled import RecordUnsettledCharges
 from tether.config import Settings
@@ -24,6 +25,7 @@ from tether.identity.directory import Directory
 from tether.kill.controls import FleetControls
 from tether.kill.inflight import InflightStreams
 from tether.kill.switch import KillSwitch
+from tether.metrics.fleet import FleetGauges
 from tether.metrics.instruments import TetherMetrics
 from tether.pipeline import Pipeline
 from tether.pipeline.stages.budget import ReserveBudget
@@ -48,6 +50,7 @@ from tether.store.controls import ControlStore
 from tether.store.credentials import CredentialStore
 from tether.store.database import Database
 from tether.store.files import private_directory
+from tether.store.fleet_state import FleetState
 from tether.store.migrate import pending_revision, upgrade
 from tether.store.policies import PolicyStore
 from tether.store.projects import ProjectStore
@@ -60,6 +63,7 @@ from tether.store.webhooks import WebhookStore
 from tether.tasks.desk import TaskDesk
 from tether.tasks.drift import DriftWatch
 from tether.tasks.marks import SessionMarks
+from tether.telemetry.otlp import OtlpExport, open_otlp_export
 from tether.vault.master_key import load_master_key
 from tether.vault.sealed_box import SealedBox
 from tether.vault.upstream_keys import UpstreamKeys
@@ -109,8 +113,11 @@ class Runtime:
     tasks: TaskStore
     task_marks: SessionMarks
     task_desk: TaskDesk
+    fleet_gauges: FleetGauges
     sqlite_writer: SqliteWriter | None = None
     """The hot-path writer on SQLite (None on PostgreSQL)."""
+    otlp: OtlpExport | None = None
+    """Span export, when ``TETHER_OTLP_ENDPOINT`` is set."""
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -147,8 +154,15 @@ class Runtime:
             if db.is_postgres
             else SqliteWriter(make_url(db.url).database or ":memory:", settings.sqlite_synchronous)
         )
-        metrics = TetherMetrics()
-        audit = AuditLog(open_appender(db.url, writer), watcher=metrics)
+        metrics = TetherMetrics(lambda pid: p.name if (p := directory.project(pid)) else None)
+        fleet_gauges = FleetGauges(FleetState(db))
+        metrics.registry.register(fleet_gauges)
+        watcher: AuditWatcher = metrics
+        otlp = None
+        if settings.otlp is not None:
+            otlp = open_otlp_export(settings.otlp, metrics.spans_dropped, metrics.spans_exported)
+            watcher = AuditWatchers(metrics, otlp)
+        audit = AuditLog(open_appender(db.url, writer), watcher=watcher)
         budget_store = BudgetStore(db)
         unsettled = RecordUnsettledCharges(audit)
         budget_book = unsettled.book = BudgetBook(budget_store, on_charged=unsettled)
@@ -240,6 +254,8 @@ class Runtime:
             task_marks=task_marks,
             task_desk=TaskDesk(tasks, directory, pipeline, audit, alert_store, task_marks),
             sqlite_writer=writer,
+            fleet_gauges=fleet_gauges,
+            otlp=otlp,
         )
         metrics.gauge(
             "tether_streams_in_flight", "Streams being relayed now", lambda: len(runtime.inflight)
@@ -264,6 +280,8 @@ class Runtime:
         await runtime.feed.start()
         await runtime.anthropic.start()
         await runtime.aws.start()
+        if otlp is not None:
+            otlp.start()
         audit.start()
         await sessions.warm_up()
         sessions.start()
@@ -282,6 +300,8 @@ class Runtime:
         await self.aws.stop()
         await self.sessions.stop()
         await self.audit.stop()
+        if self.otlp is not None:
+            await asyncio.to_thread(self.otlp.stop)
         await self.ledger.close()
         await self.db.dispose()
 
