@@ -12,6 +12,8 @@ from tether.alerts.crossings import BudgetAlerts
 from tether.alerts.dispatcher import OutboxDispatcher
 from tether.approvals.reaper import ApprovalReaper
 from tether.approvals.waiter import ApprovalWaiter
+from tether.audit.destinations import open_destination
+from tether.audit.keeper import AnchorKeeper
 from tether.audit.log import AuditLog, AuditWatcher, AuditWatchers
 from tether.budgets.book import BudgetBook
 from tether.budgets.unsettled import RecordUnsettledCharges
@@ -41,6 +43,7 @@ from tether.store.alerts import AlertStore
 from tether.store.approvals import ApprovalStore
 from tether.store.audit import AuditStore
 from tether.store.audit_appender import open_appender
+from tether.store.audit_keys import AuditSigningKeys
 from tether.store.aws_keys import AwsKeyStore
 from tether.store.budget_ledger import BudgetLedger, open_ledger
 from tether.store.budgets import BudgetStore
@@ -118,6 +121,9 @@ class Runtime:
     """The hot-path writer on SQLite (None on PostgreSQL)."""
     otlp: OtlpExport | None = None
     """Span export, when ``TETHER_OTLP_ENDPOINT`` is set."""
+    audit_keys: AuditSigningKeys | None = None
+    anchors: AnchorKeeper | None = None
+    """Signed anchors kept every ``TETHER_AUDIT_ANCHOR_EVERY``, when set."""
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -256,7 +262,18 @@ class Runtime:
             sqlite_writer=writer,
             fleet_gauges=fleet_gauges,
             otlp=otlp,
+            audit_keys=AuditSigningKeys(db, SealedBox(master_key)),
         )
+        if settings.audit_anchor_every is not None and settings.audit_anchor_dest is not None:
+            assert runtime.audit_keys is not None
+            runtime.anchors = AnchorKeeper(
+                audit_store,
+                runtime.audit_keys,
+                open_destination(settings.audit_anchor_dest),
+                settings.audit_anchor_every,
+                metrics.anchor_written,
+                metrics.anchor_failed,
+            )
         metrics.gauge(
             "tether_streams_in_flight", "Streams being relayed now", lambda: len(runtime.inflight)
         )
@@ -288,6 +305,8 @@ class Runtime:
         budget_book.start()
         runtime.outbox.start()
         runtime.approval_reaper.start()
+        if runtime.anchors is not None:
+            runtime.anchors.start()
         return runtime
 
     async def stop(self) -> None:
@@ -302,6 +321,8 @@ class Runtime:
         await self.audit.stop()
         if self.otlp is not None:
             await asyncio.to_thread(self.otlp.stop)
+        if self.anchors is not None:
+            await self.anchors.stop()
         await self.ledger.close()
         await self.db.dispose()
 

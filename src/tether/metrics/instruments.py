@@ -113,6 +113,22 @@ class TetherMetrics:
             registry=self.registry,
         )
 
+        self.anchors_written = Counter(
+            "tether_audit_anchors_written",
+            "Signed anchors of the audit chain head written to the anchor destination",
+            registry=self.registry,
+        )
+        self.anchor_failures = Counter(
+            "tether_audit_anchor_failures",
+            "Attempts to write a signed anchor that failed (the destination is unreachable)",
+            registry=self.registry,
+        )
+        self.anchor_seq = Gauge(
+            "tether_audit_anchor_seq",
+            "The event number of the last signed anchor this process wrote",
+            registry=self.registry,
+        )
+
         self.unauthenticated = Counter(
             "tether_unauthenticated_refusals",
             "Requests refused at a front door for a missing or invalid agent key, by door and code",
@@ -154,6 +170,13 @@ class TetherMetrics:
 
     def audit_failed(self) -> None:
         self.audit_failures.inc()
+
+    def anchor_written(self, anchor: Any) -> None:
+        self.anchors_written.inc()
+        self.anchor_seq.set(anchor.seq)
+
+    def anchor_failed(self) -> None:
+        self.anchor_failures.inc()
 
     def spans_exported(self, count: int) -> None:
         self.otlp_exported.inc(count)
