@@ -219,3 +219,46 @@ def test_prune_needs_a_verified_export_and_leaves_the_rest_verifiable(
     )
     assert unanchored.exit_code == 1
     assert "not anchored" in json.loads(unanchored.output)["first_break"]["problem"]
+
+
+def test_anchors_go_to_s3_under_the_buckets_object_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.aws import MOTO_KEY, moto_client, running_moto
+
+    with running_moto() as moto_url:
+        s3 = moto_client(moto_url, "s3")
+        s3.create_bucket(Bucket="trail", ObjectLockEnabledForBucket=True)
+        s3.put_object_lock_configuration(
+            Bucket="trail",
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}},
+            },
+        )
+        for name, value in (
+            ("AWS_ENDPOINT_URL", moto_url),
+            ("AWS_ACCESS_KEY_ID", MOTO_KEY[0]),
+            ("AWS_SECRET_ACCESS_KEY", MOTO_KEY[1]),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ):
+            monkeypatch.setenv(name, value)
+        server = start_tether(
+            tmp_path / "data",
+            f"sqlite+aiosqlite:///{tmp_path / 'tether.db'}",
+            audit_anchor_every=0.1,
+            audit_anchor_dest="s3://trail/tether",
+        )
+        try:
+            traffic(server, calls=2)
+            deadline = time.monotonic() + 10
+            while not s3.list_objects_v2(Bucket="trail", Prefix="tether/anchors/").get("Contents"):
+                assert time.monotonic() < deadline, "no anchor reached S3"
+                time.sleep(0.05)
+            key = s3.list_objects_v2(Bucket="trail", Prefix="tether/anchors/")["Contents"][0]["Key"]
+            held = s3.head_object(Bucket="trail", Key=key)
+            assert held["ObjectLockMode"] == "COMPLIANCE"
+            verified = cli(server, monkeypatch, "audit", "verify", "--anchors", "s3://trail/tether")
+            assert verified.exit_code == 0, verified.output
+        finally:
+            server.stop()
