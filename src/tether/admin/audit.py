@@ -191,8 +191,8 @@ async def audit_public_key(request: web.Request) -> web.Response:
 async def prune_audit(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     wanted = await read_model(request, PruneIn, runtime.settings.max_body_bytes)
-    before = _time_ms("before", wanted.before)
-    assert before is not None and runtime.audit_keys is not None
+    before = int(wanted.before.timestamp() * 1000)
+    assert runtime.audit_keys is not None
     base = await runtime.audit_store.prune(before, ChainHead(wanted.export_seq, wanted.export_hash))
     if base is None:
         return model_response(PruneOut(pruned_through=0, base_hash="", anchor=None))

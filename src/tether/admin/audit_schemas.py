@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from tether.admin.schemas import Strict
 
@@ -26,9 +26,9 @@ class AnchorOut(BaseModel):
 
 
 class PruneIn(Strict):
-    before: str = Field(description="ISO 8601 time: events before it are removed")
-    export_seq: int = Field(ge=1, description="The last event of the verified export")
-    export_hash: str = Field(min_length=64, max_length=64)
+    before: AwareDatetime = Field(description="Events before this time are removed")
+    export_seq: int = Field(ge=1, le=2**63 - 1, description="The last event of the verified export")
+    export_hash: str = Field(pattern="^[0-9a-f]{64}$")
 
 
 class PruneOut(BaseModel):
