@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tether.budgets.definitions import BudgetPeriod
 from tether.errors import ConfigError
+from tether.telemetry.otlp import OtlpSettings
 
 __all__ = ["Settings"]
 
@@ -81,6 +82,24 @@ def _url_setting(env: dict[str, str], name: str, default: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ConfigError(f"{name}={value!r} must be an http:// or https:// URL")
     return value.rstrip("/")
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration_setting(env: dict[str, str], name: str) -> float | None:
+    """``30s``, ``5m``, ``1h``, ``1d`` or plain seconds; unset for none."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return None
+    number, unit = (raw[:-1], raw[-1]) if raw[-1] in DURATION_UNITS else (raw, "s")
+    try:
+        seconds = float(number) * DURATION_UNITS[unit]
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a duration such as 30s, 5m or 1h") from None
+    if seconds <= 0:
+        raise ConfigError(f"{name}={raw!r} must be more than 0")
+    return seconds
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -166,6 +185,12 @@ class Settings:
         ]
         return [(period, limit) for period, limit in wanted if limit is not None]
 
+    audit_anchor_every: float | None = None
+    """Seconds between signed anchors of the audit chain head (None: not kept)."""
+    audit_anchor_dest: str | None = None
+    """Where anchors are written: a directory or ``s3://bucket/prefix``."""
+    otlp: OtlpSettings | None = None
+    """Spans sent over OTLP (``TETHER_OTLP_ENDPOINT``), or None: nothing is built or sent."""
     log_level: str = "INFO"
     log_format: str = "text"
     migrate: bool = True
@@ -187,6 +212,13 @@ class Settings:
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("TETHER_DATA_DIR") or Path.home() / ".tether").expanduser()
         url = _database_url(env.get("TETHER_DATABASE_URL", ""))
+        anchor_every = _duration_setting(env, "TETHER_AUDIT_ANCHOR_EVERY")
+        anchor_dest = env.get("TETHER_AUDIT_ANCHOR_DEST") or None
+        if (anchor_every is None) != (anchor_dest is None):
+            raise ConfigError(
+                "TETHER_AUDIT_ANCHOR_EVERY and TETHER_AUDIT_ANCHOR_DEST go together: how "
+                "often to sign the audit chain head, and where to write the anchors"
+            )
         return cls(
             host=env.get("TETHER_HOST") or "127.0.0.1",
             port=_int_setting(env, "TETHER_PORT", DEFAULT_PORT),
@@ -221,6 +253,11 @@ class Settings:
             keepalive_timeout=_int_setting(env, "TETHER_KEEPALIVE_TIMEOUT", 75, 1),
             max_connections=_int_setting(env, "TETHER_MAX_CONNECTIONS", 1024, 1),
             refusal_sample_seconds=_int_setting(env, "TETHER_REFUSAL_SAMPLE_SECONDS", 60, 1),
+            audit_anchor_every=anchor_every,
+            audit_anchor_dest=anchor_dest,
+            otlp=OtlpSettings.from_env(env["TETHER_OTLP_ENDPOINT"], env)
+            if env.get("TETHER_OTLP_ENDPOINT")
+            else None,
             sqlite_synchronous=_choice_setting(
                 env, "TETHER_SQLITE_SYNCHRONOUS", ("FULL", "NORMAL"), "FULL"
             ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -11,7 +12,9 @@ from tether.alerts.crossings import BudgetAlerts
 from tether.alerts.dispatcher import OutboxDispatcher
 from tether.approvals.reaper import ApprovalReaper
 from tether.approvals.waiter import ApprovalWaiter
-from tether.audit.log import AuditLog
+from tether.audit.destinations import open_destination
+from tether.audit.keeper import AnchorKeeper
+from tether.audit.log import AuditLog, AuditWatcher, AuditWatchers
 from tether.budgets.book import BudgetBook
 from tether.budgets.leases import LeasedLedger
 from tether.budgets.unsettled import RecordUnsettledCharges
@@ -27,6 +30,7 @@ from tether.identity.directory import Directory
 from tether.kill.controls import FleetControls
 from tether.kill.inflight import InflightStreams
 from tether.kill.switch import KillSwitch
+from tether.metrics.fleet import FleetGauges
 from tether.metrics.instruments import TetherMetrics
 from tether.pipeline import Pipeline
 from tether.pipeline.stages.budget import ReserveBudget
@@ -42,6 +46,7 @@ from tether.store.alerts import AlertStore
 from tether.store.approvals import ApprovalStore
 from tether.store.audit import AuditStore
 from tether.store.audit_appender import open_appender
+from tether.store.audit_keys import AuditSigningKeys
 from tether.store.aws_keys import AwsKeyStore
 from tether.store.budget_ledger import BudgetLedger, open_ledger
 from tether.store.budgets import BudgetStore
@@ -51,6 +56,7 @@ from tether.store.controls import ControlStore
 from tether.store.credentials import CredentialStore
 from tether.store.database import Database
 from tether.store.files import private_directory
+from tether.store.fleet_state import FleetState
 from tether.store.migrate import pending_revision, upgrade
 from tether.store.policies import PolicyStore
 from tether.store.projects import ProjectStore
@@ -63,6 +69,7 @@ from tether.store.webhooks import WebhookStore
 from tether.tasks.desk import TaskDesk
 from tether.tasks.drift import DriftWatch
 from tether.tasks.marks import SessionMarks
+from tether.telemetry.otlp import OtlpExport, open_otlp_export
 from tether.vault.master_key import load_master_key
 from tether.vault.sealed_box import SealedBox
 from tether.vault.upstream_keys import UpstreamKeys
@@ -112,8 +119,14 @@ class Runtime:
     tasks: TaskStore
     task_marks: SessionMarks
     task_desk: TaskDesk
+    fleet_gauges: FleetGauges
     sqlite_writer: SqliteWriter | None = None
     """The hot-path writer on SQLite (None on PostgreSQL)."""
+    otlp: OtlpExport | None = None
+    """Span export, when ``TETHER_OTLP_ENDPOINT`` is set."""
+    audit_keys: AuditSigningKeys | None = None
+    anchors: AnchorKeeper | None = None
+    """Signed anchors kept every ``TETHER_AUDIT_ANCHOR_EVERY``, when set."""
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -151,8 +164,15 @@ class Runtime:
         sessions = SessionRegistry(session_store, spend)
         controls = FleetControls(ControlStore(db))
         switch = KillSwitch(directory, sessions, controls)
-        metrics = TetherMetrics()
-        audit = AuditLog(open_appender(db.url, writer), watcher=metrics)
+        metrics = TetherMetrics(lambda pid: p.name if (p := directory.project(pid)) else None)
+        fleet_gauges = FleetGauges(FleetState(db))
+        metrics.registry.register(fleet_gauges)
+        watcher: AuditWatcher = metrics
+        otlp = None
+        if settings.otlp is not None:
+            otlp = open_otlp_export(settings.otlp, metrics.spans_dropped, metrics.spans_exported)
+            watcher = AuditWatchers(metrics, otlp)
+        audit = AuditLog(open_appender(db.url, writer), watcher=watcher)
         budget_store = BudgetStore(db)
         unsettled = RecordUnsettledCharges(audit)
         budget_book = unsettled.book = BudgetBook(budget_store, on_charged=unsettled)
@@ -249,7 +269,20 @@ class Runtime:
             task_marks=task_marks,
             task_desk=TaskDesk(tasks, directory, pipeline, audit, alert_store, task_marks),
             sqlite_writer=writer,
+            fleet_gauges=fleet_gauges,
+            otlp=otlp,
+            audit_keys=AuditSigningKeys(db, SealedBox(master_key)),
         )
+        if settings.audit_anchor_every is not None and settings.audit_anchor_dest is not None:
+            assert runtime.audit_keys is not None
+            runtime.anchors = AnchorKeeper(
+                audit_store,
+                runtime.audit_keys,
+                open_destination(settings.audit_anchor_dest),
+                settings.audit_anchor_every,
+                metrics.anchor_written,
+                metrics.anchor_failed,
+            )
         metrics.gauge(
             "tether_streams_in_flight", "Streams being relayed now", lambda: len(runtime.inflight)
         )
@@ -273,12 +306,16 @@ class Runtime:
         await runtime.feed.start()
         await runtime.anthropic.start()
         await runtime.aws.start()
+        if otlp is not None:
+            otlp.start()
         audit.start()
         await sessions.warm_up()
         sessions.start()
         budget_book.start()
         runtime.outbox.start()
         runtime.approval_reaper.start()
+        if runtime.anchors is not None:
+            runtime.anchors.start()
         return runtime
 
     async def stop(self) -> None:
@@ -292,6 +329,10 @@ class Runtime:
         await self.sessions.stop()
         await self.ledger.close()
         await self.audit.stop()
+        if self.otlp is not None:
+            await asyncio.to_thread(self.otlp.stop)
+        if self.anchors is not None:
+            await self.anchors.stop()
         if self.sqlite_writer is not None:
             await self.sqlite_writer.close()
         await self.guards.memory.close()

@@ -71,7 +71,12 @@ def build_app(runtime: Runtime) -> web.Application:
     )
     add_health_routes(app, __version__, _readiness_checks(runtime))
     add_metrics_route(
-        app, runtime.metrics, runtime.directory, settings.metrics_token, settings.metrics_public
+        app,
+        runtime.metrics,
+        runtime.directory,
+        settings.metrics_token,
+        settings.metrics_public,
+        runtime.fleet_gauges,
     )
     add_authorize_routes(
         app, runtime.pipeline, runtime.approval_waiter, runtime.settings.max_body_bytes

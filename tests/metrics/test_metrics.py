@@ -83,9 +83,12 @@ def test_metrics_count_decisions_tokens_and_cost_as_the_trail_records_them(
         code="",
     )
     assert allowed == 3
-    assert value(samples, "tether_model_tokens_total", type="input") == 360
-    assert value(samples, "tether_model_tokens_total", type="output") == 90
-    assert sum(v for (n, _), v in samples.items() if n == "tether_model_cost_usd_total") > 0
+    labels = {"project": "p", "model": "claude-sonnet-5"}
+    assert value(samples, "tether_model_tokens_total", type="input", **labels) == 360
+    assert value(samples, "tether_model_tokens_total", type="output", **labels) == 90
+    assert value(samples, "tether_model_cost_usd_total", **labels) > 0
+    assert not [name for name, _ in samples if name.endswith("_created")]
+    assert value(samples, "process_resident_memory_bytes") > 0
     refused = sum(
         v
         for (n, labels), v in samples.items()

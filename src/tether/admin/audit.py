@@ -9,13 +9,17 @@ import orjson
 from aiohttp import web
 
 from tether.admin.appkeys import runtime_of
+from tether.admin.audit_schemas import AnchorOut, PruneIn, PruneOut, PublicKeyOut
 from tether.admin.filters import scope_from_query
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import AuditEventOut, ChainBreakOut, ChainReportOut
+from tether.audit.anchors import key_id, public_key_text, sign_anchor
+from tether.audit.chain import ChainHead
 from tether.errors import BadRequest
-from tether.store.clock import iso_ms
-from tether.web.headers import CHAIN_HEAD_HEADER, NEXT_PAGE_HEADER
+from tether.store.clock import iso_ms, now_ms
+from tether.web.bodies import read_model
+from tether.web.headers import CHAIN_BASE_HEADER, CHAIN_HEAD_HEADER, NEXT_PAGE_HEADER
 
 MAX_LIMIT = 10_000
 EXPORT_PAGE = 5000
@@ -139,12 +143,14 @@ async def verify_audit(request: web.Request) -> web.Response:
 )
 async def export_audit(request: web.Request) -> web.StreamResponse:
     runtime = runtime_of(request)
-    after = _seq("after_seq", request.query.get("after_seq")) or 0
     head = await runtime.audit_store.chain_head()
+    base = await runtime.audit_store.chain_base()
+    after = max(_seq("after_seq", request.query.get("after_seq")) or 0, base.seq)
     response = web.StreamResponse(
         headers={
             "Content-Type": "application/x-ndjson",
             CHAIN_HEAD_HEADER: f"{head.seq}:{head.hash}",
+            CHAIN_BASE_HEADER: f"{base.seq}:{base.hash}",
         }
     )
     await response.prepare(request)
@@ -157,3 +163,48 @@ async def export_audit(request: web.Request) -> web.StreamResponse:
         after = rows[-1]["seq"]
     await response.write_eof()
     return response
+
+
+@routes.route(
+    "GET",
+    "/audit/public-key",
+    "audit.public_key",
+    "The Ed25519 public key that signs audit anchors (created on first use)",
+    response=PublicKeyOut,
+)
+async def audit_public_key(request: web.Request) -> web.Response:
+    keys = runtime_of(request).audit_keys
+    assert keys is not None
+    public = public_key_text((await keys.key()).public_key())
+    return model_response(PublicKeyOut(public_key=public, key_id=key_id(public)))
+
+
+@routes.route(
+    "POST",
+    "/audit/prune",
+    "audit.prune",
+    "Remove events before a time, once a verified export holds them; the last removed "
+    "event is signed as an anchor, so the trail stays verifiable from there",
+    body=PruneIn,
+    response=PruneOut,
+)
+async def prune_audit(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    wanted = await read_model(request, PruneIn, runtime.settings.max_body_bytes)
+    before = int(wanted.before.timestamp() * 1000)
+    assert runtime.audit_keys is not None
+    base = await runtime.audit_store.prune(before, ChainHead(wanted.export_seq, wanted.export_hash))
+    if base is None:
+        return model_response(PruneOut(pruned_through=0, base_hash="", anchor=None))
+    anchor = None
+    if runtime.anchors is not None:
+        anchor = await runtime.anchors.anchor_now(base, "prune")
+    if anchor is None:
+        anchor = sign_anchor(await runtime.audit_keys.key(), base, now_ms(), "prune")
+    return model_response(
+        PruneOut(
+            pruned_through=base.seq,
+            base_hash=base.hash,
+            anchor=AnchorOut.model_validate(orjson.loads(anchor.to_json())),
+        )
+    )

@@ -21,7 +21,7 @@ from tether.audit.normalise import normalised_row
 from tether.errors import AuditEventRejected, TetherError
 from tether.store.audit_appender import AuditAppender, Row
 
-__all__ = ["AuditLog", "AuditUnavailable", "AuditWatcher"]
+__all__ = ["AuditLog", "AuditUnavailable", "AuditWatcher", "AuditWatchers"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,21 @@ class AuditWatcher(Protocol):
     def audit_written(self, events: Sequence[AuditEvent], seconds: float) -> None: ...
 
     def audit_failed(self) -> None: ...
+
+
+class AuditWatchers:
+    """Several watchers told in turn (metrics, then span export)."""
+
+    def __init__(self, *watchers: AuditWatcher) -> None:
+        self._watchers = watchers
+
+    def audit_written(self, events: Sequence[AuditEvent], seconds: float) -> None:
+        for watcher in self._watchers:
+            watcher.audit_written(events, seconds)
+
+    def audit_failed(self) -> None:
+        for watcher in self._watchers:
+            watcher.audit_failed()
 
 
 @dataclass(slots=True)

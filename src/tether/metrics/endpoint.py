@@ -8,15 +8,19 @@ the endpoint on purpose with ``TETHER_METRICS_PUBLIC=1``.
 from __future__ import annotations
 
 import hmac
+import logging
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tether.errors import AuthenticationFailed
 from tether.identity.directory import Directory
+from tether.metrics.fleet import FleetGauges
 from tether.metrics.instruments import TetherMetrics
 
 __all__ = ["add_metrics_route"]
+
+log = logging.getLogger(__name__)
 
 CLOSED = (
     "GET /metrics needs Authorization: Bearer <TETHER_METRICS_TOKEN> (or an admin token); "
@@ -30,7 +34,9 @@ def add_metrics_route(
     directory: Directory,
     token: str | None = None,
     public: bool = False,
+    fleet: FleetGauges | None = None,
 ) -> None:
+    """``fleet``'s gauges are read from the store at each authorised scrape."""
     expected = f"Bearer {token}".encode() if token else None
 
     async def allowed(request: web.Request) -> bool:
@@ -47,6 +53,11 @@ def add_metrics_route(
     async def scrape(request: web.Request) -> web.Response:
         if not await allowed(request):
             raise AuthenticationFailed(CLOSED, code="invalid_metrics_token")
+        if fleet is not None:
+            try:
+                await fleet.refresh()
+            except Exception:
+                log.warning("fleet gauges could not be read; reporting the last values read")
         return web.Response(
             body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )

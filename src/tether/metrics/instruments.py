@@ -10,11 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 from tether.audit.event import AuditEvent
 
 __all__ = ["TetherMetrics"]
+
+disable_created_metrics()  # type: ignore[no-untyped-call]
+"""The ``_created`` series only double every counter's series count; nothing reads them."""
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 UPSTREAM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -34,8 +46,12 @@ def _phase(event: AuditEvent) -> str:
 
 
 class TetherMetrics:
-    def __init__(self) -> None:
+    def __init__(self, project_name: Callable[[str], str | None] | None = None) -> None:
+        """``project_name(id)`` names projects in labels (the id when it has no name)."""
+        self._project_name = project_name or (lambda _id: None)
         self.registry = CollectorRegistry(auto_describe=True)
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(collector)
         self.events = Counter(
             "tether_events",
             "Audit events recorded, by front door, service, phase and result",
@@ -69,14 +85,47 @@ class TetherMetrics:
         )
         self.tokens = Counter(
             "tether_model_tokens",
-            "Tokens the model API reported, by type",
-            ["type"],
+            "Tokens the model API reported, by type, project and model",
+            ["type", "project", "model"],
             registry=self.registry,
         )
         self.cost = Counter(
             "tether_model_cost_usd",
-            "Cost of model calls in US dollars, by project id",
-            ["project_id"],
+            "Cost of model calls in US dollars, by project and model",
+            ["project", "model"],
+            registry=self.registry,
+        )
+        self.guard_trips = Counter(
+            "tether_guard_trips",
+            "Runaway-loop guards tripped, by guard and project",
+            ["guard", "project"],
+            registry=self.registry,
+        )
+        self.otlp_exported = Counter(
+            "tether_otlp_spans_exported",
+            "Spans the OTLP collector accepted",
+            registry=self.registry,
+        )
+        self.otlp_dropped = Counter(
+            "tether_otlp_spans_dropped",
+            "Spans not exported: the collector refused them, or their audit events found "
+            "the export queue full (counted as events)",
+            registry=self.registry,
+        )
+
+        self.anchors_written = Counter(
+            "tether_audit_anchors_written",
+            "Signed anchors of the audit chain head written to the anchor destination",
+            registry=self.registry,
+        )
+        self.anchor_failures = Counter(
+            "tether_audit_anchor_failures",
+            "Attempts to write a signed anchor that failed (the destination is unreachable)",
+            registry=self.registry,
+        )
+        self.anchor_seq = Gauge(
+            "tether_audit_anchor_seq",
+            "The event number of the last signed anchor this process wrote",
             registry=self.registry,
         )
 
@@ -113,6 +162,8 @@ class TetherMetrics:
             ).inc()
             if event.action.endswith(":completed"):
                 self._completion(event)
+            elif event.source == "guards" and event.code:
+                self._child(self.guard_trips, event.code, self._project(event)).inc()
 
     def refused(self, door: str, code: str) -> None:
         self._child(self.unauthenticated, door, code).inc()
@@ -120,18 +171,39 @@ class TetherMetrics:
     def audit_failed(self) -> None:
         self.audit_failures.inc()
 
+    def anchor_written(self, anchor: Any) -> None:
+        self.anchors_written.inc()
+        self.anchor_seq.set(anchor.seq)
+
+    def anchor_failed(self) -> None:
+        self.anchor_failures.inc()
+
+    def spans_exported(self, count: int) -> None:
+        self.otlp_exported.inc(count)
+
+    def spans_dropped(self, count: int) -> None:
+        self.otlp_dropped.inc(count)
+
+    def _project(self, event: AuditEvent) -> str:
+        if not event.project_id:
+            return ""
+        return self._project_name(event.project_id) or event.project_id
+
     def _completion(self, event: AuditEvent) -> None:
         attributes = event.attributes
         latency = attributes.get("latency_ms")
         if isinstance(latency, int | float):
             status = str(attributes.get("status", ""))
             self._child(self.upstream_seconds, event.source, status).observe(latency / 1000)
+        model = attributes.get("model")
+        model = model if isinstance(model, str) else ""
+        project = self._project(event)
         usage = attributes.get("usage")
         if isinstance(usage, dict):
             for field, kind in TOKEN_FIELDS.items():
                 count = usage.get(field)
                 if isinstance(count, int) and count > 0:
-                    self._child(self.tokens, kind).inc(count)
+                    self._child(self.tokens, kind, project, model).inc(count)
         cost = attributes.get("cost_usd")
         if isinstance(cost, int | float) and cost > 0 and event.project_id:
-            self._child(self.cost, event.project_id).inc(cost)
+            self._child(self.cost, project, model).inc(cost)

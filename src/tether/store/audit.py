@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 
 from tether.audit.chain import ChainHead, ChainReport, ChainWalker
+from tether.errors import BadRequest, Conflict
 from tether.store.database import Database
 from tether.store.schema import audit_chain, audit_events
 
@@ -56,11 +57,60 @@ class AuditStore:
             row = (await conn.execute(select(audit_chain.c.seq, audit_chain.c.hash))).one()
         return ChainHead(row.seq, row.hash)
 
+    async def chain_base(self) -> ChainHead:
+        """The last event removed by a prune (``0`` and the genesis hash if none was)."""
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(select(audit_chain.c.base_seq, audit_chain.c.base_hash))
+            ).one()
+        return ChainHead(row.base_seq, row.base_hash)
+
+    async def prune(self, before_ms: int, exported: ChainHead) -> ChainHead | None:
+        """Remove the events before ``before_ms``, all of which must be in a verified export
+        that ends at ``exported`` (an event the trail still holds with that hash). Returns
+        the new base (the last event removed), or None when nothing was before it."""
+        async with self._db.write() as conn:
+            head_row = (await conn.execute(select(audit_chain.c.seq).with_for_update())).one()
+            found = (
+                await conn.execute(
+                    select(audit_events.c.hash).where(audit_events.c.seq == exported.seq)
+                )
+            ).first()
+            if found is None or found[0] != exported.hash:
+                raise Conflict(
+                    f"the export's last event #{exported.seq} is not in the trail with the "
+                    "hash the export holds: it is not an export of this trail"
+                )
+            first_kept = (
+                await conn.execute(
+                    select(func.min(audit_events.c.seq)).where(audit_events.c.ts >= before_ms)
+                )
+            ).scalar()
+            cut = head_row.seq if first_kept is None else first_kept - 1
+            base = (
+                await conn.execute(select(audit_chain.c.base_seq, audit_chain.c.base_hash))
+            ).one()
+            if cut <= base.base_seq:
+                return None
+            if cut > exported.seq:
+                raise BadRequest(
+                    f"events up to #{cut} are before that date but the export ends at "
+                    f"#{exported.seq}: export them first (tether audit export)"
+                )
+            cut_hash = (
+                await conn.execute(select(audit_events.c.hash).where(audit_events.c.seq == cut))
+            ).scalar_one()
+            await conn.execute(delete(audit_events).where(audit_events.c.seq <= cut))
+            await conn.execute(audit_chain.update().values(base_seq=cut, base_hash=cut_hash))
+        return ChainHead(cut, cut_hash)
+
     async def verify(self) -> ChainReport:
-        """Walk the whole chain up to the head as it was when the walk began."""
+        """Walk the whole chain up to the head as it was when the walk began (from the
+        prune base, when events were pruned)."""
         head = await self.chain_head()
-        walker = ChainWalker()
-        after = 0
+        base = await self.chain_base()
+        walker = ChainWalker(base)
+        after = base.seq
         while after < head.seq:
             query = (
                 select(audit_events)
@@ -74,7 +124,11 @@ class AuditStore:
                 break
             for row in rows:
                 if not walker.feed(row):
-                    return walker.report()
+                    return walker.report(base.seq + 1, _start_of(base))
             after = rows[-1]["seq"]
         walker.expect_head(head)
-        return walker.report()
+        return walker.report(base.seq + 1, _start_of(base))
+
+
+def _start_of(base: ChainHead) -> str:
+    return "genesis" if base.seq == 0 else "pruned"

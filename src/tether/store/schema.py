@@ -25,6 +25,7 @@ __all__ = [
     "approvals",
     "audit_chain",
     "audit_events",
+    "audit_signing_key",
     "budget_alerts",
     "budget_periods",
     "budget_reservations",
@@ -168,6 +169,19 @@ audit_chain = Table(
     Column("id", Integer, primary_key=True),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("base_seq", BigInteger, nullable=False, server_default="0"),
+    Column("base_hash", String(64), nullable=False, server_default="0" * 64),
+    # base: the last event removed by ``tether audit prune`` (0 and the genesis hash
+    # until then); the first kept event's prev_hash is this hash.
+)
+
+audit_signing_key = Table(
+    "audit_signing_key",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("public_key", String(64), nullable=False),
+    Column("sealed_private_key", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 
 audit_events = Table(
@@ -193,6 +207,7 @@ audit_events = Table(
     Index("ix_audit_events_seq", "seq", unique=True),
     Index("ix_audit_events_agent_ts", "agent_id", "ts"),
     Index("ix_audit_events_session_ts", "session_id", "ts"),
+    Index("ix_audit_events_session_seq", "session_id", "seq"),
     Index("ix_audit_events_project_ts", "project_id", "ts"),
     Index("ix_audit_events_ts", "ts"),
 )

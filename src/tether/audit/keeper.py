@@ -1,0 +1,81 @@
+"""Keeps signed anchors without anyone copying them by hand: every
+``TETHER_AUDIT_ANCHOR_EVERY`` it signs the chain head (when it moved) and writes the anchor
+to the operator's destination (``TETHER_AUDIT_ANCHOR_DEST``). Replicas may each write one
+for the same head; anchors are named by event number and time, so nothing is overwritten."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from tether.audit.anchors import Anchor, sign_anchor
+from tether.audit.chain import ChainHead
+from tether.audit.destinations import Destination
+from tether.store.audit import AuditStore
+from tether.store.audit_keys import AuditSigningKeys
+from tether.store.clock import now_ms
+
+__all__ = ["AnchorKeeper"]
+
+log = logging.getLogger(__name__)
+
+
+class AnchorKeeper:
+    def __init__(
+        self,
+        store: AuditStore,
+        keys: AuditSigningKeys,
+        destination: Destination,
+        every_seconds: float,
+        on_written: Callable[[Anchor], None] | None = None,
+        on_failed: Callable[[], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._keys = keys
+        self._destination = destination
+        self._every = every_seconds
+        self._on_written = on_written
+        self._on_failed = on_failed
+        self._last: ChainHead | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._keep_forever(), name="audit-anchor-keeper")
+
+    async def stop(self) -> None:
+        """One last anchor of the head as it is at shutdown, then stop."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        with contextlib.suppress(Exception):
+            await self.anchor_now()
+
+    async def anchor_now(
+        self, head: ChainHead | None = None, reason: str = "scheduled"
+    ) -> Anchor | None:
+        """Sign and write ``head`` (the chain head by default); None if it did not move."""
+        head = head or await self._store.chain_head()
+        if head.seq == 0 or (reason == "scheduled" and head == self._last):
+            return None
+        anchor = sign_anchor(await self._keys.key(), head, now_ms(), reason)
+        await asyncio.to_thread(self._destination.write, anchor.name, anchor.to_json())
+        if reason == "scheduled":
+            self._last = head
+        if self._on_written is not None:
+            self._on_written(anchor)
+        return anchor
+
+    async def _keep_forever(self) -> None:
+        while True:
+            try:
+                await self.anchor_now()
+            except Exception:
+                log.exception("the audit anchor could not be written; retrying next time")
+                if self._on_failed is not None:
+                    self._on_failed()
+            await asyncio.sleep(self._every)
