@@ -1,0 +1,85 @@
+"""The SQLite hot-path writer: pieces committed together undo only themselves when they
+fail, and the WAL stays bounded while readers keep overlapping the checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tether.errors import StoreUnavailable
+from tether.store.sqlite_writer import SqliteCheckpointer, SqliteWriter, open_sqlite
+
+
+async def test_a_failing_piece_is_undone_alone_and_its_neighbours_commit(tmp_path: Path) -> None:
+    path = str(tmp_path / "w.db")
+    setup = open_sqlite(path)
+    setup.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+    setup.close()
+    writer = SqliteWriter(path)
+
+    def insert(n: int) -> Callable[[sqlite3.Connection], int]:
+        return lambda conn: conn.execute("INSERT INTO t VALUES (?)", (n,)).rowcount
+
+    def insert_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (100)")
+        conn.execute("INSERT INTO t VALUES (1)")
+
+    try:
+        results = await asyncio.gather(
+            *(writer.transaction(insert(n)) for n in range(1, 50)),
+            writer.transaction(insert_then_fail),
+            return_exceptions=True,
+        )
+        assert results[:49] == [1] * 49
+        assert isinstance(results[49], StoreUnavailable)
+        rows = await writer.transaction(lambda conn: conn.execute("SELECT n FROM t").fetchall())
+        assert sorted(n for (n,) in rows) == list(range(1, 50)), "100 was undone with its piece"
+    finally:
+        await writer.close()
+
+
+def test_the_wal_is_truncated_although_readers_overlap_every_checkpoint(tmp_path: Path) -> None:
+    path = str(tmp_path / "w.db")
+    limit = 512 * 1024
+    writer_conn = open_sqlite(path)
+    writer_conn.execute("CREATE TABLE t (blob BLOB)")
+    stop = threading.Event()
+
+    def overlapping_reader() -> None:
+        reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        while not stop.is_set():
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM t").fetchone()
+            time.sleep(0.03)
+            reader.execute("COMMIT")
+        reader.close()
+
+    reading = threading.Thread(target=overlapping_reader, daemon=True)
+    reading.start()
+    checkpointer = SqliteCheckpointer(path, interval=0.05, wal_limit=limit)
+    checkpointer.start()
+    try:
+        largest = 0
+        for _ in range(60):
+            writer_conn.execute("BEGIN IMMEDIATE")
+            writer_conn.execute("INSERT INTO t VALUES (?)", (os.urandom(64 * 1024),))
+            writer_conn.execute("COMMIT")
+            largest = max(largest, os.path.getsize(f"{path}-wal"))
+        assert largest > limit, "the test wrote more than the limit between checkpoints"
+        deadline = time.monotonic() + 5
+        while os.path.getsize(f"{path}-wal") > limit:
+            if time.monotonic() > deadline:
+                pytest.fail(f"WAL still {os.path.getsize(f'{path}-wal')} bytes")
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        reading.join(5)
+        checkpointer.stop()
+        writer_conn.close()
