@@ -56,7 +56,8 @@ def _limit(value: str | None) -> int:
     "GET",
     "/audit",
     "audit.query",
-    "Audit events in time order, filtered by agent, session, project, since/until, action",
+    "Audit events in time order (?order=newest: newest first), filtered by agent, session, "
+    "project, since/until, action (prefix), result",
     response=AuditEventOut,
     many=True,
 )
@@ -65,6 +66,9 @@ async def query_audit(request: web.Request) -> web.Response:
     query = request.query
     scope = await scope_from_query(runtime, query)
     limit = _limit(query.get("limit"))
+    order = query.get("order", "oldest")
+    if order not in ("oldest", "newest"):
+        raise BadRequest(f"order={order!r}: use oldest or newest")
     rows = await runtime.audit_store.query(
         agent_id=scope.agent_id,
         project_id=scope.project_id,
@@ -72,7 +76,10 @@ async def query_audit(request: web.Request) -> web.Response:
         since_ms=_time_ms("since", query.get("since")),
         until_ms=_time_ms("until", query.get("until")),
         action_prefix=query.get("action"),
+        result=query.get("result"),
         after_seq=_seq("after_seq", query.get("after_seq")),
+        before_seq=_seq("before_seq", query.get("before_seq")),
+        newest_first=order == "newest",
         limit=limit + 1,
     )
     more = len(rows) > limit
@@ -99,7 +106,8 @@ async def query_audit(request: web.Request) -> web.Response:
     ]
     response = model_list_response(events)
     if more:
-        response.headers[NEXT_PAGE_HEADER] = f"after_seq={rows[-1]['seq']}"
+        cursor = "before_seq" if order == "newest" else "after_seq"
+        response.headers[NEXT_PAGE_HEADER] = f"{cursor}={rows[-1]['seq']}"
     return response
 
 

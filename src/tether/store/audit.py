@@ -29,13 +29,22 @@ class AuditStore:
         since_ms: int | None = None,
         until_ms: int | None = None,
         action_prefix: str | None = None,
+        result: str | None = None,
         after_seq: int | None = None,
+        before_seq: int | None = None,
+        newest_first: bool = False,
         limit: int = 500,
     ) -> list[dict[str, Any]]:
-        """Events in the order they were written (chain order); ``after_seq`` pages on."""
-        query = select(audit_events).order_by(audit_events.c.seq).limit(limit)
+        """Events in the order they were written (chain order; ``newest_first`` reverses
+        it); ``after_seq`` pages on, ``before_seq`` pages back."""
+        order = audit_events.c.seq.desc() if newest_first else audit_events.c.seq
+        query = select(audit_events).order_by(order).limit(limit)
         if after_seq is not None:
             query = query.where(audit_events.c.seq > after_seq)
+        if before_seq is not None:
+            query = query.where(audit_events.c.seq < before_seq)
+        if result:
+            query = query.where(audit_events.c.result == result)
         if agent_id:
             query = query.where(audit_events.c.agent_id == agent_id)
         if session_id:

@@ -1,0 +1,269 @@
+"""The dashboard's pages: each gathers what it shows from the admin API and renders it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from tether.dashboard.admin_calls import AdminCaller, AdminCallFailed
+from tether.dashboard.charts import column_chart
+from tether.dashboard.keys import CALLER, LOGINS, PREFIX
+from tether.dashboard.logins import COOKIE
+from tether.dashboard.render import render
+
+__all__ = ["add_routes"]
+
+SESSIONS_SHOWN = 25
+RECENT_EVENTS = 10
+AUDIT_PAGE = 100
+CHART_DAYS = 14
+AUDIT_FILTERS = ("agent", "session", "project", "since", "until", "result", "action")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hours_ago(hours: float) -> str:
+    return _iso(datetime.now(UTC) - timedelta(hours=hours))
+
+
+async def login_page(request: web.Request) -> web.Response:
+    return render(request, "login.html", {"refused": False})
+
+
+async def log_in(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    token = form.get("token")
+    made = await request.app[LOGINS].log_in(token if isinstance(token, str) else "")
+    if made is None:
+        return render(request, "login.html", {"refused": True}, status=401)
+    cookie, _login = made
+    response = web.HTTPSeeOther(f"{PREFIX}/")
+    response.set_cookie(
+        COOKIE, cookie, path=PREFIX, httponly=True, samesite="Strict", secure=request.secure
+    )
+    return response
+
+
+async def log_out(request: web.Request) -> web.StreamResponse:
+    request.app[LOGINS].log_out(request.cookies.get(COOKIE))
+    response = web.HTTPSeeOther(f"{PREFIX}/login")
+    response.del_cookie(COOKIE, path=PREFIX)
+    return response
+
+
+async def home(_request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther(f"{PREFIX}/overview")
+
+
+async def _live_sessions(caller: AdminCaller) -> dict[str, Any]:
+    sessions, trips = await asyncio.gather(
+        caller.get("/sessions", {"limit": str(SESSIONS_SHOWN)}),
+        caller.get(
+            "/audit",
+            {"action": "guard:", "order": "newest", "limit": "500", "since": _hours_ago(24)},
+        ),
+    )
+    return {"sessions": sessions, "trips": Counter(e["session_id"] for e in trips)}
+
+
+async def overview(request: web.Request) -> web.Response:
+    caller = request[CALLER]
+    since = _hours_ago(24)
+    fleet, projects, budgets, pending, denials, live, by_session = await asyncio.gather(
+        caller.get("/pause"),
+        caller.get("/projects"),
+        caller.get("/budgets"),
+        caller.get("/approvals", {"state": "pending"}),
+        caller.get(
+            "/audit",
+            {"result": "deny", "order": "newest", "limit": str(RECENT_EVENTS), "since": since},
+        ),
+        _live_sessions(caller),
+        caller.get("/spend", {"by": "session"}),
+    )
+    first_day = (datetime.now(UTC) - timedelta(days=CHART_DAYS - 1)).date().isoformat()
+    per_project = await asyncio.gather(
+        *(
+            caller.get("/spend", {"by": "day", "project": p["name"], "since": first_day})
+            for p in projects
+        )
+    )
+    days = sorted({row["day"] for rows in per_project for row in rows})
+    cost = [{row["day"]: row["cost_usd"] for row in rows} for rows in per_project]
+    spend_chart = column_chart([(d[5:], [c.get(d, 0.0) for c in cost]) for d in days])
+    top = by_session[:12]
+    session_chart = column_chart(
+        [(s["session"][:8], [float(s["input_tokens"] + s["output_tokens"])]) for s in top]
+    )
+    return render(
+        request,
+        "overview.html",
+        {
+            "fleet": fleet,
+            "projects": projects,
+            "budgets": budgets,
+            "pending": pending,
+            "denials": denials,
+            "spend_chart": spend_chart,
+            "session_chart": session_chart,
+            "top_sessions": top,
+            **live,
+        },
+    )
+
+
+async def overview_sessions(request: web.Request) -> web.Response:
+    return render(request, "_sessions.html", await _live_sessions(request[CALLER]))
+
+
+async def session_page(request: web.Request) -> web.Response:
+    caller = request[CALLER]
+    session_id = request.match_info["session_id"]
+    session, events = await asyncio.gather(
+        caller.get(f"/sessions/{session_id}"),
+        caller.page("/audit", {"session": session_id, "limit": "1000"}),
+    )
+    return render(request, "session.html", {"session": session, "events": events})
+
+
+async def agents_page(request: web.Request) -> web.Response:
+    agents = await request[CALLER].get("/agents")
+    return render(request, "agents.html", {"agents": agents})
+
+
+async def agent_page(request: web.Request) -> web.Response:
+    caller = request[CALLER]
+    name = request.match_info["agent"]
+    agent, keys, sessions = await asyncio.gather(
+        caller.get(f"/agents/{name}"),
+        caller.get(f"/agents/{name}/keys"),
+        caller.get("/sessions", {"agent": name, "limit": "10"}),
+    )
+    return render(request, "agent.html", {"agent": agent, "keys": keys, "sessions": sessions})
+
+
+async def projects_page(request: web.Request) -> web.Response:
+    caller = request[CALLER]
+    projects, fleet = await asyncio.gather(caller.get("/projects"), caller.get("/pause"))
+    return render(request, "projects.html", {"projects": projects, "fleet": fleet})
+
+
+async def _policy(caller: AdminCaller, project: str) -> dict[str, Any] | None:
+    try:
+        policy: dict[str, Any] = await caller.get(f"/projects/{project}/policy")
+    except AdminCallFailed as failed:
+        if failed.status == 404:
+            return None
+        raise
+    return policy
+
+
+async def project_page(request: web.Request) -> web.Response:
+    caller = request[CALLER]
+    name = request.match_info["project"]
+    project, budgets, guards, policy, versions = await asyncio.gather(
+        caller.get(f"/projects/{name}"),
+        caller.get("/budgets", {"project": name}),
+        caller.get(f"/projects/{name}/guards"),
+        _policy(caller, name),
+        caller.get(f"/projects/{name}/policy/versions"),
+    )
+    shown = request.query.get("version")
+    if shown is not None:
+        policy = await caller.get(f"/projects/{name}/policy", {"version": shown})
+    return render(
+        request,
+        "project.html",
+        {
+            "project": project,
+            "budgets": budgets,
+            "guards": guards,
+            "policy": policy,
+            "versions": versions,
+        },
+    )
+
+
+async def approvals_page(request: web.Request) -> web.Response:
+    everything = await request[CALLER].get("/approvals")
+    pending = [a for a in everything if a["state"] == "pending"]
+    decided = [a for a in everything if a["state"] != "pending"][:100]
+    return render(request, "approvals.html", {"pending": pending, "decided": decided})
+
+
+async def approval_page(request: web.Request) -> web.Response:
+    approval = await request[CALLER].get(f"/approvals/{request.match_info['approval_id']}")
+    return render(request, "approval.html", {"approval": approval})
+
+
+def _audit_query(request: web.Request) -> dict[str, str]:
+    query = {k: request.query[k].strip() for k in AUDIT_FILTERS if request.query.get(k, "").strip()}
+    if not query.get("since") and not query.get("session"):
+        query["since"] = _hours_ago(1)
+    return query
+
+
+async def audit_page(request: web.Request) -> web.Response:
+    filters = _audit_query(request)
+    params = {**filters, "limit": str(AUDIT_PAGE)}
+    if request.query.get("after_seq"):
+        params["after_seq"] = request.query["after_seq"]
+    page = await request[CALLER].page("/audit", params)
+    next_link = None
+    if page.next_page:
+        cursor, _, seq = page.next_page.partition("=")
+        next_link = f"{PREFIX}/audit?" + urlencode({**filters, cursor: seq})
+    return render(
+        request,
+        "audit.html",
+        {"filters": filters, "events": page.items, "next_link": next_link},
+    )
+
+
+async def audit_verify(request: web.Request) -> web.Response:
+    report = await request[CALLER].get("/audit/verify")
+    return render(request, "_verify.html", {"report": report})
+
+
+async def audit_export(request: web.Request) -> web.StreamResponse:
+    after = request.query.get("after_seq", "0")
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "application/x-ndjson",
+            "Content-Disposition": 'attachment; filename="tether-audit.jsonl"',
+        }
+    )
+    chunks = request[CALLER].stream("/audit/export", {"after_seq": after})
+    first = await anext(chunks, b"")
+    await response.prepare(request)
+    await response.write(first)
+    async for chunk in chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", log_in)
+    app.router.add_post("/logout", log_out)
+    app.router.add_get("/", home)
+    app.router.add_get("/overview", overview)
+    app.router.add_get("/overview/sessions", overview_sessions)
+    app.router.add_get("/sessions/{session_id}", session_page)
+    app.router.add_get("/agents", agents_page)
+    app.router.add_get("/agents/{agent}", agent_page)
+    app.router.add_get("/projects", projects_page)
+    app.router.add_get("/projects/{project}", project_page)
+    app.router.add_get("/approvals", approvals_page)
+    app.router.add_get("/approvals/{approval_id}", approval_page)
+    app.router.add_get("/audit", audit_page)
+    app.router.add_get("/audit/verify", audit_verify)
+    app.router.add_get("/audit/export", audit_export)
