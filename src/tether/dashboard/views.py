@@ -100,7 +100,7 @@ async def overview(request: web.Request) -> web.Response:
     spend_chart = column_chart([(d[5:], [c.get(d, 0.0) for c in cost]) for d in days])
     top = by_session[:12]
     session_chart = column_chart(
-        [(s["session"][:8], [float(s["input_tokens"] + s["output_tokens"])]) for s in top]
+        [(s["session"][:12], [float(s["input_tokens"] + s["output_tokens"])]) for s in top]
     )
     return render(
         request,
