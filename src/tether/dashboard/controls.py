@@ -74,11 +74,12 @@ async def pause_fleet(request: web.Request) -> web.StreamResponse:
 
 async def decide_approval(request: web.Request) -> web.StreamResponse:
     approval_id, decision = request.match_info["approval_id"], request.match_info["decision"]
-    if decision not in ("approve", "deny"):
+    done = {"approve": "approved", "deny": "denied"}.get(decision)
+    if done is None:
         raise web.HTTPNotFound()
-    reason = await _reason(request) or f"{decision}d from the dashboard"
+    reason = await _reason(request) or f"{done} from the dashboard"
     await request[CALLER].post(f"/approvals/{quote(approval_id)}/{decision}", {"reason": reason})
-    raise _back(f"/approvals/{quote(approval_id)}", f"{decision}d")
+    raise _back(f"/approvals/{quote(approval_id)}", done)
 
 
 def add_routes(app: web.Application) -> None:

@@ -33,6 +33,11 @@ def _hours_ago(hours: float) -> str:
     return _iso(datetime.now(UTC) - timedelta(hours=hours))
 
 
+def _see_other(location: str) -> web.Response:
+    """A redirect that can carry a cookie (a raised ``HTTPSeeOther`` is answered as is)."""
+    return web.Response(status=303, headers={"Location": location})
+
+
 async def login_page(request: web.Request) -> web.Response:
     return render(request, "login.html", {"refused": False})
 
@@ -44,7 +49,7 @@ async def log_in(request: web.Request) -> web.StreamResponse:
     if made is None:
         return render(request, "login.html", {"refused": True}, status=401)
     cookie, _login = made
-    response = web.HTTPSeeOther(f"{PREFIX}/")
+    response = _see_other(f"{PREFIX}/")
     response.set_cookie(
         COOKIE, cookie, path=PREFIX, httponly=True, samesite="Strict", secure=request.secure
     )
@@ -53,7 +58,7 @@ async def log_in(request: web.Request) -> web.StreamResponse:
 
 async def log_out(request: web.Request) -> web.StreamResponse:
     request.app[LOGINS].log_out(request.cookies.get(COOKIE))
-    response = web.HTTPSeeOther(f"{PREFIX}/login")
+    response = _see_other(f"{PREFIX}/login")
     response.del_cookie(COOKIE, path=PREFIX)
     return response
 
