@@ -143,6 +143,9 @@ class Settings:
         ]
         return [(period, limit) for period, limit in wanted if limit is not None]
 
+    public_url: str | None = None
+    """Where people reach this tether (``TETHER_PUBLIC_URL``): Slack approval messages
+    link to its dashboard's approval page."""
     log_level: str = "INFO"
     log_format: str = "text"
     migrate: bool = True
@@ -182,6 +185,9 @@ class Settings:
             metrics_token=env.get("TETHER_METRICS_TOKEN") or None,
             default_session_limit_usd=_usd_setting(env, "TETHER_DEFAULT_SESSION_LIMIT_USD", 5.0),
             default_daily_budget_usd=_usd_setting(env, "TETHER_DEFAULT_DAILY_BUDGET_USD", 50.0),
+            public_url=_url_setting(env, "TETHER_PUBLIC_URL", "")
+            if env.get("TETHER_PUBLIC_URL")
+            else None,
             log_level=_choice(env, "TETHER_LOG_LEVEL", LOG_LEVELS, "INFO").upper(),
             log_format=_choice(env, "TETHER_LOG_FORMAT", LOG_FORMATS, "text").lower(),
             metrics_public=_bool_setting(env, "TETHER_METRICS_PUBLIC"),

@@ -221,6 +221,7 @@ class Runtime:
                 webhooks,
                 alerts,
                 retry_base_ms=int(settings.alert_retry_base_seconds * 1000),
+                public_url=settings.public_url,
             ),
             policy_store=policy_store,
             policies=policies,
