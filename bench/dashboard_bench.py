@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -141,6 +142,7 @@ async def main(sessions: int, events: int, runs: int) -> bool:
                 print(f"  {page:<70} P50 {p50:7.1f} ms  P95 {pct(samples, 95):7.1f} ms  max {worst:7.1f} ms")
     finally:
         await _stop(runtime, runner)
+        shutil.rmtree(workdir, ignore_errors=True)
     print("all pages under target (P50)" if ok else "SOME PAGES OVER TARGET")
     return ok
 

@@ -20,6 +20,7 @@ __all__ = ["add_routes"]
 
 SESSIONS_SHOWN = 25
 RECENT_EVENTS = 10
+RECENT_WINDOW = 20_000
 AUDIT_PAGE = 100
 CHART_DAYS = 14
 AUDIT_FILTERS = ("agent", "session", "project", "since", "until", "result", "action")
@@ -67,30 +68,32 @@ async def home(_request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"{PREFIX}/overview")
 
 
-async def _live_sessions(caller: AdminCaller) -> dict[str, Any]:
+async def _recent(caller: AdminCaller) -> dict[str, str]:
+    """The audit query bounds for "recent": the newest ``RECENT_WINDOW`` events, so a
+    filter that matches little reads a range of the chain, never all of it."""
+    newest = await caller.get("/audit", {"order": "newest", "limit": "1"})
+    head = newest[0]["seq"] if newest else 0
+    return {"order": "newest", "after_seq": str(max(head - RECENT_WINDOW, 0))}
+
+
+async def _live_sessions(caller: AdminCaller, recent: dict[str, str]) -> dict[str, Any]:
     sessions, trips = await asyncio.gather(
         caller.get("/sessions", {"limit": str(SESSIONS_SHOWN)}),
-        caller.get(
-            "/audit",
-            {"action": "guard:", "order": "newest", "limit": "500", "since": _hours_ago(24)},
-        ),
+        caller.get("/audit", {**recent, "action": "guard:", "limit": "1000"}),
     )
     return {"sessions": sessions, "trips": Counter(e["session_id"] for e in trips)}
 
 
 async def overview(request: web.Request) -> web.Response:
     caller = request[CALLER]
-    since = _hours_ago(24)
+    recent = await _recent(caller)
     fleet, projects, budgets, pending, denials, live, by_session = await asyncio.gather(
         caller.get("/pause"),
         caller.get("/projects"),
         caller.get("/budgets"),
         caller.get("/approvals", {"state": "pending"}),
-        caller.get(
-            "/audit",
-            {"result": "deny", "order": "newest", "limit": str(RECENT_EVENTS), "since": since},
-        ),
-        _live_sessions(caller),
+        caller.get("/audit", {**recent, "result": "deny", "limit": str(RECENT_EVENTS)}),
+        _live_sessions(caller, recent),
         caller.get("/spend", {"by": "session"}),
     )
     first_day = (datetime.now(UTC) - timedelta(days=CHART_DAYS - 1)).date().isoformat()
@@ -125,7 +128,8 @@ async def overview(request: web.Request) -> web.Response:
 
 
 async def overview_sessions(request: web.Request) -> web.Response:
-    return render(request, "_sessions.html", await _live_sessions(request[CALLER]))
+    caller = request[CALLER]
+    return render(request, "_sessions.html", await _live_sessions(caller, await _recent(caller)))
 
 
 async def session_page(request: web.Request) -> web.Response:
@@ -217,9 +221,9 @@ def _audit_query(request: web.Request) -> dict[str, str]:
 
 async def audit_page(request: web.Request) -> web.Response:
     filters = _audit_query(request)
-    params = {**filters, "limit": str(AUDIT_PAGE)}
-    if request.query.get("after_seq"):
-        params["after_seq"] = request.query["after_seq"]
+    params = {**filters, "limit": str(AUDIT_PAGE), "order": "newest"}
+    if request.query.get("before_seq"):
+        params["before_seq"] = request.query["before_seq"]
     page = await request[CALLER].page("/audit", params)
     next_link = None
     if page.next_page:
