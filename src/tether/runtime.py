@@ -21,6 +21,7 @@ from tether.gateway.aws.upstream import AwsUpstream
 from tether.guards.responses import TripResponder
 from tether.identity.bearer import hash_secret
 from tether.identity.directory import Directory
+from tether.identity.key_use import KeyUse
 from tether.kill.controls import FleetControls
 from tether.kill.inflight import InflightStreams
 from tether.kill.switch import KillSwitch
@@ -82,6 +83,7 @@ class Runtime:
     session_store: SessionStore
     audit_store: AuditStore
     directory: Directory
+    key_use: KeyUse
     sessions: SessionRegistry
     controls: FleetControls
     inflight: InflightStreams
@@ -137,7 +139,8 @@ class Runtime:
         session_store, audit_store = SessionStore(db), AuditStore(db)
         credentials = CredentialStore(db, SealedBox(master_key))
         aws_keys = AwsKeyStore(db, SealedBox(master_key))
-        directory = Directory(projects, agents, tokens, aws_keys)
+        key_use = KeyUse(agents)
+        directory = Directory(projects, agents, tokens, aws_keys, key_use)
         spend = SpendStore(db)
         sessions = SessionRegistry(session_store, spend)
         controls = FleetControls(ControlStore(db))
@@ -201,6 +204,7 @@ class Runtime:
             session_store=session_store,
             audit_store=audit_store,
             directory=directory,
+            key_use=key_use,
             sessions=sessions,
             controls=controls,
             inflight=InflightStreams(switch),
@@ -268,6 +272,7 @@ class Runtime:
         audit.start()
         await sessions.warm_up()
         sessions.start()
+        key_use.start()
         budget_book.start()
         runtime.outbox.start()
         runtime.approval_reaper.start()
@@ -282,6 +287,7 @@ class Runtime:
         await self.anthropic.stop()
         await self.aws.stop()
         await self.sessions.stop()
+        await self.key_use.stop()
         await self.audit.stop()
         await self.ledger.close()
         await self.db.dispose()

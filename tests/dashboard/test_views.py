@@ -1,0 +1,51 @@
+"""Dashboard pages over plain HTTP (logged in with the admin token): what each shows."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.server import RunningTether
+
+
+@pytest.fixture
+def operator(tether: RunningTether) -> Iterator[httpx.Client]:
+    """A client logged in to the dashboard with the admin token (the cookie it got)."""
+    with httpx.Client(base_url=f"{tether.url}/ui", timeout=10) as client:
+        answer = client.post("/login", data={"token": tether.admin_token})
+        assert answer.status_code == 303, answer.text
+        yield client
+
+
+def authorize(tether: RunningTether, key: str, action: str, resource: str) -> str:
+    answer = httpx.post(
+        f"{tether.url}/v1/authorize",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"action": action, "resource": resource},
+        timeout=10,
+    )
+    assert answer.status_code in (200, 403), answer.text
+    decision: str = answer.json()["decision"]
+    return decision
+
+
+def test_agent_page_shows_when_each_key_was_last_used(
+    tether: RunningTether, operator: httpx.Client
+) -> None:
+    tether.create_project("p")
+    key = tether.create_agent("worker", "p")
+    tether.create_agent("idle", "p")
+    authorize(tether, key, "s3:GetObject", "arn:aws:s3:::b/k")
+
+    deadline = time.monotonic() + 5
+    page = operator.get("/agents/worker").text
+    while 'class="last-used">never' in page and time.monotonic() < deadline:
+        time.sleep(0.1)
+        page = operator.get("/agents/worker").text
+    assert re.search(r'class="last-used">\d+s ago<', page), page
+    assert key not in page
+    assert 'class="last-used">never<' in operator.get("/agents/idle").text
