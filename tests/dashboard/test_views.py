@@ -49,3 +49,25 @@ def test_agent_page_shows_when_each_key_was_last_used(
     assert re.search(r'class="last-used">\d+s ago<', page), page
     assert key not in page
     assert 'class="last-used">never<' in operator.get("/agents/idle").text
+
+
+def test_overview_draws_decisions_by_result_over_time(
+    tether: RunningTether, operator: httpx.Client
+) -> None:
+    tether.create_project("open")
+    tether.create_project("closed", policy=None)  # no policy: everything is denied
+    allowed, denied = tether.create_agent("a", "open"), tether.create_agent("b", "closed")
+    decisions = [
+        authorize(tether, allowed, "s3:GetObject", f"arn:aws:s3:::b/{i}") for i in range(3)
+    ]
+    decisions += [authorize(tether, denied, "s3:GetObject", "arn:aws:s3:::b/k") for _ in range(2)]
+    assert decisions == ["allow"] * 3 + ["deny"] * 2
+
+    page = operator.get("/overview")
+    assert page.status_code == 200
+    chart = page.text.split('aria-label="decisions by result over time"', 1)[1].split("</svg>")[0]
+    drawn: dict[str, float] = {}
+    for result, value in re.findall(r"<title>\d\d:\d\d (\w+): ([\d,.]+)</title>", chart):
+        drawn[result] = drawn.get(result, 0.0) + float(value.replace(",", ""))
+    assert (drawn["allow"], drawn["deny"]) == (3, 2)
+    assert "Decisions by result, per hour since" in page.text

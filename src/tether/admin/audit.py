@@ -12,14 +12,17 @@ from tether.admin.appkeys import runtime_of
 from tether.admin.filters import scope_from_query
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
-from tether.admin.schemas import AuditEventOut, ChainBreakOut, ChainReportOut
+from tether.admin.schemas import AuditEventOut, ChainBreakOut, ChainReportOut, ResultCountOut
 from tether.errors import BadRequest
-from tether.store.clock import iso_ms
+from tether.store.clock import iso_ms, now_ms
 from tether.web.headers import CHAIN_HEAD_HEADER, NEXT_PAGE_HEADER
 
 MAX_LIMIT = 10_000
 EXPORT_PAGE = 5000
 STORED = orjson.OPT_NON_STR_KEYS  # column names arrive as SQLAlchemy's str subclass
+DAY_MS = 24 * 3600 * 1000
+MAX_BUCKETS = 1440
+"""A day by the minute."""
 
 
 def _time_ms(name: str, value: str | None) -> int | None:
@@ -109,6 +112,52 @@ async def query_audit(request: web.Request) -> web.Response:
         cursor = "before_seq" if order == "newest" else "after_seq"
         response.headers[NEXT_PAGE_HEADER] = f"{cursor}={rows[-1]['seq']}"
     return response
+
+
+def _bucket_ms(value: str | None) -> int:
+    if value is None:
+        return 3600 * 1000
+    if not value.isdigit() or not 60 <= int(value) <= 86400:
+        raise BadRequest(f"bucket={value!r}: a whole number of seconds from 60 to 86400")
+    return int(value) * 1000
+
+
+@routes.route(
+    "GET",
+    "/audit/results",
+    "audit.results",
+    "Audit events counted per time bucket and result (?bucket= seconds, 3600 by default; "
+    "since/until, the last 24 h by default; project, agent); empty buckets are left out. "
+    "Every event of the window is read: keep the window to what you need",
+    response=ResultCountOut,
+    many=True,
+)
+async def count_results(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    query = request.query
+    scope = await scope_from_query(runtime, query)
+    bucket_ms = _bucket_ms(query.get("bucket"))
+    until = _time_ms("until", query.get("until"))
+    until = now_ms() if until is None else until
+    since = _time_ms("since", query.get("since"))
+    since = until - DAY_MS if since is None else since
+    if since >= until:
+        raise BadRequest("since must be before until")
+    if (until - since) // bucket_ms > MAX_BUCKETS:
+        raise BadRequest(f"that is more than {MAX_BUCKETS} buckets: use a longer bucket")
+    counts = await runtime.audit_store.count_by_result(
+        since_ms=since,
+        until_ms=until,
+        bucket_ms=bucket_ms,
+        project_id=scope.project_id,
+        agent_id=scope.agent_id,
+    )
+    return model_list_response(
+        [
+            ResultCountOut(start=iso_ms(c.start_ms) or "", result=c.result, count=c.count)
+            for c in counts
+        ]
+    )
 
 
 @routes.route(

@@ -311,6 +311,12 @@ class AuditEventOut(BaseModel):
     hash: str | None
 
 
+class ResultCountOut(BaseModel):
+    start: str = Field(description="the bucket's start (buckets are aligned to the epoch)")
+    result: str
+    count: int
+
+
 class ChainBreakOut(BaseModel):
     seq: int
     event_id: str

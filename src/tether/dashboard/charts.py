@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Column", "ColumnChart", "column_chart", "percent"]
+__all__ = ["Column", "ColumnChart", "column_chart", "percent", "stacked_chart"]
 
 WIDTH = 560
 HEIGHT = 140
@@ -45,6 +45,33 @@ def column_chart(groups: Sequence[tuple[str, Sequence[float]]]) -> ColumnChart:
             x = index * slot + series * width
             columns.append(Column(x, HEIGHT - height, width, height, label, value, series))
         labels.append((index * slot + slot / 2, label))
+    return ColumnChart(columns, labels, top)
+
+
+def stacked_chart(
+    groups: Sequence[tuple[str, Sequence[float]]],
+    series: Sequence[tuple[str, int]],
+    label_every: int = 1,
+) -> ColumnChart:
+    """One column per label (an hour), its values stacked from the bottom; value ``i`` is
+    series ``i``: its name and colour; every ``label_every``-th label is written."""
+    top = max((sum(values) for _, values in groups), default=0.0) or 1.0
+    slot = WIDTH / max(len(groups), 1)
+    columns: list[Column] = []
+    for index, (label, values) in enumerate(groups):
+        base = float(HEIGHT)
+        for (name, colour), value in zip(series, values, strict=True):
+            height = HEIGHT * value / top
+            base -= height
+            width = max(slot - GAP, 1.0)
+            columns.append(
+                Column(index * slot, base, width, height, f"{label} {name}", value, colour)
+            )
+    labels = [
+        (index * slot + slot / 2, label)
+        for index, (label, _) in enumerate(groups)
+        if index % max(label_every, 1) == 0
+    ]
     return ColumnChart(columns, labels, top)
 
 

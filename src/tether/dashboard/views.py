@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from tether.dashboard.admin_calls import AdminCaller, AdminCallFailed
-from tether.dashboard.charts import column_chart
+from tether.dashboard.charts import ColumnChart, column_chart, stacked_chart
 from tether.dashboard.keys import CALLER, LOGINS, PREFIX
 from tether.dashboard.logins import COOKIE
 from tether.dashboard.render import render
@@ -24,6 +24,13 @@ RECENT_WINDOW = 20_000
 AUDIT_PAGE = 100
 CHART_DAYS = 14
 AUDIT_FILTERS = ("agent", "session", "project", "since", "until", "result", "action")
+DECISION_HOURS = 24
+DECISION_WINDOW = 100_000
+"""The decisions chart counts at most the newest this many events (the count reads each)."""
+DECISION_BUCKETS = (60, 300, 900, 3600)
+DECISION_COLUMNS = 48
+DECISION_RESULTS = (("allow", 2), ("pending", 1), ("deny", 4))
+"""The decisions drawn, bottom up, with their colours (``series-N`` in the style sheet)."""
 
 
 def _iso(moment: datetime) -> str:
@@ -68,12 +75,50 @@ async def home(_request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"{PREFIX}/overview")
 
 
-async def _recent(caller: AdminCaller) -> dict[str, str]:
+async def _head(caller: AdminCaller) -> int:
+    """The newest event's number (0 with none)."""
+    newest = await caller.get("/audit", {"order": "newest", "limit": "1"})
+    return int(newest[0]["seq"]) if newest else 0
+
+
+def _recent(head: int) -> dict[str, str]:
     """The audit query bounds for "recent": the newest ``RECENT_WINDOW`` events, so a
     filter that matches little reads a range of the chain, never all of it."""
-    newest = await caller.get("/audit", {"order": "newest", "limit": "1"})
-    head = newest[0]["seq"] if newest else 0
     return {"order": "newest", "after_seq": str(max(head - RECENT_WINDOW, 0))}
+
+
+async def _decisions(caller: AdminCaller, head: int) -> dict[str, Any]:
+    """Decisions by result per bucket since the later of a day ago and the newest
+    ``DECISION_WINDOW`` events' start, in whole buckets (about 24 to 48 of them)."""
+    now = datetime.now(UTC)
+    since = now - timedelta(hours=DECISION_HOURS)
+    if head > DECISION_WINDOW:
+        cut = await caller.get("/audit", {"after_seq": str(head - DECISION_WINDOW), "limit": "1"})
+        if cut:
+            since = max(since, datetime.fromisoformat(cut[0]["ts"]))
+    span = (now - since).total_seconds()
+    bucket = next((b for b in DECISION_BUCKETS if span / b <= DECISION_COLUMNS), 3600)
+    first = -(-int(since.timestamp()) // bucket) * bucket
+    rows = await caller.get(
+        "/audit/results", {"since": _iso(datetime.fromtimestamp(first, UTC)), "bucket": str(bucket)}
+    )
+    counts = {
+        (int(datetime.fromisoformat(row["start"]).timestamp()), row["result"]): row["count"]
+        for row in rows
+    }
+    groups = [
+        (
+            datetime.fromtimestamp(start, UTC).strftime("%H:%M"),
+            [float(counts.get((start, result), 0)) for result, _ in DECISION_RESULTS],
+        )
+        for start in range(first, int(now.timestamp()) + 1, bucket)
+    ]
+    chart: ColumnChart = stacked_chart(
+        groups, DECISION_RESULTS, label_every=max(len(groups) // 8, 1)
+    )
+    every = "hour" if bucket == 3600 else f"{bucket // 60} minutes"
+    since_text = datetime.fromtimestamp(first, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return {"chart": chart, "every": every, "since": since_text}
 
 
 async def _live_sessions(caller: AdminCaller, recent: dict[str, str]) -> dict[str, Any]:
@@ -86,8 +131,9 @@ async def _live_sessions(caller: AdminCaller, recent: dict[str, str]) -> dict[st
 
 async def overview(request: web.Request) -> web.Response:
     caller = request[CALLER]
-    recent = await _recent(caller)
-    fleet, projects, budgets, pending, denials, live, by_session = await asyncio.gather(
+    head = await _head(caller)
+    recent = _recent(head)
+    fleet, projects, budgets, pending, denials, live, by_session, decisions = await asyncio.gather(
         caller.get("/pause"),
         caller.get("/projects"),
         caller.get("/budgets"),
@@ -95,6 +141,7 @@ async def overview(request: web.Request) -> web.Response:
         caller.get("/audit", {**recent, "result": "deny", "limit": str(RECENT_EVENTS)}),
         _live_sessions(caller, recent),
         caller.get("/spend", {"by": "session"}),
+        _decisions(caller, head),
     )
     first_day = (datetime.now(UTC) - timedelta(days=CHART_DAYS - 1)).date().isoformat()
     per_project = await asyncio.gather(
@@ -122,6 +169,7 @@ async def overview(request: web.Request) -> web.Response:
             "spend_chart": spend_chart,
             "session_chart": session_chart,
             "top_sessions": top,
+            "decisions": decisions,
             **live,
         },
     )
@@ -129,7 +177,9 @@ async def overview(request: web.Request) -> web.Response:
 
 async def overview_sessions(request: web.Request) -> web.Response:
     caller = request[CALLER]
-    return render(request, "_sessions.html", await _live_sessions(caller, await _recent(caller)))
+    return render(
+        request, "_sessions.html", await _live_sessions(caller, _recent(await _head(caller)))
+    )
 
 
 async def session_page(request: web.Request) -> web.Response:
