@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from aiohttp import web
 from rich.console import Console
 
 from tether.cli.demo_fleet import Fleet, setup_fleet
 from tether.config import Settings
 from tether.fakes.anthropic import FakeAnthropic, FakeReply
+from tether.fakes.serving import serve_on_loopback
 from tether.runtime import Runtime
 from tether.server import build_app, make_runner, make_site
 
@@ -33,21 +33,10 @@ class DemoOptions:
     keep: bool
 
 
-async def _start_fake() -> tuple[web.AppRunner, str, str]:
-    fake = FakeAnthropic(default=FakeReply(text="Done. ", output_tokens=120, fill_text=True))
-    runner = web.AppRunner(fake.app(), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    return runner, f"http://127.0.0.1:{port}", fake.api_key
-
-
 async def run_demo(options: DemoOptions) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="tether-demo-"))
-    fake_runner, fake_url, fake_key = await _start_fake()
+    fake = FakeAnthropic(default=FakeReply(text="Done. ", output_tokens=120, fill_text=True))
+    fake_runner, fake_url = await serve_on_loopback(fake.app())
     settings = Settings(
         host=options.host,
         port=options.port,
@@ -69,7 +58,7 @@ async def run_demo(options: DemoOptions) -> None:
             base_url=f"{url}/admin/v1", headers={"Authorization": f"Bearer {token}"}
         )
         async with admin:
-            agents = await setup_fleet(admin, fake_key)
+            agents = await setup_fleet(admin, fake.api_key)
         console.print(
             f"tether demo: {len(agents)} agents in 2 projects, for {options.minutes:g} min"
         )

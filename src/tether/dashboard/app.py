@@ -98,8 +98,8 @@ def mount_dashboard(app: web.Application, directory: Directory) -> None:
 
     dashboard.cleanup_ctx.append(client)
     dashboard.router.add_static("/static", STATIC)
-    views.add_routes(dashboard)
-    controls.add_routes(dashboard)
+    dashboard.add_routes(views.routes)
+    dashboard.add_routes(controls.routes)
     app.add_subapp(PREFIX, dashboard)
     app.router.add_get(PREFIX, _home)
 

@@ -16,7 +16,9 @@ from tether.dashboard.keys import CALLER, LOGINS, PREFIX
 from tether.dashboard.logins import COOKIE
 from tether.dashboard.render import render
 
-__all__ = ["add_routes"]
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
 
 SESSIONS_SHOWN = 25
 RECENT_EVENTS = 10
@@ -46,10 +48,17 @@ def _see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
+async def _showing(request: web.Request, path: str, template: str, name: str) -> web.Response:
+    """A page that shows one admin API answer, as ``name``."""
+    return render(request, template, {name: await request[CALLER].get(path)})
+
+
+@routes.get("/login")
 async def login_page(request: web.Request) -> web.Response:
     return render(request, "login.html", {"refused": False})
 
 
+@routes.post("/login")
 async def log_in(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     token = form.get("token")
@@ -64,6 +73,7 @@ async def log_in(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@routes.post("/logout")
 async def log_out(request: web.Request) -> web.StreamResponse:
     request.app[LOGINS].log_out(request.cookies.get(COOKIE))
     response = _see_other(f"{PREFIX}/login")
@@ -71,6 +81,7 @@ async def log_out(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@routes.get("/")
 async def home(_request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"{PREFIX}/overview")
 
@@ -129,6 +140,7 @@ async def _live_sessions(caller: AdminCaller, recent: dict[str, str]) -> dict[st
     return {"sessions": sessions, "trips": Counter(e["session_id"] for e in trips)}
 
 
+@routes.get("/overview")
 async def overview(request: web.Request) -> web.Response:
     caller = request[CALLER]
     head = await _head(caller)
@@ -175,6 +187,7 @@ async def overview(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/overview/sessions")
 async def overview_sessions(request: web.Request) -> web.Response:
     caller = request[CALLER]
     return render(
@@ -182,6 +195,7 @@ async def overview_sessions(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/sessions/{session_id}")
 async def session_page(request: web.Request) -> web.Response:
     caller = request[CALLER]
     session_id = request.match_info["session_id"]
@@ -192,11 +206,12 @@ async def session_page(request: web.Request) -> web.Response:
     return render(request, "session.html", {"session": session, "events": events})
 
 
+@routes.get("/agents")
 async def agents_page(request: web.Request) -> web.Response:
-    agents = await request[CALLER].get("/agents")
-    return render(request, "agents.html", {"agents": agents})
+    return await _showing(request, "/agents", "agents.html", "agents")
 
 
+@routes.get("/agents/{agent}")
 async def agent_page(request: web.Request) -> web.Response:
     caller = request[CALLER]
     name = request.match_info["agent"]
@@ -208,6 +223,7 @@ async def agent_page(request: web.Request) -> web.Response:
     return render(request, "agent.html", {"agent": agent, "keys": keys, "sessions": sessions})
 
 
+@routes.get("/projects")
 async def projects_page(request: web.Request) -> web.Response:
     caller = request[CALLER]
     projects, fleet = await asyncio.gather(caller.get("/projects"), caller.get("/pause"))
@@ -224,6 +240,7 @@ async def _policy(caller: AdminCaller, project: str) -> dict[str, Any] | None:
     return policy
 
 
+@routes.get("/projects/{project}")
 async def project_page(request: web.Request) -> web.Response:
     caller = request[CALLER]
     name = request.match_info["project"]
@@ -250,6 +267,7 @@ async def project_page(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/approvals")
 async def approvals_page(request: web.Request) -> web.Response:
     everything = await request[CALLER].get("/approvals")
     pending = [a for a in everything if a["state"] == "pending"]
@@ -257,9 +275,10 @@ async def approvals_page(request: web.Request) -> web.Response:
     return render(request, "approvals.html", {"pending": pending, "decided": decided})
 
 
+@routes.get("/approvals/{approval_id}")
 async def approval_page(request: web.Request) -> web.Response:
-    approval = await request[CALLER].get(f"/approvals/{request.match_info['approval_id']}")
-    return render(request, "approval.html", {"approval": approval})
+    path = f"/approvals/{request.match_info['approval_id']}"
+    return await _showing(request, path, "approval.html", "approval")
 
 
 def _audit_query(request: web.Request) -> dict[str, str]:
@@ -269,6 +288,7 @@ def _audit_query(request: web.Request) -> dict[str, str]:
     return query
 
 
+@routes.get("/audit")
 async def audit_page(request: web.Request) -> web.Response:
     filters = _audit_query(request)
     params = {**filters, "limit": str(AUDIT_PAGE), "order": "newest"}
@@ -286,11 +306,12 @@ async def audit_page(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/audit/verify")
 async def audit_verify(request: web.Request) -> web.Response:
-    report = await request[CALLER].get("/audit/verify")
-    return render(request, "_verify.html", {"report": report})
+    return await _showing(request, "/audit/verify", "_verify.html", "report")
 
 
+@routes.get("/audit/export")
 async def audit_export(request: web.Request) -> web.StreamResponse:
     after = request.query.get("after_seq", "0")
     response = web.StreamResponse(
@@ -307,22 +328,3 @@ async def audit_export(request: web.Request) -> web.StreamResponse:
         await response.write(chunk)
     await response.write_eof()
     return response
-
-
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/login", login_page)
-    app.router.add_post("/login", log_in)
-    app.router.add_post("/logout", log_out)
-    app.router.add_get("/", home)
-    app.router.add_get("/overview", overview)
-    app.router.add_get("/overview/sessions", overview_sessions)
-    app.router.add_get("/sessions/{session_id}", session_page)
-    app.router.add_get("/agents", agents_page)
-    app.router.add_get("/agents/{agent}", agent_page)
-    app.router.add_get("/projects", projects_page)
-    app.router.add_get("/projects/{project}", project_page)
-    app.router.add_get("/approvals", approvals_page)
-    app.router.add_get("/approvals/{approval_id}", approval_page)
-    app.router.add_get("/audit", audit_page)
-    app.router.add_get("/audit/verify", audit_verify)
-    app.router.add_get("/audit/export", audit_export)
