@@ -40,6 +40,7 @@ PAGES = [
     "/ui/approvals",
     "/ui/audit",
     "/ui/audit?agent=bench-agent-3&result=deny&since=2000-01-01T00:00:00Z",
+    "/ui/audit?agent=bench-agent-3&since=2000-01-01T00:00:00Z",
     "/ui/audit?session=bench-session-00042",
 ]
 RESULTS = ["allow"] * 8 + ["ok", "deny"]

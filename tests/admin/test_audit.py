@@ -55,6 +55,36 @@ def test_results_are_counted_per_bucket_and_project(tether_any: RunningTether) -
     assert counts(since=later, until=_iso(datetime.now(UTC) + timedelta(minutes=2))) == {}
 
 
+def test_newest_first_pages_through_an_agents_events_exactly(tether_any: RunningTether) -> None:
+    tether_any.create_project("p")
+    mine, other = tether_any.create_agent("a", "p"), tether_any.create_agent("b", "p")
+    for _ in range(4):
+        _ask(tether_any, mine, 2)
+        _ask(tether_any, other, 1)
+    oldest_first = tether_any.call("GET", "/audit", params={"agent": "a"}).json()
+    assert len(oldest_first) == 8
+
+    seen: list[dict] = []
+    params = {"agent": "a", "order": "newest", "limit": "3"}
+    while True:
+        page = tether_any.call("GET", "/audit", params=params)
+        assert page.status_code == 200, page.text
+        seen += page.json()
+        cursor = page.headers.get("X-Tether-Next-Page")
+        if cursor is None:
+            break
+        name, _, value = cursor.partition("=")
+        assert name == "before"
+        params = {**params, "before": value}
+    assert [e["id"] for e in seen] == [e["id"] for e in reversed(oldest_first)]
+
+
+def test_a_bad_newest_first_cursor_is_400(tether: RunningTether) -> None:
+    answer = tether.call("GET", "/audit", params={"order": "newest", "before": "12"})
+    assert answer.status_code == 400
+    assert "TS:SEQ" in answer.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("params", "mentions"),
     [

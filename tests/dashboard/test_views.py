@@ -71,3 +71,22 @@ def test_overview_draws_decisions_by_result_over_time(
         drawn[result] = drawn.get(result, 0.0) + float(value.replace(",", ""))
     assert (drawn["allow"], drawn["deny"]) == (3, 2)
     assert "Decisions by result, per hour since" in page.text
+
+
+def test_audit_page_pages_back_by_agent_over_the_whole_trail(
+    tether: RunningTether, operator: httpx.Client
+) -> None:
+    tether.create_project("p")
+    key = tether.create_agent("worker", "p")
+    for i in range(105):
+        authorize(tether, key, "s3:GetObject", f"arn:aws:s3:::b/{i:03d}")
+
+    first = operator.get("/audit", params={"agent": "worker", "since": "2000-01-01T00:00:00Z"})
+    assert first.status_code == 200
+    assert "arn:aws:s3:::b/104" in first.text and "arn:aws:s3:::b/004" not in first.text
+    link = re.search(r'href="(/ui/audit\?[^"]*before=[^"]+)"', first.text)
+    assert link is not None, first.text
+    second = operator.get(link.group(1).replace("&amp;", "&").removeprefix("/ui"))
+    assert second.status_code == 200
+    shown = re.findall(r"arn:aws:s3:::b/(\d{3})", second.text)
+    assert sorted(shown, reverse=True) == shown and "000" in shown and "104" not in shown

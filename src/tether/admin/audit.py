@@ -47,6 +47,16 @@ def _seq(name: str, value: str | None) -> int | None:
     return int(value)
 
 
+def _before(value: str | None) -> tuple[int, int] | None:
+    """``before=TS:SEQ`` from a previous newest-first page's ``X-Tether-Next-Page``."""
+    if value is None:
+        return None
+    ts, _, seq = value.partition(":")
+    if not ts.isdigit() or not seq.isdigit():
+        raise BadRequest(f"before={value!r} is not a cursor from a previous page (TS:SEQ)")
+    return int(ts), int(seq)
+
+
 def _limit(value: str | None) -> int:
     if value is None:
         return 500
@@ -59,8 +69,9 @@ def _limit(value: str | None) -> int:
     "GET",
     "/audit",
     "audit.query",
-    "Audit events in time order (?order=newest: newest first), filtered by agent, session, "
-    "project, since/until, action (prefix), result",
+    "Audit events in chain order (?order=newest: newest time first), filtered by agent, "
+    "session, project, since/until, action (prefix), result; a cut list names its next page "
+    "in X-Tether-Next-Page (after_seq=N, or before=TS:SEQ when newest first)",
     response=AuditEventOut,
     many=True,
 )
@@ -81,7 +92,7 @@ async def query_audit(request: web.Request) -> web.Response:
         action_prefix=query.get("action"),
         result=query.get("result"),
         after_seq=_seq("after_seq", query.get("after_seq")),
-        before_seq=_seq("before_seq", query.get("before_seq")),
+        before=_before(query.get("before")),
         newest_first=order == "newest",
         limit=limit + 1,
     )
@@ -109,8 +120,13 @@ async def query_audit(request: web.Request) -> web.Response:
     ]
     response = model_list_response(events)
     if more:
-        cursor = "before_seq" if order == "newest" else "after_seq"
-        response.headers[NEXT_PAGE_HEADER] = f"{cursor}={rows[-1]['seq']}"
+        last = rows[-1]
+        cursor = (
+            f"before={last['ts']}:{last['seq']}"
+            if order == "newest"
+            else f"after_seq={last['seq']}"
+        )
+        response.headers[NEXT_PAGE_HEADER] = cursor
     return response
 
 

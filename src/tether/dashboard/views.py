@@ -92,10 +92,19 @@ async def _head(caller: AdminCaller) -> int:
     return int(newest[0]["seq"]) if newest else 0
 
 
-def _recent(head: int) -> dict[str, str]:
-    """The audit query bounds for "recent": the newest ``RECENT_WINDOW`` events, so a
-    filter that matches little reads a range of the chain, never all of it."""
-    return {"order": "newest", "after_seq": str(max(head - RECENT_WINDOW, 0))}
+async def _start_of_newest(caller: AdminCaller, head: int, count: int) -> datetime | None:
+    """When the newest ``count`` events began (None when there are no more than that)."""
+    if head <= count:
+        return None
+    cut = await caller.get("/audit", {"after_seq": str(head - count), "limit": "1"})
+    return datetime.fromisoformat(cut[0]["ts"]) if cut else None
+
+
+async def _recent(caller: AdminCaller, head: int) -> dict[str, str]:
+    """The audit query bounds for "recent": the time the newest ``RECENT_WINDOW`` events
+    span, so a filter that matches little reads that range of its index, never all."""
+    start = await _start_of_newest(caller, head, RECENT_WINDOW)
+    return {"order": "newest", **({"since": _iso(start)} if start else {})}
 
 
 async def _decisions(caller: AdminCaller, head: int) -> dict[str, Any]:
@@ -103,10 +112,9 @@ async def _decisions(caller: AdminCaller, head: int) -> dict[str, Any]:
     ``DECISION_WINDOW`` events' start, in whole buckets (about 24 to 48 of them)."""
     now = datetime.now(UTC)
     since = now - timedelta(hours=DECISION_HOURS)
-    if head > DECISION_WINDOW:
-        cut = await caller.get("/audit", {"after_seq": str(head - DECISION_WINDOW), "limit": "1"})
-        if cut:
-            since = max(since, datetime.fromisoformat(cut[0]["ts"]))
+    start = await _start_of_newest(caller, head, DECISION_WINDOW)
+    if start is not None:
+        since = max(since, start)
     span = (now - since).total_seconds()
     bucket = next((b for b in DECISION_BUCKETS if span / b <= DECISION_COLUMNS), 3600)
     first = -(-int(since.timestamp()) // bucket) * bucket
@@ -144,7 +152,7 @@ async def _live_sessions(caller: AdminCaller, recent: dict[str, str]) -> dict[st
 async def overview(request: web.Request) -> web.Response:
     caller = request[CALLER]
     head = await _head(caller)
-    recent = _recent(head)
+    recent = await _recent(caller, head)
     fleet, projects, budgets, pending, denials, live, by_session, decisions = await asyncio.gather(
         caller.get("/pause"),
         caller.get("/projects"),
@@ -191,7 +199,9 @@ async def overview(request: web.Request) -> web.Response:
 async def overview_sessions(request: web.Request) -> web.Response:
     caller = request[CALLER]
     return render(
-        request, "_sessions.html", await _live_sessions(caller, _recent(await _head(caller)))
+        request,
+        "_sessions.html",
+        await _live_sessions(caller, await _recent(caller, await _head(caller))),
     )
 
 
@@ -292,13 +302,13 @@ def _audit_query(request: web.Request) -> dict[str, str]:
 async def audit_page(request: web.Request) -> web.Response:
     filters = _audit_query(request)
     params = {**filters, "limit": str(AUDIT_PAGE), "order": "newest"}
-    if request.query.get("before_seq"):
-        params["before_seq"] = request.query["before_seq"]
+    if request.query.get("before"):
+        params["before"] = request.query["before"]
     page = await request[CALLER].page("/audit", params)
     next_link = None
     if page.next_page:
-        cursor, _, seq = page.next_page.partition("=")
-        next_link = f"{PREFIX}/audit?" + urlencode({**filters, cursor: seq})
+        cursor, _, value = page.next_page.partition("=")
+        next_link = f"{PREFIX}/audit?" + urlencode({**filters, cursor: value})
     return render(
         request,
         "audit.html",

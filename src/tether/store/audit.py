@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, func, literal_column, select
+from sqlalchemy import BigInteger, func, literal_column, or_, select
 
 from tether.audit.chain import ChainHead, ChainReport, ChainWalker
 from tether.store.database import Database
@@ -40,18 +40,31 @@ class AuditStore:
         action_prefix: str | None = None,
         result: str | None = None,
         after_seq: int | None = None,
-        before_seq: int | None = None,
+        before: tuple[int, int] | None = None,
         newest_first: bool = False,
         limit: int = 500,
     ) -> list[dict[str, Any]]:
-        """Events in the order they were written (chain order; ``newest_first`` reverses
-        it); ``after_seq`` pages on, ``before_seq`` pages back."""
-        order = audit_events.c.seq.desc() if newest_first else audit_events.c.seq
-        query = select(audit_events).order_by(order).limit(limit)
+        """Events in the order they were written (chain order), ``after_seq`` paging on.
+
+        ``newest_first``: newest time first, ties in reverse chain order, ``before`` (the
+        last page's last ts and seq) paging back. By time because every filter's index
+        is (filter, ts): the newest page of an agent's events is read from the end of
+        its index, where reverse chain order would sort all of them first."""
+        if newest_first:
+            query = select(audit_events).order_by(
+                audit_events.c.ts.desc(), audit_events.c.seq.desc()
+            )
+        else:
+            query = select(audit_events).order_by(audit_events.c.seq)
+        query = query.limit(limit)
         if after_seq is not None:
             query = query.where(audit_events.c.seq > after_seq)
-        if before_seq is not None:
-            query = query.where(audit_events.c.seq < before_seq)
+        if before is not None:
+            ts, seq = before
+            query = query.where(
+                audit_events.c.ts <= ts,
+                or_(audit_events.c.ts < ts, audit_events.c.seq < seq),
+            )
         if result:
             query = query.where(audit_events.c.result == result)
         if agent_id:
