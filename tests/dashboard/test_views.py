@@ -21,11 +21,13 @@ def operator(tether: RunningTether) -> Iterator[httpx.Client]:
         yield client
 
 
-def authorize(tether: RunningTether, key: str, action: str, resource: str) -> str:
-    answer = httpx.post(
+def authorize(
+    tether: RunningTether, key: str, action: str, resource: str, client: httpx.Client | None = None
+) -> str:
+    answer = (client or httpx).post(
         f"{tether.url}/v1/authorize",
         headers={"Authorization": f"Bearer {key}"},
-        json={"action": action, "resource": resource},
+        json={"session_id": "views", "action": action, "resource": resource},
         timeout=10,
     )
     assert answer.status_code in (200, 403), answer.text
@@ -78,8 +80,9 @@ def test_audit_page_pages_back_by_agent_over_the_whole_trail(
 ) -> None:
     tether.create_project("p")
     key = tether.create_agent("worker", "p")
-    for i in range(105):
-        authorize(tether, key, "s3:GetObject", f"arn:aws:s3:::b/{i:03d}")
+    with httpx.Client() as agent:
+        for i in range(105):
+            authorize(tether, key, "s3:GetObject", f"arn:aws:s3:::b/{i:03d}", agent)
 
     first = operator.get("/audit", params={"agent": "worker", "since": "2000-01-01T00:00:00Z"})
     assert first.status_code == 200
