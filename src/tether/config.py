@@ -191,6 +191,9 @@ class Settings:
     """Where anchors are written: a directory or ``s3://bucket/prefix``."""
     otlp: OtlpSettings | None = None
     """Spans sent over OTLP (``TETHER_OTLP_ENDPOINT``), or None: nothing is built or sent."""
+    public_url: str | None = None
+    """Where people reach this tether (``TETHER_PUBLIC_URL``): Slack approval messages
+    link to its dashboard's approval page."""
     log_level: str = "INFO"
     log_format: str = "text"
     migrate: bool = True
@@ -245,6 +248,9 @@ class Settings:
             default_session_limit_usd=_usd_setting(env, "TETHER_DEFAULT_SESSION_LIMIT_USD", 5.0),
             default_daily_budget_usd=_usd_setting(env, "TETHER_DEFAULT_DAILY_BUDGET_USD", 50.0),
             budget_lease_percent=_percent_setting(env, "TETHER_BUDGET_LEASE_PERCENT", 2.0),
+            public_url=_url_setting(env, "TETHER_PUBLIC_URL", "")
+            if env.get("TETHER_PUBLIC_URL")
+            else None,
             log_level=_choice(env, "TETHER_LOG_LEVEL", LOG_LEVELS, "INFO").upper(),
             log_format=_choice(env, "TETHER_LOG_FORMAT", LOG_FORMATS, "text").lower(),
             metrics_public=_bool_setting(env, "TETHER_METRICS_PUBLIC"),

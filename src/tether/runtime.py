@@ -27,6 +27,7 @@ from tether.guards.redis_memory import RedisGuardMemory
 from tether.guards.responses import TripResponder
 from tether.identity.bearer import hash_secret
 from tether.identity.directory import Directory
+from tether.identity.key_use import KeyUse
 from tether.kill.controls import FleetControls
 from tether.kill.inflight import InflightStreams
 from tether.kill.switch import KillSwitch
@@ -92,6 +93,7 @@ class Runtime:
     session_store: SessionStore
     audit_store: AuditStore
     directory: Directory
+    key_use: KeyUse
     sessions: SessionRegistry
     controls: FleetControls
     inflight: InflightStreams
@@ -153,7 +155,8 @@ class Runtime:
         audit_store = AuditStore(db)
         credentials = CredentialStore(db, SealedBox(master_key))
         aws_keys = AwsKeyStore(db, SealedBox(master_key))
-        directory = Directory(projects, agents, tokens, aws_keys)
+        key_use = KeyUse(agents)
+        directory = Directory(projects, agents, tokens, aws_keys, key_use)
         spend = SpendStore(db)
         writer = (
             None
@@ -230,6 +233,7 @@ class Runtime:
             session_store=session_store,
             audit_store=audit_store,
             directory=directory,
+            key_use=key_use,
             sessions=sessions,
             controls=controls,
             inflight=InflightStreams(switch),
@@ -250,6 +254,7 @@ class Runtime:
                 webhooks,
                 alerts,
                 retry_base_ms=int(settings.alert_retry_base_seconds * 1000),
+                public_url=settings.public_url,
             ),
             policy_store=policy_store,
             policies=policies,
@@ -311,6 +316,7 @@ class Runtime:
         audit.start()
         await sessions.warm_up()
         sessions.start()
+        key_use.start()
         budget_book.start()
         runtime.outbox.start()
         runtime.approval_reaper.start()
@@ -327,6 +333,7 @@ class Runtime:
         await self.anthropic.stop()
         await self.aws.stop()
         await self.sessions.stop()
+        await self.key_use.stop()
         await self.ledger.close()
         await self.audit.stop()
         if self.otlp is not None:

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from tether import __version__
 from tether.admin.app import mount_admin
 from tether.config import Settings
+from tether.dashboard import mount_dashboard
 from tether.gateway.anthropic.proxy import AnthropicGateway, GatewaySettings
 from tether.gateway.authorize import add_authorize_routes
 from tether.gateway.aws.door import AwsDoor
@@ -102,6 +103,7 @@ def build_app(runtime: Runtime) -> web.Application:
         runtime.inflight,
     ).add_routes(app)
     mount_admin(app, runtime, __version__)
+    mount_dashboard(app, runtime.directory)
     return app
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+
+import httpx
 import pytest
 
 from tests.support.server import RunningTether
@@ -27,6 +31,40 @@ def test_key_is_shown_once(tether_any: RunningTether) -> None:
         assert key not in tether_any.call("GET", path).text
     listed = tether_any.call("GET", "/agents/a/keys").json()
     assert listed[0]["prefix"] == key[:10]
+
+
+def _keys_once_flushed(tether: RunningTether, agent: str) -> list[dict]:
+    """The key listing once some key shows a last use (flushed about once a second)."""
+    deadline = time.monotonic() + 5
+    while True:
+        keys: list[dict] = tether.call("GET", f"/agents/{agent}/keys").json()
+        if any(k["last_used_at"] for k in keys) or time.monotonic() > deadline:
+            return keys
+        time.sleep(0.1)
+
+
+def test_keys_list_when_each_was_last_used(tether_any: RunningTether) -> None:
+    tether_any.create_project("p")
+    old_key = tether_any.create_agent("a", "p")
+    assert tether_any.call("GET", "/agents/a/keys").json()[0]["last_used_at"] is None
+    rotated = tether_any.call("POST", "/agents/a/keys/rotate", json={"grace_seconds": 60})
+    new_key = rotated.json()["key"]
+
+    before = datetime.now().astimezone()
+    answer = httpx.post(
+        f"{tether_any.url}/v1/authorize",
+        json={"action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"},
+        headers={"Authorization": f"Bearer {new_key}"},
+    )
+    assert answer.status_code == 200, answer.text
+
+    keys = {k["id"]: k for k in _keys_once_flushed(tether_any, "a")}
+    used = keys[rotated.json()["key_id"]]["last_used_at"]
+    assert used is not None
+    assert datetime.fromisoformat(used) >= before.replace(microsecond=0)
+    assert [k["last_used_at"] for k in keys.values() if k["prefix"] == old_key[:10]] == [None]
+    listing = tether_any.call("GET", "/agents/a/keys").text
+    assert new_key not in listing and old_key not in listing
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,7 @@ def test_keys_rotate_with_grace(cli) -> None:
     keys = json.loads(cli("keys", "list", "a1", "--json").output)
     assert len(keys) == 2
     assert sum(1 for k in keys if k["expires_at"]) == 1
+    assert [k["last_used_at"] for k in keys] == [None, None]
 
 
 def test_bad_grace_is_a_clear_error(cli) -> None:

@@ -76,6 +76,20 @@ async def test_agent_keys_are_stored_as_hashes_and_rotate(db: Database) -> None:
     assert len(await agents.live_keys(agent.id)) == 1
 
 
+async def test_key_use_moves_last_used_forward_never_back(db: Database) -> None:
+    project = await ProjectStore(db).create("p")
+    agents = AgentStore(db)
+    agent, first = await agents.create("a", project.id, "")
+    second, _ends = await agents.rotate_key(agent.id, grace_ms=60_000)
+
+    await agents.record_key_use({first.key.id: 2_000, second.key.id: 1_000})
+    await agents.record_key_use({first.key.id: 1_500})  # a replica's older flush
+    await agents.record_key_use({})
+
+    used = {k.id: k.last_used_at for k in await agents.keys(agent.id)}
+    assert used == {first.key.id: 2_000, second.key.id: 1_000}
+
+
 async def test_events_written_before_the_chain_existed_are_chained_on_upgrade(
     database_url: str,
 ) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from tether.fakes.anthropic import FakeAnthropic
+from tether.fakes.serving import serve_on_loopback
 
 
 @dataclass
@@ -34,14 +35,5 @@ def start_fake(fake: FakeAnthropic | None = None) -> RunningFake:
     thread = threading.Thread(target=loop.run_forever, daemon=True, name="fake-anthropic")
     thread.start()
 
-    async def boot() -> tuple[web.AppRunner, int]:
-        runner = web.AppRunner(fake.app(), access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        return runner, server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    runner, port = asyncio.run_coroutine_threadsafe(boot(), loop).result(10)
-    return RunningFake(fake, f"http://127.0.0.1:{port}", loop, thread, runner)
+    runner, url = asyncio.run_coroutine_threadsafe(serve_on_loopback(fake.app()), loop).result(10)
+    return RunningFake(fake, url, loop, thread, runner)

@@ -13,7 +13,7 @@ from tether.admin.audit_schemas import AnchorOut, PruneIn, PruneOut, PublicKeyOu
 from tether.admin.filters import scope_from_query
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
-from tether.admin.schemas import AuditEventOut, ChainBreakOut, ChainReportOut
+from tether.admin.schemas import AuditEventOut, ChainBreakOut, ChainReportOut, ResultCountOut
 from tether.audit.anchors import key_id, public_key_text, sign_anchor
 from tether.audit.chain import ChainHead
 from tether.errors import BadRequest
@@ -24,6 +24,9 @@ from tether.web.headers import CHAIN_BASE_HEADER, CHAIN_HEAD_HEADER, NEXT_PAGE_H
 MAX_LIMIT = 10_000
 EXPORT_PAGE = 5000
 STORED = orjson.OPT_NON_STR_KEYS  # column names arrive as SQLAlchemy's str subclass
+DAY_MS = 24 * 3600 * 1000
+MAX_BUCKETS = 1440
+"""A day by the minute."""
 
 
 def _time_ms(name: str, value: str | None) -> int | None:
@@ -48,6 +51,16 @@ def _seq(name: str, value: str | None) -> int | None:
     return int(value)
 
 
+def _before(value: str | None) -> tuple[int, int] | None:
+    """``before=TS:SEQ`` from a previous newest-first page's ``X-Tether-Next-Page``."""
+    if value is None:
+        return None
+    ts, _, seq = value.partition(":")
+    if not ts.isdigit() or not seq.isdigit():
+        raise BadRequest(f"before={value!r} is not a cursor from a previous page (TS:SEQ)")
+    return int(ts), int(seq)
+
+
 def _limit(value: str | None) -> int:
     if value is None:
         return 500
@@ -60,7 +73,9 @@ def _limit(value: str | None) -> int:
     "GET",
     "/audit",
     "audit.query",
-    "Audit events in time order, filtered by agent, session, project, since/until, action",
+    "Audit events in chain order (?order=newest: newest time first), filtered by agent, "
+    "session, project, since/until, action (prefix), result; a cut list names its next page "
+    "in X-Tether-Next-Page (after_seq=N, or before=TS:SEQ when newest first)",
     response=AuditEventOut,
     many=True,
 )
@@ -69,6 +84,9 @@ async def query_audit(request: web.Request) -> web.Response:
     query = request.query
     scope = await scope_from_query(runtime, query)
     limit = _limit(query.get("limit"))
+    order = query.get("order", "oldest")
+    if order not in ("oldest", "newest"):
+        raise BadRequest(f"order={order!r}: use oldest or newest")
     rows = await runtime.audit_store.query(
         agent_id=scope.agent_id,
         project_id=scope.project_id,
@@ -76,7 +94,10 @@ async def query_audit(request: web.Request) -> web.Response:
         since_ms=_time_ms("since", query.get("since")),
         until_ms=_time_ms("until", query.get("until")),
         action_prefix=query.get("action"),
+        result=query.get("result"),
         after_seq=_seq("after_seq", query.get("after_seq")),
+        before=_before(query.get("before")),
+        newest_first=order == "newest",
         limit=limit + 1,
     )
     more = len(rows) > limit
@@ -103,8 +124,60 @@ async def query_audit(request: web.Request) -> web.Response:
     ]
     response = model_list_response(events)
     if more:
-        response.headers[NEXT_PAGE_HEADER] = f"after_seq={rows[-1]['seq']}"
+        last = rows[-1]
+        cursor = (
+            f"before={last['ts']}:{last['seq']}"
+            if order == "newest"
+            else f"after_seq={last['seq']}"
+        )
+        response.headers[NEXT_PAGE_HEADER] = cursor
     return response
+
+
+def _bucket_ms(value: str | None) -> int:
+    if value is None:
+        return 3600 * 1000
+    if not value.isdigit() or not 60 <= int(value) <= 86400:
+        raise BadRequest(f"bucket={value!r}: a whole number of seconds from 60 to 86400")
+    return int(value) * 1000
+
+
+@routes.route(
+    "GET",
+    "/audit/results",
+    "audit.results",
+    "Audit events counted per time bucket and result (?bucket= seconds, 3600 by default; "
+    "since/until, the last 24 h by default; project, agent); empty buckets are left out. "
+    "Every event of the window is read: keep the window to what you need",
+    response=ResultCountOut,
+    many=True,
+)
+async def count_results(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    query = request.query
+    scope = await scope_from_query(runtime, query)
+    bucket_ms = _bucket_ms(query.get("bucket"))
+    until = _time_ms("until", query.get("until"))
+    until = now_ms() if until is None else until
+    since = _time_ms("since", query.get("since"))
+    since = until - DAY_MS if since is None else since
+    if since >= until:
+        raise BadRequest("since must be before until")
+    if (until - since) // bucket_ms > MAX_BUCKETS:
+        raise BadRequest(f"that is more than {MAX_BUCKETS} buckets: use a longer bucket")
+    counts = await runtime.audit_store.count_by_result(
+        since_ms=since,
+        until_ms=until,
+        bucket_ms=bucket_ms,
+        project_id=scope.project_id,
+        agent_id=scope.agent_id,
+    )
+    return model_list_response(
+        [
+            ResultCountOut(start=iso_ms(c.start_ms) or "", result=c.result, count=c.count)
+            for c in counts
+        ]
+    )
 
 
 @routes.route(

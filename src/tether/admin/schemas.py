@@ -106,6 +106,9 @@ class KeyOut(BaseModel):
     created_at: str | None
     expires_at: str | None
     revoked_at: str | None
+    last_used_at: str | None = Field(
+        description="when the key last got a request through (written about once a second)"
+    )
 
     @classmethod
     def of(cls, key: AgentKey) -> KeyOut:
@@ -115,6 +118,7 @@ class KeyOut(BaseModel):
             created_at=iso_ms(key.created_at),
             expires_at=iso_ms(key.expires_at),
             revoked_at=iso_ms(key.revoked_at),
+            last_used_at=iso_ms(key.last_used_at),
         )
 
 
@@ -305,6 +309,12 @@ class AuditEventOut(BaseModel):
     attributes: dict[str, Any]
     seq: int | None
     hash: str | None
+
+
+class ResultCountOut(BaseModel):
+    start: str = Field(description="the bucket's start (buckets are aligned to the epoch)")
+    result: str
+    count: int
 
 
 class ChainBreakOut(BaseModel):

@@ -47,8 +47,10 @@ class OutboxDispatcher:
         alerts: BudgetAlerts,
         retry_base_ms: int = 2_000,
         poll_seconds: float = POLL_SECONDS,
+        public_url: str | None = None,
     ) -> None:
         self._retry_base_ms = retry_base_ms
+        self._public_url = public_url
         self._store = store
         self._webhooks = webhooks
         self._alerts = alerts
@@ -104,7 +106,7 @@ class OutboxDispatcher:
             return
         webhook, secret = found
         if webhook.kind == "slack":
-            body, headers = slack_request(item.event, item.payload, item.id)
+            body, headers = slack_request(item.event, item.payload, item.id, self._public_url)
         else:
             body, headers = generic_request(item.payload, item.id, secret)
         try:

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import time
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -28,7 +29,9 @@ def _lines(lines: list[str], empty: str) -> str:
     return "\n".join(lines) or empty
 
 
-def _approval_body(payload: dict[str, Any]) -> dict[str, Any]:
+def _approval_body(payload: dict[str, Any], public_url: str | None) -> dict[str, Any]:
+    """With a public URL, Approve / Deny links to the dashboard's approval page (the
+    decision is taken there, logged in); the CLI commands are always given."""
     approval_id = payload["approval_id"]
     text = (
         f":raised_hand: tether: agent {payload['agent']} (project {payload['project']}) asks to "
@@ -39,16 +42,34 @@ def _approval_body(payload: dict[str, Any]) -> dict[str, Any]:
         f"Approve: `tether approvals approve {approval_id}`\n"
         f'Deny: `tether approvals deny {approval_id} --reason "…"`'
     )
-    return {
-        "text": text,
-        "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": commands}},
-        ],
-    }
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": commands}},
+    ]
+    if public_url:
+        page = f"{public_url}/ui/approvals/{quote(approval_id)}"
+        links = [("Approve", "primary", "approve"), ("Deny", "danger", "deny")]
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": label},
+                        "style": style,
+                        "url": page,
+                        "action_id": f"tether_{action}_{approval_id}",
+                    }
+                    for label, style, action in links
+                ],
+            }
+        )
+        text += f"\n<{page}|Approve or deny in the dashboard>"
+        blocks[0]["text"]["text"] = text
+    return {"text": text, "blocks": blocks}
 
 
-def _guard_body(payload: dict[str, Any]) -> dict[str, Any]:
+def _guard_body(payload: dict[str, Any], _public_url: str | None) -> dict[str, Any]:
     text = (
         f":rotating_light: tether: guard `{payload['guard']}` tripped for agent {payload['agent']} "
         f"(project {payload['project']}) in session `{payload['session']}`: {payload['reason']} "
@@ -57,13 +78,13 @@ def _guard_body(payload: dict[str, Any]) -> dict[str, Any]:
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
 
 
-def _task_body(payload: dict[str, Any]) -> dict[str, Any]:
+def _task_body(payload: dict[str, Any], _public_url: str | None) -> dict[str, Any]:
     text = f":rotating_light: tether: {payload['summary']}"
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
 
 
 def slack_request(
-    event: str, payload: dict[str, Any], delivery_id: str
+    event: str, payload: dict[str, Any], delivery_id: str, public_url: str | None = None
 ) -> tuple[bytes, dict[str, str]]:
     renderers = {
         "approval.requested": _approval_body,
@@ -71,14 +92,14 @@ def slack_request(
         "task.needs_attention": _task_body,
         "task.drift": _task_body,
     }
-    body = renderers.get(event, _budget_body)(payload)
+    body = renderers.get(event, _budget_body)(payload, public_url)
     return orjson.dumps(body), {
         "Content-Type": "application/json",
         "X-Tether-Delivery": delivery_id,
     }
 
 
-def _budget_body(payload: dict[str, Any]) -> dict[str, Any]:
+def _budget_body(payload: dict[str, Any], _public_url: str | None) -> dict[str, Any]:
     tops = _lines(
         [
             f"• session `{s['session']}` ({s['agent']}): ${s['cost_usd']:.2f}, {s['state']}"

@@ -46,7 +46,7 @@ def list_(ctx: typer.Context, agent: str, as_json: bool = JsonOption) -> None:
     keys = client(ctx).call("GET", f"/agents/{agent}/keys")
     print_records(
         keys,
-        ["prefix", "created_at", "expires_at", "revoked_at", "id"],
+        ["prefix", "created_at", "last_used_at", "expires_at", "revoked_at", "id"],
         as_json,
         f"keys of {agent}",
     )

@@ -124,6 +124,25 @@ def up(
         raise typer.Exit(2) from None
 
 
+@app.command("demo")
+def demo(
+    port: int = typer.Option(8080, "--port", help="Where the demo's tether listens."),
+    minutes: float = typer.Option(5, "--minutes", min=0.1, help="How long the fleet runs."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the temporary data directory."),
+) -> None:
+    """tether, the fake Anthropic API and a misbehaving fleet: watch it at /ui."""
+    from tether.cli.demo import DemoOptions, run_demo
+    from tether.cli.event_loop import run_event_loop
+
+    try:
+        run_event_loop(run_demo(DemoOptions("127.0.0.1", port, minutes, keep)))
+    except OSError as exc:
+        errors.print(f"[red]error:[/red] cannot listen: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
 @app.command("migrate")
 def migrate(as_json: bool = JsonOption) -> None:
     """Bring the database (TETHER_DATABASE_URL, or SQLite in TETHER_DATA_DIR) to this

@@ -2,7 +2,8 @@
 
 Loaded at start-up and kept fresh by the change feed, so identifying a caller on the
 hot path is a dictionary lookup. A key this replica has not heard of yet is looked up
-in the store once, so a key issued on another replica works at once.
+in the store once, so a key issued on another replica works at once. Every key it
+admits is noted in ``KeyUse`` (last used, flushed in batches).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from tether.errors import AuthenticationFailed
 from tether.identity.bearer import hash_secret
+from tether.identity.key_use import KeyUse
 from tether.store.admin_tokens import AdminTokenStore
 from tether.store.agents import AgentStore
 from tether.store.aws_keys import AwsKeyStore
@@ -36,7 +38,9 @@ class Directory:
         agents: AgentStore,
         tokens: AdminTokenStore,
         aws_keys: AwsKeyStore | None = None,
+        key_use: KeyUse | None = None,
     ) -> None:
+        self._key_use = key_use
         self._aws_key_store = aws_keys
         self._aws_keys: dict[str, AgentAwsKey] = {}
         self._project_store = projects
@@ -96,6 +100,8 @@ class Directory:
         project = self._projects.get(agent.project_id) if agent else None
         if agent is None or project is None:
             raise AuthenticationFailed("the agent key is not valid", code="invalid_key")
+        if self._key_use is not None:
+            self._key_use.note(key.id)
         return AgentIdentity(agent=agent, project=project, key=key)
 
     async def aws_key(self, access_key_id: str) -> AgentAwsKey | None:

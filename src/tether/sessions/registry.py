@@ -6,14 +6,12 @@ while the decisions themselves are durable in the audit log.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
 
 from tether.errors import TetherError
+from tether.periodic import PeriodicFlush
 from tether.store.changes import Change
 from tether.store.clock import now_ms
 from tether.store.records import ActivityDelta, SessionRecord, SessionState
@@ -22,7 +20,6 @@ from tether.store.spend import SpendKey, SpendStore
 
 __all__ = ["SessionRegistry", "new_session_id"]
 
-log = logging.getLogger(__name__)
 
 CACHE_SIZE = 100_000
 FLUSH_SECONDS = 1.0
@@ -44,7 +41,7 @@ class SessionRegistry:
         self._latest: dict[str, tuple[str, int]] = {}
         self._activity: dict[str, ActivityDelta] = {}
         self._spend: dict[SpendKey, ActivityDelta] = {}
-        self._flusher: asyncio.Task[None] | None = None
+        self._flusher = PeriodicFlush("session activity", self.flush, FLUSH_SECONDS)
 
     async def open(self, session_id: str, agent_id: str, project_id: str) -> SessionRecord:
         """The session, created for this agent if it does not exist yet."""
@@ -125,15 +122,10 @@ class SessionRegistry:
         await self._store.record_activity({"": ActivityDelta()})
 
     def start(self) -> None:
-        self._flusher = asyncio.create_task(self._flush_forever(), name="session-activity")
+        self._flusher.start()
 
     async def stop(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-        with contextlib.suppress(TetherError):
-            await self.flush()
+        await self._flusher.stop()
 
     async def flush(self) -> None:
         activity, self._activity = self._activity, {}
@@ -157,11 +149,3 @@ class SessionRegistry:
         self._cache[session.id] = session
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
-
-    async def _flush_forever(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            try:
-                await self.flush()
-            except TetherError as exc:
-                log.warning("session activity not saved yet: %s", exc.message)

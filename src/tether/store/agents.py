@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.errors import Conflict, NotFound
@@ -50,6 +50,7 @@ def _key(row: Any) -> AgentKey:
         created_at=row.created_at,
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
     )
 
 
@@ -81,6 +82,24 @@ def _live(at_ms: int) -> Any:
         agent_keys.c.revoked_at.is_(None),
         or_(agent_keys.c.expires_at.is_(None), agent_keys.c.expires_at > at_ms),
     )
+
+
+_NOTE_USE = (
+    update(agent_keys)
+    .where(agent_keys.c.id == bindparam("key_id"))
+    .values(
+        last_used_at=case(
+            (
+                or_(
+                    agent_keys.c.last_used_at.is_(None),
+                    agent_keys.c.last_used_at < bindparam("at"),
+                ),
+                bindparam("at"),
+            ),
+            else_=agent_keys.c.last_used_at,
+        )
+    )
+)
 
 
 class AgentStore:
@@ -173,6 +192,15 @@ class AgentStore:
             query = query.where(agent_keys.c.agent_id == agent_id)
         async with self._db.read() as conn:
             return [_key(r) for r in await conn.execute(query)]
+
+    async def record_key_use(self, used: dict[str, int]) -> None:
+        """Move each key's ``last_used_at`` forward (never back: replicas flush in any
+        order), in one statement, in key-id order so concurrent flushes cannot deadlock."""
+        if not used:
+            return
+        rows = [{"key_id": key_id, "at": at} for key_id, at in sorted(used.items())]
+        async with self._db.write() as conn:
+            await conn.execute(_NOTE_USE, rows)
 
     async def key_by_hash(self, key_hash: str) -> AgentKey | None:
         async with self._db.read() as conn:

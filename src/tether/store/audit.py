@@ -3,18 +3,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import BigInteger, delete, func, literal_column, or_, select
 
 from tether.audit.chain import ChainHead, ChainReport, ChainWalker
 from tether.errors import BadRequest, Conflict
 from tether.store.database import Database
 from tether.store.schema import audit_chain, audit_events
 
-__all__ = ["AuditStore"]
+__all__ = ["AuditStore", "ResultCount"]
 
 VERIFY_PAGE = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class ResultCount:
+    start_ms: int
+    """The bucket's start: a multiple of the bucket's length since the epoch."""
+    result: str
+    count: int
 
 
 class AuditStore:
@@ -30,13 +39,35 @@ class AuditStore:
         since_ms: int | None = None,
         until_ms: int | None = None,
         action_prefix: str | None = None,
+        result: str | None = None,
         after_seq: int | None = None,
+        before: tuple[int, int] | None = None,
+        newest_first: bool = False,
         limit: int = 500,
     ) -> list[dict[str, Any]]:
-        """Events in the order they were written (chain order); ``after_seq`` pages on."""
-        query = select(audit_events).order_by(audit_events.c.seq).limit(limit)
+        """Events in the order they were written (chain order), ``after_seq`` paging on.
+
+        ``newest_first``: newest time first, ties in reverse chain order, ``before`` (the
+        last page's last ts and seq) paging back. By time because every filter's index
+        is (filter, ts): the newest page of an agent's events is read from the end of
+        its index, where reverse chain order would sort all of them first."""
+        if newest_first:
+            query = select(audit_events).order_by(
+                audit_events.c.ts.desc(), audit_events.c.seq.desc()
+            )
+        else:
+            query = select(audit_events).order_by(audit_events.c.seq)
+        query = query.limit(limit)
         if after_seq is not None:
             query = query.where(audit_events.c.seq > after_seq)
+        if before is not None:
+            ts, seq = before
+            query = query.where(
+                audit_events.c.ts <= ts,
+                or_(audit_events.c.ts < ts, audit_events.c.seq < seq),
+            )
+        if result:
+            query = query.where(audit_events.c.result == result)
         if agent_id:
             query = query.where(audit_events.c.agent_id == agent_id)
         if session_id:
@@ -51,6 +82,36 @@ class AuditStore:
             query = query.where(audit_events.c.action.startswith(action_prefix, autoescape=True))
         async with self._db.read() as conn:
             return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def count_by_result(
+        self,
+        *,
+        since_ms: int,
+        until_ms: int,
+        bucket_ms: int,
+        project_id: str | None = None,
+        agent_id: str | None = None,
+    ) -> list[ResultCount]:
+        """Events per time bucket and result, in bucket then result order; empty buckets
+        are left out. Reads every event of the window (through the ts index, or the
+        project's or agent's), so the caller bounds the window."""
+        # The length as a literal: PostgreSQL groups by the expression only when the
+        # SELECT and GROUP BY spell it alike, which two bound parameters do not.
+        length = literal_column(str(int(bucket_ms)), BigInteger)
+        start = (audit_events.c.ts // length) * length
+        query = (
+            select(start.label("start"), audit_events.c.result, func.count().label("n"))
+            .where(audit_events.c.ts >= since_ms, audit_events.c.ts < until_ms)
+            .group_by(start, audit_events.c.result)
+            .order_by(start, audit_events.c.result)
+        )
+        if project_id:
+            query = query.where(audit_events.c.project_id == project_id)
+        if agent_id:
+            query = query.where(audit_events.c.agent_id == agent_id)
+        async with self._db.read() as conn:
+            rows = await conn.execute(query)
+        return [ResultCount(int(r.start), r.result, int(r.n)) for r in rows]
 
     async def chain_head(self) -> ChainHead:
         async with self._db.read() as conn:

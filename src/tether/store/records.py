@@ -84,6 +84,7 @@ class AgentKey:
     created_at: int
     expires_at: int | None
     revoked_at: int | None
+    last_used_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

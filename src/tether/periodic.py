@@ -1,0 +1,43 @@
+"""Bookkeeping batched in memory and written every second or so: the loop that writes it,
+and once more at shutdown. A store that cannot take it now is logged, not fatal; the
+batch's owner keeps what was not written for the next round."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from tether.errors import TetherError
+
+__all__ = ["PeriodicFlush"]
+
+log = logging.getLogger(__name__)
+
+
+class PeriodicFlush:
+    def __init__(self, what: str, flush: Callable[[], Awaitable[None]], seconds: float) -> None:
+        self._what = what
+        self._flush = flush
+        self._seconds = seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._forever(), name=self._what)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(TetherError):
+            await self._flush()
+
+    async def _forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._seconds)
+            try:
+                await self._flush()
+            except TetherError as exc:
+                log.warning("%s not saved yet: %s", self._what, exc.message)
