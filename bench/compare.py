@@ -3,7 +3,7 @@ every control on (SQLite; SQLite with a client that names no session; PostgreSQL
 LiteLLM proxy, all started on this machine in front of the same fake Anthropic API and
 driven by one load generator. Writes the table to docs/benchmarks.md and prints it.
 
-    uv run python bench/compare.py              # the full run (about 6–8 minutes)
+    uv run python bench/compare.py              # the full run (about 6 to 8 minutes)
     uv run python bench/compare.py --quick      # about 2 minutes; prints only
     uv run python bench/compare.py --skip litellm,tether-pg --out /tmp/bench.md
 
@@ -15,7 +15,6 @@ the rest is measured. See docs/benchmarks.md for what is measured and how.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import shlex
@@ -58,22 +57,37 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="1.5 s phases; prints only")
-    parser.add_argument("--seconds", type=float, help="length of each measured phase (6; quick 1.5)")
+    parser.add_argument(
+        "--seconds", type=float, help="length of each measured phase (6; quick 1.5)"
+    )
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop clients (32)")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SERVERS)}")
     parser.add_argument("--skip", default="", help="comma-separated servers to leave out")
-    parser.add_argument("--pg-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres",
-                        help="where to create (and drop) the PostgreSQL database")
+    parser.add_argument(
+        "--pg-dsn",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="where to create (and drop) the PostgreSQL database",
+    )
     parser.add_argument("--litellm-venv", type=Path, default=litellm_proxy.DEFAULT_VENV)
-    parser.add_argument("--litellm-version", default=litellm_proxy.DEFAULT_VERSION,
-                        help="litellm[proxy] version to install, or 'latest'")
-    parser.add_argument("--out", type=Path, help="Markdown file to write the section into "
-                        "(default: docs/benchmarks.md for a full run of every server; none "
-                        "for --quick or a subset)")
+    parser.add_argument(
+        "--litellm-version",
+        default=litellm_proxy.DEFAULT_VERSION,
+        help="litellm[proxy] version to install, or 'latest'",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="Markdown file to write the section into "
+        "(default: docs/benchmarks.md for a full run of every server; none "
+        "for --quick or a subset)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the servers' logs and databases (kept anyway when one failed)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the servers' logs and databases (kept anyway when one failed)",
+    )
     args = parser.parse_args(argv)
     chosen = [s for s in args.only.split(",") if s] or list(SERVERS)
     skipped = {s for s in args.skip.split(",") if s}
@@ -121,7 +135,9 @@ def why_skip(server: ServerResult, kind: str, stream: bool, rate: int) -> str:
     return ""
 
 
-def measure(target: Target, result: ServerResult, args: argparse.Namespace, say: Callable[[str], None]) -> None:
+def measure(
+    target: Target, result: ServerResult, args: argparse.Namespace, say: Callable[[str], None]
+) -> None:
     result.rss_idle_mb = result.rss_peak_mb = target.rss_mb()
     for kind, stream, rate in plan(RATES):
         mode = "stream" if stream else "json"
@@ -131,7 +147,9 @@ def measure(target: Target, result: ServerResult, args: argparse.Namespace, say:
         else:
             tag = f"{target.key}-{kind}{rate}-{mode}-{time.monotonic_ns()}"
             if kind == "closed":
-                coro = closed_loop(target.endpoint, stream, args.concurrency, args.seconds, tag, target.probe)
+                coro = closed_loop(
+                    target.endpoint, stream, args.concurrency, args.seconds, tag, target.probe
+                )
             else:
                 coro = open_loop(target.endpoint, stream, rate, args.seconds, tag, target.probe)
             phase = run_async(coro)

@@ -12,7 +12,7 @@ INTRODUCTION = """\
 # Benchmarks
 
 What tether costs, measured on one machine with one command, side by side with the
-upstream itself, a bare Python pass-through and LiteLLM. Reproduce (about 6–8 minutes;
+upstream itself, a bare Python pass-through and LiteLLM. Reproduce (about 6 to 8 minutes;
 `--quick` in about 2 and writes nothing unless `--out` is given):
 
 ```sh

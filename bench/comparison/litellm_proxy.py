@@ -61,7 +61,9 @@ def ensure_installed(venv: Path, version: str, say: Callable[[str], None] = prin
     venv.parent.mkdir(parents=True, exist_ok=True)
     if uv:
         _run([uv, "venv", "-q", "--allow-existing", "--python", sys.executable, str(venv)], 120)
-        _run([uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), requirement], 600)
+        _run(
+            [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), requirement], 600
+        )
     else:
         _run([sys.executable, "-m", "venv", str(venv)], 120)
         _run([str(venv / "bin" / "pip"), "install", "-q", requirement], 900)

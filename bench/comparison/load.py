@@ -159,7 +159,9 @@ async def closed_loop(
                     conn.close()
                     conn = await pool.acquire()
 
-        await asyncio.wait_for(asyncio.gather(*[worker() for _ in range(concurrency)]), seconds + 60)
+        await asyncio.wait_for(
+            asyncio.gather(*[worker() for _ in range(concurrency)]), seconds + 60
+        )
         phase.elapsed = time.perf_counter() - start
         phase.cpu = _cpu_delta(cpu0, probe())
         phase.client_cpu = time.process_time() - client0
@@ -214,9 +216,8 @@ async def open_loop(
             if delay > 0:
                 await asyncio.sleep(delay)
             if in_flight >= backlog_cap:
-                phase.overloaded = (
-                    f"backlog passed {backlog_cap} requests after {time.perf_counter() - start:.1f} s"
-                )
+                after = time.perf_counter() - start
+                phase.overloaded = f"backlog passed {backlog_cap} requests after {after:.1f} s"
                 break
             task = asyncio.create_task(one(i, due))
             tasks.add(task)
@@ -226,7 +227,9 @@ async def open_loop(
         if tasks and not phase.overloaded:
             _, pending = await asyncio.wait(set(tasks), timeout=grace)
             if pending:
-                phase.overloaded = f"{len(pending)} requests unanswered {grace:.0f} s after the last"
+                phase.overloaded = (
+                    f"{len(pending)} requests unanswered {grace:.0f} s after the last"
+                )
         phase.elapsed = max(last_done, start + total / rate) - start
         phase.cpu = _cpu_delta(cpu0, probe())
         phase.client_cpu = time.process_time() - client0

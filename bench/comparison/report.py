@@ -64,11 +64,21 @@ def latency_cell(phase: Phase | None, base: Phase | None) -> str:
     return " / ".join(f"{phase.pct(q) - base.pct(q):+.2f}" for q in (50, 95, 99))
 
 
+def added(server: ServerResult, direct: ServerResult | None, stream: bool, rate: int) -> str:
+    """The latency cell of ``server`` at an open-loop ``rate``, over the upstream's."""
+    base = direct.phase("open", stream, rate) if direct is not None else None
+    return latency_cell(server.phase("open", stream, rate), base)
+
+
 def goals(run: Run) -> list[Goal]:
     """The targets of issue #17, each against what this run measured."""
     found: list[Goal] = []
     sqlite, pg = run.server("tether-sqlite"), run.server("tether-pg")
-    fresh, litellm, direct = run.server("tether-new-session"), run.server("litellm"), run.server("direct")
+    fresh, litellm, direct = (
+        run.server("tether-new-session"),
+        run.server("litellm"),
+        run.server("direct"),
+    )
 
     for server, floor, name in ((sqlite, 2000, "SQLite"), (pg, 1000, "PostgreSQL")):
         best = server.max_throughput() if server else None
@@ -98,8 +108,8 @@ def goals(run: Run) -> list[Goal]:
     theirs = litellm.max_throughput() if litellm else None
     ratio = best / theirs if best and theirs else None
     found.append(Goal(
-        "tether (SQLite) ≥ 25× LiteLLM's throughput",
-        "—" if ratio is None else f"{ratio:,.1f}× ({best:,.0f} vs {theirs:,.0f} req/s)",
+        "tether (SQLite) ≥ 25× LiteLLM's throughput",  # noqa: RUF001
+        "—" if ratio is None else f"{ratio:,.1f}× ({best:,.0f} vs {theirs:,.0f} req/s)",  # noqa: RUF001
         None if ratio is None else ratio >= 25,
     ))  # fmt: skip
     return found
@@ -165,8 +175,8 @@ def render(run: Run) -> str:
             _cpu(closed_json),
             _cpu(slow),
             f"{s.rss_idle_mb:,.0f} → {s.rss_peak_mb:,.0f}",
-            latency_cell(s.phase("open", False, 300), direct and direct.phase("open", False, 300)),
-            latency_cell(s.phase("open", True, 300), direct and direct.phase("open", True, 300)),
+            added(s, direct, False, 300),
+            added(s, direct, True, 300),
         ])  # fmt: skip
     out += _table(
         ["server", "max req/s", "max req/s, streaming", "CPU ms/req at max",
@@ -178,13 +188,8 @@ def render(run: Run) -> str:
     out += _table(["target", "measured", ""], [[g.text, g.measured, g.verdict] for g in goals(run)])
     out += ["", "### Added latency at each open-loop rate (P50 / P95 / P99, ms)", ""]
     modes = [(False, rate) for rate in run.rates] + [(True, 300)]
-    rows = [
-        [s.label] + [
-            latency_cell(s.phase("open", stream, rate), direct and direct.phase("open", stream, rate))
-            for stream, rate in modes
-        ]
-        for s in measured
-    ]  # fmt: skip
+
+    rows = [[s.label] + [added(s, direct, st, rate) for st, rate in modes] for s in measured]
     out += _table(
         ["server"] + [f"{r:,} req/s{', streaming' if st else ''}" for st, r in modes], rows
     )
@@ -200,7 +205,9 @@ def render(run: Run) -> str:
                 " / ".join(_num(p.pct(q)) for q in (50, 95, 99)), _cpu(p),
                 f"{p.errors:,}" + (f" ({p.error_sample})" if p.error_sample else ""),
             ])  # fmt: skip
-    out += _table(["server", "", "req/s", "latency P50 / P95 / P99 ms", "CPU ms/req", "errors"], rows)
+    out += _table(
+        ["server", "", "req/s", "latency P50 / P95 / P99 ms", "CPU ms/req", "errors"], rows
+    )
     out += ["", "### The servers", ""]
     for s in run.servers:
         if s.unavailable:

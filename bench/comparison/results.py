@@ -28,7 +28,9 @@ class ServerResult:
 
     def phase(self, kind: str, stream: bool, rate: int = 0) -> Phase | None:
         for phase in self.phases:
-            if (phase.kind, phase.stream) == (kind, stream) and (kind == "closed" or phase.rate == rate):
+            if (phase.kind, phase.stream) == (kind, stream) and (
+                kind == "closed" or phase.rate == rate
+            ):
                 return phase
         return None
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from harness import free_port
+
 from comparison import litellm_proxy
 from comparison.load import MODEL, Endpoint
 from comparison.processes import Server, cpu_seconds, process_tree, rss_mb
-from harness import free_port
 
 UPSTREAM_KEY = "sk-ant-bench-upstream"
 ADMIN_TOKEN = "tta_bench_compare_admin_token_0123456789abcdef"
@@ -150,7 +151,9 @@ def start_tether(
     lab.stack.callback(admin.close)
     admin.post("/projects", json={"name": "bench"}).raise_for_status()
     admin.put("/projects/bench/policy", json={"source": POLICY}).raise_for_status()
-    admin.put("/projects/bench/credentials/anthropic", json={"secret": UPSTREAM_KEY}).raise_for_status()
+    admin.put(
+        "/projects/bench/credentials/anthropic", json={"secret": UPSTREAM_KEY}
+    ).raise_for_status()
     for period in ("daily", "session"):
         admin.put(
             "/budgets", json={"project": "bench", "period": period, "limit_usd": 1_000_000}
@@ -243,9 +246,7 @@ def start_litellm(lab: Lab, venv: Path, version: str) -> Target:
     port = free_port()
     config = lab.workdir / "litellm.yaml"
     litellm_proxy.write_config(config, MODEL, lab.upstream_url, UPSTREAM_KEY)
-    server = lab.start(
-        "litellm", litellm_proxy.argv(executable, config, port), litellm_proxy.env()
-    )
+    server = lab.start("litellm", litellm_proxy.argv(executable, config, port), litellm_proxy.env())
     try:
         server.wait_ready(f"http://127.0.0.1:{port}/health/liveliness", 180)
     except RuntimeError as exc:
@@ -253,9 +254,7 @@ def start_litellm(lab: Lab, venv: Path, version: str) -> Target:
     return Target(
         "litellm",
         f"LiteLLM {installed} proxy, no database",
-        Endpoint(
-            "127.0.0.1", port, {"x-api-key": litellm_proxy.MASTER_KEY, **ANTHROPIC_VERSION}
-        ),
+        Endpoint("127.0.0.1", port, {"x-api-key": litellm_proxy.MASTER_KEY, **ANTHROPIC_VERSION}),
         [server],
         notes=[
             f"LiteLLM {installed}, `--num_workers 1`, `/v1/messages` to the same upstream, "
