@@ -35,8 +35,9 @@ from comparison.document import write_section
 from comparison.load import Phase, closed_loop, open_loop
 from comparison.processes import wait_idle
 from comparison.report import render
-from comparison.results import Machine, Run, ServerResult, fsync_ms, load_average
+from comparison.results import Machine, Run, ServerResult, fsync_ms, load_average, tether_revision
 from comparison.targets import (
+    TETHER_CONTROLS,
     Lab,
     Target,
     start_litellm,
@@ -104,6 +105,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+OUTPUT_OPTIONS = {"--out": 1, "--json": 1, "--no-write": 0, "--keep": 0}
+
+
+def measuring_options(argv: list[str]) -> list[str]:
+    """``argv`` without the options that only say where results go: the command that
+    reproduces the figures."""
+    kept, skip = [], 0
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if skip:
+            skip -= 1
+        elif name in OUTPUT_OPTIONS:
+            skip = OUTPUT_OPTIONS[name] if "=" not in arg else 0
+        else:
+            kept.append(arg)
+    return kept
+
+
 def plan(rates: list[int]) -> list[tuple[str, bool, int]]:
     """(kind, streaming, rate) in the order run: the maximum first, then rising rates."""
     return [("closed", False, 0), ("closed", True, 0)] + [
@@ -131,7 +150,7 @@ def why_skip(server: ServerResult, kind: str, stream: bool, rate: int) -> str:
         return f"its maximum was {best:,.0f} req/s"
     for phase in server.phases:
         if phase.kind == "open" and not phase.stream and phase.rate <= rate and not phase.measured:
-            return f"{phase.rate:,} req/s already was"
+            return f"{phase.rate:,} req/s (JSON) already was"
     return ""
 
 
@@ -204,7 +223,9 @@ LABELS = {
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    command = "uv run python bench/compare.py" + "".join(f" {shlex.quote(a)}" for a in argv)
+    command = "uv run python bench/compare.py" + "".join(
+        f" {shlex.quote(a)}" for a in measuring_options(argv)
+    )
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -217,6 +238,9 @@ def main(argv: list[str]) -> int:
         command, "quick" if args.quick else "full", args.seconds, args.concurrency, RATES,
         Machine.here(),
     )  # fmt: skip
+    run.software = tether_revision(REPO)
+    if any(key.startswith("tether") for key in args.servers):
+        run.notes.append(TETHER_CONTROLS)
     began = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="tether-compare-"))
     run.machine.fsync_ms = fsync_ms(workdir)

@@ -148,9 +148,10 @@ def render(run: Run) -> str:
     out = [
         "## Gateway side by side",
         "",
-        f"Measured {run.started:%Y-%m-%d %H:%M} UTC on {m.cores} cores ({m.cpu}), {m.python}, "
-        f"{m.system}; a 4 KiB write + fsync takes {_num(m.fsync_ms)} ms there (durable "
-        f"commits wait for it); load average {m.load_before} before and {m.load_after} after "
+        f"{run.software or 'tether'}, measured {run.started:%Y-%m-%d %H:%M} UTC on {m.cores} "
+        f"cores ({m.cpu}), {m.python}, {m.system}; a 4 KiB write + fsync takes "
+        f"{_num(m.fsync_ms)} ms where the SQLite databases are (durable commits wait for it); "
+        f"load average {m.load_before} before and {m.load_after} after "
         f"({run.minutes:.1f} minutes, {run.mode} run: {run.seconds:g} s a phase). Reproduce:",
         "",
         "```sh",
@@ -209,12 +210,13 @@ def render(run: Run) -> str:
         ["server", "", "req/s", "latency P50 / P95 / P99 ms", "CPU ms/req", "errors"], rows
     )
     out += ["", "### The servers", ""]
+    out += [f"- {note}." for note in run.notes]
     for s in run.servers:
         if s.unavailable:
             out.append(f"- **{s.label}: not measured** — {s.unavailable}")
             continue
         details = s.notes + ([s.check] if s.check else [])
-        out.append(f"- **{s.label}**: " + "; ".join(details) + ".")
+        out.append(f"- **{s.label}**: " + ("; ".join(details) or "as above") + ".")
     out += ["", *METHOD]
     if any(_client_bound(p) for s in measured for p in s.phases):
         out.append(
@@ -238,8 +240,8 @@ METHOD = [
     "answers, and latency counts from the scheduled time, so falling behind shows.",
     "- A rate is **overloaded** (no latency given) when the backlog passes half a second of "
     "requests, when answers are still missing a grace period after the last request was due, "
-    "when under 90 % are answered by the time the last is due (under 90 % of the rate "
-    "answered), or when more than 1 % fail; a rate above a "
+    "when the answers come at under 90 % of the rate (from the first request to the last "
+    "answer, less one median latency), or when more than 1 % fail; a rate above a "
     "server's closed-loop maximum, or above a rate it already could not sustain, is not run.",
     "- CPU per request: user + system time of the server's processes (every thread, and any "
     "child process) from `/proc`, over the measured window, divided by the requests answered.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,6 +87,30 @@ def fsync_ms(directory: Path, times: int = 40) -> float:
     return statistics.median(samples)
 
 
+def tether_revision(repo: Path) -> str:
+    """The tether measured: its version and git commit (marked when the tree has changes)."""
+    from tether import __version__
+
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"tether {__version__}"
+    return f"tether {__version__} at commit {commit}" + (" with local changes" if dirty else "")
+
+
 def load_average() -> str:
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -101,9 +126,12 @@ class Run:
     concurrency: int
     rates: list[int]
     machine: Machine
+    software: str = ""
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     minutes: float = 0.0
     servers: list[ServerResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What holds for several servers (printed before them)."""
 
     def server(self, key: str) -> ServerResult | None:
         return next((s for s in self.servers if s.key == key and not s.unavailable), None)
@@ -123,9 +151,9 @@ class Run:
 
         return {
             "command": self.command, "mode": self.mode, "seconds": self.seconds,
-            "concurrency": self.concurrency, "rates": self.rates,
+            "concurrency": self.concurrency, "rates": self.rates, "software": self.software,
             "machine": vars(self.machine), "started": self.started.isoformat(),
-            "minutes": self.minutes,
+            "minutes": self.minutes, "notes": self.notes,
             "servers": [
                 {
                     "key": s.key, "label": s.label, "notes": s.notes, "unavailable": s.unavailable,

@@ -39,10 +39,13 @@ forbid(principal, action, resource) when { resource.tags.env == "prod" };
 """The README's example policy: its ``forbid`` rule means every model call is evaluated."""
 
 TETHER_CONTROLS = (
-    "agent key (identity), a session, the guards at their defaults (repeat, tool repeat, "
-    "retries, no progress, circuit breaker), the README's Cedar policy (with a `forbid` "
-    "rule), a daily project budget and a per-session limit reserved and settled on every "
-    "call, the hash-chained audit trail durable before each answer"
+    "**tether, every run**: `tether up` (one process), every control on: the agent's key "
+    "(identity); a session (`X-Claude-Code-Session-Id`, a new one each phase; without the "
+    "header one per conversation, here one per call); the guards at their defaults (repeat, "
+    "tool repeat, retries, no progress, circuit breaker); the README's Cedar policy, whose "
+    "`forbid` rule makes every model call evaluated; a daily project budget and a "
+    "per-session limit, reserved and settled on every call; the hash-chained audit trail, "
+    "durable before each answer (SQLite `synchronous=FULL`, the default)"
 )
 
 
@@ -189,7 +192,6 @@ def start_tether(
             "X-Claude-Code-Session-Id" if session_header else None,
         ),
         [server],
-        notes=[f"controls on: {TETHER_CONTROLS}"],
         check=check,
     )
 
