@@ -233,7 +233,9 @@ def main(argv: list[str]) -> int:
     def stop_on_signal(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
+    # Also SIGINT: a run started in the background inherits it ignored.
     signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGINT, stop_on_signal)
     run = Run(
         command, "quick" if args.quick else "full", args.seconds, args.concurrency, RATES,
         Machine.here(),
@@ -287,4 +289,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt as stopped:
+        print(f"\ninterrupted ({stopped or 'Ctrl-C'}); every server was stopped", file=sys.stderr)
+        sys.exit(130)
