@@ -12,7 +12,8 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
-import httpx
+from harness import cpu_seconds as process_cpu_seconds
+from harness import wait_http
 
 PR_SET_PDEATHSIG = 1
 
@@ -57,18 +58,10 @@ class Server:
         return ""
 
     def wait_ready(self, url: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise RuntimeError(
-                    f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}"
-                )
-            try:
-                httpx.get(url, timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not answer {url} within {timeout:.0f} s")
+        try:
+            wait_http(url, timeout, self.proc)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{self.name} {exc}:\n{self.tail()}") from None
 
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM to its process group, SIGKILL if it is still there after ``timeout``."""
@@ -102,12 +95,11 @@ def process_tree(pid: int) -> list[int]:
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time used so far by these processes, all their threads."""
-    total = 0
+    total = 0.0
     for pid in pids:
         with suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            total += process_cpu_seconds(pid)
+    return total
 
 
 def rss_mb(pids: list[int]) -> float:
