@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import uuid
 from collections.abc import Callable
@@ -202,11 +203,17 @@ def create_postgres_database(lab: Lab, admin_dsn: str) -> tuple[str, Callable[[]
     not a process on this machine."""
     name = f"tether_bench_{uuid.uuid4().hex[:10]}"
 
-    async def create() -> int:
+    async def create() -> int | None:
+        """Creates the database; returns the server's main process id while this session's
+        backend (its child) is alive to be asked, None where that is not visible here."""
         conn = await asyncpg.connect(admin_dsn, timeout=5)
         try:
             await conn.execute(f'CREATE DATABASE "{name}"')
-            return int(await conn.fetchval("SELECT pg_backend_pid()"))
+            backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+            with suppress(OSError, ValueError, IndexError):
+                stat = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
+                return int(stat[1])
+            return None
         finally:
             await conn.close()
 
@@ -217,15 +224,13 @@ def create_postgres_database(lab: Lab, admin_dsn: str) -> tuple[str, Callable[[]
         finally:
             await conn.close()
 
-    backend = asyncio.run(create())
+    postmaster = asyncio.run(create())
     lab.stack.callback(lambda: asyncio.run(drop()))
     reader: Callable[[], float] | None = None
-    with suppress(OSError, ValueError, IndexError):
-        stat = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
-        postmaster = int(stat[1])
+    if postmaster is not None:
         reader = lambda: cpu_seconds(process_tree(postmaster))  # noqa: E731
-    host_db = admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return f"{host_db}/{name}", reader
+    server = re.sub(r"^postgres(ql)?://", "postgresql+asyncpg://", admin_dsn.rsplit("/", 1)[0])
+    return f"{server}/{name}", reader
 
 
 def start_tether_postgres(lab: Lab, admin_dsn: str) -> Target:
