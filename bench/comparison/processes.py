@@ -8,7 +8,9 @@ import ctypes
 import os
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 
@@ -123,3 +125,52 @@ def wait_idle(pids: list[int], timeout: float = 15, busy: float = 0.1) -> None:
         if now - before < busy * 0.25:
             return
         before = now
+
+
+def title(pid: int) -> str:
+    """A process's command line, which PostgreSQL sets to what the process is doing."""
+    with suppress(OSError):
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    return ""
+
+
+class ChangingTreeCpu:
+    """CPU used by the processes below ``root`` that ``keep`` (by their title) since this
+    started: sampled in a thread, so processes that exit between two reads (connections a
+    pool closes) still count, and processes started later count from their start."""
+
+    def __init__(self, root: int, keep: Callable[[str], bool], interval: float = 0.1) -> None:
+        self.root, self.keep, self.interval = root, keep, interval
+        self._used: dict[int, tuple[float, float]] = {}  # pid: (CPU when first seen, last)
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._sample(first=True)
+        self._thread = threading.Thread(target=self._run, daemon=True, name="pg-cpu")
+        self._thread.start()
+
+    def _sample(self, first: bool = False) -> None:
+        for pid in process_tree(self.root)[1:]:
+            if not self.keep(title(pid)):
+                continue
+            try:
+                cpu = process_cpu_seconds(pid)
+            except OSError:
+                continue
+            with self._lock:
+                start = self._used.get(pid, (cpu if first else 0.0, 0.0))[0]
+                self._used[pid] = (start, cpu)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            self._sample()
+
+    def __call__(self) -> float:
+        self._sample()
+        with self._lock:
+            return sum(last - start for start, last in self._used.values())
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(5)

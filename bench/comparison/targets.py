@@ -19,9 +19,10 @@ from harness import free_port
 
 from comparison import litellm_proxy
 from comparison.load import MODEL, Endpoint
-from comparison.processes import Server, cpu_seconds, process_tree, rss_mb
+from comparison.processes import ChangingTreeCpu, Server, cpu_seconds, process_tree, rss_mb
 
 UPSTREAM_KEY = "sk-ant-bench-upstream"
+PG_HELPERS = ("walwriter", "checkpointer", "background writer")
 ADMIN_TOKEN = "tta_bench_compare_admin_token_0123456789abcdef"
 ANTHROPIC_VERSION = {"anthropic-version": "2023-06-01"}
 HERE = Path(__file__).resolve().parent
@@ -198,9 +199,9 @@ def start_tether(
 
 
 def create_postgres_database(lab: Lab, admin_dsn: str) -> tuple[str, Callable[[], float] | None]:
-    """A fresh database (dropped at the end) and a reader of the PostgreSQL server's CPU
-    (every backend and helper process: WAL writer, checkpointer), None where the server is
-    not a process on this machine."""
+    """A fresh database (dropped at the end) and a reader of the CPU PostgreSQL spends on it
+    (its backends, and the WAL writer, checkpointer and background writer), None where the
+    server is not a process on this machine."""
     name = f"tether_bench_{uuid.uuid4().hex[:10]}"
 
     async def create() -> int | None:
@@ -228,7 +229,12 @@ def create_postgres_database(lab: Lab, admin_dsn: str) -> tuple[str, Callable[[]
     lab.stack.callback(lambda: asyncio.run(drop()))
     reader: Callable[[], float] | None = None
     if postmaster is not None:
-        reader = lambda: cpu_seconds(process_tree(postmaster))  # noqa: E731
+
+        def ours(process_title: str) -> bool:
+            return f" {name} " in process_title or any(h in process_title for h in PG_HELPERS)
+
+        reader = ChangingTreeCpu(postmaster, ours)
+        lab.stack.callback(reader.close)
     server = re.sub(r"^postgres(ql)?://", "postgresql+asyncpg://", admin_dsn.rsplit("/", 1)[0])
     return f"{server}/{name}", reader
 
@@ -239,8 +245,9 @@ def start_tether_postgres(lab: Lab, admin_dsn: str) -> Target:
     if pg_cpu is not None:
         target.extra_cpu["postgres"] = pg_cpu
         target.notes.append(
-            "PostgreSQL's own CPU (the whole server: backends, WAL writer, checkpointer) is "
-            "counted apart; other users of the same server add to it"
+            "PostgreSQL's own CPU (the bench database's backends, and the WAL writer, "
+            "checkpointer and background writer, which other users of the server share) is "
+            "counted apart"
         )
     else:
         target.notes.append("PostgreSQL is not a process on this machine: its CPU is not counted")
