@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
 import shlex
 import shutil
 import signal
@@ -292,5 +293,6 @@ if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1:]))
     except KeyboardInterrupt as stopped:
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # the phase cut short
         print(f"\ninterrupted ({stopped or 'Ctrl-C'}); every server was stopped", file=sys.stderr)
         sys.exit(130)

@@ -135,6 +135,25 @@ def _added_goal(server: ServerResult | None, direct: ServerResult | None, name: 
     return Goal(text, "; ".join(parts), met)
 
 
+BUSY = 0.5
+"""A one-minute load average at the start above this: the machine was not quiet."""
+
+
+def busy_warning(run: Run) -> list[str]:
+    try:
+        load = float(run.machine.load_before.split()[0])
+    except (IndexError, ValueError):
+        return []
+    if load < BUSY:
+        return []
+    return [
+        f"**The machine was not quiet** (load average {load:.2f} over the minute before the "
+        "run): other work competed for the cores and the disk, so these figures are noisy. "
+        "Re-run the command on an idle machine before quoting them.",
+        "",
+    ]
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
@@ -158,6 +177,7 @@ def render(run: Run) -> str:
         run.command,
         "```",
         "",
+        *busy_warning(run),
         "### Summary",
         "",
         "Added latency is over the same requests sent straight to the upstream (P50 / P95 / "
