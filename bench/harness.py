@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -41,9 +42,15 @@ async def timed(n: int, call: Callable[[int], Awaitable[object]]) -> list[float]
     return samples
 
 
-def wait_http(url: str, timeout: float = 30) -> None:
+def wait_http(
+    url: str, timeout: float = 30, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Until ``url`` answers; raises if it does not in ``timeout`` s, or if ``process`` (the
+    server behind it) exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode} before {url} answered")
         try:
             httpx.get(url, timeout=1)
             return

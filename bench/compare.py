@@ -1,0 +1,298 @@
+"""Side by side, one run: the upstream directly, a bare aiohttp pass-through, tether with
+every control on (SQLite; SQLite with a client that names no session; PostgreSQL) and
+LiteLLM proxy, all started on this machine in front of the same fake Anthropic API and
+driven by one load generator. Writes the table to docs/benchmarks.md and prints it.
+
+    uv run python bench/compare.py              # the full run (about 6 to 8 minutes)
+    uv run python bench/compare.py --quick      # about 2 minutes; prints only
+    uv run python bench/compare.py --skip litellm,tether-pg --out /tmp/bench.md
+
+Every server is stopped at the end, also on an error or Ctrl-C. A server that cannot be
+installed or started (LiteLLM offline, PostgreSQL absent) is reported with the reason and
+the rest is measured. See docs/benchmarks.md for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import uvloop
+from comparison import litellm_proxy
+from comparison.document import write_section
+from comparison.load import Phase, closed_loop, open_loop
+from comparison.processes import wait_idle
+from comparison.report import render
+from comparison.results import Machine, Run, ServerResult, fsync_ms, load_average, tether_revision
+from comparison.targets import (
+    TETHER_CONTROLS,
+    Lab,
+    Target,
+    start_litellm,
+    start_passthrough,
+    start_tether,
+    start_tether_postgres,
+    start_upstream,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+SERVERS = ["direct", "passthrough", "tether-sqlite", "tether-new-session", "tether-pg", "litellm"]
+RATES = [30, 100, 300, 1000]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench/compare.py", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="1.5 s phases; prints only")
+    parser.add_argument(
+        "--seconds", type=float, help="length of each measured phase (6; quick 1.5)"
+    )
+    parser.add_argument("--concurrency", type=int, default=32, help="closed-loop clients (32)")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SERVERS)}")
+    parser.add_argument("--skip", default="", help="comma-separated servers to leave out")
+    parser.add_argument(
+        "--pg-dsn",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="where to create (and drop) the PostgreSQL database",
+    )
+    parser.add_argument("--litellm-venv", type=Path, default=litellm_proxy.DEFAULT_VENV)
+    parser.add_argument(
+        "--litellm-version",
+        default=litellm_proxy.DEFAULT_VERSION,
+        help="litellm[proxy] version to install, or 'latest'",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="Markdown file to write the section into "
+        "(default: docs/benchmarks.md for a full run of every server; none "
+        "for --quick or a subset)",
+    )
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the servers' logs and databases (kept anyway when one failed)",
+    )
+    args = parser.parse_args(argv)
+    chosen = [s for s in args.only.split(",") if s] or list(SERVERS)
+    skipped = {s for s in args.skip.split(",") if s}
+    unknown = (set(chosen) | skipped) - set(SERVERS)
+    if unknown:
+        parser.error(f"unknown server(s) {', '.join(sorted(unknown))}; known: {', '.join(SERVERS)}")
+    args.servers = [s for s in SERVERS if s in chosen and s not in skipped]
+    if args.seconds is None:
+        args.seconds = 1.5 if args.quick else 6.0
+    if args.out is None and not args.quick and args.servers == SERVERS:
+        args.out = REPO / "docs" / "benchmarks.md"
+    if args.no_write:
+        args.out = None
+    return args
+
+
+OUTPUT_OPTIONS = {"--out": 1, "--json": 1, "--no-write": 0, "--keep": 0}
+
+
+def measuring_options(argv: list[str]) -> list[str]:
+    """``argv`` without the options that only say where results go: the command that
+    reproduces the figures."""
+    kept, skip = [], 0
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if skip:
+            skip -= 1
+        elif name in OUTPUT_OPTIONS:
+            skip = OUTPUT_OPTIONS[name] if "=" not in arg else 0
+        else:
+            kept.append(arg)
+    return kept
+
+
+def plan(rates: list[int]) -> list[tuple[str, bool, int]]:
+    """(kind, streaming, rate) in the order run: the maximum first, then rising rates."""
+    return [("closed", False, 0), ("closed", True, 0)] + [
+        ("open", False, rate) for rate in rates
+    ] + [("open", True, 300)]  # fmt: skip
+
+
+def run_async(coro: Coroutine[Any, Any, Phase]) -> Phase:
+    """One phase on a fresh uvloop, the garbage collector held off while it measures."""
+    gc.collect()
+    gc.disable()
+    try:
+        return uvloop.run(coro)
+    finally:
+        gc.enable()
+
+
+def why_skip(server: ServerResult, kind: str, stream: bool, rate: int) -> str:
+    """A rate that cannot be sustained is not run: above the closed-loop maximum, or above a
+    lower rate that was already overloaded."""
+    if kind == "closed":
+        return ""
+    best = server.max_throughput(stream)
+    if best is not None and best < rate:
+        return f"its maximum was {best:,.0f} req/s"
+    for phase in server.phases:
+        if phase.kind == "open" and not phase.stream and phase.rate <= rate and not phase.measured:
+            return f"{phase.rate:,} req/s (JSON) already was"
+    return ""
+
+
+def measure(
+    target: Target, result: ServerResult, args: argparse.Namespace, say: Callable[[str], None]
+) -> None:
+    result.rss_idle_mb = result.rss_peak_mb = target.rss_mb()
+    for kind, stream, rate in plan(RATES):
+        mode = "stream" if stream else "json"
+        reason = why_skip(result, kind, stream, rate)
+        if reason:
+            phase = Phase(kind, stream, rate=rate, skipped=reason)
+        else:
+            tag = f"{target.key}-{kind}{rate}-{mode}-{time.monotonic_ns()}"
+            if kind == "closed":
+                coro = closed_loop(
+                    target.endpoint, stream, args.concurrency, args.seconds, tag, target.probe
+                )
+            else:
+                coro = open_loop(target.endpoint, stream, rate, args.seconds, tag, target.probe)
+            phase = run_async(coro)
+            phase.rss_mb = target.rss_mb()
+            result.rss_peak_mb = max(result.rss_peak_mb, phase.rss_mb)
+            wait_idle(target.pids())
+        result.phases.append(phase)
+        say(f"  {target.key:<20} {phase.name:<24} {summary(phase)}")
+
+
+def summary(phase: Phase) -> str:
+    if phase.skipped:
+        return f"overloaded (not run: {phase.skipped})"
+    text = (
+        f"{phase.throughput:8,.0f} req/s  P50/P99 {phase.pct(50):6.2f}/{phase.pct(99):7.2f} ms"
+        f"  CPU {phase.cpu_ms_per_request():.3f} ms/req"
+    )
+    if "postgres" in phase.cpu:
+        text += f" (+{phase.cpu_ms_per_request('postgres'):.3f} PostgreSQL)"
+    if phase.overloaded:
+        text += f"  OVERLOADED: {phase.overloaded}"
+    if phase.errors:
+        text += f"  errors {phase.errors}: {phase.error_sample[:120]}"
+    return text
+
+
+def start(key: str, lab: Lab, args: argparse.Namespace) -> Target:
+    if key == "passthrough":
+        return start_passthrough(lab)
+    if key == "tether-sqlite":
+        return start_tether(lab, key, "tether, every control on, SQLite")
+    if key == "tether-new-session":
+        return start_tether(
+            lab, key, "tether, SQLite, no session header (a new session every call)",
+            session_header=False,
+        )  # fmt: skip
+    if key == "tether-pg":
+        return start_tether_postgres(lab, args.pg_dsn)
+    if key == "litellm":
+        return start_litellm(lab, args.litellm_venv, args.litellm_version)
+    raise ValueError(key)
+
+
+LABELS = {
+    "passthrough": "bare aiohttp pass-through",
+    "tether-sqlite": "tether, every control on, SQLite",
+    "tether-new-session": "tether, SQLite, no session header",
+    "tether-pg": "tether, every control on, PostgreSQL",
+    "litellm": "LiteLLM proxy, no database",
+}
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    command = "uv run python bench/compare.py" + "".join(
+        f" {shlex.quote(a)}" for a in measuring_options(argv)
+    )
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    def stop_on_signal(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    # Also SIGINT: a run started in the background inherits it ignored.
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGINT, stop_on_signal)
+    run = Run(
+        command, "quick" if args.quick else "full", args.seconds, args.concurrency, RATES,
+        Machine.here(),
+    )  # fmt: skip
+    run.software = tether_revision(REPO)
+    if any(key.startswith("tether") for key in args.servers):
+        run.notes.append(TETHER_CONTROLS)
+    began = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="tether-compare-"))
+    run.machine.fsync_ms = fsync_ms(workdir)
+    say(
+        f"tether side-by-side benchmark ({run.mode}, {args.seconds:g} s phases; "
+        f"fsync {run.machine.fsync_ms:.2f} ms; load {run.machine.load_before}; logs in {workdir})"
+    )
+    with ExitStack() as stack:
+        upstream_lab = Lab(workdir, stack, say=say)
+        direct = start_upstream(upstream_lab)
+        for key in args.servers:
+            result = ServerResult(key, LABELS.get(key, direct.label))
+            run.servers.append(result)
+            with ExitStack() as servers:
+                lab = Lab(workdir, servers, upstream_lab.upstream_url, say)
+                try:
+                    target = direct if key == "direct" else start(key, lab, args)
+                except Exception as exc:  # a server that cannot start is reported, not fatal
+                    result.unavailable = f"{type(exc).__name__}: {exc}".strip()
+                    say(f"  {key:<20} not measured: {result.unavailable}")
+                    continue
+                result.label, result.notes = target.label, list(target.notes)
+                measure(target, result, args, say)
+                if target.check is not None:
+                    try:
+                        result.check = target.check()
+                    except Exception as exc:
+                        result.check = f"(the after-load check failed: {exc})"
+    if args.keep or any(s.unavailable for s in run.servers):
+        say(f"logs and databases kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    run.minutes = (time.monotonic() - began) / 60
+    run.machine.load_after = load_average()
+    section = render(run)
+    print("\n" + section)
+    if args.out is not None:
+        write_section(args.out, section)
+        say(f"written to {args.out}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(run.as_json(), indent=2, default=str))
+        say(f"figures in {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt as stopped:
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # the phase cut short
+        print(f"\ninterrupted ({stopped or 'Ctrl-C'}); every server was stopped", file=sys.stderr)
+        sys.exit(130)

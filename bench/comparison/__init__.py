@@ -1,0 +1,1 @@
+"""The side-by-side gateway benchmark (``bench/compare.py``): servers, load, report."""

@@ -1,0 +1,134 @@
+"""The side-by-side benchmark's instrument, quickly: its HTTP/1.1 load against the real fake
+upstream (JSON and streamed answers, an overloaded rate), and its report and document from
+a synthetic run. The benchmark itself (``bench/compare.py``) is not run here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from comparison.document import BEGIN, END, write_section
+from comparison.load import Endpoint, Phase, closed_loop, open_loop
+from comparison.report import goals, render
+from comparison.results import Machine, Run, ServerResult
+
+from tests.support.fake_upstream import RunningFake, start_fake
+from tether.fakes.anthropic import FakeAnthropic, FakeReply
+
+
+def no_cpu() -> dict[str, float]:
+    return {"server": 0.0}
+
+
+def endpoint(fake: RunningFake) -> Endpoint:
+    url = urlsplit(fake.url)
+    assert url.hostname and url.port
+    headers = {"x-api-key": fake.fake.api_key, "anthropic-version": "2023-06-01"}
+    return Endpoint(url.hostname, url.port, headers)
+
+
+@pytest.fixture
+def slow_upstream() -> Iterator[RunningFake]:
+    """Answers after half a second (once the load generator's 40 warm-up requests are
+    answered at once): no rate above a few per second is sustained."""
+    fake = FakeAnthropic(default=FakeReply(delay=0.5))
+    fake.enqueue(*[FakeReply()] * 40)
+    fake.keep_requests = False
+    running = start_fake(fake)
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_load_reads_whole_answers(upstream: RunningFake, stream: bool) -> None:
+    upstream.fake.keep_requests = False
+    closed = await closed_loop(endpoint(upstream), stream, 4, 0.3, "t", no_cpu)
+    assert closed.errors == 0 and closed.ok > 10 and not closed.overloaded
+    opened = await open_loop(endpoint(upstream), stream, 100, 0.3, "t", no_cpu)
+    assert (opened.errors, opened.ok, opened.sent) == (0, 30, 30)
+    assert opened.pct(50) > 0
+
+
+async def test_a_rate_not_sustained_is_overloaded_not_a_latency(
+    slow_upstream: RunningFake,
+) -> None:
+    phase = await open_loop(endpoint(slow_upstream), False, 400, 1.0, "t", no_cpu)
+    assert phase.overloaded.startswith("backlog passed 200 requests")
+    assert not phase.measured
+
+
+def phase(kind: str, stream: bool, rate: int, latency_ms: float, ok: int, cpu: float) -> Phase:
+    """``ok`` answers in one second, all at ``latency_ms``, using ``cpu`` seconds."""
+    return Phase(
+        kind, stream, rate=rate, concurrency=32 if kind == "closed" else 0, sent=ok, ok=ok,
+        elapsed=1.0, latencies_ms=[latency_ms] * ok, cpu={"server": cpu},
+    )  # fmt: skip
+
+
+def server(key: str, max_rps: int, added_ms: float, cpu: float) -> ServerResult:
+    phases = [phase("closed", s, 0, 10 + added_ms, max_rps, cpu * max_rps) for s in (False, True)]
+    for stream, rate in [(False, 30), (False, 100), (False, 300), (False, 1000), (True, 300)]:
+        if rate <= max_rps:
+            phases.append(phase("open", stream, rate, 1 + added_ms, rate, cpu * rate))
+        else:
+            phases.append(Phase("open", stream, rate=rate, skipped=f"its maximum was {max_rps}"))
+    return ServerResult(key, key, ["a note"], phases, rss_idle_mb=50, rss_peak_mb=60)
+
+
+def synthetic_run() -> Run:
+    run = Run("uv run python bench/compare.py", "full", 6, 32, [30, 100, 300, 1000],
+              Machine(2, "a CPU", "CPython 3.11", "Linux", "0.1 0.1 0.1"))  # fmt: skip
+    pg = server("tether-pg", 1200, 2.0, 0.0009)
+    for p in pg.phases:
+        p.cpu["postgres"] = 0.0004 * p.ok
+    run.servers = [
+        server("direct", 20_000, 0.0, 0.00005),
+        server("tether-sqlite", 2500, 0.5, 0.0004),
+        server("tether-new-session", 250, 3.0, 0.004),
+        pg,
+        server("litellm", 85, 20.0, 0.012),
+        ServerResult("passthrough", "pass-through", unavailable="RuntimeError: did not start"),
+    ]
+    return run
+
+
+def test_report_names_targets_met_and_not() -> None:
+    verdicts = {g.text: (g.measured, g.met) for g in goals(synthetic_run())}
+    assert verdicts["tether, SQLite: ≥ 2,000 req/s"] == ("2,500 req/s", True)
+    assert verdicts["tether, PostgreSQL: ≤ 0.5 ms CPU per request at saturation"] == (
+        "0.90 (+0.40 in PostgreSQL) ms",
+        False,
+    )
+    added = verdicts[
+        "tether, PostgreSQL: added ≤ 1 ms P50 / ≤ 3 ms P99 at 300 req/s, JSON and streaming"
+    ]
+    assert added == ("JSON: +2.00 / +2.00 ms; streaming: +2.00 / +2.00 ms", False)
+    assert verdicts["a new session (no session header): ≤ 1 ms CPU per request"][1] is False
+    times = "\N{MULTIPLICATION SIGN}"
+    assert verdicts[f"tether (SQLite) ≥ 25{times} LiteLLM's throughput"] == (
+        f"29.4{times} (2,500 vs 85 req/s)",
+        True,
+    )
+
+
+def test_report_shows_overload_instead_of_latency() -> None:
+    text = render(synthetic_run())
+    litellm_rows = [line for line in text.splitlines() if line.startswith("| litellm |")]
+    assert "overloaded (its maximum was 85)" in litellm_rows[0]
+    assert "+0.50 / +0.50 / +0.50" in text  # SQLite at 300 req/s, over the direct baseline
+    assert "**pass-through: not measured** — RuntimeError: did not start" in text
+    assert "uv run python bench/compare.py" in text
+
+
+def test_document_keeps_the_other_sections(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    write_section(doc, "## Gateway side by side\n\nfirst\n")
+    doc.write_text(doc.read_text() + "\n## Audit at scale\n\nkept\n")
+    write_section(doc, "## Gateway side by side\n\nsecond\n")
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks")
+    assert "second" in text and "first" not in text
+    assert text.count(BEGIN) == text.count(END) == 1
+    assert text.index(END) < text.index("## Audit at scale\n\nkept")
