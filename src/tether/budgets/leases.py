@@ -16,7 +16,6 @@ than the calls it served cost, on top of their worst case).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 
 from tether.budgets.definitions import Budget
 from tether.errors import TetherError
+from tether.periodic import PeriodicFlush
 from tether.store.budget_ledger import LeaseReturn, LeasingLedger
 from tether.store.budgets import Hold, PeriodUsage
 from tether.store.clock import new_id, now_ms
@@ -136,16 +136,15 @@ class LeasedLedger:
         self._fraction = percent / 100
         self._lease_ms = lease_ms
         self._idle_ms = idle_ms
-        self._flush_seconds = flush_seconds
         self._leases: dict[_LeaseKey, _Lease] = {}
         self._calls: dict[str, list[_Taken]] = {}
         self._giving_back: list[_Lease] = []
         self._growing: dict[_LeaseKey, asyncio.Lock] = {}
-        self._flusher: asyncio.Task[None] | None = None
+        self._flusher = PeriodicFlush("budget leases", self.flush, flush_seconds)
         self._flush_lock = asyncio.Lock()
 
     def start(self) -> None:
-        self._flusher = asyncio.create_task(self._flush_forever(), name="budget-leases")
+        self._flusher.start()
 
     async def reserve(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int
@@ -279,19 +278,10 @@ class LeasedLedger:
                 lease.expires_at = back.expires_at
                 lease.seen = seen.get((back.budget_id, back.period_key), lease.seen)
 
-    async def _flush_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_seconds)
-            try:
-                await self.flush()
-            except TetherError as exc:
-                log.warning("budget leases not written back yet: %s", exc.message)
-
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+        """Write back and give back every lease; one the database cannot take now stays
+        reserved until the reaper charges it."""
+        await self._flusher.stop()
         try:
             await self.flush(closing=True)
         except TetherError as exc:
