@@ -94,18 +94,34 @@ def test_a_leased_budget_caps_a_retry_loop_at_its_last_cents(
     assert 25 <= statuses.count(200) <= 45, statuses.count(200)
 
 
-def test_what_leased_calls_spent_is_written_back_within_seconds(
-    leased: RunningTether, upstream: RunningFake
+def test_what_a_live_lease_spent_is_written_back_within_seconds(
+    tmp_path: Path, database_url: str, upstream: RunningFake
 ) -> None:
+    """Calls keep the lease in use, so only the write-back (not giving it back) can show
+    the spend; on both stores."""
+    leased = start_tether(
+        tmp_path / "data",
+        database_url,
+        anthropic_base_url=upstream.url,
+        budget_lease_percent=LEASE_PERCENT,
+    )
+    try:
+        leased.create_project("p", upstream.fake.api_key)
+        _spend_is_written_back(leased, upstream)
+    finally:
+        leased.stop()
+
+
+def _spend_is_written_back(leased: RunningTether, upstream: RunningFake) -> None:
     key = leased.create_agent("a", "p")
     daily = budget(leased, project="p", period="daily", limit_usd=10)
     upstream.fake.default = FakeReply(output_tokens=100)
-    for _ in range(5):
+    deadline = time.monotonic() + 5
+    while (written := listed(leased, daily["id"]))["spent_usd"] == 0:
+        assert time.monotonic() < deadline, "spend not written back while the lease lives"
         assert call(leased, key, "s", max_tokens=200).status_code == 200
-    deadline = time.monotonic() + 3
-    while listed(leased, daily["id"])["spent_usd"] == 0:
-        assert time.monotonic() < deadline, "spend not written back"
-        time.sleep(0.1)
+        time.sleep(0.2)
+    assert written["reserved_usd"] > 0, "the lease was still held when its spend arrived"
     state = settled(leased, daily["id"])
     session = leased.call("GET", "/sessions/s").json()
     assert session["cost_usd"] > 0

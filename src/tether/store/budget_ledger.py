@@ -61,9 +61,11 @@ DELETE FROM budget_reservations WHERE id = {0}
 RETURNING budget_id, period_key, micros, tokens
 """
 SHRINK = """
-UPDATE budget_reservations SET micros = micros - {0}, tokens = tokens - {1}, expires_at = {2}
+UPDATE budget_reservations
+SET micros = micros - CAST({0} AS BIGINT), tokens = tokens - CAST({1} AS BIGINT),
+    expires_at = {2}
 WHERE id = {3} AND budget_id = {4}
-RETURNING {0}, {1}
+RETURNING CAST({0} AS BIGINT), CAST({1} AS BIGINT)
 """
 DROP = """
 DELETE FROM budget_reservations WHERE id = {0} AND budget_id = {1}
