@@ -200,8 +200,8 @@ class ReserveBudget:
             )
             reason = (
                 f"tether: the {name} is {_usd(limit)}; {_usd(remaining)} remains "
-                f"(spent {_usd(spent)}, reserved by running calls {_usd(reserved)}) and {what} "
-                f"{_usd(hold.micros)}"
+                f"(spent {_usd(spent)}, reserved {_usd(reserved)} by running calls and leases) "
+                f"and {what} {_usd(hold.micros)}"
             )
         else:
             reason = (
