@@ -13,13 +13,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.server import free_port
+
 TETHER = [sys.executable, "-m", "tether.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(env: dict[str, str], port: int, *options: str) -> tuple[subprocess.Popen[str], list[str]]:

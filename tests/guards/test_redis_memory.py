@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 from tests.guards.test_guards import QUIET, Sdk, ToolLoop, ask, refusal
 from tests.support.databases import postgres_database, sqlite_url
 from tests.support.fake_upstream import RunningFake
-from tests.support.server import RunningTether, start_tether
+from tests.support.server import RunningTether, free_port, start_tether
 from tether.fakes.anthropic import FakeReply
 
 REDIS_URL = os.environ.get("TETHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -94,13 +93,6 @@ def test_a_tool_loop_spread_over_two_processes_is_withheld_at_the_same_call(
     agent.client = clients[1]
     retried = refusal(lambda: agent.turn(answer="make: *** [deploy] Error 2"))
     assert retried.body["error"]["code"] == "repeated_tool_call", "the other process knows"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_with_redis_unreachable_guarded_calls_are_refused_and_readiness_says_why(

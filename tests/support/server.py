@@ -7,6 +7,7 @@ exactly as a deployment would be used.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -111,6 +112,13 @@ def _await_chain(coro: Any) -> str:
             places.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}")
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     return " -> ".join(places)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for servers started as processes)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def start_tether(data_dir: Path, database_url: str, **overrides: Any) -> RunningTether:
