@@ -40,6 +40,7 @@ from tether.pipeline.stages.guards import EnforceGuards
 from tether.pipeline.stages.task_context import KeepTaskInView
 from tether.policy.book import PolicyBook
 from tether.pricing.prices import load_price_overrides
+from tether.sessions.conversations import RedisConversations
 from tether.sessions.registry import SessionRegistry
 from tether.store.admin_tokens import AdminTokenStore
 from tether.store.agents import AgentStore
@@ -164,7 +165,12 @@ class Runtime:
             else SqliteWriter(make_url(db.url).database or ":memory:", settings.sqlite_synchronous)
         )
         session_store = SessionStore(db, writer)
-        sessions = SessionRegistry(session_store, spend)
+        conversations = (
+            RedisConversations(settings.redis_url, settings.redis_prefix)
+            if settings.redis_url
+            else None
+        )
+        sessions = SessionRegistry(session_store, spend, conversations)
         controls = FleetControls(ControlStore(db))
         switch = KillSwitch(directory, sessions, controls)
         metrics = TetherMetrics(lambda pid: p.name if (p := directory.project(pid)) else None)

@@ -74,6 +74,33 @@ def test_the_repeat_guard_trips_at_the_same_call_on_two_processes_as_on_one(
     assert tripped_at == {"one": 4, "two": 4}
 
 
+def test_a_script_naming_no_session_is_one_session_on_two_processes(
+    fleet: tuple[RunningTether, RunningTether], sdk: Sdk
+) -> None:
+    """A raw-API script sends no session header: its conversation is its session on every
+    process, so its loop trips where it would on one."""
+    first, second = fleet
+    key = first.create_agent("script", "p")
+    first.set_guards("p", **{**QUIET, "repeat_limit": 3})
+    clients = [sdk(first, key), sdk(second, key)]
+    sessions = set()
+    for call in range(1, 10):
+        agent = clients[call % 2]
+        try:
+            raw = agent.messages.with_raw_response.create(
+                model="claude-sonnet-5",
+                max_tokens=100,
+                messages=[{"role": "user", "content": "run the tests"}],
+            )
+            sessions.add(raw.headers["tether-session-id"])
+        except anthropic.APIStatusError as exc:
+            assert exc.body["error"]["code"] == "repeated_call"  # type: ignore[index]
+            assert exc.response.headers["tether-session-id"] in sessions
+            break
+    assert call == 4, f"tripped at call {call}"
+    assert len(sessions) == 1, sessions
+
+
 def test_a_tool_loop_spread_over_two_processes_is_withheld_at_the_same_call(
     fleet: tuple[RunningTether, RunningTether], upstream: RunningFake, sdk: Sdk
 ) -> None:
@@ -110,6 +137,9 @@ def test_with_redis_unreachable_guarded_calls_are_refused_and_readiness_says_why
         error = refusal(lambda: ask(sdk(tether, key, "s-1")))
         assert error.status_code == 503
         assert error.body["error"]["code"] == "guard_state_unavailable"  # type: ignore[index]
+        unnamed = refusal(lambda: ask(sdk(tether, key)))
+        assert unnamed.status_code == 503, "a caller naming no session cannot be placed either"
+        assert "Redis" in unnamed.body["error"]["message"]  # type: ignore[index]
         assert len(upstream.fake.received) == 0, "nothing reached upstream unguarded"
         ready = httpx.get(f"{tether.url}/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["guards"] != "ok"

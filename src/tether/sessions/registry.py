@@ -6,12 +6,17 @@ while the decisions themselves are durable in the audit log.
 
 from __future__ import annotations
 
-import uuid
 from collections import OrderedDict
 from datetime import UTC, datetime
 
 from tether.errors import TetherError
 from tether.periodic import PeriodicFlush
+from tether.sessions.conversations import (
+    CONVERSATION_IDLE_MS,
+    Conversations,
+    LocalConversations,
+    new_session_id,
+)
 from tether.store.changes import Change
 from tether.store.clock import now_ms
 from tether.store.records import ActivityDelta, SessionRecord, SessionState
@@ -23,21 +28,16 @@ __all__ = ["SessionRegistry", "new_session_id"]
 
 CACHE_SIZE = 100_000
 FLUSH_SECONDS = 1.0
-CONVERSATION_IDLE_MS = 30 * 60 * 1000
-"""A conversation silent this long starts a new session when it speaks again (a script
-run again tomorrow with the same prompt is a new run, not the old session)."""
-
-
-def new_session_id() -> str:
-    return str(uuid.uuid4())
 
 
 class SessionRegistry:
-    def __init__(self, store: SessionStore, spend: SpendStore) -> None:
+    def __init__(
+        self, store: SessionStore, spend: SpendStore, conversations: Conversations | None = None
+    ) -> None:
         self._store = store
         self._spend_store = spend
         self._cache: OrderedDict[str, SessionRecord] = OrderedDict()
-        self._conversations: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
+        self._conversations = conversations or LocalConversations()
         self._latest: dict[str, tuple[str, int]] = {}
         self._activity: dict[str, ActivityDelta] = {}
         self._spend: dict[SpendKey, ActivityDelta] = {}
@@ -63,19 +63,10 @@ class SessionRegistry:
             return None
         return known[0]
 
-    def conversation_session(self, agent_id: str, conversation: str) -> str:
-        """The session of an agent's conversation that names none: the same while the
-        conversation goes on, a new one after it was idle for ``CONVERSATION_IDLE_MS``.
-        Per replica: behind a load balancer, such callers need sticky connections."""
-        key = (agent_id, conversation)
-        at = now_ms()
-        known = self._conversations.get(key)
-        session_id = known[0] if known and at - known[1] < CONVERSATION_IDLE_MS else None
-        self._conversations[key] = (session_id or new_session_id(), at)
-        self._conversations.move_to_end(key)
-        if len(self._conversations) > CACHE_SIZE:
-            self._conversations.popitem(last=False)
-        return self._conversations[key][0]
+    async def conversation_session(self, agent_id: str, conversation: str) -> str:
+        """The session of an agent's conversation that names none (``Conversations``:
+        in this process, or in Redis for a fleet)."""
+        return await self._conversations.session_of(agent_id, conversation)
 
     async def set_state(self, session_id: str, state: SessionState, by: str, reason: str) -> None:
         """Record the state and see it here at once; other replicas see it through the
@@ -126,6 +117,7 @@ class SessionRegistry:
 
     async def stop(self) -> None:
         await self._flusher.stop()
+        await self._conversations.close()
 
     async def flush(self) -> None:
         activity, self._activity = self._activity, {}

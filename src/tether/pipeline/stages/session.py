@@ -37,7 +37,9 @@ class OpenSession:
         if not session_id and action.join_latest_session:
             session_id = self._registry.latest_session(identity.agent.id)
         if not session_id and action.conversation:
-            session_id = self._registry.conversation_session(identity.agent.id, action.conversation)
+            session_id = await self._registry.conversation_session(
+                identity.agent.id, action.conversation
+            )
         session_id = session_id or new_session_id()
         if problem := session_id_problem(session_id):
             return Deny("invalid_session_id", problem)
