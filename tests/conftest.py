@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 from tests.support.databases import postgres_database, sqlite_url
 from tests.support.fake_upstream import RunningFake, start_fake
 from tests.support.server import RunningTether, start_tether
+
+REDIS_URL = os.environ.get("TETHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -78,6 +81,31 @@ def replicas(
             bootstrap_admin_token=first.admin_token,
         )
         try:
+            yield first, second
+        finally:
+            second.stop()
+            first.stop()
+
+
+@pytest.fixture
+def redis_fleet(
+    tmp_path: Path, upstream: RunningFake
+) -> Iterator[tuple[RunningTether, RunningTether]]:
+    """Two tethers on one fresh PostgreSQL database sharing one Redis under a key prefix
+    of their own (so tests running in parallel never meet)."""
+    shared = {
+        "anthropic_base_url": upstream.url,
+        "master_key": base64.b64encode(os.urandom(32)).decode(),
+        "redis_url": REDIS_URL,
+        "redis_prefix": f"test-{uuid.uuid4().hex}:",
+    }
+    with postgres_database() as url:
+        first = start_tether(tmp_path / "a", url, **shared)
+        second = start_tether(
+            tmp_path / "b", url, bootstrap_admin_token=first.admin_token, **shared
+        )
+        try:
+            first.create_project("p", upstream.fake.api_key)
             yield first, second
         finally:
             second.stop()

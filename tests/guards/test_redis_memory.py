@@ -4,46 +4,16 @@ does; with Redis unreachable, guarded calls are refused (fail closed)."""
 
 from __future__ import annotations
 
-import base64
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
 import httpx
-import pytest
 
 from tests.guards.test_guards import QUIET, Sdk, ToolLoop, ask, refusal
-from tests.support.databases import postgres_database, sqlite_url
+from tests.support.databases import sqlite_url
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether, free_port, start_tether
 from tether.fakes.anthropic import FakeReply
-
-REDIS_URL = os.environ.get("TETHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, upstream: RunningFake) -> Iterator[tuple[RunningTether, RunningTether]]:
-    """Two tethers on one fresh PostgreSQL database sharing one Redis under a key prefix
-    of their own (so tests running in parallel never meet)."""
-    shared = {
-        "anthropic_base_url": upstream.url,
-        "master_key": base64.b64encode(os.urandom(32)).decode(),
-        "redis_url": REDIS_URL,
-        "redis_prefix": f"test-{uuid.uuid4().hex}:",
-    }
-    with postgres_database() as url:
-        first = start_tether(tmp_path / "a", url, **shared)
-        second = start_tether(
-            tmp_path / "b", url, bootstrap_admin_token=first.admin_token, **shared
-        )
-        try:
-            first.create_project("p", upstream.fake.api_key)
-            yield first, second
-        finally:
-            second.stop()
-            first.stop()
 
 
 def alternate(
@@ -53,15 +23,15 @@ def alternate(
 
 
 def test_the_repeat_guard_trips_at_the_same_call_on_two_processes_as_on_one(
-    fleet: tuple[RunningTether, RunningTether], sdk: Sdk
+    redis_fleet: tuple[RunningTether, RunningTether], sdk: Sdk
 ) -> None:
-    first, _ = fleet
+    first, _ = redis_fleet
     key = first.create_agent("looper", "p")
     first.set_guards("p", **{**QUIET, "repeat_limit": 3})
     tripped_at = {}
     for name, clients in {
         "one": [sdk(first, key, "on-one")],
-        "two": alternate(fleet, sdk, key, "on-two"),
+        "two": alternate(redis_fleet, sdk, key, "on-two"),
     }.items():
         for call in range(1, 10):
             agent = clients[call % len(clients)]
@@ -75,11 +45,11 @@ def test_the_repeat_guard_trips_at_the_same_call_on_two_processes_as_on_one(
 
 
 def test_a_script_naming_no_session_is_one_session_on_two_processes(
-    fleet: tuple[RunningTether, RunningTether], sdk: Sdk
+    redis_fleet: tuple[RunningTether, RunningTether], sdk: Sdk
 ) -> None:
     """A raw-API script sends no session header: its conversation is its session on every
     process, so its loop trips where it would on one."""
-    first, second = fleet
+    first, second = redis_fleet
     key = first.create_agent("script", "p")
     first.set_guards("p", **{**QUIET, "repeat_limit": 3})
     clients = [sdk(first, key), sdk(second, key)]
@@ -102,13 +72,13 @@ def test_a_script_naming_no_session_is_one_session_on_two_processes(
 
 
 def test_a_tool_loop_spread_over_two_processes_is_withheld_at_the_same_call(
-    fleet: tuple[RunningTether, RunningTether], upstream: RunningFake, sdk: Sdk
+    redis_fleet: tuple[RunningTether, RunningTether], upstream: RunningFake, sdk: Sdk
 ) -> None:
-    first, _ = fleet
+    first, _ = redis_fleet
     key = first.create_agent("deployer", "p")
     first.set_guards("p", **{**QUIET, "tool_repeat_limit": 2})
     upstream.fake.default = FakeReply(kind="tool_use", tool_input={"command": "make deploy"})
-    clients = alternate(fleet, sdk, key, "tool-loop")
+    clients = alternate(redis_fleet, sdk, key, "tool-loop")
     agent = ToolLoop(clients[0])
     agent.turn()
     agent.client = clients[1]

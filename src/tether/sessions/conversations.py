@@ -1,6 +1,7 @@
-"""Which session a caller that names none is in: its conversation's (the agent and a
-digest of how the conversation began), the same while it goes on, a new one after it was
-idle for ``CONVERSATION_IDLE_MS``.
+"""Which session a caller that names none is in: a model call's is its conversation's
+(the agent and a digest of how the conversation began), the same while it goes on, a new
+one after it was idle for ``CONVERSATION_IDLE_MS``; a cloud call joins the agent's latest
+session, if it was active that recently.
 
 In memory for one process; in Redis (``TETHER_REDIS_URL``) for a fleet, so that a script's
 requests spread over workers or replicas are one session and its loop trips the guards at
@@ -13,7 +14,8 @@ import hashlib
 import logging
 import uuid
 from collections import OrderedDict
-from typing import Protocol
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -52,8 +54,20 @@ def new_session_id() -> str:
     return str(uuid.uuid4())
 
 
+LATEST_REWRITE_MS = 60_000
+"""An agent's latest session, unchanged, is written again this often (keeping it alive)."""
+
+
 class Conversations(Protocol):
     async def session_of(self, agent_id: str, conversation: str) -> str: ...
+
+    async def note_latest(self, agent_id: str, session_id: str) -> None:
+        """The session the agent has just used."""
+        ...
+
+    async def latest(self, agent_id: str) -> str | None:
+        """The session the agent used last, if within ``CONVERSATION_IDLE_MS``."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -61,6 +75,16 @@ class Conversations(Protocol):
 class LocalConversations:
     def __init__(self) -> None:
         self._known: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
+        self._latest: dict[str, tuple[str, int]] = {}
+
+    async def note_latest(self, agent_id: str, session_id: str) -> None:
+        self._latest[agent_id] = (session_id, now_ms())
+
+    async def latest(self, agent_id: str) -> str | None:
+        known = self._latest.get(agent_id)
+        if known is None or now_ms() - known[1] >= CONVERSATION_IDLE_MS:
+            return None
+        return known[0]
 
     async def session_of(self, agent_id: str, conversation: str) -> str:
         key = (agent_id, conversation)
@@ -87,21 +111,49 @@ class RedisConversations:
         )
         self._session_of = self._client.register_script(SESSION_OF)
         self._prefix = prefix
+        self._written: dict[str, tuple[str, int]] = {}
+        """Per agent, the latest session this process wrote and when."""
 
     async def session_of(self, agent_id: str, conversation: str) -> str:
         digest = hashlib.blake2b(f"{agent_id}\0{conversation}".encode(), digest_size=16)
         key = f"{self._prefix}conversation:{digest.hexdigest()}"
+        session = await self._ask(
+            self._session_of(keys=[key], args=[new_session_id(), CONVERSATION_IDLE_MS])
+        )
+        return _text(session) or ""
+
+    async def note_latest(self, agent_id: str, session_id: str) -> None:
+        """Written when it changes (or a minute after the last write): a Claude Code session
+        costs one round trip at its first call, not one per call."""
+        at = now_ms()
+        written = self._written.get(agent_id)
+        if written and written[0] == session_id and at - written[1] < LATEST_REWRITE_MS:
+            return
+        key = f"{self._prefix}latest:{agent_id}"
+        await self._ask(self._client.set(key, session_id, px=CONVERSATION_IDLE_MS))
+        self._written[agent_id] = (session_id, at)
+        if len(self._written) > REMEMBERED:
+            self._written.pop(next(iter(self._written)))
+
+    async def latest(self, agent_id: str) -> str | None:
+        return _text(await self._ask(self._client.get(f"{self._prefix}latest:{agent_id}")))
+
+    @staticmethod
+    async def _ask(reply: Awaitable[Any]) -> Any:
         try:
-            session = await self._session_of(
-                keys=[key], args=[new_session_id(), CONVERSATION_IDLE_MS]
-            )
+            return await reply
         except (RedisError, OSError) as exc:
-            log.warning("conversations in Redis unavailable: %s", exc)
+            log.warning("sessions in Redis unavailable: %s", exc)
             raise GuardStateUnavailable(
-                "tether cannot reach the fleet's shared state (Redis) to find this "
-                "conversation's session; the call was refused"
+                "tether cannot reach the fleet's shared state (Redis) to find which session "
+                "this call belongs to; the call was refused"
             ) from None
-        return session.decode() if isinstance(session, bytes) else str(session)
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)

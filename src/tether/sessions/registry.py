@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from tether.errors import TetherError
 from tether.periodic import PeriodicFlush
 from tether.sessions.conversations import (
-    CONVERSATION_IDLE_MS,
     Conversations,
     LocalConversations,
     new_session_id,
@@ -38,7 +37,6 @@ class SessionRegistry:
         self._spend_store = spend
         self._cache: OrderedDict[str, SessionRecord] = OrderedDict()
         self._conversations = conversations or LocalConversations()
-        self._latest: dict[str, tuple[str, int]] = {}
         self._activity: dict[str, ActivityDelta] = {}
         self._spend: dict[SpendKey, ActivityDelta] = {}
         self._flusher = PeriodicFlush("session activity", self.flush, FLUSH_SECONDS)
@@ -52,16 +50,13 @@ class SessionRegistry:
         else:
             self._cache.move_to_end(session_id)
         if session.agent_id == agent_id:
-            self._latest[agent_id] = (session.id, now_ms())
+            await self._conversations.note_latest(agent_id, session.id)
         return session
 
-    def latest_session(self, agent_id: str) -> str | None:
-        """The session this agent used last on this replica, if it was active in the last
+    async def latest_session(self, agent_id: str) -> str | None:
+        """The session this agent used last, if it was active in the last
         ``CONVERSATION_IDLE_MS`` (callers that name no session join it, e.g. AWS calls)."""
-        known = self._latest.get(agent_id)
-        if known is None or now_ms() - known[1] >= CONVERSATION_IDLE_MS:
-            return None
-        return known[0]
+        return await self._conversations.latest(agent_id)
 
     async def conversation_session(self, agent_id: str, conversation: str) -> str:
         """The session of an agent's conversation that names none (``Conversations``:

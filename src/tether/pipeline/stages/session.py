@@ -35,7 +35,7 @@ class OpenSession:
         assert identity is not None, "OpenSession runs after IdentifyAgent"
         session_id = action.session_id
         if not session_id and action.join_latest_session:
-            session_id = self._registry.latest_session(identity.agent.id)
+            session_id = await self._registry.latest_session(identity.agent.id)
         if not session_id and action.conversation:
             session_id = await self._registry.conversation_session(
                 identity.agent.id, action.conversation
