@@ -53,16 +53,33 @@ class PeriodWindow:
     end_ms: int | None
 
 
+_current: dict[tuple[BudgetPeriod, str], tuple[int, PeriodWindow]] = {}
+"""Per calendar period and zone, the window last computed and when it started: every budgeted
+call asks, and the answer changes once a day."""
+
+
 def period_window(period: BudgetPeriod, timezone: str, session_id: str, at_ms: int) -> PeriodWindow:
     """Calendar periods in the project's time zone; the session period is the session."""
     if period is BudgetPeriod.SESSION:
         return PeriodWindow(f"session:{session_id}", None)
+    known = _current.get((period, timezone))
+    if known is not None and known[0] <= at_ms < (known[1].end_ms or 0):
+        return known[1]
+    window, start_ms = _calendar_window(period, timezone, at_ms)
+    _current[(period, timezone)] = (start_ms, window)
+    return window
+
+
+def _calendar_window(period: BudgetPeriod, timezone: str, at_ms: int) -> tuple[PeriodWindow, int]:
     zone = ZoneInfo(timezone)
     local = datetime.fromtimestamp(at_ms / 1000, tz=UTC).astimezone(zone)
     if period is BudgetPeriod.DAILY:
         start = local.replace(hour=0, minute=0, second=0, microsecond=0)
         end = (start + timedelta(days=1, hours=2)).replace(hour=0)
-        return PeriodWindow(start.strftime("%Y-%m-%d"), int(end.timestamp() * 1000))
+        window = PeriodWindow(start.strftime("%Y-%m-%d"), int(end.timestamp() * 1000))
+        return window, int(start.timestamp() * 1000)
     start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     end = (start + timedelta(days=32)).replace(day=1)
-    return PeriodWindow(start.strftime("%Y-%m"), int(end.timestamp() * 1000))
+    return PeriodWindow(start.strftime("%Y-%m"), int(end.timestamp() * 1000)), int(
+        start.timestamp() * 1000
+    )

@@ -6,6 +6,7 @@ while the decisions themselves are durable in the audit log.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from datetime import UTC, datetime
 
@@ -27,6 +28,12 @@ __all__ = ["SessionRegistry", "new_session_id"]
 
 CACHE_SIZE = 100_000
 FLUSH_SECONDS = 1.0
+DAY_MS = 86_400_000
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_day(day: int) -> str:
+    return datetime.fromtimestamp(day * DAY_MS / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
 class SessionRegistry:
@@ -80,8 +87,7 @@ class SessionRegistry:
     def note_usage(self, session: SessionRecord, usage: ActivityDelta) -> None:
         """Add a priced call to its session and to the day's spend of its agent."""
         self._delta(session.id).merge(usage)
-        day = datetime.fromtimestamp(now_ms() / 1000, tz=UTC).strftime("%Y-%m-%d")
-        key = SpendKey(day, session.project_id, session.agent_id)
+        key = SpendKey(_utc_day(now_ms() // DAY_MS), session.project_id, session.agent_id)
         daily = self._spend.get(key)
         if daily is None:
             daily = self._spend[key] = ActivityDelta()
