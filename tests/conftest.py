@@ -9,11 +9,9 @@ from pathlib import Path
 import anthropic
 import pytest
 
-from tests.support.databases import postgres_database, sqlite_url
+from tests.support.databases import REDIS_URL, postgres_database, sqlite_url
 from tests.support.fake_upstream import RunningFake, start_fake
 from tests.support.server import RunningTether, start_tether
-
-REDIS_URL = os.environ.get("TETHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.test_tether_up import cli, free_port, start, stop
-from tests.guards.test_redis_memory import REDIS_URL
-from tests.support.databases import postgres_database
+from tests.support.databases import REDIS_URL, postgres_database
 from tests.support.server import PERMIT_ALL
 
 

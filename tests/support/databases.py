@@ -13,6 +13,8 @@ import asyncpg
 PG_HOST = os.environ.get("TETHER_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("TETHER_TEST_PG_PORT", "5432"))
 PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test"
+REDIS_URL = os.environ.get("TETHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+"""The Redis the fleet tests share; each test keeps to a key prefix of its own."""
 
 
 async def _create(name: str) -> None:
