@@ -101,6 +101,15 @@ class _Taken:
 _LeaseKey = tuple[str, str, int | None, int | None]
 
 
+@dataclass(slots=True)
+class _Growth:
+    """One growth of a lease at a time; ``users`` counts the calls waiting for it or in it,
+    so the lock is dropped only when none is."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 def _key(hold: Hold) -> _LeaseKey:
     """A changed limit is a new lease: the old one runs idle and is given back."""
     budget = hold.budget
@@ -139,7 +148,7 @@ class LeasedLedger:
         self._leases: dict[_LeaseKey, _Lease] = {}
         self._calls: dict[str, list[_Taken]] = {}
         self._giving_back: list[_Lease] = []
-        self._growing: dict[_LeaseKey, asyncio.Lock] = {}
+        self._growing: dict[_LeaseKey, _Growth] = {}
         self._flusher = PeriodicFlush("budget leases", self.flush, flush_seconds)
         self._flush_lock = asyncio.Lock()
 
@@ -181,26 +190,36 @@ class LeasedLedger:
         lease = self._leases.get(key)
         if lease is not None and lease.fits(hold.micros, hold.tokens):
             return lease
-        async with self._growing.setdefault(key, asyncio.Lock()):
-            while True:
-                lease = self._leases.get(key)
-                if lease is not None and lease.fits(hold.micros, hold.tokens):
-                    return lease
-                short_m, short_t = (
-                    lease.shortfall(hold.micros, hold.tokens)
-                    if lease is not None
-                    else (
-                        hold.micros if hold.budget.limit_micros is not None else 0,
-                        hold.tokens if hold.budget.limit_tokens is not None else 0,
-                    )
+        growing = self._growing.setdefault(key, _Growth())
+        growing.users += 1
+        try:
+            async with growing.lock:
+                return await self._grown_for(key, hold)
+        finally:
+            growing.users -= 1
+            if growing.users == 0 and key not in self._leases:
+                self._growing.pop(key, None)
+
+    async def _grown_for(self, key: _LeaseKey, hold: Hold) -> _Lease | None:
+        while True:
+            lease = self._leases.get(key)
+            if lease is not None and lease.fits(hold.micros, hold.tokens):
+                return lease
+            short_m, short_t = (
+                lease.shortfall(hold.micros, hold.tokens)
+                if lease is not None
+                else (
+                    hold.micros if hold.budget.limit_micros is not None else 0,
+                    hold.tokens if hold.budget.limit_tokens is not None else 0,
                 )
-                slice_m, slice_t = self._slice(hold.budget)
-                wanted = ((max(short_m, slice_m), max(short_t, slice_t)), (short_m, short_t))
-                for micros, tokens in wanted:
-                    if await self._grow(lease, hold, micros, tokens):
-                        break
-                else:
-                    return None
+            )
+            slice_m, slice_t = self._slice(hold.budget)
+            wanted = ((max(short_m, slice_m), max(short_t, slice_t)), (short_m, short_t))
+            for micros, tokens in wanted:
+                if await self._grow(lease, hold, micros, tokens):
+                    break
+            else:
+                return None
 
     def _slice(self, budget: Budget) -> tuple[int, int]:
         return (
@@ -251,7 +270,7 @@ class LeasedLedger:
             for key, lease in list(self._leases.items()):
                 unused = lease.busy_micros == 0 and lease.busy_tokens == 0
                 growing = self._growing.get(key)
-                if growing is not None and growing.locked():
+                if growing is not None and growing.users:
                     continue
                 if unused and (closing or at - lease.last_used >= self._idle_ms):
                     self._giving_back.append(self._leases.pop(key))
