@@ -4,7 +4,9 @@ import base64
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import pytest
@@ -48,54 +50,38 @@ def upstream() -> Iterator[RunningFake]:
     running.stop()
 
 
+def _overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Settings a test gives a server fixture through indirect parametrization."""
+    return dict(getattr(request, "param", None) or {})
+
+
 @pytest.fixture
-def gateway(tmp_path: Path, upstream: RunningFake) -> Iterator[RunningTether]:
+def gateway(
+    request: pytest.FixtureRequest, tmp_path: Path, upstream: RunningFake
+) -> Iterator[RunningTether]:
     """A tether on SQLite whose Anthropic upstream is the fake, with project ``p``
-    holding the fake's key."""
+    holding the fake's key (settings overridden by ``indirect`` parameters)."""
     server = start_tether(
-        tmp_path / "data", sqlite_url(str(tmp_path)), anthropic_base_url=upstream.url
+        tmp_path / "data",
+        sqlite_url(str(tmp_path)),
+        anthropic_base_url=upstream.url,
+        **_overrides(request),
     )
     server.create_project("p", upstream.fake.api_key)
     yield server
     server.stop()
 
 
-@pytest.fixture
-def replicas(
-    tmp_path: Path, upstream: RunningFake
+@contextmanager
+def _two_tethers(
+    tmp_path: Path, upstream: RunningFake, **overrides: Any
 ) -> Iterator[tuple[RunningTether, RunningTether]]:
     """Two tethers on one fresh PostgreSQL database, sharing the master key and the admin
     token, both forwarding to the fake upstream."""
-    shared_key = base64.b64encode(os.urandom(32)).decode()
-    with postgres_database() as url:
-        first = start_tether(
-            tmp_path / "a", url, anthropic_base_url=upstream.url, master_key=shared_key
-        )
-        second = start_tether(
-            tmp_path / "b",
-            url,
-            anthropic_base_url=upstream.url,
-            master_key=shared_key,
-            bootstrap_admin_token=first.admin_token,
-        )
-        try:
-            yield first, second
-        finally:
-            second.stop()
-            first.stop()
-
-
-@pytest.fixture
-def redis_fleet(
-    tmp_path: Path, upstream: RunningFake
-) -> Iterator[tuple[RunningTether, RunningTether]]:
-    """Two tethers on one fresh PostgreSQL database sharing one Redis under a key prefix
-    of their own (so tests running in parallel never meet)."""
     shared = {
         "anthropic_base_url": upstream.url,
         "master_key": base64.b64encode(os.urandom(32)).decode(),
-        "redis_url": REDIS_URL,
-        "redis_prefix": f"test-{uuid.uuid4().hex}:",
+        **overrides,
     }
     with postgres_database() as url:
         first = start_tether(tmp_path / "a", url, **shared)
@@ -103,11 +89,31 @@ def redis_fleet(
             tmp_path / "b", url, bootstrap_admin_token=first.admin_token, **shared
         )
         try:
-            first.create_project("p", upstream.fake.api_key)
             yield first, second
         finally:
             second.stop()
             first.stop()
+
+
+@pytest.fixture
+def replicas(
+    request: pytest.FixtureRequest, tmp_path: Path, upstream: RunningFake
+) -> Iterator[tuple[RunningTether, RunningTether]]:
+    """Two replicas (settings overridden as for ``gateway``)."""
+    with _two_tethers(tmp_path, upstream, **_overrides(request)) as pair:
+        yield pair
+
+
+@pytest.fixture
+def redis_fleet(
+    tmp_path: Path, upstream: RunningFake
+) -> Iterator[tuple[RunningTether, RunningTether]]:
+    """Two replicas sharing one Redis under a key prefix of their own (so tests running in
+    parallel never meet), with project ``p`` holding the fake's key."""
+    redis = {"redis_url": REDIS_URL, "redis_prefix": f"test-{uuid.uuid4().hex}:"}
+    with _two_tethers(tmp_path, upstream, **redis) as (first, second):
+        first.create_project("p", upstream.fake.api_key)
+        yield first, second
 
 
 @pytest.fixture

@@ -174,20 +174,15 @@ def test_unknown_project_or_foreign_agent(gateway: RunningTether) -> None:
     assert foreign.status_code == 400 and "not in project" in foreign.json()["error"]["message"]
 
 
-def test_100_concurrent_requests_on_two_replicas_never_overspend(
-    replicas: tuple[RunningTether, RunningTether], upstream: RunningFake
-) -> None:
-    first, second = replicas
-    first.create_project("p", upstream.fake.api_key)
-    key = first.create_agent("a", "p")
-    daily = budget(first, project="p", period="daily", limit_usd=0.6)
-    upstream.fake.default = FakeReply(
-        output_tokens=5900, chunks=30, chunk_delay=0.001, fill_text=True
-    )
+def concurrent_burst(
+    replicas: tuple[RunningTether, RunningTether], key: str
+) -> list[tuple[int, str]]:
+    """100 calls at once, alternating replicas, half streamed, over 7 sessions: each
+    ``(status, "cut" for a stream ended by the budget | error code)``."""
 
     async def one(client: httpx.AsyncClient, n: int) -> tuple[int, str]:
         response = await client.post(
-            f"{(first, second)[n % 2].url}/v1/messages",
+            f"{replicas[n % 2].url}/v1/messages",
             json=body(6000, stream=n % 4 < 2),
             headers={
                 "x-api-key": key,
@@ -203,7 +198,21 @@ def test_100_concurrent_requests_on_two_replicas_never_overspend(
         async with httpx.AsyncClient(timeout=60) as client:
             return await asyncio.gather(*[one(client, n) for n in range(100)])
 
-    results = asyncio.run(burst())
+    return asyncio.run(burst())
+
+
+def test_100_concurrent_requests_on_two_replicas_never_overspend(
+    replicas: tuple[RunningTether, RunningTether], upstream: RunningFake
+) -> None:
+    first, _ = replicas
+    first.create_project("p", upstream.fake.api_key)
+    key = first.create_agent("a", "p")
+    daily = budget(first, project="p", period="daily", limit_usd=0.6)
+    upstream.fake.default = FakeReply(
+        output_tokens=5900, chunks=30, chunk_delay=0.001, fill_text=True
+    )
+
+    results = concurrent_burst(replicas, key)
     completed = [r for r in results if r == (200, "")]
     cut = [r for r in results if r == (200, "cut")]
     refused = [r for r in results if r[0] != 200]

@@ -4,64 +4,21 @@ the database."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.budgets.test_budgets import body, budget, call, listed
-from tests.support.databases import postgres_database, sqlite_url
+from tests.budgets.test_budgets import budget, call, concurrent_burst, listed
+from tests.support.databases import sqlite_url
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether, start_tether
 from tether.fakes.anthropic import FakeReply
 
 LEASE_PERCENT = 2.0
-
-
-@pytest.fixture
-def leased(tmp_path: Path, upstream: RunningFake) -> Iterator[RunningTether]:
-    server = start_tether(
-        tmp_path / "data",
-        sqlite_url(str(tmp_path)),
-        anthropic_base_url=upstream.url,
-        budget_lease_percent=LEASE_PERCENT,
-    )
-    server.create_project("p", upstream.fake.api_key)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def leased_replicas(
-    tmp_path: Path, upstream: RunningFake
-) -> Iterator[tuple[RunningTether, RunningTether]]:
-    shared_key = base64.b64encode(os.urandom(32)).decode()
-    with postgres_database() as url:
-        first = start_tether(
-            tmp_path / "a",
-            url,
-            anthropic_base_url=upstream.url,
-            master_key=shared_key,
-            budget_lease_percent=LEASE_PERCENT,
-        )
-        second = start_tether(
-            tmp_path / "b",
-            url,
-            anthropic_base_url=upstream.url,
-            master_key=shared_key,
-            bootstrap_admin_token=first.admin_token,
-            budget_lease_percent=LEASE_PERCENT,
-        )
-        try:
-            yield first, second
-        finally:
-            second.stop()
-            first.stop()
+LEASED = pytest.mark.parametrize(
+    "gateway", [{"budget_lease_percent": LEASE_PERCENT}], indirect=True, ids=["leased"]
+)
 
 
 def settled(tether: RunningTether, budget_id: str, seconds: float = 8) -> dict:
@@ -74,17 +31,18 @@ def settled(tether: RunningTether, budget_id: str, seconds: float = 8) -> dict:
     return state
 
 
+@LEASED
 def test_a_leased_budget_caps_a_retry_loop_at_its_last_cents(
-    leased: RunningTether, upstream: RunningFake
+    gateway: RunningTether, upstream: RunningFake
 ) -> None:
-    key = leased.create_agent("claude-deploy-01", "p")
-    leased.set_guards("p", repeat_limit=None)
-    daily = budget(leased, project="p", period="daily", limit_usd=2)
+    key = gateway.create_agent("claude-deploy-01", "p")
+    gateway.set_guards("p", repeat_limit=None)
+    daily = budget(gateway, project="p", period="daily", limit_usd=2)
     upstream.fake.default = FakeReply(text="same failing output", output_tokens=5800)
 
-    statuses = [call(leased, key, "loop").status_code for _ in range(70)]
+    statuses = [call(gateway, key, "loop").status_code for _ in range(70)]
 
-    state = settled(leased, daily["id"])
+    state = settled(gateway, daily["id"])
     per_call = (
         len('[{"role": "user", "content": "run the failing command again"}]') // 4 * 2 + 5800 * 10
     ) / 1_000_000
@@ -128,16 +86,17 @@ def _spend_is_written_back(leased: RunningTether, upstream: RunningFake) -> None
     assert state["spent_usd"] == pytest.approx(session["cost_usd"], abs=1e-6)
 
 
+@LEASED
 def test_a_lowered_limit_applies_to_the_next_call_despite_a_lease(
-    leased: RunningTether, upstream: RunningFake
+    gateway: RunningTether, upstream: RunningFake
 ) -> None:
-    key = leased.create_agent("a", "p")
-    budget(leased, project="p", period="daily", limit_usd=10)
+    key = gateway.create_agent("a", "p")
+    budget(gateway, project="p", period="daily", limit_usd=10)
     upstream.fake.default = FakeReply(output_tokens=100)
-    assert call(leased, key, "s", max_tokens=200).status_code == 200
-    budget(leased, project="p", period="daily", limit_usd=0.000001)
+    assert call(gateway, key, "s", max_tokens=200).status_code == 200
+    budget(gateway, project="p", period="daily", limit_usd=0.000001)
     deadline = time.monotonic() + 3
-    while (refused := call(leased, key, "s", max_tokens=200)).status_code == 200:
+    while (refused := call(gateway, key, "s", max_tokens=200)).status_code == 200:
         assert time.monotonic() < deadline, "the old lease kept serving past the new limit"
         time.sleep(0.05)
     assert refused.status_code == 402
@@ -165,10 +124,13 @@ def test_a_stopped_tether_gives_its_leases_back(
         again.stop()
 
 
+@pytest.mark.parametrize(
+    "replicas", [{"budget_lease_percent": LEASE_PERCENT}], indirect=True, ids=["leased"]
+)
 def test_leases_on_two_replicas_never_overspend(
-    leased_replicas: tuple[RunningTether, RunningTether], upstream: RunningFake
+    replicas: tuple[RunningTether, RunningTether], upstream: RunningFake
 ) -> None:
-    first, second = leased_replicas
+    first, _ = replicas
     first.create_project("p", upstream.fake.api_key)
     key = first.create_agent("a", "p")
     daily = budget(first, project="p", period="daily", limit_usd=0.6)
@@ -176,25 +138,7 @@ def test_leases_on_two_replicas_never_overspend(
         output_tokens=5900, chunks=30, chunk_delay=0.001, fill_text=True
     )
 
-    async def one(client: httpx.AsyncClient, n: int) -> tuple[int, str]:
-        response = await client.post(
-            f"{(first, second)[n % 2].url}/v1/messages",
-            json=body(6000, stream=n % 4 < 2),
-            headers={
-                "x-api-key": key,
-                "anthropic-version": "2023-06-01",
-                "X-Claude-Code-Session-Id": f"s{n % 7}",
-            },
-        )
-        if response.status_code == 200:
-            return 200, "cut" if "event: error" in response.text else ""
-        return response.status_code, response.json()["error"].get("code", "")
-
-    async def burst() -> list[tuple[int, str]]:
-        async with httpx.AsyncClient(timeout=60) as client:
-            return await asyncio.gather(*[one(client, n) for n in range(100)])
-
-    results = asyncio.run(burst())
+    results = concurrent_burst(replicas, key)
     cut = [r for r in results if r == (200, "cut")]
     refused = [r for r in results if r[0] != 200]
     assert refused and {r for r in refused} == {(402, "budget_exceeded")}
