@@ -15,7 +15,6 @@ from tether.periodic import PeriodicFlush
 from tether.sessions.conversations import (
     Conversations,
     LocalConversations,
-    new_session_id,
 )
 from tether.store.changes import Change
 from tether.store.clock import now_ms
@@ -23,7 +22,7 @@ from tether.store.records import ActivityDelta, SessionRecord, SessionState
 from tether.store.sessions import SessionStore
 from tether.store.spend import SpendKey, SpendStore
 
-__all__ = ["SessionRegistry", "new_session_id"]
+__all__ = ["SessionRegistry"]
 
 
 CACHE_SIZE = 100_000

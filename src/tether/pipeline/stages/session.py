@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 
 from tether.pipeline.action import Action, Context, Deny, Verdict
+from tether.sessions.conversations import new_session_id
 from tether.sessions.ids import session_id_problem
-from tether.sessions.registry import SessionRegistry, new_session_id
+from tether.sessions.registry import SessionRegistry
 
 __all__ = ["OpenSession", "agents_own_session_id"]
 
