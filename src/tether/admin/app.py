@@ -13,6 +13,7 @@ from tether.admin import (  # noqa: F401  (routes)
     guards,
     kill,
     policy,
+    policy_trail,
     projects,
     sessions,
     spend,
