@@ -1,0 +1,80 @@
+"""The seam between the shared model call and one protocol's wire format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from tether.gateway.anthropic.request import MessagesRequest
+from tether.pipeline import Decision
+
+__all__ = ["ModelCall", "ModelWire", "PassThrough", "StreamCodec", "UpstreamTarget"]
+
+
+class StreamCodec(Protocol):
+    """Turns a protocol's stream into Messages SSE events and back, so one tap reads all.
+
+    ``decode`` returns whole SSE events only (it buffers partial frames); ``encode`` is
+    given whole events (or nothing) and returns the protocol's framing of them."""
+
+    def decode(self, chunk: bytes) -> bytes: ...
+
+    def encode(self, events: bytes) -> bytes: ...
+
+
+class PassThrough:
+    """The Messages API's own SSE (and Vertex's): nothing to translate."""
+
+    def decode(self, chunk: bytes) -> bytes:
+        return chunk
+
+    def encode(self, events: bytes) -> bytes:
+        return events
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTarget:
+    """Where an allowed call goes, with tether's credential on it."""
+
+    url: str
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """A model call as its front door understood it, ready for the pipeline."""
+
+    source: str
+    operation: str
+    """``messages`` (generates, priced) or ``count_tokens`` (free)."""
+    parsed: MessagesRequest
+    """Its ``model`` as the protocol names it (a Bedrock inference profile, a Vertex
+    ``name@date``): prices and the policy resource use its canonical form."""
+    body: bytes
+    tags: dict[str, str] = field(default_factory=dict)
+    """Where the call runs (``cloud``, ``region``): policies scope by them."""
+
+
+class ModelWire(Protocol):
+    """What differs between model front doors."""
+
+    upstream_name: str
+    """How refusals name the upstream: "the Anthropic API", "Amazon Bedrock"."""
+
+    def refusal(self, code: str, message: str, headers: dict[str, str]) -> web.Response: ...
+
+    def codec(self) -> StreamCodec: ...
+
+    def is_stream(self, upstream: aiohttp.ClientResponse) -> bool: ...
+
+    async def target(
+        self, request: web.Request, decision: Decision, call: ModelCall, body: bytes
+    ) -> UpstreamTarget:
+        """Raises a ``TetherError`` (``no_upstream_credential``) when tether holds no
+        credential for the project."""
+        ...
