@@ -1,0 +1,61 @@
+"""Refusals as Amazon Bedrock answers them: ``{"message": …}`` named by ``x-amzn-ErrorType``.
+
+The Bedrock SDKs (boto3, the ``anthropic`` SDK's ``AnthropicBedrock``, Claude Code) raise
+them with tether's reason as the message. Refusals by tether's controls keep their status
+(423 a kill or a guard, 402 a budget, 403 a policy) so Claude Code shows the reason as it
+is, and carry ``x-should-retry: false``: retrying them cannot succeed. Only the breaker's
+429 is a ``ThrottlingException`` to back off from.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+from aiohttp import web
+
+from tether.errors import status_for
+
+__all__ = ["bedrock_error_body", "bedrock_error_response", "bedrock_error_type"]
+
+_TYPES = {
+    400: "ValidationException",
+    404: "ResourceNotFoundException",
+    405: "ValidationException",
+    408: "ModelTimeoutException",
+    413: "ValidationException",
+    415: "ValidationException",
+    422: "ValidationException",
+    429: "ThrottlingException",
+    500: "InternalServerException",
+    502: "InternalServerException",
+    503: "ServiceUnavailableException",
+    504: "ModelTimeoutException",
+}
+
+
+def bedrock_error_type(status: int) -> str:
+    return _TYPES.get(status, "AccessDeniedException")
+
+
+def bedrock_error_body(code: str, message: str) -> dict[str, str]:
+    return {"message": message}
+
+
+def bedrock_error_response(
+    code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    status = status_for(code)
+    request_id = str(uuid.uuid4())
+    all_headers = dict(headers or {})
+    all_headers["x-amzn-ErrorType"] = bedrock_error_type(status)
+    all_headers["x-amzn-RequestId"] = request_id
+    all_headers["x-tether-code"] = code
+    if 400 <= status < 500 and status != 429:
+        all_headers["x-should-retry"] = "false"
+    return web.Response(
+        body=orjson.dumps({"message": message}),
+        status=status,
+        content_type="application/json",
+        headers=all_headers,
+    )
