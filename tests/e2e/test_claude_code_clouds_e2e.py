@@ -201,3 +201,48 @@ def test_a_cloud_session_replays_model_and_tool_calls_in_one_timeline(
     hook = next(n for n, (source, _) in enumerate(sources) if source == "claude_code_hook")
     assert model < tool < hook
     assert sources.count((cloud, "model:messages:completed")) >= 2
+
+
+KEY_CARRIERS = [
+    ("bedrock", "custom-header"),
+    ("bedrock", "bearer-token"),
+    ("bedrock", "api-key-helper"),
+    ("vertex", "custom-header"),
+    ("vertex", "api-key-helper"),
+    ("vertex", "auth-token"),
+]
+
+
+@pytest.mark.parametrize(("cloud", "carrier"), KEY_CARRIERS)
+def test_each_documented_way_of_carrying_the_tether_key_identifies_the_agent(
+    clouds: RunningTether, upstream: RunningFake, workdir: Path, cloud: str, carrier: str
+) -> None:
+    agent = f"claude-{cloud}-{carrier}"
+    key = clouds.create_agent(agent, "p")
+    claude = claude_on(cloud, clouds, key, workdir)
+    if carrier != "custom-header":
+        del claude.env["ANTHROPIC_CUSTOM_HEADERS"]
+    if carrier == "bearer-token":
+        del claude.env["CLAUDE_CODE_SKIP_BEDROCK_AUTH"]
+        claude.env["AWS_BEARER_TOKEN_BEDROCK"] = key
+    if carrier == "auth-token":
+        claude.env["ANTHROPIC_AUTH_TOKEN"] = key
+    if carrier == "api-key-helper":
+        claude.settings = {"apiKeyHelper": f"echo {key}"}
+    run = claude.run("say hi", max_turns=2, timeout=120)
+    assert run.returncode == 0, run.result
+    assert run.result == "Hello from the fake upstream."
+    calls = [e for e in audit(clouds, agent=agent) if e["action"] == "model:messages"]
+    assert calls and all(e["result"] == "allow" and e["source"] == cloud for e in calls)
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_claude_code_on_a_cloud_with_a_wrong_tether_key_is_refused_once_with_the_reason(
+    clouds: RunningTether, upstream: RunningFake, workdir: Path, cloud: str
+) -> None:
+    claude = claude_on(cloud, clouds, "tth_not-a-key-tether-issued", workdir)
+    run = claude.run("say hi", max_turns=2, timeout=120)
+    assert run.returncode != 0
+    assert "API Error: 401 the agent key is not valid" in run.result, run.result
+    assert run.seconds < 60, "Claude Code kept retrying a refused key"
+    assert cloud_calls(upstream, cloud) == 0

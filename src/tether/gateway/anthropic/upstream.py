@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from tether.errors import TetherError
 
@@ -87,7 +88,7 @@ class AnthropicUpstream:
 
     async def post(
         self,
-        url: str,
+        url: str | URL,
         headers: CIMultiDict[str],
         body: bytes,
         name: str = "the Anthropic API",

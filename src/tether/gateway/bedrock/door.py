@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from tether.errors import BadRequest, TetherError
 from tether.gateway.anthropic.request import MessagesRequest, parse_messages_request
@@ -91,7 +92,7 @@ class BedrockWire:
         signed, _ = sign_upstream(
             "POST", url, headers, credentials, SIGNING_NAME, config.region, None, body
         )
-        return UpstreamTarget(url, CIMultiDict(signed), body)
+        return UpstreamTarget(URL(url, encoded=True), CIMultiDict(signed), body)
 
 
 class BedrockDoor:

@@ -8,6 +8,7 @@ from typing import Protocol
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
 from tether.gateway.anthropic.request import MessagesRequest
 from tether.pipeline import Decision
@@ -40,7 +41,8 @@ class PassThrough:
 class UpstreamTarget:
     """Where an allowed call goes, with tether's credential on it."""
 
-    url: str
+    url: str | URL
+    """A ``URL(…, encoded=True)`` when the path was signed as it is (SigV4)."""
     headers: CIMultiDict[str]
     body: bytes
 
