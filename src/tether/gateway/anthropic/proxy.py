@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiohttp
 from aiohttp import web
 
 from tether.errors import TetherError
@@ -18,7 +17,7 @@ from tether.gateway.anthropic.request import parse_messages_request
 from tether.gateway.anthropic.upstream import AnthropicUpstream, request_headers
 from tether.gateway.credentials import admit_agent
 from tether.gateway.model.calls import ModelCalls, session_id_from
-from tether.gateway.model.wire import ModelCall, PassThrough, StreamCodec, UpstreamTarget
+from tether.gateway.model.wire import ModelCall, SseWire, UpstreamTarget
 from tether.kill.inflight import InflightStreams
 from tether.pipeline import Decision, Pipeline
 from tether.vault.upstream_keys import UpstreamKeys
@@ -28,7 +27,6 @@ from tether.web.errors import set_error_renderer
 __all__ = ["AnthropicGateway", "GatewaySettings", "session_id_from"]
 
 PROVIDER = "anthropic"
-_PASS_THROUGH = PassThrough()
 
 
 class NoUpstreamCredential(TetherError):
@@ -41,7 +39,7 @@ class GatewaySettings:
     max_body_bytes: int
 
 
-class AnthropicWire:
+class AnthropicWire(SseWire):
     """The Messages API: the project's API key, its base URL, SSE relayed as it is."""
 
     upstream_name = "the Anthropic API"
@@ -52,12 +50,6 @@ class AnthropicWire:
 
     def refusal(self, code: str, message: str, headers: dict[str, str]) -> web.Response:
         return anthropic_error_response(code, message, headers)
-
-    def codec(self) -> StreamCodec:
-        return _PASS_THROUGH
-
-    def is_stream(self, upstream: aiohttp.ClientResponse) -> bool:
-        return upstream.content_type == "text/event-stream"
 
     async def target(
         self, request: web.Request, decision: Decision, call: ModelCall, body: bytes

@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 
 from tether.errors import status_for
+from tether.gateway.model.wire import no_retry_headers
 
 __all__ = ["bedrock_error_body", "bedrock_error_response", "bedrock_error_type"]
 
@@ -46,13 +47,9 @@ def bedrock_error_response(
     code: str, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
     status = status_for(code)
-    request_id = str(uuid.uuid4())
-    all_headers = dict(headers or {})
+    all_headers = no_retry_headers(status, headers)
     all_headers["x-amzn-ErrorType"] = bedrock_error_type(status)
-    all_headers["x-amzn-RequestId"] = request_id
-    all_headers["x-tether-code"] = code
-    if 400 <= status < 500 and status != 429:
-        all_headers["x-should-retry"] = "false"
+    all_headers["x-amzn-RequestId"] = str(uuid.uuid4())
     return web.Response(
         body=orjson.dumps({"message": message}),
         status=status,

@@ -13,7 +13,15 @@ from yarl import URL
 from tether.gateway.anthropic.request import MessagesRequest
 from tether.pipeline import Decision
 
-__all__ = ["ModelCall", "ModelWire", "PassThrough", "StreamCodec", "UpstreamTarget"]
+__all__ = [
+    "ModelCall",
+    "ModelWire",
+    "PassThrough",
+    "SseWire",
+    "StreamCodec",
+    "UpstreamTarget",
+    "no_retry_headers",
+]
 
 
 class StreamCodec(Protocol):
@@ -80,3 +88,25 @@ class ModelWire(Protocol):
         """Raises a ``TetherError`` (``no_upstream_credential``) when tether holds no
         credential for the project."""
         ...
+
+
+_PASS_THROUGH = PassThrough()
+
+
+class SseWire:
+    """For wires whose stream is the Messages API's own SSE (Anthropic, Vertex)."""
+
+    def codec(self) -> StreamCodec:
+        return _PASS_THROUGH
+
+    def is_stream(self, upstream: aiohttp.ClientResponse) -> bool:
+        return upstream.content_type == "text/event-stream"
+
+
+def no_retry_headers(status: int, headers: dict[str, str] | None) -> dict[str, str]:
+    """``headers`` plus ``x-should-retry: false`` on a 4xx refusal other than 429: the SDKs
+    and Claude Code honour it, and retrying a killed session or a denied call cannot succeed."""
+    all_headers = dict(headers or {})
+    if 400 <= status < 500 and status != 429:
+        all_headers["x-should-retry"] = "false"
+    return all_headers

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -20,7 +19,7 @@ from tether.errors import BadRequest, NotFound, TetherError
 from tether.gateway.anthropic.request import parse_messages_request
 from tether.gateway.credentials import admit_agent
 from tether.gateway.model.calls import ModelCalls
-from tether.gateway.model.wire import ModelCall, PassThrough, StreamCodec, UpstreamTarget
+from tether.gateway.model.wire import ModelCall, SseWire, UpstreamTarget
 from tether.gateway.vertex.errors import vertex_error_response
 from tether.gateway.vertex.tokens import VertexTokens
 from tether.pipeline import Decision
@@ -40,10 +39,9 @@ _METHODS = {
 }
 _REGION = re.compile(r"^[a-z0-9-]{2,40}$")
 _FORWARDED = ("content-type", "accept", "anthropic-beta", "anthropic-version")
-_PASS_THROUGH = PassThrough()
 
 
-class VertexWire:
+class VertexWire(SseWire):
     """Vertex AI: the service account's access token, SSE as it is, Google error JSON."""
 
     upstream_name = "Google Vertex AI"
@@ -53,12 +51,6 @@ class VertexWire:
 
     def refusal(self, code: str, message: str, headers: dict[str, str]) -> web.Response:
         return vertex_error_response(code, message, headers)
-
-    def codec(self) -> StreamCodec:
-        return _PASS_THROUGH
-
-    def is_stream(self, upstream: aiohttp.ClientResponse) -> bool:
-        return upstream.content_type == "text/event-stream"
 
     async def target(
         self, request: web.Request, decision: Decision, call: ModelCall, body: bytes

@@ -12,6 +12,7 @@ import orjson
 from aiohttp import web
 
 from tether.errors import status_for
+from tether.gateway.model.wire import no_retry_headers
 
 __all__ = ["google_status", "vertex_error_body", "vertex_error_response"]
 
@@ -54,9 +55,7 @@ def vertex_error_response(
     code: str, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
     status = status_for(code)
-    all_headers = dict(headers or {})
-    if 400 <= status < 500 and status != 429:
-        all_headers["x-should-retry"] = "false"
+    all_headers = no_retry_headers(status, headers)
     return web.Response(
         body=orjson.dumps(vertex_error_body(code, message)),
         status=status,

@@ -124,25 +124,24 @@ class VertexTokens:
     async def token(self, project_id: str, config: GcpProjectConfig) -> str:
         """A live access token for the project's service account."""
         identity = f"{config.client_email}/{config.service_account.get('private_key_id', '')}"
-        cached = self._tokens.get(project_id)
-        if (
-            cached is not None
-            and cached[2] == identity
-            and cached[1] - time.time() > REFRESH_BEFORE_SECONDS
-        ):
-            return cached[0]
+        cached = self._fresh(project_id, identity)
+        if cached is not None:
+            return cached
         lock = self._locks.setdefault(project_id, asyncio.Lock())
         async with lock:
-            cached = self._tokens.get(project_id)
-            if (
-                cached is not None
-                and cached[2] == identity
-                and cached[1] - time.time() > REFRESH_BEFORE_SECONDS
-            ):
-                return cached[0]
+            cached = self._fresh(project_id, identity)
+            if cached is not None:
+                return cached
             token, expires_at = await asyncio.to_thread(_mint, config.service_account)
             self._tokens[project_id] = (token, expires_at, identity)
             return token
+
+    def _fresh(self, project_id: str, identity: str) -> str | None:
+        """The cached token, unless it is for another key or expires within five minutes."""
+        cached = self._tokens.get(project_id)
+        if cached is None or cached[2] != identity:
+            return None
+        return cached[0] if cached[1] - time.time() > REFRESH_BEFORE_SECONDS else None
 
     def forget(self, project_id: str) -> None:
         self._tokens.pop(project_id, None)
