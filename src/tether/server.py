@@ -98,7 +98,8 @@ def build_app(runtime: Runtime) -> web.Application:
         GatewaySettings(runtime.settings.anthropic_base_url, runtime.settings.max_message_bytes),
     ).add_routes(app)
     model_calls = ModelCalls(runtime.pipeline, runtime.anthropic, runtime.inflight)
-    BedrockDoor(model_calls, runtime.aws, settings.max_message_bytes).add_routes(app)
+    bedrock = BedrockDoor(model_calls, runtime.aws, settings.max_message_bytes)
+    bedrock.add_routes(app)
     VertexDoor(model_calls, runtime.vertex_tokens, settings.max_message_bytes).add_routes(app)
     AwsDoor(
         runtime.pipeline,
@@ -107,6 +108,7 @@ def build_app(runtime: Runtime) -> web.Application:
         runtime.aws_keys,
         runtime.aws,
         runtime.inflight,
+        bedrock,
     ).add_routes(app)
     mount_admin(app, runtime, __version__)
     mount_dashboard(app, runtime.directory)

@@ -128,9 +128,9 @@ class FakeBedrock:
             return web.json_response({"inputTokens": _estimate_input(inner)})
         if operation not in ("invoke", "invoke-with-response-stream"):
             return framing.error(404, "not_found_error", f"unknown operation {operation}")
-        if not isinstance(body, dict) or body.get("anthropic_version") != "bedrock-2023-05-31":
+        if not isinstance(body, dict) or not isinstance(body.get("anthropic_version"), str):
             return framing.error(
-                400, "invalid_request_error", "anthropic_version: bedrock-2023-05-31 required"
+                400, "invalid_request_error", "anthropic_version: required (bedrock-2023-05-31)"
             )
         if "model" in body:
             return framing.error(400, "invalid_request_error", "extraneous key [model]")

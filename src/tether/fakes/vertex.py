@@ -160,8 +160,8 @@ class FakeVertex:
             return web.json_response({"input_tokens": _estimate_input(body)})
         if method not in ("rawPredict", "streamRawPredict"):
             return google_error(404, f"method {method!r} not found")
-        if body.get("anthropic_version") != VERTEX_VERSION:
-            return google_error(400, f"anthropic_version: {VERTEX_VERSION} is required")
+        if not isinstance(body.get("anthropic_version"), str):
+            return google_error(400, f"anthropic_version: required ({VERTEX_VERSION})")
         if "model" in body:
             return google_error(400, "model: Extra inputs are not permitted")
         stream = bool(body.get("stream")) or method == "streamRawPredict"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -20,7 +21,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from tether.errors import BadRequest, TetherError
+from tether.errors import BadRequest, NotFound, TetherError
 from tether.gateway.anthropic.request import MessagesRequest, parse_messages_request
 from tether.gateway.aws.upstream import AwsUpstream, sign_upstream
 from tether.gateway.bedrock.errors import bedrock_error_response
@@ -31,7 +32,7 @@ from tether.gateway.model.wire import ModelCall, StreamCodec, UpstreamTarget
 from tether.pipeline import Decision
 from tether.web.bodies import read_limited
 
-__all__ = ["BEDROCK_SOURCE", "BedrockDoor", "BedrockWire", "bedrock_operation"]
+__all__ = ["BEDROCK_SOURCE", "BedrockDoor", "BedrockWire", "bedrock_call", "bedrock_operation"]
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,10 @@ class BedrockWire:
         project, agent = ctx.identity.project, ctx.identity.agent
         config = await self._aws.config(project.id, project.name)
         credentials = await self._aws.credentials(project.id, config, agent.name)
-        suffix = request.match_info["operation"]
-        model_id = quote(request.match_info["model_id"], safe="")
-        url = f"{config.endpoint('bedrock-runtime', config.region)}/model/{model_id}/{suffix}"
+        suffix = _suffix(call)
+        model_id = quote(call.parsed.model, safe="")
+        region = call.tags.get("region") or config.region
+        url = f"{config.endpoint('bedrock-runtime', region)}/model/{model_id}/{suffix}"
         headers = [
             (name, value)
             for name, value in request.headers.items()
@@ -90,7 +92,7 @@ class BedrockWire:
                 {"input": {"invokeModel": {"body": base64.b64encode(body).decode()}}}
             )
         signed, _ = sign_upstream(
-            "POST", url, headers, credentials, SIGNING_NAME, config.region, None, body
+            "POST", url, headers, credentials, SIGNING_NAME, region, None, body
         )
         return UpstreamTarget(URL(url, encoded=True), CIMultiDict(signed), body)
 
@@ -111,22 +113,39 @@ class BedrockDoor:
         try:
             await admit_agent(request, BEDROCK_SOURCE)
             body = await read_limited(request, self._max_body_bytes)
-            call = self._call(request, body)
+            info = request.match_info
+            call = bedrock_call(BEDROCK_SOURCE, info["model_id"], info["operation"], body)
             return await self._calls.handle(request, call, self._wire)
         except TetherError as exc:
             return bedrock_error_response(exc.code, exc.message)
 
-    def _call(self, request: web.Request, body: bytes) -> ModelCall:
-        model_id = request.match_info["model_id"]
-        operation = bedrock_operation(request.match_info["operation"])
-        assert operation is not None
-        name, stream = operation
-        if name == "count_tokens":
-            body = _counted_body(body)
-        parsed: MessagesRequest = parse_messages_request(
-            body, require_max_tokens=name == "messages", model=model_id, stream=stream
-        )
-        return ModelCall(BEDROCK_SOURCE, name, parsed, body, {"cloud": "aws"})
+    async def relay(self, request: web.Request, call: ModelCall) -> web.StreamResponse:
+        """A Bedrock call another door understood (the AWS broker's ``bedrock-runtime``)."""
+        try:
+            return await self._calls.handle(request, call, self._wire)
+        except TetherError as exc:
+            return bedrock_error_response(exc.code, exc.message)
+
+
+def bedrock_call(source: str, model_id: str, suffix: str, body: bytes, **fields: Any) -> ModelCall:
+    """The model call a Bedrock runtime request makes (``suffix``: ``invoke``, …)."""
+    operation = bedrock_operation(suffix)
+    if operation is None:
+        raise NotFound(f"Bedrock operation {suffix!r}: tether serves {', '.join(_OPERATIONS)}")
+    name, stream = operation
+    if name == "count_tokens":
+        body = _counted_body(body)
+    parsed: MessagesRequest = parse_messages_request(
+        body, require_max_tokens=name == "messages", model=model_id, stream=stream
+    )
+    tags = {"cloud": "aws"} | fields.pop("tags", {})
+    return ModelCall(source, name, parsed, body, tags, **fields)
+
+
+def _suffix(call: ModelCall) -> str:
+    if call.operation == "count_tokens":
+        return "count-tokens"
+    return "invoke-with-response-stream" if call.parsed.stream else "invoke"
 
 
 def _counted_body(body: bytes) -> bytes:

@@ -20,6 +20,16 @@ from tether.gateway.bedrock.eventstream import (
 
 __all__ = ["BedrockStreamCodec", "exception_type_for"]
 
+_MODELLED = frozenset(
+    {
+        "internalServerException",
+        "modelStreamErrorException",
+        "validationException",
+        "throttlingException",
+        "modelTimeoutException",
+        "serviceUnavailableException",
+    }
+)
 _EXCEPTIONS = {
     "rate_limit_error": "throttlingException",
     "overloaded_error": "serviceUnavailableException",
@@ -30,11 +40,13 @@ _EXCEPTIONS = {
 
 
 def exception_type_for(error_type: str) -> str:
-    """The exception frame type for a Messages error type; tether's refusals (a kill, a
-    budget, a policy) are ``accessDeniedException``."""
-    if error_type.endswith("Exception"):
+    """The exception frame type for a Messages error type. Only the types Bedrock's API
+    model names reach the SDKs with their message (botocore drops an unmodelled type's
+    message), so tether's refusals (a kill, a budget, a policy) are
+    ``modelStreamErrorException`` carrying tether's reason."""
+    if error_type in _MODELLED:
         return error_type
-    return _EXCEPTIONS.get(error_type, "accessDeniedException")
+    return _EXCEPTIONS.get(error_type, "modelStreamErrorException")
 
 
 class BedrockStreamCodec:

@@ -84,7 +84,7 @@ class ModelCalls:
         attributes.update(call.tags)
         return Action(
             source=call.source,
-            credential=presented_credential(request.headers),
+            credential=call.credential or presented_credential(request.headers),
             action=f"model:{call.operation}",
             resource=f"anthropic:model/{model}",
             session_id=session_id,
@@ -102,6 +102,7 @@ class ModelCalls:
             else None,
             tool_results=parsed.tool_results if generates else [],
             conversation=parsed.conversation() if session_id is None else None,
+            join_latest_session=call.join_latest_session,
         )
 
     async def handle(

@@ -68,6 +68,11 @@ class ModelCall:
     body: bytes
     tags: dict[str, str] = field(default_factory=dict)
     """Where the call runs (``cloud``, ``region``): policies scope by them."""
+    credential: str | None = None
+    """The agent's key when the door read it itself (the AWS broker: the access key id
+    whose signature it verified); else the key in the request's headers."""
+    join_latest_session: bool = False
+    """For callers that name no session and send no conversation to know them by."""
 
 
 class ModelWire(Protocol):
