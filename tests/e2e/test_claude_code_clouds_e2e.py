@@ -136,9 +136,7 @@ def test_a_killed_session_without_hooks_stops_claude_code_on_a_cloud_at_its_next
     assert "runaway deploy" in run.result, run.result
     assert "authenticate" not in run.result.lower()
     refused = [
-        e
-        for e in audit(clouds, session=session, action="model:messages")
-        if e["result"] == "deny"
+        e for e in audit(clouds, session=session, action="model:messages") if e["result"] == "deny"
     ]
     assert len(refused) == 1, "Claude Code retried a killed session's call"
     assert run.seconds < 60

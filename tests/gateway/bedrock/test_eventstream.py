@@ -24,7 +24,9 @@ from tether.gateway.bedrock.stream import BedrockStreamCodec
 def test_botocore_decodes_tethers_frames_crcs_included() -> None:
     event = b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}'
     decoder = EventStreamBuffer()
-    decoder.add_data(chunk_frame(event) + exception_frame("modelStreamErrorException", "tether: killed"))
+    decoder.add_data(
+        chunk_frame(event) + exception_frame("modelStreamErrorException", "tether: killed")
+    )
     chunk, failure = list(decoder)
     assert chunk.headers[":event-type"] == "chunk"
     assert chunk.to_response_dict()["status_code"] == 200
@@ -39,7 +41,9 @@ def test_frames_cut_anywhere_come_out_whole_and_the_event_json_byte_for_byte() -
     events = [b'{"type":"message_start","message":{"id":"m"}}', b'{"type":"message_stop"}']
     stream = b"".join(chunk_frame(e) for e in events)
     reader = FrameReader()
-    frames = [frame for at in range(0, len(stream), 7) for frame in reader.feed(stream[at : at + 7])]
+    frames = [
+        frame for at in range(0, len(stream), 7) for frame in reader.feed(stream[at : at + 7])
+    ]
     assert [chunk_event(f) for f in frames] == events
     assert reader.pending == 0
 
