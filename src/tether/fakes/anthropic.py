@@ -392,9 +392,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9999)
     parser.add_argument("--api-key", default="sk-ant-fake-upstream-key")
     parser.add_argument("--chunk-delay", type=float, default=0.0)
+    parser.add_argument(
+        "--gcp-key-out",
+        help="write a service-account key file whose tokens this fake issues (for /vertex)",
+    )
     args = parser.parse_args()
     fake = FakeAnthropic(args.api_key, FakeReply(chunk_delay=args.chunk_delay))
     fake.keep_requests = False
+    if args.gcp_key_out:
+        key = fake.vertex.new_service_account(f"http://{args.host}:{args.port}")
+        with open(args.gcp_key_out, "w", encoding="utf-8") as out:
+            json.dump(key, out)
     web.run_app(fake.app(), host=args.host, port=args.port, access_log=None, print=None)
 
 

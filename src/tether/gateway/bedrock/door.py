@@ -23,7 +23,8 @@ from yarl import URL
 
 from tether.errors import BadRequest, NotFound, TetherError
 from tether.gateway.anthropic.request import MessagesRequest, parse_messages_request
-from tether.gateway.aws.upstream import AwsUpstream, sign_upstream
+from tether.gateway.aws.signing import sign_json_call
+from tether.gateway.aws.upstream import AwsUpstream
 from tether.gateway.bedrock.errors import bedrock_error_response
 from tether.gateway.bedrock.stream import BedrockStreamCodec
 from tether.gateway.credentials import admit_agent
@@ -91,9 +92,7 @@ class BedrockWire:
             body = orjson.dumps(
                 {"input": {"invokeModel": {"body": base64.b64encode(body).decode()}}}
             )
-        signed, _ = sign_upstream(
-            "POST", url, headers, credentials, SIGNING_NAME, region, None, body
-        )
+        signed = sign_json_call(url, headers, body, credentials, SIGNING_NAME, region)
         return UpstreamTarget(URL(url, encoded=True), CIMultiDict(signed), body)
 
 

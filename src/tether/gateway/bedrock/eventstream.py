@@ -14,6 +14,7 @@ import binascii
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import orjson
 
@@ -40,6 +41,8 @@ class EventStreamError(ValueError):
 class Frame:
     headers: dict[str, str]
     payload: bytes
+    raw: bytes = b""
+    """The whole frame as read (relayed as it is when nothing in it changes)."""
 
     @property
     def message_type(self) -> str:
@@ -102,13 +105,9 @@ class FrameReader:
             (message_crc,) = struct.unpack_from(">I", buffer, end - 4)
             if zlib.crc32(buffer[start : end - 4]) != message_crc:
                 raise EventStreamError("an event-stream frame's CRC does not match")
-            headers_end = start + 12 + headers_length
-            frames.append(
-                Frame(
-                    _headers(bytes(buffer[start + 12 : headers_end])),
-                    bytes(buffer[headers_end : end - 4]),
-                )
-            )
+            raw = bytes(buffer[start:end])
+            body_at = 12 + headers_length
+            frames.append(Frame(_headers(raw[12:body_at]), raw[body_at:-4], raw))
             start = end
         if start:
             del buffer[:start]
@@ -119,7 +118,9 @@ class FrameReader:
         return len(self._buffer)
 
 
+@lru_cache(maxsize=64)
 def _headers(raw: bytes) -> dict[str, str]:
+    """A frame's headers (read-only: a stream repeats the same few, read once each)."""
     try:
         return _read_headers(raw)
     except (IndexError, struct.error):

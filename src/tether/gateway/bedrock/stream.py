@@ -1,12 +1,17 @@
 """Bedrock's event stream as the Messages SSE the shared tap reads, and back.
 
 Each ``chunk`` frame becomes ``event: <type>`` with its event JSON as the data line, byte
-for byte, so encoding it again gives the agent the frame Bedrock sent. Exception frames
-become SSE ``error`` events, and tether's error events (a kill, a budget mid-stream)
-become exception frames the Bedrock SDKs raise with tether's reason.
+for byte. Events the tap lets through unchanged go to the agent as the very frames Bedrock
+sent (kept in order as they were read: no second base64 and CRC pass on the hot path).
+Exception frames become SSE ``error`` events, and tether's error events (a kill, a budget
+mid-stream) become exception frames the Bedrock SDKs raise with tether's reason.
 """
 
 from __future__ import annotations
+
+import base64
+import binascii
+from collections import deque
 
 import orjson
 
@@ -49,9 +54,37 @@ def exception_type_for(error_type: str) -> str:
     return _EXCEPTIONS.get(error_type, "modelStreamErrorException")
 
 
+_TYPE_PREFIX = b'{"type":"'
+_BYTES_PREFIX = b'{"bytes":"'
+
+
+def _event_of(payload: bytes) -> bytes:
+    """The event JSON in a chunk's ``{"bytes": base64}`` (the common shape read without
+    a JSON parser)."""
+    if payload.startswith(_BYTES_PREFIX) and payload.endswith(b'"}'):
+        inner = payload[len(_BYTES_PREFIX) : -2]
+        if b'"' not in inner:
+            try:
+                return base64.b64decode(inner, validate=True)
+            except binascii.Error:
+                pass
+    return b""
+
+
+def _type_of(event: bytes) -> bytes:
+    if event.startswith(_TYPE_PREFIX):
+        end = event.find(b'"', len(_TYPE_PREFIX))
+        if end > 0:
+            return event[len(_TYPE_PREFIX) : end]
+    kind = orjson.loads(event).get("type")
+    return str(kind).encode()
+
+
 class BedrockStreamCodec:
     def __init__(self) -> None:
         self._reader = FrameReader()
+        self._sent: deque[tuple[bytes, bytes]] = deque()
+        """(SSE event, the frame it came from), for events not yet passed on."""
 
     def decode(self, chunk: bytes) -> bytes:
         out = bytearray()
@@ -64,28 +97,41 @@ class BedrockStreamCodec:
                 if frame.headers.get(":event-type") != "chunk":
                     continue
                 try:
-                    event = chunk_event(frame)
-                    kind = orjson.loads(event).get("type")
+                    event = _event_of(frame.payload) or chunk_event(frame)
+                    kind = _type_of(event)
                 except (EventStreamError, orjson.JSONDecodeError, AttributeError) as exc:
                     out += _sse_error("internalServerException", f"a chunk is unreadable: {exc}")
                     continue
                 if b"\n" in event:
                     event = orjson.dumps(orjson.loads(event))
-                out += b"event: " + str(kind).encode() + b"\ndata: " + event + b"\n\n"
+                sse = b"event: " + kind + b"\ndata: " + event + b"\n\n"
+                self._sent.append((sse, frame.raw))
+                out += sse
             else:
-                kind = frame.headers.get(":exception-type") or frame.headers.get(
+                exception = frame.headers.get(":exception-type") or frame.headers.get(
                     ":error-code", "internalServerException"
                 )
                 try:
                     message = str(orjson.loads(frame.payload).get("message", ""))
                 except (orjson.JSONDecodeError, AttributeError):
                     message = frame.payload[:500].decode(errors="replace")
-                out += _sse_error(kind, message)
+                out += _sse_error(exception, message)
         return bytes(out)
 
     def encode(self, events: bytes) -> bytes:
         out = bytearray()
-        for event in events.split(b"\n\n"):
+        sent = self._sent
+        at = 0
+        while sent:
+            sse, frame = sent[0]
+            if not events.startswith(sse, at):
+                break
+            out += frame
+            at += len(sse)
+            sent.popleft()
+        if at == len(events):
+            return bytes(out)
+        for event in events[at:].split(b"\n\n"):
             name, data = b"", b""
             for line in event.split(b"\n"):
                 if line.startswith(b"event:"):
