@@ -102,7 +102,8 @@ def start_upstream(lab: Lab) -> Target:
     server = lab.start(
         "upstream",
         [sys.executable, str(HERE / "upstream.py"), "--port", str(port),
-         "--api-key", UPSTREAM_KEY, "--gcp-key-out", str(lab.workdir / GCP_KEY)],
+         "--api-key", UPSTREAM_KEY, "--gcp-key-out", str(lab.workdir / GCP_KEY),
+         "--trust-signatures"],
     )  # fmt: skip
     server.wait_ready(f"http://127.0.0.1:{port}/", 30)
     lab.upstream_url = f"http://127.0.0.1:{port}"

@@ -396,9 +396,16 @@ def main() -> None:
         "--gcp-key-out",
         help="write a service-account key file whose tokens this fake issues (for /vertex)",
     )
+    parser.add_argument(
+        "--trust-signatures",
+        action="store_true",
+        help="do not verify Bedrock calls' SigV4 signatures (benchmarks: botocore's check "
+        "would make the fake the bottleneck)",
+    )
     args = parser.parse_args()
     fake = FakeAnthropic(args.api_key, FakeReply(chunk_delay=args.chunk_delay))
     fake.keep_requests = False
+    fake.bedrock.check_signatures = not args.trust_signatures
     if args.gcp_key_out:
         key = fake.vertex.new_service_account(f"http://{args.host}:{args.port}")
         with open(args.gcp_key_out, "w", encoding="utf-8") as out:

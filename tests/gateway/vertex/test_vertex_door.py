@@ -113,11 +113,9 @@ def test_refusals_are_google_errors_with_tethers_reason_and_not_retried(
         'forbid(principal, action, resource) when { resource.tags.region == "europe-west1" };\n',
     )
     key = vertex.create_agent("vertex-eu", "p")
-    with vertex_client(vertex, key, "europe-west1") as eu:
-        with pytest.raises(anthropic.PermissionDeniedError) as denied:
-            eu.messages.create(
-                model=OPUS, max_tokens=10, messages=[{"role": "user", "content": "hi"}]
-            )
+    eu = vertex_client(vertex, key, "europe-west1")
+    with eu, pytest.raises(anthropic.PermissionDeniedError) as denied:
+        eu.messages.create(model=OPUS, max_tokens=10, messages=[{"role": "user", "content": "hi"}])
     error = denied.value.body["error"]  # type: ignore[index]
     assert error["status"] == "PERMISSION_DENIED" and error["code"] == 403
     assert "EU data stays out of agents" in error["message"]
@@ -126,11 +124,11 @@ def test_refusals_are_google_errors_with_tethers_reason_and_not_retried(
     assert [e["result"] for e in decisions if e["action"] == "model:messages"] == ["deny"]
     assert not [r for r in upstream.fake.received if "europe-west1" in r.path]
     vertex.create_project("no-google", upstream.fake.api_key)
-    with vertex_client(vertex, vertex.create_agent("vertex-bare", "no-google")) as bare:
-        with pytest.raises(anthropic.APIStatusError) as unconfigured:
-            bare.with_options(max_retries=0).messages.create(
-                model=OPUS, max_tokens=10, messages=[{"role": "user", "content": "hi"}]
-            )
+    bare = vertex_client(vertex, vertex.create_agent("vertex-bare", "no-google"))
+    with bare, pytest.raises(anthropic.APIStatusError) as unconfigured:
+        bare.with_options(max_retries=0).messages.create(
+            model=OPUS, max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
     assert unconfigured.value.status_code == 503
     assert "tether gcp set-credentials no-google" in unconfigured.value.message
 
@@ -159,7 +157,9 @@ def test_tether_gcp_set_credentials_seals_the_key_file_and_never_shows_it(
     everything = stored.output + shown.output + json.dumps(vertex.call("GET", "/audit").json())
     assert private not in everything
     with vertex_client(vertex, vertex.create_agent("vertex-q", "q")) as agent:
-        agent.messages.create(model=OPUS, max_tokens=10, messages=[{"role": "user", "content": "x"}])
+        agent.messages.create(
+            model=OPUS, max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
     assert upstream.fake.received[-1].path.startswith("/v1/projects/cli-project/")
     broken = runner.invoke(app, ["gcp", "set-credentials", "q"], input='{"type": "user"}')
     assert broken.exit_code != 0 and "not a service account key" in broken.output

@@ -111,6 +111,8 @@ class VertexTokens:
         self._keys = keys
         self._tokens: dict[str, tuple[str, float, str]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._configs: dict[str, tuple[str, GcpProjectConfig]] = {}
+        """Parsed once per stored key (the key file is parsed on no call but the first)."""
 
     async def config(self, project_id: str, project_name: str) -> GcpProjectConfig:
         sealed = await self._keys.get(project_id, GCP_PROVIDER)
@@ -119,7 +121,12 @@ class VertexTokens:
                 f"project {project_name!r} has no Google service account: an operator must run "
                 f"`tether gcp set-credentials {project_name} < key.json`"
             )
-        return GcpProjectConfig.loads(sealed)
+        known = self._configs.get(project_id)
+        if known is not None and known[0] == sealed:
+            return known[1]
+        config = GcpProjectConfig.loads(sealed)
+        self._configs[project_id] = (sealed, config)
+        return config
 
     async def token(self, project_id: str, config: GcpProjectConfig) -> str:
         """A live access token for the project's service account."""
@@ -145,6 +152,7 @@ class VertexTokens:
 
     def forget(self, project_id: str) -> None:
         self._tokens.pop(project_id, None)
+        self._configs.pop(project_id, None)
 
     async def apply(self, change: Any) -> None:
         """Change feed: a project's credential changed."""
