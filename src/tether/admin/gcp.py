@@ -3,25 +3,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tether.admin.appkeys import runtime_of
 from tether.admin.responses import model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import Strict
-from tether.errors import NotFound
 from tether.gateway.vertex.tokens import GCP_PROVIDER, GcpProjectConfig
 from tether.store.changes import Change
 from tether.web.bodies import read_model
 
-__all__ = ["GcpCredentialsOut", "GcpCredentialsPut"]
+__all__ = ["GcpCredentialsOut", "GcpCredentialsPut", "ServiceAccountKey"]
+
+
+class ServiceAccountKey(BaseModel):
+    """A service account's JSON key file as Google gives it (other fields kept as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["service_account"]
+    project_id: str = Field(min_length=1, max_length=128)
+    private_key: str = Field(min_length=1, max_length=16_384)
+    client_email: str = Field(min_length=3, max_length=256)
+    token_uri: str = Field(pattern=r"^https?://", max_length=512)
 
 
 class GcpCredentialsPut(Strict):
-    service_account: dict[str, Any] = Field(
+    service_account: ServiceAccountKey = Field(
         description="the service account's key file as Google gives it (JSON)"
     )
     endpoint_url: str | None = Field(
@@ -34,14 +45,24 @@ class GcpCredentialsPut(Strict):
 
 class GcpCredentialsOut(BaseModel):
     project: str
-    gcp_project: str
-    client_email: str
+    configured: bool = Field(description="whether the project has a service account")
+    gcp_project: str | None
+    client_email: str | None
     endpoint_url: str | None
 
     @classmethod
-    def of(cls, project: str, config: GcpProjectConfig) -> GcpCredentialsOut:
+    def of(cls, project: str, config: GcpProjectConfig | None) -> GcpCredentialsOut:
+        if config is None:
+            return cls(
+                project=project,
+                configured=False,
+                gcp_project=None,
+                client_email=None,
+                endpoint_url=None,
+            )
         return cls(
             project=project,
+            configured=True,
             gcp_project=config.project_id,
             client_email=config.client_email,
             endpoint_url=config.endpoint_url,
@@ -62,7 +83,7 @@ async def put_gcp_credentials(request: web.Request) -> web.Response:
     project = await runtime.projects.by_name(request.match_info["project"])
     payload = await read_model(request, GcpCredentialsPut, runtime.settings.max_body_bytes)
     config = GcpProjectConfig(
-        GcpProjectConfig.check_key(payload.service_account),
+        payload.service_account.model_dump(),
         payload.endpoint_url.rstrip("/") if payload.endpoint_url else None,
     )
     await runtime.credentials.put(project.id, GCP_PROVIDER, config.dumps())
@@ -75,13 +96,13 @@ async def put_gcp_credentials(request: web.Request) -> web.Response:
     "GET",
     "/projects/{project}/gcp",
     "gcp.show_credentials",
-    "Show the project's Vertex settings (the service account's name, never its key)",
+    "Show the project's Vertex settings (the service account's name, never its key; "
+    "configured: false when it has none)",
     response=GcpCredentialsOut,
 )
 async def show_gcp_credentials(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     project = await runtime.projects.by_name(request.match_info["project"])
     sealed = await runtime.credentials.reveal(project.id, GCP_PROVIDER)
-    if not sealed:
-        raise NotFound(f"project {project.name!r} has no Google service account")
-    return model_response(GcpCredentialsOut.of(project.name, GcpProjectConfig.loads(sealed)))
+    config = GcpProjectConfig.loads(sealed) if sealed else None
+    return model_response(GcpCredentialsOut.of(project.name, config))

@@ -16,7 +16,7 @@ app = typer.Typer(
     help="Claude on Vertex AI: the project's Google service account, held by tether only.",
     no_args_is_help=True,
 )
-COLUMNS = ["project", "gcp_project", "client_email", "endpoint_url"]
+COLUMNS = ["project", "configured", "gcp_project", "client_email", "endpoint_url"]
 
 
 @app.command("set-credentials")

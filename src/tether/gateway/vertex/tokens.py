@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
-from tether.errors import BadRequest, TetherError
+from tether.errors import TetherError
 from tether.vault.upstream_keys import UpstreamKeys
 
 __all__ = ["GCP_PROVIDER", "GcpNotConfigured", "GcpProjectConfig", "VertexTokens"]
@@ -24,7 +24,6 @@ __all__ = ["GCP_PROVIDER", "GcpNotConfigured", "GcpProjectConfig", "VertexTokens
 GCP_PROVIDER = "gcp"
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 REFRESH_BEFORE_SECONDS = 300
-REQUIRED_FIELDS = ("type", "project_id", "private_key", "client_email", "token_uri")
 
 
 class GcpNotConfigured(TetherError):
@@ -69,20 +68,6 @@ class GcpProjectConfig:
     def loads(cls, text: str) -> GcpProjectConfig:
         data = json.loads(text)
         return cls(data["service_account"], data.get("endpoint_url"))
-
-    @staticmethod
-    def check_key(key: Any) -> dict[str, Any]:
-        """``key`` as a service-account key file, or a ``BadRequest`` saying what is missing."""
-        if not isinstance(key, dict) or key.get("type") != "service_account":
-            raise BadRequest(
-                'the key file is not a service account key ("type": "service_account")'
-            )
-        missing = [
-            name for name in REQUIRED_FIELDS if not isinstance(key.get(name), str) or not key[name]
-        ]
-        if missing:
-            raise BadRequest(f"the service account key lacks {', '.join(missing)}")
-        return key
 
 
 def _mint(service_account: dict[str, Any]) -> tuple[str, float]:
