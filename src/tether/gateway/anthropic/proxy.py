@@ -18,8 +18,9 @@ from tether.gateway.anthropic.upstream import AnthropicUpstream, request_headers
 from tether.gateway.credentials import admit_agent
 from tether.gateway.model.calls import ModelCalls, session_id_from
 from tether.gateway.model.wire import ModelCall, SseWire, UpstreamTarget
+from tether.identity.directory import AgentIdentity
 from tether.kill.inflight import InflightStreams
-from tether.pipeline import Decision, Pipeline
+from tether.pipeline import Pipeline
 from tether.vault.upstream_keys import UpstreamKeys
 from tether.web.bodies import read_limited
 from tether.web.errors import set_error_renderer
@@ -52,11 +53,9 @@ class AnthropicWire(SseWire):
         return anthropic_error_response(code, message, headers)
 
     async def target(
-        self, request: web.Request, decision: Decision, call: ModelCall, body: bytes
+        self, request: web.Request, identity: AgentIdentity, call: ModelCall, body: bytes
     ) -> UpstreamTarget:
-        ctx = decision.context
-        assert ctx is not None and ctx.identity is not None
-        project = ctx.identity.project
+        project = identity.project
         try:
             api_key = await self._keys.get(project.id, PROVIDER)
         except TetherError as exc:

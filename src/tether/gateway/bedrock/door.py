@@ -30,7 +30,7 @@ from tether.gateway.bedrock.stream import BedrockStreamCodec
 from tether.gateway.credentials import admit_agent
 from tether.gateway.model.calls import ModelCalls
 from tether.gateway.model.wire import ModelCall, StreamCodec, UpstreamTarget
-from tether.pipeline import Decision
+from tether.identity.directory import AgentIdentity
 from tether.web.bodies import read_limited
 
 __all__ = ["BEDROCK_SOURCE", "BedrockDoor", "BedrockWire", "bedrock_call", "bedrock_operation"]
@@ -72,11 +72,9 @@ class BedrockWire:
         return upstream.content_type == EVENT_STREAM
 
     async def target(
-        self, request: web.Request, decision: Decision, call: ModelCall, body: bytes
+        self, request: web.Request, identity: AgentIdentity, call: ModelCall, body: bytes
     ) -> UpstreamTarget:
-        ctx = decision.context
-        assert ctx is not None and ctx.identity is not None
-        project, agent = ctx.identity.project, ctx.identity.agent
+        project, agent = identity.project, identity.agent
         config = await self._aws.config(project.id, project.name)
         credentials = await self._aws.credentials(project.id, config, agent.name)
         suffix = _suffix(call)

@@ -151,8 +151,10 @@ class ModelCalls:
         outcome: Outcome,
         session_headers: dict[str, str],
     ) -> web.StreamResponse:
+        ctx = decision.context
+        assert ctx is not None and ctx.identity is not None
         try:
-            target = await wire.target(request, decision, call, body)
+            target = await wire.target(request, ctx.identity, call, body)
         except TetherError as exc:
             outcome.result, outcome.status, outcome.detail = "error", exc.status, exc.message
             return wire.refusal(exc.code, exc.message, session_headers)

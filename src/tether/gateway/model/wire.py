@@ -11,7 +11,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from tether.gateway.anthropic.request import MessagesRequest
-from tether.pipeline import Decision
+from tether.identity.directory import AgentIdentity
 
 __all__ = [
     "ModelCall",
@@ -88,7 +88,7 @@ class ModelWire(Protocol):
     def is_stream(self, upstream: aiohttp.ClientResponse) -> bool: ...
 
     async def target(
-        self, request: web.Request, decision: Decision, call: ModelCall, body: bytes
+        self, request: web.Request, identity: AgentIdentity, call: ModelCall, body: bytes
     ) -> UpstreamTarget:
         """Raises a ``TetherError`` (``no_upstream_credential``) when tether holds no
         credential for the project."""

@@ -22,7 +22,7 @@ from tether.gateway.model.calls import ModelCalls
 from tether.gateway.model.wire import ModelCall, SseWire, UpstreamTarget
 from tether.gateway.vertex.errors import vertex_error_response
 from tether.gateway.vertex.tokens import VertexTokens
-from tether.pipeline import Decision
+from tether.identity.directory import AgentIdentity
 from tether.web.bodies import read_limited
 
 __all__ = ["VERTEX_SOURCE", "VertexDoor", "VertexWire"]
@@ -53,11 +53,9 @@ class VertexWire(SseWire):
         return vertex_error_response(code, message, headers)
 
     async def target(
-        self, request: web.Request, decision: Decision, call: ModelCall, body: bytes
+        self, request: web.Request, identity: AgentIdentity, call: ModelCall, body: bytes
     ) -> UpstreamTarget:
-        ctx = decision.context
-        assert ctx is not None and ctx.identity is not None
-        project = ctx.identity.project
+        project = identity.project
         config = await self._tokens.config(project.id, project.name)
         token = await self._tokens.token(project.id, config)
         info = request.match_info
