@@ -36,6 +36,7 @@ GROUPS = [
     "tasks",
     "drift",
     "hook",
+    "connect",
     "admin",
 ]
 
