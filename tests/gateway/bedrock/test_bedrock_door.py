@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 import anthropic
+import httpx
 import pytest
 from botocore.exceptions import ClientError
 
@@ -196,3 +197,22 @@ def test_bedrock_runtime_through_the_aws_broker_is_metered_budgeted_and_guarded(
         runtime.invoke_model(modelId=OPUS, body=json.dumps(body))
     assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
     assert "budget" in refused.value.response["Error"]["Message"]
+
+
+def test_bad_requests_and_unserved_operations_are_precise_aws_errors(
+    bedrock: RunningTether, upstream: RunningFake
+) -> None:
+    key = bedrock.create_agent("bedrock-raw", "p")
+    with httpx.Client(base_url=f"{bedrock.url}/bedrock", headers={"x-api-key": key}) as raw:
+        garbled = raw.post(f"/model/{OPUS}/invoke", content=b"{not json")
+        assert garbled.status_code == 400
+        assert garbled.headers["x-amzn-ErrorType"] == "ValidationException"
+        assert "not valid JSON" in garbled.json()["message"]
+        no_max = raw.post(f"/model/{OPUS}/invoke", json={"messages": []})
+        assert no_max.status_code == 400 and "max_tokens" in no_max.json()["message"]
+        converse = raw.post(f"/model/{OPUS}/converse", json={"messages": []})
+        assert converse.status_code == 404 and "message" in converse.json()
+        unknown = raw.post(f"/model/{OPUS}/invoke", json={}, headers={"x-api-key": "tth_no"})
+        assert unknown.status_code == 401
+        assert unknown.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+    assert not [r for r in upstream.fake.received if r.path.startswith("/model/")]

@@ -25,13 +25,14 @@ from tether.errors import BadRequest, NotFound, TetherError
 from tether.gateway.anthropic.request import MessagesRequest, parse_messages_request
 from tether.gateway.aws.signing import sign_json_call
 from tether.gateway.aws.upstream import AwsUpstream
-from tether.gateway.bedrock.errors import bedrock_error_response
+from tether.gateway.bedrock.errors import bedrock_error_body, bedrock_error_response
 from tether.gateway.bedrock.stream import BedrockStreamCodec
 from tether.gateway.credentials import admit_agent
 from tether.gateway.model.calls import ModelCalls
 from tether.gateway.model.wire import ModelCall, StreamCodec, UpstreamTarget
 from tether.identity.directory import AgentIdentity
 from tether.web.bodies import read_limited
+from tether.web.errors import set_error_renderer
 
 __all__ = ["BEDROCK_SOURCE", "BedrockDoor", "BedrockWire", "bedrock_call", "bedrock_operation"]
 
@@ -105,6 +106,7 @@ class BedrockDoor:
             r"/bedrock/model/{model_id:.+}/{operation:invoke|invoke-with-response-stream|count-tokens}",
             self.handle,
         )
+        set_error_renderer(app, "/bedrock", bedrock_error_body)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:

@@ -20,10 +20,11 @@ from tether.gateway.anthropic.request import parse_messages_request
 from tether.gateway.credentials import admit_agent
 from tether.gateway.model.calls import ModelCalls
 from tether.gateway.model.wire import ModelCall, SseWire, UpstreamTarget
-from tether.gateway.vertex.errors import vertex_error_response
+from tether.gateway.vertex.errors import vertex_error_body, vertex_error_response
 from tether.gateway.vertex.tokens import VertexTokens
 from tether.identity.directory import AgentIdentity
 from tether.web.bodies import read_limited
+from tether.web.errors import set_error_renderer
 
 __all__ = ["VERTEX_SOURCE", "VertexDoor", "VertexWire"]
 
@@ -80,6 +81,7 @@ class VertexDoor:
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(ROUTE, self.handle)
+        set_error_renderer(app, "/vertex", vertex_error_body)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
