@@ -59,6 +59,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "operation_not_mapped": 403,
     "aws_not_configured": 503,
     "aws_unavailable": 503,
+    "gcp_not_configured": 503,
+    "gcp_unavailable": 503,
     "repeated_call": 423,
     "repeated_tool_call": 423,
     "retry_limit": 423,

@@ -10,6 +10,7 @@ from tether.admin import (  # noqa: F401  (routes)
     audit,
     aws,
     budgets,
+    gcp,
     guards,
     kill,
     policy,

@@ -24,6 +24,7 @@ GROUPS = [
     "keys",
     "credentials",
     "aws",
+    "gcp",
     "tokens",
     "sessions",
     "audit",
