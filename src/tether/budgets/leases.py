@@ -255,11 +255,30 @@ class LeasedLedger:
             mine = [part for part in taken if part.lease is lease]
             lease.busy_micros -= sum(part.micros for part in mine)
             lease.busy_tokens -= sum(part.tokens for part in mine)
-            lease.spent_micros += micros
-            lease.spent_tokens += tokens
+            charged_m, charged_t = await self._chargeable(lease, micros, tokens)
+            lease.spent_micros += charged_m
+            lease.spent_tokens += charged_t
             lease.last_used = now_ms()
             usages.append(lease.usage())
         return usages
+
+    async def _chargeable(self, lease: _Lease, micros: int, tokens: int) -> tuple[int, int]:
+        """What a call's real cost may be charged to ``lease``: all of it when the lease
+        holds it (grown first if need be), else only what the lease can hold — a lease never
+        spends more than it holds, so the budget's ``reserved`` never goes below zero and
+        its ``spent`` never past the limit."""
+        if lease.fits(micros, tokens):
+            return micros, tokens
+        hold = Hold(lease.budget, lease.period_key, lease.period_end, micros, tokens)
+        if await self._room_for(hold) is lease and lease.fits(micros, tokens):
+            return micros, tokens
+        free_m = lease.held_micros - lease.busy_micros - lease.spent_micros
+        free_t = lease.held_tokens - lease.busy_tokens - lease.spent_tokens
+        if lease.budget.limit_micros is not None:
+            micros = max(0, min(micros, free_m))
+        if lease.budget.limit_tokens is not None:
+            tokens = max(0, min(tokens, free_t))
+        return micros, tokens
 
     async def flush(self, *, closing: bool = False) -> None:
         """Write back what leases spent, renew the live ones, give back idle ones (all of
