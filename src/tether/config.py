@@ -153,7 +153,7 @@ class Settings:
     prices_file: Path | None = None
     alert_retry_base_seconds: float = 2.0
     approval_reap_seconds: float = 10.0
-    shutdown_grace_seconds: float = 30.0
+    shutdown_grace_seconds: float = 10.0
     """On SIGTERM, how long calls in flight may finish before they are cut (and settled)."""
     metrics_token: str | None = None
     """``GET /metrics`` accepts ``Authorization: Bearer <it>`` (or an admin token)."""
@@ -243,7 +243,7 @@ class Settings:
             prices_file=Path(env["TETHER_PRICES_FILE"]) if env.get("TETHER_PRICES_FILE") else None,
             alert_retry_base_seconds=_int_setting(env, "TETHER_ALERT_RETRY_BASE_SECONDS", 2, 1),
             approval_reap_seconds=_int_setting(env, "TETHER_APPROVAL_REAP_SECONDS", 10, 1),
-            shutdown_grace_seconds=_int_setting(env, "TETHER_SHUTDOWN_GRACE_SECONDS", 30, 0),
+            shutdown_grace_seconds=_int_setting(env, "TETHER_SHUTDOWN_GRACE_SECONDS", 10, 0),
             metrics_token=env.get("TETHER_METRICS_TOKEN") or None,
             default_session_limit_usd=_usd_setting(env, "TETHER_DEFAULT_SESSION_LIMIT_USD", 5.0),
             default_daily_budget_usd=_usd_setting(env, "TETHER_DEFAULT_DAILY_BUDGET_USD", 50.0),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import make_url
 
@@ -75,6 +75,7 @@ from tether.telemetry.otlp import OtlpExport, open_otlp_export
 from tether.vault.master_key import load_master_key
 from tether.vault.sealed_box import SealedBox
 from tether.vault.upstream_keys import UpstreamKeys
+from tether.web.inflight_requests import InflightRequests
 
 __all__ = ["BOOTSTRAP_TOKEN_NAME", "Runtime"]
 
@@ -130,6 +131,8 @@ class Runtime:
     audit_keys: AuditSigningKeys | None = None
     anchors: AnchorKeeper | None = None
     """Signed anchors kept every ``TETHER_AUDIT_ANCHOR_EVERY``, when set."""
+    requests: InflightRequests = field(default_factory=InflightRequests)
+    """Requests being handled, for an ordered stop (``tether.shutdown``)."""
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
