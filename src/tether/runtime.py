@@ -17,7 +17,7 @@ from tether.audit.keeper import AnchorKeeper
 from tether.audit.log import AuditLog, AuditWatcher, AuditWatchers
 from tether.budgets.book import BudgetBook
 from tether.budgets.leases import LeasedLedger
-from tether.budgets.unsettled import RecordUnsettledCharges
+from tether.budgets.unsettled import RecordUnsettled
 from tether.config import Settings
 from tether.errors import ConfigError
 from tether.gateway.anthropic.upstream import AnthropicUpstream
@@ -186,12 +186,14 @@ class Runtime:
             watcher = AuditWatchers(metrics, otlp)
         audit = AuditLog(open_appender(db.url, writer), watcher=watcher)
         budget_store = BudgetStore(db)
-        unsettled = RecordUnsettledCharges(audit)
-        budget_book = unsettled.book = BudgetBook(budget_store, on_charged=unsettled)
+        unsettled = RecordUnsettled(audit)
+        hold_ms = int((settings.budget_hold_seconds or settings.upstream_read_timeout + 60) * 1000)
+        budget_book = unsettled.book = BudgetBook(
+            budget_store, on_unsettled=unsettled, reap_seconds=min(30.0, hold_ms / 2000)
+        )
         alert_store = AlertStore(db)
         webhooks = WebhookStore(db, SealedBox(master_key))
         alerts = BudgetAlerts(alert_store, session_store, spend, directory, sessions)
-        hold_ms = int((settings.upstream_read_timeout + 60) * 1000)
         database_ledger = open_ledger(db.url, writer)
         ledger: BudgetLedger = database_ledger
         if settings.budget_lease_percent > 0:

@@ -53,7 +53,8 @@ INSERT INTO budget_reservations (id, budget_id, period_key, micros, tokens, expi
 VALUES ({0}, {1}, {2}, {3}, {4}, {5})
 """
 GROW = """
-UPDATE budget_reservations SET micros = micros + {0}, tokens = tokens + {1}, expires_at = {2}
+UPDATE budget_reservations
+SET micros = micros + {0}, tokens = tokens + {1}, expires_at = {2}, unsettled_at = NULL
 WHERE id = {3} AND budget_id = {4}
 """
 RELEASE = """
@@ -63,7 +64,7 @@ RETURNING budget_id, period_key, micros, tokens
 SHRINK = """
 UPDATE budget_reservations
 SET micros = micros - CAST({0} AS BIGINT), tokens = tokens - CAST({1} AS BIGINT),
-    expires_at = {2}
+    expires_at = {2}, unsettled_at = NULL
 WHERE id = {3} AND budget_id = {4}
 RETURNING CAST({0} AS BIGINT), CAST({1} AS BIGINT)
 """
