@@ -172,7 +172,7 @@ async def _budget_ids(runtime: Runtime, project_name: str | None) -> list[str] |
 
 @routes.route(
     "GET",
-    "/budgets/unsettled",
+    "/reservations/unsettled",
     "budgets.unsettled",
     "Reservations left unsettled by a process that died (?project=): reserved, not spent",
     response=UnsettledOut,
@@ -187,7 +187,7 @@ async def list_unsettled(request: web.Request) -> web.Response:
 
 @routes.route(
     "POST",
-    "/budgets/settle",
+    "/reservations/settle",
     "budgets.settle",
     "Settle unsettled reservations: one, or all of a project's, at a cost or as reserved",
     body=BudgetSettle,

@@ -9,8 +9,7 @@ lease grows by exactly what the call needs, so the last cents stay usable.
 
 What it costs: the period's ``spent`` is up to a second behind on other replicas, its
 ``reserved`` includes the unused part of live leases, and a process that dies holding a
-lease has it charged in full by the reaper (at most one slice per budget period more
-than the calls it served cost, on top of their worst case).
+lease leaves it unsettled (still reserved, not spent) until an operator settles it.
 """
 
 from __future__ import annotations
@@ -318,10 +317,10 @@ class LeasedLedger:
 
     async def close(self) -> None:
         """Write back and give back every lease; one the database cannot take now stays
-        reserved until the reaper charges it."""
+        reserved, and becomes unsettled once its hold lapses."""
         await self._flusher.stop()
         try:
             await self.flush(closing=True)
         except TetherError as exc:
-            log.warning("budget leases not given back (the reaper will charge them): %s", exc)
+            log.warning("budget leases not given back (they will become unsettled): %s", exc)
         await self._ledger.close()

@@ -8,7 +8,7 @@ import typer
 
 from tether.cli.client import CliError
 from tether.cli.context import JsonOption, ProjectFilter, client, reports_errors
-from tether.cli.output import print_done, print_json, print_records
+from tether.cli.output import print_done, print_json, print_line, print_records
 
 app = typer.Typer(help="Budgets: hard limits per project, agent and session.", no_args_is_help=True)
 SHORT_ID = 8
@@ -21,10 +21,10 @@ COLUMNS = [
     "period",
     "limit_usd",
     "spent_usd",
-    "unsettled_usd",
     "remaining_usd",
 ]
-"""`--json` has every field (reserved, period end, tokens)."""
+"""What fits 80 columns; `--json` has every field (reserved, unsettled, period end, tokens);
+unsettled reservations get a line of their own under the table."""
 UNSETTLED_COLUMNS = ["reservation_id", "project", "period", "reserved_usd", "unsettled_at"]
 SETTLED_COLUMNS = ["reservation_id", "project", "period", "reserved_usd", "charged_usd"]
 
@@ -89,11 +89,18 @@ def list_(
     project: str | None = ProjectFilter,
     as_json: bool = JsonOption,
 ) -> None:
-    """Budgets with limit, spent, reserved, remaining and period end."""
+    """Budgets with limit, spent, remaining (and unsettled, when a process died)."""
     budgets = client(ctx).call("GET", "/budgets", params={"project": project})
     if not as_json:
         budgets = [b | {"id": b["id"][:SHORT_ID]} for b in budgets]
     print_records(budgets, COLUMNS, as_json, "budgets")
+    unsettled = [b for b in budgets if b.get("unsettled_usd")]
+    if unsettled and not as_json:
+        for b in unsettled:
+            print_line(
+                f"budget {b['id']}: ${b['unsettled_usd']:.4f} unsettled (reserved by a process "
+                "that died; counted against the limit, not spent: 'tether budgets unsettled')"
+            )
 
 
 @app.command("delete")
@@ -124,7 +131,7 @@ def unsettled(
 ) -> None:
     """Reservations a process that died left unsettled: counted against the limit, not
     spent, until settled with `tether budgets settle`."""
-    holds = client(ctx).call("GET", "/budgets/unsettled", params={"project": project})
+    holds = client(ctx).call("GET", "/reservations/unsettled", params={"project": project})
     print_records(holds, UNSETTLED_COLUMNS, as_json, "unsettled reservations")
 
 
@@ -162,5 +169,5 @@ def settle(
         body["reservation_id"] = reservation_id
     if usd is not None:
         body["usd"] = usd
-    settled = client(ctx).call("POST", "/budgets/settle", body)
+    settled = client(ctx).call("POST", "/reservations/settle", body)
     print_records(settled, SETTLED_COLUMNS, as_json, f"settled {len(settled)} reservation parts")

@@ -38,7 +38,7 @@ def spend(
     rows = admin.call("GET", "/spend", params=params)
     print_records(rows, COLUMNS.get(by, COLUMNS["project"]), as_json, f"spend by {by}")
     if not as_json:
-        unsettled = admin.call("GET", "/budgets/unsettled", params={"project": project})
+        unsettled = admin.call("GET", "/reservations/unsettled", params={"project": project})
         if unsettled:
             reserved = sum(hold["reserved_usd"] for hold in unsettled)
             print_line(

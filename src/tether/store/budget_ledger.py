@@ -210,7 +210,7 @@ class BudgetLedger(Protocol):
         self, reservation_id: str, holds: Sequence[Hold], micros: int, tokens: int
     ) -> list[PeriodUsage]:
         """Charge the real cost and give back the rest, once: holds no longer held (settled
-        already, or charged at their worst case by the reaper) are left alone, so a
+        already, or settled by an operator once unsettled) are left alone, so a
         settlement retried after a lost answer cannot charge twice."""
         ...
 
@@ -229,7 +229,7 @@ class LeasingLedger(BudgetLedger, Protocol):
 
     async def give_back(self, returns: Sequence[LeaseReturn]) -> list[PeriodUsage]:
         """Charge what leases spent and release what they did not use, in one
-        transaction; a lease no longer held (charged by the reaper) is left alone."""
+        transaction; a lease no longer held (settled by an operator) is left alone."""
         ...
 
 
