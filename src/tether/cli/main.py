@@ -35,6 +35,7 @@ GROUPS = [
     "tasks",
     "drift",
     "hook",
+    "connect",
     "admin",
 ]
 
