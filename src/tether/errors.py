@@ -67,6 +67,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "no_progress": 423,
     "unverified_tool_execution": 423,
     "upstream_circuit_open": 429,
+    "shutting_down": 503,
     "policy_unavailable": 503,
     "not_found": 404,
     "method_not_allowed": 405,

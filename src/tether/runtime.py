@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import make_url
 
@@ -17,7 +17,7 @@ from tether.audit.keeper import AnchorKeeper
 from tether.audit.log import AuditLog, AuditWatcher, AuditWatchers
 from tether.budgets.book import BudgetBook
 from tether.budgets.leases import LeasedLedger
-from tether.budgets.unsettled import RecordUnsettledCharges
+from tether.budgets.unsettled import RecordUnsettled
 from tether.config import Settings
 from tether.errors import ConfigError
 from tether.gateway.anthropic.upstream import AnthropicUpstream
@@ -76,6 +76,7 @@ from tether.telemetry.otlp import OtlpExport, open_otlp_export
 from tether.vault.master_key import load_master_key
 from tether.vault.sealed_box import SealedBox
 from tether.vault.upstream_keys import UpstreamKeys
+from tether.web.inflight_requests import InflightRequests
 
 __all__ = ["BOOTSTRAP_TOKEN_NAME", "Runtime"]
 
@@ -132,6 +133,8 @@ class Runtime:
     audit_keys: AuditSigningKeys | None = None
     anchors: AnchorKeeper | None = None
     """Signed anchors kept every ``TETHER_AUDIT_ANCHOR_EVERY``, when set."""
+    requests: InflightRequests = field(default_factory=InflightRequests)
+    """Requests being handled, for an ordered stop (``tether.shutdown``)."""
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -185,12 +188,14 @@ class Runtime:
             watcher = AuditWatchers(metrics, otlp)
         audit = AuditLog(open_appender(db.url, writer), watcher=watcher)
         budget_store = BudgetStore(db)
-        unsettled = RecordUnsettledCharges(audit)
-        budget_book = unsettled.book = BudgetBook(budget_store, on_charged=unsettled)
+        unsettled = RecordUnsettled(audit)
+        hold_ms = int((settings.budget_hold_seconds or settings.upstream_read_timeout + 60) * 1000)
+        budget_book = unsettled.book = BudgetBook(
+            budget_store, on_unsettled=unsettled, reap_seconds=min(30.0, hold_ms / 2000)
+        )
         alert_store = AlertStore(db)
         webhooks = WebhookStore(db, SealedBox(master_key))
         alerts = BudgetAlerts(alert_store, session_store, spend, directory, sessions)
-        hold_ms = int((settings.upstream_read_timeout + 60) * 1000)
         database_ledger = open_ledger(db.url, writer)
         ledger: BudgetLedger = database_ledger
         if settings.budget_lease_percent > 0:
