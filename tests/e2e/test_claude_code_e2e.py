@@ -43,6 +43,9 @@ def test_claude_code_looping_on_a_failing_command_runs_it_five_times_at_most(
     assert run.returncode != 0
     assert "tether: this Bash call already gave the same result 5 times" in run.result
     assert "authenticate" not in run.result.lower()
+    # Five answers ran the command, the sixth was withheld; Claude Code's repeat of it
+    # without streaming is refused before upstream (#23).
+    assert len(upstream.fake.received) == 6
     trips = audit(gateway, session=run.session_id, action="guard:repeated_tool_call")
     assert trips and trips[0]["agent"] == "claude-loop"
 

@@ -25,7 +25,7 @@ from tether.gateway.anthropic.stream_tap import HeldToolUse, StreamTap
 from tether.gateway.anthropic.upstream import AnthropicUpstream, UpstreamFailed, response_headers
 from tether.gateway.credentials import presented_credential
 from tether.gateway.model.wire import ModelCall, ModelWire, StreamCodec
-from tether.guards.fingerprints import body_fingerprint
+from tether.guards.fingerprints import request_fingerprint
 from tether.kill.inflight import InflightStreams, StreamHandle
 from tether.pipeline import Action, Decision, Outcome, Pipeline, ToolUse
 from tether.pipeline.action import CostBasis, Deny
@@ -90,7 +90,7 @@ class ModelCalls:
             session_id=session_id,
             attributes=attributes,
             tags=dict(call.tags),
-            fingerprint=body_fingerprint(body),
+            fingerprint=request_fingerprint(body),
             cost_basis=CostBasis(
                 model=model,
                 input_tokens_estimate=len(body) // BYTES_PER_TOKEN_ESTIMATE + 1,
