@@ -50,7 +50,13 @@ def json_error(
     body = renderer(code, message)
     if details is not None and renderer is default_body:
         body["error"]["details"] = details
-    return web.json_response(body, status=status_for(code), headers=headers)
+    status = status_for(code)
+    if 400 <= status < 500 and status != 429:
+        # A refusal (a bad, expired, rotated or revoked key included) cannot succeed on a
+        # retry: Claude Code and the SDKs stop at once on this header instead of backing off
+        # (#23). The breaker's 429 keeps its retry-after and no such header.
+        headers = {**(headers or {}), "x-should-retry": "false"}
+    return web.json_response(body, status=status, headers=headers)
 
 
 @web.middleware
