@@ -54,6 +54,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "approval_denied": 403,
     "approval_pending": 403,
     "command_not_understood": 403,
+    "command_too_complex": 403,
     "operation_not_mapped": 403,
     "aws_not_configured": 503,
     "aws_unavailable": 503,
