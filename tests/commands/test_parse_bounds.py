@@ -77,3 +77,11 @@ def test_a_summary_of_a_huge_input_costs_what_a_short_one_does() -> None:
 def test_a_summary_still_blanks_a_secret_that_runs_past_the_cut() -> None:
     summary = redacted_summary({"command": "export API_TOKEN=" + "s" * 5_000})
     assert "sss" not in summary
+
+
+def test_aws_arguments_cost_grows_linearly() -> None:
+    def line(n: int) -> str:
+        return "aws " + "--no-paginate " * n + "s3api put-object --bucket b --key k"
+
+    assert _cost(lambda: actions_of(line(8 * 300))) < LINEAR * _cost(lambda: actions_of(line(300)))
+    assert actions_of(line(300))[0].action == "s3:PutObject"

@@ -90,3 +90,22 @@ def test_an_authorize_answer_does_not_quote_a_password(tether: RunningTether) ->
     )
     assert 400 <= bad.status_code < 500
     assert PASSWORD not in bad.text
+
+
+def test_deep_json_and_huge_cedar_inputs_are_clear_4xx(tether: RunningTether) -> None:
+    tether.create_project("p")
+    key = tether.create_agent("a", "p")
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    deep = b'{"action":"x:Y","resource":"r","context":' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    for path in ("/v1/authorize", "/hooks/claude-code"):
+        answer = httpx.post(f"{tether.url}{path}", content=deep, headers=headers, timeout=30)
+        assert 400 <= answer.status_code < 500, answer.text
+        assert "JSON" in answer.text
+    huge = httpx.post(
+        f"{tether.url}/v1/authorize",
+        json={"action": "s3:GetObject", "resource": "arn:" + "a" * 65_000},
+        headers=headers,
+        timeout=30,
+    )
+    assert 400 <= huge.status_code < 500, huge.text
+    assert "resource" in huge.text
