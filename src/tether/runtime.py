@@ -19,7 +19,7 @@ from tether.budgets.book import BudgetBook
 from tether.budgets.leases import LeasedLedger
 from tether.budgets.unsettled import RecordUnsettled
 from tether.config import Settings
-from tether.errors import ConfigError
+from tether.errors import ConfigError, Conflict
 from tether.gateway.anthropic.upstream import AnthropicUpstream
 from tether.gateway.aws.upstream import AwsUpstream
 from tether.gateway.vertex.tokens import VertexTokens
@@ -361,20 +361,39 @@ class Runtime:
         await self.db.dispose()
 
     async def _adopt_env_admin_token(self) -> None:
-        """Make ``TETHER_ADMIN_TOKEN`` an admin token (deployments bring their own)."""
+        """Make ``TETHER_ADMIN_TOKEN`` an admin token (deployments bring their own).
+
+        Idempotent across replicas started together: when another process created a token
+        under the same name meanwhile, the same secret is adopted as it is; a different
+        secret under that name is a configuration error that says so."""
         wanted = self.settings.bootstrap_admin_token
         if not wanted:
             return
+        wanted_hash = hash_secret(wanted)
         existing = await self.admin_tokens.all()
-        if any(t.token_hash == hash_secret(wanted) for t in existing):
+        if any(t.token_hash == wanted_hash for t in existing):
             return
         name = BOOTSTRAP_TOKEN_NAME if not existing else f"env-{len(existing)}"
-        await self.admin_tokens.create(name, Role.ADMIN, secret=wanted)
+        try:
+            await self.admin_tokens.create(name, Role.ADMIN, secret=wanted)
+        except Conflict:
+            now = await self.admin_tokens.all()
+            if any(t.token_hash == wanted_hash for t in now):
+                return  # another replica created this very token first
+            raise ConfigError(
+                f"TETHER_ADMIN_TOKEN differs from the admin token named {name!r} that "
+                "another tether process created at the same time; give every replica the "
+                "same TETHER_ADMIN_TOKEN"
+            ) from None
 
     async def create_bootstrap_token(self) -> str | None:
         """The first admin token's secret, when there is no admin token yet; call it only
-        once the server listens, so a start that fails cannot create a token nobody saw."""
+        once the server listens, so a start that fails cannot create a token nobody saw.
+        None when another replica created the first token meanwhile (it printed it)."""
         if self.settings.bootstrap_admin_token or await self.admin_tokens.all():
             return None
-        _, secret = await self.admin_tokens.create(BOOTSTRAP_TOKEN_NAME, Role.ADMIN)
+        try:
+            _, secret = await self.admin_tokens.create(BOOTSTRAP_TOKEN_NAME, Role.ADMIN)
+        except Conflict:
+            return None
         return secret
