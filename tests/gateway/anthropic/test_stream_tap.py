@@ -141,11 +141,11 @@ def test_an_event_in_many_small_chunks_costs_linear_time() -> None:
         body = event("content_block_delta", {"type": "content_block_delta", "delta": text})
         data = body.encode()
         best = float("inf")
-        for _ in range(3):
+        for _ in range(5):
             tap = StreamTap()
-            started = time.perf_counter()
+            started = time.process_time()
             passed = [tap.feed(data[i : i + 64]) for i in range(0, len(data), 64)]
-            best = min(best, time.perf_counter() - started)
+            best = min(best, time.process_time() - started)
         assert b"".join(b for segs in passed for b in segs if isinstance(b, bytes)) == data
         return best
 
