@@ -12,6 +12,7 @@ from tether.admin import (  # noqa: F401  (routes)
     budgets,
     guards,
     kill,
+    mcp_servers,
     policy,
     projects,
     sessions,

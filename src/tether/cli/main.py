@@ -29,6 +29,7 @@ GROUPS = [
     "audit",
     "budgets",
     "webhooks",
+    "mcp",
     "policy",
     "approvals",
     "guards",
