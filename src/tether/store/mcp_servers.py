@@ -114,7 +114,7 @@ class McpServerStore:
                     )
                 )
                 await record_change(conn, CHANGE_KIND, project_id)
-        except IntegrityError:
+        except (IntegrityError, Conflict):
             raise Conflict(
                 f"the project already has an MCP server named {name}: remove it first"
             ) from None
