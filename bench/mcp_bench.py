@@ -50,11 +50,11 @@ def serve(port: int, json_response: bool) -> None:
     )
 
     async def guarded(scope, receive, send):  # type: ignore[no-untyped-def]
-        if scope["type"] == "http":
-            if dict(scope["headers"]).get(b"authorization") != f"Bearer {UPSTREAM_TOKEN}".encode():
-                await send({"type": "http.response.start", "status": 401, "headers": []})
-                await send({"type": "http.response.body", "body": b""})
-                return
+        expected = f"Bearer {UPSTREAM_TOKEN}".encode()
+        if scope["type"] == "http" and dict(scope["headers"]).get(b"authorization") != expected:
+            await send({"type": "http.response.start", "status": 401, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
         await app(scope, receive, send)
 
     uvicorn.run(guarded, host="127.0.0.1", port=port, log_level="warning")
