@@ -22,6 +22,7 @@ from tether.config import Settings
 from tether.errors import ConfigError
 from tether.gateway.anthropic.upstream import AnthropicUpstream
 from tether.gateway.aws.upstream import AwsUpstream
+from tether.gateway.vertex.tokens import VertexTokens
 from tether.guards.memory import GuardMemory, LocalGuardMemory
 from tether.guards.redis_memory import RedisGuardMemory
 from tether.guards.responses import TripResponder
@@ -122,6 +123,7 @@ class Runtime:
     metrics: TetherMetrics
     aws_keys: AwsKeyStore
     aws: AwsUpstream
+    vertex_tokens: VertexTokens
     tasks: TaskStore
     task_marks: SessionMarks
     task_desk: TaskDesk
@@ -284,6 +286,7 @@ class Runtime:
             aws=AwsUpstream(
                 upstream_keys, settings.upstream_connect_timeout, settings.upstream_read_timeout
             ),
+            vertex_tokens=VertexTokens(upstream_keys),
             tasks=tasks,
             task_marks=task_marks,
             task_desk=TaskDesk(tasks, directory, pipeline, audit, alert_store, task_marks),
@@ -321,6 +324,7 @@ class Runtime:
             controls.apply,
             runtime.upstream_keys.apply,
             runtime.aws.apply,
+            runtime.vertex_tokens.apply,
             runtime.inflight.apply,
             mcp_registry.apply,
         ):

@@ -15,11 +15,14 @@ from tether.dashboard import mount_dashboard
 from tether.gateway.anthropic.proxy import AnthropicGateway, GatewaySettings
 from tether.gateway.authorize import add_authorize_routes
 from tether.gateway.aws.door import AwsDoor
+from tether.gateway.bedrock.door import BedrockDoor
 from tether.gateway.claude_code.hooks import add_claude_code_hook_routes
 from tether.gateway.credentials import DOORKEEPER_KEY
 from tether.gateway.mcp.server import add_mcp_routes
 from tether.gateway.mcp_servers.door import McpServerDoor
+from tether.gateway.model.calls import ModelCalls
 from tether.gateway.tasks import add_task_routes
+from tether.gateway.vertex.door import VertexDoor
 from tether.guards.redis_memory import RedisGuardMemory
 from tether.identity.doorkeeper import Doorkeeper
 from tether.logs.access import AccessLogger, request_scope_middleware
@@ -95,6 +98,10 @@ def build_app(runtime: Runtime) -> web.Application:
         runtime.inflight,
         GatewaySettings(runtime.settings.anthropic_base_url, runtime.settings.max_message_bytes),
     ).add_routes(app)
+    model_calls = ModelCalls(runtime.pipeline, runtime.anthropic, runtime.inflight)
+    bedrock = BedrockDoor(model_calls, runtime.aws, settings.max_message_bytes)
+    bedrock.add_routes(app)
+    VertexDoor(model_calls, runtime.vertex_tokens, settings.max_message_bytes).add_routes(app)
     AwsDoor(
         runtime.pipeline,
         runtime.approval_waiter,
@@ -102,6 +109,7 @@ def build_app(runtime: Runtime) -> web.Application:
         runtime.aws_keys,
         runtime.aws,
         runtime.inflight,
+        bedrock,
     ).add_routes(app)
     McpServerDoor(
         runtime.pipeline,

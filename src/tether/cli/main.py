@@ -24,6 +24,7 @@ GROUPS = [
     "keys",
     "credentials",
     "aws",
+    "gcp",
     "tokens",
     "sessions",
     "audit",
@@ -36,6 +37,7 @@ GROUPS = [
     "tasks",
     "drift",
     "hook",
+    "connect",
     "admin",
 ]
 

@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 
 from tether.errors import status_for
+from tether.gateway.model.wire import no_retry_headers
 
 __all__ = ["anthropic_error_body", "anthropic_error_response", "sse_error_event"]
 
@@ -47,9 +48,7 @@ def anthropic_error_response(
     """4xx refusals tell the SDKs not to retry (``x-should-retry: false``): retrying a
     killed session or a denied action cannot succeed."""
     status = status_for(code)
-    all_headers = dict(headers or {})
-    if 400 <= status < 500 and status != 429:
-        all_headers["x-should-retry"] = "false"
+    all_headers = no_retry_headers(status, headers)
     return web.Response(
         body=orjson.dumps(anthropic_error_body(code, message)),
         status=status,
