@@ -166,3 +166,32 @@ def test_refusals_before_the_upstream_is_reached(
     batch = httpx.post(url, content=json.dumps([]), headers={"Authorization": f"Bearer {key}"})
     assert batch.status_code == 400 and "no batches" in batch.text
     assert mcp_upstream.authorizations == []
+
+
+def test_a_server_that_keeps_failing_is_failed_fast(
+    tether: RunningTether, mcp_upstream: RunningMcpUpstream
+) -> None:
+    key = register(tether, mcp_upstream)
+
+    async def list_once() -> None:
+        async with mcp_session(_url(tether), key) as session:
+            await session.list_tools()
+
+    asyncio.run(list_once())
+    mcp_upstream.stop()
+    call = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "x"}},
+    }
+    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json, text/event-stream"}
+    answers = []
+    for _ in range(3):
+        answers.append(httpx.post(_url(tether), json=call, headers=headers, timeout=30))
+        time.sleep(0.3)
+    assert [a.status_code for a in answers[:2]] == [502, 502], [a.text for a in answers]
+    assert "could not be reached" in answers[0].json()["error"]["message"]
+    fast = answers[2].json()["result"]
+    assert fast["isError"] and "kept failing" in fast["content"][0]["text"]
+    assert "upstream_circuit_open" in fast["content"][0]["text"]

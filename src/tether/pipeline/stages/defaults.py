@@ -10,6 +10,7 @@ from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.guards import EnforceGuards
 from tether.pipeline.stages.identify import IdentifyAgent
 from tether.pipeline.stages.kill_switch import EnforceKillSwitch
+from tether.pipeline.stages.mcp_breaker import BreakMcpCircuits
 from tether.pipeline.stages.mcp_tools import EnforceToolPins
 from tether.pipeline.stages.policy import EnforcePolicy
 from tether.pipeline.stages.session import OpenSession
@@ -44,6 +45,7 @@ def default_stages(
         OpenSession(sessions),
         EnforceKillSwitch(switch),
         tool_pins,
+        BreakMcpCircuits(),
         guards,
         EnforcePolicy(policies),
         RequireApproval(approvals),
