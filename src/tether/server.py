@@ -66,7 +66,12 @@ def build_app(runtime: Runtime) -> web.Application:
     """An application serving an already started runtime (the caller stops it)."""
     settings = runtime.settings
     app = web.Application(
-        middlewares=[request_scope_middleware, connection_middleware, error_middleware],
+        middlewares=[
+            runtime.requests.middleware,
+            request_scope_middleware,
+            connection_middleware,
+            error_middleware,
+        ],
         client_max_size=settings.max_message_bytes,
     )
     app[RUNTIME_KEY] = runtime

@@ -19,6 +19,7 @@ from tether.cli.token_file import save_token
 from tether.config import Settings
 from tether.runtime import Runtime
 from tether.server import build_app, make_runner, make_site
+from tether.shutdown import stop_in_order
 from tether.store.sqlite_lock import hold_sqlite_database
 
 __all__ = ["serve"]
@@ -88,6 +89,7 @@ async def _serve(settings: Settings, announce: bool) -> None:
     runtime = await Runtime.start(settings)
     runner = make_runner(build_app(runtime), settings, logging.getLogger("tether.access"))
     await runner.setup()
+    stopped = False
     try:
         site = make_site(runner, settings, settings.host, settings.port)
         await site.start()
@@ -100,7 +102,10 @@ async def _serve(settings: Settings, announce: bool) -> None:
         calm_garbage_collector()
         await stop.wait()
         console.print("tether: shutting down")
+        await stop_in_order(runner, runtime, settings.shutdown_grace_seconds)
+        stopped = True
     finally:
-        await runner.cleanup()
-        with contextlib.suppress(Exception):
-            await runtime.stop()
+        if not stopped:
+            await runner.cleanup()
+            with contextlib.suppress(Exception):
+                await runtime.stop()

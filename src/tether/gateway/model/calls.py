@@ -133,8 +133,8 @@ class ModelCalls:
             )
         except ClientGone:
             outcome.result, outcome.status = "abandoned", 499
-            outcome.detail = "the client left before upstream answered; charged the worst case"
-            outcome.usage = _worst_case(decision)
+            outcome.detail = "the client left before upstream answered; charged as a cut answer"
+            _cut(outcome)
             response = web.Response(status=499)
         finally:
             outcome.latency_ms = (time.perf_counter() - started) * 1000
@@ -200,7 +200,7 @@ class ModelCalls:
         except (TimeoutError, aiohttp.ClientError) as exc:
             outcome.result, outcome.status = "error", 502
             outcome.detail = f"{wire.upstream_name} broke off its answer: {exc!r}"
-            outcome.usage = _worst_case(decision)
+            _cut(outcome)
             return wire.refusal("upstream_unreachable", outcome.detail, session_headers)
         finally:
             upstream.release()
@@ -213,7 +213,7 @@ class ModelCalls:
                 outcome.detail = (
                     f"{wire.upstream_name} answered 200 but its answer is not a message"
                 )
-                outcome.usage = _worst_case(decision)
+                _cut(outcome)
                 return wire.refusal("upstream_unreachable", outcome.detail, session_headers)
             for tool_use in outcome.tool_uses:
                 refusal = await self._pipeline.review(decision, tool_use)
@@ -283,8 +283,8 @@ class ModelCalls:
                 outcome.result, outcome.detail = "error", f"the upstream stream broke: {exc!r}"
         except asyncio.CancelledError:
             outcome.result, outcome.model = "abandoned", tap.model or outcome.model
-            outcome.detail = "tether stopped while the stream ran; charged the worst case"
-            outcome.usage = _worst_case(decision, tap.usage)
+            outcome.detail = "tether stopped while the stream ran; charged as a cut answer"
+            _cut(outcome, tap)
             upstream.close()
             raise
         finally:
@@ -296,31 +296,31 @@ class ModelCalls:
         outcome.model = tap.model or outcome.model
         if refusal is not None:
             _stopped(outcome, refusal)
-            outcome.usage.output_tokens = tap.output_tokens
+            _cut(outcome, tap)
             closing = sse_error_event(error_type_for(outcome.status), refusal.reason, refusal.code)
         elif client_gone:
             outcome.result = "abandoned"
             if tap.completed:
                 outcome.detail = "the client closed the stream early; upstream's usage settled"
             else:
-                outcome.detail = "the client closed the stream early; charged the worst case"
-                outcome.usage = _worst_case(decision, tap.usage)
+                outcome.detail = "the client closed the stream early; charged as a cut answer"
+                _cut(outcome, tap)
             return response
         elif handle.cut_by is not None and not tap.completed:
             _stopped(outcome, handle.cut_by)
-            outcome.usage.output_tokens = tap.output_tokens
+            _cut(outcome, tap)
             closing = sse_error_event(
                 error_type_for(outcome.status), handle.cut_by.reason, handle.cut_by.code
             )
         elif not tap.started:
             outcome.result, outcome.status = "error", 502
             outcome.detail = f"{upstream_name} answered 200 with a stream that is not a message"
-            outcome.usage = _worst_case(decision)
+            _cut(outcome)
             closing = sse_error_event("api_error", outcome.detail)
         elif outcome.result == "error" or not tap.completed:
             outcome.result = "error"
             outcome.detail = outcome.detail or tap.error or "the upstream stream ended early"
-            outcome.usage.output_tokens = tap.output_tokens
+            _cut(outcome, tap)
             closing = b"" if tap.error else sse_error_event("api_error", outcome.detail)
         else:
             closing = b""
@@ -366,15 +366,14 @@ def _stopped(outcome: Outcome, refusal: Deny) -> None:
     outcome.result, outcome.status, outcome.detail = "cut", status_for(refusal.code), refusal.reason
 
 
-def _worst_case(decision: Decision, seen: Usage | None = None) -> Usage:
-    """What the call may have cost when upstream's own count is unknown: the input as
-    estimated and the whole ``max_tokens``."""
-    usage = Usage() if seen is None else seen
-    basis = decision.action.cost_basis if decision.action is not None else None
-    if basis is not None:
-        usage.input_tokens = max(usage.input_tokens, basis.input_tokens_estimate)
-        usage.output_tokens = max(usage.output_tokens, basis.max_output_tokens)
-    return usage
+def _cut(outcome: Outcome, tap: StreamTap | None = None) -> None:
+    """The answer was cut off before upstream reported its whole usage: what was seen of it
+    is kept, and the pipeline charges the rest by the cut-answer rule (``pricing.cut``)."""
+    usage = Usage()
+    if tap is not None:
+        usage = tap.usage
+        usage.output_tokens = tap.output_tokens
+    outcome.usage, outcome.usage_final = usage, False
 
 
 def _retry_after(value: str | None) -> float | None:

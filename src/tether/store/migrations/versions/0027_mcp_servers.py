@@ -5,7 +5,7 @@ key; ``pins`` holds each tool's pinned definition digest and any change waiting 
 operator (``tether mcp accept``).
 
 Revision ID: 0027
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-04 04:10:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0027"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
