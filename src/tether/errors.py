@@ -88,6 +88,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "audit_unavailable": 503,
     "audit_event_rejected": 400,
     "internal_error": 500,
+    "mcp_tool_withheld": 403,
+    "mcp_tool_unknown": 403,
 }
 
 

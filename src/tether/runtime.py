@@ -32,12 +32,14 @@ from tether.identity.key_use import KeyUse
 from tether.kill.controls import FleetControls
 from tether.kill.inflight import InflightStreams
 from tether.kill.switch import KillSwitch
+from tether.mcp_servers.registry import McpRegistry
 from tether.metrics.fleet import FleetGauges
 from tether.metrics.instruments import TetherMetrics
 from tether.pipeline import Pipeline
 from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.defaults import default_stages
 from tether.pipeline.stages.guards import EnforceGuards
+from tether.pipeline.stages.mcp_tools import EnforceToolPins
 from tether.pipeline.stages.task_context import KeepTaskInView
 from tether.policy.book import PolicyBook
 from tether.pricing.prices import load_price_overrides
@@ -60,6 +62,7 @@ from tether.store.credentials import CredentialStore
 from tether.store.database import Database
 from tether.store.files import private_directory
 from tether.store.fleet_state import FleetState
+from tether.store.mcp_servers import McpServerStore
 from tether.store.migrate import pending_revision, upgrade
 from tether.store.policies import PolicyStore
 from tether.store.projects import ProjectStore
@@ -126,6 +129,8 @@ class Runtime:
     task_marks: SessionMarks
     task_desk: TaskDesk
     fleet_gauges: FleetGauges
+    mcp_servers: McpServerStore
+    mcp_registry: McpRegistry
     sqlite_writer: SqliteWriter | None = None
     """The hot-path writer on SQLite (None on PostgreSQL)."""
     otlp: OtlpExport | None = None
@@ -221,6 +226,8 @@ class Runtime:
         upstream_keys = UpstreamKeys(credentials)
         approvals = ApprovalStore(db)
         tasks, task_marks = TaskStore(db), SessionMarks()
+        mcp_servers = McpServerStore(db, SealedBox(master_key))
+        mcp_registry = McpRegistry(mcp_servers, alert_store)
         pipeline = Pipeline(
             default_stages(
                 directory,
@@ -232,6 +239,7 @@ class Runtime:
                 approvals,
                 guards,
                 KeepTaskInView(tasks, task_marks, DriftWatch(audit, alert_store)),
+                EnforceToolPins(mcp_registry),
             ),
             audit,
             on_decided=metrics.decided,
@@ -289,6 +297,8 @@ class Runtime:
             task_desk=TaskDesk(tasks, directory, pipeline, audit, alert_store, task_marks),
             sqlite_writer=writer,
             fleet_gauges=fleet_gauges,
+            mcp_servers=mcp_servers,
+            mcp_registry=mcp_registry,
             otlp=otlp,
             audit_keys=AuditSigningKeys(db, SealedBox(master_key)),
         )
@@ -321,6 +331,7 @@ class Runtime:
             runtime.aws.apply,
             runtime.vertex_tokens.apply,
             runtime.inflight.apply,
+            mcp_registry.apply,
         ):
             runtime.feed.subscribe(handler)
         await runtime.feed.start()

@@ -13,6 +13,7 @@ from tether.admin import (  # noqa: F401  (routes)
     gcp,
     guards,
     kill,
+    mcp_servers,
     policy,
     policy_trail,
     projects,

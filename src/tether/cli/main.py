@@ -30,6 +30,7 @@ GROUPS = [
     "audit",
     "budgets",
     "webhooks",
+    "mcp",
     "policy",
     "approvals",
     "guards",

@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -248,6 +248,18 @@ async def _policy(caller: AdminCaller, project: str) -> dict[str, Any] | None:
             return None
         raise
     return policy
+
+
+@routes.get("/mcp")
+async def mcp_page(request: web.Request) -> web.Response:
+    """Every project's MCP servers, their pinned tools and those withheld."""
+    caller = request[CALLER]
+    projects = await caller.get("/projects")
+    lists = await asyncio.gather(
+        *(caller.get(f"/projects/{quote(p['name'])}/mcp-servers") for p in projects)
+    )
+    servers = [server for found in lists for server in found]
+    return render(request, "mcp.html", {"servers": servers})
 
 
 @routes.get("/projects/{project}")

@@ -61,6 +61,10 @@ class Action:
     join_latest_session: bool = False
     """For callers that name no session (AWS SDK calls): join the agent's latest active
     session, else the session of ``conversation``."""
+    arguments: dict[str, str] = field(default_factory=dict)
+    """A tool call's arguments as strings (MCP tools): ``context.arguments`` in a policy."""
+    destructive: bool = False
+    """The tool says it destroys (MCP ``destructiveHint``): a deletion, whatever its name."""
 
 
 @dataclass(slots=True)

@@ -46,11 +46,19 @@ class EnforcePolicy:
                 tags=action.tags,
                 source=action.source,
                 session=ctx.session.id if ctx.session else "",
+                arguments=action.arguments,
             )
         )
         if answer.rules:
             ctx.notes["policy_rules"] = list(answer.rules)
         if answer.effect == "deny":
+            if (
+                ctx.preview
+                and action.attributes.get("any_arguments")
+                and not answer.rules
+                and in_force.compiled.may_permit_with_arguments(action.action)
+            ):
+                return None
             if not action.understood and not answer.rules:
                 return self._unknown(action, ctx, project.unknown_command)
             return Deny("policy_denied", answer.reason)
