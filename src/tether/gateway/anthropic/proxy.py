@@ -19,6 +19,7 @@ import orjson
 from aiohttp import web
 
 from tether.errors import TetherError, status_for
+from tether.gateway.anthropic.canary import CANARY_MODEL, canary_answer
 from tether.gateway.anthropic.errors import (
     anthropic_error_body,
     anthropic_error_response,
@@ -180,6 +181,8 @@ class AnthropicGateway:
     ) -> web.StreamResponse:
         ctx = decision.context
         assert ctx is not None and ctx.identity is not None
+        if outcome.model == CANARY_MODEL:
+            return canary_answer(session_headers)
         project = ctx.identity.project
         api_key: str | None = None
         unreadable: str | None = None
