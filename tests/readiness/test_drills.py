@@ -50,3 +50,43 @@ def test_drill_refuses_the_canary_and_leaves_the_real_agent_working(
     canaries = [a for a in agents if a["name"].startswith("canary-")]
     assert [a["state"] for a in canaries] == ["revoked"]
     print(report)
+
+
+def test_audit_drill_answers_the_window_for_a_real_agent(cli, gateway: RunningTether) -> None:
+    key = gateway.create_agent("real", "p")
+    assert model_call(gateway, key, "real-1").status_code == 200
+    report = json.loads(cli("drill", "audit", "-p", "p", "--json").output)
+    assert report["ok"] is True and "of real between 14:00 and 14:30" in report["notes"][0]
+    assert drill_events(gateway, "audit")[0]["result"] == "ok"
+
+
+def test_drill_fails_and_says_why_when_a_door_refuses_the_canary(
+    cli, gateway: RunningTether
+) -> None:
+    gateway.apply_policy("p", 'forbid(principal, action, resource);\n')
+    ran = cli("drill", "kill", "-p", "p", "--json")
+    assert ran.exit_code == 1
+    report = json.loads(ran.output)
+    assert report["ok"] is False and "refused the canary before the drill" in report["notes"][0]
+    assert drill_events(gateway, "kill")[0]["result"] == "error"
+
+
+def test_drill_needs_a_known_kind_and_project(gateway: RunningTether) -> None:
+    unknown = gateway.call("POST", "/drills/explode", params={"project": "p"})
+    assert unknown.status_code == 400 and "use one of kill, pause" in unknown.text
+    assert gateway.call("POST", "/drills/kill").status_code == 400
+
+
+def test_kill_drill_across_two_postgres_replicas(replicas, upstream, monkeypatch) -> None:
+    first, second = replicas
+    first.create_project("p", upstream.fake.api_key)
+    key = first.create_agent("real", "p")
+    assert model_call(second, key, "real-1").status_code == 200
+    monkeypatch.setenv("TETHER_URL", first.url)
+    monkeypatch.setenv("TETHER_ADMIN_TOKEN", first.admin_token)
+    ran = CliRunner().invoke(app, ["drill", "kill", "-p", "p", "--door-url", second.url, "--json"])
+    assert ran.exit_code == 0, ran.output
+    report = json.loads(ran.output)
+    assert report["ok"] is True and set(report["timings"]) >= {"model_refused", "hook_refused"}
+    assert model_call(second, key, "real-1").status_code == 200
+    print(report)

@@ -13,10 +13,21 @@ app = typer.Typer(
 )
 
 
-def _run(ctx: typer.Context, drill: str, project: str | None, as_json: bool) -> None:
+DoorUrlOption = typer.Option(
+    None,
+    "--door-url",
+    help="Knock on this replica's doors (default: the one --url reaches): a kill across replicas.",
+)
+
+
+def _run(
+    ctx: typer.Context, drill: str, project: str | None, door_url: str | None, as_json: bool
+) -> None:
     if not project:
         raise typer.BadParameter("give the project with -p/--project", param_hint="--project")
-    report = client(ctx).call("POST", f"/drills/{drill}", params={"project": project})
+    report = client(ctx).call(
+        "POST", f"/drills/{drill}", {"door_url": door_url}, params={"project": project}
+    )
     if as_json:
         print_json(report)
     else:
@@ -33,34 +44,46 @@ def _run(ctx: typer.Context, drill: str, project: str | None, as_json: bool) -> 
 @app.command("kill")
 @reports_errors
 def kill(
-    ctx: typer.Context, project: str | None = ProjectOption, as_json: bool = JsonOption
+    ctx: typer.Context,
+    project: str | None = ProjectOption,
+    door_url: str | None = DoorUrlOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Kill a canary session; time until each door refuses it."""
-    _run(ctx, "kill", project, as_json)
+    _run(ctx, "kill", project, door_url, as_json)
 
 
 @app.command("pause")
 @reports_errors
 def pause(
-    ctx: typer.Context, project: str | None = ProjectOption, as_json: bool = JsonOption
+    ctx: typer.Context,
+    project: str | None = ProjectOption,
+    door_url: str | None = DoorUrlOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Pause the canary (never the real agents), time the refusal, resume."""
-    _run(ctx, "pause", project, as_json)
+    _run(ctx, "pause", project, door_url, as_json)
 
 
 @app.command("audit")
 @reports_errors
 def audit(
-    ctx: typer.Context, project: str | None = ProjectOption, as_json: bool = JsonOption
+    ctx: typer.Context,
+    project: str | None = ProjectOption,
+    door_url: str | None = DoorUrlOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Answer "what did this agent do 14:00-14:30?" for a real agent; timed."""
-    _run(ctx, "audit", project, as_json)
+    _run(ctx, "audit", project, door_url, as_json)
 
 
 @app.command("rotate")
 @reports_errors
 def rotate(
-    ctx: typer.Context, project: str | None = ProjectOption, as_json: bool = JsonOption
+    ctx: typer.Context,
+    project: str | None = ProjectOption,
+    door_url: str | None = DoorUrlOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Rotate the canary's key; the old key is refused, other agents keep theirs."""
-    _run(ctx, "rotate", project, as_json)
+    _run(ctx, "rotate", project, door_url, as_json)
