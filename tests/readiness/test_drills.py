@@ -23,8 +23,16 @@ def cli(gateway: RunningTether, monkeypatch: pytest.MonkeyPatch):
 def model_call(gateway: RunningTether, key: str, session: str) -> httpx.Response:
     return httpx.post(
         f"{gateway.url}/v1/messages",
-        json={"model": "claude-haiku-5-5", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
-        headers={"x-api-key": key, "X-Claude-Code-Session-Id": session, "anthropic-version": "2023-06-01"},
+        json={
+            "model": "claude-haiku-5-5",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": "x"}],
+        },
+        headers={
+            "x-api-key": key,
+            "X-Claude-Code-Session-Id": session,
+            "anthropic-version": "2023-06-01",
+        },
     )
 
 
@@ -63,7 +71,7 @@ def test_audit_drill_answers_the_window_for_a_real_agent(cli, gateway: RunningTe
 def test_drill_fails_and_says_why_when_a_door_refuses_the_canary(
     cli, gateway: RunningTether
 ) -> None:
-    gateway.apply_policy("p", 'forbid(principal, action, resource);\n')
+    gateway.apply_policy("p", "forbid(principal, action, resource);\n")
     ran = cli("drill", "kill", "-p", "p", "--json")
     assert ran.exit_code == 1
     report = json.loads(ran.output)

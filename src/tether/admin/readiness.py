@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from tether.admin.appkeys import runtime_of
+from tether.admin.appkeys import caller_of, runtime_of
 from tether.admin.responses import model_list_response
 from tether.admin.routing import routes
+from tether.audit.event import AuditEvent
+from tether.errors import BadRequest
 from tether.readiness import CheckResult, assess_project
 from tether.runtime import Runtime
+from tether.web.bodies import read_model
 
 
 class CheckOut(BaseModel):
@@ -63,3 +66,44 @@ async def readiness(runtime: Runtime, project_name: str | None) -> list[ProjectR
 async def show_readiness(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     return model_list_response(await readiness(runtime, request.query.get("project")))
+
+
+class ProbeRunRecord(BaseModel):
+    """What a ``tether policy probe`` run found, for the readiness check to read."""
+
+    agent: str = Field(min_length=1, max_length=64)
+    session: str = Field(min_length=1, max_length=128)
+    probes: int = Field(ge=0)
+    allowed: int = Field(ge=0)
+
+
+@routes.route(
+    "POST",
+    "/projects/{project}/policy/probes",
+    "policy.probes.record",
+    "Record a `tether policy probe` run (policy:probe event): readiness asks whether the "
+    "policy was probed since it last changed",
+    body=ProbeRunRecord,
+    status=204,
+)
+async def record_probe_run(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    project = await runtime.projects.by_name(request.match_info["project"])
+    run = await read_model(request, ProbeRunRecord, runtime.settings.max_body_bytes)
+    if run.allowed > run.probes:
+        raise BadRequest(f"allowed={run.allowed} is more than probes={run.probes}")
+    version = runtime.policies.in_force(project.id).version
+    await runtime.audit.record(
+        AuditEvent(
+            actor=f"admin:{caller_of(request).name}",
+            source="admin",
+            action="policy:probe",
+            resource=f"policy:{project.name}",
+            result="ok" if run.allowed == 0 else "error",
+            reason=f"{run.probes - run.allowed} of {run.probes} out-of-scope actions refused "
+            f"for {run.agent} (session {run.session})",
+            project_id=project.id,
+            attributes={"policy_version": version, "probes": run.probes, "allowed": run.allowed},
+        )
+    )
+    return web.Response(status=204)

@@ -119,7 +119,7 @@ async def _budgets(runtime: Runtime, project: Project, queries: ReadinessQueries
     return CheckResult("budgets", Status.PASS, "per-session and periodic budgets, alerts delivered")
 
 
-_STATEMENT = re.compile(r"permit\s*\((?P<head>[^)]*)\)", re.IGNORECASE)
+_STATEMENT = re.compile(r"permit\s*\((?P<head>[^)]*)\)(?P<conditions>[^;]*)", re.IGNORECASE)
 
 
 def _constrained(head: str, var: str) -> bool:
@@ -127,15 +127,19 @@ def _constrained(head: str, var: str) -> bool:
 
 
 def _policy_risks(source: str) -> list[str]:
+    """Permits that reach every resource (no scope in the head, no ``when`` on the
+    resource) of every action, of deletions or of a ``*`` family of actions."""
     risks = []
     for match in _STATEMENT.finditer(source):
-        head = match.group("head")
-        if _constrained(head, "resource"):
+        head, conditions = match.group("head"), match.group("conditions")
+        if _constrained(head, "resource") or re.search(r"\bwhen\b[^}]*\bresource\b", conditions):
             continue
         if not _constrained(head, "action"):
             risks.append("a permit of every action on unscoped resources")
         elif re.search(r"delete|\*", head, re.IGNORECASE):
-            risks.append("a permit of deletions on unscoped resources")
+            risks.append(
+                f"a permit of deletions or `*` actions on unscoped resources ({head.strip()})"
+            )
     return risks
 
 
@@ -158,7 +162,7 @@ async def _policy(runtime: Runtime, project: Project, queries: ReadinessQueries)
     if probe is None or probe["ts"] < changed:
         statuses.append(Status.WARN)
         evidence.append("no passing `tether policy probe` since the policy last changed")
-        fix = fix or f"tether policy probe -p {project.name} --key KEY"
+        fix = fix or "tether policy probe -a AGENT --key KEY"
     if not statuses:
         return CheckResult(
             "policy", Status.PASS, "no broad permits; deletions need approval; probed"

@@ -182,6 +182,7 @@ class AnthropicGateway:
         ctx = decision.context
         assert ctx is not None and ctx.identity is not None
         if outcome.model == CANARY_MODEL:
+            outcome.usage = Usage()
             return canary_answer(session_headers)
         project = ctx.identity.project
         api_key: str | None = None
