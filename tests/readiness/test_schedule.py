@@ -39,7 +39,7 @@ def test_a_scheduled_drill_that_fails_alerts_the_project_webhook(
     schedule = DrillSchedule(gateway.runtime, 3600, gateway.url)
     reports = asyncio.run_coroutine_threadsafe(schedule.run_once(), gateway._loop).result(60)
     assert {r.drill for r in reports} == {"kill", "pause", "audit", "rotate"}
-    assert not [r for r in reports if r.drill == "kill"][0].ok
+    assert not next(r for r in reports if r.drill == "kill").ok
     deadline = time.monotonic() + 30
     while not any(b"kill drill of project p failed" in d.body for d in receiver.deliveries):
         assert time.monotonic() < deadline, [d.body for d in receiver.deliveries]
