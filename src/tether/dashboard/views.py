@@ -252,7 +252,7 @@ async def sessions_page(request: web.Request) -> web.Response:
             "projects": projects,
             "agents": agents,
             "states": SESSION_STATES,
-            "wanted": wanted,
+            "wanted": {k: wanted.get(k, "") for k in ("project", "agent", "state")},
         },
     )
 
