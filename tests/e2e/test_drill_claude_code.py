@@ -45,8 +45,7 @@ def test_kill_and_pause_drills_leave_a_running_claude_code_session_alone(
         assert time.monotonic() < deadline and process.poll() is None, "the tool never started"
         time.sleep(0.1)
     reports = [
-        gateway.call("POST", f"/drills/{kind}", params={"project": "p"}).json()
-        for kind in ("kill", "pause")
+        gateway.call("POST", f"/projects/p/drills/{kind}").json() for kind in ("kill", "pause")
     ]
     run = ClaudeCode.finish(process, session, started)
     assert all(r["ok"] for r in reports), reports

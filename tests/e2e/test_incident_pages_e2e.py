@@ -37,7 +37,7 @@ def test_readiness_page_shows_each_check_with_its_fix(
     page: playwright.Page, gateway: RunningTether, artifacts: Path
 ) -> None:
     gateway.create_agent("worker", "p")
-    ran = gateway.call("POST", "/drills/kill", params={"project": "p"})
+    ran = gateway.call("POST", "/projects/p/drills/kill")
     assert ran.status_code == 200 and ran.json()["ok"], ran.text
     log_in(page, gateway, gateway.admin_token)
     page.click("nav a:has-text('Readiness')")

@@ -80,9 +80,11 @@ def test_drill_fails_and_says_why_when_a_door_refuses_the_canary(
 
 
 def test_drill_needs_a_known_kind_and_project(gateway: RunningTether) -> None:
-    unknown = gateway.call("POST", "/drills/explode", params={"project": "p"})
-    assert unknown.status_code == 400 and "use one of kill, pause" in unknown.text
-    assert gateway.call("POST", "/drills/kill").status_code == 400
+    unknown = gateway.call("POST", "/projects/p/drills/explode")
+    assert unknown.status_code == 404 and "use one of kill, pause" in unknown.text
+    assert gateway.call("POST", "/projects/nope/drills/kill").status_code == 404
+    bad = gateway.call("POST", "/projects/p/drills/kill", json={"door_url": "file:///etc"})
+    assert bad.status_code == 400 and "door_url" in bad.text
 
 
 def test_kill_drill_across_two_postgres_replicas(replicas, upstream, monkeypatch) -> None:

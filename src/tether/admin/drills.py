@@ -1,20 +1,21 @@
-"""Admin: fire drills — ``POST /drills/{drill}?project=P`` runs one on the live deployment."""
+"""Admin: fire drills — ``POST /projects/{project}/drills/{drill}`` runs one on the live
+deployment."""
 
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tether.admin.appkeys import runtime_of
 from tether.admin.responses import model_response
 from tether.admin.routing import routes
-from tether.errors import BadRequest
-from tether.readiness.drills import DrillReport, run_drill
+from tether.errors import NotFound
+from tether.readiness.drills import DRILLS, DrillReport, run_drill
 from tether.web.bodies import read_optional_model
 
 
 class DrillRequest(BaseModel):
-    door_url: str | None = None
+    door_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/.*)?$", max_length=512)
     """Where the canary knocks (another replica's address, to measure a kill across
     replicas); default: this server, as the caller reached it."""
 
@@ -41,22 +42,20 @@ class DrillOut(BaseModel):
 
 @routes.route(
     "POST",
-    "/drills/{drill}",
+    "/projects/{project}/drills/{drill}",
     "drills.run",
-    "Run a fire drill (kill, pause, audit, rotate) on ?project= with a canary agent",
+    "Run a fire drill (kill, pause, audit, rotate) on the project with a canary agent",
     body=DrillRequest,
     optional_body=True,
     response=DrillOut,
 )
 async def run(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
-    name = request.query.get("project")
-    if not name:
-        raise BadRequest("a drill needs ?project=NAME: the project whose controls it exercises")
-    project = await runtime.projects.by_name(name)
+    project = await runtime.projects.by_name(request.match_info["project"])
+    kind = request.match_info["drill"]
+    if kind not in DRILLS:
+        raise NotFound(f"no drill named {kind!r}: use one of {', '.join(DRILLS)}")
     body = await read_optional_model(request, DrillRequest, runtime.settings.max_body_bytes)
     door_url = body.door_url or str(request.url.origin())
-    if not door_url.startswith(("http://", "https://")):
-        raise BadRequest(f"door_url={door_url!r} is not an http(s) URL")
-    report = await run_drill(runtime, project, request.match_info["drill"], door_url)
+    report = await run_drill(runtime, project, kind, door_url)
     return model_response(DrillOut.of(report))

@@ -9,7 +9,6 @@ from tether.admin.appkeys import caller_of, runtime_of
 from tether.admin.responses import model_list_response
 from tether.admin.routing import routes
 from tether.audit.event import AuditEvent
-from tether.errors import BadRequest
 from tether.readiness import CheckResult, assess_project
 from tether.runtime import Runtime
 from tether.web.bodies import read_model
@@ -90,8 +89,6 @@ async def record_probe_run(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     project = await runtime.projects.by_name(request.match_info["project"])
     run = await read_model(request, ProbeRunRecord, runtime.settings.max_body_bytes)
-    if run.allowed > run.probes:
-        raise BadRequest(f"allowed={run.allowed} is more than probes={run.probes}")
     version = runtime.policies.in_force(project.id).version
     await runtime.audit.record(
         AuditEvent(

@@ -64,9 +64,7 @@ _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=]
 
 def _scoped(pattern: re.Pattern[str]) -> str:
     """``pattern`` with its flags made inline, so it can join an alternation."""
-    flags = "".join(
-        letter for flag, letter in ((re.I, "i"), (re.S, "s")) if pattern.flags & flag
-    )
+    flags = "".join(letter for flag, letter in ((re.I, "i"), (re.S, "s")) if pattern.flags & flag)
     return f"(?{flags}:{pattern.pattern})" if flags else f"(?:{pattern.pattern})"
 
 

@@ -25,9 +25,7 @@ def _run(
 ) -> None:
     if not project:
         raise typer.BadParameter("give the project with -p/--project", param_hint="--project")
-    report = client(ctx).call(
-        "POST", f"/drills/{drill}", {"door_url": door_url}, params={"project": project}
-    )
+    report = client(ctx).call("POST", f"/projects/{project}/drills/{drill}", {"door_url": door_url})
     if as_json:
         print_json(report)
     else:
