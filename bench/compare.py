@@ -49,7 +49,16 @@ from comparison.targets import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-SERVERS = ["direct", "passthrough", "tether-sqlite", "tether-new-session", "tether-pg", "litellm"]
+SERVERS = [
+    "direct",
+    "passthrough",
+    "tether-sqlite",
+    "tether-bedrock",
+    "tether-vertex",
+    "tether-new-session",
+    "tether-pg",
+    "litellm",
+]
 RATES = [30, 100, 300, 1000]
 
 
@@ -201,6 +210,9 @@ def start(key: str, lab: Lab, args: argparse.Namespace) -> Target:
         return start_passthrough(lab)
     if key == "tether-sqlite":
         return start_tether(lab, key, "tether, every control on, SQLite")
+    if key in ("tether-bedrock", "tether-vertex"):
+        wire = key.removeprefix("tether-")
+        return start_tether(lab, key, LABELS[key], wire=wire)
     if key == "tether-new-session":
         return start_tether(
             lab, key, "tether, SQLite, no session header (a new session every call)",
@@ -216,6 +228,8 @@ def start(key: str, lab: Lab, args: argparse.Namespace) -> Target:
 LABELS = {
     "passthrough": "bare aiohttp pass-through",
     "tether-sqlite": "tether, every control on, SQLite",
+    "tether-bedrock": "tether's /bedrock door, every control on, SQLite",
+    "tether-vertex": "tether's /vertex door, every control on, SQLite",
     "tether-new-session": "tether, SQLite, no session header",
     "tether-pg": "tether, every control on, PostgreSQL",
     "litellm": "LiteLLM proxy, no database",

@@ -32,6 +32,12 @@ class Endpoint:
     session_header: str | None = None
     """Sent with a new value every phase (a session per phase), unless None."""
     path: str = "/v1/messages"
+    wire: str = "messages"
+    """``messages``, ``bedrock`` (the model in the path, the stream its own operation) or
+    ``vertex`` (the model in the path): the same request in each door's form."""
+
+
+VERTEX_PATH = "/vertex/v1/projects/bench/locations/us-east5/publishers/anthropic/models"
 
 
 @dataclass
@@ -86,8 +92,17 @@ class Body:
     def __init__(self, endpoint: Endpoint, stream: bool, tag: str) -> None:
         self.endpoint = endpoint
         flag = "true" if stream else "false"
+        head = f'"model":"{MODEL}","stream":{flag}'
+        self.path = endpoint.path
+        if endpoint.wire == "bedrock":
+            head = '"anthropic_version":"bedrock-2023-05-31"'
+            operation = "invoke-with-response-stream" if stream else "invoke"
+            self.path = f"/bedrock/model/us.anthropic.{MODEL}/{operation}"
+        elif endpoint.wire == "vertex":
+            head = f'"anthropic_version":"vertex-2023-10-16","stream":{flag}'
+            self.path = f"{VERTEX_PATH}/{MODEL}:{'streamRawPredict' if stream else 'rawPredict'}"
         self.prefix = (
-            f'{{"model":"{MODEL}","max_tokens":64,"stream":{flag},"messages":[{{"role":"user",'
+            f'{{{head},"max_tokens":64,"messages":[{{"role":"user",'
             f'"content":"Say hello in a short sentence. ({tag} '
         ).encode()
         self.suffix = b')"}]}'
@@ -99,7 +114,7 @@ class Body:
     def __call__(self, i: int) -> bytes:
         ep = self.endpoint
         return request_bytes(
-            ep.host, ep.port, ep.path, self.headers, self.prefix + str(i).encode() + self.suffix
+            ep.host, ep.port, self.path, self.headers, self.prefix + str(i).encode() + self.suffix
         )
 
 

@@ -4,6 +4,7 @@ upstream: what the load generator sends them and which processes' CPU and memory
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -20,8 +21,10 @@ from harness import free_port
 from comparison import litellm_proxy
 from comparison.load import MODEL, Endpoint
 from comparison.processes import ChangingTreeCpu, Server, cpu_seconds, process_tree, rss_mb
+from tether.fakes.bedrock import BEDROCK_KEY
 
 UPSTREAM_KEY = "sk-ant-bench-upstream"
+GCP_KEY = "gcp-key.json"
 PG_HELPERS = ("walwriter", "checkpointer", "background writer")
 ADMIN_TOKEN = "tta_bench_compare_admin_token_0123456789abcdef"
 ANTHROPIC_VERSION = {"anthropic-version": "2023-06-01"}
@@ -93,12 +96,14 @@ class Lab:
 
 
 def start_upstream(lab: Lab) -> Target:
-    """The fake Anthropic API (uvloop), shared by every target; also the "direct" target."""
+    """The fake Anthropic API (uvloop), shared by every target; also the "direct" target.
+    It serves the fake Bedrock and Vertex too (their service account key in the lab)."""
     port = free_port()
     server = lab.start(
         "upstream",
         [sys.executable, str(HERE / "upstream.py"), "--port", str(port),
-         "--api-key", UPSTREAM_KEY],
+         "--api-key", UPSTREAM_KEY, "--gcp-key-out", str(lab.workdir / GCP_KEY),
+         "--trust-signatures"],
     )  # fmt: skip
     server.wait_ready(f"http://127.0.0.1:{port}/", 30)
     lab.upstream_url = f"http://127.0.0.1:{port}"
@@ -129,9 +134,15 @@ def start_passthrough(lab: Lab) -> Target:
 
 
 def start_tether(
-    lab: Lab, name: str, label: str, database_url: str = "", session_header: bool = True
+    lab: Lab,
+    name: str,
+    label: str,
+    database_url: str = "",
+    session_header: bool = True,
+    wire: str = "messages",
 ) -> Target:
-    """``tether up`` with every control on, configured through the admin API."""
+    """``tether up`` with every control on, configured through the admin API; ``wire``:
+    the door the load goes through (``messages``, ``bedrock``, ``vertex``)."""
     port = free_port()
     data = lab.workdir / name
     data.mkdir()
@@ -159,6 +170,22 @@ def start_tether(
     admin.put(
         "/projects/bench/credentials/anthropic", json={"secret": UPSTREAM_KEY}
     ).raise_for_status()
+    if wire == "bedrock":
+        admin.put(
+            "/projects/bench/aws",
+            json={
+                "access_key_id": BEDROCK_KEY[0],
+                "secret_access_key": BEDROCK_KEY[1],
+                "endpoint_url": lab.upstream_url,
+                "account_id": "123456789012",
+            },
+        ).raise_for_status()
+    if wire == "vertex":
+        key_file = json.loads((lab.workdir / GCP_KEY).read_text())
+        admin.put(
+            "/projects/bench/gcp",
+            json={"service_account": key_file, "endpoint_url": lab.upstream_url},
+        ).raise_for_status()
     for period in ("daily", "session"):
         admin.put(
             "/budgets", json={"project": "bench", "period": period, "limit_usd": 1_000_000}
@@ -192,6 +219,7 @@ def start_tether(
             port,
             {"x-api-key": key, **ANTHROPIC_VERSION},
             "X-Claude-Code-Session-Id" if session_header else None,
+            wire=wire,
         ),
         [server],
         check=check,

@@ -153,7 +153,7 @@ class Settings:
     prices_file: Path | None = None
     alert_retry_base_seconds: float = 2.0
     approval_reap_seconds: float = 10.0
-    shutdown_grace_seconds: float = 30.0
+    shutdown_grace_seconds: float = 10.0
     """On SIGTERM, how long calls in flight may finish before they are cut (and settled)."""
     metrics_token: str | None = None
     """``GET /metrics`` accepts ``Authorization: Bearer <it>`` (or an admin token)."""
@@ -174,6 +174,9 @@ class Settings:
     default_session_limit_usd: float | None = 5.0
     default_daily_budget_usd: float | None = 50.0
     budget_lease_percent: float = 2.0
+    budget_hold_seconds: int = 0
+    """How long a reservation (or a lease) holds without a word from its process before it
+    becomes unsettled; 0: the upstream read timeout plus a minute."""
     """Each process holds this share of a budget's limit as a lease and serves calls from
     it in memory (``tether.budgets.leases``); 0: a transaction per call."""
     """What a new project is given unless its creator opts out (None: not given)."""
@@ -245,11 +248,12 @@ class Settings:
             prices_file=Path(env["TETHER_PRICES_FILE"]) if env.get("TETHER_PRICES_FILE") else None,
             alert_retry_base_seconds=_int_setting(env, "TETHER_ALERT_RETRY_BASE_SECONDS", 2, 1),
             approval_reap_seconds=_int_setting(env, "TETHER_APPROVAL_REAP_SECONDS", 10, 1),
-            shutdown_grace_seconds=_int_setting(env, "TETHER_SHUTDOWN_GRACE_SECONDS", 30, 0),
+            shutdown_grace_seconds=_int_setting(env, "TETHER_SHUTDOWN_GRACE_SECONDS", 10, 0),
             metrics_token=env.get("TETHER_METRICS_TOKEN") or None,
             default_session_limit_usd=_usd_setting(env, "TETHER_DEFAULT_SESSION_LIMIT_USD", 5.0),
             default_daily_budget_usd=_usd_setting(env, "TETHER_DEFAULT_DAILY_BUDGET_USD", 50.0),
             budget_lease_percent=_percent_setting(env, "TETHER_BUDGET_LEASE_PERCENT", 2.0),
+            budget_hold_seconds=_int_setting(env, "TETHER_BUDGET_HOLD_SECONDS", 0, 0),
             public_url=_url_setting(env, "TETHER_PUBLIC_URL", "")
             if env.get("TETHER_PUBLIC_URL")
             else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import make_url
 
@@ -17,11 +17,12 @@ from tether.audit.keeper import AnchorKeeper
 from tether.audit.log import AuditLog, AuditWatcher, AuditWatchers
 from tether.budgets.book import BudgetBook
 from tether.budgets.leases import LeasedLedger
-from tether.budgets.unsettled import RecordUnsettledCharges
+from tether.budgets.unsettled import RecordUnsettled
 from tether.config import Settings
-from tether.errors import ConfigError
+from tether.errors import ConfigError, Conflict
 from tether.gateway.anthropic.upstream import AnthropicUpstream
 from tether.gateway.aws.upstream import AwsUpstream
+from tether.gateway.vertex.tokens import VertexTokens
 from tether.guards.memory import GuardMemory, LocalGuardMemory
 from tether.guards.redis_memory import RedisGuardMemory
 from tether.guards.responses import TripResponder
@@ -75,6 +76,7 @@ from tether.telemetry.otlp import OtlpExport, open_otlp_export
 from tether.vault.master_key import load_master_key
 from tether.vault.sealed_box import SealedBox
 from tether.vault.upstream_keys import UpstreamKeys
+from tether.web.inflight_requests import InflightRequests
 
 __all__ = ["BOOTSTRAP_TOKEN_NAME", "Runtime"]
 
@@ -119,6 +121,7 @@ class Runtime:
     metrics: TetherMetrics
     aws_keys: AwsKeyStore
     aws: AwsUpstream
+    vertex_tokens: VertexTokens
     tasks: TaskStore
     task_marks: SessionMarks
     task_desk: TaskDesk
@@ -130,6 +133,8 @@ class Runtime:
     audit_keys: AuditSigningKeys | None = None
     anchors: AnchorKeeper | None = None
     """Signed anchors kept every ``TETHER_AUDIT_ANCHOR_EVERY``, when set."""
+    requests: InflightRequests = field(default_factory=InflightRequests)
+    """Requests being handled, for an ordered stop (``tether.shutdown``)."""
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -183,12 +188,14 @@ class Runtime:
             watcher = AuditWatchers(metrics, otlp)
         audit = AuditLog(open_appender(db.url, writer), watcher=watcher)
         budget_store = BudgetStore(db)
-        unsettled = RecordUnsettledCharges(audit)
-        budget_book = unsettled.book = BudgetBook(budget_store, on_charged=unsettled)
+        unsettled = RecordUnsettled(audit)
+        hold_ms = int((settings.budget_hold_seconds or settings.upstream_read_timeout + 60) * 1000)
+        budget_book = unsettled.book = BudgetBook(
+            budget_store, on_unsettled=unsettled, reap_seconds=min(30.0, hold_ms / 2000)
+        )
         alert_store = AlertStore(db)
         webhooks = WebhookStore(db, SealedBox(master_key))
         alerts = BudgetAlerts(alert_store, session_store, spend, directory, sessions)
-        hold_ms = int((settings.upstream_read_timeout + 60) * 1000)
         database_ledger = open_ledger(db.url, writer)
         ledger: BudgetLedger = database_ledger
         if settings.budget_lease_percent > 0:
@@ -276,6 +283,7 @@ class Runtime:
             aws=AwsUpstream(
                 upstream_keys, settings.upstream_connect_timeout, settings.upstream_read_timeout
             ),
+            vertex_tokens=VertexTokens(upstream_keys),
             tasks=tasks,
             task_marks=task_marks,
             task_desk=TaskDesk(tasks, directory, pipeline, audit, alert_store, task_marks),
@@ -311,6 +319,7 @@ class Runtime:
             controls.apply,
             runtime.upstream_keys.apply,
             runtime.aws.apply,
+            runtime.vertex_tokens.apply,
             runtime.inflight.apply,
         ):
             runtime.feed.subscribe(handler)
@@ -352,20 +361,39 @@ class Runtime:
         await self.db.dispose()
 
     async def _adopt_env_admin_token(self) -> None:
-        """Make ``TETHER_ADMIN_TOKEN`` an admin token (deployments bring their own)."""
+        """Make ``TETHER_ADMIN_TOKEN`` an admin token (deployments bring their own).
+
+        Idempotent across replicas started together: when another process created a token
+        under the same name meanwhile, the same secret is adopted as it is; a different
+        secret under that name is a configuration error that says so."""
         wanted = self.settings.bootstrap_admin_token
         if not wanted:
             return
+        wanted_hash = hash_secret(wanted)
         existing = await self.admin_tokens.all()
-        if any(t.token_hash == hash_secret(wanted) for t in existing):
+        if any(t.token_hash == wanted_hash for t in existing):
             return
         name = BOOTSTRAP_TOKEN_NAME if not existing else f"env-{len(existing)}"
-        await self.admin_tokens.create(name, Role.ADMIN, secret=wanted)
+        try:
+            await self.admin_tokens.create(name, Role.ADMIN, secret=wanted)
+        except Conflict:
+            now = await self.admin_tokens.all()
+            if any(t.token_hash == wanted_hash for t in now):
+                return  # another replica created this very token first
+            raise ConfigError(
+                f"TETHER_ADMIN_TOKEN differs from the admin token named {name!r} that "
+                "another tether process created at the same time; give every replica the "
+                "same TETHER_ADMIN_TOKEN"
+            ) from None
 
     async def create_bootstrap_token(self) -> str | None:
         """The first admin token's secret, when there is no admin token yet; call it only
-        once the server listens, so a start that fails cannot create a token nobody saw."""
+        once the server listens, so a start that fails cannot create a token nobody saw.
+        None when another replica created the first token meanwhile (it printed it)."""
         if self.settings.bootstrap_admin_token or await self.admin_tokens.all():
             return None
-        _, secret = await self.admin_tokens.create(BOOTSTRAP_TOKEN_NAME, Role.ADMIN)
+        try:
+            _, secret = await self.admin_tokens.create(BOOTSTRAP_TOKEN_NAME, Role.ADMIN)
+        except Conflict:
+            return None
         return secret

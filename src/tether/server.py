@@ -15,10 +15,13 @@ from tether.dashboard import mount_dashboard
 from tether.gateway.anthropic.proxy import AnthropicGateway, GatewaySettings
 from tether.gateway.authorize import add_authorize_routes
 from tether.gateway.aws.door import AwsDoor
+from tether.gateway.bedrock.door import BedrockDoor
 from tether.gateway.claude_code.hooks import add_claude_code_hook_routes
 from tether.gateway.credentials import DOORKEEPER_KEY
 from tether.gateway.mcp.server import add_mcp_routes
+from tether.gateway.model.calls import ModelCalls
 from tether.gateway.tasks import add_task_routes
+from tether.gateway.vertex.door import VertexDoor
 from tether.guards.redis_memory import RedisGuardMemory
 from tether.identity.doorkeeper import Doorkeeper
 from tether.logs.access import AccessLogger, request_scope_middleware
@@ -62,7 +65,12 @@ def build_app(runtime: Runtime) -> web.Application:
     """An application serving an already started runtime (the caller stops it)."""
     settings = runtime.settings
     app = web.Application(
-        middlewares=[request_scope_middleware, connection_middleware, error_middleware],
+        middlewares=[
+            runtime.requests.middleware,
+            request_scope_middleware,
+            connection_middleware,
+            error_middleware,
+        ],
         client_max_size=settings.max_message_bytes,
     )
     app[RUNTIME_KEY] = runtime
@@ -94,6 +102,10 @@ def build_app(runtime: Runtime) -> web.Application:
         runtime.inflight,
         GatewaySettings(runtime.settings.anthropic_base_url, runtime.settings.max_message_bytes),
     ).add_routes(app)
+    model_calls = ModelCalls(runtime.pipeline, runtime.anthropic, runtime.inflight)
+    bedrock = BedrockDoor(model_calls, runtime.aws, settings.max_message_bytes)
+    bedrock.add_routes(app)
+    VertexDoor(model_calls, runtime.vertex_tokens, settings.max_message_bytes).add_routes(app)
     AwsDoor(
         runtime.pipeline,
         runtime.approval_waiter,
@@ -101,6 +113,7 @@ def build_app(runtime: Runtime) -> web.Application:
         runtime.aws_keys,
         runtime.aws,
         runtime.inflight,
+        bedrock,
     ).add_routes(app)
     mount_admin(app, runtime, __version__)
     mount_dashboard(app, runtime.directory)

@@ -10,6 +10,9 @@ import httpx
 import pytest
 
 from tests.support.server import RunningTether
+from tether.store.budget_ledger import open_ledger
+from tether.store.budgets import Hold
+from tether.store.clock import now_ms
 
 
 @pytest.fixture
@@ -93,3 +96,27 @@ def test_audit_page_pages_back_by_agent_over_the_whole_trail(
     assert second.status_code == 200
     shown = re.findall(r"arn:aws:s3:::b/(\d{3})", second.text)
     assert sorted(shown, reverse=True) == shown and "000" in shown and "104" not in shown
+
+
+def test_budgets_show_unsettled_reservations_apart_from_spend(
+    tether: RunningTether, operator: httpx.Client
+) -> None:
+    tether.create_project("p")
+    daily = tether.call(
+        "PUT", "/budgets", json={"project": "p", "period": "daily", "limit_usd": 100}
+    ).json()
+
+    async def crash_leaves_a_reservation() -> None:
+        runtime = tether.runtime
+        (budget,) = [b for b in await runtime.budget_store.all() if b.id == daily["id"]]
+        ledger = open_ledger(runtime.db.url, runtime.sqlite_writer)
+        hold = Hold(budget, daily["current_period"], None, 12_340_000, 0)
+        assert await ledger.reserve("dead-process", [hold], now_ms() - 1) is None
+        assert await runtime.budget_store.mark_unsettled(now_ms())
+
+    tether.run(crash_leaves_a_reservation())
+    listed = next(b for b in tether.call("GET", "/budgets").json() if b["id"] == daily["id"])
+    assert (listed["spent_usd"], listed["reserved_usd"]) == (0, 0)
+    assert listed["unsettled_usd"] == 12.34 and listed["remaining_usd"] == 100 - 12.34
+    for page in (operator.get("/overview").text, operator.get("/projects/p").text):
+        assert "$12.34 unsettled (reserved, not spent)" in page

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tether.budgets.definitions import Budget, BudgetPeriod, BudgetScope
+from tether.errors import BadRequest, NotFound
 from tether.store.budget_ledger import BudgetLedger, open_ledger
 from tether.store.budgets import BudgetStore, Hold
 from tether.store.clock import now_ms
@@ -65,19 +66,48 @@ async def test_settlement_charges_real_cost_and_releases_the_hold(stores) -> Non
     ]
 
 
-async def test_expired_holds_are_charged_as_reserved_once(stores) -> None:
+async def test_expired_holds_become_unsettled_not_spent(stores) -> None:
     db, store, ledger = stores
     _, tight = await two_budgets(db, store)
     hold = [Hold(tight, "d", None, 900_000, 0)]
     await ledger.reserve("crashed", hold, now_ms() - 1)
-    assert await ledger.reserve("next", hold, now_ms() + 60_000) is not None, "still held"
-    (charged,) = await store.charge_expired(now_ms())
-    assert (charged.reservation_id, charged.micros) == ("crashed", 900_000)
+    (marked,) = await store.mark_unsettled(now_ms())
+    assert (marked.reservation_id, marked.micros) == ("crashed", 900_000)
+    assert await store.mark_unsettled(now_ms()) == [], "marked once"
     usage = await store.usage(tight.id, "d")
-    assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (900_000, 0)
-    assert await ledger.settle("crashed", hold, 100_000, 0) == [], "a late settlement is ignored"
+    assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (0, 900_000)
+    assert await ledger.reserve("next", hold, now_ms() + 60_000) is not None, "still counted"
+    (listed,) = await store.unsettled([tight.id])
+    assert listed.reservation_id == "crashed"
+
+
+async def test_an_unsettled_hold_is_settled_by_a_late_settlement_once(stores) -> None:
+    db, store, ledger = stores
+    _, tight = await two_budgets(db, store)
+    hold = [Hold(tight, "d", None, 900_000, 0)]
+    await ledger.reserve("late", hold, now_ms() - 1)
+    await store.mark_unsettled(now_ms())
+    await ledger.settle("late", hold, 100_000, 0)
     usage = await store.usage(tight.id, "d")
-    assert usage is not None and usage.spent_micros == 900_000, "not charged twice"
+    assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (100_000, 0)
+    assert await ledger.settle("late", hold, 100_000, 0) == [], "not charged twice"
+    assert await store.unsettled([tight.id]) == []
+
+
+async def test_an_operator_settles_an_unsettled_hold_at_most_at_what_it_held(stores) -> None:
+    db, store, ledger = stores
+    _, tight = await two_budgets(db, store)
+    hold = [Hold(tight, "d", None, 900_000, 0)]
+    await ledger.reserve("dead", hold, now_ms() - 1)
+    await store.mark_unsettled(now_ms())
+    with pytest.raises(BadRequest, match="at most"):
+        await store.settle_unsettled("dead", [tight.id], 900_001)
+    (settled,) = await store.settle_unsettled("dead", [tight.id], 640_000)
+    assert settled.charged_micros == 640_000
+    usage = await store.usage(tight.id, "d")
+    assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (640_000, 0)
+    with pytest.raises(NotFound):
+        await store.settle_unsettled("dead", [tight.id], 0)
 
 
 async def test_a_settlement_retried_after_it_landed_charges_once(stores) -> None:

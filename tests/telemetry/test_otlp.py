@@ -18,6 +18,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from tests.support.clouds import BEDROCK_REGION, VERTEX_REGION, give_clouds
 from tests.support.databases import sqlite_url
 from tests.support.fake_upstream import RunningFake
 from tests.support.receiver import Receiver
@@ -256,3 +257,41 @@ def test_a_stuck_collector_drops_spans_and_counts_them_without_slowing_calls(
     finally:
         server.stop()
         stuck.stop()
+
+
+def test_model_calls_on_the_cloud_doors_are_spans_with_the_clouds_provider_names(
+    tmp_path: Path, upstream: RunningFake, receiver: Receiver
+) -> None:
+    server = traced_tether(tmp_path, upstream, OtlpSettings(receiver.url, delay_seconds=0.05))
+    try:
+        give_clouds(server, "p", upstream)
+        key = server.create_agent("cloud-worker", "p")
+        with anthropic.AnthropicBedrock(
+            api_key=key, base_url=f"{server.url}/bedrock", aws_region=BEDROCK_REGION
+        ) as bedrock:
+            bedrock.messages.create(
+                model="us.anthropic.claude-opus-5-5",
+                max_tokens=16,
+                messages=[{"role": "user", "content": "hi"}],
+            )
+        with anthropic.AnthropicVertex(
+            access_token=key,
+            base_url=f"{server.url}/vertex/v1",
+            region=VERTEX_REGION,
+            project_id="any",
+        ) as vertex:
+            vertex.messages.create(
+                model="claude-haiku-4-5@20251001",
+                max_tokens=16,
+                messages=[{"role": "user", "content": "hi"}],
+            )
+        wanted = {"chat us.anthropic.claude-opus-5-5", "chat claude-haiku-4-5@20251001"}
+        spans = {s["name"]: s for s in wait_for(lambda: decoded(http_requests(receiver)), wanted)}
+        bedrock_span = spans["chat us.anthropic.claude-opus-5-5"]["attributes"]
+        assert bedrock_span["gen_ai.provider.name"] == "aws.bedrock"
+        assert bedrock_span["gen_ai.usage.output_tokens"] > 0
+        vertex_span = spans["chat claude-haiku-4-5@20251001"]["attributes"]
+        assert vertex_span["gen_ai.provider.name"] == "gcp.vertex_ai"
+        assert vertex_span["tether.cost_usd"] > 0
+    finally:
+        server.stop()

@@ -391,10 +391,81 @@ class BudgetOut(BaseModel):
     current_period: str | None
     spent_usd: float | None
     reserved_usd: float | None
+    """Held by calls running now (and live leases); unsettled reservations apart."""
+    unsettled_usd: float | None
+    """Reserved by calls whose process died before settling them: counted against the
+    limit, not spent, until settled (``POST /reservations/settle``)."""
     remaining_usd: float | None
     spent_tokens: int | None
     period_end: str | None
     updated_by: str
+
+
+class UnsettledOut(BaseModel):
+    reservation_id: str
+    budget_id: str
+    project: str
+    period: str
+    reserved_usd: float
+    reserved_tokens: int
+    unsettled_at: str | None
+    charged_usd: float | None = None
+    """Once settled: what was charged."""
+
+
+class BudgetSettle(Strict):
+    """Settle unsettled reservations: one (``reservation_id``) or all of a project's
+    (``all_unsettled``), at what the call really cost (``usd``) or at what it reserved
+    (``as_reserved``)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                {
+                    "oneOf": [
+                        {
+                            "required": ["reservation_id"],
+                            "properties": {"reservation_id": {"type": "string"}},
+                        },
+                        {
+                            "required": ["all_unsettled"],
+                            "properties": {"all_unsettled": {"const": True}},
+                        },
+                    ]
+                },
+                {
+                    "oneOf": [
+                        {"required": ["usd"], "properties": {"usd": {"type": "number"}}},
+                        {
+                            "required": ["as_reserved"],
+                            "properties": {"as_reserved": {"const": True}},
+                        },
+                    ]
+                },
+                {
+                    "not": {
+                        "required": ["all_unsettled", "usd"],
+                        "properties": {
+                            "all_unsettled": {"const": True},
+                            "usd": {"type": "number", "exclusiveMinimum": 0},
+                        },
+                    }
+                },
+            ]
+        },
+    )
+
+    project: str = Field(min_length=1, max_length=64)
+    reservation_id: str | None = Field(None, min_length=1, max_length=32)
+    all_unsettled: bool = False
+    usd: float | None = Field(
+        None,
+        ge=0,
+        le=10_000_000,
+        description="what the call really cost, USD (at most what it reserved)",
+    )
+    as_reserved: bool = False
 
 
 class WebhookAdd(Strict):

@@ -18,17 +18,20 @@ __all__ = ["BudgetBook"]
 log = logging.getLogger(__name__)
 
 REAP_SECONDS = 30.0
+"""How often reservations past their hold are looked for (sooner when holds are short)."""
 
 
 class BudgetBook:
     def __init__(
         self,
         store: BudgetStore,
-        on_charged: Callable[[list[ExpiredHold]], Awaitable[None]] | None = None,
+        on_unsettled: Callable[[list[ExpiredHold]], Awaitable[None]] | None = None,
+        reap_seconds: float = REAP_SECONDS,
     ) -> None:
-        """``on_charged`` is told of reservations charged at their worst case."""
+        """``on_unsettled`` is told of reservations that became unsettled."""
         self._store = store
-        self._on_charged = on_charged
+        self._on_unsettled = on_unsettled
+        self._reap_seconds = reap_seconds
         self._by_project: dict[str, list[Budget]] = {}
         self._reaper: asyncio.Task[None] | None = None
 
@@ -67,13 +70,14 @@ class BudgetBook:
                 await self._reaper
 
     async def _reap_forever(self) -> None:
-        """Reservations of requests that never settled (a crash) are charged as reserved."""
+        """Reservations of requests that never settled (a crash) become unsettled: still
+        reserved, not spent (``BudgetStore.mark_unsettled``). Once at start, then regularly."""
         while True:
-            await asyncio.sleep(REAP_SECONDS)
             try:
-                charged = await self._store.charge_expired(now_ms())
+                marked = await self._store.mark_unsettled(now_ms())
             except TetherError as exc:
-                log.warning("expired budget reservations not charged yet: %s", exc.message)
-                continue
-            if charged and self._on_charged is not None:
-                await self._on_charged(charged)
+                log.warning("expired budget reservations not marked unsettled: %s", exc.message)
+                marked = []
+            if marked and self._on_unsettled is not None:
+                await self._on_unsettled(marked)
+            await asyncio.sleep(self._reap_seconds)

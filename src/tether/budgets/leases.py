@@ -9,8 +9,7 @@ lease grows by exactly what the call needs, so the last cents stay usable.
 
 What it costs: the period's ``spent`` is up to a second behind on other replicas, its
 ``reserved`` includes the unused part of live leases, and a process that dies holding a
-lease has it charged in full by the reaper (at most one slice per budget period more
-than the calls it served cost, on top of their worst case).
+lease leaves it unsettled (still reserved, not spent) until an operator settles it.
 """
 
 from __future__ import annotations
@@ -255,11 +254,30 @@ class LeasedLedger:
             mine = [part for part in taken if part.lease is lease]
             lease.busy_micros -= sum(part.micros for part in mine)
             lease.busy_tokens -= sum(part.tokens for part in mine)
-            lease.spent_micros += micros
-            lease.spent_tokens += tokens
+            charged_m, charged_t = await self._chargeable(lease, micros, tokens)
+            lease.spent_micros += charged_m
+            lease.spent_tokens += charged_t
             lease.last_used = now_ms()
             usages.append(lease.usage())
         return usages
+
+    async def _chargeable(self, lease: _Lease, micros: int, tokens: int) -> tuple[int, int]:
+        """What a call's real cost may be charged to ``lease``: all of it when the lease
+        holds it (grown first if need be), else only what the lease can hold — a lease never
+        spends more than it holds, so the budget's ``reserved`` never goes below zero and
+        its ``spent`` never past the limit."""
+        if lease.fits(micros, tokens):
+            return micros, tokens
+        hold = Hold(lease.budget, lease.period_key, lease.period_end, micros, tokens)
+        if await self._room_for(hold) is lease and lease.fits(micros, tokens):
+            return micros, tokens
+        free_m = lease.held_micros - lease.busy_micros - lease.spent_micros
+        free_t = lease.held_tokens - lease.busy_tokens - lease.spent_tokens
+        if lease.budget.limit_micros is not None:
+            micros = max(0, min(micros, free_m))
+        if lease.budget.limit_tokens is not None:
+            tokens = max(0, min(tokens, free_t))
+        return micros, tokens
 
     async def flush(self, *, closing: bool = False) -> None:
         """Write back what leases spent, renew the live ones, give back idle ones (all of
@@ -299,10 +317,10 @@ class LeasedLedger:
 
     async def close(self) -> None:
         """Write back and give back every lease; one the database cannot take now stays
-        reserved until the reaper charges it."""
+        reserved, and becomes unsettled once its hold lapses."""
         await self._flusher.stop()
         try:
             await self.flush(closing=True)
         except TetherError as exc:
-            log.warning("budget leases not given back (the reaper will charge them): %s", exc)
+            log.warning("budget leases not given back (they will become unsettled): %s", exc)
         await self._ledger.close()

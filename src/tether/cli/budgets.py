@@ -8,14 +8,25 @@ import typer
 
 from tether.cli.client import CliError
 from tether.cli.context import JsonOption, ProjectFilter, client, reports_errors
-from tether.cli.output import print_done, print_json, print_records
+from tether.cli.output import print_done, print_json, print_line, print_records
 
 app = typer.Typer(help="Budgets: hard limits per project, agent and session.", no_args_is_help=True)
 SHORT_ID = 8
 """Tables show the start of each id (unique in practice); `delete` takes any unique start."""
 FULL_ID = 32
-COLUMNS = ["id", "project", "agent", "period", "limit_usd", "spent_usd", "remaining_usd"]
-"""What fits 80 columns; `--json` has every field (reserved, period end, tokens)."""
+COLUMNS = [
+    "id",
+    "project",
+    "agent",
+    "period",
+    "limit_usd",
+    "spent_usd",
+    "remaining_usd",
+]
+"""What fits 80 columns; `--json` has every field (reserved, unsettled, period end, tokens);
+unsettled reservations get a line of their own under the table."""
+UNSETTLED_COLUMNS = ["reservation_id", "project", "period", "reserved_usd", "unsettled_at"]
+SETTLED_COLUMNS = ["reservation_id", "project", "period", "reserved_usd", "charged_usd"]
 
 
 def _thresholds(text: str) -> list[int]:
@@ -78,11 +89,18 @@ def list_(
     project: str | None = ProjectFilter,
     as_json: bool = JsonOption,
 ) -> None:
-    """Budgets with limit, spent, reserved, remaining and period end."""
+    """Budgets with limit, spent, remaining (and unsettled, when a process died)."""
     budgets = client(ctx).call("GET", "/budgets", params={"project": project})
     if not as_json:
         budgets = [b | {"id": b["id"][:SHORT_ID]} for b in budgets]
     print_records(budgets, COLUMNS, as_json, "budgets")
+    unsettled = [b for b in budgets if b.get("unsettled_usd")]
+    if unsettled and not as_json:
+        for b in unsettled:
+            print_line(
+                f"budget {b['id']}: ${b['unsettled_usd']:.4f} unsettled (reserved by a process "
+                "that died; counted against the limit, not spent: 'tether budgets unsettled')"
+            )
 
 
 @app.command("delete")
@@ -102,3 +120,54 @@ def _whole_id(budgets: list[dict[str, Any]], start: str) -> str:
         found = "no budget" if not matches else f"{len(matches)} budgets"
         raise CliError(f"{found} with an id starting {start!r}; give more of the id")
     return str(matches[0])
+
+
+@app.command("unsettled")
+@reports_errors
+def unsettled(
+    ctx: typer.Context,
+    project: str | None = ProjectFilter,
+    as_json: bool = JsonOption,
+) -> None:
+    """Reservations a process that died left unsettled: counted against the limit, not
+    spent, until settled with `tether budgets settle`."""
+    holds = client(ctx).call("GET", "/reservations/unsettled", params={"project": project})
+    print_records(holds, UNSETTLED_COLUMNS, as_json, "unsettled reservations")
+
+
+@app.command("settle")
+@reports_errors
+def settle(
+    ctx: typer.Context,
+    reservation_id: str | None = typer.Argument(
+        None, help="The reservation, as `tether budgets unsettled` shows it."
+    ),
+    project: str = typer.Option(..., "--project", "-p"),
+    all_unsettled: bool = typer.Option(
+        False, "--all-unsettled", help="Every unsettled reservation of the project."
+    ),
+    usd: float | None = typer.Option(
+        None, "--usd", help="What the call really cost (at most what it reserved)."
+    ),
+    as_reserved: bool = typer.Option(
+        False, "--as-reserved", help="Charge what each reservation held."
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Settle unsettled reservations: `settle RESERVATION_ID -p P --usd X`, or
+    `settle --all-unsettled -p P --usd 0` (or `--as-reserved`). Audited."""
+    if (reservation_id is None) == (not all_unsettled):
+        raise CliError("give a RESERVATION_ID or --all-unsettled")
+    if (usd is None) == (not as_reserved):
+        raise CliError("give --usd (what the call really cost) or --as-reserved")
+    body: dict[str, object] = {
+        "project": project,
+        "all_unsettled": all_unsettled,
+        "as_reserved": as_reserved,
+    }
+    if reservation_id is not None:
+        body["reservation_id"] = reservation_id
+    if usd is not None:
+        body["usd"] = usd
+    settled = client(ctx).call("POST", "/reservations/settle", body)
+    print_records(settled, SETTLED_COLUMNS, as_json, f"settled {len(settled)} reservation parts")

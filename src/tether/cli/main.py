@@ -24,6 +24,7 @@ GROUPS = [
     "keys",
     "credentials",
     "aws",
+    "gcp",
     "tokens",
     "sessions",
     "audit",
@@ -35,6 +36,7 @@ GROUPS = [
     "tasks",
     "drift",
     "hook",
+    "connect",
     "admin",
     "drill",
 ]

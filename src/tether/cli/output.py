@@ -14,6 +14,7 @@ __all__ = [
     "console",
     "print_done",
     "print_json",
+    "print_line",
     "print_more",
     "print_record",
     "print_records",
@@ -61,6 +62,11 @@ def print_record(data: dict[str, Any], fields: Sequence[str], as_json: bool) -> 
         value = data.get(name)
         table.add_row(name, "off" if value is None else str(value))
     console.print(table)
+
+
+def print_line(message: str) -> None:
+    """A line for people under a table, never wrapped."""
+    console.print(escape(message), highlight=False, soft_wrap=True)
 
 
 def print_more(next_page: str | None, option: str) -> None:

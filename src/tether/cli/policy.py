@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from tether.cli import policy_probe
+from tether.cli import policy_probe, policy_trail
 from tether.cli.client import CliError
 from tether.cli.context import JsonOption, client, reports_errors
 from tether.cli.output import console, errors, print_json, print_table
@@ -20,11 +20,23 @@ from tether.policy.starter import claude_code_starter
 
 app = typer.Typer(help="A project's Cedar policy: what its agents may touch.", no_args_is_help=True)
 app.command("probe")(policy_probe.probe)
+app.command("suggest")(policy_trail.suggest)
+app.command("lint")(policy_trail.lint)
 
 ProjectOption = typer.Option(..., "--project", "-p", help="The project.")
 EXPECTATIONS = ("allow", "deny", "approval")
 VersionOption = typer.Option(None, "--version", "-v", help="An earlier version.")
-SuiteArgument = typer.Argument(..., metavar="SUITE", help="TOML or JSON file of probes.")
+SuiteArgument = typer.Argument(
+    None, metavar="[SUITE]", help="TOML or JSON file of probes (not with --replay)."
+)
+ReplayOption = typer.Option(
+    None, "--replay", help="Re-decide every decision of this period (e.g. 7d) with --candidate."
+)
+ExpectOption = typer.Option(
+    None,
+    "--expect",
+    help="With --replay: an intended change, 'denied|allowed ACTION_GLOB [RESOURCE_GLOB]'.",
+)
 SuiteProjectOption = typer.Option(
     None, "--project", "-p", help="The project (overrides the suite's)."
 )
@@ -58,6 +70,7 @@ def apply(
         f"project {project}: policy v{out['version']} {state} ({out['rules']} rules, "
         f"sha256 {out['sha256'][:12]})"
     )
+    policy_trail.print_lint_warnings(ctx, project)
 
 
 RootOption = typer.Option(
@@ -197,13 +210,24 @@ def _load_suite(path: Path) -> tuple[str | None, list[dict[str, Any]]]:
 @reports_errors
 def test(
     ctx: typer.Context,
-    suite_file: Path = SuiteArgument,
+    suite_file: Path | None = SuiteArgument,
     project: str | None = SuiteProjectOption,
     candidate: Path | None = CandidateOption,
+    replay: str | None = ReplayOption,
+    expect: list[str] | None = ExpectOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Run SUITE's probes ("agent X tries ACTION on RESOURCE with TAGS → expect deny");
-    exits 1 if any decision differs from its expectation."""
+    exits 1 if any decision differs from its expectation. With ``--replay 7d --candidate
+    FILE``: every decision of the period re-decided by FILE; exits 1 on a change no
+    ``--expect`` covers."""
+    if replay is not None:
+        if candidate is None or project is None or suite_file is not None:
+            raise CliError("--replay takes --candidate FILE and -p PROJECT, and no SUITE")
+        policy_trail.replay(ctx, project, replay, candidate, expect or [], as_json)
+        return
+    if suite_file is None:
+        raise CliError("give a SUITE file of probes, or --replay PERIOD --candidate FILE")
     suite_project, probes = _load_suite(suite_file)
     project = project or suite_project
     if not project:

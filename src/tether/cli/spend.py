@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tether.cli.context import AgentFilter, JsonOption, ProjectFilter, client, reports_errors
-from tether.cli.output import print_records
+from tether.cli.output import print_line, print_records
 from tether.cli.times import SinceOption, UntilOption, as_day
 
 COLUMNS = {
@@ -34,5 +34,15 @@ def spend(
         "since": as_day("--since", since),
         "until": as_day("--until", until),
     }
-    rows = client(ctx).call("GET", "/spend", params=params)
+    admin = client(ctx)
+    rows = admin.call("GET", "/spend", params=params)
     print_records(rows, COLUMNS.get(by, COLUMNS["project"]), as_json, f"spend by {by}")
+    if not as_json:
+        unsettled = admin.call("GET", "/reservations/unsettled", params={"project": project})
+        if unsettled:
+            reserved = sum(hold["reserved_usd"] for hold in unsettled)
+            print_line(
+                f"unsettled, not in the spend above: {len(unsettled)} reservations holding "
+                f"${reserved:.4f} (a process died before settling them; "
+                "'tether budgets unsettled', 'tether budgets settle')"
+            )

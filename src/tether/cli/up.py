@@ -20,6 +20,7 @@ from tether.config import Settings
 from tether.readiness.schedule import DrillSchedule
 from tether.runtime import Runtime
 from tether.server import build_app, make_runner, make_site
+from tether.shutdown import stop_in_order
 from tether.store.sqlite_lock import hold_sqlite_database
 
 __all__ = ["serve"]
@@ -96,6 +97,7 @@ async def _serve(settings: Settings, announce: bool) -> None:
     runner = make_runner(build_app(runtime), settings, logging.getLogger("tether.access"))
     await runner.setup()
     drills: DrillSchedule | None = None
+    stopped = False
     try:
         site = make_site(runner, settings, settings.host, settings.port)
         await site.start()
@@ -111,9 +113,15 @@ async def _serve(settings: Settings, announce: bool) -> None:
         calm_garbage_collector()
         await stop.wait()
         console.print("tether: shutting down")
+        if drills is not None:
+            await drills.stop()  # its drills knock on this server's doors: first
+            drills = None
+        await stop_in_order(runner, runtime, settings.shutdown_grace_seconds)
+        stopped = True
     finally:
         if drills is not None:
             await drills.stop()
-        await runner.cleanup()
-        with contextlib.suppress(Exception):
-            await runtime.stop()
+        if not stopped:
+            await runner.cleanup()
+            with contextlib.suppress(Exception):
+                await runtime.stop()

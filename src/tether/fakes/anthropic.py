@@ -49,6 +49,31 @@ class FakeReply:
     its usage says was generated (for what is counted as it streams)."""
 
 
+class Framing:
+    """How answers are put on the wire: the Messages API's SSE and error bodies. The
+    Bedrock and Vertex fakes (``fakes/bedrock.py``, ``fakes/vertex.py``) frame the same
+    scripted answers their clouds' way."""
+
+    content_type = "text/event-stream"
+
+    def event(self, name: str, data: dict[str, Any]) -> bytes:
+        return _sse(name, data)
+
+    def error(
+        self, status: int, error_type: str, message: str, retry_after: int | None = None
+    ) -> web.Response:
+        return _error(status, error_type, message, retry_after)
+
+    def body_headers(self, usage: dict[str, Any], output_tokens: int) -> dict[str, str]:
+        return {"request-id": _request_id()}
+
+    def stop_event(self, usage: dict[str, Any], output_tokens: int) -> dict[str, Any]:
+        return {"type": "message_stop"}
+
+
+MESSAGES = Framing()
+
+
 @dataclass
 class ReceivedRequest:
     path: str
@@ -75,6 +100,11 @@ class FakeAnthropic:
         self.received: list[ReceivedRequest] = []
         self.keep_requests = True
         self.abandoned = 0
+        from tether.fakes.bedrock import FakeBedrock
+        from tether.fakes.vertex import FakeVertex
+
+        self.bedrock = FakeBedrock(self)
+        self.vertex = FakeVertex(self)
 
     async def _client_waits(self, request: web.Request, seconds: float) -> bool:
         """Sleep ``seconds``, as the real API thinks, unless the client leaves first (then
@@ -96,6 +126,8 @@ class FakeAnthropic:
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         app.router.add_post("/_fake/enqueue", self._enqueue_over_http)
+        self.bedrock.add_routes(app)
+        self.vertex.add_routes(app)
         return app
 
     def _next(self) -> FakeReply:
@@ -109,10 +141,7 @@ class FakeAnthropic:
             body = json.loads(raw) if raw else {}
         except json.JSONDecodeError:
             return None, _error(400, "invalid_request_error", "request body is not valid JSON")
-        if self.keep_requests:
-            self.received.append(
-                ReceivedRequest(request.path, request.query_string, dict(request.headers), body)
-            )
+        self.record(request, body)
         if request.headers.get("x-api-key") != self.api_key:
             return None, _error(401, "authentication_error", "invalid x-api-key")
         if "anthropic-version" not in request.headers:
@@ -139,17 +168,36 @@ class FakeAnthropic:
         if refused is not None:
             return refused
         assert body is not None
+        return await self.answer(request, body, body["model"], bool(body.get("stream")))
+
+    def record(self, request: web.Request, body: dict[str, Any]) -> None:
+        if self.keep_requests:
+            self.received.append(
+                ReceivedRequest(request.path, request.query_string, dict(request.headers), body)
+            )
+
+    async def answer(
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        model: str,
+        stream: bool,
+        framing: Framing = MESSAGES,
+    ) -> web.StreamResponse:
+        """The next scripted reply to a Messages request ``body``, framed by ``framing``."""
         if "max_tokens" not in body:
-            return _error(400, "invalid_request_error", "max_tokens: Field required")
+            return framing.error(400, "invalid_request_error", "max_tokens: Field required")
         reply = self._next()
         if reply.delay and not await self._client_waits(request, reply.delay):
             return web.Response(status=499)
         if reply.kind == "error":
-            return _error(reply.status, reply.error_type, reply.error_message, reply.retry_after)
+            return framing.error(
+                reply.status, reply.error_type, reply.error_message, reply.retry_after
+            )
         if reply.kind == "garbage":
-            if body.get("stream"):
+            if stream:
                 return web.Response(
-                    text="event: ping\ndata: {}\n\n", content_type="text/event-stream"
+                    body=framing.event("ping", {}), content_type=framing.content_type
                 )
             return web.json_response({"status": "ok", "note": "not a message"})
         usage = {
@@ -171,36 +219,38 @@ class FakeAnthropic:
             output_tokens = min(output_tokens, body["max_tokens"])
         if reply.kind == "text" and reply.fill_text:
             reply = replace(reply, text=_text_of(reply.text, output_tokens))
-        if body.get("stream"):
-            return await self._stream(request, body, reply, usage, output_tokens)
+        if stream:
+            return await self._stream(request, model, reply, usage, output_tokens, framing)
         return web.json_response(
             _message(
-                body["model"],
+                model,
                 _content(reply),
                 {**usage, "output_tokens": output_tokens},
                 "tool_use" if reply.kind == "tool_use" else "end_turn",
             ),
-            headers={"request-id": _request_id()},
+            headers=framing.body_headers(usage, output_tokens),
         )
 
     async def _stream(
         self,
         request: web.Request,
-        body: dict[str, Any],
+        model: str,
         reply: FakeReply,
         usage: dict[str, Any],
         output_tokens: int,
+        framing: Framing,
     ) -> web.StreamResponse:
+        event = framing.event
         response = web.StreamResponse(
             headers={
-                "Content-Type": "text/event-stream",
+                "Content-Type": framing.content_type,
                 "Cache-Control": "no-cache",
                 "request-id": _request_id(),
             }
         )
         await response.prepare(request)
-        start = _message(body["model"], [], {**usage, "output_tokens": 1}, None)
-        await response.write(_sse("message_start", {"type": "message_start", "message": start}))
+        start = _message(model, [], {**usage, "output_tokens": 1}, None)
+        await response.write(event("message_start", {"type": "message_start", "message": start}))
         if reply.kind == "tool_use":
             block = {
                 "type": "tool_use",
@@ -215,16 +265,16 @@ class FakeAnthropic:
             pieces = _split(reply.text, reply.chunks)
             delta_type, delta_key = "text_delta", "text"
         await response.write(
-            _sse(
+            event(
                 "content_block_start",
                 {"type": "content_block_start", "index": 0, "content_block": block},
             )
         )
-        await response.write(_sse("ping", {"type": "ping"}))
+        await response.write(event("ping", {"type": "ping"}))
         for n, piece in enumerate(pieces):
             if reply.break_after_chunks is not None and n >= reply.break_after_chunks:
                 await response.write(
-                    _sse(
+                    event(
                         "error",
                         {
                             "type": "error",
@@ -236,7 +286,7 @@ class FakeAnthropic:
             if reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)
             await response.write(
-                _sse(
+                event(
                     "content_block_delta",
                     {
                         "type": "content_block_delta",
@@ -245,9 +295,11 @@ class FakeAnthropic:
                     },
                 )
             )
-        await response.write(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}))
         await response.write(
-            _sse(
+            event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        )
+        await response.write(
+            event(
                 "message_delta",
                 {
                     "type": "message_delta",
@@ -259,7 +311,7 @@ class FakeAnthropic:
                 },
             )
         )
-        await response.write(_sse("message_stop", {"type": "message_stop"}))
+        await response.write(event("message_stop", framing.stop_event(usage, output_tokens)))
         await response.write_eof()
         return response
 
@@ -340,9 +392,24 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9999)
     parser.add_argument("--api-key", default="sk-ant-fake-upstream-key")
     parser.add_argument("--chunk-delay", type=float, default=0.0)
+    parser.add_argument(
+        "--gcp-key-out",
+        help="write a service-account key file whose tokens this fake issues (for /vertex)",
+    )
+    parser.add_argument(
+        "--trust-signatures",
+        action="store_true",
+        help="do not verify Bedrock calls' SigV4 signatures (benchmarks: botocore's check "
+        "would make the fake the bottleneck)",
+    )
     args = parser.parse_args()
     fake = FakeAnthropic(args.api_key, FakeReply(chunk_delay=args.chunk_delay))
     fake.keep_requests = False
+    fake.bedrock.check_signatures = not args.trust_signatures
+    if args.gcp_key_out:
+        key = fake.vertex.new_service_account(f"http://{args.host}:{args.port}")
+        with open(args.gcp_key_out, "w", encoding="utf-8") as out:
+            json.dump(key, out)
     web.run_app(fake.app(), host=args.host, port=args.port, access_log=None, print=None)
 
 

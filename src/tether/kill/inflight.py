@@ -49,6 +49,20 @@ class InflightStreams:
     async def apply(self, _change: Change) -> None:
         self.enforce()
 
+    def cut_all(self, verdict: Deny) -> int:
+        """Cut every stream still running (a stop whose grace has run out)."""
+        cut = 0
+        for token, handle in list(self._streams.items()):
+            if handle.cut_by is not None:
+                continue
+            handle.cut_by = verdict
+            cut += 1
+            try:
+                handle.cut(verdict)
+            except Exception:
+                log.exception("cutting stream %s failed", token)
+        return cut
+
     def enforce(self) -> None:
         for token, handle in list(self._streams.items()):
             if handle.cut_by is not None:

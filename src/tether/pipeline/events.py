@@ -64,6 +64,7 @@ def outcome_events(
         "latency_ms": round(outcome.latency_ms, 2),
         "usage": outcome.usage.as_dict() if outcome.usage else None,
         "cost_usd": outcome.cost_usd,
+        "usage_final": outcome.usage_final,
         "price_known": outcome.price_known,
         "upstream_request_id": outcome.upstream_request_id,
     }

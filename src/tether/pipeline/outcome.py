@@ -48,5 +48,10 @@ class Outcome:
     upstream_overloaded: bool = False
     """Upstream answered 429/5xx or could not be reached: the circuit breaker counts these."""
     retry_after_seconds: float | None = None
+    usage_final: bool = True
+    """Upstream reported the call's whole usage. False for a cut answer (the client left,
+    upstream broke off, tether or a budget stopped it, a 200 that is not a message):
+    ``usage`` is then only what was seen, and the rest is charged at its worst case
+    (``pricing.cut``)."""
     cost_usd: float | None = None
     price_known: bool = True

@@ -141,6 +141,7 @@ def compile_policy(source: str) -> CompiledPolicy:
 
 
 ANSWERS_KEPT = 4_096
+BATCH_SIZE = 2_000
 
 
 class CompiledPolicy:
@@ -187,6 +188,36 @@ class CompiledPolicy:
         result = cedarpy.is_authorized(
             request.cedar_request(), self._handle, json.dumps(request.entities(self._tag_keys))
         )
+        return self._answer(request, result)
+
+    def evaluate_many(self, requests: list[PolicyRequest]) -> list[PolicyAnswer]:
+        """Answers in order, asked of Cedar in batches (about twice as fast per request as
+        one at a time): for replaying a trail, not for the request path."""
+        answers: list[PolicyAnswer] = []
+        batch: list[PolicyRequest] = []
+        entities: dict[tuple[str, str], dict[str, Any]] = {}
+        for request in requests:
+            mine = request.entities(self._tag_keys)
+            clash = any(entities.get((e["uid"]["type"], e["uid"]["id"]), e) != e for e in mine)
+            if clash or len(batch) >= BATCH_SIZE:
+                answers += self._evaluate_batch(batch, entities)
+                batch, entities = [], {}
+            batch.append(request)
+            for entity in mine:
+                entities[(entity["uid"]["type"], entity["uid"]["id"])] = entity
+        return answers + self._evaluate_batch(batch, entities)
+
+    def _evaluate_batch(
+        self, batch: list[PolicyRequest], entities: dict[tuple[str, str], dict[str, Any]]
+    ) -> list[PolicyAnswer]:
+        if not batch:
+            return []
+        results = cedarpy.is_authorized_batch(
+            [r.cedar_request() for r in batch], self._handle, json.dumps(list(entities.values()))
+        )
+        return [self._answer(r, result) for r, result in zip(batch, results, strict=True)]
+
+    def _answer(self, request: PolicyRequest, result: cedarpy.AuthzResult) -> PolicyAnswer:
         for message in result.diagnostics.errors:
             rule = self._rule_in(message)
             if rule is not None and rule.effect == "forbid":

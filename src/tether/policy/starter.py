@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BUILD_AND_TEST_COMMANDS", "StarterPolicy", "claude_code_starter"]
+__all__ = [
+    "BUILD_AND_TEST_COMMANDS",
+    "StarterPolicy",
+    "cedar_string",
+    "claude_code_starter",
+    "like_literal",
+]
 
 BUILD_AND_TEST_COMMANDS = (
     "make", "pytest", "python -m pytest", "uv run pytest", "tox", "npm test", "npm run test",
@@ -26,21 +32,21 @@ class StarterPolicy:
     summary: list[str]
 
 
-def _cedar_string(text: str) -> str:
+def cedar_string(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _like_literal(text: str) -> str:
+def like_literal(text: str) -> str:
     """``text`` inside a Cedar ``like`` pattern, where ``*`` is the only wildcard."""
-    return _cedar_string(text).replace("*", "\\*")
+    return cedar_string(text).replace("*", "\\*")
 
 
 def claude_code_starter(root: str, project: str | None) -> StarterPolicy:
     """Reads and writes inside ``root``, build and test commands, model calls; deletions
     inside ``root`` ask a human; everything else stays denied."""
     root = root.rstrip("/") or "/"
-    principal = f'principal in Project::"{_cedar_string(project)}"' if project else "principal"
-    exact, under = _cedar_string(root), _like_literal(root.rstrip("/")) + "/*"
+    principal = f'principal in Project::"{cedar_string(project)}"' if project else "principal"
+    exact, under = cedar_string(root), like_literal(root.rstrip("/")) + "/*"
     in_tree = f'resource.arn == "{exact}" || resource.arn like "{under}"'
     commands = "\n  || ".join(
         f'resource.arn == "command:{c}" || resource.arn like "command:{c} *"'

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import ConfigError
+from tether.pricing.model_ids import canonical_model_id
 from tether.pricing.usage import Usage
 
 __all__ = ["DEFAULT_PRICES", "ModelPrice", "PriceTable", "load_price_overrides"]
@@ -73,7 +74,8 @@ DEFAULT_FALLBACK = DEFAULT_PRICES["claude-fable-5-1"]
 
 
 class PriceTable:
-    """Longest-prefix lookup: ``claude-opus-5-20260724`` is priced as ``claude-opus-5``."""
+    """Longest-prefix lookup: ``claude-opus-5-20260724`` is priced as ``claude-opus-5``, and
+    so are its Bedrock and Vertex ids (``us.anthropic.claude-opus-5-…``, ``claude-opus-5@…``)."""
 
     def __init__(self, prices: dict[str, ModelPrice], fallback: ModelPrice = DEFAULT_FALLBACK):
         self._by_prefix = sorted(prices.items(), key=lambda item: len(item[0]), reverse=True)
@@ -85,11 +87,12 @@ class PriceTable:
         cached = self._cache.get(model)
         if cached is not None:
             return cached
+        named = canonical_model_id(model)
         found = next(
             (
                 price
                 for prefix, price in self._by_prefix
-                if model == prefix or model.startswith(prefix + "-")
+                if named == prefix or named.startswith(prefix + "-")
             ),
             None,
         )

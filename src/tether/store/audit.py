@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from tether.store.schema import audit_chain, audit_events
 __all__ = ["AuditStore", "ResultCount"]
 
 VERIFY_PAGE = 5000
+DECISION_PAGE = 10_000
+DECISION_RESULTS = ("allow", "deny", "pending")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,51 @@ class AuditStore:
             query = query.where(audit_events.c.action.startswith(action_prefix, autoescape=True))
         async with self._db.read() as conn:
             return [dict(r._mapping) for r in await conn.execute(query)]
+
+    async def decision_pages(
+        self, *, project_id: str, since_ms: int, until_ms: int
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """The project's decisions of a window, a page at a time, in time order: (ts,
+        agent_name, source, action, resource, result, code, attributes). Paged by (ts, seq)
+        along the (project, ts) index, so a week of a million decisions streams in pages."""
+        columns = (
+            audit_events.c.ts,
+            audit_events.c.seq,
+            audit_events.c.agent_name,
+            audit_events.c.source,
+            audit_events.c.action,
+            audit_events.c.resource,
+            audit_events.c.result,
+            audit_events.c.code,
+            audit_events.c.attributes,
+        )
+        after: tuple[int, int] | None = None
+        while True:
+            query = (
+                select(*columns)
+                .where(
+                    audit_events.c.project_id == project_id,
+                    audit_events.c.ts >= since_ms,
+                    audit_events.c.ts < until_ms,
+                    audit_events.c.result.in_(DECISION_RESULTS),
+                )
+                .order_by(audit_events.c.ts, audit_events.c.seq)
+                .limit(DECISION_PAGE)
+            )
+            if after is not None:
+                ts, seq = after
+                query = query.where(
+                    audit_events.c.ts >= ts,
+                    or_(audit_events.c.ts > ts, audit_events.c.seq > seq),
+                )
+            async with self._db.read() as conn:
+                rows = (await conn.execute(query)).all()
+            if not rows:
+                return
+            yield [(r[0], *r[2:]) for r in rows]
+            if len(rows) < DECISION_PAGE:
+                return
+            after = (int(rows[-1][0]), int(rows[-1][1]))
 
     async def count_by_result(
         self,

@@ -53,7 +53,8 @@ INSERT INTO budget_reservations (id, budget_id, period_key, micros, tokens, expi
 VALUES ({0}, {1}, {2}, {3}, {4}, {5})
 """
 GROW = """
-UPDATE budget_reservations SET micros = micros + {0}, tokens = tokens + {1}, expires_at = {2}
+UPDATE budget_reservations
+SET micros = micros + {0}, tokens = tokens + {1}, expires_at = {2}, unsettled_at = NULL
 WHERE id = {3} AND budget_id = {4}
 """
 RELEASE = """
@@ -63,7 +64,7 @@ RETURNING budget_id, period_key, micros, tokens
 SHRINK = """
 UPDATE budget_reservations
 SET micros = micros - CAST({0} AS BIGINT), tokens = tokens - CAST({1} AS BIGINT),
-    expires_at = {2}
+    expires_at = {2}, unsettled_at = NULL
 WHERE id = {3} AND budget_id = {4}
 RETURNING CAST({0} AS BIGINT), CAST({1} AS BIGINT)
 """
@@ -79,6 +80,46 @@ WHERE budget_id = {4} AND period_key = {5}
 RETURNING budget_id, period_key, spent_micros, reserved_micros, spent_tokens,
           reserved_tokens, period_end
 """
+SETTLE = """
+UPDATE budget_periods
+SET reserved_micros = reserved_micros - CAST({0} AS BIGINT),
+    reserved_tokens = reserved_tokens - CAST({1} AS BIGINT),
+    spent_micros = spent_micros + CASE
+        WHEN CAST({6} AS BIGINT) IS NULL OR CAST({2} AS BIGINT) <= CAST({0} AS BIGINT)
+          OR CAST({2} AS BIGINT)
+             <= CAST({6} AS BIGINT) - spent_micros - reserved_micros + CAST({0} AS BIGINT)
+        THEN CAST({2} AS BIGINT)
+        WHEN CAST({6} AS BIGINT) - spent_micros - reserved_micros > 0
+        THEN CAST({6} AS BIGINT) - spent_micros - reserved_micros + CAST({0} AS BIGINT)
+        ELSE CAST({0} AS BIGINT) END,
+    spent_tokens = spent_tokens + CASE
+        WHEN CAST({7} AS BIGINT) IS NULL OR CAST({3} AS BIGINT) <= CAST({1} AS BIGINT)
+          OR CAST({3} AS BIGINT)
+             <= CAST({7} AS BIGINT) - spent_tokens - reserved_tokens + CAST({1} AS BIGINT)
+        THEN CAST({3} AS BIGINT)
+        WHEN CAST({7} AS BIGINT) - spent_tokens - reserved_tokens > 0
+        THEN CAST({7} AS BIGINT) - spent_tokens - reserved_tokens + CAST({1} AS BIGINT)
+        ELSE CAST({1} AS BIGINT) END
+WHERE budget_id = {4} AND period_key = {5}
+RETURNING budget_id, period_key, spent_micros, reserved_micros, spent_tokens,
+          reserved_tokens, period_end
+"""
+"""Settling a reservation: release what it held, charge the real cost — but never past the
+limit: a cost beyond what was held is charged only as far as the budget still has room
+(a limit is a limit; what upstream billed beyond it is in the call's audit event)."""
+
+
+def _settle_args(hold: Hold, held: tuple[int, int], micros: int, tokens: int) -> tuple[Any, ...]:
+    return (
+        held[0],
+        held[1],
+        micros,
+        tokens,
+        hold.budget.id,
+        hold.period_key,
+        hold.budget.limit_micros,
+        hold.budget.limit_tokens,
+    )
 
 
 def _sql(template: str, style: str) -> str:
@@ -169,7 +210,7 @@ class BudgetLedger(Protocol):
         self, reservation_id: str, holds: Sequence[Hold], micros: int, tokens: int
     ) -> list[PeriodUsage]:
         """Charge the real cost and give back the rest, once: holds no longer held (settled
-        already, or charged at their worst case by the reaper) are left alone, so a
+        already, or settled by an operator once unsettled) are left alone, so a
         settlement retried after a lost answer cannot charge twice."""
         ...
 
@@ -188,7 +229,7 @@ class LeasingLedger(BudgetLedger, Protocol):
 
     async def give_back(self, returns: Sequence[LeaseReturn]) -> list[PeriodUsage]:
         """Charge what leases spent and release what they did not use, in one
-        transaction; a lease no longer held (charged by the reaper) is left alone."""
+        transaction; a lease no longer held (settled by an operator) is left alone."""
         ...
 
 
@@ -228,6 +269,7 @@ class SqliteBudgetLedger(_HoldingLedger):
         self._grow = _sql(GROW, "qmark")
         self._release = _sql(RELEASE, "qmark")
         self._charge = _sql(CHARGE, "qmark")
+        self._settle = _sql(SETTLE, "qmark")
         self._shrink = _sql(SHRINK, "qmark")
         self._drop = _sql(DROP, "qmark")
 
@@ -297,9 +339,8 @@ class SqliteBudgetLedger(_HoldingLedger):
                 key = (hold.budget.id, hold.period_key)
                 if key not in held:
                     continue
-                held_m, held_t = held[key]
                 row = conn.execute(
-                    self._charge, (held_m, held_t, micros, tokens, hold.budget.id, hold.period_key)
+                    self._settle, _settle_args(hold, held[key], micros, tokens)
                 ).fetchone()
                 if row is not None:
                     usages.append(PeriodUsage(*row))
@@ -321,6 +362,7 @@ class PostgresBudgetLedger(_HoldingLedger):
         self._grow = _sql(GROW, "numeric")
         self._release = _sql(RELEASE, "numeric")
         self._charge = _sql(CHARGE, "numeric")
+        self._settle = _sql(SETTLE, "numeric")
         self._shrink = _sql(SHRINK, "numeric")
         self._drop = _sql(DROP, "numeric")
 
@@ -396,15 +438,8 @@ class PostgresBudgetLedger(_HoldingLedger):
                     key = (hold.budget.id, hold.period_key)
                     if key not in held:
                         continue
-                    held_m, held_t = held[key]
                     row = await conn.fetchrow(
-                        self._charge,
-                        held_m,
-                        held_t,
-                        micros,
-                        tokens,
-                        hold.budget.id,
-                        hold.period_key,
+                        self._settle, *_settle_args(hold, held[key], micros, tokens)
                     )
                     if row is not None:
                         usages.append(PeriodUsage(*row))

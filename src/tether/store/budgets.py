@@ -1,4 +1,4 @@
-"""Budget definitions, their period totals, and the release of abandoned reservations.
+"""Budget definitions, their period totals, and the reservations a crash left unsettled.
 
 Reserving and settling (the hot path) live in ``budget_ledger``.
 """
@@ -13,13 +13,13 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, select, update
 
 from tether.budgets.definitions import Budget, BudgetPeriod, BudgetScope
-from tether.errors import NotFound
+from tether.errors import BadRequest, NotFound
 from tether.store.changes import record_change
 from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
 from tether.store.schema import budget_periods, budget_reservations, budgets
 
-__all__ = ["BudgetStore", "Hold", "PeriodUsage"]
+__all__ = ["BudgetStore", "ExpiredHold", "Hold", "PeriodUsage", "UnsettledHold"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +35,28 @@ class Hold:
 
 @dataclass(frozen=True, slots=True)
 class ExpiredHold:
-    """A budget's part of a reservation that was never settled, charged as reserved."""
+    """A budget's part of a reservation whose call never settled it (its process died, or
+    could not reach the store for longer than the hold): now unsettled."""
 
     reservation_id: str
     budget_id: str
     period_key: str
     micros: int
     tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnsettledHold:
+    """An unsettled reservation part as operators see and settle it."""
+
+    reservation_id: str
+    budget_id: str
+    period_key: str
+    micros: int
+    tokens: int
+    unsettled_at: int
+    charged_micros: int = 0
+    """Once settled: what was charged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,15 +164,20 @@ class BudgetStore:
                 raise NotFound(f"no budget {budget_id!r}")
             await record_change(conn, "budget", budget_id)
 
-    async def charge_expired(self, at_ms: int) -> list[ExpiredHold]:
-        """Holds whose call never settled (a crash, a store outage longer than the hold):
-        charged at what was reserved — the call may have run, and upstream bills it — and
-        no longer held, so a settlement arriving late cannot charge them again."""
+    async def mark_unsettled(self, at_ms: int) -> list[ExpiredHold]:
+        """Holds whose call never settled (a crash, a store outage longer than the hold)
+        become unsettled: not spent — nobody knows yet what the call cost — but still
+        reserved, so the budget cannot be overspent meanwhile. A settlement arriving late
+        (upstream's usage) or an operator (``settle_unsettled``) settles them."""
         async with self._db.write() as conn:
-            expired = (
+            marked = (
                 await conn.execute(
-                    delete(budget_reservations)
-                    .where(budget_reservations.c.expires_at < at_ms)
+                    update(budget_reservations)
+                    .where(
+                        budget_reservations.c.expires_at < at_ms,
+                        budget_reservations.c.unsettled_at.is_(None),
+                    )
+                    .values(unsettled_at=at_ms)
                     .returning(
                         budget_reservations.c.id,
                         budget_reservations.c.budget_id,
@@ -167,7 +187,51 @@ class BudgetStore:
                     )
                 )
             ).all()
-            for row in sorted(expired, key=lambda row: (row.budget_id, row.period_key)):
+        return [ExpiredHold(r.id, r.budget_id, r.period_key, r.micros, r.tokens) for r in marked]
+
+    async def unsettled(self, budget_ids: Sequence[str] | None = None) -> list[UnsettledHold]:
+        """Unsettled reservation parts, oldest first (of these budgets, when given)."""
+        query = select(budget_reservations).where(budget_reservations.c.unsettled_at.is_not(None))
+        if budget_ids is not None:
+            query = query.where(budget_reservations.c.budget_id.in_(list(budget_ids)))
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query.order_by(budget_reservations.c.unsettled_at))).all()
+        return [
+            UnsettledHold(r.id, r.budget_id, r.period_key, r.micros, r.tokens, r.unsettled_at)
+            for r in rows
+        ]
+
+    async def settle_unsettled(
+        self, reservation_id: str, budget_ids: Sequence[str], micros: int | None
+    ) -> list[UnsettledHold]:
+        """Settle an unsettled reservation (its parts in ``budget_ids``): charge ``micros``
+        — at most what it held; None charges what it held — and release the rest."""
+        async with self._db.write() as conn:
+            rows = (
+                await conn.execute(
+                    delete(budget_reservations)
+                    .where(
+                        budget_reservations.c.id == reservation_id,
+                        budget_reservations.c.budget_id.in_(list(budget_ids)),
+                        budget_reservations.c.unsettled_at.is_not(None),
+                    )
+                    .returning(*budget_reservations.c)
+                )
+            ).all()
+            if not rows:
+                raise NotFound(
+                    f"no unsettled reservation {reservation_id!r}; "
+                    "'tether budgets list --unsettled' shows them"
+                )
+            settled = []
+            for row in sorted(rows, key=lambda row: (row.budget_id, row.period_key)):
+                if micros is not None and micros > row.micros:
+                    raise BadRequest(
+                        f"reservation {reservation_id} held ${row.micros / 1e6:.6f}; "
+                        "a settlement may charge at most that"
+                    )
+                charge_m = row.micros if micros is None else micros
+                charge_t = row.tokens if micros is None else 0
                 await conn.execute(
                     update(budget_periods)
                     .where(
@@ -177,11 +241,22 @@ class BudgetStore:
                     .values(
                         reserved_micros=budget_periods.c.reserved_micros - row.micros,
                         reserved_tokens=budget_periods.c.reserved_tokens - row.tokens,
-                        spent_micros=budget_periods.c.spent_micros + row.micros,
-                        spent_tokens=budget_periods.c.spent_tokens + row.tokens,
+                        spent_micros=budget_periods.c.spent_micros + charge_m,
+                        spent_tokens=budget_periods.c.spent_tokens + charge_t,
                     )
                 )
-        return [ExpiredHold(r.id, r.budget_id, r.period_key, r.micros, r.tokens) for r in expired]
+                settled.append(
+                    UnsettledHold(
+                        row.id,
+                        row.budget_id,
+                        row.period_key,
+                        row.micros,
+                        row.tokens,
+                        row.unsettled_at,
+                        charge_m,
+                    )
+                )
+        return settled
 
     async def usage(self, budget_id: str, period_key: str) -> PeriodUsage | None:
         async with self._db.read() as conn:

@@ -261,6 +261,7 @@ budget_reservations = Table(
     Column("micros", BigInteger, nullable=False),
     Column("tokens", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False, index=True),
+    Column("unsettled_at", BigInteger, nullable=True),
 )
 
 webhooks = Table(

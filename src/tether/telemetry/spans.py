@@ -22,6 +22,8 @@ __all__ = ["SpanBuilder", "SpanRecord", "span_id_of", "trace_id_of"]
 
 DECISIONS = frozenset({"allow", "deny", "pending"})
 MODEL_PROVIDER = "anthropic"
+CLOUD_PROVIDERS = {"bedrock": "aws.bedrock", "aws": "aws.bedrock", "vertex": "gcp.vertex_ai"}
+"""GenAI semantic conventions' provider names for Claude on the clouds, by front door."""
 REMEMBERED = 10_000
 """Allowed model calls awaiting completion, tool calls awaiting their hook decision,
 sessions whose root span was sent: each bounded, oldest forgotten first."""
@@ -185,7 +187,7 @@ class SpanBuilder:
         model = decision.attributes.get("model")
         attributes = _decision_attributes(decision)
         attributes["gen_ai.operation.name"] = "chat" if operation == "messages" else operation
-        attributes["gen_ai.provider.name"] = MODEL_PROVIDER
+        attributes["gen_ai.provider.name"] = CLOUD_PROVIDERS.get(decision.source, MODEL_PROVIDER)
         if isinstance(model, str) and model:
             attributes["gen_ai.request.model"] = model
         stream = decision.attributes.get("stream")

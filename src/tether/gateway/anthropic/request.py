@@ -58,7 +58,15 @@ def _new_tool_results(messages: Any) -> list[ToolResult]:
     return results
 
 
-def parse_messages_request(body: bytes, *, require_max_tokens: bool) -> MessagesRequest:
+def parse_messages_request(
+    body: bytes,
+    *,
+    require_max_tokens: bool,
+    model: str | None = None,
+    stream: bool | None = None,
+) -> MessagesRequest:
+    """``model`` and ``stream``: what the cloud doors read from the path (Bedrock and
+    Vertex bodies name no model; Bedrock's stream is its own operation)."""
     if not body:
         raise BadRequest("the body is empty; send a Messages API request", code="invalid_json")
     try:
@@ -67,7 +75,8 @@ def parse_messages_request(body: bytes, *, require_max_tokens: bool) -> Messages
         raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
-    model = data.get("model")
+    if model is None:
+        model = data.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("model: Field required (a model id such as claude-sonnet-5)")
     max_tokens = data.get("max_tokens")
@@ -75,7 +84,8 @@ def parse_messages_request(body: bytes, *, require_max_tokens: bool) -> Messages
         raise BadRequest("max_tokens: Field required (a positive integer)")
     if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
         raise BadRequest("max_tokens: must be a positive integer")
-    stream = data.get("stream", False)
+    if stream is None:
+        stream = data.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequest("stream: must be true or false")
     messages = data.get("messages")

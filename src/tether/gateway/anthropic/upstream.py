@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from tether.errors import TetherError
 
@@ -86,17 +87,22 @@ class AnthropicUpstream:
             self._session = None
 
     async def post(
-        self, url: str, headers: CIMultiDict[str], body: bytes
+        self,
+        url: str | URL,
+        headers: CIMultiDict[str],
+        body: bytes,
+        name: str = "the Anthropic API",
     ) -> aiohttp.ClientResponse:
+        """``name`` says which upstream failed (Bedrock and Vertex calls share the pool)."""
         assert self._session is not None, "AnthropicUpstream.start() was not called"
         try:
             return await self._session.post(url, data=body, headers=headers, allow_redirects=False)
         except TimeoutError:
             raise UpstreamFailed(
-                f"the Anthropic API at {url} did not answer in time", code="upstream_timeout"
+                f"{name} at {url} did not answer in time", code="upstream_timeout"
             ) from None
         except aiohttp.ClientError as exc:
             raise UpstreamFailed(
-                f"tether could not reach the Anthropic API at {url}: {exc}",
+                f"tether could not reach {name} at {url}: {exc}",
                 code="upstream_unreachable",
             ) from None

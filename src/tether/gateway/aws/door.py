@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
@@ -48,6 +50,7 @@ from tether.gateway.aws.sigv4 import (
 )
 from tether.gateway.aws.tags import TagLookupFailed
 from tether.gateway.aws.upstream import AwsProjectConfig, AwsUpstream, sign_upstream
+from tether.gateway.bedrock.door import BedrockDoor, bedrock_call
 from tether.gateway.credentials import refused_without_key
 from tether.identity.directory import Directory
 from tether.kill.inflight import InflightStreams, StreamHandle
@@ -104,6 +107,9 @@ _DENIED = {
     "cbor": "AccessDeniedException",
     "query": "AccessDenied",
 }
+_BEDROCK_MODEL_CALL = re.compile(
+    r"^/model/(?P<model_id>[^/]+)/(?P<operation>invoke|invoke-with-response-stream|count-tokens)$"
+)
 _UNAVAILABLE = frozenset({"audit_unavailable", "store_unavailable", "aws_unavailable"})
 _BAD_KEY = {"s3": "InvalidAccessKeyId", "ec2": "AuthFailure"}
 
@@ -140,7 +146,11 @@ class AwsDoor:
         keys: AwsKeyStore,
         upstream: AwsUpstream,
         inflight: InflightStreams,
+        bedrock: BedrockDoor | None = None,
     ) -> None:
+        """``bedrock``: where ``bedrock-runtime`` model calls go, so they are metered,
+        budgeted and guarded as model calls (not only policy-checked)."""
+        self._bedrock = bedrock
         self._pipeline = pipeline
         self._waiter = waiter
         self._directory = directory
@@ -220,6 +230,20 @@ class AwsDoor:
         project = self._directory.project(agent.project_id) if agent else None
         if agent is None or project is None:
             return await self._refuse_key(signed, protocol, session_id)
+        model_call = _BEDROCK_MODEL_CALL.match(path) if signed.service == "bedrock" else None
+        if model_call is not None and self._bedrock is not None and body is not None:
+            return await self._bedrock.relay(
+                request,
+                bedrock_call(
+                    AWS_SOURCE,
+                    unquote(model_call["model_id"]),
+                    model_call["operation"],
+                    body,
+                    credential=signed.access_key_id,
+                    join_latest_session=True,
+                    tags={"region": signed.region},
+                ),
+            )
         config = await self._upstream.config(project.id, project.name)
         view = AwsRequestView(
             method=request.method,

@@ -32,6 +32,8 @@ class EnforcePolicy:
             )
         if action.unmapped:
             return Deny("operation_not_mapped", f"{action.unmapped}; denied")
+        if action.too_complex:
+            return Deny("command_too_complex", f"{action.too_complex}; denied")
         if in_force.compiled.models_always_allowed and action.action.startswith("model:"):
             ctx.allowed_because = MODEL_ACCESS.reason
             return None

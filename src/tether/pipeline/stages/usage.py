@@ -1,9 +1,11 @@
-"""Meters model calls: prices the usage upstream reported and adds it to the session."""
+"""Meters model calls: prices the usage upstream reported (a cut answer by the rule in
+``pricing.cut``) and adds it to the session."""
 
 from __future__ import annotations
 
 from tether.pipeline.action import Action, Context, Verdict
 from tether.pipeline.outcome import Outcome
+from tether.pricing.cut import cut_answer_cost
 from tether.pricing.prices import PriceTable
 from tether.sessions.registry import SessionRegistry
 from tether.store.clock import now_ms
@@ -25,7 +27,18 @@ class MeterUsage:
         if usage is None or outcome.model is None:
             return
         price, known = self._prices.price_for(outcome.model)
-        outcome.cost_usd = round(price.cost_usd(usage), 8)
+        basis = action.cost_basis
+        if outcome.usage_final or basis is None:
+            cost = price.cost_usd(usage)
+        else:
+            cost = cut_answer_cost(
+                price,
+                usage,
+                input_estimate=basis.input_tokens_estimate,
+                max_output_tokens=ctx.output_token_cap or basis.max_output_tokens,
+                stream=basis.stream,
+            )
+        outcome.cost_usd = round(cost, 8)
         outcome.price_known = known
         if ctx.session is not None:
             self._sessions.note_usage(

@@ -4,7 +4,7 @@
 answered from this index rather than by reading a project's whole trail.
 
 Revision ID: 0028
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-04 04:00:00
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0028"
-down_revision = "0022"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 

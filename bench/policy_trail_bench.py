@@ -1,0 +1,156 @@
+"""Policy work against a big trail: ``policy test --replay``, ``policy suggest`` and
+``policy lint`` over a synthetic week of a fleet's decisions (S3, IAM, EC2, files and
+commands; 50 agents; 5 % denied), on SQLite or PostgreSQL.
+
+    uv run python bench/policy_trail_bench.py --decisions 1000000 [--database-url …]
+
+The baseline in the same run is the read alone: every decision row of the week fetched
+page by page (``AuditStore.decision_pages``) and dropped. Target: replay of 1M decisions
+in < 30 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import make_url
+
+from tether.policy.compiled import compile_policy
+from tether.policy.lint import lint_policy
+from tether.policy.replay import replay
+from tether.policy.suggest import suggest_policy
+from tether.policy.trail import TrailSummary, fold_decisions
+from tether.store.audit import AuditStore
+from tether.store.database import Database
+from tether.store.migrate import upgrade
+
+PROJECT_ID, PROJECT = "p" * 32, "fleet"
+WEEK_MS = 7 * 86_400_000
+CHUNK = 100_000
+COLUMNS = ("id", "ts", "project_id", "agent_id", "agent_name", "session_id", "actor", "source",
+           "action", "resource", "result", "code", "reason", "attributes", "seq")  # fmt: skip
+CANDIDATE = """
+permit(principal, action in [Action::"s3:GetObject", Action::"s3:PutObject"], resource)
+  when { resource.arn like "arn:aws:s3:::dev-*" };
+permit(principal, action == Action::"file:Read", resource) when { resource.arn like "/repo/*" };
+forbid(principal, action, resource) when { resource.tags.env == "prod" };
+"""
+
+
+def decisions(total: int, start_ms: int) -> Iterator[tuple[Any, ...]]:
+    rng = random.Random(5)
+    kinds = (
+        ("s3:GetObject", lambda: f"arn:aws:s3:::dev-{rng.randrange(8)}/data/{rng.randrange(400)}.csv"),
+        ("s3:PutObject", lambda: f"arn:aws:s3:::dev-{rng.randrange(8)}/out/{rng.randrange(200)}.json"),
+        ("iam:GetRole", lambda: f"arn:aws:iam::123456789012:role/app-{rng.randrange(30)}"),
+        ("ec2:DescribeInstances", lambda: f"arn:aws:ec2:us-east-1:123456789012:instance/i-{rng.randrange(500):05x}"),
+        ("file:Read", lambda: f"/repo/src/mod{rng.randrange(40)}/f{rng.randrange(50)}.py"),
+        ("file:Write", lambda: f"/repo/src/mod{rng.randrange(40)}/f{rng.randrange(50)}.py"),
+        ("tool:Bash", lambda: f"command:make test-{rng.randrange(20)}"),
+    )  # fmt: skip
+    for n in range(total):
+        action, resource = kinds[rng.randrange(len(kinds))]
+        denied = rng.random() < 0.05
+        tags = {"env": "prod" if denied else "dev"}
+        attributes = orjson.dumps({"tags": tags, "policy_rules": ["'bench' (line 1)"]}).decode()
+        agent = f"agent-{rng.randrange(50)}"
+        yield (
+            f"{n:032x}", start_ms + n * WEEK_MS // total, PROJECT_ID, agent, agent, f"s-{n // 40}",
+            f"agent:{agent}", "authorize", action, resource(), "deny" if denied else "allow",
+            "policy_denied" if denied else None, "bench", attributes, n + 1,
+        )  # fmt: skip
+
+
+async def load(url: str, total: int, start_ms: int) -> float:
+    started = time.perf_counter()
+    rows = decisions(total, start_ms)
+    if make_url(url).get_backend_name() == "postgresql":
+        import asyncpg
+
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(dsn)
+        try:
+            while chunk := [r for _, r in zip(range(CHUNK), rows, strict=False)]:
+                await conn.copy_records_to_table("audit_events", records=chunk, columns=COLUMNS)
+            await conn.execute("ANALYZE audit_events")
+        finally:
+            await conn.close()
+    else:
+        sqlite = sqlite3.connect(make_url(url).database or "")
+        insert = f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        while chunk := [r for _, r in zip(range(CHUNK), rows, strict=False)]:
+            with sqlite:
+                sqlite.executemany(insert, chunk)
+        sqlite.execute("ANALYZE")
+        sqlite.close()
+    return time.perf_counter() - started
+
+
+async def run(url: str, total: int) -> None:
+    db = Database(url)
+    await upgrade(db)
+    start_ms = int(time.time() * 1000) - WEEK_MS
+    print(f"loading {total:,} decisions … {await load(url, total, start_ms):.1f} s")
+    store = AuditStore(db)
+    window = {"project_id": PROJECT_ID, "since_ms": start_ms, "until_ms": start_ms + WEEK_MS + 1}
+
+    started = time.perf_counter()
+    read = 0
+    async for page in store.decision_pages(**window):
+        read += len(page)
+    baseline = time.perf_counter() - started
+
+    started = time.perf_counter()
+    summary = TrailSummary()
+    async for page in store.decision_pages(**window):
+        await asyncio.to_thread(fold_decisions, [page], summary)
+    folded = time.perf_counter() - started
+
+    candidate = compile_policy(CANDIDATE)
+    started = time.perf_counter()
+    report = replay(candidate, PROJECT, summary.decisions, [])
+    replayed = time.perf_counter() - started
+
+    started = time.perf_counter()
+    suggestion = suggest_policy(PROJECT, summary.decisions)
+    suggested = time.perf_counter() - started
+    again = replay(compile_policy(suggestion.source), PROJECT, summary.decisions, [])
+
+    started = time.perf_counter()
+    findings = lint_policy(CANDIDATE, rule_matches=summary.rule_matches)
+    linted = time.perf_counter() - started
+    await db.dispose()
+
+    print(f"decisions read (baseline)       {read:>10,}  {baseline:6.2f} s")
+    print(f"folded into distinct requests   {len(summary.decisions):>10,}  {folded:6.2f} s")
+    print(f"replay (read + fold + decide)   {report.decisions:>10,}  {folded + replayed:6.2f} s"
+          f"  ({report.newly_denied_calls:,} newly denied)")  # fmt: skip
+    print(f"suggest                         {suggestion.rules:>10,} rules for "
+          f"{suggestion.resources:,} resources  {folded + suggested:6.2f} s; replayed against "
+          f"the trail: {again.newly_denied_calls} newly denied")  # fmt: skip
+    print(f"lint                            {len(findings):>10,} findings  {linted:6.3f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--decisions", type=int, default=100_000)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    if args.database_url:
+        asyncio.run(run(args.database_url, args.decisions))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(run(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}", args.decisions))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""SigV4 for the small JSON calls on a model call's hot path (Bedrock's runtime API).
+
+botocore's signer costs about 60 µs a call in its request objects; this one signs the
+same canonical request (checked against botocore's in the tests and by the fake Bedrock,
+which verifies with botocore) in a fraction of that, with the day's signing key cached.
+Only for requests whose body is in hand and whose path is already percent-encoded;
+anything else goes through ``sign_upstream`` (botocore).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from functools import lru_cache
+from urllib.parse import quote, urlsplit
+
+from botocore.credentials import Credentials
+
+__all__ = ["sign_json_call"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@lru_cache(maxsize=256)
+def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    key = hmac.new(f"AWS4{secret}".encode(), date.encode(), hashlib.sha256).digest()
+    for part in (region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
+
+
+def _host(url: str) -> tuple[str, str]:
+    """The ``Host`` header botocore signs (no default port) and the path."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme):
+        host = f"{host}:{parts.port}"
+    return host, parts.path or "/"
+
+
+def sign_json_call(
+    url: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    credentials: Credentials,
+    service: str,
+    region: str,
+    now: float | None = None,
+) -> dict[str, str]:
+    """The headers to send a ``POST`` of ``body`` to ``url`` with, signed (SigV4, as botocore
+    signs a non-S3 service: the path encoded once more, every header given signed)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    date = stamp[:8]
+    host, path = _host(url)
+    signed: dict[str, str] = {name.lower(): " ".join(value.split()) for name, value in headers}
+    signed["host"] = host
+    signed["x-amz-date"] = stamp
+    if credentials.token:
+        signed["x-amz-security-token"] = " ".join(credentials.token.split())
+    names = sorted(signed)
+    signed_names = ";".join(names)
+    canonical = "\n".join(
+        (
+            "POST",
+            quote(path, safe="/~"),
+            "",
+            "".join(f"{name}:{signed[name]}\n" for name in names),
+            signed_names,
+            hashlib.sha256(body).hexdigest(),
+        )
+    )
+    scope = f"{date}/{region}/{service}/aws4_request"
+    to_sign = (
+        f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    )
+    key = _signing_key(credentials.secret_key, date, region, service)
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    out = {name: value for name, value in headers}
+    out["X-Amz-Date"] = stamp
+    if credentials.token:
+        out["X-Amz-Security-Token"] = credentials.token
+    out["Authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
+        f"SignedHeaders={signed_names}, Signature={signature}"
+    )
+    return out

@@ -1,0 +1,1 @@
+"""``/bedrock``: Claude on Amazon Bedrock, through tether's one model-call pipeline."""

@@ -1,0 +1,155 @@
+"""The ``application/vnd.amazon.eventstream`` framing, both ways, CRCs checked.
+
+A frame is a 12-byte prelude (total length, headers length, CRC-32 of the two), headers
+(name, type 7 = string, value), a payload and a CRC-32 of all before it. Bedrock sends each
+Messages event as a ``chunk`` event whose payload is ``{"bytes": base64(event JSON)}``, and
+failures as ``exception`` frames. Reading is linear and bounded: a frame longer than
+``MAX_FRAME_BYTES`` is refused, never buffered.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import orjson
+
+__all__ = [
+    "EventStreamError",
+    "Frame",
+    "FrameReader",
+    "chunk_event",
+    "chunk_frame",
+    "encode_frame",
+    "exception_frame",
+]
+
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+_PRELUDE = struct.Struct(">III")
+_STRING = 7
+
+
+class EventStreamError(ValueError):
+    """The bytes are not an event stream (a bad CRC, a frame past the limit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    headers: dict[str, str]
+    payload: bytes
+    raw: bytes = b""
+    """The whole frame as read (relayed as it is when nothing in it changes)."""
+
+    @property
+    def message_type(self) -> str:
+        return self.headers.get(":message-type", "")
+
+
+def encode_frame(headers: dict[str, str], payload: bytes) -> bytes:
+    encoded = bytearray()
+    for name, value in headers.items():
+        raw_name, raw_value = name.encode(), value.encode()
+        encoded += bytes([len(raw_name)]) + raw_name + bytes([_STRING])
+        encoded += struct.pack(">H", len(raw_value)) + raw_value
+    total = 12 + len(encoded) + len(payload) + 4
+    prelude = struct.pack(">II", total, len(encoded))
+    frame = prelude + struct.pack(">I", zlib.crc32(prelude)) + bytes(encoded) + payload
+    return frame + struct.pack(">I", zlib.crc32(frame))
+
+
+def chunk_frame(event_json: bytes) -> bytes:
+    """One Messages event as Bedrock streams it."""
+    payload = b'{"bytes":"' + base64.b64encode(event_json) + b'"}'
+    return encode_frame(
+        {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"},
+        payload,
+    )
+
+
+def exception_frame(exception_type: str, message: str) -> bytes:
+    """A mid-stream failure as Bedrock reports it (the SDKs raise it with ``message``)."""
+    return encode_frame(
+        {
+            ":exception-type": exception_type,
+            ":content-type": "application/json",
+            ":message-type": "exception",
+        },
+        orjson.dumps({"message": message}),
+    )
+
+
+class FrameReader:
+    """Whole frames out of a byte stream cut anywhere."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self._buffer += data
+        frames: list[Frame] = []
+        start = 0
+        buffer = self._buffer
+        while len(buffer) - start >= 12:
+            total, headers_length, prelude_crc = _PRELUDE.unpack_from(buffer, start)
+            if zlib.crc32(buffer[start : start + 8]) != prelude_crc:
+                raise EventStreamError("an event-stream frame's prelude CRC does not match")
+            if total > MAX_FRAME_BYTES or total < 16 or headers_length > total - 16:
+                raise EventStreamError(f"an event-stream frame claims {total} bytes")
+            if len(buffer) - start < total:
+                break
+            end = start + total
+            (message_crc,) = struct.unpack_from(">I", buffer, end - 4)
+            if zlib.crc32(buffer[start : end - 4]) != message_crc:
+                raise EventStreamError("an event-stream frame's CRC does not match")
+            raw = bytes(buffer[start:end])
+            body_at = 12 + headers_length
+            frames.append(Frame(_headers(raw[12:body_at]), raw[body_at:-4], raw))
+            start = end
+        if start:
+            del buffer[:start]
+        return frames
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+
+@lru_cache(maxsize=64)
+def _headers(raw: bytes) -> dict[str, str]:
+    """A frame's headers (read-only: a stream repeats the same few, read once each)."""
+    try:
+        return _read_headers(raw)
+    except (IndexError, struct.error):
+        raise EventStreamError("an event-stream frame's headers are cut short") from None
+
+
+def _read_headers(raw: bytes) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    at = 0
+    while at < len(raw):
+        size = raw[at]
+        name = raw[at + 1 : at + 1 + size].decode(errors="replace")
+        at += 1 + size
+        kind = raw[at]
+        at += 1
+        if kind != _STRING:
+            raise EventStreamError(f"event-stream header {name!r} is not a string (type {kind})")
+        (length,) = struct.unpack_from(">H", raw, at)
+        headers[name] = raw[at + 2 : at + 2 + length].decode(errors="replace")
+        at += 2 + length
+    return headers
+
+
+def chunk_event(frame: Frame) -> bytes:
+    """The event JSON a ``chunk`` frame carries."""
+    try:
+        payload = orjson.loads(frame.payload)
+        return base64.b64decode(payload["bytes"], validate=True)
+    except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error) as exc:
+        raise EventStreamError(
+            f"a chunk frame's payload is not {{'bytes': base64}}: {exc}"
+        ) from None

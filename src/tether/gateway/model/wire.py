@@ -1,0 +1,117 @@
+"""The seam between the shared model call and one protocol's wire format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from tether.gateway.anthropic.request import MessagesRequest
+from tether.identity.directory import AgentIdentity
+
+__all__ = [
+    "ModelCall",
+    "ModelWire",
+    "PassThrough",
+    "SseWire",
+    "StreamCodec",
+    "UpstreamTarget",
+    "no_retry_headers",
+]
+
+
+class StreamCodec(Protocol):
+    """Turns a protocol's stream into Messages SSE events and back, so one tap reads all.
+
+    ``decode`` returns whole SSE events only (it buffers partial frames); ``encode`` is
+    given whole events (or nothing) and returns the protocol's framing of them."""
+
+    def decode(self, chunk: bytes) -> bytes: ...
+
+    def encode(self, events: bytes) -> bytes: ...
+
+
+class PassThrough:
+    """The Messages API's own SSE (and Vertex's): nothing to translate."""
+
+    def decode(self, chunk: bytes) -> bytes:
+        return chunk
+
+    def encode(self, events: bytes) -> bytes:
+        return events
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTarget:
+    """Where an allowed call goes, with tether's credential on it."""
+
+    url: str | URL
+    """A ``URL(…, encoded=True)`` when the path was signed as it is (SigV4)."""
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """A model call as its front door understood it, ready for the pipeline."""
+
+    source: str
+    operation: str
+    """``messages`` (generates, priced) or ``count_tokens`` (free)."""
+    parsed: MessagesRequest
+    """Its ``model`` as the protocol names it (a Bedrock inference profile, a Vertex
+    ``name@date``): prices and the policy resource use its canonical form."""
+    body: bytes
+    tags: dict[str, str] = field(default_factory=dict)
+    """Where the call runs (``cloud``, ``region``): policies scope by them."""
+    credential: str | None = None
+    """The agent's key when the door read it itself (the AWS broker: the access key id
+    whose signature it verified); else the key in the request's headers."""
+    join_latest_session: bool = False
+    """For callers that name no session and send no conversation to know them by."""
+
+
+class ModelWire(Protocol):
+    """What differs between model front doors."""
+
+    upstream_name: str
+    """How refusals name the upstream: "the Anthropic API", "Amazon Bedrock"."""
+
+    def refusal(self, code: str, message: str, headers: dict[str, str]) -> web.Response: ...
+
+    def codec(self) -> StreamCodec: ...
+
+    def is_stream(self, upstream: aiohttp.ClientResponse) -> bool: ...
+
+    async def target(
+        self, request: web.Request, identity: AgentIdentity, call: ModelCall, body: bytes
+    ) -> UpstreamTarget:
+        """Raises a ``TetherError`` (``no_upstream_credential``) when tether holds no
+        credential for the project."""
+        ...
+
+
+_PASS_THROUGH = PassThrough()
+
+
+class SseWire:
+    """For wires whose stream is the Messages API's own SSE (Anthropic, Vertex)."""
+
+    def codec(self) -> StreamCodec:
+        return _PASS_THROUGH
+
+    def is_stream(self, upstream: aiohttp.ClientResponse) -> bool:
+        return upstream.content_type == "text/event-stream"
+
+
+def no_retry_headers(status: int, headers: dict[str, str] | None) -> dict[str, str]:
+    """``headers`` plus ``x-should-retry: false`` on a 4xx refusal other than 429: the SDKs
+    and Claude Code honour it, and retrying a killed session or a denied call cannot succeed."""
+    all_headers = dict(headers or {})
+    if 400 <= status < 500 and status != 429:
+        all_headers["x-should-retry"] = "false"
+    return all_headers
