@@ -226,6 +226,7 @@ audit_events = Table(
     Index("ix_audit_events_session_seq", "session_id", "seq"),
     Index("ix_audit_events_project_ts", "project_id", "ts"),
     Index("ix_audit_events_ts", "ts"),
+    Index("ix_audit_events_project_action_ts", "project_id", "action", "ts"),
 )
 
 change_log = Table(
