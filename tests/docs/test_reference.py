@@ -56,3 +56,16 @@ def test_every_variable_the_code_reads_is_described() -> None:
     assert not read - documented, f"not in tether.environment: {sorted(read - documented)}"
     assert not documented - read, f"documented but never read: {sorted(documented - read)}"
     assert all(var.meaning.strip() and var.default.strip() for var in ENVIRONMENT)
+
+
+def test_help_shows_no_type_placeholders() -> None:
+    """Flags take no value, so they show none; values read TEXT, INTEGER, PATH."""
+    from typer.testing import CliRunner
+
+    from tether.cli.main import app
+
+    for args in (["agents", "create", "--help"], ["policy", "test", "--help"], ["up", "--help"]):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "120"})
+        assert result.exit_code == 0, result.output
+        assert not re.search(r"<(bool|str|int|float|path|list)", result.output), result.output
+        assert "TEXT" in result.output or "INTEGER" in result.output
