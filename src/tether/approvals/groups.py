@@ -12,9 +12,17 @@ from contextlib import asynccontextmanager
 __all__ = ["GroupLocks", "group_prefix"]
 
 
+GROUPED_KINDS = ("/", "arn:aws:s3:::")
+"""Paths and S3 objects: where bulk deletions come from (``rm -r``, ``s3 rm --recursive``).
+Other resources (roles, snapshots, alarms) are asked for one by one, as before."""
+
+
 def group_prefix(resource: str) -> str | None:
     """The parent a deletion of ``resource`` is grouped under, or None when the parent is
-    a root (``/``, ``s3://``, a bucket ARN without a key), which is too broad to group."""
+    a root (``/``, a bucket ARN without a key), which is too broad to group, or the
+    resource is not a path or an S3 object."""
+    if not resource.startswith(GROUPED_KINDS):
+        return None
     cut = resource.rfind("/")
     if cut <= 0:
         return None

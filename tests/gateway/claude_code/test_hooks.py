@@ -234,7 +234,7 @@ def test_rm_of_many_paths_asks_once_and_the_approver_may_only_narrow(
     hook, tether: RunningTether
 ) -> None:  # type: ignore[no-untyped-def]
     files = " ".join(f"out/f{i}.o" for i in range(40))
-    decision, reason = decision_of(hook("Bash", {"command": f"rm {files}"}))
+    decision, _ = decision_of(hook("Bash", {"command": f"rm {files}"}))
     assert decision == "deny"
     (group,) = tether.call("GET", "/approvals").json()
     assert group["prefix"] == f"{CWD}/out/" and group["count"] == 40
