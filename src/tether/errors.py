@@ -54,6 +54,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "approval_denied": 403,
     "approval_pending": 403,
     "command_not_understood": 403,
+    "command_too_complex": 403,
     "nothing_to_suggest": 409,
     "no_policy": 409,
     "operation_not_mapped": 403,
@@ -87,6 +88,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "audit_unavailable": 503,
     "audit_event_rejected": 400,
     "internal_error": 500,
+    "mcp_tool_withheld": 403,
+    "mcp_tool_unknown": 403,
 }
 
 

@@ -98,6 +98,7 @@ def slack_request(
         "guard.tripped": _guard_body,
         "task.needs_attention": _task_body,
         "task.drift": _task_body,
+        "drill.failed": _task_body,
     }
     body = renderers.get(event, _budget_body)(payload, public_url)
     return orjson.dumps(body), {

@@ -134,6 +134,21 @@ credentials = Table(
     UniqueConstraint("project_id", "provider", name="uq_credentials_project_provider"),
 )
 
+mcp_servers = Table(
+    "mcp_servers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project_id", String(32), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("auth_kind", String(16), nullable=False),
+    Column("sealed", LargeBinary, nullable=True),
+    Column("pins", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_mcp_servers_project_name"),
+)
+
 sessions = Table(
     "sessions",
     metadata,
@@ -211,6 +226,7 @@ audit_events = Table(
     Index("ix_audit_events_session_seq", "session_id", "seq"),
     Index("ix_audit_events_project_ts", "project_id", "ts"),
     Index("ix_audit_events_ts", "ts"),
+    Index("ix_audit_events_project_action_ts", "project_id", "action", "ts"),
 )
 
 change_log = Table(

@@ -31,7 +31,9 @@ class RequireApproval:
 
     async def check(self, action: Action, ctx: Context) -> Verdict | None:
         assert ctx.identity is not None and ctx.session is not None
-        why = approval_reason(action.action, ctx.identity.project, ctx.approval_needed)
+        why = approval_reason(
+            action.action, ctx.identity.project, ctx.approval_needed, action.destructive
+        )
         if why is None:
             return None
         prefix = group_prefix(action.resource)

@@ -5,7 +5,7 @@ A deletion burst under one prefix in one session joins one pending approval
 prefix, counted in ``uses``.
 
 Revision ID: 0024
-Revises: 0023
+Revises: 0028
 Create Date: 2026-12-04 04:40:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0024"
-down_revision = "0023"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 
