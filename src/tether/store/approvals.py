@@ -140,7 +140,8 @@ class ApprovalStore:
         return _record(row) if row else None
 
     async def group_for(self, session_id: str, action: str, resource: str) -> ApprovalRecord | None:
-        """The newest group of this action in this session whose prefix covers ``resource``."""
+        """The group of this action in this session whose prefix covers ``resource``: a
+        live grant if there is one, else the newest (pending, denied or spent)."""
         async with self._db.read() as conn:
             rows = await conn.execute(
                 select(approvals)
@@ -152,10 +153,12 @@ class ApprovalStore:
                 .order_by(approvals.c.requested_at.desc(), approvals.c.id.desc())
                 .limit(GROUPS_SCANNED)
             )
-            for row in rows:
-                if resource.startswith(row.scope_prefix):
-                    return _record(row)
-        return None
+            covering = [_record(row) for row in rows if resource.startswith(row.scope_prefix)]
+        ts = now_ms()
+        for group in covering:  # a live grant first, even under a newer pending group
+            if group.state_at(ts) == APPROVED and group.uses < (group.max_uses or 1):
+                return group
+        return covering[0] if covering else None
 
     async def join(self, group: ApprovalRecord, resource: str) -> bool:
         """Count one more action into a pending group (and name it among the first few);
