@@ -192,6 +192,8 @@ class Settings:
     """Seconds between signed anchors of the audit chain head (None: not kept)."""
     audit_anchor_dest: str | None = None
     """Where anchors are written: a directory or ``s3://bucket/prefix``."""
+    drill_every: float | None = None
+    """Seconds between scheduled fire drills of every project (``TETHER_DRILL_EVERY``)."""
     otlp: OtlpSettings | None = None
     """Spans sent over OTLP (``TETHER_OTLP_ENDPOINT``), or None: nothing is built or sent."""
     public_url: str | None = None
@@ -264,6 +266,7 @@ class Settings:
             max_connections=_int_setting(env, "TETHER_MAX_CONNECTIONS", 1024, 1),
             refusal_sample_seconds=_int_setting(env, "TETHER_REFUSAL_SAMPLE_SECONDS", 60, 1),
             audit_anchor_every=anchor_every,
+            drill_every=_duration_setting(env, "TETHER_DRILL_EVERY"),
             audit_anchor_dest=anchor_dest,
             otlp=OtlpSettings.from_env(env["TETHER_OTLP_ENDPOINT"], env)
             if env.get("TETHER_OTLP_ENDPOINT")

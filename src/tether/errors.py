@@ -54,6 +54,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "approval_denied": 403,
     "approval_pending": 403,
     "command_not_understood": 403,
+    "command_too_complex": 403,
     "nothing_to_suggest": 409,
     "no_policy": 409,
     "operation_not_mapped": 403,
@@ -76,6 +77,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "request_timeout": 408,
     "unsupported_media_type": 415,
     "policy_invalid": 422,
+    "mcp_credential_invalid": 422,
     "task_invalid": 422,
     "task_not_active": 409,
     "batch_not_claimed": 409,
@@ -87,6 +89,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "audit_unavailable": 503,
     "audit_event_rejected": 400,
     "internal_error": 500,
+    "mcp_tool_withheld": 403,
+    "mcp_tool_unknown": 403,
 }
 
 

@@ -19,7 +19,7 @@ from tether.budgets.book import BudgetBook
 from tether.budgets.leases import LeasedLedger
 from tether.budgets.unsettled import RecordUnsettled
 from tether.config import Settings
-from tether.errors import ConfigError
+from tether.errors import ConfigError, Conflict
 from tether.gateway.anthropic.upstream import AnthropicUpstream
 from tether.gateway.aws.upstream import AwsUpstream
 from tether.gateway.vertex.tokens import VertexTokens
@@ -32,12 +32,14 @@ from tether.identity.key_use import KeyUse
 from tether.kill.controls import FleetControls
 from tether.kill.inflight import InflightStreams
 from tether.kill.switch import KillSwitch
+from tether.mcp_servers.registry import McpRegistry
 from tether.metrics.fleet import FleetGauges
 from tether.metrics.instruments import TetherMetrics
 from tether.pipeline import Pipeline
 from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.defaults import default_stages
 from tether.pipeline.stages.guards import EnforceGuards
+from tether.pipeline.stages.mcp_tools import EnforceToolPins
 from tether.pipeline.stages.task_context import KeepTaskInView
 from tether.policy.book import PolicyBook
 from tether.pricing.prices import load_price_overrides
@@ -60,6 +62,7 @@ from tether.store.credentials import CredentialStore
 from tether.store.database import Database
 from tether.store.files import private_directory
 from tether.store.fleet_state import FleetState
+from tether.store.mcp_servers import McpServerStore
 from tether.store.migrate import pending_revision, upgrade
 from tether.store.policies import PolicyStore
 from tether.store.projects import ProjectStore
@@ -126,6 +129,8 @@ class Runtime:
     task_marks: SessionMarks
     task_desk: TaskDesk
     fleet_gauges: FleetGauges
+    mcp_servers: McpServerStore
+    mcp_registry: McpRegistry
     sqlite_writer: SqliteWriter | None = None
     """The hot-path writer on SQLite (None on PostgreSQL)."""
     otlp: OtlpExport | None = None
@@ -221,6 +226,8 @@ class Runtime:
         upstream_keys = UpstreamKeys(credentials)
         approvals = ApprovalStore(db)
         tasks, task_marks = TaskStore(db), SessionMarks()
+        mcp_servers = McpServerStore(db, SealedBox(master_key))
+        mcp_registry = McpRegistry(mcp_servers, alert_store)
         pipeline = Pipeline(
             default_stages(
                 directory,
@@ -232,6 +239,7 @@ class Runtime:
                 approvals,
                 guards,
                 KeepTaskInView(tasks, task_marks, DriftWatch(audit, alert_store)),
+                EnforceToolPins(mcp_registry),
             ),
             audit,
             on_decided=metrics.decided,
@@ -289,6 +297,8 @@ class Runtime:
             task_desk=TaskDesk(tasks, directory, pipeline, audit, alert_store, task_marks),
             sqlite_writer=writer,
             fleet_gauges=fleet_gauges,
+            mcp_servers=mcp_servers,
+            mcp_registry=mcp_registry,
             otlp=otlp,
             audit_keys=AuditSigningKeys(db, SealedBox(master_key)),
         )
@@ -321,6 +331,7 @@ class Runtime:
             runtime.aws.apply,
             runtime.vertex_tokens.apply,
             runtime.inflight.apply,
+            mcp_registry.apply,
         ):
             runtime.feed.subscribe(handler)
         await runtime.feed.start()
@@ -361,20 +372,39 @@ class Runtime:
         await self.db.dispose()
 
     async def _adopt_env_admin_token(self) -> None:
-        """Make ``TETHER_ADMIN_TOKEN`` an admin token (deployments bring their own)."""
+        """Make ``TETHER_ADMIN_TOKEN`` an admin token (deployments bring their own).
+
+        Idempotent across replicas started together: when another process created a token
+        under the same name meanwhile, the same secret is adopted as it is; a different
+        secret under that name is a configuration error that says so."""
         wanted = self.settings.bootstrap_admin_token
         if not wanted:
             return
+        wanted_hash = hash_secret(wanted)
         existing = await self.admin_tokens.all()
-        if any(t.token_hash == hash_secret(wanted) for t in existing):
+        if any(t.token_hash == wanted_hash for t in existing):
             return
         name = BOOTSTRAP_TOKEN_NAME if not existing else f"env-{len(existing)}"
-        await self.admin_tokens.create(name, Role.ADMIN, secret=wanted)
+        try:
+            await self.admin_tokens.create(name, Role.ADMIN, secret=wanted)
+        except Conflict:
+            now = await self.admin_tokens.all()
+            if any(t.token_hash == wanted_hash for t in now):
+                return  # another replica created this very token first
+            raise ConfigError(
+                f"TETHER_ADMIN_TOKEN differs from the admin token named {name!r} that "
+                "another tether process created at the same time; give every replica the "
+                "same TETHER_ADMIN_TOKEN"
+            ) from None
 
     async def create_bootstrap_token(self) -> str | None:
         """The first admin token's secret, when there is no admin token yet; call it only
-        once the server listens, so a start that fails cannot create a token nobody saw."""
+        once the server listens, so a start that fails cannot create a token nobody saw.
+        None when another replica created the first token meanwhile (it printed it)."""
         if self.settings.bootstrap_admin_token or await self.admin_tokens.all():
             return None
-        _, secret = await self.admin_tokens.create(BOOTSTRAP_TOKEN_NAME, Role.ADMIN)
+        try:
+            _, secret = await self.admin_tokens.create(BOOTSTRAP_TOKEN_NAME, Role.ADMIN)
+        except Conflict:
+            return None
         return secret

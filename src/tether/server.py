@@ -19,6 +19,7 @@ from tether.gateway.bedrock.door import BedrockDoor
 from tether.gateway.claude_code.hooks import add_claude_code_hook_routes
 from tether.gateway.credentials import DOORKEEPER_KEY
 from tether.gateway.mcp.server import add_mcp_routes
+from tether.gateway.mcp_servers.door import McpServerDoor
 from tether.gateway.model.calls import ModelCalls
 from tether.gateway.tasks import add_task_routes
 from tether.gateway.vertex.door import VertexDoor
@@ -114,6 +115,15 @@ def build_app(runtime: Runtime) -> web.Application:
         runtime.aws,
         runtime.inflight,
         bedrock,
+    ).add_routes(app)
+    McpServerDoor(
+        runtime.pipeline,
+        runtime.directory,
+        runtime.mcp_registry,
+        runtime.inflight,
+        runtime.settings.max_body_bytes,
+        runtime.settings.upstream_connect_timeout,
+        runtime.settings.upstream_read_timeout,
     ).add_routes(app)
     mount_admin(app, runtime, __version__)
     mount_dashboard(app, runtime.directory)

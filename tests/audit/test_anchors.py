@@ -123,7 +123,8 @@ def test_a_trail_rewritten_and_rehashed_wholesale_is_caught_by_the_signed_anchor
 
     anchored.run(rewrite_and_rehash(anchored, 3, "nothing to see here"))
     plain = cli(anchored, monkeypatch, "audit", "verify")
-    assert plain.exit_code == 0, "the re-hashed chain is internally consistent"
+    assert plain.exit_code == 1, "the re-hashed chain is consistent, but not the latest anchor"
+    assert "was rewritten" in plain.output
     caught = cli(
         anchored, monkeypatch, "audit", "verify", "--anchors", str(tmp_path / "anchors"), "--json"
     )
@@ -144,6 +145,53 @@ def test_a_trail_rewritten_and_rehashed_wholesale_is_caught_by_the_signed_anchor
     )
     assert unsigned.exit_code == 1
     assert json.loads(unsigned.output)["forged_anchors"] == ["anchors/forged.json"]
+
+
+async def cut_tail(server: RunningTether, keep: int) -> None:
+    """What an attacker with the database does to hide the newest events: delete them
+    and move the chain head back, so what is left chains up."""
+    async with server.runtime.db.write() as conn:
+        await conn.execute(text("UPDATE audit_chain SET seq = seq WHERE id = 1"))
+        last = (
+            await conn.execute(text("SELECT hash FROM audit_events WHERE seq = :s"), {"s": keep})
+        ).scalar_one()
+        await conn.execute(text("DELETE FROM audit_events WHERE seq > :s"), {"s": keep})
+        await conn.execute(
+            text("UPDATE audit_chain SET seq = :s, hash = :h WHERE id = 1"), {"s": keep, "h": last}
+        )
+
+
+def test_plain_verify_checks_the_latest_anchor_and_finds_a_cut_tail(
+    anchored: RunningTether, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    traffic(anchored)
+    wait_for_anchor(anchored, tmp_path / "anchors")
+    newest = max(a.seq for a in anchors_in(tmp_path / "anchors"))
+    clean = cli(anchored, monkeypatch, "audit", "verify")
+    assert clean.exit_code == 0, clean.output
+    assert f"the latest signed anchor (#{newest}," in clean.output
+    assert f"covers #1..#{newest}" in clean.output
+    report = json.loads(cli(anchored, monkeypatch, "audit", "verify", "--json").output)
+    assert report["anchored_through"] == newest and report["latest_anchor"]["seq"] == newest
+
+    anchored.run(cut_tail(anchored, newest - 3))
+    chain_only = anchored.call("GET", "/audit/verify").json()
+    assert chain_only["intact"], "what is left chains up: the chain alone cannot tell"
+    cut = cli(anchored, monkeypatch, "audit", "verify")
+    assert cut.exit_code == 1, cut.output
+    # (admin calls after the cut are audited too, so the trail may have grown a little)
+    assert "the trail ends at #" in cut.output
+    assert f"but event #{newest} was signed in an anchor" in cut.output
+    assert f"..#{newest} were cut" in cut.output
+
+
+def test_plain_verify_says_when_nothing_is_anchored(
+    tether: RunningTether, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    traffic(tether, calls=1)
+    plain = cli(tether, monkeypatch, "audit", "verify")
+    assert plain.exit_code == 0, plain.output
+    assert "not anchored" in plain.output and "TETHER_AUDIT_ANCHOR_DEST" in plain.output
 
 
 def test_prune_needs_a_verified_export_and_leaves_the_rest_verifiable(

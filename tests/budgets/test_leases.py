@@ -102,9 +102,7 @@ def test_a_lowered_limit_applies_to_the_next_call_despite_a_lease(
     assert refused.status_code == 402
 
 
-def test_a_stopped_tether_gives_its_leases_back(
-    tmp_path: Path, upstream: RunningFake
-) -> None:
+def test_a_stopped_tether_gives_its_leases_back(tmp_path: Path, upstream: RunningFake) -> None:
     url = sqlite_url(str(tmp_path))
     first = start_tether(
         tmp_path / "data", url, anthropic_base_url=upstream.url, budget_lease_percent=50

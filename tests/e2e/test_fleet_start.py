@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.e2e.test_tether_up import TETHER, cli, free_port, start, stop
@@ -69,3 +70,40 @@ def test_an_unknown_database_url_scheme_is_a_clear_error(tmp_path: Path) -> None
     result = cli(_env(tmp_path, port, TETHER_DATABASE_URL="mysql://x@y/z"), "migrate")
     assert result.returncode == 2
     assert "must start with postgresql://" in result.stderr
+
+
+def test_three_replicas_started_together_adopt_one_env_admin_token(tmp_path: Path) -> None:
+    """As deploy/compose.yaml starts a fleet: ``tether migrate``, then replicas with the
+    same ``TETHER_ADMIN_TOKEN`` at once on a fresh database. Every one comes up (one
+    creates the token, the others adopt it) and every one accepts it."""
+    token = "tta_fleet-deploy-token-0123456789"
+    with postgres_database() as url:
+        plain_url = url.replace("postgresql+asyncpg://", "postgres://")
+        ports = [free_port() for _ in range(3)]
+        envs = [
+            _env(tmp_path / f"r{i}", port, TETHER_DATABASE_URL=plain_url, TETHER_ADMIN_TOKEN=token)
+            for i, port in enumerate(ports)
+        ]
+        migrated = cli(envs[0], "migrate")
+        assert migrated.returncode == 0, migrated.stderr
+        with ThreadPoolExecutor(3) as pool:
+            started = list(pool.map(lambda ep: _try_start(*ep), zip(envs, ports, strict=True)))
+        try:
+            failures = [lines for process, lines in started if process is None]
+            assert not failures, failures
+            for env in envs:
+                listed = cli(env, "projects", "list")
+                assert listed.returncode == 0, listed.stderr
+            tokens = cli(envs[0], "tokens", "list")
+            assert tokens.stdout.count("bootstrap") == 1, tokens.stdout
+        finally:
+            for process, _lines in started:
+                if process is not None:
+                    assert stop(process) == 0
+
+
+def _try_start(env: dict[str, str], port: int) -> tuple[subprocess.Popen[str] | None, list[str]]:
+    try:
+        return start(env, port, "--no-migrate")
+    except AssertionError as exc:
+        return None, [str(exc)]

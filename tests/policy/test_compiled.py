@@ -44,3 +44,24 @@ def test_forbid_wins_and_names_its_reason() -> None:
     )
     assert answer.effect == "deny"
     assert 'no "quotes"; please' in answer.reason
+
+
+def test_a_tool_call_s_arguments_are_in_the_context() -> None:
+    policy = compile_policy(
+        'permit(principal, action == Action::"mcp:query_db", resource)\n'
+        '  when { context.arguments.table like "readonly_*" };\n'
+        'permit(principal, action == Action::"mcp:echo", resource);\n'
+    )
+
+    def answer(action: str, **arguments: str) -> str:
+        request = PolicyRequest(
+            "bot", "p", action, f"mcp://wh/{action[4:]}", source="mcp_server", arguments=arguments
+        )
+        return policy.evaluate(request).effect
+
+    assert answer("mcp:query_db", table="readonly_orders") == "allow"
+    assert answer("mcp:query_db", table="payroll") == "deny"
+    assert answer("mcp:query_db") == "deny"
+    assert answer("mcp:echo", text="hi") == "allow"
+    assert policy.may_permit_with_arguments("mcp:query_db")
+    assert not policy.may_permit_with_arguments("mcp:export_secrets")

@@ -61,6 +61,8 @@ class ClaudeCode:
     workdir: Path
     settings: dict[str, Any] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    """More command-line arguments (``--mcp-config FILE``)."""
 
     def _environment(self) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE"))}
@@ -101,6 +103,7 @@ class ClaudeCode:
             settings_file = self.workdir.parent / f"{self.workdir.name}-settings.json"
             settings_file.write_text(json.dumps(self.settings))
             args += ["--settings", str(settings_file)]
+        args += self.args
         process = subprocess.Popen(
             args,
             cwd=self.workdir,

@@ -9,7 +9,13 @@ import orjson
 from aiohttp import web
 
 from tether.admin.appkeys import runtime_of
-from tether.admin.audit_schemas import AnchorOut, PruneIn, PruneOut, PublicKeyOut
+from tether.admin.audit_schemas import (
+    AnchorOut,
+    LatestAnchorOut,
+    PruneIn,
+    PruneOut,
+    PublicKeyOut,
+)
 from tether.admin.filters import scope_from_query
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
@@ -250,6 +256,25 @@ async def audit_public_key(request: web.Request) -> web.Response:
     assert keys is not None
     public = public_key_text((await keys.key()).public_key())
     return model_response(PublicKeyOut(public_key=public, key_id=key_id(public)))
+
+
+@routes.route(
+    "GET",
+    "/audit/anchors/latest",
+    "audit.latest_anchor",
+    "The newest signed anchor at the anchor destination: `tether audit verify` checks the "
+    "trail against it, so a cut tail is found",
+    response=LatestAnchorOut,
+)
+async def latest_anchor(request: web.Request) -> web.Response:
+    keeper = runtime_of(request).anchors
+    anchor = await keeper.latest() if keeper is not None else None
+    return model_response(
+        LatestAnchorOut(
+            kept=keeper is not None,
+            anchor=AnchorOut.model_validate(orjson.loads(anchor.to_json())) if anchor else None,
+        )
+    )
 
 
 @routes.route(

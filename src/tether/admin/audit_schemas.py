@@ -6,7 +6,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from tether.admin.schemas import Strict
 
-__all__ = ["AnchorOut", "PruneIn", "PruneOut", "PublicKeyOut"]
+__all__ = ["AnchorOut", "LatestAnchorOut", "PruneIn", "PruneOut", "PublicKeyOut"]
 
 
 class PublicKeyOut(BaseModel):
@@ -37,3 +37,10 @@ class PruneOut(BaseModel):
     base_hash: str
     anchor: AnchorOut | None
     """The signed anchor of the last event removed: the first kept event's prev_hash."""
+
+
+class LatestAnchorOut(BaseModel):
+    kept: bool
+    """Whether this tether keeps signed anchors (``TETHER_AUDIT_ANCHOR_DEST``)."""
+    anchor: AnchorOut | None
+    """The newest signed anchor at that destination (None: none written yet)."""

@@ -9,10 +9,15 @@ from tether.store.records import Project
 __all__ = ["approval_reason"]
 
 
-def approval_reason(action: str, project: Project, asked: str | None) -> str | None:
-    """``asked``: the reason an ``@ask`` rule (or the unknown-command default) gave."""
+def approval_reason(
+    action: str, project: Project, asked: str | None, destructive: bool = False
+) -> str | None:
+    """``asked``: the reason an ``@ask`` rule (or the unknown-command default) gave;
+    ``destructive``: the tool says it destroys (MCP ``destructiveHint``)."""
     if asked:
         return asked
+    if project.deletion_approval and destructive:
+        return f"{action} is annotated destructive, and every deletion needs a human approval"
     if project.deletion_approval and classify(action).is_deletion:
         return f"{action} is a deletion, and every deletion needs a human approval"
     return None

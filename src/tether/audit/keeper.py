@@ -10,7 +10,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from tether.audit.anchors import Anchor, sign_anchor
+from tether.audit.anchors import ANCHOR_PREFIX, Anchor, sign_anchor
 from tether.audit.chain import ChainHead
 from tether.audit.destinations import Destination
 from tether.store.audit import AuditStore
@@ -70,6 +70,11 @@ class AnchorKeeper:
             self._on_written(anchor)
         return anchor
 
+    async def latest(self) -> Anchor | None:
+        """The newest anchor at the destination (highest event number), read from there
+        rather than remembered: it is what survives a restart and what an operator holds."""
+        return await asyncio.to_thread(_latest_at, self._destination)
+
     async def _keep_forever(self) -> None:
         while True:
             try:
@@ -79,3 +84,19 @@ class AnchorKeeper:
                 if self._on_failed is not None:
                     self._on_failed()
             await asyncio.sleep(self._every)
+
+
+def _seq_of(name: str) -> tuple[int, int]:
+    """``anchors/YYYY/MM/DD/SEQ-TS.json`` → (SEQ, TS); (-1, -1) for any other name."""
+    stem = name.rsplit("/", 1)[-1].removesuffix(".json")
+    seq, _, ts = stem.partition("-")
+    return (int(seq), int(ts)) if seq.isdigit() and ts.isdigit() else (-1, -1)
+
+
+def _latest_at(destination: Destination) -> Anchor | None:
+    names = [n for n in destination.names(ANCHOR_PREFIX) if _seq_of(n)[0] >= 0]
+    if not names:
+        return None
+    name = max(names, key=_seq_of)
+    raw = destination.read(name)
+    return Anchor.from_json(raw, name) if raw else None

@@ -24,6 +24,9 @@ __all__ = ["MAX_ATTRIBUTES_CHARS", "MAX_TEXT_CHARS", "clean_text", "normalised_r
 MAX_TEXT_CHARS = 16_384
 """Bound on the unbounded text columns (resource, reason): enough for any command line."""
 MAX_ATTRIBUTES_CHARS = 65_536
+REDACT_MARGIN = 8_192
+"""Characters past a cut that are still scanned, so a secret across it is blanked whole
+(a PEM key runs to about 3,300 characters)."""
 MAX_DEPTH = 16
 MAX_ITEMS = 256
 INT64 = 2**63
@@ -47,8 +50,12 @@ def clean_text(value: str, limit: int = MAX_TEXT_CHARS) -> str:
         value = value.encode("utf-8", "backslashreplace").decode("utf-8")
     if "\x00" in value:
         value = value.replace("\x00", "\\x00")
-    value = redact_text(value)
-    return value if len(value) <= limit else value[: limit - 1] + TRUNCATED
+    if len(value) > limit:
+        # Only what is kept is scanned, with a margin so a secret cut at the edge is
+        # still recognised: a megabyte value costs what 16 KB does.
+        value = redact_text(value[: limit + REDACT_MARGIN])
+        return value if len(value) <= limit else value[: limit - 1] + TRUNCATED
+    return redact_text(value)
 
 
 def _clean(value: Any, depth: int) -> Any:

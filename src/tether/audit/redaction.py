@@ -20,6 +20,7 @@ __all__ = ["REDACTED", "digest", "is_secret_name", "redact_text", "redacted_summ
 
 REDACTED = "[redacted]"
 SUMMARY_CHARS = 200
+SUMMARY_MARGIN = 1_000
 
 SECRET_NAMES = re.compile(
     r"(secret|passw|pwd|api[_-]?key|authorization|credential|private[_-]?key|access[_-]?key"
@@ -39,23 +40,29 @@ _KNOWN_FORMATS = re.compile(
     r"|\bglpat-[A-Za-z0-9_\-]{16,}"
     r"|\bxox[abposr]-[A-Za-z0-9\-]{10,}"
     r"|\bAIza[0-9A-Za-z_\-]{30,}"
-    r"|\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
+    r"|\beyJ[A-Za-z0-9_\-]{8,4096}\.[A-Za-z0-9_\-]{8,4096}\.[A-Za-z0-9_\-]{8,}"
     r"|https?://hooks\.slack\.com/[^\s\"'<>]+"
     r"|https?://(?:[\w-]+\.)*discord(?:app)?\.com/api/webhooks/[^\s\"'<>]+"
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
     re.S,
 )
-_AUTH_SCHEMES = re.compile(r"\b((?:bearer|basic|token)\s+)[A-Za-z0-9._~+/=\-]{8,}", re.I)
-_URL_CREDENTIALS = re.compile(r"\b([a-z][a-z0-9+.\-]*://[^/\s:@\"'<>]*:)[^@\s/\"'<>]+@", re.I)
+# Linear in the text: every repetition that could rescan the rest of the text from each
+# start position is bounded or possessive (unbounded, 8,000 dashes took 6 s to scan).
+_AUTH_SCHEMES = re.compile(r"\b((?:bearer|basic|token)\s{1,16})[A-Za-z0-9._~+/=\-]{8,}", re.I)
+_URL_CREDENTIALS = re.compile(
+    r"\b([a-z][a-z0-9+.\-]{0,31}://[^/\s:@\"'<>]{0,256}:)[^@\s/\"'<>]{1,256}@", re.I
+)
 _SECRET_FLAGS = re.compile(
-    r"(--?[\w-]*(?:password|passwd|secret|token|api-?key|access-key|private-key)[\w-]*)"
-    r"(=|\s+)(\"[^\"]*\"|'[^']*'|\S+)",
+    r"(?<![\w-])(--?(?=[\w-]{0,64}?(?:password|passwd|secret|token|api-?key|access-key"
+    r"|private-key))[\w-]{1,128}+)"
+    r"(=|\s{1,16}+)(\"[^\"]{0,4096}+\"|'[^']{0,4096}+'|\S++)",
     re.I,
 )
 _SECRET_ASSIGNMENTS = re.compile(
-    r"\b([A-Za-z_][\w.\-]*(?:(?i:passw|pwd|secret|token|credential|api_?key|private_?key|access_?key)"
-    r"|KEY)[\w.\-]*)"
-    r"(\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&|\"']+)",
+    r"\b((?=[A-Za-z_][\w.\-]{0,64}?"
+    r"(?:(?i:passw|pwd|secret|token|credential|api_?key|private_?key|access_?key)|KEY))"
+    r"[A-Za-z_][\w.\-]{0,128}+)"
+    r"(\s{0,16}+[:=]\s{0,16}+)(\"[^\"]{0,4096}+\"|'[^']{0,4096}+'|[^\s,;&|\"']++)",
 )
 _MYSQL = re.compile(r"\b(?:mysql\w*|mariadb\w*)\b", re.I)
 _MYSQL_PASSWORD = re.compile(r"(\s-p)(?=[^\s-])\S+")
@@ -64,9 +71,7 @@ _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=]
 
 def _scoped(pattern: re.Pattern[str]) -> str:
     """``pattern`` with its flags made inline, so it can join an alternation."""
-    flags = "".join(
-        letter for flag, letter in ((re.I, "i"), (re.S, "s")) if pattern.flags & flag
-    )
+    flags = "".join(letter for flag, letter in ((re.I, "i"), (re.S, "s")) if pattern.flags & flag)
     return f"(?{flags}:{pattern.pattern})" if flags else f"(?:{pattern.pattern})"
 
 
@@ -143,21 +148,39 @@ def digest(value: Any) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _redact(value: Any, depth: int = 0) -> Any:
-    if depth > 8:
+def _redact(value: Any, room: list[int], depth: int = 0) -> Any:
+    """``value`` with secrets blanked, scanning at most ``room[0]`` characters in all:
+    past it (more than a summary can show) the rest is left out unread."""
+    if depth > 8 or room[0] <= 0:
         return "…"
     if isinstance(value, dict):
-        return {
-            key: REDACTED if is_secret_name(str(key)) else _redact(item, depth + 1)
-            for key, item in value.items()
-        }
+        kept: dict[str, Any] = {}
+        for key, item in value.items():
+            if room[0] <= 0:
+                break
+            name = str(key)[:128]
+            room[0] -= len(name) + 4
+            kept[name] = REDACTED if is_secret_name(name) else _redact(item, room, depth + 1)
+        return kept
     if isinstance(value, list):
-        return [_redact(item, depth + 1) for item in value[:20]]
+        return [_redact(item, room, depth + 1) for item in value[:20]]
     if isinstance(value, str):
-        return redact_text(value)
+        window = value[: room[0]]
+        room[0] -= len(window) + 2
+        return redact_text(window)
+    room[0] -= 8
     return value
 
 
 def redacted_summary(value: Any, limit: int = SUMMARY_CHARS) -> str:
-    text = json.dumps(_redact(value), separators=(",", ":"), default=str, ensure_ascii=False)
+    """At most ``limit`` characters: strings are cut well past what can show before they
+    are redacted, and the scan stops there, so a megabyte of tool input costs what a short
+    one does. The margin keeps a secret that starts in view and runs past the cut
+    recognisable (a PEM key to its end, or to the cut: both are blanked)."""
+    text = json.dumps(
+        _redact(value, [limit + SUMMARY_MARGIN]),
+        separators=(",", ":"),
+        default=str,
+        ensure_ascii=False,
+    )
     return text if len(text) <= limit else text[: limit - 1] + "…"

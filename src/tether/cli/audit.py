@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -52,7 +53,7 @@ COLUMNS = ["seq", "ts", "actor", "session_id", "action", "resource", "result", "
 def query(
     ctx: typer.Context,
     agent: str | None = AgentFilter,
-    session: str | None = typer.Option(None, "--session", "-s"),
+    session: str | None = typer.Option(None, "--session", "-s", help="Only this session's events."),
     project: str | None = ProjectFilter,
     since: str | None = SinceOption,
     until: str | None = UntilOption,
@@ -144,6 +145,14 @@ def verify(
     if anchor is not None and out["intact"]:
         out["first_break"] = _anchor_problem(ctx, anchor, file)
         out["intact"] = out["first_break"] is None
+    signed: Anchor | None = None
+    if file is None:
+        signed = _latest_anchor(ctx, public_key=None)
+        out["latest_anchor"] = asdict(signed) if signed is not None else None
+        out["anchored_through"] = signed.seq if signed is not None else 0
+        if signed is not None and out["intact"]:
+            out["first_break"] = _latest_anchor_problem(ctx, signed, report.head, report.start_seq)
+            out["intact"] = out["first_break"] is None
     if as_json:
         print_json(out)
     elif out["intact"]:
@@ -151,6 +160,8 @@ def verify(
             f"intact: {out['checked']} events checked from #{out['start_seq']} "
             f"({_START[out['start']]}); head #{out['head_seq']} {out['head_hash']}"
         )
+        if file is None:
+            print(_coverage(signed, report.head))
     else:
         broken = out["first_break"]
         print(f"BROKEN at event #{broken['seq']} {broken['event_id']}: {broken['problem']}")
@@ -271,6 +282,55 @@ def _anchor_of(sink: ExportWriter) -> str | None:
         return None
     head = orjson.loads(sink.last)
     return f"{head['seq']}:{head['hash']}"
+
+
+def _latest_anchor(ctx: typer.Context, public_key: str | None) -> Anchor | None:
+    """The newest signed anchor tether keeps, its signature checked (a forged one is an
+    error, not a pass)."""
+    found = client(ctx).call("GET", "/audit/anchors/latest")
+    if not found.get("anchor"):
+        return None
+    anchor = Anchor.from_json(orjson.dumps(found["anchor"]), "the latest anchor")
+    if not anchor.verifies_with(public_key or _public_key(ctx)):
+        raise CliError(
+            f"the latest anchor (#{anchor.seq}) is not signed by tether's audit key: "
+            "the anchor destination was tampered with"
+        )
+    return anchor
+
+
+def _latest_anchor_problem(
+    ctx: typer.Context, anchor: Anchor, head: ChainHead, start_seq: int
+) -> dict[str, Any] | None:
+    """A trail that ends before the latest signed anchor lost its tail, even when what is
+    left chains up; one that reaches it must still hold the anchored event's hash."""
+    if head.seq < anchor.seq:
+        return {
+            "seq": head.seq + 1,
+            "event_id": "",
+            "problem": f"the trail ends at #{head.seq}, but event #{anchor.seq} was signed in "
+            f"an anchor at {_when(anchor.ts)}: events #{head.seq + 1}..#{anchor.seq} were cut",
+        }
+    if anchor.seq < start_seq:
+        return None  # a prune's anchor: its event is gone on purpose (--anchors checks it)
+    return _anchor_problem(ctx, (anchor.seq, anchor.hash), None)
+
+
+def _when(ts: int) -> str:
+    return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _coverage(anchor: Anchor | None, head: ChainHead) -> str:
+    if anchor is None:
+        return (
+            "not anchored: no signed anchor is kept (set TETHER_AUDIT_ANCHOR_DEST), so a cut "
+            "tail or a wholesale re-hash would not be found"
+        )
+    after = head.seq - anchor.seq
+    return (
+        f"anchored: the latest signed anchor (#{anchor.seq}, {_when(anchor.ts)}) covers "
+        f"#1..#{anchor.seq}; {after} newer event(s) are checked by the chain alone"
+    )
 
 
 def _anchor(expect: str) -> tuple[int, str]:

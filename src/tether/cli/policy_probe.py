@@ -126,6 +126,11 @@ def probe(
         )
     withdrawn = _withdraw_approvals(admin, project, session)
     allowed = [row for row in rows if not row["ok"].startswith("✓")]
+    admin.call(
+        "POST",
+        f"/projects/{project}/policy/probes",
+        {"agent": agent, "session": session, "probes": len(rows), "allowed": len(allowed)},
+    )
     if as_json:
         print_json({"agent": agent, "session": session, "probes": rows, "allowed": len(allowed)})
     else:

@@ -17,6 +17,7 @@ from rich.console import Console
 from tether import __version__
 from tether.cli.token_file import save_token
 from tether.config import Settings
+from tether.readiness.schedule import DrillSchedule
 from tether.runtime import Runtime
 from tether.server import build_app, make_runner, make_site
 from tether.shutdown import stop_in_order
@@ -78,6 +79,12 @@ def _announce(settings: Settings, runtime: Runtime, secret: str | None) -> None:
     )
 
 
+def _door_url(settings: Settings) -> str:
+    """Where scheduled drills knock: this process, on the loopback when it listens on all."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}"
+
+
 async def serve(settings: Settings, announce: bool = True) -> None:
     """``announce``: create and print the first admin token and the banner (one worker of
     several does)."""
@@ -89,6 +96,7 @@ async def _serve(settings: Settings, announce: bool) -> None:
     runtime = await Runtime.start(settings)
     runner = make_runner(build_app(runtime), settings, logging.getLogger("tether.access"))
     await runner.setup()
+    drills: DrillSchedule | None = None
     stopped = False
     try:
         site = make_site(runner, settings, settings.host, settings.port)
@@ -99,12 +107,20 @@ async def _serve(settings: Settings, announce: bool) -> None:
             loop.add_signal_handler(sig, stop.set)
         if announce:
             _announce(settings, runtime, await runtime.create_bootstrap_token())
+        if settings.drill_every is not None:
+            drills = DrillSchedule(runtime, settings.drill_every, _door_url(settings))
+            drills.start()
         calm_garbage_collector()
         await stop.wait()
         console.print("tether: shutting down")
+        if drills is not None:
+            await drills.stop()  # its drills knock on this server's doors: first
+            drills = None
         await stop_in_order(runner, runtime, settings.shutdown_grace_seconds)
         stopped = True
     finally:
+        if drills is not None:
+            await drills.stop()
         if not stopped:
             await runner.cleanup()
             with contextlib.suppress(Exception):

@@ -85,11 +85,13 @@ def _resource(service: str, options: dict[str, str]) -> str:
 
 def aws_actions(argv: list[str]) -> list[CommandAction] | None:
     """None when the invocation is not one tether can read (e.g. ``aws help``)."""
-    args = argv[1:]
-    while args and args[0].startswith("--"):
-        flag = args.pop(0)
-        if flag in _GLOBAL_WITH_VALUE and args and "=" not in flag:
-            args.pop(0)
+    i = 1  # an index, not pop(0): linear however many global flags come first
+    while i < len(argv) and argv[i].startswith("--"):
+        flag = argv[i]
+        i += 1
+        if flag in _GLOBAL_WITH_VALUE and i < len(argv) and "=" not in flag:
+            i += 1
+    args = argv[i:]
     if len(args) < 2:
         return None
     service, operation, rest = args[0], args[1], args[2:]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tether.audit.redaction import redact_text
 
-__all__ = ["CommandAction", "not_understood"]
+__all__ = ["CommandAction", "not_understood", "too_complex"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +16,8 @@ class CommandAction:
     understood: bool = True
     detail: str = ""
     """For a command not understood: why (shown in the denial)."""
+    too_complex: bool = False
+    """Past the parser's limits: refused whatever the policy says (fail closed)."""
 
 
 MAX_COMMAND_CHARS = 1000
@@ -26,3 +28,11 @@ def not_understood(command: str, why: str) -> CommandAction:
     it explicitly by prefix: ``resource.arn like "command:make *"``."""
     text = redact_text(command.strip())[:MAX_COMMAND_CHARS]
     return CommandAction("tool:Bash", f"command:{text}", False, why)
+
+
+def too_complex(command: str, why: str) -> CommandAction:
+    """A command past the parser's limits: refused with ``command_too_complex`` rather
+    than read for seconds. Only its start is redacted and kept, so this costs no more
+    than the limit."""
+    text = redact_text(command[: MAX_COMMAND_CHARS + 200].strip())[:MAX_COMMAND_CHARS]
+    return CommandAction("tool:Bash", f"command:{text}", False, why, too_complex=True)

@@ -4,12 +4,20 @@
 from __future__ import annotations
 
 from tether.commands.aws import aws_actions
-from tether.commands.model import CommandAction, not_understood
+from tether.commands.model import CommandAction, not_understood, too_complex
 from tether.commands.paths import resolve
 from tether.commands.shell import ShellSyntaxError, SimpleCommand, split_commands
 from tether.commands.sql import sql_actions
 
-__all__ = ["actions_of"]
+__all__ = ["MAX_ACTIONS", "MAX_COMMAND_BYTES", "MAX_SUBCOMMANDS", "actions_of"]
+
+MAX_COMMAND_BYTES = 16_384
+"""A longer command line is refused unread: each byte costs every later stage (redaction,
+policy, audit), and no command a person would review is this long."""
+MAX_SUBCOMMANDS = 100
+"""Simple commands (between ``|``, ``&&``, ``;`` …) in one line."""
+MAX_ACTIONS = 100
+"""Distinct effects of one line (SQL statements included): each is decided on its own."""
 
 
 def _words(text: str) -> frozenset[str]:
@@ -107,18 +115,49 @@ def _simple(command: SimpleCommand, cwd: str) -> list[CommandAction] | None:
 
 
 def actions_of(line: str, cwd: str = "/") -> list[CommandAction]:
+    """Each distinct effect once, in order of appearance: ``cat | cat | cat`` is one read.
+    Linear in the line; past the limits above, one ``too_complex`` action instead."""
+    size = len(line.encode("utf-8", "surrogatepass"))
+    if size > MAX_COMMAND_BYTES:
+        return [
+            too_complex(
+                line,
+                f"the command is {size:,} bytes; tether checks commands of at most "
+                f"{MAX_COMMAND_BYTES:,} bytes (split it, or put it in a script)",
+            )
+        ]
     try:
         commands = split_commands(line)
     except ShellSyntaxError as exc:
         return [not_understood(line, str(exc))]
     if not commands:
         return [not_understood(line, "an empty command")]
-    actions: list[CommandAction] = []
+    if len(commands) > MAX_SUBCOMMANDS:
+        return [
+            too_complex(
+                line,
+                f"the command chains {len(commands):,} commands; tether checks at most "
+                f"{MAX_SUBCOMMANDS} in one line (split it, or put it in a script)",
+            )
+        ]
+    actions: dict[tuple[str, str], CommandAction] = {}
+    unknown: CommandAction | None = None
     for command in commands:
         parsed = _simple(command, cwd)
         if parsed is None:
-            program = command.argv[0] if command.argv else "?"
-            actions.append(not_understood(line, f"tether does not know what `{program}` does"))
-        else:
-            actions.extend(parsed)
-    return actions
+            if unknown is None:
+                program = command.argv[0] if command.argv else "?"
+                unknown = not_understood(line, f"tether does not know what `{program}` does")
+                actions.setdefault((unknown.action, unknown.resource), unknown)
+            continue
+        for found in parsed:
+            actions.setdefault((found.action, found.resource), found)
+        if len(actions) > MAX_ACTIONS:
+            return [
+                too_complex(
+                    line,
+                    f"the command has more than {MAX_ACTIONS} distinct effects; tether "
+                    "checks fewer in one line (split it, or put it in a script)",
+                )
+            ]
+    return list(actions.values())

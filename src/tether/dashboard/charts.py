@@ -9,6 +9,7 @@ __all__ = ["Column", "ColumnChart", "column_chart", "percent", "stacked_chart"]
 
 WIDTH = 560
 HEIGHT = 140
+MAX_LABELS = 7
 GAP = 4
 
 
@@ -38,13 +39,17 @@ def column_chart(groups: Sequence[tuple[str, Sequence[float]]]) -> ColumnChart:
     slot = WIDTH / max(len(groups), 1)
     columns: list[Column] = []
     labels: list[tuple[float, str]] = []
+    # Labels are written at the page's type size, not scaled down with the drawing: at
+    # most MAX_LABELS of them fit under it.
+    every = -(-len(groups) // MAX_LABELS) or 1
     for index, (label, values) in enumerate(groups):
         width = max((slot - GAP) / max(len(values), 1), 1.0)
         for series, value in enumerate(values):
             height = HEIGHT * value / top
             x = index * slot + series * width
             columns.append(Column(x, HEIGHT - height, width, height, label, value, series))
-        labels.append((index * slot + slot / 2, label))
+        if index % every == 0:
+            labels.append((index * slot + slot / 2, label))
     return ColumnChart(columns, labels, top)
 
 

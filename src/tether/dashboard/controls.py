@@ -26,6 +26,13 @@ def _back(path: str, done: str) -> web.HTTPSeeOther:
     return web.HTTPSeeOther(f"{PREFIX}{path}?done={done}")
 
 
+@routes.post("/mcp/{project}/{name}/accept")
+async def accept_mcp_tools(request: web.Request) -> web.StreamResponse:
+    project, name = quote(request.match_info["project"]), quote(request.match_info["name"])
+    await request[CALLER].post(f"/projects/{project}/mcp-servers/{name}/accept")
+    raise _back("/mcp", "accepted")
+
+
 @routes.post("/sessions/{session_id}/kill")
 async def kill_session(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["session_id"]

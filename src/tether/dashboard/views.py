@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -15,6 +15,7 @@ from tether.dashboard.charts import ColumnChart, column_chart, stacked_chart
 from tether.dashboard.keys import CALLER, LOGINS, PREFIX
 from tether.dashboard.logins import COOKIE
 from tether.dashboard.render import render
+from tether.dashboard.timeline import timeline
 
 __all__ = ["routes"]
 
@@ -213,7 +214,55 @@ async def session_page(request: web.Request) -> web.Response:
         caller.get(f"/sessions/{session_id}"),
         caller.page("/audit", {"session": session_id, "limit": "1000"}),
     )
-    return render(request, "session.html", {"session": session, "events": events})
+    entries = timeline(events.items)
+    return render(
+        request, "session.html", {"session": session, "events": events, "entries": entries}
+    )
+
+
+SESSION_STATES = ("active", "paused", "terminated")
+SESSIONS_PAGE = 50
+
+
+@routes.get("/sessions")
+async def sessions_page(request: web.Request) -> web.Response:
+    """Live and recent sessions across projects, filtered; each with its last action."""
+    caller = request[CALLER]
+    wanted = {k: request.query[k] for k in ("project", "agent", "state") if request.query.get(k)}
+    sessions, projects, agents = await asyncio.gather(
+        caller.get("/sessions", {**wanted, "limit": str(SESSIONS_PAGE)}),
+        caller.get("/projects"),
+        caller.get("/agents"),
+    )
+    last = await asyncio.gather(
+        *(
+            caller.get("/audit", {"session": s["id"], "order": "newest", "limit": "1"})
+            for s in sessions
+        )
+    )
+    return render(
+        request,
+        "sessions.html",
+        {
+            "sessions": sessions,
+            "last": {
+                s["id"]: (found[0] if found else None)
+                for s, found in zip(sessions, last, strict=True)
+            },
+            "projects": projects,
+            "agents": agents,
+            "states": SESSION_STATES,
+            "wanted": {k: wanted.get(k, "") for k in ("project", "agent", "state")},
+        },
+    )
+
+
+@routes.get("/readiness")
+async def readiness_page(request: web.Request) -> web.Response:
+    wanted = {"project": request.query["project"]} if request.query.get("project") else {}
+    return render(
+        request, "readiness.html", {"report": await request[CALLER].get("/readiness", wanted)}
+    )
 
 
 @routes.get("/agents")
@@ -248,6 +297,18 @@ async def _policy(caller: AdminCaller, project: str) -> dict[str, Any] | None:
             return None
         raise
     return policy
+
+
+@routes.get("/mcp")
+async def mcp_page(request: web.Request) -> web.Response:
+    """Every project's MCP servers, their pinned tools and those withheld."""
+    caller = request[CALLER]
+    projects = await caller.get("/projects")
+    lists = await asyncio.gather(
+        *(caller.get(f"/projects/{quote(p['name'])}/mcp-servers") for p in projects)
+    )
+    servers = [server for found in lists for server in found]
+    return render(request, "mcp.html", {"servers": servers})
 
 
 @routes.get("/projects/{project}")

@@ -74,6 +74,20 @@ class Framing:
 MESSAGES = Framing()
 
 
+FAKE_MODELS: list[dict[str, Any]] = [
+    {"type": "model", "id": model_id, "display_name": name, "created_at": created}
+    for model_id, name, created in (
+        ("claude-opus-5-5", "Claude Opus 5.5", "2026-10-01T00:00:00Z"),
+        ("claude-sonnet-5-5", "Claude Sonnet 5.5", "2026-10-01T00:00:00Z"),
+        ("claude-haiku-5-5", "Claude Haiku 5.5", "2026-09-01T00:00:00Z"),
+        ("claude-opus-4-7", "Claude Opus 4.7", "2026-04-01T00:00:00Z"),
+        ("claude-sonnet-4-5", "Claude Sonnet 4.5", "2025-09-29T00:00:00Z"),
+        ("claude-haiku-4-5", "Claude Haiku 4.5", "2025-10-01T00:00:00Z"),
+    )
+]
+"""What the fake lists at ``/v1/models``, newest first as the real API does."""
+
+
 @dataclass
 class ReceivedRequest:
     path: str
@@ -126,9 +140,50 @@ class FakeAnthropic:
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         app.router.add_post("/_fake/enqueue", self._enqueue_over_http)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/v1/models/{model_id}", self._model)
         self.bedrock.add_routes(app)
         self.vertex.add_routes(app)
         return app
+
+    def _model_refusal(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("x-api-key") != self.api_key:
+            return _error(401, "authentication_error", "invalid x-api-key")
+        if "anthropic-version" not in request.headers:
+            return _error(400, "invalid_request_error", "anthropic-version header is required")
+        return None
+
+    async def _models(self, request: web.Request) -> web.Response:
+        """``GET /v1/models``, newest first, paged by ``limit``/``after_id``/``before_id``."""
+        refused = self._model_refusal(request)
+        if refused is not None:
+            return refused
+        ids = [m["id"] for m in FAKE_MODELS]
+        start, end = 0, len(FAKE_MODELS)
+        if "after_id" in request.query and request.query["after_id"] in ids:
+            start = ids.index(request.query["after_id"]) + 1
+        if "before_id" in request.query and request.query["before_id"] in ids:
+            end = ids.index(request.query["before_id"])
+        limit = int(request.query.get("limit", "20"))
+        page = FAKE_MODELS[start:end][:limit]
+        return web.json_response(
+            {
+                "data": page,
+                "has_more": start + len(page) < end,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+            }
+        )
+
+    async def _model(self, request: web.Request) -> web.Response:
+        refused = self._model_refusal(request)
+        if refused is not None:
+            return refused
+        wanted = request.match_info["model_id"]
+        for model in FAKE_MODELS:
+            if model["id"] == wanted:
+                return web.json_response(model)
+        return _error(404, "not_found_error", f"model: {wanted}")
 
     def _next(self) -> FakeReply:
         return self.queue.popleft() if self.queue else self.default

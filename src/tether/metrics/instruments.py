@@ -136,6 +136,19 @@ class TetherMetrics:
             registry=self.registry,
         )
 
+        self.readiness = Gauge(
+            "tether_readiness",
+            "The last readiness check of a project: 1 pass, 0.5 warn, 0 fail, by project and check",
+            ["project", "check"],
+            registry=self.registry,
+        )
+        self.drill_seconds = Gauge(
+            "tether_drill_seconds",
+            "How long the last drill of a project took to take effect, by project and drill",
+            ["project", "drill"],
+            registry=self.registry,
+        )
+
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         """Labelled children, looked up once: ``labels()`` costs microseconds per call."""
 
@@ -149,6 +162,12 @@ class TetherMetrics:
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """A value read at scrape time (streams in flight, sessions cached)."""
         Gauge(name, help_text, registry=self.registry).set_function(read)
+
+    def readiness_checked(self, project: str, check: str, score: float) -> None:
+        self._child(self.readiness, project, check).set(score)
+
+    def drilled(self, project: str, drill: str, seconds: float) -> None:
+        self._child(self.drill_seconds, project, drill).set(seconds)
 
     def decided(self, source: str, seconds: float) -> None:
         self._child(self.decision_seconds, source).observe(seconds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.audit.redaction import redact_text
 from tether.errors import status_for
 from tether.identity.directory import AgentIdentity
 from tether.pipeline.outcome import ToolResult, ToolUse
@@ -54,9 +55,16 @@ class Action:
     unmapped: str | None = None
     """Why the front door could not tell which resource this call acts on (an AWS
     operation it cannot map): the policy stage denies it, whatever the policy permits."""
+    too_complex: str | None = None
+    """Why the front door would not read this call in full (a command past the parser's
+    limits): the policy stage denies it with ``command_too_complex``, whatever the policy."""
     join_latest_session: bool = False
     """For callers that name no session (AWS SDK calls): join the agent's latest active
     session, else the session of ``conversation``."""
+    arguments: dict[str, str] = field(default_factory=dict)
+    """A tool call's arguments as strings (MCP tools): ``context.arguments`` in a policy."""
+    destructive: bool = False
+    """The tool says it destroys (MCP ``destructiveHint``): a deletion, whatever its name."""
 
 
 @dataclass(slots=True)
@@ -91,15 +99,24 @@ class Context:
 
 @dataclass(frozen=True, slots=True)
 class Deny:
+    """A refusal. Its reason is shown to the agent, so credentials in it (a command or a
+    URL it quotes) are blanked here, by the redactor the audit trail uses."""
+
     code: str
     reason: str
     evidence: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", redact_text(self.reason))
 
 
 @dataclass(frozen=True, slots=True)
 class Pending:
     approval_id: str
     reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", redact_text(self.reason))
 
 
 Verdict = Deny | Pending
@@ -119,6 +136,10 @@ class Decision:
     evidence: dict[str, Any] = field(default_factory=dict)
     action: Action | None = field(default=None, repr=False, compare=False)
     context: Context | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """The reason goes back to the agent: no credential in it (see ``Deny``)."""
+        object.__setattr__(self, "reason", redact_text(self.reason))
 
     @property
     def output_token_cap(self) -> int | None:

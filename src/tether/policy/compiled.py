@@ -12,8 +12,9 @@ from typing import Any, Literal
 import cedarpy
 
 from tether.errors import PolicyInvalid
+from tether.policy.actions import classify
 from tether.policy.request import PolicyRequest
-from tether.policy.schema import build_schema, tag_keys
+from tether.policy.schema import argument_keys, build_schema, tag_keys
 from tether.policy.source import SourceError, Statement, locate_error, split_statements
 
 __all__ = [
@@ -45,6 +46,9 @@ class Rule:
     reason: str | None
     touches_models: bool = True
     """False only when the rule's action scope cannot include a ``model:*`` action."""
+    argument_actions: tuple[str, ...] | None = None
+    """A permit whose conditions read ``context.arguments``: the actions (or groups) its
+    scope names, ``("*",)`` for any; None for every other rule."""
 
     @property
     def label(self) -> str:
@@ -79,6 +83,16 @@ def _touches_models(est: dict[str, Any]) -> bool:
     return any(str(e.get("id", "")).startswith(("model", "model:")) for e in entities)
 
 
+def _argument_actions(est: dict[str, Any], text: str) -> tuple[str, ...] | None:
+    if est.get("effect") != "permit" or not argument_keys(text):
+        return None
+    scope = est.get("action", {})
+    if scope.get("op") not in ("==", "in"):
+        return ("*",)
+    entities = scope.get("entities") or [scope.get("entity", {})]
+    return tuple(str(e.get("id", "")) for e in entities)
+
+
 def _rule(source: str, statement: Statement) -> Rule:
     est = _est(statement)
     notes = dict(est.get("annotations") or {})
@@ -91,6 +105,7 @@ def _rule(source: str, statement: Statement) -> Rule:
         ask=(notes["ask"] or "this action needs a human approval") if "ask" in notes else None,
         reason=notes.get("reason") or None,
         touches_models=_touches_models(est),
+        argument_actions=_argument_actions(est, statement.text),
     )
 
 
@@ -153,6 +168,7 @@ class CompiledPolicy:
         self._handle = handle
         self.rules = rules
         self._tag_keys = tag_keys(source)
+        self._argument_keys = argument_keys(source)
         self._reads_context = "context" in source
         self._answers: dict[tuple[object, ...], PolicyAnswer] = {}
         self.models_always_allowed = not any(
@@ -172,7 +188,19 @@ class CompiledPolicy:
     def _key(self, request: PolicyRequest) -> tuple[object, ...]:
         tags = tuple(sorted(request.tags.items())) if request.tags else ()
         base = (request.agent, request.project, request.action, request.resource, tags)
-        return (*base, request.source, request.session) if self._reads_context else base
+        if not self._reads_context:
+            return base
+        arguments = tuple(request.arguments.get(key, "") for key in sorted(self._argument_keys))
+        return (*base, request.source, request.session, arguments)
+
+    def may_permit_with_arguments(self, action: str) -> bool:
+        """Whether some permit naming ``action`` (or its group) depends on the call's
+        arguments: a tool list shows such a tool, and each call is decided on its own."""
+        groups = {action, "*", *classify(action).groups}
+        return any(
+            rule.argument_actions is not None and groups.intersection(rule.argument_actions)
+            for rule in self.rules
+        )
 
     def evaluate(self, request: PolicyRequest) -> PolicyAnswer:
         key = self._key(request)
@@ -186,7 +214,9 @@ class CompiledPolicy:
 
     def _evaluate(self, request: PolicyRequest) -> PolicyAnswer:
         result = cedarpy.is_authorized(
-            request.cedar_request(), self._handle, json.dumps(request.entities(self._tag_keys))
+            request.cedar_request(self._argument_keys),
+            self._handle,
+            json.dumps(request.entities(self._tag_keys)),
         )
         return self._answer(request, result)
 

@@ -66,8 +66,7 @@ class ReplayReport:
 
 def _requests(project: str, pasts: list[PastDecision]) -> list[PolicyRequest]:
     return [
-        PolicyRequest(p.agent, project, p.action, p.resource, dict(p.tags), p.source)
-        for p in pasts
+        PolicyRequest(p.agent, project, p.action, p.resource, dict(p.tags), p.source) for p in pasts
     ]
 
 

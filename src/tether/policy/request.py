@@ -44,13 +44,20 @@ class PolicyRequest:
     tags: dict[str, str] = field(default_factory=dict)
     source: str = ""
     session: str = ""
+    arguments: dict[str, str] = field(default_factory=dict)
+    """A tool call's arguments as strings (MCP): ``context.arguments`` in a policy."""
 
-    def cedar_request(self) -> dict[str, Any]:
+    def cedar_request(self, argument_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """``argument_keys`` the policy reads are always present (``""`` when not passed)."""
         return {
             "principal": _uid("Agent", self.agent),
             "action": _uid("Action", self.action),
             "resource": _uid("Resource", self.resource),
-            "context": {"source": self.source, "session": self.session},
+            "context": {
+                "source": self.source,
+                "session": self.session,
+                "arguments": {key: self.arguments.get(key, "") for key in argument_keys},
+            },
         }
 
     def entities(self, tag_keys: frozenset[str] = frozenset()) -> list[dict[str, Any]]:

@@ -12,12 +12,16 @@ from typing import Any
 
 from tether.policy.actions import GROUPS, KNOWN_ACTIONS, classify, is_group
 
-__all__ = ["CONTEXT_ATTRIBUTES", "build_schema", "named_actions", "tag_keys"]
+__all__ = ["CONTEXT_ATTRIBUTES", "argument_keys", "build_schema", "named_actions", "tag_keys"]
 
 _ACTION = re.compile(r'Action\s*::\s*"((?:[^"\\]|\\.)*)"')
 _TAG_ATTR = re.compile(r"resource\s*\.\s*tags\s*\.\s*([A-Za-z_]\w*)")
 _TAG_HAS = re.compile(r"resource\s*\.\s*tags\s+has\s+([A-Za-z_]\w*)")
 _TAG_INDEX = re.compile(r'resource\s*\.\s*tags\s*\[\s*"((?:[^"\\]|\\.)*)"\s*\]')
+
+_ARG_ATTR = re.compile(r"context\s*\.\s*arguments\s*\.\s*([A-Za-z_]\w*)")
+_ARG_HAS = re.compile(r"context\s*\.\s*arguments\s+has\s+([A-Za-z_]\w*)")
+_ARG_INDEX = re.compile(r'context\s*\.\s*arguments\s*\[\s*"((?:[^"\\]|\\.)*)"\s*\]')
 
 CONTEXT_ATTRIBUTES = ("source", "session")
 
@@ -30,6 +34,12 @@ def tag_keys(text: str) -> frozenset[str]:
     """The tag keys a policy reads. A tag a resource does not carry reads as ``""``, so
     ``resource.tags.env == "prod"`` is simply false for an untagged resource."""
     return frozenset(_TAG_ATTR.findall(text) + _TAG_HAS.findall(text) + _TAG_INDEX.findall(text))
+
+
+def argument_keys(text: str) -> frozenset[str]:
+    """The tool-call arguments a policy reads (``context.arguments.table``): always present
+    in the context, ``""`` when the call does not pass them, strings otherwise."""
+    return frozenset(_ARG_ATTR.findall(text) + _ARG_HAS.findall(text) + _ARG_INDEX.findall(text))
 
 
 def _string() -> dict[str, str]:
@@ -50,7 +60,11 @@ def build_schema(text: str) -> dict[str, Any]:
         info = classify(name)
         concrete[name] = list(info.groups)
         groups.update(info.groups)
-    context = _record({key: _string() for key in CONTEXT_ATTRIBUTES})
+    context_attributes = {key: _string() for key in CONTEXT_ATTRIBUTES}
+    context_attributes["arguments"] = _record(
+        {key: _string() for key in sorted(argument_keys(text))}
+    )
+    context = _record(context_attributes)
     actions: dict[str, Any] = {group: {} for group in groups}
     for name, parents in concrete.items():
         actions[name] = {

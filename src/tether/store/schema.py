@@ -134,6 +134,21 @@ credentials = Table(
     UniqueConstraint("project_id", "provider", name="uq_credentials_project_provider"),
 )
 
+mcp_servers = Table(
+    "mcp_servers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project_id", String(32), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("auth_kind", String(16), nullable=False),
+    Column("sealed", LargeBinary, nullable=True),
+    Column("pins", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name", name="uq_mcp_servers_project_name"),
+)
+
 sessions = Table(
     "sessions",
     metadata,
@@ -211,6 +226,7 @@ audit_events = Table(
     Index("ix_audit_events_session_seq", "session_id", "seq"),
     Index("ix_audit_events_project_ts", "project_id", "ts"),
     Index("ix_audit_events_ts", "ts"),
+    Index("ix_audit_events_project_action_ts", "project_id", "action", "ts"),
 )
 
 change_log = Table(
@@ -345,6 +361,10 @@ approvals = Table(
     Column("decided_by", String(96), nullable=True),
     Column("decision_reason", Text, nullable=True),
     Column("used_at", BigInteger, nullable=True),
+    Column("scope_prefix", Text, nullable=True),
+    Column("item_count", Integer, nullable=False, server_default="1"),
+    Column("max_uses", Integer, nullable=True),
+    Column("uses", Integer, nullable=False, server_default="0"),
     Index("ix_approvals_project_state", "project_id", "state"),
     Index("ix_approvals_request", "session_id", "action", "resource_key"),
 )

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tether.audit.redaction import redact_text
 from tether.errors import TetherError, status_for
 
 __all__ = ["ErrorRenderer", "error_middleware", "json_error", "set_error_renderer"]
@@ -47,7 +48,7 @@ def json_error(
         if request.path.startswith(prefix):
             renderer = candidate
             break
-    body = renderer(code, message)
+    body = renderer(code, redact_text(message))  # shown to the caller: no credential in it
     if details is not None and renderer is default_body:
         body["error"]["details"] = details
     status = status_for(code)

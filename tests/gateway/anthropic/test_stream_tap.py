@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -130,3 +131,22 @@ def test_an_error_event_is_noted() -> None:
         ).encode()
     )
     assert tap.error == "overloaded_error: Overloaded" and not tap.completed
+
+
+def test_an_event_in_many_small_chunks_costs_linear_time() -> None:
+    """A long event arriving a few bytes at a time is scanned once, not once per chunk."""
+
+    def cost(size: int) -> float:
+        text = "x" * size
+        body = event("content_block_delta", {"type": "content_block_delta", "delta": text})
+        data = body.encode()
+        best = float("inf")
+        for _ in range(5):
+            tap = StreamTap()
+            started = time.process_time()
+            passed = [tap.feed(data[i : i + 64]) for i in range(0, len(data), 64)]
+            best = min(best, time.process_time() - started)
+        assert b"".join(b for segs in passed for b in segs if isinstance(b, bytes)) == data
+        return best
+
+    assert cost(512_000) < 24 * cost(64_000)

@@ -68,7 +68,12 @@ def test_large_multipart_upload_and_ranged_download_pass_intact(
 
 
 def _signed_chunk_upload(
-    broker: RunningTether, pair: AgentPair, path: str, chunks: list[bytes], tamper: bool = False
+    broker: RunningTether,
+    pair: AgentPair,
+    path: str,
+    chunks: list[bytes],
+    tamper: bool = False,
+    no_framing: bool = False,
 ) -> httpx.Response:
     """What SDKs that sign every chunk send (STREAMING-AWS4-HMAC-SHA256-PAYLOAD)."""
     url = f"{broker.url}/aws{path}"
@@ -102,6 +107,8 @@ def _signed_chunk_upload(
             signature = "0" * 64
         body += f"{len(chunk):x};chunk-signature={signature}\r\n".encode() + chunk + b"\r\n"
     assert len(body) == body_len
+    if no_framing:
+        body = b"f" * body_len  # one "header line" as long as the body, no CRLF anywhere
     return httpx.put(url, headers=dict(request.headers.items()), content=body, timeout=30)
 
 
@@ -117,6 +124,10 @@ def test_signed_chunks_are_verified_and_re_signed(broker: RunningTether, moto_ur
     assert refused.status_code == 403 and b"SignatureDoesNotMatch" in refused.content
     with pytest.raises(ClientError):
         moto_client(moto_url, "s3").head_object(Bucket="chunk-bucket", Key="tampered")
+    unframed = _signed_chunk_upload(
+        broker, pair, "/chunk-bucket/unframed", [os.urandom(512 * 1024)], no_framing=True
+    )
+    assert 400 <= unframed.status_code < 500, unframed.text
 
 
 def test_presigned_urls_and_virtual_hosted_buckets(broker: RunningTether, moto_url: str) -> None:

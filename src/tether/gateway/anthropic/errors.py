@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tether.audit.redaction import redact_text
 from tether.errors import status_for
 from tether.gateway.model.wire import no_retry_headers
 
@@ -47,6 +48,7 @@ def anthropic_error_response(
 ) -> web.Response:
     """4xx refusals tell the SDKs not to retry (``x-should-retry: false``): retrying a
     killed session or a denied action cannot succeed."""
+    message = redact_text(message)
     status = status_for(code)
     all_headers = no_retry_headers(status, headers)
     return web.Response(
@@ -58,6 +60,6 @@ def anthropic_error_response(
 
 
 def sse_error_event(error_type: str, message: str, code: str | None = None) -> bytes:
-    error = {"type": error_type, "message": message} | ({"code": code} if code else {})
+    error = {"type": error_type, "message": redact_text(message)} | ({"code": code} if code else {})
     data = orjson.dumps({"type": "error", "error": error})
     return b"event: error\ndata: " + data + b"\n\n"

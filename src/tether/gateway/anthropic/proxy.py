@@ -13,6 +13,7 @@ from aiohttp import web
 
 from tether.errors import TetherError
 from tether.gateway.anthropic.errors import anthropic_error_body, anthropic_error_response
+from tether.gateway.anthropic.models import ModelListing
 from tether.gateway.anthropic.request import parse_messages_request
 from tether.gateway.anthropic.upstream import AnthropicUpstream, request_headers
 from tether.gateway.credentials import admit_agent
@@ -55,6 +56,15 @@ class AnthropicWire(SseWire):
     async def target(
         self, request: web.Request, identity: AgentIdentity, call: ModelCall, body: bytes
     ) -> UpstreamTarget:
+        base, api_key = await self.project_upstream(identity)
+        path = "messages/count_tokens" if call.operation == "count_tokens" else "messages"
+        url = f"{base}/v1/{path}"
+        if request.query_string:
+            url += f"?{request.query_string}"
+        return UpstreamTarget(url, request_headers(request.headers, api_key), body)
+
+    async def project_upstream(self, identity: AgentIdentity) -> tuple[str, str]:
+        """The project's Anthropic base URL and key (the agent never sees it)."""
         project = identity.project
         try:
             api_key = await self._keys.get(project.id, PROVIDER)
@@ -65,12 +75,7 @@ class AnthropicWire(SseWire):
                 f"project {project.name!r} has no Anthropic credential; an operator must run "
                 f"'tether credentials set {project.name} --provider anthropic'"
             )
-        base = (project.upstream_base_url or self._default_base_url).rstrip("/")
-        path = "messages/count_tokens" if call.operation == "count_tokens" else "messages"
-        url = f"{base}/v1/{path}"
-        if request.query_string:
-            url += f"?{request.query_string}"
-        return UpstreamTarget(url, request_headers(request.headers, api_key), body)
+        return (project.upstream_base_url or self._default_base_url).rstrip("/"), api_key
 
 
 class AnthropicGateway:
@@ -85,11 +90,14 @@ class AnthropicGateway:
         self._calls = ModelCalls(pipeline, upstream, inflight)
         self._wire = AnthropicWire(keys, settings.default_base_url)
         self._settings = settings
+        self._models = ModelListing(pipeline, upstream, self._wire)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+        self._models.add_routes(app)
         set_error_renderer(app, "/v1/messages", anthropic_error_body)
+        set_error_renderer(app, "/v1/models", anthropic_error_body)
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, "messages", require_max_tokens=True)

@@ -59,6 +59,9 @@ class StreamTap:
         self.error: str | None = None
         self._delta_bytes = 0
         self._buffer = bytearray()
+        self._scanned = 0
+        """How much of ``_buffer`` is known to hold no event end: an event that arrives in
+        many small chunks is scanned once, not once per chunk (that was quadratic)."""
         self._open_tool: tuple[int, str, str, list[str]] | None = None
         self._held = bytearray()
 
@@ -77,7 +80,7 @@ class StreamTap:
         out: list[Segment] = []
         passing = bytearray()
         start = 0
-        while (end := self._buffer.find(b"\n\n", start)) >= 0:
+        while (end := self._buffer.find(b"\n\n", max(start, self._scanned - 1))) >= 0:
             event = bytes(self._buffer[start : end + 2])
             start = end + 2
             finished = self._event(event)
@@ -93,6 +96,7 @@ class StreamTap:
                 passing += event
         if start:
             del self._buffer[:start]
+        self._scanned = len(self._buffer)
         if passing:
             out.append(bytes(passing))
         return out
@@ -102,6 +106,7 @@ class StreamTap:
         rest = bytes(self._held) + bytes(self._buffer)
         self._held.clear()
         self._buffer.clear()
+        self._scanned = 0
         return rest
 
     def _event(self, block: bytes) -> ToolUse | None:

@@ -86,6 +86,21 @@ class AnthropicUpstream:
             await self._session.close()
             self._session = None
 
+    async def get(self, url: str | URL, headers: CIMultiDict[str]) -> aiohttp.ClientResponse:
+        """A read of the Anthropic API (``/v1/models``), failures as for ``post``."""
+        assert self._session is not None, "AnthropicUpstream.start() was not called"
+        try:
+            return await self._session.get(url, headers=headers, allow_redirects=False)
+        except TimeoutError:
+            raise UpstreamFailed(
+                f"the Anthropic API at {url} did not answer in time", code="upstream_timeout"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailed(
+                f"tether could not reach the Anthropic API at {url}: {exc}",
+                code="upstream_unreachable",
+            ) from None
+
     async def post(
         self,
         url: str | URL,

@@ -10,12 +10,14 @@ checksum trailer is checked by S3 itself.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
 from collections.abc import AsyncIterator
 
 from aiohttp import StreamReader
+from aiohttp.http_exceptions import LineTooLong
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 
@@ -72,15 +74,22 @@ async def resign_chunks(
     """The body re-chunked for upstream; raises ``ChunkError`` at the first chunk that
     does not verify (the upstream request is then aborted)."""
     while True:
-        line = await reader.readline()
+        try:
+            line = await reader.readline()
+        except (LineTooLong, ValueError):  # a line longer than aiohttp buffers (no CRLF)
+            raise ChunkError("a chunk header is too long") from None
         match = _HEADER.match(line)
         if match is None:
             raise ChunkError("a chunk header is malformed")
         size = int(match[1], 16)
         if size > MAX_CHUNK_BYTES:
             raise ChunkError(f"a chunk of {size} bytes is larger than allowed")
-        data = await reader.readexactly(size) if size else b""
-        if await reader.readexactly(2) != b"\r\n":
+        try:
+            data = await reader.readexactly(size) if size else b""
+            ending = await reader.readexactly(2)
+        except asyncio.IncompleteReadError:
+            raise ChunkError("the body ends inside a chunk") from None
+        if ending != b"\r\n":
             raise ChunkError("a chunk does not end with CRLF")
         if not hmac.compare_digest(agent.next(data), match[2].decode()):
             raise ChunkError("a chunk signature does not match")

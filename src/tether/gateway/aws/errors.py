@@ -10,6 +10,8 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from tether.audit.redaction import redact_text
+
 __all__ = ["aws_error", "cbor_map"]
 
 _SENDER_STATUS = {
@@ -62,7 +64,9 @@ def _json_code(code: str) -> str:
 
 
 def aws_error(protocol: str, code: str, message: str, status: int | None = None) -> web.Response:
-    """``protocol``: ``s3``, ``query``, ``ec2``, ``json`` or ``cbor``."""
+    """``protocol``: ``s3``, ``query``, ``ec2``, ``json`` or ``cbor``. The message goes to
+    the agent: credentials in it are blanked as in the audit trail."""
+    message = redact_text(message)
     status = status or _SENDER_STATUS.get(code, 400)
     request_id = uuid.uuid4().hex
     headers = {"x-amzn-RequestId": request_id, "x-amz-request-id": request_id}

@@ -26,9 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tether.approvals.long_poll import decide_as_one
 from tether.approvals.waiter import ApprovalWaiter
-from tether.audit.redaction import digest, redacted_summary
+from tether.audit.redaction import digest, redact_text, redacted_summary
 from tether.errors import AuthenticationFailed, BadRequest
-from tether.gateway.claude_code.tools import tool_actions
+from tether.gateway.claude_code.tools import read_tool_actions
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.guards.fingerprints import result_fingerprint
 from tether.pipeline import Action, Context, Pipeline, ToolResult, ToolUse
@@ -78,6 +78,8 @@ class HookInput(BaseModel):
 
 
 def _tethered(reason: str) -> str:
+    """Every reason the agent reads, credentials blanked as in the audit trail."""
+    reason = redact_text(reason)
     return reason if reason.startswith("tether:") else f"tether: {reason}"
 
 
@@ -152,6 +154,8 @@ async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
     credential = presented_credential(request.headers)
     tool_name = _tool_name(hook)
     tool_use = ToolUse(hook.tool_use_id or "", tool_name, hook.tool_input)
+    summary = redacted_summary(hook.tool_input)  # once per call, not once per action
+    found_actions = await read_tool_actions(tool_name, hook.tool_input, hook.cwd)
     actions = [
         Action(
             source=SOURCE,
@@ -162,13 +166,14 @@ async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
             attributes={
                 "tool": tool_name,
                 "tool_use_id": hook.tool_use_id,
-                "input_summary": redacted_summary(hook.tool_input),
+                "input_summary": summary,
                 **({"not_understood": found.detail} if not found.understood else {}),
             },
             understood=found.understood,
+            too_complex=found.detail if found.too_complex else None,
             tool_use=tool_use,
         )
-        for found in tool_actions(tool_name, hook.tool_input, hook.cwd)
+        for found in found_actions
     ]
     decisions = await decide_as_one(
         request.app[PIPELINE_KEY], request.app[WAITER_KEY], actions, wait
@@ -179,14 +184,14 @@ async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
     pending = [d for d in decisions if d.pending]
     if pending:
         ask = request.query.get("pending") == "ask"
-        reasons = " | ".join(d.reason for d in pending)
+        reasons = " | ".join(dict.fromkeys(d.reason for d in pending))  # a group: said once
         return _answer("ask" if ask else "deny", reasons)
     return _answer("allow", "; ".join(d.reason for d in decisions))
 
 
 async def _post_tool_use(request: web.Request, hook: HookInput) -> web.Response:
     tool_name = _tool_name(hook)
-    found = tool_actions(tool_name, hook.tool_input, hook.cwd)
+    found = await read_tool_actions(tool_name, hook.tool_input, hook.cwd)
     response = hook.tool_response
     failed = hook.hook_event_name == "PostToolUseFailure" or (
         isinstance(response, dict)

@@ -19,6 +19,7 @@ import orjson
 from aiohttp import web
 
 from tether.errors import TetherError, status_for
+from tether.gateway.anthropic.canary import CANARY_MODEL, canary_answer
 from tether.gateway.anthropic.errors import error_type_for, sse_error_event
 from tether.gateway.anthropic.request import with_max_tokens, with_system_block
 from tether.gateway.anthropic.stream_tap import HeldToolUse, StreamTap
@@ -153,6 +154,9 @@ class ModelCalls:
     ) -> web.StreamResponse:
         ctx = decision.context
         assert ctx is not None and ctx.identity is not None
+        if call.source == "anthropic" and outcome.model == CANARY_MODEL:
+            outcome.usage = Usage()  # answered here for a drill: nothing to charge
+            return canary_answer(session_headers)
         try:
             target = await wire.target(request, ctx.identity, call, body)
         except TetherError as exc:

@@ -10,6 +10,8 @@ from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.guards import EnforceGuards
 from tether.pipeline.stages.identify import IdentifyAgent
 from tether.pipeline.stages.kill_switch import EnforceKillSwitch
+from tether.pipeline.stages.mcp_breaker import BreakMcpCircuits
+from tether.pipeline.stages.mcp_tools import EnforceToolPins
 from tether.pipeline.stages.policy import EnforcePolicy
 from tether.pipeline.stages.session import OpenSession
 from tether.pipeline.stages.usage import MeterUsage
@@ -31,6 +33,7 @@ def default_stages(
     approvals: ApprovalStore,
     guards: EnforceGuards,
     task_context: Stage,
+    tool_pins: EnforceToolPins,
 ) -> list[Stage]:
     """Settlement runs in the same order: MeterUsage prices the call before ReserveBudget
     charges it. ``task_context`` (KeepTaskInView) never refuses on purpose; it comes after
@@ -41,6 +44,8 @@ def default_stages(
         IdentifyAgent(directory),
         OpenSession(sessions),
         EnforceKillSwitch(switch),
+        tool_pins,
+        BreakMcpCircuits(),
         guards,
         EnforcePolicy(policies),
         RequireApproval(approvals),

@@ -32,6 +32,8 @@ class EnforcePolicy:
             )
         if action.unmapped:
             return Deny("operation_not_mapped", f"{action.unmapped}; denied")
+        if action.too_complex:
+            return Deny("command_too_complex", f"{action.too_complex}; denied")
         if in_force.compiled.models_always_allowed and action.action.startswith("model:"):
             ctx.allowed_because = MODEL_ACCESS.reason
             return None
@@ -44,11 +46,19 @@ class EnforcePolicy:
                 tags=action.tags,
                 source=action.source,
                 session=ctx.session.id if ctx.session else "",
+                arguments=action.arguments,
             )
         )
         if answer.rules:
             ctx.notes["policy_rules"] = list(answer.rules)
         if answer.effect == "deny":
+            if (
+                ctx.preview
+                and action.attributes.get("any_arguments")
+                and not answer.rules
+                and in_force.compiled.may_permit_with_arguments(action.action)
+            ):
+                return None
             if not action.understood and not answer.rules:
                 return self._unknown(action, ctx, project.unknown_command)
             return Deny("policy_denied", answer.reason)

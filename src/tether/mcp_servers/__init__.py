@@ -1,0 +1,1 @@
+"""Remote MCP servers reached through tether: their registry, credentials and pins."""

@@ -1,0 +1,286 @@
+"""Fire drills on the live deployment, with a canary agent tether creates and revokes.
+
+A drill goes through the real front doors over HTTP (the Messages door with the canary
+model tether answers itself, and the Claude Code hook door), applies a control the way an
+operator would, and measures how long until each door refuses the canary. It touches
+nothing but the canary: no real agent is paused, stopped or rotated, and the drill checks
+that no other session of the project was refused while it ran. Each drill is one
+``drill:<kind>`` audit event with its timings; readiness checks read those events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from tether.audit.event import AuditEvent
+from tether.errors import BadRequest
+from tether.gateway.anthropic.canary import CANARY_MODEL
+from tether.store.clock import new_id, now_ms
+from tether.store.readiness import ReadinessQueries
+from tether.store.records import AgentState, SessionState
+
+if TYPE_CHECKING:
+    from tether.runtime import Runtime
+    from tether.store.records import Project
+
+__all__ = ["DRILLS", "TARGET_SECONDS", "DrillReport", "run_drill"]
+
+DRILLS = ("kill", "pause", "audit", "rotate")
+TARGET_SECONDS = {"kill": 1.0, "pause": 1.0, "audit": 10.0, "rotate": 1.0}
+"""A drill slower than its target fails: the targets the readiness guidance sets."""
+GIVE_UP_SECONDS = 10.0
+POLL_SECONDS = 0.005
+BY = "drill"
+
+
+@dataclass
+class DrillReport:
+    drill: str
+    project: str
+    ok: bool = True
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def fail(self, note: str) -> None:
+        self.ok = False
+        self.notes.append(note)
+
+
+@dataclass
+class Canary:
+    agent_id: str
+    name: str
+    key: str
+    session_id: str
+
+
+class Doors:
+    """The canary's calls through the front doors at ``base_url``."""
+
+    def __init__(self, base_url: str) -> None:
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=5.0)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def model(self, key: str, session_id: str) -> tuple[bool, str]:
+        response = await self._client.post(
+            "/v1/messages",
+            json={
+                "model": CANARY_MODEL,
+                "max_tokens": 1,
+                "messages": [{"role": "user", "content": "drill"}],
+            },
+            headers={
+                "x-api-key": key,
+                "anthropic-version": "2023-06-01",
+                "X-Claude-Code-Session-Id": session_id,
+            },
+        )
+        if response.status_code == 200:
+            return True, ""
+        return False, response.text[:300]
+
+    async def hook(self, key: str, session_id: str) -> tuple[bool, str]:
+        response = await self._client.post(
+            "/hooks/claude-code",
+            json={
+                "session_id": session_id,
+                "hook_event_name": "UserPromptSubmit",
+                "prompt": "drill",
+            },
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        body: dict[str, Any] = response.json() if response.status_code == 200 else {}
+        if response.status_code == 200 and body.get("continue", True) is not False:
+            return True, ""
+        return False, str(body.get("stopReason") or response.text[:300])
+
+    async def all_open(self, key: str, session_id: str) -> dict[str, tuple[bool, str]]:
+        return {
+            "model": await self.model(key, session_id),
+            "hook": await self.hook(key, session_id),
+        }
+
+
+async def _until_refused(doors: Doors, canary: Canary, door: str, started: float) -> float | None:
+    """Seconds from ``started`` until ``door`` refuses the canary; None if it never does."""
+    call = doors.model if door == "model" else doors.hook
+    while time.perf_counter() - started < GIVE_UP_SECONDS:
+        open_, _ = await call(canary.key, canary.session_id)
+        if not open_:
+            return time.perf_counter() - started
+        await asyncio.sleep(POLL_SECONDS)
+    return None
+
+
+async def _create_canary(runtime: Runtime, project: Project) -> Canary:
+    name = f"canary-{new_id()[:12]}"
+    agent, issued = await runtime.agents.create(
+        name, project.id, "readiness drill canary: created and revoked by tether drill"
+    )
+    await runtime.feed.catch_up()
+    return Canary(agent.id, name, issued.secret, f"drill-{new_id()}")
+
+
+async def _remove_canary(runtime: Runtime, canary: Canary) -> None:
+    await runtime.agents.set_state(canary.agent_id, AgentState.REVOKED, BY, "drill finished")
+    await runtime.feed.catch_up()
+
+
+async def _others_refused(runtime: Runtime, project: Project, canary: Canary, since: int) -> int:
+    return await ReadinessQueries(runtime.db).refusals_except(project.id, canary.agent_id, since)
+
+
+async def _measure_stop(
+    runtime: Runtime, doors: Doors, canary: Canary, report: DrillReport, state: SessionState
+) -> None:
+    opened = await doors.all_open(canary.key, canary.session_id)
+    for door, (open_, why) in opened.items():
+        if not open_:
+            report.fail(f"the {door} door refused the canary before the drill: {why}")
+    if not report.ok:
+        return
+    started = time.perf_counter()
+    await runtime.sessions.set_state(canary.session_id, state, BY, f"{report.drill} drill")
+    report.timings["control_applied"] = round(time.perf_counter() - started, 4)
+    for door in ("model", "hook"):
+        took = await _until_refused(doors, canary, door, started)
+        if took is None:
+            report.fail(f"the {door} door still let the canary through after {GIVE_UP_SECONDS} s")
+        else:
+            report.timings[f"{door}_refused"] = round(took, 4)
+    report.seconds = max(report.timings.values(), default=0.0)
+
+
+async def _kill(runtime: Runtime, doors: Doors, canary: Canary, report: DrillReport) -> None:
+    await _measure_stop(runtime, doors, canary, report, SessionState.TERMINATED)
+
+
+async def _pause(runtime: Runtime, doors: Doors, canary: Canary, report: DrillReport) -> None:
+    await _measure_stop(runtime, doors, canary, report, SessionState.PAUSED)
+    if not report.ok:
+        return
+    started = time.perf_counter()
+    await runtime.sessions.set_state(canary.session_id, SessionState.ACTIVE, BY, "pause drill")
+    while time.perf_counter() - started < GIVE_UP_SECONDS:
+        opened = await doors.all_open(canary.key, canary.session_id)
+        if all(open_ for open_, _ in opened.values()):
+            report.timings["resumed"] = round(time.perf_counter() - started, 4)
+            return
+        await asyncio.sleep(POLL_SECONDS)
+    report.fail("the canary was still refused after resuming")
+
+
+async def _rotate(runtime: Runtime, doors: Doors, canary: Canary, report: DrillReport) -> None:
+    project_id = (await runtime.agents.get(canary.agent_id)).project_id  # type: ignore[union-attr]
+    others_before = {
+        a.id: [k.id for k in await runtime.agents.live_keys(a.id)]
+        for a in await runtime.agents.all(project_id)
+        if a.id != canary.agent_id
+    }
+    if not (await doors.model(canary.key, canary.session_id))[0]:
+        report.fail("the canary's key was refused before the rotation")
+        return
+    started = time.perf_counter()
+    issued, _ = await runtime.agents.rotate_key(canary.agent_id, 0)
+    await runtime.feed.catch_up()
+    old_key, canary.key = canary.key, issued.secret
+    while time.perf_counter() - started < GIVE_UP_SECONDS:
+        if not (await doors.model(old_key, canary.session_id))[0]:
+            report.timings["old_key_refused"] = round(time.perf_counter() - started, 4)
+            break
+        await asyncio.sleep(POLL_SECONDS)
+    else:
+        report.fail("the canary's old key still worked after the rotation")
+    if not (await doors.model(canary.key, canary.session_id))[0]:
+        report.fail("the canary's new key was refused")
+    others_after = {a: [k.id for k in await runtime.agents.live_keys(a)] for a in others_before}
+    if others_after != others_before:
+        report.fail("another agent's keys changed during the rotation")
+    report.seconds = report.timings.get("old_key_refused", GIVE_UP_SECONDS)
+
+
+async def _audit(runtime: Runtime, project: Project, report: DrillReport) -> None:
+    """ "What did this agent do between 14:00 and 14:30?" for the project's most recently
+    active real agent, on the last day that window has passed, in the project's zone."""
+    sessions = await runtime.session_store.find(project.id, limit=20)
+    agent_ids = [s.agent_id for s in sessions if not _is_canary(runtime, s.agent_id)]
+    if not agent_ids:
+        report.fail("no real agent of the project has a session to ask about")
+        return
+    agent = runtime.directory.agent(agent_ids[0])
+    zone = ZoneInfo(project.timezone)
+    now = datetime.now(zone)
+    day = (
+        now.date()
+        if now.hour * 60 + now.minute >= 14 * 60 + 30
+        else (now - timedelta(days=1)).date()
+    )
+    start = datetime(day.year, day.month, day.day, 14, 0, tzinfo=zone)
+    since = int(start.timestamp() * 1000)
+    started = time.perf_counter()
+    events = await runtime.audit_store.query(
+        agent_id=agent_ids[0], since_ms=since, until_ms=since + 30 * 60_000, limit=100_000
+    )
+    report.seconds = round(time.perf_counter() - started, 4)
+    report.timings["audit_window"] = report.seconds
+    name = agent.name if agent else agent_ids[0]
+    report.notes.append(f"{len(events)} events of {name} between 14:00 and 14:30 on {day}")
+
+
+def _is_canary(runtime: Runtime, agent_id: str) -> bool:
+    agent = runtime.directory.agent(agent_id)
+    return agent is not None and agent.name.startswith("canary-")
+
+
+async def run_drill(runtime: Runtime, project: Project, kind: str, door_url: str) -> DrillReport:
+    """Run one drill on ``project`` through the doors at ``door_url``; audited, metered."""
+    if kind not in DRILLS:
+        raise BadRequest(f"unknown drill {kind!r}: use one of {', '.join(DRILLS)}")
+    report = DrillReport(kind, project.name)
+    since = now_ms()
+    if kind == "audit":
+        await _audit(runtime, project, report)
+    else:
+        canary = await _create_canary(runtime, project)
+        doors = Doors(door_url)
+        try:
+            drill = {"kill": _kill, "pause": _pause, "rotate": _rotate}[kind]
+            await drill(runtime, doors, canary, report)
+        except httpx.HTTPError as exc:
+            report.fail(f"a door at {door_url} did not answer: {exc!r}")
+        finally:
+            await doors.close()
+            await _remove_canary(runtime, canary)
+        refused = await _others_refused(runtime, project, canary, since)
+        if refused:
+            report.fail(f"{refused} refusals of other sessions of the project during the drill")
+        report.notes.append(f"canary {canary.name} created and revoked")
+    if report.ok and report.seconds > TARGET_SECONDS[kind]:
+        report.fail(f"took {report.seconds:.3f} s, slower than the {TARGET_SECONDS[kind]} s target")
+    await _record(runtime, project, report)
+    runtime.metrics.drilled(project.name, kind, report.seconds)
+    return report
+
+
+async def _record(runtime: Runtime, project: Project, report: DrillReport) -> None:
+    await runtime.audit.record(
+        AuditEvent(
+            actor="tether:drill",
+            source="drill",
+            action=f"drill:{report.drill}",
+            resource=f"project:{project.name}",
+            result="ok" if report.ok else "error",
+            reason="; ".join(report.notes) or f"{report.drill} drill passed",
+            project_id=project.id,
+            attributes={"seconds": report.seconds, "timings": report.timings},
+        )
+    )

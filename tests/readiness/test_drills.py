@@ -1,0 +1,102 @@
+"""Fire drills through the real doors: the canary is refused in time, nobody else is."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from tests.support.server import RunningTether
+from tether.cli.main import app
+
+
+@pytest.fixture
+def cli(gateway: RunningTether, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("TETHER_URL", gateway.url)
+    monkeypatch.setenv("TETHER_ADMIN_TOKEN", gateway.admin_token)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, list(args))
+
+
+def model_call(gateway: RunningTether, key: str, session: str) -> httpx.Response:
+    return httpx.post(
+        f"{gateway.url}/v1/messages",
+        json={
+            "model": "claude-haiku-5-5",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": "x"}],
+        },
+        headers={
+            "x-api-key": key,
+            "X-Claude-Code-Session-Id": session,
+            "anthropic-version": "2023-06-01",
+        },
+    )
+
+
+def drill_events(gateway: RunningTether, kind: str) -> list[dict]:
+    found = gateway.call("GET", "/audit", params={"action": f"drill:{kind}"})
+    assert found.status_code == 200, found.text
+    return found.json()
+
+
+@pytest.mark.parametrize("kind", ["kill", "pause", "rotate"])
+def test_drill_refuses_the_canary_and_leaves_the_real_agent_working(
+    cli, gateway: RunningTether, kind: str
+) -> None:
+    key = gateway.create_agent("real", "p")
+    assert model_call(gateway, key, "real-1").status_code == 200
+    ran = cli("drill", kind, "-p", "p", "--json")
+    assert ran.exit_code == 0, ran.output
+    report = json.loads(ran.output)
+    assert report["ok"] is True, report
+    assert report["seconds"] < 5
+    assert model_call(gateway, key, "real-1").status_code == 200
+    agents = gateway.call("GET", "/agents", params={"project": "p"}).json()
+    canaries = [a for a in agents if a["name"].startswith("canary-")]
+    assert [a["state"] for a in canaries] == ["revoked"]
+    print(report)
+
+
+def test_audit_drill_answers_the_window_for_a_real_agent(cli, gateway: RunningTether) -> None:
+    key = gateway.create_agent("real", "p")
+    assert model_call(gateway, key, "real-1").status_code == 200
+    report = json.loads(cli("drill", "audit", "-p", "p", "--json").output)
+    assert report["ok"] is True and "of real between 14:00 and 14:30" in report["notes"][0]
+    assert drill_events(gateway, "audit")[0]["result"] == "ok"
+
+
+def test_drill_fails_and_says_why_when_a_door_refuses_the_canary(
+    cli, gateway: RunningTether
+) -> None:
+    gateway.apply_policy("p", "forbid(principal, action, resource);\n")
+    ran = cli("drill", "kill", "-p", "p", "--json")
+    assert ran.exit_code == 1
+    report = json.loads(ran.output)
+    assert report["ok"] is False and "refused the canary before the drill" in report["notes"][0]
+    assert drill_events(gateway, "kill")[0]["result"] == "error"
+
+
+def test_drill_needs_a_known_kind_and_project(gateway: RunningTether) -> None:
+    unknown = gateway.call("POST", "/projects/p/drills/explode")
+    assert unknown.status_code == 404 and "use one of kill, pause" in unknown.text
+    assert gateway.call("POST", "/projects/nope/drills/kill").status_code == 404
+    bad = gateway.call("POST", "/projects/p/drills/kill", json={"door_url": "file:///etc"})
+    assert bad.status_code == 400 and "door_url" in bad.text
+
+
+def test_kill_drill_across_two_postgres_replicas(replicas, upstream, monkeypatch) -> None:
+    first, second = replicas
+    first.create_project("p", upstream.fake.api_key)
+    key = first.create_agent("real", "p")
+    assert model_call(second, key, "real-1").status_code == 200
+    monkeypatch.setenv("TETHER_URL", first.url)
+    monkeypatch.setenv("TETHER_ADMIN_TOKEN", first.admin_token)
+    ran = CliRunner().invoke(app, ["drill", "kill", "-p", "p", "--door-url", second.url, "--json"])
+    assert ran.exit_code == 0, ran.output
+    report = json.loads(ran.output)
+    assert report["ok"] is True and set(report["timings"]) >= {"model_refused", "hook_refused"}
+    assert model_call(second, key, "real-1").status_code == 200
+    print(report)
