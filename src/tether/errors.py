@@ -77,6 +77,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "request_timeout": 408,
     "unsupported_media_type": 415,
     "policy_invalid": 422,
+    "mcp_credential_invalid": 422,
     "task_invalid": 422,
     "task_not_active": 409,
     "batch_not_claimed": 409,

@@ -33,6 +33,11 @@ def test_the_admin_api_conforms_to_its_openapi_document(
             f"Authorization: Bearer {tether.admin_token}",
             "--checks",
             "all",
+            # Stateful links guess that what POST /projects made is readable at every path
+            # under it; a project's policy (PUT …/policy) answers 404 with what to do until
+            # one is applied, which this check takes for a lost resource.
+            "--exclude-checks",
+            "ensure_resource_availability",
             "--max-examples",
             MAX_EXAMPLES,
             "--seed",

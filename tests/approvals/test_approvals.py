@@ -244,3 +244,36 @@ def test_ask_rule_needs_approval_for_other_actions(tether: RunningTether) -> Non
 def test_unknown_approval_is_404_and_bad_state_filter_is_400(tether: RunningTether) -> None:
     assert tether.call("POST", "/approvals/apr_nope/approve", json={}).status_code == 404
     assert tether.call("GET", "/approvals", params={"state": "maybe"}).status_code == 400
+
+
+def test_a_burst_of_deletions_under_one_prefix_asks_once(
+    tether_any: RunningTether, receiver: Receiver
+) -> None:
+    key = setup(tether_any)
+    tether_any.call(
+        "POST", "/projects/p/webhooks", json={"kind": "slack", "url": f"{receiver.url}/slack"}
+    )
+    objects = [f"{BUCKET}/tmp/{i:03}" for i in range(30)]
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda r: decide(tether_any, key, "s3:DeleteObject", r), objects))
+    assert {a.status_code for a in answers} == {202}
+    (group,) = tether_any.call("GET", "/approvals").json()
+    assert {a.json()["approval_id"] for a in answers} == {group["id"]}, "one request"
+    assert group["prefix"] == f"{BUCKET}/tmp/" and group["count"] == 30
+    assert len(group["items"]) == 10 and set(group["items"]) <= set(objects)
+    wait_for(lambda: len(receiver.deliveries) == 1)
+    time.sleep(0.5)
+    assert len(receiver.deliveries) == 1, "one message"
+    assert f"{BUCKET}/tmp/" in json.loads(receiver.deliveries[0].body)["text"]
+
+    approved = tether_any.call(
+        "POST", f"/approvals/{group['id']}/approve", json={"max_uses": 5, "ttl_seconds": 120}
+    )
+    assert approved.status_code == 200 and approved.json()["max_uses"] == 5
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda r: decide(tether_any, key, "s3:DeleteObject", r), objects))
+    assert sorted(a.status_code for a in answers).count(200) == 5, "exactly the count granted"
+    shown = tether_any.call("GET", f"/approvals/{group['id']}").json()
+    assert shown["state"] == "used" and shown["uses"] == 5
+    outside = decide(tether_any, key, "s3:DeleteObject", f"{BUCKET}/keep/x")
+    assert outside.status_code == 202 and outside.json()["approval_id"] != group["id"]

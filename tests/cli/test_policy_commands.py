@@ -190,6 +190,40 @@ def test_approvals_cli_round_trip(cli, tether: RunningTether) -> None:  # type: 
     assert [a["id"] for a in used] == [approval_id]
 
 
+def test_approvals_cli_narrows_a_group_and_refuses_to_widen_it(cli, tether: RunningTether) -> None:  # type: ignore[no-untyped-def]
+    tether.create_project("p", policy=POLICY)
+    key = tether.create_agent("bot", "p")
+    headers = {"Authorization": f"Bearer {key}"}
+    for name in ("a", "b", "c", "d"):
+        body = {"session_id": "s", "action": "s3:DeleteObject",
+                "resource": f"arn:aws:s3:::dev-a/tmp/x/{name}"}  # fmt: skip
+        answer = httpx.post(f"{tether.url}/v1/authorize", json=body, headers=headers).json()
+    approval_id = answer["approval_id"]
+    shown = json.loads(cli("approvals", "show", approval_id, "--json").stdout)
+    assert shown["count"] == 4 and shown["prefix"] == "arn:aws:s3:::dev-a/tmp/x/"
+
+    wider = cli("approvals", "approve", approval_id, "--prefix", "arn:aws:s3:::dev-a/")
+    assert wider.exit_code == 1 and "narrow it, not widen it" in wider.output
+    more = cli("approvals", "approve", approval_id, "--max", "9")
+    assert more.exit_code == 1 and "more than the 4" in more.output
+    out = cli(
+        "approvals", "approve", approval_id, "--max", "2", "--ttl", "60",
+        "--prefix", "arn:aws:s3:::dev-a/tmp/x/a", "--json",
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    granted = json.loads(out.stdout)
+    assert granted["max_uses"] == 2 and granted["prefix"] == "arn:aws:s3:::dev-a/tmp/x/a"
+    body = {
+        "session_id": "s",
+        "action": "s3:DeleteObject",
+        "resource": "arn:aws:s3:::dev-a/tmp/x/b",
+    }
+    outside = httpx.post(f"{tether.url}/v1/authorize", json=body, headers=headers)
+    assert outside.status_code == 202, "outside the narrowed prefix"
+    body["resource"] = "arn:aws:s3:::dev-a/tmp/x/a"
+    assert httpx.post(f"{tether.url}/v1/authorize", json=body, headers=headers).status_code == 200
+
+
 def test_project_approval_settings(cli, tether: RunningTether) -> None:  # type: ignore[no-untyped-def]
     tether.create_project("p")
     out = cli(

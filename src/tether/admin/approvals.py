@@ -27,7 +27,41 @@ def _out(runtime: Runtime, record: ApprovalRecord) -> ApprovalOut:
         record.state_at(now_ms()),
         project.name if project else record.project_id,
         agent.name if agent else record.agent_id,
+        project.approval_ttl_seconds if project else None,
     )
+
+
+def _narrowed(
+    record: ApprovalRecord, payload: ApprovalDecide, asked_ttl: int
+) -> tuple[int, int | None, str | None]:
+    """The grant the approver chose: what was asked, or narrower — never wider."""
+    ttl = payload.ttl_seconds or asked_ttl
+    if not record.grouped:
+        if payload.max_uses not in (None, 1) or payload.prefix is not None:
+            raise BadRequest(
+                f"approval {record.id} is for one action on one resource; --max and --prefix "
+                "apply only to a group (one with a prefix)"
+            )
+        return ttl, None, None
+    assert record.scope_prefix is not None
+    if payload.ttl_seconds is not None and payload.ttl_seconds > asked_ttl:
+        raise BadRequest(
+            f"ttl_seconds {payload.ttl_seconds} is longer than the {asked_ttl} s asked; "
+            "an approver may shorten a group's grant, not lengthen it"
+        )
+    if payload.max_uses is not None and payload.max_uses > record.item_count:
+        raise BadRequest(
+            f"max_uses {payload.max_uses} is more than the {record.item_count} actions "
+            f"asked under {record.scope_prefix}; use {record.item_count} or fewer"
+        )
+    if payload.prefix is not None and not payload.prefix.startswith(record.scope_prefix):
+        raise BadRequest(
+            f"prefix {payload.prefix!r} is not under the asked prefix "
+            f"{record.scope_prefix!r}; an approver may narrow it, not widen it"
+        )
+    if payload.prefix is None and record.item_count == 1:
+        return ttl, None, None  # a group of one: decided as that one action (store.decide)
+    return ttl, payload.max_uses or record.item_count, payload.prefix or record.scope_prefix
 
 
 @routes.route(
@@ -81,7 +115,8 @@ async def _record_decision(runtime: Runtime, record: ApprovalRecord, actor: str)
     "POST",
     "/approvals/{approval_id}/approve",
     "approvals.approve",
-    "Approve a pending approval: that action on that resource in that session, once",
+    "Approve a pending approval: that action on that resource in that session, once; for a "
+    "group, up to max_uses actions under its prefix (narrow with max_uses, prefix, ttl_seconds)",
     body=ApprovalDecide,
     response=ApprovalOut,
 )
@@ -90,9 +125,13 @@ async def approve(request: web.Request) -> web.Response:
     payload = await read_model(request, ApprovalDecide, runtime.settings.max_body_bytes)
     record = await runtime.approvals.get(request.match_info["approval_id"])
     project = runtime.directory.project(record.project_id)
-    ttl = payload.ttl_seconds or (project.approval_ttl_seconds if project else 3600)
+    ttl, max_uses, prefix = _narrowed(
+        record, payload, project.approval_ttl_seconds if project else 3600
+    )
     actor = f"admin:{caller_of(request).name}"
-    decided = await runtime.approvals.decide(record.id, True, actor, payload.reason, ttl * 1000)
+    decided = await runtime.approvals.decide(
+        record.id, True, actor, payload.reason, ttl * 1000, max_uses, prefix
+    )
     await _record_decision(runtime, decided, actor)
     return model_response(_out(runtime, decided))
 

@@ -17,7 +17,7 @@ class McpServerAdd(Strict):
         description="the server's name in the agent's URL /mcp/servers/NAME",
         examples=["github"],
     )
-    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)
+    url: str = Field(pattern=r"^https?://[!-~]+$", max_length=2048)
     auth: Literal["none", "bearer", "headers"] = Field(
         "bearer", description="how tether authenticates to the server"
     )

@@ -38,6 +38,13 @@ def _approval_body(payload: dict[str, Any], public_url: str | None) -> dict[str,
         f"`{payload['action']}` on `{payload['resource']}` in session `{payload['session']}`: "
         f"{payload['reason']} (approval {approval_id})"
     )
+    if payload.get("prefix"):
+        text += (
+            f"\nA group: deletions under `{payload['prefix']}` in this session join this one "
+            f"request (so far {payload.get('count', 1)}: "
+            + ", ".join(f"`{item}`" for item in payload.get("items", []))
+            + "); `tether approvals show` counts them, `--max`/`--ttl`/`--prefix` narrow the grant"
+        )
     commands = (
         f"Approve: `tether approvals approve {approval_id}`\n"
         f'Deny: `tether approvals deny {approval_id} --reason "…"`'

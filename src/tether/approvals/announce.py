@@ -17,7 +17,21 @@ def instructions(approval_id: str) -> str:
     )
 
 
-def approval_announcement(ask: ApprovalRequest, project: str, agent: str) -> dict[str, Any]:
+def approval_announcement(
+    ask: ApprovalRequest, project: str, agent: str, prefix: str | None = None
+) -> dict[str, Any]:
+    """With ``prefix``: a group — later deletions under it join this one request, which
+    the dashboard and ``tether approvals show`` count and name (first items)."""
+    grouped = (
+        {
+            "resource": redact_text(f"{prefix}*"),
+            "prefix": redact_text(prefix),
+            "count": 1,
+            "items": [redact_text(ask.resource)],
+        }
+        if prefix is not None
+        else {}
+    )
     return {
         "event": "approval.requested",
         "project": project,
@@ -27,4 +41,5 @@ def approval_announcement(ask: ApprovalRequest, project: str, agent: str) -> dic
         "resource": redact_text(ask.resource),
         "tags": ask.attributes.get("tags", {}),
         "reason": ask.reason,
+        **grouped,
     }

@@ -17,7 +17,7 @@ def create(
     ctx: typer.Context,
     name: str,
     project: str = typer.Option(..., "--project", "-p", help="The project the agent belongs to."),
-    description: str = typer.Option("", "--description", "-d"),
+    description: str = typer.Option("", "--description", "-d", help="What the agent does."),
     as_json: bool = JsonOption,
 ) -> None:
     """Create an agent; its key is printed once."""

@@ -53,7 +53,7 @@ COLUMNS = ["seq", "ts", "actor", "session_id", "action", "resource", "result", "
 def query(
     ctx: typer.Context,
     agent: str | None = AgentFilter,
-    session: str | None = typer.Option(None, "--session", "-s"),
+    session: str | None = typer.Option(None, "--session", "-s", help="Only this session's events."),
     project: str | None = ProjectFilter,
     since: str | None = SinceOption,
     until: str | None = UntilOption,

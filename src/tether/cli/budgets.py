@@ -40,16 +40,18 @@ def _thresholds(text: str) -> list[int]:
 @reports_errors
 def set_(
     ctx: typer.Context,
-    project: str = typer.Option(..., "--project", "-p"),
+    project: str = typer.Option(..., "--project", "-p", help="The project."),
     agent: str | None = typer.Option(None, "--agent", "-a", help="Budget of this agent only."),
     daily: float | None = typer.Option(None, "--daily", help="USD per day."),
     monthly: float | None = typer.Option(None, "--monthly", help="USD per calendar month."),
     session_limit: float | None = typer.Option(
         None, "--session-limit", help="USD per session, for every session of the project."
     ),
-    daily_tokens: int | None = typer.Option(None, "--daily-tokens"),
-    monthly_tokens: int | None = typer.Option(None, "--monthly-tokens"),
-    session_tokens: int | None = typer.Option(None, "--session-tokens"),
+    daily_tokens: int | None = typer.Option(None, "--daily-tokens", help="Tokens per day."),
+    monthly_tokens: int | None = typer.Option(
+        None, "--monthly-tokens", help="Tokens per calendar month."
+    ),
+    session_tokens: int | None = typer.Option(None, "--session-tokens", help="Tokens per session."),
     thresholds: str = typer.Option("50,80,100", "--thresholds", help="Alert percentages."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -142,7 +144,7 @@ def settle(
     reservation_id: str | None = typer.Argument(
         None, help="The reservation, as `tether budgets unsettled` shows it."
     ),
-    project: str = typer.Option(..., "--project", "-p"),
+    project: str = typer.Option(..., "--project", "-p", help="The project."),
     all_unsettled: bool = typer.Option(
         False, "--all-unsettled", help="Every unsettled reservation of the project."
     ),

@@ -35,7 +35,9 @@ def set_(
     ctx: typer.Context,
     project: str | None = ProjectArgument,
     project_option: str | None = ProjectOption,
-    provider: str = typer.Option("anthropic", "--provider"),
+    provider: str = typer.Option(
+        "anthropic", "--provider", help="anthropic (AWS: `tether aws set-credentials`)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Store PROJECT's upstream key, read from stdin (or a hidden prompt); never echoed."""

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from tether import __version__
-from tether.cli import check, fleet, spend
+from tether.cli import check, fleet, help_format, spend
 from tether.cli.context import JsonOption
 from tether.cli.lazy import LazyGroup
 from tether.cli.output import errors
@@ -17,6 +17,8 @@ from tether.errors import TetherError
 
 if TYPE_CHECKING:
     from tether.config import Settings
+
+help_format.install()
 
 GROUPS = [
     "projects",

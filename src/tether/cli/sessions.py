@@ -17,7 +17,9 @@ def list_(
     ctx: typer.Context,
     project: str | None = ProjectFilter,
     agent: str | None = AgentFilter,
-    state: str | None = typer.Option(None, "--state"),
+    state: str | None = typer.Option(
+        None, "--state", help="Only sessions in this state (active, paused, terminated, …)."
+    ),
     limit: int = typer.Option(200, "--limit", help="At most this many (1 to 1000)."),
     before: str | None = typer.Option(
         None, "--before", help="The cursor a previous page printed: the page after it."

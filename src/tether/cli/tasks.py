@@ -65,7 +65,11 @@ def list_(
     ctx: typer.Context,
     project: str | None = ProjectFilter,
     agent: str | None = AgentFilter,
-    state: str | None = typer.Option(None, "--state"),
+    state: str | None = typer.Option(
+        None,
+        "--state",
+        help="Only tasks in this state (active, needs_attention, completed, cancelled).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """List tasks, newest first."""

@@ -6,32 +6,38 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tether.errors import BadRequest
+from tether.errors import TetherError
 
 __all__ = ["AUTH_KINDS", "credential_headers", "parse_credential"]
 
 AUTH_KINDS = ("none", "bearer", "headers")
 
 
+class CredentialInvalid(TetherError):
+    """The request is well-formed but its credential cannot be used (422)."""
+
+    code = "mcp_credential_invalid"
+
+
 def parse_credential(kind: str, secret: str | None) -> str | None:
     """Checks the credential as given and returns the text to seal (None for ``none``)."""
     if kind not in AUTH_KINDS:
-        raise BadRequest(f"auth must be one of: {', '.join(AUTH_KINDS)}")
+        raise CredentialInvalid(f"auth must be one of: {', '.join(AUTH_KINDS)}")
     if kind == "none":
         if secret:
-            raise BadRequest("auth none takes no credential; use bearer or headers")
+            raise CredentialInvalid("auth none takes no credential; use bearer or headers")
         return None
     if not secret or not secret.strip():
-        raise BadRequest(f"auth {kind} needs the credential on stdin")
+        raise CredentialInvalid(f"auth {kind} needs the credential on stdin")
     secret = secret.strip()
     if kind == "bearer":
         if any(c.isspace() for c in secret):
-            raise BadRequest("a bearer token is one word with no spaces or line breaks")
+            raise CredentialInvalid("a bearer token is one word with no spaces or line breaks")
         return secret
     try:
         headers: Any = json.loads(secret)
     except ValueError:
-        raise BadRequest(
+        raise CredentialInvalid(
             'auth headers needs a JSON object on stdin, e.g. {"X-Api-Key": "…"}'
         ) from None
     if (
@@ -42,7 +48,7 @@ def parse_credential(kind: str, secret: str | None) -> str | None:
             for k, v in headers.items()
         )
     ):
-        raise BadRequest("auth headers needs a JSON object of header names to string values")
+        raise CredentialInvalid("auth headers needs a JSON object of header names to string values")
     return json.dumps(headers)
 
 

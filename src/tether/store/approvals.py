@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from tether.audit.redaction import redact_text
 from tether.errors import Conflict, NotFound
@@ -26,6 +26,7 @@ __all__ = [
     "APPROVED",
     "DENIED",
     "EXPIRED",
+    "FIRST_ITEMS",
     "PENDING",
     "USED",
     "ApprovalRecord",
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 PENDING, APPROVED, DENIED, USED, EXPIRED = "pending", "approved", "denied", "used", "expired"
+FIRST_ITEMS = 10
+"""How many of a group's resources it names (the count says how many there are)."""
+GROUPS_SCANNED = 50
 
 
 def resource_key(resource: str) -> str:
@@ -65,6 +69,20 @@ class ApprovalRecord(ApprovalRequest):
     decided_by: str | None = None
     decision_reason: str | None = None
     used_at: int | None = None
+    scope_prefix: str | None = None
+    """A group: every resource under this prefix (the approver may narrow it)."""
+    item_count: int = 1
+    """A group: how many actions joined it while it was pending."""
+    max_uses: int | None = None
+    """A group: how many actions the grant allows (None: one, the single resource)."""
+    uses: int = 0
+
+    @property
+    def grouped(self) -> bool:
+        return self.scope_prefix is not None
+
+    def covers(self, resource: str) -> bool:
+        return self.scope_prefix is not None and resource.startswith(self.scope_prefix)
 
     def state_at(self, ts: int) -> str:
         if self.state in (PENDING, APPROVED) and self.expires_at <= ts:
@@ -89,6 +107,10 @@ def _record(row: Any) -> ApprovalRecord:
         decided_by=row.decided_by,
         decision_reason=row.decision_reason,
         used_at=row.used_at,
+        scope_prefix=row.scope_prefix,
+        item_count=row.item_count,
+        max_uses=row.max_uses,
+        uses=row.uses,
     )
 
 
@@ -117,24 +139,87 @@ class ApprovalStore:
             ).first()
         return _record(row) if row else None
 
+    async def group_for(self, session_id: str, action: str, resource: str) -> ApprovalRecord | None:
+        """The group of this action in this session whose prefix covers ``resource``: a
+        live grant if there is one, else the newest (pending, denied or spent)."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(approvals)
+                .where(
+                    (approvals.c.session_id == session_id)
+                    & (approvals.c.action == action)
+                    & approvals.c.scope_prefix.is_not(None)
+                )
+                .order_by(approvals.c.requested_at.desc(), approvals.c.id.desc())
+                .limit(GROUPS_SCANNED)
+            )
+            covering = [_record(row) for row in rows if resource.startswith(row.scope_prefix)]
+        ts = now_ms()
+        for group in covering:  # a live grant first, even under a newer pending group
+            if group.state_at(ts) == APPROVED and group.uses < (group.max_uses or 1):
+                return group
+        return covering[0] if covering else None
+
+    async def join(self, group: ApprovalRecord, resource: str) -> bool:
+        """Count one more action into a pending group (and name it among the first few);
+        False when the group was decided or lapsed meanwhile."""
+        ts = now_ms()
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(approvals)
+                .where(
+                    approvals.c.id == group.id,
+                    approvals.c.state == PENDING,
+                    approvals.c.expires_at > ts,
+                )
+                .values(item_count=approvals.c.item_count + 1)
+            )
+            if result.rowcount != 1:
+                return False
+            row = (
+                await conn.execute(select(approvals.c.attributes).where(approvals.c.id == group.id))
+            ).one()
+            attributes = orjson.loads(row.attributes)
+            items = attributes.setdefault("items", [])
+            shown = redact_text(resource)
+            if len(items) < FIRST_ITEMS and shown not in items:
+                items.append(shown)
+                await conn.execute(
+                    update(approvals)
+                    .where(approvals.c.id == group.id, approvals.c.attributes == row.attributes)
+                    .values(attributes=orjson.dumps(attributes).decode())
+                )
+            await record_change(conn, "approval", group.id)
+        return True
+
     async def request(
-        self, ask: ApprovalRequest, ttl_ms: int, announcement: dict[str, Any]
+        self,
+        ask: ApprovalRequest,
+        ttl_ms: int,
+        announcement: dict[str, Any],
+        scope_prefix: str | None = None,
     ) -> ApprovalRecord:
         """A new pending approval, announced on the project's webhooks in the same commit.
-        Its resource is stored with secrets blanked; it is found by the hash of the whole."""
+        Its resource is stored with secrets blanked; it is found by the hash of the whole.
+        With ``scope_prefix`` it is a group: later actions under the prefix join it."""
         ts = now_ms()
         exact_key = resource_key(ask.resource)
+        attributes = dict(ask.attributes)
+        if scope_prefix is not None:
+            attributes["items"] = [redact_text(ask.resource)]
         record = ApprovalRecord(
             **{
                 f.name: getattr(ask, f.name)
                 for f in fields(ApprovalRequest)
-                if f.name != "resource"
+                if f.name not in ("resource", "attributes")
             },
-            resource=redact_text(ask.resource),
+            resource=redact_text(ask.resource if scope_prefix is None else f"{scope_prefix}*"),
+            attributes=attributes,
             id=f"apr_{new_id()}",
             state=PENDING,
             requested_at=ts,
             expires_at=ts + ttl_ms,
+            scope_prefix=scope_prefix,
         )
         async with self._db.write() as conn:
             await conn.execute(
@@ -151,9 +236,12 @@ class ApprovalStore:
                     state=PENDING,
                     requested_at=ts,
                     expires_at=record.expires_at,
+                    scope_prefix=scope_prefix,
                 )
             )
             payload = {**announcement, "approval_id": record.id, "expires_at": record.expires_at}
+            if scope_prefix is not None:
+                payload["prefix"] = redact_text(scope_prefix)
             await enqueue_deliveries(conn, record.project_id, "approval.requested", payload, ts)
             await record_change(conn, "approval", record.id)
         return record
@@ -189,9 +277,18 @@ class ApprovalStore:
         return [_record(r) for r in rows]
 
     async def decide(
-        self, approval_id: str, approve: bool, by: str, reason: str, grant_ttl_ms: int
+        self,
+        approval_id: str,
+        approve: bool,
+        by: str,
+        reason: str,
+        grant_ttl_ms: int,
+        max_uses: int | None = None,
+        scope_prefix: str | None = None,
     ) -> ApprovalRecord:
-        """Approve or deny a pending approval; anything else is a 409 that says why."""
+        """Approve or deny a pending approval; anything else is a 409 that says why.
+        A group's grant is ``max_uses`` actions under ``scope_prefix`` (checked narrower
+        than asked by the caller)."""
         ts = now_ms()
         values: dict[str, Any] = {
             "state": APPROVED if approve else DENIED,
@@ -201,16 +298,38 @@ class ApprovalStore:
         }
         if approve:
             values["expires_at"] = ts + grant_ttl_ms
+            if max_uses is not None:
+                values["max_uses"] = max_uses
+            if scope_prefix is not None:
+                values["scope_prefix"] = scope_prefix
+        pending = (
+            (approvals.c.id == approval_id)
+            & (approvals.c.state == PENDING)
+            & (approvals.c.expires_at > ts)
+        )
         async with self._db.write() as conn:
-            result = await conn.execute(
-                update(approvals)
-                .where(
-                    approvals.c.id == approval_id,
-                    approvals.c.state == PENDING,
-                    approvals.c.expires_at > ts,
-                )
-                .values(**values)
-            )
+            result = None
+            if scope_prefix is None:
+                # A group of one is decided as that one action on that one resource, so
+                # approving `rm build` does not grant a deletion of a sibling.
+                row = (
+                    await conn.execute(
+                        select(approvals.c.attributes).where(
+                            pending
+                            & (approvals.c.item_count == 1)
+                            & approvals.c.scope_prefix.is_not(None)
+                        )
+                    )
+                ).first()
+                items = orjson.loads(row.attributes).get("items") if row else None
+                if items:
+                    result = await conn.execute(
+                        update(approvals)
+                        .where(pending & (approvals.c.item_count == 1))
+                        .values(**values, scope_prefix=None, max_uses=None, resource=items[0])
+                    )
+            if result is None or result.rowcount != 1:
+                result = await conn.execute(update(approvals).where(pending).values(**values))
             if result.rowcount == 1:
                 await record_change(conn, "approval", approval_id)
         current = await self.get(approval_id)
@@ -242,7 +361,10 @@ class ApprovalStore:
         return expired
 
     async def use(self, approval: ApprovalRecord) -> ApprovalRecord | None:
-        """Spend an approved grant; None when another action spent it first or it lapsed."""
+        """Spend an approved grant; None when another action spent it first or it lapsed.
+        A group's grant is spent one action at a time and is ``used`` after the last."""
+        if approval.grouped:
+            return await self._use_one_of(approval)
         ts = now_ms()
         async with self._db.write() as conn:
             result = await conn.execute(
@@ -257,3 +379,26 @@ class ApprovalStore:
             if result.rowcount == 1:
                 await record_change(conn, "approval", approval.id)
         return replace(approval, state=USED, used_at=ts) if result.rowcount == 1 else None
+
+    async def _use_one_of(self, group: ApprovalRecord) -> ApprovalRecord | None:
+        ts = now_ms()
+        live = (
+            (approvals.c.id == group.id)
+            & (approvals.c.state == APPROVED)
+            & (approvals.c.expires_at > ts)
+        )
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(approvals)
+                .where(live & (approvals.c.uses < func.coalesce(approvals.c.max_uses, 1)))
+                .values(uses=approvals.c.uses + 1)
+            )
+            if result.rowcount != 1:
+                return None
+            await conn.execute(
+                update(approvals)
+                .where(live & (approvals.c.uses >= func.coalesce(approvals.c.max_uses, 1)))
+                .values(state=USED, used_at=ts)
+            )
+            await record_change(conn, "approval", group.id)
+        return replace(group, uses=group.uses + 1)

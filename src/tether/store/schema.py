@@ -361,6 +361,10 @@ approvals = Table(
     Column("decided_by", String(96), nullable=True),
     Column("decision_reason", Text, nullable=True),
     Column("used_at", BigInteger, nullable=True),
+    Column("scope_prefix", Text, nullable=True),
+    Column("item_count", Integer, nullable=False, server_default="1"),
+    Column("max_uses", Integer, nullable=True),
+    Column("uses", Integer, nullable=False, server_default="0"),
     Index("ix_approvals_project_state", "project_id", "state"),
     Index("ix_approvals_request", "session_id", "action", "resource_key"),
 )

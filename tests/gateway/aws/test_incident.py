@@ -211,8 +211,7 @@ def test_clean_up_dev_deletes_only_approved_dev_resources(
     pending = _approvals(broker, "pending")
     account = "123456789012"
     approve = {
-        "arn:aws:s3:::dev-app/a.txt",
-        "arn:aws:s3:::dev-app/b.txt",
+        "arn:aws:s3:::dev-app/*",  # one request for both objects
         "arn:aws:s3:::dev-app",
         f"arn:aws:cloudwatch:us-east-1:{account}:alarm:dev-cpu",
         f"arn:aws:iam::{account}:role/dev-runner",

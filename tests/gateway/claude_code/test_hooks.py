@@ -121,11 +121,15 @@ def test_deletions_in_scope_wait_for_approval(hook, tether: RunningTether) -> No
     decision, reason = decision_of(hook("Bash", {"command": "rm -rf build"}))
     assert decision == "deny"
     approval = tether.call("GET", "/approvals").json()[0]
-    assert approval["action"] == "file:Delete" and approval["resource"] == f"{CWD}/build"
+    assert approval["action"] == "file:Delete" and approval["resource"] == f"{CWD}/*"
+    assert approval["prefix"] == f"{CWD}/" and approval["count"] == 1
+    assert approval["items"] == [f"{CWD}/build"]
     assert approval["id"] in reason and "tether approvals approve" in reason
     assert approval["session"] == "d97e2169-8a54-4b1e-9f27-3c1f0f8b9a11"
 
-    tether.call("POST", f"/approvals/{approval['id']}/approve", json={})
+    decided = tether.call("POST", f"/approvals/{approval['id']}/approve", json={}).json()
+    assert decided["resource"] == f"{CWD}/build" and decided["prefix"] is None, "a group of one"
+    assert decision_of(hook("Bash", {"command": "rm -rf dist"}))[0] == "deny", "not a sibling"
     assert decision_of(hook("Bash", {"command": "rm -rf build"}))[0] == "allow"
     assert decision_of(hook("Bash", {"command": "rm -rf build"}))[0] == "deny", "used once"
 
@@ -209,22 +213,57 @@ def test_a_refused_part_stops_the_call_before_any_approval_is_requested(
 def test_one_tool_call_spends_its_approvals_only_when_all_are_granted(
     hook, tether: RunningTether
 ) -> None:  # type: ignore[no-untyped-def]
-    both = {"command": "rm -rf build && rm -rf dist"}
+    both = {"command": "rm -rf build && rm -rf dist && rm -rf lib/old"}
     decision, reason = decision_of(hook("Bash", both))
     assert decision == "deny"
-    approvals = tether.call("GET", "/approvals").json()
-    assert sorted(a["resource"] for a in approvals) == [f"{CWD}/build", f"{CWD}/dist"]
-    assert all(a["id"] in reason for a in approvals)
+    (group,) = tether.call("GET", "/approvals").json()
+    assert reason.count(group["id"]) == 3, "the group's request is told once, not per path"
+    assert group["count"] == 3
+    assert group["items"] == [f"{CWD}/build", f"{CWD}/dist", f"{CWD}/lib/old"]
 
-    first, second = approvals
-    tether.call("POST", f"/approvals/{first['id']}/approve", json={})
-    assert decision_of(hook("Bash", both))[0] == "deny"
-    assert tether.call("GET", f"/approvals/{first['id']}").json()["state"] == "approved"
+    assert decision_of(hook("Bash", both))[0] == "deny", "still pending"
+    assert tether.call("GET", f"/approvals/{group['id']}").json()["count"] == 6, "retry joined"
 
-    tether.call("POST", f"/approvals/{second['id']}/approve", json={})
+    tether.call("POST", f"/approvals/{group['id']}/approve", json={"max_uses": 3})
     assert decision_of(hook("Bash", both))[0] == "allow"
-    states = {tether.call("GET", f"/approvals/{a['id']}").json()["state"] for a in approvals}
-    assert states == {"used"}
+    shown = tether.call("GET", f"/approvals/{group['id']}").json()
+    assert shown["state"] == "used" and shown["uses"] == 3
+
+
+def test_rm_of_many_paths_asks_once_and_the_approver_may_only_narrow(
+    hook, tether: RunningTether
+) -> None:  # type: ignore[no-untyped-def]
+    files = " ".join(f"out/f{i}.o" for i in range(40))
+    decision, _ = decision_of(hook("Bash", {"command": f"rm {files}"}))
+    assert decision == "deny"
+    (group,) = tether.call("GET", "/approvals").json()
+    assert group["prefix"] == f"{CWD}/out/" and group["count"] == 40
+    assert group["items"] == [f"{CWD}/out/f{i}.o" for i in range(10)], "the first items"
+
+    url = f"/approvals/{group['id']}/approve"
+    for wider, word in (
+        ({"max_uses": 41}, "more than the 40"),
+        ({"prefix": f"{CWD}/"}, "not under the asked prefix"),
+        ({"ttl_seconds": 86400}, "longer than"),
+    ):
+        refused = tether.call("POST", url, json=wider)
+        assert refused.status_code == 400 and word in refused.json()["error"]["message"]
+        assert tether.call("GET", f"/approvals/{group['id']}").json()["state"] == "pending"
+
+    narrowed = tether.call("POST", url, json={"max_uses": 3, "ttl_seconds": 60}).json()
+    assert narrowed["max_uses"] == 3 and narrowed["state"] == "approved"
+    assert decision_of(hook("Bash", {"command": "rm out/a out/b out/c"}))[0] == "allow"
+    assert decision_of(hook("Bash", {"command": "rm out/d"}))[0] == "deny", "count spent"
+    assert tether.call("GET", f"/approvals/{group['id']}").json()["state"] == "used"
+
+
+def test_a_denial_denies_the_group(hook, tether: RunningTether) -> None:  # type: ignore[no-untyped-def]
+    decision_of(hook("Bash", {"command": "rm out/a out/b"}))
+    (group,) = tether.call("GET", "/approvals").json()
+    tether.call("POST", f"/approvals/{group['id']}/deny", json={"reason": "keep them"})
+    decision, reason = decision_of(hook("Bash", {"command": "rm out/z"}))
+    assert decision == "deny" and "keep them" in reason and group["id"] in reason
+    assert len(tether.call("GET", "/approvals?state=all").json()) == 1
 
 
 def test_looking_ahead_does_not_count_as_a_request(hook, tether: RunningTether) -> None:  # type: ignore[no-untyped-def]

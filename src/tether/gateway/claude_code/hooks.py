@@ -184,7 +184,7 @@ async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
     pending = [d for d in decisions if d.pending]
     if pending:
         ask = request.query.get("pending") == "ask"
-        reasons = " | ".join(d.reason for d in pending)
+        reasons = " | ".join(dict.fromkeys(d.reason for d in pending))  # a group: said once
         return _answer("ask" if ask else "deny", reasons)
     return _answer("allow", "; ".join(d.reason for d in decisions))
 

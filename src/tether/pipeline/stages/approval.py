@@ -1,12 +1,16 @@
 """Stage 5: a human says yes. Every deletion (unless the project turned it off) and every
 action an ``@ask`` rule matched waits for an approval; an approval grants exactly that
-action on that resource in that session, once, before it lapses."""
+action on that resource in that session, once, before it lapses. Deletions are asked
+once per intent: those of one action under one parent prefix in one session join one
+pending request (a group), whose grant covers a count of actions under the prefix."""
 
 from __future__ import annotations
 
 from tether.approvals.announce import approval_announcement, instructions
+from tether.approvals.groups import GroupLocks, group_prefix
 from tether.approvals.rules import approval_reason
 from tether.pipeline.action import Action, Context, Deny, Pending, Verdict
+from tether.policy.actions import classify
 from tether.store.approvals import (
     APPROVED,
     DENIED,
@@ -23,6 +27,7 @@ __all__ = ["RequireApproval"]
 class RequireApproval:
     def __init__(self, store: ApprovalStore) -> None:
         self._store = store
+        self._locks = GroupLocks()
 
     async def check(self, action: Action, ctx: Context) -> Verdict | None:
         assert ctx.identity is not None and ctx.session is not None
@@ -31,6 +36,13 @@ class RequireApproval:
         )
         if why is None:
             return None
+        prefix = group_prefix(action.resource)
+        if prefix is not None and not ctx.approval_needed and classify(action.action).is_deletion:
+            applies, verdict = await self._single_decided(action, ctx)
+            if applies:
+                return verdict
+            async with self._locks.hold(ctx.session.id, action.action, prefix):
+                return await self._grouped(action, ctx, why, prefix)
         latest = await self._store.latest(ctx.session.id, action.action, action.resource)
         state = latest.state_at(now_ms()) if latest else None
         if ctx.preview and state == APPROVED:
@@ -63,11 +75,79 @@ class RequireApproval:
         ttl_ms = ctx.identity.project.approval_ttl_seconds * 1000
         return self._waiting(await self._store.request(ask, ttl_ms, announcement), why)
 
+    async def _single_decided(self, action: Action, ctx: Context) -> tuple[bool, Verdict | None]:
+        """A group of one decided as that one action (see ``ApprovalStore.decide``): its
+        grant or denial, with False first when there is none to apply."""
+        assert ctx.session is not None
+        latest = await self._store.latest(ctx.session.id, action.action, action.resource)
+        if latest is None or latest.grouped:
+            return False, None
+        state = latest.state_at(now_ms())
+        if state == APPROVED:
+            if ctx.preview:
+                return True, None
+            if await self._store.use(latest):
+                return True, self._granted(latest, ctx)
+        if state == DENIED:
+            return True, Deny(
+                "approval_denied",
+                f"approval {latest.id} for {action.action} on {action.resource} was denied "
+                f"by {latest.decided_by}: {latest.decision_reason or 'no reason given'}",
+                {"approval_id": latest.id},
+            )
+        return False, None
+
+    async def _grouped(self, action: Action, ctx: Context, why: str, prefix: str) -> Verdict | None:
+        assert ctx.identity is not None and ctx.session is not None
+        for _ in range(3):
+            group = await self._store.group_for(ctx.session.id, action.action, action.resource)
+            state = group.state_at(now_ms()) if group else None
+            if group is not None and state == APPROVED:
+                if ctx.preview and group.uses < (group.max_uses or 1):
+                    return None
+                if not ctx.preview and await self._store.use(group):
+                    return self._granted(group, ctx)
+                continue  # spent meanwhile: look again, a new request if it is used up
+            if group is not None and state == DENIED:
+                return Deny(
+                    "approval_denied",
+                    f"approval {group.id} for {action.action} under {group.resource} was "
+                    f"denied by {group.decided_by}: {group.decision_reason or 'no reason given'}",
+                    {"approval_id": group.id},
+                )
+            if group is not None and state == PENDING:
+                if ctx.preview or await self._store.join(group, action.resource):
+                    return self._waiting(group, why)
+                continue  # decided meanwhile: look again
+            break
+        if ctx.preview:
+            return Pending("", why)
+        ask = ApprovalRequest(
+            project_id=ctx.identity.project.id,
+            agent_id=ctx.identity.agent.id,
+            session_id=ctx.session.id,
+            action=action.action,
+            resource=action.resource,
+            reason=why,
+            attributes={"source": action.source, "tags": action.tags},
+        )
+        announcement = approval_announcement(
+            ask, ctx.identity.project.name, ctx.identity.agent.name, prefix
+        )
+        ttl_ms = ctx.identity.project.approval_ttl_seconds * 1000
+        record = await self._store.request(ask, ttl_ms, announcement, scope_prefix=prefix)
+        return self._waiting(record, why)
+
     @staticmethod
     def _granted(approval: ApprovalRecord, ctx: Context) -> None:
+        spent = (
+            f"{approval.uses + 1} of {approval.max_uses or 1} under {approval.scope_prefix}"
+            if approval.grouped
+            else "now used"
+        )
         ctx.allowed_because = (
             f"approved by {approval.decided_by} at {iso_ms(approval.decided_at)} "
-            f"(approval {approval.id}, now used)"
+            f"(approval {approval.id}, {spent})"
         )
         ctx.notes["approval_id"] = approval.id
         ctx.notes["approved_by"] = approval.decided_by
