@@ -4,7 +4,7 @@ A batch is reserved when created and settled when its results are read, possibly
 later and in another process: the reservation's holds are kept with it.
 
 Revision ID: 0029
-Revises: 0028
+Revises: 0024
 Create Date: 2026-12-04 05:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0029"
-down_revision = "0028"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
