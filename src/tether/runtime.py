@@ -29,6 +29,7 @@ from tether.guards.responses import TripResponder
 from tether.identity.bearer import hash_secret
 from tether.identity.directory import Directory
 from tether.identity.key_use import KeyUse
+from tether.kill.batches import BatchCanceller
 from tether.kill.controls import FleetControls
 from tether.kill.inflight import InflightStreams
 from tether.kill.switch import KillSwitch
@@ -63,6 +64,7 @@ from tether.store.database import Database
 from tether.store.files import private_directory
 from tether.store.fleet_state import FleetState
 from tether.store.mcp_servers import McpServerStore
+from tether.store.message_batches import MessageBatchStore
 from tether.store.migrate import pending_revision, upgrade
 from tether.store.policies import PolicyStore
 from tether.store.projects import ProjectStore
@@ -131,6 +133,8 @@ class Runtime:
     fleet_gauges: FleetGauges
     mcp_servers: McpServerStore
     mcp_registry: McpRegistry
+    message_batches: MessageBatchStore
+    batch_canceller: BatchCanceller
     sqlite_writer: SqliteWriter | None = None
     """The hot-path writer on SQLite (None on PostgreSQL)."""
     otlp: OtlpExport | None = None
@@ -299,6 +303,8 @@ class Runtime:
             fleet_gauges=fleet_gauges,
             mcp_servers=mcp_servers,
             mcp_registry=mcp_registry,
+            message_batches=MessageBatchStore(db),
+            batch_canceller=BatchCanceller(switch, MessageBatchStore(db), directory),
             otlp=otlp,
             audit_keys=AuditSigningKeys(db, SealedBox(master_key)),
         )
@@ -331,6 +337,7 @@ class Runtime:
             runtime.aws.apply,
             runtime.vertex_tokens.apply,
             runtime.inflight.apply,
+            runtime.batch_canceller.apply,
             mcp_registry.apply,
         ):
             runtime.feed.subscribe(handler)

@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from tether import __version__
 from tether.admin.app import mount_admin
+from tether.budgets.batches import BatchReservations
 from tether.config import Settings
 from tether.dashboard import mount_dashboard
 from tether.gateway.anthropic.proxy import AnthropicGateway, GatewaySettings
@@ -102,6 +103,8 @@ def build_app(runtime: Runtime) -> web.Application:
         runtime.upstream_keys,
         runtime.inflight,
         GatewaySettings(runtime.settings.anthropic_base_url, runtime.settings.max_message_bytes),
+        batches=(runtime.message_batches, BatchReservations(runtime.budget_book)),
+        canceller=runtime.batch_canceller,
     ).add_routes(app)
     model_calls = ModelCalls(runtime.pipeline, runtime.anthropic, runtime.inflight)
     bedrock = BedrockDoor(model_calls, runtime.aws, settings.max_message_bytes)

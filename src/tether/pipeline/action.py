@@ -24,6 +24,9 @@ class CostBasis:
     stream: bool = False
     """Streamed output is covered as it comes; a whole answer is covered up front."""
     thinking_budget: int = 0
+    parts: tuple[CostBasis, ...] = ()
+    """A message batch's requests: reserved together, each at its worst case (its input
+    estimate and whole ``max_tokens`` at its model's price), as one decision."""
 
 
 @dataclass(slots=True)

@@ -53,5 +53,8 @@ class Outcome:
     upstream broke off, tether or a budget stopped it, a 200 that is not a message):
     ``usage`` is then only what was seen, and the rest is charged at its worst case
     (``pricing.cut``)."""
+    part_usages: list[tuple[str, Usage]] = field(default_factory=list)
+    """A message batch's requests: each one's model and the usage upstream reported,
+    priced one by one (``usage`` is their sum)."""
     cost_usd: float | None = None
     price_known: bool = True

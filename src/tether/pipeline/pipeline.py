@@ -155,6 +155,19 @@ class Pipeline:
             context=ctx,
         )
 
+    async def record_parts(self, decision: Decision, parts: list[Action]) -> None:
+        """Record each action decided together in ``decision`` (a message batch's requests,
+        each checked with ``preview`` first) as allowed with it, so the trail shows every
+        one of them, not only the batch."""
+        assert decision.context is not None
+        ctx = decision.context
+        events = []
+        for part in parts:
+            event = decision_event(part, ctx, None)
+            event.reason = f"part of decision {decision.event_id}: {event.reason}"
+            events.append(event)
+        await self._audit.record_many(events, urgent=True)
+
     async def observe(
         self, action: Action, result: str, reason: str, ctx: Context | None = None
     ) -> Deny | None:

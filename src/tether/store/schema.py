@@ -412,3 +412,21 @@ task_checkpoints = Table(
     Column("body", Text, nullable=False),
     Index("ix_task_checkpoints_task", "task_id", "created_at"),
 )
+
+message_batches = Table(
+    "message_batches",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("project_id", String(32), nullable=False),
+    Column("agent_id", String(32), nullable=False),
+    Column("session_id", String(128), nullable=True),
+    Column("reservation_id", String(32), nullable=True),
+    Column("holds", Text, nullable=False),
+    Column("models", Text, nullable=False),
+    Column("reserved_micros", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("canceled_at", BigInteger, nullable=True),
+    Column("settled_at", BigInteger, nullable=True),
+    Column("settled_micros", BigInteger, nullable=True),
+    Index("ix_message_batches_open", "settled_at", "agent_id"),
+)

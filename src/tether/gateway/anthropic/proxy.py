@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from tether.budgets.batches import BatchReservations
 from tether.errors import TetherError
+from tether.gateway.anthropic.batches import MessageBatches
 from tether.gateway.anthropic.errors import anthropic_error_body, anthropic_error_response
 from tether.gateway.anthropic.models import ModelListing
 from tether.gateway.anthropic.request import parse_messages_request
@@ -20,8 +22,11 @@ from tether.gateway.credentials import admit_agent
 from tether.gateway.model.calls import ModelCalls, session_id_from
 from tether.gateway.model.wire import ModelCall, SseWire, UpstreamTarget
 from tether.identity.directory import AgentIdentity
+from tether.kill.batches import BatchCanceller
 from tether.kill.inflight import InflightStreams
 from tether.pipeline import Pipeline
+from tether.store.message_batches import BatchRecord, MessageBatchStore
+from tether.store.records import Project
 from tether.vault.upstream_keys import UpstreamKeys
 from tether.web.bodies import read_limited
 from tether.web.errors import set_error_renderer
@@ -29,6 +34,7 @@ from tether.web.errors import set_error_renderer
 __all__ = ["AnthropicGateway", "GatewaySettings", "session_id_from"]
 
 PROVIDER = "anthropic"
+ANTHROPIC_VERSION = "2023-06-01"
 
 
 class NoUpstreamCredential(TetherError):
@@ -65,7 +71,9 @@ class AnthropicWire(SseWire):
 
     async def project_upstream(self, identity: AgentIdentity) -> tuple[str, str]:
         """The project's Anthropic base URL and key (the agent never sees it)."""
-        project = identity.project
+        return await self.upstream_of(identity.project)
+
+    async def upstream_of(self, project: Project) -> tuple[str, str]:
         try:
             api_key = await self._keys.get(project.id, PROVIDER)
         except TetherError as exc:
@@ -86,16 +94,40 @@ class AnthropicGateway:
         keys: UpstreamKeys,
         inflight: InflightStreams,
         settings: GatewaySettings,
+        batches: tuple[MessageBatchStore, BatchReservations] | None = None,
+        canceller: BatchCanceller | None = None,
     ) -> None:
         self._calls = ModelCalls(pipeline, upstream, inflight)
         self._wire = AnthropicWire(keys, settings.default_base_url)
         self._settings = settings
         self._models = ModelListing(pipeline, upstream, self._wire)
+        self._upstream = upstream
+        self._batches = (
+            MessageBatches(
+                pipeline, upstream, self._wire, batches[0], batches[1], settings.max_body_bytes
+            )
+            if batches is not None
+            else None
+        )
+        if canceller is not None:
+            canceller.cancel_upstream = self._cancel_batch
+
+    async def _cancel_batch(self, batch: BatchRecord, project: Project) -> bool:
+        """For the kill switch: cancel ``batch`` upstream with its project's key."""
+        base, api_key = await self._wire.upstream_of(project)
+        headers = request_headers({"anthropic-version": ANTHROPIC_VERSION}, api_key)
+        answer = await self._upstream.post(
+            f"{base}/v1/messages/batches/{batch.id}/cancel", headers, b""
+        )
+        answer.release()
+        return answer.status < 500
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         self._models.add_routes(app)
+        if self._batches is not None:
+            self._batches.add_routes(app)
         set_error_renderer(app, "/v1/messages", anthropic_error_body)
         set_error_renderer(app, "/v1/models", anthropic_error_body)
 

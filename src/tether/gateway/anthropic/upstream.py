@@ -88,9 +88,19 @@ class AnthropicUpstream:
 
     async def get(self, url: str | URL, headers: CIMultiDict[str]) -> aiohttp.ClientResponse:
         """A read of the Anthropic API (``/v1/models``), failures as for ``post``."""
+        return await self.request("GET", url, headers)
+
+    async def delete(self, url: str | URL, headers: CIMultiDict[str]) -> aiohttp.ClientResponse:
+        return await self.request("DELETE", url, headers)
+
+    async def request(
+        self, method: str, url: str | URL, headers: CIMultiDict[str]
+    ) -> aiohttp.ClientResponse:
         assert self._session is not None, "AnthropicUpstream.start() was not called"
         try:
-            return await self._session.get(url, headers=headers, allow_redirects=False)
+            return await self._session.request(
+                method, url, headers=headers, allow_redirects=False
+            )
         except TimeoutError:
             raise UpstreamFailed(
                 f"the Anthropic API at {url} did not answer in time", code="upstream_timeout"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from tether.alerts.crossings import BudgetAlerts
 from tether.budgets.book import BudgetBook
 from tether.budgets.definitions import Budget, BudgetScope, PeriodWindow, period_window
-from tether.pipeline.action import Action, Context, Deny, Verdict
+from tether.pipeline.action import Action, Context, CostBasis, Deny, Verdict
 from tether.pipeline.outcome import Outcome
 from tether.pricing.prices import PriceTable
 from tether.sessions.registry import SessionRegistry
@@ -33,6 +33,9 @@ BUDGET_ACTOR = "tether:budget"
 OUTPUT_INCREMENT_TOKENS = 2048
 """A stream's output is covered this many tokens at a time: the most a stream can
 overshoot its budget by (about $0.10 at $50 per million output tokens)."""
+BATCH_HOLD_MS = 30 * 60 * 60 * 1000
+"""A message batch runs up to 24 hours upstream (and its results are read later): its
+reservation is held this long before it counts as never settled."""
 MIN_CAPPED_OUTPUT_TOKENS = 256
 """A whole answer the budget could pay for fewer output tokens than this is refused."""
 
@@ -79,6 +82,8 @@ class ReserveBudget:
         budgets = self._book.applicable(ctx.identity.project.id, ctx.identity.agent.id)
         if not budgets:
             return None
+        if basis.parts:
+            return await self._reserve_batch(budgets, action, ctx)
         price, _ = self._prices.price_for(basis.model)
         input_price = max(price.input, price.cache_write_5m, price.cache_write_1h)
         reservation = BudgetReservation(
@@ -103,6 +108,27 @@ class ReserveBudget:
             ctx.output_covered = output
         return None
 
+    async def _reserve_batch(
+        self, budgets: list[Budget], action: Action, ctx: Context
+    ) -> Verdict | None:
+        """A message batch: every request at its worst case, all or nothing. Nothing is
+        capped (upstream would still answer each request in full)."""
+        assert action.cost_basis is not None
+        micros = sum(self._worst_case_micros(part) for part in action.cost_basis.parts)
+        reservation = BudgetReservation(new_id(), [], micros, 0.0)
+        refused = await self._reserve(reservation, budgets, action, ctx, 0)
+        if refused is not None:
+            return await self._refuse(refused, ctx)
+        ctx.reservation = reservation
+        return None
+
+    def _worst_case_micros(self, basis: CostBasis) -> int:
+        price, _ = self._prices.price_for(basis.model)
+        input_price = max(price.input, price.cache_write_5m, price.cache_write_1h)
+        return math.ceil(basis.input_tokens_estimate * input_price) + math.ceil(
+            basis.max_output_tokens * price.output
+        )
+
     async def _reserve(
         self,
         reservation: BudgetReservation,
@@ -120,7 +146,8 @@ class ReserveBudget:
             Hold(budget, window.key, window.end_ms, micros, tokens)
             for budget, window in _windows(budgets, ctx, at)
         ]
-        refused = await self._ledger.reserve(reservation.id, holds, at + self._hold_ms)
+        hold_ms = BATCH_HOLD_MS if action.cost_basis.parts else self._hold_ms
+        refused = await self._ledger.reserve(reservation.id, holds, at + hold_ms)
         if refused is None:
             reservation.holds = holds
         return refused

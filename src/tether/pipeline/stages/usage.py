@@ -28,7 +28,13 @@ class MeterUsage:
             return
         price, known = self._prices.price_for(outcome.model)
         basis = action.cost_basis
-        if outcome.usage_final or basis is None:
+        if outcome.part_usages:
+            cost = 0.0
+            for model, part in outcome.part_usages:
+                part_price, part_known = self._prices.price_for(model)
+                cost += part_price.cost_usd(part)
+                known = known and part_known
+        elif outcome.usage_final or basis is None:
             cost = price.cost_usd(usage)
         else:
             cost = cut_answer_cost(

@@ -1,0 +1,60 @@
+"""Message batches a kill must reach: a batch runs upstream for hours after it was
+allowed, so when its session or agent is stopped (or its project paused), tether asks
+upstream to cancel it (``POST /v1/messages/batches/{id}/cancel``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from tether.errors import TetherError
+from tether.identity.directory import Directory
+from tether.kill.switch import KillSwitch
+from tether.store.changes import Change
+from tether.store.message_batches import BatchRecord, MessageBatchStore
+from tether.store.records import Project
+
+__all__ = ["BatchCanceller"]
+
+log = logging.getLogger(__name__)
+
+CancelUpstream = Callable[[BatchRecord, Project], Awaitable[bool]]
+"""Asks upstream to cancel a batch with its project's key; True when upstream agreed."""
+
+
+class BatchCanceller:
+    def __init__(self, switch: KillSwitch, store: MessageBatchStore, directory: Directory) -> None:
+        self._switch = switch
+        self._directory = directory
+        self._store = store
+        self.cancel_upstream: CancelUpstream | None = None
+        """Set by the Messages door, which knows the project's upstream and key."""
+
+    async def apply(self, _change: Change) -> None:
+        await self.enforce()
+
+    async def enforce(self) -> int:
+        """Cancel every open batch whose session, agent or project is stopped now."""
+        if self.cancel_upstream is None:
+            return 0
+        canceled = 0
+        try:
+            batches = await self._store.open_batches()
+        except TetherError as exc:
+            log.error("open message batches not read; none canceled: %s", exc.message)
+            return 0
+        for batch in batches:
+            verdict = self._switch.reason_to_stop(
+                batch.agent_id, batch.project_id, batch.session_id
+            )
+            project = self._directory.project(batch.project_id)
+            if verdict is None or project is None:
+                continue
+            try:
+                if await self.cancel_upstream(batch, project):
+                    await self._store.mark_canceled(batch.id)
+                    canceled += 1
+                    log.info("message batch %s canceled: %s", batch.id, verdict.reason)
+            except Exception:
+                log.exception("canceling message batch %s failed", batch.id)
+        return canceled

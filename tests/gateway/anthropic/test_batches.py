@@ -1,0 +1,115 @@
+"""``/v1/messages/batches`` through tether with the ``anthropic`` SDK: every request is
+policy-checked and audited, the batch reserved at its worst case as one decision, its
+results settle the budget to upstream's usage, and a kill cancels it upstream."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anthropic
+import pytest
+
+from tests.budgets.test_budgets import budget, listed
+from tests.support.fake_upstream import RunningFake
+from tests.support.server import RunningTether
+
+MODEL = "claude-sonnet-5"  # $2 input, $10 output, $4 1-hour cache write per million
+NO_OPUS = """\
+permit(principal, action, resource);
+@id("no-opus") forbid(principal, action, resource)
+  when { resource.arn like "anthropic:model/claude-opus*" };
+"""
+Sdk = Callable[..., anthropic.Anthropic]
+
+
+def _requests(n: int, max_tokens: int = 1000, model: str = MODEL) -> list[Any]:
+    return [
+        {
+            "custom_id": f"r{i}",
+            "params": {
+                "model": model,
+                "max_tokens": max_tokens,
+                "messages": [{"role": "user", "content": f"question {i}"}],
+            },
+        }
+        for i in range(n)
+    ]
+
+
+def _settled(tether: RunningTether, budget_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while (state := listed(tether, budget_id))["reserved_usd"] != 0:
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    return state
+
+
+def test_a_batch_is_reserved_at_worst_case_and_settled_from_its_results(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
+) -> None:
+    daily = budget(gateway, project="p", period="daily", limit_usd=1)
+    upstream.fake.batches.seconds = 60
+    client = sdk(gateway, gateway.create_agent("batcher", "p"), session="s-batch")
+    batch = client.messages.batches.create(requests=_requests(3))
+    assert batch.processing_status == "in_progress"
+    reserved = listed(gateway, daily["id"])["reserved_usd"]
+    assert reserved >= 3 * 1000 * 10 / 1e6, "each request's max_tokens at the output price"
+    assert reserved < 0.05
+
+    events = gateway.call("GET", "/audit", params={"session": "s-batch"}).json()
+    parts = [e for e in events if (e.get("attributes") or {}).get("custom_id")]
+    assert sorted(e["attributes"]["custom_id"] for e in parts) == ["r0", "r1", "r2"]
+    assert [b.id for b in client.messages.batches.list()] == [batch.id]
+
+    upstream.fake.batches.batches[batch.id].ends = 0
+    ended = client.messages.batches.retrieve(batch.id)
+    assert ended.processing_status == "ended" and ended.request_counts.succeeded == 3
+    results = list(client.messages.batches.results(batch.id))
+    assert [r.custom_id for r in results] == ["r0", "r1", "r2"]
+    usage = [r.result.message.usage for r in results if r.result.type == "succeeded"]
+    expected = sum(u.input_tokens * 2 / 1e6 + u.output_tokens * 10 / 1e6 for u in usage)
+    state = _settled(gateway, daily["id"])
+    assert state["spent_usd"] == pytest.approx(expected, abs=1e-6)
+    list(client.messages.batches.results(batch.id))
+    assert _settled(gateway, daily["id"])["spent_usd"] == pytest.approx(expected, abs=1e-6), (
+        "settled once"
+    )
+
+
+def test_a_batch_over_budget_is_refused_402(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
+) -> None:
+    budget(gateway, project="p", period="daily", limit_usd=0.05)
+    client = sdk(gateway, gateway.create_agent("batcher", "p"))
+    with pytest.raises(anthropic.APIStatusError) as refused:
+        client.messages.batches.create(requests=_requests(10, max_tokens=1000))
+    assert refused.value.status_code == 402
+    assert not upstream.fake.batches.batches, "nothing sent upstream"
+
+
+def test_a_forbidden_model_refuses_the_whole_batch(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
+) -> None:
+    gateway.apply_policy("p", NO_OPUS)
+    client = sdk(gateway, gateway.create_agent("batcher", "p"))
+    requests = _requests(2) + _requests(1, model="claude-opus-5-5")
+    with pytest.raises(anthropic.PermissionDeniedError) as refused:
+        client.messages.batches.create(requests=requests)
+    assert "no-opus" in str(refused.value)
+    assert not upstream.fake.batches.batches
+
+
+def test_killing_the_session_cancels_its_batch_upstream(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
+) -> None:
+    upstream.fake.batches.seconds = 600
+    client = sdk(gateway, gateway.create_agent("batcher", "p"), session="s-kill")
+    batch = client.messages.batches.create(requests=_requests(2))
+    killed = gateway.call("POST", "/sessions/s-kill/kill", json={"reason": "drill"})
+    assert killed.status_code == 200, killed.text
+    deadline = time.monotonic() + 15
+    while batch.id not in upstream.fake.batches.canceled:
+        assert time.monotonic() < deadline, "the batch was not canceled upstream"
+        time.sleep(0.1)
