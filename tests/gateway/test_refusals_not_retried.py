@@ -18,7 +18,7 @@ def test_an_unknown_key_is_refused_once_and_not_retried(gateway: RunningTether) 
         api_key="tth_not-a-real-key",
         http_client=httpx2.Client(event_hooks={"request": [sent.append]}),
     )
-    with pytest.raises(anthropic.AuthenticationError) as caught:
+    with client, pytest.raises(anthropic.AuthenticationError) as caught:
         client.messages.create(
             model=MODEL,
             max_tokens=16,
