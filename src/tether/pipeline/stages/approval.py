@@ -60,20 +60,7 @@ class RequireApproval:
             return self._waiting(latest, why)
         if ctx.preview:
             return Pending("", why)
-        ask = ApprovalRequest(
-            project_id=ctx.identity.project.id,
-            agent_id=ctx.identity.agent.id,
-            session_id=ctx.session.id,
-            action=action.action,
-            resource=action.resource,
-            reason=why,
-            attributes={"source": action.source, "tags": action.tags},
-        )
-        announcement = approval_announcement(
-            ask, ctx.identity.project.name, ctx.identity.agent.name
-        )
-        ttl_ms = ctx.identity.project.approval_ttl_seconds * 1000
-        return self._waiting(await self._store.request(ask, ttl_ms, announcement), why)
+        return await self._ask(action, ctx, why)
 
     async def _single_decided(self, action: Action, ctx: Context) -> tuple[bool, Verdict | None]:
         """A group of one decided as that one action (see ``ApprovalStore.decide``): its
@@ -122,6 +109,13 @@ class RequireApproval:
             break
         if ctx.preview:
             return Pending("", why)
+        return await self._ask(action, ctx, why, prefix)
+
+    async def _ask(
+        self, action: Action, ctx: Context, why: str, prefix: str | None = None
+    ) -> Verdict:
+        """A new approval request (a group under ``prefix`` when given), announced once."""
+        assert ctx.identity is not None and ctx.session is not None
         ask = ApprovalRequest(
             project_id=ctx.identity.project.id,
             agent_id=ctx.identity.agent.id,
