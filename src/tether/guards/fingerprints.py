@@ -29,19 +29,65 @@ def body_fingerprint(body: bytes) -> str:
     return f"body:{len(body)}:{zlib.crc32(body):08x}"
 
 
-_STREAM_FIELD = re.compile(rb'(,?)\s*"(?:stream|max_tokens)"\s*:\s*(?:true|false|\d+)\s*(,?)\s*')
+_FIELD_NAMES = (b'"stream"', b'"max_tokens"')
+_FIELD_VALUE = re.compile(rb"\s*:\s*(?:true|false|\d+)\s*")
+_SPACE = b" \t\r\n"
 
 
-def _drop_stream(match: re.Match[bytes]) -> bytes:
-    return b"," if match.group(1) and match.group(2) else b""
+def _field_spans(body: bytes) -> list[tuple[int, int]]:
+    """Where ``"stream": …`` and ``"max_tokens": …`` stand, found with ``bytes.find`` (a
+    regex tried at every position cost 18 ms on a 420 kB body; this costs a scan)."""
+    spans = []
+    for name in _FIELD_NAMES:
+        at = body.find(name)
+        while at >= 0:
+            value = _FIELD_VALUE.match(body, at + len(name))
+            if value is not None:
+                spans.append((at, value.end()))
+            at = body.find(name, at + 1)
+    return sorted(spans)
+
+
+def _kept_pieces(body: bytes) -> list[bytes | memoryview]:
+    """``body`` without those fields and the comma that joined them (a comma on both sides
+    leaves one), as pieces of it, so a body with them and one without read the same."""
+    spans = _field_spans(body)
+    if not spans:
+        return [body]
+    view = memoryview(body)
+    pieces: list[bytes | memoryview] = []
+    cursor = 0
+    for start, end in spans:
+        if start < cursor:
+            continue
+        left = start
+        while left > cursor and body[left - 1] in _SPACE:
+            left -= 1
+        comma_before = left > cursor and body[left - 1 : left] == b","
+        if comma_before:
+            left -= 1
+        right = end
+        comma_after = body[right : right + 1] == b","
+        if comma_after:
+            right += 1
+            while right < len(body) and body[right] in _SPACE:
+                right += 1
+        pieces += [view[cursor:left], b"," if comma_before and comma_after else b""]
+        cursor = right
+    pieces.append(view[cursor:])
+    return pieces
 
 
 def request_fingerprint(body: bytes) -> str:
     """``body_fingerprint`` blind to ``stream`` and ``max_tokens``: after a stream error
     Claude Code repeats a request without streaming and with a lower ``max_tokens``
     (measured: 128000, then 64000), and that repeat is the same question (a withheld answer
-    stays withheld). Dropping the fields costs a scan for their names."""
-    return body_fingerprint(_STREAM_FIELD.sub(_drop_stream, body))
+    stays withheld). The CRC runs over the kept pieces in place: no copy of the body."""
+    crc, length = 0, 0
+    for piece in _kept_pieces(body):
+        crc = zlib.crc32(piece, crc)
+        length += len(piece)
+    return f"body:{length}:{crc:08x}"
 
 
 def action_fingerprint(action: str, resource: str) -> str:
