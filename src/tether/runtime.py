@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 
 from tether.alerts.crossings import BudgetAlerts
 from tether.alerts.dispatcher import OutboxDispatcher
+from tether.approvals.decisions import ApprovalDecider
 from tether.approvals.reaper import ApprovalReaper
 from tether.approvals.waiter import ApprovalWaiter
 from tether.audit.destinations import open_destination
@@ -46,6 +47,7 @@ from tether.policy.book import PolicyBook
 from tether.pricing.prices import load_price_overrides
 from tether.sessions.conversations import RedisConversations
 from tether.sessions.registry import SessionRegistry
+from tether.slack.replies import SlackReplies
 from tether.store.admin_tokens import AdminTokenStore
 from tether.store.agents import AgentStore
 from tether.store.alerts import AlertStore
@@ -70,6 +72,7 @@ from tether.store.policies import PolicyStore
 from tether.store.projects import ProjectStore
 from tether.store.records import Role
 from tether.store.sessions import SessionStore
+from tether.store.slack import SlackStore
 from tether.store.spend import SpendStore
 from tether.store.sqlite_writer import SqliteWriter
 from tether.store.tasks import TaskStore
@@ -135,6 +138,10 @@ class Runtime:
     mcp_registry: McpRegistry
     message_batches: MessageBatchStore
     batch_canceller: BatchCanceller
+    approval_decider: ApprovalDecider
+    slack: SlackStore
+    """Slack interactivity: signing secret, user mappings, seen requests."""
+    slack_replies: SlackReplies
     sqlite_writer: SqliteWriter | None = None
     """The hot-path writer on SQLite (None on PostgreSQL)."""
     otlp: OtlpExport | None = None
@@ -305,6 +312,9 @@ class Runtime:
             mcp_registry=mcp_registry,
             message_batches=MessageBatchStore(db),
             batch_canceller=BatchCanceller(switch, MessageBatchStore(db), directory),
+            approval_decider=ApprovalDecider(approvals, directory, audit),
+            slack=SlackStore(db, SealedBox(master_key)),
+            slack_replies=SlackReplies(),
             otlp=otlp,
             audit_keys=AuditSigningKeys(db, SealedBox(master_key)),
         )
@@ -352,6 +362,7 @@ class Runtime:
         key_use.start()
         budget_book.start()
         runtime.outbox.start()
+        runtime.slack_replies.start()
         runtime.approval_reaper.start()
         if runtime.anchors is not None:
             runtime.anchors.start()
@@ -361,6 +372,7 @@ class Runtime:
         await self.pipeline.drain()
         await self.budget_book.stop()
         await self.outbox.stop()
+        await self.slack_replies.stop()
         await self.approval_reaper.stop()
         await self.feed.stop()
         await self.anthropic.stop()

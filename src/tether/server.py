@@ -29,6 +29,7 @@ from tether.identity.doorkeeper import Doorkeeper
 from tether.logs.access import AccessLogger, request_scope_middleware
 from tether.metrics.endpoint import add_metrics_route
 from tether.runtime import Runtime
+from tether.slack.interactions import SlackInteractions
 from tether.web.bodies import BODY_TIMEOUT_KEY
 from tether.web.connections import ConnectionGuard, GuardedSite, connection_middleware
 from tether.web.errors import error_middleware
@@ -127,6 +128,15 @@ def build_app(runtime: Runtime) -> web.Application:
         runtime.settings.max_body_bytes,
         runtime.settings.upstream_connect_timeout,
         runtime.settings.upstream_read_timeout,
+    ).add_routes(app)
+    SlackInteractions(
+        runtime.slack,
+        runtime.approvals,
+        runtime.approval_decider,
+        runtime.admin_tokens,
+        runtime.directory,
+        runtime.audit,
+        runtime.slack_replies,
     ).add_routes(app)
     mount_admin(app, runtime, __version__)
     mount_dashboard(app, runtime.directory)

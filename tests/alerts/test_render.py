@@ -1,5 +1,6 @@
-"""Slack approval messages link to the dashboard's approval page when tether knows the
-address people reach it at (TETHER_PUBLIC_URL), and only the CLI commands when not."""
+"""Slack approval messages carry Approve / Deny buttons (decided at /slack/interactions),
+the CLI commands, and a link to the dashboard's approval page when tether knows the address
+people reach it at (TETHER_PUBLIC_URL); generic webhooks get that link as approval_url."""
 
 from __future__ import annotations
 
@@ -24,10 +25,15 @@ def receiver() -> Iterator[Receiver]:
     running.stop()
 
 
-def _announced(tether: RunningTether, receiver: Receiver) -> tuple[str, dict[str, Any]]:
+def _announced(
+    tether: RunningTether, receiver: Receiver, kind: str = "slack"
+) -> tuple[str, dict[str, Any]]:
     tether.create_project("p")
     key = tether.create_agent("janitor", "p")
-    tether.call("POST", "/projects/p/webhooks", json={"kind": "slack", "url": receiver.url})
+    hook: dict[str, str] = {"kind": kind, "url": receiver.url}
+    if kind == "generic":
+        hook["secret"] = "a-generic-hook-secret-of-some-length"
+    assert tether.call("POST", "/projects/p/webhooks", json=hook).status_code == 201
     asked = httpx.post(
         f"{tether.url}/v1/authorize",
         headers={"Authorization": f"Bearer {key}"},
@@ -42,6 +48,12 @@ def _announced(tether: RunningTether, receiver: Receiver) -> tuple[str, dict[str
     return asked.json()["approval_id"], message
 
 
+def _buttons(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        b for block in message["blocks"] if block["type"] == "actions" for b in block["elements"]
+    ]
+
+
 def test_approval_message_links_to_the_approval_page(tmp_path: Path, receiver: Receiver) -> None:
     tether = start_tether(
         tmp_path / "data", sqlite_url(str(tmp_path)), public_url="https://tether.example"
@@ -51,15 +63,16 @@ def test_approval_message_links_to_the_approval_page(tmp_path: Path, receiver: R
     finally:
         tether.stop()
     page = f"https://tether.example/ui/approvals/{approval_id}"
-    buttons = [
-        b for block in message["blocks"] if block["type"] == "actions" for b in block["elements"]
+    assert [(b["text"]["text"], b["action_id"], b["value"]) for b in _buttons(message)] == [
+        ("Approve", "tether_approval_approve", approval_id),
+        ("Deny", "tether_approval_deny", approval_id),
     ]
-    assert [(b["text"]["text"], b["url"]) for b in buttons] == [("Approve", page), ("Deny", page)]
+    assert all("url" not in b for b in _buttons(message)), "a click decides; it opens nothing"
     assert page in message["text"]
     assert f"tether approvals approve {approval_id}" in json.dumps(message)
 
 
-def test_without_a_public_url_only_the_commands_are_given(
+def test_without_a_public_url_the_buttons_and_commands_are_given(
     tmp_path: Path, receiver: Receiver
 ) -> None:
     tether = start_tether(tmp_path / "data", sqlite_url(str(tmp_path)))
@@ -67,6 +80,22 @@ def test_without_a_public_url_only_the_commands_are_given(
         approval_id, message = _announced(tether, receiver)
     finally:
         tether.stop()
-    assert all(block["type"] == "section" for block in message["blocks"])
+    assert [b["value"] for b in _buttons(message)] == [approval_id, approval_id]
     assert "/ui/approvals" not in json.dumps(message)
     assert f"tether approvals deny {approval_id}" in json.dumps(message)
+
+
+@pytest.mark.parametrize("public_url", ["https://tether.example", None])
+def test_a_generic_webhook_gets_the_approval_page(
+    tmp_path: Path, receiver: Receiver, public_url: str | None
+) -> None:
+    tether = start_tether(tmp_path / "data", sqlite_url(str(tmp_path)), public_url=public_url)
+    try:
+        approval_id, delivered = _announced(tether, receiver, kind="generic")
+    finally:
+        tether.stop()
+    assert delivered["event"] == "approval.requested" and delivered["approval_id"] == approval_id
+    if public_url:
+        assert delivered["approval_url"] == f"{public_url}/ui/approvals/{approval_id}"
+    else:
+        assert "approval_url" not in delivered

@@ -20,6 +20,7 @@ from tether.admin import (  # noqa: F401  (routes)
     projects,
     readiness,
     sessions,
+    slack,
     spend,
     tasks,
     tokens,

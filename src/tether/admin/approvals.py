@@ -9,7 +9,7 @@ from tether.admin.appkeys import caller_of, runtime_of
 from tether.admin.approval_schemas import ApprovalDecide, ApprovalDeny, ApprovalOut
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
-from tether.audit.event import AuditEvent
+from tether.approvals.decisions import Decider, GrantAsked
 from tether.errors import BadRequest
 from tether.runtime import Runtime
 from tether.store.approvals import APPROVED, DENIED, EXPIRED, PENDING, USED, ApprovalRecord
@@ -29,39 +29,6 @@ def _out(runtime: Runtime, record: ApprovalRecord) -> ApprovalOut:
         agent.name if agent else record.agent_id,
         project.approval_ttl_seconds if project else None,
     )
-
-
-def _narrowed(
-    record: ApprovalRecord, payload: ApprovalDecide, asked_ttl: int
-) -> tuple[int, int | None, str | None]:
-    """The grant the approver chose: what was asked, or narrower — never wider."""
-    ttl = payload.ttl_seconds or asked_ttl
-    if not record.grouped:
-        if payload.max_uses not in (None, 1) or payload.prefix is not None:
-            raise BadRequest(
-                f"approval {record.id} is for one action on one resource; --max and --prefix "
-                "apply only to a group (one with a prefix)"
-            )
-        return ttl, None, None
-    assert record.scope_prefix is not None
-    if payload.ttl_seconds is not None and payload.ttl_seconds > asked_ttl:
-        raise BadRequest(
-            f"ttl_seconds {payload.ttl_seconds} is longer than the {asked_ttl} s asked; "
-            "an approver may shorten a group's grant, not lengthen it"
-        )
-    if payload.max_uses is not None and payload.max_uses > record.item_count:
-        raise BadRequest(
-            f"max_uses {payload.max_uses} is more than the {record.item_count} actions "
-            f"asked under {record.scope_prefix}; use {record.item_count} or fewer"
-        )
-    if payload.prefix is not None and not payload.prefix.startswith(record.scope_prefix):
-        raise BadRequest(
-            f"prefix {payload.prefix!r} is not under the asked prefix "
-            f"{record.scope_prefix!r}; an approver may narrow it, not widen it"
-        )
-    if payload.prefix is None and record.item_count == 1:
-        return ttl, None, None  # a group of one: decided as that one action (store.decide)
-    return ttl, payload.max_uses or record.item_count, payload.prefix or record.scope_prefix
 
 
 @routes.route(
@@ -92,25 +59,6 @@ async def show_approval(request: web.Request) -> web.Response:
     return model_response(_out(runtime, record))
 
 
-async def _record_decision(runtime: Runtime, record: ApprovalRecord, actor: str) -> None:
-    agent = runtime.directory.agent(record.agent_id)
-    await runtime.audit.record(
-        AuditEvent(
-            actor=actor,
-            source="admin",
-            action=f"approval:{record.state}",
-            resource=record.resource,
-            result=record.state,
-            reason=record.decision_reason or "",
-            project_id=record.project_id,
-            agent_id=record.agent_id,
-            agent_name=agent.name if agent else None,
-            session_id=record.session_id,
-            attributes={"approval_id": record.id, "action": record.action},
-        )
-    )
-
-
 @routes.route(
     "POST",
     "/approvals/{approval_id}/approve",
@@ -123,16 +71,12 @@ async def _record_decision(runtime: Runtime, record: ApprovalRecord, actor: str)
 async def approve(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     payload = await read_model(request, ApprovalDecide, runtime.settings.max_body_bytes)
-    record = await runtime.approvals.get(request.match_info["approval_id"])
-    project = runtime.directory.project(record.project_id)
-    ttl, max_uses, prefix = _narrowed(
-        record, payload, project.approval_ttl_seconds if project else 3600
+    decided = await runtime.approval_decider.approve(
+        request.match_info["approval_id"],
+        Decider(f"admin:{caller_of(request).name}"),
+        payload.reason,
+        GrantAsked(payload.ttl_seconds, payload.max_uses, payload.prefix),
     )
-    actor = f"admin:{caller_of(request).name}"
-    decided = await runtime.approvals.decide(
-        record.id, True, actor, payload.reason, ttl * 1000, max_uses, prefix
-    )
-    await _record_decision(runtime, decided, actor)
     return model_response(_out(runtime, decided))
 
 
@@ -147,9 +91,9 @@ async def approve(request: web.Request) -> web.Response:
 async def deny(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     payload = await read_model(request, ApprovalDeny, runtime.settings.max_body_bytes)
-    actor = f"admin:{caller_of(request).name}"
-    decided = await runtime.approvals.decide(
-        request.match_info["approval_id"], False, actor, payload.reason, 0
+    decided = await runtime.approval_decider.deny(
+        request.match_info["approval_id"],
+        Decider(f"admin:{caller_of(request).name}"),
+        payload.reason,
     )
-    await _record_decision(runtime, decided, actor)
     return model_response(_out(runtime, decided))

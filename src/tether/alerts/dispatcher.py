@@ -108,7 +108,7 @@ class OutboxDispatcher:
         if webhook.kind == "slack":
             body, headers = slack_request(item.event, item.payload, item.id, self._public_url)
         else:
-            body, headers = generic_request(item.payload, item.id, secret)
+            body, headers = generic_request(item.payload, item.id, secret, self._public_url)
         try:
             async with self._session.post(webhook.url, data=body, headers=headers) as response:
                 if 200 <= response.status < 300:

@@ -14,7 +14,9 @@ from urllib.parse import quote
 
 import orjson
 
-__all__ = ["generic_request", "sign", "slack_request"]
+from tether.slack.actions import APPROVE, DENY
+
+__all__ = ["approval_page", "generic_request", "sign", "slack_request"]
 
 
 def _summary(payload: dict[str, Any]) -> str:
@@ -29,9 +31,14 @@ def _lines(lines: list[str], empty: str) -> str:
     return "\n".join(lines) or empty
 
 
+def approval_page(public_url: str, approval_id: str) -> str:
+    return f"{public_url}/ui/approvals/{quote(approval_id)}"
+
+
 def _approval_body(payload: dict[str, Any], public_url: str | None) -> dict[str, Any]:
-    """With a public URL, Approve / Deny links to the dashboard's approval page (the
-    decision is taken there, logged in); the CLI commands are always given."""
+    """Approve / Deny buttons post to tether's ``/slack/interactions`` (the Slack app's
+    interactivity request URL); with a public URL, a link to the dashboard's approval page
+    too; the CLI commands are always given."""
     approval_id = payload["approval_id"]
     text = (
         f":raised_hand: tether: agent {payload['agent']} (project {payload['project']}) asks to "
@@ -45,34 +52,31 @@ def _approval_body(payload: dict[str, Any], public_url: str | None) -> dict[str,
             + ", ".join(f"`{item}`" for item in payload.get("items", []))
             + "); `tether approvals show` counts them, `--max`/`--ttl`/`--prefix` narrow the grant"
         )
+    if public_url:
+        text += f"\n<{approval_page(public_url, approval_id)}|Approve or deny in the dashboard>"
     commands = (
         f"Approve: `tether approvals approve {approval_id}`\n"
         f'Deny: `tether approvals deny {approval_id} --reason "…"`'
     )
+    buttons = [("Approve", "primary", APPROVE), ("Deny", "danger", DENY)]
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": commands}},
+        {
+            "type": "actions",
+            "block_id": f"tether_approval_{approval_id}",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": label},
+                    "style": style,
+                    "action_id": action_id,
+                    "value": approval_id,
+                }
+                for label, style, action_id in buttons
+            ],
+        },
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": commands}]},
     ]
-    if public_url:
-        page = f"{public_url}/ui/approvals/{quote(approval_id)}"
-        links = [("Approve", "primary", "approve"), ("Deny", "danger", "deny")]
-        blocks.append(
-            {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": label},
-                        "style": style,
-                        "url": page,
-                        "action_id": f"tether_{action}_{approval_id}",
-                    }
-                    for label, style, action in links
-                ],
-            }
-        )
-        text += f"\n<{page}|Approve or deny in the dashboard>"
-        blocks[0]["text"]["text"] = text
     return {"text": text, "blocks": blocks}
 
 
@@ -152,8 +156,12 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def generic_request(
-    payload: dict[str, Any], delivery_id: str, secret: str | None
+    payload: dict[str, Any], delivery_id: str, secret: str | None, public_url: str | None = None
 ) -> tuple[bytes, dict[str, str]]:
+    """An approval carries ``approval_url`` (its dashboard page) when tether knows its
+    public URL: a receiver that is not Slack can link people to the decision."""
+    if public_url and payload.get("event") == "approval.requested" and "approval_id" in payload:
+        payload = {**payload, "approval_url": approval_page(public_url, payload["approval_id"])}
     body = orjson.dumps({**payload, "delivery_id": delivery_id})
     timestamp = str(int(time.time()))
     headers = {

@@ -32,6 +32,7 @@ GROUPS = [
     "audit",
     "budgets",
     "webhooks",
+    "slack",
     "mcp",
     "policy",
     "approvals",

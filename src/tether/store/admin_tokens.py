@@ -62,6 +62,13 @@ class AdminTokenStore:
         async with self._db.read() as conn:
             return [_token(r) for r in await conn.execute(select(admin_tokens).order_by("name"))]
 
+    async def by_name(self, name: str) -> AdminToken | None:
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(select(admin_tokens).where(admin_tokens.c.name == name))
+            ).first()
+        return _token(row) if row else None
+
     async def by_hash(self, token_hash: str) -> AdminToken | None:
         async with self._db.read() as conn:
             row = (

@@ -38,6 +38,9 @@ __all__ = [
     "policies",
     "projects",
     "sessions",
+    "slack_approvers",
+    "slack_seen_requests",
+    "slack_settings",
     "task_batches",
     "task_checkpoints",
     "tasks",
@@ -367,6 +370,35 @@ approvals = Table(
     Column("uses", Integer, nullable=False, server_default="0"),
     Index("ix_approvals_project_state", "project_id", "state"),
     Index("ix_approvals_request", "session_id", "action", "resource_key"),
+)
+
+slack_settings = Table(
+    "slack_settings",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("signing_secret_sealed", LargeBinary, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("updated_by", String(96), nullable=False),
+)
+
+slack_approvers = Table(
+    "slack_approvers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("team_id", String(32), nullable=False),
+    Column("user_id", String(32), nullable=False),
+    Column("project_id", String(32), ForeignKey("projects.id"), nullable=False),
+    Column("operator", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(96), nullable=False),
+    UniqueConstraint("team_id", "user_id", "project_id", name="uq_slack_approvers_team_id"),
+)
+
+slack_seen_requests = Table(
+    "slack_seen_requests",
+    metadata,
+    Column("signature_hash", String(64), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False, index=True),
 )
 
 tasks = Table(

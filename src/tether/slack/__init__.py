@@ -1,0 +1,1 @@
+"""Slack interactivity: approval buttons decided where people already are."""
