@@ -14,7 +14,7 @@ from tether.admin.slack_schemas import (
     SlackUserMap,
     SlackUserOut,
 )
-from tether.errors import BadRequest
+from tether.errors import Conflict, NotFound
 from tether.store.clock import iso_ms
 from tether.store.records import Role
 from tether.store.slack import SigningSecretInfo, SlackApprover
@@ -85,10 +85,15 @@ async def map_user(request: web.Request) -> web.Response:
     project = await runtime.projects.by_name(request.match_info["project"])
     payload = await read_model(request, SlackUserMap, runtime.settings.max_body_bytes)
     token = await runtime.admin_tokens.by_name(payload.operator)
-    if token is None or token.revoked_at is not None or token.role is not Role.ADMIN:
-        raise BadRequest(
+    if token is None:
+        raise NotFound(
+            f"operator {payload.operator!r} is not a live admin token (`tether tokens list`); "
+            "a Slack user decides as an admin token with the admin role"
+        )
+    if token.revoked_at is not None or token.role is not Role.ADMIN:
+        raise Conflict(
             f"operator {payload.operator!r} is not a live admin token with the admin role "
-            "(`tether tokens list`); a Slack user decides as one"
+            "(revoked, or read-only); a Slack user decides as one"
         )
     approver = await runtime.slack.map_user(
         payload.team_id,
