@@ -213,8 +213,9 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         ("TETHER_PUBLIC_URL",),
         "unset",
         (
-            "where people reach tether (`https://tether.example.com`); Slack approval messages "
-            "then carry Approve / Deny links to the dashboard's approval page"
+            "where people reach tether (`https://tether.example.com`); approval messages then "
+            "link to the dashboard's approval page (Slack: in the text; generic webhooks: "
+            "`approval_url`)"
         ),
     ),
     EnvVar(
