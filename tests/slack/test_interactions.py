@@ -260,19 +260,19 @@ def test_a_request_slack_did_not_sign_now_is_refused(
     ]
 
 
-def test_a_replayed_click_is_refused(tether: RunningTether, receiver: Receiver) -> None:
-    asked = Asked(tether, receiver)
-    set_up_slack(tether)
+def test_a_replayed_click_is_refused(tether_any: RunningTether, receiver: Receiver) -> None:
+    asked = Asked(tether_any, receiver)
+    set_up_slack(tether_any)
     approval_id = asked.ask().json()["approval_id"]
     body = click_body(asked.message(), "Deny", receiver)
     headers = signed(body)
-    assert click(tether, body, headers).status_code == 200
+    assert click(tether_any, body, headers).status_code == 200
 
-    replayed = click(tether, body, headers)
+    replayed = click(tether_any, body, headers)
 
     assert replayed.status_code == 401
     assert replayed.json()["error"]["code"] == "slack_request_replayed"
-    assert state(tether, approval_id) == "denied"
+    assert state(tether_any, approval_id) == "denied"
 
 
 @pytest.mark.parametrize("who", ["unknown-user", "mapped-to-another-project", "other-team"])
@@ -399,3 +399,35 @@ def test_bad_form_bodies_are_precise_400s(tether: RunningTether) -> None:
         answer = click(tether, body, signed(body))
         assert answer.status_code == 400, (body, answer.text)
         assert answer.json()["error"]["code"] == "invalid_request"
+
+
+def test_approve_in_slack_grants_a_group_what_it_asked(
+    tether: RunningTether, receiver: Receiver
+) -> None:
+    asked = Asked(tether, receiver)
+    set_up_slack(tether)
+
+    def delete(key: str) -> httpx.Response:
+        return httpx.post(
+            f"{tether.url}/v1/authorize",
+            json={
+                "session_id": "s1",
+                "action": "s3:DeleteObject",
+                "resource": f"{BUCKET}/logs/{key}",
+            },
+            headers={"Authorization": f"Bearer {asked.key}"},
+        )
+
+    ids = {delete(key).json()["approval_id"] for key in ("1", "2", "3")}
+    assert len(ids) == 1, "one request for the group"
+    [approval_id] = ids
+    body = click_body(asked.message(), "Approve", receiver)
+
+    assert click(tether, body, signed(body)).status_code == 200
+
+    record = tether.call("GET", f"/approvals/{approval_id}").json()
+    assert record["state"] == "approved" and record["prefix"] == f"{BUCKET}/logs/"
+    assert [delete(key).status_code for key in ("1", "2", "3", "4")] == [200, 200, 200, 202]
+    wait_for(lambda: bool(posted(receiver, f"/actions/{TEAM}/1/{ALICE}")))
+    [update] = posted(receiver, f"/actions/{TEAM}/1/{ALICE}")
+    assert f"up to 3 actions under `{BUCKET}/logs/`" in update["text"]
