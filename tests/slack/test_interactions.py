@@ -395,7 +395,16 @@ def test_the_signing_secret_is_never_shown_again(
 
 def test_bad_form_bodies_are_precise_400s(tether: RunningTether) -> None:
     tether.call("PUT", "/slack/signing-secret", json={"secret": SECRET})
-    for body in ["payload=not-json", "nothing=here", "payload=" + json.dumps({"type": "x"})]:
+    no_user = {"type": "block_actions", "actions": [{"action_id": "tether_approval_approve"}]}
+    other_button = {**no_user, "actions": [{"action_id": "someone_elses", "value": "apr_1"}]}
+    bodies = [
+        "payload=not-json",
+        "nothing=here",
+        urlencode({"payload": json.dumps({"type": "view_submission"})}),
+        urlencode({"payload": json.dumps(no_user)}),
+        urlencode({"payload": json.dumps(other_button)}),
+    ]
+    for body in bodies:
         answer = click(tether, body, signed(body))
         assert answer.status_code == 400, (body, answer.text)
         assert answer.json()["error"]["code"] == "invalid_request"

@@ -52,7 +52,8 @@ def _text(value: Any, name: str) -> str:
 
 
 def _click(body: bytes) -> Click:
-    """The one approval button clicked, from Slack's form-encoded ``payload=`` JSON."""
+    """The one approval button clicked, from Slack's form-encoded ``payload=`` JSON (an
+    org-wide app's payload may have no ``team``: the user's ``team_id`` is used)."""
     try:
         fields = parse_qs(body.decode(), strict_parsing=True)
         payload = orjson.loads(fields["payload"][0])
@@ -64,8 +65,9 @@ def _click(body: bytes) -> Click:
     user, team = payload.get("user"), payload.get("team")
     if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], dict):
         raise BadRequest("the Slack payload does not hold exactly one action")
-    if not isinstance(user, dict) or not isinstance(team, dict):
-        raise BadRequest("the Slack payload names no user or team")
+    if not isinstance(user, dict):
+        raise BadRequest("the Slack payload names no user")
+    team_id = team.get("id") if isinstance(team, dict) else user.get("team_id")
     action_id = actions[0].get("action_id")
     if action_id not in DECISIONS:
         raise BadRequest(f"action {action_id!r} is not a tether approval button")
@@ -73,7 +75,7 @@ def _click(body: bytes) -> Click:
     if urlsplit(response_url).scheme not in ("https", "http"):
         raise BadRequest("the Slack payload's response_url is not an http(s) URL")
     return Click(
-        team_id=_text(team.get("id"), "team.id"),
+        team_id=_text(team_id, "team.id"),
         user_id=_text(user.get("id"), "user.id"),
         user_name=str(user.get("username") or user.get("name") or user.get("id"))[:64],
         approval_id=_text(actions[0].get("value"), "action value (approval id)"),
