@@ -38,7 +38,11 @@ def call(
         headers["X-Claude-Code-Session-Id"] = session
     return httpx.post(
         f"{tether.url}/v1/messages",
-        json={"model": MODEL, "max_tokens": max_tokens, "messages": [{"role": "user", "content": text}]},
+        json={
+            "model": MODEL,
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": text}],
+        },
         headers=headers,
         timeout=30,
     )
