@@ -29,6 +29,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import statistics
 import sys
 import tempfile
 import threading
@@ -433,24 +434,34 @@ class Probe:
 # --- the report -----------------------------------------------------------------------
 
 
+def slope_per_minute(samples: list[Sample]) -> float:
+    """RSS trend (least squares) in MiB a minute: one sample's swing does not make it."""
+    xs = [s.at_s / 60 for s in samples]
+    ys = [s.rss_mb for s in samples]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    spread = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / spread if spread else 0.0
+
+
 def verdict(samples: list[Sample]) -> list[str]:
     """Does RSS level off: the last third of the run against the middle third."""
     if len(samples) < 6:
         return ["too few samples for a verdict on growth (run longer)"]
     third = len(samples) // 3
     middle, last = samples[third : 2 * third], samples[2 * third :]
-    rss_mid = max(s.rss_mb for s in middle)
-    rss_last = max(s.rss_mb for s in last)
     minutes = (last[-1].at_s - last[0].at_s) / 60 or 1
-    slope = (last[-1].rss_mb - last[0].rss_mb) / minutes
+    slope = slope_per_minute(last)
     sessions_per_min = (last[-1].sessions - last[0].sessions) / minutes
     per_1000 = slope / sessions_per_min * 1000 if sessions_per_min else float("nan")
-    fds = {s.fds for s in last}
+    fds = [s.fds for s in last]
     return [
-        f"RSS: peak {max(s.rss_mb for s in samples):.0f} MiB; middle third peak "
-        f"{rss_mid:.0f} MiB, last third peak {rss_last:.0f} MiB; over the last third "
-        f"{slope:+.2f} MiB/min ({per_1000:+.3f} MiB per 1,000 new sessions)",
-        f"open file descriptors over the last third: {min(fds)} to {max(fds)}",
+        f"RSS: peak {max(s.rss_mb for s in samples):.0f} MiB; median "
+        f"{statistics.median(s.rss_mb for s in middle):.1f} MiB over the middle third, "
+        f"{statistics.median(s.rss_mb for s in last):.1f} MiB over the last third; trend "
+        f"over the last third {slope:+.2f} MiB/min ({per_1000:+.3f} MiB per 1,000 new "
+        "sessions)",
+        f"open file descriptors over the last third: {min(fds)} to {max(fds)} (they follow "
+        "the requests in flight, `tasks`)",
         f"P99 per window over the last third: "
         f"{min(s.p99_ms for s in last):.1f} to {max(s.p99_ms for s in last):.1f} ms",
     ]
@@ -581,6 +592,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, stop_on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="tether-soak-"))
     load_before = load_average()
+    revision = tether_revision(REPO)
     extra = (
         {"TETHER_SESSIONS_IN_MEMORY": str(args.sessions_in_memory)}
         if args.sessions_in_memory
@@ -612,7 +624,7 @@ def main(argv: list[str]) -> int:
     facts: dict[str, object] = {
         "command": "uv run python bench/soak.py " + " ".join(options),
         "database": label,
-        "revision": tether_revision(REPO),
+        "revision": revision,
         "load_before": load_before,
         "load_after": load_average(),
         "sessions": fleet.sessions,
