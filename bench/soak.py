@@ -473,7 +473,7 @@ def render(args: argparse.Namespace, samples: list[Sample], facts: dict[str, obj
         "## Soak: memory over a fleet's day",
         "",
         f"`{facts['command']}` — {facts['database']}, {args.rate} req/s for "
-        f"{args.minutes:g} min; tether {facts['revision']}; load average "
+        f"{args.minutes:g} min; {facts['revision']}; load average "
         f"{facts['load_before']} before, {facts['load_after']} after (a shared machine).",
         "",
         f"Mix (one request in three each): Claude Code sessions ({CLAUDE_CODE_CALLS} requests, "
