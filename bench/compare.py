@@ -6,6 +6,7 @@ driven by one load generator. Writes the table to docs/benchmarks.md and prints 
     uv run python bench/compare.py              # the full run (about 6 to 8 minutes)
     uv run python bench/compare.py --quick      # about 2 minutes; prints only
     uv run python bench/compare.py --skip litellm,tether-pg --out /tmp/bench.md
+    uv run python bench/compare.py --profile    # where a request's CPU goes, by stage
 
 Every server is stopped at the end, also on an error or Ctrl-C. A server that cannot be
 installed or started (LiteLLM offline, PostgreSQL absent) is reported with the reason and
@@ -32,9 +33,11 @@ from typing import Any
 
 import uvloop
 from comparison import litellm_proxy
-from comparison.document import write_section
+from comparison.document import write_profile_section, write_section
 from comparison.load import Phase, closed_loop, open_loop
 from comparison.processes import wait_idle
+from comparison.profile import Profile, Sampler
+from comparison.profile import render as render_profile
 from comparison.report import render
 from comparison.results import Machine, Run, ServerResult, fsync_ms, load_average, tether_revision
 from comparison.targets import (
@@ -60,6 +63,7 @@ SERVERS = [
     "litellm",
 ]
 RATES = [30, 100, 300, 1000]
+PROFILED = ["passthrough", "tether-sqlite", "tether-new-session"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -93,6 +97,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "for --quick or a subset)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of the comparison: each server's CPU per request by pipeline stage "
+        "(py-spy), with the ratio to the bare pass-through; written to docs/benchmarks.md",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
     parser.add_argument(
         "--keep",
@@ -106,8 +116,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown server(s) {', '.join(sorted(unknown))}; known: {', '.join(SERVERS)}")
     args.servers = [s for s in SERVERS if s in chosen and s not in skipped]
+    if args.profile and not args.only:
+        args.servers = [s for s in PROFILED if s not in skipped]
     if args.seconds is None:
         args.seconds = 1.5 if args.quick else 6.0
+    if args.out is None and args.profile and not args.quick:
+        args.out = REPO / "docs" / "benchmarks.md"
     if args.out is None and not args.quick and args.servers == SERVERS:
         args.out = REPO / "docs" / "benchmarks.md"
     if args.no_write:
@@ -116,6 +130,64 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 OUTPUT_OPTIONS = {"--out": 1, "--json": 1, "--no-write": 0, "--keep": 0}
+
+
+def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str], None]) -> int:
+    """Each server: CPU per request from /proc in a closed-loop phase, then the same load
+    again with py-spy attached for the shares by stage."""
+    profiles: dict[str, tuple[str, Profile, float]] = {}
+    load_before = load_average()
+    workdir = Path(tempfile.mkdtemp(prefix="tether-profile-"))
+    with ExitStack() as stack:
+        upstream_lab = Lab(workdir, stack, say=say)
+        start_upstream(upstream_lab)
+        for key in args.servers:
+            with ExitStack() as servers:
+                lab = Lab(workdir, servers, upstream_lab.upstream_url, say)
+                target = start(key, lab, args)
+                tag = f"{key}-{time.monotonic_ns()}"
+                plain = run_async(
+                    closed_loop(target.endpoint, False, args.concurrency, args.seconds,
+                                f"{tag}-cpu", target.probe)
+                )  # fmt: skip
+                wait_idle(target.pids())
+                with Sampler(target.measured[0].pid) as sampler:
+                    run_async(
+                        closed_loop(target.endpoint, False, args.concurrency, args.seconds,
+                                    f"{tag}-profiled", target.probe)
+                    )  # fmt: skip
+                profile = sampler.profile()
+                cpu_ms = plain.cpu_ms_per_request()
+                say(
+                    f"  {key:<20} {plain.throughput:8,.0f} req/s  CPU {cpu_ms:.3f} ms/req  "
+                    f"{profile.total:,} samples {profile.error}"
+                )
+                profiles[key] = (LABELS.get(key, key), profile, cpu_ms)
+    shutil.rmtree(workdir, ignore_errors=True)
+    baseline = profiles.get("passthrough")
+    lines = [
+        "## Where a request's CPU goes",
+        "",
+        f"`{command}`: closed loop, {args.concurrency} clients, JSON, {args.seconds:g} s per "
+        f"phase; load average {load_before} before, {load_average()} after (a shared machine: "
+        "compare the columns of one run, not runs).",
+        "",
+        "CPU per request is measured from /proc in a phase without the profiler; the shares "
+        "come from py-spy sampling the server (`--nonblocking`, all threads) in a second, "
+        "identical phase. A sample counts for the stage whose code its innermost tether "
+        "frame is in (`bench/comparison/profile.py` lists the paths): the store calls a "
+        "stage makes are that stage's; *parse* is the front door (reading and parsing the "
+        "request, translating it, writing the answer); *relay* is the upstream call and "
+        "its answer; the SQLite writer thread is shown on its own.",
+        "",
+        *render_profile(profiles, baseline[2] if baseline else None),
+    ]
+    section = "\n".join(lines)
+    print("\n" + section)
+    if args.out is not None:
+        write_profile_section(args.out, section)
+        say(f"written to {args.out}")
+    return 0
 
 
 def measuring_options(argv: list[str]) -> list[str]:
@@ -251,6 +323,8 @@ def main(argv: list[str]) -> int:
     # Also SIGINT: a run started in the background inherits it ignored.
     signal.signal(signal.SIGTERM, stop_on_signal)
     signal.signal(signal.SIGINT, stop_on_signal)
+    if args.profile:
+        return profile_servers(args, command, say)
     run = Run(
         command, "quick" if args.quick else "full", args.seconds, args.concurrency, RATES,
         Machine.here(),

@@ -41,3 +41,20 @@ def write_section(path: Path, section: str) -> None:
         text = text.rstrip("\n") + "\n\n" + block
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+PROFILE_BEGIN = "<!-- BEGIN bench/compare.py --profile: generated, re-run the command to update -->"
+PROFILE_END = "<!-- END bench/compare.py --profile -->"
+
+
+def write_profile_section(path: Path, section: str) -> None:
+    """Put ``section`` between the profile's own markers (appended the first time)."""
+    block = f"{PROFILE_BEGIN}\n{section.rstrip()}\n{PROFILE_END}\n"
+    text = path.read_text() if path.exists() else INTRODUCTION
+    if PROFILE_BEGIN in text and PROFILE_END in text:
+        head, rest = text.split(PROFILE_BEGIN, 1)
+        tail = rest.split(PROFILE_END, 1)[1].lstrip("\n")
+        text = head + block + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    path.write_text(text)

@@ -140,9 +140,11 @@ def start_tether(
     database_url: str = "",
     session_header: bool = True,
     wire: str = "messages",
+    extra_env: dict[str, str] | None = None,
 ) -> Target:
     """``tether up`` with every control on, configured through the admin API; ``wire``:
-    the door the load goes through (``messages``, ``bedrock``, ``vertex``)."""
+    the door the load goes through (``messages``, ``bedrock``, ``vertex``); ``extra_env``:
+    more ``TETHER_*`` settings."""
     port = free_port()
     data = lab.workdir / name
     data.mkdir()
@@ -157,6 +159,7 @@ def start_tether(
     }
     if database_url:
         env["TETHER_DATABASE_URL"] = database_url
+    env.update(extra_env or {})
     server = lab.start(name, [sys.executable, "-m", "tether.cli", "up"], env)
     server.wait_ready(f"http://127.0.0.1:{port}/healthz", 60)
     admin = httpx.Client(

@@ -183,6 +183,17 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         ),
     ),
     EnvVar(
+        ("TETHER_SESSIONS_IN_MEMORY",),
+        "`100000`",
+        (
+            "sessions a process keeps in memory (the session cache and the index of "
+            "conversations without a session header; half as many sessions' guard memories), "
+            "least recently used forgotten. A forgotten session that comes back is read again "
+            "from the store: a killed or paused session stays so, its spend and budget are "
+            "kept; only its guards' memory of recent calls starts afresh"
+        ),
+    ),
+    EnvVar(
         ("TETHER_SQLITE_SYNCHRONOUS",),
         "`FULL`",
         (

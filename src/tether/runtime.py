@@ -37,6 +37,7 @@ from tether.kill.switch import KillSwitch
 from tether.mcp_servers.registry import McpRegistry
 from tether.metrics.fleet import FleetGauges
 from tether.metrics.instruments import TetherMetrics
+from tether.metrics.memory import MemoryGauges
 from tether.pipeline import Pipeline
 from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.defaults import default_stages
@@ -191,7 +192,9 @@ class Runtime:
             if settings.redis_url
             else None
         )
-        sessions = SessionRegistry(session_store, spend, conversations)
+        sessions = SessionRegistry(
+            session_store, spend, conversations, cache_size=settings.sessions_in_memory
+        )
         controls = FleetControls(ControlStore(db))
         switch = KillSwitch(directory, sessions, controls)
         metrics = TetherMetrics(lambda pid: p.name if (p := directory.project(pid)) else None)
@@ -224,7 +227,7 @@ class Runtime:
         memory: GuardMemory = (
             RedisGuardMemory(settings.redis_url, settings.redis_prefix)
             if settings.redis_url
-            else LocalGuardMemory()
+            else LocalGuardMemory(max(1, settings.sessions_in_memory // 2))
         )
         guards = EnforceGuards(TripResponder(sessions, alert_store, audit), memory=memory)
         metrics.gauge(
@@ -330,6 +333,18 @@ class Runtime:
             )
         metrics.gauge(
             "tether_streams_in_flight", "Streams being relayed now", lambda: len(runtime.inflight)
+        )
+        waiter = runtime.approval_waiter
+        metrics.registry.register(
+            MemoryGauges(
+                lambda: {
+                    **sessions.sizes(),
+                    "guard_sessions": guards.memory.remembered(),
+                    "alert_crossings": alerts.remembered(),
+                    "approval_waiters": waiter.waiting(),
+                    "requests_in_flight": len(runtime.requests),
+                }
+            )
         )
         await runtime._adopt_env_admin_token()
         await directory.load()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,8 @@ from tether.store.spend import SpendStore
 __all__ = ["BudgetAlerts"]
 
 TOP = 3
+FIRED_KEPT = 10_000
+"""Crossings remembered to skip the store; a forgotten one is found already recorded there."""
 
 
 class BudgetAlerts:
@@ -36,9 +39,12 @@ class BudgetAlerts:
         self._store = store
         self._sessions = sessions
         self._spend = spend
-        self._fired: set[tuple[str, str, int]] = set()
+        self._fired: OrderedDict[tuple[str, str, int], None] = OrderedDict()
         self.wake = asyncio.Event()
         """Set when deliveries were queued, so the dispatcher sends them at once."""
+
+    def remembered(self) -> int:
+        return len(self._fired)
 
     async def check(self, budget: Budget, usage: PeriodUsage, identity: AgentIdentity) -> list[int]:
         if budget.limit_micros is None or budget.limit_micros <= 0:
@@ -65,7 +71,10 @@ class BudgetAlerts:
             for t in crossed
         }
         fired = await self._store.fire(budget.project_id, budget.id, usage.period_key, payloads)
-        self._fired.update((budget.id, usage.period_key, t) for t in crossed)
+        for t in crossed:
+            self._fired[(budget.id, usage.period_key, t)] = None
+        while len(self._fired) > FIRED_KEPT:
+            self._fired.popitem(last=False)
         if fired:
             self.wake.set()
         return fired

@@ -17,6 +17,10 @@ class ApprovalWaiter:
         self._store = store
         self._waiting: dict[str, set[asyncio.Event]] = {}
 
+    def waiting(self) -> int:
+        """Approvals someone is waiting on now (an entry lives only while its wait does)."""
+        return len(self._waiting)
+
     async def apply(self, change: Change) -> None:
         if change.kind == "approval":
             for event in self._waiting.get(change.ref, ()):

@@ -94,6 +94,9 @@ as it is after one scan instead of seven."""
 CACHED_CHARS = 256
 _OUR_ID = re.compile(r"[0-9a-f]{32}")
 """tether's own ids (``new_id``): lowercase hex of a length no pattern matches."""
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+"""Session ids (Claude Code's, and those tether derives for a conversation): no pattern
+matches one, and a scan of a new one costs tens of microseconds on every event."""
 
 
 @functools.lru_cache(maxsize=4_096)
@@ -114,6 +117,8 @@ def redact_text(text: str) -> str:
     bearer tokens, passwords in URLs, secret flags and ``NAME=value`` assignments.
     Short texts (names, ids, models, codes) repeat on every event and are remembered."""
     if len(text) == 32 and _OUR_ID.fullmatch(text):
+        return text
+    if len(text) == 36 and _UUID.fullmatch(text):
         return text
     if len(text) <= CACHED_CHARS:
         return _redact_short(text)

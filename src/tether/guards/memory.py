@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 from tether.guards.breaker import CircuitBreaker, CircuitBreakers
-from tether.guards.watches import SessionWatch, SessionWatches
+from tether.guards.watches import MAX_SESSIONS, SessionWatch, SessionWatches
 
 __all__ = ["Change", "GuardMemory", "LocalGuardMemory"]
 
@@ -35,14 +35,18 @@ class GuardMemory(Protocol):
         """Projects whose calls fail fast now, as far as this process knows."""
         ...
 
+    def remembered(self) -> int:
+        """Sessions whose state this process holds in memory."""
+        ...
+
     async def close(self) -> None: ...
 
 
 class LocalGuardMemory:
     """This process's memory: bounded, least recently used sessions forgotten."""
 
-    def __init__(self) -> None:
-        self.watches = SessionWatches()
+    def __init__(self, sessions_kept: int = MAX_SESSIONS) -> None:
+        self.watches = SessionWatches(sessions_kept)
         self.breakers = CircuitBreakers()
 
     async def update(
@@ -53,6 +57,9 @@ class LocalGuardMemory:
 
     def open_breakers(self, at_ms: int) -> int:
         return self.breakers.open_count(at_ms)
+
+    def remembered(self) -> int:
+        return len(self.watches)
 
     async def close(self) -> None:
         return None

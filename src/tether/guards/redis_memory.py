@@ -139,6 +139,9 @@ class RedisGuardMemory:
         if len(self._seen) > MAX_SESSIONS:
             self._seen.popitem(last=False)
 
+    def remembered(self) -> int:
+        return len(self._seen)
+
     def open_breakers(self, at_ms: int) -> int:
         return sum(1 for breaker in self._breakers.values() if breaker.wait_ms(at_ms))
 

@@ -114,14 +114,26 @@ class SessionWatch:
 
 
 class SessionWatches:
-    def __init__(self) -> None:
+    """At most ``kept`` sessions' watches, least recently used forgotten: a forgotten
+    session that comes back starts with a fresh watch (its kill, pause and spend are in
+    the store, not here)."""
+
+    def __init__(self, kept: int = MAX_SESSIONS) -> None:
+        self._kept = kept
         self._watches: OrderedDict[str, SessionWatch] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._watches)
+
+    def get(self, session_id: str) -> SessionWatch | None:
+        """The session's watch if remembered, without touching its recency."""
+        return self._watches.get(session_id)
 
     def of(self, session_id: str, at_ms: int = 0) -> SessionWatch:
         watch = self._watches.get(session_id)
         if watch is None:
             watch = self._watches[session_id] = SessionWatch(started_ms=at_ms, last_news_ms=at_ms)
-            if len(self._watches) > MAX_SESSIONS:
+            if len(self._watches) > self._kept:
                 self._watches.popitem(last=False)
         else:
             self._watches.move_to_end(session_id)

@@ -69,16 +69,30 @@ class Conversations(Protocol):
         """The session the agent used last, if within ``CONVERSATION_IDLE_MS``."""
         ...
 
+    def sizes(self) -> dict[str, int]:
+        """Entries held in this process's memory, by structure."""
+        ...
+
     async def close(self) -> None: ...
 
 
 class LocalConversations:
-    def __init__(self) -> None:
+    """Both maps bounded to ``remembered`` entries, least recently used forgotten: a
+    forgotten conversation starts a new session, as one idle for too long does."""
+
+    def __init__(self, remembered: int = REMEMBERED) -> None:
+        self._remembered = remembered
         self._known: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
-        self._latest: dict[str, tuple[str, int]] = {}
+        self._latest: OrderedDict[str, tuple[str, int]] = OrderedDict()
 
     async def note_latest(self, agent_id: str, session_id: str) -> None:
         self._latest[agent_id] = (session_id, now_ms())
+        self._latest.move_to_end(agent_id)
+        if len(self._latest) > self._remembered:
+            self._latest.popitem(last=False)
+
+    def sizes(self) -> dict[str, int]:
+        return {"conversations": len(self._known), "latest_by_agent": len(self._latest)}
 
     async def latest(self, agent_id: str) -> str | None:
         known = self._latest.get(agent_id)
@@ -93,7 +107,7 @@ class LocalConversations:
         session_id = known[0] if known and at - known[1] < CONVERSATION_IDLE_MS else None
         self._known[key] = (session_id or new_session_id(), at)
         self._known.move_to_end(key)
-        if len(self._known) > REMEMBERED:
+        if len(self._known) > self._remembered:
             self._known.popitem(last=False)
         return self._known[key][0]
 
@@ -134,6 +148,9 @@ class RedisConversations:
         self._written[agent_id] = (session_id, at)
         if len(self._written) > REMEMBERED:
             self._written.pop(next(iter(self._written)))
+
+    def sizes(self) -> dict[str, int]:
+        return {"latest_written": len(self._written)}
 
     async def latest(self, agent_id: str) -> str | None:
         return _text(await self._ask(self._client.get(f"{self._prefix}latest:{agent_id}")))

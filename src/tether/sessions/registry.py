@@ -37,12 +37,17 @@ def _utc_day(day: int) -> str:
 
 class SessionRegistry:
     def __init__(
-        self, store: SessionStore, spend: SpendStore, conversations: Conversations | None = None
+        self,
+        store: SessionStore,
+        spend: SpendStore,
+        conversations: Conversations | None = None,
+        cache_size: int = CACHE_SIZE,
     ) -> None:
         self._store = store
         self._spend_store = spend
         self._cache: OrderedDict[str, SessionRecord] = OrderedDict()
-        self._conversations = conversations or LocalConversations()
+        self._cache_size = cache_size
+        self._conversations = conversations or LocalConversations(cache_size)
         self._activity: dict[str, ActivityDelta] = {}
         self._spend: dict[SpendKey, ActivityDelta] = {}
         self._flusher = PeriodicFlush("session activity", self.flush, FLUSH_SECONDS)
@@ -77,6 +82,15 @@ class SessionRegistry:
 
     def cached(self, session_id: str) -> SessionRecord | None:
         return self._cache.get(session_id)
+
+    def sizes(self) -> dict[str, int]:
+        """How much this registry holds in memory now (the soak benchmark watches it)."""
+        return {
+            "sessions_cached": len(self._cache),
+            "activity_pending": len(self._activity),
+            "spend_pending": len(self._spend),
+            **self._conversations.sizes(),
+        }
 
     def note_request(self, session_id: str) -> None:
         delta = self._delta(session_id)
@@ -139,5 +153,5 @@ class SessionRegistry:
 
     def _remember(self, session: SessionRecord) -> None:
         self._cache[session.id] = session
-        if len(self._cache) > CACHE_SIZE:
+        if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

@@ -1,0 +1,217 @@
+"""Where a request's CPU goes (``bench/compare.py --profile``): py-spy samples the server
+process from outside (no GIL, no instrumentation; ``--nonblocking``, so the server is not
+paused) while the closed-loop load runs, and each sample is put in the stage whose code it
+was in — the innermost frame that belongs to a stage wins, so the store calls a stage
+makes count as that stage's. The shares times the CPU per request measured from /proc in
+an unprofiled phase give milliseconds per stage."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("identify", ("tether/pipeline/stages/identify", "tether/identity/", "tether/store/agents")),
+    (
+        "session",
+        (
+            "tether/pipeline/stages/session",
+            "tether/pipeline/stages/kill_switch",
+            "tether/pipeline/stages/task_context",
+            "tether/sessions/",
+            "tether/kill/",
+            "tether/store/sessions",
+            "tether/store/spend",
+            "tether/tasks/",
+        ),
+    ),
+    ("guards", ("tether/pipeline/stages/guards", "tether/guards/", "tether/pipeline/stages/mcp")),
+    (
+        "policy",
+        (
+            "tether/pipeline/stages/policy",
+            "tether/policy/",
+            "tether/pipeline/stages/approval",
+            "cedarpy",
+        ),
+    ),
+    (
+        "budget",
+        (
+            "tether/pipeline/stages/budget",
+            "tether/pipeline/stages/usage",
+            "tether/budgets/",
+            "tether/pricing/",
+            "tether/store/budget",
+            "tether/alerts/",
+        ),
+    ),
+    (
+        "audit",
+        (
+            "tether/audit/",
+            "tether/store/audit",
+            "tether/pipeline/events",
+            "tether/metrics/",
+            "prometheus_client",
+        ),
+    ),
+    ("store (SQLite writer thread)", ("tether/store/sqlite_writer", "aiosqlite", "sqlite3")),
+    (
+        "relay",
+        (
+            "tether/gateway/anthropic/upstream",
+            "tether/gateway/anthropic/stream_tap",
+            "tether/gateway/model/calls",
+            "aiohttp/client",
+            "aiohttp/connector",
+            "aiohttp/streams",
+        ),
+    ),
+    ("store (SQLAlchemy, no tether frame)", ("sqlalchemy/",)),
+    (
+        "parse",
+        (
+            "tether/gateway/",
+            "tether/pipeline/",
+            "tether/web/",
+            "tether/server",
+            "aiohttp/web",
+            "aiohttp/http_parser",
+            "json/",
+        ),
+    ),
+)
+"""Stage: the code paths (substrings of a frame's file) that count as it. The first stage
+a frame matches wins; ``parse`` (the front door: reading, parsing and translating the
+request, writing the answer) comes last as the catch-all for tether's own code."""
+
+OTHER = "event loop, HTTP server, other"
+
+
+def stage_of(stack: list[str]) -> str:
+    """The stage of one sample; ``stack`` is root first, as py-spy writes it."""
+    for frame in reversed(stack):
+        for stage, paths in STAGES:
+            if any(path in frame for path in paths):
+                return stage
+    return OTHER
+
+
+@dataclass
+class Profile:
+    samples: Counter[str] = field(default_factory=Counter)
+    unplaced: Counter[str] = field(default_factory=Counter)
+    """Samples in no stage, by their innermost frame: where to look next."""
+    error: str = ""
+
+    @property
+    def total(self) -> int:
+        return sum(self.samples.values())
+
+    def share(self, stage: str) -> float:
+        return self.samples[stage] / self.total if self.total else 0.0
+
+
+def parse_collapsed(text: str) -> Profile:
+    profile = Profile()
+    for line in text.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        while frames and frames[0].startswith(("process ", "thread ")):
+            frames = frames[1:]
+        stage = stage_of(frames)
+        profile.samples[stage] += int(count)
+        if stage == OTHER and frames:
+            profile.unplaced[_short(frames[-1])] += int(count)
+    return profile
+
+
+def _short(frame: str) -> str:
+    """``func (…/site-packages/pkg/mod.py:12)`` as ``func (pkg/mod.py)``."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    return f"{name} ({'/'.join(path.split('/')[-2:])})"
+
+
+def py_spy() -> str | None:
+    found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return found if Path(found).exists() else None
+
+
+class Sampler:
+    """``py-spy record`` on one process while the caller runs its load."""
+
+    def __init__(self, pid: int, rate: int = 250) -> None:
+        self.pid, self.rate = pid, rate
+        self.out = Path(tempfile.mkstemp(prefix="tether-profile-", suffix=".txt")[1])
+        self.process: subprocess.Popen[bytes] | None = None
+        self.error = ""
+
+    def __enter__(self) -> Sampler:
+        binary = py_spy()
+        if binary is None:
+            self.error = "py-spy is not installed (uv sync installs it with the dev group)"
+            return self
+        self.process = subprocess.Popen(
+            [binary, "record", "--pid", str(self.pid), "--rate", str(self.rate),
+             "--format", "raw", "--nonblocking", "--threads", "--output", str(self.out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            _, err = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, err = self.process.communicate()
+        if not self.out.exists() or not self.out.stat().st_size:
+            self.error = (err or b"").decode(errors="replace").strip()[-300:] or "no samples"
+
+    def profile(self) -> Profile:
+        if self.error:
+            return Profile(error=self.error)
+        profile = parse_collapsed(self.out.read_text(errors="replace"))
+        self.out.unlink(missing_ok=True)
+        return profile
+
+
+def render(profiles: dict[str, tuple[str, Profile, float]], baseline_ms: float | None) -> list[str]:
+    """A Markdown table: per server, CPU ms per request and each stage's share and ms."""
+    stages = [stage for stage, _ in STAGES] + [OTHER]
+    head = "| stage | " + " | ".join(label for label, _, _ in profiles.values()) + " |"
+    lines = [head, "|---|" + "---:|" * len(profiles)]
+    for stage in stages:
+        cells = []
+        for _, profile, cpu_ms in profiles.values():
+            share = profile.share(stage)
+            cells.append(f"{share * cpu_ms:.3f} ms ({share:.0%})" if share else "")
+        if any(cells):
+            lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    totals = [f"**{cpu_ms:.3f} ms**" for _, _, cpu_ms in profiles.values()]
+    lines.append("| **CPU per request** | " + " | ".join(totals) + " |")
+    if baseline_ms:
+        ratios = [f"{cpu_ms / baseline_ms:.1f} x" for _, _, cpu_ms in profiles.values()]
+        lines.append("| ratio to the bare pass-through | " + " | ".join(ratios) + " |")
+    samples = [f"{profile.total:,}" for _, profile, _ in profiles.values()]
+    lines.append("| py-spy samples | " + " | ".join(samples) + " |")
+    for label, profile, _ in profiles.values():
+        if profile.total and profile.unplaced:
+            top = ", ".join(
+                f"`{frame}` {count / profile.total:.0%}"
+                for frame, count in profile.unplaced.most_common(6)
+            )
+            lines += ["", f"Largest in *{OTHER}* for {label}: {top}."]
+    return lines
