@@ -87,11 +87,17 @@ class AuditStore:
             return [dict(r._mapping) for r in await conn.execute(query)]
 
     async def decision_pages(
-        self, *, project_id: str, since_ms: int, until_ms: int
+        self,
+        *,
+        project_id: str,
+        since_ms: int,
+        until_ms: int,
+        attributes_containing: str | None = None,
     ) -> AsyncIterator[list[tuple[Any, ...]]]:
         """The project's decisions of a window, a page at a time, in time order: (ts,
         agent_name, source, action, resource, result, code, attributes). Paged by (ts, seq)
-        along the (project, ts) index, so a week of a million decisions streams in pages."""
+        along the (project, ts) index, so a week of a million decisions streams in pages.
+        ``attributes_containing``: only events whose attributes' JSON holds this text."""
         columns = (
             audit_events.c.ts,
             audit_events.c.seq,
@@ -116,6 +122,10 @@ class AuditStore:
                 .order_by(audit_events.c.ts, audit_events.c.seq)
                 .limit(DECISION_PAGE)
             )
+            if attributes_containing is not None:
+                query = query.where(
+                    audit_events.c.attributes.contains(attributes_containing, autoescape=True)
+                )
             if after is not None:
                 ts, seq = after
                 query = query.where(
