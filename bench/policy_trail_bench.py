@@ -28,7 +28,7 @@ from tether.policy.compiled import compile_policy
 from tether.policy.lint import lint_policy
 from tether.policy.replay import replay
 from tether.policy.suggest import suggest_policy
-from tether.policy.trail import TrailSummary, fold_decisions
+from tether.policy.trail import TrailSummary, fold_trail
 from tether.store.audit import AuditStore
 from tether.store.database import Database
 from tether.store.migrate import upgrade
@@ -111,8 +111,7 @@ async def run(url: str, total: int) -> None:
 
     started = time.perf_counter()
     summary = TrailSummary()
-    async for page in store.decision_pages(**window):
-        await asyncio.to_thread(fold_decisions, [page], summary)
+    await fold_trail(store.decision_pages(**window), summary)
     folded = time.perf_counter() - started
 
     candidate = compile_policy(CANDIDATE)

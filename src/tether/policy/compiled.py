@@ -24,6 +24,7 @@ __all__ = [
     "PolicyAnswer",
     "Rule",
     "compile_policy",
+    "default_deny",
 ]
 
 BASE_POLICY = '@id("tether:model-access")\npermit(principal, action in Action::"model", resource);'
@@ -163,7 +164,7 @@ def compile_policy(source: str) -> CompiledPolicy:
     return CompiledPolicy(source, handle, tuple(rules), reads_principal=reads_principal)
 
 
-def _default_deny(request: PolicyRequest) -> PolicyAnswer:
+def default_deny(request: PolicyRequest) -> PolicyAnswer:
     return PolicyAnswer(
         "deny",
         f"no policy permits {request.action} on {request.resource} for agent {request.agent} "
@@ -220,6 +221,11 @@ class CompiledPolicy:
         arguments = tuple(request.arguments.get(key, "") for key in sorted(self._argument_keys))
         return (*base, request.source, request.session, arguments)
 
+    @property
+    def tells_agents_apart(self) -> bool:
+        """False when no rule looks at the principal: every agent gets the same answer."""
+        return self._reads_principal
+
     def may_permit_with_arguments(self, action: str) -> bool:
         """Whether some permit naming ``action`` (or its group) depends on the call's
         arguments: a tool list shows such a tool, and each call is decided on its own."""
@@ -238,7 +244,7 @@ class CompiledPolicy:
                 self._answers.clear()
             self._answers[key] = answer
         elif answer.effect == "deny" and not answer.rules and not self._reads_principal:
-            return _default_deny(request)
+            return default_deny(request)
         return answer
 
     def _evaluate(self, request: PolicyRequest) -> PolicyAnswer:
@@ -256,13 +262,15 @@ class CompiledPolicy:
         first: dict[tuple[object, ...], PolicyRequest] = {}
         for key, request in zip(keys, requests, strict=True):
             first.setdefault(key, request)
-        distinct = list(first.values())
-        known = dict(zip(first, self._evaluate_distinct(distinct), strict=True))
+        # by tags, then resource: a resource seen with other tags ends a Cedar batch
+        order = sorted(first, key=lambda k: (k[4], k[3]))
+        distinct = [first[key] for key in order]
+        known = dict(zip(order, self._evaluate_distinct(distinct), strict=True))
         answers = []
         for key, request in zip(keys, requests, strict=True):
             answer = known[key]
             if answer.effect == "deny" and not answer.rules and first[key] is not request:
-                answer = _default_deny(request)
+                answer = default_deny(request)
             answers.append(answer)
         return answers
 
@@ -310,7 +318,7 @@ class CompiledPolicy:
                 return PolicyAnswer(
                     "deny", f"{target} is forbidden by policy {rule.label}{why}", labels
                 )
-            return _default_deny(request)
+            return default_deny(request)
         asking = [rule for rule in matched if rule.ask]
         if asking:
             return PolicyAnswer("ask", f"{asking[0].ask} (policy {asking[0].label})", labels)
