@@ -10,11 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
 from tests.support.server import RunningTether
+from tests.support.streams import MODEL
 from tether.cli.main import app
 
 Cli = Callable[..., Result]
@@ -193,3 +195,25 @@ def test_a_broken_candidate_is_refused_and_nothing_is_shadowed(
     assert tether_any.call("GET", "/projects/p/policy/shadow").status_code == 404
     assert _hook(tether_any, project, "Bash", {"command": "make deploy"}) == "allow"
     assert _events(tether_any, "tool:Bash")[-1]["attributes"].get("shadow") is None
+
+
+def test_a_model_call_goes_through_while_a_shadow_would_forbid_it(
+    gateway: RunningTether, sdk: Callable[..., anthropic.Anthropic]
+) -> None:
+    key = gateway.create_agent("writer", "p")
+    shadow = '@id("no-models") forbid(principal, action in Action::"model", resource);'
+    started = gateway.call("PUT", "/projects/p/policy/shadow", json={"source": shadow})
+    assert started.status_code == 201, started.text
+
+    reply = sdk(gateway, key).messages.create(
+        model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert reply.content
+
+    out = gateway.call("GET", "/audit", params={"project": "p", "action": "model:"})
+    decided = [e for e in out.json() if not e["action"].endswith(":completed")]
+    assert [e["result"] for e in decided] == ["allow"]
+    assert decided[0]["attributes"]["shadow"]["decision"] == "deny"
+    report = gateway.call("GET", "/projects/p/policy/shadow").json()
+    assert report["would_deny"] == 1
+    assert report["differences"][0]["rule"] == "'no-models' (line 1)"
