@@ -62,9 +62,9 @@ def _shadow(raw: str) -> dict[str, Any] | None:
 
 def fold_differences(pages: Iterable[list[tuple[Any, ...]]], report: ShadowReport) -> None:
     """Adds decision rows ``(ts, agent, source, action, resource, result, code,
-    attributes)`` to ``report``; rows without a shadow difference are skipped."""
+    attributes, seq)`` to ``report``; rows without a shadow difference are skipped."""
     for page in pages:
-        for ts, agent, _source, action, resource, _result, _code, raw in page:
+        for ts, agent, _source, action, resource, _result, _code, raw, _seq in page:
             shadow = _shadow(raw or "")
             if shadow is None:
                 continue

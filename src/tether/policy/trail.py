@@ -70,11 +70,11 @@ def _tags_and_rules(raw: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, .
 
 
 def fold_decisions(pages: Iterable[list[tuple[Any, ...]]], summary: TrailSummary) -> None:
-    """Adds rows ``(ts, agent, source, action, resource, result, code, attributes)`` to
+    """Adds rows ``(ts, agent, source, action, resource, result, code, attributes, seq)`` to
     ``summary``; rows that were not a policy's answer are skipped."""
     decisions, matches, parsed = summary.decisions, summary.rule_matches, summary.parsed
     for page in pages:
-        for ts, agent, source, action, resource, result, code, raw in page:
+        for ts, agent, source, action, resource, result, code, raw, _seq in page:
             if not agent or action.endswith(":completed") or action.startswith(NOT_POLICY):
                 continue
             if result == "deny" and code not in POLICY_DENIALS:

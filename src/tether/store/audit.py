@@ -95,12 +95,11 @@ class AuditStore:
         attributes_containing: str | None = None,
     ) -> AsyncIterator[list[tuple[Any, ...]]]:
         """The project's decisions of a window, a page at a time, in time order: (ts,
-        agent_name, source, action, resource, result, code, attributes). Paged by (ts, seq)
+        agent_name, source, action, resource, result, code, attributes, seq). Paged by (ts, seq)
         along the (project, ts) index, so a week of a million decisions streams in pages.
         ``attributes_containing``: only events whose attributes' JSON holds this text."""
         columns = (
             audit_events.c.ts,
-            audit_events.c.seq,
             audit_events.c.agent_name,
             audit_events.c.source,
             audit_events.c.action,
@@ -108,6 +107,7 @@ class AuditStore:
             audit_events.c.result,
             audit_events.c.code,
             audit_events.c.attributes,
+            audit_events.c.seq,
         )
         after: tuple[int, int] | None = None
         while True:
@@ -136,10 +136,10 @@ class AuditStore:
                 rows = (await conn.execute(query)).all()
             if not rows:
                 return
-            yield [(r[0], *r[2:]) for r in rows]
+            yield list(rows)
             if len(rows) < DECISION_PAGE:
                 return
-            after = (int(rows[-1][0]), int(rows[-1][1]))
+            after = (int(rows[-1][0]), int(rows[-1][8]))
 
     async def count_by_result(
         self,
