@@ -63,6 +63,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "command_too_complex": 403,
     "nothing_to_suggest": 409,
     "no_policy": 409,
+    "no_shadow_policy": 404,
     "operation_not_mapped": 403,
     "aws_not_configured": 503,
     "aws_unavailable": 503,

@@ -70,6 +70,7 @@ from tether.store.mcp_servers import McpServerStore
 from tether.store.message_batches import MessageBatchStore
 from tether.store.migrate import pending_revision, upgrade
 from tether.store.policies import PolicyStore
+from tether.store.policy_shadows import PolicyShadowStore
 from tether.store.projects import ProjectStore
 from tether.store.records import Role
 from tether.store.sessions import SessionStore
@@ -121,6 +122,7 @@ class Runtime:
     alert_store: AlertStore
     outbox: OutboxDispatcher
     policy_store: PolicyStore
+    policy_shadows: PolicyShadowStore
     policies: PolicyBook
     approvals: ApprovalStore
     approval_waiter: ApprovalWaiter
@@ -236,7 +238,8 @@ class Runtime:
             lambda: guards.memory.open_breakers(now_ms()),
         )
         policy_store = PolicyStore(db)
-        policies = PolicyBook(policy_store)
+        policy_shadows = PolicyShadowStore(db)
+        policies = PolicyBook(policy_store, policy_shadows)
         upstream_keys = UpstreamKeys(credentials)
         approvals = ApprovalStore(db)
         tasks, task_marks = TaskStore(db), SessionMarks()
@@ -292,6 +295,7 @@ class Runtime:
                 public_url=settings.public_url,
             ),
             policy_store=policy_store,
+            policy_shadows=policy_shadows,
             policies=policies,
             approvals=approvals,
             approval_waiter=ApprovalWaiter(approvals),

@@ -57,3 +57,24 @@ def test_revocation_and_quarantine_reach_the_other_replica_within_a_second(
     assert response.json()["error"]["code"] == "agent_quarantined"
 
     assert _status(second, bystander).status_code == 200
+
+
+def test_a_shadow_applied_on_one_replica_is_evaluated_by_the_other(
+    replicas: tuple[RunningTether, RunningTether],
+) -> None:
+    first, second = replicas
+    first.create_project("p")
+    key = first.create_agent("a", "p")
+    shadow = 'forbid(principal, action == Action::"s3:GetObject", resource);'
+    assert (
+        first.call("PUT", "/projects/p/policy/shadow", json={"source": shadow}).status_code == 201
+    )
+    start = time.monotonic()
+    while time.monotonic() - start < 2.0:
+        assert _status(second, key).status_code == 200, "the policy in force still decides"
+        report = second.call("GET", "/projects/p/policy/shadow").json()
+        if report["would_deny"]:
+            break
+        time.sleep(0.05)
+    assert report["would_deny"] >= 1
+    assert report["differences"][0]["rule"] == "at line 1"

@@ -65,3 +65,28 @@ def test_a_tool_call_s_arguments_are_in_the_context() -> None:
     assert answer("mcp:echo", text="hi") == "allow"
     assert policy.may_permit_with_arguments("mcp:query_db")
     assert not policy.may_permit_with_arguments("mcp:export_secrets")
+
+
+def test_agents_share_an_answer_only_when_no_rule_looks_at_the_principal() -> None:
+    blind = compile_policy('permit(principal, action == Action::"s3:GetObject", resource);')
+    named = compile_policy(
+        'permit(principal == Agent::"a1", action == Action::"s3:GetObject", resource);'
+    )
+    by_project = compile_policy(
+        'permit(principal, action, resource) when { principal.project == "p" };'
+    )
+    assert not blind.tells_agents_apart
+    assert named.tells_agents_apart and by_project.tells_agents_apart
+
+    asks = [
+        PolicyRequest(agent, "p", action, "arn:aws:s3:::b/k")
+        for agent in ("a1", "a2")
+        for action in ("s3:GetObject", "s3:PutObject")
+    ]
+    for compiled in (blind, named):
+        many = compiled.evaluate_many(asks)
+        one_by_one = [compiled.evaluate(ask) for ask in reversed(asks)][::-1]
+        assert many == one_by_one
+    assert [a.effect for a in named.evaluate_many(asks)] == ["allow", "deny", "deny", "deny"]
+    denied = blind.evaluate_many(asks)
+    assert "for agent a1" in denied[1].reason and "for agent a2" in denied[3].reason

@@ -16,6 +16,7 @@ from tether.admin import (  # noqa: F401  (routes)
     kill,
     mcp_servers,
     policy,
+    policy_shadow,
     policy_trail,
     projects,
     readiness,

@@ -29,7 +29,7 @@ from tether.policy.compiled import compile_policy
 from tether.policy.lint import lint_policy
 from tether.policy.replay import ExpectedChange, replay
 from tether.policy.suggest import GENERALISATIONS, suggest_policy
-from tether.policy.trail import TrailSummary, fold_decisions
+from tether.policy.trail import TrailSummary, fold_trail
 from tether.runtime import Runtime
 from tether.store.clock import now_ms
 from tether.web.bodies import read_model
@@ -43,9 +43,7 @@ async def _trail(
     pages = runtime.audit_store.decision_pages(
         project_id=project_id, since_ms=until - since_seconds * 1000, until_ms=until
     )
-    async for page in pages:
-        rows = [r for r in page if r[1] == agent] if agent else page
-        await asyncio.to_thread(fold_decisions, [rows], summary)
+    await fold_trail(pages, summary, agent)
     return summary
 
 

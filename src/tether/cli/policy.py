@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from tether.cli import policy_probe, policy_trail
+from tether.cli import policy_probe, policy_shadow, policy_trail
 from tether.cli.client import CliError
 from tether.cli.context import JsonOption, client, reports_errors
 from tether.cli.output import console, errors, print_json, print_table
@@ -22,6 +22,7 @@ app = typer.Typer(help="A project's Cedar policy: what its agents may touch.", n
 app.command("probe")(policy_probe.probe)
 app.command("suggest")(policy_trail.suggest)
 app.command("lint")(policy_trail.lint)
+app.command("shadow")(policy_shadow.shadow)
 
 ProjectOption = typer.Option(..., "--project", "-p", help="The project.")
 EXPECTATIONS = ("allow", "deny", "approval")
@@ -55,9 +56,21 @@ def _read(path: Path) -> str:
 @app.command("apply")
 @reports_errors
 def apply(
-    ctx: typer.Context, file: Path, project: str = ProjectOption, as_json: bool = JsonOption
+    ctx: typer.Context,
+    file: Path,
+    project: str = ProjectOption,
+    shadow: bool = typer.Option(
+        False,
+        "--shadow",
+        help="Run FILE in shadow: decided beside the policy in force, which still decides.",
+    ),
+    as_json: bool = JsonOption,
 ) -> None:
-    """Validate FILE and make it PROJECT's policy; on errors the old version stays."""
+    """Validate FILE and make it PROJECT's policy; on errors the old version stays.
+    With --shadow, FILE is only evaluated beside it (see `tether policy shadow`)."""
+    if shadow:
+        policy_shadow.apply_shadow(ctx, file, _read(file), project, as_json)
+        return
     try:
         out = client(ctx).call("PUT", f"/projects/{project}/policy", {"source": _read(file)})
     except CliError as exc:

@@ -101,6 +101,13 @@ class TetherMetrics:
             ["guard", "project"],
             registry=self.registry,
         )
+        self.shadow_differences = Counter(
+            "tether_policy_shadow_differences",
+            "Decisions where a project's shadow policy would have decided otherwise, by "
+            "project and direction (would_deny, would_allow, would_ask)",
+            ["project", "direction"],
+            registry=self.registry,
+        )
         self.otlp_exported = Counter(
             "tether_otlp_spans_exported",
             "Spans the OTLP collector accepted",
@@ -183,6 +190,8 @@ class TetherMetrics:
                 self._completion(event)
             elif event.source == "guards" and event.code:
                 self._child(self.guard_trips, event.code, self._project(event)).inc()
+            elif "shadow" in event.attributes:
+                self._shadow_difference(event)
 
     def refused(self, door: str, code: str) -> None:
         self._child(self.unauthenticated, door, code).inc()
@@ -207,6 +216,12 @@ class TetherMetrics:
         if not event.project_id:
             return ""
         return self._project_name(event.project_id) or event.project_id
+
+    def _shadow_difference(self, event: AuditEvent) -> None:
+        shadow = event.attributes["shadow"]
+        if isinstance(shadow, dict):
+            direction = f"would_{shadow.get('decision', '')}"
+            self._child(self.shadow_differences, self._project(event), direction).inc()
 
     def _completion(self, event: AuditEvent) -> None:
         attributes = event.attributes

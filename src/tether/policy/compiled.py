@@ -24,6 +24,7 @@ __all__ = [
     "PolicyAnswer",
     "Rule",
     "compile_policy",
+    "default_deny",
 ]
 
 BASE_POLICY = '@id("tether:model-access")\npermit(principal, action in Action::"model", resource);'
@@ -93,8 +94,14 @@ def _argument_actions(est: dict[str, Any], text: str) -> tuple[str, ...] | None:
     return tuple(str(e.get("id", "")) for e in entities)
 
 
-def _rule(source: str, statement: Statement) -> Rule:
-    est = _est(statement)
+def _reads_principal(est: dict[str, Any]) -> bool:
+    """Whether the rule's answer can depend on who asks: a scoped principal, or
+    ``principal`` anywhere in its conditions."""
+    scope = est.get("principal", {})
+    return scope.get("op") != "All" or '"Var": "principal"' in json.dumps(est.get("conditions"))
+
+
+def _rule(source: str, statement: Statement, est: dict[str, Any]) -> Rule:
     notes = dict(est.get("annotations") or {})
     effect = str(est.get("effect", "permit"))
     line = source.count("\n", 0, statement.offset) + 1
@@ -149,10 +156,20 @@ def compile_policy(source: str) -> CompiledPolicy:
             f"column {first.column}: {first.message}",
             [error.as_dict() for error in errors],
         )
-    rules = [_rule(source, statement) for statement in statements]
+    ests = [_est(statement) for statement in statements]
+    rules = [_rule(source, statement, est) for statement, est in zip(statements, ests, strict=True)]
     rules.append(Rule("permit", 0, "tether:model-access", None, None))
     handle = cedarpy.PolicySet.from_str(f"{source}\n{BASE_POLICY}")
-    return CompiledPolicy(source, handle, tuple(rules))
+    reads_principal = any(_reads_principal(est) for est in ests)
+    return CompiledPolicy(source, handle, tuple(rules), reads_principal=reads_principal)
+
+
+def default_deny(request: PolicyRequest) -> PolicyAnswer:
+    return PolicyAnswer(
+        "deny",
+        f"no policy permits {request.action} on {request.resource} for agent {request.agent} "
+        "(default deny)",
+    )
 
 
 ANSWERS_KEPT = 4_096
@@ -162,10 +179,20 @@ BATCH_SIZE = 2_000
 class CompiledPolicy:
     """One version's rules. Answers are remembered per version: Cedar is deterministic
     in the request, and a new version is a new ``CompiledPolicy``, so applying it
-    forgets every remembered answer at once."""
+    forgets every remembered answer at once. When no rule looks at the principal, one
+    answer serves every agent asking the same thing (only a default deny names the
+    agent, and is reworded for each)."""
 
-    def __init__(self, source: str, handle: cedarpy.PolicySet, rules: tuple[Rule, ...]) -> None:
+    def __init__(
+        self,
+        source: str,
+        handle: cedarpy.PolicySet,
+        rules: tuple[Rule, ...],
+        *,
+        reads_principal: bool = True,
+    ) -> None:
         self._handle = handle
+        self._reads_principal = reads_principal
         self.rules = rules
         self._tag_keys = tag_keys(source)
         self._argument_keys = argument_keys(source)
@@ -187,11 +214,17 @@ class CompiledPolicy:
 
     def _key(self, request: PolicyRequest) -> tuple[object, ...]:
         tags = tuple(sorted(request.tags.items())) if request.tags else ()
-        base = (request.agent, request.project, request.action, request.resource, tags)
+        agent = request.agent if self._reads_principal else ""
+        base = (agent, request.project, request.action, request.resource, tags)
         if not self._reads_context:
             return base
         arguments = tuple(request.arguments.get(key, "") for key in sorted(self._argument_keys))
         return (*base, request.source, request.session, arguments)
+
+    @property
+    def tells_agents_apart(self) -> bool:
+        """False when no rule looks at the principal: every agent gets the same answer."""
+        return self._reads_principal
 
     def may_permit_with_arguments(self, action: str) -> bool:
         """Whether some permit naming ``action`` (or its group) depends on the call's
@@ -210,6 +243,8 @@ class CompiledPolicy:
             if len(self._answers) >= ANSWERS_KEPT:
                 self._answers.clear()
             self._answers[key] = answer
+        elif answer.effect == "deny" and not answer.rules and not self._reads_principal:
+            return default_deny(request)
         return answer
 
     def _evaluate(self, request: PolicyRequest) -> PolicyAnswer:
@@ -221,8 +256,25 @@ class CompiledPolicy:
         return self._answer(request, result)
 
     def evaluate_many(self, requests: list[PolicyRequest]) -> list[PolicyAnswer]:
-        """Answers in order, asked of Cedar in batches (about twice as fast per request as
-        one at a time): for replaying a trail, not for the request path."""
+        """Answers in order, each distinct question (as the rules can tell them apart)
+        asked of Cedar once, in batches: for replaying a trail, not for the request path."""
+        keys = [self._key(request) for request in requests]
+        first: dict[tuple[object, ...], PolicyRequest] = {}
+        for key, request in zip(keys, requests, strict=True):
+            first.setdefault(key, request)
+        # by tags, then resource: a resource seen with other tags ends a Cedar batch
+        order = sorted(first, key=lambda k: (k[4], k[3]))
+        distinct = [first[key] for key in order]
+        known = dict(zip(order, self._evaluate_distinct(distinct), strict=True))
+        answers = []
+        for key, request in zip(keys, requests, strict=True):
+            answer = known[key]
+            if answer.effect == "deny" and not answer.rules and first[key] is not request:
+                answer = default_deny(request)
+            answers.append(answer)
+        return answers
+
+    def _evaluate_distinct(self, requests: list[PolicyRequest]) -> list[PolicyAnswer]:
         answers: list[PolicyAnswer] = []
         batch: list[PolicyRequest] = []
         entities: dict[tuple[str, str], dict[str, Any]] = {}
@@ -266,9 +318,7 @@ class CompiledPolicy:
                 return PolicyAnswer(
                     "deny", f"{target} is forbidden by policy {rule.label}{why}", labels
                 )
-            return PolicyAnswer(
-                "deny", f"no policy permits {target} for agent {request.agent} (default deny)"
-            )
+            return default_deny(request)
         asking = [rule for rule in matched if rule.ask]
         if asking:
             return PolicyAnswer("ask", f"{asking[0].ask} (policy {asking[0].label})", labels)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from tether.policy.compiled import CompiledPolicy
+from tether.policy.compiled import CompiledPolicy, default_deny
 from tether.policy.request import PolicyRequest
 from tether.policy.trail import PastDecision, Tally
 
@@ -70,6 +70,11 @@ def _requests(project: str, pasts: list[PastDecision]) -> list[PolicyRequest]:
     ]
 
 
+def _question(past: PastDecision, by_agent: bool) -> tuple[object, ...]:
+    """What the candidate can tell apart: past decisions alike in it share one answer."""
+    return (past.agent if by_agent else "", past.action, past.resource, past.tags, past.source)
+
+
 def replay(
     candidate: CompiledPolicy,
     project: str,
@@ -80,13 +85,21 @@ def replay(
     denied: list[Change] = []
     allowed: list[Change] = []
     models = candidate.models_always_allowed
-    asked = sorted(
-        (p for p in decisions if not (models and p.action.startswith("model:"))),
-        key=lambda p: (p.tags, p.resource),
+    by_agent = candidate.tells_agents_apart
+    first: dict[tuple[object, ...], PastDecision] = {}
+    for past in decisions:
+        if not (models and past.action.startswith("model:")):
+            first.setdefault(_question(past, by_agent), past)
+    answers = dict(
+        zip(first, candidate.evaluate_many(_requests(project, list(first.values()))), strict=True)
     )
-    answers = dict(zip(asked, candidate.evaluate_many(_requests(project, asked)), strict=True))
     for past, tally in decisions.items():
-        answer = answers.get(past)
+        answer = None
+        if not (models and past.action.startswith("model:")):
+            question = _question(past, by_agent)
+            answer = answers[question]
+            if answer.effect == "deny" and not answer.rules and first[question] is not past:
+                answer = default_deny(_requests(project, [past])[0])
         permits = answer is None or answer.effect != "deny"
         if permits == past.permitted:
             continue

@@ -4,16 +4,18 @@ however long the trail (replay, suggest, lint)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-__all__ = ["PastDecision", "Tally", "TrailSummary", "fold_decisions"]
+__all__ = ["PastDecision", "Tally", "TrailSummary", "fold_decisions", "fold_trail"]
 
 POLICY_DENIALS = frozenset({"policy_denied", "command_not_understood"})
 """Denials that were the policy's answer; others (kill, guard, budget) say nothing of it."""
+PARSED_KEPT = 10_000
 NOT_POLICY = ("guard:", "hook:", "tool_result", "tool_use:", "drill:", "admin:", "approval")
 
 
@@ -42,6 +44,10 @@ class TrailSummary:
     rule_matches: dict[str, int] = field(default_factory=dict)
     """How many decisions each rule (by label) took part in."""
     total: int = 0
+    parsed: dict[str | None, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = field(
+        default_factory=dict
+    )
+    """Tags and rule labels by the attributes' JSON text: most rows repeat a few texts."""
 
 
 def _attributes(raw: str) -> dict[str, Any]:
@@ -54,33 +60,50 @@ def _attributes(raw: str) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {}
 
 
+def _tags_and_rules(raw: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    attributes = _attributes(raw)
+    tags = attributes.get("tags")
+    return (
+        tuple(sorted((str(k), str(v)) for k, v in tags.items())) if isinstance(tags, dict) else (),
+        tuple(str(label) for label in attributes.get("policy_rules") or ()),
+    )
+
+
 def fold_decisions(pages: Iterable[list[tuple[Any, ...]]], summary: TrailSummary) -> None:
-    """Adds rows ``(ts, agent, source, action, resource, result, code, attributes)`` to
+    """Adds rows ``(ts, agent, source, action, resource, result, code, attributes, seq)`` to
     ``summary``; rows that were not a policy's answer are skipped."""
-    decisions, matches = summary.decisions, summary.rule_matches
+    decisions, matches, parsed = summary.decisions, summary.rule_matches, summary.parsed
     for page in pages:
-        for ts, agent, source, action, resource, result, code, raw in page:
+        for ts, agent, source, action, resource, result, code, raw, _seq in page:
             if not agent or action.endswith(":completed") or action.startswith(NOT_POLICY):
                 continue
             if result == "deny" and code not in POLICY_DENIALS:
                 continue
-            attributes = _attributes(raw or "")
-            tags = attributes.get("tags")
-            key = PastDecision(
-                agent,
-                action,
-                resource,
-                tuple(sorted((str(k), str(v)) for k, v in tags.items()))
-                if isinstance(tags, dict)
-                else (),
-                source,
-                result != "deny",
-            )
+            seen = parsed.get(raw)
+            if seen is None:
+                seen = _tags_and_rules(raw or "")
+                if len(parsed) >= PARSED_KEPT:
+                    parsed.clear()
+                parsed[raw] = seen
+            tags, labels = seen
+            key = PastDecision(agent, action, resource, tags, source, result != "deny")
             tally = decisions.get(key)
             if tally is None:
                 tally = decisions[key] = Tally(0, ts, ts)
             tally.count += 1
             tally.last_ts = ts
             summary.total += 1
-            for label in attributes.get("policy_rules") or ():
-                matches[str(label)] = matches.get(str(label), 0) + 1
+            for label in labels:
+                matches[label] = matches.get(label, 0) + 1
+
+
+async def fold_trail(
+    pages: AsyncIterator[list[tuple[Any, ...]]], summary: TrailSummary, agent: str | None = None
+) -> None:
+    """Folds a trail read a page at a time, off the event loop; the next page is read
+    while the last one is folded (``agent``: only that agent's rows)."""
+    following = asyncio.ensure_future(anext(pages, None))
+    while (page := await following) is not None:
+        following = asyncio.ensure_future(anext(pages, None))
+        rows = [r for r in page if r[1] == agent] if agent else page
+        await asyncio.to_thread(fold_decisions, [rows], summary)

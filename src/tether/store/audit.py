@@ -87,14 +87,19 @@ class AuditStore:
             return [dict(r._mapping) for r in await conn.execute(query)]
 
     async def decision_pages(
-        self, *, project_id: str, since_ms: int, until_ms: int
+        self,
+        *,
+        project_id: str,
+        since_ms: int,
+        until_ms: int,
+        attributes_containing: str | None = None,
     ) -> AsyncIterator[list[tuple[Any, ...]]]:
         """The project's decisions of a window, a page at a time, in time order: (ts,
-        agent_name, source, action, resource, result, code, attributes). Paged by (ts, seq)
-        along the (project, ts) index, so a week of a million decisions streams in pages."""
+        agent_name, source, action, resource, result, code, attributes, seq). Paged by (ts, seq)
+        along the (project, ts) index, so a week of a million decisions streams in pages.
+        ``attributes_containing``: only events whose attributes' JSON holds this text."""
         columns = (
             audit_events.c.ts,
-            audit_events.c.seq,
             audit_events.c.agent_name,
             audit_events.c.source,
             audit_events.c.action,
@@ -102,6 +107,7 @@ class AuditStore:
             audit_events.c.result,
             audit_events.c.code,
             audit_events.c.attributes,
+            audit_events.c.seq,
         )
         after: tuple[int, int] | None = None
         while True:
@@ -116,6 +122,10 @@ class AuditStore:
                 .order_by(audit_events.c.ts, audit_events.c.seq)
                 .limit(DECISION_PAGE)
             )
+            if attributes_containing is not None:
+                query = query.where(
+                    audit_events.c.attributes.contains(attributes_containing, autoescape=True)
+                )
             if after is not None:
                 ts, seq = after
                 query = query.where(
@@ -126,10 +136,10 @@ class AuditStore:
                 rows = (await conn.execute(query)).all()
             if not rows:
                 return
-            yield [(r[0], *r[2:]) for r in rows]
+            yield list(rows)
             if len(rows) < DECISION_PAGE:
                 return
-            after = (int(rows[-1][0]), int(rows[-1][1]))
+            after = (int(rows[-1][0]), int(rows[-1][8]))
 
     async def count_by_result(
         self,

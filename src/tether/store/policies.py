@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.errors import Conflict
 from tether.store.changes import record_change
@@ -14,7 +15,7 @@ from tether.store.clock import now_ms
 from tether.store.database import Database
 from tether.store.schema import policies
 
-__all__ = ["PolicyStore", "PolicyVersion"]
+__all__ = ["PolicyStore", "PolicyVersion", "add_version", "simultaneous"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,40 @@ def _version(row: Any) -> PolicyVersion:
     )
 
 
+def simultaneous() -> Conflict:
+    return Conflict(
+        "another policy version was applied to this project at the same moment; "
+        "check `tether policy show` and apply again"
+    )
+
+
+async def add_version(
+    conn: AsyncConnection, project_id: str, source: str, by: str
+) -> PolicyVersion:
+    """Inside the caller's write transaction: ``source`` becomes the next version."""
+    latest = (
+        await conn.execute(
+            select(func.coalesce(func.max(policies.c.version), 0)).where(
+                policies.c.project_id == project_id
+            )
+        )
+    ).scalar_one()
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    version = PolicyVersion(project_id, int(latest) + 1, source, digest, now_ms(), by)
+    await conn.execute(
+        insert(policies).values(
+            project_id=project_id,
+            version=version.version,
+            source=source,
+            sha256=digest,
+            created_at=version.created_at,
+            created_by=by,
+        )
+    )
+    await record_change(conn, "policy", project_id)
+    return version
+
+
 class PolicyStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -40,34 +75,11 @@ class PolicyStore:
     async def add(self, project_id: str, source: str, by: str) -> PolicyVersion:
         """Store ``source`` (already validated) as the next version; replicas reload it
         through the change log."""
-        digest = hashlib.sha256(source.encode()).hexdigest()
         try:
             async with self._db.write() as conn:
-                latest = (
-                    await conn.execute(
-                        select(func.coalesce(func.max(policies.c.version), 0)).where(
-                            policies.c.project_id == project_id
-                        )
-                    )
-                ).scalar_one()
-                version = PolicyVersion(project_id, int(latest) + 1, source, digest, now_ms(), by)
-                await conn.execute(
-                    insert(policies).values(
-                        project_id=project_id,
-                        version=version.version,
-                        source=source,
-                        sha256=digest,
-                        created_at=version.created_at,
-                        created_by=by,
-                    )
-                )
-                await record_change(conn, "policy", project_id)
+                return await add_version(conn, project_id, source, by)
         except Conflict:
-            raise Conflict(
-                "another policy version was applied to this project at the same moment; "
-                "check `tether policy show` and apply again"
-            ) from None
-        return version
+            raise simultaneous() from None
 
     async def current(self, project_id: str) -> PolicyVersion | None:
         async with self._db.read() as conn:

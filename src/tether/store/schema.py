@@ -36,6 +36,7 @@ __all__ = [
     "metadata",
     "outbox",
     "policies",
+    "policy_shadows",
     "projects",
     "sessions",
     "slack_approvers",
@@ -339,6 +340,16 @@ policies = Table(
     metadata,
     Column("project_id", String(32), ForeignKey("projects.id"), primary_key=True),
     Column("version", Integer, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("created_by", String(96), nullable=False),
+)
+
+policy_shadows = Table(
+    "policy_shadows",
+    metadata,
+    Column("project_id", String(32), ForeignKey("projects.id"), primary_key=True),
     Column("source", Text, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),

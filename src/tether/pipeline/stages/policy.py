@@ -1,6 +1,10 @@
 """Stage 4: blast radius. The project's Cedar policy decides; nothing is permitted that no
 policy permits. A rule marked ``@ask`` hands the action to the approval stage.
 
+A project's shadow policy is asked the same question beside it; where its answer differs,
+the decision's audit event says what it would have decided (``shadow``), and nothing else
+changes.
+
 An action the front door could not understand (an unparseable command) gets the
 project's ``unknown_command`` default unless a policy names it explicitly.
 """
@@ -9,10 +13,48 @@ from __future__ import annotations
 
 from tether.pipeline.action import Action, Context, Deny, Verdict
 from tether.policy.book import PolicyBook
-from tether.policy.compiled import MODEL_ACCESS
+from tether.policy.compiled import MODEL_ACCESS, CompiledPolicy, PolicyAnswer
 from tether.policy.request import PolicyRequest
 
 __all__ = ["EnforcePolicy"]
+
+
+def _request(action: Action, ctx: Context) -> PolicyRequest:
+    assert ctx.identity is not None
+    return PolicyRequest(
+        agent=ctx.identity.agent.name,
+        project=ctx.identity.project.name,
+        action=action.action,
+        resource=action.resource,
+        tags=action.tags,
+        source=action.source,
+        session=ctx.session.id if ctx.session else "",
+        arguments=action.arguments,
+    )
+
+
+def _effect(answer: PolicyAnswer, action: Action, unknown_command: str) -> str:
+    """What the stage makes of an answer: allow, ask or deny (an unknown command no rule
+    names gets the project's default)."""
+    if answer.effect == "deny" and not action.understood and not answer.rules:
+        return "ask" if unknown_command == "ask" else "deny"
+    return answer.effect
+
+
+def _compare(
+    shadow: CompiledPolicy, request: PolicyRequest, live: str, action: Action, ctx: Context
+) -> None:
+    """The shadow's answer, kept on the decision's audit event where it differs."""
+    assert ctx.identity is not None
+    answer = shadow.evaluate(request)
+    effect = _effect(answer, action, ctx.identity.project.unknown_command)
+    if effect != live:
+        ctx.notes["shadow"] = {
+            "decision": effect,
+            "live": live,
+            "rules": list(answer.rules),
+            "reason": answer.reason,
+        }
 
 
 class EnforcePolicy:
@@ -34,21 +76,16 @@ class EnforcePolicy:
             return Deny("operation_not_mapped", f"{action.unmapped}; denied")
         if action.too_complex:
             return Deny("command_too_complex", f"{action.too_complex}; denied")
+        shadow = None if ctx.preview else self._book.shadow(project.id)
         if in_force.compiled.models_always_allowed and action.action.startswith("model:"):
             ctx.allowed_because = MODEL_ACCESS.reason
+            if shadow is not None and not shadow.models_always_allowed:
+                _compare(shadow, _request(action, ctx), "allow", action, ctx)
             return None
-        answer = in_force.compiled.evaluate(
-            PolicyRequest(
-                agent=ctx.identity.agent.name,
-                project=project.name,
-                action=action.action,
-                resource=action.resource,
-                tags=action.tags,
-                source=action.source,
-                session=ctx.session.id if ctx.session else "",
-                arguments=action.arguments,
-            )
-        )
+        request = _request(action, ctx)
+        answer = in_force.compiled.evaluate(request)
+        if shadow is not None:
+            _compare(shadow, request, _effect(answer, action, project.unknown_command), action, ctx)
         if answer.rules:
             ctx.notes["policy_rules"] = list(answer.rules)
         if answer.effect == "deny":
