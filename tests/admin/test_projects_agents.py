@@ -127,3 +127,18 @@ def test_negative_grace_is_rejected(tether: RunningTether) -> None:
     response = tether.call("POST", "/agents/a/keys/rotate", json={"grace_seconds": -5})
     assert response.status_code == 400
     assert "grace_seconds" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[", "http://hooks.example:99999/x", "http://", "https://h\u00f4te.example/x"]
+)
+def test_a_url_tether_cannot_dial_is_a_400_naming_the_field(
+    tether_any: RunningTether, url: str
+) -> None:
+    tether_any.create_project("p")
+    added = tether_any.call("POST", "/projects/p/webhooks", json={"kind": "slack", "url": url})
+    assert added.status_code == 400, added.text
+    assert added.json()["error"]["code"] == "invalid_request"
+    assert "url" in added.json()["error"]["message"]
+    updated = tether_any.call("PATCH", "/projects/p", json={"upstream_base_url": url})
+    assert updated.status_code == 400, updated.text

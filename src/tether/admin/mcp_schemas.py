@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from tether.admin.schemas import Strict
+from tether.admin.url_fields import HttpUrlText
 
 __all__ = ["McpServerAdd", "McpServerOut", "McpToolOut"]
 
@@ -17,7 +18,7 @@ class McpServerAdd(Strict):
         description="the server's name in the agent's URL /mcp/servers/NAME",
         examples=["github"],
     )
-    url: str = Field(pattern=r"^https?://[!-~]+$", max_length=2048)
+    url: HttpUrlText = Field(max_length=2048)
     auth: Literal["none", "bearer", "headers"] = Field(
         "bearer", description="how tether authenticates to the server"
     )

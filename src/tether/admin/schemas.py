@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tether.admin.patches import not_null
+from tether.admin.url_fields import HttpUrlText
 from tether.budgets.definitions import DEFAULT_THRESHOLDS, BudgetPeriod
 from tether.store.clock import iso_ms
 from tether.store.records import (
@@ -159,9 +160,8 @@ class ProjectUpdate(Strict):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    upstream_base_url: str | None = Field(
+    upstream_base_url: HttpUrlText | None = Field(
         None,
-        pattern=r"^https?://[^\s]+$",
         max_length=512,
         description="where this project's model calls go; null for tether's default",
     )
@@ -480,7 +480,7 @@ class WebhookAdd(Strict):
     )
 
     kind: str = Field(pattern=r"^(slack|generic)$", description="slack or generic (HMAC-signed)")
-    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=1024)
+    url: HttpUrlText = Field(max_length=1024)
     secret: str | None = Field(
         None, min_length=16, max_length=256, description="generic hooks: the HMAC-SHA256 key"
     )
