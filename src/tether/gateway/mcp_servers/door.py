@@ -34,6 +34,7 @@ from tether.gateway.mcp_servers.replies import INVALID_REQUEST, rpc_error, tool_
 from tether.guards.fingerprints import result_fingerprint
 from tether.identity.directory import Directory
 from tether.kill.inflight import InflightStreams, StreamHandle
+from tether.mcp_servers.oauth import TokenUnavailable
 from tether.mcp_servers.registry import McpRegistry
 from tether.pipeline import Action, Decision, Deny, Pipeline
 from tether.pipeline.outcome import Outcome, ToolResult, ToolUse
@@ -310,8 +311,8 @@ class McpServerDoor:
             "method": "notifications/cancelled",
             "params": {"requestId": rpc_id, "reason": f"tether: {reason}"},
         }
-        headers = await self._headers(request, caller.server)
         try:
+            headers = await self._headers(request, caller.server)
             async with self._client.post(
                 caller.server.url,
                 data=json.dumps(notice),
@@ -319,7 +320,7 @@ class McpServerDoor:
                 timeout=aiohttp.ClientTimeout(total=CANCEL_SECONDS),
             ) as answer:
                 await answer.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, TokenUnavailable) as exc:
             log.warning("telling MCP server %s to cancel failed: %s", caller.server.name, exc)
 
     async def _settle(
@@ -376,7 +377,8 @@ class McpServerDoor:
         }
         headers.setdefault("Content-Type", "application/json")
         headers.setdefault("Accept", "application/json, text/event-stream")
-        headers.update(await self._registry.upstream_headers(server))
+        assert self._client is not None
+        headers.update(await self._registry.upstream_headers(server, self._client))
         return headers
 
     async def _forward(
@@ -389,14 +391,28 @@ class McpServerDoor:
         relay: _Relay,
     ) -> web.StreamResponse:
         assert self._client is not None
-        headers = await self._headers(request, caller.server)
-        if body is None:
-            headers.pop("Content-Type", None)
         try:
-            async with self._client.request(
-                request.method, caller.server.url, data=body, headers=headers
-            ) as upstream:
-                return await self._relay(request, upstream, rpc_id, rewrite, relay)
+            retried = False
+            while True:
+                headers = await self._headers(request, caller.server)
+                if body is None:
+                    headers.pop("Content-Type", None)
+                async with self._client.request(
+                    request.method, caller.server.url, data=body, headers=headers
+                ) as upstream:
+                    if (
+                        upstream.status == 401
+                        and not retried
+                        and self._registry.rejected(caller.server, headers)
+                    ):
+                        retried = True
+                        continue
+                    return await self._relay(request, upstream, rpc_id, rewrite, relay)
+        except TokenUnavailable as exc:
+            return web.json_response(
+                rpc_error(rpc_id, f"MCP server {caller.server.name}: {exc.message}"),
+                status=502,
+            )
         except (aiohttp.ClientError, TimeoutError) as exc:
             if relay.out is not None:
                 return relay.out
