@@ -101,7 +101,7 @@ def main() -> None:
     )
     servers: list[subprocess.Popen[bytes]] = []
     try:
-        wait_http(f"http://127.0.0.1:{tether_port}/healthz", process=tether)
+        wait_http(f"http://127.0.0.1:{tether_port}/healthz", timeout=120, process=tether)
         admin = httpx.Client(
             base_url=f"http://127.0.0.1:{tether_port}/admin/v1",
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
@@ -126,7 +126,7 @@ def main() -> None:
             )
             servers.append(server)
             upstream = f"http://127.0.0.1:{port}/mcp"
-            wait_http(f"http://127.0.0.1:{port}/", process=server)
+            wait_http(f"http://127.0.0.1:{port}/", timeout=120, process=server)
             admin.post(
                 "/projects/bench/mcp-servers",
                 json={"name": kind, "url": upstream, "credential": UPSTREAM_TOKEN},

@@ -169,13 +169,21 @@ class Pipeline:
         await self._audit.record_many(events, urgent=True)
 
     async def observe(
-        self, action: Action, result: str, reason: str, ctx: Context | None = None
+        self,
+        action: Action,
+        result: str,
+        reason: str,
+        ctx: Context | None = None,
+        *,
+        record_later: bool = False,
     ) -> Deny | None:
         """Record something an agent already did (a tool's result): only the stages that
         say who, which session and whether it is stopped run (``observes = True``); no
         decision is taken. A stopped session's report is refused and the refusal recorded;
         raises if the caller cannot be identified. Pass ``ctx`` to read what stages found
-        (the session, a task block to inject)."""
+        (the session, a task block to inject). ``record_later``: the observation is an
+        outcome (a relayed answer), so its event is written in the background like a
+        settlement's, retried until written; the observing stages still count it now."""
         ctx = Context() if ctx is None else ctx
         for stage in self.stages:
             if not getattr(stage, "observes", False):
@@ -190,7 +198,14 @@ class Pipeline:
             ctx.identity.agent.name if ctx.identity else None,
             ctx.session.id if ctx.session else action.session_id,
         )
-        await self._audit.record(observation_event(action, ctx, result, reason))
+        event = observation_event(action, ctx, result, reason)
+        if record_later:
+            await self._in_background(
+                lambda: self._audit.record_many([event], urgent=False),
+                f"recording the observation {event.id}",
+            )
+        else:
+            await self._audit.record(event)
         for stage in self._observers:
             await stage.observed(action, ctx)
         return None
@@ -219,6 +234,14 @@ class Pipeline:
         (back-pressure) rather than pile up work that a crash would lose."""
         await self._room.acquire()
         task = asyncio.create_task(self.settle(decision, outcome))
+        self._settling.add(task)
+        task.add_done_callback(self._settled)
+
+    async def _in_background(self, work: Callable[[], Awaitable[object]], what: str) -> None:
+        """``work`` retried until written, in the background, within the settlement
+        backlog (and drained with it at shutdown)."""
+        await self._room.acquire()
+        task = asyncio.create_task(self._until_written(work, what))
         self._settling.add(task)
         task.add_done_callback(self._settled)
 

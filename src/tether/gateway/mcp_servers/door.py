@@ -59,6 +59,7 @@ RETURNED_HEADERS = ("Mcp-Session-Id", "MCP-Protocol-Version")
 INVALID_PARAMS = -32602
 PARSE_ERROR = -32700
 CANCEL_SECONDS = 5.0
+DRAIN_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -76,6 +77,8 @@ class _Relay:
 
     out: web.StreamResponse | None = None
     answer: dict[str, Any] | None = None
+    ended: bool = False
+    """The agent's stream is complete (its answer relayed); nothing more may be written."""
 
 
 def _string_arguments(arguments: dict[str, Any]) -> dict[str, str]:
@@ -90,7 +93,20 @@ def _cancel(task: asyncio.Task[Any]) -> None:
 
 
 def _answers(message: dict[str, Any], rpc_id: Any) -> bool:
-    return message.get("id") == rpc_id and ("result" in message or "error" in message)
+    return (
+        rpc_id is not None
+        and message.get("id") == rpc_id
+        and ("result" in message or "error" in message)
+    )
+
+
+async def _drain(upstream: aiohttp.ClientResponse) -> None:
+    """The stream after its answer (by the spec, only its end), read so the connection
+    goes back to the pool; one that lingers is closed instead."""
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while await upstream.content.readany():
+                pass
 
 
 class McpServerDoor:
@@ -166,7 +182,7 @@ class McpServerDoor:
             )
         if method in ("resources/read", "prompts/get"):
             return await self._read(request, caller, body, message)
-        return await self._forward(request, caller, body, None, None, _Relay())
+        return await self._forward(request, caller, body, rpc_id, None, _Relay())
 
     def _action(self, caller: _Caller, kind: str, name: str, **extra: Any) -> Action:
         server = caller.server.name
@@ -295,6 +311,9 @@ class McpServerDoor:
         self._cancelling.add(cancel)
         cancel.add_done_callback(self._cancelling.discard)
         refusal = tool_refusal(rpc_id, cut_by.reason, cut_by.code)
+        if relay.ended:
+            assert relay.out is not None
+            return relay.out
         if relay.out is not None:
             with contextlib.suppress(ConnectionError):
                 await relay.out.write(sse.render(["event: message"], refusal))
@@ -367,6 +386,7 @@ class McpServerDoor:
                 ),
                 "error" if failed else "ok",
                 f"{tool_use.name} finished",
+                record_later=True,
             )
         except TetherError as exc:
             log.warning("recording the answer of %s failed: %s", tool_use.name, exc.message)
@@ -446,13 +466,21 @@ class McpServerDoor:
             )
             await out.prepare(request)
             relay.out = out
+            answered = False
             async for lines in sse.events(upstream.content):
                 message = sse.data_of(lines)
-                if rewrite and isinstance(message, dict) and _answers(message, rpc_id):
+                answered = isinstance(message, dict) and _answers(message, rpc_id)
+                if rewrite and answered:
+                    assert isinstance(message, dict)
                     await out.write(sse.render(lines, await rewrite(message)))
                 else:
                     await out.write(sse.render(lines))
+                if answered:
+                    break
             await out.write_eof()
+            relay.ended = True
+            if answered:
+                await _drain(upstream)
             return out
         raw = await upstream.read()
         answer: Any = None
