@@ -100,6 +100,15 @@ def _answers(message: dict[str, Any], rpc_id: Any) -> bool:
     )
 
 
+async def _send(request: web.Request, response: web.StreamResponse) -> None:
+    """The answer goes out now, not when the handler returns: settling waits for nobody."""
+    if response.prepared:
+        return
+    with contextlib.suppress(ConnectionError):
+        await response.prepare(request)
+        await response.write_eof()
+
+
 async def _drain(upstream: aiohttp.ClientResponse) -> None:
     """The stream after its answer (by the spec, only its end), read so the connection
     goes back to the pool; one that lingers is closed instead."""
@@ -250,6 +259,7 @@ class McpServerDoor:
         started = time.perf_counter()
         relay = _Relay()
         response = await self._forward(request, caller, body, message["id"], None, relay)
+        await _send(request, response)
         await self._settle(decision, relay, response.status, started, "")
         return response
 
@@ -299,6 +309,7 @@ class McpServerDoor:
         finally:
             self._inflight.unregister(token)
         detail = handle.cut_by.reason if handle.cut_by else ""
+        await _send(request, response)
         await self._settle(decision, relay, response.status, started, detail)
         return response
 
@@ -470,9 +481,9 @@ class McpServerDoor:
             async for lines in sse.events(upstream.content):
                 message = sse.data_of(lines)
                 answered = isinstance(message, dict) and _answers(message, rpc_id)
-                if rewrite and answered:
-                    assert isinstance(message, dict)
-                    await out.write(sse.render(lines, await rewrite(message)))
+                rewritten = await rewrite(message) if rewrite and answered else None
+                if rewritten is not None and rewritten is not message:
+                    await out.write(sse.render(lines, rewritten))
                 else:
                     await out.write(sse.render(lines))
                 if answered:
@@ -488,7 +499,9 @@ class McpServerDoor:
             with contextlib.suppress(ValueError):
                 answer = json.loads(raw)
             if isinstance(answer, dict) and _answers(answer, rpc_id):
-                return web.json_response(await rewrite(answer), headers=headers)
+                rewritten = await rewrite(answer)
+                if rewritten is not answer:
+                    return web.json_response(rewritten, headers=headers)
         if ctype:
             headers["Content-Type"] = ctype
         return web.Response(body=raw, status=upstream.status, headers=headers)
