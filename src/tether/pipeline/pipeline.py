@@ -175,15 +175,15 @@ class Pipeline:
         reason: str,
         ctx: Context | None = None,
         *,
-        record_later: bool = False,
+        settled_with: Decision | None = None,
     ) -> Deny | None:
         """Record something an agent already did (a tool's result): only the stages that
         say who, which session and whether it is stopped run (``observes = True``); no
         decision is taken. A stopped session's report is refused and the refusal recorded;
         raises if the caller cannot be identified. Pass ``ctx`` to read what stages found
-        (the session, a task block to inject). ``record_later``: the observation is an
-        outcome (a relayed answer), so its event is written in the background like a
-        settlement's, retried until written; the observing stages still count it now."""
+        (the session, a task block to inject). ``settled_with``: the observation is part of
+        that decision's outcome (a tool answer tether relayed), so its event is written with
+        the outcome's when the decision is settled; the observing stages count it now."""
         ctx = Context() if ctx is None else ctx
         for stage in self.stages:
             if not getattr(stage, "observes", False):
@@ -199,11 +199,8 @@ class Pipeline:
             ctx.session.id if ctx.session else action.session_id,
         )
         event = observation_event(action, ctx, result, reason)
-        if record_later:
-            await self._in_background(
-                lambda: self._audit.record_many([event], urgent=False),
-                f"recording the observation {event.id}",
-            )
+        if settled_with is not None:
+            settled_with.observations.append(event)
         else:
             await self._audit.record(event)
         for stage in self._observers:
@@ -234,14 +231,6 @@ class Pipeline:
         (back-pressure) rather than pile up work that a crash would lose."""
         await self._room.acquire()
         task = asyncio.create_task(self.settle(decision, outcome))
-        self._settling.add(task)
-        task.add_done_callback(self._settled)
-
-    async def _in_background(self, work: Callable[[], Awaitable[object]], what: str) -> None:
-        """``work`` retried until written, in the background, within the settlement
-        backlog (and drained with it at shutdown)."""
-        await self._room.acquire()
-        task = asyncio.create_task(self._until_written(work, what))
         self._settling.add(task)
         task.add_done_callback(self._settled)
 
@@ -277,7 +266,7 @@ class Pipeline:
                 lambda stage=stage: stage.settle(action, ctx, outcome),  # type: ignore[misc]
                 f"settling decision {decision.event_id} in {type(stage).__name__}",
             )
-        events = outcome_events(action, ctx, outcome, decision.event_id)
+        events = [*decision.observations, *outcome_events(action, ctx, outcome, decision.event_id)]
         await self._until_written(
             lambda: self._audit.record_many(events, urgent=False),
             f"recording the {len(events)} outcome events of decision {decision.event_id}",

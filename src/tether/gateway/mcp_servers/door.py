@@ -59,7 +59,6 @@ RETURNED_HEADERS = ("Mcp-Session-Id", "MCP-Protocol-Version")
 INVALID_PARAMS = -32602
 PARSE_ERROR = -32700
 CANCEL_SECONDS = 5.0
-DRAIN_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -107,15 +106,6 @@ async def _send(request: web.Request, response: web.StreamResponse) -> None:
     with contextlib.suppress(ConnectionError):
         await response.prepare(request)
         await response.write_eof()
-
-
-async def _drain(upstream: aiohttp.ClientResponse) -> None:
-    """The stream after its answer (by the spec, only its end), read so the connection
-    goes back to the pool; one that lingers is closed instead."""
-    with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-        async with asyncio.timeout(DRAIN_SECONDS):
-            while await upstream.content.readany():
-                pass
 
 
 class McpServerDoor:
@@ -397,7 +387,7 @@ class McpServerDoor:
                 ),
                 "error" if failed else "ok",
                 f"{tool_use.name} finished",
-                record_later=True,
+                settled_with=decision,
             )
         except TetherError as exc:
             log.warning("recording the answer of %s failed: %s", tool_use.name, exc.message)
@@ -464,6 +454,10 @@ class McpServerDoor:
         rewrite: sse.Rewrite | None,
         relay: _Relay,
     ) -> web.StreamResponse:
+        """An SSE stream is relayed event by event and ends with the answer to ``rpc_id``
+        (where the spec has the server end it), so the agent's connection is free for its
+        next call; a JSON answer is relayed as the server sent it unless ``rewrite``
+        changed it."""
         headers = {h: upstream.headers[h] for h in RETURNED_HEADERS if h in upstream.headers}
         ctype = upstream.headers.get("Content-Type", "")
         if ctype.startswith("text/event-stream"):
@@ -490,8 +484,6 @@ class McpServerDoor:
                     break
             await out.write_eof()
             relay.ended = True
-            if answered:
-                await _drain(upstream)
             return out
         raw = await upstream.read()
         answer: Any = None
