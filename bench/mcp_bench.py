@@ -2,11 +2,12 @@
 
 A real MCP server (the ``mcp`` package, uvicorn, in a subprocess, bearer token required)
 plays the upstream; a real ``tether up`` (SQLite, durable audit) relays. The same ``mcp``
-client session calls the same tool straight at the server with its token (baseline) and
-through ``/mcp/servers/NAME`` with the agent's tether key: authenticated, decided by the
-pipeline (kill, pins, guards, Cedar with the arguments in context), audited, relayed, its
-answer counted by the guards. Sequential calls; prints P50/P99, the added latency and
-tether's CPU time per call, for JSON and for SSE answers.
+client calls the same tool straight at the server with its token (baseline) and through
+``/mcp/servers/NAME`` with the agent's tether key: authenticated, decided by the pipeline
+(kill, pins, guards, Cedar with the arguments in context), audited, relayed, its answer
+counted by the guards. Sequential calls, alternating direct and through tether so both
+meet the same noise of a shared machine; prints P50/P99, the added latency and tether's
+CPU time per call (with the load average), for JSON and for SSE answers.
 
     uv run python bench/mcp_bench.py [--quick]
 """
@@ -19,16 +20,20 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import httpx2
-from harness import cpu_seconds, free_port, report, timed, wait_http
+from harness import cpu_seconds, free_port, report, wait_http
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 ADMIN_TOKEN = "tta_bench_mcp_admin_token_0123456789abcdef"
 UPSTREAM_TOKEN = "bench-upstream-token-0123456789"
+Samples = tuple[list[float], list[float]]
 
 
 def serve(port: int, json_response: bool) -> None:
@@ -60,7 +65,9 @@ def serve(port: int, json_response: bool) -> None:
     uvicorn.run(guarded, host="127.0.0.1", port=port, log_level="warning")
 
 
-async def measure(url: str, bearer: str, n: int) -> list[float]:
+@asynccontextmanager
+async def mcp_client(url: str, bearer: str) -> AsyncIterator[ClientSession]:
+    """An initialised ``mcp`` client session, its tools listed and a few calls made."""
     client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {bearer}"}, timeout=30)
     async with (
         client,
@@ -71,12 +78,21 @@ async def measure(url: str, bearer: str, n: int) -> list[float]:
         await session.list_tools()
         for warm in range(5):
             await session.call_tool("lookup", {"key": f"warm{warm}"})
+        yield session
 
-        async def call(i: int) -> None:
-            result = await session.call_tool("lookup", {"key": f"k{i}"})
-            assert not result.is_error, result
 
-        return await timed(n, call)
+async def measure(direct: tuple[str, str], through: tuple[str, str], n: int) -> Samples:
+    """``n`` calls each way, alternating (direct, then through tether), so both meet the
+    same moment of a busy machine; milliseconds per call for each way."""
+    async with mcp_client(*direct) as straight, mcp_client(*through) as relayed:
+        samples: Samples = ([], [])
+        for i in range(n):
+            for session, into in ((straight, samples[0]), (relayed, samples[1])):
+                started = time.perf_counter()
+                result = await session.call_tool("lookup", {"key": f"k{i}"})
+                into.append((time.perf_counter() - started) * 1000)
+                assert not result.is_error, result
+        return samples
 
 
 def main() -> None:
@@ -101,7 +117,7 @@ def main() -> None:
     )
     servers: list[subprocess.Popen[bytes]] = []
     try:
-        wait_http(f"http://127.0.0.1:{tether_port}/healthz", process=tether)
+        wait_http(f"http://127.0.0.1:{tether_port}/healthz", timeout=120, process=tether)
         admin = httpx.Client(
             base_url=f"http://127.0.0.1:{tether_port}/admin/v1",
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
@@ -126,20 +142,24 @@ def main() -> None:
             )
             servers.append(server)
             upstream = f"http://127.0.0.1:{port}/mcp"
-            wait_http(f"http://127.0.0.1:{port}/", process=server)
+            wait_http(f"http://127.0.0.1:{port}/", timeout=120, process=server)
             admin.post(
                 "/projects/bench/mcp-servers",
                 json={"name": kind, "url": upstream, "credential": UPSTREAM_TOKEN},
             ).raise_for_status()
-            baseline = asyncio.run(measure(upstream, UPSTREAM_TOKEN, n))
             cpu0 = cpu_seconds(tether.pid)
-            through = asyncio.run(
-                measure(f"http://127.0.0.1:{tether_port}/mcp/servers/{kind}", key, n)
+            baseline, through = asyncio.run(
+                measure(
+                    (upstream, UPSTREAM_TOKEN),
+                    (f"http://127.0.0.1:{tether_port}/mcp/servers/{kind}", key),
+                    n,
+                )
             )
             cpu = cpu_seconds(tether.pid) - cpu0
             report(f"tools/call ({kind}) direct", baseline)
             report(f"tools/call ({kind}) via tether", through, baseline)
             print(f"  {'':<44} tether CPU {cpu / (n + 7) * 1000:.2f} ms per call")
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         tether.terminate()
         for server in servers:

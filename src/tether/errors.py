@@ -98,6 +98,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "internal_error": 500,
     "mcp_tool_withheld": 403,
     "mcp_tool_unknown": 403,
+    "mcp_oauth_failed": 502,
 }
 
 

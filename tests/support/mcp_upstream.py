@@ -49,13 +49,13 @@ class RunningMcpUpstream:
         self._thread.join(10)
 
 
-def _bearer_only(app: Any, token: str, seen: list[str]) -> Any:
+def _bearer_only(app: Any, accepts: Callable[[str], bool], seen: list[str]) -> Any:
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             headers = dict(scope["headers"])
             authorization = headers.get(b"authorization", b"").decode()
             seen.append(authorization)
-            if authorization != f"Bearer {token}":
+            if not accepts(authorization.removeprefix("Bearer ")):
                 await send({"type": "http.response.start", "status": 401, "headers": []})
                 await send({"type": "http.response.body", "body": b"bad token"})
                 return
@@ -64,7 +64,10 @@ def _bearer_only(app: Any, token: str, seen: list[str]) -> Any:
     return guarded
 
 
-def start_mcp_upstream(json_response: bool = False) -> RunningMcpUpstream:
+def start_mcp_upstream(
+    json_response: bool = False, accepts: Callable[[str], bool] | None = None
+) -> RunningMcpUpstream:
+    """``accepts``: which bearer tokens the server takes (by default only its own)."""
     token = f"upstream-secret-{uuid.uuid4().hex}"
     server: MCPServer[Any] = MCPServer("warehouse", log_level="WARNING")
     port = free_port()
@@ -111,7 +114,7 @@ def start_mcp_upstream(json_response: bool = False) -> RunningMcpUpstream:
     )
     authorizations: list[str] = []
     config = uvicorn.Config(
-        _bearer_only(app, token, authorizations),
+        _bearer_only(app, accepts or token.__eq__, authorizations),
         host="127.0.0.1",
         port=port,
         log_level="warning",

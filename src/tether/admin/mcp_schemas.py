@@ -19,14 +19,16 @@ class McpServerAdd(Strict):
         examples=["github"],
     )
     url: HttpUrlText = Field(max_length=2048)
-    auth: Literal["none", "bearer", "headers"] = Field(
+    auth: Literal["none", "bearer", "headers", "oauth"] = Field(
         "bearer", description="how tether authenticates to the server"
     )
     credential: str | None = Field(
         None,
         max_length=16384,
-        description="bearer: the token; headers: a JSON object of header names to values. "
-        "Sealed at rest and never returned.",
+        description="bearer: the token; headers: a JSON object of header names to values; "
+        "oauth: a JSON object with token_url, client_id, client_secret and optionally "
+        "scope, audience, resource, client_auth (basic or post). Sealed at rest and never "
+        "returned.",
     )
 
 

@@ -42,7 +42,9 @@ def add(
     auth: str = typer.Option(
         "bearer",
         "--auth",
-        help="bearer (a token on stdin), headers (a JSON object on stdin) or none.",
+        help="bearer (a token on stdin), headers (a JSON object on stdin), oauth (client "
+        "credentials as JSON on stdin: token_url, client_id, client_secret, scope, audience; "
+        "tether fetches and refreshes the access token) or none.",
     ),
     as_json: bool = JsonOption,
 ) -> None:

@@ -4,13 +4,15 @@ the server's own credential, given on stdin when it was added and sealed since."
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from tether.errors import TetherError
+from tether.mcp_servers.oauth import parse_client_credentials
 
 __all__ = ["AUTH_KINDS", "credential_headers", "parse_credential"]
 
-AUTH_KINDS = ("none", "bearer", "headers")
+AUTH_KINDS = ("none", "bearer", "headers", "oauth")
 
 
 class CredentialInvalid(TetherError):
@@ -30,6 +32,12 @@ def parse_credential(kind: str, secret: str | None) -> str | None:
     if not secret or not secret.strip():
         raise CredentialInvalid(f"auth {kind} needs the credential on stdin")
     secret = secret.strip()
+    if kind == "oauth":
+        try:
+            grant = parse_client_credentials(secret)
+        except ValueError as exc:
+            raise CredentialInvalid(str(exc)) from None
+        return json.dumps({k: v for k, v in asdict(grant).items() if v is not None})
     if kind == "bearer":
         if any(c.isspace() for c in secret):
             raise CredentialInvalid("a bearer token is one word with no spaces or line breaks")
@@ -53,6 +61,7 @@ def parse_credential(kind: str, secret: str | None) -> str | None:
 
 
 def credential_headers(kind: str, secret: str | None) -> dict[str, str]:
+    """The headers a static credential (bearer, headers) adds; OAuth's come per token."""
     if kind == "bearer" and secret:
         return {"Authorization": f"Bearer {secret}"}
     if kind == "headers" and secret:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.audit.event import AuditEvent
 from tether.audit.redaction import redact_text
 from tether.errors import status_for
 from tether.identity.directory import AgentIdentity
@@ -139,6 +140,9 @@ class Decision:
     evidence: dict[str, Any] = field(default_factory=dict)
     action: Action | None = field(default=None, repr=False, compare=False)
     context: Context | None = field(default=None, repr=False, compare=False)
+    observations: list[AuditEvent] = field(default_factory=list, repr=False, compare=False)
+    """What was observed of the decided action's effect (a relayed tool answer), recorded
+    with its outcome when it is settled."""
 
     def __post_init__(self) -> None:
         """The reason goes back to the agent: no credential in it (see ``Deny``)."""

@@ -169,13 +169,21 @@ class Pipeline:
         await self._audit.record_many(events, urgent=True)
 
     async def observe(
-        self, action: Action, result: str, reason: str, ctx: Context | None = None
+        self,
+        action: Action,
+        result: str,
+        reason: str,
+        ctx: Context | None = None,
+        *,
+        settled_with: Decision | None = None,
     ) -> Deny | None:
         """Record something an agent already did (a tool's result): only the stages that
         say who, which session and whether it is stopped run (``observes = True``); no
         decision is taken. A stopped session's report is refused and the refusal recorded;
         raises if the caller cannot be identified. Pass ``ctx`` to read what stages found
-        (the session, a task block to inject)."""
+        (the session, a task block to inject). ``settled_with``: the observation is part of
+        that decision's outcome (a tool answer tether relayed), so its event is written with
+        the outcome's when the decision is settled; the observing stages count it now."""
         ctx = Context() if ctx is None else ctx
         for stage in self.stages:
             if not getattr(stage, "observes", False):
@@ -190,7 +198,11 @@ class Pipeline:
             ctx.identity.agent.name if ctx.identity else None,
             ctx.session.id if ctx.session else action.session_id,
         )
-        await self._audit.record(observation_event(action, ctx, result, reason))
+        event = observation_event(action, ctx, result, reason)
+        if settled_with is not None:
+            settled_with.observations.append(event)
+        else:
+            await self._audit.record(event)
         for stage in self._observers:
             await stage.observed(action, ctx)
         return None
@@ -254,7 +266,7 @@ class Pipeline:
                 lambda stage=stage: stage.settle(action, ctx, outcome),  # type: ignore[misc]
                 f"settling decision {decision.event_id} in {type(stage).__name__}",
             )
-        events = outcome_events(action, ctx, outcome, decision.event_id)
+        events = [*decision.observations, *outcome_events(action, ctx, outcome, decision.event_id)]
         await self._until_written(
             lambda: self._audit.record_many(events, urgent=False),
             f"recording the {len(events)} outcome events of decision {decision.event_id}",

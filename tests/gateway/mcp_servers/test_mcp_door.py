@@ -43,6 +43,16 @@ def test_policy_decides_tools_and_reads_their_arguments(
     events = tether.call("GET", "/audit", params={"limit": 1000}).json()
     actions = {(e["action"], e["result"]) for e in events}
     assert ("mcp:query_db", "allow") in actions and ("mcp:query_db", "deny") in actions
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        answers = tether.call(
+            "GET", "/audit", params={"limit": 1000, "action": "tool_result:mcp__wh__"}
+        ).json()
+        if answers:
+            break
+        time.sleep(0.1)
+    (answer,) = answers
+    assert answer["action"] == "tool_result:mcp__wh__query_db" and answer["result"] == "ok"
 
 
 def test_a_destructive_tool_waits_for_a_human_then_runs_once(

@@ -7,40 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import subprocess
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
 
 from tests.gateway.mcp_servers.client import mcp_session, text_of
-from tests.gateway.mcp_servers.conftest import POLICY
+from tests.gateway.mcp_servers.conftest import POLICY, database_text
 from tests.support.mcp_upstream import RunningMcpUpstream, start_mcp_upstream
 from tests.support.server import RunningTether
-from tether.cli.main import app
-
-
-@pytest.fixture
-def cli(tether_any: RunningTether, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("TETHER_URL", tether_any.url)
-    monkeypatch.setenv("TETHER_ADMIN_TOKEN", tether_any.admin_token)
-    runner = CliRunner()
-
-    def run(*args: str, stdin: str | None = None) -> Result:
-        return runner.invoke(app, list(args), input=stdin)
-
-    return run
-
-
-def _database_text(tether: RunningTether, tmp_path: Path) -> bytes:
-    url = tether.settings.database_url or ""
-    if url.startswith("sqlite"):
-        path = Path(url.split(":///", 1)[1])
-        return b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-    return subprocess.run(
-        ["pg_dump", "--data-only", dsn], check=True, capture_output=True, timeout=60
-    ).stdout
 
 
 def test_registry_commands_and_the_token_kept_out_of_everything_tether_writes(
@@ -94,7 +68,7 @@ def test_registry_commands_and_the_token_kept_out_of_everything_tether_writes(
             ("the agent's MCP config", json.dumps(agent_config).encode()),
             ("the CLI's output", (added.output + listed.output + show.output).encode()),
             ("the audit trail", audit.encode()),
-            ("the database", _database_text(tether_any, tmp_path)),
+            ("the database", database_text(tether_any, tmp_path)),
             ("the logs", caplog.text.encode()),
         ]
         for where, data in written:

@@ -34,6 +34,7 @@ from tether.gateway.mcp_servers.replies import INVALID_REQUEST, rpc_error, tool_
 from tether.guards.fingerprints import result_fingerprint
 from tether.identity.directory import Directory
 from tether.kill.inflight import InflightStreams, StreamHandle
+from tether.mcp_servers.oauth import TokenUnavailable
 from tether.mcp_servers.registry import McpRegistry
 from tether.pipeline import Action, Decision, Deny, Pipeline
 from tether.pipeline.outcome import Outcome, ToolResult, ToolUse
@@ -75,6 +76,8 @@ class _Relay:
 
     out: web.StreamResponse | None = None
     answer: dict[str, Any] | None = None
+    ended: bool = False
+    """The agent's stream is complete (its answer relayed); nothing more may be written."""
 
 
 def _string_arguments(arguments: dict[str, Any]) -> dict[str, str]:
@@ -89,7 +92,20 @@ def _cancel(task: asyncio.Task[Any]) -> None:
 
 
 def _answers(message: dict[str, Any], rpc_id: Any) -> bool:
-    return message.get("id") == rpc_id and ("result" in message or "error" in message)
+    return (
+        rpc_id is not None
+        and message.get("id") == rpc_id
+        and ("result" in message or "error" in message)
+    )
+
+
+async def _send(request: web.Request, response: web.StreamResponse) -> None:
+    """The answer goes out now, not when the handler returns: settling waits for nobody."""
+    if response.prepared:
+        return
+    with contextlib.suppress(ConnectionError):
+        await response.prepare(request)
+        await response.write_eof()
 
 
 class McpServerDoor:
@@ -165,7 +181,7 @@ class McpServerDoor:
             )
         if method in ("resources/read", "prompts/get"):
             return await self._read(request, caller, body, message)
-        return await self._forward(request, caller, body, None, None, _Relay())
+        return await self._forward(request, caller, body, rpc_id, None, _Relay())
 
     def _action(self, caller: _Caller, kind: str, name: str, **extra: Any) -> Action:
         server = caller.server.name
@@ -233,6 +249,7 @@ class McpServerDoor:
         started = time.perf_counter()
         relay = _Relay()
         response = await self._forward(request, caller, body, message["id"], None, relay)
+        await _send(request, response)
         await self._settle(decision, relay, response.status, started, "")
         return response
 
@@ -282,6 +299,7 @@ class McpServerDoor:
         finally:
             self._inflight.unregister(token)
         detail = handle.cut_by.reason if handle.cut_by else ""
+        await _send(request, response)
         await self._settle(decision, relay, response.status, started, detail)
         return response
 
@@ -294,6 +312,9 @@ class McpServerDoor:
         self._cancelling.add(cancel)
         cancel.add_done_callback(self._cancelling.discard)
         refusal = tool_refusal(rpc_id, cut_by.reason, cut_by.code)
+        if relay.ended:
+            assert relay.out is not None
+            return relay.out
         if relay.out is not None:
             with contextlib.suppress(ConnectionError):
                 await relay.out.write(sse.render(["event: message"], refusal))
@@ -310,8 +331,8 @@ class McpServerDoor:
             "method": "notifications/cancelled",
             "params": {"requestId": rpc_id, "reason": f"tether: {reason}"},
         }
-        headers = await self._headers(request, caller.server)
         try:
+            headers = await self._headers(request, caller.server)
             async with self._client.post(
                 caller.server.url,
                 data=json.dumps(notice),
@@ -319,7 +340,7 @@ class McpServerDoor:
                 timeout=aiohttp.ClientTimeout(total=CANCEL_SECONDS),
             ) as answer:
                 await answer.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, TokenUnavailable) as exc:
             log.warning("telling MCP server %s to cancel failed: %s", caller.server.name, exc)
 
     async def _settle(
@@ -366,6 +387,7 @@ class McpServerDoor:
                 ),
                 "error" if failed else "ok",
                 f"{tool_use.name} finished",
+                settled_with=decision,
             )
         except TetherError as exc:
             log.warning("recording the answer of %s failed: %s", tool_use.name, exc.message)
@@ -376,7 +398,8 @@ class McpServerDoor:
         }
         headers.setdefault("Content-Type", "application/json")
         headers.setdefault("Accept", "application/json, text/event-stream")
-        headers.update(await self._registry.upstream_headers(server))
+        assert self._client is not None
+        headers.update(await self._registry.upstream_headers(server, self._client))
         return headers
 
     async def _forward(
@@ -389,14 +412,28 @@ class McpServerDoor:
         relay: _Relay,
     ) -> web.StreamResponse:
         assert self._client is not None
-        headers = await self._headers(request, caller.server)
-        if body is None:
-            headers.pop("Content-Type", None)
         try:
-            async with self._client.request(
-                request.method, caller.server.url, data=body, headers=headers
-            ) as upstream:
-                return await self._relay(request, upstream, rpc_id, rewrite, relay)
+            retried = False
+            while True:
+                headers = await self._headers(request, caller.server)
+                if body is None:
+                    headers.pop("Content-Type", None)
+                async with self._client.request(
+                    request.method, caller.server.url, data=body, headers=headers
+                ) as upstream:
+                    if (
+                        upstream.status == 401
+                        and not retried
+                        and self._registry.rejected(caller.server, headers)
+                    ):
+                        retried = True
+                        continue
+                    return await self._relay(request, upstream, rpc_id, rewrite, relay)
+        except TokenUnavailable as exc:
+            return web.json_response(
+                rpc_error(rpc_id, f"MCP server {caller.server.name}: {exc.message}"),
+                status=502,
+            )
         except (aiohttp.ClientError, TimeoutError) as exc:
             if relay.out is not None:
                 return relay.out
@@ -417,6 +454,10 @@ class McpServerDoor:
         rewrite: sse.Rewrite | None,
         relay: _Relay,
     ) -> web.StreamResponse:
+        """An SSE stream is relayed event by event and ends with the answer to ``rpc_id``
+        (where the spec has the server end it), so the agent's connection is free for its
+        next call; a JSON answer is relayed as the server sent it unless ``rewrite``
+        changed it."""
         headers = {h: upstream.headers[h] for h in RETURNED_HEADERS if h in upstream.headers}
         ctype = upstream.headers.get("Content-Type", "")
         if ctype.startswith("text/event-stream"):
@@ -430,13 +471,19 @@ class McpServerDoor:
             )
             await out.prepare(request)
             relay.out = out
+            answered = False
             async for lines in sse.events(upstream.content):
                 message = sse.data_of(lines)
-                if rewrite and isinstance(message, dict) and _answers(message, rpc_id):
-                    await out.write(sse.render(lines, await rewrite(message)))
+                answered = isinstance(message, dict) and _answers(message, rpc_id)
+                rewritten = await rewrite(message) if rewrite and answered else None
+                if rewritten is not None and rewritten is not message:
+                    await out.write(sse.render(lines, rewritten))
                 else:
                     await out.write(sse.render(lines))
+                if answered:
+                    break
             await out.write_eof()
+            relay.ended = True
             return out
         raw = await upstream.read()
         answer: Any = None
@@ -444,7 +491,9 @@ class McpServerDoor:
             with contextlib.suppress(ValueError):
                 answer = json.loads(raw)
             if isinstance(answer, dict) and _answers(answer, rpc_id):
-                return web.json_response(await rewrite(answer), headers=headers)
+                rewritten = await rewrite(answer)
+                if rewritten is not answer:
+                    return web.json_response(rewritten, headers=headers)
         if ctype:
             headers["Content-Type"] = ctype
         return web.Response(body=raw, status=upstream.status, headers=headers)
