@@ -3,6 +3,10 @@
 kill`` calls) are timed. Every parser must stay linear and bounded, so neither should
 wait on them: the target is P99 < 50 ms.
 
+The same run first has the same clients send a trivial hook call (``ls``) for as long:
+that baseline is what one saturated process costs per request, so what the worst inputs
+add on top of it is the parsers' share.
+
 Starts ``tether up`` (SQLite, a fresh data dir) as a real process and drives it over HTTP.
 
     uv run python bench/worst_inputs.py [--seconds 20] [--clients 10]
@@ -13,17 +17,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import free_port, pct, report, wait_http
+from harness import free_port, report, wait_http
 
 ADMIN = "tta_worst-inputs-bench-token-0123456789"
 DEPTH = 20_000
@@ -41,6 +47,13 @@ def _hook(command: str | None = None, **tool: Any) -> dict[str, Any]:
         "permission_mode": "bypassPermissions",
         "transcript_path": "/tmp/t.jsonl",
     }
+
+
+def trivial_input() -> dict[str, tuple[str, bytes]]:
+    """The baseline: a hook call that every parser answers at once."""
+    import orjson
+
+    return {"hook: ls": ("/hooks/claude-code", orjson.dumps(_hook("ls")))}
 
 
 def worst_inputs() -> dict[str, tuple[str, bytes]]:
@@ -101,10 +114,55 @@ async def attack(
     return times
 
 
-async def probe(url: str, stop: float) -> tuple[list[float], list[float]]:
+async def _attackers(
+    url: str,
+    key: str,
+    inputs: dict[str, tuple[str, bytes]],
+    window: tuple[float, float],
+    clients: int,
+) -> tuple[list[dict[str, list[float]]], Counter[str]]:
+    seen: Counter[str] = Counter()
+    await asyncio.sleep(max(0.0, window[0] - time.time()))
+    stop = time.monotonic() + window[1] - time.time()
+    sent = await asyncio.gather(*(attack(url, key, inputs, stop, seen) for _ in range(clients)))
+    return list(sent), seen
+
+
+def attackers(
+    url: str,
+    key: str,
+    inputs: dict[str, tuple[str, bytes]],
+    window: tuple[float, float],
+    clients: int,
+) -> tuple[list[dict[str, list[float]]], Counter[str]]:
+    """The clients, in a process of their own, sending between the two wall-clock times of
+    ``window``: their HTTP work must not delay the probe's timings in this one (10 busy
+    clients on the probe's loop add tens of ms to what it measures)."""
+    return asyncio.run(_attackers(url, key, inputs, window, clients))
+
+
+async def open_sessions(url: str, key: str, prefix: str, count: int) -> list[str]:
+    """Live sessions to kill: each opened by a SessionStart hook, as Claude Code does."""
+    headers = {"Authorization": f"Bearer {key}"}
+    ids = [f"{prefix}-{n}" for n in range(count)]
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        for session_id in ids:
+            hook = {
+                "session_id": session_id,
+                "hook_event_name": "SessionStart",
+                "source": "startup",
+            }
+            answer = await client.post("/hooks/claude-code", json=hook, headers=headers)
+            answer.raise_for_status()
+    return ids
+
+
+async def probe(url: str, stop: float, sessions: list[str]) -> tuple[list[float], list[float]]:
+    """``/healthz`` every 20 ms, and every fifth time a live session killed."""
     health: list[float] = []
     kills: list[float] = []
     admin = {"Authorization": f"Bearer {ADMIN}"}
+    to_kill = iter(sessions)
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         for n in itertools.count():
             if time.monotonic() >= stop:
@@ -112,38 +170,65 @@ async def probe(url: str, stop: float) -> tuple[list[float], list[float]]:
             started = time.perf_counter()
             (await client.get("/healthz")).raise_for_status()
             health.append((time.perf_counter() - started) * 1000)
-            if n % 5 == 0:
+            session = next(to_kill, None) if n % 5 == 0 else None
+            if session is not None:
                 started = time.perf_counter()
                 killed = await client.post(
-                    f"/admin/v1/sessions/bench-{n}/kill", json={"reason": "bench"}, headers=admin
+                    f"/admin/v1/sessions/{session}/kill", json={"reason": "bench"}, headers=admin
                 )
                 kills.append((time.perf_counter() - started) * 1000)
-                assert killed.status_code < 500, killed.text
+                assert killed.status_code == 200, killed.text
+                assert killed.json()["state"] == "terminated", killed.text
             await asyncio.sleep(0.02)
     return health, kills
 
 
-async def run(url: str, key: str, seconds: float, clients: int) -> None:
-    inputs = worst_inputs()
-    seen: Counter[str] = Counter()
-    baseline_h, baseline_k = await probe(url, time.monotonic() + 3)
-    stop = time.monotonic() + seconds
-    results = await asyncio.gather(
-        probe(url, stop), *(attack(url, key, inputs, stop, seen) for _ in range(clients))
-    )
-    health, kills = results[0]  # type: ignore[misc]
-    print(
-        f"idle:  /healthz P99 {pct(baseline_h, 99):.1f} ms, kill P99 {pct(baseline_k, 99):.1f} ms"
-    )
-    print(f"under {clients} clients sending the worst inputs for {seconds:.0f} s:")
-    report("/healthz", health, baseline_h)
-    report("POST /sessions/{id}/kill", kills, baseline_k)
-    print("each worst input (answered in):")
+async def load(
+    url: str, key: str, inputs: dict[str, tuple[str, bytes]], seconds: float, clients: int
+) -> tuple[list[float], list[float], list[dict[str, list[float]]], Counter[str]]:
+    """``/healthz`` and kill timings while ``clients`` send ``inputs`` round-robin."""
+    sessions = await open_sessions(url, key, f"kill-{time.monotonic_ns()}", int(seconds * 15))
+    window = (time.time() + 4, time.time() + 4 + seconds)  # 4 s: the child's start-up
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        sending = asyncio.get_running_loop().run_in_executor(
+            pool, attackers, url, key, inputs, window, clients
+        )
+        await asyncio.sleep(window[0] + 0.5 - time.time())
+        health, kills = await probe(url, time.monotonic() + seconds - 1, sessions)
+        sent, seen = await sending
+    return health, kills, sent, seen
+
+
+def _answered(inputs: dict[str, tuple[str, bytes]], sent: list[dict[str, list[float]]]) -> None:
     for name in inputs:
-        samples = [s for r in results[1:] for s in r[name]]  # type: ignore[index]
+        samples = [s for r in sent for s in r[name]]
         if samples:
             report(name, samples)
-    print("answers:", ", ".join(f"{k}: {v}" for k, v in sorted(seen.items())))
+
+
+async def run(url: str, key: str, seconds: float, clients: int) -> None:
+    idle_h, idle_k = await probe(
+        url, time.monotonic() + 3, await open_sessions(url, key, "idle", 30)
+    )
+    trivial = trivial_input()
+    base_h, base_k, base_sent, base_seen = await load(url, key, trivial, seconds, clients)
+    inputs = worst_inputs()
+    health, kills, sent, seen = await load(url, key, inputs, seconds, clients)
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("idle (no other client):")
+    report("/healthz", idle_h)
+    report("POST /sessions/{id}/kill", idle_k)
+    print(f"baseline: {clients} clients sending a trivial hook call (ls) for {seconds:.0f} s:")
+    report("/healthz", base_h, idle_h)
+    report("POST /sessions/{id}/kill", base_k, idle_k)
+    _answered(trivial, base_sent)
+    print(f"attack: the same {clients} clients sending the worst inputs for {seconds:.0f} s:")
+    report("/healthz", health, base_h)
+    report("POST /sessions/{id}/kill", kills, base_k)
+    print("  (added: over the baseline, i.e. what the parsers cost the probes)")
+    print("each worst input (answered in):")
+    _answered(inputs, sent)
+    print("answers:", ", ".join(f"{k}: {v}" for k, v in sorted((base_seen + seen).items())))
 
 
 def main() -> None:
@@ -164,7 +249,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_http(f"{url}/healthz", process=server)
+            wait_http(f"{url}/healthz", timeout=120, process=server)
             admin = {"Authorization": f"Bearer {ADMIN}"}
             httpx.post(
                 f"{url}/admin/v1/projects", json={"name": "bench"}, headers=admin

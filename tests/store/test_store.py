@@ -149,6 +149,38 @@ async def test_revoking_an_agent_revokes_its_keys(db: Database) -> None:
     assert refreshed is not None and refreshed.state is AgentState.REVOKED
 
 
+async def test_a_session_state_change_returns_the_changed_session_and_is_fed(
+    db: Database, database_url: str
+) -> None:
+    """Through the SQLite writer thread (as tether runs) and through the engine alike."""
+    from sqlalchemy.engine import make_url
+
+    from tether.store.changes import read_changes
+    from tether.store.records import SessionState
+    from tether.store.sqlite_writer import SqliteWriter
+
+    project = await ProjectStore(db).create("p")
+    agent, _ = await AgentStore(db).create("a", project.id, "")
+    writer = None if db.is_postgres else SqliteWriter(make_url(database_url).database or "")
+    try:
+        for store in {SessionStore(db), SessionStore(db, writer)}:
+            session_id = f"s-{id(store)}"
+            await store.get_or_create(session_id, agent.id, project.id)
+            changed = await store.set_state(
+                session_id, SessionState.TERMINATED, "admin:test", "stop"
+            )
+            assert changed is not None and changed.state is SessionState.TERMINATED
+            assert (changed.state_by, changed.state_reason) == ("admin:test", "stop")
+            assert changed == await store.get(session_id)
+            assert await store.set_state("none", SessionState.PAUSED, "admin:test", "") is None
+            async with db.read() as conn:
+                fed = await read_changes(conn, 0, 0)
+            assert ("session", session_id) in {(c.kind, c.ref) for c in fed}
+    finally:
+        if writer is not None:
+            await writer.close()
+
+
 async def test_concurrent_get_or_create_of_one_session_yields_one_row(db: Database) -> None:
     project = await ProjectStore(db).create("p")
     agent, _ = await AgentStore(db).create("a", project.id, "")

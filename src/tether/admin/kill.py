@@ -11,7 +11,7 @@ from tether.admin.responses import model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import PauseState, ProjectOut, SessionOut, StateChange
 from tether.admin.sessions import session_in_path, session_out
-from tether.errors import Conflict
+from tether.errors import Conflict, NotFound
 from tether.store.clock import iso_ms
 from tether.store.records import SessionState
 from tether.web.bodies import read_optional_model
@@ -58,15 +58,16 @@ async def _session_to(
     runtime = runtime_of(request)
     session = await session_in_path(runtime, request)
     by, reason = await _change(request)
-    if session.state is not target:
-        if session.state not in allowed_from:
-            raise Conflict(
-                f"session {session.id} is {session.state.value}; it cannot become {target.value}"
-            )
-        await runtime.sessions.set_state(session.id, target, by, reason)
-        log.info("session %s %s by %s: %s", session.id, target.value, by, reason or "-")
-    changed = await runtime.session_store.get(session.id)
-    assert changed is not None
+    if session.state is target:
+        return model_response(session_out(runtime, session))
+    if session.state not in allowed_from:
+        raise Conflict(
+            f"session {session.id} is {session.state.value}; it cannot become {target.value}"
+        )
+    changed = await runtime.sessions.set_state(session.id, target, by, reason)
+    if changed is None:
+        raise NotFound(f"no session {session.id!r}")
+    log.info("session %s %s by %s: %s", session.id, target.value, by, reason or "-")
     return model_response(session_out(runtime, changed))
 
 

@@ -74,11 +74,17 @@ class SessionRegistry:
         in this process, or in Redis for a fleet)."""
         return await self._conversations.session_of(agent_id, conversation)
 
-    async def set_state(self, session_id: str, state: SessionState, by: str, reason: str) -> None:
-        """Record the state and see it here at once; other replicas see it through the
-        change feed."""
-        await self._store.set_state(session_id, state, by, reason)
-        await self.apply(Change(0, "session", session_id))
+    async def set_state(
+        self, session_id: str, state: SessionState, by: str, reason: str
+    ) -> SessionRecord | None:
+        """Record the state and see it here at once (the session as changed, None if there
+        is none); other replicas see it through the change feed."""
+        changed = await self._store.set_state(session_id, state, by, reason)
+        if changed is None:
+            self._cache.pop(session_id, None)
+        elif session_id in self._cache:
+            self._cache[session_id] = changed
+        return changed
 
     def cached(self, session_id: str) -> SessionRecord | None:
         return self._cache.get(session_id)

@@ -27,13 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from tether.approvals.long_poll import decide_as_one
 from tether.approvals.waiter import ApprovalWaiter
 from tether.audit.redaction import digest, redact_text, redacted_summary
+from tether.commands.model import CommandAction
 from tether.errors import AuthenticationFailed, BadRequest
-from tether.gateway.claude_code.tools import read_tool_actions
+from tether.gateway.claude_code.tools import tool_actions
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.guards.fingerprints import result_fingerprint
 from tether.pipeline import Action, Context, Pipeline, ToolResult, ToolUse
 from tether.web.bodies import read_model
 from tether.web.errors import set_error_renderer
+from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWork
 
 __all__ = ["HookInput", "add_claude_code_hook_routes"]
 
@@ -43,6 +45,7 @@ MAX_WAIT_SECONDS = 600
 PIPELINE_KEY = web.AppKey("hook_pipeline", Pipeline)
 WAITER_KEY = web.AppKey("hook_waiter", ApprovalWaiter)
 LIMIT_KEY = web.AppKey("hook_body_limit", int)
+HEAVY_KEY = web.AppKey("hook_heavy_work", HeavyWork)
 STOPPED = frozenset(
     {
         "session_terminated",
@@ -143,6 +146,21 @@ def _wait_seconds(request: web.Request) -> float:
     return seconds
 
 
+async def _read_tool(
+    request: web.Request, hook: HookInput, tool: str
+) -> tuple[str, list[CommandAction]]:
+    """The tool input's redacted summary and the actions it would take. A large body is
+    read on the heavy-work lane: at most one at a time, off the event loop."""
+
+    def read() -> tuple[str, list[CommandAction]]:
+        return redacted_summary(hook.tool_input), tool_actions(tool, hook.tool_input, hook.cwd)
+
+    size = request.content_length
+    if size is None or size > HEAVY_BODY_BYTES:
+        return await request.app[HEAVY_KEY].run(read)
+    return read()
+
+
 def _tool_name(hook: HookInput) -> str:
     if not hook.tool_name:
         raise BadRequest(f"a {hook.hook_event_name} hook needs tool_name")
@@ -154,8 +172,7 @@ async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
     credential = presented_credential(request.headers)
     tool_name = _tool_name(hook)
     tool_use = ToolUse(hook.tool_use_id or "", tool_name, hook.tool_input)
-    summary = redacted_summary(hook.tool_input)  # once per call, not once per action
-    found_actions = await read_tool_actions(tool_name, hook.tool_input, hook.cwd)
+    summary, found_actions = await _read_tool(request, hook, tool_name)
     actions = [
         Action(
             source=SOURCE,
@@ -191,7 +208,7 @@ async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
 
 async def _post_tool_use(request: web.Request, hook: HookInput) -> web.Response:
     tool_name = _tool_name(hook)
-    found = await read_tool_actions(tool_name, hook.tool_input, hook.cwd)
+    summary, found = await _read_tool(request, hook, tool_name)
     response = hook.tool_response
     failed = hook.hook_event_name == "PostToolUseFailure" or (
         isinstance(response, dict)
@@ -210,7 +227,7 @@ async def _post_tool_use(request: web.Request, hook: HookInput) -> web.Response:
                 "tool": tool_name,
                 "tool_use_id": hook.tool_use_id,
                 "actions": [f"{f.action} {f.resource}" for f in found],
-                "input_summary": redacted_summary(hook.tool_input),
+                "input_summary": summary,
                 "response_digest": digest(response),
             },
             tool_use=ToolUse(tool_use_id, tool_name, hook.tool_input),
@@ -266,5 +283,11 @@ def add_claude_code_hook_routes(
     app[PIPELINE_KEY] = pipeline
     app[WAITER_KEY] = waiter
     app[LIMIT_KEY] = body_limit
+    app[HEAVY_KEY] = heavy = HeavyWork()
+
+    async def close_heavy_work(_app: web.Application) -> None:
+        heavy.close()
+
+    app.on_cleanup.append(close_heavy_work)
     app.router.add_post(PATH, claude_code_hook)
     set_error_renderer(app, PATH, _error_body)

@@ -3,7 +3,6 @@ file tools act on their resolved path, MCP tools on ``mcp://SERVER/TOOL``."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from tether.commands.model import CommandAction
@@ -11,11 +10,7 @@ from tether.commands.parse import actions_of
 from tether.commands.paths import resolve
 from tether.errors import BadRequest
 
-__all__ = ["OFF_LOOP_CHARS", "read_tool_actions", "tool_actions"]
-
-OFF_LOOP_CHARS = 1_024
-"""A Bash command longer than this is parsed on a worker thread: parsing is linear and
-bounded (``tether.commands.parse``), but 16 KB still costs ~15 ms of pure Python."""
+__all__ = ["tool_actions"]
 
 _FILE_TOOLS = {
     "Write": ("file:Write", "file_path"),
@@ -55,11 +50,3 @@ def tool_actions(tool: str, tool_input: dict[str, Any], cwd: str) -> list[Comman
         _, server, name = [*tool.split("__", 2), "", ""][:3]
         return [CommandAction(f"mcp:{name or server}", f"mcp://{server}/{name}")]
     return [CommandAction(f"tool:{tool}", f"tool:{tool}")]
-
-
-async def read_tool_actions(tool: str, tool_input: dict[str, Any], cwd: str) -> list[CommandAction]:
-    """``tool_actions`` without holding the event loop for a long command."""
-    command = tool_input.get("command") if tool == "Bash" else None
-    if isinstance(command, str) and len(command) > OFF_LOOP_CHARS:
-        return await asyncio.to_thread(tool_actions, tool, tool_input, cwd)
-    return tool_actions(tool, tool_input, cwd)
