@@ -8,9 +8,10 @@ from datetime import datetime
 import orjson
 from aiohttp import web
 
-from tether.admin.appkeys import runtime_of
+from tether.admin.appkeys import caller_of, runtime_of
 from tether.admin.audit_schemas import (
     AnchorOut,
+    ExportRunIn,
     LatestAnchorOut,
     PruneIn,
     PruneOut,
@@ -22,6 +23,8 @@ from tether.admin.routing import routes
 from tether.admin.schemas import AuditEventOut, ChainBreakOut, ChainReportOut, ResultCountOut
 from tether.audit.anchors import key_id, public_key_text, sign_anchor
 from tether.audit.chain import ChainHead
+from tether.audit.event import AuditEvent
+from tether.audit.trail_events import AUDIT_EXPORTED, AUDIT_VERIFIED
 from tether.errors import BadRequest
 from tether.store.clock import iso_ms, now_ms
 from tether.web.bodies import read_model
@@ -194,8 +197,21 @@ async def count_results(request: web.Request) -> web.Response:
     response=ChainReportOut,
 )
 async def verify_audit(request: web.Request) -> web.Response:
-    report = await runtime_of(request).audit_store.verify()
+    runtime = runtime_of(request)
+    report = await runtime.audit_store.verify()
     broken = report.first_break
+    await runtime.audit.record(
+        AuditEvent(
+            actor=f"admin:{caller_of(request).name}",
+            source="admin",
+            action=AUDIT_VERIFIED,
+            resource="audit:chain",
+            result="ok" if report.intact else "error",
+            reason=f"{report.checked} events checked up to #{report.head.seq}"
+            + (f"; broken at #{broken.seq}: {broken.problem}" if broken else ""),
+            attributes={"checked": report.checked, "head_seq": report.head.seq},
+        )
+    )
     return model_response(
         ChainReportOut(
             intact=report.intact,
@@ -242,6 +258,32 @@ async def export_audit(request: web.Request) -> web.StreamResponse:
         after = rows[-1]["seq"]
     await response.write_eof()
     return response
+
+
+@routes.route(
+    "POST",
+    "/audit/exports",
+    "audit.exports.record",
+    "Record a `tether audit export --dest` run (audit:export event): readiness asks "
+    "whether the trail is exported to the operator's storage, and how recently",
+    body=ExportRunIn,
+    status=204,
+)
+async def record_export_run(request: web.Request) -> web.Response:
+    runtime = runtime_of(request)
+    run = await read_model(request, ExportRunIn, runtime.settings.max_body_bytes)
+    await runtime.audit.record(
+        AuditEvent(
+            actor=f"admin:{caller_of(request).name}",
+            source="admin",
+            action=AUDIT_EXPORTED,
+            resource=f"audit:export:{run.dest_kind}",
+            result="ok",
+            reason=f"{run.events} events exported to a {run.dest_kind}, through #{run.last_seq}",
+            attributes={"events": run.events, "last_seq": run.last_seq},
+        )
+    )
+    return web.Response(status=204)
 
 
 @routes.route(

@@ -443,6 +443,15 @@ def _export_incremental(admin: AdminClient, dest: str, as_json: bool) -> None:
             run = archive_events(dest, _counted(lines, advance), target)
     last = run.last or cursor
     anchor = f"{last[0]}:{last[1]}" if last else None
+    admin.call(
+        "POST",
+        "/audit/exports",
+        {
+            "dest_kind": "s3" if dest.startswith("s3://") else "directory",
+            "events": run.events,
+            "last_seq": last[0] if last else 0,
+        },
+    )
     if as_json:
         print_json({"dest": dest, "events": run.events, "files": run.files, "anchor": anchor})
     elif run.events == 0:
