@@ -8,10 +8,9 @@ from datetime import datetime
 import orjson
 from aiohttp import web
 
-from tether.admin.appkeys import caller_of, runtime_of
+from tether.admin.appkeys import GATE_NOTE, GateNote, runtime_of
 from tether.admin.audit_schemas import (
     AnchorOut,
-    ExportRunIn,
     LatestAnchorOut,
     PruneIn,
     PruneOut,
@@ -23,7 +22,6 @@ from tether.admin.routing import routes
 from tether.admin.schemas import AuditEventOut, ChainBreakOut, ChainReportOut, ResultCountOut
 from tether.audit.anchors import key_id, public_key_text, sign_anchor
 from tether.audit.chain import ChainHead
-from tether.audit.event import AuditEvent
 from tether.audit.trail_events import AUDIT_EXPORTED, AUDIT_VERIFIED
 from tether.errors import BadRequest
 from tether.store.clock import iso_ms, now_ms
@@ -32,6 +30,8 @@ from tether.web.headers import CHAIN_BASE_HEADER, CHAIN_HEAD_HEADER, NEXT_PAGE_H
 
 MAX_LIMIT = 10_000
 EXPORT_PAGE = 5000
+EXPORT_DESTS = ("directory", "s3")
+"""Where `tether audit export --dest` writes: an export to them is `audit:export`."""
 STORED = orjson.OPT_NON_STR_KEYS  # column names arrive as SQLAlchemy's str subclass
 DAY_MS = 24 * 3600 * 1000
 MAX_BUCKETS = 1440
@@ -200,17 +200,12 @@ async def verify_audit(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     report = await runtime.audit_store.verify()
     broken = report.first_break
-    await runtime.audit.record(
-        AuditEvent(
-            actor=f"admin:{caller_of(request).name}",
-            source="admin",
-            action=AUDIT_VERIFIED,
-            resource="audit:chain",
-            result="ok" if report.intact else "error",
-            reason=f"{report.checked} events checked up to #{report.head.seq}"
-            + (f"; broken at #{broken.seq}: {broken.problem}" if broken else ""),
-            attributes={"checked": report.checked, "head_seq": report.head.seq},
-        )
+    request[GATE_NOTE] = GateNote(
+        AUDIT_VERIFIED,
+        "ok" if report.intact else "error",
+        f"{report.checked} events checked up to #{report.head.seq}"
+        + (f"; broken at #{broken.seq}: {broken.problem}" if broken else ""),
+        {"checked": report.checked, "head_seq": report.head.seq},
     )
     return model_response(
         ChainReportOut(
@@ -232,7 +227,9 @@ async def verify_audit(request: web.Request) -> web.Response:
     "/audit/export",
     "audit.export",
     "The audit trail as stored, one JSON event per line in chain order (for your own "
-    "storage; verifiable offline with `tether audit verify --file`)",
+    "storage; verifiable offline with `tether audit verify --file`). ?dest=directory|s3: "
+    "an export into the operator's storage (`tether audit export --dest`), recorded as "
+    "audit:export for the readiness check",
     status=200,
     media_type="application/x-ndjson",
 )
@@ -241,6 +238,10 @@ async def export_audit(request: web.Request) -> web.StreamResponse:
     head = await runtime.audit_store.chain_head()
     base = await runtime.audit_store.chain_base()
     after = max(_seq("after_seq", request.query.get("after_seq")) or 0, base.seq)
+    dest = request.query.get("dest")
+    if dest is not None and dest not in EXPORT_DESTS:
+        raise BadRequest(f"dest={dest[:40]!r}: use one of {', '.join(EXPORT_DESTS)}")
+    exported_from = after
     response = web.StreamResponse(
         headers={
             "Content-Type": "application/x-ndjson",
@@ -257,33 +258,13 @@ async def export_audit(request: web.Request) -> web.StreamResponse:
         await response.write(b"".join(orjson.dumps(row, option=STORED) + b"\n" for row in rows))
         after = rows[-1]["seq"]
     await response.write_eof()
-    return response
-
-
-@routes.route(
-    "POST",
-    "/audit/exports",
-    "audit.exports.record",
-    "Record a `tether audit export --dest` run (audit:export event): readiness asks "
-    "whether the trail is exported to the operator's storage, and how recently",
-    body=ExportRunIn,
-    status=204,
-)
-async def record_export_run(request: web.Request) -> web.Response:
-    runtime = runtime_of(request)
-    run = await read_model(request, ExportRunIn, runtime.settings.max_body_bytes)
-    await runtime.audit.record(
-        AuditEvent(
-            actor=f"admin:{caller_of(request).name}",
-            source="admin",
-            action=AUDIT_EXPORTED,
-            resource=f"audit:export:{run.dest_kind}",
-            result="ok",
-            reason=f"{run.events} events exported to a {run.dest_kind}, through #{run.last_seq}",
-            attributes={"events": run.events, "last_seq": run.last_seq},
+    if dest is not None:
+        request[GATE_NOTE] = GateNote(
+            AUDIT_EXPORTED,
+            reason=f"{after - exported_from} events exported to a {dest}, through #{after}",
+            attributes={"dest": dest, "events": after - exported_from, "last_seq": after},
         )
-    )
-    return web.Response(status=204)
+    return response
 
 
 @routes.route(

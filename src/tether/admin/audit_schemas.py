@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import AwareDatetime, BaseModel, Field
 
 from tether.admin.schemas import Strict
 
-__all__ = ["AnchorOut", "ExportRunIn", "LatestAnchorOut", "PruneIn", "PruneOut", "PublicKeyOut"]
+__all__ = ["AnchorOut", "LatestAnchorOut", "PruneIn", "PruneOut", "PublicKeyOut"]
 
 
 class PublicKeyOut(BaseModel):
@@ -31,14 +29,6 @@ class PruneIn(Strict):
     before: AwareDatetime = Field(description="Events before this time are removed")
     export_seq: int = Field(ge=1, le=2**63 - 1, description="The last event of the verified export")
     export_hash: str = Field(pattern="^[0-9a-f]{64}$")
-
-
-class ExportRunIn(Strict):
-    """What a ``tether audit export --dest`` run wrote, for the readiness check to read."""
-
-    dest_kind: Literal["directory", "s3"] = Field(description="Where the export went")
-    events: int = Field(ge=0, le=2**63 - 1, description="Events written by this run")
-    last_seq: int = Field(ge=0, le=2**63 - 1, description="The newest event the export holds")
 
 
 class PruneOut(BaseModel):

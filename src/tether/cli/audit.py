@@ -437,21 +437,14 @@ def _export_incremental(admin: AdminClient, dest: str, as_json: bool) -> None:
     target = destination(dest)
     cursor = read_cursor(target)
     after = cursor[0] if cursor else 0
-    with admin.stream_lines("/audit/export", {"after_seq": str(after)}) as (headers, lines):
+    kind = "s3" if dest.startswith("s3://") else "directory"
+    query: dict[str, str | None] = {"after_seq": str(after), "dest": kind}
+    with admin.stream_lines("/audit/export", query) as (headers, lines):
         head = _head_of(headers)
         with progress_bar("exporting", max(0, head.seq - after)) as advance:
             run = archive_events(dest, _counted(lines, advance), target)
     last = run.last or cursor
     anchor = f"{last[0]}:{last[1]}" if last else None
-    admin.call(
-        "POST",
-        "/audit/exports",
-        {
-            "dest_kind": "s3" if dest.startswith("s3://") else "directory",
-            "events": run.events,
-            "last_seq": last[0] if last else 0,
-        },
-    )
     if as_json:
         print_json({"dest": dest, "events": run.events, "files": run.files, "anchor": anchor})
     elif run.events == 0:
