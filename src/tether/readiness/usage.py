@@ -74,10 +74,10 @@ async def shared_keys(runtime: Runtime, project: Project) -> CheckResult:
 async def cloud_through_broker(runtime: Runtime, project: Project) -> CheckResult:
     since = now_ms() - USAGE_WINDOW_MS
     calls = await ReadinessQueries(runtime.db).hook_cloud_calls(project.id, since)
+    holders = await runtime.aws_keys.holders(list(calls))
     around = {}
     for agent_id, count in calls.items():
-        keys = await runtime.aws_keys.of_agent(agent_id)
-        if not any(k.revoked_at is None for k in keys):
+        if agent_id not in holders:
             agent = runtime.directory.agent(agent_id)
             around[agent.name if agent else agent_id] = count
     if not calls:
