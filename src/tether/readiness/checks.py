@@ -31,7 +31,8 @@ LONG_SESSION_MS = 3_600_000
 
 async def _keys(runtime: Runtime, project: Project) -> CheckResult:
     agents = [a for a in await runtime.agents.all(project.id) if a.state.value == "active"]
-    keyless = [a.name for a in agents if not await runtime.agents.live_keys(a.id)]
+    keyed = {k.agent_id for k in await runtime.agents.live_keys()}
+    keyless = [a.name for a in agents if a.id not in keyed]
     if not agents:
         return CheckResult(
             "own_keys",
