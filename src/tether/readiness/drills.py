@@ -1,7 +1,8 @@
 """Fire drills on the live deployment, with a canary agent tether creates and revokes.
 
 A drill goes through the real front doors over HTTP (the Messages door with the canary
-model tether answers itself, and the Claude Code hook door), applies a control the way an
+model tether answers itself, the Claude Code hook door and, when the project's AWS broker
+is configured, the broker door: ``readiness/doors.py``), applies a control the way an
 operator would, and measures how long until each door refuses the canary. It touches
 nothing but the canary: no real agent is paused, stopped or rotated, and the drill checks
 that no other session of the project was refused while it ran. Each drill is one
