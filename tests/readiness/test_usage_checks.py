@@ -11,8 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from typer.testing import CliRunner
 
+from tests.support.aws import AgentPair, issue_aws_keys
 from tests.support.server import RunningTether
 from tether.cli.main import app
 
@@ -141,3 +145,36 @@ def test_mcp_tools_of_an_unregistered_server_warn(cli, tether_any: RunningTether
     assert warned["status"] == "warn", warned
     assert "github (1 calls)" in warned["evidence"] and "tether (" not in warned["evidence"]
     assert warned["fix"] == "tether mcp add -p unlisted github --url URL"
+
+
+def signed_sts_call(tether: RunningTether, pair: AgentPair, address: str) -> None:
+    """A SigV4-signed call to the broker door from ``address``, as an AWS SDK makes it."""
+    url = f"{tether.url}/aws/"
+    body = "Action=GetCallerIdentity&Version=2011-06-15"
+    request = AWSRequest(
+        method="POST",
+        url=url,
+        data=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+    )
+    SigV4Auth(Credentials(pair.access_key_id, pair.secret_access_key), "sts", "us-east-1").add_auth(
+        request
+    )
+    transport = httpx.HTTPTransport(local_address=address)
+    with httpx.Client(transport=transport, timeout=10) as client:
+        client.post(url, content=body, headers=dict(request.headers))
+
+
+def test_a_broker_key_pair_used_from_two_addresses_alternately_warns(
+    cli, tether_any: RunningTether
+) -> None:
+    tether_any.create_project("cloudy")
+    tether_any.create_agent("deployer", "cloudy")
+    pair = issue_aws_keys(tether_any, "deployer")
+    for address in ("127.0.0.1", "127.0.0.4", "127.0.0.1"):
+        signed_sts_call(tether_any, pair, address)
+    time.sleep(1.5)
+    warned = check(cli, "cloudy", "shared_keys")
+    assert warned["status"] == "warn", warned
+    assert f"AWS {pair.access_key_id} of deployer" in warned["evidence"]
+    assert "127.0.0.4" in warned["evidence"]

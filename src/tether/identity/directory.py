@@ -141,6 +141,12 @@ class Directory:
         )
         return AgentIdentity(agent=agent, project=project, key=as_key)
 
+    def note_address(self, key_id: str, address: str | None) -> None:
+        """A key this directory does not admit itself (a broker key pair, whose signature
+        the AWS door verified) used from ``address``: for the shared-key check."""
+        if self._key_use is not None and address:
+            self._key_use.note_address(key_id, address)
+
     async def identify_admin(self, secret: str) -> AdminToken | None:
         key_hash = hash_secret(secret)
         token = self._admin_tokens.get(key_hash)

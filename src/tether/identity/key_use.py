@@ -33,8 +33,14 @@ class KeyUse:
     def note(self, key_id: str, address: str | None = None) -> None:
         at = now_ms()
         self._used[key_id] = at
-        if address is None or self._address_store is None:
+        if address is not None:
+            self.note_address(key_id, address, at)
+
+    def note_address(self, key_id: str, address: str, at: int | None = None) -> None:
+        """``key_id`` (an agent key's or a broker key pair's) used from ``address``."""
+        if self._address_store is None:
             return
+        at = now_ms() if at is None else at
         if len(self._last_address) >= MAX_REMEMBERED_KEYS and key_id not in self._last_address:
             self._last_address.clear()
         switched = self._last_address.get(key_id, address) != address

@@ -33,7 +33,15 @@ balancer that keeps each address on one replica hides the switches from each rep
 async def shared_keys(runtime: Runtime, project: Project) -> CheckResult:
     since = now_ms() - USAGE_WINDOW_MS
     agents = {a.id: a.name for a in await runtime.agents.all(project.id)}
-    keys = {k.id: k for k in await runtime.agents.live_keys() if k.agent_id in agents}
+    keys = {
+        k.id: (k.agent_id, f"{k.prefix}…")
+        for k in await runtime.agents.live_keys()
+        if k.agent_id in agents
+    }
+    keys |= {
+        k.id: (k.agent_id, f"AWS {k.access_key_id}")
+        for k in await runtime.aws_keys.live_of(list(agents))
+    }
     store = KeyAddressStore(runtime.db)
     hours = await store.shared_hours(list(keys), since)
     switches: Counter[str] = Counter()
@@ -54,8 +62,8 @@ async def shared_keys(runtime: Runtime, project: Project) -> CheckResult:
             "in 7 days",
         )
     worst_key = max(suspects, key=lambda k: (switches[k], crowded[k]))
-    key = keys[worst_key]
-    name = agents.get(key.agent_id, key.agent_id)
+    agent_id, shown = keys[worst_key]
+    name = agents.get(agent_id, agent_id)
     addresses = await store.addresses(worst_key, since)
     first = min(h.hour for h in hours if h.key_id == worst_key)
     when = datetime.fromtimestamp(first / 1000, UTC).strftime("%Y-%m-%d %H:00 UTC")
@@ -63,7 +71,7 @@ async def shared_keys(runtime: Runtime, project: Project) -> CheckResult:
     return CheckResult(
         "shared_keys",
         Status.WARN,
-        f"key {key.prefix}… of {name} was used from {', '.join(addresses)} alternately "
+        f"key {shown} of {name} was used from {', '.join(addresses)} alternately "
         f"({switches[worst_key]} switches in {crowded[worst_key]} hour(s) since {when}): "
         f"it looks shared{others}",
         f"tether agents create NAME -p {project.name} (one agent per user), "
@@ -74,7 +82,7 @@ async def shared_keys(runtime: Runtime, project: Project) -> CheckResult:
 async def cloud_through_broker(runtime: Runtime, project: Project) -> CheckResult:
     since = now_ms() - USAGE_WINDOW_MS
     calls = await ReadinessQueries(runtime.db).hook_cloud_calls(project.id, since)
-    holders = await runtime.aws_keys.holders(list(calls))
+    holders = {k.agent_id for k in await runtime.aws_keys.live_of(list(calls))}
     around = {}
     for agent_id, count in calls.items():
         if agent_id not in holders:

@@ -110,17 +110,15 @@ class AwsKeyStore:
             )
         return [_row(r) for r in rows]
 
-    async def holders(self, agent_ids: list[str]) -> set[str]:
-        """Those of ``agent_ids`` holding a live (unrevoked) broker key pair."""
+    async def live_of(self, agent_ids: list[str]) -> list[AgentAwsKey]:
+        """The live (unrevoked) broker key pairs of ``agent_ids``."""
         if not agent_ids:
-            return set()
-        query = (
-            select(agent_aws_keys.c.agent_id)
-            .where(agent_aws_keys.c.agent_id.in_(agent_ids), agent_aws_keys.c.revoked_at.is_(None))
-            .distinct()
+            return []
+        query = select(agent_aws_keys).where(
+            agent_aws_keys.c.agent_id.in_(agent_ids), agent_aws_keys.c.revoked_at.is_(None)
         )
         async with self._db.read() as conn:
-            return {r.agent_id for r in await conn.execute(query)}
+            return [_row(r) for r in await conn.execute(query)]
 
     async def by_access_key_id(self, access_key_id: str) -> AgentAwsKey | None:
         async with self._db.read() as conn:
