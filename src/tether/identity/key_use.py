@@ -27,7 +27,8 @@ class KeyUse:
         self._address_store = addresses
         self._used: dict[str, int] = {}
         self._last_address: dict[str, str] = {}
-        self._addresses: dict[AddressUse, tuple[int, int]] = {}
+        self._addresses: dict[tuple[str, int, str], tuple[int, int]] = {}
+        """(key, hour, address) → (uses, switches): plain tuples, cheap to hash."""
         self._flusher = PeriodicFlush("agent key use", self.flush, FLUSH_SECONDS)
 
     def note(self, key_id: str, address: str | None = None) -> None:
@@ -45,7 +46,7 @@ class KeyUse:
             self._last_address.clear()
         switched = self._last_address.get(key_id, address) != address
         self._last_address[key_id] = address
-        use = AddressUse(key_id, at - at % HOUR_MS, address)
+        use = (key_id, at - at % HOUR_MS, address)
         uses, switches = self._addresses.get(use, (0, 0))
         if uses or len(self._addresses) < MAX_PENDING_ADDRESSES:
             self._addresses[use] = (uses + 1, switches + switched)
@@ -64,7 +65,9 @@ class KeyUse:
         if self._address_store is None:
             return
         try:
-            await self._address_store.add(addresses)
+            await self._address_store.add(
+                {AddressUse(*use): counts for use, counts in addresses.items()}
+            )
         except TetherError:
             self._addresses = _merged(addresses, self._addresses)
             raise
@@ -76,9 +79,10 @@ class KeyUse:
         await self._flusher.stop()
 
 
-def _merged(
-    older: dict[AddressUse, tuple[int, int]], newer: dict[AddressUse, tuple[int, int]]
-) -> dict[AddressUse, tuple[int, int]]:
+Pending = dict[tuple[str, int, str], tuple[int, int]]
+
+
+def _merged(older: Pending, newer: Pending) -> Pending:
     merged = dict(older)
     for use, (uses, switches) in newer.items():
         was = merged.get(use, (0, 0))
