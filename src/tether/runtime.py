@@ -66,6 +66,7 @@ from tether.store.credentials import CredentialStore
 from tether.store.database import Database
 from tether.store.files import private_directory
 from tether.store.fleet_state import FleetState
+from tether.store.key_addresses import KeyAddressStore
 from tether.store.mcp_servers import McpServerStore
 from tether.store.message_batches import MessageBatchStore
 from tether.store.migrate import pending_revision, upgrade
@@ -180,7 +181,7 @@ class Runtime:
         audit_store = AuditStore(db)
         credentials = CredentialStore(db, SealedBox(master_key))
         aws_keys = AwsKeyStore(db, SealedBox(master_key))
-        key_use = KeyUse(agents)
+        key_use = KeyUse(agents, KeyAddressStore(db))
         directory = Directory(projects, agents, tokens, aws_keys, key_use)
         spend = SpendStore(db)
         writer = (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,10 +14,23 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.receiver import Receiver
-from tests.support.server import RunningTether
+from tests.support.server import RunningTether, start_tether
 from tether.cli.main import app
 
 SCOPED = 'permit(principal, action == Action::"s3:GetObject", resource);\n'
+
+
+@pytest.fixture
+def tether_any(tmp_path: Path, database_url: str) -> Iterator[RunningTether]:
+    """A tether on each backend, keeping signed anchors as a production one should."""
+    server = start_tether(
+        tmp_path / "data",
+        database_url,
+        audit_anchor_every=1.0,
+        audit_anchor_dest=str(tmp_path / "anchors"),
+    )
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -65,12 +79,16 @@ def test_a_careless_project_fails_with_evidence_and_fixes(cli, tether_any: Runni
     )
     assert checks["guards"]["status"] == "fail" and "repeat_limit" in checks["guards"]["evidence"]
     assert checks["drill_kill"]["status"] == checks["drill_pause"]["status"] == "fail"
+    assert (
+        checks["audit_trail"]["status"] == "warn"
+        and "no export" in checks["audit_trail"]["evidence"]
+    )
     table = cli("check", "-p", "careless")
     assert table.exit_code == 1 and "drill_kill" in table.output
 
 
 def test_a_project_set_up_as_the_guidance_says_passes(
-    cli, tether_any: RunningTether, receiver: Receiver
+    cli, tether_any: RunningTether, receiver: Receiver, tmp_path: Path
 ) -> None:
     tether_any.create_project("ready", policy=SCOPED)
     key = tether_any.create_agent("builder", "ready")
@@ -93,6 +111,8 @@ def test_a_project_set_up_as_the_guidance_says_passes(
     for kind in ("kill", "pause"):
         ran = cli("drill", kind, "-p", "ready", "--json")
         assert ran.exit_code == 0, ran.output
+    exported = cli("audit", "export", "--dest", str(tmp_path / "export"))
+    assert exported.exit_code == 0, exported.output
     code, checks = statuses(cli, "ready")
     assert {k: v["status"] for k, v in checks.items()} == dict.fromkeys(checks, "pass"), checks
     assert code == 0

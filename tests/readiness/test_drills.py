@@ -8,6 +8,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.aws import agent_client, issue_aws_keys, running_moto, set_aws_credentials
 from tests.support.server import RunningTether
 from tether.cli.main import app
 
@@ -88,15 +89,52 @@ def test_drill_needs_a_known_kind_and_project(gateway: RunningTether) -> None:
 
 
 def test_kill_drill_across_two_postgres_replicas(replicas, upstream, monkeypatch) -> None:
+    """The kill is issued on one replica and every door, the broker's too, is measured at
+    the other; the real agent on the second replica keeps working."""
     first, second = replicas
     first.create_project("p", upstream.fake.api_key)
     key = first.create_agent("real", "p")
     assert model_call(second, key, "real-1").status_code == 200
     monkeypatch.setenv("TETHER_URL", first.url)
     monkeypatch.setenv("TETHER_ADMIN_TOKEN", first.admin_token)
-    ran = CliRunner().invoke(app, ["drill", "kill", "-p", "p", "--door-url", second.url, "--json"])
+    with running_moto() as moto_url:
+        set_aws_credentials(first, "p", moto_url, account_id="123456789012")
+        ran = CliRunner().invoke(
+            app, ["drill", "kill", "-p", "p", "--door-url", second.url, "--json"]
+        )
     assert ran.exit_code == 0, ran.output
     report = json.loads(ran.output)
-    assert report["ok"] is True and set(report["timings"]) >= {"model_refused", "hook_refused"}
+    assert report["ok"] is True
+    assert set(report["timings"]) >= {"model_refused", "hook_refused", "broker_refused"}
     assert model_call(second, key, "real-1").status_code == 200
     print(report)
+
+
+@pytest.mark.parametrize("kind", ["kill", "pause"])
+def test_drill_knocks_on_the_broker_door_when_the_broker_is_configured(
+    cli, gateway: RunningTether, kind: str
+) -> None:
+    with running_moto() as moto_url:
+        set_aws_credentials(gateway, "p", moto_url, account_id="123456789012")
+        gateway.create_agent("ops", "p")
+        sts = agent_client(gateway, issue_aws_keys(gateway, "ops"), "sts")
+        assert sts.get_caller_identity()["Account"] == "123456789012"
+        ran = cli("drill", kind, "-p", "p", "--json")
+        assert ran.exit_code == 0, ran.output
+        report = json.loads(ran.output)
+        assert report["ok"] is True, report
+        assert set(report["timings"]) >= {"model_refused", "hook_refused", "broker_refused"}
+        assert report["timings"]["broker_refused"] < 1, report
+        assert sts.get_caller_identity()["Account"] == "123456789012"
+        keys = gateway.call("GET", "/agents", params={"project": "p"}).json()
+        canary = next(a["name"] for a in keys if a["name"].startswith("canary-"))
+        pairs = gateway.call("GET", f"/agents/{canary}/aws-keys").json()
+        assert pairs and all(p["revoked_at"] for p in pairs), pairs
+        print(report)
+
+
+def test_without_a_broker_the_drill_uses_the_model_and_hook_doors(
+    cli, gateway: RunningTether
+) -> None:
+    report = json.loads(cli("drill", "kill", "-p", "p", "--json").output)
+    assert report["ok"] is True and "broker_refused" not in report["timings"]

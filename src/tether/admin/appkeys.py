@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from aiohttp import web
 
 from tether.runtime import Runtime
 from tether.store.records import AdminToken
 
-__all__ = ["ADMIN_TOKEN", "RUNTIME", "caller_of", "runtime_of"]
+__all__ = ["ADMIN_TOKEN", "GATE_NOTE", "RUNTIME", "GateNote", "caller_of", "runtime_of"]
+
+
+@dataclass(slots=True)
+class GateNote:
+    """What a handler says of its own call, recorded in the gate's one event for it
+    instead of ``admin:<route>`` (``audit:export``, ``audit:verify``: readiness reads them)."""
+
+    action: str
+    result: str = "ok"
+    reason: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+
 
 RUNTIME = web.AppKey("runtime", Runtime)
 ADMIN_TOKEN = web.RequestKey("admin_token", AdminToken)
+GATE_NOTE = web.RequestKey("gate_note", GateNote)
 
 
 def runtime_of(request: web.Request) -> Runtime:

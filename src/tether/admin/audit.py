@@ -8,7 +8,7 @@ from datetime import datetime
 import orjson
 from aiohttp import web
 
-from tether.admin.appkeys import runtime_of
+from tether.admin.appkeys import GATE_NOTE, GateNote, runtime_of
 from tether.admin.audit_schemas import (
     AnchorOut,
     LatestAnchorOut,
@@ -22,6 +22,7 @@ from tether.admin.routing import routes
 from tether.admin.schemas import AuditEventOut, ChainBreakOut, ChainReportOut, ResultCountOut
 from tether.audit.anchors import key_id, public_key_text, sign_anchor
 from tether.audit.chain import ChainHead
+from tether.audit.trail_events import AUDIT_EXPORTED, AUDIT_VERIFIED
 from tether.errors import BadRequest
 from tether.store.clock import iso_ms, now_ms
 from tether.web.bodies import read_model
@@ -29,6 +30,8 @@ from tether.web.headers import CHAIN_BASE_HEADER, CHAIN_HEAD_HEADER, NEXT_PAGE_H
 
 MAX_LIMIT = 10_000
 EXPORT_PAGE = 5000
+EXPORT_DESTS = ("directory", "s3")
+"""Where `tether audit export --dest` writes: an export to them is `audit:export`."""
 STORED = orjson.OPT_NON_STR_KEYS  # column names arrive as SQLAlchemy's str subclass
 DAY_MS = 24 * 3600 * 1000
 MAX_BUCKETS = 1440
@@ -194,8 +197,16 @@ async def count_results(request: web.Request) -> web.Response:
     response=ChainReportOut,
 )
 async def verify_audit(request: web.Request) -> web.Response:
-    report = await runtime_of(request).audit_store.verify()
+    runtime = runtime_of(request)
+    report = await runtime.audit_store.verify()
     broken = report.first_break
+    request[GATE_NOTE] = GateNote(
+        AUDIT_VERIFIED,
+        "ok" if report.intact else "error",
+        f"{report.checked} events checked up to #{report.head.seq}"
+        + (f"; broken at #{broken.seq}: {broken.problem}" if broken else ""),
+        {"checked": report.checked, "head_seq": report.head.seq},
+    )
     return model_response(
         ChainReportOut(
             intact=report.intact,
@@ -216,7 +227,9 @@ async def verify_audit(request: web.Request) -> web.Response:
     "/audit/export",
     "audit.export",
     "The audit trail as stored, one JSON event per line in chain order (for your own "
-    "storage; verifiable offline with `tether audit verify --file`)",
+    "storage; verifiable offline with `tether audit verify --file`). ?dest=directory|s3: "
+    "an export into the operator's storage (`tether audit export --dest`), recorded as "
+    "audit:export for the readiness check",
     status=200,
     media_type="application/x-ndjson",
 )
@@ -225,6 +238,10 @@ async def export_audit(request: web.Request) -> web.StreamResponse:
     head = await runtime.audit_store.chain_head()
     base = await runtime.audit_store.chain_base()
     after = max(_seq("after_seq", request.query.get("after_seq")) or 0, base.seq)
+    dest = request.query.get("dest")
+    if dest is not None and dest not in EXPORT_DESTS:
+        raise BadRequest(f"dest={dest[:40]!r}: use one of {', '.join(EXPORT_DESTS)}")
+    exported_from = after
     response = web.StreamResponse(
         headers={
             "Content-Type": "application/x-ndjson",
@@ -241,6 +258,12 @@ async def export_audit(request: web.Request) -> web.StreamResponse:
         await response.write(b"".join(orjson.dumps(row, option=STORED) + b"\n" for row in rows))
         after = rows[-1]["seq"]
     await response.write_eof()
+    if dest is not None:
+        request[GATE_NOTE] = GateNote(
+            AUDIT_EXPORTED,
+            reason=f"{after - exported_from} events exported to a {dest}, through #{after}",
+            attributes={"dest": dest, "events": after - exported_from, "last_seq": after},
+        )
     return response
 
 

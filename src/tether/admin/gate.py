@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from tether.admin.appkeys import ADMIN_TOKEN, runtime_of
+from tether.admin.appkeys import ADMIN_TOKEN, GATE_NOTE, runtime_of
 from tether.admin.routing import PREFIX
 from tether.audit.event import AuditEvent
 from tether.errors import AuthenticationFailed, Forbidden, TetherError
@@ -88,4 +88,8 @@ async def admin_gate(request: web.Request, handler: Handler) -> web.StreamRespon
         event.result, event.code, event.reason = "error", exc.code, exc.message
         raise
     finally:
+        note = request.get(GATE_NOTE)
+        if note is not None and event.result == "ok":
+            event.action, event.result, event.reason = note.action, note.result, note.reason
+            event.attributes = note.attributes
         await runtime.audit.record(event)

@@ -437,7 +437,9 @@ def _export_incremental(admin: AdminClient, dest: str, as_json: bool) -> None:
     target = destination(dest)
     cursor = read_cursor(target)
     after = cursor[0] if cursor else 0
-    with admin.stream_lines("/audit/export", {"after_seq": str(after)}) as (headers, lines):
+    kind = "s3" if dest.startswith("s3://") else "directory"
+    query: dict[str, str | None] = {"after_seq": str(after), "dest": kind}
+    with admin.stream_lines("/audit/export", query) as (headers, lines):
         head = _head_of(headers)
         with progress_bar("exporting", max(0, head.seq - after)) as advance:
             run = archive_events(dest, _counted(lines, advance), target)

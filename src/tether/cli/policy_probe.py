@@ -20,7 +20,7 @@ from tether.cli.context import JsonOption, client, reports_errors
 from tether.cli.output import console, print_json, print_table
 from tether.cli.policy_source import current_policy
 from tether.cli.probe_requests import hook_tool_call
-from tether.policy.probes import CandidateProbe, candidate_probes
+from tether.policy.probes import PROBE_SESSION_PREFIX, CandidateProbe, candidate_probes
 
 __all__ = ["probe"]
 
@@ -104,7 +104,7 @@ def probe(
             ]
         },
     )["results"]
-    session = f"tether-probe-{int(time.time())}-{os.getpid()}"
+    session = f"{PROBE_SESSION_PREFIX}{int(time.time())}-{os.getpid()}"
     rows = []
     for candidate, verdict in zip(candidates, verdicts, strict=True):
         if verdict["decision"] == "allow":

@@ -80,8 +80,9 @@ class Directory:
     def is_agent_key(self, secret: str) -> bool:
         return hash_secret(secret) in self._keys
 
-    async def identify_agent(self, secret: str) -> AgentIdentity:
-        """The agent behind a key; raises ``AuthenticationFailed`` naming why it is refused."""
+    async def identify_agent(self, secret: str, address: str | None = None) -> AgentIdentity:
+        """The agent behind a key; raises ``AuthenticationFailed`` naming why it is refused.
+        ``address``: the client's, noted with the key's use (front doors know it)."""
         key_hash = hash_secret(secret)
         key = self._keys.get(key_hash)
         if key is None:
@@ -101,7 +102,7 @@ class Directory:
         if agent is None or project is None:
             raise AuthenticationFailed("the agent key is not valid", code="invalid_key")
         if self._key_use is not None:
-            self._key_use.note(key.id)
+            self._key_use.note(key.id, address)
         return AgentIdentity(agent=agent, project=project, key=key)
 
     async def aws_key(self, access_key_id: str) -> AgentAwsKey | None:
@@ -139,6 +140,12 @@ class Directory:
             revoked_at=None,
         )
         return AgentIdentity(agent=agent, project=project, key=as_key)
+
+    def note_address(self, key_id: str, address: str | None) -> None:
+        """A key this directory does not admit itself (a broker key pair, whose signature
+        the AWS door verified) used from ``address``: for the shared-key check."""
+        if self._key_use is not None and address:
+            self._key_use.note_address(key_id, address)
 
     async def identify_admin(self, secret: str) -> AdminToken | None:
         key_hash = hash_secret(secret)

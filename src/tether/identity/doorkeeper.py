@@ -24,6 +24,7 @@ __all__ = ["Doorkeeper"]
 log = logging.getLogger(__name__)
 
 MAX_SOURCES = 10_000
+UNKNOWN_PEER = "unknown"
 MISSING = "no agent key: send it as 'Authorization: Bearer tth_…' or 'x-api-key'"
 
 
@@ -53,7 +54,7 @@ class Doorkeeper:
         try:
             if not credential:
                 raise AuthenticationFailed(MISSING, code="missing_credentials")
-            await self._directory.identify_agent(credential)
+            await self._directory.identify_agent(credential, peer if peer != UNKNOWN_PEER else None)
         except AuthenticationFailed as refusal:
             self._metrics.refused(door, refusal.code)
             await self._sample(refusal, door, peer)

@@ -13,7 +13,7 @@ import cedarpy
 
 from tether.policy.actions import KNOWN_ACTIONS
 
-__all__ = ["CandidateProbe", "candidate_probes"]
+__all__ = ["PROBE_SESSION_PREFIX", "CandidateProbe", "candidate_probes"]
 
 ALWAYS = [
     ("s3:DeleteBucket", "arn:aws:s3:::prod-data"),
@@ -24,6 +24,8 @@ ALWAYS = [
     ("file:Write", "/etc/passwd"),
 ]
 PROBE_NAME = "tether-probe"
+PROBE_SESSION_PREFIX = "tether-probe-"
+"""The sessions `tether policy probe` runs in: its refused `aws s3 rb` is no agent's work."""
 
 
 @dataclass(frozen=True, slots=True)

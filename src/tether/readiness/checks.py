@@ -6,12 +6,13 @@ stays fast on a project with millions of audit events."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from tether.budgets.definitions import DEFAULT_THRESHOLDS, BudgetPeriod, BudgetScope
 from tether.guards.settings import GuardSettings, load_guard_settings
+from tether.readiness.results import CheckResult, Status, worst
+from tether.readiness.trail import audit_trail
+from tether.readiness.usage import cloud_through_broker, mcp_through_tether, shared_keys
 from tether.store.clock import now_ms
 from tether.store.readiness import ReadinessQueries
 
@@ -28,33 +29,10 @@ HOOK_WINDOW_MS = 7 * DAY_MS
 LONG_SESSION_MS = 3_600_000
 
 
-class Status(StrEnum):
-    PASS = "pass"
-    WARN = "warn"
-    FAIL = "fail"
-
-    @property
-    def score(self) -> float:
-        """The value of ``tether_readiness``: 1 pass, 0.5 warn, 0 fail."""
-        return {Status.PASS: 1.0, Status.WARN: 0.5, Status.FAIL: 0.0}[self]
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    check: str
-    status: Status
-    evidence: str
-    fix: str = ""
-
-
-def _worst(*statuses: Status) -> Status:
-    order = [Status.PASS, Status.WARN, Status.FAIL]
-    return max(statuses, key=order.index, default=Status.PASS)
-
-
 async def _keys(runtime: Runtime, project: Project) -> CheckResult:
     agents = [a for a in await runtime.agents.all(project.id) if a.state.value == "active"]
-    keyless = [a.name for a in agents if not await runtime.agents.live_keys(a.id)]
+    keyed = {k.agent_id for k in await runtime.agents.live_keys()}
+    keyless = [a.name for a in agents if a.id not in keyed]
     if not agents:
         return CheckResult(
             "own_keys",
@@ -167,7 +145,7 @@ async def _policy(runtime: Runtime, project: Project, queries: ReadinessQueries)
         return CheckResult(
             "policy", Status.PASS, "no broad permits; deletions need approval; probed"
         )
-    return CheckResult("policy", _worst(*statuses), "; ".join(evidence), fix)
+    return CheckResult("policy", worst(*statuses), "; ".join(evidence), fix)
 
 
 async def _hooks(runtime: Runtime, project: Project, queries: ReadinessQueries) -> CheckResult:
@@ -249,11 +227,15 @@ async def assess_project(runtime: Runtime, project: Project) -> list[CheckResult
     queries = ReadinessQueries(runtime.db)
     return [
         await _keys(runtime, project),
+        await shared_keys(runtime, project),
         await _budgets(runtime, project, queries),
         await _policy(runtime, project, queries),
         await _hooks(runtime, project, queries),
+        await cloud_through_broker(runtime, project),
+        await mcp_through_tether(runtime, project),
         _guards(project),
         await _long_sessions(project, queries),
+        await audit_trail(runtime),
         await _drill(project, queries, "kill"),
         await _drill(project, queries, "pause"),
     ]

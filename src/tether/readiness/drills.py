@@ -1,7 +1,8 @@
 """Fire drills on the live deployment, with a canary agent tether creates and revokes.
 
 A drill goes through the real front doors over HTTP (the Messages door with the canary
-model tether answers itself, and the Claude Code hook door), applies a control the way an
+model tether answers itself, the Claude Code hook door and, when the project's AWS broker
+is configured, the broker door: ``readiness/doors.py``), applies a control the way an
 operator would, and measures how long until each door refuses the canary. It touches
 nothing but the canary: no real agent is paused, stopped or rotated, and the drill checks
 that no other session of the project was refused while it ran. Each drill is one
@@ -13,14 +14,15 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import httpx
 
 from tether.audit.event import AuditEvent
 from tether.errors import BadRequest
-from tether.gateway.anthropic.canary import CANARY_MODEL
+from tether.gateway.aws.upstream import AwsNotConfigured
+from tether.readiness.doors import BrokerPair, Canary, Doors
 from tether.store.clock import new_id, now_ms
 from tether.store.readiness import ReadinessQueries
 from tether.store.records import AgentState, SessionState
@@ -53,68 +55,10 @@ class DrillReport:
         self.notes.append(note)
 
 
-@dataclass
-class Canary:
-    agent_id: str
-    name: str
-    key: str
-    session_id: str
-
-
-class Doors:
-    """The canary's calls through the front doors at ``base_url``."""
-
-    def __init__(self, base_url: str) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url, timeout=5.0)
-
-    async def close(self) -> None:
-        await self._client.aclose()
-
-    async def model(self, key: str, session_id: str) -> tuple[bool, str]:
-        response = await self._client.post(
-            "/v1/messages",
-            json={
-                "model": CANARY_MODEL,
-                "max_tokens": 1,
-                "messages": [{"role": "user", "content": "drill"}],
-            },
-            headers={
-                "x-api-key": key,
-                "anthropic-version": "2023-06-01",
-                "X-Claude-Code-Session-Id": session_id,
-            },
-        )
-        if response.status_code == 200:
-            return True, ""
-        return False, response.text[:300]
-
-    async def hook(self, key: str, session_id: str) -> tuple[bool, str]:
-        response = await self._client.post(
-            "/hooks/claude-code",
-            json={
-                "session_id": session_id,
-                "hook_event_name": "UserPromptSubmit",
-                "prompt": "drill",
-            },
-            headers={"Authorization": f"Bearer {key}"},
-        )
-        body: dict[str, Any] = response.json() if response.status_code == 200 else {}
-        if response.status_code == 200 and body.get("continue", True) is not False:
-            return True, ""
-        return False, str(body.get("stopReason") or response.text[:300])
-
-    async def all_open(self, key: str, session_id: str) -> dict[str, tuple[bool, str]]:
-        return {
-            "model": await self.model(key, session_id),
-            "hook": await self.hook(key, session_id),
-        }
-
-
 async def _until_refused(doors: Doors, canary: Canary, door: str, started: float) -> float | None:
     """Seconds from ``started`` until ``door`` refuses the canary; None if it never does."""
-    call = doors.model if door == "model" else doors.hook
     while time.perf_counter() - started < GIVE_UP_SECONDS:
-        open_, _ = await call(canary.key, canary.session_id)
+        open_, _ = await doors.knock(door, canary)
         if not open_:
             return time.perf_counter() - started
         await asyncio.sleep(POLL_SECONDS)
@@ -126,11 +70,24 @@ async def _create_canary(runtime: Runtime, project: Project) -> Canary:
     agent, issued = await runtime.agents.create(
         name, project.id, "readiness drill canary: created and revoked by tether drill"
     )
+    broker = await _broker_pair(runtime, project, agent.id)
     await runtime.feed.catch_up()
-    return Canary(agent.id, name, issued.secret, f"drill-{new_id()}")
+    return Canary(agent.id, name, issued.secret, f"drill-{new_id()}", broker)
+
+
+async def _broker_pair(runtime: Runtime, project: Project, agent_id: str) -> BrokerPair | None:
+    """The canary's own AWS key pair, when the project's broker is configured."""
+    try:
+        config = await runtime.aws.config(project.id, project.name)
+    except AwsNotConfigured:
+        return None
+    issued = await runtime.aws_keys.issue(agent_id)
+    return BrokerPair(issued.key.access_key_id, issued.secret_access_key, config.region)
 
 
 async def _remove_canary(runtime: Runtime, canary: Canary) -> None:
+    if canary.broker is not None:
+        await runtime.aws_keys.revoke(canary.agent_id)
     await runtime.agents.set_state(canary.agent_id, AgentState.REVOKED, BY, "drill finished")
     await runtime.feed.catch_up()
 
@@ -142,7 +99,7 @@ async def _others_refused(runtime: Runtime, project: Project, canary: Canary, si
 async def _measure_stop(
     runtime: Runtime, doors: Doors, canary: Canary, report: DrillReport, state: SessionState
 ) -> None:
-    opened = await doors.all_open(canary.key, canary.session_id)
+    opened = await doors.all_open(canary)
     for door, (open_, why) in opened.items():
         if not open_:
             report.fail(f"the {door} door refused the canary before the drill: {why}")
@@ -151,12 +108,14 @@ async def _measure_stop(
     started = time.perf_counter()
     await runtime.sessions.set_state(canary.session_id, state, BY, f"{report.drill} drill")
     report.timings["control_applied"] = round(time.perf_counter() - started, 4)
-    for door in ("model", "hook"):
-        took = await _until_refused(doors, canary, door, started)
-        if took is None:
+    took = await asyncio.gather(
+        *(_until_refused(doors, canary, door, started) for door in canary.doors)
+    )
+    for door, seconds in zip(canary.doors, took, strict=True):
+        if seconds is None:
             report.fail(f"the {door} door still let the canary through after {GIVE_UP_SECONDS} s")
         else:
-            report.timings[f"{door}_refused"] = round(took, 4)
+            report.timings[f"{door}_refused"] = round(seconds, 4)
     report.seconds = max(report.timings.values(), default=0.0)
 
 
@@ -171,7 +130,7 @@ async def _pause(runtime: Runtime, doors: Doors, canary: Canary, report: DrillRe
     started = time.perf_counter()
     await runtime.sessions.set_state(canary.session_id, SessionState.ACTIVE, BY, "pause drill")
     while time.perf_counter() - started < GIVE_UP_SECONDS:
-        opened = await doors.all_open(canary.key, canary.session_id)
+        opened = await doors.all_open(canary)
         if all(open_ for open_, _ in opened.values()):
             report.timings["resumed"] = round(time.perf_counter() - started, 4)
             return

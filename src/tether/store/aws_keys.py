@@ -110,6 +110,16 @@ class AwsKeyStore:
             )
         return [_row(r) for r in rows]
 
+    async def live_of(self, agent_ids: list[str]) -> list[AgentAwsKey]:
+        """The live (unrevoked) broker key pairs of ``agent_ids``."""
+        if not agent_ids:
+            return []
+        query = select(agent_aws_keys).where(
+            agent_aws_keys.c.agent_id.in_(agent_ids), agent_aws_keys.c.revoked_at.is_(None)
+        )
+        async with self._db.read() as conn:
+            return [_row(r) for r in await conn.execute(query)]
+
     async def by_access_key_id(self, access_key_id: str) -> AgentAwsKey | None:
         async with self._db.read() as conn:
             row = (

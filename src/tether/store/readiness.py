@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, func, or_, select, text
 
+from tether.policy.probes import PROBE_SESSION_PREFIX
 from tether.store.database import Database
-from tether.store.schema import audit_events, outbox, sessions, tasks, webhooks
+from tether.store.schema import HOOK_CLOUD, audit_events, outbox, sessions, tasks, webhooks
 
-__all__ = ["DRILL_CAUSED", "ReadinessQueries"]
+__all__ = ["DRILL_CAUSED", "HOOK_SOURCE", "ReadinessQueries"]
+
+HOOK_SOURCE = "claude_code_hook"
+"""The source of events Claude Code's hooks reported (``gateway/claude_code/hooks.py``)."""
 
 DRILL_CAUSED = (
     "session_terminated",
@@ -32,16 +36,32 @@ def _prefix(action: str) -> Any:
     return and_(audit_events.c.action >= action, audit_events.c.action < action + "\uffff")
 
 
+def _not_probe() -> Any:
+    """Not ``tether policy probe``'s own session: its calls are tests, refused on purpose."""
+    return or_(
+        audit_events.c.session_id.is_(None),
+        ~audit_events.c.session_id.startswith(PROBE_SESSION_PREFIX, autoescape=True),
+    )
+
+
 class ReadinessQueries:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def last_event(self, project_id: str, action: str, result: str) -> dict[str, Any] | None:
-        """The newest event of exactly ``action`` with ``result`` in the project."""
+    async def last_event(
+        self, project_id: str | None, action: str, result: str
+    ) -> dict[str, Any] | None:
+        """The newest event of exactly ``action`` with ``result`` in the project (None:
+        of the deployment, such as the trail's own verification and export)."""
+        in_project = (
+            audit_events.c.project_id.is_(None)
+            if project_id is None
+            else audit_events.c.project_id == project_id
+        )
         query = (
             select(audit_events)
             .where(
-                audit_events.c.project_id == project_id,
+                in_project,
                 audit_events.c.action == action,
                 audit_events.c.result == result,
             )
@@ -103,3 +123,39 @@ class ReadinessQueries:
         )
         async with self._db.read() as conn:
             return int((await conn.execute(query)).scalar_one())
+
+    async def hook_cloud_calls(self, project_id: str, since_ms: int) -> dict[str, int]:
+        """Per agent, the cloud commands (``aws …`` on an ARN) its hooks reported since
+        ``since_ms``: from the partial index ``ix_audit_events_hook_cloud``."""
+        query = (
+            select(audit_events.c.agent_id, func.count().label("calls"))
+            .where(
+                audit_events.c.project_id == project_id,
+                audit_events.c.ts >= since_ms,
+                text(HOOK_CLOUD),
+                ~audit_events.c.action.startswith("tool_result:", autoescape=True),
+                audit_events.c.result != "deny",
+                _not_probe(),
+            )
+            .group_by(audit_events.c.agent_id)
+        )
+        async with self._db.read() as conn:
+            return {r.agent_id: int(r.calls) for r in await conn.execute(query) if r.agent_id}
+
+    async def hook_mcp_calls(self, project_id: str, since_ms: int) -> dict[str, int]:
+        """Per ``mcp://SERVER/TOOL`` resource, the MCP tool calls hooks reported since
+        ``since_ms`` (actions ``mcp:…``: a range of the project/action index)."""
+        query = (
+            select(audit_events.c.resource, func.count().label("calls"))
+            .where(
+                audit_events.c.project_id == project_id,
+                _prefix("mcp:"),
+                audit_events.c.ts >= since_ms,
+                audit_events.c.source == HOOK_SOURCE,
+                audit_events.c.result != "deny",
+                _not_probe(),
+            )
+            .group_by(audit_events.c.resource)
+        )
+        async with self._db.read() as conn:
+            return {r.resource: int(r.calls) for r in await conn.execute(query)}

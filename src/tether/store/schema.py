@@ -15,11 +15,14 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 __all__ = [
+    "HOOK_CLOUD",
     "admin_tokens",
     "agent_aws_keys",
+    "agent_key_addresses",
     "agent_keys",
     "agents",
     "approvals",
@@ -47,6 +50,11 @@ __all__ = [
     "tasks",
     "webhooks",
 ]
+
+HOOK_CLOUD = "source = 'claude_code_hook' AND resource LIKE 'arn:%'"
+"""Cloud calls Claude Code's hooks saw (an ``aws`` command acts on an ARN): a partial index
+keeps "which agents ran cloud commands this week" to those few events. Queries repeat it
+verbatim, so SQLite sees the index applies."""
 
 metadata = MetaData(
     naming_convention={
@@ -102,6 +110,19 @@ agent_keys = Table(
     Column("revoked_at", BigInteger, nullable=True),
     Column("last_used_at", BigInteger, nullable=True),
 )
+
+agent_key_addresses = Table(
+    "agent_key_addresses",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("hour", BigInteger, primary_key=True),
+    Column("address", String(64), primary_key=True),
+    Column("uses", BigInteger, nullable=False),
+    Column("switches", BigInteger, nullable=False),
+    Index("ix_agent_key_addresses_hour", "hour"),
+)
+"""Which client addresses used each agent key, per hour (kept 8 days): ``switches`` counts
+uses from this address right after a use from another one, the sign of a shared key."""
 
 agent_aws_keys = Table(
     "agent_aws_keys",
@@ -231,6 +252,13 @@ audit_events = Table(
     Index("ix_audit_events_project_ts", "project_id", "ts"),
     Index("ix_audit_events_ts", "ts"),
     Index("ix_audit_events_project_action_ts", "project_id", "action", "ts"),
+    Index(
+        "ix_audit_events_hook_cloud",
+        "project_id",
+        "ts",
+        sqlite_where=text(HOOK_CLOUD),
+        postgresql_where=text(HOOK_CLOUD),
+    ),
 )
 
 change_log = Table(

@@ -226,6 +226,7 @@ class AwsDoor:
             request.headers,
             payload_hash(signed, request.headers, body),
         )
+        self._directory.note_address(key.id, request.remote)
         agent = self._directory.agent(key.agent_id)
         project = self._directory.project(agent.project_id) if agent else None
         if agent is None or project is None:
