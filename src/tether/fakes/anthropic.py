@@ -70,6 +70,10 @@ class Framing:
     def stop_event(self, usage: dict[str, Any], output_tokens: int) -> dict[str, Any]:
         return {"type": "message_stop"}
 
+    def message(self, message: dict[str, Any], headers: dict[str, str]) -> web.Response:
+        """A whole (unstreamed) answer."""
+        return web.json_response(message, headers=headers)
+
 
 MESSAGES = Framing()
 
@@ -279,14 +283,14 @@ class FakeAnthropic:
             reply = replace(reply, text=_text_of(reply.text, output_tokens))
         if stream:
             return await self._stream(request, model, reply, usage, output_tokens, framing)
-        return web.json_response(
+        return framing.message(
             _message(
                 model,
                 _content(reply),
                 {**usage, "output_tokens": output_tokens},
                 "tool_use" if reply.kind == "tool_use" else "end_turn",
             ),
-            headers=framing.body_headers(usage, output_tokens),
+            framing.body_headers(usage, output_tokens),
         )
 
     async def _stream(

@@ -3,7 +3,9 @@
 ``/model/{id}/invoke`` (a Messages body, token counts in ``X-Amzn-Bedrock-*`` headers),
 ``/model/{id}/invoke-with-response-stream`` (each event a ``chunk`` frame of the binary
 event stream, CRCs included; ``message_stop`` carries ``amazon-bedrock-invocationMetrics``;
-a broken stream ends with an exception frame) and ``/model/{id}/count-tokens``. Every call
+a broken stream ends with an exception frame), ``/model/{id}/converse`` and
+``/model/{id}/converse-stream`` (the Converse format: ``output.message``, ``usage``, the
+``messageStart`` … ``metadata`` event frames) and ``/model/{id}/count-tokens``. Every call
 must carry a SigV4 signature by ``access_key`` that verifies, as AWS would check it.
 """
 
@@ -22,7 +24,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from tether.fakes.anthropic import Framing, _estimate_input
-from tether.gateway.bedrock.eventstream import chunk_frame, exception_frame
+from tether.gateway.bedrock.eventstream import chunk_frame, encode_frame, exception_frame
 
 if TYPE_CHECKING:
     from tether.fakes.anthropic import FakeAnthropic
@@ -100,6 +102,117 @@ class BedrockFraming(Framing):
         }
 
 
+CONVERSE_DEFAULT_MAX_TOKENS = 4096
+
+
+def _converse_block(block: dict[str, Any]) -> dict[str, Any]:
+    if block.get("type") == "tool_use":
+        return {
+            "toolUse": {"toolUseId": block["id"], "name": block["name"], "input": block["input"]}
+        }
+    return {"text": block.get("text", "")}
+
+
+def _converse_usage(usage: dict[str, Any], output_tokens: int) -> dict[str, Any]:
+    return {
+        "inputTokens": usage["input_tokens"],
+        "outputTokens": output_tokens,
+        "totalTokens": usage["input_tokens"] + output_tokens,
+        "cacheReadInputTokens": usage["cache_read_input_tokens"],
+        "cacheWriteInputTokens": usage["cache_creation_input_tokens"],
+    }
+
+
+class ConverseFraming(BedrockFraming):
+    """The same scripted answers in the Converse format."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._usage: dict[str, Any] = {}
+
+    def _frame(self, kind: str, payload: dict[str, Any]) -> bytes:
+        return encode_frame(
+            {":event-type": kind, ":content-type": "application/json", ":message-type": "event"},
+            json.dumps(payload, separators=(",", ":")).encode(),
+        )
+
+    def event(self, name: str, data: dict[str, Any]) -> bytes:
+        if name == "error":
+            return super().event(name, data)
+        if name == "message_start":
+            return self._frame("messageStart", {"role": "assistant"})
+        if name == "content_block_start":
+            block = data["content_block"]
+            if block.get("type") != "tool_use":
+                return b""
+            start = {"toolUse": {"toolUseId": block["id"], "name": block["name"]}}
+            return self._frame(
+                "contentBlockStart", {"contentBlockIndex": data["index"], "start": start}
+            )
+        if name == "content_block_delta":
+            delta = data["delta"]
+            if delta["type"] == "input_json_delta":
+                converse = {"toolUse": {"input": delta["partial_json"]}}
+            else:
+                converse = {"text": delta.get("text", "")}
+            return self._frame(
+                "contentBlockDelta", {"contentBlockIndex": data["index"], "delta": converse}
+            )
+        if name == "content_block_stop":
+            return self._frame("contentBlockStop", {"contentBlockIndex": data["index"]})
+        if name == "message_delta":
+            self._usage = data.get("usage") or {}
+            return self._frame("messageStop", {"stopReason": data["delta"]["stop_reason"]})
+        if name == "message_stop":
+            usage = _converse_usage(self._usage, self._usage.get("output_tokens", 0))
+            metrics = {"latencyMs": self._latency()}
+            return self._frame("metadata", {"usage": usage, "metrics": metrics})
+        return b""
+
+    def message(self, message: dict[str, Any], headers: dict[str, str]) -> web.Response:
+        usage = message["usage"]
+        return web.json_response(
+            {
+                "output": {
+                    "message": {
+                        "role": "assistant",
+                        "content": [_converse_block(b) for b in message["content"]],
+                    }
+                },
+                "stopReason": message["stop_reason"],
+                "usage": _converse_usage(usage, usage["output_tokens"]),
+                "metrics": {"latencyMs": self._latency()},
+            },
+            headers={"x-amzn-RequestId": headers["x-amzn-RequestId"]},
+        )
+
+
+def _converse_as_messages(body: dict[str, Any]) -> dict[str, Any] | str:
+    """The Messages body the scripted answers are made for; a str says what is wrong."""
+    unknown = set(body) - {
+        "messages",
+        "system",
+        "inferenceConfig",
+        "toolConfig",
+        "additionalModelRequestFields",
+        "additionalModelResponseFieldPaths",
+        "guardrailConfig",
+        "promptVariables",
+        "requestMetadata",
+        "performanceConfig",
+    }
+    if unknown:
+        return f"extraneous key [{sorted(unknown)[0]}] is not permitted"
+    if not isinstance(body.get("messages"), list):
+        return "messages: required"
+    config = body.get("inferenceConfig") or {}
+    return {
+        "max_tokens": config.get("maxTokens", CONVERSE_DEFAULT_MAX_TOKENS),
+        "messages": body["messages"],
+        "system": body.get("system", ""),
+    }
+
+
 class FakeBedrock:
     def __init__(self, fake: FakeAnthropic, access_key: tuple[str, str] = BEDROCK_KEY) -> None:
         self.fake = fake
@@ -129,6 +242,14 @@ class FakeBedrock:
             except (KeyError, TypeError, ValueError, binascii.Error):
                 return framing.error(400, "invalid_request_error", "input.invokeModel.body")
             return web.json_response({"inputTokens": _estimate_input(inner)})
+        if operation in ("converse", "converse-stream"):
+            converse = ConverseFraming()
+            equivalent = _converse_as_messages(body if isinstance(body, dict) else {})
+            if isinstance(equivalent, str):
+                return converse.error(400, "invalid_request_error", equivalent)
+            return await self.fake.answer(
+                request, equivalent, model_id, operation == "converse-stream", converse
+            )
         if operation not in ("invoke", "invoke-with-response-stream"):
             return framing.error(404, "not_found_error", f"unknown operation {operation}")
         if not isinstance(body, dict) or not isinstance(body.get("anthropic_version"), str):

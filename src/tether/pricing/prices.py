@@ -71,6 +71,9 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
 }
 
 DEFAULT_FALLBACK = DEFAULT_PRICES["claude-fable-5-1"]
+BATCH_PRICE_FACTOR = 0.5
+"""Message Batches are billed at half the price of the same requests made one by one
+(input, output and cache tokens alike)."""
 
 
 class PriceTable:

@@ -69,7 +69,8 @@ def test_a_batch_is_reserved_at_worst_case_and_settled_from_its_results(
     results = list(client.messages.batches.results(batch.id))
     assert [r.custom_id for r in results] == ["r0", "r1", "r2"]
     usage = [r.result.message.usage for r in results if r.result.type == "succeeded"]
-    expected = sum(u.input_tokens * 2 / 1e6 + u.output_tokens * 10 / 1e6 for u in usage)
+    expected = sum(u.input_tokens * 2 / 1e6 + u.output_tokens * 10 / 1e6 for u in usage) / 2
+    assert expected > 0, "the batch discount halves what one-by-one calls would cost"
     state = _settled(gateway, daily["id"])
     assert state["spent_usd"] == pytest.approx(expected, abs=1e-6)
     list(client.messages.batches.results(batch.id))
@@ -113,3 +114,25 @@ def test_killing_the_session_cancels_its_batch_upstream(
     while batch.id not in upstream.fake.batches.canceled:
         assert time.monotonic() < deadline, "the batch was not canceled upstream"
         time.sleep(0.1)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: a batch canceled by a kill keeps its budget hold; its results are "
+    "never read (the session is refused), so nothing settles it",
+)
+def test_a_batch_canceled_by_a_kill_releases_its_budget_hold(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
+) -> None:
+    daily = budget(gateway, project="p", period="daily", limit_usd=1)
+    upstream.fake.batches.seconds = 600
+    client = sdk(gateway, gateway.create_agent("batcher", "p"), session="s-hold")
+    batch = client.messages.batches.create(requests=_requests(2))
+    assert listed(gateway, daily["id"])["reserved_usd"] > 0
+    gateway.call("POST", "/sessions/s-hold/kill", json={"reason": "drill"})
+    deadline = time.monotonic() + 15
+    while batch.id not in upstream.fake.batches.canceled:
+        assert time.monotonic() < deadline, "the batch was not canceled upstream"
+        time.sleep(0.1)
+    state = _settled(gateway, daily["id"])
+    assert state["spent_usd"] == pytest.approx(0, abs=1e-9), "nothing in the batch succeeded"

@@ -210,8 +210,8 @@ def test_bad_requests_and_unserved_operations_are_precise_aws_errors(
         assert "not valid JSON" in garbled.json()["message"]
         no_max = raw.post(f"/model/{OPUS}/invoke", json={"messages": []})
         assert no_max.status_code == 400 and "max_tokens" in no_max.json()["message"]
-        converse = raw.post(f"/model/{OPUS}/converse", json={"messages": []})
-        assert converse.status_code == 404 and "message" in converse.json()
+        unserved = raw.post(f"/model/{OPUS}/apply-guardrail", json={"messages": []})
+        assert unserved.status_code == 404 and "message" in unserved.json()
         unknown = raw.post(f"/model/{OPUS}/invoke", json={}, headers={"x-api-key": "tth_no"})
         assert unknown.status_code == 401
         assert unknown.headers["x-amzn-ErrorType"] == "AccessDeniedException"

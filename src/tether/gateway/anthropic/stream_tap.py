@@ -1,11 +1,11 @@
 """Reads a Messages SSE stream as it passes through, and holds back what must be judged.
 
 Collects what accounting and the audit trail need — usage from ``message_start`` and
-``message_delta``, an estimate of the output so far, ``tool_use`` blocks with their
-streamed JSON input. Each ``tool_use`` block is held until its input is complete and handed
-out as a ``HeldToolUse`` for the pipeline to judge before the agent sees it; everything
-else passes at once, in whole events. Text deltas, the bulk of a stream, are counted
-without JSON parsing.
+``message_delta`` (and ``message_stop``, where Bedrock's Converse reports it), an estimate
+of the output so far, ``tool_use`` blocks with their streamed JSON input. Each ``tool_use``
+block is held until its input is complete and handed out as a ``HeldToolUse`` for the
+pipeline to judge before the agent sees it; everything else passes at once, in whole
+events. Text deltas, the bulk of a stream, are counted without JSON parsing.
 """
 
 from __future__ import annotations
@@ -139,6 +139,7 @@ class StreamTap:
             self.usage.update(payload.get("usage"))
         elif name == b"message_stop":
             self.completed = True
+            self.usage.update(payload.get("usage"))
         elif name == b"content_block_start":
             block = payload.get("content_block") or {}
             if block.get("type") == "tool_use":

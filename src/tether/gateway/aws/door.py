@@ -108,7 +108,7 @@ _DENIED = {
     "query": "AccessDenied",
 }
 _BEDROCK_MODEL_CALL = re.compile(
-    r"^/model/(?P<model_id>[^/]+)/(?P<operation>invoke|invoke-with-response-stream|count-tokens)$"
+    r"^/model/(?P<model_id>[^/]+)/(?P<operation>invoke|invoke-with-response-stream|count-tokens|converse|converse-stream)$"
 )
 _UNAVAILABLE = frozenset({"audit_unavailable", "store_unavailable", "aws_unavailable"})
 _BAD_KEY = {"s3": "InvalidAccessKeyId", "ec2": "AuthFailure"}

@@ -1,8 +1,10 @@
 """``/bedrock/model/{id}/…``: Amazon Bedrock's runtime API for Claude, as Claude Code and
-the SDKs call it with ``ANTHROPIC_BEDROCK_BASE_URL`` at tether.
+the SDKs call it with ``ANTHROPIC_BEDROCK_BASE_URL`` at tether, and boto3 with
+``endpoint_url``: InvokeModel (and its stream), Converse (and ConverseStream), CountTokens.
 
 Translates only: the model id from the path, the body (relayed as it is: it carries
-``anthropic_version`` and ``anthropic_beta``) into the shared ``ModelCall``; the call
+``anthropic_version`` and ``anthropic_beta``; a Converse body is read by its dialect) into
+the shared ``ModelCall``; the call
 re-signed with SigV4 under the project's AWS credential (or the agent's assumed role) in
 the project's region; the event stream decoded for the tap and framed again for the agent.
 """
@@ -22,9 +24,11 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from tether.errors import BadRequest, NotFound, TetherError
-from tether.gateway.anthropic.request import MessagesRequest, parse_messages_request
+from tether.gateway.anthropic.request import parse_messages_request
 from tether.gateway.aws.signing import sign_json_call
 from tether.gateway.aws.upstream import AwsUpstream
+from tether.gateway.bedrock.converse import CONVERSE_DIALECT, parse_converse_request
+from tether.gateway.bedrock.converse_stream import ConverseStreamCodec
 from tether.gateway.bedrock.errors import bedrock_error_body, bedrock_error_response
 from tether.gateway.bedrock.stream import BedrockStreamCodec
 from tether.gateway.credentials import admit_agent
@@ -45,7 +49,10 @@ _OPERATIONS = {
     "invoke": ("messages", False),
     "invoke-with-response-stream": ("messages", True),
     "count-tokens": ("count_tokens", False),
+    "converse": ("messages", False),
+    "converse-stream": ("messages", True),
 }
+_CONVERSE = frozenset({"converse", "converse-stream"})
 _FORWARDED = ("content-type", "accept")
 
 
@@ -95,16 +102,24 @@ class BedrockWire:
         return UpstreamTarget(URL(url, encoded=True), CIMultiDict(signed), body)
 
 
+class ConverseWire(BedrockWire):
+    """Converse and ConverseStream: Bedrock's signing and errors, Converse's event frames."""
+
+    def codec(self) -> StreamCodec:
+        return ConverseStreamCodec()
+
+
 class BedrockDoor:
     def __init__(self, calls: ModelCalls, aws: AwsUpstream, max_body_bytes: int) -> None:
         self._calls = calls
         self._wire = BedrockWire(aws)
+        self._converse = ConverseWire(aws)
         self._max_body_bytes = max_body_bytes
 
     def add_routes(self, app: web.Application) -> None:
+        operations = "|".join(_OPERATIONS)
         app.router.add_post(
-            r"/bedrock/model/{model_id:.+}/{operation:invoke|invoke-with-response-stream|count-tokens}",
-            self.handle,
+            rf"/bedrock/model/{{model_id:.+}}/{{operation:{operations}}}", self.handle
         )
         set_error_renderer(app, "/bedrock", bedrock_error_body)
 
@@ -114,16 +129,19 @@ class BedrockDoor:
             body = await read_limited(request, self._max_body_bytes)
             info = request.match_info
             call = bedrock_call(BEDROCK_SOURCE, info["model_id"], info["operation"], body)
-            return await self._calls.handle(request, call, self._wire)
+            return await self._calls.handle(request, call, self._wire_for(call))
         except TetherError as exc:
             return bedrock_error_response(exc.code, exc.message)
 
     async def relay(self, request: web.Request, call: ModelCall) -> web.StreamResponse:
         """A Bedrock call another door understood (the AWS broker's ``bedrock-runtime``)."""
         try:
-            return await self._calls.handle(request, call, self._wire)
+            return await self._calls.handle(request, call, self._wire_for(call))
         except TetherError as exc:
             return bedrock_error_response(exc.code, exc.message)
+
+    def _wire_for(self, call: ModelCall) -> BedrockWire:
+        return self._converse if call.dialect is CONVERSE_DIALECT else self._wire
 
 
 def bedrock_call(source: str, model_id: str, suffix: str, body: bytes, **fields: Any) -> ModelCall:
@@ -132,18 +150,23 @@ def bedrock_call(source: str, model_id: str, suffix: str, body: bytes, **fields:
     if operation is None:
         raise NotFound(f"Bedrock operation {suffix!r}: tether serves {', '.join(_OPERATIONS)}")
     name, stream = operation
+    tags = {"cloud": "aws"} | fields.pop("tags", {})
+    if suffix in _CONVERSE:
+        parsed = parse_converse_request(body, model_id, stream)
+        return ModelCall(source, name, parsed, body, tags, dialect=CONVERSE_DIALECT, **fields)
     if name == "count_tokens":
         body = _counted_body(body)
-    parsed: MessagesRequest = parse_messages_request(
+    parsed = parse_messages_request(
         body, require_max_tokens=name == "messages", model=model_id, stream=stream
     )
-    tags = {"cloud": "aws"} | fields.pop("tags", {})
     return ModelCall(source, name, parsed, body, tags, **fields)
 
 
 def _suffix(call: ModelCall) -> str:
     if call.operation == "count_tokens":
         return "count-tokens"
+    if call.dialect is CONVERSE_DIALECT:
+        return "converse-stream" if call.parsed.stream else "converse"
     return "invoke-with-response-stream" if call.parsed.stream else "invoke"
 
 

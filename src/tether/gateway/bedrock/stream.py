@@ -17,6 +17,7 @@ import orjson
 
 from tether.gateway.bedrock.eventstream import (
     EventStreamError,
+    Frame,
     FrameReader,
     chunk_event,
     chunk_frame,
@@ -94,19 +95,14 @@ class BedrockStreamCodec:
             return _sse_error("internalServerException", f"Amazon Bedrock's stream broke: {exc}")
         for frame in frames:
             if frame.message_type == "event":
-                if frame.headers.get(":event-type") != "chunk":
-                    continue
                 try:
-                    event = _event_of(frame.payload) or chunk_event(frame)
-                    kind = _type_of(event)
+                    sse = self.event_sse(frame)
                 except (EventStreamError, orjson.JSONDecodeError, AttributeError) as exc:
                     out += _sse_error("internalServerException", f"a chunk is unreadable: {exc}")
                     continue
-                if b"\n" in event:
-                    event = orjson.dumps(orjson.loads(event))
-                sse = b"event: " + kind + b"\ndata: " + event + b"\n\n"
-                self._sent.append((sse, frame.raw))
-                out += sse
+                if sse:
+                    self._sent.append((sse, frame.raw))
+                    out += sse
             else:
                 exception = frame.headers.get(":exception-type") or frame.headers.get(
                     ":error-code", "internalServerException"
@@ -117,6 +113,16 @@ class BedrockStreamCodec:
                     message = frame.payload[:500].decode(errors="replace")
                 out += _sse_error(exception, message)
         return bytes(out)
+
+    def event_sse(self, frame: Frame) -> bytes:
+        """One SSE event for an event frame (empty: the frame is not passed on)."""
+        if frame.headers.get(":event-type") != "chunk":
+            return b""
+        event = _event_of(frame.payload) or chunk_event(frame)
+        kind = _type_of(event)
+        if b"\n" in event:
+            event = orjson.dumps(orjson.loads(event))
+        return b"event: " + kind + b"\ndata: " + event + b"\n\n"
 
     def encode(self, events: bytes) -> bytes:
         out = bytearray()
@@ -150,8 +156,12 @@ class BedrockStreamCodec:
                     str(error.get("message", "")),
                 )
             else:
-                out += chunk_frame(data)
+                out += self.event_frame(name, data)
         return bytes(out)
+
+    def event_frame(self, name: bytes, data: bytes) -> bytes:
+        """An SSE event tether wrote itself (not one read from upstream) as a frame."""
+        return chunk_frame(data)
 
 
 def _sse_error(kind: str, message: str) -> bytes:

@@ -21,7 +21,6 @@ from aiohttp import web
 from tether.errors import TetherError, status_for
 from tether.gateway.anthropic.canary import CANARY_MODEL, canary_answer
 from tether.gateway.anthropic.errors import error_type_for, sse_error_event
-from tether.gateway.anthropic.request import with_max_tokens, with_system_block
 from tether.gateway.anthropic.stream_tap import HeldToolUse, StreamTap
 from tether.gateway.anthropic.upstream import AnthropicUpstream, UpstreamFailed, response_headers
 from tether.gateway.credentials import presented_credential
@@ -122,9 +121,9 @@ class ModelCalls:
         body, parsed = call.body, call.parsed
         cap = decision.output_token_cap
         if cap is not None and parsed.max_tokens is not None and cap < parsed.max_tokens:
-            body = with_max_tokens(body, cap)
+            body = call.dialect.with_max_tokens(body, cap)
         if decision.system_addition:
-            body = with_system_block(body, decision.system_addition)
+            body = call.dialect.with_system_block(body, decision.system_addition)
         outcome = Outcome(
             result="ok", status=200, latency_ms=0.0, model=canonical_model_id(parsed.model)
         )
@@ -185,7 +184,7 @@ class ModelCalls:
                 request, upstream, headers, decision, wire.codec(), wire.upstream_name, outcome
             )
         return await self._relay_body(
-            request, upstream, headers, decision, call.operation, wire, outcome, session_headers
+            request, upstream, headers, decision, call, wire, outcome, session_headers
         )
 
     async def _relay_body(
@@ -194,7 +193,7 @@ class ModelCalls:
         upstream: aiohttp.ClientResponse,
         headers: Any,
         decision: Decision,
-        operation: str,
+        call: ModelCall,
         wire: ModelWire,
         outcome: Outcome,
         session_headers: dict[str, str],
@@ -211,8 +210,8 @@ class ModelCalls:
         if upstream.status >= 400:
             outcome.result = "error"
             outcome.detail = _upstream_error_detail(data)
-        elif operation == "messages":
-            if not _read_message(data, outcome):
+        elif call.operation == "messages":
+            if not _read_message(call.dialect.message(data), outcome):
                 outcome.result, outcome.status = "error", 502
                 outcome.detail = (
                     f"{wire.upstream_name} answered 200 but its answer is not a message"
@@ -388,13 +387,9 @@ def _retry_after(value: str | None) -> float | None:
     return seconds if seconds is not None and 0 < seconds <= MAX_RETRY_AFTER_SECONDS else None
 
 
-def _read_message(data: bytes, outcome: Outcome) -> bool:
-    """Fills ``outcome`` from a Messages answer; False when ``data`` is not one."""
-    try:
-        message = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return False
-    if not isinstance(message, dict) or message.get("type") != "message":
+def _read_message(message: dict[str, Any] | None, outcome: Outcome) -> bool:
+    """Fills ``outcome`` from an answer read as a Messages message; False when it is none."""
+    if message is None:
         return False
     usage = Usage()
     usage.update(message.get("usage"))

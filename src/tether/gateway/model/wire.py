@@ -11,6 +11,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from tether.gateway.anthropic.request import MessagesRequest
+from tether.gateway.model.dialect import MESSAGES_DIALECT, Dialect
 from tether.identity.directory import AgentIdentity
 
 __all__ = [
@@ -73,6 +74,8 @@ class ModelCall:
     whose signature it verified); else the key in the request's headers."""
     join_latest_session: bool = False
     """For callers that name no session and send no conversation to know them by."""
+    dialect: Dialect = MESSAGES_DIALECT
+    """The body's format (Bedrock's Converse has its own): how to edit it, read its answer."""
 
 
 class ModelWire(Protocol):

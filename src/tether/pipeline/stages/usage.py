@@ -1,12 +1,13 @@
 """Meters model calls: prices the usage upstream reported (a cut answer by the rule in
-``pricing.cut``) and adds it to the session."""
+``pricing.cut``, a message batch's requests at the batch discount) and adds it to the
+session."""
 
 from __future__ import annotations
 
 from tether.pipeline.action import Action, Context, Verdict
 from tether.pipeline.outcome import Outcome
 from tether.pricing.cut import cut_answer_cost
-from tether.pricing.prices import PriceTable
+from tether.pricing.prices import BATCH_PRICE_FACTOR, PriceTable
 from tether.sessions.registry import SessionRegistry
 from tether.store.clock import now_ms
 from tether.store.records import ActivityDelta
@@ -32,7 +33,7 @@ class MeterUsage:
             cost = 0.0
             for model, part in outcome.part_usages:
                 part_price, part_known = self._prices.price_for(model)
-                cost += part_price.cost_usd(part)
+                cost += part_price.cost_usd(part) * BATCH_PRICE_FACTOR
                 known = known and part_known
         elif outcome.usage_final or basis is None:
             cost = price.cost_usd(usage)
