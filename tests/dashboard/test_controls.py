@@ -65,3 +65,79 @@ def test_an_unknown_change_is_404(
     tether.create_agent("worker", "p")
     assert client.post(button, data={"csrf": csrf}).status_code == 404
     assert tether.call("GET", "/agents/worker").json()["state"] == "active"
+
+
+GROUP_POLICY = """\
+permit(principal, action == Action::"file:Delete", resource)
+when { resource.arn like "/home/dev/app/*" };
+"""
+
+
+def _ask_for_a_group(tether: RunningTether, files: int) -> dict:
+    """A Claude Code hook asking to delete many files: one grouped approval request."""
+    tether.create_project("p", policy=GROUP_POLICY)
+    key = tether.create_agent("claude-dev", "p")
+    command = "rm " + " ".join(f"out/f{i}.o" for i in range(files))
+    body = {
+        "session_id": "d97e2169-8a54-4b1e-9f27-3c1f0f8b9a11",
+        "cwd": "/home/dev/app",
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Bash",
+        "tool_input": {"command": command},
+        "tool_use_id": "toolu_01",
+    }
+    answer = httpx.post(
+        f"{tether.url}/hooks/claude-code",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    (group,) = tether.call("GET", "/approvals").json()
+    return group  # type: ignore[no-any-return]
+
+
+def test_a_group_is_approved_from_the_dashboard_as_narrowed_there(
+    tether: RunningTether, operator: tuple[httpx.Client, str]
+) -> None:
+    client, csrf = operator
+    group = _ask_for_a_group(tether, 40)
+    page = client.get(f"/approvals/{group['id']}").text
+    assert "40 actions under" in page and 'name="max_uses" value="40"' in page
+    assert 'name="prefix" value="/home/dev/app/out/"' in page
+
+    answer = client.post(
+        f"/approvals/{group['id']}/approve",
+        data={
+            "csrf": csrf,
+            "reason": "",
+            "prefix": "/home/dev/app/out/f1",
+            "max_uses": "5",
+            "ttl_seconds": "60",
+        },
+    )
+    assert answer.status_code == 303, answer.text
+    shown = tether.call("GET", f"/approvals/{group['id']}").json()
+    assert shown["state"] == "approved" and shown["max_uses"] == 5
+    assert shown["prefix"] == "/home/dev/app/out/f1"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "word"),
+    [
+        ("max_uses", "41", "more than the 40"),
+        ("prefix", "/home/dev/", "not under the asked prefix"),
+        ("max_uses", "many", "whole number"),
+    ],
+)
+def test_the_dashboard_cannot_widen_a_group(
+    tether: RunningTether, operator: tuple[httpx.Client, str], field: str, value: str, word: str
+) -> None:
+    client, csrf = operator
+    group = _ask_for_a_group(tether, 40)
+    answer = client.post(
+        f"/approvals/{group['id']}/approve", data={"csrf": csrf, "reason": "", field: value}
+    )
+    assert answer.status_code == 400, answer.text
+    assert word in answer.text
+    assert tether.call("GET", f"/approvals/{group['id']}").json()["state"] == "pending"

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from tether.dashboard.keys import CALLER, PREFIX
 from tether.dashboard.render import render
+from tether.errors import BadRequest
 
 __all__ = ["routes"]
 
@@ -78,5 +79,26 @@ async def decide_approval(request: web.Request) -> web.StreamResponse:
     approval_id, decision = request.match_info["approval_id"], request.match_info["decision"]
     done = DECIDED[decision]
     reason = await _reason(request) or f"{done} from the dashboard"
-    await request[CALLER].post(f"/approvals/{quote(approval_id)}/{decision}", {"reason": reason})
+    body: dict[str, object] = {"reason": reason}
+    if decision == "approve":
+        body |= await _narrowed_grant(request)
+    await request[CALLER].post(f"/approvals/{quote(approval_id)}/{decision}", body)
     raise _back(f"/approvals/{quote(approval_id)}", done)
+
+
+async def _narrowed_grant(request: web.Request) -> dict[str, object]:
+    """A group's grant as the approver narrowed it in the form; the admin API refuses any
+    widening, so the form's limits are a convenience, not the check."""
+    form = await request.post()
+    grant: dict[str, object] = {}
+    prefix = form.get("prefix")
+    if isinstance(prefix, str) and prefix.strip():
+        grant["prefix"] = prefix.strip()
+    for field in ("max_uses", "ttl_seconds"):
+        value = form.get(field)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        if not value.strip().isdigit():
+            raise BadRequest(f"{field} must be a whole number, not {value.strip()!r}")
+        grant[field] = int(value.strip())
+    return grant
