@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.claude_code import ClaudeCode
+from tests.support.claude_code import ClaudeCode, hook_settings
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether
 from tether.fakes.anthropic import FakeReply
@@ -144,3 +145,26 @@ def test_after_a_rotation_an_api_key_helper_printing_the_new_key_lets_claude_cod
     assert (workdir / "ran.log").read_text() == "first\nsecond\n"
     assert key_refusals(gateway) == 1, "one 401, then the helper's new key"
     assert len(upstream.fake.received) == 3
+
+
+@pytest.mark.parametrize("event", ["PreToolUse", "PostToolUse", "Stop"])
+def test_a_hook_refused_for_its_key_stops_claude_code_whatever_the_event(
+    gateway: RunningTether, upstream: RunningFake, tmp_path: Path, event: str
+) -> None:
+    """The hooks hold a key tether no longer takes (rotated, revoked): each event's
+    refusal stops the turn; before a tool, the tool does not run."""
+    workdir = tmp_path / "repo"
+    workdir.mkdir()
+    key = gateway.create_agent("claude-hooked", "p")
+    upstream.fake.enqueue(
+        FakeReply(kind="tool_use", tool_name="Bash", tool_input={"command": "echo x >> ran.log"})
+    )
+    upstream.fake.default = FakeReply(kind="text", text="all done")
+    settings = hook_settings(gateway, (event,))
+    claude = ClaudeCode(gateway, key, workdir, settings, env={"TETHER_KEY": "tth_rotated"})
+    run = claude.run(timeout=90)
+    assert key_refusals(gateway, "claude_code_hook") == 1
+    assert (workdir / "ran.log").exists() is (event != "PreToolUse")
+    assert run.output["terminal_reason"] in ("hook_stopped", "stop_hook_prevented"), run.output
+    assert run.result != "all done"
+    assert len(upstream.fake.received) == (1 if event != "Stop" else 2)
