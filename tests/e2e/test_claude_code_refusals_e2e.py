@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.claude_code import ClaudeCode, hook_settings
 from tests.support.fake_upstream import RunningFake
-from tests.support.server import RunningTether
+from tests.support.server import PERMIT_ALL, RunningTether
 from tether.fakes.anthropic import FakeReply
 
 GATED = "for i in $(seq 600); do [ -f go ] && break; sleep 0.1; done; echo first >> ran.log"
@@ -168,3 +168,62 @@ def test_a_hook_refused_for_its_key_stops_claude_code_whatever_the_event(
     assert run.output["terminal_reason"] in ("hook_stopped", "stop_hook_prevented"), run.output
     assert run.result != "all done"
     assert len(upstream.fake.received) == (1 if event != "Stop" else 2)
+
+
+def refuse(gateway: RunningTether, case: str) -> str:
+    """Puts agent ``cc`` (project ``p``) in ``case``'s situation before Claude Code starts;
+    the part of tether's reason Claude Code must show."""
+    if case == "budget":
+        budget = {"project": "p", "period": "session", "limit_usd": 0.000001}
+        assert gateway.call("PUT", "/budgets", json=budget).status_code == 200
+        return "API Error: 402 tether: the per-session budget of project 'p'"
+    if case == "policy":
+        gateway.apply_policy(
+            "p",
+            PERMIT_ALL + '@reason("no model calls for this agent")\n'
+            'forbid(principal, action in Action::"model", resource);\n',
+        )
+        return "API Error: 403 model:messages on anthropic:model/claude-opus-5-5 is forbidden"
+    if case == "stopped agent":
+        stopped = gateway.call("POST", "/agents/cc/stop", json={"reason": "incident 7"})
+        assert stopped.status_code == 200, stopped.text
+        return "API Error: 423 tether: agent 'cc' was stopped by admin:bootstrap: incident 7"
+    assert case == "paused project"
+    paused = gateway.call("POST", "/projects/p/pause", json={"reason": "incident 7"})
+    assert paused.status_code == 200, paused.text
+    return "API Error: 423 tether: project 'p' is paused by admin:bootstrap"
+
+
+@pytest.mark.parametrize("case", ["budget", "policy", "stopped agent", "paused project"])
+def test_claude_code_shows_each_refusal_once_and_does_not_retry_it(
+    gateway: RunningTether, upstream: RunningFake, tmp_path: Path, case: str
+) -> None:
+    workdir = tmp_path / "repo"
+    workdir.mkdir()
+    key = gateway.create_agent("cc", "p")
+    shown = refuse(gateway, case)
+    run = ClaudeCode(gateway, key, workdir).run(timeout=60)
+    print(f"{case}: {run.result}")
+    decided = gateway.call("GET", "/audit", params={"action": "model:", "limit": 500}).json()
+    refusals = [e for e in decided if e["agent"] == "cc" and e["result"] == "deny"]
+    assert len(refusals) == 1, f"Claude Code retried: {[e['code'] for e in refusals]}"
+    assert not upstream.fake.received
+    assert run.returncode != 0
+    assert shown in run.result, run.result
+    assert run.seconds < 30
+
+
+def test_claude_code_waits_out_the_breakers_retry_after_and_goes_on(
+    gateway: RunningTether, upstream: RunningFake, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "repo"
+    workdir.mkdir()
+    key = gateway.create_agent("cc", "p")
+    gateway.set_guards("p", breaker_failures=1, breaker_cooldown_seconds=3)
+    upstream.fake.enqueue(FakeReply(kind="error", status=529, error_type="overloaded_error"))
+    upstream.fake.default = FakeReply(kind="text", text="all done")
+    run = ClaudeCode(gateway, key, workdir).run(timeout=120)
+    trips = gateway.call("GET", "/audit", params={"action": "guard:upstream_circuit_open"}).json()
+    assert trips, "the breaker never refused"
+    assert run.returncode == 0, run.output
+    assert run.result == "all done"
