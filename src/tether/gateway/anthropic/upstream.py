@@ -103,7 +103,9 @@ class AnthropicUpstream:
     ) -> aiohttp.ClientResponse:
         assert self._session is not None, "AnthropicUpstream.start() was not called"
         try:
-            return await self._session.request(method, url, headers=headers, allow_redirects=False)
+            return await self._session.request(
+                method, url, headers=headers, allow_redirects=False
+            )
         except TimeoutError:
             raise UpstreamFailed(
                 f"the Anthropic API at {url} did not answer in time", code="upstream_timeout"

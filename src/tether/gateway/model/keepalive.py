@@ -29,7 +29,6 @@ class KeepAlive:
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
         self._task: asyncio.Task[None] | None = None
-        self.sent = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="stream-keepalive")
@@ -54,5 +53,4 @@ class KeepAlive:
                 await self._response.write(self._ping)
             except (ConnectionError, RuntimeError):
                 return
-            self.sent += 1
             self._last = self._loop.time()
