@@ -150,6 +150,9 @@ class Settings:
     anthropic_base_url: str = DEFAULT_ANTHROPIC_URL
     upstream_connect_timeout: float = 10.0
     upstream_read_timeout: float = 600.0
+    stream_keepalive_seconds: float = 15.0
+    """A relayed stream quiet this long gets a ``ping`` (Claude Code drops one silent for
+    300 s); 0 sends none."""
     prices_file: Path | None = None
     alert_retry_base_seconds: float = 2.0
     approval_reap_seconds: float = 10.0
@@ -249,6 +252,7 @@ class Settings:
             ),
             upstream_connect_timeout=_int_setting(env, "TETHER_UPSTREAM_CONNECT_TIMEOUT", 10, 1),
             upstream_read_timeout=_int_setting(env, "TETHER_UPSTREAM_READ_TIMEOUT", 600, 1),
+            stream_keepalive_seconds=_int_setting(env, "TETHER_STREAM_KEEPALIVE_SECONDS", 15),
             prices_file=Path(env["TETHER_PRICES_FILE"]) if env.get("TETHER_PRICES_FILE") else None,
             alert_retry_base_seconds=_int_setting(env, "TETHER_ALERT_RETRY_BASE_SECONDS", 2, 1),
             approval_reap_seconds=_int_setting(env, "TETHER_APPROVAL_REAP_SECONDS", 10, 1),

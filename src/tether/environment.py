@@ -83,6 +83,15 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         ("seconds; past them: 502 / 504"),
     ),
     EnvVar(
+        ("TETHER_STREAM_KEEPALIVE_SECONDS",),
+        "`15`",
+        (
+            "a relayed stream quiet this long (a tool call held while it is judged, a slow "
+            "upstream) gets a `ping` event; Claude Code drops a stream silent for 300 s; "
+            "`0` sends none"
+        ),
+    ),
+    EnvVar(
         ("TETHER_APPROVAL_REAP_SECONDS",),
         "`10`",
         ("how often lapsed approvals are marked `expired` (and audited)"),

@@ -103,11 +103,20 @@ def build_app(runtime: Runtime) -> web.Application:
         runtime.anthropic,
         runtime.upstream_keys,
         runtime.inflight,
-        GatewaySettings(runtime.settings.anthropic_base_url, runtime.settings.max_message_bytes),
+        GatewaySettings(
+            runtime.settings.anthropic_base_url,
+            runtime.settings.max_message_bytes,
+            runtime.settings.stream_keepalive_seconds,
+        ),
         batches=(runtime.message_batches, BatchReservations(runtime.budget_book)),
         canceller=runtime.batch_canceller,
     ).add_routes(app)
-    model_calls = ModelCalls(runtime.pipeline, runtime.anthropic, runtime.inflight)
+    model_calls = ModelCalls(
+        runtime.pipeline,
+        runtime.anthropic,
+        runtime.inflight,
+        runtime.settings.stream_keepalive_seconds,
+    )
     bedrock = BedrockDoor(model_calls, runtime.aws, settings.max_message_bytes)
     bedrock.add_routes(app)
     VertexDoor(model_calls, runtime.vertex_tokens, settings.max_message_bytes).add_routes(app)

@@ -57,7 +57,10 @@ def test_claude_code_in_a_429_storm_reaches_upstream_at_most_twice_a_minute(
     upstream.fake.default = FakeReply(
         kind="error", status=429, error_type="rate_limit_error", retry_after=1
     )
-    run = ClaudeCode(gateway, key, workdir).run(timeout=300)
+    # retry-after is at most 60 s (#23), so Claude Code waits out the breaker and retries
+    # instead of giving up at once; four retries see it reopen and refuse again.
+    claude = ClaudeCode(gateway, key, workdir, env={"CLAUDE_CODE_MAX_RETRIES": "4"})
+    run = claude.run(timeout=300)
     reached = [
         e["ts"]
         for e in audit(gateway, action="model:messages:completed")

@@ -37,6 +37,9 @@ class FakeReply:
     error_type: str = "api_error"
     error_message: str = "scripted error"
     retry_after: int | None = None
+    error_headers: dict[str, str] = field(default_factory=dict)
+    """More headers on an ``error`` reply, as upstream writes them (``retry-after: 1.5``,
+    ``retry-after-ms``)."""
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_creation_input_tokens: int = 0
@@ -253,9 +256,11 @@ class FakeAnthropic:
         if reply.delay and not await self._client_waits(request, reply.delay):
             return web.Response(status=499)
         if reply.kind == "error":
-            return framing.error(
+            refused = framing.error(
                 reply.status, reply.error_type, reply.error_message, reply.retry_after
             )
+            refused.headers.update(reply.error_headers)
+            return refused
         if reply.kind == "garbage":
             if stream:
                 return web.Response(

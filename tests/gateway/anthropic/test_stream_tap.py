@@ -150,3 +150,35 @@ def test_an_event_in_many_small_chunks_costs_linear_time() -> None:
         return best
 
     assert cost(512_000) < 24 * cost(64_000)
+
+
+TOOL_WITH_A_PING = (
+    event(
+        "content_block_start",
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {}},
+        },
+    )
+    + event("ping", {"type": "ping"})
+    + event(
+        "content_block_delta",
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": '{"command": "ls"}'},
+        },
+    )
+    + event("content_block_stop", {"type": "content_block_stop", "index": 0})
+).encode()
+
+
+def test_a_ping_inside_a_held_tool_call_is_released_ahead_of_it_when_asked() -> None:
+    ping = event("ping", {"type": "ping"}).encode()
+    held = StreamTap().feed(TOOL_WITH_A_PING)
+    assert len(held) == 1 and ping in held[0].raw  # type: ignore[union-attr]
+    released = StreamTap(release_pings=True).feed(TOOL_WITH_A_PING)
+    assert released[0] == ping
+    assert ping not in released[1].raw  # type: ignore[union-attr]
+    assert released[1].tool_use.input == {"command": "ls"}  # type: ignore[union-attr]

@@ -183,22 +183,26 @@ def test_post_tool_use_is_audited_in_the_same_session(hook, tether: RunningTethe
     )
 
 
-def test_bad_key_and_bad_body_are_refused_as_deny(tether: RunningTether) -> None:
-    """The key is checked first, from the headers; a body is only read for a live key."""
+def test_bad_key_and_bad_body_are_refused_and_stop_the_turn(tether: RunningTether) -> None:
+    """The key is checked first, from the headers; a body is only read for a live key. The
+    refusal names no event (the body was not read), so Claude Code accepts it for any."""
     bad_key = httpx.post(
         f"{tether.url}/hooks/claude-code",
         json=payload("Bash", {"command": "ls"}),
         headers={"Authorization": "Bearer tth_wrong"},
     )
-    decision, reason = decision_of(bad_key)
-    assert decision == "deny" and "not valid" in reason
+    assert bad_key.status_code == 200, bad_key.text
+    refused = bad_key.json()
+    assert refused["decision"] == "block" and refused["continue"] is False
+    assert "hookSpecificOutput" not in refused and "not valid" in refused["stopReason"]
     tether.create_project("p")
     good = {"Authorization": f"Bearer {tether.create_agent('a', 'p')}"}
     malformed = httpx.post(f"{tether.url}/hooks/claude-code", content=b"{not json", headers=good)
     assert malformed.status_code == 400
-    assert malformed.json()["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert malformed.headers["x-should-retry"] == "false"
+    assert malformed.json()["decision"] == "block" and malformed.json()["continue"] is False
     missing = httpx.post(f"{tether.url}/hooks/claude-code", json=payload("Bash", {}), headers=good)
-    assert missing.status_code == 400
+    assert missing.status_code == 400 and missing.headers["x-should-retry"] == "false"
     assert "tool_input.command" in missing.json()["error"]["message"]
 
 

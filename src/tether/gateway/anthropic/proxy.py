@@ -19,7 +19,7 @@ from tether.gateway.anthropic.models import ModelListing
 from tether.gateway.anthropic.request import parse_messages_request
 from tether.gateway.anthropic.upstream import AnthropicUpstream, request_headers
 from tether.gateway.credentials import admit_agent
-from tether.gateway.model.calls import ModelCalls, session_id_from
+from tether.gateway.model.calls import DEFAULT_KEEPALIVE_SECONDS, ModelCalls, session_id_from
 from tether.gateway.model.wire import ModelCall, SseWire, UpstreamTarget
 from tether.identity.directory import AgentIdentity
 from tether.kill.batches import BatchCanceller
@@ -45,6 +45,7 @@ class NoUpstreamCredential(TetherError):
 class GatewaySettings:
     default_base_url: str
     max_body_bytes: int
+    keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
 
 
 class AnthropicWire(SseWire):
@@ -97,7 +98,7 @@ class AnthropicGateway:
         batches: tuple[MessageBatchStore, BatchReservations] | None = None,
         canceller: BatchCanceller | None = None,
     ) -> None:
-        self._calls = ModelCalls(pipeline, upstream, inflight)
+        self._calls = ModelCalls(pipeline, upstream, inflight, settings.keepalive_seconds)
         self._wire = AnthropicWire(keys, settings.default_base_url)
         self._settings = settings
         self._models = ModelListing(pipeline, upstream, self._wire)

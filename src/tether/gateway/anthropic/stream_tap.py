@@ -49,8 +49,14 @@ class HeldToolUse:
 Segment = bytes | HeldToolUse
 
 
+PINGS = (b"event: ping\n", b"event:ping\n")
+
+
 class StreamTap:
-    def __init__(self) -> None:
+    def __init__(self, release_pings: bool = False) -> None:
+        """``release_pings``: upstream's pings during a held tool call pass at once, ahead of
+        it (they carry nothing), so a long tool call does not leave the client in silence."""
+        self._release_pings = release_pings
         self.usage = Usage()
         self.model: str | None = None
         self.tool_uses: list[ToolUse] = []
@@ -84,7 +90,9 @@ class StreamTap:
             event = bytes(self._buffer[start : end + 2])
             start = end + 2
             finished = self._event(event)
-            if self._open_tool is not None or finished is not None:
+            if self._open_tool is not None and self._release_pings and event.startswith(PINGS):
+                passing += event
+            elif self._open_tool is not None or finished is not None:
                 if passing:
                     out.append(bytes(passing))
                     passing.clear()

@@ -13,6 +13,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from tether.errors import TetherError
+from tether.gateway.model.retry_after import relayed_retry_after
 
 __all__ = ["AnthropicUpstream", "UpstreamFailed", "request_headers", "response_headers"]
 
@@ -34,7 +35,8 @@ HOP_BY_HOP = frozenset(
 AGENT_ONLY = frozenset(
     {"authorization", "x-api-key", "accept-encoding", "x-tether-session-id", "cookie"}
 )
-NOT_RELAYED = frozenset({"content-encoding", "set-cookie"})
+NOT_RELAYED = frozenset({"content-encoding", "set-cookie", "retry-after", "retry-after-ms"})
+"""``retry-after`` is relayed rewritten (``tether.gateway.model.retry_after``)."""
 
 
 class UpstreamFailed(TetherError):
@@ -60,6 +62,9 @@ def response_headers(upstream: CIMultiDictProxy[str], session_id: str | None) ->
         lower = name.lower()
         if lower not in HOP_BY_HOP and lower not in NOT_RELAYED:
             headers.add(name, value)
+    wait = relayed_retry_after(upstream.get("retry-after"), upstream.get("retry-after-ms"))
+    if wait is not None:
+        headers["retry-after"] = wait
     if session_id:
         headers["tether-session-id"] = session_id
     return headers

@@ -82,6 +82,10 @@ def _type_of(event: bytes) -> bytes:
 
 
 class BedrockStreamCodec:
+    keepalive = b""
+    """Frames are relayed as they came (their order matters to ``encode``): no pings of
+    tether's own, none moved ahead of a held tool call."""
+
     def __init__(self) -> None:
         self._reader = FrameReader()
         self._sent: deque[tuple[bytes, bytes]] = deque()

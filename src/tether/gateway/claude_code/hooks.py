@@ -59,8 +59,6 @@ STOPPED = frozenset(
     }
 )
 """Refusals that stop the session as a whole, not only this tool call."""
-UNIDENTIFIED = frozenset({"missing_credentials", "invalid_key", "expired_key", "revoked_key"})
-"""The hook's key is not a live agent key: nothing can be checked, so nothing goes on."""
 
 
 class HookInput(BaseModel):
@@ -94,7 +92,7 @@ def _answer(decision: str, reason: str, code: str | None = None) -> web.Response
             "permissionDecisionReason": _tethered(reason),
         }
     }
-    if code in STOPPED or code in UNIDENTIFIED:
+    if code in STOPPED:
         body |= {"continue": False, "stopReason": _tethered(reason)}
     return web.json_response(body)
 
@@ -120,19 +118,20 @@ def _carry_on(event: str, ctx: Context) -> web.Response:
     return web.json_response({})
 
 
+def _refused(message: str) -> dict[str, Any]:
+    """A refusal of the hook call itself (a bad, rotated or revoked key), answered before
+    the body says which event it is: stops the turn whatever the event (fail closed).
+    Claude Code discards a ``hookSpecificOutput`` naming another event, continue and all,
+    so this carries none; the top-level ``decision: block`` denies a PreToolUse (found
+    with the real CLI: ``continue: false`` alone lets the tool run)."""
+    reason = _tethered(message)
+    return {"continue": False, "stopReason": reason, "decision": "block", "reason": reason}
+
+
 def _error_body(code: str, message: str) -> dict[str, Any]:
-    """Refusals of the hook call itself (bad key, bad JSON) read as a deny, and stop the
-    turn whatever the event: tether could not check, so nothing goes on (fail closed)."""
-    return {
-        "continue": False,
-        "stopReason": _tethered(message),
-        "hookSpecificOutput": {
-            "hookEventName": "PreToolUse",
-            "permissionDecision": "deny",
-            "permissionDecisionReason": _tethered(message),
-        },
-        "error": {"code": code, "message": message},
-    }
+    """Refusals of the hook call itself (bad JSON, too large) stop the turn whatever the
+    event: tether could not check, so nothing goes on (fail closed)."""
+    return _refused(message) | {"error": {"code": code, "message": message}}
 
 
 def _wait_seconds(request: web.Request) -> float:
@@ -268,7 +267,7 @@ async def claude_code_hook(request: web.Request) -> web.Response:
     try:
         await admit_agent(request, SOURCE)
     except AuthenticationFailed as exc:
-        return _answer("deny", exc.message, exc.code)
+        return web.json_response(_refused(exc.message))
     hook = await read_model(request, HookInput, request.app[LIMIT_KEY])
     if hook.hook_event_name == "PreToolUse":
         return await _pre_tool_use(request, hook)

@@ -24,6 +24,8 @@ from tether.gateway.anthropic.errors import error_type_for, sse_error_event
 from tether.gateway.anthropic.stream_tap import HeldToolUse, StreamTap
 from tether.gateway.anthropic.upstream import AnthropicUpstream, UpstreamFailed, response_headers
 from tether.gateway.credentials import presented_credential
+from tether.gateway.model.keepalive import KeepAlive
+from tether.gateway.model.retry_after import retry_after_header
 from tether.gateway.model.wire import ModelCall, ModelWire, StreamCodec
 from tether.guards.fingerprints import request_fingerprint
 from tether.kill.inflight import InflightStreams, StreamHandle
@@ -40,6 +42,7 @@ framing makes real requests lighter than this, so the estimate errs high."""
 SESSION_HEADERS = ("X-Claude-Code-Session-Id", "X-Tether-Session-Id")
 OVERLOADED = frozenset({429, 529})
 MAX_RETRY_AFTER_SECONDS = 600
+DEFAULT_KEEPALIVE_SECONDS = 15.0
 CLIENT_CHECK_SECONDS = 0.5
 """While upstream has not answered, how often to look whether the client is still there."""
 DRAIN_SECONDS = 30.0
@@ -63,11 +66,17 @@ def session_id_from(headers: Any) -> str | None:
 
 class ModelCalls:
     def __init__(
-        self, pipeline: Pipeline, upstream: AnthropicUpstream, inflight: InflightStreams
+        self,
+        pipeline: Pipeline,
+        upstream: AnthropicUpstream,
+        inflight: InflightStreams,
+        keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS,
     ) -> None:
+        """``keepalive_seconds``: a relayed stream quiet this long gets a ping (0: never)."""
         self._pipeline = pipeline
         self._upstream = upstream
         self._inflight = inflight
+        self._keepalive_seconds = keepalive_seconds
 
     def action(self, request: web.Request, call: ModelCall) -> Action:
         """The pipeline's view of ``call``: the same for every door."""
@@ -116,7 +125,7 @@ class ModelCalls:
         if not decision.allowed:
             retry_after = decision.evidence.get("retry_after_seconds")
             if retry_after is not None:
-                session_headers["retry-after"] = str(retry_after)
+                session_headers["retry-after"] = retry_after_header(float(retry_after))
             return wire.refusal(decision.code or "forbidden", decision.reason, session_headers)
         body, parsed = call.body, call.parsed
         cap = decision.output_token_cap
@@ -246,7 +255,8 @@ class ModelCalls:
         ctx = decision.context
         assert ctx is not None and ctx.identity is not None
         response = web.StreamResponse(status=upstream.status, headers=headers)
-        tap = StreamTap()
+        tap = StreamTap(release_pings=bool(codec.keepalive))
+        keepalive: KeepAlive | None = None
         handle = StreamHandle(
             agent_id=ctx.identity.agent.id,
             project_id=ctx.identity.project.id,
@@ -260,6 +270,9 @@ class ModelCalls:
         drain_until = 0.0
         try:
             await response.prepare(request)
+            if codec.keepalive and self._keepalive_seconds > 0:
+                keepalive = KeepAlive(response, codec.keepalive, self._keepalive_seconds)
+                keepalive.start()
             async for chunk in upstream.content.iter_any():
                 for segment in tap.feed(codec.decode(chunk)):
                     if refusal is None:
@@ -273,6 +286,8 @@ class ModelCalls:
                         await response.write(codec.encode(data))
                     except ConnectionError:
                         client_gone, drain_until = True, time.monotonic() + DRAIN_SECONDS
+                    if keepalive is not None:
+                        keepalive.wrote()
                 if refusal is not None:
                     break
                 if client_gone:
@@ -291,6 +306,8 @@ class ModelCalls:
             upstream.close()
             raise
         finally:
+            if keepalive is not None:
+                await keepalive.stop()
             self._inflight.unregister(token)
             if refusal is not None or (client_gone and not tap.completed):
                 upstream.close()

@@ -12,6 +12,7 @@ from yarl import URL
 
 from tether.gateway.anthropic.request import MessagesRequest
 from tether.gateway.model.dialect import MESSAGES_DIALECT, Dialect
+from tether.gateway.model.keepalive import SSE_PING
 from tether.identity.directory import AgentIdentity
 
 __all__ = [
@@ -31,6 +32,10 @@ class StreamCodec(Protocol):
     ``decode`` returns whole SSE events only (it buffers partial frames); ``encode`` is
     given whole events (or nothing) and returns the protocol's framing of them."""
 
+    keepalive: bytes
+    """What tether writes on a quiet stream (a ping in the protocol's framing), and whether
+    upstream's pings may pass ahead of a held tool call; empty: neither."""
+
     def decode(self, chunk: bytes) -> bytes: ...
 
     def encode(self, events: bytes) -> bytes: ...
@@ -38,6 +43,8 @@ class StreamCodec(Protocol):
 
 class PassThrough:
     """The Messages API's own SSE (and Vertex's): nothing to translate."""
+
+    keepalive = SSE_PING
 
     def decode(self, chunk: bytes) -> bytes:
         return chunk
