@@ -106,6 +106,7 @@ def build_app(runtime: Runtime) -> web.Application:
         GatewaySettings(runtime.settings.anthropic_base_url, runtime.settings.max_message_bytes),
         batches=(runtime.message_batches, BatchReservations(runtime.budget_book)),
         canceller=runtime.batch_canceller,
+        followers=(runtime.directory, runtime.session_store),
     ).add_routes(app)
     model_calls = ModelCalls(runtime.pipeline, runtime.anthropic, runtime.inflight)
     bedrock = BedrockDoor(model_calls, runtime.aws, settings.max_message_bytes)

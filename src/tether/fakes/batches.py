@@ -43,6 +43,8 @@ class FakeBatches:
         self.canceled: list[str] = []
         self.output_tokens = 40
         """What each request reports it generated."""
+        self.finished_before_cancel = 0
+        """How many of a batch's requests had succeeded when it is canceled (billed)."""
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages/batches", self._create)
@@ -68,30 +70,33 @@ class FakeBatches:
     def _advance(self, batch: _Batch) -> None:
         if batch.ended_at is None and batch.canceled_at is None and time.time() >= batch.ends:
             batch.ended_at = time.time()
-            for item in batch.requests:
-                params = item["params"]
-                usage = {
-                    "input_tokens": max(1, len(json.dumps(params.get("messages", []))) // 4),
-                    "output_tokens": min(self.output_tokens, int(params["max_tokens"])),
-                    "cache_creation_input_tokens": 0,
-                    "cache_read_input_tokens": 0,
+            self._succeed(batch, batch.requests)
+
+    def _succeed(self, batch: _Batch, requests: list[dict[str, Any]]) -> None:
+        for item in requests:
+            params = item["params"]
+            usage = {
+                "input_tokens": max(1, len(json.dumps(params.get("messages", []))) // 4),
+                "output_tokens": min(self.output_tokens, int(params["max_tokens"])),
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            }
+            message = {
+                "id": f"msg_{uuid.uuid4().hex[:24]}",
+                "type": "message",
+                "role": "assistant",
+                "model": params["model"],
+                "content": [{"type": "text", "text": "batched answer"}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": usage,
+            }
+            batch.results.append(
+                {
+                    "custom_id": item["custom_id"],
+                    "result": {"type": "succeeded", "message": message},
                 }
-                message = {
-                    "id": f"msg_{uuid.uuid4().hex[:24]}",
-                    "type": "message",
-                    "role": "assistant",
-                    "model": params["model"],
-                    "content": [{"type": "text", "text": "batched answer"}],
-                    "stop_reason": "end_turn",
-                    "stop_sequence": None,
-                    "usage": usage,
-                }
-                batch.results.append(
-                    {
-                        "custom_id": item["custom_id"],
-                        "result": {"type": "succeeded", "message": message},
-                    }
-                )
+            )
 
     def _shape(self, batch: _Batch) -> dict[str, Any]:
         n = len(batch.requests)
@@ -168,6 +173,7 @@ class FakeBatches:
             return batch
         if batch.ended_at is None and batch.canceled_at is None:
             batch.canceled_at = time.time()
+            self._succeed(batch, batch.requests[: self.finished_before_cancel])
             self.canceled.append(batch.id)
         return web.json_response(self._shape(batch))
 
