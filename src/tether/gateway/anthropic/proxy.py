@@ -17,6 +17,7 @@ from tether.gateway.anthropic.batch_settlement import BatchSettlement
 from tether.gateway.anthropic.batch_sweep import CanceledBatchSweep
 from tether.gateway.anthropic.batches import MessageBatches
 from tether.gateway.anthropic.errors import anthropic_error_body, anthropic_error_response
+from tether.gateway.anthropic.files import FilesApi
 from tether.gateway.anthropic.models import ModelListing
 from tether.gateway.anthropic.request import parse_messages_request
 from tether.gateway.anthropic.upstream import AnthropicUpstream, request_headers
@@ -107,6 +108,7 @@ class AnthropicGateway:
         self._wire = AnthropicWire(keys, settings.default_base_url)
         self._settings = settings
         self._models = ModelListing(pipeline, upstream, self._wire)
+        self._files = FilesApi(pipeline, upstream, self._wire)
         self._upstream = upstream
         self._batches = (
             MessageBatches(
@@ -144,12 +146,14 @@ class AnthropicGateway:
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         self._models.add_routes(app)
+        self._files.add_routes(app)
         if self._batches is not None:
             self._batches.add_routes(app)
         if self._sweep is not None:
             app.cleanup_ctx.append(self._sweep.lifetime)
         set_error_renderer(app, "/v1/messages", anthropic_error_body)
         set_error_renderer(app, "/v1/models", anthropic_error_body)
+        set_error_renderer(app, "/v1/files", anthropic_error_body)
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, "messages", require_max_tokens=True)
