@@ -176,3 +176,37 @@ def test_a_canceled_batch_is_charged_for_what_finished_before_the_cancel(
     assert listed(gateway, daily["id"])["spent_usd"] == pytest.approx(expected, abs=1e-6), (
         "settled once"
     )
+
+
+def test_a_batch_still_ending_when_tether_stops_is_settled_after_the_restart(
+    tmp_path: Path, database_url: str, upstream: RunningFake, sdk: Sdk
+) -> None:
+    first = start_tether(tmp_path / "data", database_url, anthropic_base_url=upstream.url)
+    try:
+        first.create_project("p", upstream.fake.api_key)
+        daily = budget(first, project="p", period="daily", limit_usd=1)
+        upstream.fake.batches.seconds = 600
+        upstream.fake.batches.cancel_seconds = 600
+        upstream.fake.batches.finished_before_cancel = 1
+        client = sdk(first, first.create_agent("batcher", "p"), session="s-restart")
+        batch = client.messages.batches.create(requests=_requests(3))
+        reserved = listed(first, daily["id"])["reserved_usd"]
+        first.call("POST", "/sessions/s-restart/kill", json={"reason": "drill"})
+        deadline = time.monotonic() + 15
+        while batch.id not in upstream.fake.batches.canceled:
+            assert time.monotonic() < deadline, "the batch was not canceled upstream"
+            time.sleep(0.1)
+        time.sleep(1.5)
+        assert listed(first, daily["id"])["reserved_usd"] == reserved, "still canceling"
+    finally:
+        first.stop()
+    upstream.fake.batches.batches[batch.id].cancel_ends = 0
+    second = start_tether(tmp_path / "data", database_url, anthropic_base_url=upstream.url)
+    try:
+        state = _settled(second, daily["id"])
+        (done,) = upstream.fake.batches.batches[batch.id].results
+        usage = done["result"]["message"]["usage"]
+        expected = (usage["input_tokens"] * 2 / 1e6 + usage["output_tokens"] * 10 / 1e6) / 2
+        assert state["spent_usd"] == pytest.approx(expected, abs=1e-6)
+    finally:
+        second.stop()
