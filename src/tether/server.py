@@ -110,6 +110,7 @@ def build_app(runtime: Runtime) -> web.Application:
         ),
         batches=(runtime.message_batches, BatchReservations(runtime.budget_book)),
         canceller=runtime.batch_canceller,
+        followers=(runtime.directory, runtime.session_store),
     ).add_routes(app)
     model_calls = ModelCalls(
         runtime.pipeline,

@@ -21,3 +21,14 @@ async def test_a_batch_is_settled_once_and_leaves_the_open_list(db: Database) ->
     await store.mark_canceled("msgbatch_2")
     assert await store.open_batches() == []
     assert await store.get("nope") is None
+
+
+async def test_a_canceled_batch_is_offered_to_the_sweep_until_settled(db: Database) -> None:  # noqa: F811
+    store = MessageBatchStore(db)
+    await store.add(BatchRecord("msgbatch_1", "p1", "a1", "s1", None, [], ["m"], 0, 1))
+    await store.add(BatchRecord("msgbatch_2", "p1", "a1", "s1", None, [], ["m"], 0, 2))
+    assert await store.canceled_unsettled() == []
+    await store.mark_canceled("msgbatch_1")
+    assert [b.id for b in await store.canceled_unsettled()] == ["msgbatch_1"]
+    assert await store.claim_settlement("msgbatch_1", 0)
+    assert await store.canceled_unsettled() == []

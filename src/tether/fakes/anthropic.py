@@ -123,10 +123,12 @@ class FakeAnthropic:
         self.abandoned = 0
         from tether.fakes.batches import FakeBatches
         from tether.fakes.bedrock import FakeBedrock
+        from tether.fakes.files import FakeFiles
         from tether.fakes.vertex import FakeVertex
 
         self.bedrock = FakeBedrock(self)
         self.batches = FakeBatches(self)
+        self.files = FakeFiles(self)
         self.vertex = FakeVertex(self)
 
     async def _client_waits(self, request: web.Request, seconds: float) -> bool:
@@ -151,6 +153,7 @@ class FakeAnthropic:
         app.router.add_post("/_fake/enqueue", self._enqueue_over_http)
         app.router.add_get("/v1/models", self._models)
         self.batches.add_routes(app)
+        self.files.add_routes(app)
         app.router.add_get("/v1/models/{model_id}", self._model)
         self.bedrock.add_routes(app)
         self.vertex.add_routes(app)

@@ -30,6 +30,7 @@ class _Batch:
     created: float
     ends: float
     canceled_at: float | None = None
+    cancel_ends: float = 0.0
     ended_at: float | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
 
@@ -43,6 +44,10 @@ class FakeBatches:
         self.canceled: list[str] = []
         self.output_tokens = 40
         """What each request reports it generated."""
+        self.finished_before_cancel = 0
+        """How many of a batch's requests had succeeded when it is canceled (billed)."""
+        self.cancel_seconds = 0.0
+        """How long a canceled batch stays ``canceling`` before it ends."""
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages/batches", self._create)
@@ -68,40 +73,50 @@ class FakeBatches:
     def _advance(self, batch: _Batch) -> None:
         if batch.ended_at is None and batch.canceled_at is None and time.time() >= batch.ends:
             batch.ended_at = time.time()
-            for item in batch.requests:
-                params = item["params"]
-                usage = {
-                    "input_tokens": max(1, len(json.dumps(params.get("messages", []))) // 4),
-                    "output_tokens": min(self.output_tokens, int(params["max_tokens"])),
-                    "cache_creation_input_tokens": 0,
-                    "cache_read_input_tokens": 0,
+            self._succeed(batch, batch.requests)
+
+    def _succeed(self, batch: _Batch, requests: list[dict[str, Any]]) -> None:
+        for item in requests:
+            params = item["params"]
+            usage = {
+                "input_tokens": max(1, len(json.dumps(params.get("messages", []))) // 4),
+                "output_tokens": min(self.output_tokens, int(params["max_tokens"])),
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            }
+            message = {
+                "id": f"msg_{uuid.uuid4().hex[:24]}",
+                "type": "message",
+                "role": "assistant",
+                "model": params["model"],
+                "content": [{"type": "text", "text": "batched answer"}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": usage,
+            }
+            batch.results.append(
+                {
+                    "custom_id": item["custom_id"],
+                    "result": {"type": "succeeded", "message": message},
                 }
-                message = {
-                    "id": f"msg_{uuid.uuid4().hex[:24]}",
-                    "type": "message",
-                    "role": "assistant",
-                    "model": params["model"],
-                    "content": [{"type": "text", "text": "batched answer"}],
-                    "stop_reason": "end_turn",
-                    "stop_sequence": None,
-                    "usage": usage,
-                }
-                batch.results.append(
-                    {
-                        "custom_id": item["custom_id"],
-                        "result": {"type": "succeeded", "message": message},
-                    }
-                )
+            )
+
+    @staticmethod
+    def _ended(batch: _Batch) -> bool:
+        if batch.ended_at is not None:
+            return True
+        return batch.canceled_at is not None and time.time() >= batch.cancel_ends
 
     def _shape(self, batch: _Batch) -> dict[str, Any]:
         n = len(batch.requests)
         succeeded = len(batch.results)
         canceled = n - succeeded if batch.canceled_at is not None else 0
-        ended = batch.ended_at is not None or batch.canceled_at is not None
+        ended = self._ended(batch)
+        status = "ended" if ended else "canceling" if batch.canceled_at else "in_progress"
         return {
             "id": batch.id,
             "type": "message_batch",
-            "processing_status": "ended" if ended else "in_progress",
+            "processing_status": status,
             "request_counts": {
                 "processing": 0 if ended else n,
                 "succeeded": succeeded,
@@ -111,7 +126,7 @@ class FakeBatches:
             },
             "created_at": _iso(batch.created),
             "expires_at": _iso(batch.created + 86400),
-            "ended_at": _iso(batch.ended_at or batch.canceled_at or 0) if ended else None,
+            "ended_at": _iso(batch.ended_at or batch.cancel_ends) if ended else None,
             "archived_at": None,
             "cancel_initiated_at": _iso(batch.canceled_at) if batch.canceled_at else None,
             "results_url": f"https://api.anthropic.com/v1/messages/batches/{batch.id}/results"
@@ -168,6 +183,8 @@ class FakeBatches:
             return batch
         if batch.ended_at is None and batch.canceled_at is None:
             batch.canceled_at = time.time()
+            batch.cancel_ends = batch.canceled_at + self.cancel_seconds
+            self._succeed(batch, batch.requests[: self.finished_before_cancel])
             self.canceled.append(batch.id)
         return web.json_response(self._shape(batch))
 
@@ -175,7 +192,7 @@ class FakeBatches:
         batch = self._found(request)
         if isinstance(batch, web.Response):
             return batch
-        if batch.ended_at is None and batch.canceled_at is None:
+        if not self._ended(batch):
             return web.json_response(
                 {
                     "type": "error",

@@ -89,6 +89,18 @@ class MessageBatchStore:
             )
         return [_record(r) for r in rows]
 
+    async def canceled_unsettled(self) -> list[BatchRecord]:
+        """Batches tether canceled and nobody settled yet: tether follows them until
+        upstream ends them, then settles them itself."""
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                select(message_batches).where(
+                    message_batches.c.settled_at.is_(None),
+                    message_batches.c.canceled_at.is_not(None),
+                )
+            )
+        return [_record(r) for r in rows]
+
     async def mark_canceled(self, batch_id: str) -> None:
         async with self._db.write() as conn:
             await conn.execute(

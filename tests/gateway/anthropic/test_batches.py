@@ -5,7 +5,8 @@ results settle the budget to upstream's usage, and a kill cancels it upstream.""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -13,7 +14,7 @@ import pytest
 
 from tests.budgets.test_budgets import budget, listed
 from tests.support.fake_upstream import RunningFake
-from tests.support.server import RunningTether
+from tests.support.server import RunningTether, start_tether
 
 MODEL = "claude-sonnet-5"  # $2 input, $10 output, $4 1-hour cache write per million
 NO_OPUS = """\
@@ -116,14 +117,21 @@ def test_killing_the_session_cancels_its_batch_upstream(
         time.sleep(0.1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a batch canceled by a kill keeps its budget hold; its results are "
-    "never read (the session is refused), so nothing settles it",
-)
+@pytest.fixture
+def gateway_any(
+    tmp_path: Path, database_url: str, upstream: RunningFake
+) -> Iterator[RunningTether]:
+    """The ``gateway`` fixture on each backend in turn (tether settles from the store)."""
+    server = start_tether(tmp_path / "data", database_url, anthropic_base_url=upstream.url)
+    server.create_project("p", upstream.fake.api_key)
+    yield server
+    server.stop()
+
+
 def test_a_batch_canceled_by_a_kill_releases_its_budget_hold(
-    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
+    gateway_any: RunningTether, upstream: RunningFake, sdk: Sdk
 ) -> None:
+    gateway = gateway_any
     daily = budget(gateway, project="p", period="daily", limit_usd=1)
     upstream.fake.batches.seconds = 600
     client = sdk(gateway, gateway.create_agent("batcher", "p"), session="s-hold")
@@ -136,3 +144,69 @@ def test_a_batch_canceled_by_a_kill_releases_its_budget_hold(
         time.sleep(0.1)
     state = _settled(gateway, daily["id"])
     assert state["spent_usd"] == pytest.approx(0, abs=1e-9), "nothing in the batch succeeded"
+
+
+def test_a_canceled_batch_is_charged_for_what_finished_before_the_cancel(
+    gateway_any: RunningTether, upstream: RunningFake, sdk: Sdk
+) -> None:
+    gateway = gateway_any
+    daily = budget(gateway, project="p", period="daily", limit_usd=1)
+    upstream.fake.batches.seconds = 600
+    upstream.fake.batches.finished_before_cancel = 2
+    client = sdk(gateway, gateway.create_agent("batcher", "p"), session="s-part")
+    batch = client.messages.batches.create(requests=_requests(5))
+    gateway.call("POST", "/sessions/s-part/kill", json={"reason": "drill"})
+    state = _settled(gateway, daily["id"])
+    usage = [
+        r["result"]["message"]["usage"] for r in upstream.fake.batches.batches[batch.id].results
+    ]
+    assert len(usage) == 2
+    expected = sum(u["input_tokens"] * 2 / 1e6 + u["output_tokens"] * 10 / 1e6 for u in usage) / 2
+    assert state["spent_usd"] == pytest.approx(expected, abs=1e-6), "at the batch discount"
+
+    events = gateway.call("GET", "/audit", params={"session": "s-part"}).json()
+    done = [e for e in events if e["action"] == "model:batches:completed"]
+    assert len(done) == 1, done
+    assert done[0]["resource"] == f"anthropic:batch/{batch.id}"
+    assert "settled by tether after a kill canceled it" in done[0]["reason"]
+    assert done[0]["attributes"]["cost_usd"] == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(anthropic.APIStatusError):
+        list(client.messages.batches.results(batch.id))
+    time.sleep(1.5)
+    assert listed(gateway, daily["id"])["spent_usd"] == pytest.approx(expected, abs=1e-6), (
+        "settled once"
+    )
+
+
+def test_a_batch_still_ending_when_tether_stops_is_settled_after_the_restart(
+    tmp_path: Path, database_url: str, upstream: RunningFake, sdk: Sdk
+) -> None:
+    first = start_tether(tmp_path / "data", database_url, anthropic_base_url=upstream.url)
+    try:
+        first.create_project("p", upstream.fake.api_key)
+        daily = budget(first, project="p", period="daily", limit_usd=1)
+        upstream.fake.batches.seconds = 600
+        upstream.fake.batches.cancel_seconds = 600
+        upstream.fake.batches.finished_before_cancel = 1
+        client = sdk(first, first.create_agent("batcher", "p"), session="s-restart")
+        batch = client.messages.batches.create(requests=_requests(3))
+        reserved = listed(first, daily["id"])["reserved_usd"]
+        first.call("POST", "/sessions/s-restart/kill", json={"reason": "drill"})
+        deadline = time.monotonic() + 15
+        while batch.id not in upstream.fake.batches.canceled:
+            assert time.monotonic() < deadline, "the batch was not canceled upstream"
+            time.sleep(0.1)
+        time.sleep(1.5)
+        assert listed(first, daily["id"])["reserved_usd"] == reserved, "still canceling"
+    finally:
+        first.stop()
+    upstream.fake.batches.batches[batch.id].cancel_ends = 0
+    second = start_tether(tmp_path / "data", database_url, anthropic_base_url=upstream.url)
+    try:
+        state = _settled(second, daily["id"])
+        (done,) = upstream.fake.batches.batches[batch.id].results
+        usage = done["result"]["message"]["usage"]
+        expected = (usage["input_tokens"] * 2 / 1e6 + usage["output_tokens"] * 10 / 1e6) / 2
+        assert state["spent_usd"] == pytest.approx(expected, abs=1e-6)
+    finally:
+        second.stop()

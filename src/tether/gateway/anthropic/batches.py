@@ -17,6 +17,7 @@ from aiohttp import web
 
 from tether.budgets.batches import BatchReservations
 from tether.errors import BadRequest
+from tether.gateway.anthropic.batch_settlement import BatchSettlement, BatchTally
 from tether.gateway.anthropic.errors import anthropic_error_response
 from tether.gateway.anthropic.request import parse_messages_request
 from tether.gateway.anthropic.upstream import (
@@ -60,6 +61,7 @@ class MessageBatches:
         self._wire = wire
         self._store = store
         self._reservations = reservations
+        self._settlement = BatchSettlement(pipeline, store, reservations)
         self._max_body_bytes = max_body_bytes
 
     def add_routes(self, app: web.Application) -> None:
@@ -240,7 +242,7 @@ class MessageBatches:
         assert decision is not None
         headers = response_headers(upstream.headers, decision.session_id)
         response = web.StreamResponse(status=upstream.status, headers=headers)
-        tally = _Tally()
+        tally = BatchTally()
         completed = False
         try:
             await response.prepare(request)
@@ -251,62 +253,9 @@ class MessageBatches:
         finally:
             upstream.release()
         if completed:
-            await self._settle(batch_id, decision, tally)
+            await self._settlement.settle(batch_id, decision, tally, "read by the agent")
         await response.write_eof()
         return response
-
-    async def _settle(self, batch_id: str, decision: Decision, tally: _Tally) -> None:
-        record = await self._store.get(batch_id)
-        if record is None or record.settled_at is not None:
-            return
-        ctx = decision.context
-        assert ctx is not None
-        total = Usage()
-        for _, part in tally.parts:
-            for name, value in part.as_dict().items():
-                setattr(total, name, getattr(total, name) + value)
-        outcome = Outcome(
-            result="ok",
-            status=200,
-            latency_ms=0.0,
-            model=record.models[0] if record.models else None,
-            usage=total,
-            part_usages=tally.parts,
-            detail=f"message batch {batch_id}: {len(tally.parts)} requests succeeded",
-        )
-        if not await self._store.claim_settlement(batch_id, 0):
-            return
-        if record.reservation_id is not None:
-            ctx.reservation = self._reservations.rebuilt(record.reservation_id, record.holds)
-        else:
-            ctx.reservation = None
-        assert decision.action is not None
-        decision.action.cost_basis = CostBasis(
-            model=outcome.model or "", input_tokens_estimate=0, max_output_tokens=0
-        )
-        await self._pipeline.settle(decision, outcome)
-
-
-class _Tally:
-    """The usage of each succeeded request in a results stream, line by line."""
-
-    def __init__(self) -> None:
-        self.parts: list[tuple[str, Usage]] = []
-
-    def feed(self, line: bytes) -> None:
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return
-        result = row.get("result") if isinstance(row, dict) else None
-        if not isinstance(result, dict) or result.get("type") != "succeeded":
-            return
-        message = result.get("message")
-        if not isinstance(message, dict):
-            return
-        usage = Usage()
-        usage.update(message.get("usage"))
-        self.parts.append((canonical_model_id(str(message.get("model", ""))), usage))
 
 
 def _parts(request: web.Request, body: bytes) -> list[Action]:

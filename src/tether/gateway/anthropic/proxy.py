@@ -13,20 +13,24 @@ from aiohttp import web
 
 from tether.budgets.batches import BatchReservations
 from tether.errors import TetherError
+from tether.gateway.anthropic.batch_settlement import BatchSettlement
+from tether.gateway.anthropic.batch_sweep import CanceledBatchSweep
 from tether.gateway.anthropic.batches import MessageBatches
 from tether.gateway.anthropic.errors import anthropic_error_body, anthropic_error_response
+from tether.gateway.anthropic.files import FilesApi
 from tether.gateway.anthropic.models import ModelListing
 from tether.gateway.anthropic.request import parse_messages_request
 from tether.gateway.anthropic.upstream import AnthropicUpstream, request_headers
 from tether.gateway.credentials import admit_agent
 from tether.gateway.model.calls import DEFAULT_KEEPALIVE_SECONDS, ModelCalls, session_id_from
 from tether.gateway.model.wire import ModelCall, SseWire, UpstreamTarget
-from tether.identity.directory import AgentIdentity
+from tether.identity.directory import AgentIdentity, Directory
 from tether.kill.batches import BatchCanceller
 from tether.kill.inflight import InflightStreams
 from tether.pipeline import Pipeline
 from tether.store.message_batches import BatchRecord, MessageBatchStore
 from tether.store.records import Project
+from tether.store.sessions import SessionStore
 from tether.vault.upstream_keys import UpstreamKeys
 from tether.web.bodies import read_limited
 from tether.web.errors import set_error_renderer
@@ -97,11 +101,15 @@ class AnthropicGateway:
         settings: GatewaySettings,
         batches: tuple[MessageBatchStore, BatchReservations] | None = None,
         canceller: BatchCanceller | None = None,
+        followers: tuple[Directory, SessionStore] | None = None,
     ) -> None:
+        """``followers``: what tether needs to follow batches a kill canceled to their end
+        and settle them itself (their agent and session as the settlement records them)."""
         self._calls = ModelCalls(pipeline, upstream, inflight, settings.keepalive_seconds)
         self._wire = AnthropicWire(keys, settings.default_base_url)
         self._settings = settings
         self._models = ModelListing(pipeline, upstream, self._wire)
+        self._files = FilesApi(pipeline, upstream, self._wire)
         self._upstream = upstream
         self._batches = (
             MessageBatches(
@@ -112,6 +120,18 @@ class AnthropicGateway:
         )
         if canceller is not None:
             canceller.cancel_upstream = self._cancel_batch
+        self._sweep = (
+            CanceledBatchSweep(
+                batches[0],
+                BatchSettlement(pipeline, batches[0], batches[1]),
+                upstream,
+                self._wire,
+                followers[0],
+                followers[1],
+            )
+            if batches is not None and followers is not None
+            else None
+        )
 
     async def _cancel_batch(self, batch: BatchRecord, project: Project) -> bool:
         """For the kill switch: cancel ``batch`` upstream with its project's key."""
@@ -127,10 +147,14 @@ class AnthropicGateway:
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         self._models.add_routes(app)
+        self._files.add_routes(app)
         if self._batches is not None:
             self._batches.add_routes(app)
+        if self._sweep is not None:
+            app.cleanup_ctx.append(self._sweep.lifetime)
         set_error_renderer(app, "/v1/messages", anthropic_error_body)
         set_error_renderer(app, "/v1/models", anthropic_error_body)
+        set_error_renderer(app, "/v1/files", anthropic_error_body)
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, "messages", require_max_tokens=True)

@@ -6,7 +6,7 @@ of httpx's pool in a pass-through proxy on this kind of machine).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -99,11 +99,18 @@ class AnthropicUpstream:
         return await self.request("DELETE", url, headers)
 
     async def request(
-        self, method: str, url: str | URL, headers: CIMultiDict[str]
+        self,
+        method: str,
+        url: str | URL,
+        headers: CIMultiDict[str],
+        body: AsyncIterable[bytes] | None = None,
     ) -> aiohttp.ClientResponse:
+        """``body`` is streamed as it comes (a file upload is not held in memory)."""
         assert self._session is not None, "AnthropicUpstream.start() was not called"
         try:
-            return await self._session.request(method, url, headers=headers, allow_redirects=False)
+            return await self._session.request(
+                method, url, headers=headers, data=body, allow_redirects=False
+            )
         except TimeoutError:
             raise UpstreamFailed(
                 f"the Anthropic API at {url} did not answer in time", code="upstream_timeout"

@@ -1,0 +1,131 @@
+"""Settling a message batch's reservation to what its requests used, once: by the agent
+reading its results, or by tether itself when a kill canceled it (the agent may never
+read them then). Both go through the pipeline's settlement, so budgets, usage and the
+audit trail are charged the one way every model call is."""
+
+from __future__ import annotations
+
+import orjson
+
+from tether.budgets.batches import BatchReservations
+from tether.identity.directory import AgentIdentity
+from tether.pipeline import Action, Context, Decision, Outcome, Pipeline
+from tether.pipeline.action import CostBasis
+from tether.pricing.model_ids import canonical_model_id
+from tether.pricing.usage import Usage
+from tether.store.message_batches import BatchRecord, MessageBatchStore
+from tether.store.records import AgentKey, SessionRecord
+
+__all__ = [
+    "SYSTEM_SETTLEMENT",
+    "BatchSettlement",
+    "BatchTally",
+    "batch_key",
+    "system_decision",
+]
+
+SOURCE = "anthropic"
+SYSTEM_SETTLEMENT = "system:batch-sweep"
+"""The decision a settlement by tether itself refers to (no agent asked for it)."""
+
+
+class BatchTally:
+    """The usage of each succeeded request in a results stream, line by line (canceled,
+    errored and expired requests are not billed)."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, Usage]] = []
+
+    def feed(self, line: bytes) -> None:
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return
+        result = row.get("result") if isinstance(row, dict) else None
+        if not isinstance(result, dict) or result.get("type") != "succeeded":
+            return
+        message = result.get("message")
+        if not isinstance(message, dict):
+            return
+        usage = Usage()
+        usage.update(message.get("usage"))
+        self.parts.append((canonical_model_id(str(message.get("model", ""))), usage))
+
+
+def system_decision(
+    record: BatchRecord, identity: AgentIdentity, session: SessionRecord | None
+) -> Decision:
+    """What a settlement by tether stands on: the batch's agent, project and session as
+    the decision that created it saw them, taken by no one."""
+    action = Action(
+        source=SOURCE,
+        credential=None,
+        action="model:batches",
+        resource=f"anthropic:batch/{record.id}",
+        session_id=record.session_id,
+    )
+    return Decision(
+        result="allow",
+        reason="tether settles a message batch a kill canceled",
+        event_id=SYSTEM_SETTLEMENT,
+        session_id=record.session_id,
+        agent_name=identity.agent.name,
+        project_name=identity.project.name,
+        action=action,
+        context=Context(identity=identity, session=session),
+    )
+
+
+def batch_key(record: BatchRecord) -> AgentKey:
+    """No agent key presented: the settlement names the batch instead."""
+    return AgentKey(
+        id=SYSTEM_SETTLEMENT,
+        agent_id=record.agent_id,
+        key_hash=SYSTEM_SETTLEMENT,
+        prefix="system",
+        created_at=record.created_at,
+        expires_at=None,
+        revoked_at=None,
+    )
+
+
+class BatchSettlement:
+    def __init__(
+        self, pipeline: Pipeline, store: MessageBatchStore, reservations: BatchReservations
+    ) -> None:
+        self._pipeline = pipeline
+        self._store = store
+        self._reservations = reservations
+
+    async def settle(self, batch_id: str, decision: Decision, tally: BatchTally, how: str) -> bool:
+        """Settle ``batch_id``'s reservation to ``tally`` (at the batch price) on
+        ``decision``; False when it was settled already (by another reader or replica)."""
+        record = await self._store.get(batch_id)
+        if record is None or record.settled_at is not None:
+            return False
+        ctx = decision.context
+        assert ctx is not None and decision.action is not None
+        total = Usage()
+        for _, part in tally.parts:
+            for name, value in part.as_dict().items():
+                setattr(total, name, getattr(total, name) + value)
+        outcome = Outcome(
+            result="ok",
+            status=200,
+            latency_ms=0.0,
+            model=record.models[0] if record.models else None,
+            usage=total,
+            part_usages=tally.parts,
+            detail=f"message batch {batch_id}: {len(tally.parts)} requests succeeded; {how}",
+        )
+        if not await self._store.claim_settlement(batch_id, 0):
+            return False
+        if record.reservation_id is not None:
+            ctx.reservation = self._reservations.rebuilt(record.reservation_id, record.holds)
+        else:
+            ctx.reservation = None
+        decision.action.cost_basis = CostBasis(
+            model=outcome.model or "", input_tokens_estimate=0, max_output_tokens=0
+        )
+        await self._pipeline.settle(decision, outcome)
+        return True

@@ -1,0 +1,153 @@
+"""Message batches a kill canceled, followed to the end by tether: the agent's session is
+stopped, so it will not read the results that would settle the batch's budget hold.
+A periodic sweep of the store (not a task per batch) finds them after a restart too, asks
+upstream with the project's key (each batch backing off while it is still ending), and
+settles each to what its requests finished before the cancel used (those are billed)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import orjson
+from aiohttp import web
+
+from tether.errors import TetherError
+from tether.gateway.anthropic.batch_settlement import (
+    BatchSettlement,
+    BatchTally,
+    batch_key,
+    system_decision,
+)
+from tether.gateway.anthropic.upstream import AnthropicUpstream, request_headers
+from tether.identity.directory import AgentIdentity, Directory
+from tether.store.message_batches import BatchRecord, MessageBatchStore
+from tether.store.sessions import SessionStore
+
+if TYPE_CHECKING:
+    from tether.gateway.anthropic.proxy import AnthropicWire
+
+__all__ = ["CanceledBatchSweep"]
+
+log = logging.getLogger(__name__)
+
+ANTHROPIC_VERSION = "2023-06-01"
+SWEEP_SECONDS = 1.0
+FIRST_DELAY_SECONDS = 1.0
+MAX_DELAY_SECONDS = 300.0
+
+
+@dataclass(slots=True)
+class _Follow:
+    due: float
+    delay: float
+
+
+class CanceledBatchSweep:
+    def __init__(
+        self,
+        store: MessageBatchStore,
+        settlement: BatchSettlement,
+        upstream: AnthropicUpstream,
+        wire: AnthropicWire,
+        directory: Directory,
+        sessions: SessionStore,
+        every: float = SWEEP_SECONDS,
+    ) -> None:
+        self._store = store
+        self._settlement = settlement
+        self._upstream = upstream
+        self._wire = wire
+        self._directory = directory
+        self._sessions = sessions
+        self._every = every
+        self._following: dict[str, _Follow] = {}
+
+    async def lifetime(self, _app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(self._forever(), name="canceled message batches")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            try:
+                await self.sweep()
+            except TetherError as exc:
+                log.warning("canceled message batches not followed now: %s", exc.message)
+            except Exception:
+                log.exception("following canceled message batches failed")
+
+    async def sweep(self) -> int:
+        """Settle each canceled batch upstream has ended; the number settled."""
+        now = asyncio.get_running_loop().time()
+        batches = await self._store.canceled_unsettled()
+        waiting = {b.id for b in batches}
+        for gone in set(self._following) - waiting:
+            del self._following[gone]
+        settled = 0
+        for batch in batches:
+            follow = self._following.setdefault(batch.id, _Follow(now, FIRST_DELAY_SECONDS))
+            if now < follow.due:
+                continue
+            try:
+                done = await self._follow(batch)
+            except TetherError as exc:
+                log.warning("message batch %s not followed now: %s", batch.id, exc.message)
+                done = False
+            if done:
+                settled += 1
+                self._following.pop(batch.id, None)
+            else:
+                follow.due = now + follow.delay
+                follow.delay = min(follow.delay * 2, MAX_DELAY_SECONDS)
+        return settled
+
+    async def _follow(self, batch: BatchRecord) -> bool:
+        """True once the batch is settled (by this sweep or anyone else)."""
+        identity = self._identity(batch)
+        if identity is None:
+            log.error("message batch %s: its agent or project is gone; not settled", batch.id)
+            return False
+        base, api_key = await self._wire.upstream_of(identity.project)
+        headers = request_headers({"anthropic-version": ANTHROPIC_VERSION}, api_key)
+        url = f"{base}/v1/messages/batches/{batch.id}"
+        answer = await self._upstream.get(url, headers)
+        try:
+            shape = orjson.loads(await answer.read()) if answer.status == 200 else None
+        except orjson.JSONDecodeError:
+            shape = None
+        finally:
+            answer.release()
+        if not isinstance(shape, dict) or shape.get("processing_status") != "ended":
+            return False
+        tally = BatchTally()
+        results = await self._upstream.get(f"{url}/results", headers)
+        try:
+            if results.status != 200:
+                return False
+            async for line in results.content:
+                tally.feed(line)
+        finally:
+            results.release()
+        session = await self._sessions.get(batch.session_id) if batch.session_id else None
+        decision = system_decision(batch, identity, session)
+        settled = await self._settlement.settle(
+            batch.id, decision, tally, "settled by tether after a kill canceled it"
+        )
+        if settled:
+            log.info("message batch %s settled after its cancel", batch.id)
+        return True
+
+    def _identity(self, batch: BatchRecord) -> AgentIdentity | None:
+        agent = self._directory.agent(batch.agent_id)
+        project = self._directory.project(batch.project_id)
+        if agent is None or project is None:
+            return None
+        return AgentIdentity(agent=agent, project=project, key=batch_key(batch))
