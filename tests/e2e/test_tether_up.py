@@ -27,7 +27,7 @@ def start(env: dict[str, str], port: int, *options: str) -> tuple[subprocess.Pop
         text=True,
     )
     lines: list[str] = []
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded 2-core machine: imports alone take ~6 s
     assert process.stdout is not None
     while time.monotonic() < deadline:
         line = process.stdout.readline()
