@@ -3,6 +3,7 @@ evaluate probes against the policy in force or a candidate."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -45,7 +46,7 @@ async def apply_policy(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     project = await runtime.projects.by_name(request.match_info["project"])
     payload = await read_model(request, PolicyApply, runtime.settings.max_body_bytes)
-    compile_policy(payload.source)
+    await asyncio.to_thread(compile_policy, payload.source)
     rules = len(split_statements(payload.source))
     current = await runtime.policy_store.current(project.id)
     if current is not None and current.source == payload.source:
@@ -103,7 +104,7 @@ async def validate_policy(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     await runtime.projects.by_name(request.match_info["project"])
     payload = await read_model(request, PolicyApply, runtime.settings.max_body_bytes)
-    compile_policy(payload.source)
+    await asyncio.to_thread(compile_policy, payload.source)
     return model_response(PolicyCheck(valid=True, rules=len(split_statements(payload.source))))
 
 
@@ -152,7 +153,7 @@ async def evaluate_probes(request: web.Request) -> web.Response:
     payload = await read_model(request, ProbeRun, runtime.settings.max_body_bytes)
     version: int | None = None
     if payload.source is not None:
-        compiled = compile_policy(payload.source)
+        compiled = await asyncio.to_thread(compile_policy, payload.source)
     else:
         in_force = runtime.policies.in_force(project.id)
         if in_force.compiled is None:

@@ -9,6 +9,7 @@ the same way; one that no longer compiles is dropped with an error in the log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -92,7 +93,10 @@ class PolicyBook:
         if version is None:
             self._by_project.pop(change.ref, None)
         elif in_force is None or in_force.version != version.version:
-            self._by_project[change.ref] = self._compile(version)
+            compiled = await asyncio.to_thread(self._compile, version)
+            latest = self._by_project.get(change.ref)
+            if latest is None or latest.version <= compiled.version:
+                self._by_project[change.ref] = compiled
 
     def in_force(self, project_id: str) -> PolicyInForce:
         return self._by_project.get(project_id, NO_POLICY)
@@ -103,7 +107,7 @@ class PolicyBook:
         if shadow is None:
             self._shadows.pop(project_id, None)
         elif known is None or known.sha256 != shadow.sha256:
-            compiled = self._compile_shadow(shadow)
+            compiled = await asyncio.to_thread(self._compile_shadow, shadow)
             if compiled is None:
                 self._shadows.pop(project_id, None)
             else:
