@@ -48,7 +48,9 @@ def redact_assignments(text: str, redacted: str) -> str:
     copied = 0
     position = 0
     while (candidate := CANDIDATE.search(text, position)) is not None:
-        run_end = _RUN_END.match(text, candidate.start()).end()
+        run = _RUN_END.match(text, candidate.start())
+        assert run is not None
+        run_end = run.end()
         start = _name_start(text, max(candidate.start(), position), run_end)
         if start is None:
             position = run_end
