@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from tether.admin.appkeys import ADMIN_TOKEN, GATE_NOTE, runtime_of
+from tether.admin.appkeys import ADMIN_CALL, ADMIN_TOKEN, GATE_NOTE, AdminCall, runtime_of
 from tether.admin.routing import PREFIX
 from tether.audit.event import AuditEvent
 from tether.errors import AuthenticationFailed, Forbidden, TetherError
@@ -70,6 +70,7 @@ async def admin_gate(request: web.Request, handler: Handler) -> web.StreamRespon
         result="ok",
         reason="",
     )
+    call = request[ADMIN_CALL] = AdminCall(event)
     try:
         token = await _authenticate(request)
         event.actor = f"admin:{token.name}"
@@ -80,7 +81,7 @@ async def admin_gate(request: web.Request, handler: Handler) -> web.StreamRespon
                 code="read_only_token",
             )
         response = await handler(request)
-        if request.method != "GET":
+        if request.method != "GET" and not call.applied_here:
             with contextlib.suppress(TetherError):
                 await runtime.feed.catch_up()
         return response
@@ -92,4 +93,5 @@ async def admin_gate(request: web.Request, handler: Handler) -> web.StreamRespon
         if note is not None and event.result == "ok":
             event.action, event.result, event.reason = note.action, note.result, note.reason
             event.attributes = note.attributes
-        await runtime.audit.record(event)
+        if not call.recorded:
+            await runtime.audit.record(event)

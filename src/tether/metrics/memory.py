@@ -35,4 +35,3 @@ class MemoryGauges(Collector):
         except RuntimeError:
             tasks.add_metric([], 0)
         yield from (entries, tasks)
-
