@@ -19,6 +19,7 @@ from typing import Protocol
 from tether.audit.event import AuditEvent
 from tether.audit.normalise import normalised_row
 from tether.errors import AuditEventRejected, TetherError
+from tether.loop_share import LoopShare
 from tether.store.audit_appender import AuditAppender, Row
 
 __all__ = ["AuditLog", "AuditUnavailable", "AuditWatcher", "AuditWatchers"]
@@ -123,7 +124,13 @@ class AuditLog:
         """All or none: the events commit together. Urgent events (decisions) are written
         at once; others (what happened after an effect) may wait up to ``linger_seconds``
         to share the next commit, which halves the commits per proxied request."""
-        rows = self.rows_of(events)
+        if len(events) == 1:
+            rows = self.rows_of(events)
+        else:
+            share, rows = LoopShare(), []
+            for event in events:
+                rows.extend(self.rows_of([event]))
+                await share.turn()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(events, rows, done, urgent))
         await done
