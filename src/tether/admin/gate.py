@@ -1,7 +1,8 @@
 """The admin API's gate: admin token required, role enforced, every call audited.
 
 After a successful write the change feed is caught up before answering, so the next
-request to this process already sees the change (other replicas follow within a second).
+request to this process already sees the change (other replicas follow within a second),
+unless the handler applied its change here itself (``AdminCall.applied_here``: a kill).
 """
 
 from __future__ import annotations
