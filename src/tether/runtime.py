@@ -177,18 +177,18 @@ class Runtime:
                 f"the database at {url} is not at this version's schema (it is at {behind}): "
                 "run `tether migrate` first, or start without --no-migrate"
             )
-        projects, agents, tokens = ProjectStore(db), AgentStore(db), AdminTokenStore(db)
+        writer = (
+            None
+            if db.is_postgres
+            else SqliteWriter(make_url(db.url).database or ":memory:", settings.sqlite_synchronous)
+        )
+        projects, agents, tokens = ProjectStore(db, writer), AgentStore(db), AdminTokenStore(db)
         audit_store = AuditStore(db)
         credentials = CredentialStore(db, SealedBox(master_key))
         aws_keys = AwsKeyStore(db, SealedBox(master_key))
         key_use = KeyUse(agents, KeyAddressStore(db))
         directory = Directory(projects, agents, tokens, aws_keys, key_use)
         spend = SpendStore(db)
-        writer = (
-            None
-            if db.is_postgres
-            else SqliteWriter(make_url(db.url).database or ":memory:", settings.sqlite_synchronous)
-        )
         session_store = SessionStore(db, writer)
         conversations = (
             RedisConversations(settings.redis_url, settings.redis_prefix)
@@ -198,7 +198,7 @@ class Runtime:
         sessions = SessionRegistry(
             session_store, spend, conversations, cache_size=settings.sessions_in_memory
         )
-        controls = FleetControls(ControlStore(db))
+        controls = FleetControls(ControlStore(db, writer))
         switch = KillSwitch(directory, sessions, controls)
         metrics = TetherMetrics(lambda pid: p.name if (p := directory.project(pid)) else None)
         fleet_gauges = FleetGauges(FleetState(db))

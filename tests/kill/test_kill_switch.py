@@ -230,3 +230,23 @@ def test_killing_an_unknown_session_is_404(gateway: RunningTether) -> None:
     response = gateway.call("POST", "/sessions/nope/kill")
     assert response.status_code == 404
     assert "nope" in response.json()["error"]["message"]
+
+
+def test_a_kill_is_audited_once_on_the_chain_and_a_refused_change_as_an_error(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    key = gateway.create_agent("a", "p")
+    ask(gateway, key, "s")
+    assert gateway.call("POST", "/sessions/s/kill", json={"reason": "r"}).status_code == 200
+    assert gateway.call("POST", "/sessions/s/kill").status_code == 200
+    assert gateway.call("POST", "/sessions/s/resume").status_code == 409
+    kills = gateway.call("GET", "/audit", params={"action": "admin:sessions."}).json()
+    results = sorted((e["action"], e["result"]) for e in kills)
+    assert results == [
+        ("admin:sessions.kill", "ok"),
+        ("admin:sessions.kill", "ok"),
+        ("admin:sessions.resume", "error"),
+    ]
+    assert gateway.call("GET", "/audit/verify").json()["intact"] is True
+    with pytest.raises(anthropic.APIStatusError, match="session_terminated"):
+        ask(gateway, key, "s")

@@ -181,6 +181,57 @@ async def test_a_session_state_change_returns_the_changed_session_and_is_fed(
             await writer.close()
 
 
+async def test_a_session_transition_changes_only_from_the_allowed_states_and_is_fed(
+    db: Database, database_url: str
+) -> None:
+    """Kill and resume: a session in ``state`` already, or in a state it may not leave
+    for it, comes back unchanged; on SQLite's writer the audit rows join the change."""
+    from sqlalchemy.engine import make_url
+
+    from tether.audit.event import AuditEvent
+    from tether.audit.normalise import normalised_row
+    from tether.store.audit import AuditStore
+    from tether.store.changes import read_changes
+    from tether.store.records import SessionState
+    from tether.store.sqlite_writer import SqliteWriter
+
+    project = await ProjectStore(db).create("p")
+    agent, _ = await AgentStore(db).create("a", project.id, "")
+    writer = None if db.is_postgres else SqliteWriter(make_url(database_url).database or "")
+    event = AuditEvent("admin:t", "admin", "admin:sessions.kill", "POST /x", "ok")
+    try:
+        store = SessionStore(db, writer)
+        await store.get_or_create("s", agent.id, project.id)
+        rows = [normalised_row(event)] if writer is not None else []
+        killed = await store.transition(
+            "s", SessionState.TERMINATED, set(SessionState), "admin:t", "stop", rows
+        )
+        assert killed is not None and killed.changed and killed.audited is bool(rows)
+        assert killed.before.state is SessionState.ACTIVE
+        assert killed.after == await store.get("s")
+        assert killed.after.state is SessionState.TERMINATED
+        again = await store.transition(
+            "s", SessionState.TERMINATED, set(SessionState), "admin:t", "", rows
+        )
+        assert again is not None and not again.changed and not again.audited
+        refused = await store.transition(
+            "s", SessionState.ACTIVE, {SessionState.PAUSED}, "admin:t", "", rows
+        )
+        assert refused is not None and not refused.changed
+        assert refused.after.state is SessionState.TERMINATED
+        assert await store.transition("none", SessionState.ACTIVE, set(), "a", "") is None
+        async with db.read() as conn:
+            fed = [(c.kind, c.ref) for c in await read_changes(conn, 0, 0)]
+        assert fed.count(("session", "s")) == 1
+        if writer is not None:
+            recorded = await AuditStore(db).query(action_prefix="admin:sessions.kill")
+            assert [e["id"] for e in recorded] == [event.id]
+            assert (await AuditStore(db).verify()).intact
+    finally:
+        if writer is not None:
+            await writer.close()
+
+
 async def test_concurrent_get_or_create_of_one_session_yields_one_row(db: Database) -> None:
     project = await ProjectStore(db).create("p")
     agent, _ = await AgentStore(db).create("a", project.id, "")

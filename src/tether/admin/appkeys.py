@@ -7,10 +7,20 @@ from typing import Any
 
 from aiohttp import web
 
+from tether.audit.event import AuditEvent
 from tether.runtime import Runtime
 from tether.store.records import AdminToken
 
-__all__ = ["ADMIN_TOKEN", "GATE_NOTE", "RUNTIME", "GateNote", "caller_of", "runtime_of"]
+__all__ = [
+    "ADMIN_CALL",
+    "ADMIN_TOKEN",
+    "GATE_NOTE",
+    "RUNTIME",
+    "AdminCall",
+    "GateNote",
+    "caller_of",
+    "runtime_of",
+]
 
 
 @dataclass(slots=True)
@@ -24,9 +34,21 @@ class GateNote:
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class AdminCall:
+    """The gate's audit event for this call, and what the handler did of the gate's work:
+    committed the event with its own change (``recorded``), or applied its change to this
+    process itself (``applied_here``: no change-feed catch-up before answering)."""
+
+    event: AuditEvent
+    recorded: bool = False
+    applied_here: bool = False
+
+
 RUNTIME = web.AppKey("runtime", Runtime)
 ADMIN_TOKEN = web.RequestKey("admin_token", AdminToken)
 GATE_NOTE = web.RequestKey("gate_note", GateNote)
+ADMIN_CALL = web.RequestKey("admin_call", AdminCall)
 
 
 def runtime_of(request: web.Request) -> Runtime:

@@ -1,7 +1,8 @@
 """The admin API's gate: admin token required, role enforced, every call audited.
 
 After a successful write the change feed is caught up before answering, so the next
-request to this process already sees the change (other replicas follow within a second).
+request to this process already sees the change (other replicas follow within a second),
+unless the handler applied its change here itself (``AdminCall.applied_here``: a kill).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from tether.admin.appkeys import ADMIN_TOKEN, GATE_NOTE, runtime_of
+from tether.admin.appkeys import ADMIN_CALL, ADMIN_TOKEN, GATE_NOTE, AdminCall, runtime_of
 from tether.admin.routing import PREFIX
 from tether.audit.event import AuditEvent
 from tether.errors import AuthenticationFailed, Forbidden, TetherError
@@ -70,6 +71,7 @@ async def admin_gate(request: web.Request, handler: Handler) -> web.StreamRespon
         result="ok",
         reason="",
     )
+    call = request[ADMIN_CALL] = AdminCall(event)
     try:
         token = await _authenticate(request)
         event.actor = f"admin:{token.name}"
@@ -80,7 +82,7 @@ async def admin_gate(request: web.Request, handler: Handler) -> web.StreamRespon
                 code="read_only_token",
             )
         response = await handler(request)
-        if request.method != "GET":
+        if request.method != "GET" and not call.applied_here:
             with contextlib.suppress(TetherError):
                 await runtime.feed.catch_up()
         return response
@@ -92,4 +94,5 @@ async def admin_gate(request: web.Request, handler: Handler) -> web.StreamRespon
         if note is not None and event.result == "ok":
             event.action, event.result, event.reason = note.action, note.result, note.reason
             event.attributes = note.attributes
-        await runtime.audit.record(event)
+        if not call.recorded:
+            await runtime.audit.record(event)

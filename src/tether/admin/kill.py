@@ -6,11 +6,11 @@ import logging
 
 from aiohttp import web
 
-from tether.admin.appkeys import caller_of, runtime_of
+from tether.admin.appkeys import ADMIN_CALL, caller_of, runtime_of
 from tether.admin.responses import model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import PauseState, ProjectOut, SessionOut, StateChange
-from tether.admin.sessions import session_in_path, session_out
+from tether.admin.sessions import session_out
 from tether.errors import Conflict, NotFound
 from tether.store.clock import iso_ms
 from tether.store.records import SessionState
@@ -54,21 +54,32 @@ async def resume_session(request: web.Request) -> web.Response:
 async def _session_to(
     request: web.Request, target: SessionState, allowed_from: set[SessionState]
 ) -> web.Response:
-    """Idempotent: a session already in ``target`` is answered as it is."""
+    """Idempotent: a session already in ``target`` is answered as it is. The change, its
+    change-log row and the gate's audit event commit together (on SQLite's writer), and
+    this process applies it at once (cached session, running streams cut); other
+    replicas, and the rest of this one (batches), follow through the change feed."""
     runtime = runtime_of(request)
-    session = await session_in_path(runtime, request)
+    session_id = request.match_info["session_id"]
     by, reason = await _change(request)
-    if session.state is target:
-        return model_response(session_out(runtime, session))
-    if session.state not in allowed_from:
+    call = request[ADMIN_CALL]
+    rows = runtime.audit.rows_of([call.event]) if runtime.sqlite_writer is not None else []
+    done = await runtime.sessions.transition(session_id, target, allowed_from, by, reason, rows)
+    if done is None:
+        raise NotFound(f"no session {session_id!r}")
+    if done.before.state is target:
+        return model_response(session_out(runtime, done.before))
+    if not done.changed:
         raise Conflict(
-            f"session {session.id} is {session.state.value}; it cannot become {target.value}"
+            f"session {session_id} is {done.before.state.value}; it cannot become {target.value}"
         )
-    changed = await runtime.sessions.set_state(session.id, target, by, reason)
-    if changed is None:
-        raise NotFound(f"no session {session.id!r}")
-    log.info("session %s %s by %s: %s", session.id, target.value, by, reason or "-")
-    return model_response(session_out(runtime, changed))
+    if done.audited:
+        call.recorded = True
+        runtime.audit.written_with([call.event])
+    runtime.inflight.enforce()
+    call.applied_here = True
+    runtime.feed.wake()
+    log.info("session %s %s by %s: %s", session_id, target.value, by, reason or "-")
+    return model_response(session_out(runtime, done.after))
 
 
 async def _pause_project(request: web.Request, paused: bool) -> web.Response:

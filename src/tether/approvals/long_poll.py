@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from tether.approvals.waiter import ApprovalWaiter
+from tether.loop_share import LoopShare
 from tether.pipeline import Action, Decision, Deny, Pending, Pipeline
 
 __all__ = ["decide_as_one"]
@@ -26,7 +27,11 @@ async def _blocking(pipeline: Pipeline, actions: list[Action]) -> list[Action] |
     """The actions that must be decided first (a refusal, or those awaiting approval)."""
     if len(actions) == 1:
         return None
-    previews = [await pipeline.preview(action) for action in actions]
+    share = LoopShare()
+    previews = []
+    for action in actions:
+        previews.append(await pipeline.preview(action))
+        await share.turn()
     refused = [a for a, p in zip(actions, previews, strict=True) if isinstance(p, Deny)]
     if refused:
         return refused[:1]

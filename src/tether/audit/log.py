@@ -19,6 +19,7 @@ from typing import Protocol
 from tether.audit.event import AuditEvent
 from tether.audit.normalise import normalised_row
 from tether.errors import AuditEventRejected, TetherError
+from tether.loop_share import LoopShare
 from tether.store.audit_appender import AuditAppender, Row
 
 __all__ = ["AuditLog", "AuditUnavailable", "AuditWatcher", "AuditWatchers"]
@@ -98,6 +99,23 @@ class AuditLog:
             self._writer = None
         await self._appender.close()
 
+    def rows_of(self, events: list[AuditEvent]) -> list[Row]:
+        """``events`` normalised for a caller that commits them in its own transaction
+        (``append_linked``); it tells ``written_with`` once they are durable."""
+        if self._writer is None or self._writer.done():
+            raise AuditUnavailable("the audit log is not running; refusing to act unrecorded")
+        try:
+            return [normalised_row(event) for event in events]
+        except Exception as exc:
+            log.exception("audit event could not be normalised")
+            raise AuditEventRejected(
+                f"this request could not be recorded ({type(exc).__name__}); nothing was done"
+            ) from exc
+
+    def written_with(self, events: list[AuditEvent]) -> None:
+        """Events committed by another write (``rows_of``): watchers count them as ours."""
+        self._tell_watcher(events, 0.0)
+
     async def record(self, event: AuditEvent) -> None:
         """Raise ``AuditUnavailable`` if the event could not be made durable."""
         await self.record_many([event])
@@ -106,15 +124,13 @@ class AuditLog:
         """All or none: the events commit together. Urgent events (decisions) are written
         at once; others (what happened after an effect) may wait up to ``linger_seconds``
         to share the next commit, which halves the commits per proxied request."""
-        if self._writer is None or self._writer.done():
-            raise AuditUnavailable("the audit log is not running; refusing to act unrecorded")
-        try:
-            rows = [normalised_row(event) for event in events]
-        except Exception as exc:
-            log.exception("audit event could not be normalised")
-            raise AuditEventRejected(
-                f"this request could not be recorded ({type(exc).__name__}); nothing was done"
-            ) from exc
+        if len(events) == 1:
+            rows = self.rows_of(events)
+        else:
+            share, rows = LoopShare(), []
+            for event in events:
+                rows.extend(self.rows_of([event]))
+                await share.turn()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(events, rows, done, urgent))
         await done

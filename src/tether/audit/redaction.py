@@ -16,6 +16,9 @@ from typing import Any
 
 import orjson
 
+from tether.audit.assignments import CANDIDATE as ASSIGNMENT_CANDIDATE
+from tether.audit.assignments import redact_assignments
+
 __all__ = ["REDACTED", "digest", "is_secret_name", "redact_text", "redacted_summary"]
 
 REDACTED = "[redacted]"
@@ -58,12 +61,6 @@ _SECRET_FLAGS = re.compile(
     r"(=|\s{1,16}+)(\"[^\"]{0,4096}+\"|'[^']{0,4096}+'|\S++)",
     re.I,
 )
-_SECRET_ASSIGNMENTS = re.compile(
-    r"\b((?=[A-Za-z_][\w.\-]{0,64}?"
-    r"(?:(?i:passw|pwd|secret|token|credential|api_?key|private_?key|access_?key)|KEY))"
-    r"[A-Za-z_][\w.\-]{0,128}+)"
-    r"(\s{0,16}+[:=]\s{0,16}+)(\"[^\"]{0,4096}+\"|'[^']{0,4096}+'|[^\s,;&|\"']++)",
-)
 _MYSQL = re.compile(r"\b(?:mysql\w*|mariadb\w*)\b", re.I)
 _MYSQL_PASSWORD = re.compile(r"(\s-p)(?=[^\s-])\S+")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
@@ -83,7 +80,7 @@ _ANY_CANDIDATE = re.compile(
             _URL_CREDENTIALS,
             _AUTH_SCHEMES,
             _SECRET_FLAGS,
-            _SECRET_ASSIGNMENTS,
+            ASSIGNMENT_CANDIDATE,
             _MYSQL_PASSWORD,
             _AWS_SECRET,
         )
@@ -137,7 +134,7 @@ def _redact_scan(text: str) -> str:
     text = _URL_CREDENTIALS.sub(rf"\1{REDACTED}@", text)
     text = _AUTH_SCHEMES.sub(rf"\1{REDACTED}", text)
     text = _SECRET_FLAGS.sub(rf"\1\2{REDACTED}", text)
-    text = _SECRET_ASSIGNMENTS.sub(rf"\1\2{REDACTED}", text)
+    text = redact_assignments(text, REDACTED)
     if _MYSQL.search(text):
         text = _MYSQL_PASSWORD.sub(rf"\1{REDACTED}", text)
     return _AWS_SECRET.sub(_aws_secret, text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from tether.errors import TetherError
@@ -16,10 +17,11 @@ from tether.sessions.conversations import (
     Conversations,
     LocalConversations,
 )
+from tether.store.audit_appender import Row
 from tether.store.changes import Change
 from tether.store.clock import now_ms
 from tether.store.records import ActivityDelta, SessionRecord, SessionState
-from tether.store.sessions import SessionStore
+from tether.store.sessions import SessionStore, Transition
 from tether.store.spend import SpendKey, SpendStore
 
 __all__ = ["SessionRegistry"]
@@ -85,6 +87,24 @@ class SessionRegistry:
         elif session_id in self._cache:
             self._cache[session_id] = changed
         return changed
+
+    async def transition(
+        self,
+        session_id: str,
+        state: SessionState,
+        allowed_from: set[SessionState],
+        by: str,
+        reason: str,
+        audit_rows: Sequence[Row] = (),
+    ) -> Transition | None:
+        """``SessionStore.transition``, seen here at once; other replicas see it through
+        the change feed."""
+        done = await self._store.transition(session_id, state, allowed_from, by, reason, audit_rows)
+        if done is None:
+            self._cache.pop(session_id, None)
+        elif session_id in self._cache:
+            self._cache[session_id] = done.after
+        return done
 
     def cached(self, session_id: str) -> SessionRecord | None:
         return self._cache.get(session_id)

@@ -27,7 +27,13 @@ from tether.store.driver_errors import CONNECTION_ERRORS
 from tether.store.schema import audit_events
 from tether.store.sqlite_writer import SqliteWriter
 
-__all__ = ["AuditAppender", "PostgresAppender", "SqliteAppender", "open_appender"]
+__all__ = [
+    "AuditAppender",
+    "PostgresAppender",
+    "SqliteAppender",
+    "append_linked",
+    "open_appender",
+]
 
 COLUMNS = [column.name for column in audit_events.columns]
 HEAD = "SELECT seq, hash FROM audit_chain WHERE id = 1"
@@ -38,6 +44,20 @@ MOVE_HEAD_FROM = (
 Row = tuple[Any, ...]
 UNSTORABLE = (TypeError, ValueError, OverflowError, UnicodeError)
 """What a row the database or the hasher cannot take raises (values, not connections)."""
+
+
+_INSERT = (
+    f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+)
+
+
+def append_linked(conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
+    """Link ``rows`` onto the chain and insert them, inside the caller's transaction on the
+    writer thread: a state change can commit its own audit event with it."""
+    seq, digest = conn.execute(HEAD).fetchone()
+    linked, head = link(rows, ChainHead(seq, digest))
+    conn.executemany(_INSERT, linked)
+    conn.execute(MOVE_HEAD.format("?", "?"), (head.seq, head.hash))
 
 
 def _rejected(exc: BaseException) -> AuditEventRejected:
@@ -53,21 +73,13 @@ class AuditAppender(Protocol):
 class SqliteAppender:
     def __init__(self, writer: SqliteWriter) -> None:
         self._writer = writer
-        placeholders = ", ".join("?" for _ in COLUMNS)
-        self._insert = f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({placeholders})"
 
     async def append(self, rows: Sequence[Row]) -> None:
         """``rows`` in ``BASE_COLUMNS`` order; the chain columns are added here. Reading the
         head each time costs nothing measurable in-process (bench/audit_bench.py)."""
 
-        def insert(conn: sqlite3.Connection) -> None:
-            seq, digest = conn.execute(HEAD).fetchone()
-            linked, head = link(rows, ChainHead(seq, digest))
-            conn.executemany(self._insert, linked)
-            conn.execute(MOVE_HEAD.format("?", "?"), (head.seq, head.hash))
-
         try:
-            await self._writer.transaction(insert)
+            await self._writer.transaction(lambda conn: append_linked(conn, rows))
         except UNSTORABLE as exc:
             raise _rejected(exc) from exc
         except StoreUnavailable as exc:

@@ -65,6 +65,10 @@ class ChangeFeed:
                 await task
         self._tasks.clear()
 
+    def wake(self) -> None:
+        """Catch up soon, off the caller's path (a change this process applied itself)."""
+        self._wake.set()
+
     async def catch_up(self) -> None:
         """Apply every change committed so far; writers call it to see their own changes."""
         async with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -12,6 +13,7 @@ from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
 from tether.store.records import Project
 from tether.store.schema import projects
+from tether.store.sqlite_writer import SqliteWriter
 
 __all__ = ["ProjectStore"]
 
@@ -35,9 +37,16 @@ def _project(row: Any) -> Project:
     )
 
 
+_SET_PAUSED = (
+    "UPDATE projects SET paused = ?, state_by = ?, state_reason = ?, state_at = ? WHERE id = ?"
+)
+_RECORD_CHANGE = "INSERT INTO change_log (kind, ref, created_at) VALUES ('project', ?, ?)"
+
+
 class ProjectStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, writer: SqliteWriter | None = None) -> None:
         self._db = db
+        self._writer = writer
 
     async def create(self, name: str) -> Project:
         project = Project(id=new_id(), name=name, paused=False, created_at=now_ms())
@@ -71,11 +80,22 @@ class ProjectStore:
         return [_project(r) for r in rows]
 
     async def set_paused(self, project_id: str, paused: bool, by: str, reason: str) -> None:
+        """On SQLite through the writer thread, as a kill: a second writer connection waits
+        for the hot path's commits in SQLite's busy handler."""
+        ts = now_ms()
+        if self._writer is not None:
+
+            def write(conn: sqlite3.Connection) -> None:
+                conn.execute(_SET_PAUSED, (paused, by, reason, ts, project_id))
+                conn.execute(_RECORD_CHANGE, (project_id, ts))
+
+            await self._writer.transaction(write)
+            return
         async with self._db.write() as conn:
             await conn.execute(
                 update(projects)
                 .where(projects.c.id == project_id)
-                .values(paused=paused, state_by=by, state_reason=reason, state_at=now_ms())
+                .values(paused=paused, state_by=by, state_reason=reason, state_at=ts)
             )
             await record_change(conn, "project", project_id)
 

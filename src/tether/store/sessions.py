@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, case, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tether.store.audit_appender import Row, append_linked
 from tether.store.changes import record_change
 from tether.store.clock import now_ms
 from tether.store.database import Database
@@ -17,7 +19,7 @@ from tether.store.records import ActivityDelta, SessionRecord, SessionState
 from tether.store.schema import sessions
 from tether.store.sqlite_writer import SqliteWriter
 
-__all__ = ["SessionStore"]
+__all__ = ["SessionStore", "Transition"]
 
 _COLUMNS = [column.name for column in sessions.columns]
 _CREATE = (
@@ -29,6 +31,20 @@ _SET_STATE = (
     "UPDATE sessions SET state = ?, state_by = ?, state_reason = ?, state_at = ? WHERE id = ?"
 )
 _RECORD_CHANGE = "INSERT INTO change_log (kind, ref, created_at) VALUES ('session', ?, ?)"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A state change asked of a session: as it was, as it is now, and whether the
+    caller's audit rows were committed with the change (SQLite's writer only)."""
+
+    before: SessionRecord
+    after: SessionRecord
+    audited: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.before.state is not self.after.state
 
 
 def _session(row: Mapping[Any, Any]) -> SessionRecord:
@@ -161,6 +177,44 @@ class SessionStore:
             )
             await record_change(conn, "session", session_id)
             return await _select(conn, session_id)
+
+    async def transition(
+        self,
+        session_id: str,
+        state: SessionState,
+        allowed_from: set[SessionState],
+        by: str,
+        reason: str,
+        audit_rows: Sequence[Row] = (),
+    ) -> Transition | None:
+        """Move the session to ``state`` if it is in one of ``allowed_from`` (None if there
+        is no session). On SQLite one writer transaction reads it, changes it, records the
+        change and appends ``audit_rows``: one hand-off instead of a read, a write and an
+        audit batch, each waiting its turn on a busy loop."""
+        if self._writer is None:
+            before = await self.get(session_id)
+            if before is None or before.state is state or before.state not in allowed_from:
+                return None if before is None else Transition(before, before)
+            after = await self.set_state(session_id, state, by, reason)
+            return None if after is None else Transition(before, after)
+        ts = now_ms()
+
+        def write(conn: sqlite3.Connection) -> Transition | None:
+            row = conn.execute(_SELECT, (session_id,)).fetchone()
+            if row is None:
+                return None
+            before = _session(dict(zip(_COLUMNS, row, strict=True)))
+            if before.state is state or before.state not in allowed_from:
+                return Transition(before, before)
+            conn.execute(_SET_STATE, (state.value, by, reason, ts, session_id))
+            conn.execute(_RECORD_CHANGE, (session_id, ts))
+            if audit_rows:
+                append_linked(conn, audit_rows)
+            row = conn.execute(_SELECT, (session_id,)).fetchone()
+            after = _session(dict(zip(_COLUMNS, row, strict=True)))
+            return Transition(before, after, audited=bool(audit_rows))
+
+        return await self._writer.transaction(write)
 
     async def record_activity(self, activity: dict[str, ActivityDelta]) -> None:
         """Apply batched counters in one transaction and one statement, in session-id
