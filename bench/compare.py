@@ -57,6 +57,7 @@ SERVERS = [
     "passthrough",
     "tether-sqlite",
     "tether-bedrock",
+    "tether-converse",
     "tether-vertex",
     "tether-new-session",
     "tether-pg",
@@ -282,7 +283,7 @@ def start(key: str, lab: Lab, args: argparse.Namespace) -> Target:
         return start_passthrough(lab)
     if key == "tether-sqlite":
         return start_tether(lab, key, "tether, every control on, SQLite")
-    if key in ("tether-bedrock", "tether-vertex"):
+    if key in ("tether-bedrock", "tether-converse", "tether-vertex"):
         wire = key.removeprefix("tether-")
         return start_tether(lab, key, LABELS[key], wire=wire)
     if key == "tether-new-session":
@@ -301,6 +302,7 @@ LABELS = {
     "passthrough": "bare aiohttp pass-through",
     "tether-sqlite": "tether, every control on, SQLite",
     "tether-bedrock": "tether's /bedrock door, every control on, SQLite",
+    "tether-converse": "tether's /bedrock door in Converse, every control on, SQLite",
     "tether-vertex": "tether's /vertex door, every control on, SQLite",
     "tether-new-session": "tether, SQLite, no session header",
     "tether-pg": "tether, every control on, PostgreSQL",

@@ -33,8 +33,9 @@ class Endpoint:
     """Sent with a new value every phase (a session per phase), unless None."""
     path: str = "/v1/messages"
     wire: str = "messages"
-    """``messages``, ``bedrock`` (the model in the path, the stream its own operation) or
-    ``vertex`` (the model in the path): the same request in each door's form."""
+    """``messages``, ``bedrock`` (the model in the path, the stream its own operation),
+    ``converse`` (Bedrock's Converse body) or ``vertex`` (the model in the path): the same
+    request in each door's form."""
 
 
 VERTEX_PATH = "/vertex/v1/projects/bench/locations/us-east5/publishers/anthropic/models"
@@ -106,6 +107,14 @@ class Body:
             f'"content":"Say hello in a short sentence. ({tag} '
         ).encode()
         self.suffix = b')"}]}'
+        if endpoint.wire == "converse":
+            operation = "converse-stream" if stream else "converse"
+            self.path = f"/bedrock/model/us.anthropic.{MODEL}/{operation}"
+            self.prefix = (
+                '{"inferenceConfig":{"maxTokens":64},"messages":[{"role":"user",'
+                f'"content":[{{"text":"Say hello in a short sentence. ({tag} '
+            ).encode()
+            self.suffix = b')"}]}]}'
         headers = dict(endpoint.headers)
         if endpoint.session_header:
             headers[endpoint.session_header] = f"bench-{tag}"

@@ -143,8 +143,8 @@ def start_tether(
     extra_env: dict[str, str] | None = None,
 ) -> Target:
     """``tether up`` with every control on, configured through the admin API; ``wire``:
-    the door the load goes through (``messages``, ``bedrock``, ``vertex``); ``extra_env``:
-    more ``TETHER_*`` settings."""
+    the door the load goes through (``messages``, ``bedrock``, ``converse``, ``vertex``);
+    ``extra_env``: more ``TETHER_*`` settings."""
     port = free_port()
     data = lab.workdir / name
     data.mkdir()
@@ -173,7 +173,7 @@ def start_tether(
     admin.put(
         "/projects/bench/credentials/anthropic", json={"secret": UPSTREAM_KEY}
     ).raise_for_status()
-    if wire == "bedrock":
+    if wire in ("bedrock", "converse"):
         admin.put(
             "/projects/bench/aws",
             json={

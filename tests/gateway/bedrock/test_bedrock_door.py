@@ -216,3 +216,47 @@ def test_bad_requests_and_unserved_operations_are_precise_aws_errors(
         assert unknown.status_code == 401
         assert unknown.headers["x-amzn-ErrorType"] == "AccessDeniedException"
     assert not [r for r in upstream.fake.received if r.path.startswith("/model/")]
+
+
+def test_a_changed_aws_credential_signs_the_next_call(
+    bedrock: RunningTether, upstream: RunningFake, client: anthropic.AnthropicBedrock
+) -> None:
+    def ask() -> anthropic.types.Message:
+        return client.messages.create(
+            model=SONNET, max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+        )
+
+    def store(access_key_id: str) -> None:
+        stored = bedrock.call(
+            "PUT",
+            "/projects/p/aws",
+            json={
+                "access_key_id": access_key_id,
+                "secret_access_key": upstream.fake.bedrock.access_key[1],
+                "endpoint_url": upstream.url,
+                "region": BEDROCK_REGION,
+                "account_id": "123456789012",
+            },
+        )
+        assert stored.status_code == 200, stored.text
+
+    assert ask().stop_reason == "end_turn"
+    store("AKIAFAKEBEDROCKOTHER1")
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            ask()
+        except anthropic.PermissionDeniedError as exc:
+            assert "AKIAFAKEBEDROCKOTHER1" in str(exc)
+            break
+        assert time.monotonic() < deadline, "the old credential still signs"
+        time.sleep(0.05)
+    store(upstream.fake.bedrock.access_key[0])
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            assert ask().stop_reason == "end_turn"
+            break
+        except anthropic.PermissionDeniedError:
+            assert time.monotonic() < deadline, "the rejected credential still signs"
+            time.sleep(0.05)

@@ -143,6 +143,9 @@ class AwsUpstream:
         self._assumed: dict[tuple[str, str], tuple[float, Credentials]] = {}
         self._accounts: dict[str, str] = {}
         self._clients: dict[tuple[str, str, str], Any] = {}
+        self._configs: dict[str, tuple[str, AwsProjectConfig, Credentials]] = {}
+        """Per project: the sealed text last read, what it parses to and its credential
+        (a model call's hot path reads them on every call)."""
         self.tags = TagLookup()
 
     async def start(self) -> None:
@@ -161,7 +164,13 @@ class AwsUpstream:
                 f"project {project_name!r} has no AWS credentials: "
                 f"run `tether aws set-credentials {project_name}`"
             )
-        return AwsProjectConfig.loads(sealed)
+        cached = self._configs.get(project_id)
+        if cached is not None and cached[0] == sealed:
+            return cached[1]
+        config = AwsProjectConfig.loads(sealed)
+        own = Credentials(config.access_key_id, config.secret_access_key)
+        self._configs[project_id] = (sealed, config, own)
+        return config
 
     def client(self, project_id: str, config: AwsProjectConfig, service: str) -> Any:
         """A botocore client under tether's own (not assumed) credential."""
@@ -200,6 +209,9 @@ class AwsUpstream:
     ) -> Credentials:
         """The project's credential, or the agent's own assumed-role session."""
         if not config.role_arn:
+            parsed = self._configs.get(project_id)
+            if parsed is not None and parsed[1] is config:
+                return parsed[2]
             return Credentials(config.access_key_id, config.secret_access_key)
         key = (project_id, agent_name)
         cached = self._assumed.get(key)
@@ -226,6 +238,7 @@ class AwsUpstream:
     def forget(self, project_id: str) -> None:
         """The project's credential changed: drop what was derived from it."""
         self._accounts.pop(project_id, None)
+        self._configs.pop(project_id, None)
         for key in [k for k in self._assumed if k[0] == project_id]:
             del self._assumed[key]
         for client_key in [k for k in self._clients if k[0] == project_id]:
