@@ -70,7 +70,7 @@ def decode_watch(data: bytes, at_ms: int) -> SessionWatch:
     held = None if withheld is None else (withheld[0], _untrip(withheld[1]))
     return SessionWatch(
         started_ms=started,
-        recent=_unpair(recent),
+        recent={key: tuple(times) for key, times in _unpair(recent).items()},
         failures_in_a_row=failures,
         calls_without_news=without_news,
         last_news_ms=news_ms,

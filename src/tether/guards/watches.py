@@ -56,7 +56,7 @@ class SessionWatch:
     few kilobytes however long its session runs."""
 
     started_ms: int = 0
-    recent: dict[int, list[int]] = field(default_factory=dict)
+    recent: dict[int, tuple[int, ...]] = field(default_factory=dict)
     """Per request fingerprint, its times within the repeat window (least recent first)."""
     failures_in_a_row: int = 0
     calls_without_news: int = 0
@@ -85,9 +85,8 @@ class SessionWatch:
         """Occurrences of ``fingerprint`` within the window, this one included; requests
         not seen within the window are forgotten, and at most ``keep`` times kept each."""
         since = at_ms - window_ms
-        times = self.recent.pop(fingerprint, None) or []
-        times[:] = [t for t in times[-(keep - 1) :] if t > since] if keep > 1 else []
-        times.append(at_ms)
+        kept = self.recent.pop(fingerprint, ())[-(keep - 1) :] if keep > 1 else ()
+        times = (*(t for t in kept if t > since), at_ms)
         _forget_before(self.recent, since, lambda times: times[-1])
         _remember(self.recent, fingerprint, times, MAX_REQUESTS)
         return len(times)
