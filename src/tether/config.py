@@ -171,10 +171,12 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     """FULL: a decision is on disk (WAL fsynced) before it is answered; NORMAL trades
     that for speed (the newest commits can be lost on power loss)."""
-    sessions_in_memory: int = 100_000
+    sessions_in_memory: int = 25_000
     """Sessions kept in memory (cache, conversation index; half as many guard memories),
     least recently used forgotten; the store keeps each one's state
-    (``TETHER_SESSIONS_IN_MEMORY``)."""
+    (``TETHER_SESSIONS_IN_MEMORY``). 25,000 keeps a fleet's mix under 300 MiB and holds
+    every conversation of a million sessions a day within its 30-minute idle window
+    (``docs/benchmarks.md``)."""
     refusal_sample_seconds: float = 60.0
     """At most one audit event per client address per this many seconds for requests
     refused without a valid agent key (all are counted in the metrics)."""
@@ -273,7 +275,7 @@ class Settings:
             keepalive_timeout=_int_setting(env, "TETHER_KEEPALIVE_TIMEOUT", 75, 1),
             max_connections=_int_setting(env, "TETHER_MAX_CONNECTIONS", 1024, 1),
             refusal_sample_seconds=_int_setting(env, "TETHER_REFUSAL_SAMPLE_SECONDS", 60, 1),
-            sessions_in_memory=_int_setting(env, "TETHER_SESSIONS_IN_MEMORY", 100_000, 2),
+            sessions_in_memory=_int_setting(env, "TETHER_SESSIONS_IN_MEMORY", 25_000, 2),
             audit_anchor_every=anchor_every,
             drill_every=_duration_setting(env, "TETHER_DRILL_EVERY"),
             audit_anchor_dest=anchor_dest,

@@ -4,6 +4,7 @@ memory of tool answers."""
 from __future__ import annotations
 
 from tether.guards.breaker import CircuitBreaker
+from tether.guards.fingerprints import result_fingerprint, tool_use_fingerprint
 from tether.guards.watches import SessionWatch
 
 SECOND = 1000
@@ -38,21 +39,23 @@ def test_upstream_retry_after_is_a_floor_never_a_ceiling() -> None:
 
 
 def test_a_tool_answer_counts_once_whichever_door_reports_it_first() -> None:
+    deploy, as_the_hook_saw_it = tool_use_fingerprint("deploy", {}), tool_use_fingerprint("x", {})
+    fail, ok_now = result_fingerprint("fail"), result_fingerprint("ok now")
     watch = SessionWatch()
-    watch.asked_for("t1", "call:deploy")
-    watch.answer("t1", "call:deploy-as-the-hook-saw-it", "fail", 10)
-    watch.answer("t1", None, "fail", 11)
-    assert watch.times_answered_alike("call:deploy") == 1
-    assert watch.times_answered_alike("call:deploy-as-the-hook-saw-it") == 0
-    watch.asked_for("t2", "call:deploy")
-    watch.answer("t2", None, "fail", 12)
-    watch.asked_for("t3", "call:deploy")
-    watch.answer("t3", None, "ok now", 13)
-    assert watch.times_answered_alike("call:deploy") == 2
+    watch.asked_for("t1", deploy)
+    watch.answer("t1", as_the_hook_saw_it, fail, 10)
+    watch.answer("t1", None, fail, 11)
+    assert watch.times_answered_alike(deploy) == 1
+    assert watch.times_answered_alike(as_the_hook_saw_it) == 0
+    watch.asked_for("t2", deploy)
+    watch.answer("t2", None, fail, 12)
+    watch.asked_for("t3", deploy)
+    watch.answer("t3", None, ok_now, 13)
+    assert watch.times_answered_alike(deploy) == 2
     assert watch.last_news_ms == 13, "a new answer is progress"
 
 
 def test_an_answer_to_a_call_never_seen_is_not_counted_without_its_call() -> None:
     watch = SessionWatch()
-    watch.answer("unknown", None, "x", 5)
+    watch.answer("unknown", None, result_fingerprint("x"), 5)
     assert not watch.answers and watch.last_news_ms == 0

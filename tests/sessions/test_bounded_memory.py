@@ -181,7 +181,7 @@ def test_the_conversation_index_forgets_the_least_recently_used() -> None:
 def test_guard_watches_keep_the_recently_used_and_forget_the_rest() -> None:
     watches = SessionWatches(kept=2)
     now = int(time.time() * 1000)
-    watches.of("live", now).occurrences("same call", now, 300_000, 10)
+    watches.of("live", now).occurrences(7, now, 300_000, 10)
     for n in range(20):
         watches.of(f"newcomer {n}", now)
         watches.of("live", now)

@@ -4,7 +4,6 @@ tell whether a change wrote anything."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -23,20 +22,36 @@ def _untrip(raw: list[Any] | None) -> Trip | None:
     return None if raw is None else Trip(raw[0], raw[1], raw[2])
 
 
+FORMAT = 2
+"""Version 2: fingerprints and ``tool_use`` ids as ints, each map as a flat list of pairs.
+A version-1 state (string keys; it began with ``started_ms``) reads as a fresh watch, as
+after eviction; it lives under another Redis key anyway (``redis_memory.py``)."""
+
+
+def _pairs(memory: dict[int, Any]) -> list[Any]:
+    return [item for pair in memory.items() for item in pair]
+
+
+def _unpair(flat: list[Any]) -> dict[int, Any]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 def encode_watch(watch: SessionWatch) -> bytes:
     withheld = None if watch.withheld is None else [watch.withheld[0], _trip(watch.withheld[1])]
     return orjson.dumps(
         [
+            FORMAT,
             watch.started_ms,
-            watch.recent,
+            _pairs(watch.recent),
             watch.failures_in_a_row,
             watch.calls_without_news,
             watch.last_news_ms,
-            watch.asked,
-            watch.answered,
-            watch.answers,
-            watch.most_repeated,
-            watch.decided_tool_uses,
+            _pairs(watch.asked_before),
+            _pairs(watch.asked),
+            list(watch.answered),
+            _pairs(watch.answers),
+            _pairs(watch.most_repeated),
+            list(watch.decided_tool_uses),
             _trip(watch.pending),
             withheld,
             sorted(watch.alerted),
@@ -45,23 +60,26 @@ def encode_watch(watch: SessionWatch) -> bytes:
 
 
 def decode_watch(data: bytes, at_ms: int) -> SessionWatch:
-    """``data`` empty: a session not seen yet, starting at ``at_ms``."""
-    if not data:
+    """``data`` empty (a session not seen yet) or in an older format: a fresh watch
+    starting at ``at_ms``."""
+    state = orjson.loads(data) if data else None
+    if not state or state[0] != FORMAT:
         return SessionWatch(started_ms=at_ms, last_news_ms=at_ms)
-    (started, recent, failures, without_news, news_ms, asked, answered, answers, most,
-     decided, pending, withheld, alerted) = orjson.loads(data)  # fmt: skip
+    (_, started, recent, failures, without_news, news_ms, asked_before, asked, answered,
+     answers, most, decided, pending, withheld, alerted) = state  # fmt: skip
     held = None if withheld is None else (withheld[0], _untrip(withheld[1]))
     return SessionWatch(
         started_ms=started,
-        recent=OrderedDict(recent),
+        recent={key: tuple(times) for key, times in _unpair(recent).items()},
         failures_in_a_row=failures,
         calls_without_news=without_news,
         last_news_ms=news_ms,
-        asked=OrderedDict(asked),
-        answered=OrderedDict(answered),
-        answers=OrderedDict(answers),
-        most_repeated=OrderedDict(most),
-        decided_tool_uses=OrderedDict(decided),
+        asked_before=_unpair(asked_before),
+        asked=_unpair(asked),
+        answered=dict.fromkeys(answered),
+        answers=_unpair(answers),
+        most_repeated=_unpair(most),
+        decided_tool_uses=dict.fromkeys(decided),
         pending=_untrip(pending),
         withheld=held,  # type: ignore[arg-type]
         alerted=set(alerted),

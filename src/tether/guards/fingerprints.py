@@ -11,22 +11,31 @@ import orjson
 
 __all__ = [
     "action_fingerprint",
+    "answer_key",
     "body_fingerprint",
     "request_fingerprint",
     "result_fingerprint",
+    "text_fingerprint",
     "tool_use_fingerprint",
+    "tool_use_key",
 ]
 
-DIGEST_BYTES = 12
-"""Short keys keep a session's memory small; a collision within one session is negligible."""
+BITS = 60
+"""Fingerprints are ints below 2**60: a Python int that size takes 32 bytes (a 24-hex-digit
+string took 73), and a collision among one session's few hundred calls is negligible."""
+MASK = (1 << BITS) - 1
 
 
-def body_fingerprint(body: bytes) -> str:
+def _digest(material: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(material, digest_size=8).digest()) & MASK
+
+
+def body_fingerprint(body: bytes) -> int:
     """Byte-identical request bodies: a retry, or an agent re-sending the same turn. Every
     proxied request pays for this, and Claude Code bodies run to megabytes: CRC-32 plus the
     length costs 0.07 ms for 500 kB here, blake2b 0.35 ms. A false trip needs more than
     ``repeat_limit`` different bodies of one session to share both within the window."""
-    return f"body:{len(body)}:{zlib.crc32(body):08x}"
+    return (len(body) << 32 | zlib.crc32(body)) & MASK
 
 
 _FIELD_NAMES = (b'"stream"', b'"max_tokens"')
@@ -78,7 +87,7 @@ def _kept_pieces(body: bytes) -> list[bytes | memoryview]:
     return pieces
 
 
-def request_fingerprint(body: bytes) -> str:
+def request_fingerprint(body: bytes) -> int:
     """``body_fingerprint`` blind to ``stream`` and ``max_tokens``: after a stream error
     Claude Code repeats a request without streaming and with a lower ``max_tokens``
     (measured: 128000, then 64000), and that repeat is the same question (a withheld answer
@@ -87,30 +96,43 @@ def request_fingerprint(body: bytes) -> str:
     for piece in _kept_pieces(body):
         crc = zlib.crc32(piece, crc)
         length += len(piece)
-    return f"body:{length}:{crc:08x}"
+    return (length << 32 | crc) & MASK
 
 
-def action_fingerprint(action: str, resource: str) -> str:
+def action_fingerprint(action: str, resource: str) -> int:
     """The same action on the same resource (hooks, ``/v1/authorize``)."""
-    material = f"{action}\0{resource}".encode()
-    return "call:" + hashlib.blake2b(material, digest_size=DIGEST_BYTES).hexdigest()
+    return _digest(f"call\0{action}\0{resource}".encode())
 
 
-def tool_use_fingerprint(name: str, tool_input: Any) -> str:
-    """The model asking for the same tool with the same input (key order ignored)."""
+def text_fingerprint(text: str) -> int:
+    """A front door's own description of what makes two calls the same (the AWS door's
+    operation, resource and query)."""
+    return _digest(f"text\0{text}".encode())
+
+
+def _canonical(value: Any) -> bytes:
     try:
-        canonical = orjson.dumps(tool_input, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except TypeError:
-        canonical = repr(tool_input).encode()
-    digest = hashlib.blake2b(canonical, digest_size=DIGEST_BYTES).hexdigest()
-    return f"tool_use:{name}:{digest}"
+        return repr(value).encode()
 
 
-def result_fingerprint(content: Any) -> str:
+def tool_use_fingerprint(name: str, tool_input: Any) -> int:
+    """The model asking for the same tool with the same input (key order ignored)."""
+    return _digest(name.encode() + b"\0" + _canonical(tool_input))
+
+
+def result_fingerprint(content: Any) -> int:
     """What a tool answered (a ``tool_result``'s content, a PostToolUse ``tool_response``):
     the same call giving the same answer again is a loop; a changing answer is progress."""
-    try:
-        canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        canonical = repr(content).encode()
-    return hashlib.blake2b(canonical, digest_size=DIGEST_BYTES).hexdigest()
+    return _digest(_canonical(content))
+
+
+def tool_use_key(tool_use_id: str) -> int:
+    """A ``tool_use`` id as a session's guard memory keeps it."""
+    return _digest(tool_use_id.encode())
+
+
+def answer_key(tool_call: int, answer: int) -> int:
+    """One (tool call, answer) pair, for counting how often a call gave the same answer."""
+    return (tool_call ^ (answer * 0x9E3779B97F4A7C15 >> 4)) & MASK

@@ -1,7 +1,10 @@
 """The guards' memory in Redis, shared by every process of a fleet.
 
 Each session's watch and each project's breaker is one Redis hash: a version and the
-encoded state. A process keeps the last version it saw of each and applies a change to
+encoded state. A session's key names the encoding's format (``guards:w2:<session>``), so
+processes of two releases during a rolling upgrade never read each other's states.
+
+A process keeps the last version it saw of each and applies a change to
 that copy, then one Lua script commits it if no other process changed it meanwhile
 (optimistic concurrency: one round trip when this process saw the last change, two when
 another did). A state left unchanged is only checked, not written. Sessions expire from
@@ -23,7 +26,13 @@ from redis.exceptions import RedisError
 
 from tether.errors import TetherError
 from tether.guards.breaker import CircuitBreaker
-from tether.guards.codec import decode_breaker, decode_watch, encode_breaker, encode_watch
+from tether.guards.codec import (
+    FORMAT,
+    decode_breaker,
+    decode_watch,
+    encode_breaker,
+    encode_watch,
+)
 from tether.guards.memory import Change
 from tether.guards.watches import MAX_SESSIONS
 
@@ -96,7 +105,7 @@ class RedisGuardMemory:
     async def update(
         self, session_id: str, at_ms: int, change: Change[R], breaker_of: str | None = None
     ) -> R:
-        keys = [f"{self._prefix}guards:s:{session_id}"]
+        keys = [f"{self._prefix}guards:w{FORMAT}:{session_id}"]
         if breaker_of is not None:
             keys.append(f"{self._prefix}guards:b:{breaker_of}")
         for _ in range(ATTEMPTS):

@@ -9,17 +9,26 @@ balancer keeps sessions sticky.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from tether.guards.fingerprints import answer_key, tool_use_key
 
 __all__ = ["SessionWatch", "SessionWatches", "Trip"]
 
 MAX_SESSIONS = 50_000
-MAX_FINGERPRINTS = 512
-"""Per session: ~100 bytes each (a short key and a list of a few timestamps), so a replica's
-worst case stays in the low gigabytes and a typical one in megabytes."""
-MAX_TOOL_USES = 256
-"""Tool calls asked for and not yet answered, per session (a turn asks for a handful)."""
+MAX_REQUESTS = 128
+"""Distinct requests a session's repeat guard follows at once; only those made within the
+repeat window are kept, so a session has to send more than this many different requests in
+that window before one is forgotten (each then occurred once, far under the limit)."""
+MAX_TOOL_CALLS = 128
+"""Distinct tool calls (tool, input) remembered for the no-progress guard, and distinct
+(tool call, answer) pairs for the tool-repeat guard; the least recently seen go first, and a
+looping call is seen at every turn."""
+MAX_TOOL_USES = 64
+"""``tool_use`` ids awaiting or just given an answer, or decided by a hook: a turn asks for
+a handful and its answers come back with the next request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,86 +40,120 @@ class Trip:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-def _remember(memory: OrderedDict[str, Any], key: str, value: Any, limit: int) -> None:
+def _remember(memory: dict[int, Any], key: int, value: Any, limit: int) -> None:
+    """Keep ``key`` as the most recently used (a dict keeps insertion order); forget the
+    least recently used past ``limit``."""
+    memory.pop(key, None)
     memory[key] = value
-    memory.move_to_end(key)
     if len(memory) > limit:
-        memory.popitem(last=False)
+        del memory[next(iter(memory))]
 
 
 @dataclass(slots=True)
 class SessionWatch:
+    """Fingerprints, answers and ``tool_use`` ids are 60-bit ints (``fingerprints.py``);
+    every collection is capped and the time-bound ones pruned, so a watch stays within a
+    few kilobytes however long its session runs."""
+
     started_ms: int = 0
-    recent: OrderedDict[str, list[int]] = field(default_factory=OrderedDict)
+    recent: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    """Per request fingerprint, its times within the repeat window (least recent first)."""
     failures_in_a_row: int = 0
     calls_without_news: int = 0
     last_news_ms: int = 0
     """When the session last did something new (a new tool answer, a turn without tools)."""
-    asked: OrderedDict[str, str] = field(default_factory=OrderedDict)
+    asked_before: dict[int, int] = field(default_factory=dict)
+    """Tool calls the model asked for, with when it last did (the no-progress guard)."""
+    asked: dict[int, int] = field(default_factory=dict)
     """Tool calls the model asked for, by tool_use id, until their answer is counted."""
-    answered: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    answered: dict[int, None] = field(default_factory=dict)
     """tool_use ids whose answer was counted (a hook and the next request both carry it)."""
-    answers: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    answers: dict[int, int] = field(default_factory=dict)
     """How often each (tool call, answer) happened in the session."""
-    most_repeated: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    most_repeated: dict[int, int] = field(default_factory=dict)
     """Per tool call, the count of its most repeated answer."""
-    decided_tool_uses: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    decided_tool_uses: dict[int, None] = field(default_factory=dict)
     """tool_use ids a PreToolUse hook asked tether about."""
     pending: Trip | None = None
     """A trip found while settling, refused at the session's next call."""
-    withheld: tuple[str, Trip] | None = None
+    withheld: tuple[int, Trip] | None = None
     """The request whose answer was withheld (its fingerprint) and why: the agent's retry
     of it is refused before it reaches upstream, since it would be withheld again."""
     alerted: set[str] = field(default_factory=set)
 
-    def occurrences(self, fingerprint: str, at_ms: int, window_ms: int, keep: int) -> int:
-        """Occurrences of ``fingerprint`` within the window, this one included."""
-        times = self.recent.get(fingerprint)
-        if times is None:
-            times = self.recent[fingerprint] = []
-            if len(self.recent) > MAX_FINGERPRINTS:
-                self.recent.popitem(last=False)
-        else:
-            self.recent.move_to_end(fingerprint)
-        times[:] = [t for t in times[-(keep - 1) :] if t > at_ms - window_ms] if keep > 1 else []
-        times.append(at_ms)
+    def occurrences(self, fingerprint: int, at_ms: int, window_ms: int, keep: int) -> int:
+        """Occurrences of ``fingerprint`` within the window, this one included; requests
+        not seen within the window are forgotten, and at most ``keep`` times kept each."""
+        since = at_ms - window_ms
+        kept = self.recent.pop(fingerprint, ())[-(keep - 1) :] if keep > 1 else ()
+        times = (*(t for t in kept if t > since), at_ms)
+        _forget_before(self.recent, since, lambda times: times[-1])
+        _remember(self.recent, fingerprint, times, MAX_REQUESTS)
         return len(times)
 
-    def would_repeat(self, fingerprint: str, at_ms: int, window_ms: int) -> int:
+    def would_repeat(self, fingerprint: int, at_ms: int, window_ms: int) -> int:
         """Occurrences within the window if this call were made, without recording it."""
         times = self.recent.get(fingerprint, ())
         return 1 + sum(1 for t in times if t > at_ms - window_ms)
 
-    def is_new(self, fingerprint: str) -> bool:
-        return fingerprint not in self.recent
+    def asked_anew(self, tool_call: int, at_ms: int, window_ms: int) -> bool:
+        """Record that the model asked for ``tool_call``; whether it had not within the
+        window (the longest of the guards' windows: older calls are forgotten)."""
+        since = at_ms - window_ms
+        last = self.asked_before.get(tool_call)
+        _forget_before(self.asked_before, since, lambda last: last)
+        _remember(self.asked_before, tool_call, at_ms, MAX_TOOL_CALLS)
+        return last is None or last <= since
 
-    def asked_for(self, tool_use_id: str, tool_call: str) -> None:
-        _remember(self.asked, tool_use_id, tool_call, MAX_TOOL_USES)
+    def asked_for(self, tool_use_id: str, tool_call: int) -> None:
+        _remember(self.asked, tool_use_key(tool_use_id), tool_call, MAX_TOOL_USES)
 
-    def answer(self, tool_use_id: str, tool_call: str | None, answer: str, at_ms: int) -> None:
+    def answer(self, tool_use_id: str, tool_call: int | None, answer: int, at_ms: int) -> None:
         """Count a tool call's answer once, whichever front door reported it first.
         ``tool_call`` None: the call as asked for earlier in this session, if seen."""
-        if tool_use_id in self.answered:
+        key = tool_use_key(tool_use_id)
+        if key in self.answered:
             return
-        asked = self.asked.pop(tool_use_id, None)
-        tool_call = asked or tool_call
+        asked = self.asked.pop(key, None)
+        tool_call = tool_call if asked is None else asked
         if tool_call is None:
             return
-        _remember(self.answered, tool_use_id, None, MAX_TOOL_USES)
-        key = f"{tool_call}\0{answer}"
-        seen = self.answers.get(key, 0) + 1
+        _remember(self.answered, key, None, MAX_TOOL_USES)
+        pair = answer_key(tool_call, answer)
+        seen = self.answers.get(pair, 0) + 1
         if seen == 1:
             self.last_news_ms = at_ms
-        _remember(self.answers, key, seen, MAX_FINGERPRINTS)
+        _remember(self.answers, pair, seen, MAX_TOOL_CALLS)
         if seen > self.most_repeated.get(tool_call, 0):
-            _remember(self.most_repeated, tool_call, seen, MAX_FINGERPRINTS)
+            _remember(self.most_repeated, tool_call, seen, MAX_TOOL_CALLS)
 
-    def times_answered_alike(self, tool_call: str) -> int:
+    def times_answered_alike(self, tool_call: int) -> int:
         """How often this tool call already gave one and the same answer."""
         return self.most_repeated.get(tool_call, 0)
 
     def hook_decided(self, tool_use_id: str) -> None:
-        _remember(self.decided_tool_uses, tool_use_id, None, MAX_TOOL_USES)
+        _remember(self.decided_tool_uses, tool_use_key(tool_use_id), None, MAX_TOOL_USES)
+
+    def was_decided(self, tool_use_id: str) -> bool:
+        return tool_use_key(tool_use_id) in self.decided_tool_uses
+
+    def entries(self) -> int:
+        """Everything this watch holds, counted in keys and timestamps."""
+        held: tuple[dict[int, Any], ...] = (
+            self.asked_before, self.asked, self.answered, self.answers, self.most_repeated,
+            self.decided_tool_uses,
+        )  # fmt: skip
+        return sum(len(times) for times in self.recent.values()) + sum(len(h) for h in held)
+
+
+def _forget_before(memory: dict[int, Any], since: int, last_seen: Callable[[Any], int]) -> None:
+    """Forget the least recently seen entries last seen at or before ``since``: the dict
+    is in order of last use, so this stops at the first one seen later."""
+    while memory:
+        key = next(iter(memory))
+        if last_seen(memory[key]) > since:
+            return
+        del memory[key]
 
 
 class SessionWatches:

@@ -43,7 +43,7 @@ class Action:
     cost_basis: CostBasis | None = None
     tags: dict[str, str] = field(default_factory=dict)
     """The resource's tags as the front door knows them; policies scope by them."""
-    fingerprint: str | None = None
+    fingerprint: int | None = None
     """What makes two such calls the same for the repeat guard (default: action + resource)."""
     understood: bool = True
     """False when the front door could not tell what the action does (an unparseable

@@ -26,7 +26,7 @@ class ToolResult:
 
     tool_use_id: str
     is_error: bool
-    digest: str = ""
+    digest: int = 0
 
 
 @dataclass(slots=True)

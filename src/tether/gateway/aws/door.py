@@ -52,6 +52,7 @@ from tether.gateway.aws.tags import TagLookupFailed
 from tether.gateway.aws.upstream import AwsProjectConfig, AwsUpstream, sign_upstream
 from tether.gateway.bedrock.door import BedrockDoor, bedrock_call
 from tether.gateway.credentials import refused_without_key
+from tether.guards.fingerprints import text_fingerprint
 from tether.identity.directory import Directory
 from tether.kill.inflight import InflightStreams, StreamHandle
 from tether.pipeline import Action, Decision, Pipeline
@@ -361,7 +362,7 @@ class AwsDoor:
                     session_id=session_id,
                     attributes=base,
                     tags=tags,
-                    fingerprint=f"{call.operation} {target.resource} {query}",
+                    fingerprint=text_fingerprint(f"{call.operation} {target.resource} {query}"),
                     join_latest_session=True,
                 )
             )

@@ -41,6 +41,12 @@ def _repeated_tool_call(name: str, times: int, limit: int) -> Trip:
     )
 
 
+def _longest_window_ms(settings: GuardSettings) -> int:
+    """How long a tool call asked for stays "asked before": the longest window a guard
+    looks back over (a call last asked longer ago than that is news again)."""
+    return 1000 * max(settings.repeat_window_seconds, 60 * (settings.stall_minutes or 0))
+
+
 def _alert_once(watch: SessionWatch, trip: Trip | None) -> tuple[Trip, bool] | None:
     """The trip, and whether it is the first of its kind in the session (alerted once)."""
     if trip is None:
@@ -142,9 +148,7 @@ class EnforceGuards:
         if not settings.require_hooks:
             return None
         unseen = [
-            r.tool_use_id
-            for r in action.tool_results
-            if r.tool_use_id not in watch.decided_tool_uses
+            r.tool_use_id for r in action.tool_results if not watch.was_decided(r.tool_use_id)
         ]
         if not unseen:
             return None
@@ -314,11 +318,10 @@ class EnforceGuards:
         if not outcome.tool_uses:
             watch.last_news_ms = at
         news = not outcome.tool_uses
-        window_ms = settings.repeat_window_seconds * 1000
+        window_ms = _longest_window_ms(settings)
         for tool_use in outcome.tool_uses:
             fingerprint = tool_use_fingerprint(tool_use.name, tool_use.input)
-            news = news or watch.is_new(fingerprint)
-            watch.occurrences(fingerprint, at, window_ms, 1)
+            news = watch.asked_anew(fingerprint, at, window_ms) or news
         watch.calls_without_news = 0 if news else watch.calls_without_news + 1
         stall = settings.stall_calls
         if stall is not None and watch.calls_without_news >= stall:
