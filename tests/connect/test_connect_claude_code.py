@@ -9,6 +9,7 @@ import stat
 import subprocess
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,42 @@ def test_agent_sdk_options_send_the_sdk_through_tether(gateway: RunningTether) -
     hooks = json.loads(options["settings"])["hooks"]
     assert hooks["PreToolUse"][0]["hooks"][0]["url"] == f"{gateway.url}/hooks/claude-code"
     assert "SessionStart" not in hooks
+
+
+def test_rotate_with_grace_keeps_the_other_keys_for_that_long(
+    cli: Cli, gateway: RunningTether, repo: Path
+) -> None:
+    old_key = gateway.create_agent("graced-01", "p")
+    rotated = cli(
+        "connect",
+        "claude-code",
+        "-p",
+        "p",
+        "--agent",
+        "graced-01",
+        "--dir",
+        str(repo),
+        "--rotate",
+        "--grace",
+        "10m",
+    )
+    assert rotated.exit_code == 0, rotated.output
+    keys = gateway.call("GET", "/agents/graced-01/keys").json()
+    old = next(k for k in keys if k["prefix"] == old_key[:10])
+    assert old["expires_at"] is not None, keys
+    ends_in = datetime.fromisoformat(old["expires_at"]) - datetime.now(UTC)
+    assert timedelta(minutes=9) < ends_in <= timedelta(minutes=10), old
+    refused = cli(
+        "connect",
+        "claude-code",
+        "-p",
+        "p",
+        "--agent",
+        "graced-01",
+        "--dir",
+        str(repo),
+        "--rotate",
+        "--grace",
+        "soon",
+    )
+    assert refused.exit_code == 1 and "--grace" in refused.output

@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from tether.cli.client import CliError, default_token_file
 from tether.cli.context import client, reports_errors
+from tether.cli.durations import parse_duration
 from tether.cli.output import console, errors
 from tether.connect.claude_code import (
     HOOK_PATH,
@@ -94,7 +95,9 @@ def _tether_command() -> str:
     return f"{sys.executable} -m tether.cli"
 
 
-def _agent_key(ctx: typer.Context, project: str, agent: str, rotate: bool, dry: bool) -> str | None:
+def _agent_key(
+    ctx: typer.Context, project: str, agent: str, rotate: bool, grace_seconds: int, dry: bool
+) -> str | None:
     """The agent's key: the one this machine already holds, a new agent's, or a rotated one."""
     key_file = _key_file(agent)
     admin = client(ctx)
@@ -108,9 +111,12 @@ def _agent_key(ctx: typer.Context, project: str, agent: str, rotate: bool, dry: 
         if not rotate:
             raise CliError(
                 f"agent {agent} exists and this machine holds no key for it ({key_file}); "
-                "pass --rotate to issue a new one (its other keys keep working for a grace period)"
+                "pass --rotate to issue a new one (with --grace 10m its other keys keep "
+                "working that long; without, they stop now)"
             )
-        issued = admin.call("POST", f"/agents/{agent}/keys/rotate", {})
+        issued = admin.call(
+            "POST", f"/agents/{agent}/keys/rotate", {"grace_seconds": grace_seconds}
+        )
     else:
         issued = admin.call("POST", "/agents", {"name": agent, "project": project})
     key = str(issued["key"])
@@ -138,6 +144,11 @@ def claude_code(
     rotate: bool = typer.Option(
         False, "--rotate", help="Issue the existing agent a new key for this machine."
     ),
+    grace: str = typer.Option(
+        "0",
+        "--grace",
+        help="With --rotate: how long its other keys keep working, e.g. 10m.",
+    ),
     check: bool = typer.Option(False, "--check", help="Only verify the round trip."),
 ) -> None:
     """Write Claude Code settings (base URL, key helper, hooks, MCP) that send it through
@@ -158,7 +169,11 @@ def claude_code(
         raise typer.Exit(_check(place))
     if not project or not agent:
         raise CliError("give the agent's project and name: -p PROJECT --agent NAME")
-    key = _agent_key(ctx, project, agent, rotate, dry_run)
+    try:
+        grace_seconds = parse_duration(grace)
+    except ValueError as exc:
+        raise CliError(f"--grace: {exc}") from None
+    key = _agent_key(ctx, project, agent, rotate, grace_seconds, dry_run)
     connection = TetherConnection(url, str(_key_file(agent)), key or "tth_…", _tether_command())
     before = place.settings.read_text() if place.settings.exists() else ""
     after = render(merge_settings(_read_json(place.settings), connection))
