@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.model_calls import model_call
 from tests.support.server import RunningTether
 from tether.cli.main import app
 
@@ -19,22 +19,6 @@ def cli(gateway: RunningTether, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TETHER_ADMIN_TOKEN", gateway.admin_token)
     runner = CliRunner()
     return lambda *args: runner.invoke(app, list(args))
-
-
-def model_call(gateway: RunningTether, key: str, session: str) -> httpx.Response:
-    return httpx.post(
-        f"{gateway.url}/v1/messages",
-        json={
-            "model": "claude-haiku-5-5",
-            "max_tokens": 5,
-            "messages": [{"role": "user", "content": "x"}],
-        },
-        headers={
-            "x-api-key": key,
-            "X-Claude-Code-Session-Id": session,
-            "anthropic-version": "2023-06-01",
-        },
-    )
 
 
 def test_sessions_kill_and_show(cli, gateway: RunningTether) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -78,4 +82,32 @@ def agent_client(tether: RunningTether, pair: AgentPair, service: str, **config:
         aws_access_key_id=pair.access_key_id,
         aws_secret_access_key=pair.secret_access_key,
         config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
+    )
+
+
+def aws_cli(
+    tether: RunningTether, pair: AgentPair, home: Path, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The real aws CLI as an agent runs it: tether's broker as its endpoint, the agent's
+    own key pair, no profile or config file of this machine, one attempt per call."""
+    (home / "empty").write_text("")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "AWS_ENDPOINT_URL": f"{tether.url}/aws",
+        "AWS_ACCESS_KEY_ID": pair.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": pair.secret_access_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(home / "empty"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "empty"),
+        "AWS_MAX_ATTEMPTS": "1",
+        "AWS_PAGER": "",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "awscli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

@@ -5,42 +5,15 @@ still has every single deletion with the approval it used."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tests.support.aws import AgentPair, issue_aws_keys, moto_client, set_aws_credentials
+from tests.support.aws import aws_cli, issue_aws_keys, moto_client, set_aws_credentials
 from tests.support.server import RunningTether
 
 OBJECTS = 1000
 POLICY = 'permit(principal, action, resource) when { resource.arn like "arn:aws:s3:::dev-*" };'
-
-
-def _aws_cli(tether: RunningTether, pair: AgentPair, home: Path, *args: str) -> Any:
-    (home / "empty").write_text("")
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(home),
-        "AWS_ENDPOINT_URL": f"{tether.url}/aws",
-        "AWS_ACCESS_KEY_ID": pair.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": pair.secret_access_key,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(home / "empty"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(home / "empty"),
-        "AWS_MAX_ATTEMPTS": "1",
-        "AWS_PAGER": "",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "awscli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def _approvals(tether: RunningTether) -> list[dict[str, Any]]:
@@ -64,7 +37,7 @@ def test_rb_force_on_a_thousand_objects_needs_two_approvals(
     pair = issue_aws_keys(broker, "sweeper")
 
     # run 1: every DeleteObject is refused and joins one pending group
-    first = _aws_cli(broker, pair, tmp_path, "s3", "rb", "s3://dev-bulk", "--force")
+    first = aws_cli(broker, pair, tmp_path, "s3", "rb", "s3://dev-bulk", "--force", timeout=300)
     assert first.returncode != 0 and "pending" in first.stderr, first.stderr[-2000:]
     (group,) = _approvals(broker)
     assert group["state"] == "pending" and group["action"] == "s3:DeleteObject"
@@ -77,7 +50,7 @@ def test_rb_force_on_a_thousand_objects_needs_two_approvals(
     assert approved.json()["max_uses"] == OBJECTS, approved.text
 
     # run 2: the objects go under the one grant; the bucket asks once for itself
-    second = _aws_cli(broker, pair, tmp_path, "s3", "rb", "s3://dev-bulk", "--force")
+    second = aws_cli(broker, pair, tmp_path, "s3", "rb", "s3://dev-bulk", "--force", timeout=300)
     assert "remove_bucket failed" in second.stderr, second.stderr[-2000:]
     assert s3.list_objects_v2(Bucket="dev-bulk")["KeyCount"] == 0
     pending = [a for a in _approvals(broker) if a["state"] == "pending"]
@@ -87,7 +60,7 @@ def test_rb_force_on_a_thousand_objects_needs_two_approvals(
     assert broker.call("POST", f"/approvals/{pending[0]['id']}/approve", json={}).is_success
 
     # run 3: the bucket goes
-    third = _aws_cli(broker, pair, tmp_path, "s3", "rb", "s3://dev-bulk", "--force")
+    third = aws_cli(broker, pair, tmp_path, "s3", "rb", "s3://dev-bulk", "--force", timeout=300)
     assert third.returncode == 0, third.stderr[-2000:]
     assert "dev-bulk" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
     states = {a["id"]: a["state"] for a in _approvals(broker)}

@@ -8,9 +8,6 @@ the audit trail holds every attempt."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ from botocore.exceptions import ClientError
 from tests.support.aws import (
     AgentPair,
     agent_client,
+    aws_cli,
     issue_aws_keys,
     moto_client,
     set_aws_credentials,
@@ -161,32 +159,6 @@ def _decide(tether: RunningTether, pending: list[dict[str, Any]], approve: set[s
         assert answer.status_code == 200, answer.text
 
 
-def _aws_cli(
-    tether: RunningTether, pair: AgentPair, tmp: Path, *args: str
-) -> subprocess.CompletedProcess[str]:
-    (tmp / "empty").write_text("")
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp),
-        "AWS_ENDPOINT_URL": f"{tether.url}/aws",
-        "AWS_ACCESS_KEY_ID": pair.access_key_id,
-        "AWS_SECRET_ACCESS_KEY": pair.secret_access_key,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp / "empty"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "empty"),
-        "AWS_MAX_ATTEMPTS": "1",
-        "AWS_PAGER": "",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "awscli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_clean_up_dev_deletes_only_approved_dev_resources(
     broker: RunningTether, moto_url: str, tmp_path: Path
 ) -> None:
@@ -234,7 +206,7 @@ def test_clean_up_dev_deletes_only_approved_dev_resources(
     # the same agent with the aws CLI: prod refused, a dev deletion waits, then runs
     cli = tmp_path / "cli"
     cli.mkdir()
-    listed = _aws_cli(broker, pair, cli, "s3api", "list-buckets", "--output", "json")
+    listed = aws_cli(broker, pair, cli, "s3api", "list-buckets", "--output", "json")
     assert listed.returncode == 0, listed.stderr
     assert "dev-logs" in listed.stdout
     for args in (
@@ -244,7 +216,7 @@ def test_clean_up_dev_deletes_only_approved_dev_resources(
         ("iam", "delete-role", "--role-name", "prod-admin"),
         ("ec2", "delete-snapshot", "--snapshot-id", snapshots["nightly dev-ish"]),
     ):
-        refused = _aws_cli(broker, pair, cli, *args)
+        refused = aws_cli(broker, pair, cli, *args)
         assert refused.returncode != 0, args
         assert "production is off limits" in refused.stderr, (args, refused.stderr)
     moto_client(moto_url, "cloudwatch").put_metric_alarm(
@@ -252,11 +224,11 @@ def test_clean_up_dev_deletes_only_approved_dev_resources(
         Statistic="Average", Period=60, EvaluationPeriods=1, Threshold=90,
         ComparisonOperator="GreaterThanThreshold", Tags=_tags("dev"),
     )  # fmt: skip
-    waiting = _aws_cli(broker, pair, cli, "cloudwatch", "delete-alarms", "--alarm-names", "dev-cli")
+    waiting = aws_cli(broker, pair, cli, "cloudwatch", "delete-alarms", "--alarm-names", "dev-cli")
     assert "approval" in waiting.stderr and "pending" in waiting.stderr, waiting.stderr
     (approval,) = [a for a in _approvals(broker, "pending") if a["resource"].endswith("dev-cli")]
     _decide(broker, [approval], {approval["resource"]})
-    done = _aws_cli(broker, pair, cli, "cloudwatch", "delete-alarms", "--alarm-names", "dev-cli")
+    done = aws_cli(broker, pair, cli, "cloudwatch", "delete-alarms", "--alarm-names", "dev-cli")
     assert done.returncode == 0, done.stderr
 
     # moto itself: prod intact, only approved dev deletions happened
