@@ -7,6 +7,7 @@ exactly as a deployment would be used.
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import threading
 from dataclasses import dataclass, field, replace
@@ -114,11 +115,23 @@ def _await_chain(coro: Any) -> str:
     return " -> ".join(places)
 
 
+_PORTS_OUTSIDE_EPHEMERAL = range(20000, 32000)
+"""Below Linux's ephemeral range (32768-60999): a port the kernel hands out for ``bind(0)``
+or an outgoing connection elsewhere in the suite can never be the one picked here, so a
+server started later on it does not lose a race to an unrelated socket."""
+
+
 def free_port() -> int:
     """A loopback port nothing listens on now (for servers started as processes)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    for _ in range(200):
+        port = random.choice(_PORTS_OUTSIDE_EPHEMERAL)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port in 20000-32000")
 
 
 def start_tether(data_dir: Path, database_url: str, **overrides: Any) -> RunningTether:
