@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tether.budgets.definitions import BudgetPeriod
 from tether.errors import ConfigError
+from tether.records.budgets import BudgetPeriod
 from tether.telemetry.otlp import OtlpSettings
 
 __all__ = ["Settings"]

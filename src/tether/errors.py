@@ -7,6 +7,7 @@ the authorize endpoint and the gateways all answer the same code with the same s
 from __future__ import annotations
 
 __all__ = [
+    "REDIS_TIMEOUT_SECONDS",
     "STATUS_BY_CODE",
     "AuditEventRejected",
     "AuthenticationFailed",
@@ -18,6 +19,7 @@ __all__ = [
     "PayloadTooLarge",
     "PolicyInvalid",
     "RequestTimeout",
+    "SharedStateUnavailable",
     "StoreUnavailable",
     "TaskInvalid",
     "TetherError",
@@ -182,6 +184,17 @@ class StoreUnavailable(TetherError):
     """The database could not answer; callers must fail closed."""
 
     code = "store_unavailable"
+
+
+class SharedStateUnavailable(TetherError):
+    """Redis, where replicas share guard memory and the conversation index, did not
+    answer: the guards cannot judge and a call's session cannot be found, so it is refused."""
+
+    code = "guard_state_unavailable"
+
+
+REDIS_TIMEOUT_SECONDS = 2.0
+"""How long a call waits on the shared state before it is refused (fail closed)."""
 
 
 class AuditEventRejected(TetherError):

@@ -13,12 +13,16 @@ from tether.alerts.dispatcher import OutboxDispatcher
 from tether.approvals.decisions import ApprovalDecider
 from tether.approvals.reaper import ApprovalReaper
 from tether.approvals.waiter import ApprovalWaiter
+from tether.audit.appender import open_appender
 from tether.audit.destinations import open_destination
 from tether.audit.keeper import AnchorKeeper
 from tether.audit.log import AuditLog, AuditWatcher, AuditWatchers
+from tether.audit.signing_keys import AuditSigningKeys
+from tether.audit.table import AuditStore
 from tether.budgets.book import BudgetBook
 from tether.budgets.leases import LeasedLedger
 from tether.budgets.unsettled import RecordUnsettled
+from tether.clock import now_ms
 from tether.config import Settings
 from tether.errors import ConfigError, Conflict
 from tether.gateway.anthropic.upstream import AnthropicUpstream
@@ -27,9 +31,9 @@ from tether.gateway.vertex.tokens import VertexTokens
 from tether.guards.memory import GuardMemory, LocalGuardMemory
 from tether.guards.redis_memory import RedisGuardMemory
 from tether.guards.responses import TripResponder
-from tether.identity.bearer import hash_secret
 from tether.identity.directory import Directory
 from tether.identity.key_use import KeyUse
+from tether.identity.upstream_keys import UpstreamKeys
 from tether.kill.batches import BatchCanceller
 from tether.kill.controls import FleetControls
 from tether.kill.inflight import InflightStreams
@@ -46,6 +50,7 @@ from tether.pipeline.stages.mcp_tools import EnforceToolPins
 from tether.pipeline.stages.task_context import KeepTaskInView
 from tether.policy.book import PolicyBook
 from tether.pricing.prices import load_price_overrides
+from tether.records.fleet import Role
 from tether.sessions.conversations import RedisConversations
 from tether.sessions.registry import SessionRegistry
 from tether.slack.replies import SlackReplies
@@ -53,14 +58,10 @@ from tether.store.admin_tokens import AdminTokenStore
 from tether.store.agents import AgentStore
 from tether.store.alerts import AlertStore
 from tether.store.approvals import ApprovalStore
-from tether.store.audit import AuditStore
-from tether.store.audit_appender import open_appender
-from tether.store.audit_keys import AuditSigningKeys
 from tether.store.aws_keys import AwsKeyStore
 from tether.store.budget_ledger import BudgetLedger, open_ledger
 from tether.store.budgets import BudgetStore
 from tether.store.change_feed import ChangeFeed
-from tether.store.clock import now_ms
 from tether.store.controls import ControlStore
 from tether.store.credentials import CredentialStore
 from tether.store.database import Database
@@ -73,7 +74,6 @@ from tether.store.migrate import pending_revision, upgrade
 from tether.store.policies import PolicyStore
 from tether.store.policy_shadows import PolicyShadowStore
 from tether.store.projects import ProjectStore
-from tether.store.records import Role
 from tether.store.sessions import SessionStore
 from tether.store.slack import SlackStore
 from tether.store.spend import SpendStore
@@ -84,9 +84,9 @@ from tether.tasks.desk import TaskDesk
 from tether.tasks.drift import DriftWatch
 from tether.tasks.marks import SessionMarks
 from tether.telemetry.otlp import OtlpExport, open_otlp_export
+from tether.vault.bearer import hash_secret
 from tether.vault.master_key import load_master_key
 from tether.vault.sealed_box import SealedBox
-from tether.vault.upstream_keys import UpstreamKeys
 from tether.web.inflight_requests import InflightRequests
 
 __all__ = ["BOOTSTRAP_TOKEN_NAME", "Runtime"]

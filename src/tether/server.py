@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from tether import __version__
 from tether.admin.app import mount_admin
+from tether.admin.metrics_route import add_metrics_route
 from tether.budgets.batches import BatchReservations
 from tether.config import Settings
 from tether.dashboard import mount_dashboard
@@ -27,7 +28,6 @@ from tether.gateway.vertex.door import VertexDoor
 from tether.guards.redis_memory import RedisGuardMemory
 from tether.identity.doorkeeper import Doorkeeper
 from tether.logs.access import AccessLogger, request_scope_middleware
-from tether.metrics.endpoint import add_metrics_route
 from tether.runtime import Runtime
 from tether.slack.interactions import SlackInteractions
 from tether.web.bodies import BODY_TIMEOUT_KEY
@@ -108,9 +108,11 @@ def build_app(runtime: Runtime) -> web.Application:
             runtime.settings.max_message_bytes,
             runtime.settings.stream_keepalive_seconds,
         ),
-        batches=(runtime.message_batches, BatchReservations(runtime.budget_book)),
+        batches=BatchReservations(
+            runtime.budget_book, runtime.message_batches, runtime.session_store
+        ),
         canceller=runtime.batch_canceller,
-        followers=(runtime.directory, runtime.session_store),
+        followers=runtime.directory,
     ).add_routes(app)
     model_calls = ModelCalls(
         runtime.pipeline,
@@ -125,7 +127,6 @@ def build_app(runtime: Runtime) -> web.Application:
         runtime.pipeline,
         runtime.approval_waiter,
         runtime.directory,
-        runtime.aws_keys,
         runtime.aws,
         runtime.inflight,
         bedrock,

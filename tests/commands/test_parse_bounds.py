@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tether.audit.redaction import redacted_summary
 from tether.commands.parse import MAX_COMMAND_BYTES, MAX_SUBCOMMANDS, actions_of
+from tether.redaction.text import redacted_summary
 
 LINEAR = 8 * 3
 """8x the input may cost at most 24x the time: linear with room for noise; the quadratic

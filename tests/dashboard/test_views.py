@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from tests.support.server import RunningTether
+from tether.clock import now_ms
 from tether.store.budget_ledger import open_ledger
 from tether.store.budgets import Hold
-from tether.store.clock import now_ms
 
 
 @pytest.fixture

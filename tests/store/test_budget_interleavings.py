@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
-from tether.budgets.definitions import BudgetPeriod, BudgetScope
 from tether.budgets.leases import LeasedLedger
+from tether.clock import new_id, now_ms
+from tether.records.budgets import BudgetPeriod, BudgetScope
 from tether.store.budget_ledger import BudgetLedger, open_ledger
 from tether.store.budgets import BudgetStore, Hold
-from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
 from tether.store.migrate import upgrade
 from tether.store.projects import ProjectStore

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.engine import make_url
 
-from tether.budgets.definitions import Budget, BudgetPeriod, BudgetScope
+from tether.clock import now_ms
 from tether.errors import BadRequest, NotFound
+from tether.records.budgets import Budget, BudgetPeriod, BudgetScope
 from tether.store.budget_ledger import BudgetLedger, open_ledger
 from tether.store.budgets import BudgetStore, Hold
-from tether.store.clock import now_ms
 from tether.store.database import Database
 from tether.store.migrate import upgrade
 from tether.store.projects import ProjectStore

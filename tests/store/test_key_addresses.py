@@ -4,7 +4,7 @@ add up across flushes (and replicas), hours past the keeping time are removed.""
 from __future__ import annotations
 
 from tests.store.test_store import db  # noqa: F401  (the migrated database fixture)
-from tether.store.clock import now_ms
+from tether.clock import now_ms
 from tether.store.database import Database
 from tether.store.key_addresses import HOUR_MS, KEEP_MS, AddressUse, KeyAddressStore
 

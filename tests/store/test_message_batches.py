@@ -4,8 +4,9 @@ only open batches are offered to the kill switch."""
 from __future__ import annotations
 
 from tests.store.test_store import db  # noqa: F401  (the migrated database fixture)
+from tether.records.message_batches import BatchRecord
 from tether.store.database import Database
-from tether.store.message_batches import BatchRecord, MessageBatchStore
+from tether.store.message_batches import MessageBatchStore
 
 
 async def test_a_batch_is_settled_once_and_leaves_the_open_list(db: Database) -> None:  # noqa: F811

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
 
+from tether.audit.appender import AuditAppender, open_appender
 from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
 from tether.audit.normalise import normalised_row
+from tether.audit.table import AuditStore
 from tether.errors import Conflict, NotFound, StoreUnavailable
 from tether.guards.settings import GuardSettings, OnTrip, load_guard_settings
+from tether.records.fleet import ActivityDelta, AgentState
 from tether.store.agents import AgentStore
-from tether.store.audit import AuditStore
-from tether.store.audit_appender import AuditAppender, open_appender
 from tether.store.change_feed import ChangeFeed
 from tether.store.changes import Change
 from tether.store.database import Database
 from tether.store.migrate import upgrade
 from tether.store.projects import ProjectStore
-from tether.store.records import ActivityDelta, AgentState
 from tether.store.sessions import SessionStore
 
 
@@ -155,8 +156,8 @@ async def test_a_session_state_change_returns_the_changed_session_and_is_fed(
     """Through the SQLite writer thread (as tether runs) and through the engine alike."""
     from sqlalchemy.engine import make_url
 
+    from tether.records.fleet import SessionState
     from tether.store.changes import read_changes
-    from tether.store.records import SessionState
     from tether.store.sqlite_writer import SqliteWriter
 
     project = await ProjectStore(db).create("p")
@@ -185,14 +186,16 @@ async def test_a_session_transition_changes_only_from_the_allowed_states_and_is_
     db: Database, database_url: str
 ) -> None:
     """Kill and resume: a session in ``state`` already, or in a state it may not leave
-    for it, comes back unchanged; on SQLite's writer the audit rows join the change."""
+    for it, comes back unchanged; on SQLite's writer the caller's work (the audit log's
+    appender) joins the change."""
     from sqlalchemy.engine import make_url
 
+    from tether.audit.appender import append_linked
     from tether.audit.event import AuditEvent
     from tether.audit.normalise import normalised_row
-    from tether.store.audit import AuditStore
+    from tether.audit.table import AuditStore
+    from tether.records.fleet import SessionState
     from tether.store.changes import read_changes
-    from tether.store.records import SessionState
     from tether.store.sqlite_writer import SqliteWriter
 
     project = await ProjectStore(db).create("p")
@@ -202,20 +205,25 @@ async def test_a_session_transition_changes_only_from_the_allowed_states_and_is_
     try:
         store = SessionStore(db, writer)
         await store.get_or_create("s", agent.id, project.id)
-        rows = [normalised_row(event)] if writer is not None else []
+        rows = [normalised_row(event)]
+
+        def audit(conn: sqlite3.Connection) -> None:
+            append_linked(conn, rows)
+
+        joined = audit if writer is not None else None
         killed = await store.transition(
-            "s", SessionState.TERMINATED, set(SessionState), "admin:t", "stop", rows
+            "s", SessionState.TERMINATED, set(SessionState), "admin:t", "stop", joined
         )
-        assert killed is not None and killed.changed and killed.audited is bool(rows)
+        assert killed is not None and killed.changed and killed.audited is (writer is not None)
         assert killed.before.state is SessionState.ACTIVE
         assert killed.after == await store.get("s")
         assert killed.after.state is SessionState.TERMINATED
         again = await store.transition(
-            "s", SessionState.TERMINATED, set(SessionState), "admin:t", "", rows
+            "s", SessionState.TERMINATED, set(SessionState), "admin:t", "", joined
         )
         assert again is not None and not again.changed and not again.audited
         refused = await store.transition(
-            "s", SessionState.ACTIVE, {SessionState.PAUSED}, "admin:t", "", rows
+            "s", SessionState.ACTIVE, {SessionState.PAUSED}, "admin:t", "", joined
         )
         assert refused is not None and not refused.changed
         assert refused.after.state is SessionState.TERMINATED

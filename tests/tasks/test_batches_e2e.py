@@ -17,7 +17,7 @@ from tests.support.server import RunningTether
 from tests.tasks.mcp_client import ToolFailed, call_tools
 from tests.tasks.support import create_task, hook, task_yaml
 from tether.cli.main import app
-from tether.store.clock import now_ms
+from tether.clock import now_ms
 from tether.store.schema import task_batches
 
 

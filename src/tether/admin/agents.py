@@ -18,10 +18,10 @@ from tether.admin.schemas import (
     RotateKey,
     StateChange,
 )
+from tether.clock import iso_ms
 from tether.errors import Conflict
+from tether.records.fleet import Agent, AgentState
 from tether.runtime import Runtime
-from tether.store.clock import iso_ms
-from tether.store.records import Agent, AgentState
 from tether.web.bodies import read_model, read_optional_model
 
 log = logging.getLogger(__name__)

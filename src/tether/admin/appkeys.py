@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from tether.audit.event import AuditEvent
+from tether.records.fleet import AdminToken
 from tether.runtime import Runtime
-from tether.store.records import AdminToken
 
 __all__ = [
     "ADMIN_CALL",

@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from tether.admin.schemas import Strict
-from tether.audit.redaction import redact_text
+from tether.clock import iso_ms
+from tether.redaction.text import redact_text
 from tether.store.approvals import ApprovalRecord
-from tether.store.clock import iso_ms
 
 __all__ = ["ApprovalDecide", "ApprovalDeny", "ApprovalOut"]
 

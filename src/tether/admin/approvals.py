@@ -10,10 +10,10 @@ from tether.admin.approval_schemas import ApprovalDecide, ApprovalDeny, Approval
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
 from tether.approvals.decisions import Decider, GrantAsked
+from tether.clock import now_ms
 from tether.errors import BadRequest
 from tether.runtime import Runtime
 from tether.store.approvals import APPROVED, DENIED, EXPIRED, PENDING, USED, ApprovalRecord
-from tether.store.clock import now_ms
 from tether.web.bodies import read_model
 
 STATES = (PENDING, APPROVED, DENIED, USED, EXPIRED)

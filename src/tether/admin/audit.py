@@ -23,8 +23,8 @@ from tether.admin.schemas import AuditEventOut, ChainBreakOut, ChainReportOut, R
 from tether.audit.anchors import key_id, public_key_text, sign_anchor
 from tether.audit.chain import ChainHead
 from tether.audit.trail_events import AUDIT_EXPORTED, AUDIT_VERIFIED
+from tether.clock import iso_ms, now_ms
 from tether.errors import BadRequest
-from tether.store.clock import iso_ms, now_ms
 from tether.web.bodies import read_model
 from tether.web.headers import CHAIN_BASE_HEADER, CHAIN_HEAD_HEADER, NEXT_PAGE_HEADER
 

@@ -10,11 +10,11 @@ from tether.admin.appkeys import runtime_of
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import Strict
+from tether.clock import iso_ms
 from tether.errors import NotFound
 from tether.gateway.aws.upstream import AWS_PROVIDER, AwsProjectConfig
+from tether.records.fleet import AgentAwsKey
 from tether.store.changes import Change
-from tether.store.clock import iso_ms
-from tether.store.records import AgentAwsKey
 from tether.web.bodies import read_model
 
 __all__ = ["AwsCredentialsOut", "AwsCredentialsPut", "AwsKeyIssued", "AwsKeyOut"]

@@ -10,11 +10,11 @@ from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import BudgetOut, BudgetPut, BudgetSettle, UnsettledOut
 from tether.audit.event import AuditEvent
-from tether.budgets.definitions import Budget, BudgetPeriod, BudgetScope, period_window
+from tether.clock import iso_ms, now_ms
 from tether.errors import BadRequest, Conflict
+from tether.records.budgets import Budget, BudgetPeriod, BudgetScope, period_window
 from tether.runtime import Runtime
 from tether.store.budgets import UnsettledHold
-from tether.store.clock import iso_ms, now_ms
 from tether.web.bodies import read_model
 
 

@@ -16,8 +16,8 @@ from tether.admin.appkeys import ADMIN_CALL, ADMIN_TOKEN, GATE_NOTE, AdminCall, 
 from tether.admin.routing import PREFIX
 from tether.audit.event import AuditEvent
 from tether.errors import AuthenticationFailed, Forbidden, TetherError
-from tether.identity.bearer import AGENT_KEY_PREFIX
-from tether.store.records import AdminToken, Role
+from tether.records.fleet import AdminToken, Role
+from tether.vault.bearer import AGENT_KEY_PREFIX
 
 __all__ = ["admin_gate"]
 

@@ -11,9 +11,9 @@ from tether.admin.responses import model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import PauseState, ProjectOut, SessionOut, StateChange
 from tether.admin.sessions import session_out
+from tether.clock import iso_ms
 from tether.errors import Conflict, NotFound
-from tether.store.clock import iso_ms
-from tether.store.records import SessionState
+from tether.records.fleet import SessionState
 from tether.web.bodies import read_optional_model
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,9 @@ from tether.admin.appkeys import runtime_of
 from tether.admin.mcp_schemas import McpServerAdd, McpServerOut, McpToolOut
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
+from tether.clock import iso_ms
 from tether.mcp_servers.credentials import parse_credential
-from tether.store.clock import iso_ms
-from tether.store.mcp_servers import McpServer
+from tether.records.mcp_servers import McpServer
 from tether.web.bodies import read_model
 
 

@@ -25,7 +25,7 @@ from tether.errors import BadRequest, NotFound, TetherError
 from tether.policy.compiled import CompiledPolicy, compile_policy
 from tether.policy.request import PolicyRequest
 from tether.policy.source import split_statements
-from tether.store.records import Project
+from tether.records.fleet import Project
 from tether.web.bodies import read_model
 
 log = logging.getLogger(__name__)

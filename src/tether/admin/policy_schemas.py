@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from tether.admin.schemas import Strict
-from tether.store.clock import iso_ms
+from tether.clock import iso_ms
 from tether.store.policies import PolicyVersion
 
 __all__ = [

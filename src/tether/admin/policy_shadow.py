@@ -20,15 +20,15 @@ from tether.admin.policy_shadow_schemas import (
 from tether.admin.policy_trail_schemas import MAX_WINDOW_SECONDS
 from tether.admin.responses import model_response
 from tether.admin.routing import routes
+from tether.clock import iso_ms, now_ms
 from tether.errors import BadRequest, NotFound
 from tether.policy.compiled import compile_policy
 from tether.policy.lint import lint_policy
 from tether.policy.shadow_report import ShadowReport, fold_differences
 from tether.policy.source import split_statements
+from tether.records.fleet import Project
 from tether.runtime import Runtime
-from tether.store.clock import iso_ms, now_ms
 from tether.store.policy_shadows import PolicyShadow
-from tether.store.records import Project
 from tether.web.bodies import read_model
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from tether.store.clock import iso_ms
+from tether.clock import iso_ms
 from tether.store.policy_shadows import PolicyShadow
 
 __all__ = ["DifferenceOut", "ExampleOut", "ShadowOut", "ShadowReportOut"]

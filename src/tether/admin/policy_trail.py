@@ -24,6 +24,7 @@ from tether.admin.policy_trail_schemas import (
 )
 from tether.admin.responses import model_response
 from tether.admin.routing import routes
+from tether.clock import now_ms
 from tether.errors import BadRequest, TetherError
 from tether.policy.compiled import compile_policy
 from tether.policy.lint import lint_policy
@@ -31,7 +32,6 @@ from tether.policy.replay import ExpectedChange, replay
 from tether.policy.suggest import GENERALISATIONS, suggest_policy
 from tether.policy.trail import TrailSummary, fold_trail
 from tether.runtime import Runtime
-from tether.store.clock import now_ms
 from tether.web.bodies import read_model
 
 

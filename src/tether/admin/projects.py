@@ -17,9 +17,9 @@ from tether.admin.schemas import (
     ProjectOut,
     ProjectUpdate,
 )
-from tether.budgets.definitions import DEFAULT_THRESHOLDS, BudgetPeriod, BudgetScope
 from tether.errors import BadRequest, NotFound
 from tether.gateway.aws.upstream import AwsProjectConfig
+from tether.records.budgets import DEFAULT_THRESHOLDS, BudgetPeriod, BudgetScope
 from tether.web.bodies import read_model
 
 PROVIDERS = frozenset({"anthropic", "aws"})

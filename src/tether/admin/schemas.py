@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tether.admin.patches import not_null
 from tether.admin.url_fields import HttpUrlText
-from tether.budgets.definitions import DEFAULT_THRESHOLDS, BudgetPeriod
-from tether.store.clock import iso_ms
-from tether.store.records import (
+from tether.clock import iso_ms
+from tether.records.budgets import DEFAULT_THRESHOLDS, BudgetPeriod
+from tether.records.fleet import (
     AdminToken,
     Agent,
     AgentKey,

@@ -12,8 +12,8 @@ from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import SessionOut
 from tether.errors import BadRequest, NotFound
+from tether.records.fleet import SessionRecord, SessionState
 from tether.runtime import Runtime
-from tether.store.records import SessionRecord, SessionState
 from tether.web.headers import NEXT_PAGE_HEADER
 
 DEFAULT_LIMIT = 200

@@ -14,9 +14,9 @@ from tether.admin.slack_schemas import (
     SlackUserMap,
     SlackUserOut,
 )
+from tether.clock import iso_ms
 from tether.errors import Conflict, NotFound
-from tether.store.clock import iso_ms
-from tether.store.records import Role
+from tether.records.fleet import Role
 from tether.store.slack import SigningSecretInfo, SlackApprover
 from tether.web.bodies import read_model
 

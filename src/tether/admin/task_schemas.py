@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tether.admin.schemas import Strict
-from tether.store.clock import iso_ms
+from tether.clock import iso_ms
 from tether.store.tasks import CheckpointRecord, TaskRecord
 from tether.tasks.settings import DriftSettings
 

@@ -8,9 +8,9 @@ from tether.admin.appkeys import caller_of, runtime_of
 from tether.admin.responses import model_list_response, model_response
 from tether.admin.routing import routes
 from tether.admin.schemas import DeliveryOut, WebhookAdd, WebhookOut
+from tether.clock import iso_ms
 from tether.errors import BadRequest
 from tether.store.alerts import Delivery
-from tether.store.clock import iso_ms
 from tether.store.webhooks import Webhook
 from tether.web.bodies import read_model
 

@@ -9,9 +9,9 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
-from tether.budgets.definitions import Budget
 from tether.errors import TetherError
 from tether.identity.directory import AgentIdentity, Directory
+from tether.records.budgets import Budget
 from tether.sessions.registry import SessionRegistry
 from tether.store.alerts import AlertStore
 from tether.store.budgets import PeriodUsage

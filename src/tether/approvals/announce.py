@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tether.audit.redaction import redact_text
+from tether.redaction.text import redact_text
 from tether.store.approvals import ApprovalRequest
 
 __all__ = ["approval_announcement", "instructions"]

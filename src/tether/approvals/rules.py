@@ -4,7 +4,7 @@ the policy test endpoint both ask here."""
 from __future__ import annotations
 
 from tether.policy.actions import classify
-from tether.store.records import Project
+from tether.records.fleet import Project
 
 __all__ = ["approval_reason"]
 

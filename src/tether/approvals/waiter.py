@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from tether.clock import now_ms
 from tether.store.approvals import PENDING, ApprovalStore
 from tether.store.changes import Change
-from tether.store.clock import now_ms
 
 __all__ = ["ApprovalWaiter"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tether.store.clock import new_id, now_ms
+from tether.clock import new_id, now_ms
 
 __all__ = ["AuditEvent"]
 

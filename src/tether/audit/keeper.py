@@ -13,9 +13,9 @@ from collections.abc import Callable
 from tether.audit.anchors import ANCHOR_PREFIX, Anchor, sign_anchor
 from tether.audit.chain import ChainHead
 from tether.audit.destinations import Destination
-from tether.store.audit import AuditStore
-from tether.store.audit_keys import AuditSigningKeys
-from tether.store.clock import now_ms
+from tether.audit.signing_keys import AuditSigningKeys
+from tether.audit.table import AuditStore
+from tether.clock import now_ms
 
 __all__ = ["AnchorKeeper"]
 

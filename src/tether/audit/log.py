@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from tether.audit.appender import AuditAppender, Row
 from tether.audit.event import AuditEvent
 from tether.audit.normalise import normalised_row
 from tether.errors import AuditEventRejected, TetherError
 from tether.loop_share import LoopShare
-from tether.store.audit_appender import AuditAppender, Row
 
 __all__ = ["AuditLog", "AuditUnavailable", "AuditWatcher", "AuditWatchers"]
 

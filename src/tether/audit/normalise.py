@@ -16,7 +16,7 @@ from sqlalchemy import String
 
 from tether.audit.chain import BASE_COLUMNS
 from tether.audit.event import AuditEvent
-from tether.audit.redaction import REDACTED, is_secret_name, redact_text
+from tether.redaction.text import REDACTED, is_secret_name, redact_text
 from tether.store.schema import audit_events
 
 __all__ = ["MAX_ATTRIBUTES_CHARS", "MAX_TEXT_CHARS", "clean_text", "normalised_row"]

@@ -7,11 +7,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from tether.budgets.definitions import Budget, BudgetScope
+from tether.clock import now_ms
 from tether.errors import TetherError
+from tether.records.budgets import Budget, BudgetScope
 from tether.store.budgets import BudgetStore, ExpiredHold
 from tether.store.changes import Change
-from tether.store.clock import now_ms
 
 __all__ = ["BudgetBook"]
 

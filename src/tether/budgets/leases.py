@@ -20,12 +20,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tether.budgets.definitions import Budget
+from tether.clock import new_id, now_ms
 from tether.errors import TetherError
 from tether.periodic import PeriodicFlush
+from tether.records.budgets import Budget
 from tether.store.budget_ledger import LeaseReturn, LeasingLedger
 from tether.store.budgets import Hold, PeriodUsage
-from tether.store.clock import new_id, now_ms
 
 __all__ = ["DEFAULT_LEASE_PERCENT", "LeasedLedger"]
 

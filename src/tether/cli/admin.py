@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from sqlalchemy.engine import make_url
 
+from tether.audit.appender import open_appender
 from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
 from tether.cli.context import JsonOption
@@ -20,10 +21,9 @@ from tether.cli.output import errors
 from tether.cli.token_file import save_token
 from tether.config import Settings
 from tether.errors import TetherError
+from tether.records.fleet import Role
 from tether.store.admin_tokens import AdminTokenStore
-from tether.store.audit_appender import open_appender
 from tether.store.database import Database
-from tether.store.records import Role
 from tether.store.sqlite_writer import SqliteWriter
 
 __all__ = ["app"]

@@ -21,7 +21,7 @@ from tether.readiness.schedule import DrillSchedule
 from tether.runtime import Runtime
 from tether.server import build_app, make_runner, make_site
 from tether.shutdown import stop_in_order
-from tether.store.sqlite_lock import hold_sqlite_database
+from tether.sqlite_lock import hold_sqlite_database
 
 __all__ = ["serve"]
 

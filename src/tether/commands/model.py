@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tether.audit.redaction import redact_text
+from tether.redaction.text import redact_text
 
 __all__ = ["CommandAction", "not_understood", "too_complex"]
 

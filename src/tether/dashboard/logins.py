@@ -12,8 +12,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from tether.identity.bearer import AGENT_KEY_PREFIX
 from tether.identity.directory import Directory
+from tether.vault.bearer import AGENT_KEY_PREFIX
 
 __all__ = ["COOKIE", "Login", "LoginBook"]
 

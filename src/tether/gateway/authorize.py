@@ -12,10 +12,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from tether.approvals.long_poll import decide_as_one
 from tether.approvals.waiter import ApprovalWaiter
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.pipeline import Action, Decision, Pipeline
+from tether.pipeline.long_poll import decide_as_one
 from tether.web.bodies import read_model
 from tether.web.errors import set_error_renderer
 

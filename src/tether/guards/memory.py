@@ -28,7 +28,7 @@ class GuardMemory(Protocol):
     ) -> R:
         """Apply ``change`` to the session's watch (and to the breaker of project
         ``breaker_of``, else None) atomically; its result is returned. Raises
-        ``GuardStateUnavailable`` when the state cannot be read or written."""
+        ``SharedStateUnavailable`` when the state cannot be read or written."""
         ...
 
     def open_breakers(self, at_ms: int) -> int:

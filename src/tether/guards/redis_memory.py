@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from tether.errors import TetherError
+from tether.errors import REDIS_TIMEOUT_SECONDS, SharedStateUnavailable
 from tether.guards.breaker import CircuitBreaker
 from tether.guards.codec import (
     FORMAT,
@@ -36,7 +36,7 @@ from tether.guards.codec import (
 from tether.guards.memory import Change
 from tether.guards.watches import MAX_SESSIONS
 
-__all__ = ["GuardStateUnavailable", "RedisGuardMemory"]
+__all__ = ["RedisGuardMemory"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ R = TypeVar("R")
 ATTEMPTS = 8
 """Commits retried on a conflict (another process changed the session meanwhile)."""
 SESSION_TTL_MS = 24 * 3600 * 1000
-TIMEOUT_SECONDS = 2.0
 
 COMMIT = """
 local stale = false
@@ -77,16 +76,10 @@ started from, the new version ('' when unchanged: only checked) and the new stat
 _EMPTY = (b"", b"")
 
 
-class GuardStateUnavailable(TetherError):
-    """Redis could not answer; the guards cannot judge, so the call is refused."""
-
-    code = "guard_state_unavailable"
-
-
 class RedisGuardMemory:
     def __init__(self, url: str, prefix: str = "tether:", ttl_ms: int = SESSION_TTL_MS) -> None:
         self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
         )
         self._commit = self._client.register_script(COMMIT)
         self._prefix = prefix
@@ -96,11 +89,11 @@ class RedisGuardMemory:
         self._breakers: dict[str, CircuitBreaker] = {}
 
     async def ping(self) -> None:
-        """Raises ``GuardStateUnavailable`` when Redis does not answer (at start-up)."""
+        """Raises ``SharedStateUnavailable`` when Redis does not answer (at start-up)."""
         try:
             await self._client.ping()
         except (RedisError, OSError) as exc:
-            raise GuardStateUnavailable(f"Redis for the guards does not answer: {exc}") from None
+            raise SharedStateUnavailable(f"Redis for the guards does not answer: {exc}") from None
 
     async def update(
         self, session_id: str, at_ms: int, change: Change[R], breaker_of: str | None = None
@@ -126,7 +119,7 @@ class RedisGuardMemory:
                 reply = await self._commit(keys=keys, args=args)
             except (RedisError, OSError) as exc:
                 log.warning("guard state in Redis unavailable: %s", exc)
-                raise GuardStateUnavailable(
+                raise SharedStateUnavailable(
                     "tether cannot reach the guards' shared state (Redis); the call was refused"
                 ) from None
             if reply[0] == 1:
@@ -138,7 +131,7 @@ class RedisGuardMemory:
                 return result
             for index, key in enumerate(keys):
                 self._remember(key, (reply[1 + 2 * index], reply[2 + 2 * index]))
-        raise GuardStateUnavailable(
+        raise SharedStateUnavailable(
             f"session {session_id}'s guard state kept changing under this call; refused"
         )
 

@@ -12,9 +12,9 @@ from tether.errors import TetherError
 from tether.guards.settings import OnTrip
 from tether.guards.watches import Trip
 from tether.identity.directory import AgentIdentity
+from tether.records.fleet import SessionState
 from tether.sessions.registry import SessionRegistry
 from tether.store.alerts import AlertStore
-from tether.store.records import SessionState
 
 __all__ = ["TripResponder"]
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tether.clock import now_ms
 from tether.errors import AuthenticationFailed
-from tether.identity.bearer import hash_secret
 from tether.identity.key_use import KeyUse
+from tether.records.fleet import AdminToken, Agent, AgentAwsKey, AgentKey, Project
 from tether.store.admin_tokens import AdminTokenStore
 from tether.store.agents import AgentStore
 from tether.store.aws_keys import AwsKeyStore
 from tether.store.changes import Change
-from tether.store.clock import now_ms
 from tether.store.projects import ProjectStore
-from tether.store.records import AdminToken, Agent, AgentAwsKey, AgentKey, Project
+from tether.vault.bearer import hash_secret
 
 __all__ = ["AgentIdentity", "Directory"]
 
@@ -113,6 +113,13 @@ class Directory:
             if key is not None:
                 await self._reload_agent(key.agent_id)
         return key
+
+    def aws_secret(self, key: AgentAwsKey) -> str:
+        """The secret half of an agent's AWS key, to verify its SigV4 signature: who signed
+        a call is identity's answer, so the AWS door never reads the key store itself."""
+        if self._aws_key_store is None:
+            raise AuthenticationFailed("AWS keys are not served here", code="invalid_key")
+        return self._aws_key_store.reveal(key)
 
     async def identify_aws(self, access_key_id: str) -> AgentIdentity:
         """The agent behind an AWS access key id (whose signature the AWS door verified);

@@ -5,10 +5,10 @@ the store about once a second, all keys in one batch."""
 
 from __future__ import annotations
 
+from tether.clock import now_ms
 from tether.errors import TetherError
 from tether.periodic import PeriodicFlush
 from tether.store.agents import AgentStore
-from tether.store.clock import now_ms
 from tether.store.key_addresses import HOUR_MS, AddressUse, KeyAddressStore
 
 __all__ = ["FLUSH_SECONDS", "MAX_PENDING_ADDRESSES", "KeyUse"]

@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable
 from tether.errors import TetherError
 from tether.identity.directory import Directory
 from tether.kill.switch import KillSwitch
+from tether.records.fleet import Project
+from tether.records.message_batches import BatchRecord
 from tether.store.changes import Change
-from tether.store.message_batches import BatchRecord, MessageBatchStore
-from tether.store.records import Project
+from tether.store.message_batches import MessageBatchStore
 
 __all__ = ["BatchCanceller"]
 

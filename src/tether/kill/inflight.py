@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tether.kill.switch import KillSwitch
-from tether.pipeline.action import Deny
+from tether.records.verdicts import Deny
 from tether.store.changes import Change
 
 __all__ = ["InflightStreams", "StreamHandle"]

@@ -6,12 +6,12 @@ registry (streams already running), so both stop for exactly the same reasons.
 
 from __future__ import annotations
 
+from tether.clock import iso_ms
 from tether.identity.directory import Directory
 from tether.kill.controls import FleetControls
-from tether.pipeline.action import Deny
+from tether.records.fleet import AgentState, SessionState
+from tether.records.verdicts import Deny
 from tether.sessions.registry import SessionRegistry
-from tether.store.clock import iso_ms
-from tether.store.records import AgentState, SessionState
 
 __all__ = ["KillSwitch"]
 

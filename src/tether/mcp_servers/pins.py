@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from tether.store.mcp_servers import McpServer, ToolPin
+from tether.records.mcp_servers import McpServer, ToolPin
 
 __all__ = ["definition_digest", "is_destructive", "pin_listing"]
 

@@ -12,9 +12,10 @@ import aiohttp
 from tether.mcp_servers.credentials import credential_headers
 from tether.mcp_servers.oauth import ClientCredentials, OAuthTokens, parse_client_credentials
 from tether.mcp_servers.pins import pin_listing
+from tether.records.mcp_servers import McpServer
 from tether.store.alerts import AlertStore
 from tether.store.changes import Change
-from tether.store.mcp_servers import CHANGE_KIND, McpServer, McpServerStore
+from tether.store.mcp_servers import CHANGE_KIND, McpServerStore
 
 __all__ = ["McpRegistry"]
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from tether.store.clock import now_ms
+from tether.clock import now_ms
 from tether.store.fleet_state import BudgetLevel, FleetState
 
 __all__ = ["FleetGauges"]

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.audit.event import AuditEvent
-from tether.audit.redaction import redact_text
 from tether.errors import status_for
 from tether.identity.directory import AgentIdentity
 from tether.pipeline.outcome import ToolResult, ToolUse
-from tether.store.records import SessionRecord
+from tether.records.fleet import SessionRecord
+from tether.records.verdicts import Deny, Pending, Verdict
+from tether.redaction.text import redact_text
 
 __all__ = ["Action", "Context", "CostBasis", "Decision", "Deny", "Pending", "Verdict"]
 
@@ -99,31 +100,6 @@ class Context:
     """A block the Messages front door appends to the request's ``system`` (opt-in)."""
     hold_stop: str | None = None
     """Why the agent may not stop yet (a claimed batch not verified): a Stop hook blocks."""
-
-
-@dataclass(frozen=True, slots=True)
-class Deny:
-    """A refusal. Its reason is shown to the agent, so credentials in it (a command or a
-    URL it quotes) are blanked here, by the redactor the audit trail uses."""
-
-    code: str
-    reason: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "reason", redact_text(self.reason))
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    approval_id: str
-    reason: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "reason", redact_text(self.reason))
-
-
-Verdict = Deny | Pending
 
 
 @dataclass(frozen=True, slots=True)

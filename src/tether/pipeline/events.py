@@ -7,9 +7,9 @@ recorded cannot drift apart.
 from __future__ import annotations
 
 from tether.audit.event import AuditEvent
-from tether.audit.redaction import digest, redacted_summary
 from tether.pipeline.action import Action, Context, Deny, Pending, Verdict
 from tether.pipeline.outcome import Outcome
+from tether.redaction.text import digest, redacted_summary
 
 __all__ = ["decision_event", "observation_event", "outcome_events"]
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from tether.audit.log import AuditLog
 from tether.errors import TetherError
@@ -167,6 +167,35 @@ class Pipeline:
             event.reason = f"part of decision {decision.event_id}: {event.reason}"
             events.append(event)
         await self._audit.record_many(events, urgent=True)
+
+    async def record_call(
+        self,
+        *,
+        source: str,
+        credential: str,
+        action: str,
+        resource: str,
+        session_id: str | None,
+        attributes: dict[str, Any],
+        reason: str,
+    ) -> str:
+        """Record a call that needs no decision of its own (a task read or checkpoint) as
+        an observation; the id of the session it went into. Raises when it was refused
+        (a stopped session), with the refusal's code and reason."""
+        ctx = Context()
+        observed = Action(
+            source=source,
+            credential=credential,
+            action=action,
+            resource=resource,
+            session_id=session_id,
+            attributes=attributes,
+        )
+        refusal = await self.observe(observed, "ok", reason, ctx)
+        if refusal is not None:
+            raise TetherError(refusal.reason, code=refusal.code)
+        assert ctx.session is not None
+        return ctx.session.id
 
     async def observe(
         self,

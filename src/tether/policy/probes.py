@@ -12,6 +12,7 @@ from typing import Any
 import cedarpy
 
 from tether.policy.actions import KNOWN_ACTIONS
+from tether.records.fleet import PROBE_SESSION_PREFIX
 
 __all__ = ["PROBE_SESSION_PREFIX", "CandidateProbe", "candidate_probes"]
 
@@ -24,8 +25,6 @@ ALWAYS = [
     ("file:Write", "/etc/passwd"),
 ]
 PROBE_NAME = "tether-probe"
-PROBE_SESSION_PREFIX = "tether-probe-"
-"""The sessions `tether policy probe` runs in: its refused `aws s3 rb` is no agent's work."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,17 +8,17 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from tether.budgets.definitions import DEFAULT_THRESHOLDS, BudgetPeriod, BudgetScope
+from tether.clock import now_ms
 from tether.guards.settings import GuardSettings, load_guard_settings
 from tether.readiness.results import CheckResult, Status, worst
 from tether.readiness.trail import audit_trail
 from tether.readiness.usage import cloud_through_broker, mcp_through_tether, shared_keys
-from tether.store.clock import now_ms
+from tether.records.budgets import DEFAULT_THRESHOLDS, BudgetPeriod, BudgetScope
 from tether.store.readiness import ReadinessQueries
 
 if TYPE_CHECKING:
+    from tether.records.fleet import Project
     from tether.runtime import Runtime
-    from tether.store.records import Project
 
 __all__ = ["CheckResult", "Status", "assess_project"]
 

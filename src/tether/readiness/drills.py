@@ -20,16 +20,16 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from tether.audit.event import AuditEvent
+from tether.clock import new_id, now_ms
 from tether.errors import BadRequest
 from tether.gateway.aws.upstream import AwsNotConfigured
 from tether.readiness.doors import BrokerPair, Canary, Doors
-from tether.store.clock import new_id, now_ms
+from tether.records.fleet import AgentState, SessionState
 from tether.store.readiness import ReadinessQueries
-from tether.store.records import AgentState, SessionState
 
 if TYPE_CHECKING:
+    from tether.records.fleet import Project
     from tether.runtime import Runtime
-    from tether.store.records import Project
 
 __all__ = ["DRILLS", "TARGET_SECONDS", "DrillReport", "run_drill"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tether.audit.trail_events import AUDIT_EXPORTED, AUDIT_VERIFIED
+from tether.clock import now_ms
 from tether.readiness.results import CheckResult, Status, worst
-from tether.store.clock import now_ms
 from tether.store.readiness import ReadinessQueries
 
 if TYPE_CHECKING:

@@ -8,15 +8,15 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from tether.clock import now_ms
 from tether.connect.claude_code import MCP_SERVER_NAME
 from tether.readiness.results import CheckResult, Status
-from tether.store.clock import now_ms
 from tether.store.key_addresses import KeyAddressStore
 from tether.store.readiness import ReadinessQueries
 
 if TYPE_CHECKING:
+    from tether.records.fleet import Project
     from tether.runtime import Runtime
-    from tether.store.records import Project
 
 __all__ = ["USAGE_WINDOW_MS", "cloud_through_broker", "mcp_through_tether", "shared_keys"]
 

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from tether.guards.redis_memory import TIMEOUT_SECONDS, GuardStateUnavailable
-from tether.store.clock import now_ms
+from tether.clock import now_ms
+from tether.errors import REDIS_TIMEOUT_SECONDS, SharedStateUnavailable
 
 __all__ = [
     "CONVERSATION_IDLE_MS",
@@ -121,7 +121,7 @@ class RedisConversations:
 
     def __init__(self, url: str, prefix: str) -> None:
         self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
         )
         self._session_of = self._client.register_script(SESSION_OF)
         self._prefix = prefix
@@ -161,7 +161,7 @@ class RedisConversations:
             return await reply
         except (RedisError, OSError) as exc:
             log.warning("sessions in Redis unavailable: %s", exc)
-            raise GuardStateUnavailable(
+            raise SharedStateUnavailable(
                 "tether cannot reach the fleet's shared state (Redis) to find which session "
                 "this call belongs to; the call was refused"
             ) from None

@@ -7,20 +7,21 @@ while the decisions themselves are durable in the audit log.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from tether.audit.appender import Row, append_linked
+from tether.clock import now_ms
 from tether.errors import TetherError
 from tether.periodic import PeriodicFlush
+from tether.records.fleet import ActivityDelta, SessionRecord, SessionState
 from tether.sessions.conversations import (
     Conversations,
     LocalConversations,
 )
-from tether.store.audit_appender import Row
 from tether.store.changes import Change
-from tether.store.clock import now_ms
-from tether.store.records import ActivityDelta, SessionRecord, SessionState
 from tether.store.sessions import SessionStore, Transition
 from tether.store.spend import SpendKey, SpendStore
 
@@ -99,7 +100,12 @@ class SessionRegistry:
     ) -> Transition | None:
         """``SessionStore.transition``, seen here at once; other replicas see it through
         the change feed."""
-        done = await self._store.transition(session_id, state, allowed_from, by, reason, audit_rows)
+        def audit(conn: sqlite3.Connection) -> None:
+            append_linked(conn, audit_rows)
+
+        done = await self._store.transition(
+            session_id, state, allowed_from, by, reason, audit if audit_rows else None
+        )
         if done is None:
             self._cache.pop(session_id, None)
         elif session_id in self._cache:

@@ -19,13 +19,13 @@ from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
 from tether.errors import AuthenticationFailed, BadRequest, Conflict, Forbidden, TetherError
 from tether.identity.directory import Directory
+from tether.records.fleet import Role
 from tether.slack.actions import DECISIONS
 from tether.slack.messages import ApprovalNames, decided_message, ephemeral
 from tether.slack.replies import SlackReplies
 from tether.slack.signature import MAX_AGE_SECONDS, verify_signature
 from tether.store.admin_tokens import AdminTokenStore
 from tether.store.approvals import ApprovalRecord, ApprovalStore
-from tether.store.records import Role
 from tether.store.slack import SlackStore
 from tether.web.bodies import read_limited
 

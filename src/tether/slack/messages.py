@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tether.audit.redaction import redact_text
+from tether.clock import iso_ms, now_ms
+from tether.redaction.text import redact_text
 from tether.store.approvals import APPROVED, DENIED, ApprovalRecord
-from tether.store.clock import iso_ms, now_ms
 
 __all__ = ["ApprovalNames", "decided_message", "ephemeral"]
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from tether.clock import new_id, now_ms
 from tether.errors import Conflict, NotFound
-from tether.identity.bearer import ADMIN_TOKEN_PREFIX, display_prefix, generate, hash_secret
+from tether.records.fleet import AdminToken, Role
 from tether.store.changes import record_change
-from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
-from tether.store.records import AdminToken, Role
 from tether.store.schema import admin_tokens
+from tether.vault.bearer import ADMIN_TOKEN_PREFIX, display_prefix, generate, hash_secret
 
 __all__ = ["AdminTokenStore"]
 

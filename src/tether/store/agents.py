@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tether.clock import new_id, now_ms
 from tether.errors import Conflict, NotFound
-from tether.identity.bearer import AGENT_KEY_PREFIX, display_prefix, generate, hash_secret
+from tether.records.fleet import Agent, AgentKey, AgentState
 from tether.store.changes import record_change
-from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
-from tether.store.records import Agent, AgentKey, AgentState
 from tether.store.schema import agent_keys, agents
+from tether.vault.bearer import AGENT_KEY_PREFIX, display_prefix, generate, hash_secret
 
 __all__ = ["AgentStore", "IssuedKey"]
 

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tether.store.clock import new_id, now_ms
+from tether.clock import new_id, now_ms
 from tether.store.database import Database
 from tether.store.schema import budget_alerts, outbox, webhooks
 

@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 from sqlalchemy import func, insert, select, update
 
-from tether.audit.redaction import redact_text
+from tether.clock import new_id, now_ms
 from tether.errors import Conflict, NotFound
+from tether.redaction.text import redact_text
 from tether.store.alerts import enqueue_deliveries
 from tether.store.changes import record_change
-from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
 from tether.store.schema import approvals
 

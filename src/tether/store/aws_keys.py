@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from tether.clock import new_id, now_ms
+from tether.records.fleet import AgentAwsKey
 from tether.store.changes import record_change
-from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
-from tether.store.records import AgentAwsKey
 from tether.store.schema import agent_aws_keys
 from tether.vault.sealed_box import SealedBox
 

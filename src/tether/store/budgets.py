@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import and_, delete, insert, select, update
 
-from tether.budgets.definitions import Budget, BudgetPeriod, BudgetScope
+from tether.clock import new_id, now_ms
 from tether.errors import BadRequest, NotFound
+from tether.records.budgets import Budget, BudgetPeriod, BudgetScope
 from tether.store.changes import record_change
-from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
 from tether.store.schema import budget_periods, budget_reservations, budgets
 

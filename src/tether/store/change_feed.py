@@ -16,9 +16,9 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from tether.clock import now_ms
 from tether.errors import TetherError
 from tether.store.changes import CHANNEL, Change, latest_change_id, prune_changes, read_changes
-from tether.store.clock import now_ms
 from tether.store.database import Database
 from tether.store.driver_errors import CONNECTION_ERRORS
 

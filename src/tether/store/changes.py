@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tether.store.clock import now_ms
+from tether.clock import now_ms
 from tether.store.schema import change_log
 
 __all__ = [

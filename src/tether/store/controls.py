@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from tether.clock import now_ms
 from tether.store.changes import record_change
-from tether.store.clock import now_ms
 from tether.store.database import Database
 from tether.store.schema import controls
 from tether.store.sqlite_writer import SqliteWriter

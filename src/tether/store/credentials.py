@@ -6,10 +6,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from tether.clock import new_id, now_ms
+from tether.records.fleet import CredentialInfo
 from tether.store.changes import record_change
-from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
-from tether.store.records import CredentialInfo
 from tether.store.schema import credentials
 from tether.vault.sealed_box import SealedBox
 

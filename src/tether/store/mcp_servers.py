@@ -4,64 +4,22 @@ the tool definitions pinned the first time they were listed."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from tether.clock import new_id, now_ms
 from tether.errors import Conflict, NotFound
+from tether.records.mcp_servers import McpServer, ToolPin
 from tether.store.changes import record_change
-from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
 from tether.store.schema import mcp_servers
 from tether.vault.sealed_box import SealedBox
 
-__all__ = ["McpServer", "McpServerStore", "ToolPin"]
+__all__ = ["McpServerStore"]
 
 CHANGE_KIND = "mcp_server"
-
-
-@dataclass(slots=True)
-class ToolPin:
-    """``pinned``: the digest an operator accepted (None: the tool appeared after the first
-    listing); ``seen``: the digest the server last listed."""
-
-    pinned: str | None
-    seen: str
-    destructive: bool = False
-
-    @property
-    def withheld(self) -> bool:
-        return self.pinned != self.seen
-
-
-@dataclass(slots=True)
-class McpServer:
-    id: str
-    project_id: str
-    name: str
-    url: str
-    auth_kind: str
-    created_at: int
-    updated_at: int
-    listed: bool = False
-    tools: dict[str, ToolPin] = field(default_factory=dict)
-
-    def pins_json(self) -> str:
-        return json.dumps(
-            {
-                "listed": self.listed,
-                "tools": {
-                    name: {"pinned": p.pinned, "seen": p.seen, "destructive": p.destructive}
-                    for name, p in sorted(self.tools.items())
-                },
-            }
-        )
-
-    @property
-    def withheld(self) -> list[str]:
-        return sorted(name for name, pin in self.tools.items() if pin.withheld)
 
 
 def _context(project_id: str, name: str) -> str:

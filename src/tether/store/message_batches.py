@@ -4,34 +4,16 @@ its results can be settled and a kill can cancel it, whichever process handles t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
-from tether.store.clock import now_ms
+from tether.clock import now_ms
+from tether.records.message_batches import BatchRecord
 from tether.store.database import Database
 from tether.store.schema import message_batches
 
-__all__ = ["BatchRecord", "MessageBatchStore"]
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRecord:
-    id: str
-    project_id: str
-    agent_id: str
-    session_id: str | None
-    reservation_id: str | None
-    holds: list[dict[str, Any]]
-    """The reservation's holds: ``budget_id``, ``period_key``, ``period_end``, ``micros``,
-    ``tokens`` (see ``budgets.batches``)."""
-    models: list[str]
-    reserved_micros: int
-    created_at: int
-    canceled_at: int | None = None
-    settled_at: int | None = None
-    settled_micros: int | None = None
+__all__ = ["MessageBatchStore"]
 
 
 def _record(row: Any) -> BatchRecord:

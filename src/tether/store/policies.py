@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tether.clock import now_ms
 from tether.errors import Conflict
 from tether.store.changes import record_change
-from tether.store.clock import now_ms
 from tether.store.database import Database
 from tether.store.schema import policies
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 
+from tether.clock import now_ms
 from tether.errors import Conflict, NotFound
 from tether.store.changes import record_change
-from tether.store.clock import now_ms
 from tether.store.database import Database
 from tether.store.policies import PolicyVersion, add_version, simultaneous
 from tether.store.schema import policy_shadows

@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from tether.clock import new_id, now_ms
 from tether.errors import Conflict, NotFound
+from tether.records.fleet import Project
 from tether.store.changes import record_change
-from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
-from tether.store.records import Project
 from tether.store.schema import projects
 from tether.store.sqlite_writer import SqliteWriter
 

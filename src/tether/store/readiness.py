@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, text
 
-from tether.policy.probes import PROBE_SESSION_PREFIX
+from tether.records.fleet import PROBE_SESSION_PREFIX
 from tether.store.database import Database
 from tether.store.schema import HOOK_CLOUD, audit_events, outbox, sessions, tasks, webhooks
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,11 +11,10 @@ from sqlalchemy import bindparam, case, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tether.store.audit_appender import Row, append_linked
+from tether.clock import now_ms
+from tether.records.fleet import ActivityDelta, SessionRecord, SessionState
 from tether.store.changes import record_change
-from tether.store.clock import now_ms
 from tether.store.database import Database
-from tether.store.records import ActivityDelta, SessionRecord, SessionState
 from tether.store.schema import sessions
 from tether.store.sqlite_writer import SqliteWriter
 
@@ -185,12 +184,13 @@ class SessionStore:
         allowed_from: set[SessionState],
         by: str,
         reason: str,
-        audit_rows: Sequence[Row] = (),
+        in_same_transaction: Callable[[sqlite3.Connection], None] | None = None,
     ) -> Transition | None:
         """Move the session to ``state`` if it is in one of ``allowed_from`` (None if there
         is no session). On SQLite one writer transaction reads it, changes it, records the
-        change and appends ``audit_rows``: one hand-off instead of a read, a write and an
-        audit batch, each waiting its turn on a busy loop."""
+        change and runs ``in_same_transaction`` (the audit log appends its event there): one
+        hand-off instead of a read, a write and an audit batch, each waiting its turn on a
+        busy loop."""
         if self._writer is None:
             before = await self.get(session_id)
             if before is None or before.state is state or before.state not in allowed_from:
@@ -208,11 +208,11 @@ class SessionStore:
                 return Transition(before, before)
             conn.execute(_SET_STATE, (state.value, by, reason, ts, session_id))
             conn.execute(_RECORD_CHANGE, (session_id, ts))
-            if audit_rows:
-                append_linked(conn, audit_rows)
+            if in_same_transaction is not None:
+                in_same_transaction(conn)
             row = conn.execute(_SELECT, (session_id,)).fetchone()
             after = _session(dict(zip(_COLUMNS, row, strict=True)))
-            return Transition(before, after, audited=bool(audit_rows))
+            return Transition(before, after, audited=in_same_transaction is not None)
 
         return await self._writer.transaction(write)
 

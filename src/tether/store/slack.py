@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
+from tether.clock import new_id, now_ms
 from tether.errors import Conflict, NotFound
-from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
 from tether.store.schema import slack_approvers, slack_seen_requests, slack_settings
 from tether.vault.sealed_box import SealedBox

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from tether.records.fleet import ActivityDelta
 from tether.store.database import Database
-from tether.store.records import ActivityDelta
 from tether.store.schema import spend_daily
 
 __all__ = ["SpendKey", "SpendStore"]

@@ -16,8 +16,8 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from tether.clock import new_id, now_ms
 from tether.errors import Conflict, NotFound, TetherError
-from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
 from tether.store.schema import task_batches, task_checkpoints, tasks
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 
+from tether.clock import new_id, now_ms
 from tether.errors import NotFound
-from tether.store.clock import new_id, now_ms
 from tether.store.database import Database
 from tether.store.schema import webhooks
 from tether.vault.sealed_box import SealedBox

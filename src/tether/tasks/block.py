@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tether.store.clock import iso_ms
+from tether.clock import iso_ms
 from tether.store.tasks import BatchRecord, CheckpointRecord, TaskRecord
 from tether.tasks.definition import TaskDefinition
 

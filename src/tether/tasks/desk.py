@@ -11,22 +11,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
-from tether.audit.redaction import redact_text, redacted_summary
+from tether.clock import iso_ms
 from tether.errors import AuthenticationFailed, NotFound, TetherError
 from tether.identity.directory import AgentIdentity, Directory
-from tether.pipeline import Action, Context, Pipeline
+from tether.redaction.text import redact_text, redacted_summary
 from tether.store.alerts import AlertStore
-from tether.store.clock import iso_ms
 from tether.store.tasks import BatchRecord, TaskRecord, TaskStore
 from tether.tasks.definition import TaskDefinition
 from tether.tasks.marks import SessionMarks
 from tether.tasks.views import load_view, view_dict
 
-__all__ = ["Checkpoint", "Completion", "TaskDesk"]
+__all__ = ["CallRecorder", "Checkpoint", "Completion", "TaskDesk"]
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +61,36 @@ class _Call:
     session_id: str
 
 
+class CallRecorder(Protocol):
+    """What records a task call as an agent's action (the pipeline does): who, which
+    session, whether it is stopped. Returns the session's id; raises if refused."""
+
+    async def record_call(
+        self,
+        *,
+        source: str,
+        credential: str,
+        action: str,
+        resource: str,
+        session_id: str | None,
+        attributes: dict[str, Any],
+        reason: str,
+    ) -> str: ...
+
+
 class TaskDesk:
     def __init__(
         self,
         store: TaskStore,
         directory: Directory,
-        pipeline: Pipeline,
+        calls: CallRecorder,
         audit: AuditLog,
         alerts: AlertStore,
         marks: SessionMarks,
     ) -> None:
         self._store = store
         self._directory = directory
-        self._pipeline = pipeline
+        self._calls = calls
         self._audit = audit
         self._alerts = alerts
         self._marks = marks
@@ -122,26 +138,18 @@ class TaskDesk:
             )
         identity = await self._directory.identify_agent(credential)
         task = await self._task_of(identity, task_id, session_id)
-        ctx = Context()
-        refusal = await self._pipeline.observe(
-            Action(
-                source=source,
-                credential=credential,
-                action=f"task:{what}",
-                resource=f"task:{task.id}",
-                session_id=session_id or task.session_id,
-                attributes={"task": task.id, **attributes},
-            ),
-            "ok",
-            reason,
-            ctx,
+        recorded_in = await self._calls.record_call(
+            source=source,
+            credential=credential,
+            action=f"task:{what}",
+            resource=f"task:{task.id}",
+            session_id=session_id or task.session_id,
+            attributes={"task": task.id, **attributes},
+            reason=reason,
         )
-        if refusal is not None:
-            raise TetherError(refusal.reason, code=refusal.code)
-        assert ctx.session is not None
         if task.session_id is None:
-            await self._store.attach(task.id, ctx.session.id)
-        return _Call(identity, task, ctx.session.id)
+            await self._store.attach(task.id, recorded_in)
+        return _Call(identity, task, recorded_in)
 
     async def get_task(
         self, credential: str | None, task_id: str | None, session_id: str | None, source: str

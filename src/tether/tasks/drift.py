@@ -10,8 +10,8 @@ from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
 from tether.errors import TetherError
 from tether.identity.directory import AgentIdentity
+from tether.records.fleet import SessionRecord
 from tether.store.alerts import AlertStore
-from tether.store.records import SessionRecord
 from tether.tasks.block import reminder
 from tether.tasks.marks import SessionMark
 from tether.tasks.settings import DriftSettings

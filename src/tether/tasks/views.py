@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tether.store.clock import iso_ms
+from tether.clock import iso_ms
 from tether.store.tasks import TaskRecord, TaskStore
 from tether.tasks.block import TaskView, render_block
 from tether.tasks.definition import TaskDefinition

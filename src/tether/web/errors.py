@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tether.audit.redaction import redact_text
 from tether.errors import TetherError, status_for
+from tether.redaction.text import redact_text
 
 __all__ = ["ErrorRenderer", "error_middleware", "json_error", "set_error_renderer"]
 

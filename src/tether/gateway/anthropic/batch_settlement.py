@@ -13,8 +13,8 @@ from tether.pipeline import Action, Context, Decision, Outcome, Pipeline
 from tether.pipeline.action import CostBasis
 from tether.pricing.model_ids import canonical_model_id
 from tether.pricing.usage import Usage
-from tether.store.message_batches import BatchRecord, MessageBatchStore
-from tether.store.records import AgentKey, SessionRecord
+from tether.records.fleet import AgentKey, SessionRecord
+from tether.records.message_batches import BatchRecord
 
 __all__ = [
     "SYSTEM_SETTLEMENT",
@@ -90,17 +90,14 @@ def batch_key(record: BatchRecord) -> AgentKey:
 
 
 class BatchSettlement:
-    def __init__(
-        self, pipeline: Pipeline, store: MessageBatchStore, reservations: BatchReservations
-    ) -> None:
+    def __init__(self, pipeline: Pipeline, reservations: BatchReservations) -> None:
         self._pipeline = pipeline
-        self._store = store
         self._reservations = reservations
 
     async def settle(self, batch_id: str, decision: Decision, tally: BatchTally, how: str) -> bool:
         """Settle ``batch_id``'s reservation to ``tally`` (at the batch price) on
         ``decision``; False when it was settled already (by another reader or replica)."""
-        record = await self._store.get(batch_id)
+        record = await self._reservations.find(batch_id)
         if record is None or record.settled_at is not None:
             return False
         ctx = decision.context
@@ -118,7 +115,7 @@ class BatchSettlement:
             part_usages=tally.parts,
             detail=f"message batch {batch_id}: {len(tally.parts)} requests succeeded; {how}",
         )
-        if not await self._store.claim_settlement(batch_id, 0):
+        if not await self._reservations.claim_settlement(batch_id, 0):
             return False
         if record.reservation_id is not None:
             ctx.reservation = self._reservations.rebuilt(record.reservation_id, record.holds)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
+from tether.budgets.batches import BatchReservations
 from tether.errors import TetherError
 from tether.gateway.anthropic.batch_settlement import (
     BatchSettlement,
@@ -25,8 +26,7 @@ from tether.gateway.anthropic.batch_settlement import (
 )
 from tether.gateway.anthropic.upstream import AnthropicUpstream, request_headers
 from tether.identity.directory import AgentIdentity, Directory
-from tether.store.message_batches import BatchRecord, MessageBatchStore
-from tether.store.sessions import SessionStore
+from tether.records.message_batches import BatchRecord
 
 if TYPE_CHECKING:
     from tether.gateway.anthropic.proxy import AnthropicWire
@@ -50,20 +50,18 @@ class _Follow:
 class CanceledBatchSweep:
     def __init__(
         self,
-        store: MessageBatchStore,
+        reservations: BatchReservations,
         settlement: BatchSettlement,
         upstream: AnthropicUpstream,
         wire: AnthropicWire,
         directory: Directory,
-        sessions: SessionStore,
         every: float = SWEEP_SECONDS,
     ) -> None:
-        self._store = store
+        self._reservations = reservations
         self._settlement = settlement
         self._upstream = upstream
         self._wire = wire
         self._directory = directory
-        self._sessions = sessions
         self._every = every
         self._following: dict[str, _Follow] = {}
 
@@ -87,7 +85,7 @@ class CanceledBatchSweep:
     async def sweep(self) -> int:
         """Settle each canceled batch upstream has ended; the number settled."""
         now = asyncio.get_running_loop().time()
-        batches = await self._store.canceled_unsettled()
+        batches = await self._reservations.canceled_unsettled()
         waiting = {b.id for b in batches}
         for gone in set(self._following) - waiting:
             del self._following[gone]
@@ -136,7 +134,7 @@ class CanceledBatchSweep:
                 tally.feed(line)
         finally:
             results.release()
-        session = await self._sessions.get(batch.session_id) if batch.session_id else None
+        session = await self._reservations.session_of(batch)
         decision = system_decision(batch, identity, session)
         settled = await self._settlement.settle(
             batch.id, decision, tally, "settled by tether after a kill canceled it"

@@ -32,8 +32,6 @@ from tether.pipeline import Action, Decision, Outcome, Pipeline
 from tether.pipeline.action import CostBasis, Deny
 from tether.pricing.model_ids import canonical_model_id
 from tether.pricing.usage import Usage
-from tether.store.clock import now_ms
-from tether.store.message_batches import BatchRecord, MessageBatchStore
 from tether.web.bodies import read_limited
 
 if TYPE_CHECKING:
@@ -52,16 +50,14 @@ class MessageBatches:
         pipeline: Pipeline,
         upstream: AnthropicUpstream,
         wire: AnthropicWire,
-        store: MessageBatchStore,
         reservations: BatchReservations,
         max_body_bytes: int,
     ) -> None:
         self._pipeline = pipeline
         self._upstream = upstream
         self._wire = wire
-        self._store = store
         self._reservations = reservations
-        self._settlement = BatchSettlement(pipeline, store, reservations)
+        self._settlement = BatchSettlement(pipeline, reservations)
         self._max_body_bytes = max_body_bytes
 
     def add_routes(self, app: web.Application) -> None:
@@ -147,19 +143,13 @@ class MessageBatches:
             await self._pipeline.settle(decision, _failed(nothing, f"upstream {upstream.status}"))
             headers = response_headers(upstream.headers, decision.session_id)
             return web.Response(body=data, status=upstream.status, headers=headers)
-        reservation_id, holds, micros = self._reservations.kept(ctx.reservation)
-        await self._store.add(
-            BatchRecord(
-                batch_id,
-                ctx.identity.project.id,
-                ctx.identity.agent.id,
-                decision.session_id,
-                reservation_id,
-                holds,
-                [p.cost_basis.model if p.cost_basis else "" for p in parts],
-                micros,
-                now_ms(),
-            )
+        await self._reservations.keep(
+            batch_id,
+            ctx.identity.project.id,
+            ctx.identity.agent.id,
+            decision.session_id,
+            ctx.reservation,
+            [p.cost_basis.model if p.cost_basis else "" for p in parts],
         )
         return _json_response(request, created, upstream, decision.session_id)
 
@@ -169,7 +159,7 @@ class MessageBatches:
         """Decides ``model:batches`` on the batch, then relays ``path``: (decision, the
         upstream answer, a refusal to give instead)."""
         await admit_agent(request, SOURCE)
-        record = await self._store.get(batch_id) if batch_id else None
+        record = await self._reservations.find(batch_id) if batch_id else None
         resource = f"anthropic:batch/{batch_id}" if batch_id else "anthropic:batches"
         decision = await self._pipeline.decide(
             self._action(request, resource, record.session_id if record else None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tether.store.clock import new_id
+from tether.clock import new_id
 
 __all__ = ["CANARY_MODEL", "canary_answer"]
 

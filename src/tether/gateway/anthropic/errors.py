@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tether.audit.redaction import redact_text
 from tether.errors import status_for
 from tether.gateway.model.wire import no_retry_headers
+from tether.redaction.text import redact_text
 
 __all__ = ["anthropic_error_body", "anthropic_error_response", "sse_error_event"]
 

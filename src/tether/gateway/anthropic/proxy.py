@@ -25,13 +25,12 @@ from tether.gateway.credentials import admit_agent
 from tether.gateway.model.calls import DEFAULT_KEEPALIVE_SECONDS, ModelCalls, session_id_from
 from tether.gateway.model.wire import ModelCall, SseWire, UpstreamTarget
 from tether.identity.directory import AgentIdentity, Directory
+from tether.identity.upstream_keys import UpstreamKeys
 from tether.kill.batches import BatchCanceller
 from tether.kill.inflight import InflightStreams
 from tether.pipeline import Pipeline
-from tether.store.message_batches import BatchRecord, MessageBatchStore
-from tether.store.records import Project
-from tether.store.sessions import SessionStore
-from tether.vault.upstream_keys import UpstreamKeys
+from tether.records.fleet import Project
+from tether.records.message_batches import BatchRecord
 from tether.web.bodies import read_limited
 from tether.web.errors import set_error_renderer
 
@@ -99,12 +98,12 @@ class AnthropicGateway:
         keys: UpstreamKeys,
         inflight: InflightStreams,
         settings: GatewaySettings,
-        batches: tuple[MessageBatchStore, BatchReservations] | None = None,
+        batches: BatchReservations | None = None,
         canceller: BatchCanceller | None = None,
-        followers: tuple[Directory, SessionStore] | None = None,
+        followers: Directory | None = None,
     ) -> None:
-        """``followers``: what tether needs to follow batches a kill canceled to their end
-        and settle them itself (their agent and session as the settlement records them)."""
+        """``followers``: the directory tether needs to follow batches a kill canceled to
+        their end and settle them itself (their agent as the settlement records it)."""
         self._calls = ModelCalls(pipeline, upstream, inflight, settings.keepalive_seconds)
         self._wire = AnthropicWire(keys, settings.default_base_url)
         self._settings = settings
@@ -112,9 +111,7 @@ class AnthropicGateway:
         self._files = FilesApi(pipeline, upstream, self._wire)
         self._upstream = upstream
         self._batches = (
-            MessageBatches(
-                pipeline, upstream, self._wire, batches[0], batches[1], settings.max_body_bytes
-            )
+            MessageBatches(pipeline, upstream, self._wire, batches, settings.max_body_bytes)
             if batches is not None
             else None
         )
@@ -122,12 +119,11 @@ class AnthropicGateway:
             canceller.cancel_upstream = self._cancel_batch
         self._sweep = (
             CanceledBatchSweep(
-                batches[0],
-                BatchSettlement(pipeline, batches[0], batches[1]),
+                batches,
+                BatchSettlement(pipeline, batches),
                 upstream,
                 self._wire,
-                followers[0],
-                followers[1],
+                followers,
             )
             if batches is not None and followers is not None
             else None

@@ -20,7 +20,6 @@ import aiohttp
 from aiohttp import web
 from botocore.auth import S3SigV4Auth
 
-from tether.approvals.long_poll import decide_as_one
 from tether.approvals.waiter import ApprovalWaiter
 from tether.errors import TetherError
 from tether.gateway.aws.chunked import (
@@ -56,9 +55,9 @@ from tether.guards.fingerprints import text_fingerprint
 from tether.identity.directory import Directory
 from tether.kill.inflight import InflightStreams, StreamHandle
 from tether.pipeline import Action, Decision, Pipeline
+from tether.pipeline.long_poll import decide_as_one
 from tether.pipeline.outcome import Outcome
 from tether.pipeline.stages.identify import AWS_SOURCE
-from tether.store.aws_keys import AwsKeyStore
 
 __all__ = ["PREFIX", "AwsDoor"]
 
@@ -144,7 +143,6 @@ class AwsDoor:
         pipeline: Pipeline,
         waiter: ApprovalWaiter,
         directory: Directory,
-        keys: AwsKeyStore,
         upstream: AwsUpstream,
         inflight: InflightStreams,
         bedrock: BedrockDoor | None = None,
@@ -155,7 +153,6 @@ class AwsDoor:
         self._pipeline = pipeline
         self._waiter = waiter
         self._directory = directory
-        self._keys = keys
         self._upstream = upstream
         self._inflight = inflight
 
@@ -220,7 +217,7 @@ class AwsDoor:
         check_time(signed)
         verify_signature(
             signed,
-            self._keys.reveal(key),
+            self._directory.aws_secret(key),
             request.method,
             raw_path,
             raw_query,
@@ -438,7 +435,9 @@ class AwsDoor:
                 agent_key = await self._directory.aws_key(signed.access_key_id)
                 assert agent_key is not None
                 agent_chain = ChunkChain(
-                    signer(signed, self._keys.reveal(agent_key)), signed.timestamp, signed.signature
+                    signer(signed, self._directory.aws_secret(agent_key)),
+                    signed.timestamp,
+                    signed.signature,
                 )
                 upstream_chain = ChunkChain(
                     S3SigV4Auth(credentials, signed.service, signed.region),

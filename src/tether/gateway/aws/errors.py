@@ -10,7 +10,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from tether.audit.redaction import redact_text
+from tether.redaction.text import redact_text
 
 __all__ = ["aws_error", "cbor_map"]
 

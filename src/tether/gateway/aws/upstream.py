@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tether.errors import TetherError
 from tether.gateway.aws.tags import TagLookup
-from tether.vault.upstream_keys import UpstreamKeys
+from tether.identity.upstream_keys import UpstreamKeys
 
 __all__ = [
     "AWS_PROVIDER",

@@ -24,15 +24,15 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from tether.approvals.long_poll import decide_as_one
 from tether.approvals.waiter import ApprovalWaiter
-from tether.audit.redaction import digest, redact_text, redacted_summary
 from tether.commands.model import CommandAction
 from tether.errors import AuthenticationFailed, BadRequest
 from tether.gateway.claude_code.tools import tool_actions
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.guards.fingerprints import result_fingerprint
 from tether.pipeline import Action, Context, Pipeline, ToolResult, ToolUse
+from tether.pipeline.long_poll import decide_as_one
+from tether.redaction.text import digest, redact_text, redacted_summary
 from tether.web.bodies import read_model
 from tether.web.errors import set_error_renderer
 from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWork

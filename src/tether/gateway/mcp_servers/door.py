@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tether.audit.redaction import redacted_summary
+from tether.clock import new_id
 from tether.errors import TetherError
 from tether.gateway.anthropic.proxy import session_id_from
 from tether.gateway.credentials import admit_agent, presented_credential
@@ -39,8 +39,8 @@ from tether.mcp_servers.registry import McpRegistry
 from tether.pipeline import Action, Decision, Deny, Pipeline
 from tether.pipeline.outcome import Outcome, ToolResult, ToolUse
 from tether.pipeline.stages.mcp_tools import SOURCE
-from tether.store.clock import new_id
-from tether.store.mcp_servers import McpServer
+from tether.records.mcp_servers import McpServer
+from tether.redaction.text import redacted_summary
 from tether.web.bodies import read_limited
 
 __all__ = ["PATH", "McpServerDoor"]

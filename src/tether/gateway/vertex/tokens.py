@@ -17,7 +17,7 @@ from datetime import UTC
 from typing import Any
 
 from tether.errors import TetherError
-from tether.vault.upstream_keys import UpstreamKeys
+from tether.identity.upstream_keys import UpstreamKeys
 
 __all__ = ["GCP_PROVIDER", "GcpNotConfigured", "GcpProjectConfig", "VertexTokens"]
 

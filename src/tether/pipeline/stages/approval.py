@@ -9,6 +9,7 @@ from __future__ import annotations
 from tether.approvals.announce import approval_announcement, instructions
 from tether.approvals.groups import GroupLocks, group_prefix
 from tether.approvals.rules import approval_reason
+from tether.clock import iso_ms, now_ms
 from tether.pipeline.action import Action, Context, Deny, Pending, Verdict
 from tether.policy.actions import classify
 from tether.store.approvals import (
@@ -19,7 +20,6 @@ from tether.store.approvals import (
     ApprovalRequest,
     ApprovalStore,
 )
-from tether.store.clock import iso_ms, now_ms
 
 __all__ = ["RequireApproval"]
 

@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 
 from tether.alerts.crossings import BudgetAlerts
 from tether.budgets.book import BudgetBook
-from tether.budgets.definitions import Budget, BudgetScope, PeriodWindow, period_window
+from tether.budgets.reservation import BudgetReservation
+from tether.clock import new_id, now_ms
 from tether.pipeline.action import Action, Context, CostBasis, Deny, Verdict
 from tether.pipeline.outcome import Outcome
 from tether.pricing.prices import PriceTable
+from tether.records.budgets import Budget, BudgetScope, PeriodWindow, period_window
+from tether.records.fleet import SessionState
 from tether.sessions.registry import SessionRegistry
 from tether.store.budget_ledger import BudgetLedger
 from tether.store.budgets import BudgetStore, Hold, PeriodUsage
-from tether.store.clock import new_id, now_ms
-from tether.store.records import SessionState
 
-__all__ = ["BudgetReservation", "ReserveBudget"]
+__all__ = ["ReserveBudget"]
 
 BUDGET_ACTOR = "tether:budget"
 OUTPUT_INCREMENT_TOKENS = 2048
@@ -40,15 +40,6 @@ MIN_CAPPED_OUTPUT_TOKENS = 256
 """A whole answer the budget could pay for fewer output tokens than this is refused."""
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class BudgetReservation:
-    id: str
-    holds: list[Hold]
-    input_micros: int
-    output_price: float
-    """USD micros per output token."""
 
 
 def _usd(micros: int) -> str:

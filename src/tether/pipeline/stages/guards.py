@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tether.clock import now_ms
 from tether.guards.breaker import CircuitBreaker
 from tether.guards.fingerprints import action_fingerprint, tool_use_fingerprint
 from tether.guards.memory import GuardMemory, LocalGuardMemory
@@ -21,7 +22,6 @@ from tether.guards.settings import GuardSettings, OnTrip, load_guard_settings
 from tether.guards.watches import SessionWatch, Trip
 from tether.pipeline.action import Action, Context, Deny, Verdict
 from tether.pipeline.outcome import Outcome, ToolUse
-from tether.store.clock import now_ms
 
 __all__ = ["EnforceGuards"]
 

@@ -5,12 +5,12 @@ instead of each waiting on a server that is down. Held in this process's memory.
 
 from __future__ import annotations
 
+from tether.clock import now_ms
 from tether.guards.breaker import CircuitBreakers
 from tether.guards.settings import load_guard_settings
 from tether.pipeline.action import Action, Context, Deny, Verdict
 from tether.pipeline.outcome import Outcome
 from tether.pipeline.stages.mcp_tools import SOURCE
-from tether.store.clock import now_ms
 
 __all__ = ["BreakMcpCircuits"]
 

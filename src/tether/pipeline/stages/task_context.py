@@ -8,9 +8,9 @@ Never refuses: the front doors render what it decides (``Context.task_context``,
 
 from __future__ import annotations
 
+from tether.clock import now_ms
 from tether.pipeline.action import Action, Context, Verdict
 from tether.pipeline.outcome import Outcome
-from tether.store.clock import now_ms
 from tether.store.tasks import TaskRecord, TaskStore
 from tether.tasks.block import render_block
 from tether.tasks.drift import DriftWatch, context_window

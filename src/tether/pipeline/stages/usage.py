@@ -4,13 +4,13 @@ session."""
 
 from __future__ import annotations
 
+from tether.clock import now_ms
 from tether.pipeline.action import Action, Context, Verdict
 from tether.pipeline.outcome import Outcome
 from tether.pricing.cut import cut_answer_cost
 from tether.pricing.prices import BATCH_PRICE_FACTOR, PriceTable
+from tether.records.fleet import ActivityDelta
 from tether.sessions.registry import SessionRegistry
-from tether.store.clock import now_ms
-from tether.store.records import ActivityDelta
 
 __all__ = ["MeterUsage"]
 

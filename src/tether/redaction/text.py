@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from tether.audit.assignments import CANDIDATE as ASSIGNMENT_CANDIDATE
-from tether.audit.assignments import redact_assignments
+from tether.redaction.assignments import CANDIDATE as ASSIGNMENT_CANDIDATE
+from tether.redaction.assignments import redact_assignments
 
 __all__ = ["REDACTED", "digest", "is_secret_name", "redact_text", "redacted_summary"]
 

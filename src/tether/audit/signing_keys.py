@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from sqlalchemy import select
 
 from tether.audit.anchors import public_key_text
+from tether.clock import now_ms
 from tether.errors import Conflict
-from tether.store.clock import now_ms
 from tether.store.database import Database
 from tether.store.schema import audit_signing_key
 from tether.vault.sealed_box import SealedBox

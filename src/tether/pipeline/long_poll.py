@@ -12,7 +12,8 @@ import asyncio
 
 from tether.approvals.waiter import ApprovalWaiter
 from tether.loop_share import LoopShare
-from tether.pipeline import Action, Decision, Deny, Pending, Pipeline
+from tether.pipeline.action import Action, Decision, Deny, Pending
+from tether.pipeline.pipeline import Pipeline
 
 __all__ = ["decide_as_one"]
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tether.audit.assignments import redact_assignments
-from tether.audit.redaction import redact_text
+from tether.redaction.assignments import redact_assignments
+from tether.redaction.text import redact_text
 
 SPECIFICATION = re.compile(
     r"\b((?=[A-Za-z_][\w.\-]{0,64}?"

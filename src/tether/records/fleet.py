@@ -1,4 +1,5 @@
-"""What the store hands out: plain frozen dataclasses, no ORM objects beyond this package."""
+"""The fleet as stored: projects, agents, their keys and sessions, as plain frozen dataclasses
+(the store hands these out; the domain reads them; no ORM objects leave the store)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 __all__ = [
+    "PROBE_SESSION_PREFIX",
     "ActivityDelta",
     "AdminToken",
     "Agent",
@@ -18,6 +20,10 @@ __all__ = [
     "SessionRecord",
     "SessionState",
 ]
+
+
+PROBE_SESSION_PREFIX = "tether-probe-"
+"""The sessions `tether policy probe` runs in: its refused `aws s3 rb` is no agent's work."""
 
 
 class AgentState(StrEnum):

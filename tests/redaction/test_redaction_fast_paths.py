@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from tether.audit.redaction import REDACTED, _redact_scan, redact_text
+from tether.redaction.text import REDACTED, _redact_scan, redact_text
 
 
 def test_session_ids_shaped_as_uuids_are_kept_as_the_full_scan_keeps_them() -> None:
