@@ -11,7 +11,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import orjson
 from aiohttp import web
@@ -25,17 +24,14 @@ from tether.gateway.anthropic.batch_settlement import (
     system_decision,
 )
 from tether.gateway.anthropic.upstream import AnthropicUpstream, request_headers
+from tether.gateway.anthropic.wire import ANTHROPIC_VERSION, AnthropicWire
 from tether.identity.directory import AgentIdentity, Directory
 from tether.records.message_batches import BatchRecord
-
-if TYPE_CHECKING:
-    from tether.gateway.anthropic.proxy import AnthropicWire
 
 __all__ = ["CanceledBatchSweep"]
 
 log = logging.getLogger(__name__)
 
-ANTHROPIC_VERSION = "2023-06-01"
 SWEEP_SECONDS = 1.0
 FIRST_DELAY_SECONDS = 1.0
 MAX_DELAY_SECONDS = 300.0

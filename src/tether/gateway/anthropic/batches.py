@@ -9,7 +9,7 @@ reservation to what upstream reports each request used (once)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -26,6 +26,7 @@ from tether.gateway.anthropic.upstream import (
     request_headers,
     response_headers,
 )
+from tether.gateway.anthropic.wire import AnthropicWire
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.gateway.model.calls import BYTES_PER_TOKEN_ESTIMATE, session_id_from
 from tether.pipeline import Action, Decision, Outcome, Pipeline
@@ -33,9 +34,6 @@ from tether.pipeline.action import CostBasis, Deny
 from tether.pricing.model_ids import canonical_model_id
 from tether.pricing.usage import Usage
 from tether.web.bodies import read_limited
-
-if TYPE_CHECKING:
-    from tether.gateway.anthropic.proxy import AnthropicWire
 
 __all__ = ["MessageBatches"]
 

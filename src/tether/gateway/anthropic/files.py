@@ -7,7 +7,7 @@ An upload is streamed to upstream as it arrives, never held whole in memory."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import orjson
@@ -21,12 +21,10 @@ from tether.gateway.anthropic.upstream import (
     request_headers,
     response_headers,
 )
+from tether.gateway.anthropic.wire import AnthropicWire
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.gateway.model.calls import session_id_from
 from tether.pipeline import Action, Decision, Outcome, Pipeline
-
-if TYPE_CHECKING:
-    from tether.gateway.anthropic.proxy import AnthropicWire
 
 __all__ = ["MAX_FILE_BYTES", "FilesApi"]
 

@@ -9,7 +9,7 @@ is not offered."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -22,13 +22,11 @@ from tether.gateway.anthropic.upstream import (
     request_headers,
     response_headers,
 )
+from tether.gateway.anthropic.wire import AnthropicWire
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.gateway.model.calls import session_id_from
 from tether.pipeline import Action, Pipeline
 from tether.pipeline.action import Deny
-
-if TYPE_CHECKING:
-    from tether.gateway.anthropic.proxy import AnthropicWire
 
 __all__ = ["ModelListing"]
 

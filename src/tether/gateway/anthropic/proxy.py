@@ -12,19 +12,19 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from tether.budgets.batches import BatchReservations
-from tether.errors import TetherError
 from tether.gateway.anthropic.batch_settlement import BatchSettlement
 from tether.gateway.anthropic.batch_sweep import CanceledBatchSweep
 from tether.gateway.anthropic.batches import MessageBatches
-from tether.gateway.anthropic.errors import anthropic_error_body, anthropic_error_response
+from tether.gateway.anthropic.errors import anthropic_error_body
 from tether.gateway.anthropic.files import FilesApi
 from tether.gateway.anthropic.models import ModelListing
 from tether.gateway.anthropic.request import parse_messages_request
 from tether.gateway.anthropic.upstream import AnthropicUpstream, request_headers
+from tether.gateway.anthropic.wire import ANTHROPIC_VERSION, AnthropicWire
 from tether.gateway.credentials import admit_agent
 from tether.gateway.model.calls import DEFAULT_KEEPALIVE_SECONDS, ModelCalls, session_id_from
-from tether.gateway.model.wire import ModelCall, SseWire, UpstreamTarget
-from tether.identity.directory import AgentIdentity, Directory
+from tether.gateway.model.wire import ModelCall
+from tether.identity.directory import Directory
 from tether.identity.upstream_keys import UpstreamKeys
 from tether.kill.batches import BatchCanceller
 from tether.kill.inflight import InflightStreams
@@ -36,58 +36,12 @@ from tether.web.errors import set_error_renderer
 
 __all__ = ["AnthropicGateway", "GatewaySettings", "session_id_from"]
 
-PROVIDER = "anthropic"
-ANTHROPIC_VERSION = "2023-06-01"
-
-
-class NoUpstreamCredential(TetherError):
-    code = "no_upstream_credential"
-
 
 @dataclass(frozen=True, slots=True)
 class GatewaySettings:
     default_base_url: str
     max_body_bytes: int
     keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
-
-
-class AnthropicWire(SseWire):
-    """The Messages API: the project's API key, its base URL, SSE relayed as it is."""
-
-    upstream_name = "the Anthropic API"
-
-    def __init__(self, keys: UpstreamKeys, default_base_url: str) -> None:
-        self._keys = keys
-        self._default_base_url = default_base_url
-
-    def refusal(self, code: str, message: str, headers: dict[str, str]) -> web.Response:
-        return anthropic_error_response(code, message, headers)
-
-    async def target(
-        self, request: web.Request, identity: AgentIdentity, call: ModelCall, body: bytes
-    ) -> UpstreamTarget:
-        base, api_key = await self.project_upstream(identity)
-        path = "messages/count_tokens" if call.operation == "count_tokens" else "messages"
-        url = f"{base}/v1/{path}"
-        if request.query_string:
-            url += f"?{request.query_string}"
-        return UpstreamTarget(url, request_headers(request.headers, api_key), body)
-
-    async def project_upstream(self, identity: AgentIdentity) -> tuple[str, str]:
-        """The project's Anthropic base URL and key (the agent never sees it)."""
-        return await self.upstream_of(identity.project)
-
-    async def upstream_of(self, project: Project) -> tuple[str, str]:
-        try:
-            api_key = await self._keys.get(project.id, PROVIDER)
-        except TetherError as exc:
-            raise NoUpstreamCredential(exc.message) from None
-        if api_key is None:
-            raise NoUpstreamCredential(
-                f"project {project.name!r} has no Anthropic credential; an operator must run "
-                f"'tether credentials set {project.name} --provider anthropic'"
-            )
-        return (project.upstream_base_url or self._default_base_url).rstrip("/"), api_key
 
 
 class AnthropicGateway:
