@@ -23,8 +23,8 @@ from sqlalchemy.engine import make_url
 
 from tether.audit.event import AuditEvent
 from tether.audit.normalise import normalised_row
-from tether.store.audit import AuditStore
-from tether.store.audit_appender import PostgresAppender, SqliteAppender
+from tether.audit.table import AuditStore
+from tether.audit.appender import PostgresAppender, SqliteAppender
 from tether.store.database import Database
 from tether.store.migrate import upgrade
 from tether.store.sqlite_writer import SqliteWriter

@@ -36,7 +36,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tether.audit.chain import GENESIS, ChainHead, link
-from tether.store.audit import AuditStore
+from tether.audit.table import AuditStore
 from tether.store.database import Database
 from tether.store.migrate import upgrade
 

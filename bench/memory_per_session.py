@@ -20,7 +20,7 @@ from tether.guards.fingerprints import (
 )
 from tether.guards.watches import SessionWatches
 from tether.sessions.conversations import LocalConversations
-from tether.store.records import SessionRecord, SessionState
+from tether.records.fleet import SessionRecord, SessionState
 
 N = 20_000
 

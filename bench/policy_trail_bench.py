@@ -33,7 +33,7 @@ from tether.policy.lint import lint_policy
 from tether.policy.replay import replay
 from tether.policy.suggest import suggest_policy
 from tether.policy.trail import TrailSummary, fold_trail
-from tether.store.audit import AuditStore
+from tether.audit.table import AuditStore
 from tether.store.database import Database
 from tether.store.migrate import upgrade
 

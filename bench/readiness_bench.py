@@ -37,7 +37,7 @@ from tether.readiness import assess_project  # noqa: E402
 from tether.readiness.trail import audit_trail  # noqa: E402
 from tether.readiness.usage import cloud_through_broker, mcp_through_tether, shared_keys  # noqa: E402
 from tether.runtime import Runtime  # noqa: E402
-from tether.store.clock import now_ms  # noqa: E402
+from tether.clock import now_ms  # noqa: E402
 from tether.store.key_addresses import HOUR_MS  # noqa: E402
 
 AGENTS = 20

@@ -56,7 +56,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
         "audit",
         (
             "tether/audit/",
-            "tether/store/audit",
+            "tether/redaction/",
             "tether/pipeline/events",
             "tether/metrics/",
             "prometheus_client",
