@@ -13,7 +13,16 @@ from tether.records.fleet import SessionRecord
 from tether.records.verdicts import Deny, Pending, Verdict
 from tether.redaction.text import redact_text
 
-__all__ = ["Action", "Context", "CostBasis", "Decision", "Deny", "Pending", "Verdict"]
+__all__ = [
+    "Action",
+    "Context",
+    "CostBasis",
+    "Decision",
+    "Deny",
+    "HeldObservations",
+    "Pending",
+    "Verdict",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +111,29 @@ class Context:
     """Why the agent may not stop yet (a claimed batch not verified): a Stop hook blocks."""
 
 
+@dataclass(slots=True)
+class HeldObservations:
+    """Observations of a decided action's effect that wait for its settlement, to be
+    written in the same commit as its outcome: each is written exactly once — with the
+    outcome, or on its own when it comes after the settlement took them."""
+
+    events: list[AuditEvent] = field(default_factory=list)
+    settled: bool = False
+
+    def hold(self, event: AuditEvent) -> bool:
+        """False once settled: the caller writes ``event`` itself."""
+        if self.settled:
+            return False
+        self.events.append(event)
+        return True
+
+    def take(self) -> list[AuditEvent]:
+        """The held events, handed over once; later ones are not held."""
+        self.settled = True
+        taken, self.events = self.events, []
+        return taken
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The pipeline's answer; ``event_id`` names the durable audit event that records it."""
@@ -116,7 +148,9 @@ class Decision:
     evidence: dict[str, Any] = field(default_factory=dict)
     action: Action | None = field(default=None, repr=False, compare=False)
     context: Context | None = field(default=None, repr=False, compare=False)
-    observations: list[AuditEvent] = field(default_factory=list, repr=False, compare=False)
+    held: HeldObservations = field(
+        default_factory=lambda: HeldObservations(), repr=False, compare=False
+    )
     """What was observed of the decided action's effect (a relayed tool answer), recorded
     with its outcome when it is settled."""
 

@@ -45,7 +45,7 @@ def decision_event(action: Action, ctx: Context, verdict: Verdict | None) -> Aud
 
 def observation_event(action: Action, ctx: Context, result: str, reason: str) -> AuditEvent:
     event = _base(action, ctx, action.action, action.resource)
-    event.result, event.reason, event.attributes = result, reason, action.attributes
+    event.result, event.reason, event.attributes = result, reason, dict(action.attributes)
     return event
 
 

@@ -9,8 +9,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
+from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
-from tether.errors import TetherError
+from tether.errors import AuditEventRejected, TetherError
 from tether.logs.request_scope import note_identity
 from tether.pipeline.action import Action, Context, Decision, Deny, Pending, Verdict
 from tether.pipeline.events import decision_event, observation_event, outcome_events
@@ -228,9 +229,7 @@ class Pipeline:
             ctx.session.id if ctx.session else action.session_id,
         )
         event = observation_event(action, ctx, result, reason)
-        if settled_with is not None:
-            settled_with.observations.append(event)
-        else:
+        if settled_with is None or not settled_with.held.hold(event):
             await self._audit.record(event)
         for stage in self._observers:
             await stage.observed(action, ctx)
@@ -295,11 +294,23 @@ class Pipeline:
                 lambda stage=stage: stage.settle(action, ctx, outcome),  # type: ignore[misc]
                 f"settling decision {decision.event_id} in {type(stage).__name__}",
             )
-        events = [*decision.observations, *outcome_events(action, ctx, outcome, decision.event_id)]
+        events = [*decision.held.take(), *outcome_events(action, ctx, outcome, decision.event_id)]
         await self._until_written(
-            lambda: self._audit.record_many(events, urgent=False),
+            lambda: self._record_outcome(events),
             f"recording the {len(events)} outcome events of decision {decision.event_id}",
         )
+
+    async def _record_outcome(self, events: list[AuditEvent]) -> None:
+        """In one commit; if the store refuses one event, the others are written one by
+        one and the refused one is logged, never retried (it would be refused forever)."""
+        try:
+            await self._audit.record_many(events, urgent=False)
+        except AuditEventRejected:
+            for event in events:
+                try:
+                    await self._audit.record_many([event], urgent=False)
+                except AuditEventRejected as exc:
+                    log.error("audit event %s %s refused: %s", event.id, event.action, exc.message)
 
     async def _until_written(self, work: Callable[[], Awaitable[object]], what: str) -> None:
         delay = RETRY_FIRST_SECONDS

@@ -280,10 +280,15 @@ class McpServerDoor:
         relay = _Relay()
 
         async def keep(answer: dict[str, Any]) -> dict[str, Any]:
-            """Counted before the agent sees it, so its next call meets the count."""
+            """Counted before the agent sees it, so its next call meets the count; what the
+            counting refuses (a session stopped meanwhile, guard memory out of reach)
+            reaches the agent instead of the answer."""
             relay.answer = answer
-            await self._observe(caller, decision, tool_use, answer)
-            return answer
+            refusal = await self._observe(caller, decision, tool_use, answer)
+            if refusal is None:
+                return answer
+            relay.answer = tool_refusal(rpc_id, refusal.reason, refusal.code)
+            return relay.answer
 
         forward = asyncio.create_task(self._forward(request, caller, body, rpc_id, keep, relay))
         handle = StreamHandle(
@@ -291,16 +296,21 @@ class McpServerDoor:
         )
         token = self._inflight.register(handle)
         try:
-            response = await forward
-        except asyncio.CancelledError:
-            if handle.cut_by is None:
-                raise
-            response = await self._cut(request, caller, rpc_id, handle.cut_by, relay)
-        finally:
-            self._inflight.unregister(token)
+            try:
+                response = await forward
+            except asyncio.CancelledError:
+                if handle.cut_by is None:
+                    raise
+                response = await self._cut(request, caller, rpc_id, handle.cut_by, relay)
+            finally:
+                self._inflight.unregister(token)
+        except BaseException as exc:
+            ended = f"the call ended without an answer to relay ({type(exc).__name__})"
+            await self._settle(decision, relay, 499, started, ended, "error")
+            raise
         detail = handle.cut_by.reason if handle.cut_by else ""
-        await _send(request, response)
         await self._settle(decision, relay, response.status, started, detail)
+        await _send(request, response)
         return response
 
     async def _cut(
@@ -344,13 +354,24 @@ class McpServerDoor:
             log.warning("telling MCP server %s to cancel failed: %s", caller.server.name, exc)
 
     async def _settle(
-        self, decision: Decision, relay: _Relay, status: int, started: float, detail: str
+        self,
+        decision: Decision,
+        relay: _Relay,
+        status: int,
+        started: float,
+        detail: str,
+        ended: str | None = None,
     ) -> None:
+        """Whatever way the call ended: an answer relayed, a kill's cut, or (``ended``) an
+        error or a shutdown cancelling the handler; the observation held for it is written
+        with this outcome."""
         answer = relay.answer or {}
         result = answer.get("result")
         failed = "error" in answer or (isinstance(result, dict) and bool(result.get("isError")))
+        if ended is None:
+            ended = "cut" if detail else ("error" if failed or status >= 400 else "ok")
         outcome = Outcome(
-            result="cut" if detail else ("error" if failed or status >= 400 else "ok"),
+            result=ended,
             status=status,
             latency_ms=(time.perf_counter() - started) * 1000,
             detail=detail or redacted_summary(result if result is not None else answer),
@@ -361,15 +382,16 @@ class McpServerDoor:
 
     async def _observe(
         self, caller: _Caller, decision: Decision, tool_use: ToolUse, answer: dict[str, Any]
-    ) -> None:
+    ) -> Deny | None:
         """The tool's answer, counted by the guards as a hook's PostToolUse is: the same
-        call with the same answer again and again is a loop."""
+        call with the same answer again and again is a loop. Fails closed: an answer tether
+        could not count (a stopped session, guard memory out of reach) is refused."""
         result = answer.get("result")
         failed = "error" in answer or (isinstance(result, dict) and bool(result.get("isError")))
         content = result.get("content") if isinstance(result, dict) else answer.get("error")
         assert decision.action is not None
         try:
-            await self._pipeline.observe(
+            return await self._pipeline.observe(
                 Action(
                     source=SOURCE,
                     credential=caller.credential,
@@ -390,7 +412,11 @@ class McpServerDoor:
                 settled_with=decision,
             )
         except TetherError as exc:
-            log.warning("recording the answer of %s failed: %s", tool_use.name, exc.message)
+            log.warning("counting the answer of %s failed: %s", tool_use.name, exc.message)
+            return Deny(exc.code, f"tether could not count this tool's answer: {exc.message}")
+        except Exception:
+            log.exception("counting the answer of %s failed", tool_use.name)
+            return Deny("internal_error", "tether could not count this tool's answer; withheld")
 
     async def _headers(self, request: web.Request, server: McpServer) -> dict[str, str]:
         headers = {
