@@ -46,9 +46,7 @@ def part_of(module: str) -> str:
 def contract_layers() -> list[list[str]]:
     """The layers of the import-linter contract, top first, each a list of parts."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    contract = next(
-        c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"
-    )
+    contract = next(c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers")
     return [
         [name.strip().strip("()") for name in layer.replace(":", "|").split("|")]
         for layer in contract["layers"]
@@ -123,9 +121,24 @@ def drawn_edges(edges: dict[str, set[str]]) -> list[tuple[str, str]]:
     return drawn
 
 
-def layers_markdown(layers: list[list[str]], imports: list[Import]) -> str:
+def diagram_markdown(layers: list[list[str]], imports: list[Import]) -> list[str]:
+    """A Mermaid flowchart: each layer a row, each part a box, the imports as arrows."""
     edges = _direct_edges(imports)
     known = {name for layer in layers for name in layer}
+    lines = ["```mermaid", "flowchart TB"]
+    for index, layer in enumerate(layers):
+        present = [name for name in layer if (SOURCE / name).exists() or _is_module(name)]
+        lines.append(f'  subgraph L{index}["layer {len(layers) - index}"]')
+        lines.append("    direction LR")
+        lines.extend(f"    {name}" for name in present)
+        lines.append("  end")
+    lines.extend(f"  {s} --> {t}" for s, t in drawn_edges(edges) if s in known and t in known)
+    lines.append("```")
+    return lines
+
+
+def layers_markdown(layers: list[list[str]], imports: list[Import]) -> str:
+    edges = _direct_edges(imports)
     lines = [
         "# Layers",
         "",
@@ -134,17 +147,9 @@ def layers_markdown(layers: list[list[str]], imports: list[Import]) -> str:
         "CI; the arrows are the imports between parts, drawn where no longer way down",
         "implies them. Why the layers are what they are: [Architecture](../architecture.md).",
         "",
-        "```mermaid",
-        "flowchart TB",
+        *diagram_markdown(layers, imports),
     ]
-    for index, layer in enumerate(layers):
-        present = [name for name in layer if (SOURCE / name).exists() or _is_module(name)]
-        lines.append(f'  subgraph L{index}["layer {len(layers) - index}"]')
-        lines.append("    direction LR")
-        lines.extend(f"    {name}" for name in present)
-        lines.append("  end")
-    lines.extend(f"  {s} --> {t}" for s, t in drawn_edges(edges) if s in known and t in known)
-    lines += ["```", "", "| layer | part | imports |", "|---|---|---|"]
+    lines += ["", "| layer | part | imports |", "|---|---|---|"]
     for index, layer in enumerate(layers):
         for name in layer:
             uses = ", ".join(f"`{t}`" for t in sorted(edges.get(name, ()))) or "nothing of tether"
@@ -166,6 +171,17 @@ def layers_markdown(layers: list[list[str]], imports: list[Import]) -> str:
 
 def _is_module(name: str) -> bool:
     return (SOURCE / f"{name}.py").exists()
+
+
+DIAGRAM_MARK = "<!-- layers: drawn from the code at build time -->"
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """The architecture page shows the same picture, where it says so."""
+    if page.file.src_uri != "architecture.md" or DIAGRAM_MARK not in markdown:
+        return markdown
+    diagram = "\n".join(diagram_markdown(contract_layers(), imports_between_parts()))
+    return markdown.replace(DIAGRAM_MARK, diagram)
 
 
 def on_files(files: Any, config: Any) -> Any:

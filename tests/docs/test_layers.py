@@ -61,3 +61,12 @@ def test_the_layer_check_sees_an_upward_import() -> None:
     hook = _hook()
     planted = hook.Import("tether.store.agents", "tether.identity.directory", 1)
     assert hook.upward_imports(hook.contract_layers(), [planted]) == [planted]
+
+
+def test_the_architecture_page_draws_the_layers_from_the_code() -> None:
+    hook = _hook()
+    assert hook.DIAGRAM_MARK in (ROOT / "docs/architecture.md").read_text()
+    diagram = "\n".join(hook.diagram_markdown(hook.contract_layers(), hook.imports_between_parts()))
+    assert diagram.startswith("```mermaid") and "pipeline --> " in diagram
+    drawn = {line.strip() for line in diagram.splitlines() if "-->" in line}
+    assert not {"store --> identity", "store --> budgets", "store --> policy"} & drawn
