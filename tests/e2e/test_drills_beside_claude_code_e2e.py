@@ -67,16 +67,23 @@ def deployment(request: pytest.FixtureRequest, upstream: RunningFake) -> Iterato
     yield Deployment(first, second, second.url)
 
 
-def _drill(deployment: Deployment, kind: str) -> dict[str, Any]:
-    """``tether drill KIND -p p --json`` as an operator runs it, against the control replica."""
+def _tether(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
+    """The ``tether`` CLI as an operator runs it, against the control replica."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")} | {
         "TETHER_URL": deployment.control.url,
         "TETHER_ADMIN_TOKEN": deployment.control.admin_token,
     }
-    args = [*TETHER, "drill", kind, "-p", "p", "--json"]
+    return subprocess.run(
+        [*TETHER, *args], env=env, capture_output=True, text=True, timeout=GENEROUS
+    )
+
+
+def _drill(deployment: Deployment, kind: str) -> dict[str, Any]:
+    """``tether drill KIND -p p --json`` (the canary knocking on ``door_url`` when given)."""
+    args = ["drill", kind, "-p", "p", "--json"]
     if deployment.door_url is not None:
         args += ["--door-url", deployment.door_url]
-    ran = subprocess.run(args, env=env, capture_output=True, text=True, timeout=GENEROUS)
+    ran = _tether(deployment, *args)
     assert ran.returncode == 0, f"drill {kind}: {ran.stdout}{ran.stderr}"
     report: dict[str, Any] = json.loads(ran.stdout)
     return report
@@ -187,6 +194,12 @@ def test_every_drill_leaves_a_working_claude_code_session_alone(
     assert state["state"] == "active", state
     agent = control.call("GET", "/agents/claude-real").json()
     assert agent["state"] == "active", agent
+
+    checked = _tether(deployment, "check", "-p", "p", "--json")
+    assert checked.returncode in (0, 1), checked.stderr
+    [readiness] = json.loads(checked.stdout)
+    drill_checks = {c["check"]: c["status"] for c in readiness["checks"] if "drill" in c["check"]}
+    assert drill_checks == {"drill_kill": "pass", "drill_pause": "pass"}, readiness
 
     drilled = control.call("GET", "/audit", params={"action": "drill:", "limit": 100}).json()
     assert sorted(e["action"] for e in drilled if e["result"] == "ok") == sorted(
