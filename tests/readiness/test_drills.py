@@ -53,6 +53,21 @@ def test_audit_drill_answers_the_window_for_a_real_agent(cli, gateway: RunningTe
     assert drill_events(gateway, "audit")[0]["result"] == "ok"
 
 
+def test_audit_drill_finds_the_real_agent_behind_many_canary_sessions(
+    cli, gateway: RunningTether
+) -> None:
+    """Drills on a schedule leave a canary session each: after more of them than one page of
+    sessions, the audit drill still asks about the real agent (it failed with "no real
+    agent" when only the 20 latest sessions were looked at)."""
+    key = gateway.create_agent("real", "p")
+    assert model_call(gateway, key, "real-1").status_code == 200
+    for _ in range(21):
+        assert gateway.call("POST", "/projects/p/drills/kill").json()["ok"] is True
+    ran = cli("drill", "audit", "-p", "p", "--json")
+    assert ran.exit_code == 0, ran.output
+    assert "of real between 14:00 and 14:30" in json.loads(ran.output)["notes"][0]
+
+
 def test_drill_fails_and_says_why_when_a_door_refuses_the_canary(
     cli, gateway: RunningTether
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,9 @@ class FakeReply:
     fill_text: bool = False
     """Repeat ``text`` to about ``output_tokens`` tokens, so a stream carries as much text as
     its usage says was generated (for what is counted as it streams)."""
+    hold: threading.Event | None = None
+    """A stream waits after its first event until this is set (a turn in flight for as
+    long as a test needs: ``FakeAnthropic.holding`` counts the streams waiting)."""
 
 
 class Framing:
@@ -121,6 +125,8 @@ class FakeAnthropic:
         self.received: list[ReceivedRequest] = []
         self.keep_requests = True
         self.abandoned = 0
+        self.holding = 0
+        """Streams waiting now on their reply's ``hold``."""
         from tether.fakes.batches import FakeBatches
         from tether.fakes.bedrock import FakeBedrock
         from tether.fakes.files import FakeFiles
@@ -142,6 +148,20 @@ class FakeAnthropic:
                 self.abandoned += 1
                 return False
         return True
+
+    async def _held(self, request: web.Request, hold: threading.Event) -> bool:
+        """Wait until ``hold`` is set; False if the client left first (counted in
+        ``abandoned``: a stream cut while it was held)."""
+        self.holding += 1
+        try:
+            while not hold.is_set():
+                if request.transport is None or request.transport.is_closing():
+                    self.abandoned += 1
+                    return False
+                await asyncio.sleep(0.02)
+            return True
+        finally:
+            self.holding -= 1
 
     def enqueue(self, *replies: FakeReply) -> None:
         self.queue.extend(replies)
@@ -321,6 +341,8 @@ class FakeAnthropic:
         await response.prepare(request)
         start = _message(model, [], {**usage, "output_tokens": 1}, None)
         await response.write(event("message_start", {"type": "message_start", "message": start}))
+        if reply.hold is not None and not await self._held(request, reply.hold):
+            return response
         if reply.kind == "tool_use":
             block = {
                 "type": "tool_use",

@@ -38,6 +38,9 @@ TARGET_SECONDS = {"kill": 1.0, "pause": 1.0, "audit": 10.0, "rotate": 1.0}
 """A drill slower than its target fails: the targets the readiness guidance sets."""
 GIVE_UP_SECONDS = 10.0
 POLL_SECONDS = 0.005
+SESSION_PAGE = 200
+SESSION_PAGES = 50
+"""The audit drill looks this far back (10,000 sessions) for a real agent's session."""
 BY = "drill"
 
 
@@ -170,12 +173,11 @@ async def _rotate(runtime: Runtime, doors: Doors, canary: Canary, report: DrillR
 async def _audit(runtime: Runtime, project: Project, report: DrillReport) -> None:
     """ "What did this agent do between 14:00 and 14:30?" for the project's most recently
     active real agent, on the last day that window has passed, in the project's zone."""
-    sessions = await runtime.session_store.find(project.id, limit=20)
-    agent_ids = [s.agent_id for s in sessions if not _is_canary(runtime, s.agent_id)]
-    if not agent_ids:
+    agent_id = await _latest_real_agent(runtime, project)
+    if agent_id is None:
         report.fail("no real agent of the project has a session to ask about")
         return
-    agent = runtime.directory.agent(agent_ids[0])
+    agent = runtime.directory.agent(agent_id)
     zone = ZoneInfo(project.timezone)
     now = datetime.now(zone)
     day = (
@@ -187,12 +189,28 @@ async def _audit(runtime: Runtime, project: Project, report: DrillReport) -> Non
     since = int(start.timestamp() * 1000)
     started = time.perf_counter()
     events = await runtime.audit_store.query(
-        agent_id=agent_ids[0], since_ms=since, until_ms=since + 30 * 60_000, limit=100_000
+        agent_id=agent_id, since_ms=since, until_ms=since + 30 * 60_000, limit=100_000
     )
     report.seconds = round(time.perf_counter() - started, 4)
     report.timings["audit_window"] = report.seconds
-    name = agent.name if agent else agent_ids[0]
+    name = agent.name if agent else agent_id
     report.notes.append(f"{len(events)} events of {name} between 14:00 and 14:30 on {day}")
+
+
+async def _latest_real_agent(runtime: Runtime, project: Project) -> str | None:
+    """The agent of the project's most recently active session that is not a canary. Pages
+    past canary sessions: drills on a schedule leave one each, so the latest page can hold
+    nothing else."""
+    before: tuple[int, str] | None = None
+    for _ in range(SESSION_PAGES):
+        page = await runtime.session_store.find(project.id, limit=SESSION_PAGE, before=before)
+        for session in page:
+            if not _is_canary(runtime, session.agent_id):
+                return session.agent_id
+        if len(page) < SESSION_PAGE:
+            return None
+        before = (page[-1].last_activity_at, page[-1].id)
+    return None
 
 
 def _is_canary(runtime: Runtime, agent_id: str) -> bool:
