@@ -26,6 +26,7 @@ from tests.gateway.claude_code.test_hooks import (  # noqa: F401 (fixture)
 )
 from tests.support.server import RunningTether
 from tests.web.heavy_pieces import fails, gated_square, pid, square
+from tether.gateway.claude_code.hooks import HEAVY_KEY
 from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWork, HeavyWorkBusy
 
 
@@ -206,3 +207,32 @@ def test_healthz_answers_while_heavy_hook_bodies_are_read(tether: RunningTether)
     assert answered_in_flight >= 5, (
         f"/healthz answered {answered_in_flight} times while the heavy bodies were read"
     )
+
+
+def test_a_full_lane_refuses_the_hook_call_and_stops_the_turn(  # type: ignore[no-untyped-def]
+    tether: RunningTether,
+    hook,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    """Answered 200 (a non-2xx hook answer lets the tool run) with ``continue: false`` and
+    ``decision: block``: the call is neither read on the loop nor let through."""
+    full = tether._runner.app[HEAVY_KEY]
+    full.queue = 0
+    try:
+        busy = asyncio.run_coroutine_threadsafe(
+            full.run(gated_square, 1, str(tmp_path)), tether._loop
+        )
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists():
+            assert time.monotonic() < deadline, "the gated piece never started"
+            time.sleep(0.01)
+        answer = hook("Bash", {"command": "make test", "pad": "x" * HEAVY_BODY_BYTES})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["continue"] is False and body["decision"] == "block", body
+        assert body["error"]["code"] == "heavy_work_busy", body
+        assert decision_of(hook("Bash", {"command": "make test"}))[0] == "allow", "small: read"
+        (tmp_path / "release").touch()
+        assert busy.result(timeout=30) == 1
+    finally:
+        (tmp_path / "release").touch()
