@@ -8,8 +8,12 @@ that baseline is what one saturated process costs per request, so what the worst
 add on top of it is the parsers' share.
 
 Starts ``tether up`` (SQLite, a fresh data dir) as a real process and drives it over HTTP.
+With ``--before SRC`` (another checkout's ``src``), the same run first measures a server
+started from that code, then this one, so both meet the same machine load; ``--rounds``
+alternates them. The server's CPU time per request (its worker processes included) is
+printed too: on a shared machine it is the steadier figure.
 
-    uv run python bench/worst_inputs.py [--seconds 20] [--clients 10]
+    uv run python bench/worst_inputs.py [--seconds 20] [--clients 10] [--before SRC]
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import free_port, report, wait_http
+from harness import free_port, pct, report, wait_http
 
 ADMIN = "tta_worst-inputs-bench-token-0123456789"
 DEPTH = 20_000
@@ -83,6 +87,16 @@ def worst_inputs() -> dict[str, tuple[str, bytes]]:
         "hook json: 1 MB Write": (
             "/hooks/claude-code",
             _hook(Write={"file_path": "/home/dev/app/x", "content": "x=" * 500_000}),
+        ),
+        "hook json: 1 MB of small objects": (
+            "/hooks/claude-code",
+            _hook(
+                Write={
+                    "file_path": "/home/dev/app/x",
+                    "content": "x",
+                    "items": [{"k": n % 10} for n in range(110_000)],
+                }
+            ),
         ),
         "cedar: 64 KB resource": (
             "/v1/authorize",
@@ -141,6 +155,21 @@ def attackers(
     return asyncio.run(_attackers(url, key, inputs, window, clients))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and of its live children (the heavy-work workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
 async def open_sessions(url: str, key: str, prefix: str, count: int) -> list[str]:
     """Live sessions to kill: each opened by a SessionStart hook, as Claude Code does."""
     headers = {"Authorization": f"Bearer {key}"}
@@ -184,19 +213,33 @@ async def probe(url: str, stop: float, sessions: list[str]) -> tuple[list[float]
 
 
 async def load(
-    url: str, key: str, inputs: dict[str, tuple[str, bytes]], seconds: float, clients: int
-) -> tuple[list[float], list[float], list[dict[str, list[float]]], Counter[str]]:
-    """``/healthz`` and kill timings while ``clients`` send ``inputs`` round-robin."""
+    url: str,
+    key: str,
+    inputs: dict[str, tuple[str, bytes]],
+    seconds: float,
+    clients: int,
+    pid: int,
+) -> tuple[list[float], list[float], list[dict[str, list[float]]], Counter[str], float]:
+    """``/healthz`` and kill timings while ``clients`` send ``inputs`` round-robin, and the
+    server's CPU ms per request meanwhile."""
     sessions = await open_sessions(url, key, f"kill-{time.monotonic_ns()}", int(seconds * 15))
-    window = (time.time() + 4, time.time() + 4 + seconds)  # 4 s: the child's start-up
+    cpu = cpu_seconds(pid)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # The child started first: on a loaded machine its start-up took longer than the
+        # fixed 4 s once, and it then sent nothing.
+        await asyncio.get_running_loop().run_in_executor(pool, os.getpid)
+        window = (time.time() + 1, time.time() + 1 + seconds)
         sending = asyncio.get_running_loop().run_in_executor(
             pool, attackers, url, key, inputs, window, clients
         )
         await asyncio.sleep(window[0] + 0.5 - time.time())
         health, kills = await probe(url, time.monotonic() + seconds - 1, sessions)
         sent, seen = await sending
-    return health, kills, sent, seen
+    cpu = cpu_seconds(pid) - cpu
+    requests = len(health) + len(kills) + sum(seen.values())
+    if not seen:
+        raise SystemExit("the clients sent nothing: the figures would measure no load")
+    return health, kills, sent, seen, cpu * 1000 / max(1, requests)
 
 
 def _answered(inputs: dict[str, tuple[str, bytes]], sent: list[dict[str, list[float]]]) -> None:
@@ -206,14 +249,19 @@ def _answered(inputs: dict[str, tuple[str, bytes]], sent: list[dict[str, list[fl
             report(name, samples)
 
 
-async def run(url: str, key: str, seconds: float, clients: int) -> None:
+Figures = dict[str, list[float] | float]
+
+
+async def run(url: str, key: str, seconds: float, clients: int, pid: int) -> Figures:
     idle_h, idle_k = await probe(
         url, time.monotonic() + 3, await open_sessions(url, key, "idle", 30)
     )
     trivial = trivial_input()
-    base_h, base_k, base_sent, base_seen = await load(url, key, trivial, seconds, clients)
+    base_h, base_k, base_sent, base_seen, base_cpu = await load(
+        url, key, trivial, seconds, clients, pid
+    )
     inputs = worst_inputs()
-    health, kills, sent, seen = await load(url, key, inputs, seconds, clients)
+    health, kills, sent, seen, cpu = await load(url, key, inputs, seconds, clients, pid)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("idle (no other client):")
     report("/healthz", idle_h)
@@ -222,26 +270,34 @@ async def run(url: str, key: str, seconds: float, clients: int) -> None:
     report("/healthz", base_h, idle_h)
     report("POST /sessions/{id}/kill", base_k, idle_k)
     _answered(trivial, base_sent)
+    print(f"  server CPU per request: {base_cpu:.2f} ms")
     print(f"attack: the same {clients} clients sending the worst inputs for {seconds:.0f} s:")
     report("/healthz", health, base_h)
     report("POST /sessions/{id}/kill", kills, base_k)
     print("  (added: over the baseline, i.e. what the parsers cost the probes)")
+    print(f"  server CPU per request: {cpu:.2f} ms")
     print("each worst input (answered in):")
     _answered(inputs, sent)
     print("answers:", ", ".join(f"{k}: {v}" for k, v in sorted((base_seen + seen).items())))
+    return {
+        "idle /healthz": idle_h, "idle kill": idle_k,
+        "baseline /healthz": base_h, "baseline kill": base_k,
+        "attack /healthz": health, "attack kill": kills,
+        "baseline CPU ms/request": base_cpu, "attack CPU ms/request": cpu,
+        "load": os.getloadavg()[0],
+    }  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--clients", type=int, default=10)
-    args = parser.parse_args()
+def serve_and_run(src: str | None, seconds: float, clients: int) -> Figures:
+    """A fresh ``tether up`` from ``src`` (None: this checkout), measured once."""
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
         env |= {"TETHER_DATA_DIR": str(Path(tmp) / "data"), "TETHER_ADMIN_TOKEN": ADMIN}
         env |= {"TETHER_URL": url}
+        if src is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
         server = subprocess.Popen(
             [sys.executable, "-m", "tether.cli", "up", "--port", str(port)],
             env=env,
@@ -250,6 +306,7 @@ def main() -> None:
         )
         try:
             wait_http(f"{url}/healthz", timeout=120, process=server)
+            time.sleep(2)  # the heavy-work worker's start-up, where there is one
             admin = {"Authorization": f"Bearer {ADMIN}"}
             httpx.post(
                 f"{url}/admin/v1/projects", json={"name": "bench"}, headers=admin
@@ -258,10 +315,45 @@ def main() -> None:
                 f"{url}/admin/v1/agents", json={"name": "worst", "project": "bench"}, headers=admin
             )
             agent.raise_for_status()
-            asyncio.run(run(url, agent.json()["key"], args.seconds, args.clients))
+            return asyncio.run(run(url, agent.json()["key"], seconds, clients, server.pid))
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def compare(runs: list[tuple[str, Figures]]) -> None:
+    """One line per server run: P50 / P99 of each probe, CPU per request, load."""
+    print("\nsummary (ms, P50 / P99):")
+    keys = [k for k, v in runs[0][1].items() if isinstance(v, list)]
+    print("| run | " + " | ".join(keys) + " | CPU ms/req, baseline / attack | load |")
+    print("|---" * (len(keys) + 3) + "|")
+    for name, figures in runs:
+        cells = []
+        for key in keys:
+            samples = figures[key]
+            assert isinstance(samples, list)
+            cells.append(f"{pct(samples, 50):.1f} / {pct(samples, 99):.1f}")
+        cpu = f"{figures['baseline CPU ms/request']:.2f} / {figures['attack CPU ms/request']:.2f}"
+        print(f"| {name} | " + " | ".join(cells) + f" | {cpu} | {figures['load']:.1f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument(
+        "--before", help="another checkout's src directory, measured first in the same run"
+    )
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args()
+    runs: list[tuple[str, Figures]] = []
+    for n in range(args.rounds):
+        if args.before:
+            print(f"=== round {n + 1}: before ({args.before})")
+            runs.append((f"{n + 1} before", serve_and_run(args.before, args.seconds, args.clients)))
+        print(f"=== round {n + 1}: this checkout")
+        runs.append((f"{n + 1} after", serve_and_run(None, args.seconds, args.clients)))
+    compare(runs)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unverified_tool_execution": 423,
     "upstream_circuit_open": 429,
     "shutting_down": 503,
+    "heavy_work_busy": 503,
     "policy_unavailable": 503,
     "not_found": 404,
     "method_not_allowed": 405,

@@ -1,67 +1,127 @@
-"""The heavy-work lane: pieces past its width wait their turn instead of running at once,
-and each still gets its own answer; through the hook endpoint, heavy commands sent
-together are decided exactly as they are one at a time."""
+"""The heavy-work lane: pieces run in a worker process, those past its width wait their
+turn and each still gets its own answer, those past its queue are refused, a dead worker
+costs only its piece; through the hook endpoint, heavy commands sent together are decided
+exactly as they are one at a time, and ``/healthz`` answers while a heavy body is read."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
+import os
+import select
+import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
-from tests.gateway.claude_code.test_hooks import CWD, decision_of, hook  # noqa: F401 (fixture)
-from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWork
+from tests.gateway.claude_code.test_hooks import (  # noqa: F401 (fixture)
+    CWD,
+    POLICY,
+    decision_of,
+    hook,
+    payload,
+)
+from tests.support.server import RunningTether
+from tests.web.heavy_pieces import fails, gated_square, pid, square
+from tether.gateway.claude_code.hooks import HEAVY_KEY
+from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWork, HeavyWorkBusy
 
 
-async def test_pieces_past_the_width_wait_and_are_each_answered() -> None:
-    lane = HeavyWork(width=1)
-    release = threading.Event()
-    started: list[int] = []
+def _started(gate: Path) -> list[int]:
+    path = gate / "started"
+    return [int(n) for n in path.read_text().split()] if path.exists() else []
 
-    def piece(n: int) -> int:
-        started.append(n)
-        release.wait(10)
-        return n * n
 
+async def _until(condition: object, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_pieces_run_in_another_process() -> None:
+    lane = HeavyWork()
     try:
-        running = [asyncio.create_task(lane.run(lambda n=n: piece(n))) for n in range(5)]
-        for _ in range(200):
-            if started:
-                break
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
-        assert started == [0], "only one piece may run while the lane is one wide"
-        assert lane.running == 1 and lane.waited == 4
-        release.set()
-        assert await asyncio.gather(*running) == [0, 1, 4, 9, 16]
-        assert started == [0, 1, 2, 3, 4], "waiting pieces run in arrival order"
-        assert lane.most_running == 1 and lane.running == 0
+        assert await lane.warm()
+        assert await lane.run(pid) != os.getpid()
     finally:
-        release.set()
+        lane.close()
+
+
+async def test_pieces_past_the_width_wait_and_are_each_answered(tmp_path: Path) -> None:
+    lane = HeavyWork(width=1)
+    try:
+        running = [asyncio.create_task(lane.run(gated_square, n, str(tmp_path))) for n in range(5)]
+        await _until(lambda: _started(tmp_path))
+        await asyncio.sleep(0.1)
+        assert _started(tmp_path) == [0], "only one piece may run while the lane is one wide"
+        assert lane.running == 1 and lane.waited == 4 and lane.waiting == 4
+        (tmp_path / "release").touch()
+        assert await asyncio.gather(*running) == [0, 1, 4, 9, 16]
+        assert _started(tmp_path) == [0, 1, 2, 3, 4], "waiting pieces run in arrival order"
+        assert lane.most_running == 1 and lane.running == 0 and lane.waiting == 0
+    finally:
+        (tmp_path / "release").touch()
+        lane.close()
+
+
+async def test_pieces_past_the_queue_are_refused(tmp_path: Path) -> None:
+    lane = HeavyWork(width=1, queue=1)
+    try:
+        first = asyncio.create_task(lane.run(gated_square, 1, str(tmp_path)))
+        await _until(lambda: _started(tmp_path))
+        second = asyncio.create_task(lane.run(gated_square, 2, str(tmp_path)))
+        await asyncio.sleep(0)
+        with pytest.raises(HeavyWorkBusy) as refused:
+            await lane.run(square, 3)
+        assert refused.value.code == "heavy_work_busy" and refused.value.status == 503
+        assert lane.refused == 1
+        (tmp_path / "release").touch()
+        assert await asyncio.gather(first, second) == [1, 4]
+        assert await lane.run(square, 3) == 9, "once the queue drains, pieces are taken again"
+    finally:
+        (tmp_path / "release").touch()
         lane.close()
 
 
 async def test_an_error_in_a_piece_is_its_callers_alone() -> None:
     lane = HeavyWork(width=2)
-
-    def fails() -> int:
-        raise ValueError("bad input")
-
     try:
         results = await asyncio.gather(
-            lane.run(fails), lane.run(lambda: 1), lane.run(lambda: 2), return_exceptions=True
-        )
-        assert isinstance(results[0], ValueError) and results[1:] == [1, 2]
+            lane.run(fails, "bad input"), lane.run(square, 1), lane.run(square, 2),
+            return_exceptions=True,
+        )  # fmt: skip
+        assert isinstance(results[0], ValueError) and results[1:] == [1, 4]
         assert lane.most_running <= 2
     finally:
         lane.close()
 
 
-def test_a_lane_has_a_width() -> None:
+async def test_a_dead_worker_costs_only_its_piece() -> None:
+    lane = HeavyWork()
+    try:
+        with pytest.raises(HeavyWorkBusy):
+            await lane.run(os._exit, 1)
+        assert await lane.run(square, 7) == 49
+    finally:
+        lane.close()
+
+
+async def test_a_closed_lane_refuses() -> None:
+    lane = HeavyWork()
+    lane.close()
+    with pytest.raises(HeavyWorkBusy):
+        await lane.run(square, 2)
+
+
+def test_a_lane_has_a_width_and_a_queue() -> None:
     with pytest.raises(ValueError):
         HeavyWork(width=0)
+    with pytest.raises(ValueError):
+        HeavyWork(queue=-1)
 
 
 def test_heavy_commands_sent_together_are_decided_as_one_at_a_time(hook) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
@@ -79,3 +139,100 @@ def test_heavy_commands_sent_together_are_decided_as_one_at_a_time(hook) -> None
     assert [d for d, _ in together] == ["allow"] * 6 + ["deny"] * 6, together
     for i, (_, reason) in enumerate(together[6:]):
         assert f"file:Delete on /etc/conf{i} " in reason, reason
+
+
+def test_a_large_body_is_read_as_a_small_one_is(hook) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The same call, under and over the threshold: the same decision, and the same
+    refusal for the same mistake."""
+    padding = {"description": "x" * (HEAVY_BODY_BYTES + 100)}
+    for extra in ({}, padding):
+        assert decision_of(hook("Bash", {"command": "make test"} | extra))[0] == "allow"
+        decision, reason = decision_of(hook("Bash", {"command": "rm -rf /etc/x"} | extra))
+        assert decision == "deny" and "file:Delete on /etc/x" in reason, reason
+        missing = hook("Bash", {"not_a_command": "x"} | extra)
+        assert missing.status_code == 400, missing.text
+        assert missing.json()["error"]["code"] == "invalid_request"
+    bad = hook("Bash", {"command": "ls"}, hook_event_name=None)
+    assert bad.status_code == 400
+
+
+def _post(url: str, key: str, body: bytes) -> socket.socket:
+    """Sends a hook request whole and returns the socket its answer will arrive on."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)), timeout=60)
+    head = (
+        f"POST /hooks/claude-code HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    conn.sendall(head.encode() + body)
+    return conn
+
+
+def _answer(conn: socket.socket) -> bytes:
+    chunks = []
+    while chunk := conn.recv(65_536):
+        chunks.append(chunk)
+    conn.close()
+    return b"".join(chunks)
+
+
+def test_healthz_answers_while_heavy_hook_bodies_are_read(tether: RunningTether) -> None:
+    """Four near-1 MB bodies of small JSON objects (the costliest JSON to parse: tens of
+    ms each) sent whole; while none of their answers has arrived yet, ``/healthz`` is
+    asked again and again. It must be answered while they are in flight: read on the
+    event loop, their parsing would hold every other request until all were read."""
+    tether.create_project("p", policy=POLICY)
+    key = tether.create_agent("claude-dev", "p")
+    items = [{"k": n % 10} for n in range(120_000)]
+    body = orjson.dumps(payload("Bash", {"command": "make test", "items": items}))
+    assert 900_000 < len(body) < tether.settings.max_body_bytes
+    answered_in_flight = 0
+    with httpx.Client(base_url=tether.url, timeout=60) as probe:
+        probe.get("/healthz").raise_for_status()  # the probe's connection is open
+        heavy = [_post(tether.url, key, body) for _ in range(4)]
+        while True:
+            probe.get("/healthz").raise_for_status()
+            ready, _, _ = select.select(heavy, [], [], 0)
+            if len(ready) == len(heavy):
+                break
+            if not ready:
+                answered_in_flight += 1  # none of the four answered yet
+            time.sleep(0.002)
+    answers = [_answer(conn) for conn in heavy]
+    for answer in answers:
+        head, _, content = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        assert orjson.loads(content)["hookSpecificOutput"]["permissionDecision"] == "allow"
+    assert answered_in_flight >= 5, (
+        f"/healthz answered {answered_in_flight} times while the heavy bodies were read"
+    )
+
+
+def test_a_full_lane_refuses_the_hook_call_and_stops_the_turn(  # type: ignore[no-untyped-def]
+    tether: RunningTether,
+    hook,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    """Answered 200 (a non-2xx hook answer lets the tool run) with ``continue: false`` and
+    ``decision: block``: the call is neither read on the loop nor let through."""
+    full = tether._runner.app[HEAVY_KEY]
+    full.queue = 0
+    try:
+        busy = asyncio.run_coroutine_threadsafe(
+            full.run(gated_square, 1, str(tmp_path)), tether._loop
+        )
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists():
+            assert time.monotonic() < deadline, "the gated piece never started"
+            time.sleep(0.01)
+        answer = hook("Bash", {"command": "make test", "pad": "x" * HEAVY_BODY_BYTES})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["continue"] is False and body["decision"] == "block", body
+        assert body["error"]["code"] == "heavy_work_busy", body
+        assert decision_of(hook("Bash", {"command": "make test"}))[0] == "allow", "small: read"
+        (tmp_path / "release").touch()
+        assert busy.result(timeout=30) == 1
+    finally:
+        (tmp_path / "release").touch()

@@ -19,7 +19,7 @@ from tether.cli.token_file import save_token
 from tether.config import Settings
 from tether.readiness.schedule import DrillSchedule
 from tether.runtime import Runtime
-from tether.server import build_app, make_runner, make_site
+from tether.server import build_app, make_runner, make_site, warm_up
 from tether.shutdown import stop_in_order
 from tether.sqlite_lock import hold_sqlite_database
 
@@ -94,8 +94,10 @@ async def serve(settings: Settings, announce: bool = True) -> None:
 
 async def _serve(settings: Settings, announce: bool) -> None:
     runtime = await Runtime.start(settings)
-    runner = make_runner(build_app(runtime), settings, logging.getLogger("tether.access"))
+    app = build_app(runtime)
+    runner = make_runner(app, settings, logging.getLogger("tether.access"))
     await runner.setup()
+    warm_up(app)
     drills: DrillSchedule | None = None
     stopped = False
     try:

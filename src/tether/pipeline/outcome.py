@@ -17,6 +17,9 @@ class ToolUse:
     id: str
     name: str
     input: Any
+    fingerprint: int | None = None
+    """The guards' fingerprint of (name, input), when computed where the input was read
+    (a large hook body, in the heavy-work lane): then ``input`` may be left empty."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any, TypeVar
 
-import orjson
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from tether.errors import BadRequest, PayloadTooLarge, RequestTimeout
+from tether.errors import PayloadTooLarge, RequestTimeout
+from tether.web.json_values import _parse, describe_validation_error, parse_json, validate
 
 __all__ = [
     "BODY_TIMEOUT_KEY",
     "describe_validation_error",
+    "parse_json",
     "read_json",
     "read_limited",
     "read_model",
@@ -49,36 +50,8 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(body: bytes) -> Any:
-    """orjson, not ``json``: it refuses nesting deeper than 1024 levels (``json`` recurses
-    until RecursionError), invalid UTF-8 and lone surrogates, all of which would
-    otherwise reach the audit trail."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from None
-
-
 async def read_json(request: web.Request, limit: int) -> Any:
-    body = await read_limited(request, limit)
-    if not body:
-        raise BadRequest("the body is empty; send a JSON object", code="invalid_json")
-    return _parse(body)
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in error["loc"]) or "body"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
-
-
-def validate(model: type[Model], data: Any) -> Model:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise BadRequest(f"invalid request: {describe_validation_error(exc)}") from None
+    return parse_json(await read_limited(request, limit))
 
 
 async def read_model(request: web.Request, model: type[Model], limit: int) -> Model:

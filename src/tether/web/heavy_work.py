@@ -1,55 +1,148 @@
-"""CPU-bound work of large requests (reading a long command line, redacting a big tool
-input) off the event loop, at most ``width`` pieces at once, on threads of its own.
+"""CPU-bound work of large requests (parsing a big hook body, reading a long command line,
+redacting a big tool input) in worker processes, at most ``width`` pieces at once, at most
+``queue`` more waiting: past that the request is refused (``heavy_work_busy``, fail closed).
 
-That work is linear and bounded, but 16 KB of shell still costs ~15 ms of pure Python.
-On the shared default executor, ten such requests ran on five threads at once, each
-taking the GIL from the event loop in turn (``/healthz`` P99 100 ms). Here a request past
-the bound waits its turn parked, which costs the loop nothing, and no more than ``width``
-threads compete with the loop for the GIL.
+Processes, not threads: the work is linear and bounded, but 16 KB of shell or 1 MB of
+small JSON objects still costs 15 to 150 ms of pure Python, and a thread doing it takes
+the GIL from the event loop every 5 ms switch interval, so every loop turn of every other
+request (a kill takes six) waited up to 5 ms more: kill P99 78-90 ms under attack. A worker
+process competes with the loop for a core at most, never for its interpreter. Workers are
+started with ``spawn`` (no copy of the server's threads and locks) and import what they
+need once (``preload``); ``warm`` starts them before the first request needs them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
+import logging
+import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
-__all__ = ["HEAVY_BODY_BYTES", "HeavyWork"]
+from tether.errors import TetherError
+
+__all__ = ["HEAVY_BODY_BYTES", "HeavyWork", "HeavyWorkBusy"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 HEAVY_BODY_BYTES = 1_024
-"""A request body longer than this has its reading done here, not on the event loop."""
+"""A request body longer than this is read in the heavy-work lane, not on the event loop."""
+
+DEFAULT_QUEUE = 64
+"""Pieces that may wait for a worker: 64 heavy requests at ~20 ms each is ~1.3 s of wait."""
+
+
+class HeavyWorkBusy(TetherError):
+    """The lane is full (or its worker died under this piece): refused, never read on the
+    event loop instead (fail closed)."""
+
+    code = "heavy_work_busy"
+
+
+def _preload(modules: tuple[str, ...]) -> None:
+    """Each worker imports what its pieces need once, at start, not in the first piece."""
+    for name in modules:
+        importlib.import_module(name)
+
+
+def _ready() -> bool:
+    return True
 
 
 class HeavyWork:
-    """A lane ``width`` wide: callers past it wait in arrival order."""
+    """A lane ``width`` workers wide; callers past it wait in arrival order, up to
+    ``queue`` of them. ``work`` and its arguments must be picklable (a module-level
+    function), and so must its result: send bytes in, small answers out."""
 
-    def __init__(self, width: int = 1) -> None:
+    def __init__(
+        self, width: int = 1, queue: int = DEFAULT_QUEUE, preload: tuple[str, ...] = ()
+    ) -> None:
         if width < 1:
             raise ValueError("width must be at least 1")
+        if queue < 0:
+            raise ValueError("queue must be at least 0")
         self.width = width
+        self.queue = queue
+        self._preload = preload
         self._slots = asyncio.Semaphore(width)
-        self._executor = ThreadPoolExecutor(width, thread_name_prefix="heavy-work")
+        self._executor: ProcessPoolExecutor | None = None
+        self._closed = False
         self.running = 0
+        self.waiting = 0
         self.most_running = 0
         """The most pieces seen running at once (never above ``width``)."""
         self.waited = 0
         """How many pieces found the lane full and waited their turn."""
+        self.refused = 0
+        """How many pieces found the lane and its queue full and were refused."""
 
-    async def run(self, work: Callable[[], T]) -> T:
-        """``work()`` on one of the lane's threads once a place is free."""
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._closed:
+            raise HeavyWorkBusy("tether is shutting down; try again on another replica")
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                self.width,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_preload,
+                initargs=(self._preload,),
+            )
+        return self._executor
+
+    def warm(self) -> asyncio.Future[bool]:
+        """Start the workers now (each imports ``preload``), so that the first heavy
+        request does not wait for a Python interpreter to start. A failure here is only
+        logged: the first heavy request meets it again and is refused."""
+        started = asyncio.get_running_loop().run_in_executor(self._pool(), _ready)
+
+        def logged(done: asyncio.Future[bool]) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                log.warning("the heavy-work lane did not start: %s", done.exception())
+
+        started.add_done_callback(logged)
+        return started
+
+    async def run(self, work: Callable[..., T], *args: object) -> T:
+        """``work(*args)`` in a worker once one is free; refused when ``queue`` pieces
+        already wait."""
         if self._slots.locked():
+            if self.waiting >= self.queue:
+                self.refused += 1
+                raise HeavyWorkBusy(
+                    f"tether is reading {self.width + self.waiting} large requests already; "
+                    "try again shortly"
+                )
             self.waited += 1
-        async with self._slots:
-            self.running += 1
-            self.most_running = max(self.most_running, self.running)
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            pool = self._pool()
             try:
-                return await asyncio.get_running_loop().run_in_executor(self._executor, work)
-            finally:
-                self.running -= 1
+                return await asyncio.get_running_loop().run_in_executor(pool, work, *args)
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): this piece is refused, the next
+                # one gets a fresh pool.
+                if self._executor is pool:
+                    self._executor = None
+                    pool.shutdown(wait=False, cancel_futures=True)
+                raise HeavyWorkBusy(
+                    "tether's worker for large requests stopped; try again"
+                ) from None
+        finally:
+            self.running -= 1
+            self._slots.release()
 
     def close(self) -> None:
         """Work not started is dropped; a piece under way finishes on its own."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._closed = True
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None

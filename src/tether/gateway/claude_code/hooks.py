@@ -22,22 +22,19 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 
 from tether.approvals.waiter import ApprovalWaiter
-from tether.commands.model import CommandAction
 from tether.errors import AuthenticationFailed, BadRequest
-from tether.gateway.claude_code.tools import tool_actions
+from tether.gateway.claude_code.reading import HookInput, ReadHook, read_hook, unread_error
 from tether.gateway.credentials import admit_agent, presented_credential
-from tether.guards.fingerprints import result_fingerprint
 from tether.pipeline import Action, Context, Pipeline, ToolResult, ToolUse
 from tether.pipeline.long_poll import decide_as_one
-from tether.redaction.text import digest, redact_text, redacted_summary
-from tether.web.bodies import read_model
+from tether.redaction.text import redact_text
+from tether.web.bodies import read_limited
 from tether.web.errors import set_error_renderer
-from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWork
+from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWork, HeavyWorkBusy
 
-__all__ = ["HookInput", "add_claude_code_hook_routes"]
+__all__ = ["HEAVY_KEY", "HookInput", "add_claude_code_hook_routes"]
 
 PATH = "/hooks/claude-code"
 SOURCE = "claude_code_hook"
@@ -59,23 +56,6 @@ STOPPED = frozenset(
     }
 )
 """Refusals that stop the session as a whole, not only this tool call."""
-
-
-class HookInput(BaseModel):
-    """What Claude Code sends; fields it may add later are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    session_id: str = Field(min_length=1, max_length=128)
-    hook_event_name: str = Field(min_length=1, max_length=64)
-    tool_name: str | None = Field(None, min_length=1, max_length=256)
-    tool_input: dict[str, Any] = Field(default_factory=dict)
-    tool_response: Any = None
-    tool_use_id: str | None = None
-    cwd: str = "/"
-    permission_mode: str | None = None
-    source: str | None = Field(None, max_length=32)
-    """SessionStart: ``startup``, ``resume``, ``clear`` or ``compact``."""
 
 
 def _tethered(reason: str) -> str:
@@ -145,19 +125,17 @@ def _wait_seconds(request: web.Request) -> float:
     return seconds
 
 
-async def _read_tool(
-    request: web.Request, hook: HookInput, tool: str
-) -> tuple[str, list[CommandAction]]:
-    """The tool input's redacted summary and the actions it would take. A large body is
-    read on the heavy-work lane: at most one at a time, off the event loop."""
-
-    def read() -> tuple[str, list[CommandAction]]:
-        return redacted_summary(hook.tool_input), tool_actions(tool, hook.tool_input, hook.cwd)
-
-    size = request.content_length
-    if size is None or size > HEAVY_BODY_BYTES:
-        return await request.app[HEAVY_KEY].run(read)
-    return read()
+async def _read(request: web.Request) -> ReadHook:
+    """The body read: on the loop when small, in the heavy-work lane (another process,
+    at most one at a time) when large. Both run ``read_hook``: the same answer."""
+    body = await read_limited(request, request.app[LIMIT_KEY])
+    if len(body) > HEAVY_BODY_BYTES:
+        read = await request.app[HEAVY_KEY].run(read_hook, body)
+    else:
+        read = read_hook(body)
+    if not isinstance(read, ReadHook):
+        raise unread_error(read)
+    return read
 
 
 def _tool_name(hook: HookInput) -> str:
@@ -166,12 +144,18 @@ def _tool_name(hook: HookInput) -> str:
     return hook.tool_name
 
 
-async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
+def _tool_use(read: ReadHook, tool_name: str) -> ToolUse:
+    """The call as the guards see it: its input stayed where it was read, its
+    fingerprint came back."""
+    return ToolUse(read.hook.tool_use_id or "", tool_name, {}, fingerprint=read.tool_fingerprint)
+
+
+async def _pre_tool_use(request: web.Request, read: ReadHook) -> web.Response:
+    hook = read.hook
     wait = _wait_seconds(request)
     credential = presented_credential(request.headers)
     tool_name = _tool_name(hook)
-    tool_use = ToolUse(hook.tool_use_id or "", tool_name, hook.tool_input)
-    summary, found_actions = await _read_tool(request, hook, tool_name)
+    tool_use = _tool_use(read, tool_name)
     actions = [
         Action(
             source=SOURCE,
@@ -182,14 +166,14 @@ async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
             attributes={
                 "tool": tool_name,
                 "tool_use_id": hook.tool_use_id,
-                "input_summary": summary,
+                "input_summary": read.summary,
                 **({"not_understood": found.detail} if not found.understood else {}),
             },
             understood=found.understood,
             too_complex=found.detail if found.too_complex else None,
             tool_use=tool_use,
         )
-        for found in found_actions
+        for found in read.actions
     ]
     decisions = await decide_as_one(
         request.app[PIPELINE_KEY], request.app[WAITER_KEY], actions, wait
@@ -205,14 +189,10 @@ async def _pre_tool_use(request: web.Request, hook: HookInput) -> web.Response:
     return _answer("allow", "; ".join(d.reason for d in decisions))
 
 
-async def _post_tool_use(request: web.Request, hook: HookInput) -> web.Response:
+async def _post_tool_use(request: web.Request, read: ReadHook) -> web.Response:
+    hook = read.hook
     tool_name = _tool_name(hook)
-    summary, found = await _read_tool(request, hook, tool_name)
-    response = hook.tool_response
-    failed = hook.hook_event_name == "PostToolUseFailure" or (
-        isinstance(response, dict)
-        and bool(response.get("is_error") or response.get("interrupted") or response.get("error"))
-    )
+    found = read.actions
     tool_use_id = hook.tool_use_id or ""
     ctx = Context()
     refusal = await request.app[PIPELINE_KEY].observe(
@@ -226,15 +206,15 @@ async def _post_tool_use(request: web.Request, hook: HookInput) -> web.Response:
                 "tool": tool_name,
                 "tool_use_id": hook.tool_use_id,
                 "actions": [f"{f.action} {f.resource}" for f in found],
-                "input_summary": summary,
-                "response_digest": digest(response),
+                "input_summary": read.summary,
+                "response_digest": read.response_digest,
             },
-            tool_use=ToolUse(tool_use_id, tool_name, hook.tool_input),
-            tool_results=[ToolResult(tool_use_id, failed, result_fingerprint([response, failed]))]
+            tool_use=_tool_use(read, tool_name),
+            tool_results=[ToolResult(tool_use_id, read.failed, read.response_fingerprint)]
             if tool_use_id
             else [],
         ),
-        "error" if failed else "ok",
+        "error" if read.failed else "ok",
         f"{tool_name} finished",
         ctx,
     )
@@ -268,12 +248,22 @@ async def claude_code_hook(request: web.Request) -> web.Response:
         await admit_agent(request, SOURCE)
     except AuthenticationFailed as exc:
         return web.json_response(_refused(exc.message))
-    hook = await read_model(request, HookInput, request.app[LIMIT_KEY])
+    try:
+        read = await _read(request)
+    except HeavyWorkBusy as exc:
+        # Answered 200 so that Claude Code reads the refusal: a non-2xx answer to a hook
+        # is a non-blocking error, and the tool would run unchecked (fail closed).
+        return web.json_response(_refused(exc.message) | {"error": _busy(exc)})
+    hook = read.hook
     if hook.hook_event_name == "PreToolUse":
-        return await _pre_tool_use(request, hook)
+        return await _pre_tool_use(request, read)
     if hook.hook_event_name in ("PostToolUse", "PostToolUseFailure"):
-        return await _post_tool_use(request, hook)
+        return await _post_tool_use(request, read)
     return await _other_event(request, hook)
+
+
+def _busy(exc: HeavyWorkBusy) -> dict[str, str]:
+    return {"code": exc.code, "message": exc.message}
 
 
 def add_claude_code_hook_routes(
@@ -282,7 +272,7 @@ def add_claude_code_hook_routes(
     app[PIPELINE_KEY] = pipeline
     app[WAITER_KEY] = waiter
     app[LIMIT_KEY] = body_limit
-    app[HEAVY_KEY] = heavy = HeavyWork()
+    app[HEAVY_KEY] = heavy = HeavyWork(preload=("tether.gateway.claude_code.reading",))
 
     async def close_heavy_work(_app: web.Application) -> None:
         heavy.close()

@@ -28,6 +28,13 @@ __all__ = ["EnforceGuards"]
 MODEL_CALL = "model:messages"
 
 
+def _call_of(tool_use: ToolUse) -> int:
+    """The tool call's fingerprint: as computed where its input was read, if it was."""
+    if tool_use.fingerprint is not None:
+        return tool_use.fingerprint
+    return tool_use_fingerprint(tool_use.name, tool_use.input)
+
+
 def _deny(trip: Trip) -> Deny:
     return Deny(trip.code, f"tether: {trip.reason}", trip.evidence)
 
@@ -137,7 +144,7 @@ class EnforceGuards:
         giving the same answer."""
         watch.hook_decided(tool_use.id)
         limit = settings.tool_repeat_limit
-        times = watch.times_answered_alike(tool_use_fingerprint(tool_use.name, tool_use.input))
+        times = watch.times_answered_alike(_call_of(tool_use))
         if limit is not None and times >= limit:
             return _repeated_tool_call(tool_use.name, times, limit)
         return None
@@ -235,7 +242,7 @@ class EnforceGuards:
         if ctx.identity is None or ctx.session is None:
             return None
         settings = load_guard_settings(ctx.identity.project.guards)
-        tool_call = tool_use_fingerprint(tool_use.name, tool_use.input)
+        tool_call = _call_of(tool_use)
         limit = settings.tool_repeat_limit
 
         def judge(watch: SessionWatch, _: CircuitBreaker | None) -> tuple[Trip, bool] | None:
@@ -259,7 +266,7 @@ class EnforceGuards:
         if ctx.session is None or action.tool_use is None or not action.tool_results:
             return
         at = self.clock()
-        tool_call = tool_use_fingerprint(action.tool_use.name, action.tool_use.input)
+        tool_call = _call_of(action.tool_use)
 
         def count(watch: SessionWatch, _: CircuitBreaker | None) -> None:
             for result in action.tool_results:
@@ -320,7 +327,7 @@ class EnforceGuards:
         news = not outcome.tool_uses
         window_ms = _longest_window_ms(settings)
         for tool_use in outcome.tool_uses:
-            fingerprint = tool_use_fingerprint(tool_use.name, tool_use.input)
+            fingerprint = _call_of(tool_use)
             news = watch.asked_anew(fingerprint, at, window_ms) or news
         watch.calls_without_news = 0 if news else watch.calls_without_news + 1
         stall = settings.stall_calls
