@@ -27,6 +27,8 @@ def test_a_long_pipeline_is_refused_at_once_and_health_keeps_answering(  # type:
 ) -> None:
     within = hook("Bash", {"command": _pipes(90)})
     assert decision_of(within)[0] in ("allow", "deny")
+    warm = hook("Bash", {"command": _pipes(300)})  # over 1 KB: starts the reading process
+    assert decision_of(warm)[0] == "deny"
     health: list[float] = []
     done = threading.Event()
 
