@@ -7,6 +7,7 @@ driven by one load generator. Writes the table to docs/benchmarks.md and prints 
     uv run python bench/compare.py --quick      # about 2 minutes; prints only
     uv run python bench/compare.py --skip litellm,tether-pg --out /tmp/bench.md
     uv run python bench/compare.py --profile    # where a request's CPU goes, by stage
+    uv run python bench/compare.py --doors 5    # the model doors' CPU per call, 5 rounds
 
 Every server is stopped at the end, also on an error or Ctrl-C. A server that cannot be
 installed or started (LiteLLM offline, PostgreSQL absent) is reported with the reason and
@@ -16,12 +17,14 @@ the rest is measured. See docs/benchmarks.md for what is measured and how.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import logging
 import shlex
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +32,7 @@ from collections.abc import Callable, Coroutine
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import uvloop
 from comparison import litellm_proxy
@@ -52,6 +55,7 @@ from comparison.targets import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 SERVERS = [
     "direct",
     "passthrough",
@@ -65,6 +69,14 @@ SERVERS = [
 ]
 RATES = [30, 100, 300, 1000]
 PROFILED = ["passthrough", "tether-sqlite", "tether-new-session"]
+DOORS = ["tether-sqlite", "tether-bedrock", "tether-converse", "tether-vertex"]
+"""``--doors``: the Messages door first (the baseline), then each cloud door."""
+DOOR_NAMES = {
+    "tether-sqlite": "Messages (`/v1/messages`)",
+    "tether-bedrock": "`/bedrock` (InvokeModel)",
+    "tether-converse": "`/bedrock` (Converse)",
+    "tether-vertex": "`/vertex`",
+}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -104,6 +116,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="instead of the comparison: each server's CPU per request by pipeline stage "
         "(py-spy), with the ratio to the bare pass-through; written to docs/benchmarks.md",
     )
+    parser.add_argument(
+        "--doors",
+        type=int,
+        metavar="ROUNDS",
+        help="instead of the comparison: the Messages, /bedrock (InvokeModel and Converse) "
+        "and /vertex doors started together and loaded at the same time (closed loop, the "
+        "clients shared out), JSON then streaming, ROUNDS rounds; prints each door's CPU "
+        "per call against the Messages door's in the same round",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
     parser.add_argument(
         "--keep",
@@ -119,6 +140,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.servers = [s for s in SERVERS if s in chosen and s not in skipped]
     if args.profile and not args.only:
         args.servers = [s for s in PROFILED if s not in skipped]
+    if args.doors:
+        args.servers = [s for s in DOORS if s in args.servers or not args.only]
+        args.servers = [s for s in args.servers if s not in skipped]
+        if args.servers[:1] != ["tether-sqlite"]:
+            parser.error("--doors compares against the Messages door: keep tether-sqlite")
     if args.seconds is None:
         args.seconds = 1.5 if args.quick else 6.0
     if args.out is None and args.profile and not args.quick:
@@ -191,6 +217,74 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
     return 0
 
 
+def compare_doors(args: argparse.Namespace, command: str, say: Callable[[str], None]) -> int:
+    """The model doors side by side: one tether per door, all started first, then rounds
+    in which every door is loaded at the same time; each door's CPU per call divided by
+    the Messages door's in the same round (so the machine's load, which drifts on a shared
+    machine, is the same for all of them and cancels out of the ratio as far as it can)."""
+    load_before = load_average()
+    workdir = Path(tempfile.mkdtemp(prefix="tether-doors-"))
+    cpu: dict[tuple[str, bool], list[float]] = {}
+    with ExitStack() as stack:
+        lab = Lab(workdir, stack, say=say)
+        start_upstream(lab)
+        targets = {key: start(key, lab, args) for key in args.servers}
+        clients = max(1, args.concurrency // len(targets))
+        for round_ in range(args.doors):
+            for stream in (False, True):
+                phases = run_async(_together(targets, stream, clients, args.seconds, round_))
+                for key, phase in phases.items():
+                    if phase.errors:
+                        say(f"  {key}: {phase.errors} errors: {phase.error_sample[:200]}")
+                    cpu.setdefault((key, stream), []).append(phase.cpu_ms_per_request())
+                    say(
+                        f"  round {round_ + 1} {key:<16} {'stream' if stream else 'json':<6} "
+                        f"{phase.throughput:7,.0f} req/s  CPU {phase.cpu_ms_per_request():.3f} "
+                        "ms/req"
+                    )
+                wait_idle([pid for target in targets.values() for pid in target.pids()])
+    shutil.rmtree(workdir, ignore_errors=True)
+    lines = [
+        f"`{command}`: every door loaded at once (closed loop, {clients} clients each, "
+        f"{args.seconds:g} s per phase, JSON then streaming), {args.doors} rounds; load "
+        f"average {load_before} before, {load_average()} after.",
+        "",
+        "| door | CPU ms/call JSON, median (min to max) | vs Messages, JSON | streaming "
+        "| vs Messages, streaming |",
+        "|---|---|---|---|---|",
+    ]
+    for key in args.servers:
+        cells = [DOOR_NAMES[key]]
+        for stream in (False, True):
+            mine, base = cpu[(key, stream)], cpu[("tether-sqlite", stream)]
+            ratios = [m / b - 1 for m, b in zip(mine, base, strict=True)]
+            cells.append(f"{statistics.median(mine):.3f} ({min(mine):.3f} to {max(mine):.3f})")
+            cells.append(
+                "baseline"
+                if key == "tether-sqlite"
+                else f"{statistics.median(ratios):+.1%} (rounds {min(ratios):+.0%} to "
+                f"{max(ratios):+.0%})"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    print("\n" + "\n".join(lines))
+    return 0
+
+
+async def _together(
+    targets: dict[str, Target], stream: bool, clients: int, seconds: float, round_: int
+) -> dict[str, Phase]:
+    """One closed-loop phase on every door at the same time: whatever else the machine is
+    doing meanwhile, every door shares it alike."""
+    phases = await asyncio.gather(
+        *(
+            closed_loop(target.endpoint, stream, clients, seconds,
+                        f"{key}-{round_}-{time.monotonic_ns()}", target.probe)
+            for key, target in targets.items()
+        )
+    )  # fmt: skip
+    return dict(zip(targets, phases, strict=True))
+
+
 def measuring_options(argv: list[str]) -> list[str]:
     """``argv`` without the options that only say where results go: the command that
     reproduces the figures."""
@@ -213,7 +307,7 @@ def plan(rates: list[int]) -> list[tuple[str, bool, int]]:
     ] + [("open", True, 300)]  # fmt: skip
 
 
-def run_async(coro: Coroutine[Any, Any, Phase]) -> Phase:
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """One phase on a fresh uvloop, the garbage collector held off while it measures."""
     gc.collect()
     gc.disable()
@@ -327,6 +421,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, stop_on_signal)
     if args.profile:
         return profile_servers(args, command, say)
+    if args.doors:
+        return compare_doors(args, command, say)
     run = Run(
         command, "quick" if args.quick else "full", args.seconds, args.concurrency, RATES,
         Machine.here(),

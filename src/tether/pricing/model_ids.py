@@ -9,6 +9,7 @@ Amazon Bedrock names ``anthropic.claude-opus-4-1-20250805-v1:0``, inference prof
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 __all__ = ["canonical_model_id"]
 
@@ -21,6 +22,13 @@ def canonical_model_id(model: str) -> str:
     Anthropic form come back unchanged."""
     if not model or ("." not in model and "@" not in model and ":" not in model):
         return model
+    return _cloud_model_id(model)
+
+
+@lru_cache(maxsize=1024)
+def _cloud_model_id(model: str) -> str:
+    """A cloud's spelling mapped (a model call maps its id more than once, and a fleet
+    uses a handful of ids: each is mapped once)."""
     if model.startswith("arn:"):
         model = model.rsplit("/", 1)[-1]
     head, dot, rest = model.partition(".")

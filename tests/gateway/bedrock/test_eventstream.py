@@ -69,3 +69,36 @@ def test_a_bad_crc_or_a_frame_past_the_limit_is_refused_not_buffered() -> None:
         FrameReader().feed(huge)
     broken = BedrockStreamCodec().decode(bytes(frame))
     assert broken.startswith(b"event: error\n") and b"CRC" in broken
+
+
+def test_every_cut_of_a_stream_and_every_event_relayed_alone_give_the_frames_back() -> None:
+    """The reader reads whole frames in place and buffers only a frame cut across chunks;
+    the codec hands back one event's frame as it came: wherever the stream is cut."""
+    events = [
+        b'{"type":"message_start","message":{"id":"m","usage":{"input_tokens":3}}}',
+        b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}',
+        b'{"type":"message_stop"}',
+    ]
+    frames = [chunk_frame(e) for e in events]
+    stream = b"".join(frames)
+    for cut in range(len(stream) + 1):
+        reader = FrameReader()
+        read = reader.feed(stream[:cut]) + reader.feed(stream[cut:])
+        assert [f.raw for f in read] == frames, cut
+        assert reader.pending == 0
+    reader = FrameReader()
+    assert [f.raw for b in range(len(stream)) for f in reader.feed(stream[b : b + 1])] == frames
+    codec = BedrockStreamCodec()
+    sse = codec.decode(stream[:100]) + codec.decode(stream[100:])
+    relayed = [codec.encode(e + b"\n\n") for e in sse.split(b"\n\n")[:-1]]
+    assert relayed == frames
+
+
+def test_a_broken_frame_stays_broken_on_the_next_chunk() -> None:
+    frame = bytearray(chunk_frame(b'{"type":"ping"}'))
+    frame[-1] ^= 0xFF
+    reader = FrameReader()
+    with pytest.raises(EventStreamError, match="CRC"):
+        reader.feed(bytes(frame))
+    with pytest.raises(EventStreamError, match="CRC"):
+        reader.feed(chunk_frame(b'{"type":"message_stop"}'))

@@ -24,19 +24,27 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 @lru_cache(maxsize=256)
 def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    key = hmac.new(f"AWS4{secret}".encode(), date.encode(), hashlib.sha256).digest()
+    key = hmac.digest(f"AWS4{secret}".encode(), date.encode(), "sha256")
     for part in (region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        key = hmac.digest(key, part.encode(), "sha256")
     return key
 
 
+@lru_cache(maxsize=1024)
 def _host(url: str) -> tuple[str, str]:
-    """The ``Host`` header botocore signs (no default port) and the path."""
+    """The ``Host`` header botocore signs (no default port) and the canonical path (the
+    path encoded once more): the same few URLs on every call, so parsed once each."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme):
         host = f"{host}:{parts.port}"
-    return host, parts.path or "/"
+    return host, quote(parts.path or "/", safe="/~")
+
+
+@lru_cache(maxsize=4)
+def _stamp(second: int) -> str:
+    """``X-Amz-Date`` for a whole second (a busy door signs many calls in each)."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
 
 
 def sign_json_call(
@@ -50,7 +58,7 @@ def sign_json_call(
 ) -> dict[str, str]:
     """The headers to send a ``POST`` of ``body`` to ``url`` with, signed (SigV4, as botocore
     signs a non-S3 service: the path encoded once more, every header given signed)."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    stamp = _stamp(int(time.time() if now is None else now))
     date = stamp[:8]
     host, path = _host(url)
     signed: dict[str, str] = {name.lower(): " ".join(value.split()) for name, value in headers}
@@ -63,7 +71,7 @@ def sign_json_call(
     canonical = "\n".join(
         (
             "POST",
-            quote(path, safe="/~"),
+            path,
             "",
             "".join(f"{name}:{signed[name]}\n" for name in names),
             signed_names,
@@ -75,7 +83,7 @@ def sign_json_call(
         f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
     )
     key = _signing_key(credentials.secret_key, date, region, service)
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    signature = hmac.digest(key, to_sign.encode(), "sha256").hex()
     out = {name: value for name, value in headers}
     out["X-Amz-Date"] = stamp
     if credentials.token:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -86,13 +87,13 @@ class BedrockWire:
         config = await self._aws.config(project.id, project.name)
         credentials = await self._aws.credentials(project.id, config, agent.name)
         suffix = _suffix(call)
-        model_id = quote(call.parsed.model, safe="")
+        model_id = _path_segment(call.parsed.model)
         region = call.tags.get("region") or config.region
         url = f"{config.endpoint('bedrock-runtime', region)}/model/{model_id}/{suffix}"
         headers = [
             (name, value)
             for name, value in request.headers.items()
-            if name.lower() in _FORWARDED or name.lower().startswith("x-amzn-bedrock-")
+            if (lower := name.lower()) in _FORWARDED or lower.startswith("x-amzn-bedrock-")
         ]
         if suffix == "count-tokens":
             body = orjson.dumps(
@@ -160,6 +161,12 @@ def bedrock_call(source: str, model_id: str, suffix: str, body: bytes, **fields:
         body, require_max_tokens=name == "messages", model=model_id, stream=stream
     )
     return ModelCall(source, name, parsed, body, tags, **fields)
+
+
+@lru_cache(maxsize=1024)
+def _path_segment(model: str) -> str:
+    """The model id as one path segment (the same few ids on every call)."""
+    return quote(model, safe="")
 
 
 def _suffix(call: ModelCall) -> str:

@@ -13,8 +13,8 @@ import base64
 import binascii
 import struct
 import zlib
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import orjson
 
@@ -37,8 +37,9 @@ class EventStreamError(ValueError):
     """The bytes are not an event stream (a bad CRC, a frame past the limit)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
+    """One frame (a tuple: a stream makes one per event, so it is built cheaply)."""
+
     headers: dict[str, str]
     payload: bytes
     raw: bytes = b""
@@ -83,34 +84,48 @@ def exception_frame(exception_type: str, message: str) -> bytes:
 
 
 class FrameReader:
-    """Whole frames out of a byte stream cut anywhere."""
+    """Whole frames out of a byte stream cut anywhere. A chunk of whole frames (the usual
+    case) is read in place; only a frame cut across chunks is buffered, and only looked at
+    again once enough bytes for it have arrived."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._need = 0
+        """How many buffered bytes the next frame (or prelude) needs before it can be read."""
 
     def feed(self, data: bytes) -> list[Frame]:
-        self._buffer += data
+        if self._buffer:
+            self._buffer += data
+            if len(self._buffer) < self._need:
+                return []
+            buffer = bytes(self._buffer)
+            self._buffer.clear()
+        else:
+            buffer = data if type(data) is bytes else bytes(data)
         frames: list[Frame] = []
-        start = 0
-        buffer = self._buffer
-        while len(buffer) - start >= 12:
-            total, headers_length, prelude_crc = _PRELUDE.unpack_from(buffer, start)
-            if zlib.crc32(buffer[start : start + 8]) != prelude_crc:
-                raise EventStreamError("an event-stream frame's prelude CRC does not match")
-            if total > MAX_FRAME_BYTES or total < 16 or headers_length > total - 16:
-                raise EventStreamError(f"an event-stream frame claims {total} bytes")
-            if len(buffer) - start < total:
-                break
-            end = start + total
-            (message_crc,) = struct.unpack_from(">I", buffer, end - 4)
-            if zlib.crc32(buffer[start : end - 4]) != message_crc:
-                raise EventStreamError("an event-stream frame's CRC does not match")
-            raw = bytes(buffer[start:end])
-            body_at = 12 + headers_length
-            frames.append(Frame(_headers(raw[12:body_at]), raw[body_at:-4], raw))
-            start = end
-        if start:
-            del buffer[:start]
+        start, size, need = 0, len(buffer), 12
+        unpack, crc32 = _PRELUDE.unpack_from, zlib.crc32
+        try:
+            while size - start >= 12:
+                total, headers_length, prelude_crc = unpack(buffer, start)
+                if crc32(buffer[start : start + 8]) != prelude_crc:
+                    raise EventStreamError("an event-stream frame's prelude CRC does not match")
+                if total > MAX_FRAME_BYTES or total < 16 or headers_length > total - 16:
+                    raise EventStreamError(f"an event-stream frame claims {total} bytes")
+                end = start + total
+                if end > size:
+                    need = total
+                    break
+                raw = buffer[start:end] if start or end != size else buffer
+                if crc32(raw[:-4]) != int.from_bytes(raw[-4:], "big"):
+                    raise EventStreamError("an event-stream frame's CRC does not match")
+                body_at = 12 + headers_length
+                frames.append(Frame(_headers(raw[12:body_at]), raw[body_at:-4], raw))
+                start = end
+        finally:  # what is not read stays (a broken frame is still there on the next feed)
+            if start < size:
+                self._buffer += buffer[start:] if start else buffer
+                self._need = need
         return frames
 
     @property

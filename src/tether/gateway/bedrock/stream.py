@@ -9,7 +9,6 @@ mid-stream) become exception frames the Bedrock SDKs raise with tether's reason.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from collections import deque
 
@@ -66,7 +65,7 @@ def _event_of(payload: bytes) -> bytes:
         inner = payload[len(_BYTES_PREFIX) : -2]
         if b'"' not in inner:
             try:
-                return base64.b64decode(inner, validate=True)
+                return binascii.a2b_base64(inner, strict_mode=True)
             except binascii.Error:
                 pass
     return b""
@@ -92,45 +91,55 @@ class BedrockStreamCodec:
         """(SSE event, the frame it came from), for events not yet passed on."""
 
     def decode(self, chunk: bytes) -> bytes:
-        out = bytearray()
         try:
             frames = self._reader.feed(chunk)
         except EventStreamError as exc:
             return _sse_error("internalServerException", f"Amazon Bedrock's stream broke: {exc}")
+        out: list[bytes] = []
+        remember = self._sent.append
+        event_sse = self.event_sse
         for frame in frames:
-            if frame.message_type == "event":
+            headers = frame.headers
+            if headers.get(":message-type") == "event":
                 try:
-                    sse = self.event_sse(frame)
+                    sse = event_sse(frame)
                 except (EventStreamError, orjson.JSONDecodeError, AttributeError) as exc:
-                    out += _sse_error("internalServerException", f"a chunk is unreadable: {exc}")
+                    out.append(
+                        _sse_error("internalServerException", f"a chunk is unreadable: {exc}")
+                    )
                     continue
                 if sse:
-                    self._sent.append((sse, frame.raw))
-                    out += sse
+                    remember((sse, frame.raw))
+                    out.append(sse)
             else:
-                exception = frame.headers.get(":exception-type") or frame.headers.get(
+                exception = headers.get(":exception-type") or headers.get(
                     ":error-code", "internalServerException"
                 )
                 try:
                     message = str(orjson.loads(frame.payload).get("message", ""))
                 except (orjson.JSONDecodeError, AttributeError):
                     message = frame.payload[:500].decode(errors="replace")
-                out += _sse_error(exception, message)
-        return bytes(out)
+                out.append(_sse_error(exception, message))
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def event_sse(self, frame: Frame) -> bytes:
         """One SSE event for an event frame (empty: the frame is not passed on)."""
         if frame.headers.get(":event-type") != "chunk":
             return b""
         event = _event_of(frame.payload) or chunk_event(frame)
-        kind = _type_of(event)
+        if event.startswith(_TYPE_PREFIX) and (end := event.find(b'"', 9)) > 0:
+            kind = event[9:end]
+        else:
+            kind = _type_of(event)
         if b"\n" in event:
             event = orjson.dumps(orjson.loads(event))
-        return b"event: " + kind + b"\ndata: " + event + b"\n\n"
+        return b"".join((b"event: ", kind, b"\ndata: ", event, b"\n\n"))
 
     def encode(self, events: bytes) -> bytes:
-        out = bytearray()
         sent = self._sent
+        if sent and sent[0][0] == events:  # one event: its frame as it came
+            return sent.popleft()[1]
+        out = bytearray()
         at = 0
         while sent:
             sse, frame = sent[0]
