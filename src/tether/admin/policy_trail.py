@@ -40,7 +40,7 @@ async def _trail(
 ) -> TrailSummary:
     summary = TrailSummary()
     until = now_ms() + 1
-    pages = runtime.audit_store.decision_pages(
+    pages = runtime.audit_store.decision_rows(
         project_id=project_id, since_ms=until - since_seconds * 1000, until_ms=until
     )
     await fold_trail(pages, summary, agent)

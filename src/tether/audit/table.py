@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, delete, func, literal_column, or_, select
+from sqlalchemy.engine import make_url
 
 from tether.audit.chain import ChainHead, ChainReport, ChainWalker
-from tether.errors import BadRequest, Conflict
+from tether.errors import BadRequest, Conflict, StoreUnavailable
 from tether.store.database import Database
 from tether.store.schema import audit_chain, audit_events
 
@@ -141,6 +144,39 @@ class AuditStore:
             if len(rows) < DECISION_PAGE:
                 return
             after = (int(rows[-1][0]), int(rows[-1][8]))
+
+    async def decision_rows(
+        self, *, project_id: str, since_ms: int, until_ms: int
+    ) -> AsyncIterator[Sequence[Sequence[Any]]]:
+        """The project's decisions of a window, a page at a time, in no set order: (ts,
+        agent_name, source, action, resource, result, code, attributes). One streaming
+        query of only these columns (a million rows: replay, suggest): on a SQLite file a
+        plain read-only ``sqlite3`` cursor, elsewhere a server-side cursor; rows are the
+        driver's tuples, never ORM or pydantic objects."""
+        query = select(
+            audit_events.c.ts,
+            audit_events.c.agent_name,
+            audit_events.c.source,
+            audit_events.c.action,
+            audit_events.c.resource,
+            audit_events.c.result,
+            audit_events.c.code,
+            audit_events.c.attributes,
+        ).where(
+            audit_events.c.project_id == project_id,
+            audit_events.c.ts >= since_ms,
+            audit_events.c.ts < until_ms,
+            audit_events.c.result.in_(DECISION_RESULTS),
+        )
+        path = None if self._db.is_postgres else make_url(self._db.url).database
+        if path and path != ":memory:" and Path(path).is_file():
+            async for page in _sqlite_pages(path, project_id, since_ms, until_ms):
+                yield page
+            return
+        async with self._db.read() as conn:
+            result = await conn.stream(query.execution_options(yield_per=DECISION_PAGE))
+            async for rows in result.partitions():
+                yield rows
 
     async def count_by_result(
         self,
@@ -279,3 +315,37 @@ def _walk_tail(rows: list[dict[str, Any]], head: ChainHead) -> ChainReport:
 
 def _start_of(base: ChainHead) -> str:
     return "genesis" if base.seq == 0 else "pruned"
+
+
+_SQLITE_DECISIONS = (
+    "SELECT ts, agent_name, source, action, resource, result, code, attributes "
+    "FROM audit_events WHERE project_id = ? AND ts >= ? AND ts < ? "
+    f"AND result IN ({', '.join('?' * len(DECISION_RESULTS))})"
+)
+
+
+async def _sqlite_pages(
+    path: str, project_id: str, since_ms: int, until_ms: int
+) -> AsyncIterator[list[Any]]:
+    """``decision_rows`` on a SQLite file: a connection of its own, read-only, its pages
+    fetched off the event loop (one thread at a time uses it)."""
+    try:
+        conn = await asyncio.to_thread(
+            sqlite3.connect,
+            f"{Path(path).resolve().as_uri()}?mode=ro",
+            uri=True,
+            timeout=5,
+            check_same_thread=False,
+        )
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"the database is unreachable: {exc}") from exc
+    try:
+        cursor = await asyncio.to_thread(
+            conn.execute, _SQLITE_DECISIONS, (project_id, since_ms, until_ms, *DECISION_RESULTS)
+        )
+        while rows := await asyncio.to_thread(cursor.fetchmany, DECISION_PAGE):
+            yield rows
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"the database is unreachable: {exc}") from exc
+    finally:
+        conn.close()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from tether.errors import TetherError
 from tether.policy.compiled import CompiledPolicy, compile_policy
+from tether.policy.pair import ShadowPair
 from tether.store.changes import Change
 from tether.store.policies import PolicyStore, PolicyVersion
 from tether.store.policy_shadows import CHANGE_KIND as SHADOW_CHANGE
@@ -48,6 +49,7 @@ class PolicyBook:
         self._shadow_store = shadows
         self._by_project: dict[str, PolicyInForce] = {}
         self._shadows: dict[str, ShadowInForce] = {}
+        self._pairs: dict[str, ShadowPair] = {}
 
     @staticmethod
     def _compile(version: PolicyVersion) -> PolicyInForce:
@@ -117,3 +119,15 @@ class PolicyBook:
         """The candidate decided beside the policy in force, if the project runs one."""
         known = self._shadows.get(project_id)
         return known.compiled if known else None
+
+    def shadow_pair(self, project_id: str) -> ShadowPair | None:
+        """The policy in force and the shadow, asked together (built on first use after
+        either changes); None when the project runs no shadow or its policy is unusable."""
+        known = self._shadows.get(project_id)
+        live = self._by_project.get(project_id, NO_POLICY).compiled
+        if known is None or live is None:
+            return None
+        pair = self._pairs.get(project_id)
+        if pair is None or pair.live is not live or pair.candidate is not known.compiled:
+            pair = self._pairs[project_id] = ShadowPair(live, known.compiled)
+        return pair

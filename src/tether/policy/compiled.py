@@ -161,7 +161,22 @@ def compile_policy(source: str) -> CompiledPolicy:
     rules.append(Rule("permit", 0, "tether:model-access", None, None))
     handle = cedarpy.PolicySet.from_str(f"{source}\n{BASE_POLICY}")
     reads_principal = any(_reads_principal(est) for est in ests)
-    return CompiledPolicy(source, handle, tuple(rules), reads_principal=reads_principal)
+    return CompiledPolicy(
+        source,
+        handle,
+        tuple(rules),
+        reads_principal=reads_principal,
+        ests=(*ests, _BASE_EST),
+    )
+
+
+_BASE_EST = dict(json.loads(cedarpy.policies_to_json_str(BASE_POLICY))["staticPolicies"]["policy0"])
+
+_SHAPE = re.compile(
+    r'\b(?:tags|arguments|context)\s*(?:==|!=|has\s*")|(?:==|!=)\s*(?:resource\s*\.\s*tags|context)\b'
+)
+"""Expressions that could tell a record holding extra keys from one without them: a
+record compared whole, or ``has "key"`` (which the key lists do not see)."""
 
 
 def default_deny(request: PolicyRequest) -> PolicyAnswer:
@@ -190,8 +205,12 @@ class CompiledPolicy:
         rules: tuple[Rule, ...],
         *,
         reads_principal: bool = True,
+        ests: tuple[dict[str, Any], ...] = (),
     ) -> None:
         self._handle = handle
+        self.ests = ests
+        """Each rule as Cedar's JSON form (the built-in permit last): for ``ShadowPair``."""
+        self.observes_record_shape = bool(_SHAPE.search(source))
         self._reads_principal = reads_principal
         self.rules = rules
         self._tag_keys = tag_keys(source)
@@ -203,15 +222,6 @@ class CompiledPolicy:
         )
         """No forbid or ``@ask`` rule can reach a model call: the base permit decides it."""
 
-    def _rules_named(self, ids: list[str]) -> list[Rule]:
-        return [rule for rule in map(self._rule_in, ids) if rule is not None]
-
-    def _rule_in(self, message: str) -> Rule | None:
-        match = _POLICY_ID.search(message)
-        if match and int(match.group(1)) < len(self.rules):
-            return self.rules[int(match.group(1))]
-        return None
-
     def _key(self, request: PolicyRequest) -> tuple[object, ...]:
         tags = tuple(sorted(request.tags.items())) if request.tags else ()
         agent = request.agent if self._reads_principal else ""
@@ -220,6 +230,14 @@ class CompiledPolicy:
             return base
         arguments = tuple(request.arguments.get(key, "") for key in sorted(self._argument_keys))
         return (*base, request.source, request.session, arguments)
+
+    @property
+    def tag_keys(self) -> frozenset[str]:
+        return self._tag_keys
+
+    @property
+    def argument_keys(self) -> frozenset[str]:
+        return self._argument_keys
 
     @property
     def tells_agents_apart(self) -> bool:
@@ -236,16 +254,23 @@ class CompiledPolicy:
         )
 
     def evaluate(self, request: PolicyRequest) -> PolicyAnswer:
-        key = self._key(request)
-        answer = self._answers.get(key)
+        answer = self.remembered(request)
         if answer is None:
             answer = self._evaluate(request)
-            if len(self._answers) >= ANSWERS_KEPT:
-                self._answers.clear()
-            self._answers[key] = answer
-        elif answer.effect == "deny" and not answer.rules and not self._reads_principal:
-            return default_deny(request)
+            self.remember(request, answer)
         return answer
+
+    def remembered(self, request: PolicyRequest) -> PolicyAnswer | None:
+        """The answer this version already gave to the same question, if it is kept."""
+        answer = self._answers.get(self._key(request))
+        if answer is not None and answer.effect == "deny" and not answer.rules:
+            return answer if self._reads_principal else default_deny(request)
+        return answer
+
+    def remember(self, request: PolicyRequest, answer: PolicyAnswer) -> None:
+        if len(self._answers) >= ANSWERS_KEPT:
+            self._answers.clear()
+        self._answers[self._key(request)] = answer
 
     def _evaluate(self, request: PolicyRequest) -> PolicyAnswer:
         result = cedarpy.is_authorized(
@@ -300,18 +325,38 @@ class CompiledPolicy:
         return [self._answer(r, result) for r, result in zip(batch, results, strict=True)]
 
     def _answer(self, request: PolicyRequest, result: cedarpy.AuthzResult) -> PolicyAnswer:
+        errors = []
         for message in result.diagnostics.errors:
-            rule = self._rule_in(message)
+            match = _POLICY_ID.search(message)
+            if match:
+                errors.append((int(match.group(1)), message))
+        reasons = [
+            int(m.group(1)) for r in result.diagnostics.reasons if (m := _POLICY_ID.search(r))
+        ]
+        return self.conclude(request, result.allowed, reasons, errors)
+
+    def conclude(
+        self,
+        request: PolicyRequest,
+        allowed: bool,
+        reasons: list[int],
+        errors: list[tuple[int, str]],
+    ) -> PolicyAnswer:
+        """The answer from Cedar's verdict: the rules that decided it (by index; named in
+        file order, since Cedar lists them in no stable order) and the rules that failed
+        to evaluate (index, message)."""
+        for index, message in sorted(errors):
+            rule = self.rules[index] if index < len(self.rules) else None
             if rule is not None and rule.effect == "forbid":
                 return PolicyAnswer(
                     "deny",
                     f"forbid policy {rule.label} could not be evaluated ({message}); denied",
                     (rule.label,),
                 )
-        matched = self._rules_named(result.diagnostics.reasons)
+        matched = [self.rules[i] for i in sorted(set(reasons)) if i < len(self.rules)]
         labels = tuple(rule.label for rule in matched)
         target = f"{request.action} on {request.resource}"
-        if not result.allowed:
+        if not allowed:
             if matched:
                 rule = matched[0]
                 why = f": {rule.reason}" if rule.reason else ""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from tether.pipeline.action import Action, Context, Deny, Verdict
 from tether.policy.book import PolicyBook
-from tether.policy.compiled import MODEL_ACCESS, CompiledPolicy, PolicyAnswer
+from tether.policy.compiled import MODEL_ACCESS, PolicyAnswer
 from tether.policy.request import PolicyRequest
 
 __all__ = ["EnforcePolicy"]
@@ -41,12 +41,9 @@ def _effect(answer: PolicyAnswer, action: Action, unknown_command: str) -> str:
     return answer.effect
 
 
-def _compare(
-    shadow: CompiledPolicy, request: PolicyRequest, live: str, action: Action, ctx: Context
-) -> None:
+def _compare(answer: PolicyAnswer, live: str, action: Action, ctx: Context) -> None:
     """The shadow's answer, kept on the decision's audit event where it differs."""
     assert ctx.identity is not None
-    answer = shadow.evaluate(request)
     effect = _effect(answer, action, ctx.identity.project.unknown_command)
     if effect != live:
         ctx.notes["shadow"] = {
@@ -76,16 +73,18 @@ class EnforcePolicy:
             return Deny("operation_not_mapped", f"{action.unmapped}; denied")
         if action.too_complex:
             return Deny("command_too_complex", f"{action.too_complex}; denied")
-        shadow = None if ctx.preview else self._book.shadow(project.id)
+        pair = None if ctx.preview else self._book.shadow_pair(project.id)
         if in_force.compiled.models_always_allowed and action.action.startswith("model:"):
             ctx.allowed_because = MODEL_ACCESS.reason
-            if shadow is not None and not shadow.models_always_allowed:
-                _compare(shadow, _request(action, ctx), "allow", action, ctx)
+            if pair is not None and not pair.candidate.models_always_allowed:
+                _compare(pair.candidate.evaluate(_request(action, ctx)), "allow", action, ctx)
             return None
         request = _request(action, ctx)
-        answer = in_force.compiled.evaluate(request)
-        if shadow is not None:
-            _compare(shadow, request, _effect(answer, action, project.unknown_command), action, ctx)
+        if pair is None:
+            answer = in_force.compiled.evaluate(request)
+        else:
+            answer, shadow = pair.evaluate(request)
+            _compare(shadow, _effect(answer, action, project.unknown_command), action, ctx)
         if answer.rules:
             ctx.notes["policy_rules"] = list(answer.rules)
         if answer.effect == "deny":
