@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from sqlalchemy import insert
 
+from tether.audit.table import AuditStore
 from tether.policy.trail import PastDecision, Tally, TrailSummary, fold_trail
-from tether.store.audit import AuditStore
 from tether.store.database import Database
 from tether.store.migrate import upgrade
 from tether.store.schema import audit_events
