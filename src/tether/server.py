@@ -18,7 +18,7 @@ from tether.gateway.anthropic.proxy import AnthropicGateway, GatewaySettings
 from tether.gateway.authorize import add_authorize_routes
 from tether.gateway.aws.door import AwsDoor
 from tether.gateway.bedrock.door import BedrockDoor
-from tether.gateway.claude_code.hooks import HEAVY_KEY, add_claude_code_hook_routes
+from tether.gateway.claude_code.hooks import add_claude_code_hook_routes
 from tether.gateway.credentials import DOORKEEPER_KEY
 from tether.gateway.mcp.server import add_mcp_routes
 from tether.gateway.mcp_servers.door import McpServerDoor
@@ -34,6 +34,7 @@ from tether.web.bodies import BODY_TIMEOUT_KEY
 from tether.web.connections import ConnectionGuard, GuardedSite, connection_middleware
 from tether.web.errors import error_middleware
 from tether.web.readiness import ReadinessCheck, add_health_routes
+from tether.web.shared_lane import HEAVY_WORK_KEY
 
 __all__ = ["RUNTIME_KEY", "build_app", "make_runner", "make_site", "warm_up"]
 
@@ -157,7 +158,7 @@ def build_app(runtime: Runtime) -> web.Application:
 def warm_up(app: web.Application) -> None:
     """Start now what the first requests would otherwise wait for: the heavy-work lane's
     worker process (``tether up`` only; tests start it on first use)."""
-    app[HEAVY_KEY].warm()
+    app[HEAVY_WORK_KEY].warm()
 
 
 def make_runner(

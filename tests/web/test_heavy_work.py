@@ -26,8 +26,8 @@ from tests.gateway.claude_code.test_hooks import (  # noqa: F401 (fixture)
 )
 from tests.support.server import RunningTether
 from tests.web.heavy_pieces import fails, gated_square, pid, square
-from tether.gateway.claude_code.hooks import HEAVY_KEY
 from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWork, HeavyWorkBusy
+from tether.web.shared_lane import HEAVY_WORK_KEY
 
 
 def _started(gate: Path) -> list[int]:
@@ -216,7 +216,7 @@ def test_a_full_lane_refuses_the_hook_call_and_stops_the_turn(  # type: ignore[n
 ) -> None:
     """Answered 200 (a non-2xx hook answer lets the tool run) with ``continue: false`` and
     ``decision: block``: the call is neither read on the loop nor let through."""
-    full = tether._runner.app[HEAVY_KEY]
+    full = tether._runner.app[HEAVY_WORK_KEY]
     full.queue = 0
     try:
         busy = asyncio.run_coroutine_threadsafe(

@@ -10,38 +10,28 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 
 from tether.approvals.waiter import ApprovalWaiter
+from tether.errors import BadRequest
+from tether.gateway.authorize_request import (
+    AuthorizeRequest,
+    Unread,
+    read_authorize_request,
+)
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.pipeline import Action, Decision, Pipeline
 from tether.pipeline.long_poll import decide_as_one
-from tether.web.bodies import read_model
+from tether.web.bodies import read_limited
 from tether.web.errors import set_error_renderer
+from tether.web.heavy_work import HEAVY_BODY_BYTES
+from tether.web.shared_lane import HEAVY_WORK_KEY, heavy_work_of
 
 __all__ = ["AuthorizeRequest", "add_authorize_routes"]
 
 PIPELINE_KEY = web.AppKey("pipeline", Pipeline)
 WAITER_KEY = web.AppKey("approval_waiter", ApprovalWaiter)
-MAX_WAIT_SECONDS = 60
 LIMIT_KEY = web.AppKey("authorize_body_limit", int)
 PATH = "/v1/authorize"
-
-
-class AuthorizeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    session_id: str | None = Field(None, min_length=1, max_length=128)
-    action: str = Field(min_length=1, max_length=128, examples=["s3:DeleteBucket"])
-    resource: str = Field(max_length=4096, examples=["arn:aws:s3:::dev-scratch"])
-    tags: dict[str, str] = Field(default_factory=dict, examples=[{"env": "dev"}])
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    wait_seconds: float = Field(
-        0,
-        ge=0,
-        le=MAX_WAIT_SECONDS,
-        description="if an approval is needed, wait up to this long for its decision",
-    )
 
 
 def _denial_body(code: str, message: str) -> dict[str, Any]:
@@ -64,9 +54,22 @@ def _render(decision: Decision, requested_session: str | None) -> web.Response:
     return web.json_response(body, status=decision.status)
 
 
+async def _read(request: web.Request) -> AuthorizeRequest:
+    """On the loop when small; a large body (1 MB of small JSON objects holds a loop for
+    100 ms) in the shared heavy-work lane. Both run ``read_authorize_request``."""
+    body = await read_limited(request, request.app[LIMIT_KEY])
+    if len(body) > HEAVY_BODY_BYTES:
+        read = await request.app[HEAVY_WORK_KEY].run(read_authorize_request, body)
+    else:
+        read = read_authorize_request(body)
+    if isinstance(read, Unread):
+        raise BadRequest(read.message, code=read.code)
+    return read
+
+
 async def authorize(request: web.Request) -> web.Response:
     await admit_agent(request, "authorize")
-    payload = await read_model(request, AuthorizeRequest, request.app[LIMIT_KEY])
+    payload = await _read(request)
     action = Action(
         source="authorize",
         credential=presented_credential(request.headers),
@@ -88,5 +91,6 @@ def add_authorize_routes(
     app[PIPELINE_KEY] = pipeline
     app[WAITER_KEY] = waiter
     app[LIMIT_KEY] = body_limit
+    heavy_work_of(app, ("tether.gateway.authorize_request",))
     app.router.add_post(PATH, authorize)
     set_error_renderer(app, PATH, _denial_body)

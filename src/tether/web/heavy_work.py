@@ -140,6 +140,11 @@ class HeavyWork:
             self.running -= 1
             self._slots.release()
 
+    def also_preload(self, modules: tuple[str, ...]) -> None:
+        """More for workers to import at start (those started already import it on
+        their first piece that needs it)."""
+        self._preload = tuple(dict.fromkeys((*self._preload, *modules)))
+
     def close(self) -> None:
         """Work not started is dropped; a piece under way finishes on its own."""
         self._closed = True

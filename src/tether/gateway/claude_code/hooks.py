@@ -32,9 +32,10 @@ from tether.pipeline.long_poll import decide_as_one
 from tether.redaction.text import redact_text
 from tether.web.bodies import read_limited
 from tether.web.errors import set_error_renderer
-from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWork, HeavyWorkBusy
+from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWorkBusy
+from tether.web.shared_lane import HEAVY_WORK_KEY, heavy_work_of
 
-__all__ = ["HEAVY_KEY", "HookInput", "add_claude_code_hook_routes"]
+__all__ = ["HookInput", "add_claude_code_hook_routes"]
 
 PATH = "/hooks/claude-code"
 SOURCE = "claude_code_hook"
@@ -42,7 +43,6 @@ MAX_WAIT_SECONDS = 600
 PIPELINE_KEY = web.AppKey("hook_pipeline", Pipeline)
 WAITER_KEY = web.AppKey("hook_waiter", ApprovalWaiter)
 LIMIT_KEY = web.AppKey("hook_body_limit", int)
-HEAVY_KEY = web.AppKey("hook_heavy_work", HeavyWork)
 STOPPED = frozenset(
     {
         "session_terminated",
@@ -130,7 +130,7 @@ async def _read(request: web.Request) -> ReadHook:
     at most one at a time) when large. Both run ``read_hook``: the same answer."""
     body = await read_limited(request, request.app[LIMIT_KEY])
     if len(body) > HEAVY_BODY_BYTES:
-        read = await request.app[HEAVY_KEY].run(read_hook, body)
+        read = await request.app[HEAVY_WORK_KEY].run(read_hook, body)
     else:
         read = read_hook(body)
     if not isinstance(read, ReadHook):
@@ -272,11 +272,6 @@ def add_claude_code_hook_routes(
     app[PIPELINE_KEY] = pipeline
     app[WAITER_KEY] = waiter
     app[LIMIT_KEY] = body_limit
-    app[HEAVY_KEY] = heavy = HeavyWork(preload=("tether.gateway.claude_code.reading",))
-
-    async def close_heavy_work(_app: web.Application) -> None:
-        heavy.close()
-
-    app.on_cleanup.append(close_heavy_work)
+    heavy_work_of(app, ("tether.gateway.claude_code.reading",))
     app.router.add_post(PATH, claude_code_hook)
     set_error_renderer(app, PATH, _error_body)
