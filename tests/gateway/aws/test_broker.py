@@ -30,6 +30,7 @@ from tests.support.aws import (
 )
 from tests.support.server import PERMIT_ALL, RunningTether
 from tether.gateway.aws.chunked import ChunkChain
+from tether.web.shared_lane import HEAVY_WORK_KEY
 
 MB = 1024 * 1024
 
@@ -343,3 +344,34 @@ def test_a_kill_cuts_a_transfer_already_streaming(broker: RunningTether, moto_ur
         "GET", "/audit", params={"agent": "cutme-agent", "action": "s3:GetObject:completed"}
     ).json()
     assert completed and completed[-1]["attributes"]["status"] == 423
+
+
+def test_large_bodies_are_read_off_the_loop_and_mapped_as_small_ones_are(
+    broker: RunningTether, moto_url: str
+) -> None:
+    """A JSON body (DynamoDB) and a DeleteObjects XML body past 1 KB are read in the
+    heavy-work lane: the same calls, resources and refusals as when read on the loop."""
+    pair = _project(broker, moto_url, "largebody")
+    lane = broker._runner.app[HEAVY_WORK_KEY]
+    ddb = agent_client(broker, pair, "dynamodb")
+    ddb.create_table(
+        TableName="big",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.put_item(TableName="big", Item={"id": {"S": "1"}, "blob": {"S": "x" * 50_000}})
+    item = ddb.get_item(TableName="big", Key={"id": {"S": "1"}})["Item"]
+    assert item["blob"]["S"] == "x" * 50_000
+    trail = broker.call("GET", "/audit", params={"action": "dynamodb:PutItem"}).json()
+    assert [e["resource"] for e in trail if e["result"] == "allow"] == [
+        "arn:aws:dynamodb:us-east-1:123456789012:table/big"
+    ]
+    s3 = agent_client(broker, pair, "s3")
+    s3.create_bucket(Bucket="largebody-bucket")
+    keys = [{"Key": f"reports/{n:05}.csv"} for n in range(1000)]
+    with pytest.raises(ClientError) as held:
+        s3.delete_objects(Bucket="largebody-bucket", Delete={"Objects": keys})
+    assert _code(held) == "AccessDenied"
+    assert "approval" in str(held.value), str(held.value)
+    assert lane.most_running >= 1, "the large bodies were read in the lane"

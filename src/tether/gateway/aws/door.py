@@ -13,12 +13,14 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
 from botocore.auth import S3SigV4Auth
+from multidict import CIMultiDict
 
 from tether.approvals.waiter import ApprovalWaiter
 from tether.errors import TetherError
@@ -33,8 +35,10 @@ from tether.gateway.aws.errors import aws_error
 from tether.gateway.aws.operations import (
     AwsCall,
     AwsRequestView,
+    Unmappable,
     UnreadableRequest,
     map_request,
+    map_request_or_why,
     policy_service,
     protocol_of,
 )
@@ -58,6 +62,8 @@ from tether.pipeline import Action, Decision, Pipeline
 from tether.pipeline.long_poll import decide_as_one
 from tether.pipeline.outcome import Outcome
 from tether.pipeline.stages.identify import AWS_SOURCE
+from tether.web.heavy_work import HEAVY_BODY_BYTES
+from tether.web.shared_lane import HEAVY_WORK_KEY, heavy_work_of
 
 __all__ = ["PREFIX", "AwsDoor"]
 
@@ -110,7 +116,9 @@ _DENIED = {
 _BEDROCK_MODEL_CALL = re.compile(
     r"^/model/(?P<model_id>[^/]+)/(?P<operation>invoke|invoke-with-response-stream|count-tokens|converse|converse-stream)$"
 )
-_UNAVAILABLE = frozenset({"audit_unavailable", "store_unavailable", "aws_unavailable"})
+_UNAVAILABLE = frozenset(
+    {"audit_unavailable", "store_unavailable", "aws_unavailable", "heavy_work_busy"}
+)
 _BAD_KEY = {"s3": "InvalidAccessKeyId", "ec2": "AuthFailure"}
 
 
@@ -157,6 +165,7 @@ class AwsDoor:
         self._inflight = inflight
 
     def add_routes(self, app: web.Application) -> None:
+        heavy_work_of(app, ("tether.gateway.aws.operations",))
         app.router.add_route("*", PREFIX, self.handle)
         app.router.add_route("*", PREFIX + "/{tail:.*}", self.handle)
 
@@ -188,6 +197,18 @@ class AwsDoor:
             return aws_error(
                 protocol, "InternalError", "tether: the call could not be handled; denied", 500
             )
+
+    @staticmethod
+    async def _map(request: web.Request, view: AwsRequestView) -> AwsCall:
+        """On the loop when the body is small; a large one (JSON, XML or CBOR up to
+        ``MAX_SMALL_BODY``: seconds of parsing) in the app's heavy-work lane."""
+        if view.body is None or len(view.body) <= HEAVY_BODY_BYTES:
+            return map_request(view)
+        portable = replace(view, headers=CIMultiDict(view.headers))
+        read = await request.app[HEAVY_WORK_KEY].run(map_request_or_why, portable)
+        if isinstance(read, Unmappable):
+            raise UnreadableRequest(read.message)
+        return read
 
     async def _read_small(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > MAX_SMALL_BODY:
@@ -255,7 +276,7 @@ class AwsDoor:
             region=signed.region,
             account=await self._upstream.account(project.id, config),
         )
-        call = map_request(view)
+        call = await self._map(request, view)
         try:
             actions = await self._actions(call, signed, session_id, project.id, config, raw_query)
         except TagLookupFailed as exc:

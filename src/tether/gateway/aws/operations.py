@@ -25,8 +25,10 @@ __all__ = [
     "AwsRequestView",
     "AwsTarget",
     "TagRef",
+    "Unmappable",
     "UnreadableRequest",
     "map_request",
+    "map_request_or_why",
     "policy_service",
     "protocol_of",
 ]
@@ -449,6 +451,22 @@ def _params(view: AwsRequestView, protocol: str) -> tuple[str, dict[str, Any]]:
             raise UnreadableRequest("the form body is not UTF-8") from None
         params.update(parse_qsl(text, keep_blank_values=True))
     return str(params.get("Action", "")), params
+
+
+@dataclass(frozen=True, slots=True)
+class Unmappable:
+    """Why a body could not be read, as it crosses back from the heavy-work lane."""
+
+    message: str
+
+
+def map_request_or_why(view: AwsRequestView) -> AwsCall | Unmappable:
+    """``map_request`` for the heavy-work lane's worker (a large JSON, XML or CBOR body):
+    picklable in and out."""
+    try:
+        return map_request(view)
+    except UnreadableRequest as exc:
+        return Unmappable(str(exc))
 
 
 def map_request(view: AwsRequestView) -> AwsCall:
