@@ -10,28 +10,12 @@ import time
 import httpx
 import orjson
 
+from tests.support.raw_http import post_whole, read_answer
 from tests.support.server import RunningTether
 
 
-def _post(url: str, key: str, body: bytes) -> socket.socket:
-    """Sends the request whole and returns the socket its answer will arrive on."""
-    host, port = url.removeprefix("http://").split(":")
-    conn = socket.create_connection((host, int(port)), timeout=60)
-    head = (
-        f"POST /v1/authorize HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
-    )
-    conn.sendall(head.encode() + body)
-    return conn
-
-
 def _answer(conn: socket.socket) -> tuple[int, dict[str, object]]:
-    chunks = []
-    while chunk := conn.recv(65_536):
-        chunks.append(chunk)
-    conn.close()
-    head, _, content = b"".join(chunks).partition(b"\r\n\r\n")
+    head, _, content = read_answer(conn).partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), orjson.loads(content)
 
 
@@ -48,7 +32,7 @@ def test_healthz_answers_while_large_authorize_bodies_are_read(tether: RunningTe
     answered_in_flight = 0
     with httpx.Client(base_url=tether.url, timeout=60) as probe:
         probe.get("/healthz").raise_for_status()
-        heavy = [_post(tether.url, key, body) for _ in range(4)]
+        heavy = [post_whole(tether.url, "/v1/authorize", key, body) for _ in range(4)]
         while True:
             probe.get("/healthz").raise_for_status()
             ready, _, _ = select.select(heavy, [], [], 0)

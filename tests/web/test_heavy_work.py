@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import select
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.gateway.claude_code.test_hooks import (  # noqa: F401 (fixture)
     hook,
     payload,
 )
+from tests.support.raw_http import post_whole, read_answer
 from tests.support.server import RunningTether
 from tests.web.heavy_pieces import fails, gated_square, pid, square
 from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWork, HeavyWorkBusy
@@ -156,27 +156,6 @@ def test_a_large_body_is_read_as_a_small_one_is(hook) -> None:  # type: ignore[n
     assert bad.status_code == 400
 
 
-def _post(url: str, key: str, body: bytes) -> socket.socket:
-    """Sends a hook request whole and returns the socket its answer will arrive on."""
-    host, port = url.removeprefix("http://").split(":")
-    conn = socket.create_connection((host, int(port)), timeout=60)
-    head = (
-        f"POST /hooks/claude-code HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
-    )
-    conn.sendall(head.encode() + body)
-    return conn
-
-
-def _answer(conn: socket.socket) -> bytes:
-    chunks = []
-    while chunk := conn.recv(65_536):
-        chunks.append(chunk)
-    conn.close()
-    return b"".join(chunks)
-
-
 def test_healthz_answers_while_heavy_hook_bodies_are_read(tether: RunningTether) -> None:
     """Four near-1 MB bodies of small JSON objects (the costliest JSON to parse: tens of
     ms each) sent whole; while none of their answers has arrived yet, ``/healthz`` is
@@ -190,7 +169,7 @@ def test_healthz_answers_while_heavy_hook_bodies_are_read(tether: RunningTether)
     answered_in_flight = 0
     with httpx.Client(base_url=tether.url, timeout=60) as probe:
         probe.get("/healthz").raise_for_status()  # the probe's connection is open
-        heavy = [_post(tether.url, key, body) for _ in range(4)]
+        heavy = [post_whole(tether.url, "/hooks/claude-code", key, body) for _ in range(4)]
         while True:
             probe.get("/healthz").raise_for_status()
             ready, _, _ = select.select(heavy, [], [], 0)
@@ -199,7 +178,7 @@ def test_healthz_answers_while_heavy_hook_bodies_are_read(tether: RunningTether)
             if not ready:
                 answered_in_flight += 1  # none of the four answered yet
             time.sleep(0.002)
-    answers = [_answer(conn) for conn in heavy]
+    answers = [read_answer(conn) for conn in heavy]
     for answer in answers:
         head, _, content = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), head
