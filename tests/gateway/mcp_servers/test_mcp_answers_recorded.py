@@ -15,7 +15,7 @@ import pytest
 from tests.gateway.mcp_servers.client import mcp_session, text_of
 from tests.gateway.mcp_servers.conftest import register
 from tests.support.databases import sqlite_url
-from tests.support.mcp_upstream import RunningMcpUpstream
+from tests.support.mcp_upstream import RunningMcpUpstream, start_mcp_upstream
 from tests.support.server import RunningTether, start_tether
 from tests.support.tcp_proxy import CuttableProxy
 from tether.pipeline import Action, Outcome
@@ -43,9 +43,9 @@ def _await_trail(tether: RunningTether, action: str, count: int) -> list[dict[st
 
 
 def test_every_answer_of_a_loop_is_in_the_trail_once(
-    tether: RunningTether, mcp_upstream: RunningMcpUpstream
+    tether: RunningTether, json_upstream: RunningMcpUpstream
 ) -> None:
-    key = register(tether, mcp_upstream)
+    key = register(tether, json_upstream)
 
     async def scenario() -> list[bool]:
         async with mcp_session(_url(tether), key) as session:
@@ -61,6 +61,15 @@ def test_every_answer_of_a_loop_is_in_the_trail_once(
 
 
 @pytest.fixture
+def json_upstream() -> Iterator[RunningMcpUpstream]:
+    """The warehouse answering with plain JSON (the SSE relay is covered by the door's
+    tests; what is recorded does not depend on it)."""
+    running = start_mcp_upstream(json_response=True)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
 def redis_proxy() -> Iterator[CuttableProxy]:
     proxy = CuttableProxy("127.0.0.1", 6379).start()
     yield proxy
@@ -68,7 +77,7 @@ def redis_proxy() -> Iterator[CuttableProxy]:
 
 
 def test_an_answer_tether_cannot_count_is_withheld(
-    tmp_path: Path, mcp_upstream: RunningMcpUpstream, redis_proxy: CuttableProxy
+    tmp_path: Path, json_upstream: RunningMcpUpstream, redis_proxy: CuttableProxy
 ) -> None:
     """Guard memory (Redis) goes away while the tool runs: the decision was taken, but
     the answer cannot be counted against the loop guard, so the agent does not get it."""
@@ -79,13 +88,13 @@ def test_an_answer_tether_cannot_count_is_withheld(
     )
     try:
 
-        @mcp_upstream.server.tool(name="outage")
+        @json_upstream.server.tool(name="outage")
         def outage(text: str) -> str:
             """Answer after the guard memory went away."""
             redis_proxy.cut()
             return f"secret answer {text}"
 
-        key = register(tether, mcp_upstream)
+        key = register(tether, json_upstream)
         tether.apply_policy("p", PERMIT_ALL)
 
         async def scenario() -> tuple[bool, str]:
