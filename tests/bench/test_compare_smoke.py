@@ -31,9 +31,10 @@ def endpoint(fake: RunningFake) -> Endpoint:
 
 @pytest.fixture
 def slow_upstream() -> Iterator[RunningFake]:
-    """Answers after half a second (once the load generator's 40 warm-up requests are
-    answered at once): no rate above a few per second is sustained."""
-    fake = FakeAnthropic(default=FakeReply(delay=0.5))
+    """Answers after three seconds (once the load generator's 40 warm-up requests are
+    answered at once): no rate above a few per second is sustained, even when a busy
+    machine lets the generator send only 150 a second (half a second was not enough)."""
+    fake = FakeAnthropic(default=FakeReply(delay=3.0))
     fake.enqueue(*[FakeReply()] * 40)
     fake.keep_requests = False
     running = start_fake(fake)
