@@ -33,6 +33,19 @@ class ResultCount:
     count: int
 
 
+_DECISION_COLUMNS = (
+    audit_events.c.ts,
+    audit_events.c.agent_name,
+    audit_events.c.source,
+    audit_events.c.action,
+    audit_events.c.resource,
+    audit_events.c.result,
+    audit_events.c.code,
+    audit_events.c.attributes,
+)
+"""What replay and suggest read of a decision (``decision_pages`` adds ``seq``)."""
+
+
 class AuditStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -102,17 +115,7 @@ class AuditStore:
         agent_name, source, action, resource, result, code, attributes, seq). Paged by (ts, seq)
         along the (project, ts) index, so a week of a million decisions streams in pages.
         ``attributes_containing``: only events whose attributes' JSON holds this text."""
-        columns = (
-            audit_events.c.ts,
-            audit_events.c.agent_name,
-            audit_events.c.source,
-            audit_events.c.action,
-            audit_events.c.resource,
-            audit_events.c.result,
-            audit_events.c.code,
-            audit_events.c.attributes,
-            audit_events.c.seq,
-        )
+        columns = (*_DECISION_COLUMNS, audit_events.c.seq)
         after: tuple[int, int] | None = None
         while True:
             query = (
@@ -153,16 +156,7 @@ class AuditStore:
         query of only these columns (a million rows: replay, suggest): on a SQLite file a
         plain read-only ``sqlite3`` cursor, elsewhere a server-side cursor; rows are the
         driver's tuples, never ORM or pydantic objects."""
-        query = select(
-            audit_events.c.ts,
-            audit_events.c.agent_name,
-            audit_events.c.source,
-            audit_events.c.action,
-            audit_events.c.resource,
-            audit_events.c.result,
-            audit_events.c.code,
-            audit_events.c.attributes,
-        ).where(
+        query = select(*_DECISION_COLUMNS).where(
             audit_events.c.project_id == project_id,
             audit_events.c.ts >= since_ms,
             audit_events.c.ts < until_ms,
