@@ -209,7 +209,6 @@ async def open_loop(
 
     async def one(i: int, due: float) -> None:
         nonlocal in_flight, last_done
-        in_flight += 1
         try:
             conn = await pool.acquire()
             status = await conn.send(body(i))
@@ -243,6 +242,7 @@ async def open_loop(
                 after = time.perf_counter() - start
                 phase.overloaded = f"backlog passed {backlog_cap} requests after {after:.1f} s"
                 break
+            in_flight += 1
             task = asyncio.create_task(one(i, due))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
