@@ -510,6 +510,9 @@ class AwsDoor:
             if handle.cut_by is None:
                 raise
             outcome_status = 423
+            # The client was promised the whole body: closing the connection tells it the
+            # transfer ended now, instead of leaving it to wait out its read timeout.
+            response.force_close()
         finally:
             self._inflight.unregister(token)
             upstream.release()
