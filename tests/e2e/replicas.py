@@ -6,6 +6,7 @@ import base64
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +39,18 @@ def two_processes(tmp_path: Path, **env: str) -> Iterator[Replicas]:
             **env,
         }
         ports = [free_port(), free_port()]
-        first, _ = start({**base_env, "TETHER_DATA_DIR": str(tmp_path / "a")}, ports[0])
-        second, _ = start({**base_env, "TETHER_DATA_DIR": str(tmp_path / "b")}, ports[1])
+        # Started together, as a deploy starts its replicas (migrations are safe at once).
+        with ThreadPoolExecutor(2) as pool:
+            starts = [
+                pool.submit(start, {**base_env, "TETHER_DATA_DIR": str(tmp_path / at)}, port)
+                for at, port in zip("ab", ports, strict=True)
+            ]
+        failed = [error for f in starts if (error := f.exception()) is not None]
+        if failed:
+            for started in (f.result()[0] for f in starts if f.exception() is None):
+                stop(started)
+            raise failed[0]
+        first, second = (f.result()[0] for f in starts)
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         admin = httpx.Client(
             base_url=f"{urls[0]}/admin/v1", headers={"Authorization": f"Bearer {ADMIN}"}

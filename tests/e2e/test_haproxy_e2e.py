@@ -5,6 +5,7 @@ one replica; a kill issued on either replica holds; a shared budget is never ove
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
 import subprocess
 import time
@@ -18,11 +19,12 @@ import pytest
 
 from tests.e2e.replicas import Replicas, first_refusal, two_processes
 from tests.e2e.test_tether_up import free_port
-from tests.support.fake_upstream import RunningFake
+from tests.support.fake_upstream import RunningFake, start_fake
 from tether.fakes.anthropic import FakeReply
 
 HAPROXY_CFG = Path(__file__).parents[2] / "deploy" / "haproxy.cfg"
 REPEAT_LIMIT = 3
+_PROJECT_NUMBERS = itertools.count(1)
 
 
 @dataclass
@@ -31,6 +33,8 @@ class Fleet:
     """HAProxy's."""
     replicas: Replicas
     key: str
+    project: str
+    upstream: RunningFake
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -46,48 +50,72 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture
-def fleet(tmp_path: Path, upstream: RunningFake) -> Iterator[Fleet]:
+@dataclass
+class Balanced:
+    url: str
+    """HAProxy's."""
+    replicas: Replicas
+    upstream: RunningFake
+
+
+@pytest.fixture(scope="module")
+def balanced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Balanced]:
+    """Two replicas behind HAProxy, started once for the module (each test has a project
+    of its own)."""
     haproxy = shutil.which("haproxy")
     if haproxy is None:
         pytest.skip("haproxy is not installed (.ci/run installs it)")
-    with two_processes(tmp_path, TETHER_ANTHROPIC_BASE_URL=upstream.url) as replicas:
-        port = free_port()
-        env = {
-            "HAPROXY_BIND": f"127.0.0.1:{port}",
-            "TETHER_1": replicas.first.removeprefix("http://"),
-            "TETHER_2": replicas.second.removeprefix("http://"),
-            "PATH": "/usr/sbin:/usr/bin:/bin",
-        }
-        check = subprocess.run(
-            [haproxy, "-c", "-f", str(HAPROXY_CFG)], env=env, capture_output=True, text=True
-        )
-        assert check.returncode == 0, check.stdout + check.stderr
-        process = subprocess.Popen(
-            [haproxy, "-db", "-f", str(HAPROXY_CFG)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_ready(url, process)
-            admin = replicas.admin
-            admin.post("/projects", json={"name": "p"}).raise_for_status()
-            admin.put(
-                "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key}
-            ).raise_for_status()
-            admin.put(
-                "/projects/p/policy", json={"source": "permit(principal, action, resource);"}
-            ).raise_for_status()
-            admin.patch(
-                "/projects/p/guards", json={"repeat_limit": REPEAT_LIMIT}
-            ).raise_for_status()
-            key = admin.post("/agents", json={"name": "a", "project": "p"}).json()["key"]
-            yield Fleet(url, replicas, key)
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+    upstream = start_fake()
+    tmp_path = tmp_path_factory.mktemp("fleet")
+    try:
+        with two_processes(tmp_path, TETHER_ANTHROPIC_BASE_URL=upstream.url) as replicas:
+            port = free_port()
+            env = {
+                "HAPROXY_BIND": f"127.0.0.1:{port}",
+                "TETHER_1": replicas.first.removeprefix("http://"),
+                "TETHER_2": replicas.second.removeprefix("http://"),
+                "PATH": "/usr/sbin:/usr/bin:/bin",
+            }
+            check = subprocess.run(
+                [haproxy, "-c", "-f", str(HAPROXY_CFG)], env=env, capture_output=True, text=True
+            )
+            assert check.returncode == 0, check.stdout + check.stderr
+            process = subprocess.Popen(
+                [haproxy, "-db", "-f", str(HAPROXY_CFG)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                url = f"http://127.0.0.1:{port}"
+                _wait_ready(url, process)
+                yield Balanced(url, replicas, upstream)
+            finally:
+                process.terminate()
+                process.wait(timeout=10)
+    finally:
+        upstream.stop()
+
+
+@pytest.fixture
+def fleet(balanced: Balanced) -> Iterator[Fleet]:
+    """A project of this test's own on the shared fleet, its agent's key."""
+    project = f"p{next(_PROJECT_NUMBERS)}"
+    admin = balanced.replicas.admin
+    admin.post("/projects", json={"name": project}).raise_for_status()
+    admin.put(
+        f"/projects/{project}/credentials/anthropic",
+        json={"secret": balanced.upstream.fake.api_key},
+    ).raise_for_status()
+    admin.put(
+        f"/projects/{project}/policy", json={"source": "permit(principal, action, resource);"}
+    ).raise_for_status()
+    admin.patch(
+        f"/projects/{project}/guards", json={"repeat_limit": REPEAT_LIMIT}
+    ).raise_for_status()
+    key = admin.post("/agents", json={"name": f"a-{project}", "project": project}).json()["key"]
+    balanced.upstream.fake.default = FakeReply()
+    yield Fleet(balanced.url, balanced.replicas, key, project, balanced.upstream)
 
 
 def _message(fleet: Fleet, session_header: dict[str, str]) -> httpx.Response:
@@ -153,12 +181,12 @@ def test_a_kill_on_either_replica_holds_behind_the_balancer(fleet: Fleet, replic
 
 
 def test_a_budget_shared_behind_the_balancer_is_never_overspent(
-    fleet: Fleet, upstream: RunningFake
+    fleet: Fleet,
 ) -> None:
-    upstream.fake.default = FakeReply(output_tokens=5900, chunks=3, chunk_delay=0.01)
+    fleet.upstream.fake.default = FakeReply(output_tokens=5900, chunks=3, chunk_delay=0.01)
     limit = 0.6
     budget = fleet.replicas.admin.put(
-        "/budgets", json={"project": "p", "period": "daily", "limit_usd": limit}
+        "/budgets", json={"project": fleet.project, "period": "daily", "limit_usd": limit}
     ).json()
 
     async def one(client: httpx.AsyncClient, n: int) -> int:
