@@ -26,8 +26,10 @@ from tests.gateway.claude_code.test_hooks import (  # noqa: F401 (fixture)
 from tests.support.raw_http import post_whole, read_answer
 from tests.support.server import RunningTether
 from tests.web.heavy_pieces import fails, gated_square, pid, square
-from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWork, HeavyWorkBusy
+from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWork, HeavyWorkBusy, estimated_seconds
 from tether.web.shared_lane import HEAVY_WORK_KEY
+
+MB = 1_000_000
 
 
 def _started(gate: Path) -> list[int]:
@@ -87,6 +89,34 @@ async def test_pieces_past_the_queue_are_refused(tmp_path: Path) -> None:
         lane.close()
 
 
+async def test_the_queue_is_bounded_by_the_work_waiting_not_by_a_count(tmp_path: Path) -> None:
+    """Hundreds of ordinary hook bodies (4 KB) may wait behind a slow piece; large ones
+    (1 MB, counted as 100 ms each) only as many as fit in the wait budget."""
+    lane = HeavyWork(width=1)
+    try:
+        first = asyncio.create_task(lane.run(gated_square, 1, str(tmp_path)))
+        await _until(lambda: _started(tmp_path))
+        small = [asyncio.create_task(lane.run(square, n, size=4_096)) for n in range(600)]
+        await asyncio.sleep(0)
+        assert lane.refused == 0 and lane.waiting == 600
+        fitting = int((lane.wait_budget_seconds - lane.waiting_seconds) // estimated_seconds(MB))
+        large = [asyncio.create_task(lane.run(square, n, size=MB)) for n in range(fitting)]
+        await asyncio.sleep(0)
+        assert lane.refused == 0
+        with pytest.raises(HeavyWorkBusy) as refused:
+            await lane.run(square, 0, size=MB)
+        assert "of work waiting" in refused.value.message
+        assert lane.refused == 1
+        (tmp_path / "release").touch()
+        assert await asyncio.gather(*small) == [n * n for n in range(600)]
+        assert await asyncio.gather(*large) == [n * n for n in range(fitting)]
+        assert await first == 1
+        assert lane.waiting == 0 and lane.waiting_seconds == 0
+    finally:
+        (tmp_path / "release").touch()
+        lane.close()
+
+
 async def test_an_error_in_a_piece_is_its_callers_alone() -> None:
     lane = HeavyWork(width=2)
     try:
@@ -139,6 +169,20 @@ def test_heavy_commands_sent_together_are_decided_as_one_at_a_time(hook) -> None
     assert [d for d, _ in together] == ["allow"] * 6 + ["deny"] * 6, together
     for i, (_, reason) in enumerate(together[6:]):
         assert f"file:Delete on /etc/conf{i} " in reason, reason
+
+
+def test_a_fleets_burst_of_ordinary_hook_bodies_is_decided_not_refused(hook) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """150 PreToolUse calls at once, each a 3 KB Write (past the threshold, so each is read
+    in the one-wide lane): every one is decided; none is refused as busy."""
+    content = "print('hello')\n" * 200
+
+    def send(i: int) -> tuple[str, str]:
+        write = {"file_path": f"{CWD}/src/gen_{i}.py", "content": content}
+        return decision_of(hook("Write", write, tool_use_id=f"toolu_w{i}"))
+
+    with ThreadPoolExecutor(150) as pool:
+        decisions = list(pool.map(send, range(150)))
+    assert [d for d, _ in decisions] == ["allow"] * 150, [r for d, r in decisions if d != "allow"]
 
 
 def test_a_large_body_is_read_as_a_small_one_is(hook) -> None:  # type: ignore[no-untyped-def]  # noqa: F811

@@ -59,7 +59,7 @@ async def _read(request: web.Request) -> AuthorizeRequest:
     100 ms) in the shared heavy-work lane. Both run ``read_authorize_request``."""
     body = await read_limited(request, request.app[LIMIT_KEY])
     if len(body) > HEAVY_BODY_BYTES:
-        read = await request.app[HEAVY_WORK_KEY].run(read_authorize_request, body)
+        read = await request.app[HEAVY_WORK_KEY].run(read_authorize_request, body, size=len(body))
     else:
         read = read_authorize_request(body)
     if isinstance(read, Unread):

@@ -1,6 +1,9 @@
 """CPU-bound work of large requests (parsing a big hook body, reading a long command line,
-redacting a big tool input) in worker processes, at most ``width`` pieces at once, at most
-``queue`` more waiting: past that the request is refused (``heavy_work_busy``, fail closed).
+redacting a big tool input) in worker processes, at most ``width`` pieces at once; the
+pieces waiting are bounded by the work they bring (about ``wait_budget_seconds`` of it,
+estimated from their sizes) and by their number (``queue``): past that a request is refused
+(``heavy_work_busy``, fail closed). A fleet's ordinary 2-8 KB hook bodies cost about half a
+millisecond each, so hundreds may wait a few milliseconds; a 1 MB body counts as 100 ms.
 
 Processes, not threads: the work is linear and bounded, but 16 KB of shell or 1 MB of
 small JSON objects still costs 15 to 150 ms of pure Python, and a thread doing it takes
@@ -24,7 +27,7 @@ from typing import TypeVar
 
 from tether.errors import TetherError
 
-__all__ = ["HEAVY_BODY_BYTES", "HeavyWork", "HeavyWorkBusy"]
+__all__ = ["HEAVY_BODY_BYTES", "HeavyWork", "HeavyWorkBusy", "estimated_seconds"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -32,8 +35,23 @@ log = logging.getLogger(__name__)
 HEAVY_BODY_BYTES = 1_024
 """A request body longer than this is read in the heavy-work lane, not on the event loop."""
 
-DEFAULT_QUEUE = 64
-"""Pieces that may wait for a worker: 64 heavy requests at ~20 ms each is ~1.3 s of wait."""
+DEFAULT_QUEUE = 1_024
+"""Pieces that may wait for a worker, whatever their size (a bound on memory)."""
+
+DEFAULT_WAIT_BUDGET_SECONDS = 1.5
+"""The estimated work that may wait for a worker: about how long the last one waits."""
+
+PIECE_SECONDS = 0.000_5
+"""A piece's fixed cost: handing it to the worker and its answer back (measured ~0.5 ms)."""
+
+BYTES_PER_SECOND = 10_000_000
+"""A piece's cost per byte of body: 1 MB of small JSON objects takes 20-150 ms to parse
+and hand over; counted at the slow end, 100 ms."""
+
+
+def estimated_seconds(size: int) -> float:
+    """What a piece with a ``size``-byte body is counted as in the wait budget."""
+    return PIECE_SECONDS + size / BYTES_PER_SECOND
 
 
 class HeavyWorkBusy(TetherError):
@@ -55,18 +73,28 @@ def _ready() -> bool:
 
 class HeavyWork:
     """A lane ``width`` workers wide; callers past it wait in arrival order, up to
-    ``queue`` of them. ``work`` and its arguments must be picklable (a module-level
-    function), and so must its result: send bytes in, small answers out."""
+    ``queue`` of them and ``wait_budget_seconds`` of their estimated work. ``work`` and its
+    arguments must be picklable (a module-level function), and so must its result: send
+    bytes in, small answers out."""
 
     def __init__(
-        self, width: int = 1, queue: int = DEFAULT_QUEUE, preload: tuple[str, ...] = ()
+        self,
+        width: int = 1,
+        queue: int = DEFAULT_QUEUE,
+        preload: tuple[str, ...] = (),
+        wait_budget_seconds: float = DEFAULT_WAIT_BUDGET_SECONDS,
     ) -> None:
         if width < 1:
             raise ValueError("width must be at least 1")
         if queue < 0:
             raise ValueError("queue must be at least 0")
+        if wait_budget_seconds < 0:
+            raise ValueError("wait_budget_seconds must be at least 0")
         self.width = width
         self.queue = queue
+        self.wait_budget_seconds = wait_budget_seconds
+        self.waiting_seconds = 0.0
+        """The estimated work of the pieces waiting now."""
         self._preload = preload
         self._slots = asyncio.Semaphore(width)
         self._executor: ProcessPoolExecutor | None = None
@@ -105,22 +133,29 @@ class HeavyWork:
         started.add_done_callback(logged)
         return started
 
-    async def run(self, work: Callable[..., T], *args: object) -> T:
-        """``work(*args)`` in a worker once one is free; refused when ``queue`` pieces
-        already wait."""
+    async def run(self, work: Callable[..., T], *args: object, size: int = 0) -> T:
+        """``work(*args)`` in a worker once one is free; ``size`` is the body's length, what
+        the piece is counted as while it waits. Refused when ``queue`` pieces already wait
+        or its work would take the waiting work past ``wait_budget_seconds``."""
+        cost = estimated_seconds(size)
         if self._slots.locked():
-            if self.waiting >= self.queue:
+            if (
+                self.waiting >= self.queue
+                or self.waiting_seconds + cost > self.wait_budget_seconds
+            ):
                 self.refused += 1
                 raise HeavyWorkBusy(
-                    f"tether is reading {self.width + self.waiting} large requests already; "
-                    "try again shortly"
+                    f"tether is reading {self.width + self.waiting} large requests already "
+                    f"(about {self.waiting_seconds:.1f} s of work waiting); try again shortly"
                 )
             self.waited += 1
         self.waiting += 1
+        self.waiting_seconds += cost
         try:
             await self._slots.acquire()
         finally:
             self.waiting -= 1
+            self.waiting_seconds = self.waiting_seconds - cost if self.waiting else 0.0
         self.running += 1
         self.most_running = max(self.most_running, self.running)
         try:

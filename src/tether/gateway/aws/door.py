@@ -205,7 +205,8 @@ class AwsDoor:
         if view.body is None or len(view.body) <= HEAVY_BODY_BYTES:
             return map_request(view)
         portable = replace(view, headers=CIMultiDict(view.headers))
-        read = await request.app[HEAVY_WORK_KEY].run(map_request_or_why, portable)
+        lane = request.app[HEAVY_WORK_KEY]
+        read = await lane.run(map_request_or_why, portable, size=len(view.body))
         if isinstance(read, Unmappable):
             raise UnreadableRequest(read.message)
         return read

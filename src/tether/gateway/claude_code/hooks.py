@@ -130,7 +130,7 @@ async def _read(request: web.Request) -> ReadHook:
     at most one at a time) when large. Both run ``read_hook``: the same answer."""
     body = await read_limited(request, request.app[LIMIT_KEY])
     if len(body) > HEAVY_BODY_BYTES:
-        read = await request.app[HEAVY_WORK_KEY].run(read_hook, body)
+        read = await request.app[HEAVY_WORK_KEY].run(read_hook, body, size=len(body))
     else:
         read = read_hook(body)
     if not isinstance(read, ReadHook):
