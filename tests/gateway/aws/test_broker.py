@@ -29,6 +29,7 @@ from tests.support.aws import (
 )
 from tests.support.server import PERMIT_ALL, RunningTether
 from tether.gateway.aws.chunked import ChunkChain
+from tether.gateway.aws.sigv4 import HASHED_OFF_LOOP_BYTES
 from tether.web.shared_lane import HEAVY_WORK_KEY
 
 MB = 1024 * 1024
@@ -348,6 +349,29 @@ def test_a_kill_cuts_a_transfer_already_streaming(broker: RunningTether, moto_ur
     assert completed and completed[-1]["attributes"]["status"] == 423
 
 
+def test_a_body_past_the_hashing_threshold_is_verified_and_signed_on_a_thread(
+    broker: RunningTether, moto_url: str
+) -> None:
+    """A DynamoDB item near its 400 KB limit: its body is hashed off the loop, for the
+    agent's signature and for the upstream one, and the call goes through unchanged."""
+    pair = _project(broker, moto_url, "bighash")
+    ddb = agent_client(broker, pair, "dynamodb")
+    ddb.create_table(
+        TableName="bighash",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    blob = "y" * (HASHED_OFF_LOOP_BYTES + 50_000)
+    ddb.put_item(TableName="bighash", Item={"id": {"S": "1"}, "blob": {"S": blob}})
+    assert ddb.get_item(TableName="bighash", Key={"id": {"S": "1"}})["Item"]["blob"]["S"] == blob
+    wrong = AgentPair(pair.access_key_id, "not-the-secret-000000000000000000000000")
+    forged = agent_client(broker, wrong, "dynamodb")
+    with pytest.raises(ClientError) as refused:
+        forged.put_item(TableName="bighash", Item={"id": {"S": "2"}, "blob": {"S": blob}})
+    assert _code(refused) == "SignatureDoesNotMatch"
+
+
 def test_large_bodies_are_read_off_the_loop_and_mapped_as_small_ones_are(
     broker: RunningTether, moto_url: str
 ) -> None:
@@ -365,7 +389,9 @@ def test_large_bodies_are_read_off_the_loop_and_mapped_as_small_ones_are(
     ddb.put_item(TableName="big", Item={"id": {"S": "1"}, "blob": {"S": "x" * 50_000}})
     item = ddb.get_item(TableName="big", Key={"id": {"S": "1"}})["Item"]
     assert item["blob"]["S"] == "x" * 50_000
-    trail = broker.call("GET", "/audit", params={"action": "dynamodb:PutItem"}).json()
+    trail = broker.call(
+        "GET", "/audit", params={"action": "dynamodb:PutItem", "agent": "largebody-agent"}
+    ).json()
     assert [e["resource"] for e in trail if e["result"] == "allow"] == [
         "arn:aws:dynamodb:us-east-1:123456789012:table/big"
     ]

@@ -9,6 +9,7 @@ format, and relays allowed calls re-signed with the project's credential.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -43,6 +44,7 @@ from tether.gateway.aws.operations import (
     protocol_of,
 )
 from tether.gateway.aws.sigv4 import (
+    HASHED_OFF_LOOP_BYTES,
     SignedRequest,
     SigV4Error,
     check_time,
@@ -244,7 +246,7 @@ class AwsDoor:
             raw_path,
             raw_query,
             request.headers,
-            payload_hash(signed, request.headers, body),
+            await payload_hash(signed, request.headers, body),
         )
         self._directory.note_address(key.id, request.remote)
         agent = self._directory.agent(key.agent_id)
@@ -440,7 +442,8 @@ class AwsDoor:
         length = len(body) if body is not None else request.content_length
         if length is not None:
             headers.append(("Content-Length", str(length)))
-        signed_headers, seed = sign_upstream(
+        sign = functools.partial(
+            sign_upstream,
             request.method,
             url,
             headers,
@@ -450,6 +453,9 @@ class AwsDoor:
             content_sha,
             body,
         )
+        # botocore hashes the body to sign it; a large one is hashed on a thread.
+        large = body is not None and len(body) >= HASHED_OFF_LOOP_BYTES
+        signed_headers, seed = await asyncio.to_thread(sign) if large else sign()
         payload: bytes | AsyncIterator[bytes] | None = body
         chunk_failures: list[ChunkError] = []
         if body is None and (length or request.body_exists):
