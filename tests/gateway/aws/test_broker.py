@@ -42,6 +42,15 @@ def _project(broker: RunningTether, moto_url: str, name: str) -> AgentPair:
     return issue_aws_keys(broker, f"{name}-agent")
 
 
+def _create_table(ddb: Any, name: str) -> None:
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
     return str(exc.value.response["Error"]["Code"])
 
@@ -356,12 +365,7 @@ def test_a_body_past_the_hashing_threshold_is_verified_and_signed_on_a_thread(
     agent's signature and for the upstream one, and the call goes through unchanged."""
     pair = _project(broker, moto_url, "bighash")
     ddb = agent_client(broker, pair, "dynamodb")
-    ddb.create_table(
-        TableName="bighash",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_table(ddb, "bighash")
     blob = "y" * (HASHED_OFF_LOOP_BYTES + 50_000)
     ddb.put_item(TableName="bighash", Item={"id": {"S": "1"}, "blob": {"S": blob}})
     assert ddb.get_item(TableName="bighash", Key={"id": {"S": "1"}})["Item"]["blob"]["S"] == blob
@@ -380,12 +384,7 @@ def test_large_bodies_are_read_off_the_loop_and_mapped_as_small_ones_are(
     pair = _project(broker, moto_url, "largebody")
     lane = broker._runner.app[HEAVY_WORK_KEY]
     ddb = agent_client(broker, pair, "dynamodb")
-    ddb.create_table(
-        TableName="big",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _create_table(ddb, "big")
     ddb.put_item(TableName="big", Item={"id": {"S": "1"}, "blob": {"S": "x" * 50_000}})
     item = ddb.get_item(TableName="big", Key={"id": {"S": "1"}})["Item"]
     assert item["blob"]["S"] == "x" * 50_000
