@@ -100,6 +100,7 @@ class SessionRegistry:
     ) -> Transition | None:
         """``SessionStore.transition``, seen here at once; other replicas see it through
         the change feed."""
+
         def audit(conn: sqlite3.Connection) -> None:
             append_linked(conn, audit_rows)
 

@@ -139,10 +139,7 @@ class HeavyWork:
         or its work would take the waiting work past ``wait_budget_seconds``."""
         cost = estimated_seconds(size)
         if self._slots.locked():
-            if (
-                self.waiting >= self.queue
-                or self.waiting_seconds + cost > self.wait_budget_seconds
-            ):
+            if self.waiting >= self.queue or self.waiting_seconds + cost > self.wait_budget_seconds:
                 self.refused += 1
                 raise HeavyWorkBusy(
                     f"tether is reading {self.width + self.waiting} large requests already "
