@@ -8,6 +8,7 @@ driven by one load generator. Writes the table to docs/benchmarks.md and prints 
     uv run python bench/compare.py --skip litellm,tether-pg --out /tmp/bench.md
     uv run python bench/compare.py --profile    # where a request's CPU goes, by stage
     uv run python bench/compare.py --doors 5    # the model doors' CPU per call, 5 rounds
+    uv run python bench/compare.py --doors 5 --doors-rate 150   # … at the same req/s each
 
 Every server is stopped at the end, also on an error or Ctrl-C. A server that cannot be
 installed or started (LiteLLM offline, PostgreSQL absent) is reported with the reason and
@@ -125,6 +126,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "clients shared out), JSON then streaming, ROUNDS rounds; prints each door's CPU "
         "per call against the Messages door's in the same round",
     )
+    parser.add_argument(
+        "--doors-rate",
+        type=int,
+        metavar="RPS",
+        help="with --doors: load every door at this same rate (open loop) instead of the "
+        "closed loop, so each door's CPU per call is compared at the same throughput (a "
+        "door answered more slowly upstream does not pay for being less busy)",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure as JSON here")
     parser.add_argument(
         "--keep",
@@ -232,10 +241,14 @@ def compare_doors(args: argparse.Namespace, command: str, say: Callable[[str], N
         clients = max(1, args.concurrency // len(targets))
         for round_ in range(args.doors):
             for stream in (False, True):
-                phases = run_async(_together(targets, stream, clients, args.seconds, round_))
+                phases = run_async(
+                    _together(targets, stream, clients, args.seconds, round_, args.doors_rate)
+                )
                 for key, phase in phases.items():
                     if phase.errors:
                         say(f"  {key}: {phase.errors} errors: {phase.error_sample[:200]}")
+                    if phase.overloaded:
+                        say(f"  {key}: overloaded ({phase.overloaded}): lower --doors-rate")
                     cpu.setdefault((key, stream), []).append(phase.cpu_ms_per_request())
                     say(
                         f"  round {round_ + 1} {key:<16} {'stream' if stream else 'json':<6} "
@@ -244,8 +257,13 @@ def compare_doors(args: argparse.Namespace, command: str, say: Callable[[str], N
                     )
                 wait_idle([pid for target in targets.values() for pid in target.pids()])
     shutil.rmtree(workdir, ignore_errors=True)
+    load = (
+        f"open loop, {args.doors_rate} req/s each"
+        if args.doors_rate
+        else f"closed loop, {clients} clients each"
+    )
     lines = [
-        f"`{command}`: every door loaded at once (closed loop, {clients} clients each, "
+        f"`{command}`: every door loaded at once ({load}, "
         f"{args.seconds:g} s per phase, JSON then streaming), {args.doors} rounds; load "
         f"average {load_before} before, {load_average()} after.",
         "",
@@ -271,14 +289,25 @@ def compare_doors(args: argparse.Namespace, command: str, say: Callable[[str], N
 
 
 async def _together(
-    targets: dict[str, Target], stream: bool, clients: int, seconds: float, round_: int
+    targets: dict[str, Target],
+    stream: bool,
+    clients: int,
+    seconds: float,
+    round_: int,
+    rate: int | None = None,
 ) -> dict[str, Phase]:
-    """One closed-loop phase on every door at the same time: whatever else the machine is
-    doing meanwhile, every door shares it alike."""
+    """One phase on every door at the same time: whatever else the machine is doing
+    meanwhile, every door shares it alike. Closed loop; or, given ``rate``, open loop at
+    that rate on each (CPU per call falls as a server gets busier, each event-loop turn and
+    SQLite commit serving more calls: a door answered more slowly in a closed loop is
+    less busy, and its CPU per call higher for that alone)."""
     phases = await asyncio.gather(
         *(
-            closed_loop(target.endpoint, stream, clients, seconds,
-                        f"{key}-{round_}-{time.monotonic_ns()}", target.probe)
+            open_loop(target.endpoint, stream, rate, seconds,
+                      f"{key}-{round_}-{time.monotonic_ns()}", target.probe)
+            if rate
+            else closed_loop(target.endpoint, stream, clients, seconds,
+                             f"{key}-{round_}-{time.monotonic_ns()}", target.probe)
             for key, target in targets.items()
         )
     )  # fmt: skip

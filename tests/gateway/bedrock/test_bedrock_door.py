@@ -83,6 +83,39 @@ def test_the_bedrock_sdk_streams_and_calls_through_tether_priced_as_the_anthropi
         assert event["source"] == "bedrock"
 
 
+def test_a_streamed_tool_call_reaches_the_sdk_whole_and_a_broken_stream_ends_in_its_exception(
+    bedrock: RunningTether, upstream: RunningFake, client: anthropic.AnthropicBedrock
+) -> None:
+    """The tool call is held until judged and then relayed as Bedrock's own frames; an
+    exception frame mid-stream reaches the SDK with upstream's message."""
+    upstream.fake.enqueue(
+        FakeReply(kind="tool_use", tool_name="Bash", tool_input={"command": "ls -la"}, chunks=4)
+    )
+    with client.messages.stream(
+        model=SONNET, max_tokens=100, messages=[{"role": "user", "content": "list"}]
+    ) as stream:
+        message = stream.get_final_message()
+    (use,) = [block for block in message.content if block.type == "tool_use"]
+    assert use.name == "Bash" and use.input == {"command": "ls -la"}
+    assert message.stop_reason == "tool_use"
+    upstream.fake.enqueue(FakeReply(text="abcdefgh" * 10, chunks=8, break_after_chunks=3))
+    seen: list[str] = []
+    with (
+        pytest.raises(anthropic.APIError) as broken,
+        client.messages.stream(
+            model=SONNET, max_tokens=100, messages=[{"role": "user", "content": "more"}]
+        ) as stream,
+    ):
+        seen.extend(stream.text_stream)
+    assert "Overloaded" in str(broken.value)
+    assert "".join(seen) == ("abcdefgh" * 10)[:30], "the deltas before the break were relayed"
+    done = completed(bedrock, 2)
+    assert sorted(e["result"] for e in done) == ["error", "ok"]
+    (judged,) = events(bedrock, action="tool_use:Bash")
+    assert judged["attributes"]["tool_use_id"] == use.id
+    assert "ls -la" in judged["attributes"]["input_summary"]
+
+
 def test_a_kill_mid_stream_ends_it_with_an_exception_frame_and_the_retry_is_refused_once(
     bedrock: RunningTether, upstream: RunningFake, client: anthropic.AnthropicBedrock
 ) -> None:

@@ -130,6 +130,7 @@ def test_a_repeated_failing_tool_call_is_judged_held_and_cut_from_the_stream(
             modelId=OPUS, messages=conversation, inferenceConfig={"maxTokens": 100}
         )
         answered(answer["output"]["message"]["content"])
+    completed(bedrock, 2)  # the audit trail is written after the answer: wait for it
     assert len(events(bedrock, action="tool_use:Bash")) == 2
     streamed = runtime.converse_stream(
         modelId=OPUS, messages=conversation, inferenceConfig={"maxTokens": 100}

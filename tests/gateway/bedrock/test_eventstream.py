@@ -10,6 +10,7 @@ import orjson
 import pytest
 from botocore.eventstream import EventStreamBuffer
 
+from tether.gateway.anthropic.stream_tap import StreamTap
 from tether.gateway.bedrock.eventstream import (
     MAX_FRAME_BYTES,
     EventStreamError,
@@ -52,10 +53,9 @@ def test_the_codec_round_trip_gives_the_agent_the_frames_bedrock_sent() -> None:
     stream = chunk_frame(b'{"type":"message_start","message":{}}') + chunk_frame(
         b'{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":3}}'
     )
-    codec = BedrockStreamCodec()
-    sse = codec.decode(stream)
-    assert sse.startswith(b"event: message_start\ndata: ")
-    assert codec.encode(sse) == stream
+    tap = StreamTap()
+    assert BedrockStreamCodec().read(tap, stream) == [stream]
+    assert tap.started and tap.completed
 
 
 def test_a_bad_crc_or_a_frame_past_the_limit_is_refused_not_buffered() -> None:
@@ -67,13 +67,19 @@ def test_a_bad_crc_or_a_frame_past_the_limit_is_refused_not_buffered() -> None:
     huge = prelude + struct.pack(">I", zlib.crc32(prelude))
     with pytest.raises(EventStreamError, match="claims"):
         FrameReader().feed(huge)
-    broken = BedrockStreamCodec().decode(bytes(frame))
-    assert broken.startswith(b"event: error\n") and b"CRC" in broken
+    tap = StreamTap()
+    (broken,) = BedrockStreamCodec().read(tap, bytes(frame))
+    assert tap.error is not None and "CRC" in tap.error
+    decoder = EventStreamBuffer()
+    decoder.add_data(broken)
+    (failure,) = list(decoder)
+    assert failure.headers[":exception-type"] == "internalServerException"
+    assert b"CRC" in failure.payload
 
 
 def test_every_cut_of_a_stream_and_every_event_relayed_alone_give_the_frames_back() -> None:
     """The reader reads whole frames in place and buffers only a frame cut across chunks;
-    the codec hands back one event's frame as it came: wherever the stream is cut."""
+    the codec hands back the frames as they came: wherever the stream is cut."""
     events = [
         b'{"type":"message_start","message":{"id":"m","usage":{"input_tokens":3}}}',
         b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}',
@@ -88,10 +94,11 @@ def test_every_cut_of_a_stream_and_every_event_relayed_alone_give_the_frames_bac
         assert reader.pending == 0
     reader = FrameReader()
     assert [f.raw for b in range(len(stream)) for f in reader.feed(stream[b : b + 1])] == frames
-    codec = BedrockStreamCodec()
-    sse = codec.decode(stream[:100]) + codec.decode(stream[100:])
-    relayed = [codec.encode(e + b"\n\n") for e in sse.split(b"\n\n")[:-1]]
-    assert relayed == frames
+    for cut in range(len(stream) + 1):
+        codec, tap = BedrockStreamCodec(), StreamTap()
+        relayed = codec.read(tap, stream[:cut]) + codec.read(tap, stream[cut:])
+        assert b"".join(relayed) == stream, cut  # type: ignore[arg-type]
+        assert tap.usage.input_tokens == 3 and tap.completed
 
 
 def test_a_broken_frame_stays_broken_on_the_next_chunk() -> None:

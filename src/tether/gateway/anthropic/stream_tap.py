@@ -6,10 +6,15 @@ of the output so far, ``tool_use`` blocks with their streamed JSON input. Each `
 block is held until its input is complete and handed out as a ``HeldToolUse`` for the
 pipeline to judge before the agent sees it; everything else passes at once, in whole
 events. Text deltas, the bulk of a stream, are counted without JSON parsing.
+
+A door whose stream is not SSE (Bedrock's event frames) hands its events over already
+read (``feed_events``), each with its bytes as they go on the wire: no SSE is written for
+the tap to parse again, and what passes is the door's own framing, untouched.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +23,7 @@ import orjson
 from tether.pipeline.outcome import ToolUse
 from tether.pricing.usage import Usage
 
-__all__ = ["HeldToolUse", "StreamTap"]
+__all__ = ["HeldToolUse", "ReadEvent", "Segment", "StreamTap"]
 
 INTERESTING = frozenset(
     {
@@ -47,6 +52,9 @@ class HeldToolUse:
 
 
 Segment = bytes | HeldToolUse
+ReadEvent = tuple[bytes, bytes, bytes]
+"""An event a door read out of its own framing: its name, its data (the event JSON, as an
+SSE data line would carry it) and its bytes as they are passed on."""
 
 
 PINGS = (b"event: ping\n", b"event:ping\n")
@@ -109,6 +117,29 @@ class StreamTap:
             out.append(bytes(passing))
         return out
 
+    def feed_events(self, events: Iterable[ReadEvent]) -> list[Segment]:
+        """``feed`` for events already read out of a door's framing (see ``ReadEvent``):
+        the same reading and holding, and what passes is each event's wire bytes."""
+        out: list[Segment] = []
+        passing = bytearray()
+        for name, data, wire in events:
+            finished = self._seen(name, data, len(data))
+            if self._open_tool is not None and self._release_pings and name == b"ping":
+                passing += wire
+            elif self._open_tool is not None or finished is not None:
+                if passing:
+                    out.append(bytes(passing))
+                    passing.clear()
+                self._held += wire
+                if finished is not None:
+                    out.append(HeldToolUse(finished, bytes(self._held)))
+                    self._held.clear()
+            else:
+                passing += wire
+        if passing:
+            out.append(bytes(passing))
+        return out
+
     def rest(self) -> bytes:
         """Whatever the stream ended with that was not a whole event."""
         rest = bytes(self._held) + bytes(self._buffer)
@@ -125,14 +156,18 @@ class StreamTap:
                 name = line[6:].strip()
             elif line.startswith(b"data:"):
                 data.append(line[5:].strip())
+        return self._seen(name, b"\n".join(data), sum(map(len, data)))
+
+    def _seen(self, name: bytes, data: bytes, size: int) -> ToolUse | None:
+        """One event read: ``size`` is its data's length without line breaks."""
         if name == b"content_block_delta":
-            self._delta_bytes += max(1, sum(map(len, data)) - DELTA_ENVELOPE_BYTES)
+            self._delta_bytes += max(1, size - DELTA_ENVELOPE_BYTES)
             if self._open_tool is None:
                 return None
         elif name not in INTERESTING:
             return None
         try:
-            payload = orjson.loads(b"\n".join(data))
+            payload = orjson.loads(data)
         except orjson.JSONDecodeError:
             return None
         return self._handle(name, payload) if isinstance(payload, dict) else None

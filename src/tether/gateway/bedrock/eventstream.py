@@ -30,6 +30,7 @@ __all__ = [
 
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 _PRELUDE = struct.Struct(">III")
+_CRC = struct.Struct(">I")
 _STRING = 7
 
 
@@ -104,7 +105,7 @@ class FrameReader:
             buffer = data if type(data) is bytes else bytes(data)
         frames: list[Frame] = []
         start, size, need = 0, len(buffer), 12
-        unpack, crc32 = _PRELUDE.unpack_from, zlib.crc32
+        unpack, crc_of, crc32 = _PRELUDE.unpack_from, _CRC.unpack_from, zlib.crc32
         try:
             while size - start >= 12:
                 total, headers_length, prelude_crc = unpack(buffer, start)
@@ -116,11 +117,17 @@ class FrameReader:
                 if end > size:
                     need = total
                     break
-                raw = buffer[start:end] if start or end != size else buffer
-                if crc32(raw[:-4]) != int.from_bytes(raw[-4:], "big"):
+                body_at = start + 12 + headers_length
+                # the whole frame's CRC goes on from the prelude's (checked just above)
+                if crc32(buffer[start + 8 : end - 4], prelude_crc) != crc_of(buffer, end - 4)[0]:
                     raise EventStreamError("an event-stream frame's CRC does not match")
-                body_at = 12 + headers_length
-                frames.append(Frame(_headers(raw[12:body_at]), raw[body_at:-4], raw))
+                frames.append(
+                    Frame(
+                        _headers(buffer[start + 12 : body_at]),
+                        buffer[body_at : end - 4],
+                        buffer[start:end] if start or end != size else buffer,
+                    )
+                )
                 start = end
         finally:  # what is not read stays (a broken frame is still there on the next feed)
             if start < size:

@@ -1,19 +1,20 @@
-"""Bedrock's event stream as the Messages SSE the shared tap reads, and back.
+"""Bedrock's event stream read into the shared tap as Messages events, and back.
 
-Each ``chunk`` frame becomes ``event: <type>`` with its event JSON as the data line, byte
-for byte. Events the tap lets through unchanged go to the agent as the very frames Bedrock
-sent (kept in order as they were read: no second base64 and CRC pass on the hot path).
-Exception frames become SSE ``error`` events, and tether's error events (a kill, a budget
-mid-stream) become exception frames the Bedrock SDKs raise with tether's reason.
+Each ``chunk`` frame is read once into its event (name and JSON, byte for byte) and
+handed to the tap with the frame itself: what the tap lets through goes to the agent as
+the very frames Bedrock sent (no SSE written and parsed again, no second base64 and CRC
+pass on the hot path). Exception frames become ``error`` events, and tether's error
+events (a kill, a budget mid-stream) become exception frames the Bedrock SDKs raise with
+tether's reason.
 """
 
 from __future__ import annotations
 
 import binascii
-from collections import deque
 
 import orjson
 
+from tether.gateway.anthropic.stream_tap import ReadEvent, Segment, StreamTap
 from tether.gateway.bedrock.eventstream import (
     EventStreamError,
     Frame,
@@ -62,12 +63,10 @@ def _event_of(payload: bytes) -> bytes:
     """The event JSON in a chunk's ``{"bytes": base64}`` (the common shape read without
     a JSON parser)."""
     if payload.startswith(_BYTES_PREFIX) and payload.endswith(b'"}'):
-        inner = payload[len(_BYTES_PREFIX) : -2]
-        if b'"' not in inner:
-            try:
-                return binascii.a2b_base64(inner, strict_mode=True)
-            except binascii.Error:
-                pass
+        try:  # strict: a quote (another field after ``bytes``) is not base64 either
+            return binascii.a2b_base64(payload[len(_BYTES_PREFIX) : -2], strict_mode=True)
+        except binascii.Error:
+            pass
     return b""
 
 
@@ -82,35 +81,32 @@ def _type_of(event: bytes) -> bytes:
 
 class BedrockStreamCodec:
     keepalive = b""
-    """Frames are relayed as they came (their order matters to ``encode``): no pings of
-    tether's own, none moved ahead of a held tool call."""
+    """Frames are relayed as they came: no pings of tether's own, none moved ahead of a
+    held tool call."""
 
     def __init__(self) -> None:
         self._reader = FrameReader()
-        self._sent: deque[tuple[bytes, bytes]] = deque()
-        """(SSE event, the frame it came from), for events not yet passed on."""
 
-    def decode(self, chunk: bytes) -> bytes:
+    def read(self, tap: StreamTap, chunk: bytes) -> list[Segment]:
         try:
             frames = self._reader.feed(chunk)
         except EventStreamError as exc:
-            return _sse_error("internalServerException", f"Amazon Bedrock's stream broke: {exc}")
-        out: list[bytes] = []
-        remember = self._sent.append
-        event_sse = self.event_sse
+            return tap.feed_events(
+                [_error("internalServerException", f"Amazon Bedrock's stream broke: {exc}")]
+            )
+        events: list[ReadEvent] = []
+        event_of = self.event_of
         for frame in frames:
             headers = frame.headers
             if headers.get(":message-type") == "event":
                 try:
-                    sse = event_sse(frame)
+                    event = event_of(frame)
                 except (EventStreamError, orjson.JSONDecodeError, AttributeError) as exc:
-                    out.append(
-                        _sse_error("internalServerException", f"a chunk is unreadable: {exc}")
-                    )
+                    unreadable = f"a chunk is unreadable: {exc}"
+                    events.append(_error("internalServerException", unreadable))
                     continue
-                if sse:
-                    remember((sse, frame.raw))
-                    out.append(sse)
+                if event is not None:
+                    events.append(event)
             else:
                 exception = headers.get(":exception-type") or headers.get(
                     ":error-code", "internalServerException"
@@ -119,38 +115,25 @@ class BedrockStreamCodec:
                     message = str(orjson.loads(frame.payload).get("message", ""))
                 except (orjson.JSONDecodeError, AttributeError):
                     message = frame.payload[:500].decode(errors="replace")
-                out.append(_sse_error(exception, message))
-        return out[0] if len(out) == 1 else b"".join(out)
+                events.append(_error(exception, message))
+        return tap.feed_events(events)
 
-    def event_sse(self, frame: Frame) -> bytes:
-        """One SSE event for an event frame (empty: the frame is not passed on)."""
+    def event_of(self, frame: Frame) -> ReadEvent | None:
+        """The event an event frame carries, with the frame (None: it is not passed on)."""
         if frame.headers.get(":event-type") != "chunk":
-            return b""
+            return None
         event = _event_of(frame.payload) or chunk_event(frame)
         if event.startswith(_TYPE_PREFIX) and (end := event.find(b'"', 9)) > 0:
             kind = event[9:end]
         else:
             kind = _type_of(event)
-        if b"\n" in event:
+        if b"\n" in event:  # read as an SSE data line would have been: on one line
             event = orjson.dumps(orjson.loads(event))
-        return b"".join((b"event: ", kind, b"\ndata: ", event, b"\n\n"))
+        return kind, event, frame.raw
 
     def encode(self, events: bytes) -> bytes:
-        sent = self._sent
-        if sent and sent[0][0] == events:  # one event: its frame as it came
-            return sent.popleft()[1]
         out = bytearray()
-        at = 0
-        while sent:
-            sse, frame = sent[0]
-            if not events.startswith(sse, at):
-                break
-            out += frame
-            at += len(sse)
-            sent.popleft()
-        if at == len(events):
-            return bytes(out)
-        for event in events[at:].split(b"\n\n"):
+        for event in events.split(b"\n\n"):
             name, data = b"", b""
             for line in event.split(b"\n"):
                 if line.startswith(b"event:"):
@@ -177,6 +160,7 @@ class BedrockStreamCodec:
         return chunk_frame(data)
 
 
-def _sse_error(kind: str, message: str) -> bytes:
+def _error(kind: str, message: str) -> ReadEvent:
+    """An ``error`` event for the tap, and the exception frame the agent gets for it."""
     data = orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
-    return b"event: error\ndata: " + data + b"\n\n"
+    return b"error", data, exception_frame(exception_type_for(kind), message)

@@ -274,7 +274,7 @@ class ModelCalls:
                 keepalive = KeepAlive(response, codec.keepalive, self._keepalive_seconds)
                 keepalive.start()
             async for chunk in upstream.content.iter_any():
-                for segment in tap.feed(codec.decode(chunk)):
+                for segment in codec.read(tap, chunk):
                     if refusal is None:
                         refusal = await self._judge(decision, tap, segment)
                     if refusal is not None:
@@ -283,7 +283,7 @@ class ModelCalls:
                     if client_gone:
                         continue
                     try:
-                        await response.write(codec.encode(data))
+                        await response.write(data)
                     except ConnectionError:
                         client_gone, drain_until = True, time.monotonic() + DRAIN_SECONDS
                     if keepalive is not None:
@@ -345,7 +345,7 @@ class ModelCalls:
         else:
             closing = b""
         with contextlib.suppress(ConnectionError):
-            await response.write(codec.encode(tap.rest() if refusal is None else b""))
+            await response.write(tap.rest() if refusal is None else b"")
             if closing:
                 await response.write(codec.encode(closing))
             await response.write_eof()

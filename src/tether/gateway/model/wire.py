@@ -11,6 +11,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from tether.gateway.anthropic.request import MessagesRequest
+from tether.gateway.anthropic.stream_tap import Segment, StreamTap
 from tether.gateway.model.dialect import MESSAGES_DIALECT, Dialect
 from tether.gateway.model.keepalive import SSE_PING
 from tether.identity.directory import AgentIdentity
@@ -27,16 +28,19 @@ __all__ = [
 
 
 class StreamCodec(Protocol):
-    """Turns a protocol's stream into Messages SSE events and back, so one tap reads all.
+    """Reads a protocol's stream into the one tap as Messages events, so one tap reads all.
 
-    ``decode`` returns whole SSE events only (it buffers partial frames); ``encode`` is
-    given whole events (or nothing) and returns the protocol's framing of them."""
+    ``read`` feeds the tap a chunk of upstream's stream (cut anywhere: it buffers partial
+    frames) and returns what the tap lets pass, in the protocol's own framing, to be
+    written as it is (the upstream bytes untouched where nothing in them changes).
+    ``encode`` is given tether's own SSE events (an error ending the stream) and returns
+    the protocol's framing of them."""
 
     keepalive: bytes
     """What tether writes on a quiet stream (a ping in the protocol's framing), and whether
     upstream's pings may pass ahead of a held tool call; empty: neither."""
 
-    def decode(self, chunk: bytes) -> bytes: ...
+    def read(self, tap: StreamTap, chunk: bytes) -> list[Segment]: ...
 
     def encode(self, events: bytes) -> bytes: ...
 
@@ -46,8 +50,8 @@ class PassThrough:
 
     keepalive = SSE_PING
 
-    def decode(self, chunk: bytes) -> bytes:
-        return chunk
+    def read(self, tap: StreamTap, chunk: bytes) -> list[Segment]:
+        return tap.feed(chunk)
 
     def encode(self, events: bytes) -> bytes:
         return events
