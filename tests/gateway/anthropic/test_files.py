@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,11 @@ def test_upload_list_read_download_and_delete_go_through_tether(
     assert files.delete(uploaded.id).id == uploaded.id
     assert uploaded.id not in upstream.fake.files.files
 
+    # A call's completion is recorded after its answer is sent: wait for the last one.
+    deadline = time.monotonic() + 30
+    while not any(e["action"] == "files:Delete:completed" for e in _audit(gateway, "s-files")):
+        assert time.monotonic() < deadline, "the deletion's completion was never recorded"
+        time.sleep(0.05)
     events = _audit(gateway, "s-files")
     decided = [(e["action"], e["resource"], e["result"]) for e in events]
     resource = f"anthropic:file/{uploaded.id}"
