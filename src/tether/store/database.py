@@ -35,6 +35,15 @@ __all__ = ["Database"]
 
 CONNECT_TIMEOUT_SECONDS = 3
 TRANSIENT_SQLSTATES = {"40001": "serialization failure", "40P01": "deadlock"}
+UNAVAILABLE_SQLSTATE_CLASSES = {
+    "08": "its connection failed",
+    "53": "it is out of resources (disk, memory or connections)",
+    "57": "an operator intervened",
+    "58": "it had a system error",
+}
+"""PostgreSQL errors that say the server cannot take writes now, not that the write is
+wrong: 503 (fail closed, retry later) instead of a 500 (a new session on a full disk was
+one)."""
 COMMAND_TIMEOUT_SECONDS = 10
 
 
@@ -102,10 +111,16 @@ class Database:
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise StoreUnavailable("the database connection was lost") from exc
-            transient = TRANSIENT_SQLSTATES.get(getattr(exc.orig, "sqlstate", None) or "")
+            sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+            transient = TRANSIENT_SQLSTATES.get(sqlstate)
             if transient is not None:
                 raise StoreUnavailable(
                     f"the database aborted this write ({transient}); try again"
+                ) from exc
+            unavailable = UNAVAILABLE_SQLSTATE_CLASSES.get(sqlstate[:2])
+            if unavailable is not None:
+                raise StoreUnavailable(
+                    f"the database cannot be written: {unavailable} ({_first_line(exc)})"
                 ) from exc
             raise
         except PoolTimeout as exc:

@@ -12,18 +12,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.clock import now_ms
+from tether.errors import TetherError
 from tether.records.fleet import ActivityDelta, SessionRecord, SessionState
 from tether.store.changes import record_change
 from tether.store.database import Database
 from tether.store.schema import sessions
-from tether.store.sqlite_writer import SqliteWriter
+from tether.store.sqlite_writer import Queued, SqliteWriter
 
 __all__ = ["SessionStore", "Transition"]
 
 _COLUMNS = [column.name for column in sessions.columns]
 _CREATE = (
     "INSERT INTO sessions (id, agent_id, project_id, state, created_at, last_activity_at, "
-    "request_count) VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING"
+    "request_count) VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING "
+    f"RETURNING {', '.join(_COLUMNS)}"
 )
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM sessions WHERE id = ?"
 _SET_STATE = (
@@ -72,9 +74,44 @@ async def _select(conn: AsyncConnection, session_id: str) -> SessionRecord | Non
 
 
 def _create_sqlite(conn: sqlite3.Connection, values: tuple[Any, ...]) -> SessionRecord:
-    conn.execute(_CREATE, values)
-    row = conn.execute(_SELECT, (values[0],)).fetchone()
+    """One statement for a new session; an existing one is read."""
+    row = conn.execute(_CREATE, values).fetchone()
+    if row is None:
+        row = conn.execute(_SELECT, (values[0],)).fetchone()
     return _session(dict(zip(_COLUMNS, row, strict=True)))
+
+
+def _new_record(values: tuple[Any, ...]) -> SessionRecord:
+    """The row ``_CREATE`` writes for ``values``, as it reads back."""
+    session_id, agent_id, project_id, state, created_at, last_activity_at = values
+    return SessionRecord(
+        session_id, agent_id, project_id, SessionState(state), created_at, last_activity_at, 0
+    )
+
+
+class SessionIdTaken(TetherError):
+    code = "session_not_owned"
+
+
+def _create_new_sqlite(conn: sqlite3.Connection, values: tuple[Any, ...]) -> None:
+    """A session nobody else can know yet; raises (undoing nothing else in the batch) if
+    its id was somehow taken, so the call that assumed it new is refused."""
+    if conn.execute(_CREATE, values).fetchone() is None:
+        raise SessionIdTaken(f"session {values[0]} already exists")
+
+
+def _creating(dialect: Any) -> Any:
+    """Get-or-create in one statement, built once (its compiled form is then cached)."""
+    return (
+        dialect.insert(sessions)
+        .values({**{name: bindparam(name) for name in _COLUMNS[:6]}, "request_count": 0})
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(*sessions.columns)
+    )
+
+
+_CREATE_PG = _creating(postgresql)
+_CREATE_SQLITE = _creating(sqlite)
 
 
 _ADD_ACTIVITY = (
@@ -113,16 +150,27 @@ class SessionStore:
         values = (session_id, agent_id, project_id, SessionState.ACTIVE.value, ts, ts)
         if self._writer is not None:
             return await self._writer.transaction(lambda conn: _create_sqlite(conn, values))
-        dialect_insert = postgresql.insert if self._db.is_postgres else sqlite.insert
+        statement = _CREATE_PG if self._db.is_postgres else _CREATE_SQLITE
+        params = dict(zip(_COLUMNS[:6], values, strict=True))
         async with self._db.write() as conn:
-            await conn.execute(
-                dialect_insert(sessions)
-                .values(dict(zip(_COLUMNS, (*values, 0), strict=False)))
-                .on_conflict_do_nothing(index_elements=["id"])
-            )
-            created = await _select(conn, session_id)
+            row = (await conn.execute(statement, params)).first()
+            created = _session(row._mapping) if row else await _select(conn, session_id)
         assert created is not None
         return created
+
+    def create_queued(
+        self, session_id: str, agent_id: str, project_id: str
+    ) -> tuple[SessionRecord, Queued[None]] | None:
+        """A session whose id was just made here, so nobody else can hold it: on SQLite
+        its row joins the writer's next transaction (the request's next write) instead of
+        taking one of its own, and the caller awaits the returned ``Queued`` before acting
+        on it (``SessionIdTaken`` if the id was somehow in use). None where there is no
+        writer: the caller uses ``get_or_create``."""
+        if self._writer is None:
+            return None
+        ts = now_ms()
+        values = (session_id, agent_id, project_id, SessionState.ACTIVE.value, ts, ts)
+        return _new_record(values), self._writer.queue(lambda c: _create_new_sqlite(c, values))
 
     async def find(
         self,
