@@ -7,7 +7,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-__all__ = ["iso_ms", "new_id", "new_uuid4", "now_ms"]
+__all__ = ["iso_ms", "new_id", "new_uuid7", "now_ms"]
 
 
 def now_ms() -> int:
@@ -48,16 +48,17 @@ def new_id() -> str:
 
 
 _VARIANT = "89ab89ab89ab89ab"
-"""The variant digit of an RFC 4122 UUID is 8, 9, a or b: a random hex digit mapped on it."""
+"""The variant digit of an RFC 9562 UUID is 8, 9, a or b: a random hex digit mapped on it."""
 
 
-def new_uuid4() -> str:
-    """A random (version 4) UUID in its usual text form, as ``str(uuid.uuid4())`` gives,
-    from the buffered random bytes: ``uuid.uuid4`` costs a system call per id, and a client
-    that names no session needs one on every new conversation."""
-    h = _random_hex.take(16)
-    variant = _VARIANT[int(h[16], 16)]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
+def new_uuid7() -> str:
+    """A time-ordered (version 7, RFC 9562) UUID: the millisecond time, then 74 random
+    bits. Rows keyed by it are added at the end of their indexes rather than at random
+    places in them, so a commit writes fewer pages (SQLite's WAL, PostgreSQL's)."""
+    t = f"{now_ms():012x}"
+    h = _random_hex.take(10)
+    variant = _VARIANT[int(h[3], 16)]
+    return f"{t[:8]}-{t[8:]}-7{h[:3]}-{variant}{h[4:7]}-{h[7:19]}"
 
 
 def iso_ms(ms: int | None) -> str | None:

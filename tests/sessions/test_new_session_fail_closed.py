@@ -5,6 +5,7 @@ its session once the database takes it again."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,5 +91,6 @@ def test_a_new_session_that_cannot_be_written_refuses_the_call(
     assert len(upstream.fake.received) == before + 1
     stored = fetch_sql(url, "SELECT id, state FROM sessions")
     assert [row["state"] for row in stored] == ["active"]
+    assert uuid.UUID(stored[0]["id"]).version == 7, "a new session's id is time-ordered"
     sessions = tether.call("GET", "/sessions").json()
     assert [s["id"] for s in sessions] == [stored[0]["id"]]

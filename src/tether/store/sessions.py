@@ -131,6 +131,14 @@ _ADD_ACTIVITY = (
     )
 )
 
+_ADD_ACTIVITY_SQLITE = (
+    "UPDATE sessions SET request_count = request_count + ?, input_tokens = input_tokens + ?, "
+    "output_tokens = output_tokens + ?, cache_creation_tokens = cache_creation_tokens + ?, "
+    "cache_read_tokens = cache_read_tokens + ?, cost_micros = cost_micros + ?, "
+    "last_activity_at = max(last_activity_at, ?) WHERE id = ?"
+)
+"""``_ADD_ACTIVITY`` for the SQLite writer thread, whose rows are tuples."""
+
 
 class SessionStore:
     """On SQLite, the hot path's get-or-create goes through the writer thread (one hand-
@@ -266,8 +274,28 @@ class SessionStore:
 
     async def record_activity(self, activity: dict[str, ActivityDelta]) -> None:
         """Apply batched counters in one transaction and one statement, in session-id
-        order so that two replicas flushing the same sessions cannot deadlock."""
+        order so that two replicas flushing the same sessions cannot deadlock. On SQLite
+        through the writer thread in plain SQL: a client that names no session brings a
+        new row to every flush, and the ORM's per-row parameter handling (on the event
+        loop) and a second writer connection cost more than the update itself."""
         if not activity:
+            return
+        ordered = sorted(activity.items(), key=lambda item: item[0])
+        if self._writer is not None:
+            values = [
+                (
+                    delta.requests,
+                    delta.input_tokens,
+                    delta.output_tokens,
+                    delta.cache_creation_tokens,
+                    delta.cache_read_tokens,
+                    delta.cost_micros,
+                    delta.last_activity_at,
+                    session_id,
+                )
+                for session_id, delta in ordered
+            ]
+            await self._writer.transaction(lambda c: c.executemany(_ADD_ACTIVITY_SQLITE, values))
             return
         rows = [
             {
@@ -280,7 +308,7 @@ class SessionStore:
                 "cost": delta.cost_micros,
                 "at": delta.last_activity_at,
             }
-            for session_id, delta in sorted(activity.items(), key=lambda item: item[0])
+            for session_id, delta in ordered
         ]
         async with self._db.write() as conn:
             await conn.execute(_ADD_ACTIVITY, rows)
