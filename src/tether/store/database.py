@@ -9,11 +9,13 @@ batch and try again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
@@ -72,6 +74,9 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.is_postgres = parsed.get_backend_name() == "postgresql"
+        self._driver_dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._driver_pool: Any = None
+        self._driver_pool_lock = asyncio.Lock()
         if self.is_postgres:
             self.engine: AsyncEngine = create_async_engine(
                 url,
@@ -130,7 +135,28 @@ class Database:
                 f"the database is unreachable: {type(exc).__name__}: {_first_line(exc)}"
             ) from exc
 
+    async def driver_pool(self) -> Any:
+        """PostgreSQL on its driver (an asyncpg pool, made on first use, closed with the
+        engine), for hot-path statements the async ORM would wrap in a transaction of
+        several round trips."""
+        async with self._driver_pool_lock:
+            if self._driver_pool is None:
+                self._driver_pool = await asyncpg.create_pool(
+                    self._driver_dsn,
+                    min_size=1,
+                    max_size=10,
+                    timeout=CONNECT_TIMEOUT_SECONDS,
+                    command_timeout=COMMAND_TIMEOUT_SECONDS,
+                )
+        return self._driver_pool
+
     async def dispose(self) -> None:
+        if self._driver_pool is not None:
+            pool, self._driver_pool = self._driver_pool, None
+            try:
+                await asyncio.wait_for(pool.close(), 5)
+            except CONNECTION_ERRORS:
+                pool.terminate()
         await self.engine.dispose()
 
 

@@ -7,15 +7,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from sqlalchemy import bindparam, case, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.clock import now_ms
-from tether.errors import TetherError
+from tether.errors import Conflict, StoreUnavailable, TetherError
 from tether.records.fleet import ActivityDelta, SessionRecord, SessionState
 from tether.store.changes import record_change
 from tether.store.database import Database
+from tether.store.driver_errors import CONNECTION_ERRORS
 from tether.store.schema import sessions
 from tether.store.sqlite_writer import Queued, SqliteWriter
 
@@ -110,8 +112,9 @@ def _creating(dialect: Any) -> Any:
     )
 
 
-_CREATE_PG = _creating(postgresql)
 _CREATE_SQLITE = _creating(sqlite)
+_CREATE_PG = _CREATE.replace("?", "{}").format(*(f"${n}" for n in range(1, 7)))
+_SELECT_PG = _SELECT.replace("?", "$1")
 
 
 _ADD_ACTIVITY = (
@@ -141,8 +144,10 @@ _ADD_ACTIVITY_SQLITE = (
 
 
 class SessionStore:
-    """On SQLite, the hot path's get-or-create goes through the writer thread (one hand-
-    off, committed with its neighbours) instead of three ORM round trips."""
+    """The hot path's get-or-create is one statement: on SQLite through the writer thread
+    (one hand-off, committed with its neighbours), on PostgreSQL on the driver (one round
+    trip, committed on its own); through the async ORM it was a transaction of three
+    round trips and about 0.3 ms of CPU on every new session."""
 
     def __init__(self, db: Database, writer: SqliteWriter | None = None) -> None:
         self._db = db
@@ -158,13 +163,29 @@ class SessionStore:
         values = (session_id, agent_id, project_id, SessionState.ACTIVE.value, ts, ts)
         if self._writer is not None:
             return await self._writer.transaction(lambda conn: _create_sqlite(conn, values))
-        statement = _CREATE_PG if self._db.is_postgres else _CREATE_SQLITE
+        if self._db.is_postgres:
+            return await self._get_or_create_postgres(values)
         params = dict(zip(_COLUMNS[:6], values, strict=True))
         async with self._db.write() as conn:
-            row = (await conn.execute(statement, params)).first()
+            row = (await conn.execute(_CREATE_SQLITE, params)).first()
             created = _session(row._mapping) if row else await _select(conn, session_id)
         assert created is not None
         return created
+
+    async def _get_or_create_postgres(self, values: tuple[Any, ...]) -> SessionRecord:
+        try:
+            pool = await self._db.driver_pool()
+            async with pool.acquire() as conn:
+                row = await conn.fetchrow(_CREATE_PG, *values)
+                if row is None:
+                    row = await conn.fetchrow(_SELECT_PG, values[0])
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise Conflict(f"the session cannot be created: {exc}") from exc
+        except CONNECTION_ERRORS as exc:
+            raise StoreUnavailable(f"the database cannot be written: {exc}") from exc
+        if row is None:
+            raise StoreUnavailable(f"session {values[0]} vanished as it was created")
+        return _session(row)
 
     def create_queued(
         self, session_id: str, agent_id: str, project_id: str
