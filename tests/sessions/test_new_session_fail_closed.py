@@ -94,3 +94,25 @@ def test_a_new_session_that_cannot_be_written_refuses_the_call(
     assert uuid.UUID(stored[0]["id"]).version == 7, "a new session's id is time-ordered"
     sessions = tether.call("GET", "/sessions").json()
     assert [s["id"] for s in sessions] == [stored[0]["id"]]
+
+
+def test_a_new_session_out_of_budget_at_its_first_call_is_stopped_for_good(
+    gateway_any: tuple[RunningTether, str], upstream: RunningFake
+) -> None:
+    """The session's row is still on its way when its first call is refused by its
+    budget: the stop is recorded on the row all the same (written after it)."""
+    tether, url = gateway_any
+    key = tether.create_agent("sdk-script", "p")
+    limit = {"project": "p", "period": "session", "limit_usd": 0.000001}
+    assert tether.call("PUT", "/budgets", json=limit).status_code < 300
+    before = len(upstream.fake.received)
+
+    refused = _ask(tether, key, "an expensive conversation", stream=False)
+
+    assert refused.status_code != 200, refused.text
+    assert refused.json()["error"]["code"] == "budget_exceeded"
+    assert len(upstream.fake.received) == before
+    stored = fetch_sql(url, "SELECT state FROM sessions")
+    assert [row["state"] for row in stored] == ["budget_exhausted"]
+    again = _ask(tether, key, "an expensive conversation", stream=False)
+    assert again.status_code != 200 and len(upstream.fake.received) == before
