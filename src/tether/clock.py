@@ -7,7 +7,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-__all__ = ["iso_ms", "new_id", "now_ms"]
+__all__ = ["iso_ms", "new_id", "new_uuid7", "now_ms"]
 
 
 def now_ms() -> int:
@@ -45,6 +45,20 @@ _random_hex = _RandomHex()
 def new_id() -> str:
     """A 32-hex-digit id whose first 12 digits are the millisecond time: sortable by age."""
     return f"{now_ms():012x}{_random_hex.take(10)}"
+
+
+_VARIANT = "89ab89ab89ab89ab"
+"""The variant digit of an RFC 9562 UUID is 8, 9, a or b: a random hex digit mapped on it."""
+
+
+def new_uuid7() -> str:
+    """A time-ordered (version 7, RFC 9562) UUID: the millisecond time, then 74 random
+    bits. Rows keyed by it are added at the end of their indexes rather than at random
+    places in them, so a commit writes fewer pages (SQLite's WAL, PostgreSQL's)."""
+    t = f"{now_ms():012x}"
+    h = _random_hex.take(10)
+    variant = _VARIANT[int(h[3], 16)]
+    return f"{t[:8]}-{t[8:]}-7{h[:3]}-{variant}{h[4:7]}-{h[7:19]}"
 
 
 def iso_ms(ms: int | None) -> str | None:

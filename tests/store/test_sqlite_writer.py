@@ -45,6 +45,45 @@ async def test_a_failing_piece_is_undone_alone_and_its_neighbours_commit(tmp_pat
         await writer.close()
 
 
+async def test_queued_work_commits_with_the_next_transaction_or_when_awaited(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "w.db")
+    setup = open_sqlite(path)
+    setup.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+    setup.close()
+    writer = SqliteWriter(path)
+    reader = sqlite3.connect(path)
+
+    def stored() -> list[int]:
+        return [n for (n,) in reader.execute("SELECT n FROM t ORDER BY n")]
+
+    try:
+        queued = writer.queue(lambda conn: conn.execute("INSERT INTO t VALUES (1)"))
+        await asyncio.sleep(0.2)
+        assert stored() == [] and not queued.done(), "queued work started a transaction alone"
+
+        def after(conn: sqlite3.Connection) -> list[int]:
+            return [n for (n,) in conn.execute("SELECT n FROM t")]
+
+        assert await writer.transaction(after) == [1], "not in order, or not in that commit"
+        assert queued.done()
+        await queued.result()
+        alone = writer.queue(lambda conn: conn.execute("INSERT INTO t VALUES (2)"))
+        await alone.result()
+        assert stored() == [1, 2]
+
+        failing = writer.queue(lambda conn: conn.execute("INSERT INTO t VALUES (1)"))
+        neighbour = writer.transaction(lambda conn: conn.execute("INSERT INTO t VALUES (3)"))
+        await neighbour
+        with pytest.raises(StoreUnavailable):
+            await failing.result()
+        assert stored() == [1, 2, 3]
+    finally:
+        reader.close()
+        await writer.close()
+
+
 def test_the_wal_is_truncated_although_readers_overlap_every_checkpoint(tmp_path: Path) -> None:
     path = str(tmp_path / "w.db")
     limit = 512 * 1024

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tether.audit.event import AuditEvent
 from tether.errors import status_for
@@ -21,8 +22,16 @@ __all__ = [
     "Deny",
     "HeldObservations",
     "Pending",
+    "Unwritten",
     "Verdict",
 ]
+
+
+class Unwritten(Protocol):
+    """A write under way that a decision depends on (``SqliteWriter.queue``): ``result``
+    returns once it is committed, or raises."""
+
+    def result(self) -> Awaitable[object]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +118,9 @@ class Context:
     """A block the Messages front door appends to the request's ``system`` (opt-in)."""
     hold_stop: str | None = None
     """Why the agent may not stop yet (a claimed batch not verified): a Stop hook blocks."""
+    unwritten: list[Unwritten] = field(default_factory=list)
+    """Writes stages started but did not wait for (a new session's row): the pipeline
+    awaits them before a decision stands, and one that fails refuses the call."""
 
 
 @dataclass(slots=True)

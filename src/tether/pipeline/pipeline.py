@@ -86,6 +86,26 @@ async def _first_refusal(checks: Iterable[Awaitable[Deny | None]]) -> Deny | Non
     return None
 
 
+async def _unwritten_refusal(ctx: Context) -> TetherError | None:
+    """Fail closed: what stages started writing (a new session's row) must be committed
+    before the call may go on; the error of the first that was not."""
+    unwritten, ctx.unwritten = ctx.unwritten, []
+    failure: TetherError | None = None
+    for write in unwritten:
+        try:
+            await write.result()
+        except TetherError as exc:
+            failure = failure or exc
+        except Exception as exc:
+            log.exception("a write the decision depends on failed")
+            failure = failure or TetherError(
+                f"tether could not record this call's session ({type(exc).__name__}); "
+                "it was refused",
+                code="store_unavailable",
+            )
+    return failure
+
+
 class Pipeline:
     def __init__(
         self,
@@ -130,6 +150,10 @@ class Pipeline:
         started = time.perf_counter()
         ctx = Context()
         verdict = await self._check(action, ctx)
+        if (unwritten := await _unwritten_refusal(ctx)) is not None:
+            if not isinstance(verdict, Deny):
+                await self._undo(action, ctx, unwritten)
+            verdict, ctx.session = Deny(unwritten.code, unwritten.message), None
         event = decision_event(action, ctx, verdict)
         try:
             await self._audit.record(event)
@@ -219,6 +243,8 @@ class Pipeline:
             if not getattr(stage, "observes", False):
                 continue
             verdict = await stage.check(action, ctx)
+            if verdict is None and (unwritten := await _unwritten_refusal(ctx)) is not None:
+                verdict, ctx.session = Deny(unwritten.code, unwritten.message), None
             if isinstance(verdict, Deny):
                 if ctx.identity is None:
                     raise TetherError(verdict.reason, code=verdict.code)

@@ -6,6 +6,7 @@ while the decisions themselves are durable in the audit log.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sqlite3
 from collections import OrderedDict
@@ -20,10 +21,12 @@ from tether.records.fleet import ActivityDelta, SessionRecord, SessionState
 from tether.sessions.conversations import (
     Conversations,
     LocalConversations,
+    new_session_id,
 )
 from tether.store.changes import Change
 from tether.store.sessions import SessionStore, Transition
 from tether.store.spend import SpendKey, SpendStore
+from tether.store.sqlite_writer import Queued
 
 __all__ = ["SessionRegistry"]
 
@@ -54,6 +57,8 @@ class SessionRegistry:
         self._activity: dict[str, ActivityDelta] = {}
         self._spend: dict[SpendKey, ActivityDelta] = {}
         self._flusher = PeriodicFlush("session activity", self.flush, FLUSH_SECONDS)
+        self._unwritten: dict[str, Queued[None]] = {}
+        """New sessions whose rows wait for the writer's next commit (``open_new``)."""
 
     async def open(self, session_id: str, agent_id: str, project_id: str) -> SessionRecord:
         """The session, created for this agent if it does not exist yet."""
@@ -67,15 +72,44 @@ class SessionRegistry:
             await self._conversations.note_latest(agent_id, session.id)
         return session
 
+    async def open_new(self, session_id: str, agent_id: str, project_id: str) -> SessionRecord:
+        """A session this process has just made the id of (no one else can hold it yet).
+        On SQLite its row is not awaited here: it joins the request's next write (the
+        budget hold, often), one commit and one hand-off fewer on a call that starts a
+        conversation. Whoever acts on the session must first await ``unwritten`` (the
+        pipeline does, before a decision stands): a row that could not be written refuses
+        the call, and the session is forgotten so its next call tries again."""
+        queued = self._store.create_queued(session_id, agent_id, project_id)
+        if queued is None:
+            return await self.open(session_id, agent_id, project_id)
+        session, written = queued
+        self._unwritten[session_id] = written
+        written.add_done_callback(lambda done: self._written(session_id, done))
+        self._remember(session)
+        await self._conversations.note_latest(agent_id, session.id)
+        return session
+
+    def _written(self, session_id: str, done: asyncio.Future[object]) -> None:
+        self._unwritten.pop(session_id, None)
+        if done.cancelled() or done.exception() is not None:
+            self._cache.pop(session_id, None)
+
+    def unwritten(self, session_id: str) -> Queued[None] | None:
+        """The pending write of a new session's row (``open_new``), None once committed."""
+        return self._unwritten.get(session_id)
+
     async def latest_session(self, agent_id: str) -> str | None:
         """The session this agent used last, if it was active in the last
         ``CONVERSATION_IDLE_MS`` (callers that name no session join it, e.g. AWS calls)."""
         return await self._conversations.latest(agent_id)
 
-    async def conversation_session(self, agent_id: str, conversation: str) -> str:
+    async def conversation_session(self, agent_id: str, conversation: str) -> tuple[str, bool]:
         """The session of an agent's conversation that names none (``Conversations``:
-        in this process, or in Redis for a fleet)."""
-        return await self._conversations.session_of(agent_id, conversation)
+        in this process, or in Redis for a fleet), and whether it starts with this call
+        (its id made here: ``open_new`` may create it)."""
+        proposed = new_session_id()
+        session_id = await self._conversations.session_of(agent_id, conversation, proposed)
+        return session_id, session_id == proposed
 
     async def set_state(
         self, session_id: str, state: SessionState, by: str, reason: str

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from tether.errors import StoreUnavailable
 from tether.store.budgets import Hold, PeriodUsage
+from tether.store.database import no_session_reset
 from tether.store.driver_errors import CONNECTION_ERRORS
 from tether.store.sqlite_writer import SqliteWriter
 
@@ -371,7 +372,12 @@ class PostgresBudgetLedger(_HoldingLedger):
         async with self._pool_lock:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
-                    self._dsn, min_size=1, max_size=10, timeout=3, command_timeout=10
+                    self._dsn,
+                    min_size=1,
+                    max_size=10,
+                    timeout=3,
+                    command_timeout=10,
+                    reset=no_session_reset,
                 )
         return self._pool
 

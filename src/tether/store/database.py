@@ -9,11 +9,13 @@ batch and try again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
@@ -31,10 +33,19 @@ from tether.store.driver_errors import CONNECTION_ERRORS
 from tether.store.files import private_sqlite_file
 from tether.store.sqlite_writer import SYNCHRONOUS_MODES
 
-__all__ = ["Database"]
+__all__ = ["Database", "no_session_reset"]
 
 CONNECT_TIMEOUT_SECONDS = 3
 TRANSIENT_SQLSTATES = {"40001": "serialization failure", "40P01": "deadlock"}
+UNAVAILABLE_SQLSTATE_CLASSES = {
+    "08": "its connection failed",
+    "53": "it is out of resources (disk, memory or connections)",
+    "57": "an operator intervened",
+    "58": "it had a system error",
+}
+"""PostgreSQL errors that say the server cannot take writes now, not that the write is
+wrong: 503 (fail closed, retry later) instead of a 500 (a new session on a full disk was
+one)."""
 COMMAND_TIMEOUT_SECONDS = 10
 
 
@@ -56,6 +67,14 @@ def _sqlite_setup(synchronous: str) -> Callable[[Any, Any], None]:
     return setup
 
 
+async def no_session_reset(conn: Any) -> None:
+    """``reset`` for a hot-path asyncpg pool: a connection goes back as it is (asyncpg
+    still rolls back a transaction left open). Its statements leave no session state, so
+    the default reset (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) is a round trip
+    and PostgreSQL CPU spent on nothing at every release, one per budget hold or new
+    session."""
+
+
 class Database:
     """Owns the engine; ``is_postgres`` lets the change feed pick LISTEN/NOTIFY."""
 
@@ -63,6 +82,9 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.is_postgres = parsed.get_backend_name() == "postgresql"
+        self._driver_dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._driver_pool: Any = None
+        self._driver_pool_lock = asyncio.Lock()
         if self.is_postgres:
             self.engine: AsyncEngine = create_async_engine(
                 url,
@@ -102,10 +124,16 @@ class Database:
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise StoreUnavailable("the database connection was lost") from exc
-            transient = TRANSIENT_SQLSTATES.get(getattr(exc.orig, "sqlstate", None) or "")
+            sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+            transient = TRANSIENT_SQLSTATES.get(sqlstate)
             if transient is not None:
                 raise StoreUnavailable(
                     f"the database aborted this write ({transient}); try again"
+                ) from exc
+            unavailable = UNAVAILABLE_SQLSTATE_CLASSES.get(sqlstate[:2])
+            if unavailable is not None:
+                raise StoreUnavailable(
+                    f"the database cannot be written: {unavailable} ({_first_line(exc)})"
                 ) from exc
             raise
         except PoolTimeout as exc:
@@ -115,7 +143,29 @@ class Database:
                 f"the database is unreachable: {type(exc).__name__}: {_first_line(exc)}"
             ) from exc
 
+    async def driver_pool(self) -> Any:
+        """PostgreSQL on its driver (an asyncpg pool, made on first use, closed with the
+        engine), for hot-path statements the async ORM would wrap in a transaction of
+        several round trips."""
+        async with self._driver_pool_lock:
+            if self._driver_pool is None:
+                self._driver_pool = await asyncpg.create_pool(
+                    self._driver_dsn,
+                    min_size=1,
+                    max_size=10,
+                    timeout=CONNECT_TIMEOUT_SECONDS,
+                    command_timeout=COMMAND_TIMEOUT_SECONDS,
+                    reset=no_session_reset,
+                )
+        return self._driver_pool
+
     async def dispose(self) -> None:
+        if self._driver_pool is not None:
+            pool, self._driver_pool = self._driver_pool, None
+            try:
+                await asyncio.wait_for(pool.close(), 5)
+            except CONNECTION_ERRORS:
+                pool.terminate()
         await self.engine.dispose()
 
 

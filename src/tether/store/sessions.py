@@ -7,23 +7,27 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from sqlalchemy import bindparam, case, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.clock import now_ms
+from tether.errors import Conflict, StoreUnavailable, TetherError
 from tether.records.fleet import ActivityDelta, SessionRecord, SessionState
 from tether.store.changes import record_change
 from tether.store.database import Database
+from tether.store.driver_errors import CONNECTION_ERRORS
 from tether.store.schema import sessions
-from tether.store.sqlite_writer import SqliteWriter
+from tether.store.sqlite_writer import Queued, SqliteWriter
 
 __all__ = ["SessionStore", "Transition"]
 
 _COLUMNS = [column.name for column in sessions.columns]
 _CREATE = (
     "INSERT INTO sessions (id, agent_id, project_id, state, created_at, last_activity_at, "
-    "request_count) VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING"
+    "request_count) VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING "
+    f"RETURNING {', '.join(_COLUMNS)}"
 )
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM sessions WHERE id = ?"
 _SET_STATE = (
@@ -72,9 +76,45 @@ async def _select(conn: AsyncConnection, session_id: str) -> SessionRecord | Non
 
 
 def _create_sqlite(conn: sqlite3.Connection, values: tuple[Any, ...]) -> SessionRecord:
-    conn.execute(_CREATE, values)
-    row = conn.execute(_SELECT, (values[0],)).fetchone()
+    """One statement for a new session; an existing one is read."""
+    row = conn.execute(_CREATE, values).fetchone()
+    if row is None:
+        row = conn.execute(_SELECT, (values[0],)).fetchone()
     return _session(dict(zip(_COLUMNS, row, strict=True)))
+
+
+def _new_record(values: tuple[Any, ...]) -> SessionRecord:
+    """The row ``_CREATE`` writes for ``values``, as it reads back."""
+    session_id, agent_id, project_id, state, created_at, last_activity_at = values
+    return SessionRecord(
+        session_id, agent_id, project_id, SessionState(state), created_at, last_activity_at, 0
+    )
+
+
+class SessionIdTaken(TetherError):
+    code = "session_not_owned"
+
+
+def _create_new_sqlite(conn: sqlite3.Connection, values: tuple[Any, ...]) -> None:
+    """A session nobody else can know yet; raises (undoing nothing else in the batch) if
+    its id was somehow taken, so the call that assumed it new is refused."""
+    if conn.execute(_CREATE, values).fetchone() is None:
+        raise SessionIdTaken(f"session {values[0]} already exists")
+
+
+def _creating(dialect: Any) -> Any:
+    """Get-or-create in one statement, built once (its compiled form is then cached)."""
+    return (
+        dialect.insert(sessions)
+        .values({**{name: bindparam(name) for name in _COLUMNS[:6]}, "request_count": 0})
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(*sessions.columns)
+    )
+
+
+_CREATE_SQLITE = _creating(sqlite)
+_CREATE_PG = _CREATE.replace("?", "{}").format(*(f"${n}" for n in range(1, 7)))
+_SELECT_PG = _SELECT.replace("?", "$1")
 
 
 _ADD_ACTIVITY = (
@@ -94,10 +134,20 @@ _ADD_ACTIVITY = (
     )
 )
 
+_ADD_ACTIVITY_SQLITE = (
+    "UPDATE sessions SET request_count = request_count + ?, input_tokens = input_tokens + ?, "
+    "output_tokens = output_tokens + ?, cache_creation_tokens = cache_creation_tokens + ?, "
+    "cache_read_tokens = cache_read_tokens + ?, cost_micros = cost_micros + ?, "
+    "last_activity_at = max(last_activity_at, ?) WHERE id = ?"
+)
+"""``_ADD_ACTIVITY`` for the SQLite writer thread, whose rows are tuples."""
+
 
 class SessionStore:
-    """On SQLite, the hot path's get-or-create goes through the writer thread (one hand-
-    off, committed with its neighbours) instead of three ORM round trips."""
+    """The hot path's get-or-create is one statement: on SQLite through the writer thread
+    (one hand-off, committed with its neighbours), on PostgreSQL on the driver (one round
+    trip, committed on its own); through the async ORM it was a transaction of three
+    round trips and about 0.3 ms of CPU on every new session."""
 
     def __init__(self, db: Database, writer: SqliteWriter | None = None) -> None:
         self._db = db
@@ -113,16 +163,43 @@ class SessionStore:
         values = (session_id, agent_id, project_id, SessionState.ACTIVE.value, ts, ts)
         if self._writer is not None:
             return await self._writer.transaction(lambda conn: _create_sqlite(conn, values))
-        dialect_insert = postgresql.insert if self._db.is_postgres else sqlite.insert
+        if self._db.is_postgres:
+            return await self._get_or_create_postgres(values)
+        params = dict(zip(_COLUMNS[:6], values, strict=True))
         async with self._db.write() as conn:
-            await conn.execute(
-                dialect_insert(sessions)
-                .values(dict(zip(_COLUMNS, (*values, 0), strict=False)))
-                .on_conflict_do_nothing(index_elements=["id"])
-            )
-            created = await _select(conn, session_id)
+            row = (await conn.execute(_CREATE_SQLITE, params)).first()
+            created = _session(row._mapping) if row else await _select(conn, session_id)
         assert created is not None
         return created
+
+    async def _get_or_create_postgres(self, values: tuple[Any, ...]) -> SessionRecord:
+        try:
+            pool = await self._db.driver_pool()
+            async with pool.acquire() as conn:
+                row = await conn.fetchrow(_CREATE_PG, *values)
+                if row is None:
+                    row = await conn.fetchrow(_SELECT_PG, values[0])
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise Conflict(f"the session cannot be created: {exc}") from exc
+        except CONNECTION_ERRORS as exc:
+            raise StoreUnavailable(f"the database cannot be written: {exc}") from exc
+        if row is None:
+            raise StoreUnavailable(f"session {values[0]} vanished as it was created")
+        return _session(row)
+
+    def create_queued(
+        self, session_id: str, agent_id: str, project_id: str
+    ) -> tuple[SessionRecord, Queued[None]] | None:
+        """A session whose id was just made here, so nobody else can hold it: on SQLite
+        its row joins the writer's next transaction (the request's next write) instead of
+        taking one of its own, and the caller awaits the returned ``Queued`` before acting
+        on it (``SessionIdTaken`` if the id was somehow in use). None where there is no
+        writer: the caller uses ``get_or_create``."""
+        if self._writer is None:
+            return None
+        ts = now_ms()
+        values = (session_id, agent_id, project_id, SessionState.ACTIVE.value, ts, ts)
+        return _new_record(values), self._writer.queue(lambda c: _create_new_sqlite(c, values))
 
     async def find(
         self,
@@ -218,8 +295,28 @@ class SessionStore:
 
     async def record_activity(self, activity: dict[str, ActivityDelta]) -> None:
         """Apply batched counters in one transaction and one statement, in session-id
-        order so that two replicas flushing the same sessions cannot deadlock."""
+        order so that two replicas flushing the same sessions cannot deadlock. On SQLite
+        through the writer thread in plain SQL: a client that names no session brings a
+        new row to every flush, and the ORM's per-row parameter handling (on the event
+        loop) and a second writer connection cost more than the update itself."""
         if not activity:
+            return
+        ordered = sorted(activity.items(), key=lambda item: item[0])
+        if self._writer is not None:
+            values = [
+                (
+                    delta.requests,
+                    delta.input_tokens,
+                    delta.output_tokens,
+                    delta.cache_creation_tokens,
+                    delta.cache_read_tokens,
+                    delta.cost_micros,
+                    delta.last_activity_at,
+                    session_id,
+                )
+                for session_id, delta in ordered
+            ]
+            await self._writer.transaction(lambda c: c.executemany(_ADD_ACTIVITY_SQLITE, values))
             return
         rows = [
             {
@@ -232,7 +329,7 @@ class SessionStore:
                 "cost": delta.cost_micros,
                 "at": delta.last_activity_at,
             }
-            for session_id, delta in sorted(activity.items(), key=lambda item: item[0])
+            for session_id, delta in ordered
         ]
         async with self._db.write() as conn:
             await conn.execute(_ADD_ACTIVITY, rows)

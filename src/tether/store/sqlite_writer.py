@@ -16,11 +16,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from tether.errors import StoreUnavailable
 
-__all__ = ["SYNCHRONOUS_MODES", "SqliteCheckpointer", "SqliteWriter", "open_sqlite"]
+__all__ = ["SYNCHRONOUS_MODES", "Queued", "SqliteCheckpointer", "SqliteWriter", "open_sqlite"]
 
 T = TypeVar("T")
 CHECKPOINT_SECONDS = 1.0
@@ -111,6 +111,26 @@ def _settle(batch: list[_Work]) -> None:
             work.done.set_result(work.result)
 
 
+class Queued(Generic[T]):
+    """A piece of work waiting for the writer's next transaction (``SqliteWriter.queue``).
+    ``result`` starts that transaction if nothing else has, and returns once the piece is
+    committed, or raises (``StoreUnavailable`` for the database's errors) if it was not."""
+
+    def __init__(self, writer: SqliteWriter, work: _Work) -> None:
+        self._writer = writer
+        self._work = work
+
+    def done(self) -> bool:
+        return self._work.done.done()
+
+    def add_done_callback(self, callback: Callable[[asyncio.Future[Any]], None]) -> None:
+        self._work.done.add_done_callback(callback)
+
+    async def result(self) -> T:
+        self._writer._start()
+        return cast(T, await self._writer._outcome(self._work))
+
+
 class SqliteWriter:
     """Group commit: what callers hand in while a commit is under way is run together in
     the next transaction, each piece in its own savepoint (one piece that raises undoes
@@ -180,16 +200,35 @@ class SqliteWriter:
     async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in a transaction on the writer thread; its changes are undone if it
         raises. Returns once they are committed."""
-        loop = asyncio.get_running_loop()
-        pending = _Work(work, loop.create_future())
+        pending = _Work(work, asyncio.get_running_loop().create_future())
         with self._lock:
             self._queue.append(pending)
-            start = not self._draining
-            self._draining = True
+        self._start()
+        return cast(T, await self._outcome(pending))
+
+    def queue(self, work: Callable[[sqlite3.Connection], T]) -> Queued[T]:
+        """Hand in ``work`` for the next transaction without starting one: it commits with
+        whatever is handed in next (a request's next write, often), in its own savepoint,
+        or when its ``result`` is awaited. One commit and one wake-up fewer for a caller
+        that can wait for the outcome later; in order with the work handed in after it."""
+        pending = _Work(work, asyncio.get_running_loop().create_future())
+        with self._lock:
+            self._queue.append(pending)
+        return Queued(self, pending)
+
+    def _start(self) -> None:
+        """Start draining the queue unless it is under way (a drain takes what is queued
+        until nothing is)."""
+        with self._lock:
+            start = not self._draining and bool(self._queue)
+            self._draining = self._draining or start
         if start:
             self._executor.submit(self._drain)
+
+    @staticmethod
+    async def _outcome(pending: _Work) -> Any:
         try:
-            return cast(T, await pending.done)
+            return await pending.done
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"the database cannot be written: {exc}") from exc
 

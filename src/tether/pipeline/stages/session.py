@@ -35,21 +35,33 @@ class OpenSession:
         identity = ctx.identity
         assert identity is not None, "OpenSession runs after IdentifyAgent"
         session_id = action.session_id
+        new = False
         if not session_id and action.join_latest_session:
             session_id = await self._registry.latest_session(identity.agent.id)
         if not session_id and action.conversation:
-            session_id = await self._registry.conversation_session(
+            session_id, new = await self._registry.conversation_session(
                 identity.agent.id, action.conversation
             )
-        session_id = session_id or new_session_id()
+        if not session_id:
+            session_id, new = new_session_id(), True
         if problem := session_id_problem(session_id):
             return Deny("invalid_session_id", problem)
-        session = await self._registry.open(session_id, identity.agent.id, identity.project.id)
+        if new and not ctx.preview:
+            session = await self._registry.open_new(
+                session_id, identity.agent.id, identity.project.id
+            )
+        else:
+            session = await self._registry.open(session_id, identity.agent.id, identity.project.id)
         if session.agent_id != identity.agent.id:
             own = agents_own_session_id(session_id, identity.agent.id)
             session = await self._registry.open(own, identity.agent.id, identity.project.id)
             if session.agent_id != identity.agent.id:
                 return Deny("session_not_owned", f"session {own} belongs to another agent")
+        if (unwritten := self._registry.unwritten(session.id)) is not None:
+            if ctx.preview:
+                await unwritten.result()
+            else:
+                ctx.unwritten.append(unwritten)
         ctx.session = session
         if not ctx.preview:
             self._registry.note_request(session.id)
