@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
 import os
+import socket
 import time
 from typing import Any
 from unittest import mock
@@ -14,19 +16,21 @@ import boto3
 import httpx
 import pytest
 from boto3.s3.transfer import TransferConfig
-from botocore.auth import S3SigV4Auth
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.support.aws import (
+    REGION,
     AgentPair,
     agent_client,
     issue_aws_keys,
     moto_client,
     set_aws_credentials,
 )
+from tests.support.raw_http import read_answer
 from tests.support.server import PERMIT_ALL, RunningTether
 from tether.gateway.aws.chunked import ChunkChain
 from tether.gateway.aws.sigv4 import HASHED_OFF_LOOP_BYTES
@@ -374,6 +378,46 @@ def test_a_body_past_the_hashing_threshold_is_verified_and_signed_on_a_thread(
     with pytest.raises(ClientError) as refused:
         forged.put_item(TableName="bighash", Item={"id": {"S": "2"}, "blob": {"S": blob}})
     assert _code(refused) == "SignatureDoesNotMatch"
+
+
+def test_a_body_arriving_in_pieces_is_read_whole_before_its_signature_is_checked(
+    broker: RunningTether, moto_url: str
+) -> None:
+    """A signed DynamoDB call whose body reaches tether in two sends, 0.3 s apart (a
+    large body on a busy network): the signature covers the whole body, so tether must
+    read all of it before checking (reading what had arrived refused it as forged)."""
+    pair = _project(broker, moto_url, "pieces")
+    _create_table(agent_client(broker, pair, "dynamodb"), "pieces")
+    body = json.dumps(
+        {"TableName": "pieces", "Item": {"id": {"S": "1"}, "blob": {"S": "z" * 100_000}}}
+    ).encode()
+    url = f"{broker.url}/aws/"
+    request = AWSRequest(
+        method="POST",
+        url=url,
+        data=body,
+        headers={
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": "DynamoDB_20120810.PutItem",
+        },
+    )
+    SigV4Auth(Credentials(pair.access_key_id, pair.secret_access_key), "dynamodb", REGION).add_auth(
+        request
+    )
+    host, port = broker.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        head = "".join(f"{name}: {value}\r\n" for name, value in request.headers.items())
+        conn.sendall(
+            f"POST /aws/ HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body[:1000]
+        )
+        time.sleep(0.3)
+        conn.sendall(body[1000:])
+        answer = read_answer(conn)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:600]
+    stored = moto_client(moto_url, "dynamodb").get_item(TableName="pieces", Key={"id": {"S": "1"}})
+    assert stored["Item"]["blob"]["S"] == "z" * 100_000
 
 
 def test_large_bodies_are_read_off_the_loop_and_mapped_as_small_ones_are(

@@ -24,7 +24,7 @@ from botocore.auth import S3SigV4Auth
 from multidict import CIMultiDict
 
 from tether.approvals.waiter import ApprovalWaiter
-from tether.errors import TetherError
+from tether.errors import PayloadTooLarge, RequestTimeout, TetherError
 from tether.gateway.aws.chunked import (
     SIGNED_CHUNKS,
     SIGNED_CHUNKS_TRAILER,
@@ -64,6 +64,7 @@ from tether.pipeline import Action, Decision, Pipeline
 from tether.pipeline.long_poll import decide_as_one
 from tether.pipeline.outcome import Outcome
 from tether.pipeline.stages.identify import AWS_SOURCE
+from tether.web.bodies import read_limited
 from tether.web.heavy_work import HEAVY_BODY_BYTES
 from tether.web.shared_lane import HEAVY_WORK_KEY, heavy_work_of
 
@@ -188,6 +189,8 @@ class AwsDoor:
         except UnreadableRequest as exc:
             code = "MalformedXML" if protocol == "s3" else "SerializationException"
             return aws_error(protocol, code, str(exc), 400)
+        except RequestTimeout as exc:
+            return aws_error(protocol, "RequestTimeout", _tethered(exc.message), 400)
         except TetherError as exc:
             status = 503 if exc.code in _UNAVAILABLE else 403
             code = "ServiceUnavailable" if status == 503 else _DENIED[protocol]
@@ -214,12 +217,12 @@ class AwsDoor:
         return read
 
     async def _read_small(self, request: web.Request) -> bytes:
-        if request.content_length is not None and request.content_length > MAX_SMALL_BODY:
-            raise UnreadableRequest(f"the body is larger than {MAX_SMALL_BODY} bytes")
-        body = await request.content.read(MAX_SMALL_BODY + 1)
-        if len(body) > MAX_SMALL_BODY:
-            raise UnreadableRequest(f"the body is larger than {MAX_SMALL_BODY} bytes")
-        return body
+        """The whole body (a read of the stream returns what has arrived so far: a large
+        body in several TCP segments was hashed short and refused as a bad signature)."""
+        try:
+            return await read_limited(request, MAX_SMALL_BODY)
+        except PayloadTooLarge:
+            raise UnreadableRequest(f"the body is larger than {MAX_SMALL_BODY} bytes") from None
 
     async def _handle(
         self,
