@@ -59,6 +59,8 @@ RETURNED_HEADERS = ("Mcp-Session-Id", "MCP-Protocol-Version")
 INVALID_PARAMS = -32602
 PARSE_ERROR = -32700
 CANCEL_SECONDS = 5.0
+DRAIN_SECONDS = 0.05
+DRAIN_BYTES = 65_536
 
 
 @dataclass(slots=True)
@@ -97,6 +99,18 @@ def _answers(message: dict[str, Any], rpc_id: Any) -> bool:
         and message.get("id") == rpc_id
         and ("result" in message or "error" in message)
     )
+
+
+async def _drain(content: aiohttp.StreamReader) -> None:
+    """After its answer the server ends a request's stream; reading that end (the agent
+    already has its answer) lets the connection go back to the pool for the next call,
+    where cutting it would cost a new TCP connection on both sides every call. Bounded in
+    time and bytes: a server that keeps talking is cut as before."""
+    left = DRAIN_BYTES
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while left > 0 and (chunk := await content.readany()):
+                left -= len(chunk)
 
 
 async def _send(request: web.Request, response: web.StreamResponse) -> None:
@@ -510,6 +524,8 @@ class McpServerDoor:
                     break
             await out.write_eof()
             relay.ended = True
+            if answered:
+                await _drain(upstream.content)
             return out
         raw = await upstream.read()
         answer: Any = None
