@@ -114,7 +114,8 @@ async def _drain(content: aiohttp.StreamReader) -> None:
 
 
 async def _send(request: web.Request, response: web.StreamResponse) -> None:
-    """The answer goes out now, not when the handler returns: settling waits for nobody."""
+    """The answer goes out now, not when the handler returns: neither settling nor its
+    summary of the answer keeps the agent waiting."""
     if response.prepared:
         return
     with contextlib.suppress(ConnectionError):
@@ -323,8 +324,10 @@ class McpServerDoor:
             await self._settle(decision, relay, 499, started, ended, "error")
             raise
         detail = handle.cut_by.reason if handle.cut_by else ""
-        await self._settle(decision, relay, response.status, started, detail)
-        await _send(request, response)
+        try:
+            await _send(request, response)
+        finally:
+            await self._settle(decision, relay, response.status, started, detail)
         return response
 
     async def _cut(
