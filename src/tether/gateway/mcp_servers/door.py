@@ -520,12 +520,15 @@ class McpServerDoor:
                 answered = isinstance(message, dict) and _answers(message, rpc_id)
                 rewritten = await rewrite(message) if rewrite and answered else None
                 if rewritten is not None and rewritten is not message:
-                    await out.write(sse.render(lines, rewritten))
+                    event = sse.render(lines, rewritten)
                 else:
-                    await out.write(sse.render(lines))
+                    event = sse.render(lines)
                 if answered:
+                    await out.write_eof(event)  # the answer and the stream's end: one write
                     break
-            await out.write_eof()
+                await out.write(event)
+            else:
+                await out.write_eof()
             relay.ended = True
             if answered:
                 await _drain(upstream.content)
