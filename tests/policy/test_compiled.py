@@ -90,3 +90,24 @@ def test_agents_share_an_answer_only_when_no_rule_looks_at_the_principal() -> No
     assert [a.effect for a in named.evaluate_many(asks)] == ["allow", "deny", "deny", "deny"]
     denied = blind.evaluate_many(asks)
     assert "for agent a1" in denied[1].reason and "for agent a2" in denied[3].reason
+
+
+def test_entities_kept_across_calls_still_tell_tags_agents_and_arguments_apart() -> None:
+    """The parsed entities are kept per agent, action, resource and tags; a new argument
+    reuses them, and a change in any of those gets its own."""
+    compiled = compile_policy(
+        'permit(principal == Agent::"bot", action == Action::"mcp:lookup", resource)\n'
+        '  when { resource.tags.env == "dev" && context.arguments.key like "k*" };'
+    )
+
+    def effect(agent: str, env: str, key: str) -> str:
+        request = PolicyRequest(
+            agent, "p", "mcp:lookup", "mcp://wh/lookup", tags={"env": env}, arguments={"key": key}
+        )
+        return compiled.evaluate(request).effect
+
+    assert [effect("bot", "dev", f"k{n}") for n in range(3)] == ["allow"] * 3
+    assert effect("bot", "dev", "x1") == "deny"
+    assert effect("bot", "prod", "k1") == "deny"
+    assert effect("other", "dev", "k1") == "deny"
+    assert effect("bot", "dev", "k9") == "allow"

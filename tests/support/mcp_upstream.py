@@ -33,6 +33,9 @@ class RunningMcpUpstream:
     calls: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
+    peers: list[int] = field(default_factory=list)
+    """The client port of each HTTP request: one port for many requests is one pooled
+    connection."""
 
     def describe(self, tool: str, description: str) -> None:
         """Change a tool's description as a poisoned server would."""
@@ -49,12 +52,15 @@ class RunningMcpUpstream:
         self._thread.join(10)
 
 
-def _bearer_only(app: Any, accepts: Callable[[str], bool], seen: list[str]) -> Any:
+def _bearer_only(
+    app: Any, accepts: Callable[[str], bool], seen: list[str], peers: list[int]
+) -> Any:
     async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             headers = dict(scope["headers"])
             authorization = headers.get(b"authorization", b"").decode()
             seen.append(authorization)
+            peers.append(scope["client"][1] if scope.get("client") else 0)
             if not accepts(authorization.removeprefix("Bearer ")):
                 await send({"type": "http.response.start", "status": 401, "headers": []})
                 await send({"type": "http.response.body", "body": b"bad token"})
@@ -113,8 +119,9 @@ def start_mcp_upstream(
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
     authorizations: list[str] = []
+    peers: list[int] = []
     config = uvicorn.Config(
-        _bearer_only(app, accepts or token.__eq__, authorizations),
+        _bearer_only(app, accepts or token.__eq__, authorizations, peers),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -123,7 +130,13 @@ def start_mcp_upstream(
     runner = uvicorn.Server(config)
     thread = threading.Thread(target=runner.run, daemon=True, name="mcp-upstream")
     running = RunningMcpUpstream(
-        f"http://127.0.0.1:{port}/mcp", token, server, runner, thread, authorizations=authorizations
+        f"http://127.0.0.1:{port}/mcp",
+        token,
+        server,
+        runner,
+        thread,
+        authorizations=authorizations,
+        peers=peers,
     )
     thread.start()
     deadline = time.monotonic() + 20

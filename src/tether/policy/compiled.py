@@ -189,6 +189,9 @@ def default_deny(request: PolicyRequest) -> PolicyAnswer:
 
 ANSWERS_KEPT = 4_096
 BATCH_SIZE = 2_000
+ENTITIES_KEPT = 1_024
+ENTITIES_KEPT_RESOURCE_CHARS = 512
+"""Parsed entity sets are kept only for resources up to this length: a few MB at most."""
 
 
 class CompiledPolicy:
@@ -217,6 +220,7 @@ class CompiledPolicy:
         self._argument_keys = argument_keys(source)
         self._reads_context = "context" in source
         self._answers: dict[tuple[object, ...], PolicyAnswer] = {}
+        self._entities: dict[tuple[object, ...], cedarpy.Entities] = {}
         self.models_always_allowed = not any(
             rule.touches_models and (rule.effect == "forbid" or rule.ask) for rule in rules
         )
@@ -274,11 +278,24 @@ class CompiledPolicy:
 
     def _evaluate(self, request: PolicyRequest) -> PolicyAnswer:
         result = cedarpy.is_authorized(
-            request.cedar_request(self._argument_keys),
-            self._handle,
-            json.dumps(request.entities(self._tag_keys)),
+            request.cedar_request(self._argument_keys), self._handle, self._entities_of(request)
         )
         return self._answer(request, result)
+
+    def _entities_of(self, request: PolicyRequest) -> cedarpy.Entities:
+        """The request's entities, parsed by Cedar once per (agent, action, resource, tags):
+        they do not depend on the call's arguments or session, which change every call
+        (an MCP tool's), so a new question about the same tool skips half of Cedar's work."""
+        tags = tuple(sorted(request.tags.items())) if request.tags else ()
+        key = (request.agent, request.project, request.action, request.resource, tags)
+        entities = self._entities.get(key)
+        if entities is None:
+            entities = cedarpy.Entities.from_json_str(json.dumps(request.entities(self._tag_keys)))
+            if len(request.resource) <= ENTITIES_KEPT_RESOURCE_CHARS:
+                if len(self._entities) >= ENTITIES_KEPT:
+                    self._entities.clear()
+                self._entities[key] = entities
+        return entities
 
     def evaluate_many(self, requests: list[PolicyRequest]) -> list[PolicyAnswer]:
         """Answers in order, each distinct question (as the rules can tell them apart)

@@ -93,6 +93,24 @@ def test_a_loop_on_one_tool_stops_after_five(
     assert mcp_upstream.calls.count("echo:same") == 5
 
 
+def test_calls_share_one_upstream_connection(
+    tether: RunningTether, mcp_upstream: RunningMcpUpstream
+) -> None:
+    """An SSE answer's stream is read to its end, so the connection to the server is kept
+    for the next call (a new TCP connection per call cost both sides each time)."""
+    key = register(tether, mcp_upstream)
+
+    async def scenario() -> None:
+        async with mcp_session(_url(tether), key) as session:
+            await session.list_tools()
+            first = len(mcp_upstream.peers)
+            for n in range(4):
+                assert not (await session.call_tool("echo", {"text": f"t{n}"})).is_error
+            assert len(set(mcp_upstream.peers[first:])) == 1, mcp_upstream.peers
+
+    asyncio.run(scenario())
+
+
 def test_a_kill_stops_the_next_call_and_cancels_a_running_one(
     tether: RunningTether, mcp_upstream: RunningMcpUpstream
 ) -> None:

@@ -59,6 +59,8 @@ RETURNED_HEADERS = ("Mcp-Session-Id", "MCP-Protocol-Version")
 INVALID_PARAMS = -32602
 PARSE_ERROR = -32700
 CANCEL_SECONDS = 5.0
+DRAIN_SECONDS = 0.05
+DRAIN_BYTES = 65_536
 
 
 @dataclass(slots=True)
@@ -99,8 +101,21 @@ def _answers(message: dict[str, Any], rpc_id: Any) -> bool:
     )
 
 
+async def _drain(content: aiohttp.StreamReader) -> None:
+    """After its answer the server ends a request's stream; reading that end (the agent
+    already has its answer) lets the connection go back to the pool for the next call,
+    where cutting it would cost a new TCP connection on both sides every call. Bounded in
+    time and bytes: a server that keeps talking is cut as before."""
+    left = DRAIN_BYTES
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while left > 0 and (chunk := await content.readany()):
+                left -= len(chunk)
+
+
 async def _send(request: web.Request, response: web.StreamResponse) -> None:
-    """The answer goes out now, not when the handler returns: settling waits for nobody."""
+    """The answer goes out now, not when the handler returns: neither settling nor its
+    summary of the answer keeps the agent waiting."""
     if response.prepared:
         return
     with contextlib.suppress(ConnectionError):
@@ -309,8 +324,10 @@ class McpServerDoor:
             await self._settle(decision, relay, 499, started, ended, "error")
             raise
         detail = handle.cut_by.reason if handle.cut_by else ""
-        await self._settle(decision, relay, response.status, started, detail)
-        await _send(request, response)
+        try:
+            await _send(request, response)
+        finally:
+            await self._settle(decision, relay, response.status, started, detail)
         return response
 
     async def _cut(
@@ -503,13 +520,18 @@ class McpServerDoor:
                 answered = isinstance(message, dict) and _answers(message, rpc_id)
                 rewritten = await rewrite(message) if rewrite and answered else None
                 if rewritten is not None and rewritten is not message:
-                    await out.write(sse.render(lines, rewritten))
+                    event = sse.render(lines, rewritten)
                 else:
-                    await out.write(sse.render(lines))
+                    event = sse.render(lines)
                 if answered:
+                    await out.write_eof(event)  # the answer and the stream's end: one write
                     break
-            await out.write_eof()
+                await out.write(event)
+            else:
+                await out.write_eof()
             relay.ended = True
+            if answered:
+                await _drain(upstream.content)
             return out
         raw = await upstream.read()
         answer: Any = None
