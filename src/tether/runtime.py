@@ -218,7 +218,7 @@ class Runtime:
         alert_store = AlertStore(db)
         webhooks = WebhookStore(db, SealedBox(master_key))
         alerts = BudgetAlerts(alert_store, session_store, spend, directory, sessions)
-        database_ledger = open_ledger(db.url, writer)
+        database_ledger = open_ledger(db, writer)
         ledger: BudgetLedger = database_ledger
         if settings.budget_lease_percent > 0:
             leases = LeasedLedger(database_ledger, settings.budget_lease_percent, hold_ms)

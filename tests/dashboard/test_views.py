@@ -109,7 +109,7 @@ def test_budgets_show_unsettled_reservations_apart_from_spend(
     async def crash_leaves_a_reservation() -> None:
         runtime = tether.runtime
         (budget,) = [b for b in await runtime.budget_store.all() if b.id == daily["id"]]
-        ledger = open_ledger(runtime.db.url, runtime.sqlite_writer)
+        ledger = open_ledger(runtime.db, runtime.sqlite_writer)
         hold = Hold(budget, daily["current_period"], None, 12_340_000, 0)
         assert await ledger.reserve("dead-process", [hold], now_ms() - 1) is None
         assert await runtime.budget_store.mark_unsettled(now_ms())

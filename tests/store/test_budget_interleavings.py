@@ -63,7 +63,7 @@ def migrated(database_url: str) -> str:
 async def _run(url: str, leased: bool, plan: list[Stream], order: list[int]) -> None:
     db = Database(url)
     writer = None if db.is_postgres else SqliteWriter(make_url(url).database or "")
-    database_ledger = open_ledger(url, writer)
+    database_ledger = open_ledger(db, writer)
     ledger: BudgetLedger = (
         LeasedLedger(database_ledger, 20.0, 60_000) if leased else database_ledger
     )

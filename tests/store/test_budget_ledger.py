@@ -23,7 +23,7 @@ async def stores(database_url: str) -> AsyncIterator[tuple[Database, BudgetStore
     db = Database(database_url)
     await upgrade(db)
     writer = None if db.is_postgres else SqliteWriter(make_url(database_url).database or "")
-    ledger = open_ledger(database_url, writer)
+    ledger = open_ledger(db, writer)
     yield db, BudgetStore(db), ledger
     await ledger.close()
     if writer is not None:

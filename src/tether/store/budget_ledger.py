@@ -10,18 +10,14 @@ at all. Measured: the same work through the async ORM cost ~4 ms CPU per request
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import asyncpg
-from sqlalchemy.engine import make_url
-
 from tether.errors import StoreUnavailable
 from tether.store.budgets import Hold, PeriodUsage
-from tether.store.database import no_session_reset
+from tether.store.database import Database
 from tether.store.driver_errors import CONNECTION_ERRORS
 from tether.store.sqlite_writer import SqliteWriter
 
@@ -354,10 +350,11 @@ class SqliteBudgetLedger(_HoldingLedger):
 
 
 class PostgresBudgetLedger(_HoldingLedger):
-    def __init__(self, url: str) -> None:
-        self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        self._pool: Any = None
-        self._pool_lock = asyncio.Lock()
+    """Runs on the database's driver pool (``Database.driver_pool``), shared with the
+    other hot-path statements: one pool of connections per replica, not one per user."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
         self._reserve = RESERVE.format("$1", "$2", "$3", "$4", "$5", "$6::bigint", "$7::bigint")
         self._hold = _sql(HOLD, "numeric")
         self._grow = _sql(GROW, "numeric")
@@ -368,18 +365,7 @@ class PostgresBudgetLedger(_HoldingLedger):
         self._drop = _sql(DROP, "numeric")
 
     async def _connection_pool(self) -> Any:
-        """Created on first use, once: concurrent first requests wait for the same pool."""
-        async with self._pool_lock:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self._dsn,
-                    min_size=1,
-                    max_size=10,
-                    timeout=3,
-                    command_timeout=10,
-                    reset=no_session_reset,
-                )
-        return self._pool
+        return await self._db.driver_pool()
 
     async def _hold_in(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int, *, grow: bool
@@ -454,16 +440,11 @@ class PostgresBudgetLedger(_HoldingLedger):
             raise StoreUnavailable(f"budgets cannot be settled: {exc!r}") from exc
 
     async def close(self) -> None:
-        if self._pool is not None:
-            try:
-                await asyncio.wait_for(self._pool.close(), 5)
-            except CONNECTION_ERRORS:
-                self._pool.terminate()
-            self._pool = None
+        """The pool is the database's: closed when it is disposed."""
 
 
-def open_ledger(url: str, writer: SqliteWriter | None) -> LeasingLedger:
-    if make_url(url).get_backend_name() == "postgresql":
-        return PostgresBudgetLedger(url)
+def open_ledger(db: Database, writer: SqliteWriter | None) -> LeasingLedger:
+    if db.is_postgres:
+        return PostgresBudgetLedger(db)
     assert writer is not None, "SQLite needs the shared writer"
     return SqliteBudgetLedger(writer)

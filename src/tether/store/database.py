@@ -33,7 +33,7 @@ from tether.store.driver_errors import CONNECTION_ERRORS
 from tether.store.files import private_sqlite_file
 from tether.store.sqlite_writer import SYNCHRONOUS_MODES
 
-__all__ = ["Database", "no_session_reset"]
+__all__ = ["Database"]
 
 CONNECT_TIMEOUT_SECONDS = 3
 TRANSIENT_SQLSTATES = {"40001": "serialization failure", "40P01": "deadlock"}
@@ -67,7 +67,7 @@ def _sqlite_setup(synchronous: str) -> Callable[[Any, Any], None]:
     return setup
 
 
-async def no_session_reset(conn: Any) -> None:
+async def _no_session_reset(conn: Any) -> None:
     """``reset`` for a hot-path asyncpg pool: a connection goes back as it is (asyncpg
     still rolls back a transaction left open). Its statements leave no session state, so
     the default reset (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) is a round trip
@@ -155,7 +155,7 @@ class Database:
                     max_size=10,
                     timeout=CONNECT_TIMEOUT_SECONDS,
                     command_timeout=COMMAND_TIMEOUT_SECONDS,
-                    reset=no_session_reset,
+                    reset=_no_session_reset,
                 )
         return self._driver_pool
 
