@@ -349,6 +349,10 @@ class Sample:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    gc_ms: float
+    """Time the server spent in garbage collections during the window."""
+    stalls: float
+    """Event-loop wake-ups more than 5 ms late during the window."""
     statuses: dict[str, int]
     in_memory: dict[str, float]
     tables: dict[str, int]
@@ -377,16 +381,26 @@ class Probe:
         self.target, self.database = target, database
         self.metrics_url = f"http://127.0.0.1:{target.endpoint.port}/metrics"
         self._cpu = (time.monotonic(), cpu_seconds(target.pids()))
+        self._pauses = (0.0, 0.0)
 
     def cpu_percent(self) -> float:
         now, used = time.monotonic(), cpu_seconds(self.target.pids())
         (then, before), self._cpu = self._cpu, (now, used)
         return 100 * (used - before) / max(now - then, 1e-9)
 
-    def metrics(self) -> tuple[float, dict[str, float]]:
+    def metrics(self) -> tuple[float, dict[str, float], tuple[float, float]]:
+        """Tasks, in-memory entries, and (GC ms, loop stalls over 5 ms) since the last call."""
         text = httpx.get(
             self.metrics_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
         ).text
+        gc_seconds = sum(
+            float(m)
+            for m in re.findall(r"^tether_gc_pause_seconds_sum\{[^}]*\} (\S+)$", text, re.M)
+        )
+        lags = re.search(r"^tether_event_loop_lag_seconds_count (\S+)$", text, re.M)
+        quick = re.search(r'^tether_event_loop_lag_seconds_bucket\{le="0.005"\} (\S+)$', text, re.M)
+        stalls = float(lags.group(1)) - float(quick.group(1)) if lags and quick else float("nan")
+        (gc_before, stalls_before), self._pauses = self._pauses, (gc_seconds, stalls)
         entries = {
             m.group(1): float(m.group(2))
             for m in re.finditer(
@@ -394,7 +408,8 @@ class Probe:
             )
         }
         tasks = re.search(r"^tether_asyncio_tasks (\S+)$", text, re.M)
-        return (float(tasks.group(1)) if tasks else float("nan")), entries
+        pauses = ((gc_seconds - gc_before) * 1000, stalls - stalls_before)
+        return (float(tasks.group(1)) if tasks else float("nan")), entries, pauses
 
     def tables(self) -> dict[str, int]:
         if self.database.startswith("postgresql"):
@@ -411,7 +426,7 @@ class Probe:
 
     def sample(self, began: float, load: Load, fleet: Fleet) -> Sample:
         window = load.take_window()
-        tasks, entries = self.metrics()
+        tasks, entries, (gc_ms, stalls) = self.metrics()
         everything = [ms for values in window.latencies.values() for ms in values]
         return Sample(
             at_s=time.monotonic() - began,
@@ -424,6 +439,8 @@ class Probe:
             p50_ms=pct(everything, 50),
             p99_ms=pct(everything, 99),
             max_ms=max(everything, default=float("nan")),
+            gc_ms=gc_ms,
+            stalls=stalls,
             statuses=dict(window.statuses),
             in_memory=entries,
             tables=self.tables(),
@@ -488,14 +505,15 @@ def render(args: argparse.Namespace, samples: list[Sample], facts: dict[str, obj
         *[f"- {line}" for line in facts["verdict"]],  # type: ignore[attr-defined]
         "",
         "| t (s) | sessions | RSS MiB | fds | tasks | CPU % | req | P50 ms | P99 ms | max ms "
+        "| GC ms | loop stalls > 5 ms "
         "| " + " | ".join(structures) + " | " + " | ".join(f"rows: {t}" for t in TABLES) + " |",
-        "|" + "---:|" * (10 + len(structures) + len(TABLES)),
+        "|" + "---:|" * (12 + len(structures) + len(TABLES)),
     ]
     for s in samples:
         lines.append(
             f"| {s.at_s:.0f} | {s.sessions:,} | {s.rss_mb:.0f} | {s.fds} | {s.tasks:.0f} "
             f"| {s.cpu_percent:.0f} | {s.requests:,} | {s.p50_ms:.1f} | {s.p99_ms:.1f} "
-            f"| {s.max_ms:.0f} | "
+            f"| {s.max_ms:.0f} | {s.gc_ms:.0f} | {s.stalls:.0f} | "
             + " | ".join(f"{s.in_memory.get(k, 0):,.0f}" for k in structures)
             + " | "
             + " | ".join(f"{s.tables.get(t, 0):,}" for t in TABLES)
@@ -636,6 +654,9 @@ def main(argv: list[str]) -> int:
             "Columns: `sessions` started so far; RSS and open file descriptors of the tether "
             "process (`/proc`); `tasks`: `tether_asyncio_tasks`; the next columns are "
             "`tether_in_memory_entries` by structure (bounded by `TETHER_SESSIONS_IN_MEMORY`); "
+            "GC ms: time in garbage collections in the window (`tether_gc_pause_seconds`); loop "
+            "stalls: event-loop wake-ups more than 5 ms late (`tether_event_loop_lag_seconds`), "
+            "which delay every request at once; "
             "the last are row counts. P50/P99/max: answered requests (200) of each 10 s window, "
             "from their scheduled time (open loop), the fake upstream answering at once; 423s "
             "are killed or quarantined sessions, refused as they should be.",

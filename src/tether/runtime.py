@@ -42,6 +42,7 @@ from tether.mcp_servers.registry import McpRegistry
 from tether.metrics.fleet import FleetGauges
 from tether.metrics.instruments import TetherMetrics
 from tether.metrics.memory import MemoryGauges
+from tether.metrics.pauses import PauseWatch
 from tether.pipeline import Pipeline
 from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.defaults import default_stages
@@ -155,6 +156,8 @@ class Runtime:
     """Signed anchors kept every ``TETHER_AUDIT_ANCHOR_EVERY``, when set."""
     requests: InflightRequests = field(default_factory=InflightRequests)
     """Requests being handled, for an ordered stop (``tether.shutdown``)."""
+    pauses: PauseWatch | None = None
+    """GC pauses and event-loop lag, as metrics (started with the runtime)."""
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
@@ -386,10 +389,14 @@ class Runtime:
         runtime.approval_reaper.start()
         if runtime.anchors is not None:
             runtime.anchors.start()
+        runtime.pauses = PauseWatch(metrics.registry)
+        runtime.pauses.start()
         return runtime
 
     async def stop(self) -> None:
         await self.pipeline.drain()
+        if self.pauses is not None:
+            await self.pauses.stop()
         await self.budget_book.stop()
         await self.outbox.stop()
         await self.slack_replies.stop()
