@@ -98,18 +98,7 @@ class StreamTap:
             event = bytes(self._buffer[start : end + 2])
             start = end + 2
             finished = self._event(event)
-            if self._open_tool is not None and self._release_pings and event.startswith(PINGS):
-                passing += event
-            elif self._open_tool is not None or finished is not None:
-                if passing:
-                    out.append(bytes(passing))
-                    passing.clear()
-                self._held += event
-                if finished is not None:
-                    out.append(HeldToolUse(finished, bytes(self._held)))
-                    self._held.clear()
-            else:
-                passing += event
+            self._route(event, finished, event.startswith(PINGS), out, passing)
         if start:
             del self._buffer[:start]
         self._scanned = len(self._buffer)
@@ -124,21 +113,33 @@ class StreamTap:
         passing = bytearray()
         for name, data, wire in events:
             finished = self._seen(name, data, len(data))
-            if self._open_tool is not None and self._release_pings and name == b"ping":
-                passing += wire
-            elif self._open_tool is not None or finished is not None:
-                if passing:
-                    out.append(bytes(passing))
-                    passing.clear()
-                self._held += wire
-                if finished is not None:
-                    out.append(HeldToolUse(finished, bytes(self._held)))
-                    self._held.clear()
-            else:
-                passing += wire
+            self._route(wire, finished, name == b"ping", out, passing)
         if passing:
             out.append(bytes(passing))
         return out
+
+    def _route(
+        self,
+        wire: bytes,
+        finished: ToolUse | None,
+        ping: bool,
+        out: list[Segment],
+        passing: bytearray,
+    ) -> None:
+        """An event's bytes join what passes now, or the held tool call (pings pass while a
+        tool call is held, when released); a finished tool call goes out to be judged."""
+        if self._open_tool is not None and self._release_pings and ping:
+            passing += wire
+        elif self._open_tool is not None or finished is not None:
+            if passing:
+                out.append(bytes(passing))
+                passing.clear()
+            self._held += wire
+            if finished is not None:
+                out.append(HeldToolUse(finished, bytes(self._held)))
+                self._held.clear()
+        else:
+            passing += wire
 
     def rest(self) -> bytes:
         """Whatever the stream ended with that was not a whole event."""
