@@ -3,14 +3,12 @@ other requests are answered while it is read, and it is read as a small body is.
 
 from __future__ import annotations
 
-import select
 import socket
-import time
 
 import httpx
 import orjson
 
-from tests.support.raw_http import post_whole, read_answer
+from tests.support.raw_http import healthz_while_answered, read_answer
 from tests.support.server import RunningTether
 
 
@@ -29,18 +27,7 @@ def test_healthz_answers_while_large_authorize_bodies_are_read(tether: RunningTe
     items = [{"k": n % 10} for n in range(120_000)]
     body = orjson.dumps(_ask("arn:aws:s3:::data/x", attributes={"items": items}))
     assert 900_000 < len(body) < tether.settings.max_body_bytes
-    answered_in_flight = 0
-    with httpx.Client(base_url=tether.url, timeout=60) as probe:
-        probe.get("/healthz").raise_for_status()
-        heavy = [post_whole(tether.url, "/v1/authorize", key, body) for _ in range(4)]
-        while True:
-            probe.get("/healthz").raise_for_status()
-            ready, _, _ = select.select(heavy, [], [], 0)
-            if len(ready) == len(heavy):
-                break
-            if not ready:
-                answered_in_flight += 1
-            time.sleep(0.002)
+    answered_in_flight, heavy = healthz_while_answered(tether.url, "/v1/authorize", key, body)
     for status, answer in (_answer(conn) for conn in heavy):
         assert (status, answer["decision"]) == (200, "allow"), answer
     assert answered_in_flight >= 5, f"/healthz answered {answered_in_flight} times meanwhile"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import select
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +22,7 @@ from tests.gateway.claude_code.test_hooks import (  # noqa: F401 (fixture)
     hook,
     payload,
 )
-from tests.support.raw_http import post_whole, read_answer
+from tests.support.raw_http import healthz_while_answered, read_answer
 from tests.support.server import RunningTether
 from tests.web.heavy_pieces import fails, gated_square, pid, square
 from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWork, HeavyWorkBusy, estimated_seconds
@@ -210,18 +209,7 @@ def test_healthz_answers_while_heavy_hook_bodies_are_read(tether: RunningTether)
     items = [{"k": n % 10} for n in range(120_000)]
     body = orjson.dumps(payload("Bash", {"command": "make test", "items": items}))
     assert 900_000 < len(body) < tether.settings.max_body_bytes
-    answered_in_flight = 0
-    with httpx.Client(base_url=tether.url, timeout=60) as probe:
-        probe.get("/healthz").raise_for_status()  # the probe's connection is open
-        heavy = [post_whole(tether.url, "/hooks/claude-code", key, body) for _ in range(4)]
-        while True:
-            probe.get("/healthz").raise_for_status()
-            ready, _, _ = select.select(heavy, [], [], 0)
-            if len(ready) == len(heavy):
-                break
-            if not ready:
-                answered_in_flight += 1  # none of the four answered yet
-            time.sleep(0.002)
+    answered_in_flight, heavy = healthz_while_answered(tether.url, "/hooks/claude-code", key, body)
     answers = [read_answer(conn) for conn in heavy]
     for answer in answers:
         head, _, content = answer.partition(b"\r\n\r\n")

@@ -95,12 +95,10 @@ class BedrockStreamCodec:
                 [_error("internalServerException", f"Amazon Bedrock's stream broke: {exc}")]
             )
         events: list[ReadEvent] = []
-        event_of = self.event_of
         for frame in frames:
-            headers = frame.headers
-            if headers.get(":message-type") == "event":
+            if frame.message_type == "event":
                 try:
-                    event = event_of(frame)
+                    event = self.event_of(frame)
                 except (EventStreamError, orjson.JSONDecodeError, AttributeError) as exc:
                     unreadable = f"a chunk is unreadable: {exc}"
                     events.append(_error("internalServerException", unreadable))
@@ -108,7 +106,7 @@ class BedrockStreamCodec:
                 if event is not None:
                     events.append(event)
             else:
-                exception = headers.get(":exception-type") or headers.get(
+                exception = frame.headers.get(":exception-type") or frame.headers.get(
                     ":error-code", "internalServerException"
                 )
                 try:
@@ -123,10 +121,7 @@ class BedrockStreamCodec:
         if frame.headers.get(":event-type") != "chunk":
             return None
         event = _event_of(frame.payload) or chunk_event(frame)
-        if event.startswith(_TYPE_PREFIX) and (end := event.find(b'"', 9)) > 0:
-            kind = event[9:end]
-        else:
-            kind = _type_of(event)
+        kind = _type_of(event)
         if b"\n" in event:  # read as an SSE data line would have been: on one line
             event = orjson.dumps(orjson.loads(event))
         return kind, event, frame.raw
