@@ -18,6 +18,7 @@ from tether.errors import Conflict, NotFound, StoreUnavailable
 from tether.guards.settings import GuardSettings, OnTrip, load_guard_settings
 from tether.records.fleet import ActivityDelta, AgentState
 from tether.store.agents import AgentStore
+from tether.store.approvals import APPROVED, USED, ApprovalRecord, ApprovalRequest, ApprovalStore
 from tether.store.change_feed import ChangeFeed
 from tether.store.changes import Change
 from tether.store.database import Database
@@ -433,3 +434,30 @@ async def test_driver_and_pool_errors_mean_the_store_is_unavailable(db: Database
         with pytest.raises(StoreUnavailable):
             async with db.read():
                 raise failure
+
+
+async def test_an_approval_is_told_as_decided_even_when_a_waiting_agent_spends_it_at_once(
+    db: Database,
+) -> None:
+    """The decider is answered with the decision it made, not the state a waiting agent
+    moved the approval to the moment the decision committed."""
+    project = await ProjectStore(db).create("p")
+    agent, _ = await AgentStore(db).create("a", project.id, "")
+    await SessionStore(db).get_or_create("s", agent.id, project.id)
+    store = ApprovalStore(db)
+    ask = ApprovalRequest(project.id, agent.id, "s", "s3:DeleteBucket", "b", "deletion", {})
+
+    async def spend_as_soon_as_approved(pending: ApprovalRecord) -> None:
+        while await store.use(pending) is None:
+            await asyncio.sleep(0.001)
+
+    for _ in range(20):
+        pending = await store.request(ask, 60_000, {})
+        spenders = [asyncio.create_task(spend_as_soon_as_approved(pending)) for _ in range(4)]
+        await asyncio.sleep(0.005)
+        decided = await store.decide(pending.id, True, "admin:test", "ok", 60_000)
+        await asyncio.wait_for(asyncio.wait(spenders, return_when=asyncio.FIRST_COMPLETED), 10)
+        for spender in spenders:
+            spender.cancel()
+        assert decided.state == APPROVED and decided.decided_by == "admin:test"
+        assert (await store.get(pending.id)).state == USED

@@ -332,7 +332,14 @@ class ApprovalStore:
                 result = await conn.execute(update(approvals).where(pending).values(**values))
             if result.rowcount == 1:
                 await record_change(conn, "approval", approval_id)
-        current = await self.get(approval_id)
+            # Read in the deciding transaction: a waiting agent may use the grant the moment
+            # it commits, and the decision is what the decider is told, not what came after.
+            row = (
+                await conn.execute(select(approvals).where(approvals.c.id == approval_id))
+            ).first()
+        if row is None:
+            raise NotFound(f"no approval {approval_id!r}; `tether approvals list` shows them")
+        current = _record(row)
         if result.rowcount != 1:
             state = current.state_at(ts)
             by_whom = f" by {current.decided_by}" if current.decided_by else ""
