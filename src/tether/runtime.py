@@ -185,13 +185,17 @@ class Runtime:
             if db.is_postgres
             else SqliteWriter(make_url(db.url).database or ":memory:", settings.sqlite_synchronous)
         )
-        projects, agents, tokens = ProjectStore(db, writer), AgentStore(db), AdminTokenStore(db)
+        projects, agents, tokens = (
+            ProjectStore(db, writer),
+            AgentStore(db, writer),
+            AdminTokenStore(db),
+        )
         audit_store = AuditStore(db)
         credentials = CredentialStore(db, SealedBox(master_key))
         aws_keys = AwsKeyStore(db, SealedBox(master_key))
-        key_use = KeyUse(agents, KeyAddressStore(db))
+        key_use = KeyUse(agents, KeyAddressStore(db, writer))
         directory = Directory(projects, agents, tokens, aws_keys, key_use)
-        spend = SpendStore(db)
+        spend = SpendStore(db, writer)
         session_store = SessionStore(db, writer)
         conversations = (
             RedisConversations(settings.redis_url, settings.redis_prefix)

@@ -122,3 +122,47 @@ def test_the_wal_is_truncated_although_readers_overlap_every_checkpoint(tmp_path
         reading.join(5)
         checkpointer.stop()
         writer_conn.close()
+
+
+def test_under_constant_commits_the_wal_is_written_again_in_place_not_grown(
+    tmp_path: Path,
+) -> None:
+    """A WAL that grows makes every commit extend the file, an fsync that waits for the
+    file system's journal; it is restarted in place once copied, readers or not."""
+    path = str(tmp_path / "w.db")
+    writer_conn = open_sqlite(path)
+    writer_conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY, blob BLOB)")
+    stop = threading.Event()
+
+    def short_reader() -> None:
+        reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        while not stop.is_set():
+            reader.execute("SELECT count(*) FROM t").fetchone()
+            time.sleep(0.002)
+        reader.close()
+
+    reading = threading.Thread(target=short_reader, daemon=True)
+    reading.start()
+    restart_at = 256 * 1024
+    checkpointer = SqliteCheckpointer(
+        path, interval=0.02, wal_limit=1 << 40, restart_bytes=restart_at
+    )
+    checkpointer.start()
+    try:
+        written, largest, deadline = 0, 0, time.monotonic() + 3
+        while time.monotonic() < deadline and written < 64 * 1024 * 1024:
+            writer_conn.execute("BEGIN IMMEDIATE")
+            writer_conn.execute(
+                "INSERT OR REPLACE INTO t VALUES (?, ?)", (written % 64, b"x" * 4000)
+            )
+            writer_conn.execute("COMMIT")
+            written += 4096
+            largest = max(largest, os.path.getsize(f"{path}-wal"))
+            time.sleep(0.0005)
+        assert written > 20 * restart_at, f"only {written} bytes committed"
+        assert largest < 8 * restart_at, f"the WAL grew to {largest} bytes"
+    finally:
+        stop.set()
+        reading.join(5)
+        checkpointer.stop()
+        writer_conn.close()

@@ -13,7 +13,9 @@ from tether.errors import Conflict, NotFound
 from tether.records.fleet import Agent, AgentKey, AgentState
 from tether.store.changes import record_change
 from tether.store.database import Database
+from tether.store.plain_sql import PlainStatement
 from tether.store.schema import agent_keys, agents
+from tether.store.sqlite_writer import SqliteWriter
 from tether.vault.bearer import AGENT_KEY_PREFIX, display_prefix, generate, hash_secret
 
 __all__ = ["AgentStore", "IssuedKey"]
@@ -100,11 +102,13 @@ _NOTE_USE = (
         )
     )
 )
+_NOTE_USE_PLAIN = PlainStatement.of(_NOTE_USE)
 
 
 class AgentStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, writer: SqliteWriter | None = None) -> None:
         self._db = db
+        self._writer = writer
 
     async def create(self, name: str, project_id: str, description: str) -> tuple[Agent, IssuedKey]:
         ts = now_ms()
@@ -199,6 +203,10 @@ class AgentStore:
         if not used:
             return
         rows = [{"key_id": key_id, "at": at} for key_id, at in sorted(used.items())]
+        if self._writer is not None:
+            values = _NOTE_USE_PLAIN.rows(rows)
+            await self._writer.transaction(lambda c: c.executemany(_NOTE_USE_PLAIN.sql, values))
+            return
         async with self._db.write() as conn:
             await conn.execute(_NOTE_USE, rows)
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from tether.records.fleet import ActivityDelta
 from tether.store.database import Database
+from tether.store.plain_sql import PlainStatement
 from tether.store.schema import spend_daily
+from tether.store.sqlite_writer import SqliteWriter
 
 __all__ = ["SpendKey", "SpendStore"]
 
@@ -33,35 +35,49 @@ class SpendKey:
     agent_id: str
 
 
+def _adding(insert_: Any) -> Any:
+    """Add a day's counters to its row, made if new; built once, run for many rows."""
+    statement = insert_(spend_daily).values(
+        {name: bindparam(name) for name in ("day", "project_id", "agent_id", *COUNTERS)}
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["day", "project_id", "agent_id"],
+        set_={
+            name: getattr(spend_daily.c, name) + getattr(statement.excluded, name)
+            for name in COUNTERS
+        },
+    )
+
+
+_ADD = {True: _adding(pg_insert), False: _adding(sqlite_insert)}
+_ADD_PLAIN = PlainStatement.of(_ADD[False])
+
+
 class SpendStore:
-    def __init__(self, db: Database) -> None:
+    """On SQLite, written through the writer thread (``PlainStatement``)."""
+
+    def __init__(self, db: Database, writer: SqliteWriter | None = None) -> None:
         self._db = db
+        self._writer = writer
 
     async def add(self, spend: dict[SpendKey, ActivityDelta]) -> None:
         if not spend:
             return
-        insert_ = pg_insert if self._db.is_postgres else sqlite_insert
+        rows = [
+            {
+                "day": key.day,
+                "project_id": key.project_id,
+                "agent_id": key.agent_id,
+                **{name: getattr(delta, name) for name in COUNTERS},
+            }
+            for key, delta in sorted(spend.items(), key=lambda item: item[0])
+        ]
+        if self._writer is not None:
+            values = _ADD_PLAIN.rows(rows)
+            await self._writer.transaction(lambda c: c.executemany(_ADD_PLAIN.sql, values))
+            return
         async with self._db.write() as conn:
-            for key, delta in sorted(spend.items(), key=lambda item: item[0]):
-                values = {
-                    "requests": delta.requests,
-                    "input_tokens": delta.input_tokens,
-                    "output_tokens": delta.output_tokens,
-                    "cache_creation_tokens": delta.cache_creation_tokens,
-                    "cache_read_tokens": delta.cache_read_tokens,
-                    "cost_micros": delta.cost_micros,
-                }
-                statement = insert_(spend_daily).values(
-                    day=key.day, project_id=key.project_id, agent_id=key.agent_id, **values
-                )
-                statement = statement.on_conflict_do_update(
-                    index_elements=["day", "project_id", "agent_id"],
-                    set_={
-                        name: getattr(spend_daily.c, name) + getattr(statement.excluded, name)
-                        for name in COUNTERS
-                    },
-                )
-                await conn.execute(statement)
+            await conn.execute(_ADD[self._db.is_postgres], rows)
 
     async def report(
         self,
