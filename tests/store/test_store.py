@@ -447,17 +447,18 @@ async def test_an_approval_is_told_as_decided_even_when_a_waiting_agent_spends_i
     store = ApprovalStore(db)
     ask = ApprovalRequest(project.id, agent.id, "s", "s3:DeleteBucket", "b", "deletion", {})
 
-    async def spend_as_soon_as_approved(pending: ApprovalRecord) -> None:
-        while await store.use(pending) is None:
-            await asyncio.sleep(0.001)
+    async def spend_as_soon_as_approved(pending: ApprovalRecord, spent: asyncio.Event) -> None:
+        while not spent.is_set():
+            if await store.use(pending) is not None:
+                spent.set()
+            await asyncio.sleep(0.0002)
 
-    for _ in range(20):
-        pending = await store.request(ask, 60_000, {})
-        spenders = [asyncio.create_task(spend_as_soon_as_approved(pending)) for _ in range(4)]
+    for _ in range(60):
+        pending, spent = await store.request(ask, 60_000, {}), asyncio.Event()
+        spenders = [spend_as_soon_as_approved(pending, spent) for _ in range(4)]
+        spending = asyncio.gather(*spenders)
         await asyncio.sleep(0.005)
         decided = await store.decide(pending.id, True, "admin:test", "ok", 60_000)
-        await asyncio.wait_for(asyncio.wait(spenders, return_when=asyncio.FIRST_COMPLETED), 10)
-        for spender in spenders:
-            spender.cancel()
+        await asyncio.wait_for(spending, 10)
         assert decided.state == APPROVED and decided.decided_by == "admin:test"
         assert (await store.get(pending.id)).state == USED
