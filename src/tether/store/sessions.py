@@ -18,6 +18,7 @@ from tether.records.fleet import ActivityDelta, SessionRecord, SessionState
 from tether.store.changes import record_change
 from tether.store.database import Database
 from tether.store.driver_errors import CONNECTION_ERRORS
+from tether.store.plain_sql import PlainStatement
 from tether.store.schema import sessions
 from tether.store.sqlite_writer import Queued, SqliteWriter
 
@@ -134,13 +135,8 @@ _ADD_ACTIVITY = (
     )
 )
 
-_ADD_ACTIVITY_SQLITE = (
-    "UPDATE sessions SET request_count = request_count + ?, input_tokens = input_tokens + ?, "
-    "output_tokens = output_tokens + ?, cache_creation_tokens = cache_creation_tokens + ?, "
-    "cache_read_tokens = cache_read_tokens + ?, cost_micros = cost_micros + ?, "
-    "last_activity_at = max(last_activity_at, ?) WHERE id = ?"
-)
-"""``_ADD_ACTIVITY`` for the SQLite writer thread, whose rows are tuples."""
+_ADD_ACTIVITY_PLAIN = PlainStatement.of(_ADD_ACTIVITY)
+"""``_ADD_ACTIVITY`` for the SQLite writer thread."""
 
 
 class SessionStore:
@@ -301,23 +297,6 @@ class SessionStore:
         loop) and a second writer connection cost more than the update itself."""
         if not activity:
             return
-        ordered = sorted(activity.items(), key=lambda item: item[0])
-        if self._writer is not None:
-            values = [
-                (
-                    delta.requests,
-                    delta.input_tokens,
-                    delta.output_tokens,
-                    delta.cache_creation_tokens,
-                    delta.cache_read_tokens,
-                    delta.cost_micros,
-                    delta.last_activity_at,
-                    session_id,
-                )
-                for session_id, delta in ordered
-            ]
-            await self._writer.transaction(lambda c: c.executemany(_ADD_ACTIVITY_SQLITE, values))
-            return
         rows = [
             {
                 "sid": session_id,
@@ -329,7 +308,11 @@ class SessionStore:
                 "cost": delta.cost_micros,
                 "at": delta.last_activity_at,
             }
-            for session_id, delta in ordered
+            for session_id, delta in sorted(activity.items(), key=lambda item: item[0])
         ]
+        if self._writer is not None:
+            values = _ADD_ACTIVITY_PLAIN.rows(rows)
+            await self._writer.transaction(lambda c: c.executemany(_ADD_ACTIVITY_PLAIN.sql, values))
+            return
         async with self._db.write() as conn:
             await conn.execute(_ADD_ACTIVITY, rows)

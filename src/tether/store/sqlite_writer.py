@@ -111,9 +111,8 @@ class SqliteCheckpointer:
 
     def _restart(self, conn: sqlite3.Connection) -> None:
         """A writer starts the WAL over only if it begins when every frame is already in
-        the database, which under constant commits it never does: the file then grows,
-        each commit extending it (an fsync that waits for the file system's journal), until
-        a TRUNCATE takes the write lock for tens of ms. So once a PASSIVE has copied
+        the database, which under constant commits it never does: the file then grows
+        until a TRUNCATE takes the write lock for tens of ms. So once a PASSIVE has copied
         everything, the checkpointer restarts the WAL itself, in place: a few tries that
         never wait, since waiting would hold the write lock while readers finish."""
         conn.execute("PRAGMA busy_timeout=0")
@@ -230,11 +229,7 @@ class SqliteWriter:
     async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in a transaction on the writer thread; its changes are undone if it
         raises. Returns once they are committed."""
-        pending = _Work(work, asyncio.get_running_loop().create_future())
-        with self._lock:
-            self._queue.append(pending)
-        self._start()
-        return cast(T, await self._outcome(pending))
+        return await self.queue(work).result()
 
     def queue(self, work: Callable[[sqlite3.Connection], T]) -> Queued[T]:
         """Hand in ``work`` for the next transaction without starting one: it commits with
