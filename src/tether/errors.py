@@ -57,6 +57,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "session_paused": 423,
     "session_budget_exhausted": 402,
     "budget_exceeded": 402,
+    "budget_reservation_settled": 402,
     "session_not_owned": 403,
     "policy_denied": 403,
     "approval_denied": 403,

@@ -16,19 +16,32 @@ __all__ = ["PeriodicFlush"]
 log = logging.getLogger(__name__)
 
 
+STOP_WAIT_SECONDS = 5.0
+"""How long ``stop`` lets a flush under way finish before cancelling it."""
+
+
 class PeriodicFlush:
+    """A flush under way when the owner stops is let finish, not cancelled: one cancelled
+    after its write committed, before it noted what was written, would write it again
+    in the last flush (a lease's spending charged twice)."""
+
     def __init__(self, what: str, flush: Callable[[], Awaitable[None]], seconds: float) -> None:
         self._what = what
         self._flush = flush
         self._seconds = seconds
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
+        self._stopping.clear()
         self._task = asyncio.create_task(self._forever(), name=self._what)
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            self._stopping.set()
+            done, _ = await asyncio.wait({self._task}, timeout=STOP_WAIT_SECONDS)
+            if not done:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         with contextlib.suppress(TetherError):
@@ -36,7 +49,11 @@ class PeriodicFlush:
 
     async def _forever(self) -> None:
         while True:
-            await asyncio.sleep(self._seconds)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self._seconds)
+                return
+            except TimeoutError:
+                pass
             try:
                 await self._flush()
             except TetherError as exc:

@@ -43,6 +43,7 @@ from tether.metrics.fleet import FleetGauges
 from tether.metrics.instruments import TetherMetrics
 from tether.metrics.memory import MemoryGauges
 from tether.metrics.pauses import PauseWatch
+from tether.metrics.sqlite_writer import SqliteWriterCounters
 from tether.pipeline import Pipeline
 from tether.pipeline.stages.budget import ReserveBudget
 from tether.pipeline.stages.defaults import default_stages
@@ -358,6 +359,8 @@ class Runtime:
                 }
             )
         )
+        if writer is not None:
+            metrics.registry.register(SqliteWriterCounters(writer))
         await runtime._adopt_env_admin_token()
         await directory.load()
         await controls.load()

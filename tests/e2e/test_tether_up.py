@@ -105,6 +105,29 @@ def test_quickstart_up_cli_authorize_restart(tmp_path: Path) -> None:
         assert stop(process) == 0
 
 
+def test_the_connection_cap_answers_503_on_the_servers_own_event_loop(tmp_path: Path) -> None:
+    """`tether up` runs on uvloop, whose transports are not asyncio's: the refusal must
+    still be written (it was an AssertionError in the loop and a silent socket)."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
+        "TETHER_DATA_DIR": str(tmp_path / "data"),
+        "TETHER_MAX_CONNECTIONS": "2",
+    }
+    process, _ = start(env, port)
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+    try:
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", port)) as extra:
+            extra.settimeout(10)
+            answer = extra.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 503") and b"too_many_connections" in answer
+    finally:
+        for sock in held:
+            sock.close()
+        assert stop(process) == 0
+
+
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import anthropic
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.databases import sqlite_url
@@ -142,3 +143,49 @@ def test_metrics_are_closed_by_default_and_open_only_when_told(tmp_path: Path) -
         assert httpx.get(f"{opened.url}/metrics").status_code == 200
     finally:
         opened.stop()
+
+
+@pytest.mark.parametrize("gateway", [{"budget_lease_percent": 2.0}], indirect=True)
+def test_a_call_that_starts_a_session_costs_no_more_writer_commits_than_one_in_a_session(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    """The new session's row and its first lease on a per-session budget commit with the
+    decision's audit event (``tether_sqlite_writer_commits`` counts the transactions): a
+    client that names no session costs what Claude Code's calls cost."""
+    key = gateway.create_agent("sdk-script", "p")
+    limit = {"project": "p", "period": "session", "limit_usd": 100}
+    assert gateway.call("PUT", "/budgets", json=limit).status_code < 300
+    calls = 30
+
+    def writer_work(client: httpx.Client, session: str | None, tag: str) -> tuple[float, float]:
+        """(commits, pieces) over ``calls`` calls, each a new conversation."""
+        headers = {"x-api-key": key, "anthropic-version": "2023-06-01"}
+        if session is not None:
+            headers["X-Claude-Code-Session-Id"] = session
+        before = scrape(gateway)
+        for n in range(calls):
+            answer = client.post(
+                f"{gateway.url}/v1/messages",
+                headers=headers,
+                json={
+                    "model": "claude-sonnet-5",
+                    "max_tokens": 16,
+                    "messages": [{"role": "user", "content": f"{tag} {n}"}],
+                },
+            )
+            assert answer.status_code == 200, answer.text
+        after = scrape(gateway)
+        return tuple(  # type: ignore[return-value]
+            value(after, name) - value(before, name)
+            for name in ("tether_sqlite_writer_commits_total", "tether_sqlite_writer_pieces_total")
+        )
+
+    with httpx.Client(timeout=30) as client:
+        writer_work(client, "warm-up", "warm-up")
+        in_a_session = writer_work(client, "one-session", "in a session")
+        new_sessions = writer_work(client, None, "a new conversation")
+
+    assert len(gateway.call("GET", "/sessions").json()) == calls + 2
+    assert new_sessions[1] >= 3 * calls, "a decision, a session row and a lease a call"
+    # It was one commit more a call: the row and the lease, then the decision.
+    assert new_sessions[0] <= in_a_session[0] + 0.3 * calls, (new_sessions, in_a_session)

@@ -116,3 +116,51 @@ def test_a_new_session_out_of_budget_at_its_first_call_is_stopped_for_good(
     assert [row["state"] for row in stored] == ["budget_exhausted"]
     again = _ask(tether, key, "an expensive conversation", stream=False)
     assert again.status_code != 200 and len(upstream.fake.received) == before
+
+
+REFUSE_LEASES_SQLITE = (
+    "CREATE TRIGGER refuse_leases BEFORE INSERT ON budget_reservations "
+    "WHEN NEW.period_key LIKE 'session:%' "
+    "BEGIN SELECT RAISE(ABORT, 'the disk is full'); END"
+)
+REFUSE_LEASES_POSTGRES = """
+CREATE FUNCTION refuse_leases() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the disk is full' USING ERRCODE = 'disk_full'; END $$;
+CREATE TRIGGER refuse_leases BEFORE INSERT ON budget_reservations
+FOR EACH ROW WHEN (NEW.period_key LIKE 'session:%') EXECUTE FUNCTION refuse_leases();
+"""
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_new_sessions_budget_lease_that_cannot_be_written_refuses_the_call(
+    gateway_any: tuple[RunningTether, str], upstream: RunningFake, stream: bool
+) -> None:
+    """A new session's first lease on its own budget period is decided in memory (the
+    period is empty) and written with the decision; when that write fails the call does
+    not go on, and the trail says it was refused. A daily budget too: its lease commits
+    while the call waits for it, taking the failed session lease's write with it."""
+    tether, url = gateway_any
+    key = tether.create_agent("sdk-script", "p")
+    for period in ("session", "daily"):
+        limit = {"project": "p", "period": period, "limit_usd": 100}
+        assert tether.call("PUT", "/budgets", json=limit).status_code < 300
+    sqlite = url.startswith("sqlite")
+    run_sql(url, REFUSE_LEASES_SQLITE if sqlite else REFUSE_LEASES_POSTGRES)
+    before = len(upstream.fake.received)
+
+    refused = _ask(tether, key, "a conversation with a budget", stream)
+
+    assert refused.status_code == 503, refused.text
+    assert "store_unavailable" in refused.text and "the disk is full" in refused.text
+    assert len(upstream.fake.received) == before, "a refused call reached the model"
+    leases = "SELECT id FROM budget_reservations WHERE period_key LIKE 'session:%'"
+    assert fetch_sql(url, leases) == []
+    trail = tether.call("GET", "/audit", params={"agent": "sdk-script"}).json()
+    told = [(e["result"], e["code"]) for e in trail if e["action"] == "model:messages"]
+    assert ("deny", "store_unavailable") in told, told
+
+    run_sql(url, "DROP TRIGGER refuse_leases" + ("" if sqlite else " ON budget_reservations"))
+    allowed = _ask(tether, key, "a conversation with a budget", stream)
+    assert allowed.status_code == 200, allowed.text
+    assert len(upstream.fake.received) == before + 1
+    assert len(fetch_sql(url, leases)) == 1

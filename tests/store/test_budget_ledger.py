@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import cast
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from tether.budgets.leases import LeasedLedger
 from tether.clock import now_ms
-from tether.errors import BadRequest, NotFound
+from tether.errors import BadRequest, NotFound, TetherError
 from tether.records.budgets import Budget, BudgetPeriod, BudgetScope
-from tether.store.budget_ledger import BudgetLedger, open_ledger
+from tether.store.budget_ledger import (
+    BudgetLedger,
+    LeasingLedger,
+    ReservationSettled,
+    open_ledger,
+)
 from tether.store.budgets import BudgetStore, Hold
 from tether.store.database import Database
 from tether.store.migrate import upgrade
@@ -119,3 +128,166 @@ async def test_a_settlement_retried_after_it_landed_charges_once(stores) -> None
     assert await ledger.settle("r", hold, 200_000, 5) == []
     usage = await store.usage(roomy.id, "m")
     assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (200_000, 0)
+
+
+async def test_growing_a_reservation_an_operator_settled_changes_nothing(stores) -> None:
+    """A call held past its expiry looks unsettled; an operator settles it while its answer
+    still streams. Growing it then is refused and leaves the period as the operator did
+    (it used to keep the growth reserved for good)."""
+    db, store, ledger = stores
+    _, tight = await two_budgets(db, store)
+    await ledger.reserve("slow", [Hold(tight, "d", None, 100_000, 0)], now_ms() - 1)
+    await store.mark_unsettled(now_ms())
+    await store.settle_unsettled("slow", [tight.id], 40_000)
+    with pytest.raises(ReservationSettled):
+        await ledger.extend("slow", [Hold(tight, "d", None, 50_000, 0)], now_ms() + 60_000)
+    usage = await store.usage(tight.id, "d")
+    assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (40_000, 0)
+
+
+SLICE = 20_000
+"""What a lease holds of the tight budget: 2 % of its $1."""
+
+
+@dataclass
+class LeasedBudget:
+    """The tight budget served through leases, as a process sees it, and an operator
+    settling a lease that looks unsettled."""
+
+    db: Database
+    store: BudgetStore
+    budget: Budget
+    leases: LeasedLedger
+
+    def hold(self, micros: int) -> Hold:
+        return Hold(self.budget, "d", None, micros, 0)
+
+    async def take(self, call: str, micros: int) -> None:
+        assert await self.leases.reserve(call, [self.hold(micros)], now_ms() + 60_000) is None
+
+    async def call(self, call: str, micros: int, cost: int) -> None:
+        await self.take(call, micros)
+        await self.leases.settle(call, [self.hold(micros)], cost, 0)
+
+    async def spent_and_reserved(self) -> tuple[int, int]:
+        usage = await self.store.usage(self.budget.id, "d")
+        assert usage is not None
+        return usage.spent_micros, usage.reserved_micros
+
+    async def operator_settles_the_lease(self) -> None:
+        """The lease looks unsettled (its process stalled past its expiry); an operator
+        settles it as reserved."""
+        await self.store.mark_unsettled(now_ms() + 120_000)
+        (stalled,) = await self.store.unsettled([self.budget.id])
+        await self.store.settle_unsettled(stalled.reservation_id, [self.budget.id], None)
+
+
+async def leased_budget(stores: tuple[Database, BudgetStore, BudgetLedger]) -> LeasedBudget:
+    db, store, database_ledger = stores
+    _, tight = await two_budgets(db, store)
+    leasing = cast(LeasingLedger, database_ledger)
+    return LeasedBudget(db, store, tight, LeasedLedger(leasing, 2.0, 60_000))
+
+
+async def test_a_lease_an_operator_settled_is_replaced_and_leaks_nothing(stores) -> None:
+    """A process that stalled past its lease's expiry finds its lease settled when it next
+    grows it: a new lease serves the call, and once every lease is given back the period
+    holds nothing."""
+    tight = await leased_budget(stores)
+    await tight.call("first", 1_000, 700)
+    await tight.operator_settles_the_lease()
+    await tight.take("second", 2 * SLICE)
+    spent, reserved = await tight.spent_and_reserved()
+    assert spent == SLICE, "the operator charged the lease"
+    assert 2 * SLICE <= reserved < 3 * SLICE, "a new lease serves the call"
+    await tight.leases.settle("second", [tight.hold(2 * SLICE)], 30_000, 0)
+    await tight.leases.flush(closing=True)
+    assert await tight.spent_and_reserved() == (SLICE + 30_000, 0)
+
+
+async def test_a_settled_lease_is_forgotten_at_its_write_back_not_served_from(stores) -> None:
+    """A call that fits in what a settled lease still had in memory is served from a new
+    lease, reserved in the database, not from room the database no longer holds."""
+    tight = await leased_budget(stores)
+    await tight.call("first", 1_000, 700)
+    await tight.operator_settles_the_lease()
+    await tight.leases.flush()
+    await tight.take("second", 1_000)
+    assert await tight.spent_and_reserved() == (
+        SLICE,
+        SLICE,
+    ), "the operator charged the old lease; a new one serves the call"
+    await tight.leases.settle("second", [tight.hold(1_000)], 600, 0)
+    await tight.leases.flush(closing=True)
+    assert await tight.spent_and_reserved() == (SLICE + 600, 0)
+
+
+async def test_a_call_running_on_a_lease_settled_meanwhile_is_charged_to_the_next(stores) -> None:
+    """What a lease spent until tether learns an operator settled it is the operator's to
+    decide; a call that ends after that is charged to the lease serving the period next."""
+    tight = await leased_budget(stores)
+    await tight.call("done", 1_000, 700)
+    await tight.take("running", 1_000)
+    await tight.operator_settles_the_lease()
+    await tight.leases.flush()
+    await tight.leases.settle("running", [tight.hold(1_000)], 800, 0)
+    await tight.leases.flush(closing=True)
+    assert await tight.spent_and_reserved() == (
+        SLICE + 800,
+        0,
+    ), "what the call spent after the settlement is charged"
+
+
+async def test_a_stream_that_spans_a_settled_lease_and_its_replacement_is_charged_once(
+    stores,
+) -> None:
+    tight = await leased_budget(stores)
+    await tight.call("done", 1_000, 700)
+    await tight.take("stream", 1_000)
+    await tight.operator_settles_the_lease()
+    await tight.leases.flush()
+    assert await tight.leases.extend("stream", [tight.hold(500)], now_ms() + 60_000) is None
+    await tight.leases.settle("stream", [tight.hold(1_500)], 800, 0)
+    await tight.leases.flush(closing=True)
+    assert await tight.spent_and_reserved() == (SLICE + 800, 0)
+
+
+FAIL_LEASES_SQLITE = """
+CREATE TRIGGER no_new_leases BEFORE INSERT ON budget_reservations
+BEGIN SELECT RAISE(ABORT, 'no new reservations'); END
+"""
+FAIL_LEASES_POSTGRES = [
+    """
+    CREATE FUNCTION no_new_leases() RETURNS trigger AS $$
+    BEGIN RAISE EXCEPTION 'no new reservations'; END $$ LANGUAGE plpgsql
+    """,
+    """
+    CREATE TRIGGER no_new_leases BEFORE INSERT ON budget_reservations
+    FOR EACH ROW EXECUTE FUNCTION no_new_leases()
+    """,
+]
+
+
+async def test_a_settlement_the_store_fails_midway_is_kept_for_the_retry(stores) -> None:
+    """Charging a call whose lease was settled needs a new lease; when the store refuses
+    it, the call's cost stays to be charged by the retry, not dropped."""
+    tight = await leased_budget(stores)
+    db = tight.db
+    await tight.call("done", 1_000, 700)
+    await tight.take("running", 1_000)
+    await tight.operator_settles_the_lease()
+    await tight.leases.flush()
+    async with db.write() as conn:
+        for statement in FAIL_LEASES_POSTGRES if db.is_postgres else [FAIL_LEASES_SQLITE]:
+            await conn.execute(text(statement))
+    with pytest.raises(TetherError):
+        await tight.leases.settle("running", [tight.hold(1_000)], 800, 0)
+    async with db.write() as conn:
+        await conn.execute(
+            text(
+                "DROP TRIGGER no_new_leases" + (" ON budget_reservations" if db.is_postgres else "")
+            )
+        )
+    await tight.leases.settle("running", [tight.hold(1_000)], 800, 0)
+    await tight.leases.flush(closing=True)
+    assert await tight.spent_and_reserved() == (SLICE + 800, 0)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
+from tether.cli.event_loop import new_event_loop
 from tether.config import Settings
 from tether.runtime import Runtime
 from tether.server import build_app, make_runner, make_site
@@ -145,7 +146,7 @@ def start_tether(data_dir: Path, database_url: str, **overrides: Any) -> Running
         budget_lease_percent=overrides.pop("budget_lease_percent", 0.0),
         **overrides,
     )
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True, name="tether-server")
     thread.start()
 

@@ -150,16 +150,17 @@ class Pipeline:
         started = time.perf_counter()
         ctx = Context()
         verdict = await self._check(action, ctx)
-        if (unwritten := await _unwritten_refusal(ctx)) is not None:
-            if not isinstance(verdict, Deny):
-                await self._undo(action, ctx, unwritten)
-            verdict, ctx.session = Deny(unwritten.code, unwritten.message), None
         event = decision_event(action, ctx, verdict)
         try:
             await self._audit.record(event)
         except TetherError as exc:
+            await _unwritten_refusal(ctx)  # settled either way: the call is refused
             await self._undo(action, ctx, exc)
             raise
+        if (unwritten := await _unwritten_refusal(ctx)) is not None and not isinstance(
+            verdict, Deny
+        ):
+            verdict, event = await self._refuse_unwritten(action, ctx, unwritten, event)
         if self._on_decided is not None:
             self._on_decided(action.source, time.perf_counter() - started)
         identity = ctx.identity
@@ -179,6 +180,23 @@ class Pipeline:
             action=action,
             context=ctx,
         )
+
+    async def _refuse_unwritten(
+        self, action: Action, ctx: Context, failure: TetherError, allowed: AuditEvent
+    ) -> tuple[Deny, AuditEvent]:
+        """What the decision depends on (a new session's row, its budget lease) commits with
+        its event, one commit on a call that starts a session; when that write failed, the
+        call allowed is refused after all, and the trail says so in a second event (raises
+        ``AuditUnavailable`` if it cannot)."""
+        await self._undo(action, ctx, failure)
+        verdict = Deny(
+            failure.code,
+            f"{failure.message}; the call decided in event {allowed.id} was refused after all",
+        )
+        ctx.session = None
+        event = decision_event(action, ctx, verdict)
+        await self._audit.record(event)
+        return verdict, event
 
     async def record_parts(self, decision: Decision, parts: list[Action]) -> None:
         """Record each action decided together in ``decision`` (a message batch's requests,

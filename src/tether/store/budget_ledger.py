@@ -19,13 +19,14 @@ from tether.errors import StoreUnavailable
 from tether.store.budgets import Hold, PeriodUsage
 from tether.store.database import Database
 from tether.store.driver_errors import CONNECTION_ERRORS
-from tether.store.sqlite_writer import SqliteWriter
+from tether.store.sqlite_writer import Queued, SqliteWriter
 
 __all__ = [
     "BudgetLedger",
     "LeaseReturn",
     "LeasingLedger",
     "PostgresBudgetLedger",
+    "ReservationSettled",
     "SqliteBudgetLedger",
     "open_ledger",
 ]
@@ -53,6 +54,7 @@ GROW = """
 UPDATE budget_reservations
 SET micros = micros + {0}, tokens = tokens + {1}, expires_at = {2}, unsettled_at = NULL
 WHERE id = {3} AND budget_id = {4}
+RETURNING id
 """
 RELEASE = """
 DELETE FROM budget_reservations WHERE id = {0}
@@ -144,6 +146,11 @@ def _reserve_args(hold: Hold) -> tuple[Any, ...]:
     )
 
 
+def _named_reserve_args(hold: Hold) -> dict[str, Any]:
+    """RESERVE's parameters for SQLite's named marks (its limits appear twice)."""
+    return dict(zip(("b", "k", "m", "t", "e", "lm", "lt"), _reserve_args(hold), strict=True))
+
+
 @dataclass(frozen=True, slots=True)
 class LeaseReturn:
     """What a lease hands back to its budget period: ``spent`` is charged, ``released``
@@ -186,6 +193,16 @@ def _charge_args(back: LeaseReturn, released: Sequence[Any]) -> tuple[Any, ...]:
     )
 
 
+class ReservationSettled(Exception):
+    """The reservation being grown is gone: an operator settled it (a call or a lease held
+    past its expiry looks unsettled). Nothing was grown; the period is as it was (before,
+    its ``reserved`` kept the growth for good)."""
+
+    def __init__(self, reservation_id: str) -> None:
+        super().__init__(f"reservation {reservation_id} was settled while it was held")
+        self.reservation_id = reservation_id
+
+
 class _Refused(Exception):
     def __init__(self, hold: Hold) -> None:
         self.hold = hold
@@ -200,7 +217,8 @@ class BudgetLedger(Protocol):
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int
     ) -> Hold | None:
         """Add ``holds`` to a reservation already held, under the same limits as
-        ``reserve``: all of them or none; returns the hold that did not fit."""
+        ``reserve``: all of them or none; returns the hold that did not fit. Raises
+        ``ReservationSettled`` when the reservation is gone."""
         ...
 
     async def settle(
@@ -209,6 +227,11 @@ class BudgetLedger(Protocol):
         """Charge the real cost and give back the rest, once: holds no longer held (settled
         already, or settled by an operator once unsettled) are left alone, so a
         settlement retried after a lost answer cannot charge twice."""
+        ...
+
+    def unwritten(self, reservation_id: str) -> list[Queued[Any]]:
+        """Writes a reservation's holds are still waiting for (a fresh period's lease):
+        nothing may act on the reservation until they are committed."""
         ...
 
     async def close(self) -> None: ...
@@ -221,12 +244,20 @@ class LeasingLedger(BudgetLedger, Protocol):
         self, lease_id: str, hold: Hold, expires_at: int, *, grow: bool
     ) -> PeriodUsage | None:
         """Reserve ``hold`` under a lease (``grow``: add to the lease already held), under
-        the same limits as ``reserve``; the period as it now stands, or None if refused."""
+        the same limits as ``reserve``; the period as it now stands, or None if refused.
+        Raises ``ReservationSettled`` when the lease to grow is gone."""
         ...
 
-    async def give_back(self, returns: Sequence[LeaseReturn]) -> list[PeriodUsage]:
+    def lease_fresh(self, lease_id: str, hold: Hold, expires_at: int) -> Queued[None] | None:
+        """Hand in a new lease on a period no one has charged (``Hold.fresh``) for the
+        writer's next commit, without waiting for it; None where writes cannot wait (the
+        caller leases as usual then)."""
+        ...
+
+    async def give_back(self, returns: Sequence[LeaseReturn]) -> dict[str, PeriodUsage | None]:
         """Charge what leases spent and release what they did not use, in one
-        transaction; a lease no longer held (settled by an operator) is left alone."""
+        transaction. By lease id, each lease still held, with its period as it now stands;
+        a lease no longer held (settled by an operator) is left alone and left out."""
         ...
 
 
@@ -255,6 +286,12 @@ class _HoldingLedger:
         refused, usages = await self._hold_in(lease_id, [hold], expires_at, grow=grow)
         return None if refused is not None else usages[0]
 
+    def lease_fresh(self, lease_id: str, hold: Hold, expires_at: int) -> Queued[None] | None:
+        return None
+
+    def unwritten(self, reservation_id: str) -> list[Queued[Any]]:
+        return []
+
 
 class SqliteBudgetLedger(_HoldingLedger):
     """SQLite: named marks for RESERVE (its limits appear twice), ``?`` elsewhere."""
@@ -278,26 +315,17 @@ class SqliteBudgetLedger(_HoldingLedger):
             for hold in holds:
                 if not _fits_alone(hold):
                     raise _Refused(hold)
-                budget_id, key, micros, tokens, end, limit_m, limit_t = _reserve_args(hold)
-                row = conn.execute(
-                    self._reserve,
-                    {
-                        "b": budget_id,
-                        "k": key,
-                        "m": micros,
-                        "t": tokens,
-                        "e": end,
-                        "lm": limit_m,
-                        "lt": limit_t,
-                    },
-                ).fetchone()
+                budget_id, key, micros, tokens, *_ = _reserve_args(hold)
+                row = conn.execute(self._reserve, _named_reserve_args(hold)).fetchone()
                 if row is None:
                     raise _Refused(hold)
                 usages.append(PeriodUsage(*row))
                 if grow:
-                    conn.execute(
+                    grown = conn.execute(
                         self._grow, (micros, tokens, expires_at, reservation_id, budget_id)
-                    )
+                    ).fetchone()
+                    if grown is None:
+                        raise ReservationSettled(reservation_id)
                 else:
                     conn.execute(
                         self._hold, (reservation_id, budget_id, key, micros, tokens, expires_at)
@@ -309,18 +337,32 @@ class SqliteBudgetLedger(_HoldingLedger):
         except _Refused as refused:
             return refused.hold, []
 
-    async def give_back(self, returns: Sequence[LeaseReturn]) -> list[PeriodUsage]:
-        def work(conn: sqlite3.Connection) -> list[PeriodUsage]:
-            usages = []
+    def lease_fresh(self, lease_id: str, hold: Hold, expires_at: int) -> Queued[None] | None:
+        budget_id, key, micros, tokens, *_ = _reserve_args(hold)
+        reserve = _named_reserve_args(hold)
+
+        def work(conn: sqlite3.Connection) -> None:
+            row = conn.execute(self._reserve, reserve).fetchone()
+            if row is None or tuple(row[2:6]) != (0, micros, 0, tokens):
+                raise StoreUnavailable(
+                    f"the budget period {key} was charged before its first lease was written; "
+                    "the call was refused and the next one reads the period first"
+                )
+            conn.execute(self._hold, (lease_id, budget_id, key, micros, tokens, expires_at))
+
+        return self._writer.queue(work)
+
+    async def give_back(self, returns: Sequence[LeaseReturn]) -> dict[str, PeriodUsage | None]:
+        def work(conn: sqlite3.Connection) -> dict[str, PeriodUsage | None]:
+            held: dict[str, PeriodUsage | None] = {}
             for back in sorted(returns, key=_lock_order):
                 released = conn.execute(
                     *_lease_row_change(back, self._shrink, self._drop)
                 ).fetchone()
                 if released is not None:
                     row = conn.execute(self._charge, _charge_args(back, released)).fetchone()
-                    if row is not None:
-                        usages.append(PeriodUsage(*row))
-            return usages
+                    held[back.lease_id] = PeriodUsage(*row) if row is not None else None
+            return held
 
         return await self._writer.transaction(work)
 
@@ -383,7 +425,7 @@ class PostgresBudgetLedger(_HoldingLedger):
                         raise _Refused(hold)
                     usages.append(PeriodUsage(*row))
                     if grow:
-                        await conn.execute(
+                        grown = await conn.fetchrow(
                             self._grow,
                             hold.micros,
                             hold.tokens,
@@ -391,6 +433,8 @@ class PostgresBudgetLedger(_HoldingLedger):
                             reservation_id,
                             hold.budget.id,
                         )
+                        if grown is None:
+                            raise ReservationSettled(reservation_id)
                     else:
                         await conn.execute(self._hold, reservation_id, *args[:4], expires_at)
         except _Refused as refused:
@@ -399,19 +443,18 @@ class PostgresBudgetLedger(_HoldingLedger):
             raise StoreUnavailable(f"budgets cannot be checked: {exc!r}") from exc
         return None, usages
 
-    async def give_back(self, returns: Sequence[LeaseReturn]) -> list[PeriodUsage]:
+    async def give_back(self, returns: Sequence[LeaseReturn]) -> dict[str, PeriodUsage | None]:
         try:
             pool = await self._connection_pool()
             async with pool.acquire() as conn, conn.transaction():
-                usages = []
+                held: dict[str, PeriodUsage | None] = {}
                 for back in sorted(returns, key=_lock_order):
                     statement, args = _lease_row_change(back, self._shrink, self._drop)
                     released = await conn.fetchrow(statement, *args)
                     if released is not None:
                         row = await conn.fetchrow(self._charge, *_charge_args(back, released))
-                        if row is not None:
-                            usages.append(PeriodUsage(*row))
-                return usages
+                        held[back.lease_id] = PeriodUsage(*row) if row is not None else None
+                return held
         except CONNECTION_ERRORS as exc:
             raise StoreUnavailable(f"budgets cannot be settled: {exc!r}") from exc
 

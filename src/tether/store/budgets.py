@@ -31,6 +31,9 @@ class Hold:
     period_end: int | None
     micros: int
     tokens: int
+    fresh: bool = False
+    """The period is known to be empty and no one else can charge it yet: a session's own
+    period on the call that made the session, whose row is still on its way."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,7 +156,8 @@ class Queued(Generic[T]):
         self._work.done.add_done_callback(callback)
 
     async def result(self) -> T:
-        self._writer._start()
+        if not self.done():
+            self._writer._start()
         return cast(T, await self._writer._outcome(self._work))
 
 
@@ -177,6 +178,10 @@ class SqliteWriter:
         self._lock = threading.Lock()
         self._queue: list[_Work] = []
         self._draining = False
+        self.commits = 0
+        """Transactions committed so far (``tether_sqlite_writer_commits``)."""
+        self.pieces = 0
+        """Pieces of work those transactions carried."""
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -198,13 +203,30 @@ class SqliteWriter:
                     )
 
     def _commit(self, batch: list[_Work]) -> None:
+        """One transaction for the batch. When the transaction itself is lost (a failed
+        savepoint, SQLite rolling back on a full disk or an I/O error), every piece in it
+        fails: none was committed, and the writer goes on with the next batch."""
         try:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
+            if not self._run_pieces(conn, batch):
+                return
+            conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if self._conn is not None and self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
             for work in batch:
-                work.error = exc
+                work.error = work.error or exc
             return
+        self.commits += 1
+        self.pieces += len(batch)
+
+    @staticmethod
+    def _run_pieces(conn: sqlite3.Connection, batch: list[_Work]) -> bool:
+        """Each piece in a savepoint of its own (a piece alone: the transaction), undone if
+        it raises; False when nothing is left to commit. Raises ``sqlite3.Error`` when the
+        transaction is gone."""
         alone = len(batch) == 1
         for work in batch:
             if not alone:
@@ -213,18 +235,15 @@ class SqliteWriter:
                 work.result = work.run(conn)
             except BaseException as exc:
                 work.error = exc
+                if not conn.in_transaction:
+                    lost = f"the transaction was rolled back: {exc}"
+                    raise sqlite3.OperationalError(lost) from exc
                 conn.execute("ROLLBACK" if alone else "ROLLBACK TO work")
                 if alone:
-                    return
+                    return False
             if not alone:
                 conn.execute("RELEASE work")
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            for work in batch:
-                work.error = work.error or exc
+        return True
 
     async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in a transaction on the writer thread; its changes are undone if it
@@ -252,8 +271,10 @@ class SqliteWriter:
 
     @staticmethod
     async def _outcome(pending: _Work) -> Any:
+        """A waiter that is cancelled (its client went away) does not cancel the piece:
+        others may wait for it too, and it commits all the same."""
         try:
-            return await pending.done
+            return await asyncio.shield(pending.done)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"the database cannot be written: {exc}") from exc
 

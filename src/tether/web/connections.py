@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -50,10 +50,13 @@ class ConnectionGuard:
 
 
 class _Busy(asyncio.Protocol):
+    """Answers 503 and closes. uvloop's TCP transports do not subclass asyncio.Transport,
+    so the transport is taken as the writable one it is rather than checked."""
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(BUSY)
-        transport.close()
+        writable = cast(asyncio.WriteTransport, transport)
+        writable.write(BUSY)
+        writable.close()
 
 
 class _GuardedProtocol(asyncio.Protocol):

@@ -21,10 +21,16 @@ from tether.clock import new_id, now_ms
 from tether.pipeline.action import Action, Context, CostBasis, Deny, Verdict
 from tether.pipeline.outcome import Outcome
 from tether.pricing.prices import PriceTable
-from tether.records.budgets import Budget, BudgetScope, PeriodWindow, period_window
+from tether.records.budgets import (
+    Budget,
+    BudgetPeriod,
+    BudgetScope,
+    PeriodWindow,
+    period_window,
+)
 from tether.records.fleet import SessionState
 from tether.sessions.registry import SessionRegistry
-from tether.store.budget_ledger import BudgetLedger
+from tether.store.budget_ledger import BudgetLedger, ReservationSettled
 from tether.store.budgets import BudgetStore, Hold, PeriodUsage
 
 __all__ = ["ReserveBudget"]
@@ -133,14 +139,23 @@ class ReserveBudget:
         micros = reservation.input_micros + math.ceil(output * reservation.output_price)
         tokens = action.cost_basis.input_tokens_estimate + output
         at = now_ms()
+        new_session = self._sessions.unwritten(ctx.session.id) is not None
         holds = [
-            Hold(budget, window.key, window.end_ms, micros, tokens)
+            Hold(
+                budget,
+                window.key,
+                window.end_ms,
+                micros,
+                tokens,
+                fresh=new_session and budget.period is BudgetPeriod.SESSION,
+            )
             for budget, window in _windows(budgets, ctx, at)
         ]
         hold_ms = BATCH_HOLD_MS if action.cost_basis.parts else self._hold_ms
         refused = await self._ledger.reserve(reservation.id, holds, at + hold_ms)
         if refused is None:
             reservation.holds = holds
+            ctx.unwritten.extend(self._ledger.unwritten(reservation.id))
         return refused
 
     async def _affordable_output(
@@ -183,7 +198,10 @@ class ReserveBudget:
         holds = [
             Hold(h.budget, h.period_key, h.period_end, micros, step) for h in reservation.holds
         ]
-        refused = await self._ledger.extend(reservation.id, holds, now_ms() + self._hold_ms)
+        try:
+            refused = await self._ledger.extend(reservation.id, holds, now_ms() + self._hold_ms)
+        except ReservationSettled:
+            return _settled_while_streaming(reservation, tokens)
         if refused is not None:
             denial = await self._refuse(refused, ctx, stopped_after=tokens)
             return denial
@@ -272,4 +290,15 @@ def _exhausted(hold: Hold, usage: PeriodUsage) -> bool:
     limit_m, limit_t = hold.budget.limit_micros, hold.budget.limit_tokens
     return (limit_m is not None and usage.spent_micros >= limit_m) or (
         limit_t is not None and usage.spent_tokens >= limit_t
+    )
+
+
+def _settled_while_streaming(reservation: BudgetReservation, tokens: int) -> Deny:
+    """An operator settled the call's reservation (it looked unsettled) while its answer
+    streamed: what comes next could not be held against any budget, so the answer stops."""
+    return Deny(
+        "budget_reservation_settled",
+        f"tether: this call's budget reservation was settled by an operator while the answer "
+        f"streamed; the answer was stopped after about {tokens} output tokens",
+        {"reservation_id": reservation.id},
     )

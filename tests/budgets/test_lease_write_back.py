@@ -1,0 +1,160 @@
+"""Writing leases back: a fleet of short sessions leaves hundreds of leases a second to
+write back and give back. They go a chunk a transaction, so no one transaction holds the
+store (and every call's commit behind it) for long; a chunk that fails loses nothing,
+holds back no other and charges nothing twice. Against the real ledger on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from tether.budgets.leases import GIVE_BACK_CHUNK, LeasedLedger
+from tether.clock import new_id, now_ms
+from tether.errors import TetherError
+from tether.records.budgets import Budget, BudgetPeriod, BudgetScope
+from tether.store.budget_ledger import open_ledger
+from tether.store.budgets import BudgetStore, Hold
+from tether.store.database import Database
+from tether.store.migrate import upgrade
+from tether.store.projects import ProjectStore
+from tether.store.sqlite_writer import SqliteWriter
+
+SESSIONS = 3 * GIVE_BACK_CHUNK + 10
+HELD, SPENT = 1_000, 700
+LIMIT = 1_000_000
+SLICE = LIMIT // 50
+"""What a lease holds: 2 % of the limit."""
+FAILING_PERIOD = f"session:{2 * GIVE_BACK_CHUNK + 3}"
+
+FAIL_SQLITE = f"""
+CREATE TRIGGER fail_one_period BEFORE UPDATE ON budget_periods
+WHEN NEW.period_key = '{FAILING_PERIOD}'
+BEGIN SELECT RAISE(ABORT, 'this period cannot be written'); END
+"""
+FAIL_POSTGRES = [
+    f"""
+    CREATE FUNCTION fail_one_period() RETURNS trigger AS $$
+    BEGIN
+      IF NEW.period_key = '{FAILING_PERIOD}' THEN
+        RAISE EXCEPTION 'this period cannot be written';
+      END IF;
+      RETURN NEW;
+    END $$ LANGUAGE plpgsql
+    """,
+    """
+    CREATE TRIGGER fail_one_period BEFORE UPDATE ON budget_periods
+    FOR EACH ROW EXECUTE FUNCTION fail_one_period()
+    """,
+]
+
+
+@dataclass
+class Fleet:
+    db: Database
+    writer: SqliteWriter | None
+    leases: LeasedLedger
+    budgets: BudgetStore
+    budget: Budget
+
+    def hold(self, session: int) -> Hold:
+        return Hold(self.budget, f"session:{session}", None, HELD, 0)
+
+    async def one_call_each(self) -> None:
+        """Each session makes one call that spends ``SPENT`` of its own lease."""
+        for session in range(SESSIONS):
+            call = new_id()
+            assert await self.leases.reserve(call, [self.hold(session)], now_ms() + 60_000) is None
+            await self.leases.settle(call, [self.hold(session)], SPENT, 0)
+
+    async def spent_and_reserved(self) -> list[tuple[int, int]]:
+        usages = [await self.budgets.usage(self.budget.id, f"session:{n}") for n in range(SESSIONS)]
+        return [(u.spent_micros, u.reserved_micros) if u else (0, 0) for u in usages]
+
+    async def fail_one_period(self, failing: bool) -> None:
+        async with self.db.write() as conn:
+            if not failing:
+                await conn.execute(
+                    text(
+                        "DROP TRIGGER fail_one_period"
+                        + ("" if self.writer else " ON budget_periods")
+                    )
+                )
+            elif self.writer is not None:
+                await conn.execute(text(FAIL_SQLITE))
+            else:
+                for statement in FAIL_POSTGRES:
+                    await conn.execute(text(statement))
+
+
+@asynccontextmanager
+async def fleet(database_url: str) -> AsyncIterator[Fleet]:
+    db = Database(database_url)
+    await upgrade(db)
+    writer = None if db.is_postgres else SqliteWriter(make_url(database_url).database or "")
+    leases = LeasedLedger(open_ledger(db, writer), 2.0, 60_000, idle_ms=3_600_000)
+    budgets = BudgetStore(db)
+    try:
+        project = await ProjectStore(db).create(f"p{new_id()}")
+        budget = await budgets.put(
+            project.id, None, BudgetScope.PROJECT, BudgetPeriod.SESSION, LIMIT, None, [], "t"
+        )
+        yield Fleet(db, writer, leases, budgets, budget)
+    finally:
+        await leases.close()
+        if writer is not None:
+            await writer.close()
+        await db.dispose()
+
+
+def test_many_leases_are_written_back_a_chunk_a_transaction(database_url: str) -> None:
+    async def scenario() -> None:
+        async with fleet(database_url) as sessions:
+            await sessions.one_call_each()
+            commits = sessions.writer.commits if sessions.writer else 0
+            await sessions.leases.flush()
+            assert await sessions.spent_and_reserved() == [(SPENT, SLICE - SPENT)] * SESSIONS
+            if sessions.writer is not None:
+                transactions = sessions.writer.commits - commits
+                assert transactions == math.ceil(SESSIONS / GIVE_BACK_CHUNK), transactions
+            await sessions.leases.flush(closing=True)
+            assert await sessions.spent_and_reserved() == [(SPENT, 0)] * SESSIONS
+
+    asyncio.run(scenario())
+
+
+def test_a_chunk_that_cannot_be_written_loses_nothing_and_charges_nothing_twice(
+    database_url: str,
+) -> None:
+    """The chunk with a period the database refuses stays for the next flush; the chunks
+    before and after it are written, once."""
+    failing = int(FAILING_PERIOD.removeprefix("session:")) // GIVE_BACK_CHUNK
+    refused = range(failing * GIVE_BACK_CHUNK, (failing + 1) * GIVE_BACK_CHUNK)
+
+    async def scenario() -> None:
+        async with fleet(database_url) as sessions:
+            await sessions.one_call_each()
+            await sessions.fail_one_period(True)
+            with pytest.raises(TetherError):
+                await sessions.leases.flush()
+            written = await sessions.spent_and_reserved()
+            assert [n for n, state in enumerate(written) if state == (0, SLICE)] == list(refused)
+            assert all(
+                state == (SPENT, SLICE - SPENT)
+                for n, state in enumerate(written)
+                if n not in refused
+            ), "every other chunk is written back"
+            await sessions.fail_one_period(False)
+            await sessions.leases.flush()
+            assert await sessions.spent_and_reserved() == [(SPENT, SLICE - SPENT)] * SESSIONS
+            await sessions.leases.flush(closing=True)
+            assert await sessions.spent_and_reserved() == [(SPENT, 0)] * SESSIONS
+
+    asyncio.run(scenario())
