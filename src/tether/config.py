@@ -210,6 +210,9 @@ class Settings:
     link to its dashboard's approval page."""
     log_level: str = "INFO"
     log_format: str = "text"
+    log_buffer_bytes: int = 4 << 20
+    """Log lines held for a stderr that is not read fast enough before new ones are
+    dropped (and counted); tether never waits for stderr (``TETHER_LOG_BUFFER_BYTES``)."""
     migrate: bool = True
     redis_url: str | None = None
     """Where the guards keep their per-session memory when several processes serve (None:
@@ -269,6 +272,7 @@ class Settings:
             else None,
             log_level=_choice(env, "TETHER_LOG_LEVEL", LOG_LEVELS, "INFO").upper(),
             log_format=_choice(env, "TETHER_LOG_FORMAT", LOG_FORMATS, "text").lower(),
+            log_buffer_bytes=_int_setting(env, "TETHER_LOG_BUFFER_BYTES", 4 << 20, 4096),
             metrics_public=_bool_setting(env, "TETHER_METRICS_PUBLIC"),
             header_timeout=_int_setting(env, "TETHER_HEADER_TIMEOUT", 10, 1),
             body_timeout=_int_setting(env, "TETHER_BODY_TIMEOUT", 60, 1),

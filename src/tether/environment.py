@@ -144,6 +144,14 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
         ),
     ),
     EnvVar(
+        ("TETHER_LOG_BUFFER_BYTES",),
+        "`4194304` (4 MiB)",
+        (
+            "Log lines held for a stderr that is not read fast enough; past it new lines are "
+            "dropped and counted (tether never waits for stderr)"
+        ),
+    ),
+    EnvVar(
         ("TETHER_METRICS_TOKEN",),
         "unset",
         (

@@ -5,13 +5,14 @@ loop trips at the same call as on one process, and what cannot be shared is refu
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.test_tether_up import cli, free_port, start, stop
+from tests.e2e.test_tether_up import cli, free_port, start
 from tests.support.databases import REDIS_URL, postgres_database
 from tests.support.server import PERMIT_ALL
 
@@ -62,13 +63,20 @@ def test_two_workers_share_the_port_a_kill_and_the_guards(tmp_path: Path) -> Non
             killed = cli(env, "sessions", "kill", "doomed", "--reason", "test")
             assert killed.returncode == 0, killed.stderr
             deadline = time.monotonic() + 5
+            polls = 1
             while authorize(url, key, "doomed", "arn:aws:s3:::b/y").status_code != 423:
                 assert time.monotonic() < deadline, "the kill was never enforced"
+                polls += 1
             time.sleep(0.5)
             answers = [authorize(url, key, "doomed", f"arn:aws:s3:::b/{n}") for n in range(12)]
             assert {a.json()["error"]["code"] for a in answers} == {"session_terminated"}
         finally:
-            assert stop(process) == 0
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=30)
+            assert process.returncode == 0, output
+    authorized = [line for line in output.splitlines() if "POST /v1/authorize" in line]
+    sent = 5 + 1 + polls + 12
+    assert len(authorized) == sent, "every worker's access lines reach stderr: " + output[-2000:]
 
 
 def test_workers_refuse_sqlite_and_a_fleet_without_redis(tmp_path: Path) -> None:

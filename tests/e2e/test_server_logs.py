@@ -130,3 +130,52 @@ def test_json_logs(logged: tuple[dict[str, str], Path], upstream: RunningFake) -
     ]
     for needle in expected:
         assert any(needle in message for message in info), (needle, info)
+
+
+def test_a_stderr_nobody_reads_never_stops_tether(tmp_path: Path) -> None:
+    """A log collector that stalls (a pipe nobody reads) used to block the event loop in a
+    write after about 800 access lines: every request, a kill's included, then hung."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
+        "TETHER_DATA_DIR": str(tmp_path / "data"),
+        "TETHER_ADMIN_TOKEN": ADMIN_TOKEN,
+        "TETHER_LOG_BUFFER_BYTES": "4096",
+    }
+    process = subprocess.Popen(
+        [*TETHER, "up", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "tether up exited"
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "tether up never became ready"
+            time.sleep(0.1)
+        with httpx.Client(base_url=url, timeout=10) as client:
+            for _ in range(1_500):  # about 140 KB of access lines: the pipe holds 64 KB
+                assert client.get("/healthz").status_code == 200
+            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            created = client.post("/admin/v1/projects", json={"name": "p"}, headers=admin)
+            assert created.status_code == 201, created.text
+        assert process.stderr is not None
+        logged = b""
+        deadline = time.monotonic() + 20
+        while b"log lines were dropped" not in logged:
+            assert time.monotonic() < deadline, logged[-2000:]
+            logged += os.read(process.stderr.fileno(), 1 << 16)
+        text = logged.decode(errors="replace")
+        assert "GET /healthz 200" in text
+        dropped = int(text.split("log lines were dropped")[0].rsplit("tether: ", 1)[1].split()[0])
+        assert 0 < dropped < 1_500
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)

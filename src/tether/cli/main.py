@@ -112,7 +112,7 @@ def up(
 
     try:
         settings = Settings.from_env()
-        configure_logging(settings.log_level, settings.log_format)
+        configure_logging(settings.log_level, settings.log_format, settings.log_buffer_bytes)
         settings = replace(
             settings,
             host=host or settings.host,

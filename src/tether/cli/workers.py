@@ -59,10 +59,16 @@ async def _migrate(settings: Settings) -> None:
 
 
 def _worker(settings: Settings, index: int) -> None:
+    """A forked worker leaves by ``os._exit`` (multiprocessing), which runs no ``atexit``:
+    its log lines still buffered are written here, or the last ones of every request
+    before the stop would be lost."""
     from tether.cli.up import serve
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    run_event_loop(serve(settings, announce=index == 0))
+    try:
+        run_event_loop(serve(settings, announce=index == 0))
+    finally:
+        logging.shutdown()
 
 
 def run_workers(settings: Settings, workers: int) -> int:

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -14,6 +15,8 @@ from typing import Any
 __all__ = ["BatchedStderrHandler", "JsonFormatter", "configure_logging"]
 
 FLUSH_SECONDS = 0.2
+DEFAULT_BUFFER_BYTES = 4 << 20
+CLOSE_WAIT_SECONDS = 2.0
 
 _STANDARD = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
@@ -36,46 +39,115 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-class BatchedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """stderr written in batches: a line per request written (and flushed) on its own cost
-    a system call and a GIL hand-off each, 12-20 % of a gated request's CPU (measured).
-    Lines reach stderr within ``FLUSH_SECONDS``; a warning or worse at once, with all before
-    it; everything at exit."""
+class BatchedStderrHandler(logging.Handler):
+    """stderr written in batches, never by the thread that logs.
 
-    def __init__(self) -> None:
-        stream = io.TextIOWrapper(
-            io.BufferedWriter(io.FileIO(sys.stderr.fileno(), "w", closefd=False), 1 << 16),
-            encoding="utf-8",
-            errors="backslashreplace",
-            write_through=False,
-        )
-        super().__init__(stream)
+    A line per request written (and flushed) on its own cost a system call and a GIL
+    hand-off each, 12-20 % of a gated request's CPU (measured). And a write to a stderr
+    nobody reads (a stalled log collector, a paused pipe, Docker's blocking log mode)
+    blocks: on the event loop it froze every request, the kill switch's included, after
+    about 800 access lines. So ``emit`` only adds the line to a buffer; the ``log-flush``
+    thread writes it out within ``FLUSH_SECONDS`` (a warning or worse at once) and is the
+    only one that ever waits for stderr. Past ``buffer_bytes`` unwritten (counted in
+    characters: JSON lines are ASCII), lines are dropped and counted, and the count is
+    written once stderr takes lines again."""
+
+    def __init__(self, buffer_bytes: int = DEFAULT_BUFFER_BYTES, fd: int | None = None) -> None:
+        super().__init__()
+        self._fd = sys.stderr.fileno() if fd is None else fd
+        self._buffer_bytes = buffer_bytes
+        self._pending: list[str] = []
+        self._pending_bytes = 0
+        self.dropped = 0
+        self._start_flusher()
+        os.register_at_fork(after_in_child=self._after_fork)
+
+    def _start_flusher(self) -> None:
+        self._pending_lock = threading.Lock()
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_often, name="log-flush", daemon=True)
         self._flusher.start()
 
-    def _flush_often(self) -> None:
-        while not self._stop.wait(FLUSH_SECONDS):
-            self.flush()
+    def _after_fork(self) -> None:
+        """A forked worker (``tether up --workers``) has no flusher thread: it gets its own,
+        and the lines its parent had not written yet stay the parent's to write."""
+        if self._stop.is_set():
+            return
+        self._pending, self._pending_bytes, self.dropped = [], 0, 0
+        self._start_flusher()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.stream.write(self.format(record) + self.terminator)
-            if record.levelno >= logging.WARNING:
-                self.flush()
+            line = self.format(record) + "\n"
         except Exception:
             self.handleError(record)
+            return
+        with self._pending_lock:
+            if self._pending_bytes + len(line) > self._buffer_bytes:
+                self.dropped += 1
+                return
+            self._pending.append(line)
+            self._pending_bytes += len(line)
+        if record.levelno >= logging.WARNING:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Ask the flusher to write now; returns at once (see ``close`` to wait)."""
+        self._wake.set()
+
+    def _flush_often(self) -> None:
+        """Until closed; a failed write loses its lines, never the thread."""
+        while not self._stop.is_set():
+            self._wake.wait(FLUSH_SECONDS)
+            self._wake.clear()
+            with contextlib.suppress(Exception):
+                self._write_pending()
+        with contextlib.suppress(Exception):
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        with self._pending_lock:
+            lines, self._pending, self._pending_bytes = self._pending, [], 0
+            dropped, self.dropped = self.dropped, 0
+        if dropped:
+            lines.insert(0, _dropped_line(dropped))
+        if lines:
+            _write_all(self._fd, "".join(lines).encode("utf-8", "backslashreplace"))
 
     def close(self) -> None:
+        """Write what is buffered, waiting at most ``CLOSE_WAIT_SECONDS`` for stderr."""
         self._stop.set()
-        self.flush()
+        self._wake.set()
+        if self._flusher.is_alive() and self._flusher is not threading.current_thread():
+            self._flusher.join(CLOSE_WAIT_SECONDS)
         super().close()
 
 
-def configure_logging(level: str, fmt: str) -> None:
-    """``level`` and ``fmt`` as ``Settings`` validated them."""
+def _dropped_line(count: int) -> str:
+    return (
+        f"tether: {count} log lines were dropped: stderr was not read fast enough "
+        "(TETHER_LOG_BUFFER_BYTES bounds what waits for it)\n"
+    )
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """All of ``data``, however the descriptor takes it (a non-blocking pipe shared with a
+    parent included); a closed stderr loses the lines, as it would any writer's."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            time.sleep(0.01)
+        except OSError:
+            return
+
+
+def configure_logging(level: str, fmt: str, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
+    """``level``, ``fmt`` and ``buffer_bytes`` as ``Settings`` validated them."""
     sys.stderr.flush()
-    handler = BatchedStderrHandler()
+    handler = BatchedStderrHandler(buffer_bytes)
     if fmt == "json":
         formatter: logging.Formatter = JsonFormatter()
         formatter.converter = time.gmtime
