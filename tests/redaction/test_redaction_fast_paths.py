@@ -3,8 +3,11 @@ event): only shapes that no secret pattern can match, and the full scan agrees."
 
 from __future__ import annotations
 
+import random
+import string
 import uuid
 
+from tether.audit.normalise import clean_text
 from tether.redaction.text import REDACTED, _redact_scan, redact_text
 
 
@@ -20,3 +23,33 @@ def test_texts_around_an_id_are_still_scanned() -> None:
         assert redact_text(text) == _redact_scan(text)
     assert redact_text(f"sk-ant-{session}") == REDACTED
     assert redact_text(f"Authorization: Bearer {session}").endswith(REDACTED)
+
+
+def test_word_tokens_are_kept_or_blanked_as_the_full_scan_does() -> None:
+    rng = random.Random(29)
+    alphabet = string.ascii_letters + string.digits + "_-"
+    secrets = [
+        "sk-ant-api03-" + "A1b2C3d4" * 5,
+        "sk_live_" + "a1B2c3D4e5",
+        "tta_" + "x" * 30,
+        "AKIA" + "ABCDEFGHIJ012345",
+        "ghp_" + "a1B2" * 9,
+        "glpat-" + "a1B2c3D4e5F6g7H8",
+        "xoxb-" + "1234567890-abc",
+        "AIza" + "a1B2c3D4" * 4,
+        "aB3" * 13 + "x",  # 40 characters of mixed case with a digit: an AWS secret's shape
+    ]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 80))) for _ in range(5_000)]
+    texts += [f"req_{uuid.uuid4().hex[:24]}", f"toolu_01{uuid.uuid4().hex[:22]}"]
+    texts += [f"{prefix}{secret}{suffix}" for secret in secrets for prefix, suffix in
+              (("", ""), ("id-", ""), ("", "_x"), ("x", ""))]  # fmt: skip
+    for text in texts:
+        assert redact_text(text) == _redact_scan(text), text
+    assert redact_text(secrets[0]) == REDACTED
+    assert redact_text(secrets[-1]) == REDACTED
+
+
+def test_a_short_text_blanked_longer_than_its_column_is_cut_to_fit() -> None:
+    cleaned = clean_text("DB_PASSWORD=x1", 16)
+    assert "x1" not in cleaned and len(cleaned) <= 16, cleaned
+    assert clean_text("DB_PASSWORD=x1") == f"DB_PASSWORD={REDACTED}"

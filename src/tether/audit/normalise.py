@@ -9,6 +9,8 @@ fail the shared batch its neighbours' decisions are in.
 
 from __future__ import annotations
 
+import functools
+import itertools
 from typing import Any
 
 import orjson
@@ -16,7 +18,7 @@ from sqlalchemy import String
 
 from tether.audit.chain import BASE_COLUMNS
 from tether.audit.event import AuditEvent
-from tether.redaction.text import REDACTED, is_secret_name, redact_text
+from tether.redaction.text import CACHED_CHARS, REDACTED, is_secret_name, redact_text
 from tether.store.schema import audit_events
 
 __all__ = ["MAX_ATTRIBUTES_CHARS", "MAX_TEXT_CHARS", "clean_text", "normalised_row"]
@@ -46,10 +48,10 @@ _LIMITS: dict[str, int] = {
 def clean_text(value: str, limit: int = MAX_TEXT_CHARS) -> str:
     """Valid UTF-8 without NUL (PostgreSQL refuses both), secrets blanked, at most
     ``limit`` characters (cut ones end in ``…``)."""
-    if not value.isascii():
-        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if "\x00" in value:
-        value = value.replace("\x00", "\\x00")
+    if len(value) <= CACHED_CHARS:
+        cleaned = _clean_short(value)
+        return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + TRUNCATED
+    value = _storable(value)
     if len(value) > limit:
         # Only what is kept is scanned, with a margin so a secret cut at the edge is
         # still recognised: a megabyte value costs what 16 KB does.
@@ -58,28 +60,63 @@ def clean_text(value: str, limit: int = MAX_TEXT_CHARS) -> str:
     return redact_text(value)
 
 
+@functools.lru_cache(maxsize=16_384)
+def _clean_short(value: str) -> str:
+    """Short texts (names, models, reasons, codes) repeat on every event: cleaned once."""
+    return redact_text(_storable(value))
+
+
+def _storable(value: str) -> str:
+    if not value.isascii():
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if "\x00" in value:
+        value = value.replace("\x00", "\\x00")
+    return value
+
+
 def _clean(value: Any, depth: int) -> Any:
-    """JSON that orjson serialises: str keys, 64-bit integers, bounded depth and width."""
-    if value is None or isinstance(value, bool | float):
+    """JSON that orjson serialises: str keys, 64-bit integers, bounded depth and width.
+    The exact built-in types an event carries are told apart first (every value of every
+    event passes here); subclasses and anything else take the general path."""
+    kind = type(value)
+    if kind is str:
+        return clean_text(value)
+    if value is None or kind is bool or kind is float:
+        return value
+    if kind is int:
+        return value if -INT64 <= value < INT64 else _long_int(value)
+    if kind is dict and depth < MAX_DEPTH:
+        return _clean_dict(value, depth)
+    return _clean_other(value, depth)
+
+
+def _clean_dict(value: dict[Any, Any], depth: int) -> dict[str, Any]:
+    cleaned: dict[str, Any] = {}
+    for key, item in itertools.islice(value.items(), MAX_ITEMS):
+        name = clean_text(key if type(key) is str else str(key), 128)
+        secret = isinstance(item, str) and is_secret_name(name)
+        cleaned[name] = REDACTED if secret else _clean(item, depth + 1)
+    return cleaned
+
+
+def _clean_other(value: Any, depth: int) -> Any:
+    if isinstance(value, bool | float):
         return value
     if isinstance(value, int):
-        return (
-            value if -INT64 <= value < INT64 else f"{str(value)[:32]}… ({len(str(value))} digits)"
-        )
+        return value if -INT64 <= value < INT64 else _long_int(value)
     if isinstance(value, str):
         return clean_text(value)
     if depth >= MAX_DEPTH:
         return TRUNCATED
     if isinstance(value, dict):
-        cleaned: dict[str, Any] = {}
-        for key, item in list(value.items())[:MAX_ITEMS]:
-            name = clean_text(str(key), 128)
-            secret = isinstance(item, str) and is_secret_name(name)
-            cleaned[name] = REDACTED if secret else _clean(item, depth + 1)
-        return cleaned
+        return _clean_dict(value, depth)
     if isinstance(value, list | tuple | set | frozenset):
         return [_clean(item, depth + 1) for item in list(value)[:MAX_ITEMS]]
     return clean_text(str(value))
+
+
+def _long_int(value: int) -> str:
+    return f"{str(value)[:32]}… ({len(str(value))} digits)"
 
 
 def _attributes(attributes: dict[str, Any]) -> str:
