@@ -10,6 +10,7 @@ history grows with tool_use/tool_result pairs). New agents and sessions arrive a
 time; sessions are killed, agents quarantined and released, keys rotated now and then.
 
     uv run python bench/soak.py --minutes 15 --rate 150
+    uv run python bench/soak.py --sessions 1000000 --minutes 600 --rate 400   # the #29 target
     uv run python bench/soak.py --minutes 2 --rate 100 --no-write      # a quick look
     uv run python bench/soak.py --pg --minutes 10                       # on PostgreSQL
 
@@ -44,6 +45,7 @@ from types import FrameType
 import asyncpg
 import httpx
 import uvloop
+from comparison.document import write_marked
 from comparison.http1 import Pool, request_bytes
 from comparison.load import MODEL
 from comparison.processes import cpu_seconds
@@ -74,6 +76,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--minutes", type=float, default=15.0, help="how long to run (15)")
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        default=0,
+        help="stop once this many sessions have started (then --minutes is only a bound)",
+    )
+    parser.add_argument(
+        "--table-rows",
+        type=int,
+        default=60,
+        help="at most this many samples in the written table, evenly spread (all in --json)",
+    )
     parser.add_argument("--rate", type=int, default=150, help="requests a second (150)")
     parser.add_argument("--sample-seconds", type=float, default=10.0, help="sampling period")
     parser.add_argument("--pg", action="store_true", help="PostgreSQL instead of SQLite")
@@ -222,8 +236,9 @@ class Window:
 
 
 class Load:
-    def __init__(self, target: Target, fleet: Fleet, rate: int) -> None:
+    def __init__(self, target: Target, fleet: Fleet, rate: int, enough_sessions: int = 0) -> None:
         self.endpoint, self.fleet, self.rate = target.endpoint, fleet, rate
+        self.enough_sessions = enough_sessions
         self.pool = Pool(target.endpoint.host, target.endpoint.port)
         self.window = Window()
         self.lock = threading.Lock()
@@ -240,6 +255,8 @@ class Load:
         interval = 1 / self.rate
         n = 0
         while not stop.is_set() and time.perf_counter() - start < seconds:
+            if self.enough_sessions and self.fleet.sessions >= self.enough_sessions:
+                break
             due = start + n * interval
             delay = due - time.perf_counter()
             if delay > 0:
@@ -359,6 +376,19 @@ class Sample:
     p99_by_kind: dict[str, float]
 
 
+APPEND_ONLY = ("sessions", "audit_events")
+"""Tables the soak never deletes from: their highest rowid is their size, read in
+microseconds, where count(*) walks millions of rows every sample on a long run."""
+
+
+def _count_of(table: str) -> str:
+    return (
+        f"SELECT max(rowid) FROM {table}"
+        if table in APPEND_ONLY
+        else f"SELECT count(*) FROM {table}"
+    )
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -415,7 +445,7 @@ class Probe:
         if self.database.startswith("postgresql"):
             return asyncio.run(self._pg_tables())
         with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5) as conn:
-            return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in TABLES}
+            return {t: int(conn.execute(_count_of(t)).fetchone()[0] or 0) for t in TABLES}
 
     async def _pg_tables(self) -> dict[str, int]:
         conn = await asyncpg.connect(self.database.replace("+asyncpg", ""), timeout=5)
@@ -490,7 +520,7 @@ def render(args: argparse.Namespace, samples: list[Sample], facts: dict[str, obj
         "## Soak: memory over a fleet's day",
         "",
         f"`{facts['command']}` — {facts['database']}, {args.rate} req/s for "
-        f"{args.minutes:g} min; {facts['revision']}; load average "
+        f"{(samples[-1].at_s if samples else 0) / 60:.1f} min; {facts['revision']}; load average "
         f"{facts['load_before']} before, {facts['load_after']} after (a shared machine).",
         "",
         f"Mix (one request in three each): Claude Code sessions ({CLAUDE_CODE_CALLS} requests, "
@@ -509,7 +539,7 @@ def render(args: argparse.Namespace, samples: list[Sample], facts: dict[str, obj
         "| " + " | ".join(structures) + " | " + " | ".join(f"rows: {t}" for t in TABLES) + " |",
         "|" + "---:|" * (12 + len(structures) + len(TABLES)),
     ]
-    for s in samples:
+    for s in _spread(samples, args.table_rows):
         lines.append(
             f"| {s.at_s:.0f} | {s.sessions:,} | {s.rss_mb:.0f} | {s.fds} | {s.tasks:.0f} "
             f"| {s.cpu_percent:.0f} | {s.requests:,} | {s.p50_ms:.1f} | {s.p99_ms:.1f} "
@@ -519,10 +549,22 @@ def render(args: argparse.Namespace, samples: list[Sample], facts: dict[str, obj
             + " | ".join(f"{s.tables.get(t, 0):,}" for t in TABLES)
             + " |"
         )
+    shown = len(_spread(samples, args.table_rows))
+    if shown < len(samples):
+        lines += ["", f"({shown} of the run's {len(samples)} samples, evenly spread.)"]
     if facts.get("plot"):
         lines += ["", f"![RSS, sessions and P99 over the soak run]({facts['plot']})"]
     lines += ["", *facts["notes"]]  # type: ignore[list-item]
     return "\n".join(lines)
+
+
+def _spread(samples: list[Sample], rows: int) -> list[Sample]:
+    """At most ``rows`` samples, evenly spread, the last always among them."""
+    if rows <= 0 or len(samples) <= rows:
+        return samples
+    step = len(samples) / rows
+    picked = [samples[int(i * step)] for i in range(rows - 1)]
+    return [*picked, samples[-1]]
 
 
 def plot(samples: list[Sample], path: Path) -> bool:
@@ -551,17 +593,6 @@ def plot(samples: list[Sample], path: Path) -> bool:
     return True
 
 
-def write_section(path: Path, section: str) -> None:
-    block = f"{BEGIN}\n{section.rstrip()}\n{END}\n"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text)
-
-
 # --- the run --------------------------------------------------------------------------
 
 
@@ -569,7 +600,7 @@ async def drive(
     target: Target, probe: Probe, fleet: Fleet, args: argparse.Namespace
 ) -> tuple[list[Sample], Load, Operator]:
     stop = asyncio.Event()
-    load = Load(target, fleet, args.rate)
+    load = Load(target, fleet, args.rate, args.sessions)
     samples: list[Sample] = []
     async with httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{target.endpoint.port}/admin/v1",
@@ -669,7 +700,7 @@ def main(argv: list[str]) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps([s.__dict__ for s in samples], indent=1))
     if not args.no_write:
-        write_section(args.out, section)
+        write_marked(args.out, section, BEGIN, END)
         print(f"written to {args.out}")
     return 0
 

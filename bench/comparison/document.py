@@ -58,3 +58,16 @@ def write_profile_section(path: Path, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block
     path.write_text(text)
+
+
+def write_marked(path: Path, section: str, begin: str, end: str) -> None:
+    """Put ``section`` between ``begin`` and ``end`` in ``path`` (appended, with the
+    markers, the first time): what ``bench/soak.py`` and ``bench/tails.py`` write."""
+    block = f"{begin}\n{section.rstrip()}\n{end}\n"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    path.write_text(text)

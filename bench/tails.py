@@ -1,0 +1,243 @@
+"""What makes tether's latency tail (#29): the same open-loop load, in one run, against the
+upstream directly, tether as shipped (SQLite ``synchronous=FULL``: each decision's commit
+fsyncs the WAL before the call is forwarded) and tether with ``synchronous=NORMAL`` (no
+fsync on the request path), beside the disk itself (a 4 KiB append and fsync at the
+same rate, in the data directory). For each tether, its own histograms over the phase
+(``/metrics``): audit commits, garbage-collector pauses and event-loop lag, so a tail
+that is the disk's, the collector's or the loop's shows as such.
+
+    uv run python bench/tails.py                      # 30 and 300 req/s, 3 rounds of 15 s
+    uv run python bench/tails.py --rates 300 --rounds 5 --stream
+    uv run python bench/tails.py --out docs/benchmarks.md   # also write the section
+
+Rounds interleave the servers, so a machine whose disk or CPU drifts affects each alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from compare import run_async
+from comparison.document import write_marked
+from comparison.load import Phase, open_loop
+from comparison.processes import wait_idle
+from comparison.results import load_average
+from comparison.targets import ADMIN_TOKEN, Lab, Target, start_tether, start_upstream
+
+BEGIN = "<!-- BEGIN bench/tails.py: generated, re-run the command to update -->"
+END = "<!-- END bench/tails.py -->"
+HISTOGRAMS = {
+    "commits": "tether_audit_commit_seconds",
+    "gc pauses": "tether_gc_pause_seconds",
+    "loop lag": "tether_event_loop_lag_seconds",
+}
+SLOW_MS = (10, 25)
+"""The thresholds each histogram is read at: how many commits (pauses, lags) took longer."""
+PROBE_BYTES = b"x" * 4096
+
+
+@dataclass
+class Tally:
+    """One server at one rate, over every round."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    requests: int = 0
+    slow: dict[str, dict[int, float]] = field(default_factory=dict)
+    """Histogram name → threshold (ms) → events above it."""
+    events: dict[str, float] = field(default_factory=dict)
+    """Histogram name → events observed."""
+
+    def add_phase(self, phase: Phase) -> None:
+        self.latencies_ms += phase.latencies_ms
+        self.requests += phase.ok
+
+    def pct(self, q: float) -> float:
+        data = sorted(self.latencies_ms)
+        return data[min(len(data) - 1, int(q / 100 * len(data)))] if data else float("nan")
+
+
+def disk_probe(directory: Path, rate: int, seconds: float) -> list[float]:
+    """fsync latencies (ms) of 4 KiB appends at ``rate`` a second: what one durable commit
+    costs on this disk, whatever writes it."""
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    latencies: list[float] = []
+    try:
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            due = start + i / rate
+            if (wait := due - time.perf_counter()) > 0:
+                time.sleep(wait)
+            os.write(fd, PROBE_BYTES)
+            began = time.perf_counter()
+            os.fsync(fd)
+            latencies.append((time.perf_counter() - began) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    return latencies
+
+
+def buckets(base_url: str, token: str = ADMIN_TOKEN) -> dict[str, list[tuple[float, float]]]:
+    """Each histogram's cumulative buckets (upper bound in s, count), labels summed."""
+    text = httpx.get(
+        f"{base_url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ).text
+    found: dict[str, dict[float, float]] = {}
+    for name, metric in HISTOGRAMS.items():
+        pattern = re.compile(rf'^{metric}_bucket{{.*?le="([^"]+)".*?}} (\S+)$', re.M)
+        per_bound = found.setdefault(name, {})
+        for bound, count in pattern.findall(text):
+            le = float("inf") if bound == "+Inf" else float(bound)
+            per_bound[le] = per_bound.get(le, 0.0) + float(count)
+    return {name: sorted(per_bound.items()) for name, per_bound in found.items()}
+
+
+def count_above(histogram: list[tuple[float, float]], ms: float) -> float:
+    """Events above ``ms`` from cumulative buckets; ``ms`` must be one of their bounds."""
+    total = histogram[-1][1] if histogram else 0.0
+    return total - next((n for le, n in histogram if abs(le * 1000 - ms) < 1e-9), total)
+
+
+def tally_histograms(
+    tally: Tally, before: dict[str, list[tuple[float, float]]], after: dict[str, list]
+) -> None:
+    for name in HISTOGRAMS:
+        delta = [
+            (le, count - dict(before.get(name, [])).get(le, 0.0))
+            for le, count in after.get(name, [])
+        ]
+        slow = tally.slow.setdefault(name, {})
+        for ms in SLOW_MS:
+            slow[ms] = slow.get(ms, 0.0) + count_above(delta, ms)
+        tally.events[name] = tally.events.get(name, 0.0) + (delta[-1][1] if delta else 0.0)
+
+
+def run_phase(target: Target, rate: int, seconds: float, stream: bool, tag: str) -> Phase:
+    phase = run_async(open_loop(target.endpoint, stream, rate, seconds, tag, target.probe))
+    wait_idle(target.pids())
+    return phase
+
+
+def per_thousand(count: float, requests: int) -> str:
+    return f"{count / requests * 1000:.1f}" if requests else "—"
+
+
+def render(
+    rates: list[int],
+    disk: dict[int, list[float]],
+    tallies: dict[tuple[str, int], Tally],
+    labels: dict[str, str],
+) -> list[str]:
+    lines = [
+        "| rate | server | added P50 / P99 / P99.9 ms | max ms | commits > 10 / > 25 ms "
+        "per 1,000 requests | GC pauses > 10 ms | loop lag > 10 ms |",
+        "|---|---|---|---:|---|---:|---:|",
+    ]
+    for rate in rates:
+        probe = sorted(disk[rate])
+        n = len(probe)
+        lines.append(
+            f"| {rate:,} req/s | the disk alone: 4 KiB append + fsync | "
+            f"{statistics.median(probe):.2f} / {probe[int(n * 0.99)]:.2f} / "
+            f"{probe[min(n - 1, int(n * 0.999))]:.2f} (the fsync itself) | {probe[-1]:.1f} | "
+            f"fsyncs > 10 / > 25 ms: {per_thousand(sum(d > 10 for d in probe), n)} / "
+            f"{per_thousand(sum(d > 25 for d in probe), n)} | | |"
+        )
+        base = tallies[("direct", rate)]
+        for key, label in labels.items():
+            tally = tallies[(key, rate)]
+            if key == "direct":
+                figures = (
+                    f"{tally.pct(50):.2f} / {tally.pct(99):.2f} / {tally.pct(99.9):.2f} (baseline)"
+                )
+                lines.append(f"| | {label} | {figures} | {tally.pct(100):.1f} | | | |")
+                continue
+            added = " / ".join(f"+{tally.pct(q) - base.pct(q):.2f}" for q in (50, 99, 99.9))
+            commits = " / ".join(
+                per_thousand(tally.slow["commits"][ms], tally.requests) for ms in SLOW_MS
+            )
+            lines.append(
+                f"| | {label} | {added} | {tally.pct(100):.1f} | {commits} | "
+                f"{tally.slow['gc pauses'][10]:.0f} | {tally.slow['loop lag'][10]:.0f} |"
+            )
+    return lines
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="30,300", help="comma-separated req/s (30,300)")
+    parser.add_argument("--seconds", type=float, default=15, help="each phase (15)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, servers interleaved (3)")
+    parser.add_argument("--stream", action="store_true", help="streaming requests")
+    parser.add_argument("--out", type=Path, help="write the section into this Markdown file")
+    args = parser.parse_args(argv)
+    rates = [int(r) for r in args.rates.split(",")]
+    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    load_before = load_average()
+    workdir = Path(tempfile.mkdtemp(prefix="tether-tails-"))
+    labels = {
+        "direct": "upstream directly",
+        "tether-full": "tether, SQLite `synchronous=FULL` (the default)",
+        "tether-normal": "tether, SQLite `synchronous=NORMAL`",
+    }
+    tallies = {(key, rate): Tally() for key in labels for rate in rates}
+    disk: dict[int, list[float]] = {rate: [] for rate in rates}
+    with ExitStack() as stack:
+        lab = Lab(workdir, stack, say=say)
+        targets = {"direct": start_upstream(lab)}
+        targets["tether-full"] = start_tether(lab, "tether-full", labels["tether-full"])
+        targets["tether-normal"] = start_tether(
+            lab,
+            "tether-normal",
+            labels["tether-normal"],
+            extra_env={"TETHER_SQLITE_SYNCHRONOUS": "NORMAL"},
+        )
+        for round_ in range(args.rounds):
+            for rate in rates:
+                disk[rate] += disk_probe(workdir, rate, args.seconds)
+                for key, target in targets.items():
+                    url = f"http://127.0.0.1:{target.endpoint.port}"
+                    before = buckets(url) if key != "direct" else {}
+                    tag = f"{key}-{round_}-{rate}-{time.monotonic_ns()}"
+                    phase = run_phase(target, rate, args.seconds, args.stream, tag)
+                    tally = tallies[(key, rate)]
+                    tally.add_phase(phase)
+                    if key != "direct":
+                        tally_histograms(tally, before, buckets(url))
+                    say(
+                        f"round {round_} {rate:>5}/s {key:<14} P50 {phase.pct(50):6.2f} "
+                        f"P99 {phase.pct(99):7.2f} max {phase.pct(100):7.2f} ms "
+                        f"{phase.overloaded}"
+                    )
+    mode = "streaming" if args.stream else "JSON"
+    command = "uv run python bench/tails.py " + " ".join(
+        a for a in argv if not a.startswith("--out") and not a.endswith(".md")
+    )
+    lines = [
+        f"`{command.strip()}`: open loop, {mode}, {args.rounds} rounds of {args.seconds:g} s "
+        f"per server and rate, interleaved; load average {load_before} before, "
+        f"{load_average()} after.",
+        "",
+        *render(rates, disk, tallies, labels),
+    ]
+    section = "\n".join(lines)
+    print(section)
+    if args.out is not None:
+        write_marked(args.out, section, BEGIN, END)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

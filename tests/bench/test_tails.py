@@ -1,0 +1,54 @@
+"""The tail benchmark's instruments (``bench/tails.py``), quickly: the disk probe, and the
+histograms it reads from a running tether's ``/metrics``. The benchmark itself is not run
+here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from comparison.document import write_marked
+from tails import Tally, buckets, count_above, disk_probe, tally_histograms
+
+from tests.support.fake_upstream import RunningFake
+from tests.support.model_calls import model_call
+from tests.support.server import RunningTether
+
+
+def test_the_disk_probe_fsyncs_at_its_rate_and_leaves_nothing(tmp_path: Path) -> None:
+    latencies = disk_probe(tmp_path, rate=50, seconds=0.2)
+    assert len(latencies) == 10
+    assert all(ms > 0 for ms in latencies)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_count_above_reads_cumulative_buckets() -> None:
+    histogram = [(0.005, 7.0), (0.01, 9.0), (0.025, 9.0), (float("inf"), 12.0)]
+    assert count_above(histogram, 10) == 3.0
+    assert count_above(histogram, 25) == 3.0
+    assert count_above(histogram, 5) == 5.0
+
+
+def test_a_running_tethers_commits_are_counted_over_a_phase(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    key = gateway.create_agent("bench", "p")
+    before = buckets(gateway.url, gateway.admin_token)
+    assert set(before) == {"commits", "gc pauses", "loop lag"}
+    for n in range(3):
+        answer = model_call(gateway, key, f"tails-{n}")
+        assert answer.status_code == 200, answer.text
+    tally = Tally()
+    tally_histograms(tally, before, buckets(gateway.url, gateway.admin_token))
+    assert tally.events["commits"] >= 3, "each decision's events commit before it is answered"
+    assert set(tally.slow["commits"]) == {10, 25}
+
+
+def test_the_section_is_replaced_between_its_markers_and_the_rest_kept(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nkept above\n")
+    write_marked(doc, "first", "<!-- B -->", "<!-- E -->")
+    doc.write_text(doc.read_text() + "\nkept below\n")
+    write_marked(doc, "second", "<!-- B -->", "<!-- E -->")
+    text = doc.read_text()
+    assert "second" in text and "first" not in text
+    assert text.index("kept above") < text.index("second") < text.index("kept below")
