@@ -19,6 +19,11 @@ __all__ = ["BatchCanceller"]
 
 log = logging.getLogger(__name__)
 
+STOPPING_KINDS = frozenset({"session", "agent", "project", "control"})
+"""The changes that can stop a batch's session, agent or project (a kill, a stop or a
+revocation, a pause, pause-all); the others (an approval joined, a budget moved) cannot,
+and reading every open batch on each of them cost a query per refused deletion."""
+
 CancelUpstream = Callable[[BatchRecord, Project], Awaitable[bool]]
 """Asks upstream to cancel a batch with its project's key; True when upstream agreed."""
 
@@ -31,8 +36,9 @@ class BatchCanceller:
         self.cancel_upstream: CancelUpstream | None = None
         """Set by the Messages door, which knows the project's upstream and key."""
 
-    async def apply(self, _change: Change) -> None:
-        await self.enforce()
+    async def apply(self, change: Change) -> None:
+        if change.kind in STOPPING_KINDS:
+            await self.enforce()
 
     async def enforce(self) -> int:
         """Cancel every open batch whose session, agent or project is stopped now."""

@@ -101,7 +101,6 @@ _OUR_ID = re.compile(r"[0-9a-f]{32}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 """Session ids (Claude Code's, and those tether derives for a conversation): no pattern
 matches one, and a scan of a new one costs tens of microseconds on every event."""
-_WORD_TOKEN = re.compile(r"[A-Za-z0-9_\-]+")
 
 
 @functools.lru_cache(maxsize=4_096)
@@ -135,13 +134,32 @@ def _redact_short(text: str) -> str:
     return _redact_any(text)
 
 
+_TRIGGERS = (
+    # known key formats
+    "sk-", "_live_", "_test_", "tth_", "tta_", "akia", "asia", "agpa", "aida", "aroa", "anpa",
+    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xox", "aiza", "eyj",
+    "-----begin",
+    # URLs (credentials, Slack and Discord webhooks), auth schemes
+    "://", "bearer", "basic", "token",
+    # secret flags and assignments
+    "passw", "pwd", "secret", "credential", "api_key", "apikey", "api-key", "private_key",
+    "privatekey", "private-key", "access_key", "accesskey", "access-key",
+    # mysql -pSECRET
+    "mysql", "mariadb",
+)  # fmt: skip
+"""Lowercase text one of which every pattern's match holds (``KEY`` aside, which the
+assignments match in capitals only, and the AWS secret's shape, which has no text)."""
+
+
 def _redact_any(text: str) -> str:
-    """A token of word characters and dashes (a request id, a tool-call id) can only hold
-    a known key format or an AWS secret: the other patterns need a separator, a space or
-    a URL. Checking those two costs a third of the full scan."""
+    """Text that holds none of the patterns' ``_TRIGGERS`` and nothing shaped as an AWS
+    secret is returned after a few substring searches: Python's regex engine tries each
+    alternative of the full scan at every position (about 1 µs a character: 0.3 ms for an
+    approval's reason, four times a call)."""
+    lowered = text.lower()
     if (
-        _WORD_TOKEN.fullmatch(text)
-        and _KNOWN_FORMATS.search(text) is None
+        "KEY" not in text
+        and not any(trigger in lowered for trigger in _TRIGGERS)
         and _AWS_SECRET.search(text) is None
     ):
         return text

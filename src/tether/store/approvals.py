@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from tether.clock import new_id, now_ms
 from tether.errors import Conflict, NotFound
@@ -114,12 +114,57 @@ def _record(row: Any) -> ApprovalRecord:
     )
 
 
-def _same_request(session_id: str, action: str, resource: str) -> Any:
-    return (
-        (approvals.c.session_id == session_id)
-        & (approvals.c.action == action)
-        & (approvals.c.resource_key == resource_key(resource))
+_NEWEST_FIRST = (approvals.c.requested_at.desc(), approvals.c.id.desc())
+# The statements a refused or approved action runs, built once: building and keying them
+# on every call cost more than running them (bulk deletions go through them per object).
+_LATEST = (
+    select(approvals)
+    .where(
+        (approvals.c.session_id == bindparam("p_session"))
+        & (approvals.c.action == bindparam("p_action"))
+        & (approvals.c.resource_key == bindparam("p_resource_key"))
     )
+    .order_by(*_NEWEST_FIRST)
+    .limit(1)
+)
+_GROUPS = (
+    select(approvals)
+    .where(
+        (approvals.c.session_id == bindparam("p_session"))
+        & (approvals.c.action == bindparam("p_action"))
+        & approvals.c.scope_prefix.is_not(None)
+    )
+    .order_by(*_NEWEST_FIRST)
+    .limit(GROUPS_SCANNED)
+)
+_PENDING_GROUP = (
+    (approvals.c.id == bindparam("p_id"))
+    & (approvals.c.state == PENDING)
+    & (approvals.c.expires_at > bindparam("p_ts"))
+)
+_JOIN = update(approvals).where(_PENDING_GROUP).values(item_count=approvals.c.item_count + 1)
+_ATTRIBUTES = select(approvals.c.attributes).where(approvals.c.id == bindparam("p_id"))
+_NAME_ITEM = (
+    update(approvals)
+    .where((approvals.c.id == bindparam("p_id")) & (approvals.c.attributes == bindparam("p_old")))
+    .values(attributes=bindparam("p_new"))
+)
+_LIVE_GRANT = (
+    (approvals.c.id == bindparam("p_id"))
+    & (approvals.c.state == APPROVED)
+    & (approvals.c.expires_at > bindparam("p_ts"))
+)
+_USE_ONE = (
+    update(approvals)
+    .where(_LIVE_GRANT & (approvals.c.uses < func.coalesce(approvals.c.max_uses, 1)))
+    .values(uses=approvals.c.uses + 1)
+)
+_SPENT = (
+    update(approvals)
+    .where(_LIVE_GRANT & (approvals.c.uses >= func.coalesce(approvals.c.max_uses, 1)))
+    .values(state=USED, used_at=bindparam("p_ts"))
+)
+_USE_SINGLE = update(approvals).where(_LIVE_GRANT).values(state=USED, used_at=bindparam("p_ts"))
 
 
 class ApprovalStore:
@@ -128,31 +173,17 @@ class ApprovalStore:
 
     async def latest(self, session_id: str, action: str, resource: str) -> ApprovalRecord | None:
         """The newest approval for exactly this action on this resource in this session."""
+        key = resource_key(resource)
+        params = {"p_session": session_id, "p_action": action, "p_resource_key": key}
         async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(approvals)
-                    .where(_same_request(session_id, action, resource))
-                    .order_by(approvals.c.requested_at.desc(), approvals.c.id.desc())
-                    .limit(1)
-                )
-            ).first()
+            row = (await conn.execute(_LATEST, params)).first()
         return _record(row) if row else None
 
     async def group_for(self, session_id: str, action: str, resource: str) -> ApprovalRecord | None:
         """The group of this action in this session whose prefix covers ``resource``: a
         live grant if there is one, else the newest (pending, denied or spent)."""
         async with self._db.read() as conn:
-            rows = await conn.execute(
-                select(approvals)
-                .where(
-                    (approvals.c.session_id == session_id)
-                    & (approvals.c.action == action)
-                    & approvals.c.scope_prefix.is_not(None)
-                )
-                .order_by(approvals.c.requested_at.desc(), approvals.c.id.desc())
-                .limit(GROUPS_SCANNED)
-            )
+            rows = await conn.execute(_GROUPS, {"p_session": session_id, "p_action": action})
             covering = [_record(row) for row in rows if resource.startswith(row.scope_prefix)]
         ts = now_ms()
         for group in covering:  # a live grant first, even under a newer pending group
@@ -165,29 +196,18 @@ class ApprovalStore:
         False when the group was decided or lapsed meanwhile."""
         ts = now_ms()
         async with self._db.write() as conn:
-            result = await conn.execute(
-                update(approvals)
-                .where(
-                    approvals.c.id == group.id,
-                    approvals.c.state == PENDING,
-                    approvals.c.expires_at > ts,
-                )
-                .values(item_count=approvals.c.item_count + 1)
-            )
+            result = await conn.execute(_JOIN, {"p_id": group.id, "p_ts": ts})
             if result.rowcount != 1:
                 return False
-            row = (
-                await conn.execute(select(approvals.c.attributes).where(approvals.c.id == group.id))
-            ).one()
+            row = (await conn.execute(_ATTRIBUTES, {"p_id": group.id})).one()
             attributes = orjson.loads(row.attributes)
             items = attributes.setdefault("items", [])
             shown = redact_text(resource)
             if len(items) < FIRST_ITEMS and shown not in items:
                 items.append(shown)
+                new = orjson.dumps(attributes).decode()
                 await conn.execute(
-                    update(approvals)
-                    .where(approvals.c.id == group.id, approvals.c.attributes == row.attributes)
-                    .values(attributes=orjson.dumps(attributes).decode())
+                    _NAME_ITEM, {"p_id": group.id, "p_old": row.attributes, "p_new": new}
                 )
             await record_change(conn, "approval", group.id)
         return True
@@ -374,38 +394,17 @@ class ApprovalStore:
             return await self._use_one_of(approval)
         ts = now_ms()
         async with self._db.write() as conn:
-            result = await conn.execute(
-                update(approvals)
-                .where(
-                    approvals.c.id == approval.id,
-                    approvals.c.state == APPROVED,
-                    approvals.c.expires_at > ts,
-                )
-                .values(state=USED, used_at=ts)
-            )
+            result = await conn.execute(_USE_SINGLE, {"p_id": approval.id, "p_ts": ts})
             if result.rowcount == 1:
                 await record_change(conn, "approval", approval.id)
         return replace(approval, state=USED, used_at=ts) if result.rowcount == 1 else None
 
     async def _use_one_of(self, group: ApprovalRecord) -> ApprovalRecord | None:
-        ts = now_ms()
-        live = (
-            (approvals.c.id == group.id)
-            & (approvals.c.state == APPROVED)
-            & (approvals.c.expires_at > ts)
-        )
+        params = {"p_id": group.id, "p_ts": now_ms()}
         async with self._db.write() as conn:
-            result = await conn.execute(
-                update(approvals)
-                .where(live & (approvals.c.uses < func.coalesce(approvals.c.max_uses, 1)))
-                .values(uses=approvals.c.uses + 1)
-            )
+            result = await conn.execute(_USE_ONE, params)
             if result.rowcount != 1:
                 return None
-            await conn.execute(
-                update(approvals)
-                .where(live & (approvals.c.uses >= func.coalesce(approvals.c.max_uses, 1)))
-                .values(state=USED, used_at=ts)
-            )
+            await conn.execute(_SPENT, params)
             await record_change(conn, "approval", group.id)
         return replace(group, uses=group.uses + 1)

@@ -34,9 +34,13 @@ class Change:
     ref: str
 
 
+_RECORD = insert(change_log)
+"""Built once: a change is recorded with most writes (each refused deletion's included)."""
+
+
 async def record_change(conn: AsyncConnection, kind: str, ref: str) -> None:
     """Call inside the writing transaction: the change is visible exactly when the write is."""
-    await conn.execute(insert(change_log).values(kind=kind, ref=ref, created_at=now_ms()))
+    await conn.execute(_RECORD, {"kind": kind, "ref": ref, "created_at": now_ms()})
     if conn.dialect.name == "postgresql":
         await conn.execute(text(f"NOTIFY {CHANNEL}"))
 
