@@ -250,7 +250,7 @@ class Runtime:
         policy_shadows = PolicyShadowStore(db)
         policies = PolicyBook(policy_store, policy_shadows)
         upstream_keys = UpstreamKeys(credentials)
-        approvals = ApprovalStore(db)
+        approvals = ApprovalStore(db, writer)
         tasks, task_marks = TaskStore(db), SessionMarks()
         mcp_servers = McpServerStore(db, SealedBox(master_key))
         mcp_registry = McpRegistry(mcp_servers, alert_store)

@@ -8,6 +8,7 @@ is spent by exactly one action.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -18,9 +19,11 @@ from tether.clock import new_id, now_ms
 from tether.errors import Conflict, NotFound
 from tether.redaction.text import redact_text
 from tether.store.alerts import enqueue_deliveries
-from tether.store.changes import record_change
+from tether.store.changes import record_change, record_change_on_writer
 from tether.store.database import Database
+from tether.store.plain_sql import PlainStatement
 from tether.store.schema import approvals
+from tether.store.sqlite_writer import SqliteWriter
 
 __all__ = [
     "APPROVED",
@@ -165,11 +168,59 @@ _SPENT = (
     .values(state=USED, used_at=bindparam("p_ts"))
 )
 _USE_SINGLE = update(approvals).where(_LIVE_GRANT).values(state=USED, used_at=bindparam("p_ts"))
+_JOIN_PLAIN, _ATTRIBUTES_PLAIN, _NAME_ITEM_PLAIN = map(
+    PlainStatement.of, (_JOIN, _ATTRIBUTES, _NAME_ITEM)
+)
+_USE_ONE_PLAIN, _SPENT_PLAIN, _USE_SINGLE_PLAIN = map(
+    PlainStatement.of, (_USE_ONE, _SPENT, _USE_SINGLE)
+)
+
+
+def _with_item(attributes_json: str, shown: str) -> str | None:
+    """The group's attributes naming ``shown`` among its first items; None when it is
+    named already or the first items are all named."""
+    attributes = orjson.loads(attributes_json)
+    items = attributes.setdefault("items", [])
+    if len(items) >= FIRST_ITEMS or shown in items:
+        return None
+    items.append(shown)
+    return orjson.dumps(attributes).decode()
+
+
+def _run(conn: sqlite3.Connection, statement: PlainStatement, params: dict[str, Any]) -> int:
+    return conn.execute(statement.sql, statement.values(params)).rowcount
+
+
+def _join_on_writer(conn: sqlite3.Connection, group_id: str, shown: str, ts: int) -> bool:
+    if _run(conn, _JOIN_PLAIN, {"p_id": group_id, "p_ts": ts}) != 1:
+        return False
+    sql, values = _ATTRIBUTES_PLAIN.sql, _ATTRIBUTES_PLAIN.values({"p_id": group_id})
+    (old,) = conn.execute(sql, values).fetchone()
+    new = _with_item(old, shown)
+    if new is not None:
+        _run(conn, _NAME_ITEM_PLAIN, {"p_id": group_id, "p_old": old, "p_new": new})
+    record_change_on_writer(conn, "approval", group_id)
+    return True
+
+
+def _use_on_writer(conn: sqlite3.Connection, group_id: str, grouped: bool, ts: int) -> bool:
+    params = {"p_id": group_id, "p_ts": ts}
+    if _run(conn, _USE_ONE_PLAIN if grouped else _USE_SINGLE_PLAIN, params) != 1:
+        return False
+    if grouped:
+        _run(conn, _SPENT_PLAIN, params)
+    record_change_on_writer(conn, "approval", group_id)
+    return True
 
 
 class ApprovalStore:
-    def __init__(self, db: Database) -> None:
+    """On SQLite, joining a group and spending a grant (once per action of a bulk deletion)
+    go through the writer thread in plain SQL: one hand-off and a share of a group commit
+    instead of an ORM transaction of five round trips (2.7 ms of event-loop CPU each)."""
+
+    def __init__(self, db: Database, writer: SqliteWriter | None = None) -> None:
         self._db = db
+        self._writer = writer
 
     async def latest(self, session_id: str, action: str, resource: str) -> ApprovalRecord | None:
         """The newest approval for exactly this action on this resource in this session."""
@@ -195,17 +246,18 @@ class ApprovalStore:
         """Count one more action into a pending group (and name it among the first few);
         False when the group was decided or lapsed meanwhile."""
         ts = now_ms()
+        shown = redact_text(resource)
+        if self._writer is not None:
+            return await self._writer.transaction(
+                lambda conn: _join_on_writer(conn, group.id, shown, ts)
+            )
         async with self._db.write() as conn:
             result = await conn.execute(_JOIN, {"p_id": group.id, "p_ts": ts})
             if result.rowcount != 1:
                 return False
             row = (await conn.execute(_ATTRIBUTES, {"p_id": group.id})).one()
-            attributes = orjson.loads(row.attributes)
-            items = attributes.setdefault("items", [])
-            shown = redact_text(resource)
-            if len(items) < FIRST_ITEMS and shown not in items:
-                items.append(shown)
-                new = orjson.dumps(attributes).decode()
+            new = _with_item(row.attributes, shown)
+            if new is not None:
                 await conn.execute(
                     _NAME_ITEM, {"p_id": group.id, "p_old": row.attributes, "p_new": new}
                 )
@@ -390,9 +442,19 @@ class ApprovalStore:
     async def use(self, approval: ApprovalRecord) -> ApprovalRecord | None:
         """Spend an approved grant; None when another action spent it first or it lapsed.
         A group's grant is spent one action at a time and is ``used`` after the last."""
+        ts = now_ms()
+        if self._writer is not None:
+            grouped = approval.grouped
+            used = await self._writer.transaction(
+                lambda conn: _use_on_writer(conn, approval.id, grouped, ts)
+            )
+            if not used:
+                return None
+            if grouped:
+                return replace(approval, uses=approval.uses + 1)
+            return replace(approval, state=USED, used_at=ts)
         if approval.grouped:
             return await self._use_one_of(approval)
-        ts = now_ms()
         async with self._db.write() as conn:
             result = await conn.execute(_USE_SINGLE, {"p_id": approval.id, "p_ts": ts})
             if result.rowcount == 1:

@@ -7,12 +7,14 @@ source of truth, so a missed notification delays a change but never loses it.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, or_, select, text
+from sqlalchemy import bindparam, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.clock import now_ms
+from tether.store.plain_sql import PlainStatement
 from tether.store.schema import change_log
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "prune_changes",
     "read_changes",
     "record_change",
+    "record_change_on_writer",
 ]
 
 CHANNEL = "tether_changes"
@@ -36,6 +39,11 @@ class Change:
 
 _RECORD = insert(change_log)
 """Built once: a change is recorded with most writes (each refused deletion's included)."""
+_RECORD_PLAIN = PlainStatement.of(
+    insert(change_log).values(
+        kind=bindparam("p_kind"), ref=bindparam("p_ref"), created_at=bindparam("p_at")
+    )
+)
 
 
 async def record_change(conn: AsyncConnection, kind: str, ref: str) -> None:
@@ -43,6 +51,12 @@ async def record_change(conn: AsyncConnection, kind: str, ref: str) -> None:
     await conn.execute(_RECORD, {"kind": kind, "ref": ref, "created_at": now_ms()})
     if conn.dialect.name == "postgresql":
         await conn.execute(text(f"NOTIFY {CHANNEL}"))
+
+
+def record_change_on_writer(conn: sqlite3.Connection, kind: str, ref: str) -> None:
+    """``record_change`` inside a transaction of SQLite's writer thread."""
+    values = {"p_kind": kind, "p_ref": ref, "p_at": now_ms()}
+    conn.execute(_RECORD_PLAIN.sql, _RECORD_PLAIN.values(values))
 
 
 async def read_changes(

@@ -19,11 +19,17 @@ class PlainStatement:
     sql: str
     names: tuple[str, ...]
     """The bound parameters in the order the ``?`` take them (a name used twice is twice)."""
+    fixed: Mapping[str, Any]
+    """The values the statement itself bound (``state == "pending"``), by name."""
 
     @classmethod
     def of(cls, statement: Executable) -> PlainStatement:
         compiled = statement.compile(dialect=sqlite.dialect())  # type: ignore[attr-defined]
-        return cls(compiled.string, tuple(compiled.positiontup or ()))
+        return cls(compiled.string, tuple(compiled.positiontup or ()), dict(compiled.params))
 
     def rows(self, rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        return [tuple(row[name] for name in self.names) for row in rows]
+        return [self.values(row) for row in rows]
+
+    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        """``row``'s values in the order the ``?`` take them, the statement's own after."""
+        return tuple(row[name] if name in row else self.fixed[name] for name in self.names)
