@@ -49,11 +49,13 @@ class PeriodicFlush:
 
     async def _forever(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self._seconds)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the event fires (as in the change feed).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._seconds):
+                    await self._stopping.wait()
+            if self._stopping.is_set():
                 return
-            except TimeoutError:
-                pass
             try:
                 await self._flush()
             except TetherError as exc:

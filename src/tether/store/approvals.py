@@ -187,15 +187,16 @@ def _with_item(attributes_json: str, shown: str) -> str | None:
     return orjson.dumps(attributes).decode()
 
 
-def _run(conn: sqlite3.Connection, statement: PlainStatement, params: dict[str, Any]) -> int:
-    return conn.execute(statement.sql, statement.values(params)).rowcount
+def _run(
+    conn: sqlite3.Connection, statement: PlainStatement, params: dict[str, Any]
+) -> sqlite3.Cursor:
+    return conn.execute(statement.sql, statement.values(params))
 
 
 def _join_on_writer(conn: sqlite3.Connection, group_id: str, shown: str, ts: int) -> bool:
-    if _run(conn, _JOIN_PLAIN, {"p_id": group_id, "p_ts": ts}) != 1:
+    if _run(conn, _JOIN_PLAIN, {"p_id": group_id, "p_ts": ts}).rowcount != 1:
         return False
-    sql, values = _ATTRIBUTES_PLAIN.sql, _ATTRIBUTES_PLAIN.values({"p_id": group_id})
-    (old,) = conn.execute(sql, values).fetchone()
+    (old,) = _run(conn, _ATTRIBUTES_PLAIN, {"p_id": group_id}).fetchone()
     new = _with_item(old, shown)
     if new is not None:
         _run(conn, _NAME_ITEM_PLAIN, {"p_id": group_id, "p_old": old, "p_new": new})
@@ -205,7 +206,7 @@ def _join_on_writer(conn: sqlite3.Connection, group_id: str, shown: str, ts: int
 
 def _use_on_writer(conn: sqlite3.Connection, group_id: str, grouped: bool, ts: int) -> bool:
     params = {"p_id": group_id, "p_ts": ts}
-    if _run(conn, _USE_ONE_PLAIN if grouped else _USE_SINGLE_PLAIN, params) != 1:
+    if _run(conn, _USE_ONE_PLAIN if grouped else _USE_SINGLE_PLAIN, params).rowcount != 1:
         return False
     if grouped:
         _run(conn, _SPENT_PLAIN, params)
