@@ -11,14 +11,27 @@ from typing import Any
 import anthropic
 import pytest
 
-from tests.support.databases import REDIS_URL, postgres_database, sqlite_url
+from tests.support.databases import REDIS_URL, postgres_database, seed_sqlite, sqlite_url
 from tests.support.fake_upstream import RunningFake, start_fake
 from tests.support.server import RunningTether, start_tether
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Every test that takes this runs on both backends."""
+    """Every test that takes this runs on both backends, on a database at the newest
+    schema (a copy of one migrated by tether's migrations)."""
+    if request.param == "sqlite":
+        url = sqlite_url(str(tmp_path))
+        seed_sqlite(url)
+        yield url
+    else:
+        with postgres_database(migrated=True) as url:
+            yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """On both backends, a database nothing has migrated (for tests of the migrations)."""
     if request.param == "sqlite":
         yield sqlite_url(str(tmp_path))
     else:
@@ -83,7 +96,7 @@ def _two_tethers(
         "master_key": base64.b64encode(os.urandom(32)).decode(),
         **overrides,
     }
-    with postgres_database() as url:
+    with postgres_database(migrated=True) as url:
         first = start_tether(tmp_path / "a", url, **shared)
         second = start_tether(
             tmp_path / "b", url, bootstrap_admin_token=first.admin_token, **shared

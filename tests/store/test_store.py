@@ -45,9 +45,16 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-async def test_migrations_are_idempotent(db: Database) -> None:
-    await upgrade(db)
-    assert await ProjectStore(db).all() == []
+async def test_migrations_run_on_an_empty_database_and_are_idempotent(
+    empty_database_url: str,
+) -> None:
+    database = Database(empty_database_url)
+    try:
+        await upgrade(database)
+        await upgrade(database)
+        assert await ProjectStore(database).all() == []
+    finally:
+        await database.dispose()
 
 
 async def test_project_names_are_unique(db: Database) -> None:
@@ -93,14 +100,14 @@ async def test_key_use_moves_last_used_forward_never_back(db: Database) -> None:
 
 
 async def test_events_written_before_the_chain_existed_are_chained_on_upgrade(
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
     from alembic import command
     from sqlalchemy import text as sql
 
     from tether.store.migrate import alembic_config
 
-    database = Database(database_url)
+    database = Database(empty_database_url)
     try:
         async with database.write() as conn:
             await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "0007"))
@@ -119,7 +126,7 @@ async def test_events_written_before_the_chain_existed_are_chained_on_upgrade(
         assert report.intact and report.checked == 5 and report.head.seq == 5
         rows = await store.query(limit=10)
         assert [r["id"] for r in rows] == [f"old{n}" for n in range(5)]
-        appender = appender_for(database_url)
+        appender = appender_for(empty_database_url)
         log = AuditLog(appender)
         log.start()
         await log.record(AuditEvent("t", "test", "x:y", "r", "allow"))
@@ -378,7 +385,9 @@ async def test_change_feed_delivers_changes_made_by_another_connection(
         await other.dispose()
 
 
-async def test_webhook_urls_stored_in_clear_are_sealed_on_upgrade(database_url: str) -> None:
+async def test_webhook_urls_stored_in_clear_are_sealed_on_upgrade(
+    empty_database_url: str,
+) -> None:
     """Rows written before 0009 keep working: their URL is sealed under the master key
     and only the masked form stays readable; the dispatcher still gets the real URL."""
     import os
@@ -392,7 +401,7 @@ async def test_webhook_urls_stored_in_clear_are_sealed_on_upgrade(database_url: 
 
     url = "https://hooks.slack.com/services/T1/B2/notforeyes"
     box = SealedBox(os.urandom(32))
-    database = Database(database_url)
+    database = Database(empty_database_url)
     try:
         async with database.write() as conn:
             await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "0008"))

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
+from tests.support.databases import seed_sqlite
 from tether.cli.event_loop import new_event_loop
 from tether.config import Settings
 from tether.runtime import Runtime
@@ -136,6 +137,9 @@ def free_port() -> int:
 
 
 def start_tether(data_dir: Path, database_url: str, **overrides: Any) -> RunningTether:
+    """A new SQLite database starts as a copy of a migrated one (``seed_sqlite``)."""
+    if database_url.startswith("sqlite"):
+        seed_sqlite(database_url)
     settings = Settings(
         host="127.0.0.1",
         port=0,
