@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
@@ -143,6 +144,7 @@ class AwsUpstream:
         self._assumed: dict[tuple[str, str], tuple[float, Credentials]] = {}
         self._accounts: dict[str, str] = {}
         self._clients: dict[tuple[str, str, str], Any] = {}
+        self._clients_lock = threading.Lock()
         self._configs: dict[str, tuple[str, AwsProjectConfig, Credentials]] = {}
         """Per project: the sealed text last read, what it parses to and its credential
         (a model call's hot path reads them on every call)."""
@@ -173,20 +175,23 @@ class AwsUpstream:
         return config
 
     def client(self, project_id: str, config: AwsProjectConfig, service: str) -> Any:
-        """A botocore client under tether's own (not assumed) credential."""
+        """A botocore client under tether's own (not assumed) credential. Building one
+        reads the service's model (tens of milliseconds), so callers run this off the event
+        loop; the lock makes concurrent first calls share one client."""
         name = _BOTOCORE_NAME.get(service, service)
         key = (project_id, config.access_key_id, name)
-        if key not in self._clients:
-            session = botocore.session.get_session()
-            self._clients[key] = session.create_client(
-                name,
-                region_name=config.region,
-                endpoint_url=config.endpoint_url,
-                aws_access_key_id=config.access_key_id,
-                aws_secret_access_key=config.secret_access_key,
-                config=Config(retries={"max_attempts": 2}, connect_timeout=5, read_timeout=15),
-            )
-        return self._clients[key]
+        with self._clients_lock:
+            if key not in self._clients:
+                session = botocore.session.get_session()
+                self._clients[key] = session.create_client(
+                    name,
+                    region_name=config.region,
+                    endpoint_url=config.endpoint_url,
+                    aws_access_key_id=config.access_key_id,
+                    aws_secret_access_key=config.secret_access_key,
+                    config=Config(retries={"max_attempts": 2}, connect_timeout=5, read_timeout=15),
+                )
+            return self._clients[key]
 
     def client_factory(self, project_id: str, config: AwsProjectConfig) -> Callable[[str], Any]:
         return lambda service: self.client(project_id, config, service)
@@ -196,9 +201,10 @@ class AwsUpstream:
         if config.account_id:
             return config.account_id
         if project_id not in self._accounts:
-            sts = self.client(project_id, config, "sts")
             try:
-                answer = await asyncio.to_thread(sts.get_caller_identity)
+                answer = await asyncio.to_thread(
+                    lambda: self.client(project_id, config, "sts").get_caller_identity()
+                )
             except (BotoCoreError, ClientError) as exc:
                 raise AwsUnavailable(f"the AWS account id could not be read: {exc}") from None
             self._accounts[project_id] = str(answer["Account"])
@@ -217,14 +223,14 @@ class AwsUpstream:
         cached = self._assumed.get(key)
         if cached is not None and cached[0] - time.time() > _REFRESH_BEFORE_SECONDS:
             return cached[1]
-        sts = self.client(project_id, config, "sts")
         try:
             answer = await asyncio.to_thread(
-                sts.assume_role,
-                RoleArn=config.role_arn,
-                RoleSessionName=agent_name[:64],
-                SourceIdentity=agent_name[:64],
-                DurationSeconds=_ASSUMED_SECONDS,
+                lambda: self.client(project_id, config, "sts").assume_role(
+                    RoleArn=config.role_arn,
+                    RoleSessionName=agent_name[:64],
+                    SourceIdentity=agent_name[:64],
+                    DurationSeconds=_ASSUMED_SECONDS,
+                )
             )
         except (BotoCoreError, ClientError) as exc:
             raise AwsUnavailable(f"role {config.role_arn} could not be assumed: {exc}") from None
@@ -241,8 +247,9 @@ class AwsUpstream:
         self._configs.pop(project_id, None)
         for key in [k for k in self._assumed if k[0] == project_id]:
             del self._assumed[key]
-        for client_key in [k for k in self._clients if k[0] == project_id]:
-            del self._clients[client_key]
+        with self._clients_lock:
+            for client_key in [k for k in self._clients if k[0] == project_id]:
+                del self._clients[client_key]
         self.tags.forget(project_id)
 
     async def send(
