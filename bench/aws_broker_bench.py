@@ -6,7 +6,7 @@ through tether with the agent's pair: SigV4 verified, mapped, tags looked up (ca
 decided by the pipeline, audited, re-signed and relayed. Sequential calls on one
 keep-alive connection; prints P50/P99, the added latency, and tether's CPU time per call.
 
-    uv run python bench/aws_broker_bench.py [--quick]
+    uv run python bench/aws_broker_bench.py [--quick] [--only TEXT]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 import boto3
 import httpx
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from harness import cpu_seconds, free_port, report, timed, wait_http
 
 ADMIN_TOKEN = "tta_bench_aws_admin_token_0123456789abcdef"
@@ -54,18 +55,29 @@ def _put(c: dict[str, Any], i: int) -> object:
     return c["s3"].put_object(Bucket="bench", Key=f"k{i % 10}", Body=b"x" * 1024)
 
 
+def _delete(c: dict[str, Any], i: int) -> object:
+    """Through tether every deletion is refused into one pending approval group (as
+    ``aws s3 rb --force`` on a full bucket is): the cost of asking, not of deleting."""
+    try:
+        return c["s3"].delete_object(Bucket="bench", Key=f"gone/{i}")
+    except ClientError as exc:
+        return exc.response["Error"]["Code"]
+
+
 CALLS: dict[str, Callable[[dict[str, Any], int], object]] = {
     "s3 GetObject 1 KiB": _get("small"),
     "s3 PutObject 1 KiB": _put,
     "s3 GetObject 8 MiB": _get("large"),
     "iam ListRoles (query)": lambda c, i: c["iam"].list_roles(),
     "cloudwatch DescribeAlarms (CBOR)": lambda c, i: c["cloudwatch"].describe_alarms(),
+    "s3 DeleteObject (refused, joins a group)": _delete,
 }  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer calls")
+    parser.add_argument("--only", default="", help="the calls whose name holds this text")
     args = parser.parse_args()
     n = 40 if args.quick else 200
     workdir = Path(tempfile.mkdtemp(prefix="tether-aws-bench-"))
@@ -111,6 +123,8 @@ def main() -> None:
         print(f"AWS broker: {n} sequential boto3 calls each, moto direct vs through tether "
               f"(SQLite, durable audit; {os.cpu_count()} cores)")  # fmt: skip
         for name, call in CALLS.items():
+            if args.only not in name:
+                continue
             calls = max(10, n // 10) if "8 MiB" in name else n
             for target in (direct, brokered):  # warm up connections, caches, tag lookups
                 for warm in range(3):

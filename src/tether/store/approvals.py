@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.clock import new_id, now_ms
 from tether.errors import Conflict, NotFound
@@ -214,6 +215,26 @@ def _use_on_writer(conn: sqlite3.Connection, group_id: str, grouped: bool, ts: i
     return True
 
 
+async def _latest(
+    conn: AsyncConnection, session_id: str, action: str, resource: str
+) -> ApprovalRecord | None:
+    params = {"p_session": session_id, "p_action": action, "p_resource_key": resource_key(resource)}
+    row = (await conn.execute(_LATEST, params)).first()
+    return _record(row) if row else None
+
+
+async def _group_for(
+    conn: AsyncConnection, session_id: str, action: str, resource: str
+) -> ApprovalRecord | None:
+    rows = await conn.execute(_GROUPS, {"p_session": session_id, "p_action": action})
+    covering = [_record(row) for row in rows if resource.startswith(row.scope_prefix)]
+    ts = now_ms()
+    for group in covering:  # a live grant first, even under a newer pending group
+        if group.state_at(ts) == APPROVED and group.uses < (group.max_uses or 1):
+            return group
+    return covering[0] if covering else None
+
+
 class ApprovalStore:
     """On SQLite, joining a group and spending a grant (once per action of a bulk deletion)
     go through the writer thread in plain SQL: one hand-off and a share of a group commit
@@ -225,23 +246,25 @@ class ApprovalStore:
 
     async def latest(self, session_id: str, action: str, resource: str) -> ApprovalRecord | None:
         """The newest approval for exactly this action on this resource in this session."""
-        key = resource_key(resource)
-        params = {"p_session": session_id, "p_action": action, "p_resource_key": key}
         async with self._db.read() as conn:
-            row = (await conn.execute(_LATEST, params)).first()
-        return _record(row) if row else None
+            return await _latest(conn, session_id, action, resource)
 
     async def group_for(self, session_id: str, action: str, resource: str) -> ApprovalRecord | None:
         """The group of this action in this session whose prefix covers ``resource``: a
         live grant if there is one, else the newest (pending, denied or spent)."""
         async with self._db.read() as conn:
-            rows = await conn.execute(_GROUPS, {"p_session": session_id, "p_action": action})
-            covering = [_record(row) for row in rows if resource.startswith(row.scope_prefix)]
-        ts = now_ms()
-        for group in covering:  # a live grant first, even under a newer pending group
-            if group.state_at(ts) == APPROVED and group.uses < (group.max_uses or 1):
-                return group
-        return covering[0] if covering else None
+            return await _group_for(conn, session_id, action, resource)
+
+    async def latest_and_group(
+        self, session_id: str, action: str, resource: str
+    ) -> tuple[ApprovalRecord | None, ApprovalRecord | None]:
+        """``latest`` and ``group_for`` on one connection: a bulk deletion asks both for
+        every object, and a connection checked out costs more than either query."""
+        async with self._db.read() as conn:
+            return (
+                await _latest(conn, session_id, action, resource),
+                await _group_for(conn, session_id, action, resource),
+            )
 
     async def join(self, group: ApprovalRecord, resource: str) -> bool:
         """Count one more action into a pending group (and name it among the first few);

@@ -38,11 +38,14 @@ class RequireApproval:
             return None
         prefix = group_prefix(action.resource)
         if prefix is not None and not ctx.approval_needed and classify(action.action).is_deletion:
-            applies, verdict = await self._single_decided(action, ctx)
-            if applies:
-                return verdict
             async with self._locks.hold(ctx.session.id, action.action, prefix):
-                return await self._grouped(action, ctx, why, prefix)
+                latest, group = await self._store.latest_and_group(
+                    ctx.session.id, action.action, action.resource
+                )
+                applies, verdict = await self._single_decided(action, ctx, latest)
+                if applies:
+                    return verdict
+                return await self._grouped(action, ctx, why, prefix, group)
         latest = await self._store.latest(ctx.session.id, action.action, action.resource)
         state = latest.state_at(now_ms()) if latest else None
         if ctx.preview and state == APPROVED:
@@ -62,11 +65,12 @@ class RequireApproval:
             return Pending("", why)
         return await self._ask(action, ctx, why)
 
-    async def _single_decided(self, action: Action, ctx: Context) -> tuple[bool, Verdict | None]:
+    async def _single_decided(
+        self, action: Action, ctx: Context, latest: ApprovalRecord | None
+    ) -> tuple[bool, Verdict | None]:
         """A group of one decided as that one action (see ``ApprovalStore.decide``): its
-        grant or denial, with False first when there is none to apply."""
-        assert ctx.session is not None
-        latest = await self._store.latest(ctx.session.id, action.action, action.resource)
+        grant or denial, with False first when there is none to apply. ``latest``: the
+        newest approval of exactly this action."""
         if latest is None or latest.grouped:
             return False, None
         state = latest.state_at(now_ms())
@@ -84,10 +88,15 @@ class RequireApproval:
             )
         return False, None
 
-    async def _grouped(self, action: Action, ctx: Context, why: str, prefix: str) -> Verdict | None:
+    async def _grouped(
+        self, action: Action, ctx: Context, why: str, prefix: str, group: ApprovalRecord | None
+    ) -> Verdict | None:
+        """``group``: the covering group read with the exact approval; read again after a
+        grant was spent or a group decided meanwhile."""
         assert ctx.identity is not None and ctx.session is not None
-        for _ in range(3):
-            group = await self._store.group_for(ctx.session.id, action.action, action.resource)
+        for attempt in range(3):
+            if attempt:
+                group = await self._store.group_for(ctx.session.id, action.action, action.resource)
             state = group.state_at(now_ms()) if group else None
             if group is not None and state == APPROVED:
                 if ctx.preview and group.uses < (group.max_uses or 1):
