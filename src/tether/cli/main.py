@@ -20,34 +20,37 @@ if TYPE_CHECKING:
 
 help_format.install()
 
-GROUPS = [
-    "projects",
-    "agents",
-    "keys",
-    "credentials",
-    "aws",
-    "gcp",
-    "tokens",
-    "sessions",
-    "audit",
-    "budgets",
-    "webhooks",
-    "slack",
-    "mcp",
-    "policy",
-    "approvals",
-    "guards",
-    "tasks",
-    "drift",
-    "hook",
-    "connect",
-    "admin",
-    "drill",
-]
+GROUPS = {
+    "projects": "Projects: own agents, upstream credentials and budgets.",
+    "agents": "Agents: one identity and key per agent.",
+    "keys": "Agent keys: rotate one agent's key without touching the others.",
+    "credentials": "Upstream credentials, held by tether and never by agents.",
+    "aws": "The AWS credential broker: the project's real AWS credential, held by tether only.",
+    "gcp": "Claude on Vertex AI: the project's Google service account, held by tether only.",
+    "tokens": "Admin tokens (admin or read-only viewer).",
+    "sessions": "Agent sessions.",
+    "audit": "The audit trail.",
+    "budgets": "Budgets: hard limits per project, agent and session.",
+    "webhooks": "Where a project's alerts go.",
+    "slack": "Approve / Deny buttons in Slack: the app's signing secret, who may click them.",
+    "mcp": "Remote MCP servers: tether holds their credentials and decides every tool call.",
+    "policy": "A project's Cedar policy: what its agents may touch.",
+    "approvals": "Approve or deny what agents asked to do.",
+    "guards": "Runaway-loop guards: repeated calls, retries, no progress, circuit breaker.",
+    "tasks": "Long tasks kept by tether: goal, constraints, batches, checkpoints.",
+    "drift": "Drift settings: when tasks are re-injected, drift warnings, system-prompt injection.",
+    "hook": "Claude Code command hooks (SessionStart).",
+    "connect": "Connect agents to tether: write their settings, then check the round trip.",
+    "admin": "Recovery on the machine that holds tether's data (no admin token).",
+    "drill": "Fire drills with a canary agent tether creates and revokes; real agents untouched.",
+}
+"""Each group's module (``tether.cli.NAME``) and the one-line help ``tether --help`` lists
+(the module's own; a test keeps them equal)."""
 
 
 class Commands(LazyGroup):
     lazy: ClassVar[dict[str, str]] = {name: f"tether.cli.{name}" for name in GROUPS}
+    summaries: ClassVar[dict[str, str]] = GROUPS
 
 
 app = typer.Typer(
