@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.fake_upstream import RunningFake
+from tests.support.model_calls import post_retrying_busy
 from tests.support.server import RunningTether
 from tether.cli.main import app
 from tether.fakes.anthropic import FakeReply
@@ -181,19 +182,13 @@ def concurrent_burst(
     ``(status, "cut" for a stream ended by the budget | error code)``."""
 
     async def one(client: httpx.AsyncClient, n: int) -> tuple[int, str]:
-        for _ in range(3):  # a 503 (the database too busy) is retried, as SDK clients do
-            response = await client.post(
-                f"{replicas[n % 2].url}/v1/messages",
-                json=body(6000, stream=n % 4 < 2),
-                headers={
-                    "x-api-key": key,
-                    "anthropic-version": "2023-06-01",
-                    "X-Claude-Code-Session-Id": f"s{n % 7}",
-                },
-            )
-            if response.status_code != 503:
-                break
-            await asyncio.sleep(0.5)
+        response, _ = await post_retrying_busy(
+            client,
+            f"{replicas[n % 2].url}/v1/messages",
+            body(6000, stream=n % 4 < 2),
+            key,
+            f"s{n % 7}",
+        )
         if response.status_code == 200:
             return 200, "cut" if "event: error" in response.text else ""
         return response.status_code, response.json()["error"].get("code", "")

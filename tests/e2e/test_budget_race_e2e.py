@@ -14,6 +14,7 @@ import httpx
 from tests.e2e.test_tether_up import free_port, start, stop
 from tests.support.databases import postgres_database
 from tests.support.fake_upstream import RunningFake
+from tests.support.model_calls import post_retrying_busy
 from tether.fakes.anthropic import FakeReply
 
 ADMIN = "tta_e2e_budget_admin_token_0123456789"
@@ -56,27 +57,19 @@ def test_two_processes_share_one_budget(tmp_path: Path, upstream: RunningFake) -
                 busy: list[str] = []
 
                 async def one(client: httpx.AsyncClient, n: int) -> tuple[int, str]:
-                    """A 503 (the database too busy, on a starved machine) is retried as
-                    SDK clients retry it."""
-                    for _ in range(3):
-                        response = await client.post(
-                            f"http://127.0.0.1:{ports[n % 2]}/v1/messages",
-                            json={
-                                "model": "claude-sonnet-5",
-                                "max_tokens": 6000,
-                                "stream": n % 4 < 2,
-                                "messages": [{"role": "user", "content": "again"}],
-                            },
-                            headers={
-                                "x-api-key": key,
-                                "anthropic-version": "2023-06-01",
-                                "X-Claude-Code-Session-Id": f"s{n % 5}",
-                            },
-                        )
-                        if response.status_code != 503:
-                            break
-                        busy.append(response.json()["error"]["message"])
-                        await asyncio.sleep(0.5)
+                    response, retried = await post_retrying_busy(
+                        client,
+                        f"http://127.0.0.1:{ports[n % 2]}/v1/messages",
+                        {
+                            "model": "claude-sonnet-5",
+                            "max_tokens": 6000,
+                            "stream": n % 4 < 2,
+                            "messages": [{"role": "user", "content": "again"}],
+                        },
+                        key,
+                        f"s{n % 5}",
+                    )
+                    busy.extend(retried)
                     if response.status_code == 200:
                         return 200, "cut" if "event: error" in response.text else ""
                     return response.status_code, response.json()["error"]["code"]
