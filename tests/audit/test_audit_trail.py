@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from tests.support.databases import fetch_sql, run_sql
 from tests.support.fake_upstream import RunningFake
+from tests.support.model_calls import post_retrying_busy
 from tests.support.server import RunningTether
 from tether.audit.chain import BASE_COLUMNS, ChainHead, link
 from tether.cli.main import app
@@ -199,18 +200,14 @@ def test_two_replicas_append_to_one_intact_chain(
     busy: list[str] = []
 
     async def burst(tether: RunningTether, client: httpx.AsyncClient, n: int) -> int:
-        """Retries a 503 (every database connection busy, on a starved machine) as SDK
-        clients do: the chain must hold whatever order the writes land in."""
-        for _ in range(3):
-            answer = await client.post(
-                f"{tether.url}/v1/authorize",
-                json={"session_id": f"s{n % 7}", "action": "s3:GetObject", "resource": f"r{n}"},
-                headers={"Authorization": f"Bearer {key}"},
-            )
-            if answer.status_code != 503:
-                break
-            busy.append(answer.json()["error"]["message"])
-            await asyncio.sleep(0.5)
+        """A 503 is retried: the chain must hold whatever order the writes land in."""
+        answer, retried = await post_retrying_busy(
+            client,
+            f"{tether.url}/v1/authorize",
+            {"session_id": f"s{n % 7}", "action": "s3:GetObject", "resource": f"r{n}"},
+            {"Authorization": f"Bearer {key}"},
+        )
+        busy.extend(retried)
         return answer.status_code
 
     async def both() -> list[int]:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.fake_upstream import RunningFake
-from tests.support.model_calls import post_retrying_busy
+from tests.support.model_calls import claude_code_headers, post_retrying_busy
 from tests.support.server import RunningTether
 from tether.cli.main import app
 from tether.fakes.anthropic import FakeReply
@@ -186,8 +186,7 @@ def concurrent_burst(
             client,
             f"{replicas[n % 2].url}/v1/messages",
             body(6000, stream=n % 4 < 2),
-            key,
-            f"s{n % 7}",
+            claude_code_headers(key, f"s{n % 7}"),
         )
         if response.status_code == 200:
             return 200, "cut" if "event: error" in response.text else ""

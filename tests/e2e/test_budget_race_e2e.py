@@ -14,7 +14,7 @@ import httpx
 from tests.e2e.test_tether_up import free_port, start, stop
 from tests.support.databases import postgres_database
 from tests.support.fake_upstream import RunningFake
-from tests.support.model_calls import post_retrying_busy
+from tests.support.model_calls import claude_code_headers, post_retrying_busy
 from tether.fakes.anthropic import FakeReply
 
 ADMIN = "tta_e2e_budget_admin_token_0123456789"
@@ -66,8 +66,7 @@ def test_two_processes_share_one_budget(tmp_path: Path, upstream: RunningFake) -
                             "stream": n % 4 < 2,
                             "messages": [{"role": "user", "content": "again"}],
                         },
-                        key,
-                        f"s{n % 5}",
+                        claude_code_headers(key, f"s{n % 5}"),
                     )
                     busy.extend(retried)
                     if response.status_code == 200:

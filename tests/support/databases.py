@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import sqlite3
 import tempfile
 import threading
 import uuid
@@ -95,13 +96,9 @@ def postgres_database(port: int = PG_PORT, migrated: bool = False) -> Iterator[s
     """A new PostgreSQL database, empty or (``migrated``) at the newest schema; yields
     its SQLAlchemy URL and drops it afterwards."""
     name = f"tether_test_{uuid.uuid4().hex[:12]}"
-    template = _postgres_template() if migrated and port == PG_PORT else None
-    asyncio.run(_create(name, template))
+    asyncio.run(_create(name, _postgres_template() if migrated else None))
     try:
-        url = f"postgresql+asyncpg://postgres@{PG_HOST}:{port}/{name}"
-        if migrated and template is None:
-            _run_apart(lambda: _migrate(url))
-        yield url
+        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{port}/{name}"
     finally:
         asyncio.run(_drop(name))
 
@@ -114,8 +111,6 @@ def _sqlite_template() -> bytes:
         if not _sqlite_image:
             directory = tempfile.mkdtemp(prefix="tether-template-")
             _run_apart(lambda: _migrate(sqlite_url(directory)))
-            import sqlite3
-
             conn = sqlite3.connect(f"{directory}/tether.db")
             try:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -144,8 +139,6 @@ def run_sql(database_url: str, statement: str) -> None:
     """Run raw SQL on the database behind a tether, as someone with database access would
     (to show that tampering is detected)."""
     if database_url.startswith("sqlite"):
-        import sqlite3
-
         conn = sqlite3.connect(database_url.split(":///", 1)[1])
         try:
             conn.execute(statement)
@@ -167,8 +160,6 @@ def run_sql(database_url: str, statement: str) -> None:
 def fetch_sql(database_url: str, statement: str) -> list[dict]:
     """Rows of a raw SQL query, as dicts by column name."""
     if database_url.startswith("sqlite"):
-        import sqlite3
-
         conn = sqlite3.connect(database_url.split(":///", 1)[1])
         conn.row_factory = sqlite3.Row
         try:

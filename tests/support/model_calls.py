@@ -1,5 +1,6 @@
-"""Model calls through tether's Messages door for tests that only need to know whether a
-call got through: one as Claude Code sends it (its session header), and many at once."""
+"""Calls through tether's front doors for tests that only need to know whether a call got
+through: a model call as Claude Code sends it (its session header), and a POST that
+retries a busy database's 503 as SDK clients do."""
 
 from __future__ import annotations
 
@@ -19,32 +20,28 @@ def model_call(gateway: RunningTether, key: str, session: str) -> httpx.Response
             "max_tokens": 5,
             "messages": [{"role": "user", "content": "x"}],
         },
-        headers={
-            "x-api-key": key,
-            "X-Claude-Code-Session-Id": session,
-            "anthropic-version": "2023-06-01",
-        },
+        headers=claude_code_headers(key, session),
     )
 
 
 async def post_retrying_busy(
-    client: httpx.AsyncClient, url: str, body: dict[str, Any], key: str, session: str
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str]
 ) -> tuple[httpx.Response, list[str]]:
-    """A Messages call (Claude Code's headers) whose 503 (the database too busy, on a
-    starved machine) is retried twice, as SDK clients retry it; with the 503s' messages."""
+    """A POST whose 503 (the database too busy, on a starved machine) is retried twice, as
+    SDK clients retry it; with the 503s' messages."""
     busy: list[str] = []
     for _ in range(3):
-        response = await client.post(
-            url,
-            json=body,
-            headers={
-                "x-api-key": key,
-                "anthropic-version": "2023-06-01",
-                "X-Claude-Code-Session-Id": session,
-            },
-        )
+        response = await client.post(url, json=body, headers=headers)
         if response.status_code != 503:
             break
         busy.append(response.json()["error"]["message"])
         await asyncio.sleep(0.5)
     return response, busy
+
+
+def claude_code_headers(key: str, session: str) -> dict[str, str]:
+    return {
+        "x-api-key": key,
+        "anthropic-version": "2023-06-01",
+        "X-Claude-Code-Session-Id": session,
+    }

@@ -121,7 +121,7 @@ def openapi_document(table: RouteTable, version: str) -> dict[str, Any]:
 
 _DOCUMENTS: dict[tuple[Any, ...], bytes] = {}
 """Documents already built in this process, by what they are built from (a route's
-handler aside): building one takes a tenth of a second of pydantic's schema generation,
+handler aside): building one takes 50-75 ms of pydantic's schema generation,
 and a process that builds the app again (a test suite, a reload) gets the same one."""
 
 
