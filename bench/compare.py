@@ -42,8 +42,9 @@ from comparison.load import Phase, closed_loop, open_loop
 from comparison.processes import wait_idle
 from comparison.profile import Profile, Sampler
 from comparison.profile import render as render_profile
-from comparison.report import render
+from comparison.report import render, stolen_clause
 from comparison.results import Machine, Run, ServerResult, fsync_ms, load_average, tether_revision
+from comparison.stolen import StolenCpu, cpu_ticks
 from comparison.targets import (
     TETHER_CONTROLS,
     Lab,
@@ -175,6 +176,7 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
     load_before = load_average()
     workdir = Path(tempfile.mkdtemp(prefix="tether-profile-"))
     with ExitStack() as stack:
+        stolen = stack.enter_context(StolenCpu())
         upstream_lab = Lab(workdir, stack, say=say)
         start_upstream(upstream_lab)
         for key in args.servers:
@@ -205,7 +207,8 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         "## Where a request's CPU goes",
         "",
         f"`{command}`: closed loop, {args.concurrency} clients, JSON, {args.seconds:g} s per "
-        f"phase; load average {load_before} before, {load_average()} after (a shared machine: "
+        f"phase; load average {load_before} before, {load_average()} after"
+        f"{stolen_clause(stolen.result().share if cpu_ticks() else None)} (a shared machine: "
         "compare the columns of one run, not runs).",
         "",
         "CPU per request is measured from /proc in a phase without the profiler; the shares "
@@ -377,7 +380,9 @@ def measure(
                 )
             else:
                 coro = open_loop(target.endpoint, stream, rate, args.seconds, tag, target.probe)
-            phase = run_async(coro)
+            with StolenCpu() as stolen:
+                phase = run_async(coro)
+            phase.stolen = stolen.result().share
             phase.rss_mb = target.rss_mb()
             result.rss_peak_mb = max(result.rss_peak_mb, phase.rss_mb)
             wait_idle(target.pids())
@@ -394,6 +399,8 @@ def summary(phase: Phase) -> str:
     )
     if "postgres" in phase.cpu:
         text += f" (+{phase.cpu_ms_per_request('postgres'):.3f} PostgreSQL)"
+    if phase.stolen:
+        text += f"  stolen {phase.stolen:.0%}"
     if phase.overloaded:
         text += f"  OVERLOADED: {phase.overloaded}"
     if phase.errors:
@@ -467,6 +474,7 @@ def main(argv: list[str]) -> int:
         f"fsync {run.machine.fsync_ms:.2f} ms; load {run.machine.load_before}; logs in {workdir})"
     )
     with ExitStack() as stack:
+        stolen = stack.enter_context(StolenCpu())
         upstream_lab = Lab(workdir, stack, say=say)
         direct = start_upstream(upstream_lab)
         for key in args.servers:
@@ -487,6 +495,7 @@ def main(argv: list[str]) -> int:
                         result.check = target.check()
                     except Exception as exc:
                         result.check = f"(the after-load check failed: {exc})"
+        run.machine.stolen = stolen.result().share if cpu_ticks() is not None else None
     if args.keep or any(s.unavailable for s in run.servers):
         say(f"logs and databases kept in {workdir}")
     else:

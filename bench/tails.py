@@ -33,6 +33,7 @@ from comparison.document import write_marked
 from comparison.load import Phase, open_loop
 from comparison.processes import wait_idle
 from comparison.results import load_average
+from comparison.stolen import STALL_SHARE, WINDOW_SECONDS, StolenCpu, StolenWindows
 from comparison.targets import ADMIN_TOKEN, Lab, Target, start_tether, start_upstream
 
 BEGIN = "<!-- BEGIN bench/tails.py: generated, re-run the command to update -->"
@@ -57,6 +58,7 @@ class Tally:
     """Histogram name → threshold (ms) → events above it."""
     events: dict[str, float] = field(default_factory=dict)
     """Histogram name → events observed."""
+    stolen: StolenWindows = field(default_factory=StolenWindows)
 
     def add_phase(self, phase: Phase) -> None:
         self.latencies_ms += phase.latencies_ms
@@ -124,10 +126,13 @@ def tally_histograms(
         tally.events[name] = tally.events.get(name, 0.0) + (delta[-1][1] if delta else 0.0)
 
 
-def run_phase(target: Target, rate: int, seconds: float, stream: bool, tag: str) -> Phase:
-    phase = run_async(open_loop(target.endpoint, stream, rate, seconds, tag, target.probe))
+def run_phase(
+    target: Target, rate: int, seconds: float, stream: bool, tag: str
+) -> tuple[Phase, StolenWindows]:
+    with StolenCpu() as stolen:
+        phase = run_async(open_loop(target.endpoint, stream, rate, seconds, tag, target.probe))
     wait_idle(target.pids())
-    return phase
+    return phase, stolen.result()
 
 
 def per_thousand(count: float, requests: int) -> str:
@@ -137,13 +142,15 @@ def per_thousand(count: float, requests: int) -> str:
 def render(
     rates: list[int],
     disk: dict[int, list[float]],
+    disk_stolen: dict[int, StolenWindows],
     tallies: dict[tuple[str, int], Tally],
     labels: dict[str, str],
 ) -> list[str]:
     lines = [
         "| rate | server | added P50 / P99 / P99.9 ms | max ms | commits > 10 / > 25 ms "
-        "per 1,000 requests | GC pauses > 10 ms | loop lag > 10 ms |",
-        "|---|---|---|---:|---|---:|---:|",
+        "per 1,000 requests | GC pauses > 10 ms | loop lag > 10 ms | CPU stolen: share, "
+        f"stalls / {WINDOW_SECONDS * 1000:.0f}-ms windows |",
+        "|---|---|---|---:|---|---:|---:|---|",
     ]
     for rate in rates:
         probe = sorted(disk[rate])
@@ -153,7 +160,7 @@ def render(
             f"{statistics.median(probe):.2f} / {probe[int(n * 0.99)]:.2f} / "
             f"{probe[min(n - 1, int(n * 0.999))]:.2f} (the fsync itself) | {probe[-1]:.1f} | "
             f"fsyncs > 10 / > 25 ms: {per_thousand(sum(d > 10 for d in probe), n)} / "
-            f"{per_thousand(sum(d > 25 for d in probe), n)} | | |"
+            f"{per_thousand(sum(d > 25 for d in probe), n)} | | | {disk_stolen[rate].describe()} |"
         )
         base = tallies[("direct", rate)]
         for key, label in labels.items():
@@ -162,7 +169,10 @@ def render(
                 figures = (
                     f"{tally.pct(50):.2f} / {tally.pct(99):.2f} / {tally.pct(99.9):.2f} (baseline)"
                 )
-                lines.append(f"| | {label} | {figures} | {tally.pct(100):.1f} | | | |")
+                lines.append(
+                    f"| | {label} | {figures} | {tally.pct(100):.1f} | | | | "
+                    f"{tally.stolen.describe()} |"
+                )
                 continue
             added = " / ".join(f"+{tally.pct(q) - base.pct(q):.2f}" for q in (50, 99, 99.9))
             commits = " / ".join(
@@ -170,7 +180,8 @@ def render(
             )
             lines.append(
                 f"| | {label} | {added} | {tally.pct(100):.1f} | {commits} | "
-                f"{tally.slow['gc pauses'][10]:.0f} | {tally.slow['loop lag'][10]:.0f} |"
+                f"{tally.slow['gc pauses'][10]:.0f} | {tally.slow['loop lag'][10]:.0f} | "
+                f"{tally.stolen.describe()} |"
             )
     return lines
 
@@ -194,6 +205,7 @@ def main(argv: list[str]) -> int:
     }
     tallies = {(key, rate): Tally() for key in labels for rate in rates}
     disk: dict[int, list[float]] = {rate: [] for rate in rates}
+    disk_stolen = {rate: StolenWindows() for rate in rates}
     with ExitStack() as stack:
         lab = Lab(workdir, stack, say=say)
         targets = {"direct": start_upstream(lab)}
@@ -206,20 +218,23 @@ def main(argv: list[str]) -> int:
         )
         for round_ in range(args.rounds):
             for rate in rates:
-                disk[rate] += disk_probe(workdir, rate, args.seconds)
+                with StolenCpu() as stolen:
+                    disk[rate] += disk_probe(workdir, rate, args.seconds)
+                disk_stolen[rate].add(stolen.result())
                 for key, target in targets.items():
                     url = f"http://127.0.0.1:{target.endpoint.port}"
                     before = buckets(url) if key != "direct" else {}
                     tag = f"{key}-{round_}-{rate}-{time.monotonic_ns()}"
-                    phase = run_phase(target, rate, args.seconds, args.stream, tag)
+                    phase, stolen_in_phase = run_phase(target, rate, args.seconds, args.stream, tag)
                     tally = tallies[(key, rate)]
                     tally.add_phase(phase)
+                    tally.stolen.add(stolen_in_phase)
                     if key != "direct":
                         tally_histograms(tally, before, buckets(url))
                     say(
                         f"round {round_} {rate:>5}/s {key:<14} P50 {phase.pct(50):6.2f} "
                         f"P99 {phase.pct(99):7.2f} max {phase.pct(100):7.2f} ms "
-                        f"{phase.overloaded}"
+                        f"stolen {stolen_in_phase.share:4.0%} {phase.overloaded}"
                     )
     mode = "streaming" if args.stream else "JSON"
     command = "uv run python bench/tails.py " + " ".join(
@@ -230,7 +245,13 @@ def main(argv: list[str]) -> int:
         f"per server and rate, interleaved; load average {load_before} before, "
         f"{load_average()} after.",
         "",
-        *render(rates, disk, tallies, labels),
+        *render(rates, disk, disk_stolen, tallies, labels),
+        "",
+        "*CPU stolen*: of the CPU time this machine's processes asked for over the phases, "
+        "the share the hypervisor gave to other guests instead (`steal` in `/proc/stat`), "
+        f"and how many {WINDOW_SECONDS * 1000:.0f}-ms windows lost at least "
+        f"{STALL_SHARE:.0%} of it. While the host takes the CPU, every process here stands "
+        "still, the upstream and the load generator included; zero on a machine of one's own.",
     ]
     section = "\n".join(lines)
     print(section)

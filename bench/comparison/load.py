@@ -60,6 +60,8 @@ class Phase:
     client_cpu: float = 0.0
     rss_mb: float = 0.0
     error_sample: str = ""
+    stolen: float = 0.0
+    """Of the CPU time asked for during the phase, the share the hypervisor took."""
 
     @property
     def name(self) -> str:

@@ -137,21 +137,40 @@ def _added_goal(server: ServerResult | None, direct: ServerResult | None, name: 
 
 BUSY = 0.5
 """A one-minute load average at the start above this: the machine was not quiet."""
+STOLEN = 0.05
+"""A hypervisor that took this share of the CPU time asked for: the host was not quiet."""
 
 
 def busy_warning(run: Run) -> list[str]:
     try:
         load = float(run.machine.load_before.split()[0])
     except (IndexError, ValueError):
-        return []
-    if load < BUSY:
-        return []
-    return [
-        f"**The machine was not quiet** (load average {load:.2f} over the minute before the "
-        "run): other work competed for the cores and the disk, so these figures are noisy. "
-        "Re-run the command on an idle machine before quoting them.",
-        "",
-    ]
+        load = 0.0
+    warnings = []
+    if load >= BUSY:
+        warnings += [
+            f"**The machine was not quiet** (load average {load:.2f} over the minute before "
+            "the run): other work competed for the cores and the disk, so these figures are "
+            "noisy. Re-run the command on an idle machine before quoting them.",
+            "",
+        ]
+    stolen = run.machine.stolen
+    if stolen is not None and stolen >= STOLEN:
+        warnings += [
+            f"**The host was not quiet**: the hypervisor gave {stolen:.0%} of the CPU time "
+            "this machine asked for to other guests during the run (`steal` in `/proc/stat`). "
+            "Every process here, the upstream and the load generator included, stood still "
+            "meanwhile: latency tails and throughput are the host's as much as the servers'. "
+            "Re-run on a quiet host before quoting them.",
+            "",
+        ]
+    return warnings
+
+
+def stolen_clause(stolen: float | None) -> str:
+    if stolen is None:
+        return ""
+    return f"; the hypervisor took {stolen:.0%} of the CPU time asked for (steal)"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -170,8 +189,9 @@ def render(run: Run) -> str:
         f"{run.software or 'tether'}, measured {run.started:%Y-%m-%d %H:%M} UTC on {m.cores} "
         f"cores ({m.cpu}), {m.python}, {m.system}; a 4 KiB write + fsync takes "
         f"{_num(m.fsync_ms)} ms where the SQLite databases are (durable commits wait for it); "
-        f"load average {m.load_before} before and {m.load_after} after "
-        f"({run.minutes:.1f} minutes, {run.mode} run: {run.seconds:g} s a phase). Reproduce:",
+        f"load average {m.load_before} before and {m.load_after} after"
+        f"{stolen_clause(m.stolen)} ({run.minutes:.1f} minutes, {run.mode} run: "
+        f"{run.seconds:g} s a phase). Reproduce:",
         "",
         "```sh",
         run.command,

@@ -51,6 +51,9 @@ class Machine:
     """Median time to write and fsync 4 KiB where the databases are: SQLite's durable
     commits wait for it, so it bounds tether's throughput on a slow disk."""
     load_after: str = ""
+    stolen: float | None = None
+    """Of the CPU time asked for during the run, the share the hypervisor gave to other
+    guests (``comparison.stolen``); None where it could not be read."""
 
     @classmethod
     def here(cls) -> Machine:
