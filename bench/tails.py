@@ -249,9 +249,10 @@ def main(argv: list[str]) -> int:
         "",
         "*CPU stolen*: of the CPU time this machine's processes asked for over the phases, "
         "the share the hypervisor gave to other guests instead (`steal` in `/proc/stat`), "
-        f"and how many {WINDOW_SECONDS * 1000:.0f}-ms windows lost at least "
-        f"{STALL_SHARE:.0%} of it. While the host takes the CPU, every process here stands "
-        "still, the upstream and the load generator included; zero on a machine of one's own.",
+        f"and in how many {WINDOW_SECONDS * 1000:.0f}-ms windows it took at least "
+        f"{STALL_SHARE:.0%} of one core's time. While the host takes the CPU, every process "
+        "here stands still, the upstream and the load generator included; zero on a machine "
+        "of one's own.",
     ]
     section = "\n".join(lines)
     print(section)

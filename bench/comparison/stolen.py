@@ -6,6 +6,7 @@ not account it)."""
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,8 @@ __all__ = ["StolenCpu", "StolenWindows", "cpu_ticks"]
 
 WINDOW_SECONDS = 0.1
 STALL_SHARE = 0.5
-"""A window in which the hypervisor took at least this share of the CPU time asked for
-is a stall."""
+"""A window in which the hypervisor took at least this share of one core's time is a
+stall: some process here stood still for half the window, whatever the load."""
 
 
 def cpu_ticks() -> tuple[int, int] | None:
@@ -39,8 +40,10 @@ class StolenWindows:
     """Of the CPU time asked for over the phase, the share stolen (0.05: 5 %)."""
     windows: int = 0
     stalls: int = 0
-    """Windows of ``WINDOW_SECONDS`` in which at least ``STALL_SHARE`` was stolen."""
+    """Windows of ``WINDOW_SECONDS`` in which at least ``STALL_SHARE`` of a core was
+    stolen."""
     worst: float = 0.0
+    """The most of one core's time stolen in a window (2.0: both cores of two, all of it)."""
     samples: list[float] = field(default_factory=list, repr=False)
 
     def add(self, other: StolenWindows) -> None:
@@ -64,7 +67,8 @@ class StolenCpu:
         self._window = window
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stolen-cpu", daemon=True)
-        self._shares: list[float] = []
+        self._stolen_ticks: list[int] = []
+        self._stall_ticks = STALL_SHARE * window * os.sysconf("SC_CLK_TCK")
         self._first: tuple[int, int] | None = None
         self._last: tuple[int, int] | None = None
 
@@ -84,9 +88,7 @@ class StolenCpu:
             now = cpu_ticks()
             if now is None or self._last is None:
                 return
-            stolen, total = now[0] - self._last[0], now[1] - self._last[1]
-            if total > 0:
-                self._shares.append(stolen / total)
+            self._stolen_ticks.append(now[0] - self._last[0])
             self._last = now
 
     def result(self) -> StolenWindows:
@@ -95,11 +97,11 @@ class StolenCpu:
             return StolenWindows()
         total = last[1] - self._first[1]
         share = (last[0] - self._first[0]) / total if total > 0 else 0.0
-        shares = list(self._shares)
+        ticks = list(self._stolen_ticks)
         return StolenWindows(
             share=share,
-            windows=len(shares),
-            stalls=sum(s >= STALL_SHARE for s in shares),
-            worst=max(shares, default=0.0),
+            windows=len(ticks),
+            stalls=sum(t >= self._stall_ticks for t in ticks),
+            worst=max(ticks, default=0) / (self._stall_ticks / STALL_SHARE),
             samples=[share],
         )
