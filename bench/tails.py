@@ -186,6 +186,25 @@ def render(
     return lines
 
 
+def render_phases(
+    phases: list[tuple[int, int, str, Phase, StolenWindows]], labels: dict[str, str]
+) -> list[str]:
+    """Each phase on its own, with what was stolen during it: a tail that comes and goes
+    with the host's share shows as such."""
+    lines = [
+        "Each phase (whole latency, not added):",
+        "",
+        "| rate | round | server | CPU stolen | P50 / P99 ms | max ms |",
+        "|---|---:|---|---:|---|---:|",
+    ]
+    for rate, round_, key, phase, stolen in sorted(phases, key=lambda p: (p[0], p[1])):
+        lines.append(
+            f"| {rate:,} req/s | {round_ + 1} | {labels[key]} | {stolen.share:.0%} | "
+            f"{phase.pct(50):.2f} / {phase.pct(99):.2f} | {phase.pct(100):.1f} |"
+        )
+    return lines
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="30,300", help="comma-separated req/s (30,300)")
@@ -204,6 +223,7 @@ def main(argv: list[str]) -> int:
         "tether-normal": "tether, SQLite `synchronous=NORMAL`",
     }
     tallies = {(key, rate): Tally() for key in labels for rate in rates}
+    phases: list[tuple[int, int, str, Phase, StolenWindows]] = []
     disk: dict[int, list[float]] = {rate: [] for rate in rates}
     disk_stolen = {rate: StolenWindows() for rate in rates}
     with ExitStack() as stack:
@@ -229,6 +249,7 @@ def main(argv: list[str]) -> int:
                     tally = tallies[(key, rate)]
                     tally.add_phase(phase)
                     tally.stolen.add(stolen_in_phase)
+                    phases.append((rate, round_, key, phase, stolen_in_phase))
                     if key != "direct":
                         tally_histograms(tally, before, buckets(url))
                     say(
@@ -253,6 +274,8 @@ def main(argv: list[str]) -> int:
         f"{STALL_SHARE:.0%} of one core's time. While the host takes the CPU, every process "
         "here stands still, the upstream and the load generator included; zero on a machine "
         "of one's own.",
+        "",
+        *render_phases(phases, labels),
     ]
     section = "\n".join(lines)
     print(section)

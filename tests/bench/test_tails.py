@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from comparison.document import write_marked
-from tails import Tally, buckets, count_above, disk_probe, tally_histograms
+from comparison.load import Phase
+from comparison.stolen import StolenWindows
+from tails import Tally, buckets, count_above, disk_probe, render_phases, tally_histograms
 
 from tests.support.fake_upstream import RunningFake
 from tests.support.model_calls import model_call
@@ -52,3 +54,20 @@ def test_the_section_is_replaced_between_its_markers_and_the_rest_kept(tmp_path:
     text = doc.read_text()
     assert "second" in text and "first" not in text
     assert text.index("kept above") < text.index("second") < text.index("kept below")
+
+
+def test_each_phase_is_listed_with_what_the_host_took_during_it() -> None:
+    quiet = Phase("open", False, rate=300, latencies_ms=[2.0] * 99 + [6.0])
+    noisy = Phase("open", False, rate=300, latencies_ms=[2.0] * 90 + [30.0] * 10)
+    lines = render_phases(
+        [
+            (300, 1, "tether-full", noisy, StolenWindows(share=0.22)),
+            (300, 0, "tether-full", quiet, StolenWindows(share=0.01)),
+        ],
+        {"tether-full": "tether"},
+    )
+    rows = [line for line in lines if line.startswith("| 300 req/s")]
+    assert rows == [
+        "| 300 req/s | 1 | tether | 1% | 2.00 / 6.00 | 6.0 |",
+        "| 300 req/s | 2 | tether | 22% | 2.00 / 30.00 | 30.0 |",
+    ]
