@@ -69,6 +69,8 @@ SERVERS = [
     "tether-pg",
     "litellm",
 ]
+OPTIONAL_SERVERS = ["tether-pg-workers"]
+"""Run only when named in ``--only``: not part of the published table's full run."""
 RATES = [30, 100, 300, 1000]
 PROFILED = ["passthrough", "tether-sqlite", "tether-new-session"]
 DOORS = ["tether-sqlite", "tether-bedrock", "tether-converse", "tether-vertex"]
@@ -91,7 +93,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--seconds", type=float, help="length of each measured phase (6; quick 1.5)"
     )
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop clients (32)")
-    parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(SERVERS)}")
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated subset of {','.join(SERVERS)} (and, only when named, "
+        f"{','.join(OPTIONAL_SERVERS)})",
+    )
     parser.add_argument("--skip", default="", help="comma-separated servers to leave out")
     parser.add_argument(
         "--pg-dsn",
@@ -144,10 +151,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     chosen = [s for s in args.only.split(",") if s] or list(SERVERS)
     skipped = {s for s in args.skip.split(",") if s}
-    unknown = (set(chosen) | skipped) - set(SERVERS)
+    known = SERVERS + OPTIONAL_SERVERS
+    unknown = (set(chosen) | skipped) - set(known)
     if unknown:
-        parser.error(f"unknown server(s) {', '.join(sorted(unknown))}; known: {', '.join(SERVERS)}")
-    args.servers = [s for s in SERVERS if s in chosen and s not in skipped]
+        parser.error(f"unknown server(s) {', '.join(sorted(unknown))}; known: {', '.join(known)}")
+    args.servers = [s for s in known if s in chosen and s not in skipped]
     if args.profile and not args.only:
         args.servers = [s for s in PROFILED if s not in skipped]
     if args.doors:
@@ -423,6 +431,8 @@ def start(key: str, lab: Lab, args: argparse.Namespace) -> Target:
         )  # fmt: skip
     if key == "tether-pg":
         return start_tether_postgres(lab, args.pg_dsn)
+    if key == "tether-pg-workers":
+        return start_tether_postgres(lab, args.pg_dsn, workers=2)
     if key == "litellm":
         return start_litellm(lab, args.litellm_venv, args.litellm_version)
     raise ValueError(key)
@@ -436,6 +446,7 @@ LABELS = {
     "tether-vertex": "tether's /vertex door, every control on, SQLite",
     "tether-new-session": "tether, SQLite, no session header",
     "tether-pg": "tether, every control on, PostgreSQL",
+    "tether-pg-workers": "tether, every control on, PostgreSQL, 2 workers",
     "litellm": "LiteLLM proxy, no database",
 }
 

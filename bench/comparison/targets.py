@@ -141,10 +141,11 @@ def start_tether(
     session_header: bool = True,
     wire: str = "messages",
     extra_env: dict[str, str] | None = None,
+    up_args: tuple[str, ...] = (),
 ) -> Target:
     """``tether up`` with every control on, configured through the admin API; ``wire``:
     the door the load goes through (``messages``, ``bedrock``, ``converse``, ``vertex``);
-    ``extra_env``: more ``TETHER_*`` settings."""
+    ``extra_env``: more ``TETHER_*`` settings; ``up_args``: more ``tether up`` options."""
     port = free_port()
     data = lab.workdir / name
     data.mkdir()
@@ -160,7 +161,7 @@ def start_tether(
     if database_url:
         env["TETHER_DATABASE_URL"] = database_url
     env.update(extra_env or {})
-    server = lab.start(name, [sys.executable, "-m", "tether.cli", "up"], env)
+    server = lab.start(name, [sys.executable, "-m", "tether.cli", "up", *up_args], env)
     server.wait_ready(f"http://127.0.0.1:{port}/healthz", 60)
     admin = httpx.Client(
         base_url=f"http://127.0.0.1:{port}/admin/v1",
@@ -270,9 +271,30 @@ def create_postgres_database(lab: Lab, admin_dsn: str) -> tuple[str, Callable[[]
     return f"{server}/{name}", reader
 
 
-def start_tether_postgres(lab: Lab, admin_dsn: str) -> Target:
+def start_tether_postgres(lab: Lab, admin_dsn: str, workers: int = 1) -> Target:
+    """``workers`` > 1: ``tether up --workers N`` with the guards' memory in Redis
+    (``TETHER_REDIS_URL``, default the local server's database 0, under a prefix of its
+    own), the shape a deployment takes for more than one core's worth of calls."""
     url, pg_cpu = create_postgres_database(lab, admin_dsn)
-    target = start_tether(lab, "tether-pg", "tether, every control on, PostgreSQL", url)
+    if workers > 1:
+        redis = os.environ.get("TETHER_REDIS_URL", "redis://127.0.0.1:6379/0")
+        target = start_tether(
+            lab,
+            "tether-pg-workers",
+            f"tether, every control on, PostgreSQL, {workers} workers",
+            url,
+            extra_env={
+                "TETHER_REDIS_URL": redis,
+                "TETHER_REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
+            },
+            up_args=("--workers", str(workers)),
+        )
+        target.notes.append(
+            f"`tether up --workers {workers}`: {workers} processes on one port, the guards' "
+            "memory in Redis (whose CPU is not counted)"
+        )
+    else:
+        target = start_tether(lab, "tether-pg", "tether, every control on, PostgreSQL", url)
     if pg_cpu is not None:
         target.extra_cpu["postgres"] = pg_cpu
         target.notes.append(

@@ -4,6 +4,8 @@ does; with Redis unreachable, guarded calls are refused (fail closed)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from pathlib import Path
 
 import anthropic
@@ -69,6 +71,57 @@ def test_a_script_naming_no_session_is_one_session_on_two_processes(
             break
     assert call == 4, f"tripped at call {call}"
     assert len(sessions) == 1, sessions
+
+
+def _burst(
+    fleet: tuple[RunningTether, RunningTether], key: str, session: str, texts: list[str]
+) -> list[httpx.Response]:
+    """All at once, alternating between the two processes: the parallel calls of one
+    Claude Code session (its subagents, its side calls) as a fleet receives them."""
+
+    async def run() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=len(texts))
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        f"{fleet[n % 2].url}/v1/messages",
+                        headers={
+                            "x-api-key": key,
+                            "anthropic-version": "2023-06-01",
+                            "X-Tether-Session-Id": session,
+                        },
+                        json={
+                            "model": "claude-sonnet-5",
+                            "max_tokens": 100,
+                            "messages": [{"role": "user", "content": text}],
+                        },
+                    )
+                    for n, text in enumerate(texts)
+                )
+            )
+
+    return asyncio.run(run())
+
+
+def test_a_burst_in_one_session_over_two_processes_is_judged_call_by_call(
+    redis_fleet: tuple[RunningTether, RunningTether],
+) -> None:
+    """Forty calls of one session at once, half on each process: every one is judged
+    against the others (none refused because the shared state was busy), and a loop among
+    them trips after exactly the limit."""
+    first, _ = redis_fleet
+    key = first.create_agent("burst", "p")
+    first.set_guards("p", **{**QUIET, "repeat_limit": 3})
+    distinct = _burst(redis_fleet, key, "burst", [f"step {n}" for n in range(40)])
+    assert Counter(r.status_code for r in distinct) == {200: 40}, [
+        r.text for r in distinct if r.status_code != 200
+    ][:2]
+    same = _burst(redis_fleet, key, "burst", ["run the tests"] * 40)
+    outcomes = Counter(
+        "ok" if r.status_code == 200 else r.json()["error"].get("code") for r in same
+    )
+    assert outcomes == {"ok": 3, "repeated_call": 37}, outcomes
 
 
 def test_a_tool_loop_spread_over_two_processes_is_withheld_at_the_same_call(

@@ -10,15 +10,22 @@ that copy, then one Lua script commits it if no other process changed it meanwhi
 another did). A state left unchanged is only checked, not written. Sessions expire from
 Redis after ``ttl_ms`` without a change.
 
+Within a process, a session's changes never race each other: they queue, and what queued
+while one commit was under way goes in the next, applied in order (group commit). Only
+other processes can make a commit retry, so a burst of one session's parallel calls
+(a Claude Code session's subagents) is judged call by call instead of refused.
+
 Redis unreachable: the call is refused (``guard_state_unavailable``, 503), never allowed
 unguarded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -74,6 +81,25 @@ return {1}
 started from, the new version ('' when unchanged: only checked) and the new state."""
 
 _EMPTY = (b"", b"")
+UNREACHABLE = "tether cannot reach the guards' shared state (Redis); the call was refused"
+Keys = tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One caller's change, waiting for the commit that carries it."""
+
+    change: Change[Any]
+    at_ms: int
+    done: asyncio.Future[Any]
+
+    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
+        if self.done.done():  # its caller left
+            return
+        if error is not None:
+            self.done.set_exception(error)
+        else:
+            self.done.set_result(result)
 
 
 class RedisGuardMemory:
@@ -87,6 +113,9 @@ class RedisGuardMemory:
         self._seen: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
         """Per key, the last (version, state) this process read or wrote."""
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._queues: dict[Keys, list[_Pending]] = {}
+        """Per set of records, the changes waiting while one commit of them is under way."""
+        self._drains: set[asyncio.Task[None]] = set()
 
     async def ping(self) -> None:
         """Raises ``SharedStateUnavailable`` when Redis does not answer (at start-up)."""
@@ -98,14 +127,53 @@ class RedisGuardMemory:
     async def update(
         self, session_id: str, at_ms: int, change: Change[R], breaker_of: str | None = None
     ) -> R:
-        keys = [f"{self._prefix}guards:w{FORMAT}:{session_id}"]
+        keys: Keys = (f"{self._prefix}guards:w{FORMAT}:{session_id}",)
         if breaker_of is not None:
-            keys.append(f"{self._prefix}guards:b:{breaker_of}")
-        for _ in range(ATTEMPTS):
+            keys += (f"{self._prefix}guards:b:{breaker_of}",)
+        pending = _Pending(change, at_ms, asyncio.get_running_loop().create_future())
+        queue = self._queues.get(keys)
+        if queue is not None:
+            queue.append(pending)
+        else:
+            self._queues[keys] = [pending]
+            drain = asyncio.create_task(self._drain(keys, session_id, breaker_of))
+            self._drains.add(drain)
+            drain.add_done_callback(self._drains.discard)
+        return await pending.done  # type: ignore[no-any-return]
+
+    async def _drain(self, keys: Keys, session_id: str, breaker_of: str | None) -> None:
+        """Commits what is queued for ``keys``, batch after batch, until nothing is; a
+        task of its own, so a caller that leaves does not strand the others."""
+        queue = self._queues[keys]
+        try:
+            while batch := [pending for pending in queue if not pending.done.done()]:
+                queue.clear()
+                try:
+                    await self._commit_batch(keys, session_id, breaker_of, batch)
+                except Exception as exc:
+                    log.exception("committing guard state failed")
+                    for pending in batch:
+                        pending.settle(error=exc)
+            queue.clear()
+        finally:
+            del self._queues[keys]
+
+    async def _commit_batch(
+        self, keys: Keys, session_id: str, breaker_of: str | None, batch: list[_Pending]
+    ) -> None:
+        """Applies each change in order to one copy of the records and commits them once;
+        on a conflict, again from the state the other process left."""
+        attempts = 0
+        while batch and attempts < ATTEMPTS:
             seen = [self._seen.get(key, _EMPTY) for key in keys]
-            watch = decode_watch(seen[0][1], at_ms)
+            watch = decode_watch(seen[0][1], batch[0].at_ms)
             breaker = decode_breaker(seen[1][1]) if breaker_of is not None else None
-            result = change(watch, breaker)
+            results: list[Any] = []
+            failed = _first_failed(batch, watch, breaker, results)
+            if failed is not None:
+                del batch[failed]  # its caller has the error; the others start over
+                continue
+            attempts += 1
             states = [encode_watch(watch)]
             if breaker is not None:
                 states.append(encode_breaker(breaker))
@@ -116,24 +184,26 @@ class RedisGuardMemory:
                 args += [version, fresh, new if fresh else b""]
                 written.append((fresh, new) if fresh else None)
             try:
-                reply = await self._commit(keys=keys, args=args)
+                reply = await self._commit(keys=list(keys), args=args)
             except (RedisError, OSError) as exc:
                 log.warning("guard state in Redis unavailable: %s", exc)
-                raise SharedStateUnavailable(
-                    "tether cannot reach the guards' shared state (Redis); the call was refused"
-                ) from None
+                for pending in batch:
+                    pending.settle(error=SharedStateUnavailable(UNREACHABLE))
+                return
             if reply[0] == 1:
                 for key, done in zip(keys, written, strict=True):
                     if done is not None:
                         self._remember(key, done)
                 if breaker is not None:
                     self._breakers[breaker_of or ""] = breaker
-                return result
+                for pending, result in zip(batch, results, strict=True):
+                    pending.settle(result)
+                return
             for index, key in enumerate(keys):
                 self._remember(key, (reply[1 + 2 * index], reply[2 + 2 * index]))
-        raise SharedStateUnavailable(
-            f"session {session_id}'s guard state kept changing under this call; refused"
-        )
+        busy = f"session {session_id}'s guard state kept changing under this call; refused"
+        for pending in batch:
+            pending.settle(error=SharedStateUnavailable(busy))
 
     def _remember(self, key: str, seen: tuple[bytes, bytes]) -> None:
         self._seen[key] = seen
@@ -149,3 +219,17 @@ class RedisGuardMemory:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _first_failed(
+    batch: list[_Pending], watch: Any, breaker: CircuitBreaker | None, results: list[Any]
+) -> int | None:
+    """Runs the batch's changes in order on one copy, their results into ``results``; the
+    index of the first that raised (its caller told), None when none did."""
+    for index, pending in enumerate(batch):
+        try:
+            results.append(pending.change(watch, breaker))
+        except Exception as exc:
+            pending.settle(error=exc)
+            return index
+    return None
