@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timedelta
 
 import anthropic
 import httpx
@@ -58,6 +59,9 @@ def test_kill_on_one_replica_cuts_a_stream_on_the_other(
 def test_project_pause_on_one_replica_refuses_on_the_other_within_a_second(
     replicas: tuple[RunningTether, RunningTether], upstream: RunningFake
 ) -> None:
+    """Judged by the trail, not by this client's clock: no call allowed on the other
+    replica more than a second after the pause was recorded. A loaded machine slows the
+    client's own requests too, and a slow answer sent before the deadline is no breach."""
     first, second = replicas
     first.create_project("p", upstream.fake.api_key)
     key = first.create_agent("a", "p")
@@ -67,10 +71,29 @@ def test_project_pause_on_one_replica_refuses_on_the_other_within_a_second(
 
     assert first.call("POST", "/projects/p/pause").status_code == 200
     paused_at = time.monotonic()
-    while True:
-        status = httpx.post(f"{second.url}/v1/messages", json=body, headers=headers).status_code
-        if status == 423 or time.monotonic() - paused_at > 1.0:
+    statuses = []
+    while time.monotonic() - paused_at < 5.0:
+        statuses.append(
+            httpx.post(f"{second.url}/v1/messages", json=body, headers=headers).status_code
+        )
+        if statuses[-1] == 423:
             break
         time.sleep(0.02)
-    assert status == 423
-    assert time.monotonic() - paused_at <= 1.0
+    assert statuses[-1] == 423, statuses
+    (pause,) = [
+        e
+        for e in first.call("GET", "/audit", params={"action": "admin:projects."}).json()
+        if e["action"] == "admin:projects.pause"
+    ]
+    deadline = _at(pause["ts"]) + timedelta(seconds=1)
+    calls = [
+        e
+        for e in second.call("GET", "/audit", params={"action": "model:", "limit": "10000"}).json()
+        if e["action"] == "model:messages"
+    ]
+    late = [e for e in calls if e["result"] == "allow" and _at(e["ts"]) > deadline]
+    assert late == [], f"allowed more than a second after the pause at {pause['ts']}"
+
+
+def _at(ts: str) -> datetime:
+    return datetime.fromisoformat(ts)
