@@ -80,6 +80,9 @@ def test_slow_headers_and_slow_bodies_are_cut_off(strict: RunningTether) -> None
                     break
             except TimeoutError:
                 continue
+            except ConnectionResetError:  # cut with headers of ours still unread: a reset
+                closed = True
+                break
         assert closed, "a client trickling its headers for 10 s was never dropped"
 
     strict.create_project("p")
