@@ -107,21 +107,24 @@ def _burst(
 def test_a_burst_in_one_session_over_two_processes_is_judged_call_by_call(
     redis_fleet: tuple[RunningTether, RunningTether],
 ) -> None:
-    """Forty calls of one session at once, half on each process: every one is judged
-    against the others (none refused because the shared state was busy), and a loop among
-    them trips after exactly the limit."""
+    """Forty calls of one session at once, half on each process, the circuit breaker on:
+    every one is judged against the others (none refused because the shared state was
+    busy), a loop among them trips after exactly the limit, and each call gets its own
+    verdict (the distinct calls mixed in are all answered)."""
     first, _ = redis_fleet
     key = first.create_agent("burst", "p")
-    first.set_guards("p", **{**QUIET, "repeat_limit": 3})
+    first.set_guards("p", **{**QUIET, "repeat_limit": 3, "breaker_failures": 5})
     distinct = _burst(redis_fleet, key, "burst", [f"step {n}" for n in range(40)])
     assert Counter(r.status_code for r in distinct) == {200: 40}, [
         r.text for r in distinct if r.status_code != 200
     ][:2]
-    same = _burst(redis_fleet, key, "burst", ["run the tests"] * 40)
+    texts = ["run the tests" if n % 2 else f"look {n}" for n in range(40)]
+    mixed = _burst(redis_fleet, key, "burst", texts)
     outcomes = Counter(
-        "ok" if r.status_code == 200 else r.json()["error"].get("code") for r in same
+        (text == "run the tests", r.status_code == 200 or r.json()["error"].get("code"))
+        for text, r in zip(texts, mixed, strict=True)
     )
-    assert outcomes == {"ok": 3, "repeated_call": 37}, outcomes
+    assert outcomes == {(False, True): 20, (True, True): 3, (True, "repeated_call"): 17}, outcomes
 
 
 def test_a_tool_loop_spread_over_two_processes_is_withheld_at_the_same_call(

@@ -22,7 +22,9 @@ unguarded.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import random
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -82,7 +84,9 @@ started from, the new version ('' when unchanged: only checked) and the new stat
 
 _EMPTY = (b"", b"")
 UNREACHABLE = "tether cannot reach the guards' shared state (Redis); the call was refused"
-Keys = tuple[str, ...]
+STOPPED = "tether is stopping; the guards' shared state was not updated for this call"
+CONFLICT_WAIT_SECONDS = 0.002
+"""After the n-th conflict with another process, a commit waits up to n times this."""
 
 
 @dataclass(slots=True)
@@ -91,6 +95,7 @@ class _Pending:
 
     change: Change[Any]
     at_ms: int
+    breaker_of: str | None
     done: asyncio.Future[Any]
 
     def settle(self, result: Any = None, error: BaseException | None = None) -> None:
@@ -113,8 +118,8 @@ class RedisGuardMemory:
         self._seen: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
         """Per key, the last (version, state) this process read or wrote."""
         self._breakers: dict[str, CircuitBreaker] = {}
-        self._queues: dict[Keys, list[_Pending]] = {}
-        """Per set of records, the changes waiting while one commit of them is under way."""
+        self._queues: dict[str, list[_Pending]] = {}
+        """Per session, the changes waiting while one commit of them is under way."""
         self._drains: set[asyncio.Task[None]] = set()
 
     async def ping(self) -> None:
@@ -127,45 +132,60 @@ class RedisGuardMemory:
     async def update(
         self, session_id: str, at_ms: int, change: Change[R], breaker_of: str | None = None
     ) -> R:
-        keys: Keys = (f"{self._prefix}guards:w{FORMAT}:{session_id}",)
-        if breaker_of is not None:
-            keys += (f"{self._prefix}guards:b:{breaker_of}",)
-        pending = _Pending(change, at_ms, asyncio.get_running_loop().create_future())
-        queue = self._queues.get(keys)
+        key = f"{self._prefix}guards:w{FORMAT}:{session_id}"
+        pending = _Pending(change, at_ms, breaker_of, asyncio.get_running_loop().create_future())
+        queue = self._queues.get(key)
         if queue is not None:
             queue.append(pending)
         else:
-            self._queues[keys] = [pending]
-            drain = asyncio.create_task(self._drain(keys, session_id, breaker_of))
+            self._queues[key] = queue = [pending]
+            drain = asyncio.create_task(self._drain(key, session_id, queue))
             self._drains.add(drain)
-            drain.add_done_callback(self._drains.discard)
+            drain.add_done_callback(functools.partial(self._drain_ended, key, queue))
         return await pending.done  # type: ignore[no-any-return]
 
-    async def _drain(self, keys: Keys, session_id: str, breaker_of: str | None) -> None:
-        """Commits what is queued for ``keys``, batch after batch, until nothing is; a
+    async def _drain(self, key: str, session_id: str, queue: list[_Pending]) -> None:
+        """Commits what is queued for a session, batch after batch, until nothing is; a
         task of its own, so a caller that leaves does not strand the others."""
-        queue = self._queues[keys]
         try:
-            while batch := [pending for pending in queue if not pending.done.done()]:
-                queue.clear()
+            while batch := _next_batch(queue):
                 try:
-                    await self._commit_batch(keys, session_id, breaker_of, batch)
+                    await self._commit_batch(key, session_id, batch)
                 except Exception as exc:
                     log.exception("committing guard state failed")
                     for pending in batch:
                         pending.settle(error=exc)
-            queue.clear()
+                except BaseException:
+                    for pending in batch:
+                        pending.settle(error=SharedStateUnavailable(STOPPED))
+                    raise
         finally:
-            del self._queues[keys]
+            if self._queues.get(key) is queue:
+                del self._queues[key]
+            for pending in queue:
+                pending.settle(error=SharedStateUnavailable(STOPPED))
 
-    async def _commit_batch(
-        self, keys: Keys, session_id: str, breaker_of: str | None, batch: list[_Pending]
-    ) -> None:
+    def _drain_ended(self, key: str, queue: list[_Pending], drain: asyncio.Task[None]) -> None:
+        """A drain cancelled before it ran never reached its ``finally``: its callers are
+        told here, and the session's next call starts a new one."""
+        self._drains.discard(drain)
+        if self._queues.get(key) is queue:
+            del self._queues[key]
+            for pending in queue:
+                pending.settle(error=SharedStateUnavailable(STOPPED))
+
+    async def _commit_batch(self, key: str, session_id: str, batch: list[_Pending]) -> None:
         """Applies each change in order to one copy of the records and commits them once;
-        on a conflict, again from the state the other process left."""
+        on a conflict, again from the state the other process left, after a short random
+        wait so two processes do not keep meeting."""
+        breaker_of = next((p.breaker_of for p in batch if p.breaker_of is not None), None)
+        keys = [key] if breaker_of is None else [key, f"{self._prefix}guards:b:{breaker_of}"]
         attempts = 0
-        while batch and attempts < ATTEMPTS:
-            seen = [self._seen.get(key, _EMPTY) for key in keys]
+        while attempts < ATTEMPTS:
+            batch[:] = [pending for pending in batch if not pending.done.done()]
+            if not batch:
+                return
+            seen = [self._seen.get(k, _EMPTY) for k in keys]
             watch = decode_watch(seen[0][1], batch[0].at_ms)
             breaker = decode_breaker(seen[1][1]) if breaker_of is not None else None
             results: list[Any] = []
@@ -184,23 +204,24 @@ class RedisGuardMemory:
                 args += [version, fresh, new if fresh else b""]
                 written.append((fresh, new) if fresh else None)
             try:
-                reply = await self._commit(keys=list(keys), args=args)
+                reply = await self._commit(keys=keys, args=args)
             except (RedisError, OSError) as exc:
                 log.warning("guard state in Redis unavailable: %s", exc)
                 for pending in batch:
                     pending.settle(error=SharedStateUnavailable(UNREACHABLE))
                 return
             if reply[0] == 1:
-                for key, done in zip(keys, written, strict=True):
+                for k, done in zip(keys, written, strict=True):
                     if done is not None:
-                        self._remember(key, done)
+                        self._remember(k, done)
                 if breaker is not None:
                     self._breakers[breaker_of or ""] = breaker
                 for pending, result in zip(batch, results, strict=True):
                     pending.settle(result)
                 return
-            for index, key in enumerate(keys):
-                self._remember(key, (reply[1 + 2 * index], reply[2 + 2 * index]))
+            for index, k in enumerate(keys):
+                self._remember(k, (reply[1 + 2 * index], reply[2 + 2 * index]))
+            await asyncio.sleep(random.uniform(0, CONFLICT_WAIT_SECONDS * attempts))
         busy = f"session {session_id}'s guard state kept changing under this call; refused"
         for pending in batch:
             pending.settle(error=SharedStateUnavailable(busy))
@@ -221,14 +242,27 @@ class RedisGuardMemory:
         await self._client.aclose()
 
 
+def _next_batch(queue: list[_Pending]) -> list[_Pending]:
+    """The waiting changes that can commit together, taken off ``queue``: all of them, but
+    those naming a breaker only with others naming the same one (a session has one
+    project, so in practice all)."""
+    waiting = [pending for pending in queue if not pending.done.done()]
+    breaker_of = next((p.breaker_of for p in waiting if p.breaker_of is not None), None)
+    batch = [p for p in waiting if p.breaker_of in (None, breaker_of)]
+    queue[:] = [p for p in waiting if p.breaker_of not in (None, breaker_of)]
+    return batch
+
+
 def _first_failed(
     batch: list[_Pending], watch: Any, breaker: CircuitBreaker | None, results: list[Any]
 ) -> int | None:
-    """Runs the batch's changes in order on one copy, their results into ``results``; the
-    index of the first that raised (its caller told), None when none did."""
+    """Runs the batch's changes in order on one copy, their results into ``results``;
+    each sees the breaker only if it asked for it. The index of the first that raised (its
+    caller told), None when none did."""
     for index, pending in enumerate(batch):
         try:
-            results.append(pending.change(watch, breaker))
+            seen_breaker = breaker if pending.breaker_of is not None else None
+            results.append(pending.change(watch, seen_breaker))
         except Exception as exc:
             pending.settle(error=exc)
             return index

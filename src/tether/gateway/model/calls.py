@@ -373,13 +373,20 @@ async def _while_client_waits(request: web.Request, work: Awaitable[T]) -> T:
     own and ``asyncio.wait``)."""
     watch = _ClientWatch(request)
     try:
-        return await work
+        result = await work
     except asyncio.CancelledError:
         if watch.cancelled_task():
             raise ClientGone from None
         raise
+    except Exception:
+        if watch.cancelled_task():  # the work turned the cancellation into an error
+            raise ClientGone from None
+        raise
     finally:
         watch.stop()
+    if watch.cancelled_task():  # the work swallowed the cancellation
+        raise ClientGone
+    return result
 
 
 class _ClientWatch:
@@ -402,8 +409,8 @@ class _ClientWatch:
             self._timer = self._loop.call_later(CLIENT_CHECK_SECONDS, self._check)
 
     def cancelled_task(self) -> bool:
-        """Whether the cancellation being raised is this watch's alone (not also a
-        shutdown's): it is then taken back, and the client is gone."""
+        """Whether this watch cancelled the task, and nothing else did (a shutdown): its
+        cancellation is then taken back, and the client is gone. Asked once."""
         return self._left and self._task is not None and self._task.uncancel() == 0
 
     def stop(self) -> None:
