@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -51,8 +50,11 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-ATTEMPTS = 8
-"""Commits retried on a conflict (another process changed the session meanwhile)."""
+ATTEMPTS = 32
+"""Commits tried for one batch. A conflict means another process's commit succeeded
+meanwhile (the script is atomic, so some process always wins), and with two busy processes
+each try wins about half the time: 8 tries left about one batch in a hundred refused under
+a closed loop of one session on two workers (measured), 32 leave it to chance."""
 SESSION_TTL_MS = 24 * 3600 * 1000
 
 COMMIT = """
@@ -85,8 +87,6 @@ started from, the new version ('' when unchanged: only checked) and the new stat
 _EMPTY = (b"", b"")
 UNREACHABLE = "tether cannot reach the guards' shared state (Redis); the call was refused"
 STOPPED = "tether is stopping; the guards' shared state was not updated for this call"
-CONFLICT_WAIT_SECONDS = 0.002
-"""After the n-th conflict with another process, a commit waits up to n times this."""
 
 
 @dataclass(slots=True)
@@ -176,8 +176,8 @@ class RedisGuardMemory:
 
     async def _commit_batch(self, key: str, session_id: str, batch: list[_Pending]) -> None:
         """Applies each change in order to one copy of the records and commits them once;
-        on a conflict, again from the state the other process left, after a short random
-        wait so two processes do not keep meeting."""
+        on a conflict, again at once from the state the other process left (waiting would
+        only let the other process, which does not wait, win again)."""
         breaker_of = next((p.breaker_of for p in batch if p.breaker_of is not None), None)
         keys = [key] if breaker_of is None else [key, f"{self._prefix}guards:b:{breaker_of}"]
         attempts = 0
@@ -221,7 +221,6 @@ class RedisGuardMemory:
                 return
             for index, k in enumerate(keys):
                 self._remember(k, (reply[1 + 2 * index], reply[2 + 2 * index]))
-            await asyncio.sleep(random.uniform(0, CONFLICT_WAIT_SECONDS * attempts))
         busy = f"session {session_id}'s guard state kept changing under this call; refused"
         for pending in batch:
             pending.settle(error=SharedStateUnavailable(busy))
