@@ -160,19 +160,20 @@ class RedisGuardMemory:
                         pending.settle(error=SharedStateUnavailable(STOPPED))
                     raise
         finally:
-            if self._queues.get(key) is queue:
-                del self._queues[key]
-            for pending in queue:
-                pending.settle(error=SharedStateUnavailable(STOPPED))
+            self._close_queue(key, queue)
 
     def _drain_ended(self, key: str, queue: list[_Pending], drain: asyncio.Task[None]) -> None:
-        """A drain cancelled before it ran never reached its ``finally``: its callers are
-        told here, and the session's next call starts a new one."""
+        """A drain cancelled before it ran never reached its ``finally``."""
         self._drains.discard(drain)
+        self._close_queue(key, queue)
+
+    def _close_queue(self, key: str, queue: list[_Pending]) -> None:
+        """Done with ``queue`` (the session's next call starts a new one); callers still in
+        it are told (none when its drain ran to the end)."""
         if self._queues.get(key) is queue:
             del self._queues[key]
-            for pending in queue:
-                pending.settle(error=SharedStateUnavailable(STOPPED))
+        for pending in queue:
+            pending.settle(error=SharedStateUnavailable(STOPPED))
 
     async def _commit_batch(self, key: str, session_id: str, batch: list[_Pending]) -> None:
         """Applies each change in order to one copy of the records and commits them once;

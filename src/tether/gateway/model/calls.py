@@ -374,12 +374,8 @@ async def _while_client_waits(request: web.Request, work: Awaitable[T]) -> T:
     watch = _ClientWatch(request)
     try:
         result = await work
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, Exception):  # the watch's, or one the work made of it
         if watch.cancelled_task():
-            raise ClientGone from None
-        raise
-    except Exception:
-        if watch.cancelled_task():  # the work turned the cancellation into an error
             raise ClientGone from None
         raise
     finally:
