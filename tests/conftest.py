@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anthropic
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from tests.support.databases import REDIS_URL, postgres_database, seed_sqlite, sqlite_url
 from tests.support.fake_upstream import RunningFake, start_fake
 from tests.support.server import RunningTether, start_tether
+from tests.support.tcp_proxy import CuttableProxy
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -127,6 +129,33 @@ def redis_fleet(
     with _two_tethers(tmp_path, upstream, **redis) as (first, second):
         first.create_project("p", upstream.fake.api_key)
         yield first, second
+
+
+@pytest.fixture
+def redis_proxy() -> Iterator[CuttableProxy]:
+    """The tests' Redis behind a forwarder that can lose or hold up a reply."""
+    redis = urlsplit(REDIS_URL)
+    proxy = CuttableProxy(redis.hostname or "127.0.0.1", redis.port or 6379).start()
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def tether_behind_redis_proxy(
+    tmp_path: Path, upstream: RunningFake, redis_proxy: CuttableProxy
+) -> Iterator[RunningTether]:
+    """A tether on SQLite keeping its fleet state in Redis through ``redis_proxy``, with
+    project ``p`` holding the fake's key."""
+    tether = start_tether(
+        tmp_path / "data",
+        sqlite_url(str(tmp_path)),
+        anthropic_base_url=upstream.url,
+        redis_url=f"redis://127.0.0.1:{redis_proxy.port}{urlsplit(REDIS_URL).path}",
+        redis_prefix=f"test-{uuid.uuid4().hex}:",
+    )
+    tether.create_project("p", upstream.fake.api_key)
+    yield tether
+    tether.stop()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import anthropic
@@ -15,6 +16,8 @@ from tests.guards.test_guards import QUIET, Sdk, ToolLoop, ask, refusal
 from tests.support.databases import sqlite_url
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether, free_port, start_tether
+from tests.support.tcp_proxy import CuttableProxy
+from tether.errors import REDIS_TIMEOUT_SECONDS
 from tether.fakes.anthropic import FakeReply
 
 
@@ -171,3 +174,42 @@ def test_with_redis_unreachable_guarded_calls_are_refused_and_readiness_says_why
         assert ready.status_code == 503 and ready.json()["checks"]["guards"] != "ok"
     finally:
         tether.stop()
+
+
+def _trips_at(agent: anthropic.Anthropic, fault_at: int, fault: Callable[[], None]) -> int:
+    for call in range(1, 10):
+        if call == fault_at:
+            fault()
+        try:
+            ask(agent)
+        except anthropic.APIStatusError as exc:
+            assert exc.body["error"]["code"] == "repeated_call", exc.body  # type: ignore[index]
+            return call
+    raise AssertionError("the loop was never stopped")
+
+
+def test_a_guard_commit_whose_reply_was_lost_is_sent_again_and_counted_once(
+    tether_behind_redis_proxy: RunningTether, redis_proxy: CuttableProxy, sdk: Sdk
+) -> None:
+    """The commit reached Redis, its reply did not (the connection dropped): the call is
+    answered, not refused, and counted once, so the loop trips where it would have."""
+    key = tether_behind_redis_proxy.create_agent("looper", "p")
+    tether_behind_redis_proxy.set_guards("p", **{**QUIET, "repeat_limit": 3})
+    agent = sdk(tether_behind_redis_proxy, key, "lost-reply")
+    assert _trips_at(agent, 2, lambda: redis_proxy.lose_reply_to(b"guards:w")) == 4
+
+
+def test_a_guard_reply_held_past_the_timeout_is_asked_for_again(
+    tether_behind_redis_proxy: RunningTether, redis_proxy: CuttableProxy, sdk: Sdk
+) -> None:
+    """A reply late past the timeout (as when the event loop stalls, the reply unread in the
+    socket) is asked for again on a fresh connection, not turned into a refusal."""
+    key = tether_behind_redis_proxy.create_agent("looper", "p")
+    tether_behind_redis_proxy.set_guards("p", **{**QUIET, "repeat_limit": 3})
+    agent = sdk(tether_behind_redis_proxy, key, "late-reply")
+    assert (
+        _trips_at(
+            agent, 3, lambda: redis_proxy.hold_reply_to(b"guards:w", REDIS_TIMEOUT_SECONDS + 0.5)
+        )
+        == 4
+    )

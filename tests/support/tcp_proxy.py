@@ -1,10 +1,13 @@
-"""A TCP forwarder on a free loopback port that a test can cut, to make a database unreachable."""
+"""A TCP forwarder on a free loopback port that a test can cut, to make a database
+unreachable, or make lose or hold up one reply."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import threading
+
+LOST = -1.0
 
 
 class CuttableProxy:
@@ -15,6 +18,9 @@ class CuttableProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._reply_fault: tuple[bytes, float] | None = None
+        """What marks the request whose reply is faulted, and the seconds to hold that reply
+        up (``LOST``: swallow it and drop its connection)."""
 
     def start(self) -> CuttableProxy:
         self._thread.start()
@@ -24,6 +30,14 @@ class CuttableProxy:
     def cut(self) -> None:
         """Refuse new connections and drop every open one."""
         asyncio.run_coroutine_threadsafe(self._cut(), self._loop).result(5)
+
+    def lose_reply_to(self, marker: bytes) -> None:
+        """The reply to the next request holding ``marker`` is swallowed and its connection
+        dropped: the target acted on the request; its sender cannot know."""
+        self._loop.call_soon_threadsafe(setattr, self, "_reply_fault", (marker, LOST))
+
+    def hold_reply_to(self, marker: bytes, seconds: float) -> None:
+        self._loop.call_soon_threadsafe(setattr, self, "_reply_fault", (marker, seconds))
 
     def restore(self) -> None:
         asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(5)
@@ -57,13 +71,27 @@ class CuttableProxy:
             return
         self._writers.update({writer, up_writer})
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        faulted: list[float] = []
+        """The fault for this connection's next reply (its requests are one at a time)."""
+
+        async def pipe(
+            src: asyncio.StreamReader, dst: asyncio.StreamWriter, replies: bool = False
+        ) -> None:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
                 while data := await src.read(65536):
+                    fault = self._reply_fault
+                    if not replies and fault is not None and fault[0] in data:
+                        self._reply_fault = None
+                        faulted.append(fault[1])
+                    if replies and faulted:
+                        if (seconds := faulted.pop()) == LOST:
+                            up_writer.transport.abort()
+                            break
+                        await asyncio.sleep(seconds)
                     dst.write(data)
                     await dst.drain()
             dst.transport.abort()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer, replies=True))
         self._writers.discard(writer)
         self._writers.discard(up_writer)

@@ -15,8 +15,9 @@ while one commit was under way goes in the next, applied in order (group commit)
 other processes can make a commit retry, so a burst of one session's parallel calls
 (a Claude Code session's subagents) is judged call by call instead of refused.
 
-Redis unreachable: the call is refused (``guard_state_unavailable``, 503), never allowed
-unguarded.
+A commit whose reply was lost is sent once more (``tether.shared_state``) and recognises
+itself if it had landed. Redis unreachable: the call is refused
+(``guard_state_unavailable``, 503), never allowed unguarded.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from tether.errors import REDIS_TIMEOUT_SECONDS, SharedStateUnavailable
+from tether.errors import SharedStateUnavailable
 from tether.guards.breaker import CircuitBreaker
 from tether.guards.codec import (
     FORMAT,
@@ -43,6 +44,7 @@ from tether.guards.codec import (
 )
 from tether.guards.memory import Change
 from tether.guards.watches import MAX_SESSIONS
+from tether.shared_state import connect_redis, sent_again_once
 
 __all__ = ["RedisGuardMemory"]
 
@@ -109,9 +111,7 @@ class _Pending:
 
 class RedisGuardMemory:
     def __init__(self, url: str, prefix: str = "tether:", ttl_ms: int = SESSION_TTL_MS) -> None:
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
-        )
+        self._client: aioredis.Redis = connect_redis(url)
         self._commit = self._client.register_script(COMMIT)
         self._prefix = prefix
         self._ttl_ms = ttl_ms
@@ -205,13 +205,14 @@ class RedisGuardMemory:
                 args += [version, fresh, new if fresh else b""]
                 written.append((fresh, new) if fresh else None)
             try:
-                reply = await self._commit(keys=keys, args=args)
+                commit = functools.partial(self._commit, keys=keys, args=args)
+                reply = await sent_again_once(commit)
             except (RedisError, OSError) as exc:
                 log.warning("guard state in Redis unavailable: %s", exc)
                 for pending in batch:
                     pending.settle(error=SharedStateUnavailable(UNREACHABLE))
                 return
-            if reply[0] == 1:
+            if reply[0] == 1 or _landed(reply, written):
                 for k, done in zip(keys, written, strict=True):
                     if done is not None:
                         self._remember(k, done)
@@ -251,6 +252,17 @@ def _next_batch(queue: list[_Pending]) -> list[_Pending]:
     batch = [p for p in waiting if p.breaker_of in (None, breaker_of)]
     queue[:] = [p for p in waiting if p.breaker_of not in (None, breaker_of)]
     return batch
+
+
+def _landed(reply: list[Any], written: list[tuple[bytes, bytes] | None]) -> bool:
+    """A commit refused as stale that finds every record it writes at the version it
+    writes: its first sending had landed and only the reply was lost (versions are
+    random, so no other commit leaves them). Should another process commit in between,
+    the change is applied twice: one call counted twice (it takes a lost reply and another
+    process's commit within one round trip)."""
+    return any(written) and all(
+        done is None or reply[1 + 2 * index] == done[0] for index, done in enumerate(written)
+    )
 
 
 def _first_failed(

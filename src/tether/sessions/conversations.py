@@ -13,14 +13,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from tether.clock import new_uuid7, now_ms
-from tether.errors import REDIS_TIMEOUT_SECONDS, SharedStateUnavailable
+from tether.errors import SharedStateUnavailable
+from tether.shared_state import connect_redis, sent_again_once
 
 __all__ = [
     "CONVERSATION_IDLE_MS",
@@ -130,9 +131,7 @@ class RedisConversations:
     round trip per call of a caller that names no session (none for those that do)."""
 
     def __init__(self, url: str, prefix: str) -> None:
-        self._client: aioredis.Redis = aioredis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
-        )
+        self._client: aioredis.Redis = connect_redis(url)
         self._session_of = self._client.register_script(SESSION_OF)
         self._prefix = prefix
         self._written: dict[str, tuple[str, int]] = {}
@@ -143,9 +142,8 @@ class RedisConversations:
     ) -> str:
         digest = hashlib.blake2b(f"{agent_id}\0{conversation}".encode(), digest_size=16)
         key = f"{self._prefix}conversation:{digest.hexdigest()}"
-        session = await self._ask(
-            self._session_of(keys=[key], args=[proposed or new_session_id(), CONVERSATION_IDLE_MS])
-        )
+        args: list[str | int] = [proposed or new_session_id(), CONVERSATION_IDLE_MS]
+        session = await self._ask(lambda: self._session_of(keys=[key], args=args))
         return _text(session) or ""
 
     async def note_latest(self, agent_id: str, session_id: str) -> None:
@@ -156,7 +154,7 @@ class RedisConversations:
         if written and written[0] == session_id and at - written[1] < LATEST_REWRITE_MS:
             return
         key = f"{self._prefix}latest:{agent_id}"
-        await self._ask(self._client.set(key, session_id, px=CONVERSATION_IDLE_MS))
+        await self._ask(lambda: self._client.set(key, session_id, px=CONVERSATION_IDLE_MS))
         self._written[agent_id] = (session_id, at)
         if len(self._written) > REMEMBERED:
             self._written.pop(next(iter(self._written)))
@@ -165,12 +163,13 @@ class RedisConversations:
         return {"latest_written": len(self._written)}
 
     async def latest(self, agent_id: str) -> str | None:
-        return _text(await self._ask(self._client.get(f"{self._prefix}latest:{agent_id}")))
+        key = f"{self._prefix}latest:{agent_id}"
+        return _text(await self._ask(lambda: self._client.get(key)))
 
     @staticmethod
-    async def _ask(reply: Awaitable[Any]) -> Any:
+    async def _ask(command: Callable[[], Awaitable[Any]]) -> Any:
         try:
-            return await reply
+            return await sent_again_once(command)
         except (RedisError, OSError) as exc:
             log.warning("sessions in Redis unavailable: %s", exc)
             raise SharedStateUnavailable(
