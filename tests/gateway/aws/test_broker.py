@@ -356,10 +356,19 @@ def test_a_kill_cuts_a_transfer_already_streaming(broker: RunningTether, moto_ur
             received += len(chunk)
     assert "timeout" not in repr(cut.value).lower(), "the connection was closed, not left open"
     assert received < 32 * MB, "the download was cut"
-    completed = broker.call(
-        "GET", "/audit", params={"agent": "cutme-agent", "action": "s3:GetObject:completed"}
-    ).json()
-    assert completed and completed[-1]["attributes"]["status"] == 423
+    assert _completion_status(broker, "cutme-agent", "s3:GetObject:completed") == 423
+
+
+def _completion_status(broker: RunningTether, agent: str, action: str) -> int:
+    """The status the trail gives the transfer's end, written once the cut reached the
+    broker (the client can see the cut a moment before)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        params = {"agent": agent, "action": action}
+        if completed := broker.call("GET", "/audit", params=params).json():
+            return int(completed[-1]["attributes"]["status"])
+        time.sleep(0.1)
+    raise AssertionError(f"no {action} event in the trail")
 
 
 def test_a_body_past_the_hashing_threshold_is_verified_and_signed_on_a_thread(
