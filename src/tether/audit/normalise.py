@@ -30,6 +30,7 @@ REDACT_MARGIN = 8_192
 """Characters past a cut that are still scanned, so a secret across it is blanked whole
 (a PEM key runs to about 3,300 characters)."""
 MAX_DEPTH = 16
+MAX_NAME_CHARS = 128
 MAX_ITEMS = 256
 INT64 = 2**63
 TRUNCATED = "…"
@@ -93,10 +94,29 @@ def _clean(value: Any, depth: int) -> Any:
 def _clean_dict(value: dict[Any, Any], depth: int) -> dict[str, Any]:
     cleaned: dict[str, Any] = {}
     for key, item in itertools.islice(value.items(), MAX_ITEMS):
-        name = clean_text(key if type(key) is str else str(key), 128)
-        secret = isinstance(item, str) and is_secret_name(name)
-        cleaned[name] = REDACTED if secret else _clean(item, depth + 1)
+        text = key if type(key) is str else str(key)
+        name, secret = _attribute_name(text) if len(text) <= MAX_NAME_CHARS else _name(text)
+        if type(item) is str:
+            if secret:
+                cleaned[name] = REDACTED
+            elif len(item) <= CACHED_CHARS:
+                cleaned[name] = _clean_short(item)
+            else:
+                cleaned[name] = clean_text(item)
+        else:
+            secret = secret and isinstance(item, str)
+            cleaned[name] = REDACTED if secret else _clean(item, depth + 1)
     return cleaned
+
+
+def _name(key: str) -> tuple[str, bool]:
+    """An attribute's key as stored, and whether the value it names is a secret."""
+    name = clean_text(key, MAX_NAME_CHARS)
+    return name, is_secret_name(name)
+
+
+_attribute_name = functools.lru_cache(maxsize=4_096)(_name)
+"""Keys repeat on every event (``model``, ``status``, ``usage``): looked at once."""
 
 
 def _clean_other(value: Any, depth: int) -> Any:
@@ -129,7 +149,12 @@ def _attributes(attributes: dict[str, Any]) -> str:
 
 
 def _column(name: str, value: str | None) -> str | None:
-    return None if value is None else clean_text(str(value), _LIMITS[name])
+    if value is None:
+        return None
+    if type(value) is str and len(value) <= CACHED_CHARS:
+        cleaned, limit = _clean_short(value), _LIMITS[name]
+        return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + TRUNCATED
+    return clean_text(str(value), _LIMITS[name])
 
 
 def normalised_row(event: AuditEvent) -> tuple[Any, ...]:

@@ -49,6 +49,7 @@ def open_sqlite(path: str, synchronous: str = "FULL") -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=5000")
     conn.execute("PRAGMA wal_autocheckpoint=0")
     conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+    conn.execute("PRAGMA temp_store=MEMORY")
     return conn
 
 
