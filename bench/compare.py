@@ -126,6 +126,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "(py-spy), with the ratio to the bare pass-through; written to docs/benchmarks.md",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="with --profile: CPU per request is the median of this many closed-loop "
+        "phases per server, the servers taking turns (3)",
+    )
+    parser.add_argument(
         "--doors",
         type=int,
         metavar="ROUNDS",
@@ -178,8 +185,9 @@ OUTPUT_OPTIONS = {"--out": 1, "--json": 1, "--no-write": 0, "--keep": 0}
 
 
 def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str], None]) -> int:
-    """Each server: CPU per request from /proc in a closed-loop phase, then the same load
-    again with py-spy attached for the shares by stage."""
+    """Each server's CPU per request from /proc, the median of ``--rounds`` closed-loop
+    phases in which the servers take turns (the machine's speed drifts; turns move every
+    column alike), then the same load again with py-spy attached for the shares by stage."""
     profiles: dict[str, tuple[str, Profile, float]] = {}
     load_before = load_average()
     workdir = Path(tempfile.mkdtemp(prefix="tether-profile-"))
@@ -187,28 +195,22 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         stolen = stack.enter_context(StolenCpu())
         upstream_lab = Lab(workdir, stack, say=say)
         start_upstream(upstream_lab)
-        for key in args.servers:
-            with ExitStack() as servers:
-                lab = Lab(workdir, servers, upstream_lab.upstream_url, say)
-                target = start(key, lab, args)
-                tag = f"{key}-{time.monotonic_ns()}"
-                plain = run_async(
+        lab = Lab(workdir, stack, upstream_lab.upstream_url, say)
+        targets = {key: start(key, lab, args) for key in args.servers}
+        cpu_ms = cpu_in_turns(targets, args, say)
+        for key, target in targets.items():
+            wait_idle(target.pids())
+            with Sampler(target.measured[0].pid) as sampler:
+                run_async(
                     closed_loop(target.endpoint, False, args.concurrency, args.seconds,
-                                f"{tag}-cpu", target.probe)
+                                f"{key}-{time.monotonic_ns()}-profiled", target.probe)
                 )  # fmt: skip
-                wait_idle(target.pids())
-                with Sampler(target.measured[0].pid) as sampler:
-                    run_async(
-                        closed_loop(target.endpoint, False, args.concurrency, args.seconds,
-                                    f"{tag}-profiled", target.probe)
-                    )  # fmt: skip
-                profile = sampler.profile()
-                cpu_ms = plain.cpu_ms_per_request()
-                say(
-                    f"  {key:<20} {plain.throughput:8,.0f} req/s  CPU {cpu_ms:.3f} ms/req  "
-                    f"{profile.total:,} samples {profile.error}"
-                )
-                profiles[key] = (LABELS.get(key, key), profile, cpu_ms)
+            profile = sampler.profile()
+            say(
+                f"  {key:<20} CPU {cpu_ms[key]:.3f} ms/req (median)  "
+                f"{profile.total:,} samples {profile.error}"
+            )
+            profiles[key] = (LABELS.get(key, key), profile, cpu_ms[key])
     shutil.rmtree(workdir, ignore_errors=True)
     baseline = profiles.get("passthrough")
     lines = [
@@ -219,9 +221,12 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         f"{stolen_clause(stolen.result().share if cpu_ticks() else None)} (a shared machine: "
         "compare the columns of one run, not runs).",
         "",
-        "CPU per request is measured from /proc in a phase without the profiler; the shares "
-        "come from py-spy sampling the server (`--nonblocking`, all threads) in a second, "
-        "identical phase. A sample counts for the stage whose code its innermost tether "
+        f"CPU per request is measured from /proc without the profiler: the median of "
+        f"{args.rounds} closed-loop phases per server, after one unmeasured phase of "
+        "warm-up, the servers taking turns (this machine's speed drifts from minute to "
+        "minute; turns move every column alike). The "
+        "shares come from py-spy sampling the server (`--nonblocking`, all threads) in a "
+        "further phase. A sample counts for the stage whose code its innermost tether "
         "frame is in (`bench/comparison/profile.py` lists the paths): the store calls a "
         "stage makes are that stage's; *parse* is the front door (reading and parsing the "
         "request, translating it, writing the answer); *relay* is the upstream call and "
@@ -235,6 +240,37 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         write_profile_section(args.out, section)
         say(f"written to {args.out}")
     return 0
+
+
+def cpu_in_turns(
+    targets: dict[str, Target], args: argparse.Namespace, say: Callable[[str], None]
+) -> dict[str, float]:
+    """Per server, the median CPU per request of ``args.rounds`` closed-loop phases; each
+    round loads every server once, in the other order from the round before. A phase of
+    the same length comes first, unmeasured: a new server's first seconds (its database's
+    first pages, its caches filling) cost a quarter more than the ones after (measured),
+    and a fleet's servers run for days."""
+    for key, target in targets.items():
+        run_async(
+            closed_loop(target.endpoint, False, args.concurrency, args.seconds,
+                        f"{key}-{time.monotonic_ns()}-warm-up", target.probe)
+        )  # fmt: skip
+    runs: dict[str, list[float]] = {key: [] for key in targets}
+    for round_number in range(args.rounds):
+        keys = list(targets) if round_number % 2 == 0 else list(reversed(targets))
+        for key in keys:
+            target = targets[key]
+            wait_idle(target.pids())
+            phase = run_async(
+                closed_loop(target.endpoint, False, args.concurrency, args.seconds,
+                            f"{key}-{time.monotonic_ns()}-cpu", target.probe)
+            )  # fmt: skip
+            runs[key].append(phase.cpu_ms_per_request())
+            say(
+                f"  round {round_number + 1}: {key:<20} {phase.throughput:8,.0f} req/s  "
+                f"CPU {runs[key][-1]:.3f} ms/req"
+            )
+    return {key: statistics.median(values) for key, values in runs.items()}
 
 
 def compare_doors(args: argparse.Namespace, command: str, say: Callable[[str], None]) -> int:
