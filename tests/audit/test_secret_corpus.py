@@ -45,6 +45,8 @@ CORPUS: dict[str, str] = {
     "github": _token(36),
     "slack_path": _token(24),
     "attribute_password": _token(),
+    "bare_password": _token(),
+    "bare_secret": _token(),
 }
 """The unique part of each secret; what is searched for afterwards."""
 
@@ -61,6 +63,8 @@ COMMANDS = [
     f"git push https://x:ghp_{CORPUS['github']}@github.com/org/repo.git",
     f"AWS_ACCESS_KEY_ID={AKIA} AWS_SECRET_ACCESS_KEY={CORPUS['aws_secret_key']} aws s3 ls",
     f"echo {ANTHROPIC_KEY} {TETHER_KEY} {CORPUS['aws_secret_key']}",
+    f"PASSWORD={CORPUS['bare_password']} ./deploy.sh",
+    f"secret: {CORPUS['bare_secret']}",
 ]
 
 

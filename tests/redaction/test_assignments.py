@@ -15,7 +15,7 @@ from tether.redaction.assignments import redact_assignments
 from tether.redaction.text import redact_text
 
 SPECIFICATION = re.compile(
-    r"\b((?=[A-Za-z_][\w.\-]{0,64}?"
+    r"\b((?=[A-Za-z_])(?=[\w.\-]{0,65}?"
     r"(?:(?i:passw|pwd|secret|token|credential|api_?key|private_?key|access_?key)|KEY))"
     r"[A-Za-z_][\w.\-]{0,128}+)"
     r"(\s{0,16}+[:=]\s{0,16}+)(\"[^\"]{0,4096}+\"|'[^']{0,4096}+'|[^\s,;&|\"']++)",

@@ -29,13 +29,14 @@ _KEYWORD_WITHIN = 65
 
 def _name_start(text: str, start: int, end: int) -> int | None:
     """The leftmost name start in ``text[start:end]`` (a word boundary, then a letter or
-    ``_``) followed by a keyword within 65 characters and at most 129 characters long."""
+    ``_``) with a keyword starting within its first 66 characters (``PASSWORD`` itself
+    included), at most 129 characters long."""
     lowest = max(start, end - _NAME_CHARS)
-    keywords = [m.start() for m in _KEYWORD_STARTS.finditer(text, lowest + 1, end)]
+    keywords = [m.start() for m in _KEYWORD_STARTS.finditer(text, lowest, end)]
     for position in range(lowest, end):
         if _NAME_START.match(text, position) is None:
             continue
-        first = bisect.bisect_left(keywords, position + 1)
+        first = bisect.bisect_left(keywords, position)
         if first < len(keywords) and keywords[first] <= position + _KEYWORD_WITHIN:
             return position
     return None
