@@ -47,6 +47,9 @@ CORPUS: dict[str, str] = {
     "attribute_password": _token(),
     "bare_password": _token(),
     "bare_secret": _token(),
+    "curl_user": _token(),
+    "api_key_header": _token(),
+    "json_password": _token(),
 }
 """The unique part of each secret; what is searched for afterwards."""
 
@@ -65,6 +68,9 @@ COMMANDS = [
     f"echo {ANTHROPIC_KEY} {TETHER_KEY} {CORPUS['aws_secret_key']}",
     f"PASSWORD={CORPUS['bare_password']} ./deploy.sh",
     f"secret: {CORPUS['bare_secret']}",
+    f"curl -u deploy:{CORPUS['curl_user']} https://ci.internal/job",
+    f"curl -H 'X-Api-Key: {CORPUS['api_key_header']}' https://api.example.com",
+    f"""curl -d '{{"user": "ann", "password": "{CORPUS["json_password"]}"}}' https://x""",
 ]
 
 

@@ -16,12 +16,14 @@ from tether.redaction.text import redact_text
 
 SPECIFICATION = re.compile(
     r"\b((?=[A-Za-z_])(?=[\w.\-]{0,65}?"
-    r"(?:(?i:passw|pwd|secret|token|credential|api_?key|private_?key|access_?key)|KEY))"
-    r"[A-Za-z_][\w.\-]{0,128}+)"
+    r"(?:(?i:passw|pwd|secret|token|credential|cookie|api[_-]?key|private[_-]?key"
+    r"|access[_-]?key)|KEY))"
+    r"[A-Za-z_][\w.\-]{0,128}+[\"']?)"
     r"(\s{0,16}+[:=]\s{0,16}+)(\"[^\"]{0,4096}+\"|'[^']{0,4096}+'|[^\s,;&|\"']++)",
 )
 PIECES = [
     "a", "A", "_", ".", "-", "KEY", "key", "passw", "PWD", "token", "api_key", "secret",
+    "api-key", "Cookie", '"password"',
     "private_key", "=", ":", " ", '"', "'", ",", ";", "&", "x", "1", "é", "\n",
     "a" * 70, "b." * 40, " " * 17,
 ]  # fmt: skip
@@ -47,6 +49,9 @@ def _cost(work: Callable[[], object], repeat: int = 5) -> float:
         "a" * 200 + "_KEY=long-name",
         "my_token =     spaced",
         "my_token" + " " * 17 + "=too-far",
+        '{"password": "hunter2", "user": "ann"}',
+        "x-api-key: k3y",
+        "Cookie: session=abc123",
     ],
 )
 def test_known_assignments_are_blanked_as_the_rule_says(text: str) -> None:

@@ -1,6 +1,7 @@
-"""``NAME=value`` assignments whose name says the value is a secret (``DB_PASSWORD=…``),
-found in time linear in the text. The single-regex form tried its name lookahead (up to
-65 characters, nine keywords at each) at every word start: 13 ms on 1.2 KB of ``a.a.a.``.
+"""``NAME=value`` assignments whose name says the value is a secret (``DB_PASSWORD=…``,
+``"password": "…"``), found in time linear in the text. The single-regex form tried its
+name lookahead (up to 65 characters, nine keywords at each) at every word start: 13 ms on
+1.2 KB of ``a.a.a.``.
 Here one pass finds runs of name characters that hold a keyword and are followed by a
 separator and a value; only those are examined, each within its last 129 characters."""
 
@@ -9,11 +10,18 @@ from __future__ import annotations
 import bisect
 import re
 
-_KEYWORD = r"(?:(?i:passw|pwd|secret|token|credential|api_?key|private_?key|access_?key)|KEY)"
+_KEYWORD = (
+    r"(?:(?i:passw|pwd|secret|token|credential|cookie|api[_-]?key|private[_-]?key"
+    r"|access[_-]?key)|KEY)"
+)
+_QUOTE = r"[\"']?"
+"""A quoted name's closing quote (``"password": "…"`` in JSON or YAML)."""
 _SEPARATOR = r"\s{0,16}+[:=]\s{0,16}+"
 _VALUE = r"\"[^\"]{0,4096}+\"|'[^']{0,4096}+'|[^\s,;&|\"']++"
 
-CANDIDATE = re.compile(rf"(?<![\w.\-])(?>[\w.\-]*?{_KEYWORD})[\w.\-]*+(?:{_SEPARATOR})(?:{_VALUE})")
+CANDIDATE = re.compile(
+    rf"(?<![\w.\-])(?>[\w.\-]*?{_KEYWORD})[\w.\-]*+{_QUOTE}(?:{_SEPARATOR})(?:{_VALUE})"
+)
 """A whole run of name characters that holds a keyword, then a separator and a value:
 every assignment the rules below accept lies in one (and it is cheap to find, as each
 run is read once from its start)."""
@@ -42,6 +50,16 @@ def _name_start(text: str, start: int, end: int) -> int | None:
     return None
 
 
+def _separator_after(text: str, run_end: int) -> re.Match[str]:
+    """The separator after a name, past its closing quote if it has one (``CANDIDATE``
+    found one of the two)."""
+    separator = _SEPARATOR_AT.match(text, run_end)
+    if separator is None:
+        separator = _SEPARATOR_AT.match(text, run_end + 1)
+    assert separator is not None
+    return separator
+
+
 def redact_assignments(text: str, redacted: str) -> str:
     """``text`` with the value of every secret-named assignment replaced by ``redacted``:
     the name and separator are kept, as ``NAME=[redacted]``."""
@@ -56,8 +74,7 @@ def redact_assignments(text: str, redacted: str) -> str:
         if start is None:
             position = run_end
             continue
-        separator = _SEPARATOR_AT.match(text, run_end)
-        assert separator is not None
+        separator = _separator_after(text, run_end)
         value = _VALUE_AT.match(text, separator.end())
         assert value is not None
         pieces.append(text[copied : separator.end()])

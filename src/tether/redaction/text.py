@@ -68,6 +68,15 @@ _SECRET_FLAGS = re.compile(
     r"(=|\s{1,16}+)(\"[^\"]{0,4096}+\"|'[^']{0,4096}+'|\S++)",
     re.I,
 )
+_USER_PASSWORD = re.compile(
+    r"(?<![\w-])(?:-u\s{0,16}+|--user(?:\s{1,16}+|=))([\"']?)[^\s:\"'@/]{1,256}:"
+)
+"""``curl -u user:password`` and ``--user``, up to the password (quoted or not)."""
+_PASSWORD_REST = {
+    '"': re.compile(r'[^"]{1,4096}+'),
+    "'": re.compile(r"[^']{1,4096}+"),
+    "": re.compile(r"[^\s\"']{1,256}+"),
+}
 _MYSQL = re.compile(r"\b(?:mysql\w*|mariadb\w*)\b", re.I)
 _MYSQL_PASSWORD = re.compile(r"(\s-p)(?=[^\s-])\S+")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
@@ -87,6 +96,7 @@ _ANY_CANDIDATE = re.compile(
             _URL_CREDENTIALS,
             _AUTH_SCHEMES,
             _SECRET_FLAGS,
+            _USER_PASSWORD,
             ASSIGNMENT_CANDIDATE,
             _MYSQL_PASSWORD,
             _AWS_SECRET,
@@ -142,10 +152,10 @@ _TRIGGERS = (
     # URLs (credentials, Slack and Discord webhooks), auth schemes
     "://", "bearer", "basic", "token",
     # secret flags and assignments
-    "passw", "pwd", "secret", "credential", "api_key", "apikey", "api-key", "private_key",
+    "passw", "pwd", "secret", "credential", "cookie", "api_key", "apikey", "api-key", "private_key",
     "privatekey", "private-key", "access_key", "accesskey", "access-key",
-    # mysql -pSECRET
-    "mysql", "mariadb",
+    # curl -u user:SECRET, mysql -pSECRET
+    "-u", "mysql", "mariadb",
 )  # fmt: skip
 """Lowercase text one of which every pattern's match holds (``KEY`` aside, which the
 assignments match in capitals only, and the AWS secret's shape, which has no text)."""
@@ -173,10 +183,29 @@ def _redact_scan(text: str) -> str:
     text = _URL_CREDENTIALS.sub(rf"\1{REDACTED}@", text)
     text = _AUTH_SCHEMES.sub(rf"\1{REDACTED}", text)
     text = _SECRET_FLAGS.sub(rf"\1\2{REDACTED}", text)
+    text = _blank_user_passwords(text)
     text = redact_assignments(text, REDACTED)
     if _MYSQL.search(text):
         text = _MYSQL_PASSWORD.sub(rf"\1{REDACTED}", text)
     return _AWS_SECRET.sub(_aws_secret, text)
+
+
+def _blank_user_passwords(text: str) -> str:
+    """The password of each ``-u user:password``, to its closing quote when quoted."""
+    pieces: list[str] = []
+    copied = 0
+    for flag in _USER_PASSWORD.finditer(text):
+        if flag.start() < copied:
+            continue
+        rest = _PASSWORD_REST[flag.group(1)].match(text, flag.end())
+        if rest is None:
+            continue
+        pieces += [text[copied : flag.end()], REDACTED]
+        copied = rest.end()
+    if not pieces:
+        return text
+    pieces.append(text[copied:])
+    return "".join(pieces)
 
 
 def digest(value: Any) -> str:
