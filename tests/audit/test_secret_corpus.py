@@ -50,6 +50,8 @@ CORPUS: dict[str, str] = {
     "curl_user": _token(),
     "api_key_header": _token(),
     "json_password": _token(),
+    "docker_password": _token(),
+    "redis_password": _token(),
 }
 """The unique part of each secret; what is searched for afterwards."""
 
@@ -71,6 +73,8 @@ COMMANDS = [
     f"curl -u deploy:{CORPUS['curl_user']} https://ci.internal/job",
     f"curl -H 'X-Api-Key: {CORPUS['api_key_header']}' https://api.example.com",
     f"""curl -d '{{"user": "ann", "password": "{CORPUS["json_password"]}"}}' https://x""",
+    f"docker login -u ci -p {CORPUS['docker_password']} registry.internal",
+    f"redis-cli -h cache -p 6379 -a {CORPUS['redis_password']} ping",
 ]
 
 

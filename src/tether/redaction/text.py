@@ -79,6 +79,15 @@ _PASSWORD_REST = {
 }
 _MYSQL = re.compile(r"\b(?:mysql\w*|mariadb\w*)\b", re.I)
 _MYSQL_PASSWORD = re.compile(r"(\s-p)(?=[^\s-])\S+")
+_PASSWORD_ARGUMENTS = (
+    (
+        re.compile(r"\b(?:docker\s{1,16}+login|sshpass)\b", re.I),
+        re.compile(r"(\s-p\s{1,16}+)(?=[^\s-])\S+"),
+    ),
+    (re.compile(r"\bredis-cli\b", re.I), re.compile(r"(\s(?:-a|--pass)\s{1,16}+)(?=[^\s-])\S+")),
+)
+"""Tools that take a password as the argument after a flag of their own, and that flag
+(elsewhere ``-p 8080`` is a port, as it is for ``redis-cli``)."""
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
 
@@ -99,6 +108,7 @@ _ANY_CANDIDATE = re.compile(
             _USER_PASSWORD,
             ASSIGNMENT_CANDIDATE,
             _MYSQL_PASSWORD,
+            *(argument for _, argument in _PASSWORD_ARGUMENTS),
             _AWS_SECRET,
         )
     )
@@ -154,8 +164,8 @@ _TRIGGERS = (
     # secret flags and assignments
     "passw", "pwd", "secret", "credential", "cookie", "api_key", "apikey", "api-key", "private_key",
     "privatekey", "private-key", "access_key", "accesskey", "access-key",
-    # curl -u user:SECRET, mysql -pSECRET
-    "-u", "mysql", "mariadb",
+    # curl -u user:SECRET, mysql -pSECRET, docker login -p SECRET, sshpass, redis-cli -a
+    "-u", "mysql", "mariadb", "docker", "sshpass", "redis-cli",
 )  # fmt: skip
 """Lowercase text one of which every pattern's match holds (``KEY`` aside, which the
 assignments match in capitals only, and the AWS secret's shape, which has no text)."""
@@ -187,6 +197,9 @@ def _redact_scan(text: str) -> str:
     text = redact_assignments(text, REDACTED)
     if _MYSQL.search(text):
         text = _MYSQL_PASSWORD.sub(rf"\1{REDACTED}", text)
+    for tool, argument in _PASSWORD_ARGUMENTS:
+        if tool.search(text):
+            text = argument.sub(rf"\1{REDACTED}", text)
     return _AWS_SECRET.sub(_aws_secret, text)
 
 
