@@ -181,8 +181,13 @@ class SessionRegistry:
         return delta
 
     async def apply(self, change: Change) -> None:
+        """A cached session another process (or this one) changed is read again. One
+        forgotten while the read was under way stays forgotten: put back, it would hold
+        the cache past its bound (its next call reads the store anyway)."""
         if change.kind == "session" and change.ref in self._cache:
             session = await self._store.get(change.ref)
+            if change.ref not in self._cache:
+                return
             if session is None:
                 self._cache.pop(change.ref, None)
             else:
