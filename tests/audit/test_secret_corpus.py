@@ -52,6 +52,8 @@ CORPUS: dict[str, str] = {
     "json_password": _token(),
     "docker_password": _token(),
     "redis_password": _token(),
+    "curl_email_user": _token(),
+    "sshpass_in_assignment": _token(),
 }
 """The unique part of each secret; what is searched for afterwards."""
 
@@ -75,6 +77,8 @@ COMMANDS = [
     f"""curl -d '{{"user": "ann", "password": "{CORPUS["json_password"]}"}}' https://x""",
     f"docker login -u ci -p {CORPUS['docker_password']} registry.internal",
     f"redis-cli -h cache -p 6379 -a {CORPUS['redis_password']} ping",
+    f"curl -u ann@example.com:'{CORPUS['curl_email_user']}' https://x.example.com",
+    f"SSH_PASSWORD_CMD='x' sshpass -p {CORPUS['sshpass_in_assignment']} ssh host",
 ]
 
 

@@ -69,7 +69,7 @@ _SECRET_FLAGS = re.compile(
     re.I,
 )
 _USER_PASSWORD = re.compile(
-    r"(?<![\w-])(?:-u\s{0,16}+|--user(?:\s{1,16}+|=))([\"']?)[^\s:\"'@/]{1,256}:"
+    r"(?<![\w-])(?:-u\s{0,16}+|--user(?:\s{1,16}+|=))([\"']?)[^\s:\"']{1,256}:"
 )
 """``curl -u user:password`` and ``--user``, up to the password (quoted or not)."""
 _PASSWORD_REST = {
@@ -189,6 +189,7 @@ def _redact_any(text: str) -> str:
 def _redact_scan(text: str) -> str:
     if _ANY_CANDIDATE.search(text) is None:
         return text
+    original = text
     text = _KNOWN_FORMATS.sub(REDACTED, text)
     text = _URL_CREDENTIALS.sub(rf"\1{REDACTED}@", text)
     text = _AUTH_SCHEMES.sub(rf"\1{REDACTED}", text)
@@ -198,7 +199,7 @@ def _redact_scan(text: str) -> str:
     if _MYSQL.search(text):
         text = _MYSQL_PASSWORD.sub(rf"\1{REDACTED}", text)
     for tool, argument in _PASSWORD_ARGUMENTS:
-        if tool.search(text):
+        if tool.search(original):
             text = argument.sub(rf"\1{REDACTED}", text)
     return _AWS_SECRET.sub(_aws_secret, text)
 
@@ -210,7 +211,10 @@ def _blank_user_passwords(text: str) -> str:
     for flag in _USER_PASSWORD.finditer(text):
         if flag.start() < copied:
             continue
-        rest = _PASSWORD_REST[flag.group(1)].match(text, flag.end())
+        quote, start = flag.group(1), flag.end()
+        if not quote and text[start : start + 1] in ("'", '"'):
+            quote, start = text[start], start + 1
+        rest = _PASSWORD_REST[quote].match(text, start)
         if rest is None:
             continue
         pieces += [text[copied : flag.end()], REDACTED]
