@@ -96,16 +96,8 @@ def _clean_dict(value: dict[Any, Any], depth: int) -> dict[str, Any]:
     for key, item in itertools.islice(value.items(), MAX_ITEMS):
         text = key if type(key) is str else str(key)
         name, secret = _attribute_name(text) if len(text) <= MAX_NAME_CHARS else _name(text)
-        if type(item) is str:
-            if secret:
-                cleaned[name] = REDACTED
-            elif len(item) <= CACHED_CHARS:
-                cleaned[name] = _clean_short(item)
-            else:
-                cleaned[name] = clean_text(item)
-        else:
-            secret = secret and isinstance(item, str)
-            cleaned[name] = REDACTED if secret else _clean(item, depth + 1)
+        secret = secret and isinstance(item, str)
+        cleaned[name] = REDACTED if secret else _clean(item, depth + 1)
     return cleaned
 
 
@@ -149,12 +141,7 @@ def _attributes(attributes: dict[str, Any]) -> str:
 
 
 def _column(name: str, value: str | None) -> str | None:
-    if value is None:
-        return None
-    if type(value) is str and len(value) <= CACHED_CHARS:
-        cleaned, limit = _clean_short(value), _LIMITS[name]
-        return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + TRUNCATED
-    return clean_text(str(value), _LIMITS[name])
+    return None if value is None else clean_text(str(value), _LIMITS[name])
 
 
 def normalised_row(event: AuditEvent) -> tuple[Any, ...]:

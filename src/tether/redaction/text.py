@@ -77,17 +77,16 @@ _PASSWORD_REST = {
     "'": re.compile(r"[^']{1,4096}+"),
     "": re.compile(r"[^\s\"']{1,256}+"),
 }
-_MYSQL = re.compile(r"\b(?:mysql\w*|mariadb\w*)\b", re.I)
-_MYSQL_PASSWORD = re.compile(r"(\s-p)(?=[^\s-])\S+")
 _PASSWORD_ARGUMENTS = (
+    (re.compile(r"\b(?:mysql\w*|mariadb\w*)\b", re.I), re.compile(r"(\s-p)(?=[^\s-])\S+")),
     (
         re.compile(r"\b(?:docker\s{1,16}+login|sshpass)\b", re.I),
         re.compile(r"(\s-p\s{1,16}+)(?=[^\s-])\S+"),
     ),
     (re.compile(r"\bredis-cli\b", re.I), re.compile(r"(\s(?:-a|--pass)\s{1,16}+)(?=[^\s-])\S+")),
 )
-"""Tools that take a password as the argument after a flag of their own, and that flag
-(elsewhere ``-p 8080`` is a port, as it is for ``redis-cli``)."""
+"""Tools that take a password with a flag of their own (``mysql -pSECRET``, ``docker login
+-p SECRET``), and that flag: elsewhere ``-p 8080`` is a port, as it is for ``redis-cli``."""
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
 
@@ -107,7 +106,6 @@ _ANY_CANDIDATE = re.compile(
             _SECRET_FLAGS,
             _USER_PASSWORD,
             ASSIGNMENT_CANDIDATE,
-            _MYSQL_PASSWORD,
             *(argument for _, argument in _PASSWORD_ARGUMENTS),
             _AWS_SECRET,
         )
@@ -196,8 +194,6 @@ def _redact_scan(text: str) -> str:
     text = _SECRET_FLAGS.sub(rf"\1\2{REDACTED}", text)
     text = _blank_user_passwords(text)
     text = redact_assignments(text, REDACTED)
-    if _MYSQL.search(text):
-        text = _MYSQL_PASSWORD.sub(rf"\1{REDACTED}", text)
     for tool, argument in _PASSWORD_ARGUMENTS:
         if tool.search(original):
             text = argument.sub(rf"\1{REDACTED}", text)
