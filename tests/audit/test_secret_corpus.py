@@ -54,6 +54,10 @@ CORPUS: dict[str, str] = {
     "redis_password": _token(),
     "curl_email_user": _token(),
     "sshpass_in_assignment": _token(),
+    "second_cookie": _token(),
+    "json_escaped_quote": _token(),
+    "sshpass_attached": _token(),
+    "long_s_name": _token(),
 }
 """The unique part of each secret; what is searched for afterwards."""
 
@@ -79,6 +83,10 @@ COMMANDS = [
     f"redis-cli -h cache -p 6379 -a {CORPUS['redis_password']} ping",
     f"curl -u ann@example.com:'{CORPUS['curl_email_user']}' https://x.example.com",
     f"SSH_PASSWORD_CMD='x' sshpass -p {CORPUS['sshpass_in_assignment']} ssh host",
+    f"curl -H 'Cookie: theme=dark; sid={CORPUS['second_cookie']}' https://x.example.com",
+    f"""echo '{{"password": "x\\"{CORPUS["json_escaped_quote"]}"}}' > creds.json""",
+    f"sshpass -p{CORPUS['sshpass_attached']} ssh deploy@host",
+    f"PA\u017fSWORD={CORPUS['long_s_name']} ./deploy.sh",
 ]
 
 

@@ -19,12 +19,13 @@ SPECIFICATION = re.compile(
     r"(?:(?i:passw|pwd|secret|token|credential|cookie|api[_-]?key|private[_-]?key"
     r"|access[_-]?key)|KEY))"
     r"[A-Za-z_][\w.\-]{0,128}+[\"']?)"
-    r"(\s{0,16}+[:=]\s{0,16}+)(\"[^\"]{0,4096}+\"|'[^']{0,4096}+'|[^\s,;&|\"']++)",
+    r"(\s{0,16}+[:=]\s{0,16}+)(\"(?:[^\"\\]|\\.){0,4096}+\"|'(?:[^'\\]|\\.){0,4096}+'"
+    r"|\"[^\"]{0,4096}+\"|'[^']{0,4096}+'|[^\s,;&|\"']++)",
 )
 PIECES = [
     "a", "A", "_", ".", "-", "KEY", "key", "passw", "PWD", "token", "api_key", "secret",
     "api-key", "Cookie", '"password"',
-    "private_key", "=", ":", " ", '"', "'", ",", ";", "&", "x", "1", "é", "\n",
+    "private_key", "=", ":", " ", '"', "'", ",", ";", "&", "x", "1", "é", "\n", "\\",
     "a" * 70, "b." * 40, " " * 17,
 ]  # fmt: skip
 
@@ -52,6 +53,8 @@ def _cost(work: Callable[[], object], repeat: int = 5) -> float:
         '{"password": "hunter2", "user": "ann"}',
         "x-api-key: k3y",
         "Cookie: session=abc123",
+        '{"password": "a\\"b", "user": "ann"}',
+        "PASSWORD='a\\' ./run",
     ],
 )
 def test_known_assignments_are_blanked_as_the_rule_says(text: str) -> None:

@@ -79,3 +79,39 @@ def test_free_text_is_kept_or_blanked_as_the_full_scan_does() -> None:
         assert redact_text(text) == _redact_scan(text), text
     for secret in pieces[:26]:
         assert redact_text(f"see {secret} here") != f"see {secret} here", secret
+
+
+def test_names_the_scan_folds_to_a_keyword_are_not_let_past_it() -> None:
+    """``re`` matches the long s as ``s``, the dotless and the dotted capital I as ``i``:
+    the substring pre-check must see the keyword in them too, or the value is kept."""
+    long_s, dotless_i, dotted_i, kelvin = "\u017f", "\u0131", "\u0130", "\u212a"
+    for name in (
+        f"PA{long_s}SWORD", f"pa{long_s}{long_s}word", f"ap{dotted_i}_key",
+        f"ap{dotless_i}_key", "SECRET_TOKEN", f"to{kelvin}en",
+    ):  # fmt: skip
+        text = f"{name}=hunter2 ./run"
+        assert redact_text(text) == _redact_scan(text) != text, text
+        assert "hunter2" not in redact_text(f"echo {text}"), text
+
+
+def test_every_cookie_of_a_header_is_blanked() -> None:
+    for text in (
+        "Cookie: theme=dark; sid=hunter2",
+        "curl -H 'Cookie: a=1; sid=hunter2' https://x",
+        'curl -H "set-cookie: sid=hunter2; Path=/" https://x',
+        'curl --cookie "a=1; sid=hunter2" https://x',
+    ):
+        assert "hunter2" not in redact_text(text), redact_text(text)
+    assert redact_text("a cookie jar") == "a cookie jar"
+
+
+def test_escaped_quotes_and_attached_passwords_do_not_end_the_blank_early() -> None:
+    for text in (
+        '{"password": "x\\"hunter2", "user": "ann"}',
+        '--password "x\\"hunter2" --user ann',
+        'curl -u ann:"x\\"hunter2" https://x',
+        "sshpass -phunter2 ssh host",
+        "docker login -u ci -phunter2 registry",
+    ):
+        assert "hunter2" not in redact_text(text), redact_text(text)
+    assert redact_text("PASSWORD='x\\' ./run") == "PASSWORD=[redacted] ./run"

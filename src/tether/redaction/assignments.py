@@ -17,7 +17,12 @@ _KEYWORD = (
 _QUOTE = r"[\"']?"
 """A quoted name's closing quote (``"password": "…"`` in JSON or YAML)."""
 _SEPARATOR = r"\s{0,16}+[:=]\s{0,16}+"
-_VALUE = r"\"[^\"]{0,4096}+\"|'[^']{0,4096}+'|[^\s,;&|\"']++"
+_VALUE = (
+    r"\"(?:[^\"\\]|\\.){0,4096}+\"|'(?:[^'\\]|\\.){0,4096}+'"
+    r"|\"[^\"]{0,4096}+\"|'[^']{0,4096}+'|[^\s,;&|\"']++"
+)
+"""A quoted value to its closing quote, past escaped ones (``"a\\"b"`` in JSON); one whose
+backslash ends it (``'a\\'`` in a shell) to the next quote."""
 
 CANDIDATE = re.compile(
     rf"(?<![\w.\-])(?>[\w.\-]*?{_KEYWORD})[\w.\-]*+{_QUOTE}(?:{_SEPARATOR})(?:{_VALUE})"

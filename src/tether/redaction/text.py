@@ -64,8 +64,8 @@ _URL_CREDENTIALS = re.compile(
 )
 _SECRET_FLAGS = re.compile(
     r"(?<![\w-])(--?(?=[\w-]{0,64}?(?:password|passwd|secret|token|api-?key|access-key"
-    r"|private-key))[\w-]{1,128}+)"
-    r"(=|\s{1,16}+)(\"[^\"]{0,4096}+\"|'[^']{0,4096}+'|\S++)",
+    r"|private-key|cookie))[\w-]{1,128}+)"
+    r"(=|\s{1,16}+)(\"(?:[^\"\\]|\\.){0,4096}+\"|\"[^\"]{0,4096}+\"|'[^']{0,4096}+'|\S++)",
     re.I,
 )
 _USER_PASSWORD = re.compile(
@@ -73,7 +73,7 @@ _USER_PASSWORD = re.compile(
 )
 """``curl -u user:password`` and ``--user``, up to the password (quoted or not)."""
 _PASSWORD_REST = {
-    '"': re.compile(r'[^"]{1,4096}+'),
+    '"': re.compile(r'(?:[^"\\]|\\.){1,4096}+(?=")|[^"]{1,4096}+'),
     "'": re.compile(r"[^']{1,4096}+"),
     "": re.compile(r"[^\s\"']{1,256}+"),
 }
@@ -81,12 +81,17 @@ _PASSWORD_ARGUMENTS = (
     (re.compile(r"\b(?:mysql\w*|mariadb\w*)\b", re.I), re.compile(r"(\s-p)(?=[^\s-])\S+")),
     (
         re.compile(r"\b(?:docker\s{1,16}+login|sshpass)\b", re.I),
-        re.compile(r"(\s-p\s{1,16}+)(?=[^\s-])\S+"),
+        re.compile(r"(\s-p\s{0,16}+)(?=[^\s-])\S+"),
     ),
     (re.compile(r"\bredis-cli\b", re.I), re.compile(r"(\s(?:-a|--pass)\s{1,16}+)(?=[^\s-])\S+")),
 )
 """Tools that take a password with a flag of their own (``mysql -pSECRET``, ``docker login
 -p SECRET``), and that flag: elsewhere ``-p 8080`` is a port, as it is for ``redis-cli``."""
+_COOKIE_HEADER = re.compile(
+    r"(?<![\w-])((?:set-)?cookie\s{0,16}+:\s{0,16}+)(?=[^\s\"'])[^\r\n\"']{1,8192}+", re.I
+)
+"""A ``Cookie:`` (or ``Set-Cookie:``) header's whole value: every cookie in it, not only
+the first (``Cookie: theme=dark; sid=…``), to the line's end or a closing quote."""
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 
 
@@ -105,6 +110,7 @@ _ANY_CANDIDATE = re.compile(
             _AUTH_SCHEMES,
             _SECRET_FLAGS,
             _USER_PASSWORD,
+            _COOKIE_HEADER,
             ASSIGNMENT_CANDIDATE,
             *(argument for _, argument in _PASSWORD_ARGUMENTS),
             _AWS_SECRET,
@@ -169,12 +175,21 @@ _TRIGGERS = (
 assignments match in capitals only, and the AWS secret's shape, which has no text)."""
 
 
+_FOLDED_AS_ASCII = str.maketrans({"\u017f": "s", "\u0131": "i", "\u0307": None})
+"""What the patterns' case-insensitive matching takes for an ASCII letter that ``lower``
+does not make one: the long s and the dotless i (``re`` matches them as ``s`` and ``i``),
+and the dotted capital I, which ``lower`` turns into ``i`` and a combining dot (the Kelvin
+sign becomes ``k``)."""
+
+
 def _redact_any(text: str) -> str:
     """Text that holds none of the patterns' ``_TRIGGERS`` and nothing shaped as an AWS
     secret is returned after a few substring searches: Python's regex engine tries each
     alternative of the full scan at every position (about 1 µs a character: 0.3 ms for an
     approval's reason, four times a call)."""
     lowered = text.lower()
+    if not lowered.isascii():
+        lowered = lowered.translate(_FOLDED_AS_ASCII)
     if (
         "KEY" not in text
         and not any(trigger in lowered for trigger in _TRIGGERS)
@@ -193,6 +208,7 @@ def _redact_scan(text: str) -> str:
     text = _AUTH_SCHEMES.sub(rf"\1{REDACTED}", text)
     text = _SECRET_FLAGS.sub(rf"\1\2{REDACTED}", text)
     text = _blank_user_passwords(text)
+    text = _COOKIE_HEADER.sub(rf"\1{REDACTED}", text)
     text = redact_assignments(text, REDACTED)
     for tool, argument in _PASSWORD_ARGUMENTS:
         if tool.search(original):
