@@ -246,15 +246,10 @@ def cpu_in_turns(
     targets: dict[str, Target], args: argparse.Namespace, say: Callable[[str], None]
 ) -> dict[str, float]:
     """Per server, the median CPU per request of ``args.rounds`` closed-loop phases; each
-    round loads every server once, in the other order from the round before. A phase of
-    the same length comes first, unmeasured: a new server's first seconds (its database's
-    first pages, its caches filling) cost a quarter more than the ones after (measured),
-    and a fleet's servers run for days."""
-    for key, target in targets.items():
-        run_async(
-            closed_loop(target.endpoint, False, args.concurrency, args.seconds,
-                        f"{key}-{time.monotonic_ns()}-warm-up", target.probe)
-        )  # fmt: skip
+    round loads every server once, in the other order from the round before, after each
+    server's ``warm_up``."""
+    for target in targets.values():
+        warm_up(target, args)
     runs: dict[str, list[float]] = {key: [] for key in targets}
     for round_number in range(args.rounds):
         keys = list(targets) if round_number % 2 == 0 else list(reversed(targets))
@@ -411,6 +406,7 @@ def measure(
     target: Target, result: ServerResult, args: argparse.Namespace, say: Callable[[str], None]
 ) -> None:
     result.rss_idle_mb = result.rss_peak_mb = target.rss_mb()
+    warm_up(target, args)
     for kind, stream, rate in plan(RATES):
         mode = "stream" if stream else "json"
         reason = why_skip(result, kind, stream, rate)
@@ -432,6 +428,17 @@ def measure(
             wait_idle(target.pids())
         result.phases.append(phase)
         say(f"  {target.key:<20} {phase.name:<24} {summary(phase)}")
+
+
+def warm_up(target: Target, args: argparse.Namespace) -> None:
+    """One closed-loop phase, not measured: a new server's first seconds (its database's
+    first pages, its caches filling) cost a quarter more CPU than the ones after, and a
+    fleet's servers run for days."""
+    run_async(
+        closed_loop(target.endpoint, False, args.concurrency, args.seconds,
+                    f"{target.key}-{time.monotonic_ns()}-warm-up", target.probe)
+    )  # fmt: skip
+    wait_idle(target.pids())
 
 
 def summary(phase: Phase) -> str:

@@ -285,6 +285,8 @@ METHOD = [
     "server's closed-loop maximum, or above a rate it already could not sustain, is not run.",
     "- CPU per request: user + system time of the server's processes (every thread, and any "
     "child process) from `/proc`, over the measured window, divided by the requests answered.",
-    "- Each phase starts with a warm-up (connections opened, a few requests answered) that "
-    "is not measured.",
+    "- Each server is first loaded for one closed-loop phase that is not measured (a new "
+    "server's first seconds cost a quarter more CPU than the ones after), and each phase "
+    "starts with a warm-up (connections opened, a few requests answered) that is not "
+    "measured either.",
 ]

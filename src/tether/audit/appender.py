@@ -47,8 +47,9 @@ UNSTORABLE = (TypeError, ValueError, OverflowError, UnicodeError)
 """What a row the database or the hasher cannot take raises (values, not connections)."""
 
 
-MAX_ROWS_PER_INSERT = 256
-"""Rows in one ``INSERT`` (17 values each, well under SQLite's 32,766 variables)."""
+MAX_ROWS_PER_INSERT = 256 if sqlite3.sqlite_version_info >= (3, 32) else 32
+"""Rows in one ``INSERT``: 17 values each, well under the 32,766 variables a statement may
+bind since SQLite 3.32 (999 before it, as some distributions' Python still links)."""
 
 
 def append_linked(conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
