@@ -40,7 +40,7 @@ from comparison import litellm_proxy
 from comparison.document import write_profile_section, write_section
 from comparison.load import Phase, closed_loop, open_loop
 from comparison.processes import wait_idle
-from comparison.profile import Profile, Sampler
+from comparison.profile import ProfiledServer, Sampler
 from comparison.profile import render as render_profile
 from comparison.report import render, stolen_clause
 from comparison.results import Machine, Run, ServerResult, fsync_ms, load_average, tether_revision
@@ -188,7 +188,7 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
     """Each server's CPU per request from /proc, the median of ``--rounds`` closed-loop
     phases in which the servers take turns (the machine's speed drifts; turns move every
     column alike), then the same load again with py-spy attached for the shares by stage."""
-    profiles: dict[str, tuple[str, Profile, float]] = {}
+    profiles: dict[str, ProfiledServer] = {}
     load_before = load_average()
     workdir = Path(tempfile.mkdtemp(prefix="tether-profile-"))
     with ExitStack() as stack:
@@ -197,7 +197,7 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         start_upstream(upstream_lab)
         lab = Lab(workdir, stack, upstream_lab.upstream_url, say)
         targets = {key: start(key, lab, args) for key in args.servers}
-        cpu_ms = cpu_in_turns(targets, args, say)
+        cpu_ms, main_ms = cpu_in_turns(targets, args, say)
         for key, target in targets.items():
             wait_idle(target.pids())
             with Sampler(target.measured[0].pid) as sampler:
@@ -207,10 +207,10 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
                 )  # fmt: skip
             profile = sampler.profile()
             say(
-                f"  {key:<20} CPU {cpu_ms[key]:.3f} ms/req (median)  "
-                f"{profile.total:,} samples {profile.error}"
+                f"  {key:<20} CPU {cpu_ms[key]:.3f} ms/req (median; main thread "
+                f"{main_ms[key]:.3f})  {profile.total:,} samples {profile.error}"
             )
-            profiles[key] = (LABELS.get(key, key), profile, cpu_ms[key])
+            profiles[key] = ProfiledServer(LABELS.get(key, key), profile, cpu_ms[key], main_ms[key])
     shutil.rmtree(workdir, ignore_errors=True)
     baseline = profiles.get("passthrough")
     lines = [
@@ -230,9 +230,11 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         "frame is in (`bench/comparison/profile.py` lists the paths): the store calls a "
         "stage makes are that stage's; *parse* is the front door (reading and parsing the "
         "request, translating it, writing the answer); *relay* is the upstream call and "
-        "its answer; the SQLite writer thread is shown on its own.",
+        "its answer; the SQLite writer thread is shown on its own. *Main thread* is the "
+        "CPU of the thread that runs the event loop alone (`/proc/PID/task/PID`, the same "
+        "phases): what no other thread can take off it.",
         "",
-        *render_profile(profiles, baseline[2] if baseline else None),
+        *render_profile(profiles, baseline),
     ]
     section = "\n".join(lines)
     print("\n" + section)
@@ -244,13 +246,14 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
 
 def cpu_in_turns(
     targets: dict[str, Target], args: argparse.Namespace, say: Callable[[str], None]
-) -> dict[str, float]:
-    """Per server, the median CPU per request of ``args.rounds`` closed-loop phases; each
-    round loads every server once, in the other order from the round before, after each
-    server's ``warm_up``."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per server, the median CPU per request of ``args.rounds`` closed-loop phases, all
+    threads and the main thread's alone; each round loads every server once, in the other
+    order from the round before, after each server's ``warm_up``."""
     for target in targets.values():
         warm_up(target, args)
     runs: dict[str, list[float]] = {key: [] for key in targets}
+    main: dict[str, list[float]] = {key: [] for key in targets}
     for round_number in range(args.rounds):
         keys = list(targets) if round_number % 2 == 0 else list(reversed(targets))
         for key in keys:
@@ -261,11 +264,15 @@ def cpu_in_turns(
                             f"{key}-{time.monotonic_ns()}-cpu", target.probe)
             )  # fmt: skip
             runs[key].append(phase.cpu_ms_per_request())
+            main[key].append(phase.cpu_ms_per_request("main thread"))
             say(
                 f"  round {round_number + 1}: {key:<20} {phase.throughput:8,.0f} req/s  "
-                f"CPU {runs[key][-1]:.3f} ms/req"
+                f"CPU {runs[key][-1]:.3f} ms/req (main thread {main[key][-1]:.3f})"
             )
-    return {key: statistics.median(values) for key, values in runs.items()}
+    return (
+        {key: statistics.median(values) for key, values in runs.items()},
+        {key: statistics.median(values) for key, values in main.items()},
+    )
 
 
 def compare_doors(args: argparse.Namespace, command: str, say: Callable[[str], None]) -> int:

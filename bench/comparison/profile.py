@@ -188,30 +188,54 @@ class Sampler:
         return profile
 
 
-def render(profiles: dict[str, tuple[str, Profile, float]], baseline_ms: float | None) -> list[str]:
-    """A Markdown table: per server, CPU ms per request and each stage's share and ms."""
+@dataclass
+class ProfiledServer:
+    label: str
+    profile: Profile
+    cpu_ms: float
+    """CPU per request, every thread."""
+    main_thread_ms: float
+    """CPU per request of the thread running the event loop."""
+
+
+def render(servers: dict[str, ProfiledServer], baseline: ProfiledServer | None) -> list[str]:
+    """A Markdown table: per server, CPU ms per request and each stage's share and ms, the
+    main thread's part, and the ratios to the bare pass-through (``baseline``)."""
     stages = [stage for stage, _ in STAGES] + [OTHER]
-    head = "| stage | " + " | ".join(label for label, _, _ in profiles.values()) + " |"
-    lines = [head, "|---|" + "---:|" * len(profiles)]
+    head = "| stage | " + " | ".join(server.label for server in servers.values()) + " |"
+    lines = [head, "|---|" + "---:|" * len(servers)]
     for stage in stages:
         cells = []
-        for _, profile, cpu_ms in profiles.values():
-            share = profile.share(stage)
-            cells.append(f"{share * cpu_ms:.3f} ms ({share:.0%})" if share else "")
+        for server in servers.values():
+            share = server.profile.share(stage)
+            cells.append(f"{share * server.cpu_ms:.3f} ms ({share:.0%})" if share else "")
         if any(cells):
             lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    totals = [f"**{cpu_ms:.3f} ms**" for _, _, cpu_ms in profiles.values()]
+    totals = [f"**{server.cpu_ms:.3f} ms**" for server in servers.values()]
     lines.append("| **CPU per request** | " + " | ".join(totals) + " |")
-    if baseline_ms:
-        ratios = [f"{cpu_ms / baseline_ms:.1f} x" for _, _, cpu_ms in profiles.values()]
+    mains = [
+        f"{server.main_thread_ms:.3f} ms ({server.main_thread_ms / server.cpu_ms:.0%})"
+        for server in servers.values()
+    ]
+    lines.append("| of which the main thread (the event loop) | " + " | ".join(mains) + " |")
+    if baseline is not None and baseline.cpu_ms:
+        ratios = [f"{server.cpu_ms / baseline.cpu_ms:.1f} x" for server in servers.values()]
         lines.append("| ratio to the bare pass-through | " + " | ".join(ratios) + " |")
-    samples = [f"{profile.total:,}" for _, profile, _ in profiles.values()]
+        mains = [
+            f"{server.main_thread_ms / baseline.main_thread_ms:.1f} x"
+            for server in servers.values()
+        ]
+        lines.append(
+            "| the main thread's ratio to the pass-through's | " + " | ".join(mains) + " |"
+        )
+    samples = [f"{server.profile.total:,}" for server in servers.values()]
     lines.append("| py-spy samples | " + " | ".join(samples) + " |")
-    for label, profile, _ in profiles.values():
+    for server in servers.values():
+        profile = server.profile
         if profile.total and profile.unplaced:
             top = ", ".join(
                 f"`{frame}` {count / profile.total:.0%}"
                 for frame, count in profile.unplaced.most_common(6)
             )
-            lines += ["", f"Largest in *{OTHER}* for {label}: {top}."]
+            lines += ["", f"Largest in *{OTHER}* for {server.label}: {top}."]
     return lines

@@ -20,7 +20,14 @@ from harness import free_port
 
 from comparison import litellm_proxy
 from comparison.load import MODEL, Endpoint
-from comparison.processes import ChangingTreeCpu, Server, cpu_seconds, process_tree, rss_mb
+from comparison.processes import (
+    ChangingTreeCpu,
+    Server,
+    cpu_seconds,
+    main_thread_cpu_seconds,
+    process_tree,
+    rss_mb,
+)
 from tether.fakes.bedrock import BEDROCK_KEY
 
 UPSTREAM_KEY = "sk-ant-bench-upstream"
@@ -72,7 +79,8 @@ class Target:
         return [pid for server in self.measured for pid in process_tree(server.pid)]
 
     def probe(self) -> dict[str, float]:
-        cpu = {"server": cpu_seconds(self.pids())}
+        pids = self.pids()
+        cpu = {"server": cpu_seconds(pids), "main thread": main_thread_cpu_seconds(pids)}
         cpu.update({name: read() for name, read in self.extra_cpu.items()})
         return cpu
 

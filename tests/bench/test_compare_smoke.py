@@ -4,6 +4,8 @@ a synthetic run. The benchmark itself (``bench/compare.py``) is not run here."""
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -11,6 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from comparison.document import BEGIN, END, write_section
 from comparison.load import Endpoint, Phase, closed_loop, open_loop
+from comparison.processes import main_thread_cpu_seconds
+from comparison.profile import ProfiledServer, parse_collapsed
+from comparison.profile import render as render_profile
 from comparison.report import goals, render
 from comparison.results import Machine, Run, ServerResult
 
@@ -133,3 +138,36 @@ def test_document_keeps_the_other_sections(tmp_path: Path) -> None:
     assert "second" in text and "first" not in text
     assert text.count(BEGIN) == text.count(END) == 1
     assert text.index(END) < text.index("## Audit at scale\n\nkept")
+
+
+def test_the_profile_shows_the_main_threads_part_and_its_ratio() -> None:
+    tether = parse_collapsed(
+        "thread (1): MainThread;x (tether/audit/log.py:1) 3\n"
+        "thread (2): sqlite-writer_0;y (tether/store/sqlite_writer.py:1) 1\n"
+    )
+    bare = parse_collapsed("thread (1): MainThread;z (aiohttp/web_protocol.py:1) 4\n")
+    passthrough = ProfiledServer("bare", bare, 0.2, 0.2)
+    servers = {"passthrough": passthrough, "tether": ProfiledServer("tether", tether, 0.8, 0.6)}
+    table = "\n".join(render_profile(servers, passthrough))
+    assert "| audit |  | 0.600 ms (75%) |" in table
+    main = "| of which the main thread (the event loop) | 0.200 ms (100%) | 0.600 ms (75%) |"
+    assert main in table
+    assert "| ratio to the bare pass-through | 1.0 x | 4.0 x |" in table
+    assert "| the main thread's ratio to the pass-through's | 1.0 x | 3.0 x |" in table
+
+
+def test_the_main_threads_cpu_is_its_own_not_the_processes() -> None:
+    """A second thread spins half a second while the main thread waits."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    before = main_thread_cpu_seconds([os.getpid()])
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    stop.wait(0.5)
+    stop.set()
+    spinner.join()
+    assert main_thread_cpu_seconds([os.getpid()]) - before < 0.2
