@@ -132,3 +132,30 @@ def test_a_thousand_bad_keys_are_counted_not_chained_one_by_one(strict: RunningT
     assert 1 <= len(events) <= 3
     assert sum(e["attributes"]["refused"] for e in events) <= 1000
     assert all("tth_guess" not in str(e) for e in events)
+
+
+@pytest.mark.parametrize("path", ("/v1/messages", "/v1/authorize"))
+def test_a_body_over_the_limit_that_arrived_whole_is_refused(tmp_path: Path, path: str) -> None:
+    """Chunked, so no length is declared; it comes in one write with its headers, so it is
+    all there before tether reads it: still measured, still refused."""
+    server = start_tether(
+        tmp_path / "data", sqlite_url(str(tmp_path)), max_body_bytes=4096, max_message_bytes=4096
+    )
+    try:
+        server.create_project("p")
+        key = server.create_agent("a", "p")
+        payload = b'{"action": "x", "resource": "' + b"y" * 6000 + b'"}'
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: tether\r\nx-api-key: {key}\r\n"
+            "anthropic-version: 2023-06-01\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        ).encode()
+        chunked = f"{len(payload):x}\r\n".encode() + payload + b"\r\n0\r\n\r\n"
+        with _connect(server) as sock:
+            sock.sendall(head + chunked)
+            sock.settimeout(10)
+            answer = sock.recv(4096)
+        assert b" 413 " in answer.split(b"\r\n", 1)[0], answer[:300]
+        assert b"payload_too_large" in answer and b"4096" in answer
+    finally:
+        server.stop()

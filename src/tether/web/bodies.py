@@ -29,10 +29,18 @@ DEFAULT_BODY_TIMEOUT = 60.0
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
     """The whole body, refusing to buffer more than ``limit`` bytes or to wait longer
-    than the app's body timeout (``BODY_TIMEOUT_KEY``) for all of it."""
+    than the app's body timeout (``BODY_TIMEOUT_KEY``) for all of it. A body already
+    received whole (most are: they arrive with their headers) is taken as it is, without
+    arming a timer."""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit} bytes")
+    content = request.content
+    if content.is_eof():  # all of it came with the headers: nothing to wait for
+        body = content.read_nowait()
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+        return body
     seconds = request.app.get(BODY_TIMEOUT_KEY, DEFAULT_BODY_TIMEOUT)
     chunks: list[bytes] = []
     size = 0
