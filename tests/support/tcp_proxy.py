@@ -21,6 +21,8 @@ class CuttableProxy:
         self._reply_fault: tuple[bytes, float] | None = None
         """What marks the request whose reply is faulted, and the seconds to hold that reply
         up (``LOST``: swallow it and drop its connection)."""
+        self.fault_taken = threading.Event()
+        """Set once the request a fault waits for has come (the fault is under way)."""
 
     def start(self) -> CuttableProxy:
         self._thread.start()
@@ -34,9 +36,11 @@ class CuttableProxy:
     def lose_reply_to(self, marker: bytes) -> None:
         """The reply to the next request holding ``marker`` is swallowed and its connection
         dropped: the target acted on the request; its sender cannot know."""
+        self.fault_taken.clear()
         self._loop.call_soon_threadsafe(setattr, self, "_reply_fault", (marker, LOST))
 
     def hold_reply_to(self, marker: bytes, seconds: float) -> None:
+        self.fault_taken.clear()
         self._loop.call_soon_threadsafe(setattr, self, "_reply_fault", (marker, seconds))
 
     def restore(self) -> None:
@@ -44,9 +48,17 @@ class CuttableProxy:
 
     def close(self) -> None:
         self.cut()
+        asyncio.run_coroutine_threadsafe(self._finish_tasks(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
+
+    async def _finish_tasks(self) -> None:
+        """Connections still piping (a reply held up) end here, not with the loop."""
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _listen(self) -> None:
         if self._server is not None:
@@ -83,6 +95,7 @@ class CuttableProxy:
                     if not replies and fault is not None and fault[0] in data:
                         self._reply_fault = None
                         faulted.append(fault[1])
+                        self.fault_taken.set()
                     if replies and faulted:
                         if (seconds := faulted.pop()) == LOST:
                             up_writer.transport.abort()

@@ -33,6 +33,7 @@ __all__ = ["SessionRegistry"]
 
 CACHE_SIZE = 100_000
 FLUSH_SECONDS = 1.0
+READ_BACK_TRIES = 3
 DAY_MS = 86_400_000
 
 
@@ -59,12 +60,18 @@ class SessionRegistry:
         self._flusher = PeriodicFlush("session activity", self.flush, FLUSH_SECONDS)
         self._unwritten: dict[str, Queued[None]] = {}
         """New sessions whose rows wait for the writer's next commit (``open_new``)."""
+        self._state_changes = 0
+        """State changes made here so far (``set_state``, ``transition``): a read of the
+        store that one overtook is read again (``_read_back``)."""
 
     async def open(self, session_id: str, agent_id: str, project_id: str) -> SessionRecord:
         """The session, created for this agent if it does not exist yet."""
         session = self._cache.get(session_id)
         if session is None:
+            changes = self._state_changes
             session = await self._store.get_or_create(session_id, agent_id, project_id)
+            if self._state_changes != changes:
+                session = await self._read_back(session_id) or session
             self._remember(session)
         else:
             self._cache.move_to_end(session_id)
@@ -117,6 +124,7 @@ class SessionRegistry:
         """Record the state and see it here at once (the session as changed, None if there
         is none); other replicas see it through the change feed."""
         changed = await self._store.set_state(session_id, state, by, reason)
+        self._state_changes += 1
         if changed is None:
             self._cache.pop(session_id, None)
         elif session_id in self._cache:
@@ -141,6 +149,7 @@ class SessionRegistry:
         done = await self._store.transition(
             session_id, state, allowed_from, by, reason, audit if audit_rows else None
         )
+        self._state_changes += 1
         if done is None:
             self._cache.pop(session_id, None)
         elif session_id in self._cache:
@@ -185,13 +194,26 @@ class SessionRegistry:
         forgotten while the read was under way stays forgotten: put back, it would hold
         the cache past its bound (its next call reads the store anyway)."""
         if change.kind == "session" and change.ref in self._cache:
-            session = await self._store.get(change.ref)
+            session = await self._read_back(change.ref)
             if change.ref not in self._cache:
                 return
             if session is None:
                 self._cache.pop(change.ref, None)
             else:
                 self._cache[change.ref] = session
+
+    async def _read_back(self, session_id: str) -> SessionRecord | None:
+        """The session as the store has it, read again while a state change made here
+        overtook the read: a kill here that lands in the cache while the store is read
+        must not be undone by the older row that read brings back (calls on a killed
+        session would be allowed until the kill's own change is read). Overtaken every
+        time, the state held here stands."""
+        for _ in range(READ_BACK_TRIES):
+            changes = self._state_changes
+            session = await self._store.get(session_id)
+            if self._state_changes == changes:
+                return session
+        return self._cache.get(session_id, session)
 
     async def warm_up(self) -> None:
         """Compile the flush statement now: its first compilation (tens of ms) would
