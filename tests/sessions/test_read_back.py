@@ -11,21 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.guards.test_guards import QUIET
 from tests.support.databases import PG_HOST, PG_PORT, postgres_database
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether, start_tether
 from tests.support.tcp_proxy import CuttableProxy
 
 SESSION = "read-back-5d1c2e0a"
-QUIET = {
-    "repeat_limit": 2,
-    "tool_repeat_limit": None,
-    "max_retries": None,
-    "stall_calls": None,
-    "stall_minutes": None,
-    "breaker_failures": None,
-    "on_trip": "pause",
-}
+ONLY_REPEAT = {**QUIET, "repeat_limit": 2, "on_trip": "pause"}
 """Only the repeat guard, pausing the session at its third identical call."""
 
 
@@ -73,7 +66,7 @@ def test_a_kill_here_stands_when_an_older_read_of_the_session_comes_back(
     here, there, proxy = here_and_there
     here.create_project("p", upstream.fake.api_key)
     key = here.create_agent("a", "p")
-    here.set_guards("p", **QUIET)
+    here.set_guards("p", **ONLY_REPEAT)
     assert [_call(here, key, "loop").status_code for _ in range(3)] == [200, 200, 423]
     time.sleep(2.5)  # the calls' activity is flushed: the session's next query is ours
 
