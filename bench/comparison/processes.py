@@ -110,9 +110,7 @@ def main_thread_cpu_seconds(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
         with suppress(OSError):
-            stat = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
-            fields = stat.rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            total += process_cpu_seconds(pid, thread=pid)
     return total
 
 
