@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from tether.clock import now_ms
 from tether.errors import AuthenticationFailed
 from tether.identity.key_use import KeyUse
+from tether.identity.read_order import ReadOrder
 from tether.records.fleet import AdminToken, Agent, AgentAwsKey, AgentKey, Project
 from tether.store.admin_tokens import AdminTokenStore
 from tether.store.agents import AgentStore
@@ -50,6 +51,7 @@ class Directory:
         self._agents: dict[str, Agent] = {}
         self._keys: dict[str, AgentKey] = {}
         self._admin_tokens: dict[str, AdminToken] = {}
+        self._reads = ReadOrder()
 
     async def load(self) -> None:
         self._projects = {p.id: p for p in await self._project_store.all()}
@@ -166,7 +168,10 @@ class Directory:
         return token
 
     async def _reload_project(self, project_id: str) -> None:
+        read = self._reads.start(f"project:{project_id}")
         project = await self._project_store.get(project_id)
+        if not self._reads.is_latest(read):
+            return
         if project is None:
             self._projects.pop(project_id, None)
         else:
@@ -174,6 +179,7 @@ class Directory:
 
     async def _reload_agent(self, agent_id: str) -> None:
         """Read first, then swap without awaiting, so no request sees a half-updated agent."""
+        read = self._reads.start(f"agent:{agent_id}")
         agent = await self._agent_store.get(agent_id)
         keys = await self._agent_store.keys(agent_id) if agent else []
         aws_keys = (
@@ -183,6 +189,8 @@ class Directory:
         )
         if agent is not None and agent.project_id not in self._projects:
             await self._reload_project(agent.project_id)
+        if not self._reads.is_latest(read):
+            return
         for key_hash in [h for h, k in self._keys.items() if k.agent_id == agent_id]:
             del self._keys[key_hash]
         for key_id in [i for i, k in self._aws_keys.items() if k.agent_id == agent_id]:
