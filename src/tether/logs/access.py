@@ -12,11 +12,13 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from tether.logs.request_scope import RequestScope, current_scope
+from tether.logs.setup import direct_handler
 
 __all__ = ["SCOPE_KEY", "AccessLogger", "request_scope_middleware"]
 
 SCOPE_KEY = web.RequestKey("tether_scope", RequestScope)
 SESSION_HEADER = "tether-session-id"
+LINE = "%s %s %s %.1fms agent=%s session=%s"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -30,7 +32,9 @@ async def request_scope_middleware(request: web.Request, handler: Handler) -> we
 
 
 class AccessLogger(AbstractAccessLogger):
-    """Fields go to the record as ``extra`` too, so the JSON format gets them as keys."""
+    """Fields go to the record as ``extra`` too, so the JSON format gets them as keys.
+    When only tether's stderr handler would see the line (the default), it is handed the
+    line directly (``direct_handler``): the same line, without a ``LogRecord``."""
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         scope = request.get(SCOPE_KEY)
@@ -38,23 +42,21 @@ class AccessLogger(AbstractAccessLogger):
         session = scope.session if scope is not None else None
         session = session or response.headers.get(SESSION_HEADER)
         duration_ms = round(time * 1000, 2)
-        self.logger.info(
-            "%s %s %s %.1fms agent=%s session=%s",
-            request.method,
-            request.path,
-            response.status,
-            duration_ms,
-            agent or "-",
-            session or "-",
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status,
-                "duration_ms": duration_ms,
-                "agent": agent,
-                "session": session,
-            },
-        )
+        method, path, status = request.method, request.path, response.status
+        fields = {
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": duration_ms,
+            "agent": agent,
+            "session": session,
+        }
+        shown = (method, path, status, duration_ms, agent or "-", session or "-")
+        handler = direct_handler(self.logger, logging.INFO)
+        if handler is None:
+            self.logger.info(LINE, *shown, extra=fields)
+        else:
+            handler.emit_line(self.logger.name, logging.INFO, LINE % shown, fields)
 
     @property
     def enabled(self) -> bool:

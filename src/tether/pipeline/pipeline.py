@@ -358,13 +358,13 @@ class Pipeline:
 
     async def _until_written(self, work: Callable[[], Awaitable[object]], what: str) -> None:
         delay = RETRY_FIRST_SECONDS
-        loop = asyncio.get_running_loop()
         while True:
             try:
                 await work()
                 return
             except TetherError as exc:
-                if self._give_up_at is not None and loop.time() >= self._give_up_at:
+                now = asyncio.get_running_loop().time()
+                if self._give_up_at is not None and now >= self._give_up_at:
                     log.error("%s failed and tether is stopping; lost: %s", what, exc.message)
                     return
                 log.warning("%s failed; retrying in %.1f s: %s", what, delay, exc.message)

@@ -391,8 +391,8 @@ class _ClientWatch:
 
     def __init__(self, request: web.Request) -> None:
         self._request = request
-        self._task = asyncio.current_task()
         self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task(self._loop)
         self._left = False
         self._timer = self._loop.call_later(CLIENT_CHECK_SECONDS, self._check)
 
