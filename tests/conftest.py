@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.databases import REDIS_URL, postgres_database, seed_sqlite, sqlite_url
 from tests.support.fake_upstream import RunningFake, start_fake
+from tests.support.replicas import start_here_and_there
 from tests.support.server import RunningTether, start_tether
 from tests.support.tcp_proxy import CuttableProxy
 
@@ -63,6 +64,15 @@ def upstream() -> Iterator[RunningFake]:
     running = start_fake()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def here_and_there(
+    tmp_path: Path, upstream: RunningFake
+) -> Iterator[tuple[RunningTether, RunningTether, CuttableProxy]]:
+    """Two replicas on one PostgreSQL, ``here`` behind a forwarder that can hold a reply."""
+    with start_here_and_there(tmp_path, upstream) as running:
+        yield running
 
 
 def _overrides(request: pytest.FixtureRequest) -> dict[str, Any]:

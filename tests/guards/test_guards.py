@@ -28,6 +28,8 @@ QUIET = {
     "stall_minutes": None,
     "breaker_failures": None,
 }
+ONLY_REPEAT = {**QUIET, "repeat_limit": 2, "on_trip": "pause"}
+"""Only the repeat guard, pausing the session at its third identical call."""
 
 
 @pytest.fixture

@@ -5,52 +5,19 @@ whatever older row the feed's read brings back."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.guards.test_guards import QUIET
-from tests.support.databases import PG_HOST, PG_PORT, postgres_database
+from tests.guards.test_guards import ONLY_REPEAT, QUIET
 from tests.support.fake_upstream import RunningFake
-from tests.support.server import RunningTether, start_tether
+from tests.support.server import RunningTether
 from tests.support.tcp_proxy import CuttableProxy
 
 OLDER_READ_HELD = 5.0
 OWN_WRITES = 1.5
 """Seconds for here's guard change to write and read the project back (milliseconds
 unloaded), well inside ``OLDER_READ_HELD``."""
-ONLY_REPEAT = {**QUIET, "repeat_limit": 2, "on_trip": "pause"}
-"""Only the repeat guard, pausing the session at its third identical call."""
-
-
-@pytest.fixture
-def here_and_there(
-    tmp_path: Path, upstream: RunningFake
-) -> Iterator[tuple[RunningTether, RunningTether, CuttableProxy]]:
-    """Two replicas on one PostgreSQL: ``here`` reaches it through a forwarder that can
-    hold a reply up, ``there`` directly."""
-    proxy = CuttableProxy(PG_HOST, PG_PORT).start()
-    with postgres_database(migrated=True) as url:
-        here = start_tether(
-            tmp_path / "here",
-            url.replace(f":{PG_PORT}/", f":{proxy.port}/"),
-            anthropic_base_url=upstream.url,
-        )
-        there = start_tether(
-            tmp_path / "there",
-            url,
-            anthropic_base_url=upstream.url,
-            bootstrap_admin_token=here.admin_token,
-        )
-        try:
-            yield here, there, proxy
-        finally:
-            there.stop()
-            here.stop()
-            proxy.close()
 
 
 def _call(tether: RunningTether, key: str) -> int:
