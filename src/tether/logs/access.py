@@ -53,10 +53,13 @@ class AccessLogger(AbstractAccessLogger):
         }
         shown = (method, path, status, duration_ms, agent or "-", session or "-")
         handler = direct_handler(self.logger, logging.INFO)
-        if handler is None:
-            self.logger.info(LINE, *shown, extra=fields)
-        else:
-            handler.emit_line(self.logger.name, logging.INFO, LINE % shown, fields)
+        if handler is not None:
+            try:
+                handler.emit_line(self.logger.name, logging.INFO, LINE % shown, fields)
+                return
+            except Exception:  # logging's own handling (handleError) then applies
+                pass
+        self.logger.info(LINE, *shown, extra=fields)
 
     @property
     def enabled(self) -> bool:
