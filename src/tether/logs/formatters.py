@@ -70,17 +70,10 @@ class JsonFormatter(LineFormatter):
     """One JSON object per line: time, level, logger, message, and every ``extra`` field."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": self._time_of_day(record.created, JSON_TIME_FORMAT)
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        fields = {k: v for k, v in vars(record).items() if k not in _STANDARD}
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+            fields["exception"] = self.formatException(record.exc_info)
+        return self.line(record.name, record.levelno, record.getMessage(), record.created, fields)
 
     def line(
         self, name: str, levelno: int, message: str, created: float, fields: dict[str, Any]
