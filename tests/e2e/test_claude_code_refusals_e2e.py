@@ -94,12 +94,15 @@ def test_rotating_a_running_claude_codes_key_stops_it_after_one_refused_request(
         (workdir / "go").touch()
         refused_at = None
         deadline = time.monotonic() + 30
-        while process.poll() is None:
+        while True:
+            exited = process.poll() is not None
+            if refused_at is None and key_refusals(gateway) > 0:
+                refused_at = time.monotonic()
+            if exited:
+                break
             assert time.monotonic() < deadline, (
                 f"claude kept going after its key was rotated: {key_refusals(gateway)} 401s"
             )
-            if refused_at is None and key_refusals(gateway) > 0:
-                refused_at = time.monotonic()
             time.sleep(0.05)
         exited_at = time.monotonic()
     finally:
