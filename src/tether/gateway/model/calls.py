@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import orjson
@@ -24,6 +23,7 @@ from tether.gateway.anthropic.errors import error_type_for, sse_error_event
 from tether.gateway.anthropic.stream_tap import HeldToolUse, StreamTap
 from tether.gateway.anthropic.upstream import AnthropicUpstream, UpstreamFailed, response_headers
 from tether.gateway.credentials import presented_credential
+from tether.gateway.model.client_watch import ClientGone, ClientWatch
 from tether.gateway.model.keepalive import KeepAlive
 from tether.gateway.model.retry_after import retry_after_header
 from tether.gateway.model.wire import ModelCall, ModelWire, StreamCodec
@@ -43,17 +43,10 @@ SESSION_HEADERS = ("X-Claude-Code-Session-Id", "X-Tether-Session-Id")
 OVERLOADED = frozenset({429, 529})
 MAX_RETRY_AFTER_SECONDS = 600
 DEFAULT_KEEPALIVE_SECONDS = 15.0
-CLIENT_CHECK_SECONDS = 0.5
-"""While upstream has not answered, how often to look whether the client is still there."""
 DRAIN_SECONDS = 30.0
 DRAIN_BYTES = 16 * 1024 * 1024
 """After a client leaves mid-stream, upstream goes on generating (and billing): tether
 reads on, this long and this much at most, to settle what was really used."""
-T = TypeVar("T")
-
-
-class ClientGone(Exception):
-    """The client closed its connection before tether could answer."""
 
 
 def session_id_from(headers: Any) -> str | None:
@@ -77,6 +70,7 @@ class ModelCalls:
         self._upstream = upstream
         self._inflight = inflight
         self._keepalive_seconds = keepalive_seconds
+        self._client_watch = ClientWatch()
 
     def action(self, request: web.Request, call: ModelCall) -> Action:
         """The pipeline's view of ``call``: the same for every door."""
@@ -172,7 +166,7 @@ class ModelCalls:
             return wire.refusal(exc.code, exc.message, session_headers)
         outcome.upstream_reached = True
         try:
-            upstream = await _while_client_waits(
+            upstream = await self._client_watch.while_client_waits(
                 request,
                 self._upstream.post(target.url, target.headers, target.body, wire.upstream_name),
             )
@@ -208,7 +202,7 @@ class ModelCalls:
         session_headers: dict[str, str],
     ) -> web.StreamResponse:
         try:
-            data = await _while_client_waits(request, upstream.read())
+            data = await self._client_watch.while_client_waits(request, upstream.read())
         except (TimeoutError, aiohttp.ClientError) as exc:
             outcome.result, outcome.status = "error", 502
             outcome.detail = f"{wire.upstream_name} broke off its answer: {exc!r}"
@@ -364,53 +358,6 @@ class ModelCalls:
         if isinstance(segment, HeldToolUse):
             return await self._pipeline.review(decision, segment.tool_use)
         return None
-
-
-async def _while_client_waits(request: web.Request, work: Awaitable[T]) -> T:
-    """``work``, given up (cancelled) when the client leaves first: a client that timed out
-    must not hold a connection to upstream and a budget reservation for minutes. It runs in
-    the caller's task, watched by a timer (measured: 17 µs less a call than a task of its
-    own and ``asyncio.wait``)."""
-    watch = _ClientWatch(request)
-    try:
-        result = await work
-    except (asyncio.CancelledError, Exception):  # the watch's, or one the work made of it
-        if watch.cancelled_task():
-            raise ClientGone from None
-        raise
-    finally:
-        watch.stop()
-    if watch.cancelled_task():  # the work swallowed the cancellation
-        raise ClientGone
-    return result
-
-
-class _ClientWatch:
-    """Every ``CLIENT_CHECK_SECONDS``, cancels the task that made it if the client's
-    connection is gone."""
-
-    def __init__(self, request: web.Request) -> None:
-        self._request = request
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task(self._loop)
-        self._left = False
-        self._timer = self._loop.call_later(CLIENT_CHECK_SECONDS, self._check)
-
-    def _check(self) -> None:
-        transport = self._request.transport
-        if self._task is not None and (transport is None or transport.is_closing()):
-            self._left = True
-            self._task.cancel()
-        else:
-            self._timer = self._loop.call_later(CLIENT_CHECK_SECONDS, self._check)
-
-    def cancelled_task(self) -> bool:
-        """Whether this watch cancelled the task, and nothing else did (a shutdown): its
-        cancellation is then taken back, and the client is gone. Asked once."""
-        return self._left and self._task is not None and self._task.uncancel() == 0
-
-    def stop(self) -> None:
-        self._timer.cancel()
 
 
 def _stopped(outcome: Outcome, refusal: Deny) -> None:
