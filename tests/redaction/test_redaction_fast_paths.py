@@ -27,6 +27,18 @@ def test_texts_around_an_id_are_still_scanned() -> None:
     assert redact_text(f"Authorization: Bearer {session}").endswith(REDACTED)
 
 
+def test_request_ids_are_kept_as_the_full_scan_keeps_them_and_only_their_shape() -> None:
+    alphabet = string.ascii_letters + string.digits
+    for length in range(1, 40):
+        for _ in range(50):
+            text = "req_" + "".join(random.choices(alphabet, k=length))
+            assert clean_text(text) == redact_text(text) == text == _redact_scan(text)
+    aws_shaped = "req_" + "".join(random.choices(alphabet, k=40))
+    assert redact_text(aws_shaped) == _redact_scan(aws_shaped) != aws_shaped
+    for text in ("req_sk-ant-api03-abcdefghijkl", "req_abc Bearer abcdefghijklmnop", "req_"):
+        assert redact_text(text) == _redact_scan(text)
+
+
 def test_word_tokens_are_kept_or_blanked_as_the_full_scan_does() -> None:
     rng = random.Random(29)
     alphabet = string.ascii_letters + string.digits + "_-"

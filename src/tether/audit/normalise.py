@@ -18,7 +18,13 @@ from sqlalchemy import String
 
 from tether.audit.chain import BASE_COLUMNS
 from tether.audit.event import AuditEvent
-from tether.redaction.text import CACHED_CHARS, REDACTED, is_secret_name, redact_text
+from tether.redaction.text import (
+    CACHED_CHARS,
+    REDACTED,
+    is_plain_id,
+    is_secret_name,
+    redact_text,
+)
 from tether.store.schema import audit_events
 
 __all__ = ["MAX_ATTRIBUTES_CHARS", "MAX_TEXT_CHARS", "clean_text", "normalised_row"]
@@ -50,6 +56,8 @@ def clean_text(value: str, limit: int = MAX_TEXT_CHARS) -> str:
     """Valid UTF-8 without NUL (PostgreSQL refuses both), secrets blanked, at most
     ``limit`` characters (cut ones end in ``…``)."""
     if len(value) <= CACHED_CHARS:
+        if is_plain_id(value):
+            return value
         cleaned = _clean_short(value)
         return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + TRUNCATED
     value = _storable(value)

@@ -23,6 +23,7 @@ __all__ = [
     "CACHED_CHARS",
     "REDACTED",
     "digest",
+    "is_plain_id",
     "is_secret_name",
     "redact_text",
     "redacted_summary",
@@ -125,6 +126,9 @@ _OUR_ID = re.compile(r"[0-9a-f]{32}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 """Session ids (Claude Code's, and those tether derives for a conversation): no pattern
 matches one, and a scan of a new one costs tens of microseconds on every event."""
+_REQUEST_ID = re.compile(r"req_[A-Za-z0-9]{1,39}")
+"""Anthropic's request ids (``request-id``, on every completion event): fewer than the 40
+letters and digits in a row that the AWS secret's shape needs, and no other pattern's."""
 
 
 @functools.lru_cache(maxsize=4_096)
@@ -140,13 +144,22 @@ def _aws_secret(match: re.Match[str]) -> str:
     return REDACTED if mixed and any(c.isdigit() for c in text) else text
 
 
+def is_plain_id(text: str) -> bool:
+    """Whether ``text`` is an id of a shape no pattern matches (tether's, a UUID, an
+    Anthropic request id): nothing to blank, and each one new, so not worth remembering."""
+    size = len(text)
+    if size == 32:
+        return _OUR_ID.fullmatch(text) is not None
+    if size == 36:
+        return _UUID.fullmatch(text) is not None
+    return text.startswith("req_") and _REQUEST_ID.fullmatch(text) is not None
+
+
 def redact_text(text: str) -> str:
     """``text`` with anything that looks like a credential blanked: known key formats,
     bearer tokens, passwords in URLs, secret flags and ``NAME=value`` assignments.
     Short texts (names, ids, models, codes) repeat on every event and are remembered."""
-    if len(text) == 32 and _OUR_ID.fullmatch(text):
-        return text
-    if len(text) == 36 and _UUID.fullmatch(text):
+    if is_plain_id(text):
         return text
     if len(text) <= CACHED_CHARS:
         return _redact_short(text)
