@@ -67,6 +67,33 @@ def test_tampering_with_any_stored_event_is_found(
     assert removed.exit_code == 1 and "events are missing" in removed.output
 
 
+def test_events_appended_between_the_gateways_batches_keep_one_intact_chain(
+    tether_any: RunningTether,
+) -> None:
+    """A session's kill commits its own event with the state change, moving the chain's
+    head past where the audit writer left it; the writer's next batch links after it."""
+    some_decisions(tether_any, count=3)
+    key = tether_any.create_agent("b", "p")
+
+    def authorize(session: str, resource: str) -> None:
+        answer = httpx.post(
+            f"{tether_any.url}/v1/authorize",
+            json={"session_id": session, "action": "s3:GetObject", "resource": resource},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert answer.status_code == 200, answer.text
+
+    for round_ in range(3):
+        authorize(f"killed-{round_}", "r")
+        killed = tether_any.call("POST", f"/sessions/killed-{round_}/kill", json={"reason": "x"})
+        assert killed.status_code == 200, killed.text
+        authorize(f"goes-on-{round_}", "r1")
+        authorize(f"goes-on-{round_}", "r2")
+    report = tether_any.call("GET", "/audit/verify").json()
+    assert report["intact"], report["first_break"]
+    assert report["checked"] == report["head_seq"] >= 3 + 3 * 4
+
+
 def test_cutting_the_newest_events_is_found(
     cli, tether_any: RunningTether, database_url: str
 ) -> None:  # type: ignore[no-untyped-def]

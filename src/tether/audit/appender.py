@@ -39,6 +39,9 @@ __all__ = [
 COLUMNS = [column.name for column in audit_events.columns]
 HEAD = "SELECT seq, hash FROM audit_chain WHERE id = 1"
 MOVE_HEAD = "UPDATE audit_chain SET seq = {0}, hash = {1} WHERE id = 1"
+MOVE_HEAD_FROM_SQLITE = (
+    "UPDATE audit_chain SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?"
+)
 MOVE_HEAD_FROM = (
     "UPDATE audit_chain SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4 RETURNING 1"
 )
@@ -52,30 +55,39 @@ MAX_ROWS_PER_INSERT = 256 if sqlite3.sqlite_version_info >= (3, 32) else 32
 bind since SQLite 3.32 (999 before it, as some distributions' Python still links)."""
 
 
-def append_linked(conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
+def append_linked(
+    conn: sqlite3.Connection, rows: Sequence[Row], last: ChainHead | None = None
+) -> ChainHead:
     """Link ``rows`` onto the chain and insert them, inside the caller's transaction on the
-    writer thread: a state change can commit its own audit event with it."""
+    writer thread: a state change can commit its own audit event with it. ``last``: where
+    the caller last left the head; the head is moved from there in one statement, and read
+    only when someone else moved it since (another worker, a state change's events).
+    Returns the new head."""
+    if last is not None:
+        linked, head = link(rows, last)
+        moved = conn.execute(MOVE_HEAD_FROM_SQLITE, (head.seq, head.hash, last.seq, last.hash))
+        if moved.rowcount == 1:
+            _insert(conn, linked)
+            return head
     seq, digest = conn.execute(HEAD).fetchone()
     linked, head = link(rows, ChainHead(seq, digest))
     _insert(conn, linked)
     conn.execute(MOVE_HEAD.format("?", "?"), (head.seq, head.hash))
+    return head
 
 
 def _insert(conn: sqlite3.Connection, linked: list[Row]) -> None:
-    """A batch in a few multi-row statements, not one statement a row (``executemany``).
-    The writer thread gives up the GIL during each statement; taking it back while the event
-    loop runs Python costs a wait of up to the interpreter's switch interval (5 ms), once a
-    statement: with a busy loop, 33 rows took 160 ms one by one and 16 ms in one statement
-    (measured). Chunks are powers of two, so a few prepared statements serve every size."""
-    start = 0
-    while start < len(linked):
-        count = min(MAX_ROWS_PER_INSERT, 1 << ((len(linked) - start).bit_length() - 1))
-        chunk = linked[start : start + count]
-        conn.execute(_insert_rows(count), [value for row in chunk for value in row])
-        start += count
+    """A batch in one multi-row statement (a few past ``MAX_ROWS_PER_INSERT``), not one
+    statement a row (``executemany``). The writer thread gives up the GIL during each
+    statement; taking it back while the event loop runs Python costs a wait of up to the
+    interpreter's switch interval, and two context switches, once a statement: with a busy
+    loop, 33 rows took 160 ms one by one and 16 ms in one statement (measured)."""
+    for start in range(0, len(linked), MAX_ROWS_PER_INSERT):
+        chunk = linked[start : start + MAX_ROWS_PER_INSERT]
+        conn.execute(_insert_rows(len(chunk)), [value for row in chunk for value in row])
 
 
-@functools.cache
+@functools.lru_cache(maxsize=MAX_ROWS_PER_INSERT)
 def _insert_rows(count: int) -> str:
     row = f"({', '.join('?' for _ in COLUMNS)})"
     return f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES {', '.join([row] * count)}"
@@ -94,13 +106,17 @@ class AuditAppender(Protocol):
 class SqliteAppender:
     def __init__(self, writer: SqliteWriter) -> None:
         self._writer = writer
+        self._last: ChainHead | None = None
+        """Where this appender left the head (set on the writer thread; a head moved by a
+        transaction that then rolled back fails the next move's check and is read again)."""
+
+    def _append(self, conn: sqlite3.Connection, rows: Sequence[Row]) -> None:
+        self._last = append_linked(conn, rows, self._last)
 
     async def append(self, rows: Sequence[Row]) -> None:
-        """``rows`` in ``BASE_COLUMNS`` order; the chain columns are added here. Reading the
-        head each time costs nothing measurable in-process (bench/audit_bench.py)."""
-
+        """``rows`` in ``BASE_COLUMNS`` order; the chain columns are added here."""
         try:
-            await self._writer.transaction(lambda conn: append_linked(conn, rows))
+            await self._writer.transaction(lambda conn: self._append(conn, rows))
         except UNSTORABLE as exc:
             raise _rejected(exc) from exc
         except StoreUnavailable as exc:
