@@ -334,15 +334,23 @@ class Pipeline:
         assert decision.action is not None and decision.context is not None
         action, ctx = decision.action, decision.context
         for stage in self._settlers:
-            await self._until_written(
-                lambda stage=stage: stage.settle(action, ctx, outcome),  # type: ignore[misc]
-                f"settling decision {decision.event_id} in {type(stage).__name__}",
-            )
+            try:
+                await stage.settle(action, ctx, outcome)
+            except Exception as exc:
+                await self._until_written(
+                    lambda stage=stage: stage.settle(action, ctx, outcome),  # type: ignore[misc]
+                    f"settling decision {decision.event_id} in {type(stage).__name__}",
+                    exc,
+                )
         events = [*decision.held.take(), *outcome_events(action, ctx, outcome, decision.event_id)]
-        await self._until_written(
-            lambda: self._record_outcome(events),
-            f"recording the {len(events)} outcome events of decision {decision.event_id}",
-        )
+        try:
+            await self._record_outcome(events)
+        except Exception as exc:
+            await self._until_written(
+                lambda: self._record_outcome(events),
+                f"recording the {len(events)} outcome events of decision {decision.event_id}",
+                exc,
+            )
 
     async def _record_outcome(self, events: list[AuditEvent]) -> None:
         """In one commit; if the store refuses one event, the others are written one by
@@ -356,20 +364,25 @@ class Pipeline:
                 except AuditEventRejected as exc:
                     log.error("audit event %s %s refused: %s", event.id, event.action, exc.message)
 
-    async def _until_written(self, work: Callable[[], Awaitable[object]], what: str) -> None:
+    async def _until_written(
+        self, work: Callable[[], Awaitable[object]], what: str, failure: Exception
+    ) -> None:
+        """``work`` failed with ``failure`` on its first try (made inline, the common case
+        costing no retry machinery): the store's refusals are retried, backing off."""
         delay = RETRY_FIRST_SECONDS
         while True:
+            if not isinstance(failure, TetherError):
+                log.error("%s failed", what, exc_info=failure)
+                return
+            now = asyncio.get_running_loop().time()
+            if self._give_up_at is not None and now >= self._give_up_at:
+                log.error("%s failed and tether is stopping; lost: %s", what, failure.message)
+                return
+            log.warning("%s failed; retrying in %.1f s: %s", what, delay, failure.message)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
             try:
                 await work()
                 return
-            except TetherError as exc:
-                now = asyncio.get_running_loop().time()
-                if self._give_up_at is not None and now >= self._give_up_at:
-                    log.error("%s failed and tether is stopping; lost: %s", what, exc.message)
-                    return
-                log.warning("%s failed; retrying in %.1f s: %s", what, delay, exc.message)
-            except Exception:
-                log.exception("%s failed", what)
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_SECONDS)
+            except Exception as exc:
+                failure = exc
