@@ -154,19 +154,45 @@ def _column(name: str, value: str | None) -> str | None:
 
 def normalised_row(event: AuditEvent) -> tuple[Any, ...]:
     """The event's values in ``BASE_COLUMNS`` order, each fitting its column."""
+    project_id, agent_id, agent_name, actor, source = _columns(
+        WHO, event.project_id, event.agent_id, event.agent_name, event.actor, event.source
+    )
     return (
         _column("id", event.id),
         int(event.ts),
-        _column("project_id", event.project_id),
-        _column("agent_id", event.agent_id),
-        _column("agent_name", event.agent_name),
+        project_id,
+        agent_id,
+        agent_name,
         _column("session_id", event.session_id),
-        _column("actor", event.actor),
-        _column("source", event.source),
-        _column("action", event.action),
-        _column("resource", event.resource),
-        _column("result", event.result),
-        _column("code", event.code),
+        actor,
+        source,
+        *_columns(WHAT, event.action, event.resource, event.result, event.code),
         _column("reason", event.reason),
         _attributes(event.attributes),
     )
+
+
+WHO = ("project_id", "agent_id", "agent_name", "actor", "source")
+WHAT = ("action", "resource", "result", "code")
+"""Columns whose values come together on event after event (an agent, a call of one
+kind): cleaned once for every event that repeats them. A session's id is not among them:
+a client without a session header starts a new one on every conversation."""
+MAX_REMEMBERED_CHARS = 1_024
+"""The longest set of values remembered, so the cache stays small whatever callers send."""
+
+
+def _columns(names: tuple[str, ...], *values: str | None) -> tuple[str | None, ...]:
+    try:
+        size = sum([len(value) for value in values if value is not None])
+    except TypeError:
+        size = MAX_REMEMBERED_CHARS + 1
+    if size > MAX_REMEMBERED_CHARS:
+        return _uncached_columns(names, values)
+    return _remembered_columns(names, values)
+
+
+def _uncached_columns(names: tuple[str, ...], values: tuple[Any, ...]) -> tuple[str | None, ...]:
+    return tuple([_column(name, value) for name, value in zip(names, values, strict=True)])
+
+
+_remembered_columns = functools.lru_cache(maxsize=4_096)(_uncached_columns)
