@@ -17,11 +17,11 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     disable_created_metrics,
 )
 
 from tether.audit.event import AuditEvent
+from tether.metrics.tallies import CounterTally, HistogramTally
 
 __all__ = ["TetherMetrics"]
 
@@ -52,48 +52,49 @@ class TetherMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             self.registry.register(collector)
-        self.events = Counter(
+        self.events = CounterTally(
             "tether_events",
             "Audit events recorded, by front door, service, phase and result",
             ["source", "service", "phase", "result", "code"],
-            registry=self.registry,
+            self.registry,
         )
-        self.decision_seconds = Histogram(
+        self.decision_seconds = HistogramTally(
             "tether_decision_seconds",
             "Time to decide an action, its audit event durable included",
             ["source"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            LATENCY_BUCKETS,
+            self.registry,
         )
-        self.audit_commit_seconds = Histogram(
+        self.audit_commit_seconds = HistogramTally(
             "tether_audit_commit_seconds",
             "Time to make one batch of audit events durable",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+            [],
+            LATENCY_BUCKETS,
+            self.registry,
         )
         self.audit_failures = Counter(
             "tether_audit_write_failures",
             "Audit batches that could not be written (their actions were refused)",
             registry=self.registry,
         )
-        self.upstream_seconds = Histogram(
+        self.upstream_seconds = HistogramTally(
             "tether_upstream_call_seconds",
             "Duration of forwarded calls as the agent saw them, by front door and status",
             ["source", "status"],
-            buckets=UPSTREAM_BUCKETS,
-            registry=self.registry,
+            UPSTREAM_BUCKETS,
+            self.registry,
         )
-        self.tokens = Counter(
+        self.tokens = CounterTally(
             "tether_model_tokens",
             "Tokens the model API reported, by type, project and model",
             ["type", "project", "model"],
-            registry=self.registry,
+            self.registry,
         )
-        self.cost = Counter(
+        self.cost = CounterTally(
             "tether_model_cost_usd",
             "Cost of model calls in US dollars, by project and model",
             ["project", "model"],
-            registry=self.registry,
+            self.registry,
         )
         self.guard_trips = Counter(
             "tether_guard_trips",
@@ -177,15 +178,13 @@ class TetherMetrics:
         self._child(self.drill_seconds, project, drill).set(seconds)
 
     def decided(self, source: str, seconds: float) -> None:
-        self._child(self.decision_seconds, source).observe(seconds)
+        self.decision_seconds.observe((source,), seconds)
 
     def audit_written(self, events: Sequence[AuditEvent], seconds: float) -> None:
-        self.audit_commit_seconds.observe(seconds)
+        self.audit_commit_seconds.observe((), seconds)
         for event in events:
             service = event.action.split(":", 1)[0]
-            self._child(
-                self.events, event.source, service, _phase(event), event.result, event.code or ""
-            ).inc()
+            self.events.add((event.source, service, _phase(event), event.result, event.code or ""))
             if event.action.endswith(":completed"):
                 self._completion(event)
             elif event.source == "guards" and event.code:
@@ -228,7 +227,7 @@ class TetherMetrics:
         latency = attributes.get("latency_ms")
         if isinstance(latency, int | float):
             status = str(attributes.get("status", ""))
-            self._child(self.upstream_seconds, event.source, status).observe(latency / 1000)
+            self.upstream_seconds.observe((event.source, status), latency / 1000)
         model = attributes.get("model")
         model = model if isinstance(model, str) else ""
         project = self._project(event)
@@ -237,7 +236,7 @@ class TetherMetrics:
             for field, kind in TOKEN_FIELDS.items():
                 count = usage.get(field)
                 if isinstance(count, int) and count > 0:
-                    self._child(self.tokens, kind, project, model).inc(count)
+                    self.tokens.add((kind, project, model), count)
         cost = attributes.get("cost_usd")
         if isinstance(cost, int | float) and cost > 0 and event.project_id:
-            self._child(self.cost, project, model).inc(cost)
+            self.cost.add((project, model), cost)
