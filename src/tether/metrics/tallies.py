@@ -15,14 +15,27 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 __all__ = ["CounterTally", "HistogramTally"]
 
 
-class CounterTally(Collector):
+class _Family(Collector):
+    """A family's name, help and label names. It describes nothing, so registering it
+    checks no names (as the other collectors of ``tether.metrics``)."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._labelnames = list(labelnames)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+class CounterTally(_Family):
     """A counter family: ``add(labels, amount)``; series appear once counted."""
 
     def __init__(
@@ -32,9 +45,7 @@ class CounterTally(Collector):
         labelnames: Sequence[str],
         registry: CollectorRegistry,
     ) -> None:
-        self._name = name
-        self._documentation = documentation
-        self._labelnames = list(labelnames)
+        super().__init__(name, documentation, labelnames)
         self._values: dict[tuple[str, ...], float] = {}
         registry.register(self)
 
@@ -44,9 +55,6 @@ class CounterTally(Collector):
     def value(self, labels: tuple[str, ...]) -> float:
         return self._values.get(labels, 0.0)
 
-    def describe(self) -> Iterator[CounterMetricFamily]:
-        return iter(())
-
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
         for labels, value in list(self._values.items()):
@@ -54,7 +62,7 @@ class CounterTally(Collector):
         yield family
 
 
-class HistogramTally(Collector):
+class HistogramTally(_Family):
     """A histogram family: ``observe(labels, value)`` counts the value in the first bucket
     whose upper bound holds it (``le``, as Prometheus reads buckets). Without label names
     its one series is shown from the start, as ``prometheus_client`` shows it."""
@@ -67,9 +75,7 @@ class HistogramTally(Collector):
         buckets: Sequence[float],
         registry: CollectorRegistry,
     ) -> None:
-        self._name = name
-        self._documentation = documentation
-        self._labelnames = list(labelnames)
+        super().__init__(name, documentation, labelnames)
         self._bounds = sorted(float(bound) for bound in buckets if bound != math.inf)
         self._shown_bounds: list[str] = [
             floatToGoString(bound)  # type: ignore[no-untyped-call]
@@ -89,9 +95,6 @@ class HistogramTally(Collector):
         counts = self._counts.get(labels) or self._series(labels)
         counts[bisect_left(self._bounds, value)] += 1
         counts[-1] += value
-
-    def describe(self) -> Iterator[HistogramMetricFamily]:
-        return iter(())
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         family = HistogramMetricFamily(self._name, self._documentation, labels=self._labelnames)
