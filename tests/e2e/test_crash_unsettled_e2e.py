@@ -133,7 +133,10 @@ def test_a_crash_leaves_reservations_unsettled_not_spent(
         assert state["spent_usd"] == pytest.approx(real, abs=1e-6)
         assert state["remaining_usd"] == pytest.approx(LIMIT - real, abs=1e-6)
         marks = admin.get("/audit", params={"action": "budget:settled"}).json()
-        assert len(marks) == len(events)
+        # listed again: holds expire at different times, so a later pass of the reaper may
+        # have marked more of them unsettled after the first list (each one settled since)
+        unsettled_events = admin.get("/audit", params={"action": "budget:unsettled"}).json()
+        assert len(marks) == len(unsettled_events) >= len(events)
         assert all(e["actor"] == "admin:bootstrap" for e in marks)
         assert all(e["attributes"]["charged_usd"] == 0 for e in marks)
         again = cli(env, "budgets", "settle", "nope", "-p", "p", "--usd", "1")
