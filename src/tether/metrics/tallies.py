@@ -52,9 +52,6 @@ class CounterTally(_Family):
     def add(self, labels: tuple[str, ...], amount: float = 1.0) -> None:
         self._values[labels] = self._values.get(labels, 0.0) + amount
 
-    def value(self, labels: tuple[str, ...]) -> float:
-        return self._values.get(labels, 0.0)
-
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
         for labels, value in list(self._values.items()):
