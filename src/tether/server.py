@@ -27,13 +27,14 @@ from tether.gateway.tasks import add_task_routes
 from tether.gateway.vertex.door import VertexDoor
 from tether.guards.redis_memory import RedisGuardMemory
 from tether.identity.doorkeeper import Doorkeeper
-from tether.logs.access import AccessLogger, request_scope_middleware
+from tether.logs.access import AccessLogger
 from tether.runtime import Runtime
 from tether.slack.interactions import SlackInteractions
 from tether.web.bodies import BODY_TIMEOUT_KEY
-from tether.web.connections import ConnectionGuard, GuardedSite, connection_middleware
-from tether.web.errors import error_middleware
+from tether.web.connections import ConnectionGuard, GuardedSite
+from tether.web.exact_routes import ExactRoutesRunner
 from tether.web.readiness import ReadinessCheck, add_health_routes
+from tether.web.request_lifecycle import RequestLifecycle
 from tether.web.shared_lane import HEAVY_WORK_KEY
 
 __all__ = ["RUNTIME_KEY", "build_app", "make_runner", "make_site", "warm_up"]
@@ -69,12 +70,7 @@ def build_app(runtime: Runtime) -> web.Application:
     """An application serving an already started runtime (the caller stops it)."""
     settings = runtime.settings
     app = web.Application(
-        middlewares=[
-            runtime.requests.middleware,
-            request_scope_middleware,
-            connection_middleware,
-            error_middleware,
-        ],
+        middlewares=[RequestLifecycle(runtime.requests).middleware],
         client_max_size=settings.max_message_bytes,
     )
     app[RUNTIME_KEY] = runtime
@@ -165,7 +161,7 @@ def make_runner(
     app: web.Application, settings: Settings, access_log: logging.Logger | None = None
 ) -> web.AppRunner:
     """``access_log``: where each request is logged (``tether up``), or nowhere."""
-    return web.AppRunner(
+    return ExactRoutesRunner(
         app,
         access_log=access_log,
         access_log_class=AccessLogger,

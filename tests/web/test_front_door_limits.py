@@ -4,6 +4,7 @@ are capped, and a flood of bad keys is counted without flooding the audit chain.
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -159,3 +160,27 @@ def test_a_body_over_the_limit_that_arrived_whole_is_refused(tmp_path: Path, pat
         assert b"payload_too_large" in answer and b"4096" in answer
     finally:
         server.stop()
+
+
+def test_a_silent_connection_is_closed_at_its_header_deadline_and_a_busy_one_is_not(
+    strict: RunningTether,
+) -> None:
+    """One sweep each quarter of the deadline (1 s here) keeps every connection's: one that
+    never sends its head is closed within 1.25 deadlines, one that sends a request every
+    0.3 s for 2.5 deadlines is never cut."""
+    with _connect(strict) as silent:
+        opened = time.monotonic()
+        readable, _, _ = select.select([silent], [], [], 5)
+        waited = time.monotonic() - opened
+        assert readable and silent.recv(1024) == b""
+    assert 0.9 <= waited <= 2.0, waited
+
+    with _connect(strict) as busy:
+        opened = time.monotonic()
+        answered = 0
+        while time.monotonic() - opened < 2.5:
+            busy.sendall(b"GET /healthz HTTP/1.1\r\nHost: tether\r\n\r\n")
+            assert b" 200 " in busy.recv(4096).split(b"\r\n", 1)[0]
+            answered += 1
+            time.sleep(0.3)
+    assert answered >= 7

@@ -4,7 +4,6 @@ Never a key, a header or a query string (which could carry one)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -14,21 +13,18 @@ from aiohttp.web_response import StreamResponse
 from tether.logs.request_scope import RequestScope, current_scope
 from tether.logs.setup import direct_handler
 
-__all__ = ["SCOPE_KEY", "AccessLogger", "request_scope_middleware"]
+__all__ = ["SCOPE_KEY", "AccessLogger", "begin_scope"]
 
 SCOPE_KEY = web.RequestKey("tether_scope", RequestScope)
 SESSION_HEADER = "tether-session-id"
 LINE = "%s %s %s %.1fms agent=%s session=%s"
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-@web.middleware
-async def request_scope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def begin_scope(request: web.Request) -> None:
+    """A new scope for the request, seen by its task's pipeline and by its access line."""
     scope = RequestScope()
     request[SCOPE_KEY] = scope
     current_scope.set(scope)
-    return await handler(request)
 
 
 class AccessLogger(AbstractAccessLogger):

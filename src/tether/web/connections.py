@@ -2,7 +2,7 @@
 request's headers, so slow or idle unauthenticated clients cannot hold sockets.
 
 ``GuardedSite`` wraps aiohttp's protocol factory. A connection must deliver a complete
-request head (the request reaches ``connection_middleware``) within ``header_timeout``
+request head (the request reaches ``request_started``) within ``header_timeout``
 of connecting or of its first byte after a response; otherwise it is closed. Connections
 over ``max_connections`` are answered 503 and closed at once. Idle keep-alive
 connections are aiohttp's (``keepalive_timeout``).
@@ -11,12 +11,13 @@ connections are aiohttp's (``keepalive_timeout``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from aiohttp import web
 
-__all__ = ["ConnectionGuard", "GuardedSite", "connection_middleware"]
+__all__ = ["ConnectionGuard", "GuardedSite", "request_started"]
 
 _BUSY_BODY = (
     b'{"error": {"code": "too_many_connections", '
@@ -33,11 +34,17 @@ _OPEN: dict[Any, _GuardedProtocol] = {}
 
 
 class ConnectionGuard:
+    """Counts connections, and closes those past their header deadline: one timer looks
+    at every open connection each quarter of ``header_timeout`` (so a deadline is kept
+    to within a quarter of itself), rather than a timer armed and cancelled a request."""
+
     def __init__(self, max_connections: int, header_timeout: float) -> None:
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.open = 0
         self.refused = 0
+        self._connections: set[_GuardedProtocol] = set()
+        self._timer: asyncio.TimerHandle | None = None
 
     def wrap(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         def make() -> asyncio.Protocol:
@@ -47,6 +54,28 @@ class ConnectionGuard:
             return _GuardedProtocol(factory(), self)
 
         return make
+
+    def opened(self, connection: _GuardedProtocol) -> None:
+        self.open += 1
+        self._connections.add(connection)
+        if self._timer is None:
+            self._schedule()
+
+    def closed(self, connection: _GuardedProtocol) -> None:
+        self.open -= 1
+        self._connections.discard(connection)
+
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.header_timeout / 4, self._sweep)
+
+    def _sweep(self) -> None:
+        self._timer = None
+        cut_off = time.monotonic() - self.header_timeout
+        for connection in [c for c in self._connections if c.waiting_before(cut_off)]:
+            connection.expire()
+        if self._connections:
+            self._schedule()
 
 
 class _Busy(asyncio.Protocol):
@@ -60,31 +89,31 @@ class _Busy(asyncio.Protocol):
 
 
 class _GuardedProtocol(asyncio.Protocol):
-    """Forwards everything to aiohttp's handler; owns the header deadline."""
+    """Forwards everything to aiohttp's handler; notes since when it awaits a request head."""
 
     def __init__(self, inner: Any, guard: ConnectionGuard) -> None:
         self._inner = inner
         self._guard = guard
         self._transport: asyncio.BaseTransport | None = None
-        self._deadline: asyncio.TimerHandle | None = None
+        self._waiting_since: float | None = None
         self._in_request = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._guard.open += 1
         self._transport = transport
+        self._waiting_since = time.monotonic()
         _OPEN[transport] = self
-        self._arm()
+        self._guard.opened(self)
         self._inner.connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._guard.open -= 1
-        self._disarm()
+        self._guard.closed(self)
+        self._waiting_since = None
         _OPEN.pop(self._transport, None)
         self._inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if not self._in_request and self._deadline is None:
-            self._arm()
+        if not self._in_request and self._waiting_since is None:
+            self._waiting_since = time.monotonic()
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -99,40 +128,28 @@ class _GuardedProtocol(asyncio.Protocol):
 
     def request_started(self) -> None:
         self._in_request = True
-        self._disarm()
+        self._waiting_since = None
 
     def request_finished(self) -> None:
         self._in_request = False
 
-    def _arm(self) -> None:
-        self._disarm()
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.call_later(self._guard.header_timeout, self._expire)
+    def waiting_before(self, moment: float) -> bool:
+        since = self._waiting_since
+        return since is not None and since <= moment and not self._in_request
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _expire(self) -> None:
-        self._deadline = None
-        if not self._in_request and self._transport is not None:
+    def expire(self) -> None:
+        self._waiting_since = None
+        if self._transport is not None:
             self._transport.close()
 
 
-@web.middleware
-async def connection_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """The request head arrived: its connection's header deadline no longer applies."""
+def request_started(request: web.BaseRequest) -> _GuardedProtocol | None:
+    """The request head arrived: its connection's header deadline no longer applies until
+    ``request_finished`` is called on what this returns (None: not a guarded connection)."""
     connection = _OPEN.get(request.transport)
     if connection is not None:
         connection.request_started()
-    try:
-        return await handler(request)
-    finally:
-        if connection is not None:
-            connection.request_finished()
+    return connection
 
 
 class GuardedSite(web.TCPSite):

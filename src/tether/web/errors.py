@@ -7,7 +7,7 @@ anything unexpected answers a bare 500 and is logged server-side, never echoed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -15,11 +15,10 @@ from aiohttp import web
 from tether.errors import TetherError, status_for
 from tether.redaction.text import redact_text
 
-__all__ = ["ErrorRenderer", "error_middleware", "json_error", "set_error_renderer"]
+__all__ = ["ErrorRenderer", "error_response", "json_error", "set_error_renderer"]
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ErrorRenderer = Callable[[str, str], dict[str, Any]]
 
 _RENDERER_KEY = web.AppKey("error_renderers", list[tuple[str, ErrorRenderer]])
@@ -60,15 +59,13 @@ def json_error(
     return web.json_response(body, status=status, headers=headers)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except TetherError as exc:
+def error_response(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The answer to what a handler raised; re-raises an HTTP redirect, which is no error."""
+    if isinstance(exc, TetherError):
         return json_error(request, exc.code, exc.message, exc.details)
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         code = HTTP_CODES.get(exc.status, "invalid_request")
         message = {
             "not_found": f"no route for {request.method} {request.path}",
@@ -76,6 +73,5 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         }.get(code, exc.reason)
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return json_error(request, code, message, headers=allow)
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return json_error(request, "internal_error", "tether hit an internal error; see its log")
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return json_error(request, "internal_error", "tether hit an internal error; see its log")

@@ -6,13 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-
-from aiohttp import web
 
 __all__ = ["InflightRequests"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class InflightRequests:
@@ -24,19 +19,20 @@ class InflightRequests:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    def enter(self) -> asyncio.Task[object] | None:
+        """Counts the running request's task in; hand what it returns to ``leave``."""
         task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            self._idle.clear()
+        return task
+
+    def leave(self, task: asyncio.Task[object] | None) -> None:
         if task is None:
-            return await handler(request)
-        self._tasks.add(task)
-        self._idle.clear()
-        try:
-            return await handler(request)
-        finally:
-            self._tasks.discard(task)
-            if not self._tasks:
-                self._idle.set()
+            return
+        self._tasks.discard(task)
+        if not self._tasks:
+            self._idle.set()
 
     async def wait(self, seconds: float) -> bool:
         """True once no request is being handled; False if some still are after ``seconds``."""
