@@ -4,12 +4,14 @@ the database."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.budgets.test_budgets import budget, call, concurrent_burst, listed
+from tests.budgets.test_budgets import body, budget, call, concurrent_burst, listed
 from tests.support.databases import sqlite_url
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether, start_tether
@@ -146,3 +148,49 @@ def test_leases_on_two_replicas_never_overspend(
     one_increment_usd = 2048 * 10 / 1_000_000
     assert state["spent_usd"] <= 0.6 + len(cut) * one_increment_usd, (state, len(cut))
     assert state["spent_usd"] > 0.3, "both replicas' leases were spent, not stranded"
+
+
+@LEASED
+def test_new_sessions_each_lease_their_own_limit_and_stop_at_it(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    """A conversation without a session header, then six more at once, eight calls each: each
+    conversation's session is tether's own, so its first lease is made without waiting
+    (no one else can charge its period yet), and the calls racing it take from it or grow
+    it (answers capped to what is left, or refused); each session spends up to its limit
+    and no further."""
+    key = gateway.create_agent("a", "p")
+    gateway.set_guards("p", repeat_limit=None)
+    budget(gateway, project="p", period="session", limit_usd=0.25)
+    upstream.fake.default = FakeReply(output_tokens=5000)
+
+    async def burst() -> list[tuple[int, int, str]]:
+        async with httpx.AsyncClient(timeout=60) as client:
+
+            async def one(conversation: int) -> tuple[int, int, str]:
+                request = body(6000)
+                request["messages"][0]["content"] += f" (conversation {conversation})"
+                response = await client.post(
+                    f"{gateway.url}/v1/messages",
+                    json=request,
+                    headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+                )
+                return conversation, response.status_code, response.headers["tether-session-id"]
+
+            return await asyncio.gather(*[one(n % 6) for n in range(48)])
+
+    alone = httpx.post(
+        f"{gateway.url}/v1/messages",
+        json=body(6000),
+        headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+        timeout=30,
+    )
+    assert alone.status_code == 200, alone.text
+    results = asyncio.run(burst())
+    for n in range(6):
+        statuses = [status for conversation, status, _ in results if conversation == n]
+        sessions = {session for conversation, _, session in results if conversation == n}
+        assert set(statuses) <= {200, 402} and statuses.count(200) >= 3, statuses
+        assert len(sessions) == 1, sessions
+        cost = gateway.call("GET", f"/sessions/{sessions.pop()}").json()["cost_usd"]
+        assert 0.15 <= cost <= 0.25, (n, cost, statuses)

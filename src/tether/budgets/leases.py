@@ -228,6 +228,10 @@ class LeasedLedger:
         lease = self._leases.get(key)
         if lease is not None and lease.fits(hold.micros, hold.tokens):
             return lease
+        if lease is None and hold.fresh and key not in self._growing:
+            made = self._first_lease_fresh(hold)
+            if made is not None:
+                return self._leases[key] if made else None
         growing = self._growing.setdefault(key, _Growth())
         growing.users += 1
         try:
@@ -243,21 +247,38 @@ class LeasedLedger:
             lease = self._leases.get(key)
             if lease is not None and lease.fits(hold.micros, hold.tokens):
                 return lease
-            short_m, short_t = (
-                lease.shortfall(hold.micros, hold.tokens)
-                if lease is not None
-                else (
-                    hold.micros if hold.budget.limit_micros is not None else 0,
-                    hold.tokens if hold.budget.limit_tokens is not None else 0,
-                )
-            )
-            slice_m, slice_t = self._slice(hold.budget)
-            wanted = ((max(short_m, slice_m), max(short_t, slice_t)), (short_m, short_t))
-            for micros, tokens in wanted:
+            for micros, tokens in self._wanted(lease, hold):
                 if await self._grow(lease, hold, micros, tokens):
                     break
             else:
                 return None
+
+    def _first_lease_fresh(self, hold: Hold) -> bool | None:
+        """A period's first lease, when no one else can charge it yet (``_lease_fresh``),
+        made without waiting: nothing else can be growing it, so no lock is taken. As
+        ``_grown_for`` would: a slice, or just the hold when no slice fits; None when the
+        ledger cannot defer the write (lease as usual)."""
+        expires_at = now_ms() + self._lease_ms
+        for micros, tokens in self._wanted(None, hold):
+            grown = Hold(hold.budget, hold.period_key, hold.period_end, micros, tokens)
+            made = self._lease_fresh(grown, expires_at)
+            if made is None or made:
+                return made
+        return False
+
+    def _wanted(self, lease: _Lease | None, hold: Hold) -> tuple[tuple[int, int], ...]:
+        """What to grow ``lease`` by for ``hold``, first choice first: a slice of the
+        budget, else just what is missing."""
+        short_m, short_t = (
+            lease.shortfall(hold.micros, hold.tokens)
+            if lease is not None
+            else (
+                hold.micros if hold.budget.limit_micros is not None else 0,
+                hold.tokens if hold.budget.limit_tokens is not None else 0,
+            )
+        )
+        slice_m, slice_t = self._slice(hold.budget)
+        return ((max(short_m, slice_m), max(short_t, slice_t)), (short_m, short_t))
 
     def _slice(self, budget: Budget) -> tuple[int, int]:
         return (
