@@ -92,9 +92,10 @@ NAME = web.AppKey("name", str)
 SEEN = web.RequestKey("seen", list[str])
 
 
-def _app_with_a_tenant() -> web.Application:
-    """Two middlewares noting their order, ``POST /x`` on the main application and on a
-    sub-application for the host ``tenant.example``."""
+def _app(tenant: bool) -> web.Application:
+    """Two middlewares noting their order, a response-prepare signal, ``POST /x`` (and
+    ``GET /y``, so ``HEAD /y`` too) on the main application; with ``tenant``, ``POST /x``
+    also on a sub-application for the host ``tenant.example``."""
 
     @web.middleware
     async def outer(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -110,34 +111,59 @@ def _app_with_a_tenant() -> web.Application:
         return web.json_response(
             {
                 "app": request.config_dict[NAME],
+                "current": request.match_info.current_app[NAME],
                 "route": request.match_info.route.resource.canonical,  # type: ignore[union-attr]
                 "seen": request.get(SEEN, []),
             }
         )
 
+    async def prepared(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["x-prepared"] = request.method
+
     app = web.Application(middlewares=[outer, inner])
     app[NAME] = "main"
     app.router.add_post("/x", where)
-    tenant = web.Application()
-    tenant[NAME] = "tenant"
-    tenant.router.add_post("/x", where)
-    app.add_domain("tenant.example", tenant)
+    app.router.add_get("/y", where)
+    app.on_response_prepare.append(prepared)
+    if tenant:
+        sub = web.Application()
+        sub[NAME] = "tenant"
+        sub.router.add_post("/x", where)
+        app.add_domain("tenant.example", sub)
     return app
 
 
-def _answers(runner_class: type[web.AppRunner]) -> list[object]:
-    async def serve_and_ask() -> list[object]:
-        runner = runner_class(_app_with_a_tenant())
+def _answers(runner_class: type[web.AppRunner], tenant: bool) -> tuple[list[object], int]:
+    """What ``POST /x``, ``GET /y`` and ``HEAD /y`` (and ``POST /x`` for the tenant's
+    host) answered, and how many times the router was asked."""
+
+    async def serve_and_ask() -> tuple[list[object], int]:
+        app = _app(tenant)
+        resolve = app.router.resolve
+        asked = []
+
+        async def counted(request: Request) -> web.AbstractMatchInfo:
+            asked.append(request.rel_url.path)
+            return await resolve(request)
+
+        app.router.resolve = counted  # type: ignore[method-assign]
+        runner = runner_class(app)
         await runner.setup()
+        asked.clear()  # the shortcut's own look-ups at start-up
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                main = await client.post("/x")
-                tenant = await client.post("/x", headers={"Host": "tenant.example"})
-            assert main.status_code == tenant.status_code == 200, (main.text, tenant.text)
-            return [main.json(), tenant.json()]
+                answers = [await client.post("/x"), await client.get("/y")]
+                head = await client.head("/y")
+                if tenant:
+                    answers.append(await client.post("/x", headers={"Host": "tenant.example"}))
+            assert all(a.status_code == 200 for a in [*answers, head]), [*answers, head]
+            return [
+                *[(a.json(), a.headers["x-prepared"]) for a in answers],
+                (head.status_code, head.headers["x-prepared"]),
+            ], len(asked)
         finally:
             await runner.cleanup()
 
@@ -145,9 +171,19 @@ def _answers(runner_class: type[web.AppRunner]) -> list[object]:
 
 
 def test_the_shortcut_answers_as_the_router_would_with_the_same_middlewares() -> None:
+    main = {"app": "main", "current": "main", "seen": ["outer", "inner"]}
     expected = [
-        {"app": "main", "route": "/x", "seen": ["outer", "inner"]},
-        {"app": "tenant", "route": "/x", "seen": ["outer", "inner"]},
+        ({**main, "route": "/x"}, "POST"),
+        ({**main, "route": "/y"}, "GET"),
+        (200, "HEAD"),
     ]
-    assert _answers(web.AppRunner) == expected
-    assert _answers(ExactRoutesRunner) == expected
+    assert _answers(web.AppRunner, tenant=False) == (expected, 3)
+    assert _answers(ExactRoutesRunner, tenant=False) == (expected, 0)
+
+
+def test_a_host_name_sub_application_keeps_every_request_on_the_router() -> None:
+    """Its host decides where a path goes, so no path is taken past the router."""
+    tenant = {"app": "tenant", "current": "tenant", "route": "/x", "seen": ["outer", "inner"]}
+    answers, asked = _answers(ExactRoutesRunner, tenant=True)
+    assert answers == _answers(web.AppRunner, tenant=True)[0]
+    assert answers[-2] == (tenant, "POST") and asked == 4

@@ -2,7 +2,8 @@
 route's handler, skipping the router's walk and ``Application._handle``'s per-request
 set-up (4 of the 46 µs CPU a ``GET /healthz`` costs, ``bench/web_layer_bench.py``; #29).
 Everything else, and any request that asks ``Expect: 100-continue``, takes aiohttp's own
-path."""
+path, as does every request to an application with a host-name sub-application or an
+old-style middleware."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ class ExactRoutes:
         resources = list(app.router.resources())
         if any(isinstance(resource, MatchedSubAppResource) for resource in resources):
             return routes  # a sub-application by host name: the Host header decides
+        if not all(getattr(m, "__middleware_version__", None) == 1 for m in app.middlewares):
+            return routes  # an old-style middleware: only aiohttp knows how to call it
         for resource in resources:
             if not isinstance(resource, PlainResource):
                 continue

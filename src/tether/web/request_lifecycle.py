@@ -26,9 +26,10 @@ class RequestLifecycle:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         task = self._inflight.enter()
-        begin_scope(request)
-        connection = request_started(request)
+        connection = None
         try:
+            begin_scope(request)
+            connection = request_started(request)
             return await handler(request)
         except Exception as exc:
             return error_response(request, exc)
