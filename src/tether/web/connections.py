@@ -43,7 +43,6 @@ class ConnectionGuard:
         self.header_timeout = header_timeout
         self.open = 0
         self.refused = 0
-        self._connections: set[_GuardedProtocol] = set()
         self._timer: asyncio.TimerHandle | None = None
 
     def wrap(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
@@ -55,15 +54,13 @@ class ConnectionGuard:
 
         return make
 
-    def opened(self, connection: _GuardedProtocol) -> None:
+    def opened(self) -> None:
         self.open += 1
-        self._connections.add(connection)
         if self._timer is None:
             self._schedule()
 
-    def closed(self, connection: _GuardedProtocol) -> None:
+    def closed(self) -> None:
         self.open -= 1
-        self._connections.discard(connection)
 
     def _schedule(self) -> None:
         loop = asyncio.get_running_loop()
@@ -72,9 +69,10 @@ class ConnectionGuard:
     def _sweep(self) -> None:
         self._timer = None
         cut_off = time.monotonic() - self.header_timeout
-        for connection in [c for c in self._connections if c.waiting_before(cut_off)]:
+        late = [c for c in _OPEN.values() if c.guarded_by(self) and c.waiting_before(cut_off)]
+        for connection in late:
             connection.expire()
-        if self._connections:
+        if self.open:
             self._schedule()
 
 
@@ -102,11 +100,11 @@ class _GuardedProtocol(asyncio.Protocol):
         self._transport = transport
         self._waiting_since = time.monotonic()
         _OPEN[transport] = self
-        self._guard.opened(self)
+        self._guard.opened()
         self._inner.connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._guard.closed(self)
+        self._guard.closed()
         self._waiting_since = None
         _OPEN.pop(self._transport, None)
         self._inner.connection_lost(exc)
@@ -133,9 +131,14 @@ class _GuardedProtocol(asyncio.Protocol):
     def request_finished(self) -> None:
         self._in_request = False
 
+    def guarded_by(self, guard: ConnectionGuard) -> bool:
+        return self._guard is guard
+
     def waiting_before(self, moment: float) -> bool:
+        """Awaiting a request head since ``moment`` or earlier (never while in a request:
+        its start clears the wait, and bytes during it start none)."""
         since = self._waiting_since
-        return since is not None and since <= moment and not self._in_request
+        return since is not None and since <= moment
 
     def expire(self) -> None:
         self._waiting_since = None

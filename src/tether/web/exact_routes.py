@@ -7,12 +7,12 @@ old-style middleware."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial, update_wrapper
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractMatchInfo
+from aiohttp.typedefs import Handler
 from aiohttp.web_server import Server
 from aiohttp.web_urldispatcher import (
     AbstractRoute,
@@ -23,8 +23,6 @@ from aiohttp.web_urldispatcher import (
 from yarl import URL
 
 __all__ = ["ExactRoutes", "ExactRoutesRunner"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True, slots=True)

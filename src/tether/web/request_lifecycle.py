@@ -5,9 +5,8 @@ coroutine frame and a call on every request (#29)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from tether.logs.access import begin_scope
 from tether.web.connections import request_started
@@ -15,8 +14,6 @@ from tether.web.errors import error_response
 from tether.web.inflight_requests import InflightRequests
 
 __all__ = ["RequestLifecycle"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class RequestLifecycle:
