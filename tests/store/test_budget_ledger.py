@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from tether.budgets.leases import LeasedLedger
 from tether.clock import now_ms
-from tether.errors import BadRequest, NotFound, TetherError
+from tether.errors import BadRequest, NotFound, StoreUnavailable, TetherError
 from tether.records.budgets import Budget, BudgetPeriod, BudgetScope
 from tether.store.budget_ledger import (
     BudgetLedger,
@@ -291,3 +291,37 @@ async def test_a_settlement_the_store_fails_midway_is_kept_for_the_retry(stores)
     await tight.leases.settle("running", [tight.hold(1_000)], 800, 0)
     await tight.leases.flush(closing=True)
     assert await tight.spent_and_reserved() == (SLICE + 800, 0)
+
+
+async def test_a_fresh_lease_stands_only_on_a_period_nothing_else_holds(stores) -> None:
+    """A new session's first lease is written without reading its period first: a period
+    found already there takes it only when empty; one something else holds refuses the
+    call and keeps what it held."""
+    db, store, ledger = stores
+    if db.is_postgres:
+        pytest.skip("PostgreSQL leases in a transaction of its own (no deferred write)")
+    _, tight = await two_budgets(db, store)
+    leasing = cast(LeasingLedger, ledger)
+    expires = now_ms() + 60_000
+
+    new = leasing.lease_fresh("l-new", Hold(tight, "s-new", None, 5_000, 7), expires)
+    assert new is not None
+    await new.result()
+    usage = await store.usage(tight.id, "s-new")
+    assert usage is not None
+    assert (usage.spent_micros, usage.reserved_micros, usage.reserved_tokens) == (0, 5_000, 7)
+
+    assert await ledger.reserve("r-held", [Hold(tight, "s-held", None, 1_000, 0)], expires) is None
+    held = leasing.lease_fresh("l-held", Hold(tight, "s-held", None, 5_000, 0), expires)
+    assert held is not None
+    with pytest.raises(StoreUnavailable, match="charged before its first lease"):
+        await held.result()
+    usage = await store.usage(tight.id, "s-held")
+    assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (0, 1_000)
+
+    await ledger.settle("r-held", [Hold(tight, "s-held", None, 1_000, 0)], 0, 0)
+    emptied = leasing.lease_fresh("l-empty", Hold(tight, "s-held", None, 5_000, 0), expires)
+    assert emptied is not None
+    await emptied.result()
+    usage = await store.usage(tight.id, "s-held")
+    assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (0, 5_000)

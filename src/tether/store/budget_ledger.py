@@ -46,6 +46,14 @@ RETURNING budget_periods.budget_id, budget_periods.period_key, budget_periods.sp
           budget_periods.reserved_micros, budget_periods.spent_tokens,
           budget_periods.reserved_tokens, budget_periods.period_end
 """
+OPEN_PERIOD = """
+INSERT INTO budget_periods (budget_id, period_key, spent_micros, reserved_micros,
+                            spent_tokens, reserved_tokens, period_end)
+VALUES ({0}, {1}, 0, {2}, 0, {3}, {4})
+ON CONFLICT (budget_id, period_key) DO NOTHING
+"""
+"""A period's first reservation, when no one can have charged it yet: nothing read back."""
+
 HOLD = """
 INSERT INTO budget_reservations (id, budget_id, period_key, micros, tokens, expires_at)
 VALUES ({0}, {1}, {2}, {3}, {4}, {5})
@@ -119,6 +127,13 @@ def _settle_args(hold: Hold, held: tuple[int, int], micros: int, tokens: int) ->
         hold.budget.limit_micros,
         hold.budget.limit_tokens,
     )
+
+
+def _unread(template: str) -> str:
+    """``template`` without its ``RETURNING`` clause, for callers that need only whether a
+    row changed: SQLite's ``RETURNING`` collects its rows in a table of its own first, and
+    costs about as much again as the statement it ends."""
+    return template.split("RETURNING", 1)[0]
 
 
 def _sql(template: str, style: str) -> str:
@@ -256,8 +271,9 @@ class LeasingLedger(BudgetLedger, Protocol):
 
     async def give_back(self, returns: Sequence[LeaseReturn]) -> dict[str, PeriodUsage | None]:
         """Charge what leases spent and release what they did not use, in one
-        transaction. By lease id, each lease still held, with its period as it now stands;
-        a lease no longer held (settled by an operator) is left alone and left out."""
+        transaction. By lease id, each lease still held, with its period as it now stands
+        (None for a lease closed here: its period is not read back); a lease no longer held
+        (settled by an operator) is left alone and left out."""
         ...
 
 
@@ -304,8 +320,10 @@ class SqliteBudgetLedger(_HoldingLedger):
         self._release = _sql(RELEASE, "qmark")
         self._charge = _sql(CHARGE, "qmark")
         self._settle = _sql(SETTLE, "qmark")
-        self._shrink = _sql(SHRINK, "qmark")
+        self._shrink = _sql(_unread(SHRINK), "qmark")
         self._drop = _sql(DROP, "qmark")
+        self._open_period = _sql(OPEN_PERIOD, "qmark")
+        self._charge_unread = _sql(_unread(CHARGE), "qmark")
 
     async def _hold_in(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int, *, grow: bool
@@ -338,12 +356,12 @@ class SqliteBudgetLedger(_HoldingLedger):
             return refused.hold, []
 
     def lease_fresh(self, lease_id: str, hold: Hold, expires_at: int) -> Queued[None] | None:
-        budget_id, key, micros, tokens, *_ = _reserve_args(hold)
+        budget_id, key, micros, tokens, end, *_ = _reserve_args(hold)
         reserve = _named_reserve_args(hold)
 
         def work(conn: sqlite3.Connection) -> None:
-            row = conn.execute(self._reserve, reserve).fetchone()
-            if row is None or tuple(row[2:6]) != (0, micros, 0, tokens):
+            opened = conn.execute(self._open_period, (budget_id, key, micros, tokens, end))
+            if opened.rowcount != 1 and not self._alone_in(conn, reserve):
                 raise StoreUnavailable(
                     f"the budget period {key} was charged before its first lease was written; "
                     "the call was refused and the next one reads the period first"
@@ -356,15 +374,35 @@ class SqliteBudgetLedger(_HoldingLedger):
         def work(conn: sqlite3.Connection) -> dict[str, PeriodUsage | None]:
             held: dict[str, PeriodUsage | None] = {}
             for back in sorted(returns, key=_lock_order):
-                released = conn.execute(
-                    *_lease_row_change(back, self._shrink, self._drop)
-                ).fetchone()
-                if released is not None:
-                    row = conn.execute(self._charge, _charge_args(back, released)).fetchone()
-                    held[back.lease_id] = PeriodUsage(*row) if row is not None else None
+                released = self._released(conn, back)
+                if released is None:
+                    continue
+                if back.close:
+                    conn.execute(self._charge_unread, _charge_args(back, released))
+                    held[back.lease_id] = None
+                    continue
+                row = conn.execute(self._charge, _charge_args(back, released)).fetchone()
+                held[back.lease_id] = PeriodUsage(*row) if row is not None else None
             return held
 
         return await self._writer.transaction(work)
+
+    def _alone_in(self, conn: sqlite3.Connection, reserve: dict[str, Any]) -> bool:
+        """A fresh period's row was there already: the lease is added to it, and stands
+        only if the period held nothing else."""
+        row = conn.execute(self._reserve, reserve).fetchone()
+        return row is not None and tuple(row[2:6]) == (0, reserve["m"], 0, reserve["t"])
+
+    def _released(self, conn: sqlite3.Connection, back: LeaseReturn) -> Sequence[int] | None:
+        """What the lease's row stops reserving once shrunk (or, closing, deleted); None when
+        the lease is no longer held. A shrink releases exactly what it was asked to."""
+        if back.close:
+            row = conn.execute(self._drop, (back.lease_id, back.budget_id)).fetchone()
+            return None if row is None else (row[0], row[1])
+        args = (back.released_micros, back.released_tokens, back.expires_at, back.lease_id)
+        if conn.execute(self._shrink, (*args, back.budget_id)).rowcount != 1:
+            return None
+        return back.released_micros, back.released_tokens
 
     async def settle(
         self, reservation_id: str, holds: Sequence[Hold], micros: int, tokens: int
@@ -405,6 +443,7 @@ class PostgresBudgetLedger(_HoldingLedger):
         self._settle = _sql(SETTLE, "numeric")
         self._shrink = _sql(SHRINK, "numeric")
         self._drop = _sql(DROP, "numeric")
+        self._charge_unread = _sql(_unread(CHARGE), "numeric")
 
     async def _connection_pool(self) -> Any:
         return await self._db.driver_pool()
@@ -451,9 +490,14 @@ class PostgresBudgetLedger(_HoldingLedger):
                 for back in sorted(returns, key=_lock_order):
                     statement, args = _lease_row_change(back, self._shrink, self._drop)
                     released = await conn.fetchrow(statement, *args)
-                    if released is not None:
-                        row = await conn.fetchrow(self._charge, *_charge_args(back, released))
-                        held[back.lease_id] = PeriodUsage(*row) if row is not None else None
+                    if released is None:
+                        continue
+                    if back.close:
+                        await conn.execute(self._charge_unread, *_charge_args(back, released))
+                        held[back.lease_id] = None
+                        continue
+                    row = await conn.fetchrow(self._charge, *_charge_args(back, released))
+                    held[back.lease_id] = PeriodUsage(*row) if row is not None else None
                 return held
         except CONNECTION_ERRORS as exc:
             raise StoreUnavailable(f"budgets cannot be settled: {exc!r}") from exc

@@ -25,11 +25,13 @@ from tether.store.sqlite_writer import Queued, SqliteWriter
 __all__ = ["SessionStore", "Transition"]
 
 _COLUMNS = [column.name for column in sessions.columns]
-_CREATE = (
+_CREATE_NEW = (
     "INSERT INTO sessions (id, agent_id, project_id, state, created_at, last_activity_at, "
-    "request_count) VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING "
-    f"RETURNING {', '.join(_COLUMNS)}"
+    "request_count) VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING"
 )
+"""A new session's row, nothing read back: SQLite's ``RETURNING`` buffers its rows in a
+table of their own, which cost more than the insert itself (24.8 against 10.7 µs)."""
+_CREATE = f"{_CREATE_NEW} RETURNING {', '.join(_COLUMNS)}"
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM sessions WHERE id = ?"
 _SET_STATE = (
     "UPDATE sessions SET state = ?, state_by = ?, state_reason = ?, state_at = ? WHERE id = ?"
@@ -99,7 +101,7 @@ class SessionIdTaken(TetherError):
 def _create_new_sqlite(conn: sqlite3.Connection, values: tuple[Any, ...]) -> None:
     """A session nobody else can know yet; raises (undoing nothing else in the batch) if
     its id was somehow taken, so the call that assumed it new is refused."""
-    if conn.execute(_CREATE, values).fetchone() is None:
+    if conn.execute(_CREATE_NEW, values).rowcount != 1:
         raise SessionIdTaken(f"session {values[0]} already exists")
 
 
