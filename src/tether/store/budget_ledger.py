@@ -357,11 +357,10 @@ class SqliteBudgetLedger(_HoldingLedger):
 
     def lease_fresh(self, lease_id: str, hold: Hold, expires_at: int) -> Queued[None] | None:
         budget_id, key, micros, tokens, end, *_ = _reserve_args(hold)
-        reserve = _named_reserve_args(hold)
 
         def work(conn: sqlite3.Connection) -> None:
             opened = conn.execute(self._open_period, (budget_id, key, micros, tokens, end))
-            if opened.rowcount != 1 and not self._alone_in(conn, reserve):
+            if opened.rowcount != 1 and not self._alone_in(conn, hold):
                 raise StoreUnavailable(
                     f"the budget period {key} was charged before its first lease was written; "
                     "the call was refused and the next one reads the period first"
@@ -387,11 +386,11 @@ class SqliteBudgetLedger(_HoldingLedger):
 
         return await self._writer.transaction(work)
 
-    def _alone_in(self, conn: sqlite3.Connection, reserve: dict[str, Any]) -> bool:
+    def _alone_in(self, conn: sqlite3.Connection, hold: Hold) -> bool:
         """A fresh period's row was there already: the lease is added to it, and stands
         only if the period held nothing else."""
-        row = conn.execute(self._reserve, reserve).fetchone()
-        return row is not None and tuple(row[2:6]) == (0, reserve["m"], 0, reserve["t"])
+        row = conn.execute(self._reserve, _named_reserve_args(hold)).fetchone()
+        return row is not None and tuple(row[2:6]) == (0, hold.micros, 0, hold.tokens)
 
     def _released(self, conn: sqlite3.Connection, back: LeaseReturn) -> Sequence[int] | None:
         """What the lease's row stops reserving once shrunk (or, closing, deleted); None when
