@@ -21,10 +21,10 @@ import asyncpg
 from harness import report, timed
 from sqlalchemy.engine import make_url
 
+from tether.audit.appender import PostgresAppender, SqliteAppender
 from tether.audit.event import AuditEvent
 from tether.audit.normalise import normalised_row
 from tether.audit.table import AuditStore
-from tether.audit.appender import PostgresAppender, SqliteAppender
 from tether.store.database import Database
 from tether.store.migrate import upgrade
 from tether.store.sqlite_writer import SqliteWriter

@@ -48,7 +48,9 @@ MODELS = ("claude-sonnet-5", "claude-haiku-5", "claude-opus-5")
 TOOLS = ("Bash", "Edit", "Read", "Write", "Grep")
 
 
-def session_events(rng: random.Random, agent: int, session: str, start: int) -> Iterator[tuple[Any, ...]]:
+def session_events(
+    rng: random.Random, agent: int, session: str, start: int
+) -> Iterator[tuple[Any, ...]]:
     """One session: model calls (decision, completion, tool uses) and hook decisions."""
     project = f"p{agent % PROJECTS:02d}"
     agent_id, name = f"a{agent:04d}", f"agent-{agent}"
@@ -57,23 +59,73 @@ def session_events(rng: random.Random, agent: int, session: str, start: int) -> 
         model = rng.choice(MODELS)
         ts += rng.randint(2_000, 30_000)
         decision = f"e{session}-{turn}-d"
-        yield (decision, ts, project, agent_id, name, session, f"agent:{name}", "anthropic",
-               "model:messages", f"anthropic:model/{model}", "allow", None, "no stage objected",
-               orjson.dumps({"model": model, "stream": True, "max_tokens": 8192}).decode())
+        yield (
+            decision,
+            ts,
+            project,
+            agent_id,
+            name,
+            session,
+            f"agent:{name}",
+            "anthropic",
+            "model:messages",
+            f"anthropic:model/{model}",
+            "allow",
+            None,
+            "no stage objected",
+            orjson.dumps({"model": model, "stream": True, "max_tokens": 8192}).decode(),
+        )
         ts += rng.randint(1_000, 20_000)
-        usage = {"input_tokens": rng.randint(50, 4000), "output_tokens": rng.randint(20, 2000),
-                 "cache_read_input_tokens": rng.randint(0, 60000), "cache_creation_input_tokens": 0}
-        yield (f"e{session}-{turn}-c", ts, project, agent_id, name, session, f"agent:{name}",
-               "anthropic", "model:messages:completed", f"anthropic:model/{model}", "ok", None, "",
-               orjson.dumps({"decision_event": decision, "model": model, "status": 200,
-                             "latency_ms": 1234.5, "usage": usage,
-                             "cost_usd": round(rng.uniform(0.001, 0.2), 6)}).decode())
+        usage = {
+            "input_tokens": rng.randint(50, 4000),
+            "output_tokens": rng.randint(20, 2000),
+            "cache_read_input_tokens": rng.randint(0, 60000),
+            "cache_creation_input_tokens": 0,
+        }
+        yield (
+            f"e{session}-{turn}-c",
+            ts,
+            project,
+            agent_id,
+            name,
+            session,
+            f"agent:{name}",
+            "anthropic",
+            "model:messages:completed",
+            f"anthropic:model/{model}",
+            "ok",
+            None,
+            "",
+            orjson.dumps(
+                {
+                    "decision_event": decision,
+                    "model": model,
+                    "status": 200,
+                    "latency_ms": 1234.5,
+                    "usage": usage,
+                    "cost_usd": round(rng.uniform(0.001, 0.2), 6),
+                }
+            ).decode(),
+        )
         if rng.random() < 0.6:
             tool = rng.choice(TOOLS)
             use = f"toolu_{session}_{turn}"
-            yield (f"e{session}-{turn}-u", ts, project, agent_id, name, session, f"agent:{name}",
-                   "anthropic", f"tool_use:{tool}", tool, "emitted", None, "",
-                   orjson.dumps({"tool_use_id": use, "tool": tool}).decode())
+            yield (
+                f"e{session}-{turn}-u",
+                ts,
+                project,
+                agent_id,
+                name,
+                session,
+                f"agent:{name}",
+                "anthropic",
+                f"tool_use:{tool}",
+                tool,
+                "emitted",
+                None,
+                "",
+                orjson.dumps({"tool_use_id": use, "tool": tool}).decode(),
+            )
             ts += rng.randint(100, 2_000)
             denied = rng.random() < 0.05
             yield (f"e{session}-{turn}-h", ts, project, agent_id, name, session, f"agent:{name}",
@@ -94,7 +146,9 @@ def fleet_events(total: int, seed: int = 7) -> Iterator[tuple[Any, ...]]:
     while made < total:
         for start in starts:
             number += 1
-            for row in session_events(rng, rng.randrange(AGENTS), f"s{number:08d}", MONTH_START_MS + start):
+            for row in session_events(
+                rng, rng.randrange(AGENTS), f"s{number:08d}", MONTH_START_MS + start
+            ):
                 yield row
                 made += 1
                 if made >= total:
@@ -119,8 +173,6 @@ COLUMNS = ("id", "ts", "project_id", "agent_id", "agent_name", "session_id", "ac
            "hash")  # fmt: skip
 
 
-
-
 async def load(url: str, total: int) -> tuple[float, ChainHead]:
     started = time.perf_counter()
     last: tuple[Any, ...] = ()
@@ -139,7 +191,10 @@ async def load(url: str, total: int) -> tuple[float, ChainHead]:
         sqlite = sqlite3.connect(make_url(url).database or "")
         sqlite.execute("PRAGMA journal_mode=WAL")
         sqlite.execute("PRAGMA synchronous=NORMAL")
-        insert = f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        insert = (
+            f"INSERT INTO audit_events ({', '.join(COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(COLUMNS))})"
+        )
         for chunk in chained(total):
             with sqlite:
                 sqlite.executemany(insert, chunk)
@@ -172,7 +227,7 @@ async def measure(db: Database, total: int, throughput: bool = True) -> dict[str
     async with db.read() as conn:
         sessions = [r[0] for r in await conn.execute(text(
             "SELECT session_id FROM audit_events WHERE seq IN (:a, :b, :c, :d, :e)"),
-            {k: max(1, int(total * f)) for k, f in zip("abcde", (0.1, 0.3, 0.5, 0.7, 0.9), strict=True)})]  # fmt: skip
+            {k: max(1, int(total * f)) for k, f in zip("abcde", (0.1, 0.3, 0.5, 0.7, 0.9), strict=True)})]  # fmt: skip  # noqa: E501
     replay = []
     for session in sessions:
         started = time.perf_counter()
@@ -187,7 +242,8 @@ async def measure(db: Database, total: int, throughput: bool = True) -> dict[str
     results["session replay"] = timed_ms(replay) + f" ({events} events in the last)"
 
     cost = (
-        "(attributes::json->>'cost_usd')::float" if db.is_postgres
+        "(attributes::json->>'cost_usd')::float"
+        if db.is_postgres
         else "json_extract(attributes, '$.cost_usd')"
     )
     day = "floor(ts / 86400000)"
@@ -198,7 +254,7 @@ async def measure(db: Database, total: int, throughput: bool = True) -> dict[str
     started = time.perf_counter()
     async with db.read() as conn:
         days = (await conn.execute(spend, {"p": "p03", "s": MONTH_START_MS,
-                                           "u": MONTH_START_MS + DAYS * 86_400_000})).all()  # fmt: skip
+                                           "u": MONTH_START_MS + DAYS * 86_400_000})).all()  # fmt: skip  # noqa: E501
     results["spend by day, one project, a month"] = (
         f"{(time.perf_counter() - started) * 1000:7.1f} ms ({len(days)} days)"
     )

@@ -61,7 +61,9 @@ async def _stop(runtime: Runtime, runner: object) -> None:
     await runtime.stop()
 
 
-def _fill(db: Path, project_id: str, agents: list[tuple[str, str]], sessions: int, events: int) -> None:
+def _fill(
+    db: Path, project_id: str, agents: list[tuple[str, str]], sessions: int, events: int
+) -> None:
     now = int(time.time() * 1000)
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA synchronous=OFF")
@@ -113,17 +115,24 @@ async def main(sessions: int, events: int, runs: int) -> bool:
     runtime, runner, url = await _started(settings)
     token = await runtime.create_bootstrap_token()
     assert token is not None
-    async with httpx.AsyncClient(base_url=f"{url}/admin/v1", headers={"Authorization": f"Bearer {token}"}) as admin:
+    async with httpx.AsyncClient(
+        base_url=f"{url}/admin/v1", headers={"Authorization": f"Bearer {token}"}
+    ) as admin:
         project = (await admin.post("/projects", json={"name": "bench"})).json()
         agents = []
         for i in range(8):
-            made = (await admin.post("/agents", json={"name": f"bench-agent-{i}", "project": "bench"})).json()
+            made = (
+                await admin.post("/agents", json={"name": f"bench-agent-{i}", "project": "bench"})
+            ).json()
             agents.append((made["agent"]["id"], made["agent"]["name"]))
     await _stop(runtime, runner)
 
     started = time.perf_counter()
     _fill(workdir / "tether.db", project["id"], agents, sessions, events)
-    print(f"filled {sessions:,} sessions and {events:,} audit events in {time.perf_counter() - started:.1f} s")
+    print(
+        f"filled {sessions:,} sessions and {events:,} audit events in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
 
     runtime, runner, url = await _started(settings)
     ok = True
@@ -132,6 +141,7 @@ async def main(sessions: int, events: int, runs: int) -> bool:
             await browser.post("/ui/login", data={"token": token})
             print(f"page render times over {runs} sequential GETs (target < {TARGET_MS:.0f} ms):")
             for page in PAGES:
+
                 async def get(_i: int, page: str = page) -> None:
                     answer = await browser.get(page)
                     assert answer.status_code == 200, (page, answer.status_code, answer.text[:300])
@@ -140,7 +150,10 @@ async def main(sessions: int, events: int, runs: int) -> bool:
                 samples = await timed(runs, get)
                 p50, worst = pct(samples, 50), max(samples)
                 ok = ok and p50 < TARGET_MS
-                print(f"  {page:<70} P50 {p50:7.1f} ms  P95 {pct(samples, 95):7.1f} ms  max {worst:7.1f} ms")
+                print(
+                    f"  {page:<70} P50 {p50:7.1f} ms  P95 {pct(samples, 95):7.1f} ms  "
+                    f"max {worst:7.1f} ms"
+                )
     finally:
         await _stop(runtime, runner)
         shutil.rmtree(workdir, ignore_errors=True)

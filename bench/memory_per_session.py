@@ -19,8 +19,8 @@ from tether.guards.fingerprints import (
     tool_use_fingerprint,
 )
 from tether.guards.watches import SessionWatches
-from tether.sessions.conversations import LocalConversations
 from tether.records.fleet import SessionRecord, SessionState
+from tether.sessions.conversations import LocalConversations
 
 N = 20_000
 

@@ -29,12 +29,12 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from tether.audit.table import AuditStore
 from tether.policy.compiled import compile_policy
 from tether.policy.lint import lint_policy
 from tether.policy.replay import replay
 from tether.policy.suggest import suggest_policy
 from tether.policy.trail import TrailSummary, fold_trail
-from tether.audit.table import AuditStore
 from tether.store.database import Database
 from tether.store.migrate import upgrade
 
@@ -54,10 +54,10 @@ forbid(principal, action, resource) when { resource.tags.env == "prod" };
 def decisions(total: int, start_ms: int) -> Iterator[tuple[Any, ...]]:
     rng = random.Random(5)
     kinds = (
-        ("s3:GetObject", lambda: f"arn:aws:s3:::dev-{rng.randrange(8)}/data/{rng.randrange(400)}.csv"),
-        ("s3:PutObject", lambda: f"arn:aws:s3:::dev-{rng.randrange(8)}/out/{rng.randrange(200)}.json"),
+        ("s3:GetObject", lambda: f"arn:aws:s3:::dev-{rng.randrange(8)}/data/{rng.randrange(400)}.csv"),  # noqa: E501
+        ("s3:PutObject", lambda: f"arn:aws:s3:::dev-{rng.randrange(8)}/out/{rng.randrange(200)}.json"),  # noqa: E501
         ("iam:GetRole", lambda: f"arn:aws:iam::123456789012:role/app-{rng.randrange(30)}"),
-        ("ec2:DescribeInstances", lambda: f"arn:aws:ec2:us-east-1:123456789012:instance/i-{rng.randrange(500):05x}"),
+        ("ec2:DescribeInstances", lambda: f"arn:aws:ec2:us-east-1:123456789012:instance/i-{rng.randrange(500):05x}"),  # noqa: E501
         ("file:Read", lambda: f"/repo/src/mod{rng.randrange(40)}/f{rng.randrange(50)}.py"),
         ("file:Write", lambda: f"/repo/src/mod{rng.randrange(40)}/f{rng.randrange(50)}.py"),
         ("tool:Bash", lambda: f"command:make test-{rng.randrange(20)}"),
@@ -91,7 +91,10 @@ async def load(url: str, total: int, start_ms: int) -> float:
             await conn.close()
     else:
         sqlite = sqlite3.connect(make_url(url).database or "")
-        insert = f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        insert = (
+            f"INSERT INTO audit_events ({', '.join(COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(COLUMNS))})"
+        )
         while chunk := [r for _, r in zip(range(CHUNK), rows, strict=False)]:
             with sqlite:
                 sqlite.executemany(insert, chunk)
@@ -181,7 +184,7 @@ async def run(url: str, total: int) -> None:
     print(f"read, streamed                  {streamed:>10,}  {_fmt(stream)}")
     print(f"folded into distinct requests   {len(summary.decisions):>10,}  {_fmt(folded)}")
     print(f"replay (read + fold + decide)   {report.decisions:>10,}  {_fmt(plus(folded, replayed))}"
-          f"  (decide alone {_fmt(replayed)}; {report.newly_denied_calls:,} newly denied)")  # fmt: skip
+          f"  (decide alone {_fmt(replayed)}; {report.newly_denied_calls:,} newly denied)")  # fmt: skip  # noqa: E501
     print(f"suggest (read + fold + suggest) {suggestion.rules:>10,} rules for "
           f"{suggestion.resources:,} resources  {_fmt(plus(folded, suggested))}; replayed "
           f"against the trail: {again.newly_denied_calls} newly denied")  # fmt: skip

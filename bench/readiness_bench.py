@@ -29,16 +29,16 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))
-from audit_scale import COLUMNS, LOAD_CHUNK, MONTH_START_MS, fleet_events  # noqa: E402
+from audit_scale import COLUMNS, LOAD_CHUNK, MONTH_START_MS, fleet_events
 
-from tether.audit.chain import GENESIS, ChainHead, link  # noqa: E402
-from tether.config import Settings  # noqa: E402
-from tether.readiness import assess_project  # noqa: E402
-from tether.readiness.trail import audit_trail  # noqa: E402
-from tether.readiness.usage import cloud_through_broker, mcp_through_tether, shared_keys  # noqa: E402
-from tether.runtime import Runtime  # noqa: E402
-from tether.clock import now_ms  # noqa: E402
-from tether.store.key_addresses import HOUR_MS  # noqa: E402
+from tether.audit.chain import GENESIS, ChainHead, link
+from tether.clock import now_ms
+from tether.config import Settings
+from tether.readiness import assess_project
+from tether.readiness.trail import audit_trail
+from tether.readiness.usage import cloud_through_broker, mcp_through_tether, shared_keys
+from tether.runtime import Runtime
+from tether.store.key_addresses import HOUR_MS
 
 AGENTS = 20
 
@@ -49,11 +49,18 @@ def _cloud_and_mcp(row: tuple[Any, ...], n: int) -> tuple[Any, ...]:
     if n % 20 == 0:
         return (*row[:8], "s3:GetObject", f"arn:aws:s3:::team-data/{n}.csv", *row[10:])
     if n % 20 == 10:
-        return (*row[:8], "mcp:create_issue", f"mcp://{'jira' if n % 100 == 10 else 'github'}/create_issue", *row[10:])
+        return (
+            *row[:8],
+            "mcp:create_issue",
+            f"mcp://{'jira' if n % 100 == 10 else 'github'}/create_issue",
+            *row[10:],
+        )
     return row
 
 
-def project_events(total: int, project_id: str, agents: list[tuple[str, str]], heads: list[ChainHead]) -> Iterator[list[tuple[Any, ...]]]:
+def project_events(
+    total: int, project_id: str, agents: list[tuple[str, str]], heads: list[ChainHead]
+) -> Iterator[list[tuple[Any, ...]]]:
     """The fleet's events moved into one project, ``now``-relative, chained in chunks
     (the last chunk's head appended to ``heads``, to become the trail's recorded head)."""
     head = ChainHead(0, GENESIS)
@@ -91,7 +98,9 @@ def address_rows(keys: list[str]) -> list[tuple[Any, ...]]:
     return rows
 
 
-def session_rows(count: int, project_id: str, agents: list[tuple[str, str]]) -> list[tuple[Any, ...]]:
+def session_rows(
+    count: int, project_id: str, agents: list[tuple[str, str]]
+) -> list[tuple[Any, ...]]:
     rng = random.Random(3)
     now = now_ms()
     rows = []
@@ -111,7 +120,14 @@ SESSION_COLUMNS = ("id", "agent_id", "project_id", "state", "created_at", "last_
 ADDRESS_COLUMNS = ("key_id", "hour", "address", "uses", "switches")
 
 
-async def load(url: str, total: int, sessions: int, project_id: str, agents: list[tuple[str, str]], keys: list[str]) -> float:
+async def load(
+    url: str,
+    total: int,
+    sessions: int,
+    project_id: str,
+    agents: list[tuple[str, str]],
+    keys: list[str],
+) -> float:
     started = time.perf_counter()
     heads: list[ChainHead] = []
     if make_url(url).get_backend_name() == "postgresql":
@@ -121,24 +137,31 @@ async def load(url: str, total: int, sessions: int, project_id: str, agents: lis
             for chunk in project_events(total, project_id, agents, heads):
                 await conn.copy_records_to_table("audit_events", records=chunk, columns=COLUMNS)
             await conn.copy_records_to_table(
-                "sessions", records=session_rows(sessions, project_id, agents), columns=SESSION_COLUMNS
+                "sessions",
+                records=session_rows(sessions, project_id, agents),
+                columns=SESSION_COLUMNS,
             )
             await conn.copy_records_to_table(
                 "agent_key_addresses", records=address_rows(keys), columns=ADDRESS_COLUMNS
             )
-            await conn.execute("UPDATE audit_chain SET seq = $1, hash = $2", heads[0].seq, heads[0].hash)
+            await conn.execute(
+                "UPDATE audit_chain SET seq = $1, hash = $2", heads[0].seq, heads[0].hash
+            )
             await conn.execute("ANALYZE")
         finally:
             await conn.close()
         return time.perf_counter() - started
     db = sqlite3.connect(make_url(url).database or "")
-    insert = f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    insert = (
+        f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    )
     for chunk in project_events(total, project_id, agents, heads):
         with db:
             db.executemany(insert, chunk)
     with db:
         db.executemany(
-            f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) VALUES ({', '.join('?' * len(SESSION_COLUMNS))})",
+            f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(SESSION_COLUMNS))})",
             session_rows(sessions, project_id, agents),
         )
         db.executemany("INSERT INTO agent_key_addresses VALUES (?, ?, ?, ?, ?)", address_rows(keys))
