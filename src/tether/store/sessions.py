@@ -29,8 +29,9 @@ _CREATE_NEW = (
     "INSERT INTO sessions (id, agent_id, project_id, state, created_at, last_activity_at, "
     "request_count) VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING"
 )
-"""A new session's row, nothing read back: SQLite's ``RETURNING`` buffers its rows in a
-table of their own, which cost more than the insert itself (24.8 against 10.7 µs)."""
+"""A new session's row, nothing read back (``rowcount`` says whether it went in): SQLite's
+``RETURNING`` collects its rows in a table of its own, which costs more than the insert
+itself (``bench/sqlite_returning_bench.py``)."""
 _CREATE = f"{_CREATE_NEW} RETURNING {', '.join(_COLUMNS)}"
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM sessions WHERE id = ?"
 _SET_STATE = (
