@@ -54,27 +54,30 @@ def session_events(
     """One session: model calls (decision, completion, tool uses) and hook decisions."""
     project = f"p{agent % PROJECTS:02d}"
     agent_id, name = f"a{agent:04d}", f"agent-{agent}"
+
+    def row(
+        event_id: str,
+        ts: int,
+        source: str,
+        action: str,
+        resource: str,
+        result: str,
+        code: str | None,
+        reason: str,
+        attributes: dict[str, Any],
+    ) -> tuple[Any, ...]:
+        attributes_json = orjson.dumps(attributes).decode()
+        return (event_id, ts, project, agent_id, name, session, f"agent:{name}", source,
+                action, resource, result, code, reason, attributes_json)  # fmt: skip
+
     ts = start
     for turn in range(rng.randint(5, 40)):
         model = rng.choice(MODELS)
         ts += rng.randint(2_000, 30_000)
         decision = f"e{session}-{turn}-d"
-        yield (
-            decision,
-            ts,
-            project,
-            agent_id,
-            name,
-            session,
-            f"agent:{name}",
-            "anthropic",
-            "model:messages",
-            f"anthropic:model/{model}",
-            "allow",
-            None,
-            "no stage objected",
-            orjson.dumps({"model": model, "stream": True, "max_tokens": 8192}).decode(),
-        )
+        yield row(decision, ts, "anthropic", "model:messages", f"anthropic:model/{model}",
+                  "allow", None, "no stage objected",
+                  {"model": model, "stream": True, "max_tokens": 8192})  # fmt: skip
         ts += rng.randint(1_000, 20_000)
         usage = {
             "input_tokens": rng.randint(50, 4000),
@@ -82,57 +85,28 @@ def session_events(
             "cache_read_input_tokens": rng.randint(0, 60000),
             "cache_creation_input_tokens": 0,
         }
-        yield (
-            f"e{session}-{turn}-c",
-            ts,
-            project,
-            agent_id,
-            name,
-            session,
-            f"agent:{name}",
-            "anthropic",
-            "model:messages:completed",
-            f"anthropic:model/{model}",
-            "ok",
-            None,
-            "",
-            orjson.dumps(
-                {
-                    "decision_event": decision,
-                    "model": model,
-                    "status": 200,
-                    "latency_ms": 1234.5,
-                    "usage": usage,
-                    "cost_usd": round(rng.uniform(0.001, 0.2), 6),
-                }
-            ).decode(),
-        )
+        completion = {
+            "decision_event": decision,
+            "model": model,
+            "status": 200,
+            "latency_ms": 1234.5,
+            "usage": usage,
+            "cost_usd": round(rng.uniform(0.001, 0.2), 6),
+        }
+        yield row(f"e{session}-{turn}-c", ts, "anthropic", "model:messages:completed",
+                  f"anthropic:model/{model}", "ok", None, "", completion)  # fmt: skip
         if rng.random() < 0.6:
             tool = rng.choice(TOOLS)
             use = f"toolu_{session}_{turn}"
-            yield (
-                f"e{session}-{turn}-u",
-                ts,
-                project,
-                agent_id,
-                name,
-                session,
-                f"agent:{name}",
-                "anthropic",
-                f"tool_use:{tool}",
-                tool,
-                "emitted",
-                None,
-                "",
-                orjson.dumps({"tool_use_id": use, "tool": tool}).decode(),
-            )
+            yield row(f"e{session}-{turn}-u", ts, "anthropic", f"tool_use:{tool}", tool,
+                      "emitted", None, "", {"tool_use_id": use, "tool": tool})  # fmt: skip
             ts += rng.randint(100, 2_000)
             denied = rng.random() < 0.05
-            yield (f"e{session}-{turn}-h", ts, project, agent_id, name, session, f"agent:{name}",
-                   "claude_code_hook", f"file:{tool}", f"/srv/app/src/{turn}.py",
-                   "deny" if denied else "allow", "policy_denied" if denied else None,
-                   "forbidden by policy" if denied else "permitted by policy",
-                   orjson.dumps({"tool": tool, "tool_use_id": use}).decode())  # fmt: skip
+            yield row(f"e{session}-{turn}-h", ts, "claude_code_hook", f"file:{tool}",
+                      f"/srv/app/src/{turn}.py", "deny" if denied else "allow",
+                      "policy_denied" if denied else None,
+                      "forbidden by policy" if denied else "permitted by policy",
+                      {"tool": tool, "tool_use_id": use})  # fmt: skip
 
 
 def fleet_events(total: int, seed: int = 7) -> Iterator[tuple[Any, ...]]:
