@@ -197,7 +197,7 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         start_upstream(upstream_lab)
         lab = Lab(workdir, stack, upstream_lab.upstream_url, say)
         targets = {key: start(key, lab, args) for key in args.servers}
-        cpu_ms, main_ms = cpu_in_turns(targets, args, say)
+        rounds, main_rounds = cpu_in_turns(targets, args, say)
         for key, target in targets.items():
             wait_idle(target.pids())
             with Sampler(target.measured[0].pid) as sampler:
@@ -206,11 +206,14 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
                                 f"{key}-{time.monotonic_ns()}-profiled", target.probe)
                 )  # fmt: skip
             profile = sampler.profile()
+            cpu_ms = statistics.median(rounds[key])
+            main_ms = statistics.median(main_rounds[key])
             say(
-                f"  {key:<20} CPU {cpu_ms[key]:.3f} ms/req (median; main thread "
-                f"{main_ms[key]:.3f})  {profile.total:,} samples {profile.error}"
+                f"  {key:<20} CPU {cpu_ms:.3f} ms/req (median; main thread "
+                f"{main_ms:.3f})  {profile.total:,} samples {profile.error}"
             )
-            profiles[key] = ProfiledServer(LABELS.get(key, key), profile, cpu_ms[key], main_ms[key])
+            label = LABELS.get(key, key)
+            profiles[key] = ProfiledServer(label, profile, cpu_ms, main_ms, rounds[key])
     shutil.rmtree(workdir, ignore_errors=True)
     baseline = profiles.get("passthrough")
     lines = [
@@ -224,7 +227,9 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         f"CPU per request is measured from /proc without the profiler: the median of "
         f"{args.rounds} closed-loop phases per server, after one unmeasured phase of "
         "warm-up, the servers taking turns (this machine's speed drifts from minute to "
-        "minute; turns move every column alike). The "
+        "minute; turns move every column alike); *each round's own* ratio divides a "
+        "server's CPU by the pass-through's in the same round, so the host's drift between "
+        "rounds cancels. The "
         "shares come from py-spy sampling the server (`--nonblocking`, all threads) in a "
         "further phase. A sample counts for the stage whose code its innermost tether "
         "frame is in (`bench/comparison/profile.py` lists the paths): the store calls a "
@@ -246,8 +251,8 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
 
 def cpu_in_turns(
     targets: dict[str, Target], args: argparse.Namespace, say: Callable[[str], None]
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Per server, the median CPU per request of ``args.rounds`` closed-loop phases, all
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per server, the CPU per request of each of ``args.rounds`` closed-loop phases, all
     threads and the main thread's alone; each round loads every server once, in the other
     order from the round before, after each server's ``warm_up``."""
     for target in targets.values():
@@ -269,10 +274,7 @@ def cpu_in_turns(
                 f"  round {round_number + 1}: {key:<20} {phase.throughput:8,.0f} req/s  "
                 f"CPU {runs[key][-1]:.3f} ms/req (main thread {main[key][-1]:.3f})"
             )
-    return (
-        {key: statistics.median(values) for key, values in runs.items()},
-        {key: statistics.median(values) for key, values in main.items()},
-    )
+    return runs, main
 
 
 def compare_doors(args: argparse.Namespace, command: str, say: Callable[[str], None]) -> int:

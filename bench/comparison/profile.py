@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -196,6 +197,23 @@ class ProfiledServer:
     """CPU per request, every thread."""
     main_thread_ms: float
     """CPU per request of the thread running the event loop."""
+    rounds: list[float] = field(default_factory=list)
+    """CPU per request in each round (``cpu_ms`` is their median), in the servers' turns."""
+
+
+COMMON_PATH = "tether-sqlite"
+NEW_SESSION_PATH = "tether-new-session"
+NEW_SESSION_TARGET = 0.6 / 0.46
+"""#29: a new session at most 0.6 ms where the common path costs 0.46 ms."""
+
+
+def _paired(server: ProfiledServer, base: ProfiledServer) -> str:
+    """The median of each round's own ratio (the two measured minutes apart, so the host's
+    drift between rounds cancels), and the rounds' range."""
+    ratios = [a / b for a, b in zip(server.rounds, base.rounds, strict=False) if b]
+    if not ratios:
+        return ""
+    return f"{statistics.median(ratios):.2f} x ({min(ratios):.2f} to {max(ratios):.2f})"
 
 
 def render(servers: dict[str, ProfiledServer], baseline: ProfiledServer | None) -> list[str]:
@@ -219,14 +237,34 @@ def render(servers: dict[str, ProfiledServer], baseline: ProfiledServer | None) 
     ]
     lines.append("| of which the main thread (the event loop) | " + " | ".join(mains) + " |")
     if baseline is not None and baseline.cpu_ms:
-        ratios = [f"{server.cpu_ms / baseline.cpu_ms:.1f} x" for server in servers.values()]
+        ratios = [f"{server.cpu_ms / baseline.cpu_ms:.2f} x" for server in servers.values()]
         lines.append("| ratio to the bare pass-through | " + " | ".join(ratios) + " |")
+        paired = [_paired(server, baseline) for server in servers.values()]
+        if any(paired):
+            lines.append(
+                "| the same, each round's own (median; lowest to highest) | "
+                + " | ".join(paired)
+                + " |"
+            )
         mains = [
             f"{server.main_thread_ms / baseline.main_thread_ms:.1f} x"
             for server in servers.values()
         ]
         lines.append(
             "| the main thread's ratio to the pass-through's | " + " | ".join(mains) + " |"
+        )
+    common, new = servers.get(COMMON_PATH), servers.get(NEW_SESSION_PATH)
+    if common is not None and new is not None and common.cpu_ms:
+        to_common = [
+            f"{new.cpu_ms / common.cpu_ms:.2f} x; each round's own {_paired(new, common)}"
+            if server is new
+            else ""
+            for server in servers.values()
+        ]
+        lines.append(
+            f"| new session to the common path (#29: at most {NEW_SESSION_TARGET:.2f} x) | "
+            + " | ".join(to_common)
+            + " |"
         )
     samples = [f"{server.profile.total:,}" for server in servers.values()]
     lines.append("| py-spy samples | " + " | ".join(samples) + " |")
