@@ -228,6 +228,7 @@ class Runtime:
         alerts = BudgetAlerts(alert_store, session_store, spend, directory, sessions)
         database_ledger = open_ledger(db, writer)
         ledger: BudgetLedger = database_ledger
+        leases: LeasedLedger | None = None
         if settings.budget_lease_percent > 0:
             leases = LeasedLedger(database_ledger, settings.budget_lease_percent, hold_ms)
             leases.start()
@@ -352,6 +353,7 @@ class Runtime:
             MemoryGauges(
                 lambda: {
                     **sessions.sizes(),
+                    **(leases.sizes() if leases is not None else {}),
                     "guard_sessions": guards.memory.remembered(),
                     "alert_crossings": alerts.remembered(),
                     "approval_waiters": waiter.waiting(),

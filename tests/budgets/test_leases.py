@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.budgets.test_budgets import body, budget, call, concurrent_burst, listed
+from tests.sessions.test_bounded_memory import in_memory
 from tests.support.databases import sqlite_url
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether, start_tether
@@ -194,3 +195,31 @@ def test_new_sessions_each_lease_their_own_limit_and_stop_at_it(
         assert len(sessions) == 1, sessions
         cost = gateway.call("GET", f"/sessions/{sessions.pop()}").json()["cost_usd"]
         assert 0.15 <= cost <= 0.25, (n, cost, statuses)
+
+
+@LEASED
+def test_leases_of_sessions_gone_idle_leave_memory(gateway: RunningTether) -> None:
+    """A client that names no session starts one each conversation, each with a lease on
+    its own session budget: a fleet's day of them must not pile up. Once idle, each lease
+    goes back to the database and out of memory (``tether_in_memory_entries``)."""
+    key = gateway.create_agent("a", "p")
+    gateway.set_guards("p", repeat_limit=None)
+    budget(gateway, project="p", period="session", limit_usd=5)
+    conversations = 12
+    for n in range(conversations):
+        request = body(64)
+        request["messages"][0]["content"] += f" (conversation {n})"
+        answer = httpx.post(
+            f"{gateway.url}/v1/messages",
+            json=request,
+            headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+    held = in_memory(gateway)
+    assert held["budget_leases"] + held["budget_leases_returning"] >= conversations, held
+    deadline = time.monotonic() + 15
+    while (held := in_memory(gateway))["budget_leases"] + held["budget_leases_returning"]:
+        assert time.monotonic() < deadline, f"leases still in memory: {held}"
+        time.sleep(0.2)
+    assert held["budget_calls_unsettled"] == 0, held

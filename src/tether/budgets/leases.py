@@ -183,13 +183,24 @@ class LeasedLedger:
         self._idle_ms = idle_ms
         self._leases: dict[_LeaseKey, _Lease] = {}
         self._calls: dict[str, list[_Taken]] = {}
-        self._giving_back: list[_Lease] = []
+        self._giving_back: dict[str, _Lease] = {}
+        """Idle leases on their way back, by lease id, oldest first."""
         self._growing: dict[_LeaseKey, _Growth] = {}
         self._flusher = PeriodicFlush("budget leases", self.flush, flush_seconds)
         self._flush_lock = asyncio.Lock()
 
     def start(self) -> None:
         self._flusher.start()
+
+    def sizes(self) -> dict[str, int]:
+        """What this process holds of budgets in memory now: leases serving calls, idle
+        ones on their way back, and calls that took from a lease and are not settled yet.
+        All three empty out as sessions go idle (``tether_in_memory_entries``)."""
+        return {
+            "budget_leases": len(self._leases),
+            "budget_leases_returning": len(self._giving_back),
+            "budget_calls_unsettled": len(self._calls),
+        }
 
     async def reserve(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int
@@ -434,7 +445,8 @@ class LeasedLedger:
                 if growing is not None and growing.users:
                     continue
                 if unused and (closing or at - lease.last_used >= self._idle_ms):
-                    self._giving_back.append(self._leases.pop(key))
+                    idle = self._leases.pop(key)
+                    self._giving_back[idle.id] = idle
                     self._growing.pop(key, None)
             live = [
                 lease
@@ -447,7 +459,7 @@ class LeasedLedger:
             failed: list[TetherError] = []
             for chunk in _chunks(live):
                 await _trying(self._write_back(chunk, renewed), failed)
-            for chunk in _chunks(list(self._giving_back)):
+            for chunk in _chunks(list(self._giving_back.values())):
                 await _trying(self._give_back_idle(chunk), failed)
             if failed:
                 raise failed[0]
@@ -473,8 +485,8 @@ class LeasedLedger:
         await self._ledger.give_back(
             [_return(lease, lease.expires_at, close=True) for lease in idle]
         )
-        given = {id(lease) for lease in idle}
-        self._giving_back = [lease for lease in self._giving_back if id(lease) not in given]
+        for lease in idle:
+            self._giving_back.pop(lease.id, None)
 
     async def close(self) -> None:
         """Write back and give back every lease; one the database cannot take now stays
