@@ -8,9 +8,9 @@ unless the handler applied its change here itself (``AdminCall.applied_here``: a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from tether.admin.appkeys import ADMIN_CALL, ADMIN_TOKEN, GATE_NOTE, AdminCall, runtime_of
 from tether.admin.routing import PREFIX
@@ -21,7 +21,6 @@ from tether.vault.bearer import AGENT_KEY_PREFIX
 
 __all__ = ["admin_gate"]
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PUBLIC_PATHS = frozenset({f"{PREFIX}/openapi.json"})
 

@@ -3,17 +3,16 @@ the router and the OpenAPI document are both built from that declaration."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import BaseModel
 
 __all__ = ["PREFIX", "AdminRoute", "RouteTable"]
 
 PREFIX = "/admin/v1"
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True, slots=True)

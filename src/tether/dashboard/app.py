@@ -3,11 +3,12 @@ its controls and its static files (htmx is vendored here: nothing is built at in
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from tether.dashboard import controls, views
 from tether.dashboard.admin_calls import AdminCaller, AdminCallFailed, loopback_base
@@ -18,7 +19,6 @@ from tether.identity.directory import Directory
 
 __all__ = ["mount_dashboard"]
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STATIC = Path(__file__).parent / "static"
 PUBLIC = (f"{PREFIX}/login", f"{PREFIX}/static/")
