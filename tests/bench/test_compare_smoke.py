@@ -158,9 +158,9 @@ def test_the_profile_shows_the_main_threads_part_and_its_ratio() -> None:
 
 
 def test_the_profile_pairs_each_round_with_the_pass_through_of_that_round() -> None:
-    """Rounds on a drifting host: the pass-through slows with tether in round two, so the
-    rounds' own ratios agree while the medians' ratio does not; the new session is held
-    to #29's 0.6 / 0.46 against the common path the same way."""
+    """Rounds on a drifting host, every server slower round after round: the rounds' own
+    ratios (3.0, 4.5, 3.0) give 3.0 at the median where the medians give 4.5; the new
+    session is held to #29's 0.6 / 0.46 against the common path the same way."""
     empty = parse_collapsed("")
     passthrough = ProfiledServer("bare", empty, 0.2, 0.2, [0.1, 0.2, 0.4])
     common = ProfiledServer("tether", empty, 0.9, 0.8, [0.3, 0.9, 1.2])

@@ -189,7 +189,8 @@ def _lock_order(back: LeaseReturn) -> tuple[str, str]:
 
 def _lease_row_change(back: LeaseReturn, shrink: str, drop: str) -> tuple[str, tuple[Any, ...]]:
     """The statement that shrinks (or, closing, deletes) the lease's reservation row; it
-    returns what stops being reserved, or no row when the lease is no longer held."""
+    returns what stops being reserved, or no row when the lease is no longer held (on
+    SQLite a shrink returns nothing: its ``rowcount`` says whether the row was there)."""
     if back.close:
         return drop, (back.lease_id, back.budget_id)
     released = (back.released_micros, back.released_tokens)
@@ -395,13 +396,11 @@ class SqliteBudgetLedger(_HoldingLedger):
     def _released(self, conn: sqlite3.Connection, back: LeaseReturn) -> Sequence[int] | None:
         """What the lease's row stops reserving once shrunk (or, closing, deleted); None when
         the lease is no longer held. A shrink releases exactly what it was asked to."""
+        cursor = conn.execute(*_lease_row_change(back, self._shrink, self._drop))
         if back.close:
-            row = conn.execute(self._drop, (back.lease_id, back.budget_id)).fetchone()
+            row = cursor.fetchone()
             return None if row is None else (row[0], row[1])
-        args = (back.released_micros, back.released_tokens, back.expires_at, back.lease_id)
-        if conn.execute(self._shrink, (*args, back.budget_id)).rowcount != 1:
-            return None
-        return back.released_micros, back.released_tokens
+        return (back.released_micros, back.released_tokens) if cursor.rowcount == 1 else None
 
     async def settle(
         self, reservation_id: str, holds: Sequence[Hold], micros: int, tokens: int
