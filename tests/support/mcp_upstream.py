@@ -34,8 +34,8 @@ class RunningMcpUpstream:
     cancelled: list[str] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
     peers: list[int] = field(default_factory=list)
-    """The client port of each HTTP request: one port for many requests is one pooled
-    connection."""
+    """The client port of each POST (the calls; the client's long-lived GET stream has
+    a connection of its own): one port for many POSTs is one pooled connection."""
 
     def describe(self, tool: str, description: str) -> None:
         """Change a tool's description as a poisoned server would."""
@@ -60,7 +60,8 @@ def _bearer_only(
             headers = dict(scope["headers"])
             authorization = headers.get(b"authorization", b"").decode()
             seen.append(authorization)
-            peers.append(scope["client"][1] if scope.get("client") else 0)
+            if scope["method"] == "POST":
+                peers.append(scope["client"][1] if scope.get("client") else 0)
             if not accepts(authorization.removeprefix("Bearer ")):
                 await send({"type": "http.response.start", "status": 401, "headers": []})
                 await send({"type": "http.response.body", "body": b"bad token"})
