@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +16,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.e2e.test_tether_up import start
 from tests.gateway.claude_code.test_hooks import (  # noqa: F401 (fixture)
     CWD,
     POLICY,
@@ -23,7 +25,7 @@ from tests.gateway.claude_code.test_hooks import (  # noqa: F401 (fixture)
     payload,
 )
 from tests.support.raw_http import healthz_while_answered, read_answer
-from tests.support.server import RunningTether
+from tests.support.server import RunningTether, free_port
 from tests.web.heavy_pieces import fails, gated_square, pid, square
 from tether.web.heavy_work import HEAVY_BODY_BYTES, HeavyWork, HeavyWorkBusy, estimated_seconds
 from tether.web.shared_lane import HEAVY_WORK_KEY
@@ -247,3 +249,54 @@ def test_a_full_lane_refuses_the_hook_call_and_stops_the_turn(  # type: ignore[n
         assert busy.result(timeout=30) == 1
     finally:
         (tmp_path / "release").touch()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        return b"spawn_main" in (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def test_a_killed_servers_worker_leaves_with_it(tmp_path: Path) -> None:
+    """``tether up`` killed outright (out of memory, a supervisor's SIGKILL) leaves no
+    worker behind holding memory and the server's output open."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
+        "TETHER_DATA_DIR": str(tmp_path / "data"),
+        "TETHER_URL": f"http://127.0.0.1:{port}",
+    }
+    process, _ = start(env, port)
+    try:
+        deadline = time.monotonic() + 60
+        while not (workers := [p for p in _children(process.pid) if _is_worker(p)]):
+            assert time.monotonic() < deadline, "the heavy-work lane never started its worker"
+            time.sleep(0.1)
+        process.kill()
+        process.wait()
+        deadline = time.monotonic() + 15
+        while alive := [p for p in workers if _is_worker(p)]:
+            assert time.monotonic() < deadline, f"workers {alive} outlived their server"
+            time.sleep(0.1)
+        assert process.stdout is not None
+        ready, _, _ = select.select([process.stdout], [], [], 15)
+        assert ready and process.stdout.read() is not None, "the server's output never ended"
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -20,6 +20,9 @@ import asyncio
 import importlib
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -61,10 +64,28 @@ class HeavyWorkBusy(TetherError):
     code = "heavy_work_busy"
 
 
-def _preload(modules: tuple[str, ...]) -> None:
-    """Each worker imports what its pieces need once, at start, not in the first piece."""
+ORPHAN_CHECK_SECONDS = 0.5
+"""How often a worker looks whether its server is still there."""
+
+
+def _start_worker(server: int, modules: tuple[str, ...]) -> None:
+    """Each worker imports what its pieces need once, at start, not in the first piece,
+    and leaves when its server (process ``server``) is gone, even before it started."""
+    threading.Thread(
+        target=_leave_when_orphaned, args=(server,), name="tether-orphan-watch", daemon=True
+    ).start()
     for name in modules:
         importlib.import_module(name)
+
+
+def _leave_when_orphaned(server: int) -> None:
+    """A worker whose server was killed (out of memory, a supervisor's SIGKILL) would wait
+    on its call queue for ever, since it holds that queue's write end itself, keeping its
+    memory and the server's stdout and stderr open; the kernel hands an orphan to another
+    parent, which is how it knows."""
+    while os.getppid() == server:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+    os._exit(0)
 
 
 def _ready() -> bool:
@@ -115,8 +136,8 @@ class HeavyWork:
             self._executor = ProcessPoolExecutor(
                 self.width,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_preload,
-                initargs=(self._preload,),
+                initializer=_start_worker,
+                initargs=(os.getpid(), self._preload),
             )
         return self._executor
 
