@@ -4,16 +4,20 @@ loop trips at the same call as on one process, and what cannot be shared is refu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.test_tether_up import cli, free_port, start
 from tests.support.databases import REDIS_URL, postgres_database
+from tests.support.processes import alive, children, described
 from tests.support.server import PERMIT_ALL
 
 
@@ -87,3 +91,48 @@ def test_workers_refuse_sqlite_and_a_fleet_without_redis(tmp_path: Path) -> None
     postgres = "postgresql://postgres@127.0.0.1/unused"
     no_redis = cli(_env(tmp_path, port, TETHER_DATABASE_URL=postgres), "up", "--workers", "2")
     assert no_redis.returncode == 2 and "needs TETHER_REDIS_URL" in no_redis.stderr
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    """A supervisor killed outright (SIGKILL, out of memory) leaves no worker serving the
+    port, nor any worker's own children: a restarted supervisor would otherwise run its
+    workers beside the old ones."""
+    with postgres_database() as db_url:
+        port = free_port()
+        env = _env(
+            tmp_path,
+            port,
+            TETHER_DATABASE_URL=db_url,
+            TETHER_REDIS_URL=REDIS_URL,
+            TETHER_REDIS_PREFIX=f"test-{uuid.uuid4().hex}:",
+        )
+        process, _ = start(env, port, "--workers", "2")
+        stdout = process.stdout
+        assert stdout is not None
+        output: list[str] = []
+        reader = threading.Thread(target=lambda: output.append(stdout.read()))
+        reader.start()  # as a service manager would: a full pipe would hold the workers
+        descendants: list[int] = []
+        try:
+            workers = children(process.pid)
+            assert len(workers) >= 2, workers
+            descendants = [*workers, *(c for w in workers for c in children(w))]
+            process.kill()
+            process.wait()
+            deadline = time.monotonic() + 30
+            while left := [pid for pid in descendants if alive(pid)]:
+                assert time.monotonic() < deadline, f"{described(left)} outlived their supervisor"
+                time.sleep(0.1)
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"{env['TETHER_URL']}/healthz", timeout=5)
+            reader.join(15)
+            assert not reader.is_alive(), "something still holds the server's output open"
+            assert output[0].count("tether: shutting down") == 2, output[0][-2000:]
+        finally:
+            process.kill()
+            process.wait()
+            for pid in descendants:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            reader.join(15)
+            stdout.close()

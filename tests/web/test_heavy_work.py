@@ -24,6 +24,7 @@ from tests.gateway.claude_code.test_hooks import (  # noqa: F401 (fixture)
     hook,
     payload,
 )
+from tests.support.processes import children
 from tests.support.raw_http import healthz_while_answered, read_answer
 from tests.support.server import RunningTether, free_port
 from tests.web.heavy_pieces import fails, gated_square, pid, square
@@ -251,19 +252,6 @@ def test_a_full_lane_refuses_the_hook_call_and_stops_the_turn(  # type: ignore[n
         (tmp_path / "release").touch()
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rpartition(")")[2].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def _is_worker(pid: int) -> bool:
     try:
         return b"spawn_main" in (Path("/proc") / str(pid) / "cmdline").read_bytes()
@@ -283,7 +271,7 @@ def test_a_killed_servers_worker_leaves_with_it(tmp_path: Path) -> None:
     process, _ = start(env, port)
     try:
         deadline = time.monotonic() + 60
-        while not (workers := [p for p in _children(process.pid) if _is_worker(p)]):
+        while not (workers := [p for p in children(process.pid) if _is_worker(p)]):
             assert time.monotonic() < deadline, "the heavy-work lane never started its worker"
             time.sleep(0.1)
         process.kill()

@@ -6,7 +6,7 @@ or created once, handed to every worker), the schema (migrated once) and the dat
 (PostgreSQL: SQLite is one process's database). The guards' per-session memory must be
 shared too, so ``TETHER_REDIS_URL`` is required. Worker 0 creates and prints the first
 admin token; the others only serve. A worker that dies is started again; SIGINT/SIGTERM
-stop them all (each drains its calls in flight).
+stop them all (each drains its calls in flight), and so does the supervisor's death.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from multiprocessing.process import BaseProcess
 from tether.cli.event_loop import run_event_loop
 from tether.config import Settings
 from tether.errors import ConfigError
+from tether.parent_watch import when_orphaned
 from tether.vault.master_key import load_master_key
 
 __all__ = ["run_workers"]
@@ -58,13 +59,18 @@ async def _migrate(settings: Settings) -> None:
         pass
 
 
-def _worker(settings: Settings, index: int) -> None:
+def _worker(settings: Settings, index: int, supervisor: int) -> None:
     """A forked worker leaves by ``os._exit`` (multiprocessing), which runs no ``atexit``:
     its log lines still buffered are written here, or the last ones of every request
-    before the stop would be lost."""
+    before the stop would be lost. A worker whose supervisor was killed stops as if told
+    to (draining its calls), rather than serve on beside a restarted supervisor's. Until
+    the server takes SIGTERM over, it is the default (the supervisor's own handler, copied
+    by the fork, would swallow a stop sent while the worker starts)."""
     from tether.cli.up import serve
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    when_orphaned(supervisor, lambda: os.kill(os.getpid(), signal.SIGTERM))
     try:
         run_event_loop(serve(settings, announce=index == 0))
     finally:
@@ -90,7 +96,7 @@ def run_workers(settings: Settings, workers: int) -> int:
 
     def start(index: int) -> None:
         process = context.Process(
-            target=_worker, args=(settings, index), name=f"tether-worker-{index}"
+            target=_worker, args=(settings, index, os.getpid()), name=f"tether-worker-{index}"
         )
         process.start()
         running[index] = process

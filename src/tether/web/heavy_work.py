@@ -21,14 +21,13 @@ import importlib
 import logging
 import multiprocessing
 import os
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from tether.errors import TetherError
+from tether.parent_watch import when_orphaned
 
 __all__ = ["HEAVY_BODY_BYTES", "HeavyWork", "HeavyWorkBusy", "estimated_seconds"]
 
@@ -64,28 +63,13 @@ class HeavyWorkBusy(TetherError):
     code = "heavy_work_busy"
 
 
-ORPHAN_CHECK_SECONDS = 0.5
-"""How often a worker looks whether its server is still there."""
-
-
 def _start_worker(server: int, modules: tuple[str, ...]) -> None:
     """Each worker imports what its pieces need once, at start, not in the first piece,
-    and leaves when its server (process ``server``) is gone, even before it started."""
-    threading.Thread(
-        target=_leave_when_orphaned, args=(server,), name="tether-orphan-watch", daemon=True
-    ).start()
+    and leaves at once when its server (process ``server``) is killed, keeping neither
+    its memory nor the server's stdout and stderr."""
+    when_orphaned(server, lambda: os._exit(0))
     for name in modules:
         importlib.import_module(name)
-
-
-def _leave_when_orphaned(server: int) -> None:
-    """A worker whose server was killed (out of memory, a supervisor's SIGKILL) would wait
-    on its call queue for ever, since it holds that queue's write end itself, keeping its
-    memory and the server's stdout and stderr open; the kernel hands an orphan to another
-    parent, which is how it knows."""
-    while os.getppid() == server:
-        time.sleep(ORPHAN_CHECK_SECONDS)
-    os._exit(0)
 
 
 def _ready() -> bool:
@@ -199,8 +183,14 @@ class HeavyWork:
         self._preload = tuple(dict.fromkeys((*self._preload, *modules)))
 
     def close(self) -> None:
-        """Work not started is dropped; a piece under way finishes on its own."""
+        """Work not started is dropped and the workers are stopped (the lane closes with
+        its app, once the requests that used it have drained). Stopped, not only told:
+        a worker still starting when the executor shuts down never reads its stop
+        (seen on Python 3.11), and the server's exit would wait for it for ever."""
         self._closed = True
         if self._executor is not None:
+            workers = list(getattr(self._executor, "_processes", {}).values())
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+            for worker in workers:
+                worker.terminate()

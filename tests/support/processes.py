@@ -1,0 +1,42 @@
+"""Processes as /proc shows them: a server's children, and whether one still runs."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+__all__ = ["alive", "children", "described"]
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name: state, parent, …"""
+    return (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int(_stat(int(entry.name))[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running or sleeping: neither gone nor a zombie waiting for its parent."""
+    try:
+        return _stat(pid)[0] != "Z"
+    except OSError:
+        return False
+
+
+def described(pids: list[int]) -> str:
+    """Each process's state, parent and command, for a failing test to show."""
+    lines = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            state, parent = _stat(pid)[:2]
+            command = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ")
+            lines.append(f"{pid} ({state}, parent {parent}): {command.decode()[:80]}")
+    return "; ".join(lines)
