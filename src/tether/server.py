@@ -157,6 +157,12 @@ def warm_up(app: web.Application) -> None:
     app[HEAVY_WORK_KEY].warm()
 
 
+def stop_heavy_work(app: web.Application) -> None:
+    """Stop the heavy-work lane's workers whatever became of the app's cleanup (a cleanup
+    step that fails skips those after it): a worker left running holds the exit."""
+    app[HEAVY_WORK_KEY].close()
+
+
 def make_runner(
     app: web.Application, settings: Settings, access_log: logging.Logger | None = None
 ) -> web.AppRunner:

@@ -4,7 +4,6 @@ loop trips at the same call as on one process, and what cannot be shared is refu
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -17,7 +16,7 @@ import pytest
 
 from tests.e2e.test_tether_up import cli, free_port, start
 from tests.support.databases import REDIS_URL, postgres_database
-from tests.support.processes import alive, children, described
+from tests.support.processes import alive, catches, children, described, kill_if_alive
 from tests.support.server import PERMIT_ALL
 
 
@@ -115,7 +114,11 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
         descendants: list[int] = []
         try:
             workers = children(process.pid)
-            assert len(workers) >= 2, workers
+            assert len(workers) == 2, described(workers)
+            deadline = time.monotonic() + 60
+            while not all(catches(w, signal.SIGTERM) and children(w) for w in workers):
+                assert time.monotonic() < deadline, f"not serving yet: {described(workers)}"
+                time.sleep(0.1)
             descendants = [*workers, *(c for w in workers for c in children(w))]
             process.kill()
             process.wait()
@@ -132,7 +135,7 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
             process.kill()
             process.wait()
             for pid in descendants:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                kill_if_alive(pid, "multiprocessing")
+                kill_if_alive(pid, "tether.cli")
             reader.join(15)
             stdout.close()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from pathlib import Path
 
-__all__ = ["alive", "children", "described"]
+__all__ = ["alive", "catches", "children", "described", "kill_if_alive"]
 
 
 def _stat(pid: int) -> list[str]:
@@ -29,6 +31,24 @@ def alive(pid: int) -> bool:
         return _stat(pid)[0] != "Z"
     except OSError:
         return False
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether the process has a handler of its own for ``signum`` (``SigCgt``)."""
+    with contextlib.suppress(OSError):
+        for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+def kill_if_alive(pid: int, command: str) -> None:
+    """SIGKILL ``pid`` if it still runs ``command`` (a test's leftover, not a process
+    that took its number since)."""
+    with contextlib.suppress(OSError):
+        line = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ")
+        if alive(pid) and command in line.decode(errors="replace"):
+            os.kill(pid, signal.SIGKILL)
 
 
 def described(pids: list[int]) -> str:

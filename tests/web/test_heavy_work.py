@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import select
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +24,7 @@ from tests.gateway.claude_code.test_hooks import (  # noqa: F401 (fixture)
     hook,
     payload,
 )
-from tests.support.processes import children
+from tests.support.processes import children, kill_if_alive
 from tests.support.raw_http import healthz_while_answered, read_answer
 from tests.support.server import RunningTether, free_port
 from tests.web.heavy_pieces import fails, gated_square, pid, square
@@ -269,6 +269,11 @@ def test_a_killed_servers_worker_leaves_with_it(tmp_path: Path) -> None:
         "TETHER_URL": f"http://127.0.0.1:{port}",
     }
     process, _ = start(env, port)
+    stdout = process.stdout
+    assert stdout is not None
+    reader = threading.Thread(target=stdout.read)
+    reader.start()
+    workers: list[int] = []
     try:
         deadline = time.monotonic() + 60
         while not (workers := [p for p in children(process.pid) if _is_worker(p)]):
@@ -280,11 +285,12 @@ def test_a_killed_servers_worker_leaves_with_it(tmp_path: Path) -> None:
         while alive := [p for p in workers if _is_worker(p)]:
             assert time.monotonic() < deadline, f"workers {alive} outlived their server"
             time.sleep(0.1)
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], 15)
-        assert ready and process.stdout.read() is not None, "the server's output never ended"
+        reader.join(15)
+        assert not reader.is_alive(), "something still holds the server's output open"
     finally:
         process.kill()
         process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        for pid in workers:
+            kill_if_alive(pid, "multiprocessing")
+        reader.join(15)
+        stdout.close()

@@ -19,7 +19,7 @@ from tether.cli.token_file import save_token
 from tether.config import Settings
 from tether.readiness.schedule import DrillSchedule
 from tether.runtime import Runtime
-from tether.server import build_app, make_runner, make_site, warm_up
+from tether.server import build_app, make_runner, make_site, stop_heavy_work, warm_up
 from tether.shutdown import stop_in_order
 from tether.sqlite_lock import hold_sqlite_database
 
@@ -127,3 +127,4 @@ async def _serve(settings: Settings, announce: bool) -> None:
             await runner.cleanup()
             with contextlib.suppress(Exception):
                 await runtime.stop()
+        stop_heavy_work(app)

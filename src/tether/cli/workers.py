@@ -32,6 +32,7 @@ log = logging.getLogger("tether.up")
 
 RESTART_DELAY_SECONDS = 1.0
 STOP_GRACE_EXTRA_SECONDS = 10.0
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 def fleet_settings(settings: Settings, workers: int) -> Settings:
@@ -70,6 +71,7 @@ def _worker(settings: Settings, index: int, supervisor: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     when_orphaned(supervisor, lambda: os.kill(os.getpid(), signal.SIGTERM))
     try:
         run_event_loop(serve(settings, announce=index == 0))
@@ -95,10 +97,18 @@ def run_workers(settings: Settings, workers: int) -> int:
     signal.signal(signal.SIGTERM, stop)
 
     def start(index: int) -> None:
+        """Forked with the stop signals held back: a stop the supervisor is sent meanwhile
+        is its own once the fork is done, and one sent to the new worker waits for the
+        worker's own handling (the supervisor's handler, copied by the fork, would swallow
+        it)."""
         process = context.Process(
             target=_worker, args=(settings, index, os.getpid()), name=f"tether-worker-{index}"
         )
-        process.start()
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         running[index] = process
 
     for index in range(workers):
@@ -112,7 +122,8 @@ def run_workers(settings: Settings, workers: int) -> int:
                 log.warning("tether worker %d (pid %s) exited with %s; starting it again",
                             index, process.pid, process.exitcode)  # fmt: skip
                 time.sleep(RESTART_DELAY_SECONDS)
-                start(index)
+                if not stopping:
+                    start(index)
     for process in running.values():
         if process.pid is not None and process.is_alive():
             os.kill(process.pid, signal.SIGTERM)

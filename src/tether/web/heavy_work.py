@@ -132,7 +132,7 @@ class HeavyWork:
         started = asyncio.get_running_loop().run_in_executor(self._pool(), _ready)
 
         def logged(done: asyncio.Future[bool]) -> None:
-            if not done.cancelled() and done.exception() is not None:
+            if not done.cancelled() and done.exception() is not None and not self._closed:
                 log.warning("the heavy-work lane did not start: %s", done.exception())
 
         started.add_done_callback(logged)
@@ -189,7 +189,7 @@ class HeavyWork:
         (seen on Python 3.11), and the server's exit would wait for it for ever."""
         self._closed = True
         if self._executor is not None:
-            workers = list(getattr(self._executor, "_processes", {}).values())
+            workers = list((getattr(self._executor, "_processes", None) or {}).values())
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
             for worker in workers:
