@@ -16,7 +16,13 @@ import pytest
 
 from tests.e2e.test_tether_up import cli, free_port, start
 from tests.support.databases import REDIS_URL, postgres_database
-from tests.support.processes import alive, catches, children, described, kill_if_alive
+from tests.support.processes import (
+    catches,
+    children,
+    described,
+    kill_if_alive,
+    wait_until_gone,
+)
 from tests.support.server import PERMIT_ALL
 
 
@@ -35,16 +41,21 @@ def authorize(url: str, key: str, session: str, resource: str) -> httpx.Response
     return httpx.post(f"{url}/v1/authorize", json=body, headers={"x-api-key": key}, timeout=10)
 
 
+def _fleet_env(tmp_path: Path, port: int, db_url: str) -> dict[str, str]:
+    """What a fleet needs: PostgreSQL, and Redis under a prefix of this test's own."""
+    return _env(
+        tmp_path,
+        port,
+        TETHER_DATABASE_URL=db_url,
+        TETHER_REDIS_URL=REDIS_URL,
+        TETHER_REDIS_PREFIX=f"test-{uuid.uuid4().hex}:",
+    )
+
+
 def test_two_workers_share_the_port_a_kill_and_the_guards(tmp_path: Path) -> None:
     with postgres_database() as db_url:
         port = free_port()
-        env = _env(
-            tmp_path,
-            port,
-            TETHER_DATABASE_URL=db_url,
-            TETHER_REDIS_URL=REDIS_URL,
-            TETHER_REDIS_PREFIX=f"test-{uuid.uuid4().hex}:",
-        )
+        env = _fleet_env(tmp_path, port, db_url)
         process, lines = start(env, port, "--workers", "2")
         try:
             assert sum(line.startswith("tta_") for line in lines) == 1, "one token, printed once"
@@ -98,13 +109,7 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
     workers beside the old ones."""
     with postgres_database() as db_url:
         port = free_port()
-        env = _env(
-            tmp_path,
-            port,
-            TETHER_DATABASE_URL=db_url,
-            TETHER_REDIS_URL=REDIS_URL,
-            TETHER_REDIS_PREFIX=f"test-{uuid.uuid4().hex}:",
-        )
+        env = _fleet_env(tmp_path, port, db_url)
         process, _ = start(env, port, "--workers", "2")
         stdout = process.stdout
         assert stdout is not None
@@ -122,10 +127,7 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
             descendants = [*workers, *(c for w in workers for c in children(w))]
             process.kill()
             process.wait()
-            deadline = time.monotonic() + 30
-            while left := [pid for pid in descendants if alive(pid)]:
-                assert time.monotonic() < deadline, f"{described(left)} outlived their supervisor"
-                time.sleep(0.1)
+            wait_until_gone(descendants, 30, "their supervisor")
             with pytest.raises(httpx.ConnectError):
                 httpx.get(f"{env['TETHER_URL']}/healthz", timeout=5)
             reader.join(15)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from pathlib import Path
 
-__all__ = ["alive", "catches", "children", "described", "kill_if_alive"]
+__all__ = ["alive", "catches", "children", "described", "kill_if_alive", "wait_until_gone"]
 
 
 def _stat(pid: int) -> list[str]:
@@ -60,3 +61,12 @@ def described(pids: list[int]) -> str:
             command = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ")
             lines.append(f"{pid} ({state}, parent {parent}): {command.decode()[:80]}")
     return "; ".join(lines)
+
+
+def wait_until_gone(pids: list[int], seconds: float, outlived: str) -> None:
+    """Returns once none of ``pids`` runs; fails after ``seconds`` naming those that do,
+    as having ``outlived`` something."""
+    deadline = time.monotonic() + seconds
+    while left := [pid for pid in pids if alive(pid)]:
+        assert time.monotonic() < deadline, f"{described(left)} outlived {outlived}"
+        time.sleep(0.1)

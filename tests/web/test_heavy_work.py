@@ -24,7 +24,7 @@ from tests.gateway.claude_code.test_hooks import (  # noqa: F401 (fixture)
     hook,
     payload,
 )
-from tests.support.processes import children, kill_if_alive
+from tests.support.processes import children, kill_if_alive, wait_until_gone
 from tests.support.raw_http import healthz_while_answered, read_answer
 from tests.support.server import RunningTether, free_port
 from tests.web.heavy_pieces import fails, gated_square, pid, square
@@ -281,10 +281,7 @@ def test_a_killed_servers_worker_leaves_with_it(tmp_path: Path) -> None:
             time.sleep(0.1)
         process.kill()
         process.wait()
-        deadline = time.monotonic() + 15
-        while alive := [p for p in workers if _is_worker(p)]:
-            assert time.monotonic() < deadline, f"workers {alive} outlived their server"
-            time.sleep(0.1)
+        wait_until_gone(workers, 15, "their server")
         reader.join(15)
         assert not reader.is_alive(), "something still holds the server's output open"
     finally:
