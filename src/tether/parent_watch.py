@@ -16,7 +16,7 @@ CHECK_SECONDS = 0.5
 """How often the parent is looked for: an orphan acts within this long."""
 
 
-def when_orphaned(parent: int, act: Callable[[], None], name: str = "tether-parent-watch") -> None:
+def when_orphaned(parent: int, act: Callable[[], None]) -> None:
     """Calls ``act`` once, on a daemon thread, when process ``parent`` is no longer this
     process's parent (already gone when this is called included)."""
 
@@ -25,4 +25,4 @@ def when_orphaned(parent: int, act: Callable[[], None], name: str = "tether-pare
             time.sleep(CHECK_SECONDS)
         act()
 
-    threading.Thread(target=watch, name=name, daemon=True).start()
+    threading.Thread(target=watch, name="tether-parent-watch", daemon=True).start()

@@ -8,12 +8,29 @@ import signal
 import time
 from pathlib import Path
 
-__all__ = ["alive", "catches", "children", "described", "kill_if_alive", "wait_until_gone"]
+__all__ = [
+    "alive",
+    "catches",
+    "children",
+    "command",
+    "described",
+    "kill_if_alive",
+    "wait_until_gone",
+]
 
 
 def _stat(pid: int) -> list[str]:
     """The fields of /proc/PID/stat after the command name: state, parent, …"""
     return (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()
+
+
+def command(pid: int) -> str:
+    """The process's command line, its arguments joined by spaces ("" once it is gone)."""
+    try:
+        raw = (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
 
 
 def children(pid: int) -> list[int]:
@@ -43,12 +60,11 @@ def catches(pid: int, signum: int) -> bool:
     return False
 
 
-def kill_if_alive(pid: int, command: str) -> None:
-    """SIGKILL ``pid`` if it still runs ``command`` (a test's leftover, not a process
+def kill_if_alive(pid: int, running: str) -> None:
+    """SIGKILL ``pid`` if it still runs ``running`` (a test's leftover, not a process
     that took its number since)."""
-    with contextlib.suppress(OSError):
-        line = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ")
-        if alive(pid) and command in line.decode(errors="replace"):
+    if alive(pid) and running in command(pid):
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -58,8 +74,7 @@ def described(pids: list[int]) -> str:
     for pid in pids:
         with contextlib.suppress(OSError):
             state, parent = _stat(pid)[:2]
-            command = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ")
-            lines.append(f"{pid} ({state}, parent {parent}): {command.decode()[:80]}")
+            lines.append(f"{pid} ({state}, parent {parent}): {command(pid)[:80]}")
     return "; ".join(lines)
 
 

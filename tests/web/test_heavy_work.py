@@ -24,7 +24,7 @@ from tests.gateway.claude_code.test_hooks import (  # noqa: F401 (fixture)
     hook,
     payload,
 )
-from tests.support.processes import children, kill_if_alive, wait_until_gone
+from tests.support.processes import children, command, kill_if_alive, wait_until_gone
 from tests.support.raw_http import healthz_while_answered, read_answer
 from tests.support.server import RunningTether, free_port
 from tests.web.heavy_pieces import fails, gated_square, pid, square
@@ -252,13 +252,6 @@ def test_a_full_lane_refuses_the_hook_call_and_stops_the_turn(  # type: ignore[n
         (tmp_path / "release").touch()
 
 
-def _is_worker(pid: int) -> bool:
-    try:
-        return b"spawn_main" in (Path("/proc") / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return False
-
-
 def test_a_killed_servers_worker_leaves_with_it(tmp_path: Path) -> None:
     """``tether up`` killed outright (out of memory, a supervisor's SIGKILL) leaves no
     worker behind holding memory and the server's output open."""
@@ -276,7 +269,7 @@ def test_a_killed_servers_worker_leaves_with_it(tmp_path: Path) -> None:
     workers: list[int] = []
     try:
         deadline = time.monotonic() + 60
-        while not (workers := [p for p in children(process.pid) if _is_worker(p)]):
+        while not (workers := [p for p in children(process.pid) if "spawn_main" in command(p)]):
             assert time.monotonic() < deadline, "the heavy-work lane never started its worker"
             time.sleep(0.1)
         process.kill()
