@@ -37,6 +37,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,7 @@ import uvloop
 from comparison.document import write_marked
 from comparison.http1 import Pool, request_bytes
 from comparison.load import MODEL
-from comparison.processes import cpu_seconds
+from comparison.processes import cpu_seconds, resident_once_mb, rss_mb
 from comparison.results import load_average, tether_revision
 from comparison.targets import (
     ADMIN_TOKEN,
@@ -359,6 +360,12 @@ class Sample:
     at_s: float
     sessions: int
     rss_mb: float
+    """The sum of RSS over tether's process tree (a page they share counts in each)."""
+    once_mb: float | None
+    """The same tree's memory with each physical page counted once (None where the page
+    frames are hidden: ``comparison/resident_once.py``)."""
+    tether_mb: float
+    """RSS of the tether process alone (not its heavy-work worker and resource tracker)."""
     fds: int
     tasks: float
     cpu_percent: float
@@ -462,6 +469,8 @@ class Probe:
             at_s=time.monotonic() - began,
             sessions=fleet.sessions,
             rss_mb=self.target.rss_mb(),
+            once_mb=resident_once_mb(self.target.pids()),
+            tether_mb=rss_mb(self.target.pids()[:1]),
             fds=open_fds(self.target.pids()),
             tasks=tasks,
             cpu_percent=self.cpu_percent(),
@@ -481,10 +490,11 @@ class Probe:
 # --- the report -----------------------------------------------------------------------
 
 
-def slope_per_minute(samples: list[Sample]) -> float:
-    """RSS trend (least squares) in MiB a minute: one sample's swing does not make it."""
+def slope_per_minute(samples: list[Sample], memory: Callable[[Sample], float]) -> float:
+    """A memory figure's trend (least squares) in MiB a minute: one sample's swing does
+    not make it."""
     xs = [s.at_s / 60 for s in samples]
-    ys = [s.rss_mb for s in samples]
+    ys = [memory(s) for s in samples]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     spread = sum((x - mx) ** 2 for x in xs)
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / spread if spread else 0.0
@@ -497,21 +507,36 @@ def verdict(samples: list[Sample]) -> list[str]:
     third = len(samples) // 3
     middle, last = samples[third : 2 * third], samples[2 * third :]
     minutes = (last[-1].at_s - last[0].at_s) / 60 or 1
-    slope = slope_per_minute(last)
     sessions_per_min = (last[-1].sessions - last[0].sessions) / minutes
-    per_1000 = slope / sessions_per_min * 1000 if sessions_per_min else float("nan")
     fds = [s.fds for s in last]
+
+    def level(name: str, memory: Callable[[Sample], float]) -> str:
+        slope = slope_per_minute(last, memory)
+        per_1000 = slope / sessions_per_min * 1000 if sessions_per_min else float("nan")
+        return (
+            f"{name}: peak {max(map(memory, samples)):.0f} MiB; median "
+            f"{statistics.median(map(memory, middle)):.1f} MiB over the middle third, "
+            f"{statistics.median(map(memory, last)):.1f} MiB over the last third; trend "
+            f"over the last third {slope:+.2f} MiB/min ({per_1000:+.3f} MiB per 1,000 new "
+            "sessions)"
+        )
+
+    levels = [level("tether's process tree, each page counted once", _once)]
+    if any(s.once_mb is None for s in samples):
+        levels = ["(the page frames are hidden here: run as root to count each page once)"]
     return [
-        f"RSS: peak {max(s.rss_mb for s in samples):.0f} MiB; median "
-        f"{statistics.median(s.rss_mb for s in middle):.1f} MiB over the middle third, "
-        f"{statistics.median(s.rss_mb for s in last):.1f} MiB over the last third; trend "
-        f"over the last third {slope:+.2f} MiB/min ({per_1000:+.3f} MiB per 1,000 new "
-        "sessions)",
+        *levels,
+        level("the tether process alone (RSS)", lambda s: s.tether_mb),
+        level("the tree's RSS summed (shared pages once per process)", lambda s: s.rss_mb),
         f"open file descriptors over the last third: {min(fds)} to {max(fds)} (they follow "
         "the requests in flight, `tasks`)",
         f"P99 per window over the last third: "
         f"{min(s.p99_ms for s in last):.1f} to {max(s.p99_ms for s in last):.1f} ms",
     ]
+
+
+def _once(sample: Sample) -> float:
+    return sample.once_mb if sample.once_mb is not None else float("nan")
 
 
 def render(args: argparse.Namespace, samples: list[Sample], facts: dict[str, object]) -> str:
@@ -534,14 +559,16 @@ def render(args: argparse.Namespace, samples: list[Sample], facts: dict[str, obj
         "",
         *[f"- {line}" for line in facts["verdict"]],  # type: ignore[attr-defined]
         "",
-        "| t (s) | sessions | RSS MiB | fds | tasks | CPU % | req | P50 ms | P99 ms | max ms "
+        "| t (s) | sessions | tree MiB, pages once | tether RSS MiB | tree RSS MiB, summed "
+        "| fds | tasks | CPU % | req | P50 ms | P99 ms | max ms "
         "| GC ms | loop stalls > 5 ms "
         "| " + " | ".join(structures) + " | " + " | ".join(f"rows: {t}" for t in TABLES) + " |",
-        "|" + "---:|" * (12 + len(structures) + len(TABLES)),
+        "|" + "---:|" * (14 + len(structures) + len(TABLES)),
     ]
     for s in _spread(samples, args.table_rows):
         lines.append(
-            f"| {s.at_s:.0f} | {s.sessions:,} | {s.rss_mb:.0f} | {s.fds} | {s.tasks:.0f} "
+            f"| {s.at_s:.0f} | {s.sessions:,} | {_once(s):.0f} | {s.tether_mb:.0f} "
+            f"| {s.rss_mb:.0f} | {s.fds} | {s.tasks:.0f} "
             f"| {s.cpu_percent:.0f} | {s.requests:,} | {s.p50_ms:.1f} | {s.p99_ms:.1f} "
             f"| {s.max_ms:.0f} | {s.gc_ms:.0f} | {s.stalls:.0f} | "
             + " | ".join(f"{s.in_memory.get(k, 0):,.0f}" for k in structures)
@@ -577,8 +604,11 @@ def plot(samples: list[Sample], path: Path) -> bool:
         return False
     minutes = [s.at_s / 60 for s in samples]
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
-    top.plot(minutes, [s.rss_mb for s in samples], label="RSS (MiB)")
-    top.set_ylabel("RSS (MiB)")
+    top.plot(minutes, [_once(s) for s in samples], label="tree, each page once")
+    top.plot(minutes, [s.tether_mb for s in samples], label="tether process (RSS)")
+    top.plot(minutes, [s.rss_mb for s in samples], label="tree, RSS summed", linestyle=":")
+    top.set_ylabel("memory (MiB)")
+    top.legend(loc="lower right")
     sessions = top.twinx()
     sessions.plot(minutes, [s.sessions for s in samples], color="grey", linestyle="--")
     sessions.set_ylabel("sessions started")
@@ -618,8 +648,9 @@ async def drive(
                 sample = await asyncio.to_thread(probe.sample, began, load, fleet)
                 samples.append(sample)
                 print(
-                    f"  {sample.at_s:6.0f} s  sessions {sample.sessions:8,}  RSS "
-                    f"{sample.rss_mb:6.1f} MiB  fds {sample.fds:4}  tasks {sample.tasks:4.0f}  "
+                    f"  {sample.at_s:6.0f} s  sessions {sample.sessions:8,}  once "
+                    f"{_once(sample):6.1f} MiB  tether {sample.tether_mb:6.1f}  sum "
+                    f"{sample.rss_mb:6.1f}  fds {sample.fds:4}  tasks {sample.tasks:4.0f}  "
                     f"CPU {sample.cpu_percent:3.0f} %  {sample.requests:6,} req  P50/P99 "
                     f"{sample.p50_ms:6.1f}/{sample.p99_ms:7.1f} ms  {sample.statuses}",
                     flush=True,
@@ -682,8 +713,12 @@ def main(argv: list[str]) -> int:
         "operator": ", ".join(f"{what} {n}" for what, n in operator.done.most_common()),
         "verdict": verdict(samples),
         "notes": [
-            "Columns: `sessions` started so far; RSS and open file descriptors of the tether "
-            "process (`/proc`); `tasks`: `tether_asyncio_tasks`; the next columns are "
+            "Columns: `sessions` started so far; memory of tether's process tree (the "
+            "server, its heavy-work worker and multiprocessing's resource tracker) with each "
+            "physical page counted once (`bench/comparison/resident_once.py`: the union of "
+            "their resident page frames), the server's own RSS, and the tree's RSS summed "
+            "(which counts every shared library once per process); open file descriptors of "
+            "the tether process (`/proc`); `tasks`: `tether_asyncio_tasks`; the next columns are "
             "`tether_in_memory_entries` by structure (bounded by `TETHER_SESSIONS_IN_MEMORY`); "
             "GC ms: time in garbage collections in the window (`tether_gc_pause_seconds`); loop "
             "stalls: event-loop wake-ups more than 5 ms late (`tether_event_loop_lag_seconds`), "

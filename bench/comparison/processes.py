@@ -8,6 +8,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -114,7 +115,18 @@ def main_thread_cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def resident_once_mb(pids: list[int]) -> float | None:
+    """The processes' memory with each shared page counted once (``resident_once.py``,
+    run in a child process); None where the page frames are hidden from us."""
+    measured = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("resident_once.py")), *map(str, pids)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    return float(measured.stdout) if measured.stdout.strip() else None
+
+
 def rss_mb(pids: list[int]) -> float:
+    """The sum of the processes' RSS: a page they share counts once in each."""
     total_kb = 0
     for pid in pids:
         with suppress(OSError):

@@ -29,7 +29,6 @@ from tether.gateway.anthropic.upstream import AnthropicUpstream
 from tether.gateway.aws.upstream import AwsUpstream
 from tether.gateway.vertex.tokens import VertexTokens
 from tether.guards.memory import GuardMemory, LocalGuardMemory
-from tether.guards.redis_memory import RedisGuardMemory
 from tether.guards.responses import TripResponder
 from tether.identity.directory import Directory
 from tether.identity.key_use import KeyUse
@@ -53,7 +52,7 @@ from tether.pipeline.stages.task_context import KeepTaskInView
 from tether.policy.book import PolicyBook
 from tether.pricing.prices import load_price_overrides
 from tether.records.fleet import Role
-from tether.sessions.conversations import RedisConversations
+from tether.sessions.conversations import Conversations
 from tether.sessions.registry import SessionRegistry
 from tether.slack.replies import SlackReplies
 from tether.store.admin_tokens import AdminTokenStore
@@ -199,7 +198,7 @@ class Runtime:
         spend = SpendStore(db, writer)
         session_store = SessionStore(db, writer)
         conversations = (
-            RedisConversations(settings.redis_url, settings.redis_prefix)
+            _redis_conversations(settings.redis_url, settings.redis_prefix)
             if settings.redis_url
             else None
         )
@@ -237,7 +236,7 @@ class Runtime:
             budget_book, budget_store, ledger, prices, sessions, alerts, hold_ms=hold_ms
         )
         memory: GuardMemory = (
-            RedisGuardMemory(settings.redis_url, settings.redis_prefix)
+            _redis_guard_memory(settings.redis_url, settings.redis_prefix)
             if settings.redis_url
             else LocalGuardMemory(max(1, settings.sessions_in_memory // 2))
         )
@@ -463,3 +462,18 @@ class Runtime:
         except Conflict:
             return None
         return secret
+
+
+def _redis_conversations(url: str, prefix: str) -> Conversations:
+    """Imported here, only for a fleet that has Redis: its client library costs a single
+    process 7 MiB it would never use."""
+    from tether.sessions.redis_conversations import RedisConversations
+
+    return RedisConversations(url, prefix)
+
+
+def _redis_guard_memory(url: str, prefix: str) -> GuardMemory:
+    """Imported only with Redis configured (``_redis_conversations``)."""
+    from tether.guards.redis_memory import RedisGuardMemory
+
+    return RedisGuardMemory(url, prefix)

@@ -25,7 +25,6 @@ from tether.gateway.mcp_servers.door import McpServerDoor
 from tether.gateway.model.calls import ModelCalls
 from tether.gateway.tasks import add_task_routes
 from tether.gateway.vertex.door import VertexDoor
-from tether.guards.redis_memory import RedisGuardMemory
 from tether.identity.doorkeeper import Doorkeeper
 from tether.logs.access import AccessLogger
 from tether.runtime import Runtime
@@ -56,7 +55,7 @@ def _readiness_checks(runtime: Runtime) -> dict[str, ReadinessCheck]:
 
     checks: dict[str, ReadinessCheck] = {"store": store, "audit": audit, "change_feed": change_feed}
     memory = runtime.guards.memory
-    if isinstance(memory, RedisGuardMemory):
+    if runtime.settings.redis_url:
 
         async def guards() -> str | None:
             await memory.ping()

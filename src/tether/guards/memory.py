@@ -39,6 +39,10 @@ class GuardMemory(Protocol):
         """Sessions whose state this process holds in memory."""
         ...
 
+    async def ping(self) -> None:
+        """Raises ``SharedStateUnavailable`` when the state does not answer (readiness)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -60,6 +64,9 @@ class LocalGuardMemory:
 
     def remembered(self) -> int:
         return len(self.watches)
+
+    async def ping(self) -> None:
+        return None
 
     async def close(self) -> None:
         return None

@@ -3,51 +3,28 @@
 one after it was idle for ``CONVERSATION_IDLE_MS``; a cloud call joins the agent's latest
 session, if it was active that recently.
 
-In memory for one process; in Redis (``TETHER_REDIS_URL``) for a fleet, so that a script's
-requests spread over workers or replicas are one session and its loop trips the guards at
-the same call. Redis unreachable: the call is refused (fail closed), as the guards are.
+In memory for one process; in Redis (``TETHER_REDIS_URL``) for a fleet
+(``redis_conversations``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
-
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from typing import Protocol
 
 from tether.clock import new_uuid7, now_ms
-from tether.errors import SharedStateUnavailable
-from tether.shared_state import connect_redis, sent_again_once
 
 __all__ = [
     "CONVERSATION_IDLE_MS",
     "Conversations",
     "LocalConversations",
-    "RedisConversations",
     "new_session_id",
 ]
-
-log = logging.getLogger(__name__)
 
 CONVERSATION_IDLE_MS = 30 * 60 * 1000
 """A conversation silent this long starts a new session when it speaks again (a script
 run again tomorrow with the same prompt is a new run, not the old session)."""
 REMEMBERED = 100_000
-
-SESSION_OF = """
-local session = redis.call('GET', KEYS[1])
-if not session then
-  session = ARGV[1]
-  redis.call('SET', KEYS[1], session)
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return session
-"""
-"""KEYS[1]: the conversation. ARGV: the session to start if it has none, the idle time."""
 
 
 def new_session_id() -> str:
@@ -55,10 +32,6 @@ def new_session_id() -> str:
     client that names no session starts one per conversation, and its row and budget
     period are then added at the end of their indexes."""
     return new_uuid7()
-
-
-LATEST_REWRITE_MS = 60_000
-"""An agent's latest session, unchanged, is written again this often (keeping it alive)."""
 
 
 class Conversations(Protocol):
@@ -124,64 +97,3 @@ class LocalConversations:
 
     async def close(self) -> None:
         return None
-
-
-class RedisConversations:
-    """One Redis key per conversation, holding its session and expiring when idle: one
-    round trip per call of a caller that names no session (none for those that do)."""
-
-    def __init__(self, url: str, prefix: str) -> None:
-        self._client: aioredis.Redis = connect_redis(url)
-        self._session_of = self._client.register_script(SESSION_OF)
-        self._prefix = prefix
-        self._written: dict[str, tuple[str, int]] = {}
-        """Per agent, the latest session this process wrote and when."""
-
-    async def session_of(
-        self, agent_id: str, conversation: str, proposed: str | None = None
-    ) -> str:
-        digest = hashlib.blake2b(f"{agent_id}\0{conversation}".encode(), digest_size=16)
-        key = f"{self._prefix}conversation:{digest.hexdigest()}"
-        args: list[str | int] = [proposed or new_session_id(), CONVERSATION_IDLE_MS]
-        session = await self._ask(lambda: self._session_of(keys=[key], args=args))
-        return _text(session) or ""
-
-    async def note_latest(self, agent_id: str, session_id: str) -> None:
-        """Written when it changes (or a minute after the last write): a Claude Code session
-        costs one round trip at its first call, not one per call."""
-        at = now_ms()
-        written = self._written.get(agent_id)
-        if written and written[0] == session_id and at - written[1] < LATEST_REWRITE_MS:
-            return
-        key = f"{self._prefix}latest:{agent_id}"
-        await self._ask(lambda: self._client.set(key, session_id, px=CONVERSATION_IDLE_MS))
-        self._written[agent_id] = (session_id, at)
-        if len(self._written) > REMEMBERED:
-            self._written.pop(next(iter(self._written)))
-
-    def sizes(self) -> dict[str, int]:
-        return {"latest_written": len(self._written)}
-
-    async def latest(self, agent_id: str) -> str | None:
-        key = f"{self._prefix}latest:{agent_id}"
-        return _text(await self._ask(lambda: self._client.get(key)))
-
-    @staticmethod
-    async def _ask(command: Callable[[], Awaitable[Any]]) -> Any:
-        try:
-            return await sent_again_once(command)
-        except (RedisError, OSError) as exc:
-            log.warning("sessions in Redis unavailable: %s", exc)
-            raise SharedStateUnavailable(
-                "tether cannot reach the fleet's shared state (Redis) to find which session "
-                "this call belongs to; the call was refused"
-            ) from None
-
-    async def close(self) -> None:
-        await self._client.aclose()
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
