@@ -215,3 +215,25 @@ def test_under_constant_commits_the_wal_is_written_again_in_place_not_grown(
         reading.join(5)
         checkpointer.stop()
         writer_conn.close()
+
+
+async def test_a_reader_left_open_does_not_hold_the_exit(tmp_path: Path) -> None:
+    """The last checkpoint at close waits for readers only briefly: a read transaction
+    still open elsewhere (a dashboard query, another process) held ``tether up``'s exit for
+    the whole 5 s busy timeout. What it leaves in the WAL is committed all the same."""
+    path, writer = _writer_on_a_table(tmp_path)
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        await asyncio.gather(*(writer.transaction(insert(n)) for n in range(1, 20)))
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM t").fetchone() == (19,)
+        began = time.monotonic()
+        await writer.close()
+        assert time.monotonic() - began < 2.5, "close waited for the reader"
+    finally:
+        reader.close()
+    again = sqlite3.connect(path)
+    try:
+        assert again.execute("SELECT count(*) FROM t").fetchone() == (19,)
+    finally:
+        again.close()

@@ -95,11 +95,19 @@ class SqliteCheckpointer:
             while not self._stop.wait(self._interval):
                 with contextlib.suppress(sqlite3.Error):
                     self._checkpoint(conn)
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("PRAGMA busy_timeout=5000")
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._last_checkpoint(conn)
         finally:
             conn.close()
+
+    @staticmethod
+    def _last_checkpoint(conn: sqlite3.Connection) -> None:
+        """At exit, the WAL is emptied if readers let it be within ``TRUNCATE_WAIT_MS``: a
+        read left open elsewhere (a dashboard query, another process) held the exit for the
+        whole 5 s busy timeout. What stays in the WAL is committed; the next start's
+        checkpoints copy it."""
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         if self._wal_bytes() > self._wal_limit:
