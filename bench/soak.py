@@ -14,8 +14,9 @@ time; sessions are killed, agents quarantined and released, keys rotated now and
     uv run python bench/soak.py --minutes 2 --rate 100 --no-write      # a quick look
     uv run python bench/soak.py --pg --minutes 10                       # on PostgreSQL
 
-Writes its table (and a PNG plot when matplotlib is installed) into docs/benchmarks.md
-between its own markers, unless ``--no-write``.
+Writes its table into docs/benchmarks.md between its own markers, unless ``--no-write``,
+and its plot into docs/img/soak.png when matplotlib is installed (the ``bench`` group:
+``uv run --group bench python bench/soak.py ...``).
 """
 
 from __future__ import annotations
