@@ -237,6 +237,16 @@ class Window:
     late: int = 0
 
 
+ERROR_CODE = re.compile(rb'"code"\s*:\s*"([a-z_]+)"')
+
+
+def refusal(status: int, body: bytes) -> str:
+    """A status with tether's error code when it names one (``503 heavy_work_busy``): a
+    soak's refusals are told apart after the run."""
+    code = ERROR_CODE.search(body) if status >= 400 else None
+    return f"{status} {code.group(1).decode()}" if code else str(status)
+
+
 class Load:
     def __init__(self, target: Target, fleet: Fleet, rate: int, enough_sessions: int = 0) -> None:
         self.endpoint, self.fleet, self.rate = target.endpoint, fleet, rate
@@ -286,8 +296,9 @@ class Load:
             conn.close()
             status_text = type(exc).__name__
         else:
+            status_text = refusal(status, conn.error_body)
+            conn.error_body = b""
             self.pool.release(conn)
-            status_text = str(status)
             if status == 423 or status == 403:
                 session.killed = True
         took = (time.perf_counter() - due) * 1000
