@@ -477,13 +477,14 @@ class Probe:
         window = load.take_window()
         tasks, entries, (gc_ms, stalls) = self.metrics()
         everything = [ms for values in window.latencies.values() for ms in values]
+        pids = self.target.pids()
         return Sample(
             at_s=time.monotonic() - began,
             sessions=fleet.sessions,
-            rss_mb=self.target.rss_mb(),
-            once_mb=resident_once_mb(self.target.pids()),
-            tether_mb=rss_mb(self.target.pids()[:1]),
-            fds=open_fds(self.target.pids()),
+            rss_mb=rss_mb(pids),
+            once_mb=resident_once_mb(pids),
+            tether_mb=rss_mb(pids[:1]),
+            fds=open_fds(pids),
             tasks=tasks,
             cpu_percent=self.cpu_percent(),
             requests=sum(window.statuses.values()),
@@ -533,9 +534,11 @@ def verdict(samples: list[Sample]) -> list[str]:
             "sessions)"
         )
 
-    levels = [level("tether's process tree, each page counted once", _once)]
-    if any(s.once_mb is None for s in samples):
-        levels = ["(the page frames are hidden here: run as root to count each page once)"]
+    levels = (
+        ["(the page frames are hidden here: run as root to count each page once)"]
+        if any(s.once_mb is None for s in samples)
+        else [level("tether's process tree, each page counted once", _once)]
+    )
     return [
         *levels,
         level("the tether process alone (RSS)", lambda s: s.tether_mb),

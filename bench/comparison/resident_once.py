@@ -21,8 +21,8 @@ from pathlib import Path
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 FRAME_BITS = (1 << 55) - 1
-PRESENT_HIGH_BYTE = re.compile(rb"[\x80-\xff]")
-"""An entry's top byte (little-endian) has bit 63, "present", set."""
+PRESENT = re.compile(rb"[\x80-\xff]")
+"""An entry's top byte (little-endian) with bit 63, "present", set."""
 
 
 def resident_frames(pid: int) -> set[int]:
@@ -35,10 +35,9 @@ def resident_frames(pid: int) -> set[int]:
             start, end = (int(part, 16) for part in span.split("-"))
             pagemap.seek(start // PAGE_BYTES * 8)
             entries = pagemap.read((end - start) // PAGE_BYTES * 8)
-            for match in PRESENT_HIGH_BYTE.finditer(entries, 7, len(entries)):
-                if match.start() % 8 == 7:
-                    (entry,) = struct.unpack_from("<Q", entries, match.start() - 7)
-                    frames.add(entry & FRAME_BITS)
+            for match in PRESENT.finditer(entries[7::8]):
+                (entry,) = struct.unpack_from("<Q", entries, match.start() * 8)
+                frames.add(entry & FRAME_BITS)
     return frames
 
 

@@ -106,13 +106,11 @@ class SqliteCheckpointer:
         whole 5 s busy timeout. What stays in the WAL is committed; the next start's
         checkpoints copy it."""
         with contextlib.suppress(sqlite3.Error):
-            conn.execute(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            _truncate(conn)
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         if self._wal_bytes() > self._wal_limit:
-            conn.execute(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            _truncate(conn)
             return
         busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if not busy and frames == copied and self._wal_bytes() >= self._restart_bytes:
@@ -129,6 +127,13 @@ class SqliteCheckpointer:
             busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             if not busy or self._stop.wait(RESTART_RETRY_SECONDS):
                 return
+
+
+def _truncate(conn: sqlite3.Connection) -> None:
+    """Copy the whole WAL into the database and empty it, waiting for readers at most
+    ``TRUNCATE_WAIT_MS``."""
+    conn.execute(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 @dataclass(slots=True)
