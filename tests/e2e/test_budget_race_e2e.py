@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -36,11 +37,11 @@ def test_two_processes_share_one_budget(tmp_path: Path, upstream: RunningFake) -
             "TETHER_ANTHROPIC_BASE_URL": upstream.url,
         }
         ports = [free_port(), free_port()]
-        processes = [
-            start({**env, "TETHER_DATA_DIR": str(tmp_path / f"r{n}")}, port)[0]
-            for n, port in enumerate(ports)
-        ]
+        processes: list[subprocess.Popen[str]] = []
         try:
+            for n, port in enumerate(ports):
+                data_dir = str(tmp_path / f"r{n}")
+                processes.append(start({**env, "TETHER_DATA_DIR": data_dir}, port)[0])
             with httpx.Client(
                 base_url=f"http://127.0.0.1:{ports[0]}/admin/v1",
                 headers={"Authorization": f"Bearer {ADMIN}"},

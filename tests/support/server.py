@@ -7,6 +7,7 @@ exactly as a deployment would be used.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import socket
 import threading
@@ -123,17 +124,28 @@ or an outgoing connection elsewhere in the suite can never be the one picked her
 server started later on it does not lose a race to an unrelated socket."""
 
 
+def _this_workers_ports() -> range:
+    """This xdist worker's own slice of the range, so two workers never pick the same port
+    between ``free_port`` checking it and the server binding it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    width = len(_PORTS_OUTSIDE_EPHEMERAL) // max(count, 1)
+    first = _PORTS_OUTSIDE_EPHEMERAL.start + int(worker or 0) % max(count, 1) * width
+    return range(first, first + width)
+
+
 def free_port() -> int:
     """A loopback port nothing listens on now (for servers started as processes)."""
+    ports = _this_workers_ports()
     for _ in range(200):
-        port = random.choice(_PORTS_OUTSIDE_EPHEMERAL)
+        port = random.choice(ports)
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free loopback port in 20000-32000")
+    raise RuntimeError(f"no free loopback port in {ports.start}-{ports.stop - 1}")
 
 
 def start_tether(data_dir: Path, database_url: str, **overrides: Any) -> RunningTether:
