@@ -103,6 +103,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "mcp_tool_withheld": 403,
     "mcp_tool_unknown": 403,
     "mcp_oauth_failed": 502,
+    "mcp_unavailable": 503,
 }
 
 

@@ -20,7 +20,7 @@ from tether.gateway.aws.door import AwsDoor
 from tether.gateway.bedrock.door import BedrockDoor
 from tether.gateway.claude_code.hooks import add_claude_code_hook_routes
 from tether.gateway.credentials import DOORKEEPER_KEY
-from tether.gateway.mcp.server import add_mcp_routes
+from tether.gateway.mcp.routes import add_mcp_routes
 from tether.gateway.mcp_servers.door import McpServerDoor
 from tether.gateway.model.calls import ModelCalls
 from tether.gateway.tasks import add_task_routes

@@ -9,13 +9,10 @@ replica can serve any call.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
@@ -23,13 +20,12 @@ from mcp.server.transport_security import TransportSecuritySettings
 from tether.errors import TetherError
 from tether.gateway.anthropic.proxy import session_id_from
 from tether.gateway.credentials import presented_credential
-from tether.gateway.mcp.asgi_bridge import ASGIApp, serve_asgi
+from tether.gateway.mcp.asgi_bridge import ASGIApp
+from tether.gateway.mcp.routes import PATH
 from tether.tasks.desk import Checkpoint, Completion, TaskDesk
-from tether.web.bodies import read_limited
 
-__all__ = ["PATH", "add_mcp_routes", "build_mcp_server"]
+__all__ = ["build_mcp_app", "build_mcp_server"]
 
-PATH = "/mcp"
 SOURCE = "mcp"
 INSTRUCTIONS = (
     "tether keeps your task outside your context. Call get_task after any compaction or "
@@ -112,8 +108,8 @@ def build_mcp_server(desk: TaskDesk) -> MCPServer[Any]:
     return server
 
 
-def add_mcp_routes(app: web.Application, desk: TaskDesk, body_limit: int) -> None:
-    """Mount ``/mcp``; the SDK's session manager runs for the application's lifetime."""
+def build_mcp_app(desk: TaskDesk) -> tuple[MCPServer[Any], ASGIApp]:
+    """The server and its streamable-HTTP application at ``PATH``: stateless, JSON answers."""
     server = build_mcp_server(desk)
     asgi: ASGIApp = server.streamable_http_app(
         streamable_http_path=PATH,
@@ -121,30 +117,4 @@ def add_mcp_routes(app: web.Application, desk: TaskDesk, body_limit: int) -> Non
         stateless_http=True,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        body = await read_limited(request, body_limit) if request.can_read_body else b""
-        return await serve_asgi(request, asgi, body)
-
-    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
-        ready, stop = asyncio.Event(), asyncio.Event()
-
-        async def run() -> None:
-            async with server.session_manager.run():
-                ready.set()
-                await stop.wait()
-
-        task = asyncio.create_task(run(), name="mcp-session-manager")
-        waiting = asyncio.ensure_future(ready.wait())
-        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            waiting.cancel()
-            task.result()
-        yield
-        stop.set()
-        with contextlib.suppress(Exception):
-            await task
-
-    app.cleanup_ctx.append(lifetime)
-    for method in ("GET", "POST", "DELETE"):
-        app.router.add_route(method, PATH, handle)
+    return server, asgi
