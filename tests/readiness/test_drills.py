@@ -62,7 +62,8 @@ def test_audit_drill_finds_the_real_agent_behind_many_canary_sessions(
     key = gateway.create_agent("real", "p")
     assert model_call(gateway, key, "real-1").status_code == 200
     for _ in range(21):
-        assert gateway.call("POST", "/projects/p/drills/kill").json()["ok"] is True
+        drilled = gateway.call("POST", "/projects/p/drills/kill").json()
+        assert drilled["ok"] is True, drilled
     ran = cli("drill", "audit", "-p", "p", "--json")
     assert ran.exit_code == 0, ran.output
     assert "of real between 14:00 and 14:30" in json.loads(ran.output)["notes"][0]
