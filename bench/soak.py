@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import os
 import random
 import re
@@ -378,6 +379,9 @@ class Sample:
     frames are hidden: ``comparison/resident_once.py``)."""
     tether_mb: float
     """RSS of the tether process alone (not its heavy-work worker and resource tracker)."""
+    sqlite_mb: float
+    """What SQLite's library holds inside the tether process (``tether_sqlite_memory_bytes``:
+    page caches, prepared statements); NaN on PostgreSQL."""
     fds: int
     tasks: float
     cpu_percent: float
@@ -437,8 +441,9 @@ class Probe:
         (then, before), self._cpu = self._cpu, (now, used)
         return 100 * (used - before) / max(now - then, 1e-9)
 
-    def metrics(self) -> tuple[float, dict[str, float], tuple[float, float]]:
-        """Tasks, in-memory entries, and (GC ms, loop stalls over 5 ms) since the last call."""
+    def metrics(self) -> tuple[float, dict[str, float], tuple[float, float], float]:
+        """Tasks, in-memory entries, (GC ms, loop stalls over 5 ms) since the last call, and
+        SQLite's memory in MiB."""
         text = httpx.get(
             self.metrics_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
         ).text
@@ -458,7 +463,9 @@ class Probe:
         }
         tasks = re.search(r"^tether_asyncio_tasks (\S+)$", text, re.M)
         pauses = ((gc_seconds - gc_before) * 1000, stalls - stalls_before)
-        return (float(tasks.group(1)) if tasks else float("nan")), entries, pauses
+        sqlite = re.search(r"^tether_sqlite_memory_bytes (\S+)$", text, re.M)
+        sqlite_mb = float(sqlite.group(1)) / 2**20 if sqlite else float("nan")
+        return (float(tasks.group(1)) if tasks else float("nan")), entries, pauses, sqlite_mb
 
     def tables(self) -> dict[str, int]:
         if self.database.startswith("postgresql"):
@@ -475,7 +482,7 @@ class Probe:
 
     def sample(self, began: float, load: Load, fleet: Fleet) -> Sample:
         window = load.take_window()
-        tasks, entries, (gc_ms, stalls) = self.metrics()
+        tasks, entries, (gc_ms, stalls), sqlite_mb = self.metrics()
         everything = [ms for values in window.latencies.values() for ms in values]
         pids = self.target.pids()
         return Sample(
@@ -484,6 +491,7 @@ class Probe:
             rss_mb=rss_mb(pids),
             once_mb=resident_once_mb(pids),
             tether_mb=rss_mb(pids[:1]),
+            sqlite_mb=sqlite_mb,
             fds=open_fds(pids),
             tasks=tasks,
             cpu_percent=self.cpu_percent(),
@@ -539,6 +547,8 @@ def verdict(samples: list[Sample]) -> list[str]:
         if any(s.once_mb is None for s in samples)
         else [level("tether's process tree, each page counted once", _once)]
     )
+    if not any(math.isnan(s.sqlite_mb) for s in samples):
+        levels.append(level("of which SQLite's own memory", lambda s: s.sqlite_mb))
     return [
         *levels,
         level("the tether process alone (RSS)", lambda s: s.tether_mb),
@@ -574,16 +584,17 @@ def render(args: argparse.Namespace, samples: list[Sample], facts: dict[str, obj
         "",
         *[f"- {line}" for line in facts["verdict"]],  # type: ignore[attr-defined]
         "",
-        "| t (s) | sessions | tree MiB, pages once | tether RSS MiB | tree RSS MiB, summed "
+        "| t (s) | sessions | tree MiB, pages once | tether RSS MiB | SQLite MiB "
+        "| tree RSS MiB, summed "
         "| fds | tasks | CPU % | req | P50 ms | P99 ms | max ms "
         "| GC ms | loop stalls > 5 ms "
         "| " + " | ".join(structures) + " | " + " | ".join(f"rows: {t}" for t in TABLES) + " |",
-        "|" + "---:|" * (14 + len(structures) + len(TABLES)),
+        "|" + "---:|" * (15 + len(structures) + len(TABLES)),
     ]
     for s in _spread(samples, args.table_rows):
         lines.append(
             f"| {s.at_s:.0f} | {s.sessions:,} | {_once(s):.0f} | {s.tether_mb:.0f} "
-            f"| {s.rss_mb:.0f} | {s.fds} | {s.tasks:.0f} "
+            f"| {s.sqlite_mb:.1f} | {s.rss_mb:.0f} | {s.fds} | {s.tasks:.0f} "
             f"| {s.cpu_percent:.0f} | {s.requests:,} | {s.p50_ms:.1f} | {s.p99_ms:.1f} "
             f"| {s.max_ms:.0f} | {s.gc_ms:.0f} | {s.stalls:.0f} | "
             + " | ".join(f"{s.in_memory.get(k, 0):,.0f}" for k in structures)
@@ -664,7 +675,8 @@ async def drive(
                 samples.append(sample)
                 print(
                     f"  {sample.at_s:6.0f} s  sessions {sample.sessions:8,}  once "
-                    f"{_once(sample):6.1f} MiB  tether {sample.tether_mb:6.1f}  sum "
+                    f"{_once(sample):6.1f} MiB  tether {sample.tether_mb:6.1f}  SQLite "
+                    f"{sample.sqlite_mb:5.1f}  sum "
                     f"{sample.rss_mb:6.1f}  fds {sample.fds:4}  tasks {sample.tasks:4.0f}  "
                     f"CPU {sample.cpu_percent:3.0f} %  {sample.requests:6,} req  P50/P99 "
                     f"{sample.p50_ms:6.1f}/{sample.p99_ms:7.1f} ms  {sample.statuses}",
@@ -731,7 +743,9 @@ def main(argv: list[str]) -> int:
             "Columns: `sessions` started so far; memory of tether's process tree (the "
             "server, its heavy-work worker and multiprocessing's resource tracker) with each "
             "physical page counted once (`bench/comparison/resident_once.py`: the union of "
-            "their resident page frames), the server's own RSS, and the tree's RSS summed "
+            "their resident page frames), the server's own RSS, what SQLite's library holds in "
+            "it (`tether_sqlite_memory_bytes`: page caches, prepared statements; part of its "
+            "RSS), and the tree's RSS summed "
             "(which counts every shared library once per process); open file descriptors of "
             "the tether process (`/proc`); `tasks`: `tether_asyncio_tasks`; the next columns are "
             "`tether_in_memory_entries` by structure (bounded by `TETHER_SESSIONS_IN_MEMORY`); "

@@ -42,6 +42,7 @@ from tether.metrics.fleet import FleetGauges
 from tether.metrics.instruments import TetherMetrics
 from tether.metrics.memory import MemoryGauges
 from tether.metrics.pauses import PauseWatch
+from tether.metrics.sqlite_memory import SqliteMemoryGauge
 from tether.metrics.sqlite_writer import SqliteWriterCounters
 from tether.pipeline import Pipeline
 from tether.pipeline.stages.budget import ReserveBudget
@@ -362,6 +363,7 @@ class Runtime:
         )
         if writer is not None:
             metrics.registry.register(SqliteWriterCounters(writer))
+            metrics.registry.register(SqliteMemoryGauge())
         await runtime._adopt_env_admin_token()
         await directory.load()
         await controls.load()

@@ -189,3 +189,19 @@ def test_a_call_that_starts_a_session_costs_no_more_writer_commits_than_one_in_a
     assert new_sessions[1] >= 3 * calls, "a decision, a session row and a lease a call"
     # It was one commit more a call: the row and the lease, then the decision.
     assert new_sessions[0] <= in_a_session[0] + 0.3 * calls, (new_sessions, in_a_session)
+
+
+def test_sqlite_memory_is_scraped_beside_the_writer_counters(
+    gateway: RunningTether, upstream: RunningFake, sdk: Callable[..., anthropic.Anthropic]
+) -> None:
+    """SQLite's page caches and prepared statements are in the server's RSS but in no
+    Python object: ``tether_sqlite_memory_bytes`` shows them, and it grows as the store is
+    used (the decision's inserts are prepared and kept)."""
+    before = value(scrape(gateway), "tether_sqlite_memory_bytes")
+    agent = sdk(gateway, gateway.create_agent("a", "p"))
+    for n in range(3):
+        agent.messages.create(
+            model="claude-sonnet-5", max_tokens=16, messages=[{"role": "user", "content": str(n)}]
+        )
+    after = value(scrape(gateway), "tether_sqlite_memory_bytes")
+    assert 0 < before < after < 64 * 2**20, (before, after)
