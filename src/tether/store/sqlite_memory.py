@@ -24,7 +24,7 @@ def _reader() -> Callable[[], int] | None:
 
 
 def sqlite_memory_used() -> int | None:
-    """Bytes SQLite has allocated and not freed; None where the library does not say (an
-    interpreter built without the symbol, or with SQLite's memory statistics off)."""
+    """Bytes SQLite has allocated and not freed; None where the symbol cannot be found (0
+    from a SQLite built to keep no memory statistics)."""
     read = _reader()
     return None if read is None else int(read())
