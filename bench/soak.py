@@ -13,6 +13,7 @@ time; sessions are killed, agents quarantined and released, keys rotated now and
     uv run python bench/soak.py --sessions 1000000 --minutes 600 --rate 400   # the #29 target
     uv run python bench/soak.py --minutes 2 --rate 100 --no-write      # a quick look
     uv run python bench/soak.py --pg --minutes 10                       # on PostgreSQL
+    uv run python bench/soak.py --sessions 1000000 --rate 600 --agents 300  # a fixed fleet
 
 Writes its table into docs/benchmarks.md between its own markers, unless ``--no-write``,
 and its plot into docs/img/soak.png when matplotlib is installed (the ``bench`` group:
@@ -92,6 +93,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="at most this many samples in the written table, evenly spread (all in --json)",
     )
     parser.add_argument("--rate", type=int, default=150, help="requests a second (150)")
+    parser.add_argument(
+        "--agents",
+        type=int,
+        default=0,
+        help="stop adding agents (one every 3 s) once there are this many; 0: keep adding. "
+        "A fixed fleet shows what each new agent costs apart from what each session costs",
+    )
     parser.add_argument("--sample-seconds", type=float, default=10.0, help="sampling period")
     parser.add_argument("--pg", action="store_true", help="PostgreSQL instead of SQLite")
     parser.add_argument(
@@ -314,8 +322,10 @@ class Operator:
     """What people do meanwhile, through the admin API: new agents, kills, quarantines and
     releases, key rotations."""
 
-    def __init__(self, admin: httpx.AsyncClient, fleet: Fleet) -> None:
+    def __init__(self, admin: httpx.AsyncClient, fleet: Fleet, agents: int = 0) -> None:
         self.admin, self.fleet = admin, fleet
+        self.agents = agents
+        """Stop adding agents once the fleet has this many (0: keep adding)."""
         self.done: Counter[str] = Counter()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -330,7 +340,7 @@ class Operator:
                 self.done[f"failed {type(exc).__name__}"] += 1
 
     async def act(self, tick: int) -> None:
-        if tick % 3 == 0:
+        if tick % 3 == 0 and not 0 < self.agents <= len(self.fleet.agents):
             name = f"soak-agent-{len(self.fleet.agents)}"
             answer = await self.admin.post("/agents", json={"name": name, "project": "bench"})
             answer.raise_for_status()
@@ -663,7 +673,7 @@ async def drive(
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         timeout=30,
     ) as admin:
-        operator = Operator(admin, fleet)
+        operator = Operator(admin, fleet, args.agents)
         acting = asyncio.create_task(operator.run(stop))
         loading = asyncio.create_task(load.run(args.minutes * 60, stop))
         began = time.monotonic()
