@@ -14,8 +14,8 @@ from tether.store.sqlite_writer import SqliteWriter
 
 LARGEST_BATCH = 300
 PREPARED_BOUND = 8 * 2**20
-"""Every batch size from 1 to 300 left 52 MiB of prepared inserts before their sizes were
-bounded (measured); the bounded set holds 3.5 MiB, and the page cache at most 2 MiB."""
+"""Every batch size from 1 to 300 grew SQLite 39.6 MiB here before the sizes were bounded,
+3.8 MiB after (measured): the bounded inserts hold 3.5 MiB at most, the page cache 2 MiB."""
 
 
 def rows(count: int, first: int) -> list[Row]:
