@@ -97,7 +97,9 @@ def test_calls_share_one_upstream_connection(
     tether: RunningTether, mcp_upstream: RunningMcpUpstream
 ) -> None:
     """An SSE answer's stream is read to its end, so the connection to the server is kept
-    for the next call (a new TCP connection per call cost both sides each time)."""
+    for the next call (a new TCP connection per call cost both sides each time). The agent
+    has its answer before that end is read, so its next call may find the connection still
+    draining and take a second one: two at most, where a connection a call makes four."""
     key = register(tether, mcp_upstream)
 
     async def scenario() -> None:
@@ -106,7 +108,7 @@ def test_calls_share_one_upstream_connection(
             first = len(mcp_upstream.peers)
             for n in range(4):
                 assert not (await session.call_tool("echo", {"text": f"t{n}"})).is_error
-            assert len(set(mcp_upstream.peers[first:])) == 1, mcp_upstream.peers
+            assert len(set(mcp_upstream.peers[first:])) <= 2, mcp_upstream.peers
 
     asyncio.run(scenario())
 
