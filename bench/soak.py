@@ -462,6 +462,19 @@ def open_fds(pids: list[int]) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class Scrape:
+    """What one read of the server's /metrics says, the counters as differences since the
+    previous read."""
+
+    tasks: float
+    entries: dict[str, float]
+    gc_ms: float
+    stalls: float
+    """Event-loop wake-ups more than 5 ms late."""
+    sqlite_mb: float
+
+
 class Probe:
     """Reads the server: its processes (/proc), its /metrics, its tables."""
 
@@ -476,9 +489,7 @@ class Probe:
         (then, before), self._cpu = self._cpu, (now, used)
         return 100 * (used - before) / max(now - then, 1e-9)
 
-    def metrics(self) -> tuple[float, dict[str, float], tuple[float, float], float]:
-        """Tasks, in-memory entries, (GC ms, loop stalls over 5 ms) since the last call, and
-        SQLite's memory in MiB."""
+    def metrics(self) -> Scrape:
         text = httpx.get(
             self.metrics_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
         ).text
@@ -497,10 +508,14 @@ class Probe:
             )
         }
         tasks = re.search(r"^tether_asyncio_tasks (\S+)$", text, re.M)
-        pauses = ((gc_seconds - gc_before) * 1000, stalls - stalls_before)
         sqlite = re.search(r"^tether_sqlite_memory_bytes (\S+)$", text, re.M)
-        sqlite_mb = float(sqlite.group(1)) / 2**20 if sqlite else float("nan")
-        return (float(tasks.group(1)) if tasks else float("nan")), entries, pauses, sqlite_mb
+        return Scrape(
+            tasks=float(tasks.group(1)) if tasks else float("nan"),
+            entries=entries,
+            gc_ms=(gc_seconds - gc_before) * 1000,
+            stalls=stalls - stalls_before,
+            sqlite_mb=float(sqlite.group(1)) / 2**20 if sqlite else float("nan"),
+        )
 
     def tables(self) -> dict[str, int]:
         if self.database.startswith("postgresql"):
@@ -517,7 +532,7 @@ class Probe:
 
     def sample(self, began: float, load: Load, fleet: Fleet) -> Sample:
         window = load.take_window()
-        tasks, entries, (gc_ms, stalls), sqlite_mb = self.metrics()
+        scrape = self.metrics()
         everything = [ms for values in window.latencies.values() for ms in values]
         pids = self.target.pids()
         return Sample(
@@ -526,18 +541,18 @@ class Probe:
             rss_mb=rss_mb(pids),
             once_mb=resident_once_mb(pids),
             tether_mb=rss_mb(pids[:1]),
-            sqlite_mb=sqlite_mb,
+            sqlite_mb=scrape.sqlite_mb,
             fds=open_fds(pids),
-            tasks=tasks,
+            tasks=scrape.tasks,
             cpu_percent=self.cpu_percent(),
             requests=sum(window.statuses.values()),
             p50_ms=pct(everything, 50),
             p99_ms=pct(everything, 99),
             max_ms=max(everything, default=float("nan")),
-            gc_ms=gc_ms,
-            stalls=stalls,
+            gc_ms=scrape.gc_ms,
+            stalls=scrape.stalls,
             statuses=dict(window.statuses),
-            in_memory=entries,
+            in_memory=scrape.entries,
             tables=self.tables(),
             p99_by_kind={kind: pct(v, 99) for kind, v in sorted(window.latencies.items())},
         )
@@ -642,7 +657,7 @@ def render(args: argparse.Namespace, samples: list[Sample], facts: dict[str, obj
         lines += ["", f"({shown} of the run's {len(samples)} samples, evenly spread.)"]
     if facts.get("plot"):
         lines += ["", f"![RSS, sessions and P99 over the soak run]({facts['plot']})"]
-    lines += ["", *facts["notes"]]  # type: ignore[list-item]
+    lines += ["", *facts["notes"]]  # type: ignore[misc]
     return "\n".join(lines)
 
 
