@@ -13,6 +13,7 @@ from tether.alerts.dispatcher import OutboxDispatcher
 from tether.approvals.decisions import ApprovalDecider
 from tether.approvals.reaper import ApprovalReaper
 from tether.approvals.waiter import ApprovalWaiter
+from tether.audit import normalise
 from tether.audit.appender import open_appender
 from tether.audit.destinations import open_destination
 from tether.audit.keeper import AnchorKeeper
@@ -53,6 +54,7 @@ from tether.pipeline.stages.task_context import KeepTaskInView
 from tether.policy.book import PolicyBook
 from tether.pricing.prices import load_price_overrides
 from tether.records.fleet import Role
+from tether.redaction import text as redaction_text
 from tether.sessions.conversations import Conversations
 from tether.sessions.registry import SessionRegistry
 from tether.slack.replies import SlackReplies
@@ -358,6 +360,9 @@ class Runtime:
                     "alert_crossings": alerts.remembered(),
                     "approval_waiters": waiter.waiting(),
                     "requests_in_flight": len(runtime.requests),
+                    **policies.remembered(),
+                    **normalise.remembered(),
+                    **redaction_text.remembered(),
                 }
             )
         )

@@ -205,3 +205,39 @@ def test_sqlite_memory_is_scraped_beside_the_writer_counters(
         )
     after = value(scrape(gateway), "tether_sqlite_memory_bytes")
     assert 0 < before < after < 64 * 2**20, (before, after)
+
+
+TEXT_CACHES = (
+    "redacted_texts",
+    "secret_names",
+    "audit_texts",
+    "audit_attribute_names",
+    "audit_column_sets",
+    "policy_answers",
+    "policy_entity_sets",
+)
+
+
+def test_the_caches_each_new_agent_adds_to_are_shown_by_structure(
+    gateway: RunningTether, upstream: RunningFake, sdk: Callable[..., anthropic.Anthropic]
+) -> None:
+    """A fleet's memory grows with its agents until these bounded caches are full (short
+    texts redacted and cleaned, column sets, policy answers): a soak or an operator sees
+    them in ``tether_in_memory_entries`` beside the per-session structures."""
+
+    def entries() -> dict[str, float]:
+        samples = scrape(gateway)
+        return {s: value(samples, "tether_in_memory_entries", structure=s) for s in TEXT_CACHES}
+
+    sdk(gateway, gateway.create_agent("first", "p")).messages.create(
+        model="claude-sonnet-5", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+    )
+    before = entries()
+    for n in range(3):
+        sdk(gateway, gateway.create_agent(f"newcomer-{n}", "p")).messages.create(
+            model="claude-sonnet-5", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+        )
+    after = entries()
+    for structure in ("redacted_texts", "audit_texts", "audit_column_sets"):
+        assert after[structure] >= before[structure] + 3, (structure, before, after)
+    assert all(0 <= after[s] <= 16_384 for s in TEXT_CACHES), after

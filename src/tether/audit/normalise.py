@@ -27,7 +27,13 @@ from tether.redaction.text import (
 )
 from tether.store.schema import audit_events
 
-__all__ = ["MAX_ATTRIBUTES_CHARS", "MAX_TEXT_CHARS", "clean_text", "normalised_row"]
+__all__ = [
+    "MAX_ATTRIBUTES_CHARS",
+    "MAX_TEXT_CHARS",
+    "clean_text",
+    "normalised_row",
+    "remembered",
+]
 
 MAX_TEXT_CHARS = 16_384
 """Bound on the unbounded text columns (resource, reason): enough for any command line."""
@@ -196,3 +202,12 @@ def _uncached_columns(names: tuple[str, ...], values: tuple[Any, ...]) -> tuple[
 
 
 _remembered_columns = functools.lru_cache(maxsize=4_096)(_uncached_columns)
+
+
+def remembered() -> dict[str, int]:
+    """Entries in the normaliser's caches (``tether_in_memory_entries``)."""
+    return {
+        "audit_texts": _clean_short.cache_info().currsize,
+        "audit_attribute_names": _attribute_name.cache_info().currsize,
+        "audit_column_sets": _remembered_columns.cache_info().currsize,
+    }

@@ -103,6 +103,17 @@ class PolicyBook:
     def in_force(self, project_id: str) -> PolicyInForce:
         return self._by_project.get(project_id, NO_POLICY)
 
+    def remembered(self) -> dict[str, int]:
+        """What every compiled policy holds (``tether_in_memory_entries``): bounded a
+        version, so by the number of projects."""
+        compiled = [p.compiled for p in self._by_project.values() if p.compiled is not None]
+        compiled += [s.compiled for s in self._shadows.values()]
+        kept = [policy.kept() for policy in compiled]
+        return {
+            "policy_answers": sum(answers for answers, _ in kept),
+            "policy_entity_sets": sum(entities for _, entities in kept),
+        }
+
     async def _apply_shadow(self, project_id: str) -> None:
         shadow = await self._shadow_store.get(project_id)
         known = self._shadows.get(project_id)

@@ -271,6 +271,11 @@ class CompiledPolicy:
             return answer if self._reads_principal else default_deny(request)
         return answer
 
+    def kept(self) -> tuple[int, int]:
+        """Answers and parsed entity sets held now (at most ``ANSWERS_KEPT`` and
+        ``ENTITIES_KEPT``)."""
+        return len(self._answers), len(self._entities)
+
     def remember(self, request: PolicyRequest, answer: PolicyAnswer) -> None:
         if len(self._answers) >= ANSWERS_KEPT:
             self._answers.clear()

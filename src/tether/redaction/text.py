@@ -27,6 +27,7 @@ __all__ = [
     "is_secret_name",
     "redact_text",
     "redacted_summary",
+    "remembered",
 ]
 
 REDACTED = "[redacted]"
@@ -169,6 +170,15 @@ def redact_text(text: str) -> str:
 @functools.lru_cache(maxsize=16_384)
 def _redact_short(text: str) -> str:
     return _redact_any(text)
+
+
+def remembered() -> dict[str, int]:
+    """Entries in this module's caches (``tether_in_memory_entries``): each new agent,
+    model or tool adds a few until the bound."""
+    return {
+        "redacted_texts": _redact_short.cache_info().currsize,
+        "secret_names": is_secret_name.cache_info().currsize,
+    }
 
 
 _TRIGGERS = (
