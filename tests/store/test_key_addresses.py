@@ -3,13 +3,12 @@ add up across flushes (and replicas), hours past the keeping time are removed.""
 
 from __future__ import annotations
 
-from tests.store.test_store import db  # noqa: F401  (the migrated database fixture)
 from tether.clock import now_ms
 from tether.store.database import Database
 from tether.store.key_addresses import HOUR_MS, KEEP_MS, AddressUse, KeyAddressStore
 
 
-async def test_uses_add_up_and_old_hours_go(db: Database) -> None:  # noqa: F811
+async def test_uses_add_up_and_old_hours_go(db: Database) -> None:
     store = KeyAddressStore(db)
     hour = now_ms() - now_ms() % HOUR_MS
     old = hour - KEEP_MS - HOUR_MS

@@ -3,13 +3,12 @@ only open batches are offered to the kill switch."""
 
 from __future__ import annotations
 
-from tests.store.test_store import db  # noqa: F401  (the migrated database fixture)
 from tether.records.message_batches import BatchRecord
 from tether.store.database import Database
 from tether.store.message_batches import MessageBatchStore
 
 
-async def test_a_batch_is_settled_once_and_leaves_the_open_list(db: Database) -> None:  # noqa: F811
+async def test_a_batch_is_settled_once_and_leaves_the_open_list(db: Database) -> None:
     store = MessageBatchStore(db)
     holds = [{"budget_id": "b1", "period_key": "d", "period_end": 1, "micros": 5, "tokens": 2}]
     await store.add(BatchRecord("msgbatch_1", "p1", "a1", "s1", "r1", holds, ["m"], 5, 1))
@@ -24,7 +23,7 @@ async def test_a_batch_is_settled_once_and_leaves_the_open_list(db: Database) ->
     assert await store.get("nope") is None
 
 
-async def test_a_canceled_batch_is_offered_to_the_sweep_until_settled(db: Database) -> None:  # noqa: F811
+async def test_a_canceled_batch_is_offered_to_the_sweep_until_settled(db: Database) -> None:
     store = MessageBatchStore(db)
     await store.add(BatchRecord("msgbatch_1", "p1", "a1", "s1", None, [], ["m"], 0, 1))
     await store.add(BatchRecord("msgbatch_2", "p1", "a1", "s1", None, [], ["m"], 0, 2))

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from tether.errors import NotFound
 from tether.store.database import Database
-from tether.store.migrate import upgrade
 from tether.store.policies import PolicyStore
 from tether.store.policy_shadows import PolicyShadowStore
 from tether.store.projects import ProjectStore
 
 FIRST = "permit(principal, action, resource);"
 SECOND = 'forbid(principal, action == Action::"s3:DeleteBucket", resource);'
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await upgrade(database)
-    yield database
-    await database.dispose()
 
 
 async def test_a_project_has_one_shadow_and_promoting_it_makes_the_next_version(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import text
@@ -35,14 +34,6 @@ def appender_for(database_url: str) -> AuditAppender:
     if database_url.startswith("postgresql"):
         return open_appender(database_url, None)
     return open_appender(database_url, SqliteWriter(make_url(database_url).database or ""))
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await upgrade(database)
-    yield database
-    await database.dispose()
 
 
 async def test_migrations_run_on_an_empty_database_and_are_idempotent(

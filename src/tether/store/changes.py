@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, text
+from sqlalchemy import Select, bindparam, delete, func, insert, select, text, union
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.clock import now_ms
@@ -23,6 +23,7 @@ __all__ = [
     "latest_change_id",
     "prune_changes",
     "read_changes",
+    "recent_changes",
     "record_change",
     "record_change_on_writer",
 ]
@@ -67,13 +68,19 @@ async def read_changes(
     PostgreSQL sequences can commit out of order, so a reader re-reads a short recent
     window and skips the ids it has already applied.
     """
-    rows = await conn.execute(
-        select(change_log.c.id, change_log.c.kind, change_log.c.ref)
-        .where(or_(change_log.c.id > after_id, change_log.c.created_at > since_ms))
-        .order_by(change_log.c.id)
-        .limit(limit)
-    )
+    rows = await conn.execute(recent_changes(after_id, since_ms, limit))
     return [Change(r.id, r.kind, r.ref) for r in rows]
+
+
+def recent_changes(after_id: int, since_ms: int, limit: int) -> Select[tuple[int, str, str]]:
+    """Two index ranges joined, not ``id > ? OR created_at > ?``: SQLite and PostgreSQL
+    walked the whole hour of changes kept for that, four times a second a process."""
+    columns = (change_log.c.id, change_log.c.kind, change_log.c.ref)
+    recent = union(
+        select(*columns).where(change_log.c.id > after_id),
+        select(*columns).where(change_log.c.created_at > since_ms),
+    ).subquery()
+    return select(recent.c.id, recent.c.kind, recent.c.ref).order_by(recent.c.id).limit(limit)
 
 
 async def latest_change_id(conn: AsyncConnection) -> int:

@@ -268,6 +268,7 @@ change_log = Table(
     Column("kind", String(32), nullable=False),
     Column("ref", String(128), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Index("ix_change_log_created_at", "created_at"),
 )
 
 budgets = Table(
