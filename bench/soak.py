@@ -15,7 +15,7 @@ time; sessions are killed, agents quarantined and released, keys rotated now and
     uv run python bench/soak.py --pg --minutes 10                       # on PostgreSQL
     uv run python bench/soak.py --sessions 1000000 --rate 600 --agents 300  # a fixed fleet
     uv run python bench/soak.py --sessions 1000000 --rate 700 --agents 10000 --agent-every 0.2
-        # ten thousand agents in the first 35 minutes, past what the bounded caches hold
+        # ten thousand agents in the first 43 minutes, past what the bounded caches hold
 
 Writes its table into docs/benchmarks.md between its own markers, unless ``--no-write``,
 and its plot into docs/img/soak.png when matplotlib is installed (the ``bench`` group:
