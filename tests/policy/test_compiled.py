@@ -7,7 +7,7 @@ import json
 
 import cedarpy
 
-from tether.policy.compiled import compile_policy
+from tether.policy.compiled import ANSWERS_KEPT, ENTITIES_KEPT, compile_policy
 from tether.policy.request import PolicyRequest
 
 TRICKY = """\
@@ -111,3 +111,23 @@ def test_entities_kept_across_calls_still_tell_tags_agents_and_arguments_apart()
     assert effect("bot", "prod", "k1") == "deny"
     assert effect("other", "dev", "k1") == "deny"
     assert effect("bot", "dev", "k9") == "allow"
+
+
+def test_past_its_bound_a_policy_forgets_its_oldest_answers_one_at_a_time() -> None:
+    policy = compile_policy(
+        'permit(principal, action == Action::"s3:GetObject", resource)\n'
+        '  when { principal.project == "p" };'
+    )
+    asked = [
+        PolicyRequest(f"agent-{n}", "p", "s3:GetObject", "arn:aws:s3:::b/k")
+        for n in range(ANSWERS_KEPT + 10)
+    ]
+    for request in asked:
+        assert policy.evaluate(request).effect == "allow"
+    answers, entity_sets = policy.kept()
+    assert (answers, entity_sets) == (ANSWERS_KEPT, ENTITIES_KEPT)
+    assert all(policy.remembered(request) is None for request in asked[:10])
+    assert all(policy.remembered(request) is not None for request in asked[10:])
+    assert policy.evaluate(asked[0]).effect == "allow"
+    assert policy.remembered(asked[0]) is not None
+    assert policy.remembered(asked[10]) is None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import cedarpy
 
@@ -194,6 +194,19 @@ ENTITIES_KEPT_RESOURCE_CHARS = 512
 """Parsed entity sets are kept only for resources up to this length: a few MB at most."""
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _keep(kept: dict[K, V], key: K, value: V, bound: int) -> None:
+    """Remember ``value``; when ``bound`` are kept, the oldest one is forgotten to make
+    room. Emptying it all at once made a fleet larger than the bound ask Cedar again for
+    every agent's answer in a burst after each clear, thousands of evaluations at once."""
+    if len(kept) >= bound:
+        del kept[next(iter(kept))]
+    kept[key] = value
+
+
 class CompiledPolicy:
     """One version's rules. Answers are remembered per version: Cedar is deterministic
     in the request, and a new version is a new ``CompiledPolicy``, so applying it
@@ -277,9 +290,7 @@ class CompiledPolicy:
         return len(self._answers), len(self._entities)
 
     def remember(self, request: PolicyRequest, answer: PolicyAnswer) -> None:
-        if len(self._answers) >= ANSWERS_KEPT:
-            self._answers.clear()
-        self._answers[self._key(request)] = answer
+        _keep(self._answers, self._key(request), answer, ANSWERS_KEPT)
 
     def _evaluate(self, request: PolicyRequest) -> PolicyAnswer:
         result = cedarpy.is_authorized(
@@ -297,9 +308,7 @@ class CompiledPolicy:
         if entities is None:
             entities = cedarpy.Entities.from_json_str(json.dumps(request.entities(self._tag_keys)))
             if len(request.resource) <= ENTITIES_KEPT_RESOURCE_CHARS:
-                if len(self._entities) >= ENTITIES_KEPT:
-                    self._entities.clear()
-                self._entities[key] = entities
+                _keep(self._entities, key, entities, ENTITIES_KEPT)
         return entities
 
     def evaluate_many(self, requests: list[PolicyRequest]) -> list[PolicyAnswer]:
