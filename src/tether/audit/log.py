@@ -124,6 +124,14 @@ class AuditLog:
         """All or none: the events commit together. Urgent events (decisions) are written
         at once; others (what happened after an effect) may wait up to ``linger_seconds``
         to share the next commit, which halves the commits per proxied request."""
+        await (await self.submit(events, urgent=urgent))
+
+    async def submit(
+        self, events: list[AuditEvent], *, urgent: bool = True
+    ) -> asyncio.Future[None]:
+        """``record_many`` for a caller that need not wait for the commit: the events are
+        queued (raises now if they cannot be), and the future returned tells once they are
+        durable or why they are not."""
         if len(events) == 1:
             rows = self.rows_of(events)
         else:
@@ -133,7 +141,7 @@ class AuditLog:
                 await share.turn()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(events, rows, done, urgent))
-        await done
+        return done
 
     async def _next_batch(self) -> list[_Pending]:
         batch = [await self._queue.get()]

@@ -4,9 +4,10 @@ the outcome afterwards (usage, budgets, the completion record)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from tether.audit.event import AuditEvent
@@ -122,6 +123,7 @@ class Pipeline:
         self._observers = [stage for stage in stages if isinstance(stage, Observes)]
         self._audit = audit
         self._settling: set[asyncio.Task[None]] = set()
+        self._writing: set[asyncio.Future[None]] = set()
         self._room = asyncio.Semaphore(SETTLEMENT_BACKLOG)
         self._give_up_at: float | None = None
 
@@ -297,12 +299,49 @@ class Pipeline:
         )
 
     async def settle_later(self, decision: Decision, outcome: Outcome) -> None:
-        """Settle in the background: the response is already out, and an HTTP keep-alive
-        connection must not wait for the settlement's commit before its next request.
-        At most ``SETTLEMENT_BACKLOG`` wait at once; past that, callers wait for room
-        (back-pressure) rather than pile up work that a crash would lose."""
+        """Settle without holding the connection for the commit: the response is already
+        out, and an HTTP keep-alive connection must not wait for it before its next request.
+        The stages settle now (in memory on the common path); the outcome's events join
+        the audit log's next commit, which nobody waits for. Only what has to be retried
+        (the store refused a stage or the events) goes on in a task of its own: a task per
+        call cost more CPU than the settling itself. At most ``SETTLEMENT_BACKLOG``
+        settlements are unwritten at once; past that, callers wait for room (back-pressure)
+        rather than pile up work that a crash would lose."""
         await self._room.acquire()
-        task = asyncio.create_task(self.settle(decision, outcome))
+        assert decision.action is not None and decision.context is not None
+        action, ctx = decision.action, decision.context
+        for at, stage in enumerate(self._settlers):
+            try:
+                await stage.settle(action, ctx, outcome)
+            except BaseException as exc:
+                failure = exc if isinstance(exc, Exception) else None
+                self._in_background(self._settle_from(decision, outcome, at, failure))
+                if failure is None:
+                    raise
+                return
+        events = self._outcome_events(decision, outcome)
+        try:
+            written = await self._audit.submit(events, urgent=False)
+        except Exception as exc:
+            self._in_background(self._record_until_written(decision, events, exc))
+            return
+        self._writing.add(written)
+        written.add_done_callback(functools.partial(self._outcome_written, decision, events))
+
+    def _outcome_written(
+        self, decision: Decision, events: list[AuditEvent], written: asyncio.Future[None]
+    ) -> None:
+        self._writing.discard(written)
+        failure = None if written.cancelled() else written.exception()
+        if failure is None and not written.cancelled():
+            self._room.release()
+            return
+        retry = failure if isinstance(failure, Exception) else None
+        self._in_background(self._record_until_written(decision, events, retry))
+
+    def _in_background(self, settling: Coroutine[Any, Any, None]) -> None:
+        """Finish a settlement (holding its room) in a task of its own."""
+        task = asyncio.create_task(settling)
         self._settling.add(task)
         task.add_done_callback(self._settled)
 
@@ -314,8 +353,9 @@ class Pipeline:
         """Wait for background settlements (at shutdown, before the audit log stops); those
         still failing after ``DRAIN_SECONDS`` are given up, loudly."""
         self._give_up_at = asyncio.get_running_loop().time() + DRAIN_SECONDS
-        while self._settling:
-            await asyncio.gather(*self._settling, return_exceptions=True)
+        while self._settling or self._writing:
+            await asyncio.gather(*self._settling, *self._writing, return_exceptions=True)
+            await asyncio.sleep(0)
 
     async def _undo(self, action: Action, ctx: Context, exc: TetherError) -> None:
         """The decision could not be recorded, so nothing will act on it: give back what
@@ -331,26 +371,54 @@ class Pipeline:
         """Never raises: the effect already happened. What the store refuses (an outage) is
         retried until written, each part once: the budget charge, then the completion
         events; a failure that is not the store's is logged loudly and not retried."""
+        await self._settle_from(decision, outcome, 0, None)
+
+    async def _settle_from(
+        self, decision: Decision, outcome: Outcome, first: int, failure: Exception | None
+    ) -> None:
+        """Settle from the ``first`` settling stage on, whose own try failed with
+        ``failure`` (None: not tried yet, or cut off before it finished)."""
         assert decision.action is not None and decision.context is not None
         action, ctx = decision.action, decision.context
-        for stage in self._settlers:
-            try:
-                await stage.settle(action, ctx, outcome)
-            except Exception as exc:
-                await self._until_written(
-                    lambda stage=stage: stage.settle(action, ctx, outcome),  # type: ignore[misc]
-                    f"settling decision {decision.event_id} in {type(stage).__name__}",
-                    exc,
-                )
-        events = [*decision.held.take(), *outcome_events(action, ctx, outcome, decision.event_id)]
-        try:
-            await self._record_outcome(events)
-        except Exception as exc:
+        for stage in self._settlers[first:]:
+            if failure is None:
+                try:
+                    await stage.settle(action, ctx, outcome)
+                    continue
+                except Exception as exc:
+                    failure = exc
             await self._until_written(
-                lambda: self._record_outcome(events),
-                f"recording the {len(events)} outcome events of decision {decision.event_id}",
-                exc,
+                lambda stage=stage: stage.settle(action, ctx, outcome),  # type: ignore[misc]
+                f"settling decision {decision.event_id} in {type(stage).__name__}",
+                failure,
             )
+            failure = None
+        await self._record_until_written(decision, self._outcome_events(decision, outcome))
+
+    @staticmethod
+    def _outcome_events(decision: Decision, outcome: Outcome) -> list[AuditEvent]:
+        assert decision.action is not None and decision.context is not None
+        return [
+            *decision.held.take(),
+            *outcome_events(decision.action, decision.context, outcome, decision.event_id),
+        ]
+
+    async def _record_until_written(
+        self, decision: Decision, events: list[AuditEvent], failure: Exception | None = None
+    ) -> None:
+        """``failure``: why the first try did not write them; a refused event is written
+        apart from the others at once, an outage retried."""
+        if failure is None or isinstance(failure, AuditEventRejected):
+            try:
+                await self._record_outcome(events)
+                return
+            except Exception as exc:
+                failure = exc
+        await self._until_written(
+            lambda: self._record_outcome(events),
+            f"recording the {len(events)} outcome events of decision {decision.event_id}",
+            failure,
+        )
 
     async def _record_outcome(self, events: list[AuditEvent]) -> None:
         """In one commit; if the store refuses one event, the others are written one by
