@@ -274,6 +274,9 @@ class Load:
         self.lock = threading.Lock()
         self.sent = 0
         self.pending: set[asyncio.Task[None]] = set()
+        self.stopped_early = False
+        """A signal ended the run before its sessions or minutes: what was sampled is
+        still reported, marked so."""
 
     def take_window(self) -> Window:
         with self.lock:
@@ -620,7 +623,9 @@ def render(args: argparse.Namespace, samples: list[Sample], facts: dict[str, obj
         "## Soak: memory over a fleet's day",
         "",
         f"`{facts['command']}` — {facts['database']}, {args.rate} req/s for "
-        f"{(samples[-1].at_s if samples else 0) / 60:.1f} min; {facts['revision']}; load average "
+        f"{(samples[-1].at_s if samples else 0) / 60:.1f} min"
+        f"{' (stopped early by a signal)' if facts.get('stopped_early') else ''}; "
+        f"{facts['revision']}; load average "
         f"{facts['load_before']} before, {facts['load_after']} after (a shared machine).",
         "",
         f"Mix (one request in three each): Claude Code sessions ({CLAUDE_CODE_CALLS} requests, "
@@ -702,6 +707,22 @@ def plot(samples: list[Sample], path: Path) -> bool:
 # --- the run --------------------------------------------------------------------------
 
 
+def _stop_early_on_signal(load: Load, stop: asyncio.Event) -> None:
+    """The first Ctrl-C or SIGTERM ends the load and reports what was sampled (an hour of
+    samples is not thrown away); a second one stops at once."""
+
+    def stop_early() -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt("a second signal")
+        load.stopped_early = True
+        stop.set()
+        print("stopping early: the samples so far will be reported", flush=True)
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop_early)
+
+
 async def drive(
     target: Target, probe: Probe, fleet: Fleet, args: argparse.Namespace
 ) -> tuple[list[Sample], Load, Operator]:
@@ -716,6 +737,7 @@ async def drive(
         operator = Operator(admin, fleet, args.agents, args.agent_every)
         acting = asyncio.create_task(operator.run(stop))
         loading = asyncio.create_task(load.run(args.minutes * 60, stop))
+        _stop_early_on_signal(load, stop)
         began = time.monotonic()
         try:
             while not loading.done():
@@ -772,7 +794,7 @@ def main(argv: list[str]) -> int:
         key = target.endpoint.headers["x-api-key"]
         fleet = Fleet([Agent("bench-agent", key)])
         probe = Probe(target, database)
-        samples, _, operator = uvloop.run(drive(target, probe, fleet, args))
+        samples, load, operator = uvloop.run(drive(target, probe, fleet, args))
     shutil.rmtree(workdir, ignore_errors=True)
     statuses: Counter[str] = Counter()
     for s in samples:
@@ -784,6 +806,7 @@ def main(argv: list[str]) -> int:
         "revision": revision,
         "load_before": load_before,
         "load_after": load_average(),
+        "stopped_early": load.stopped_early,
         "sessions": fleet.sessions,
         "requests": sum(statuses.values()),
         "statuses": ", ".join(f"{code}: {n:,}" for code, n in statuses.most_common()),
