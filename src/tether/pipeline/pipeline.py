@@ -303,8 +303,8 @@ class Pipeline:
         out, and an HTTP keep-alive connection must not wait for it before its next request.
         The stages settle now (in memory on the common path); the outcome's events join
         the audit log's next commit, which nobody waits for. Only what has to be retried
-        (the store refused a stage or the events) goes on in a task of its own: a task per
-        call cost more CPU than the settling itself. At most ``SETTLEMENT_BACKLOG``
+        (the store refused a stage or the events) goes on in a task of its own; a call
+        settled in full costs no task. At most ``SETTLEMENT_BACKLOG``
         settlements are unwritten at once; past that, callers wait for room (back-pressure)
         rather than pile up work that a crash would lose."""
         await self._room.acquire()
