@@ -124,14 +124,15 @@ def start_upstream(lab: Lab) -> Target:
     )
 
 
-def start_passthrough(lab: Lab) -> Target:
+def start_passthrough(lab: Lab, python: str = sys.executable, ready_seconds: float = 30) -> Target:
+    """``python``: the interpreter to run it with (a wrapper that runs it under a tool)."""
     port = free_port()
     server = lab.start(
         "passthrough",
-        [sys.executable, str(HERE / "passthrough.py"),
+        [python, str(HERE / "passthrough.py"),
          "--port", str(port), "--upstream", lab.upstream_url],
     )  # fmt: skip
-    server.wait_ready(f"http://127.0.0.1:{port}/healthz", 30)
+    server.wait_ready(f"http://127.0.0.1:{port}/healthz", ready_seconds)
     return Target(
         "passthrough",
         "bare aiohttp pass-through",
@@ -150,10 +151,13 @@ def start_tether(
     wire: str = "messages",
     extra_env: dict[str, str] | None = None,
     up_args: tuple[str, ...] = (),
+    python: str = sys.executable,
+    ready_seconds: float = 60,
 ) -> Target:
     """``tether up`` with every control on, configured through the admin API; ``wire``:
     the door the load goes through (``messages``, ``bedrock``, ``converse``, ``vertex``);
-    ``extra_env``: more ``TETHER_*`` settings; ``up_args``: more ``tether up`` options."""
+    ``extra_env``: more ``TETHER_*`` settings; ``up_args``: more ``tether up`` options;
+    ``python``: the interpreter to run it with (a wrapper that runs it under a tool)."""
     port = free_port()
     data = lab.workdir / name
     data.mkdir()
@@ -169,8 +173,8 @@ def start_tether(
     if database_url:
         env["TETHER_DATABASE_URL"] = database_url
     env.update(extra_env or {})
-    server = lab.start(name, [sys.executable, "-m", "tether.cli", "up", *up_args], env)
-    server.wait_ready(f"http://127.0.0.1:{port}/healthz", 60)
+    server = lab.start(name, [python, "-m", "tether.cli", "up", *up_args], env)
+    server.wait_ready(f"http://127.0.0.1:{port}/healthz", ready_seconds)
     admin = httpx.Client(
         base_url=f"http://127.0.0.1:{port}/admin/v1",
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
