@@ -1,7 +1,8 @@
 """Instructions a request, counted by callgrind: a measure of CPU work the host's speed
 does not move. On this shared machine the pass-through's CPU a request drifted from 0.16
-to 0.36 ms in one day and a round's tether/pass-through ratio from 2.8 to 4.3 in one run,
-while callgrind's counts repeat to within 1 %: small changes show here first.
+to 0.36 ms in one day and a round's tether/pass-through ratio from 2.58 to 3.90 in one
+run, while callgrind's counts repeated within 3 % over three runs (the pass-through's
+within 1 %), run beside each other: a change of 2 % shows here, not there.
 
 Each server runs under ``valgrind --tool=callgrind`` (about 50 times slower), is warmed
 up, then counted over an idle stretch and over a closed-loop load; its instructions a

@@ -332,8 +332,8 @@ class Pipeline:
         self, decision: Decision, events: list[AuditEvent], written: asyncio.Future[None]
     ) -> None:
         self._writing.discard(written)
-        failure = None if written.cancelled() else written.exception()
-        if failure is None and not written.cancelled():
+        failure = asyncio.CancelledError() if written.cancelled() else written.exception()
+        if failure is None:
             self._room.release()
             return
         retry = failure if isinstance(failure, Exception) else None
@@ -355,7 +355,6 @@ class Pipeline:
         self._give_up_at = asyncio.get_running_loop().time() + DRAIN_SECONDS
         while self._settling or self._writing:
             await asyncio.gather(*self._settling, *self._writing, return_exceptions=True)
-            await asyncio.sleep(0)
 
     async def _undo(self, action: Action, ctx: Context, exc: TetherError) -> None:
         """The decision could not be recorded, so nothing will act on it: give back what
