@@ -1,12 +1,17 @@
-"""The SQLite appender: batches of every size go in whole and on the chain, and what the
-writer's connection keeps prepared for them stays a few MiB, whatever sizes came."""
+"""The appenders: on SQLite, batches of every size go in whole and on the chain, and what
+the writer's connection keeps prepared for them stays a few MiB, whatever sizes came; on
+PostgreSQL, a batch is one round trip, and a head another replica moved is linked after."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support.databases import seed_sqlite, sqlite_url
-from tether.audit.appender import Row, SqliteAppender
+import pytest
+
+from tests.support.databases import PG_HOST, PG_PORT, postgres_database, seed_sqlite, sqlite_url
+from tests.support.tcp_proxy import CuttableProxy
+from tether.audit.appender import PostgresAppender, Row, SqliteAppender
 from tether.audit.table import AuditStore
 from tether.store.database import Database
 from tether.store.sqlite_memory import sqlite_memory_used
@@ -50,3 +55,39 @@ async def test_batches_of_every_size_are_stored_on_the_chain_with_few_statements
     finally:
         await appender.close()
         await database.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    with postgres_database(migrated=True) as url:
+        yield url
+
+
+async def test_on_postgresql_a_batch_is_one_round_trip_and_another_replicas_appends_are_linked_after(
+    postgres_url: str,
+) -> None:
+    """A decision stands once its batch is stored: four round trips a batch (begin, move the
+    head, insert, commit) were four waits on the network before every decision."""
+    url = postgres_url
+    proxy = CuttableProxy(PG_HOST, PG_PORT).start()
+    through_proxy = url.replace(f":{PG_PORT}/", f":{proxy.port}/")
+    appender, other_replica = PostgresAppender(through_proxy), PostgresAppender(url)
+    database = Database(url)
+    try:
+        await appender.append(rows(1, 0))
+        await appender.append(rows(1, 1))
+        before = proxy.reads_from_clients
+        for n in range(20):
+            await appender.append(rows(3, 2 + 3 * n))
+        round_trips = proxy.reads_from_clients - before
+
+        await other_replica.append(rows(2, 100))
+        await appender.append(rows(4, 200))
+        report = await AuditStore(database).verify()
+    finally:
+        await appender.close()
+        await other_replica.close()
+        await database.dispose()
+        proxy.close()
+    assert round_trips == 20
+    assert report.first_break is None and report.checked == 2 + 60 + 2 + 4

@@ -23,6 +23,9 @@ class CuttableProxy:
         up (``LOST``: swallow it and drop its connection)."""
         self.fault_taken = threading.Event()
         """Set once the request a fault waits for has come (the fault is under way)."""
+        self.reads_from_clients = 0
+        """Reads of what clients sent: for a client that waits for each reply before it
+        sends again, its round trips."""
 
     def start(self) -> CuttableProxy:
         self._thread.start()
@@ -91,6 +94,8 @@ class CuttableProxy:
         ) -> None:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
                 while data := await src.read(65536):
+                    if not replies:
+                        self.reads_from_clients += 1
                     fault = self._reply_fault
                     if not replies and fault is not None and fault[0] in data:
                         self._reply_fault = None

@@ -42,9 +42,27 @@ MOVE_HEAD = "UPDATE audit_chain SET seq = {0}, hash = {1} WHERE id = 1"
 MOVE_HEAD_FROM_SQLITE = (
     "UPDATE audit_chain SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?"
 )
-MOVE_HEAD_FROM = (
-    "UPDATE audit_chain SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4 RETURNING 1"
+
+
+def _unnest(first: int) -> str:
+    """Every column of a batch as one array parameter, numbered from ``first``."""
+    arrays = ", ".join(
+        f"${n}::{'bigint' if name in ('ts', 'seq') else 'text'}[]"
+        for n, name in enumerate(COLUMNS, start=first)
+    )
+    return f"INSERT INTO audit_events ({', '.join(COLUMNS)}) SELECT * FROM unnest({arrays})"
+
+
+MOVE_AND_INSERT = (
+    "WITH moved AS (UPDATE audit_chain SET seq = $1, hash = $2"
+    " WHERE id = 1 AND seq = $3 AND hash = $4 RETURNING 1), "
+    f"stored AS ({_unnest(5)} WHERE EXISTS (SELECT 1 FROM moved)) "
+    "SELECT EXISTS (SELECT 1 FROM moved)"
 )
+"""PostgreSQL: move the head from where this replica left it and store the batch, in one
+statement (atomic alone, one round trip); nothing is stored unless the head moved. Each
+column goes as one array, so every batch size shares one prepared statement."""
+INSERT_UNDER_LOCK = _unnest(1)
 Row = tuple[Any, ...]
 UNSTORABLE = (TypeError, ValueError, OverflowError, UnicodeError)
 """What a row the database or the hasher cannot take raises (values, not connections)."""
@@ -111,6 +129,10 @@ def _insert_rows(count: int) -> str:
     return f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES {', '.join([row] * count)}"
 
 
+def _column_arrays(linked: Sequence[Row]) -> list[list[Any]]:
+    return [list(column) for column in zip(*linked, strict=True)]
+
+
 def _rejected(exc: BaseException) -> AuditEventRejected:
     return AuditEventRejected(f"the audit trail refused this event: {type(exc).__name__}")
 
@@ -147,20 +169,23 @@ class SqliteAppender:
 
 
 class PostgresAppender:
+    """Appends in one round trip when this replica knows the head (``MOVE_AND_INSERT``):
+    a transaction of four (begin, move, insert, commit) was four waits on the network and
+    four wake-ups of the event loop before every decision could stand."""
+
     def __init__(self, url: str) -> None:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._conn: Any = None
         self._head: ChainHead | None = None
-        placeholders = ", ".join(f"${n}" for n in range(1, len(COLUMNS) + 1))
-        self._insert = f"INSERT INTO audit_events ({', '.join(COLUMNS)}) VALUES ({placeholders})"
 
     async def append(self, rows: Sequence[Row]) -> None:
         try:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await asyncpg.connect(self._dsn, timeout=3, command_timeout=10)
-            async with self._conn.transaction():
-                linked, head = await self._link(rows)
-                await self._conn.executemany(self._insert, linked)
+            head = await self._move_and_insert(rows) if self._head is not None else None
+            if head is None:
+                async with self._conn.transaction():
+                    head = await self._insert_under_lock(rows)
             self._head = head
         except (*UNSTORABLE, asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
             self._head = None
@@ -170,20 +195,24 @@ class PostgresAppender:
             await self._discard()
             raise StoreUnavailable(f"the audit table cannot be written: {exc!r}") from exc
 
-    async def _link(self, rows: Sequence[Row]) -> tuple[list[Row], ChainHead]:
-        """Move the head from where this replica last left it, in one round trip; when
-        another replica (or anyone) moved it since, read it under its lock and link again."""
-        if self._head is not None:
-            linked, head = link(rows, self._head)
-            moved = await self._conn.fetchval(
-                MOVE_HEAD_FROM, head.seq, head.hash, self._head.seq, self._head.hash
-            )
-            if moved is not None:
-                return linked, head
+    async def _move_and_insert(self, rows: Sequence[Row]) -> ChainHead | None:
+        """Link ``rows`` after where this replica last left the head and store them in one
+        statement; None (nothing written) when someone else moved the head since."""
+        assert self._head is not None
+        linked, head = link(rows, self._head)
+        moved = await self._conn.fetchval(
+            MOVE_AND_INSERT, head.seq, head.hash, self._head.seq, self._head.hash,
+            *_column_arrays(linked),
+        )  # fmt: skip
+        return head if moved else None
+
+    async def _insert_under_lock(self, rows: Sequence[Row]) -> ChainHead:
+        """Read the head under its lock, link after it, move it and insert."""
         seq, digest = await self._conn.fetchrow(HEAD + " FOR UPDATE")
         linked, head = link(rows, ChainHead(seq, digest))
         await self._conn.execute(MOVE_HEAD.format("$1", "$2"), head.seq, head.hash)
-        return linked, head
+        await self._conn.execute(INSERT_UNDER_LOCK, *_column_arrays(linked))
+        return head
 
     async def _discard(self) -> None:
         if self._conn is not None:
