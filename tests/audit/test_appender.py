@@ -63,7 +63,7 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-async def test_on_postgresql_a_batch_is_one_round_trip_and_another_replicas_appends_are_linked_after(
+async def test_on_postgresql_a_batch_is_one_round_trip_and_other_replicas_batches_link_after(
     postgres_url: str,
 ) -> None:
     """A decision stands once its batch is stored: four round trips a batch (begin, move the
