@@ -32,6 +32,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             yield url
 
 
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database at the newest schema, for what only PostgreSQL does."""
+    with postgres_database(migrated=True) as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """On both backends, a database nothing has migrated (for tests of the migrations)."""

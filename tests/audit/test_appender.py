@@ -4,12 +4,9 @@ PostgreSQL, a batch is one round trip, and a head another replica moved is linke
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.support.databases import PG_HOST, PG_PORT, postgres_database, seed_sqlite, sqlite_url
+from tests.support.databases import PG_HOST, PG_PORT, seed_sqlite, sqlite_url
 from tests.support.tcp_proxy import CuttableProxy
 from tether.audit.appender import PostgresAppender, Row, SqliteAppender
 from tether.audit.table import AuditStore
@@ -55,12 +52,6 @@ async def test_batches_of_every_size_are_stored_on_the_chain_with_few_statements
     finally:
         await appender.close()
         await database.dispose()
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    with postgres_database(migrated=True) as url:
-        yield url
 
 
 async def test_on_postgresql_a_batch_is_one_round_trip_and_other_replicas_batches_link_after(

@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from tests.support.databases import PG_HOST, PG_PORT
+from tests.support.tcp_proxy import CuttableProxy
 from tether.budgets.leases import LeasedLedger
 from tether.clock import now_ms
 from tether.errors import BadRequest, NotFound, StoreUnavailable, TetherError
@@ -325,3 +327,38 @@ async def test_a_fresh_lease_stands_only_on_a_period_nothing_else_holds(stores) 
     await emptied.result()
     usage = await store.usage(tight.id, "s-held")
     assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (0, 5_000)
+
+
+async def test_on_postgresql_a_new_lease_is_one_round_trip_and_a_refused_one_holds_nothing(
+    postgres_url: str,
+) -> None:
+    """A session with a budget of its own takes a lease on its first call, before the call
+    may go on: a transaction of four round trips (begin, reserve, hold, commit) was four
+    waits on the network for every new conversation."""
+    proxy = CuttableProxy(PG_HOST, PG_PORT).start()
+    db = Database(postgres_url.replace(f":{PG_PORT}/", f":{proxy.port}/"))
+    try:
+        _, tight = await two_budgets(db, BudgetStore(db))
+        ledger = cast(LeasingLedger, open_ledger(db, None))
+        expires = now_ms() + 60_000
+        assert await ledger.lease("warm", Hold(tight, "d", None, 1_000, 0), expires, grow=False)
+        before = proxy.reads_from_clients
+        for n in range(5):
+            seen = await ledger.lease(
+                f"l{n}", Hold(tight, "d", None, 100_000, 0), expires, grow=False
+            )
+            assert seen is not None and seen.reserved_micros == 1_000 + (n + 1) * 100_000
+        round_trips = proxy.reads_from_clients - before
+
+        refused = await ledger.lease(
+            "over", Hold(tight, "d", None, 600_000, 0), expires, grow=False
+        )
+        usage = await BudgetStore(db).usage(tight.id, "d")
+        async with db.engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT count(*) FROM budget_reservations"))).scalar()
+    finally:
+        await db.dispose()
+        proxy.close()
+    assert round_trips == 5
+    assert refused is None and usage is not None and usage.reserved_micros == 501_000
+    assert rows == 6, "the refused lease left no row"
