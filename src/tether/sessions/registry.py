@@ -24,9 +24,9 @@ from tether.sessions.conversations import (
     new_session_id,
 )
 from tether.store.changes import Change
+from tether.store.pending import PendingWrite
 from tether.store.sessions import SessionStore, Transition
 from tether.store.spend import SpendKey, SpendStore
-from tether.store.sqlite_writer import Queued
 
 __all__ = ["SessionRegistry"]
 
@@ -58,7 +58,7 @@ class SessionRegistry:
         self._activity: dict[str, ActivityDelta] = {}
         self._spend: dict[SpendKey, ActivityDelta] = {}
         self._flusher = PeriodicFlush("session activity", self.flush, FLUSH_SECONDS)
-        self._unwritten: dict[str, Queued[None]] = {}
+        self._unwritten: dict[str, PendingWrite[None]] = {}
         """New sessions whose rows wait for the writer's next commit (``open_new``)."""
         self._state_changes = 0
         """State changes made here so far (``set_state``, ``transition``): a read of the
@@ -81,9 +81,10 @@ class SessionRegistry:
 
     async def open_new(self, session_id: str, agent_id: str, project_id: str) -> SessionRecord:
         """A session this process has just made the id of (no one else can hold it yet).
-        On SQLite its row is not awaited here: it joins the request's next write (the
+        Its row is not awaited here: on SQLite it joins the request's next write (the
         budget hold, often), one commit and one hand-off fewer on a call that starts a
-        conversation. Whoever acts on the session must first await ``unwritten`` (the
+        conversation; on PostgreSQL it is written beside the budget hold, one round trip
+        less to wait for. Whoever acts on the session must first await ``unwritten`` (the
         pipeline does, before a decision stands): a row that could not be written refuses
         the call, and the session is forgotten so its next call tries again."""
         queued = self._store.create_queued(session_id, agent_id, project_id)
@@ -101,7 +102,7 @@ class SessionRegistry:
         if done.cancelled() or done.exception() is not None:
             self._cache.pop(session_id, None)
 
-    def unwritten(self, session_id: str) -> Queued[None] | None:
+    def unwritten(self, session_id: str) -> PendingWrite[None] | None:
         """The pending write of a new session's row (``open_new``), None once committed."""
         return self._unwritten.get(session_id)
 

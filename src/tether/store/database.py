@@ -147,6 +147,8 @@ class Database:
         """PostgreSQL on its driver (an asyncpg pool, made on first use, closed with the
         engine), for hot-path statements the async ORM would wrap in a transaction of
         several round trips."""
+        if self._driver_pool is not None:
+            return self._driver_pool
         async with self._driver_pool_lock:
             if self._driver_pool is None:
                 self._driver_pool = await asyncpg.create_pool(

@@ -18,9 +18,10 @@ from tether.records.fleet import ActivityDelta, SessionRecord, SessionState
 from tether.store.changes import record_change
 from tether.store.database import Database
 from tether.store.driver_errors import CONNECTION_ERRORS
+from tether.store.pending import PendingStatement, PendingWrite
 from tether.store.plain_sql import PlainStatement
 from tether.store.schema import sessions
-from tether.store.sqlite_writer import Queued, SqliteWriter
+from tether.store.sqlite_writer import SqliteWriter
 
 __all__ = ["SessionStore", "Transition"]
 
@@ -119,6 +120,7 @@ def _creating(dialect: Any) -> Any:
 _CREATE_SQLITE = _creating(sqlite)
 _CREATE_PG = _CREATE.replace("?", "{}").format(*(f"${n}" for n in range(1, 7)))
 _SELECT_PG = _SELECT.replace("?", "$1")
+_CREATE_NEW_PG = _CREATE_NEW.replace("?", "{}").format(*(f"${n}" for n in range(1, 7)))
 
 
 _ADD_ACTIVITY = (
@@ -188,17 +190,33 @@ class SessionStore:
 
     def create_queued(
         self, session_id: str, agent_id: str, project_id: str
-    ) -> tuple[SessionRecord, Queued[None]] | None:
-        """A session whose id was just made here, so nobody else can hold it: on SQLite
-        its row joins the writer's next transaction (the request's next write) instead of
-        taking one of its own, and the caller awaits the returned ``Queued`` before acting
-        on it (``SessionIdTaken`` if the id was somehow in use). None where there is no
-        writer: the caller uses ``get_or_create``."""
-        if self._writer is None:
-            return None
+    ) -> tuple[SessionRecord, PendingWrite[None]] | None:
+        """A session whose id was just made here, so nobody else can hold it: its row is
+        written while the request goes on (on SQLite in the writer's next transaction, the
+        request's next write; on PostgreSQL on a connection of its own, beside the budget
+        hold), and the caller awaits the returned write before acting on it
+        (``SessionIdTaken`` if the id was somehow in use). None where neither applies: the
+        caller uses ``get_or_create``."""
         ts = now_ms()
         values = (session_id, agent_id, project_id, SessionState.ACTIVE.value, ts, ts)
-        return _new_record(values), self._writer.queue(lambda c: _create_new_sqlite(c, values))
+        if self._writer is not None:
+            queued = self._writer.queue(lambda c: _create_new_sqlite(c, values))
+            return _new_record(values), queued
+        if self._db.is_postgres:
+            return _new_record(values), PendingStatement(self._create_new_postgres(values))
+        return None
+
+    async def _create_new_postgres(self, values: tuple[Any, ...]) -> None:
+        try:
+            pool = await self._db.driver_pool()
+            async with pool.acquire() as conn:
+                status = await conn.execute(_CREATE_NEW_PG, *values)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise Conflict(f"the session cannot be created: {exc}") from exc
+        except CONNECTION_ERRORS as exc:
+            raise StoreUnavailable(f"the database cannot be written: {exc}") from exc
+        if status != "INSERT 0 1":
+            raise SessionIdTaken(f"session {values[0]} already exists")
 
     async def find(
         self,
