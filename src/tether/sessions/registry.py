@@ -7,6 +7,7 @@ while the decisions themselves are durable in the audit log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 from collections import OrderedDict
@@ -124,6 +125,7 @@ class SessionRegistry:
     ) -> SessionRecord | None:
         """Record the state and see it here at once (the session as changed, None if there
         is none); other replicas see it through the change feed."""
+        await self._row_written(session_id)
         changed = await self._store.set_state(session_id, state, by, reason)
         self._state_changes += 1
         if changed is None:
@@ -147,6 +149,7 @@ class SessionRegistry:
         def audit(conn: sqlite3.Connection) -> None:
             append_linked(conn, audit_rows)
 
+        await self._row_written(session_id)
         done = await self._store.transition(
             session_id, state, allowed_from, by, reason, audit if audit_rows else None
         )
@@ -156,6 +159,16 @@ class SessionRegistry:
         elif session_id in self._cache:
             self._cache[session_id] = done.after
         return done
+
+    async def _row_written(self, session_id: str) -> None:
+        """A state change waits for the session's row while it is still on its way (on
+        PostgreSQL it is written beside the request's other work): a change that landed
+        first would find no row, and the row would then stand in its first state. A row
+        that could not be written leaves nothing to change; the change finds none."""
+        unwritten = self._unwritten.get(session_id)
+        if unwritten is not None:
+            with contextlib.suppress(TetherError):
+                await unwritten.result()
 
     def cached(self, session_id: str) -> SessionRecord | None:
         return self._cache.get(session_id)
