@@ -18,6 +18,7 @@ from tether.errors import BadRequest, NotFound, StoreUnavailable, TetherError
 from tether.records.budgets import Budget, BudgetPeriod, BudgetScope
 from tether.store.budget_ledger import (
     BudgetLedger,
+    LeaseReturn,
     LeasingLedger,
     ReservationSettled,
     open_ledger,
@@ -362,3 +363,42 @@ async def test_on_postgresql_a_new_lease_is_one_round_trip_and_a_refused_one_hol
     assert round_trips == 5
     assert refused is None and usage is not None and usage.reserved_micros == 501_000
     assert rows == 6, "the refused lease left no row"
+
+
+async def test_on_postgresql_leases_go_back_in_one_round_trip_and_renew_in_one_a_lease(
+    postgres_url: str,
+) -> None:
+    """A fleet of short sessions gives back a lease a session a few seconds after its last
+    call: two statements a lease, each a round trip, were most of what PostgreSQL did for
+    a new conversation. A lease an operator settled meanwhile is left alone."""
+    proxy = CuttableProxy(PG_HOST, PG_PORT).start()
+    db = Database(postgres_url.replace(f":{PG_PORT}/", f":{proxy.port}/"))
+    try:
+        _, tight = await two_budgets(db, BudgetStore(db))
+        ledger = cast(LeasingLedger, open_ledger(db, None))
+        expires = now_ms() + 60_000
+        for n in range(6):
+            await ledger.lease(f"l{n}", Hold(tight, "d", None, 50_000, 0), expires, grow=False)
+
+        def back(n: int, close: bool) -> LeaseReturn:
+            return LeaseReturn(f"l{n}", tight.id, "d", 1_000 * (n + 1), 0, 0, 0, expires, close)
+
+        await ledger.give_back([back(0, False)])
+        before = proxy.reads_from_clients
+        renewed = await ledger.give_back([back(n, False) for n in (1, 2, 3)])
+        renewing = proxy.reads_from_clients - before
+
+        await ledger.close_leases([back(0, True)])
+        before = proxy.reads_from_clients
+        await ledger.close_leases([back(n, True) for n in (1, 2, 3, 4, 5, 99)])
+        closing = proxy.reads_from_clients - before
+        usage = await BudgetStore(db).usage(tight.id, "d")
+    finally:
+        await db.dispose()
+        proxy.close()
+    assert renewing == 2 + 3, "begin, a statement a lease, commit"
+    assert sorted(renewed) == ["l1", "l2", "l3"]
+    assert closing == 1
+    assert usage is not None and usage.reserved_micros == 0
+    renewals, closes = 1_000 * (1 + 2 + 3 + 4), 1_000 * (1 + 2 + 3 + 4 + 5 + 6)
+    assert usage.spent_micros == renewals + closes

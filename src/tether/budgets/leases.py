@@ -482,7 +482,7 @@ class LeasedLedger:
             lease.seen = held[lease.id] or lease.seen
 
     async def _give_back_idle(self, idle: list[_Lease]) -> None:
-        await self._ledger.give_back(
+        await self._ledger.close_leases(
             [_return(lease, lease.expires_at, close=True) for lease in idle]
         )
         for lease in idle:

@@ -93,6 +93,40 @@ WHERE budget_id = {4} AND period_key = {5}
 RETURNING budget_id, period_key, spent_micros, reserved_micros, spent_tokens,
           reserved_tokens, period_end
 """
+RENEW_LEASE = """
+WITH shrunk AS (
+  UPDATE budget_reservations
+  SET micros = micros - $1::bigint, tokens = tokens - $2::bigint, expires_at = $3,
+      unsettled_at = NULL
+  WHERE id = $4 AND budget_id = $5
+  RETURNING 1
+), charged AS (
+  UPDATE budget_periods
+  SET reserved_micros = reserved_micros - $1::bigint,
+      reserved_tokens = reserved_tokens - $2::bigint,
+      spent_micros = spent_micros + $6::bigint, spent_tokens = spent_tokens + $7::bigint
+  WHERE budget_id = $5 AND period_key = $8 AND EXISTS (SELECT 1 FROM shrunk)
+  RETURNING budget_id, period_key, spent_micros, reserved_micros, spent_tokens,
+            reserved_tokens, period_end
+)
+SELECT EXISTS (SELECT 1 FROM shrunk), charged.* FROM (SELECT 1) AS one LEFT JOIN charged ON true
+"""
+"""PostgreSQL: SHRINK then CHARGE of one lease in one statement (one round trip, not two):
+whether the lease is still held, then its period as it now stands (NULLs if none)."""
+CLOSE_LEASE = """
+WITH dropped AS (
+  DELETE FROM budget_reservations WHERE id = $1 AND budget_id = $2 RETURNING micros, tokens
+), charged AS (
+  UPDATE budget_periods AS p
+  SET reserved_micros = p.reserved_micros - d.micros,
+      reserved_tokens = p.reserved_tokens - d.tokens,
+      spent_micros = p.spent_micros + $4::bigint, spent_tokens = p.spent_tokens + $5::bigint
+  FROM dropped AS d
+  WHERE p.budget_id = $2 AND p.period_key = $3
+)
+SELECT EXISTS (SELECT 1 FROM dropped)
+"""
+"""PostgreSQL: DROP then CHARGE of one lease in one statement: whether it was still held."""
 SETTLE = """
 UPDATE budget_periods
 SET reserved_micros = reserved_micros - CAST({0} AS BIGINT),
@@ -215,6 +249,23 @@ def _charge_args(back: LeaseReturn, released: Sequence[Any]) -> tuple[Any, ...]:
     )
 
 
+def _renew_args(back: LeaseReturn) -> tuple[Any, ...]:
+    return (
+        back.released_micros,
+        back.released_tokens,
+        back.expires_at,
+        back.lease_id,
+        back.budget_id,
+        back.spent_micros,
+        back.spent_tokens,
+        back.period_key,
+    )
+
+
+def _close_args(back: LeaseReturn) -> tuple[Any, ...]:
+    return back.lease_id, back.budget_id, back.period_key, back.spent_micros, back.spent_tokens
+
+
 class ReservationSettled(Exception):
     """The reservation being grown is gone: an operator settled it (a call or a lease held
     past its expiry looks unsettled). Nothing was grown; the period is as it was (before,
@@ -274,6 +325,11 @@ class LeasingLedger(BudgetLedger, Protocol):
         """Hand in a new lease on a period no one has charged (``Hold.fresh``) for the
         writer's next commit, without waiting for it; None where writes cannot wait (the
         caller leases as usual then)."""
+        ...
+
+    async def close_leases(self, returns: Sequence[LeaseReturn]) -> None:
+        """``give_back`` for leases that end (``close``), when the caller needs no answer:
+        on PostgreSQL every lease in one round trip."""
         ...
 
     async def give_back(self, returns: Sequence[LeaseReturn]) -> dict[str, PeriodUsage | None]:
@@ -393,6 +449,9 @@ class SqliteBudgetLedger(_HoldingLedger):
 
         return await self._writer.transaction(work)
 
+    async def close_leases(self, returns: Sequence[LeaseReturn]) -> None:
+        await self.give_back(returns)
+
     def _alone_in(self, conn: sqlite3.Connection, hold: Hold) -> bool:
         """A fresh period's row was there already: the lease is added to it, and stands
         only if the period held nothing else."""
@@ -443,11 +502,7 @@ class PostgresBudgetLedger(_HoldingLedger):
         self._hold = _sql(HOLD, "numeric")
         self._grow = _sql(GROW, "numeric")
         self._release = _sql(RELEASE, "numeric")
-        self._charge = _sql(CHARGE, "numeric")
         self._settle = _sql(SETTLE, "numeric")
-        self._shrink = _sql(SHRINK, "numeric")
-        self._drop = _sql(DROP, "numeric")
-        self._charge_unread = _sql(_unread(CHARGE), "numeric")
         self._lease = (
             f"WITH reserved AS ({self._reserve}), "
             f"held AS ({HOLD_RESERVED.format('$8', '$3', '$4', '$9')}) SELECT * FROM reserved"
@@ -508,22 +563,32 @@ class PostgresBudgetLedger(_HoldingLedger):
         return None, usages
 
     async def give_back(self, returns: Sequence[LeaseReturn]) -> dict[str, PeriodUsage | None]:
+        """One statement a lease, in lock order (``_lock_order``), in one transaction."""
         try:
             pool = await self._connection_pool()
             async with pool.acquire() as conn, conn.transaction():
                 held: dict[str, PeriodUsage | None] = {}
                 for back in sorted(returns, key=_lock_order):
-                    statement, args = _lease_row_change(back, self._shrink, self._drop)
-                    released = await conn.fetchrow(statement, *args)
-                    if released is None:
-                        continue
                     if back.close:
-                        await conn.execute(self._charge_unread, *_charge_args(back, released))
-                        held[back.lease_id] = None
+                        if await conn.fetchval(CLOSE_LEASE, *_close_args(back)):
+                            held[back.lease_id] = None
                         continue
-                    row = await conn.fetchrow(self._charge, *_charge_args(back, released))
-                    held[back.lease_id] = PeriodUsage(*row) if row is not None else None
+                    still_held, *period = await conn.fetchrow(RENEW_LEASE, *_renew_args(back))
+                    if still_held:
+                        held[back.lease_id] = PeriodUsage(*period) if period[0] else None
                 return held
+        except CONNECTION_ERRORS as exc:
+            raise StoreUnavailable(f"budgets cannot be settled: {exc!r}") from exc
+
+    async def close_leases(self, returns: Sequence[LeaseReturn]) -> None:
+        """Every lease in one round trip (``executemany`` is one transaction, its
+        statements sent together), in lock order."""
+        try:
+            pool = await self._connection_pool()
+            async with pool.acquire() as conn:
+                await conn.executemany(
+                    CLOSE_LEASE, [_close_args(back) for back in sorted(returns, key=_lock_order)]
+                )
         except CONNECTION_ERRORS as exc:
             raise StoreUnavailable(f"budgets cannot be settled: {exc!r}") from exc
 
