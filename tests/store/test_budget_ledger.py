@@ -302,7 +302,7 @@ async def test_a_fresh_lease_stands_only_on_a_period_nothing_else_holds(stores) 
     call and keeps what it held."""
     db, store, ledger = stores
     if db.is_postgres:
-        pytest.skip("PostgreSQL leases in a transaction of its own (no deferred write)")
+        pytest.skip("PostgreSQL leases in a statement of its own (no deferred write)")
     _, tight = await two_budgets(db, store)
     leasing = cast(LeasingLedger, ledger)
     expires = now_ms() + 60_000
