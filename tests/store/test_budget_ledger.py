@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import cast
 
@@ -330,26 +331,48 @@ async def test_a_fresh_lease_stands_only_on_a_period_nothing_else_holds(stores) 
     assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (0, 5_000)
 
 
+@dataclass
+class CountedLedger:
+    """A PostgreSQL ledger whose every round trip passes a proxy that counts them."""
+
+    db: Database
+    budget: Budget
+    ledger: LeasingLedger
+    proxy: CuttableProxy
+
+    def round_trips(self) -> int:
+        return self.proxy.reads_from_clients
+
+
+@asynccontextmanager
+async def counted_ledger(postgres_url: str) -> AsyncIterator[CountedLedger]:
+    proxy = CuttableProxy(PG_HOST, PG_PORT).start()
+    db = Database(postgres_url.replace(f":{PG_PORT}/", f":{proxy.port}/"))
+    try:
+        _, tight = await two_budgets(db, BudgetStore(db))
+        yield CountedLedger(db, tight, cast(LeasingLedger, open_ledger(db, None)), proxy)
+    finally:
+        await db.dispose()
+        proxy.close()
+
+
 async def test_on_postgresql_a_new_lease_is_one_round_trip_and_a_refused_one_holds_nothing(
     postgres_url: str,
 ) -> None:
     """A session with a budget of its own takes a lease on its first call, before the call
     may go on: a transaction of four round trips (begin, reserve, hold, commit) was four
     waits on the network for every new conversation."""
-    proxy = CuttableProxy(PG_HOST, PG_PORT).start()
-    db = Database(postgres_url.replace(f":{PG_PORT}/", f":{proxy.port}/"))
-    try:
-        _, tight = await two_budgets(db, BudgetStore(db))
-        ledger = cast(LeasingLedger, open_ledger(db, None))
+    async with counted_ledger(postgres_url) as counted:
+        db, tight, ledger = counted.db, counted.budget, counted.ledger
         expires = now_ms() + 60_000
         assert await ledger.lease("warm", Hold(tight, "d", None, 1_000, 0), expires, grow=False)
-        before = proxy.reads_from_clients
+        before = counted.round_trips()
         for n in range(5):
             seen = await ledger.lease(
                 f"l{n}", Hold(tight, "d", None, 100_000, 0), expires, grow=False
             )
             assert seen is not None and seen.reserved_micros == 1_000 + (n + 1) * 100_000
-        round_trips = proxy.reads_from_clients - before
+        round_trips = counted.round_trips() - before
 
         refused = await ledger.lease(
             "over", Hold(tight, "d", None, 600_000, 0), expires, grow=False
@@ -357,9 +380,6 @@ async def test_on_postgresql_a_new_lease_is_one_round_trip_and_a_refused_one_hol
         usage = await BudgetStore(db).usage(tight.id, "d")
         async with db.engine.connect() as conn:
             rows = (await conn.execute(text("SELECT count(*) FROM budget_reservations"))).scalar()
-    finally:
-        await db.dispose()
-        proxy.close()
     assert round_trips == 5
     assert refused is None and usage is not None and usage.reserved_micros == 501_000
     assert rows == 6, "the refused lease left no row"
@@ -371,11 +391,8 @@ async def test_on_postgresql_leases_go_back_in_one_round_trip_and_renew_in_one_a
     """A fleet of short sessions gives back a lease a session a few seconds after its last
     call: two statements a lease, each a round trip, were most of what PostgreSQL did for
     a new conversation. A lease an operator settled meanwhile is left alone."""
-    proxy = CuttableProxy(PG_HOST, PG_PORT).start()
-    db = Database(postgres_url.replace(f":{PG_PORT}/", f":{proxy.port}/"))
-    try:
-        _, tight = await two_budgets(db, BudgetStore(db))
-        ledger = cast(LeasingLedger, open_ledger(db, None))
+    async with counted_ledger(postgres_url) as counted:
+        db, tight, ledger = counted.db, counted.budget, counted.ledger
         expires = now_ms() + 60_000
         for n in range(6):
             await ledger.lease(f"l{n}", Hold(tight, "d", None, 50_000, 0), expires, grow=False)
@@ -384,18 +401,15 @@ async def test_on_postgresql_leases_go_back_in_one_round_trip_and_renew_in_one_a
             return LeaseReturn(f"l{n}", tight.id, "d", 1_000 * (n + 1), 0, 0, 0, expires, close)
 
         await ledger.give_back([back(0, False)])
-        before = proxy.reads_from_clients
+        before = counted.round_trips()
         renewed = await ledger.give_back([back(n, False) for n in (1, 2, 3)])
-        renewing = proxy.reads_from_clients - before
+        renewing = counted.round_trips() - before
 
         await ledger.close_leases([back(0, True)])
-        before = proxy.reads_from_clients
+        before = counted.round_trips()
         await ledger.close_leases([back(n, True) for n in (1, 2, 3, 4, 5, 99)])
-        closing = proxy.reads_from_clients - before
+        closing = counted.round_trips() - before
         usage = await BudgetStore(db).usage(tight.id, "d")
-    finally:
-        await db.dispose()
-        proxy.close()
     assert renewing == 2 + 3, "begin, a statement a lease, commit"
     assert sorted(renewed) == ["l1", "l2", "l3"]
     assert closing == 1

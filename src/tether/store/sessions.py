@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +97,19 @@ def _new_record(values: tuple[Any, ...]) -> SessionRecord:
     )
 
 
+@contextlib.asynccontextmanager
+async def _creating_on(db: Database) -> AsyncIterator[Any]:
+    """A driver connection for creating a session, the driver's errors mapped to ours."""
+    try:
+        pool = await db.driver_pool()
+        async with pool.acquire() as conn:
+            yield conn
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise Conflict(f"the session cannot be created: {exc}") from exc
+    except CONNECTION_ERRORS as exc:
+        raise StoreUnavailable(f"the database cannot be written: {exc}") from exc
+
+
 class SessionIdTaken(TetherError):
     code = "session_not_owned"
 
@@ -174,16 +188,10 @@ class SessionStore:
         return created
 
     async def _get_or_create_postgres(self, values: tuple[Any, ...]) -> SessionRecord:
-        try:
-            pool = await self._db.driver_pool()
-            async with pool.acquire() as conn:
-                row = await conn.fetchrow(_CREATE_PG, *values)
-                if row is None:
-                    row = await conn.fetchrow(_SELECT_PG, values[0])
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise Conflict(f"the session cannot be created: {exc}") from exc
-        except CONNECTION_ERRORS as exc:
-            raise StoreUnavailable(f"the database cannot be written: {exc}") from exc
+        async with _creating_on(self._db) as conn:
+            row = await conn.fetchrow(_CREATE_PG, *values)
+            if row is None:
+                row = await conn.fetchrow(_SELECT_PG, values[0])
         if row is None:
             raise StoreUnavailable(f"session {values[0]} vanished as it was created")
         return _session(row)
@@ -207,14 +215,8 @@ class SessionStore:
         return None
 
     async def _create_new_postgres(self, values: tuple[Any, ...]) -> None:
-        try:
-            pool = await self._db.driver_pool()
-            async with pool.acquire() as conn:
-                status = await conn.execute(_CREATE_NEW_PG, *values)
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise Conflict(f"the session cannot be created: {exc}") from exc
-        except CONNECTION_ERRORS as exc:
-            raise StoreUnavailable(f"the database cannot be written: {exc}") from exc
+        async with _creating_on(self._db) as conn:
+            status = await conn.execute(_CREATE_NEW_PG, *values)
         if status != "INSERT 0 1":
             raise SessionIdTaken(f"session {values[0]} already exists")
 
