@@ -117,13 +117,15 @@ def _two_tethers(
     }
     with postgres_database(migrated=True) as url:
         first = start_tether(tmp_path / "a", url, **shared)
-        second = start_tether(
-            tmp_path / "b", url, bootstrap_admin_token=first.admin_token, **shared
-        )
         try:
-            yield first, second
+            second = start_tether(
+                tmp_path / "b", url, bootstrap_admin_token=first.admin_token, **shared
+            )
+            try:
+                yield first, second
+            finally:
+                second.stop()
         finally:
-            second.stop()
             first.stop()
 
 

@@ -22,20 +22,24 @@ def start_here_and_there(
     """``here`` reaches the database through the forwarder, ``there`` directly."""
     proxy = CuttableProxy(PG_HOST, PG_PORT).start()
     with postgres_database(migrated=True) as url:
-        here = start_tether(
-            tmp_path / "here",
-            url.replace(f":{PG_PORT}/", f":{proxy.port}/"),
-            anthropic_base_url=upstream.url,
-        )
-        there = start_tether(
-            tmp_path / "there",
-            url,
-            anthropic_base_url=upstream.url,
-            bootstrap_admin_token=here.admin_token,
-        )
         try:
-            yield here, there, proxy
+            here = start_tether(
+                tmp_path / "here",
+                url.replace(f":{PG_PORT}/", f":{proxy.port}/"),
+                anthropic_base_url=upstream.url,
+            )
+            try:
+                there = start_tether(
+                    tmp_path / "there",
+                    url,
+                    anthropic_base_url=upstream.url,
+                    bootstrap_admin_token=here.admin_token,
+                )
+                try:
+                    yield here, there, proxy
+                finally:
+                    there.stop()
+            finally:
+                here.stop()
         finally:
-            there.stop()
-            here.stop()
             proxy.close()
