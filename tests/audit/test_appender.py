@@ -65,6 +65,7 @@ async def test_on_postgresql_a_batch_is_one_round_trip_and_other_replicas_batche
     appender, other_replica = PostgresAppender(through_proxy), PostgresAppender(url)
     database = Database(url)
     try:
+        await appender.append([])
         await appender.append(rows(1, 0))
         await appender.append(rows(1, 1))
         before = proxy.reads_from_clients

@@ -5,6 +5,7 @@ its session once the database takes it again."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +97,16 @@ def test_a_new_session_that_cannot_be_written_refuses_the_call(
     assert [s["id"] for s in sessions] == [stored[0]["id"]]
 
 
+SLOW_SESSIONS_POSTGRES = """
+CREATE FUNCTION slow_sessions() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(1.5); RETURN NEW; END $$;
+CREATE TRIGGER slow_sessions BEFORE INSERT ON sessions
+FOR EACH ROW EXECUTE FUNCTION slow_sessions();
+"""
+"""On PostgreSQL a new session's row is written beside the call's other work: held back
+here past a flush of the sessions' activity (every second), so what waits for it shows."""
+
+
 def test_a_new_session_out_of_budget_at_its_first_call_is_stopped_for_good(
     gateway_any: tuple[RunningTether, str], upstream: RunningFake
 ) -> None:
@@ -105,6 +116,8 @@ def test_a_new_session_out_of_budget_at_its_first_call_is_stopped_for_good(
     key = tether.create_agent("sdk-script", "p")
     limit = {"project": "p", "period": "session", "limit_usd": 0.000001}
     assert tether.call("PUT", "/budgets", json=limit).status_code < 300
+    if not url.startswith("sqlite"):
+        run_sql(url, SLOW_SESSIONS_POSTGRES)
     before = len(upstream.fake.received)
 
     refused = _ask(tether, key, "an expensive conversation", stream=False)
@@ -164,3 +177,28 @@ def test_a_new_sessions_budget_lease_that_cannot_be_written_refuses_the_call(
     assert allowed.status_code == 200, allowed.text
     assert len(upstream.fake.received) == before + 1
     assert len(fetch_sql(url, leases)) == 1
+
+
+def test_on_postgresql_a_new_sessions_row_landing_late_keeps_its_first_calls_count(
+    tmp_path: Path, postgres_url: str, upstream: RunningFake
+) -> None:
+    """The sessions' activity is flushed every second; a flush while a new session's row
+    is still on its way keeps that session's counts for the next one instead of updating
+    a row that is not there yet (and losing them)."""
+    tether = start_tether(tmp_path / "data", postgres_url, anthropic_base_url=upstream.url)
+    try:
+        tether.create_project("p", upstream.fake.api_key)
+        key = tether.create_agent("sdk-script", "p")
+        run_sql(postgres_url, SLOW_SESSIONS_POSTGRES)
+
+        answer = _ask(tether, key, "a conversation whose row lands late", stream=False)
+        assert answer.status_code == 200, answer.text
+        session_id = answer.headers["tether-session-id"]
+        deadline = time.monotonic() + 5
+        while (count := tether.call("GET", f"/sessions/{session_id}").json()["request_count"]) < 1:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert count == 1
+    finally:
+        tether.stop()

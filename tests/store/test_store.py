@@ -468,8 +468,10 @@ async def test_a_new_session_whose_id_is_taken_is_refused_and_the_first_row_stan
     db: Database, database_url: str
 ) -> None:
     """A session row written as new while its call goes on (SQLite: in the writer's next
-    transaction; PostgreSQL: on a connection of its own): its id already there refuses the
-    call that assumed it new, and changes nothing of the row that holds it."""
+    transaction; PostgreSQL: on a connection of its own): its id already held by another
+    agent refuses the call that assumed it new, and changes nothing of the row that holds
+    it; held by the same agent (another worker joined the conversation first), it is the
+    session."""
     from sqlalchemy.engine import make_url
 
     from tether.errors import TetherError
@@ -491,6 +493,13 @@ async def test_a_new_session_whose_id_is_taken_is_refused_and_the_first_row_stan
         assert refused.value.code == "session_not_owned"
         kept = await store.get("s-new")
         assert kept is not None and kept.agent_id == agent.id
+
+        # Another worker joined the agent's conversation and made its row first.
+        joined = await store.get_or_create("s-joined", agent.id, project.id)
+        late = store.create_queued("s-joined", agent.id, project.id)
+        assert late is not None
+        await late[1].result()
+        assert (await store.get("s-joined")) == joined
     finally:
         if writer is not None:
             await writer.close()

@@ -179,6 +179,8 @@ class PostgresAppender:
         self._head: ChainHead | None = None
 
     async def append(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
         try:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await asyncpg.connect(self._dsn, timeout=3, command_timeout=10)

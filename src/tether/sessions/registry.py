@@ -242,7 +242,11 @@ class SessionRegistry:
         await self._conversations.close()
 
     async def flush(self) -> None:
+        """What sessions did since the last flush. A session whose row is still on its way
+        keeps its counts for the next flush: written now, they would find no row."""
         activity, self._activity = self._activity, {}
+        for session_id in [s for s in activity if s in self._unwritten]:
+            self._activity[session_id] = activity.pop(session_id)
         spend, self._spend = self._spend, {}
         try:
             await self._spend_store.add(spend)

@@ -36,6 +36,7 @@ _CREATE_NEW = (
 itself (``bench/sqlite_returning_bench.py``)."""
 _CREATE = f"{_CREATE_NEW} RETURNING {', '.join(_COLUMNS)}"
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM sessions WHERE id = ?"
+_AGENT_OF = "SELECT agent_id FROM sessions WHERE id = ?"
 _SET_STATE = (
     "UPDATE sessions SET state = ?, state_by = ?, state_reason = ?, state_at = ? WHERE id = ?"
 )
@@ -115,9 +116,14 @@ class SessionIdTaken(TetherError):
 
 
 def _create_new_sqlite(conn: sqlite3.Connection, values: tuple[Any, ...]) -> None:
-    """A session nobody else can know yet; raises (undoing nothing else in the batch) if
-    its id was somehow taken, so the call that assumed it new is refused."""
-    if conn.execute(_CREATE_NEW, values).rowcount != 1:
+    """A session made here; as ``get_or_create``, a row another worker made first for the
+    same agent (it joined the conversation before this row landed) is the session. Raises
+    (undoing nothing else in the batch) if another agent's row holds the id, so the call
+    that assumed it new is refused."""
+    if conn.execute(_CREATE_NEW, values).rowcount == 1:
+        return
+    row = conn.execute(_AGENT_OF, (values[0],)).fetchone()
+    if row is None or row[0] != values[1]:
         raise SessionIdTaken(f"session {values[0]} already exists")
 
 
@@ -215,9 +221,14 @@ class SessionStore:
         return None
 
     async def _create_new_postgres(self, values: tuple[Any, ...]) -> None:
+        """As ``get_or_create``, a row another replica made first for the same agent is
+        the session (it joined the conversation through the shared map before this row
+        landed); only another agent's is refused."""
         async with _creating_on(self._db) as conn:
-            status = await conn.execute(_CREATE_NEW_PG, *values)
-        if status != "INSERT 0 1":
+            if await conn.execute(_CREATE_NEW_PG, *values) == "INSERT 0 1":
+                return
+            agent_id = await conn.fetchval(_AGENT_OF.replace("?", "$1"), values[0])
+        if agent_id != values[1]:
             raise SessionIdTaken(f"session {values[0]} already exists")
 
     async def find(
