@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.bounded import remember
 from tether.guards.fingerprints import answer_key, tool_use_key
 
 __all__ = ["SessionWatch", "SessionWatches", "Trip"]
@@ -38,15 +39,6 @@ class Trip:
     code: str
     reason: str
     evidence: dict[str, Any] = field(default_factory=dict)
-
-
-def _remember(memory: dict[int, Any], key: int, value: Any, limit: int) -> None:
-    """Keep ``key`` as the most recently used (a dict keeps insertion order); forget the
-    least recently used past ``limit``."""
-    memory.pop(key, None)
-    memory[key] = value
-    if len(memory) > limit:
-        del memory[next(iter(memory))]
 
 
 @dataclass(slots=True)
@@ -88,7 +80,7 @@ class SessionWatch:
         kept = self.recent.pop(fingerprint, ())[-(keep - 1) :] if keep > 1 else ()
         times = (*(t for t in kept if t > since), at_ms)
         _forget_before(self.recent, since, lambda times: times[-1])
-        _remember(self.recent, fingerprint, times, MAX_REQUESTS)
+        remember(self.recent, fingerprint, times, MAX_REQUESTS)
         return len(times)
 
     def would_repeat(self, fingerprint: int, at_ms: int, window_ms: int) -> int:
@@ -102,11 +94,11 @@ class SessionWatch:
         since = at_ms - window_ms
         last = self.asked_before.get(tool_call)
         _forget_before(self.asked_before, since, lambda last: last)
-        _remember(self.asked_before, tool_call, at_ms, MAX_TOOL_CALLS)
+        remember(self.asked_before, tool_call, at_ms, MAX_TOOL_CALLS)
         return last is None or last <= since
 
     def asked_for(self, tool_use_id: str, tool_call: int) -> None:
-        _remember(self.asked, tool_use_key(tool_use_id), tool_call, MAX_TOOL_USES)
+        remember(self.asked, tool_use_key(tool_use_id), tool_call, MAX_TOOL_USES)
 
     def answer(self, tool_use_id: str, tool_call: int | None, answer: int, at_ms: int) -> None:
         """Count a tool call's answer once, whichever front door reported it first.
@@ -118,21 +110,21 @@ class SessionWatch:
         tool_call = tool_call if asked is None else asked
         if tool_call is None:
             return
-        _remember(self.answered, key, None, MAX_TOOL_USES)
+        remember(self.answered, key, None, MAX_TOOL_USES)
         pair = answer_key(tool_call, answer)
         seen = self.answers.get(pair, 0) + 1
         if seen == 1:
             self.last_news_ms = at_ms
-        _remember(self.answers, pair, seen, MAX_TOOL_CALLS)
+        remember(self.answers, pair, seen, MAX_TOOL_CALLS)
         if seen > self.most_repeated.get(tool_call, 0):
-            _remember(self.most_repeated, tool_call, seen, MAX_TOOL_CALLS)
+            remember(self.most_repeated, tool_call, seen, MAX_TOOL_CALLS)
 
     def times_answered_alike(self, tool_call: int) -> int:
         """How often this tool call already gave one and the same answer."""
         return self.most_repeated.get(tool_call, 0)
 
     def hook_decided(self, tool_use_id: str) -> None:
-        _remember(self.decided_tool_uses, tool_use_key(tool_use_id), None, MAX_TOOL_USES)
+        remember(self.decided_tool_uses, tool_use_key(tool_use_id), None, MAX_TOOL_USES)
 
     def was_decided(self, tool_use_id: str) -> bool:
         return tool_use_key(tool_use_id) in self.decided_tool_uses

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import cedarpy
 
+from tether.bounded import remember
 from tether.errors import PolicyInvalid
 from tether.policy.actions import classify
 from tether.policy.request import PolicyRequest
@@ -194,19 +195,6 @@ ENTITIES_KEPT_RESOURCE_CHARS = 512
 """Parsed entity sets are kept only for resources up to this length: a few MB at most."""
 
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-def _keep(kept: dict[K, V], key: K, value: V, bound: int) -> None:
-    """Remember ``value``; when ``bound`` are kept, the oldest one is forgotten to make
-    room. Emptying it all at once made a fleet larger than the bound ask Cedar again for
-    every agent's answer in a burst after each clear, thousands of evaluations at once."""
-    if len(kept) >= bound:
-        del kept[next(iter(kept))]
-    kept[key] = value
-
-
 class CompiledPolicy:
     """One version's rules. Answers are remembered per version: Cedar is deterministic
     in the request, and a new version is a new ``CompiledPolicy``, so applying it
@@ -290,7 +278,7 @@ class CompiledPolicy:
         return len(self._answers), len(self._entities)
 
     def remember(self, request: PolicyRequest, answer: PolicyAnswer) -> None:
-        _keep(self._answers, self._key(request), answer, ANSWERS_KEPT)
+        remember(self._answers, self._key(request), answer, ANSWERS_KEPT)
 
     def _evaluate(self, request: PolicyRequest) -> PolicyAnswer:
         result = cedarpy.is_authorized(
@@ -308,7 +296,7 @@ class CompiledPolicy:
         if entities is None:
             entities = cedarpy.Entities.from_json_str(json.dumps(request.entities(self._tag_keys)))
             if len(request.resource) <= ENTITIES_KEPT_RESOURCE_CHARS:
-                _keep(self._entities, key, entities, ENTITIES_KEPT)
+                remember(self._entities, key, entities, ENTITIES_KEPT)
         return entities
 
     def evaluate_many(self, requests: list[PolicyRequest]) -> list[PolicyAnswer]:

@@ -15,8 +15,6 @@ T_co = TypeVar("T_co", covariant=True)
 
 
 class PendingWrite(Protocol[T_co]):
-    def done(self) -> bool: ...
-
     def add_done_callback(self, callback: Callable[[asyncio.Future[Any]], None]) -> None: ...
 
     async def result(self) -> T_co:
@@ -30,9 +28,6 @@ class PendingStatement(Generic[T]):
 
     def __init__(self, statement: Coroutine[Any, Any, T]) -> None:
         self._task = asyncio.get_running_loop().create_task(statement)
-
-    def done(self) -> bool:
-        return self._task.done()
 
     def add_done_callback(self, callback: Callable[[asyncio.Future[Any]], None]) -> None:
         self._task.add_done_callback(callback)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,19 +97,6 @@ def _new_record(values: tuple[Any, ...]) -> SessionRecord:
     )
 
 
-@contextlib.asynccontextmanager
-async def _creating_on(db: Database) -> AsyncIterator[Any]:
-    """A driver connection for creating a session, the driver's errors mapped to ours."""
-    try:
-        pool = await db.driver_pool()
-        async with pool.acquire() as conn:
-            yield conn
-    except asyncpg.IntegrityConstraintViolationError as exc:
-        raise Conflict(f"the session cannot be created: {exc}") from exc
-    except CONNECTION_ERRORS as exc:
-        raise StoreUnavailable(f"the database cannot be written: {exc}") from exc
-
-
 class SessionIdTaken(TetherError):
     code = "session_not_owned"
 
@@ -140,7 +126,6 @@ def _creating(dialect: Any) -> Any:
 _CREATE_SQLITE = _creating(sqlite)
 _CREATE_PG = _CREATE.replace("?", "{}").format(*(f"${n}" for n in range(1, 7)))
 _SELECT_PG = _SELECT.replace("?", "$1")
-_CREATE_NEW_PG = _CREATE_NEW.replace("?", "{}").format(*(f"${n}" for n in range(1, 7)))
 
 
 _ADD_ACTIVITY = (
@@ -194,10 +179,16 @@ class SessionStore:
         return created
 
     async def _get_or_create_postgres(self, values: tuple[Any, ...]) -> SessionRecord:
-        async with _creating_on(self._db) as conn:
-            row = await conn.fetchrow(_CREATE_PG, *values)
-            if row is None:
-                row = await conn.fetchrow(_SELECT_PG, values[0])
+        try:
+            pool = await self._db.driver_pool()
+            async with pool.acquire() as conn:
+                row = await conn.fetchrow(_CREATE_PG, *values)
+                if row is None:
+                    row = await conn.fetchrow(_SELECT_PG, values[0])
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise Conflict(f"the session cannot be created: {exc}") from exc
+        except CONNECTION_ERRORS as exc:
+            raise StoreUnavailable(f"the database cannot be written: {exc}") from exc
         if row is None:
             raise StoreUnavailable(f"session {values[0]} vanished as it was created")
         return _session(row)
@@ -221,14 +212,10 @@ class SessionStore:
         return None
 
     async def _create_new_postgres(self, values: tuple[Any, ...]) -> None:
-        """As ``get_or_create``, a row another replica made first for the same agent is
-        the session (it joined the conversation through the shared map before this row
-        landed); only another agent's is refused."""
-        async with _creating_on(self._db) as conn:
-            if await conn.execute(_CREATE_NEW_PG, *values) == "INSERT 0 1":
-                return
-            agent_id = await conn.fetchval(_AGENT_OF.replace("?", "$1"), values[0])
-        if agent_id != values[1]:
+        """``get_or_create``: a row another replica made first for the same agent (it
+        joined the conversation through the shared map before this row landed) is the
+        session; only another agent's is refused."""
+        if (await self._get_or_create_postgres(values)).agent_id != values[1]:
             raise SessionIdTaken(f"session {values[0]} already exists")
 
     async def find(
