@@ -35,14 +35,17 @@ def test_a_running_tethers_commits_are_counted_over_a_phase(
 ) -> None:
     key = gateway.create_agent("bench", "p")
     before = buckets(gateway.url, gateway.admin_token)
-    assert set(before) == {"commits", "gc pauses", "loop lag"}
+    assert set(before) == {"decisions", "commits", "hand-offs", "gc pauses", "loop lag"}
     for n in range(3):
         answer = model_call(gateway, key, f"tails-{n}")
         assert answer.status_code == 200, answer.text
     tally = Tally()
     tally_histograms(tally, before, buckets(gateway.url, gateway.admin_token))
+    assert tally.events["decisions"] == 3
     assert tally.events["commits"] >= 3, "each decision's events commit before it is answered"
-    assert set(tally.slow["commits"]) == {10, 25}
+    assert set(tally.slow["commits"]) == set(tally.slow["decisions"]) == {2.5, 10}
+    assert set(tally.slow["loop lag"]) == {10}
+    assert tally.events["hand-offs"] >= 1, "the decisions woke the idle writer thread"
 
 
 def test_the_section_is_replaced_between_its_markers_and_the_rest_kept(tmp_path: Path) -> None:

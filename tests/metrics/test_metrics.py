@@ -191,6 +191,44 @@ def test_a_call_that_starts_a_session_costs_no_more_writer_commits_than_one_in_a
     assert new_sessions[0] <= in_a_session[0] + 0.3 * calls, (new_sessions, in_a_session)
 
 
+def test_the_writer_threads_wake_ups_are_a_histogram_of_how_long_each_took(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    """Each call's decision hands its commit to the idle writer thread:
+    ``tether_sqlite_writer_handoff_seconds`` counts those wake-ups by how long the thread
+    took to start (the interpreter lock's convoy under load), at most one a commit."""
+    key = gateway.create_agent("handoffs", "p")
+    before = scrape(gateway)
+    with httpx.Client(timeout=30) as client:
+        for n in range(5):
+            answer = client.post(
+                f"{gateway.url}/v1/messages",
+                headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+                json={
+                    "model": "claude-sonnet-5",
+                    "max_tokens": 16,
+                    "messages": [{"role": "user", "content": f"hand-off {n}"}],
+                },
+            )
+            assert answer.status_code == 200, answer.text
+    after = scrape(gateway)
+    name = "tether_sqlite_writer_handoff_seconds"
+    handoffs = value(after, f"{name}_count") - value(before, f"{name}_count")
+    commits = value(after, "tether_sqlite_writer_commits_total") - value(
+        before, "tether_sqlite_writer_commits_total"
+    )
+    assert 5 <= handoffs <= commits, (handoffs, commits)
+    assert value(after, f"{name}_sum") > value(before, f"{name}_sum")
+    buckets = sorted(
+        (float(dict(labels)["le"]), count)
+        for (sample, labels), count in after.items()
+        if sample == f"{name}_bucket"
+    )
+    assert [le for le, _ in buckets][-1] == float("inf")
+    assert [count for _, count in buckets] == sorted(count for _, count in buckets)
+    assert buckets[-1][1] == value(after, f"{name}_count")
+
+
 def test_sqlite_memory_is_scraped_beside_the_writer_counters(
     gateway: RunningTether, upstream: RunningFake, sdk: Callable[..., anthropic.Anthropic]
 ) -> None:

@@ -13,6 +13,8 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
+from bisect import bisect_left
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +22,14 @@ from typing import Any, Generic, TypeVar, cast
 
 from tether.errors import StoreUnavailable
 
-__all__ = ["SYNCHRONOUS_MODES", "Queued", "SqliteCheckpointer", "SqliteWriter", "open_sqlite"]
+__all__ = [
+    "HANDOFF_BUCKETS",
+    "SYNCHRONOUS_MODES",
+    "Queued",
+    "SqliteCheckpointer",
+    "SqliteWriter",
+    "open_sqlite",
+]
 
 T = TypeVar("T")
 CHECKPOINT_SECONDS = 0.5
@@ -34,6 +43,8 @@ RESTART_BYTES = 4 * 1024 * 1024
 """A WAL this large is restarted (written again from its start) once fully copied."""
 RESTART_TRIES = 10
 RESTART_RETRY_SECONDS = 0.003
+HANDOFF_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1)
+"""Upper bounds (seconds) of ``tether_sqlite_writer_handoff_seconds``."""
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 """FULL (the default) fsyncs the WAL at every commit, so an answered decision survives a
 power loss; NORMAL fsyncs only at checkpoints (faster, but the last commits before a
@@ -196,6 +207,11 @@ class SqliteWriter:
         """Transactions committed so far (``tether_sqlite_writer_commits``)."""
         self.pieces = 0
         """Pieces of work those transactions carried."""
+        self.handoffs = [0] * (len(HANDOFF_BUCKETS) + 1)
+        """Wake-ups of the idle thread by how long each took, a count per bucket of
+        ``HANDOFF_BUCKETS`` and one past the last (``tether_sqlite_writer_handoff_seconds``)."""
+        self.handoff_seconds = 0.0
+        self._handed_at = 0.0
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -203,6 +219,7 @@ class SqliteWriter:
         return self._conn
 
     def _drain(self) -> None:
+        self._note_handoff(time.perf_counter() - self._handed_at)
         while True:
             with self._lock:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
@@ -281,7 +298,16 @@ class SqliteWriter:
             start = not self._draining and bool(self._queue)
             self._draining = self._draining or start
         if start:
+            self._handed_at = time.perf_counter()
             self._executor.submit(self._drain)
+
+    def _note_handoff(self, seconds: float) -> None:
+        """From work handed to the idle thread to the thread running it: waking it, and
+        then its wait for the interpreter lock, which a busy event loop holds. Under load
+        that wait is most of a decision's commit (the lock convoy ``bench/tails.py``
+        shows); counted on the writer's thread only."""
+        self.handoffs[bisect_left(HANDOFF_BUCKETS, seconds)] += 1
+        self.handoff_seconds += seconds
 
     @staticmethod
     async def _outcome(pending: _Work) -> Any:
