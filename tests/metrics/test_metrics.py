@@ -34,6 +34,20 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+def ask(client: httpx.Client, tether: RunningTether, headers: dict[str, str], text: str) -> None:
+    """One Messages call through ``tether``'s front door; it must be answered."""
+    answer = client.post(
+        f"{tether.url}/v1/messages",
+        headers=headers,
+        json={
+            "model": "claude-sonnet-5",
+            "max_tokens": 16,
+            "messages": [{"role": "user", "content": text}],
+        },
+    )
+    assert answer.status_code == 200, answer.text
+
+
 def test_metrics_count_decisions_tokens_and_cost_as_the_trail_records_them(
     gateway: RunningTether, upstream: RunningFake, sdk: Callable[..., anthropic.Anthropic]
 ) -> None:
@@ -164,16 +178,7 @@ def test_a_call_that_starts_a_session_costs_no_more_writer_commits_than_one_in_a
             headers["X-Claude-Code-Session-Id"] = session
         before = scrape(gateway)
         for n in range(calls):
-            answer = client.post(
-                f"{gateway.url}/v1/messages",
-                headers=headers,
-                json={
-                    "model": "claude-sonnet-5",
-                    "max_tokens": 16,
-                    "messages": [{"role": "user", "content": f"{tag} {n}"}],
-                },
-            )
-            assert answer.status_code == 200, answer.text
+            ask(client, gateway, headers, f"{tag} {n}")
         after = scrape(gateway)
         return tuple(  # type: ignore[return-value]
             value(after, name) - value(before, name)
@@ -201,16 +206,7 @@ def test_the_writer_threads_wake_ups_are_a_histogram_of_how_long_each_took(
     before = scrape(gateway)
     with httpx.Client(timeout=30) as client:
         for n in range(5):
-            answer = client.post(
-                f"{gateway.url}/v1/messages",
-                headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
-                json={
-                    "model": "claude-sonnet-5",
-                    "max_tokens": 16,
-                    "messages": [{"role": "user", "content": f"hand-off {n}"}],
-                },
-            )
-            assert answer.status_code == 200, answer.text
+            ask(client, gateway, {"x-api-key": key, "anthropic-version": "2023-06-01"}, f"{n}")
     after = scrape(gateway)
     name = "tether_sqlite_writer_handoff_seconds"
     handoffs = value(after, f"{name}_count") - value(before, f"{name}_count")
