@@ -115,6 +115,10 @@ def test_json_logs(logged: tuple[dict[str, str], Path], upstream: RunningFake) -
     assert [line["status"] for line in authorize] == [200, 200, 423]
     assert all(line["agent"] == "a1" and line["session"] == "s-auth" for line in authorize)
     assert all(line["method"] == "POST" and line["duration_ms"] >= 0 for line in authorize)
+    durations = [line["duration_ms"] for line in access]
+    assert any(ms != int(ms) for ms in durations), (
+        f"durations are timed finer than the event loop's whole milliseconds: {durations}"
+    )
     model = next(line for line in access if line["path"] == "/v1/messages")
     assert (model["status"], model["agent"], model["session"]) == (402, "a1", "s-m")
     assert any(line["path"] == "/admin/v1/projects" for line in access)

@@ -4,6 +4,7 @@ Never a key, a header or a query string (which could carry one)."""
 from __future__ import annotations
 
 import logging
+import time as clock
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -37,7 +38,8 @@ class AccessLogger(AbstractAccessLogger):
         agent = scope.agent if scope is not None else None
         session = scope.session if scope is not None else None
         session = session or response.headers.get(SESSION_HEADER)
-        duration_ms = round(time * 1000, 2)
+        seconds = clock.perf_counter() - scope.started if scope is not None else time
+        duration_ms = round(seconds * 1000, 2)
         method, path, status = request.method, request.path, response.status
         fields = {
             "method": method,

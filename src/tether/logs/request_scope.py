@@ -4,8 +4,9 @@ variable the request's task sees."""
 
 from __future__ import annotations
 
+import time
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["RequestScope", "current_scope", "note_identity"]
 
@@ -14,6 +15,9 @@ __all__ = ["RequestScope", "current_scope", "note_identity"]
 class RequestScope:
     agent: str | None = None
     session: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+    """When the request's handling began: the access line's duration is timed from here,
+    since the event loop's own clock (uvloop's) counts whole milliseconds."""
 
 
 current_scope: ContextVar[RequestScope | None] = ContextVar("tether_request_scope", default=None)
