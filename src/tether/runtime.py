@@ -367,7 +367,7 @@ class Runtime:
             )
         )
         if writer is not None:
-            metrics.registry.register(SqliteWriterCounters(writer))
+            SqliteWriterCounters(writer, metrics.registry)
             metrics.registry.register(SqliteMemoryGauge())
         await runtime._adopt_env_admin_token()
         await directory.load()

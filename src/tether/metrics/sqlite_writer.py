@@ -6,25 +6,38 @@ thread took to start on work handed to it (``bench/tails.py`` reads it)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import accumulate
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
 
+from tether.metrics.tallies import HistogramTally
 from tether.store.sqlite_writer import HANDOFF_BUCKETS, SqliteWriter
 
 __all__ = ["SqliteWriterCounters"]
 
 
 class SqliteWriterCounters(Collector):
-    def __init__(self, writer: SqliteWriter) -> None:
-        self._writer = writer
+    """Registers itself and the wake-up histogram in ``registry``. The histogram's one
+    series is written by the writer's thread alone (``SqliteWriter.on_handoff``); a
+    scrape reads it as it stands."""
 
-    def describe(self) -> Iterator[Metric]:
+    def __init__(self, writer: SqliteWriter, registry: CollectorRegistry) -> None:
+        self._writer = writer
+        handoffs = HistogramTally(
+            "tether_sqlite_writer_handoff_seconds",
+            "From work handed to the idle SQLite writer thread to the thread running it: "
+            "waking it and its wait for the interpreter lock held by a busy event loop",
+            (),
+            HANDOFF_BUCKETS,
+            registry,
+        )
+        writer.on_handoff = lambda seconds: handoffs.observe((), seconds)
+        registry.register(self)
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
         return iter(())
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator[CounterMetricFamily]:
         commits = CounterMetricFamily(
             "tether_sqlite_writer_commits",
             "Transactions the SQLite writer committed (each one an fsync of the WAL)",
@@ -36,18 +49,4 @@ class SqliteWriterCounters(Collector):
             "row, a budget lease, a flush): pieces over commits is the group-commit batch",
         )
         pieces.add_metric([], self._writer.pieces)
-        yield from (commits, pieces, self._handoffs())
-
-    def _handoffs(self) -> HistogramMetricFamily:
-        family = HistogramMetricFamily(
-            "tether_sqlite_writer_handoff_seconds",
-            "From work handed to the idle SQLite writer thread to the thread running it: "
-            "waking it and its wait for the interpreter lock held by a busy event loop",
-        )
-        counts = list(accumulate(self._writer.handoffs))
-        bounds = [floatToGoString(bound) for bound in HANDOFF_BUCKETS]  # type: ignore[no-untyped-call]
-        family.add_metric(
-            [], [*zip(bounds, counts, strict=False), ("+Inf", counts[-1])],
-            self._writer.handoff_seconds,
-        )  # fmt: skip
-        return family
+        yield from (commits, pieces)

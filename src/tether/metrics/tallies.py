@@ -4,7 +4,8 @@ metric families only when scraped.
 A model call made seven updates through ``prometheus_client``'s labelled children (a lock
 each, a bucket walk a histogram, a child looked up a label set): 9.8 µs of the event loop;
 5.3 µs with these (``bench/metrics_bench.py``). They count in a dictionary entry an
-update, on the event loop's thread (every update comes from there), and a scrape shows
+update, with no lock: each series is written by one thread (the event loop's; the SQLite
+writer's wake-ups by the writer's own), and a scrape shows
 the same series: same names, labels, buckets and values (``tests/metrics/test_tallies.py``
 holds them to the library's own).
 """

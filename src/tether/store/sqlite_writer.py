@@ -14,7 +14,6 @@ import os
 import sqlite3
 import threading
 import time
-from bisect import bisect_left
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -207,10 +206,11 @@ class SqliteWriter:
         """Transactions committed so far (``tether_sqlite_writer_commits``)."""
         self.pieces = 0
         """Pieces of work those transactions carried."""
-        self.handoffs = [0] * (len(HANDOFF_BUCKETS) + 1)
-        """Wake-ups of the idle thread by how long each took, a count per bucket of
-        ``HANDOFF_BUCKETS`` and one past the last (``tether_sqlite_writer_handoff_seconds``)."""
-        self.handoff_seconds = 0.0
+        self.on_handoff: Callable[[float], None] | None = None
+        """Told, on the writer's thread, how long each wake-up of the idle thread took: from
+        work handed to it to the thread running it, waking it and then its wait for the
+        interpreter lock a busy event loop holds. Under load that wait is most of a
+        decision's commit (``tether_sqlite_writer_handoff_seconds``; ``bench/tails.py``)."""
         self._handed_at = 0.0
 
     def _connection(self) -> sqlite3.Connection:
@@ -219,7 +219,8 @@ class SqliteWriter:
         return self._conn
 
     def _drain(self) -> None:
-        self._note_handoff(time.perf_counter() - self._handed_at)
+        if self.on_handoff is not None:
+            self.on_handoff(time.perf_counter() - self._handed_at)
         while True:
             with self._lock:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
@@ -300,14 +301,6 @@ class SqliteWriter:
         if start:
             self._handed_at = time.perf_counter()
             self._executor.submit(self._drain)
-
-    def _note_handoff(self, seconds: float) -> None:
-        """From work handed to the idle thread to the thread running it: waking it, and
-        then its wait for the interpreter lock, which a busy event loop holds. Under load
-        that wait is most of a decision's commit (the lock convoy ``bench/tails.py``
-        shows); counted on the writer's thread only."""
-        self.handoffs[bisect_left(HANDOFF_BUCKETS, seconds)] += 1
-        self.handoff_seconds += seconds
 
     @staticmethod
     async def _outcome(pending: _Work) -> Any:
