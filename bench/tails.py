@@ -1,7 +1,9 @@
 """What makes tether's latency tail (#29): the same open-loop load, in one run, against the
 upstream directly, tether as shipped (SQLite ``synchronous=FULL``: each decision's commit
-fsyncs the WAL before the call is forwarded), tether with ``synchronous=NORMAL`` (no
-fsync on the request path) and tether on PostgreSQL (each decision's commit a round trip
+fsyncs the WAL before the call is forwarded; made on the event loop's thread, the WAL
+synced by a helper process), the same with every commit on the writer thread
+(``TETHER_SQLITE_COMMIT_ON_LOOP=0``), tether with ``synchronous=NORMAL`` (no fsync on the
+request path) and tether on PostgreSQL (each decision's commit a round trip
 to another process, which flushes its WAL), beside the disk itself (a 4 KiB append and
 fsync at the same rate, in the data directory). For each tether, its own histograms over
 the phase (``/metrics``): decisions, the audit commits they wait for, garbage-collector
@@ -262,7 +264,9 @@ def main(argv: list[str]) -> int:
         help="where to create (and drop) tether-pg's database",
     )
     parser.add_argument(
-        "--skip", default="", help="comma-separated servers to leave out: tether-normal,tether-pg"
+        "--skip",
+        default="",
+        help="comma-separated servers to leave out: tether-thread,tether-normal,tether-pg",
     )
     args = parser.parse_args(argv)
     skip = {name for name in args.skip.split(",") if name}
@@ -273,6 +277,7 @@ def main(argv: list[str]) -> int:
     labels = {
         "direct": "upstream directly",
         "tether-full": "tether, SQLite `synchronous=FULL` (the default)",
+        "tether-thread": "tether, SQLite `FULL`, commits on the writer thread",
         "tether-normal": "tether, SQLite `synchronous=NORMAL`",
         "tether-pg": "tether, PostgreSQL",
     }
@@ -285,6 +290,13 @@ def main(argv: list[str]) -> int:
         lab = Lab(workdir, stack, say=say)
         targets = {"direct": start_upstream(lab)}
         targets["tether-full"] = start_tether(lab, "tether-full", labels["tether-full"])
+        if "tether-thread" in labels:
+            targets["tether-thread"] = start_tether(
+                lab,
+                "tether-thread",
+                labels["tether-thread"],
+                extra_env={"TETHER_SQLITE_COMMIT_ON_LOOP": "0"},
+            )
         if "tether-normal" in labels:
             targets["tether-normal"] = start_tether(
                 lab,

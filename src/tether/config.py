@@ -68,9 +68,11 @@ def _choice_setting(env: dict[str, str], name: str, choices: tuple[str, ...], de
     return value
 
 
-def _bool_setting(env: dict[str, str], name: str) -> bool:
+def _bool_setting(env: dict[str, str], name: str, default: bool = False) -> bool:
     raw = (env.get(name) or "").strip().lower()
-    if raw in ("", "0", "false", "no"):
+    if not raw:
+        return default
+    if raw in ("0", "false", "no"):
         return False
     if raw in ("1", "true", "yes"):
         return True
@@ -171,6 +173,10 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     """FULL: a decision is on disk (WAL fsynced) before it is answered; NORMAL trades
     that for speed (the newest commits can be lost on power loss)."""
+    sqlite_commit_on_loop: bool = True
+    """A decision's brief writes commit on the event loop's thread, the WAL synced by a
+    helper process (``SqliteWriter.commit_on_loop``); off: every commit on the writer
+    thread."""
     sessions_in_memory: int = 25_000
     """Sessions kept in memory (cache, conversation index; half as many guard memories),
     least recently used forgotten; the store keeps each one's state
@@ -289,6 +295,7 @@ class Settings:
             sqlite_synchronous=_choice_setting(
                 env, "TETHER_SQLITE_SYNCHRONOUS", ("FULL", "NORMAL"), "FULL"
             ),
+            sqlite_commit_on_loop=_bool_setting(env, "TETHER_SQLITE_COMMIT_ON_LOOP", True),
             redis_url=_redis_url(env.get("TETHER_REDIS_URL", "")),
             redis_prefix=env.get("TETHER_REDIS_PREFIX") or "tether:",
         )

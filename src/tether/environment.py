@@ -201,7 +201,7 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
     ),
     EnvVar(
         ("TETHER_SESSIONS_IN_MEMORY",),
-        "`100000`",
+        "`25000`",
         (
             "sessions a process keeps in memory (the session cache and the index of "
             "conversations without a session header; half as many sessions' guard memories), "
@@ -218,6 +218,18 @@ ENVIRONMENT: tuple[EnvVar, ...] = (
             "survives a power loss. `NORMAL`: fsync only at checkpoints (≈0.4 ms less per commit, "
             "measured below), and the newest commits can be lost on power loss (not on a crash of "
             "tether)"
+        ),
+    ),
+    EnvVar(
+        ("TETHER_SQLITE_COMMIT_ON_LOOP",),
+        "`1`",
+        (
+            "SQLite only. `1`: a call's own writes (its audit events, a new session's row, a "
+            "budget hold) commit on the event loop's thread, and a helper process "
+            "(`wal_sync_helper.py`, one per `tether up`) fsyncs the WAL before the call is "
+            "answered, so with `FULL` an answered decision is still on disk; no thread is woken "
+            "a call, which a busy machine made wait. Larger writes, a backlog and a write lock "
+            "held elsewhere go to the writer thread. `0`: every commit on the writer thread"
         ),
     ),
     EnvVar(

@@ -369,6 +369,8 @@ class Runtime:
         if writer is not None:
             SqliteWriterCounters(writer, metrics.registry)
             metrics.registry.register(SqliteMemoryGauge())
+            if settings.sqlite_commit_on_loop:
+                await writer.commit_on_loop()
         await runtime._adopt_env_admin_token()
         await directory.load()
         await controls.load()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from comparison.document import write_marked
 from comparison.load import Phase
 from comparison.stolen import StolenWindows
@@ -30,9 +31,12 @@ def test_count_above_reads_cumulative_buckets() -> None:
     assert count_above(histogram, 5) == 5.0
 
 
+@pytest.mark.parametrize("gateway", [{"sqlite_commit_on_loop": False}], indirect=True)
 def test_a_running_tethers_commits_are_counted_over_a_phase(
     gateway: RunningTether, upstream: RunningFake
 ) -> None:
+    """With commits on the writer thread (``bench/tails.py``'s ``tether-thread``), each
+    decision's commit wakes it: the hand-offs are counted too."""
     key = gateway.create_agent("bench", "p")
     before = buckets(gateway.url, gateway.admin_token)
     assert set(before) == {"decisions", "commits", "hand-offs", "gc pauses", "loop lag"}

@@ -196,12 +196,36 @@ def test_a_call_that_starts_a_session_costs_no_more_writer_commits_than_one_in_a
     assert new_sessions[0] <= in_a_session[0] + 0.3 * calls, (new_sessions, in_a_session)
 
 
+def test_a_decisions_commit_is_made_on_the_event_loop_and_wakes_no_thread(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    """As shipped, a decision's brief writes commit on the event loop's thread, synced by
+    the helper process (``tether_sqlite_writer_loop_commits``): no writer-thread wake-up
+    a call, only for the periodic flushes."""
+    key = gateway.create_agent("on-the-loop", "p")
+    before = scrape(gateway)
+    with httpx.Client(timeout=30) as client:
+        for n in range(5):
+            ask(client, gateway, {"x-api-key": key, "anthropic-version": "2023-06-01"}, f"{n}")
+    after = scrape(gateway)
+
+    def grew(name: str) -> float:
+        return value(after, name) - value(before, name)
+
+    on_loop = grew("tether_sqlite_writer_loop_commits_total")
+    commits = grew("tether_sqlite_writer_commits_total")
+    assert 5 <= on_loop <= commits, (on_loop, commits)
+    assert grew("tether_sqlite_writer_handoff_seconds_count") <= commits - on_loop
+
+
+@pytest.mark.parametrize("gateway", [{"sqlite_commit_on_loop": False}], indirect=True)
 def test_the_writer_threads_wake_ups_are_a_histogram_of_how_long_each_took(
     gateway: RunningTether, upstream: RunningFake
 ) -> None:
-    """Each call's decision hands its commit to the idle writer thread:
-    ``tether_sqlite_writer_handoff_seconds`` counts those wake-ups by how long the thread
-    took to start (the interpreter lock's convoy under load), at most one a commit."""
+    """With commits on the loop turned off, each call's decision hands its commit to the
+    idle writer thread: ``tether_sqlite_writer_handoff_seconds`` counts those wake-ups by
+    how long the thread took to start (the interpreter lock's convoy under load), at most
+    one a commit."""
     key = gateway.create_agent("handoffs", "p")
     before = scrape(gateway)
     with httpx.Client(timeout=30) as client:

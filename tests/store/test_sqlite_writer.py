@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sqlite3
 import threading
 import time
@@ -14,7 +15,12 @@ from pathlib import Path
 import pytest
 
 from tether.errors import StoreUnavailable
-from tether.store.sqlite_writer import SqliteCheckpointer, SqliteWriter, open_sqlite
+from tether.store.sqlite_writer import (
+    MAX_BRIEF_BATCH,
+    SqliteCheckpointer,
+    SqliteWriter,
+    open_sqlite,
+)
 
 
 def _writer_on_a_table(tmp_path: Path) -> tuple[str, SqliteWriter]:
@@ -258,3 +264,139 @@ async def test_a_reader_left_open_does_not_hold_the_exit(tmp_path: Path) -> None
         assert again.execute("SELECT count(*) FROM t").fetchone() == (19,)
     finally:
         again.close()
+
+
+def _where(n: int, threads: list[str]) -> Callable[[sqlite3.Connection], int]:
+    """``insert(n)``, noting the thread it ran on."""
+
+    def run(conn: sqlite3.Connection) -> int:
+        threads.append(threading.current_thread().name)
+        return int(conn.execute("INSERT INTO t VALUES (?)", (n,)).rowcount)
+
+    return run
+
+
+async def test_brief_work_commits_on_the_loops_thread_and_is_answered_only_once_synced(
+    tmp_path: Path,
+) -> None:
+    """``commit_on_loop``: a decision's brief writes commit on the event loop's thread and
+    their callers hear back only after the helper process has synced the WAL (counted
+    before each answer: a commit answered first would find the syncs one behind)."""
+    path, writer = _writer_on_a_table(tmp_path)
+    threads: list[str] = []
+    try:
+        await writer.commit_on_loop()
+        assert writer.wal_syncs == 0
+        for n in range(1, 21):
+            assert await writer.transaction(_where(n, threads), brief=True) == 1
+            assert writer.wal_syncs >= writer.loop_commits == n
+        assert set(threads) == {threading.current_thread().name}
+        assert await writer.transaction(_where(21, threads)) == 1
+        assert threads[-1].startswith("sqlite-writer"), "work not marked brief stays on the thread"
+        assert writer.loop_commits == 20
+    finally:
+        await writer.close()
+    stored = sqlite3.connect(path)
+    try:
+        assert stored.execute("SELECT count(*) FROM t").fetchone() == (21,)
+    finally:
+        stored.close()
+
+
+async def test_a_backlog_of_brief_work_goes_to_the_thread_in_order(tmp_path: Path) -> None:
+    """More brief pieces than ``MAX_BRIEF_BATCH`` waiting at once (a backlog after a stall)
+    commit on the writer thread: the loop is never held for a long batch."""
+    _, writer = _writer_on_a_table(tmp_path)
+    threads: list[str] = []
+    try:
+        await writer.commit_on_loop()
+        queued = [writer.queue(_where(n, threads), brief=True) for n in range(MAX_BRIEF_BATCH + 1)]
+        assert [await q.result() for q in queued] == [1] * (MAX_BRIEF_BATCH + 1)
+        assert all(name.startswith("sqlite-writer") for name in threads), threads
+        rows = await writer.transaction(lambda conn: conn.execute("SELECT n FROM t").fetchall())
+        assert [n for (n,) in rows] == list(range(MAX_BRIEF_BATCH + 1))
+    finally:
+        await writer.close()
+
+
+async def test_brief_work_finding_the_write_lock_taken_goes_to_the_thread_and_the_loop_runs_on(
+    tmp_path: Path,
+) -> None:
+    """Another connection holding the write lock (an admin write, another process): the
+    loop does not wait for it (that would hold every call), the writer thread does."""
+    path, writer = _writer_on_a_table(tmp_path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    threads: list[str] = []
+    try:
+        await writer.commit_on_loop()
+        other.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.ensure_future(tick())
+        began = time.monotonic()
+        assert await writer.transaction(_where(1, threads), brief=True) == 1
+        waited = time.monotonic() - began
+        ticker.cancel()
+        assert waited >= 0.4, "it committed while the lock was held elsewhere"
+        assert threads == ["sqlite-writer_0"]
+        assert ticks >= 10, f"the loop ran {ticks} times in {waited:.2f} s"
+        assert await writer.transaction(_where(2, threads), brief=True) == 1
+        assert threads[-1] == threading.current_thread().name, "the next batch is the loop's again"
+    finally:
+        await writer.close()
+        other.close()
+
+
+async def test_when_the_sync_helper_dies_waiting_work_is_synced_by_the_thread_and_none_lost(
+    tmp_path: Path,
+) -> None:
+    """The helper stopped mid-sync, then killed: the batch it left unanswered is synced on
+    the writer thread and answered; later brief work commits on the thread."""
+    path, writer = _writer_on_a_table(tmp_path)
+    threads: list[str] = []
+    try:
+        await writer.commit_on_loop()
+        helper = writer.wal_sync_pid
+        assert helper is not None
+        os.kill(helper, signal.SIGSTOP)
+        waiting = asyncio.ensure_future(writer.transaction(_where(1, threads), brief=True))
+        await asyncio.sleep(0.2)
+        assert not waiting.done(), "answered before the WAL was synced"
+        os.kill(helper, signal.SIGKILL)
+        assert await asyncio.wait_for(waiting, 10) == 1
+        assert threads == [threading.current_thread().name]
+        assert await writer.transaction(_where(2, threads), brief=True) == 1
+        assert threads[-1].startswith("sqlite-writer")
+    finally:
+        await writer.close()
+    stored = sqlite3.connect(path)
+    try:
+        assert stored.execute("SELECT n FROM t ORDER BY n").fetchall() == [(1,), (2,)]
+    finally:
+        stored.close()
+
+
+async def test_closing_the_writer_stops_its_sync_helper(tmp_path: Path) -> None:
+    _, writer = _writer_on_a_table(tmp_path)
+    await writer.commit_on_loop()
+    helper = writer.wal_sync_pid
+    assert helper is not None
+    await writer.transaction(insert(1), brief=True)
+    assert _running(helper)
+    await writer.close()
+    assert not _running(helper)
+
+
+def _running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status

@@ -77,6 +77,9 @@ ROWS_STEP = 32
 of N rows holds about 1.5 KiB a row prepared; with every size from 1 to 256 seen, the
 writer's cached inserts held 52 MiB, which a long run fills a rare size at a time. These
 39 hold 3.5 MiB at most (measured), and a batch under 32 rows is still one statement."""
+BRIEF_ROWS = 64
+"""A batch of at most this many rows may commit on the event loop's thread
+(``SqliteWriter.commit_on_loop``): about a millisecond; a backlog goes to the writer thread."""
 
 
 def append_linked(
@@ -156,7 +159,9 @@ class SqliteAppender:
     async def append(self, rows: Sequence[Row]) -> None:
         """``rows`` in ``BASE_COLUMNS`` order; the chain columns are added here."""
         try:
-            await self._writer.transaction(lambda conn: self._append(conn, rows))
+            await self._writer.transaction(
+                lambda conn: self._append(conn, rows), brief=len(rows) <= BRIEF_ROWS
+            )
         except UNSTORABLE as exc:
             raise _rejected(exc) from exc
         except StoreUnavailable as exc:

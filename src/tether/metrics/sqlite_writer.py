@@ -49,4 +49,10 @@ class SqliteWriterCounters(Collector):
             "row, a budget lease, a flush): pieces over commits is the group-commit batch",
         )
         pieces.add_metric([], self._writer.pieces)
-        yield from (commits, pieces)
+        on_loop = CounterMetricFamily(
+            "tether_sqlite_writer_loop_commits",
+            "Of those transactions, the ones committed on the event loop's thread (a "
+            "decision's brief writes), their WAL synced by the helper process",
+        )
+        on_loop.add_metric([], self._writer.loop_commits)
+        yield from (commits, pieces, on_loop)

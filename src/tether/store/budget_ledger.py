@@ -414,7 +414,7 @@ class SqliteBudgetLedger(_HoldingLedger):
             return usages
 
         try:
-            return None, await self._writer.transaction(work)
+            return None, await self._writer.transaction(work, brief=True)
         except _Refused as refused:
             return refused.hold, []
 
@@ -430,7 +430,7 @@ class SqliteBudgetLedger(_HoldingLedger):
                 )
             conn.execute(self._hold, (lease_id, budget_id, key, micros, tokens, expires_at))
 
-        return self._writer.queue(work)
+        return self._writer.queue(work, brief=True)
 
     async def give_back(self, returns: Sequence[LeaseReturn]) -> dict[str, PeriodUsage | None]:
         def work(conn: sqlite3.Connection) -> dict[str, PeriodUsage | None]:

@@ -168,7 +168,9 @@ class SessionStore:
         ts = now_ms()
         values = (session_id, agent_id, project_id, SessionState.ACTIVE.value, ts, ts)
         if self._writer is not None:
-            return await self._writer.transaction(lambda conn: _create_sqlite(conn, values))
+            return await self._writer.transaction(
+                lambda conn: _create_sqlite(conn, values), brief=True
+            )
         if self._db.is_postgres:
             return await self._get_or_create_postgres(values)
         params = dict(zip(_COLUMNS[:6], values, strict=True))
@@ -205,7 +207,7 @@ class SessionStore:
         ts = now_ms()
         values = (session_id, agent_id, project_id, SessionState.ACTIVE.value, ts, ts)
         if self._writer is not None:
-            queued = self._writer.queue(lambda c: _create_new_sqlite(c, values))
+            queued = self._writer.queue(lambda c: _create_new_sqlite(c, values), brief=True)
             return _new_record(values), queued
         if self._db.is_postgres:
             return _new_record(values), PendingStatement(self._create_new_postgres(values))

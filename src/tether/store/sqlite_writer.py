@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from tether.errors import StoreUnavailable
+from tether.store.wal_sync import WalSyncer, WalSyncerGone
 
 __all__ = [
     "HANDOFF_BUCKETS",
@@ -30,9 +32,14 @@ __all__ = [
     "open_sqlite",
 ]
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 CHECKPOINT_SECONDS = 0.5
 MAX_BATCH = 256
+MAX_BRIEF_BATCH = 32
+"""At most this many brief pieces commit together on the event loop's thread; a longer
+queue (a backlog) goes to the writer thread, so the loop is never held for long."""
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
 """A WAL larger than this is truncated by the next checkpoint that can reach its end;
 without it, readers that always overlap the checkpoints let the file grow without bound
@@ -150,6 +157,7 @@ def _truncate(conn: sqlite3.Connection) -> None:
 class _Work:
     run: Callable[[sqlite3.Connection], Any]
     done: asyncio.Future[Any]
+    brief: bool = False
     result: Any = None
     error: BaseException | None = None
 
@@ -212,6 +220,41 @@ class SqliteWriter:
         interpreter lock a busy event loop holds. Under load that wait is most of a
         decision's commit (``tether_sqlite_writer_handoff_seconds``; ``bench/tails.py``)."""
         self._handed_at = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_conn: sqlite3.Connection | None = None
+        self._syncer: WalSyncer | None = None
+        self.loop_commits = 0
+        """Of ``commits``, those made on the event loop's thread."""
+
+    async def commit_on_loop(self) -> None:
+        """From now on, brief batches (``queue(brief=True)``) commit on this event loop's
+        thread, synced by a helper process (``WalSyncer``) when ``synchronous`` is FULL:
+        no thread to wake, and no wait for the interpreter lock, on a decision's path.
+        Work that is not brief, a backlog, or a batch finding the write lock taken by
+        another connection still goes to the writer thread. Without the helper (it could
+        not start, or exited) every batch goes to the thread, as before."""
+        if self._loop_conn is not None:
+            return
+        if self._synchronous == "FULL":
+            syncer = WalSyncer(f"{self._path}-wal")
+            try:
+                await syncer.start()
+            except OSError as exc:
+                log.warning("commits stay on the SQLite writer thread: %s", exc)
+                return
+            self._syncer = syncer
+        conn = open_sqlite(self._path, "NORMAL")
+        conn.execute("PRAGMA busy_timeout=0")
+        self._loop, self._loop_conn = asyncio.get_running_loop(), conn
+
+    @property
+    def wal_syncs(self) -> int:
+        """Syncs of the WAL the helper process has answered."""
+        return self._syncer.synced if self._syncer is not None else 0
+
+    @property
+    def wal_sync_pid(self) -> int | None:
+        return self._syncer.pid() if self._syncer is not None else None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -221,38 +264,126 @@ class SqliteWriter:
     def _drain(self) -> None:
         if self.on_handoff is not None:
             self.on_handoff(time.perf_counter() - self._handed_at)
+        self._drain_queue()
+
+    def _drain_queue(self) -> None:
         while True:
             with self._lock:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 if not batch:
                     self._draining = False
                     return
-            self._commit(batch)
+            try:
+                conn = self._connection()
+            except sqlite3.Error as exc:
+                for work in batch:
+                    work.error = exc
+            else:
+                self._transact(conn, batch)
             for loop in {work.done.get_loop() for work in batch}:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(
                         _settle, [work for work in batch if work.done.get_loop() is loop]
                     )
 
-    def _commit(self, batch: list[_Work]) -> None:
-        """One transaction for the batch. When the transaction itself is lost (a failed
-        savepoint, SQLite rolling back on a full disk or an I/O error), every piece in it
-        fails: none was committed, and the writer goes on with the next batch."""
+    def _transact(self, conn: sqlite3.Connection, batch: list[_Work], begun: bool = False) -> bool:
+        """One transaction for the batch; True if it committed. When the transaction itself
+        is lost (a failed savepoint, SQLite rolling back on a full disk or an I/O error),
+        every piece in it fails: none was committed, and the writer goes on with the next
+        batch."""
         try:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+            if not begun:
+                conn.execute("BEGIN IMMEDIATE")
             if not self._run_pieces(conn, batch):
-                return
+                return False
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
-                if self._conn is not None and self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
             for work in batch:
                 work.error = work.error or exc
-            return
+            return False
         self.commits += 1
         self.pieces += len(batch)
+        return True
+
+    def _go_on(self) -> None:
+        """With the drain claimed, on the loop's thread: the next batch here when it is
+        brief, else the writer thread drains. The claim ends when the queue is empty."""
+        batch = self._brief_batch()
+        if batch is None:
+            self._handed_at = time.perf_counter()
+            self._executor.submit(self._drain)
+        elif batch and not self._commit_here(batch):
+            with self._lock:
+                self._queue[:0] = batch
+            self._handed_at = time.perf_counter()
+            self._executor.submit(self._drain)
+
+    def _brief_batch(self) -> list[_Work] | None:
+        """The whole queue, if it may commit on this thread; [] (the claim ended) if the
+        queue is empty; None if it goes to the writer thread."""
+        loop = self._loop
+        if self._loop_conn is None or (self._syncer is not None and not self._syncer.alive):
+            return None
+        with self._lock:
+            queue = self._queue
+            if not queue:
+                self._draining = False
+                return []
+            if len(queue) > MAX_BRIEF_BATCH or asyncio.get_running_loop() is not loop:
+                return None
+            if not all(work.brief and work.done.get_loop() is loop for work in queue):
+                return None
+            self._queue = []
+        return queue
+
+    def _commit_here(self, batch: list[_Work]) -> bool:
+        """False, with nothing done, if the write lock is held elsewhere (waiting for it
+        would hold the loop)."""
+        conn = self._loop_conn
+        assert conn is not None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            return False
+        committed = self._transact(conn, batch, begun=True)
+        self.loop_commits += committed
+        if committed and self._syncer is not None:
+            self._syncer.sync(lambda error: self._synced(batch, error))
+            return True
+        _settle(batch)
+        self._go_on()
+        return True
+
+    def _synced(self, batch: list[_Work], error: OSError | None) -> None:
+        """The helper's answer for a batch committed on the loop: its callers hear back
+        now. If the helper is gone, the writer thread syncs the WAL instead."""
+        if isinstance(error, WalSyncerGone):
+            self._executor.submit(self._sync_then_drain, batch)
+            return
+        if error is not None:
+            for work in batch:
+                work.error = work.error or sqlite3.OperationalError(str(error))
+        _settle(batch)
+        self._go_on()
+
+    def _sync_then_drain(self, batch: list[_Work]) -> None:
+        try:
+            wal = os.open(f"{self._path}-wal", os.O_RDONLY)
+            try:
+                os.fdatasync(wal)
+            finally:
+                os.close(wal)
+        except OSError as exc:
+            unsynced = sqlite3.OperationalError(f"the WAL was not synced: {exc}")
+            for work in batch:
+                work.error = work.error or unsynced
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(_settle, batch)
+        self._drain_queue()
 
     @staticmethod
     def _run_pieces(conn: sqlite3.Connection, batch: list[_Work]) -> bool:
@@ -277,17 +408,21 @@ class SqliteWriter:
                 conn.execute("RELEASE work")
         return True
 
-    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` in a transaction on the writer thread; its changes are undone if it
-        raises. Returns once they are committed."""
-        return await self.queue(work).result()
+    async def transaction(
+        self, work: Callable[[sqlite3.Connection], T], *, brief: bool = False
+    ) -> T:
+        """Run ``work`` in a transaction on the writer thread (or, when ``brief``, possibly
+        on the event loop's: see ``commit_on_loop``); its changes are undone if it raises.
+        Returns once they are committed."""
+        return await self.queue(work, brief=brief).result()
 
-    def queue(self, work: Callable[[sqlite3.Connection], T]) -> Queued[T]:
+    def queue(self, work: Callable[[sqlite3.Connection], T], *, brief: bool = False) -> Queued[T]:
         """Hand in ``work`` for the next transaction without starting one: it commits with
         whatever is handed in next (a request's next write, often), in its own savepoint,
         or when its ``result`` is awaited. One commit and one wake-up fewer for a caller
-        that can wait for the outcome later; in order with the work handed in after it."""
-        pending = _Work(work, asyncio.get_running_loop().create_future())
+        that can wait for the outcome later; in order with the work handed in after it.
+        ``brief``: ``work`` is one request's few rows, quick enough to run on the loop."""
+        pending = _Work(work, asyncio.get_running_loop().create_future(), brief)
         with self._lock:
             self._queue.append(pending)
         return Queued(self, pending)
@@ -299,8 +434,7 @@ class SqliteWriter:
             start = not self._draining and bool(self._queue)
             self._draining = self._draining or start
         if start:
-            self._handed_at = time.perf_counter()
-            self._executor.submit(self._drain)
+            self._go_on()
 
     @staticmethod
     async def _outcome(pending: _Work) -> Any:
@@ -315,6 +449,8 @@ class SqliteWriter:
         if self._closed:
             return
         self._closed = True
+        if self._syncer is not None:
+            await self._syncer.close()
 
         def shut() -> None:
             if self._conn is not None:
@@ -323,4 +459,7 @@ class SqliteWriter:
 
         await asyncio.get_running_loop().run_in_executor(self._executor, shut)
         self._executor.shutdown(wait=True)
+        if self._loop_conn is not None:
+            self._loop_conn.close()
+            self._loop_conn = None
         self._checkpointer.stop()
