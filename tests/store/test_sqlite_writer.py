@@ -281,7 +281,8 @@ async def test_brief_work_commits_on_the_loops_thread_and_is_answered_only_once_
 ) -> None:
     """``commit_on_loop``: a decision's brief writes commit on the event loop's thread and
     their callers hear back only after the helper process has synced the WAL (counted
-    before each answer: a commit answered first would find the syncs one behind)."""
+    before each answer: a commit answered first would find the syncs one behind). One
+    that follows a checkpoint may go to the thread (see the next test)."""
     path, writer = _writer_on_a_table(tmp_path)
     threads: list[str] = []
     try:
@@ -289,11 +290,11 @@ async def test_brief_work_commits_on_the_loops_thread_and_is_answered_only_once_
         assert writer.wal_syncs == 0
         for n in range(1, 21):
             assert await writer.transaction(_where(n, threads), brief=True) == 1
-            assert writer.wal_syncs >= writer.loop_commits == n
-        assert set(threads) == {threading.current_thread().name}
+            assert writer.wal_syncs >= writer.loop_commits >= n - 2
+        assert threads.count(threading.current_thread().name) >= 18, threads
         assert await writer.transaction(_where(21, threads)) == 1
         assert threads[-1].startswith("sqlite-writer"), "work not marked brief stays on the thread"
-        assert writer.loop_commits == 20
+        assert writer.loop_commits >= 18
     finally:
         await writer.close()
     stored = sqlite3.connect(path)
@@ -301,6 +302,26 @@ async def test_brief_work_commits_on_the_loops_thread_and_is_answered_only_once_
         assert stored.execute("SELECT count(*) FROM t").fetchone() == (21,)
     finally:
         stored.close()
+
+
+async def test_the_first_commit_after_a_checkpoint_is_the_threads(tmp_path: Path) -> None:
+    """A checkpoint that copied the whole WAL makes the next writer start it over, and
+    SQLite syncs the new header then even under NORMAL: that commit goes to the writer
+    thread, so the loop never waits for the disk; the one after it is the loop's again."""
+    _, writer = _writer_on_a_table(tmp_path)
+    threads: list[str] = []
+    here = threading.current_thread().name
+    try:
+        await writer.commit_on_loop()
+        assert await writer.transaction(_where(1, threads), brief=True) == 1
+        await asyncio.sleep(0.6)  # the checkpointer runs every 0.5 s
+        for n in range(2, 8):
+            assert await writer.transaction(_where(n, threads), brief=True) == 1
+        assert threads[0] == here, threads
+        assert threads[1].startswith("sqlite-writer"), threads
+        assert here in threads[2:], f"later batches are the loop's again: {threads}"
+    finally:
+        await writer.close()
 
 
 async def test_a_backlog_of_brief_work_goes_to_the_thread_in_order(tmp_path: Path) -> None:
@@ -347,8 +368,9 @@ async def test_brief_work_finding_the_write_lock_taken_goes_to_the_thread_and_th
         assert waited >= 0.4, "it committed while the lock was held elsewhere"
         assert threads == ["sqlite-writer_0"]
         assert ticks >= 10, f"the loop ran {ticks} times in {waited:.2f} s"
-        assert await writer.transaction(_where(2, threads), brief=True) == 1
-        assert threads[-1] == threading.current_thread().name, "the next batch is the loop's again"
+        for n in (2, 3, 4):  # the first after a checkpoint is the thread's (next test)
+            assert await writer.transaction(_where(n, threads), brief=True) == 1
+        assert threading.current_thread().name in threads[1:], "later batches are the loop's"
     finally:
         await writer.close()
         other.close()
@@ -400,3 +422,23 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
+
+
+async def test_a_database_reached_through_a_symbolic_link_has_its_own_wal_synced(
+    tmp_path: Path,
+) -> None:
+    """SQLite follows the link and keeps the WAL beside the real file: the helper syncs
+    that one (syncing ``<link>-wal`` failed every commit, or synced a stale file)."""
+    real = tmp_path / "real"
+    real.mkdir()
+    path, writer = _writer_on_a_table(real)
+    await writer.close()
+    (tmp_path / "link.db").symlink_to(path)
+    writer = SqliteWriter(str(tmp_path / "link.db"))
+    threads: list[str] = []
+    try:
+        await writer.commit_on_loop()
+        assert await writer.transaction(_where(1, threads), brief=True) == 1
+        assert writer.loop_commits == 1 and writer.wal_syncs == 1
+    finally:
+        await writer.close()

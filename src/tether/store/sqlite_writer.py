@@ -86,9 +86,14 @@ class SqliteCheckpointer:
         restart_bytes: int = RESTART_BYTES,
     ) -> None:
         self._path = path
+        self._wal = f"{os.path.realpath(path)}-wal"
         self._interval = interval
         self._wal_limit = wal_limit
         self._restart_bytes = restart_bytes
+        self.begun = 0
+        """Checkpoints begun so far (counted before each starts)."""
+        self.ended = 0
+        """Checkpoints ended so far: while ``begun`` is ahead, one is under way."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
 
@@ -102,7 +107,7 @@ class SqliteCheckpointer:
 
     def _wal_bytes(self) -> int:
         try:
-            return os.path.getsize(f"{self._path}-wal")
+            return os.path.getsize(self._wal)
         except OSError:
             return 0
 
@@ -110,8 +115,12 @@ class SqliteCheckpointer:
         conn = open_sqlite(self._path)
         try:
             while not self._stop.wait(self._interval):
-                with contextlib.suppress(sqlite3.Error):
-                    self._checkpoint(conn)
+                self.begun += 1
+                try:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._checkpoint(conn)
+                finally:
+                    self.ended += 1
             self._last_checkpoint(conn)
         finally:
             conn.close()
@@ -144,6 +153,18 @@ class SqliteCheckpointer:
             busy, _, _ = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             if not busy or self._stop.wait(RESTART_RETRY_SECONDS):
                 return
+
+
+def _database_file(conn: sqlite3.Connection) -> str:
+    """The main database's file as SQLite opened it (symbolic links followed): its WAL is
+    beside it."""
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return str(file)
+    raise sqlite3.OperationalError("no main database")
+
+
+_fdatasync = getattr(os, "fdatasync", os.fsync)
 
 
 def _truncate(conn: sqlite3.Connection) -> None:
@@ -223,6 +244,10 @@ class SqliteWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_conn: sqlite3.Connection | None = None
         self._syncer: WalSyncer | None = None
+        self._wal_path = f"{os.path.realpath(path)}-wal"
+        self._loop_off = False
+        self._restart_cleared = 0
+        """Checkpoints (``SqliteCheckpointer.ended``) a commit on the thread has followed."""
         self.loop_commits = 0
         """Of ``commits``, those made on the event loop's thread."""
 
@@ -235,16 +260,18 @@ class SqliteWriter:
         not start, or exited) every batch goes to the thread, as before."""
         if self._loop_conn is not None:
             return
+        conn = open_sqlite(self._path, "NORMAL")
+        conn.execute("PRAGMA busy_timeout=0")
+        self._wal_path = f"{_database_file(conn)}-wal"
         if self._synchronous == "FULL":
-            syncer = WalSyncer(f"{self._path}-wal")
+            syncer = WalSyncer(self._wal_path)
             try:
                 await syncer.start()
             except OSError as exc:
+                conn.close()
                 log.warning("commits stay on the SQLite writer thread: %s", exc)
                 return
             self._syncer = syncer
-        conn = open_sqlite(self._path, "NORMAL")
-        conn.execute("PRAGMA busy_timeout=0")
         self._loop, self._loop_conn = asyncio.get_running_loop(), conn
 
     @property
@@ -279,7 +306,10 @@ class SqliteWriter:
                 for work in batch:
                     work.error = exc
             else:
-                self._transact(conn, batch)
+                ended = self._checkpointer.ended
+                idle = self._checkpointer.begun == ended
+                if self._transact(conn, batch) and idle:
+                    self._restart_cleared = max(self._restart_cleared, ended)
             for loop in {work.done.get_loop() for work in batch}:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(
@@ -325,7 +355,9 @@ class SqliteWriter:
         """The whole queue, if it may commit on this thread; [] (the claim ended) if the
         queue is empty; None if it goes to the writer thread."""
         loop = self._loop
-        if self._loop_conn is None or (self._syncer is not None and not self._syncer.alive):
+        if self._loop_conn is None or self._loop_off or not self._past_restart():
+            return None
+        if self._syncer is not None and not self._syncer.alive:
             return None
         with self._lock:
             queue = self._queue
@@ -338,6 +370,13 @@ class SqliteWriter:
                 return None
             self._queue = []
         return queue
+
+    def _past_restart(self) -> bool:
+        """False from the start of a checkpoint until a commit on the writer thread has
+        followed its end. A checkpoint that copies the whole WAL makes the next writer
+        start the WAL over, and SQLite syncs the new WAL header then, under NORMAL too:
+        that sync (a disk's stall, at worst) must not be the loop's."""
+        return self._checkpointer.begun == self._restart_cleared
 
     def _commit_here(self, batch: list[_Work]) -> bool:
         """False, with nothing done, if the write lock is held elsewhere (waiting for it
@@ -364,6 +403,8 @@ class SqliteWriter:
             self._executor.submit(self._sync_then_drain, batch)
             return
         if error is not None:
+            self._loop_off = True
+            log.error("%s: its commits are refused, and every commit goes to the thread", error)
             for work in batch:
                 work.error = work.error or sqlite3.OperationalError(str(error))
         _settle(batch)
@@ -371,19 +412,20 @@ class SqliteWriter:
 
     def _sync_then_drain(self, batch: list[_Work]) -> None:
         try:
-            wal = os.open(f"{self._path}-wal", os.O_RDONLY)
+            wal = os.open(self._wal_path, os.O_RDONLY)
             try:
-                os.fdatasync(wal)
+                _fdatasync(wal)
             finally:
                 os.close(wal)
         except OSError as exc:
             unsynced = sqlite3.OperationalError(f"the WAL was not synced: {exc}")
             for work in batch:
                 work.error = work.error or unsynced
-        if self._loop is not None:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(_settle, batch)
-        self._drain_queue()
+        finally:
+            if self._loop is not None:
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(_settle, batch)
+            self._drain_queue()
 
     @staticmethod
     def _run_pieces(conn: sqlite3.Connection, batch: list[_Work]) -> bool:

@@ -86,6 +86,8 @@ class WalSyncer:
             await asyncio.wait_for(asyncio.shield(self._ready), START_SECONDS)
         except (TimeoutError, WalSyncerGone) as exc:
             await self.close()
+            if self._ready.done() and not self._ready.cancelled():
+                self._ready.exception()
             raise OSError(f"the WAL sync helper did not start: {exc!r}") from exc
         self.alive = True
 
@@ -98,6 +100,9 @@ class WalSyncer:
 
     def _answered(self, data: bytes) -> None:
         if self._ready is not None and not self._ready.done():
+            if data[:1] != wal_sync_helper.READY:
+                self._ready.set_exception(WalSyncerGone(f"the helper said {data[:16]!r}"))
+                return
             self._ready.set_result(None)
             data = data[1:]
         for answer in data:

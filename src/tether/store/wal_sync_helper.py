@@ -37,7 +37,7 @@ class WalFile:
         if self._fd is None or identity != self._identity:
             self._reopen(identity)
         assert self._fd is not None
-        os.fdatasync(self._fd)
+        getattr(os, "fdatasync", os.fsync)(self._fd)
 
     def _reopen(self, identity: tuple[int, int]) -> None:
         if self._fd is not None:
