@@ -54,6 +54,7 @@ HISTOGRAMS = {
     "decisions": "tether_decision_seconds",
     "commits": "tether_audit_commit_seconds",
     "hand-offs": "tether_sqlite_writer_handoff_seconds",
+    "loop commits": "tether_sqlite_writer_loop_commit_seconds",
     "gc pauses": "tether_gc_pause_seconds",
     "loop lag": "tether_event_loop_lag_seconds",
 }
@@ -61,6 +62,7 @@ SLOW_MS = {
     "decisions": (2.5, 10),
     "commits": (2.5, 10),
     "hand-offs": (0.5, 2),
+    "loop commits": (1, 5),
     "gc pauses": (10,),
     "loop lag": (10,),
 }
@@ -68,7 +70,8 @@ SLOW_MS = {
 (commits, pauses, lags) took longer. At 300 req/s a P99 over 3 ms is made of waits of a
 few milliseconds, not of the rare long stall. *Hand-offs* are the SQLite writer thread's
 wake-ups: how long it took to start on a commit handed to it, most of it the wait for the
-interpreter lock a busy event loop holds."""
+interpreter lock a busy event loop holds. *Loop commits*: how long each transaction made
+on the event loop's thread held it."""
 PROBE_BYTES = b"x" * 4096
 
 
@@ -180,6 +183,19 @@ def handoff_shares(tally: Tally) -> str:
     return " / ".join(f"{tally.slow['hand-offs'][ms] / woken:.0%}" for ms in SLOW_MS["hand-offs"])
 
 
+def loop_commits(tally: Tally) -> str:
+    """Commits made on the loop per 1,000 requests, and how many held it over each
+    threshold; "—" where none were (PostgreSQL, commits on the thread)."""
+    made = tally.events.get("loop commits", 0.0)
+    if not made:
+        return "—"
+    slow = " / ".join(
+        per_thousand(tally.slow["loop commits"][ms], tally.requests)
+        for ms in SLOW_MS["loop commits"]
+    )
+    return f"{per_thousand(made, tally.requests)}; {slow}"
+
+
 def render(
     rates: list[int],
     disk: dict[int, list[float]],
@@ -190,9 +206,10 @@ def render(
     lines = [
         "| rate | server | added P50 / P99 / P99.9 ms | max ms | decisions > 2.5 / > 10 ms "
         "per 1,000 requests | audit commits > 2.5 / > 10 ms per 1,000 requests | "
-        "writer hand-offs > 0.5 / > 2 ms | GC pauses > 10 ms | loop lag > 10 ms | "
+        "writer hand-offs > 0.5 / > 2 ms | commits on the loop per 1,000 requests; of them "
+        "> 1 / > 5 ms | GC pauses > 10 ms | loop lag > 10 ms | "
         f"CPU stolen: share, stalls / {WINDOW_SECONDS * 1000:.0f}-ms windows |",
-        "|---|---|---|---:|---|---|---|---:|---:|---|",
+        "|---|---|---|---:|---|---|---|---|---:|---:|---|",
     ]
     for rate in rates:
         probe = sorted(disk[rate])
@@ -202,7 +219,7 @@ def render(
             f"{statistics.median(probe):.2f} / {probe[int(n * 0.99)]:.2f} / "
             f"{probe[min(n - 1, int(n * 0.999))]:.2f} (the fsync itself) | {probe[-1]:.1f} | "
             f"| fsyncs > 2.5 / > 10 ms: {per_thousand(sum(d > 2.5 for d in probe), n)} / "
-            f"{per_thousand(sum(d > 10 for d in probe), n)} | | | | "
+            f"{per_thousand(sum(d > 10 for d in probe), n)} | | | | | "
             f"{disk_stolen[rate].describe()} |"
         )
         base = tallies[("direct", rate)]
@@ -213,7 +230,7 @@ def render(
                     f"{tally.pct(50):.2f} / {tally.pct(99):.2f} / {tally.pct(99.9):.2f} (baseline)"
                 )
                 lines.append(
-                    f"| | {label} | {figures} | {tally.pct(100):.1f} | | | | | | "
+                    f"| | {label} | {figures} | {tally.pct(100):.1f} | | | | | | | "
                     f"{tally.stolen.describe()} |"
                 )
                 continue
@@ -225,7 +242,7 @@ def render(
             )
             lines.append(
                 f"| | {label} | {added} | {tally.pct(100):.1f} | {decisions} | {commits} | "
-                f"{handoff_shares(tally)} | "
+                f"{handoff_shares(tally)} | {loop_commits(tally)} | "
                 f"{tally.slow['gc pauses'][10]:.0f} | {tally.slow['loop lag'][10]:.0f} | "
                 f"{tally.stolen.describe()} |"
             )

@@ -10,7 +10,15 @@ import pytest
 from comparison.document import write_marked
 from comparison.load import Phase
 from comparison.stolen import StolenWindows
-from tails import Tally, buckets, count_above, disk_probe, render_phases, tally_histograms
+from tails import (
+    Tally,
+    buckets,
+    count_above,
+    disk_probe,
+    loop_commits,
+    render_phases,
+    tally_histograms,
+)
 
 from tests.support.fake_upstream import RunningFake
 from tests.support.model_calls import model_call
@@ -39,7 +47,9 @@ def test_a_running_tethers_commits_are_counted_over_a_phase(
     decision's commit wakes it: the hand-offs are counted too."""
     key = gateway.create_agent("bench", "p")
     before = buckets(gateway.url, gateway.admin_token)
-    assert set(before) == {"decisions", "commits", "hand-offs", "gc pauses", "loop lag"}
+    assert set(before) == {
+        "decisions", "commits", "hand-offs", "loop commits", "gc pauses", "loop lag"
+    }  # fmt: skip
     for n in range(3):
         answer = model_call(gateway, key, f"tails-{n}")
         assert answer.status_code == 200, answer.text
@@ -50,6 +60,22 @@ def test_a_running_tethers_commits_are_counted_over_a_phase(
     assert set(tally.slow["commits"]) == set(tally.slow["decisions"]) == {2.5, 10}
     assert set(tally.slow["loop lag"]) == {10}
     assert tally.events["hand-offs"] >= 1, "the decisions woke the idle writer thread"
+    assert tally.events["loop commits"] == 0 and loop_commits(tally) == "—"
+
+
+def test_commits_on_the_loop_are_counted_with_how_long_they_held_it(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    key = gateway.create_agent("bench", "p")
+    before = buckets(gateway.url, gateway.admin_token)
+    for n in range(3):
+        assert model_call(gateway, key, f"loop-{n}").status_code == 200
+    tally = Tally(requests=3)
+    tally_histograms(tally, before, buckets(gateway.url, gateway.admin_token))
+    assert tally.events["loop commits"] >= 3, "each decision's events commit on the loop"
+    assert set(tally.slow["loop commits"]) == {1, 5}
+    made, _, slow = loop_commits(tally).partition("; ")
+    assert float(made) >= 1000 and len(slow.split(" / ")) == 2
 
 
 def test_the_section_is_replaced_between_its_markers_and_the_rest_kept(tmp_path: Path) -> None:

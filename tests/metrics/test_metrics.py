@@ -201,11 +201,12 @@ def test_a_decisions_commit_is_made_on_the_event_loop_and_wakes_no_thread(
 ) -> None:
     """As shipped, a decision's brief writes commit on the event loop's thread, synced by
     the helper process (``tether_sqlite_writer_loop_commits``): no writer-thread wake-up
-    a call, only for the periodic flushes."""
+    a call, only for the periodic flushes and the first commit after each checkpoint (two
+    a second)."""
     key = gateway.create_agent("on-the-loop", "p")
     before = scrape(gateway)
     with httpx.Client(timeout=30) as client:
-        for n in range(5):
+        for n in range(10):
             ask(client, gateway, {"x-api-key": key, "anthropic-version": "2023-06-01"}, f"{n}")
     after = scrape(gateway)
 
@@ -216,6 +217,9 @@ def test_a_decisions_commit_is_made_on_the_event_loop_and_wakes_no_thread(
     commits = grew("tether_sqlite_writer_commits_total")
     assert 5 <= on_loop <= commits, (on_loop, commits)
     assert grew("tether_sqlite_writer_handoff_seconds_count") <= commits - on_loop
+    held = grew("tether_sqlite_writer_loop_commit_seconds_count")
+    assert held == on_loop, "each commit on the loop is timed"
+    assert grew("tether_sqlite_writer_loop_commit_seconds_sum") > 0
 
 
 @pytest.mark.parametrize("gateway", [{"sqlite_commit_on_loop": False}], indirect=True)

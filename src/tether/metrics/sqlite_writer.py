@@ -32,6 +32,15 @@ class SqliteWriterCounters(Collector):
             registry,
         )
         writer.on_handoff = lambda seconds: handoffs.observe((), seconds)
+        loop_commits = HistogramTally(
+            "tether_sqlite_writer_loop_commit_seconds",
+            "How long each transaction made on the event loop's thread held the loop, from "
+            "its BEGIN to its COMMIT (its WAL sync is the helper process's, not the loop's)",
+            (),
+            HANDOFF_BUCKETS,
+            registry,
+        )
+        writer.on_loop_commit = lambda seconds: loop_commits.observe((), seconds)
         registry.register(self)
 
     def describe(self) -> Iterator[CounterMetricFamily]:

@@ -50,7 +50,8 @@ RESTART_BYTES = 4 * 1024 * 1024
 RESTART_TRIES = 10
 RESTART_RETRY_SECONDS = 0.003
 HANDOFF_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1)
-"""Upper bounds (seconds) of ``tether_sqlite_writer_handoff_seconds``."""
+"""Upper bounds (seconds) of ``tether_sqlite_writer_handoff_seconds`` and
+``tether_sqlite_writer_loop_commit_seconds``."""
 SYNCHRONOUS_MODES = ("FULL", "NORMAL")
 """FULL (the default) fsyncs the WAL at every commit, so an answered decision survives a
 power loss; NORMAL fsyncs only at checkpoints (faster, but the last commits before a
@@ -250,6 +251,9 @@ class SqliteWriter:
         """Checkpoints (``SqliteCheckpointer.ended``) a commit on the thread has followed."""
         self.loop_commits = 0
         """Of ``commits``, those made on the event loop's thread."""
+        self.on_loop_commit: Callable[[float], None] | None = None
+        """Told how long each transaction on the loop's thread held the loop, from its
+        ``BEGIN`` to its ``COMMIT`` (``tether_sqlite_writer_loop_commit_seconds``)."""
 
     async def commit_on_loop(self) -> None:
         """From now on, brief batches (``queue(brief=True)``) commit on this event loop's
@@ -383,11 +387,14 @@ class SqliteWriter:
         would hold the loop)."""
         conn = self._loop_conn
         assert conn is not None
+        began = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error:
             return False
         committed = self._transact(conn, batch, begun=True)
+        if self.on_loop_commit is not None:
+            self.on_loop_commit(time.perf_counter() - began)
         self.loop_commits += committed
         if committed and self._syncer is not None:
             self._syncer.sync(lambda error: self._synced(batch, error))
