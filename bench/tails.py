@@ -73,6 +73,11 @@ wake-ups: how long it took to start on a commit handed to it, most of it the wai
 interpreter lock a busy event loop holds. *Loop commits*: how long each transaction made
 on the event loop's thread held it."""
 PROBE_BYTES = b"x" * 4096
+SQLITE_VARIANTS = {
+    "tether-thread": {"TETHER_SQLITE_COMMIT_ON_LOOP": "0"},
+    "tether-normal": {"TETHER_SQLITE_SYNCHRONOUS": "NORMAL"},
+}
+"""The shipped SQLite tether's neighbours in the run, and the settings that make each."""
 
 
 @dataclass
@@ -307,20 +312,9 @@ def main(argv: list[str]) -> int:
         lab = Lab(workdir, stack, say=say)
         targets = {"direct": start_upstream(lab)}
         targets["tether-full"] = start_tether(lab, "tether-full", labels["tether-full"])
-        if "tether-thread" in labels:
-            targets["tether-thread"] = start_tether(
-                lab,
-                "tether-thread",
-                labels["tether-thread"],
-                extra_env={"TETHER_SQLITE_COMMIT_ON_LOOP": "0"},
-            )
-        if "tether-normal" in labels:
-            targets["tether-normal"] = start_tether(
-                lab,
-                "tether-normal",
-                labels["tether-normal"],
-                extra_env={"TETHER_SQLITE_SYNCHRONOUS": "NORMAL"},
-            )
+        for key, env in SQLITE_VARIANTS.items():
+            if key in labels:
+                targets[key] = start_tether(lab, key, labels[key], extra_env=env)
         if "tether-pg" in labels:
             targets["tether-pg"] = start_tether_postgres(lab, args.pg_dsn)
             targets["tether-pg"].label = labels["tether-pg"]

@@ -196,6 +196,17 @@ def test_a_call_that_starts_a_session_costs_no_more_writer_commits_than_one_in_a
     assert new_sessions[0] <= in_a_session[0] + 0.3 * calls, (new_sessions, in_a_session)
 
 
+def _growth_over_calls(gateway: RunningTether, agent: str, calls: int) -> Callable[[str], float]:
+    """How much each sample of ``/metrics`` grew over ``calls`` calls of a new agent."""
+    key = gateway.create_agent(agent, "p")
+    before = scrape(gateway)
+    with httpx.Client(timeout=30) as client:
+        for n in range(calls):
+            ask(client, gateway, {"x-api-key": key, "anthropic-version": "2023-06-01"}, f"{n}")
+    after = scrape(gateway)
+    return lambda name: value(after, name) - value(before, name)
+
+
 def test_a_decisions_commit_is_made_on_the_event_loop_and_wakes_no_thread(
     gateway: RunningTether, upstream: RunningFake
 ) -> None:
@@ -203,16 +214,7 @@ def test_a_decisions_commit_is_made_on_the_event_loop_and_wakes_no_thread(
     the helper process (``tether_sqlite_writer_loop_commits``): no writer-thread wake-up
     a call, only for the periodic flushes and the first commit after each checkpoint (two
     a second)."""
-    key = gateway.create_agent("on-the-loop", "p")
-    before = scrape(gateway)
-    with httpx.Client(timeout=30) as client:
-        for n in range(10):
-            ask(client, gateway, {"x-api-key": key, "anthropic-version": "2023-06-01"}, f"{n}")
-    after = scrape(gateway)
-
-    def grew(name: str) -> float:
-        return value(after, name) - value(before, name)
-
+    grew = _growth_over_calls(gateway, "on-the-loop", 10)
     on_loop = grew("tether_sqlite_writer_loop_commits_total")
     commits = grew("tether_sqlite_writer_commits_total")
     assert 5 <= on_loop <= commits, (on_loop, commits)
@@ -230,19 +232,13 @@ def test_the_writer_threads_wake_ups_are_a_histogram_of_how_long_each_took(
     idle writer thread: ``tether_sqlite_writer_handoff_seconds`` counts those wake-ups by
     how long the thread took to start (the interpreter lock's convoy under load), at most
     one a commit."""
-    key = gateway.create_agent("handoffs", "p")
-    before = scrape(gateway)
-    with httpx.Client(timeout=30) as client:
-        for n in range(5):
-            ask(client, gateway, {"x-api-key": key, "anthropic-version": "2023-06-01"}, f"{n}")
-    after = scrape(gateway)
+    grew = _growth_over_calls(gateway, "handoffs", 5)
     name = "tether_sqlite_writer_handoff_seconds"
-    handoffs = value(after, f"{name}_count") - value(before, f"{name}_count")
-    commits = value(after, "tether_sqlite_writer_commits_total") - value(
-        before, "tether_sqlite_writer_commits_total"
-    )
+    handoffs = grew(f"{name}_count")
+    commits = grew("tether_sqlite_writer_commits_total")
     assert 5 <= handoffs <= commits, (handoffs, commits)
-    assert value(after, f"{name}_sum") > value(before, f"{name}_sum")
+    assert grew(f"{name}_sum") > 0
+    after = scrape(gateway)
     buckets = sorted(
         (float(dict(labels)["le"]), count)
         for (sample, labels), count in after.items()
