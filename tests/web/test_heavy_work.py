@@ -252,9 +252,10 @@ def test_a_full_lane_refuses_the_hook_call_and_stops_the_turn(  # type: ignore[n
         (tmp_path / "release").touch()
 
 
-def test_a_killed_servers_worker_leaves_with_it(tmp_path: Path) -> None:
+def test_a_killed_servers_worker_and_wal_sync_helper_leave_with_it(tmp_path: Path) -> None:
     """``tether up`` killed outright (out of memory, a supervisor's SIGKILL) leaves no
-    worker behind holding memory and the server's output open."""
+    worker behind holding memory and the server's output open, nor its SQLite WAL sync
+    helper (which ignores the signals sent to the process group, and ends with its pipe)."""
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
@@ -272,6 +273,11 @@ def test_a_killed_servers_worker_leaves_with_it(tmp_path: Path) -> None:
         while not (workers := [p for p in children(process.pid) if "spawn_main" in command(p)]):
             assert time.monotonic() < deadline, "the heavy-work lane never started its worker"
             time.sleep(0.1)
+        while not (helpers := [p for p in children(process.pid) if "wal_sync" in command(p)]):
+            assert time.monotonic() < deadline, "no WAL sync helper was started"
+            time.sleep(0.1)
+        assert len(helpers) == 1, [command(p) for p in children(process.pid)]
+        workers += helpers
         process.kill()
         process.wait()
         wait_until_gone(workers, 15, "their server")
