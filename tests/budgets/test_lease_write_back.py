@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from tether.budgets.leases import GIVE_BACK_CHUNK, LeasedLedger
+from tether.budgets.leases import FLUSH_TRANSACTIONS, GIVE_BACK_CHUNK, LeasedLedger
 from tether.clock import new_id, now_ms
 from tether.errors import TetherError
 from tether.records.budgets import Budget, BudgetPeriod, BudgetScope
@@ -67,15 +67,15 @@ class Fleet:
     def hold(self, session: int) -> Hold:
         return Hold(self.budget, f"session:{session}", None, HELD, 0)
 
-    async def one_call_each(self) -> None:
+    async def one_call_each(self, sessions: int = SESSIONS) -> None:
         """Each session makes one call that spends ``SPENT`` of its own lease."""
-        for session in range(SESSIONS):
+        for session in range(sessions):
             call = new_id()
             assert await self.leases.reserve(call, [self.hold(session)], now_ms() + 60_000) is None
             await self.leases.settle(call, [self.hold(session)], SPENT, 0)
 
-    async def spent_and_reserved(self) -> list[tuple[int, int]]:
-        usages = [await self.budgets.usage(self.budget.id, f"session:{n}") for n in range(SESSIONS)]
+    async def spent_and_reserved(self, sessions: int = SESSIONS) -> list[tuple[int, int]]:
+        usages = [await self.budgets.usage(self.budget.id, f"session:{n}") for n in range(sessions)]
         return [(u.spent_micros, u.reserved_micros) if u else (0, 0) for u in usages]
 
     async def fail_one_period(self, failing: bool) -> None:
@@ -126,6 +126,27 @@ def test_many_leases_are_written_back_a_chunk_a_transaction(database_url: str) -
                 assert transactions == math.ceil(SESSIONS / GIVE_BACK_CHUNK), transactions
             await sessions.leases.flush(closing=True)
             assert await sessions.spent_and_reserved() == [(SPENT, 0)] * SESSIONS
+
+    asyncio.run(scenario())
+
+
+def test_a_backlog_of_leases_goes_back_in_a_few_larger_chunks(database_url: str) -> None:
+    """More leases than ``FLUSH_TRANSACTIONS`` chunks of sixteen are written back, then
+    given back, in that many larger transactions: a chunk of sixteen at a time, written
+    one after another, kept up with only a few hundred new sessions a second, and the
+    leases waiting to go back grew without bound."""
+    backlog = 4 * FLUSH_TRANSACTIONS * GIVE_BACK_CHUNK
+
+    async def scenario() -> None:
+        async with fleet(database_url) as sessions:
+            await sessions.one_call_each(backlog)
+            for closing, reserved in ((False, SLICE - SPENT), (True, 0)):
+                commits = sessions.writer.commits if sessions.writer else 0
+                await sessions.leases.flush(closing=closing)
+                assert await sessions.spent_and_reserved(backlog) == [(SPENT, reserved)] * backlog
+                if sessions.writer is not None:
+                    transactions = sessions.writer.commits - commits
+                    assert transactions == FLUSH_TRANSACTIONS, (closing, transactions)
 
     asyncio.run(scenario())
 
