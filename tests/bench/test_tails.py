@@ -68,14 +68,15 @@ def test_commits_on_the_loop_are_counted_with_how_long_they_held_it(
 ) -> None:
     key = gateway.create_agent("bench", "p")
     before = buckets(gateway.url, gateway.admin_token)
-    for n in range(3):
+    for n in range(6):
         assert model_call(gateway, key, f"loop-{n}").status_code == 200
-    tally = Tally(requests=3)
+    tally = Tally(requests=6)
     tally_histograms(tally, before, buckets(gateway.url, gateway.admin_token))
-    assert tally.events["loop commits"] >= 3, "each decision's events commit on the loop"
+    # The first commit after each checkpoint (two a second) is the writer thread's.
+    assert tally.events["loop commits"] >= 3, "the decisions' events commit on the loop"
     assert set(tally.slow["loop commits"]) == {1, 5}
     made, _, slow = loop_commits(tally).partition("; ")
-    assert float(made) >= 1000 and len(slow.split(" / ")) == 2
+    assert float(made) >= 500 and len(slow.split(" / ")) == 2
 
 
 def test_the_section_is_replaced_between_its_markers_and_the_rest_kept(tmp_path: Path) -> None:

@@ -221,12 +221,14 @@ class SqliteWriter:
     only itself), with one commit and one wake-up of the event loop for all of them.
     A caller hears back only after the commit that made its piece durable."""
 
-    def __init__(self, path: str, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: str, synchronous: str = "FULL", checkpoint_seconds: float = CHECKPOINT_SECONDS
+    ) -> None:
         self._path = path
         self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._conn: sqlite3.Connection | None = None
-        self._checkpointer = SqliteCheckpointer(path)
+        self._checkpointer = SqliteCheckpointer(path, checkpoint_seconds)
         self._checkpointer.start()
         self._closed = False
         self._lock = threading.Lock()
