@@ -189,7 +189,7 @@ def test_a_budget_shared_behind_the_balancer_is_never_overspent(
         "/budgets", json={"project": fleet.project, "period": "daily", "limit_usd": limit}
     ).json()
 
-    async def one(client: httpx.AsyncClient, n: int) -> int:
+    async def one(client: httpx.AsyncClient, n: int) -> tuple[int, str]:
         response = await client.post(
             f"{fleet.url}/v1/messages",
             json={
@@ -203,14 +203,16 @@ def test_a_budget_shared_behind_the_balancer_is_never_overspent(
                 "X-Claude-Code-Session-Id": f"budget-{n}",
             },
         )
-        return response.status_code
+        return response.status_code, response.text[:500]
 
-    async def burst() -> list[int]:
+    async def burst() -> list[tuple[int, str]]:
         async with httpx.AsyncClient(timeout=60) as client:
             return await asyncio.gather(*[one(client, n) for n in range(40)])
 
-    statuses = asyncio.run(burst())
-    assert set(statuses) == {200, 402}
+    answers = asyncio.run(burst())
+    assert {status for status, _ in answers} == {200, 402}, [
+        answer for answer in answers if answer[0] not in (200, 402)
+    ]
     deadline = time.monotonic() + 5
     while True:
         budgets = fleet.replicas.admin.get("/budgets").json()
