@@ -349,13 +349,15 @@ class SqliteWriter:
         brief, else the writer thread drains. The claim ends when the queue is empty."""
         batch = self._brief_batch()
         if batch is None:
-            self._handed_at = time.perf_counter()
-            self._executor.submit(self._drain)
+            self._hand_to_thread()
         elif batch and not self._commit_here(batch):
             with self._lock:
                 self._queue[:0] = batch
-            self._handed_at = time.perf_counter()
-            self._executor.submit(self._drain)
+            self._hand_to_thread()
+
+    def _hand_to_thread(self) -> None:
+        self._handed_at = time.perf_counter()
+        self._executor.submit(self._drain)
 
     def _brief_batch(self) -> list[_Work] | None:
         """The whole queue, if it may commit on this thread; [] (the claim ended) if the
