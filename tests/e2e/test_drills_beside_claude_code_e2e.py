@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 
 from tests.support.claude_code import ClaudeCode, hook_settings
+from tests.support.drills import passed_but_for_time
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether
 from tether.fakes.anthropic import FakeReply
-from tether.readiness.drills import TARGET_SECONDS
 from tether.store.readiness import DRILL_CAUSED
 
 TETHER = [sys.executable, "-m", "tether.cli"]
@@ -86,15 +86,8 @@ def _drill(deployment: Deployment, kind: str) -> dict[str, Any]:
     ran = _tether(deployment, *args)
     assert ran.returncode in (0, 1), f"drill {kind}: {ran.stdout}{ran.stderr}"
     report: dict[str, Any] = json.loads(ran.stdout)
-    assert report["ok"] or _only_slow(kind, report), f"drill {kind}: {ran.stdout}"
+    assert passed_but_for_time(kind, report), f"drill {kind}: {ran.stdout}"
     return report
-
-
-def _only_slow(kind: str, report: dict[str, Any]) -> bool:
-    """The drill failed on its time target alone, which it checks last and only when all
-    else passed. Speed is the benchmarks' to measure: a loaded CI machine took 1.8 s."""
-    slow = f"slower than the {TARGET_SECONDS[kind]} s target"
-    return bool(report["notes"]) and report["notes"][-1].endswith(slow)
 
 
 def _ticks(workdir: Path) -> int:

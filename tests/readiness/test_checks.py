@@ -103,7 +103,9 @@ def test_a_project_set_up_as_the_guidance_says_passes(
     tether_any.set_guards("ready", repeat_limit=1)
     body = {"session_id": "s", "action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}
     for _ in range(2):
-        httpx.post(f"{tether_any.url}/v1/authorize", json=body, headers={"x-api-key": key})
+        httpx.post(
+            f"{tether_any.url}/v1/authorize", json=body, headers={"x-api-key": key}, timeout=60
+        )
     wait_for(lambda: bool(receiver.deliveries))
     tether_any.set_guards("ready", repeat_limit=20, require_hooks=True)
     probed = cli("policy", "probe", "-a", "builder", "--key", key, "--json")
