@@ -213,7 +213,9 @@ def test_a_decisions_commit_is_made_on_the_event_loop_and_wakes_no_thread(
     """As shipped, a decision's brief writes commit on the event loop's thread, synced by
     the helper process (``tether_sqlite_writer_loop_commits``): no writer-thread wake-up
     a call, only for the periodic flushes and the first commit after each checkpoint (two
-    a second)."""
+    a second). Each sync is timed (``tether_sqlite_wal_sync_seconds``); a commit made as
+    a scrape is read (the call's settling, after its answer) may be counted in one and not
+    yet in the other."""
     grew = _growth_over_calls(gateway, "on-the-loop", 10)
     on_loop = grew("tether_sqlite_writer_loop_commits_total")
     commits = grew("tether_sqlite_writer_commits_total")
@@ -222,6 +224,9 @@ def test_a_decisions_commit_is_made_on_the_event_loop_and_wakes_no_thread(
     held = grew("tether_sqlite_writer_loop_commit_seconds_count")
     assert held == on_loop, "each commit on the loop is timed"
     assert grew("tether_sqlite_writer_loop_commit_seconds_sum") > 0
+    synced = grew("tether_sqlite_wal_sync_seconds_count")
+    assert abs(synced - on_loop) <= 2, ("each is synced and timed", synced, on_loop)
+    assert grew("tether_sqlite_wal_sync_seconds_sum") > 0
 
 
 @pytest.mark.parametrize("gateway", [{"sqlite_commit_on_loop": False}], indirect=True)

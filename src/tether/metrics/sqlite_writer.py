@@ -1,7 +1,8 @@
 """The SQLite writer's group commit, read at scrape time: how many transactions it has
 committed and how many pieces of work they carried, so an operator can see how many
 commits a call costs and how well concurrent calls share them; and how long the writer's
-thread took to start on work handed to it (``bench/tails.py`` reads it)."""
+thread took to start on work handed to it (``bench/tails.py`` reads it), and how long
+the WAL syncs of commits made on the event loop took."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from tether.metrics.tallies import HistogramTally
 from tether.store.sqlite_writer import HANDOFF_BUCKETS, SqliteWriter
+from tether.store.wal_sync import WAL_SYNC_BUCKETS
 
 __all__ = ["SqliteWriterCounters"]
 
@@ -41,6 +43,15 @@ class SqliteWriterCounters(Collector):
             registry,
         )
         writer.on_loop_commit = lambda seconds: loop_commits.observe((), seconds)
+        wal_syncs = HistogramTally(
+            "tether_sqlite_wal_sync_seconds",
+            "How long each sync of a commit made on the event loop took the helper process, "
+            "from asking to its answer: the disk's fdatasync and the helper's wake-up",
+            (),
+            WAL_SYNC_BUCKETS,
+            registry,
+        )
+        writer.on_wal_sync = lambda seconds: wal_syncs.observe((), seconds)
         registry.register(self)
 
     def describe(self) -> Iterator[CounterMetricFamily]:

@@ -256,6 +256,9 @@ class SqliteWriter:
         self.on_loop_commit: Callable[[float], None] | None = None
         """Told how long each transaction on the loop's thread held the loop, from its
         ``BEGIN`` to its ``COMMIT`` (``tether_sqlite_writer_loop_commit_seconds``)."""
+        self.on_wal_sync: Callable[[float], None] | None = None
+        """Told how long each sync of a loop commit took the helper process, from asking
+        to its answer (``tether_sqlite_wal_sync_seconds``): the disk's share of a commit."""
 
     async def commit_on_loop(self) -> None:
         """From now on, brief batches (``queue(brief=True)``) commit on this event loop's
@@ -277,8 +280,13 @@ class SqliteWriter:
                 conn.close()
                 log.warning("commits stay on the SQLite writer thread: %s", exc)
                 return
+            syncer.on_answer = self._wal_synced
             self._syncer = syncer
         self._loop, self._loop_conn = asyncio.get_running_loop(), conn
+
+    def _wal_synced(self, seconds: float) -> None:
+        if self.on_wal_sync is not None:
+            self.on_wal_sync(seconds)
 
     @property
     def wal_syncs(self) -> int:

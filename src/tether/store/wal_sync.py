@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -23,13 +24,15 @@ from typing import cast
 
 from tether.store import wal_sync_helper
 
-__all__ = ["WalSyncer", "WalSyncerGone"]
+__all__ = ["WAL_SYNC_BUCKETS", "WalSyncer", "WalSyncerGone"]
 
 log = logging.getLogger(__name__)
 
 HELPER = Path(wal_sync_helper.__file__)
 START_SECONDS = 10.0
 STOP_SECONDS = 5.0
+WAL_SYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 1.0, 5.0)
+"""Upper bounds (seconds) of ``tether_sqlite_wal_sync_seconds``: a disk's stall included."""
 
 
 class WalSyncerGone(OSError):
@@ -64,11 +67,14 @@ class WalSyncer:
         self._wal_path = wal_path
         self._transport: asyncio.SubprocessTransport | None = None
         self._requests: asyncio.WriteTransport | None = None
-        self._waiting: deque[SyncDone] = deque()
+        self._waiting: deque[tuple[SyncDone, float]] = deque()
         self._ready: asyncio.Future[None] | None = None
         self.alive = False
         self.synced = 0
         """Syncs answered so far."""
+        self.on_answer: Callable[[float], None] | None = None
+        """Told how long each answered sync took, from the request written to the answer
+        read: the helper's wake-up and the disk's ``fdatasync``."""
 
     async def start(self) -> None:
         """Start the helper; raises ``OSError`` if it could not be started or did not say
@@ -95,7 +101,7 @@ class WalSyncer:
         if not self.alive or self._requests is None:
             then(WalSyncerGone("the WAL sync helper is not running"))
             return
-        self._waiting.append(then)
+        self._waiting.append((then, time.perf_counter()))
         self._requests.write(b"s")
 
     def _answered(self, data: bytes) -> None:
@@ -108,7 +114,9 @@ class WalSyncer:
         for answer in data:
             if not self._waiting:
                 break
-            then = self._waiting.popleft()
+            then, asked_at = self._waiting.popleft()
+            if self.on_answer is not None:
+                self.on_answer(time.perf_counter() - asked_at)
             if answer == wal_sync_helper.SYNCED[0]:
                 self.synced += 1
                 then(None)
@@ -122,7 +130,8 @@ class WalSyncer:
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(WalSyncerGone("the WAL sync helper exited"))
         while self._waiting:
-            self._waiting.popleft()(WalSyncerGone("the WAL sync helper exited before answering"))
+            then, _ = self._waiting.popleft()
+            then(WalSyncerGone("the WAL sync helper exited before answering"))
 
     def pid(self) -> int | None:
         return self._transport.get_pid() if self._transport is not None else None
