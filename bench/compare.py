@@ -69,7 +69,7 @@ SERVERS = [
     "tether-pg",
     "litellm",
 ]
-OPTIONAL_SERVERS = ["tether-pg-workers"]
+OPTIONAL_SERVERS = ["tether-pg-workers", "tether-new-session-no-session-budget"]
 """Run only when named in ``--only``: not part of the published table's full run."""
 RATES = [30, 100, 300, 1000]
 PROFILED = ["passthrough", "tether-sqlite", "tether-new-session"]
@@ -131,6 +131,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=3,
         help="with --profile: CPU per request is the median of this many closed-loop "
         "phases per server, the servers taking turns (3)",
+    )
+    parser.add_argument(
+        "--fixed-rate",
+        type=int,
+        metavar="RPS",
+        help="with --profile: also each server's CPU per request in an open-loop phase at "
+        "this rate every round, the servers taking turns: the same pace for all (at "
+        "saturation a faster server carries more requests a commit and a wake-up)",
     )
     parser.add_argument(
         "--doors",
@@ -198,6 +206,7 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         lab = Lab(workdir, stack, upstream_lab.upstream_url, say)
         targets = {key: start(key, lab, args) for key in args.servers}
         rounds, main_rounds = cpu_in_turns(targets, args, say)
+        at_rate = cpu_at_rate_in_turns(targets, args, say) if args.fixed_rate else {}
         for key, target in targets.items():
             wait_idle(target.pids())
             with Sampler(target.measured[0].pid) as sampler:
@@ -213,7 +222,9 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
                 f"{main_ms:.3f})  {profile.total:,} samples {profile.error}"
             )
             label = LABELS.get(key, key)
-            profiles[key] = ProfiledServer(label, profile, cpu_ms, main_ms, rounds[key])
+            profiles[key] = ProfiledServer(
+                label, profile, cpu_ms, main_ms, rounds[key], at_rate.get(key, [])
+            )
     shutil.rmtree(workdir, ignore_errors=True)
     baseline = profiles.get("passthrough")
     lines = [
@@ -237,9 +248,17 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         "request, translating it, writing the answer); *relay* is the upstream call and "
         "its answer; the SQLite writer thread is shown on its own. *Main thread* is the "
         "CPU of the thread that runs the event loop alone (`/proc/PID/task/PID`, the same "
-        "phases): what no other thread can take off it.",
+        "phases): what no other thread can take off it."
+        + (
+            f" *At {args.fixed_rate:,} req/s*: the CPU per request of an open-loop phase at "
+            "that rate in each round (the servers taking turns), the same pace for every "
+            "server; under the closed loop a faster server carries more requests a commit "
+            "and a loop wake-up."
+            if args.fixed_rate
+            else ""
+        ),
         "",
-        *render_profile(profiles, baseline),
+        *render_profile(profiles, baseline, args.fixed_rate or 0),
     ]
     section = "\n".join(lines)
     print("\n" + section)
@@ -275,6 +294,34 @@ def cpu_in_turns(
                 f"CPU {runs[key][-1]:.3f} ms/req (main thread {main[key][-1]:.3f})"
             )
     return runs, main
+
+
+def cpu_at_rate_in_turns(
+    targets: dict[str, Target], args: argparse.Namespace, say: Callable[[str], None]
+) -> dict[str, list[float | None]]:
+    """Per server, the CPU per request of an open-loop phase at ``args.fixed_rate`` in
+    each of ``args.rounds`` rounds, in turns as ``cpu_in_turns``; None for a phase the
+    server could not keep pace in."""
+    runs: dict[str, list[float | None]] = {key: [] for key in targets}
+    for round_number in range(args.rounds):
+        keys = list(targets) if round_number % 2 == 0 else list(reversed(targets))
+        for key in keys:
+            target = targets[key]
+            wait_idle(target.pids())
+            phase = run_async(
+                open_loop(target.endpoint, False, args.fixed_rate, args.seconds,
+                          f"{key}-{time.monotonic_ns()}-rate", target.probe)
+            )  # fmt: skip
+            runs[key].append(None if phase.overloaded else phase.cpu_ms_per_request())
+            say(
+                f"  round {round_number + 1} at {args.fixed_rate:,} req/s: {key:<20} "
+                + (
+                    f"OVERLOADED: {phase.overloaded}"
+                    if phase.overloaded
+                    else f"CPU {phase.cpu_ms_per_request():.3f} ms/req"
+                )
+            )
+    return runs
 
 
 def compare_doors(args: argparse.Namespace, command: str, say: Callable[[str], None]) -> int:
@@ -481,6 +528,10 @@ def start(key: str, lab: Lab, args: argparse.Namespace) -> Target:
             lab, key, "tether, SQLite, no session header (a new session every call)",
             session_header=False,
         )  # fmt: skip
+    if key == "tether-new-session-no-session-budget":
+        return start_tether(
+            lab, key, LABELS[key], session_header=False, session_budget=False
+        )  # fmt: skip
     if key == "tether-pg":
         return start_tether_postgres(lab, args.pg_dsn)
     if key == "tether-pg-workers":
@@ -497,6 +548,8 @@ LABELS = {
     "tether-converse": "tether's /bedrock door in Converse, every control on, SQLite",
     "tether-vertex": "tether's /vertex door, every control on, SQLite",
     "tether-new-session": "tether, SQLite, no session header",
+    "tether-new-session-no-session-budget": "tether, SQLite, no session header, no per-session "
+    "budget",
     "tether-pg": "tether, every control on, PostgreSQL",
     "tether-pg-workers": "tether, every control on, PostgreSQL, 2 workers",
     "litellm": "LiteLLM proxy, no database",

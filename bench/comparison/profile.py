@@ -199,26 +199,78 @@ class ProfiledServer:
     """CPU per request of the thread running the event loop."""
     rounds: list[float] = field(default_factory=list)
     """CPU per request in each round (``cpu_ms`` is their median), in the servers' turns."""
+    at_rate: list[float | None] = field(default_factory=list)
+    """CPU per request at the fixed open-loop rate in each round (``--fixed-rate``); None
+    for a round the server could not keep pace in."""
 
 
 COMMON_PATH = "tether-sqlite"
-NEW_SESSION_PATH = "tether-new-session"
+NEW_SESSION_PATHS = ("tether-new-session", "tether-new-session-no-session-budget")
 NEW_SESSION_TARGET = 0.6 / 0.46
 """#29: a new session at most 0.6 ms where the common path costs 0.46 ms."""
 
 
-def _paired(server: ProfiledServer, base: ProfiledServer) -> str:
+def _paired(server: ProfiledServer, base: ProfiledServer, at_rate: bool = False) -> str:
     """The median of each round's own ratio (the two measured minutes apart, so the host's
-    drift between rounds cancels), and the rounds' range."""
-    ratios = [a / b for a, b in zip(server.rounds, base.rounds, strict=False) if b]
+    drift between rounds cancels), and the rounds' range; ``at_rate``: of the phases at the
+    fixed rate, leaving out the rounds either could not keep pace in."""
+    pairs = zip(
+        server.at_rate if at_rate else server.rounds,
+        base.at_rate if at_rate else base.rounds,
+        strict=False,
+    )
+    ratios = [a / b for a, b in pairs if a is not None and b]
     if not ratios:
         return ""
     return f"{statistics.median(ratios):.2f} x ({min(ratios):.2f} to {max(ratios):.2f})"
 
 
-def render(servers: dict[str, ProfiledServer], baseline: ProfiledServer | None) -> list[str]:
+def _at_rate(server: ProfiledServer) -> str:
+    kept = [cpu for cpu in server.at_rate if cpu is not None]
+    if not kept:
+        return "could not keep pace" if server.at_rate else ""
+    missed = len(server.at_rate) - len(kept)
+    return f"{statistics.median(kept):.3f} ms" + (
+        f" ({missed} round(s) overloaded)" if missed else ""
+    )
+
+
+def _to_common_path(servers: dict[str, ProfiledServer], fixed_rate: int) -> list[str]:
+    """Rows: each new-session server's CPU against the common path's (#29's target)."""
+    common = servers.get(COMMON_PATH)
+    if common is None or not common.cpu_ms:
+        return []
+    new = {key for key in NEW_SESSION_PATHS if key in servers}
+    if not new:
+        return []
+    closed = [
+        f"{server.cpu_ms / common.cpu_ms:.2f} x; each round's own {_paired(server, common)}"
+        if key in new
+        else ""
+        for key, server in servers.items()
+    ]
+    lines = [
+        f"| new session to the common path (#29: at most {NEW_SESSION_TARGET:.2f} x) | "
+        + " | ".join(closed)
+        + " |"
+    ]
+    if fixed_rate:
+        paced = [
+            _paired(server, common, at_rate=True) if key in new else ""
+            for key, server in servers.items()
+        ]
+        lines.append(
+            f"| the same at {fixed_rate:,} req/s, each round's own | " + " | ".join(paced) + " |"
+        )
+    return lines
+
+
+def render(
+    servers: dict[str, ProfiledServer], baseline: ProfiledServer | None, fixed_rate: int = 0
+) -> list[str]:
     """A Markdown table: per server, CPU ms per request and each stage's share and ms, the
-    main thread's part, and the ratios to the bare pass-through (``baseline``)."""
+    main thread's part, and the ratios to the bare pass-through (``baseline``); with
+    ``fixed_rate``, the CPU per request at that rate too."""
     stages = [stage for stage, _ in STAGES] + [OTHER]
     head = "| stage | " + " | ".join(server.label for server in servers.values()) + " |"
     lines = [head, "|---|" + "---:|" * len(servers)]
@@ -236,6 +288,13 @@ def render(servers: dict[str, ProfiledServer], baseline: ProfiledServer | None) 
         for server in servers.values()
     ]
     lines.append("| of which the main thread (the event loop) | " + " | ".join(mains) + " |")
+    if fixed_rate:
+        paced = [_at_rate(server) for server in servers.values()]
+        lines.append(
+            f"| CPU per request at {fixed_rate:,} req/s (open loop; median of the rounds) | "
+            + " | ".join(paced)
+            + " |"
+        )
     if baseline is not None and baseline.cpu_ms:
         ratios = [f"{server.cpu_ms / baseline.cpu_ms:.2f} x" for server in servers.values()]
         lines.append("| ratio to the bare pass-through | " + " | ".join(ratios) + " |")
@@ -253,19 +312,7 @@ def render(servers: dict[str, ProfiledServer], baseline: ProfiledServer | None) 
         lines.append(
             "| the main thread's ratio to the pass-through's | " + " | ".join(mains) + " |"
         )
-    common, new = servers.get(COMMON_PATH), servers.get(NEW_SESSION_PATH)
-    if common is not None and new is not None and common.cpu_ms:
-        to_common = [
-            f"{new.cpu_ms / common.cpu_ms:.2f} x; each round's own {_paired(new, common)}"
-            if server is new
-            else ""
-            for server in servers.values()
-        ]
-        lines.append(
-            f"| new session to the common path (#29: at most {NEW_SESSION_TARGET:.2f} x) | "
-            + " | ".join(to_common)
-            + " |"
-        )
+    lines += _to_common_path(servers, fixed_rate)
     samples = [f"{server.profile.total:,}" for server in servers.values()]
     lines.append("| py-spy samples | " + " | ".join(samples) + " |")
     for server in servers.values():

@@ -148,6 +148,7 @@ def start_tether(
     label: str,
     database_url: str = "",
     session_header: bool = True,
+    session_budget: bool = True,
     wire: str = "messages",
     extra_env: dict[str, str] | None = None,
     up_args: tuple[str, ...] = (),
@@ -157,7 +158,8 @@ def start_tether(
     """``tether up`` with every control on, configured through the admin API; ``wire``:
     the door the load goes through (``messages``, ``bedrock``, ``converse``, ``vertex``);
     ``extra_env``: more ``TETHER_*`` settings; ``up_args``: more ``tether up`` options;
-    ``python``: the interpreter to run it with (a wrapper that runs it under a tool)."""
+    ``python``: the interpreter to run it with (a wrapper that runs it under a tool);
+    ``session_budget``: False leaves out the per-session budget (what it costs, measured)."""
     port = free_port()
     data = lab.workdir / name
     data.mkdir()
@@ -202,7 +204,7 @@ def start_tether(
             "/projects/bench/gcp",
             json={"service_account": key_file, "endpoint_url": lab.upstream_url},
         ).raise_for_status()
-    for period in ("daily", "session"):
+    for period in ("daily", "session") if session_budget else ("daily",):
         admin.put(
             "/budgets", json={"project": "bench", "period": period, "limit_usd": 1_000_000}
         ).raise_for_status()

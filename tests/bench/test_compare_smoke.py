@@ -179,6 +179,35 @@ def test_the_profile_pairs_each_round_with_the_pass_through_of_that_round() -> N
     ) in table
 
 
+def test_the_profile_shows_each_new_session_at_a_fixed_rate_beside_the_closed_loop() -> None:
+    """``--fixed-rate``: each server's CPU at one pace, and every new-session server (the
+    per-session budget kept and left out) against the common path round by round; a round
+    a server could not keep pace in counts for neither side of its ratio."""
+    empty = parse_collapsed("")
+    common = ProfiledServer("tether", empty, 0.3, 0.3, [0.3, 0.3], [0.7, 0.8, 0.6])
+    new = ProfiledServer("new", empty, 0.45, 0.4, [0.45, 0.45], [0.84, None, 0.78])
+    bare = ProfiledServer("new, no budget", empty, 0.39, 0.35, [0.39, 0.39], [0.77, 0.8, 0.7])
+    servers = {
+        "tether-sqlite": common,
+        "tether-new-session": new,
+        "tether-new-session-no-session-budget": bare,
+    }
+    table = "\n".join(render_profile(servers, None, fixed_rate=1000))
+    assert (
+        "| CPU per request at 1,000 req/s (open loop; median of the rounds) | 0.700 ms | "
+        "0.810 ms (1 round(s) overloaded) | 0.770 ms |"
+    ) in table
+    assert (
+        "| new session to the common path (#29: at most 1.30 x) |  | "
+        "1.50 x; each round's own 1.50 x (1.50 to 1.50) | "
+        "1.30 x; each round's own 1.30 x (1.30 to 1.30) |"
+    ) in table
+    assert (
+        "| the same at 1,000 req/s, each round's own |  | 1.25 x (1.20 to 1.30) | "
+        "1.10 x (1.00 to 1.17) |"
+    ) in table
+
+
 def test_the_main_threads_cpu_is_its_own_not_the_processes() -> None:
     """A second thread spins half a second while the main thread waits."""
     stop = threading.Event()
