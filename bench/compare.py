@@ -40,7 +40,7 @@ from comparison import litellm_proxy
 from comparison.document import write_profile_section, write_section
 from comparison.load import Phase, closed_loop, open_loop
 from comparison.processes import wait_idle
-from comparison.profile import ProfiledServer, Sampler
+from comparison.profile import ProfiledServer, Sampler, mean_over_copies
 from comparison.profile import render as render_profile
 from comparison.report import render, stolen_clause
 from comparison.results import Machine, Run, ServerResult, fsync_ms, load_average, tether_revision
@@ -133,6 +133,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "phases per server, the servers taking turns (3)",
     )
     parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="with --profile: start each tether this many times and take each round's "
+        "mean over them (two processes running the same code can differ by a few percent "
+        "for as long as they run); py-spy samples the first (1)",
+    )
+    parser.add_argument(
         "--fixed-rate",
         type=int,
         metavar="RPS",
@@ -205,8 +213,22 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         start_upstream(upstream_lab)
         lab = Lab(workdir, stack, upstream_lab.upstream_url, say)
         targets = {key: start(key, lab, args) for key in args.servers}
-        rounds, main_rounds = cpu_in_turns(targets, args, say)
-        at_rate = cpu_at_rate_in_turns(targets, args, say) if args.fixed_rate else {}
+        copies = start_copies(targets, args, Lab(workdir, stack, lab.upstream_url, say))
+        measured = {**targets, **{name: target for name, (_, target) in copies.items()}}
+        groups = {key: [key] for key in targets}
+        for name, (key, _) in copies.items():
+            groups[key].append(name)
+        rounds, main_rounds = (
+            {key: [v for v in values if v is not None] for key, values in merged.items()}
+            for merged in (
+                mean_over_copies(runs, groups) for runs in cpu_in_turns(measured, args, say)
+            )
+        )
+        at_rate = (
+            mean_over_copies(cpu_at_rate_in_turns(measured, args, say), groups)
+            if args.fixed_rate
+            else {}
+        )
         for key, target in targets.items():
             wait_idle(target.pids())
             with Sampler(target.measured[0].pid) as sampler:
@@ -249,6 +271,13 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         "its answer; the SQLite writer thread is shown on its own. *Main thread* is the "
         "CPU of the thread that runs the event loop alone (`/proc/PID/task/PID`, the same "
         "phases): what no other thread can take off it."
+        + (
+            f" Each tether ran as {args.instances} processes, started alike; a round's "
+            "figure is their mean (two processes running the same code can differ by a "
+            "few percent for as long as they run)."
+            if args.instances > 1
+            else ""
+        )
         + (
             f" *At {args.fixed_rate:,} req/s*: the CPU per request of an open-loop phase at "
             "that rate in each round (the servers taking turns), the same pace for every "
@@ -294,6 +323,22 @@ def cpu_in_turns(
                 f"CPU {runs[key][-1]:.3f} ms/req (main thread {main[key][-1]:.3f})"
             )
     return runs, main
+
+
+def start_copies(
+    targets: dict[str, Target], args: argparse.Namespace, lab: Lab
+) -> dict[str, tuple[str, Target]]:
+    """``--instances``: more processes of each tether (the pass-through has no state to
+    differ by), each in a directory of its own, by name: (key, target)."""
+    copies: dict[str, tuple[str, Target]] = {}
+    for copy in range(2, args.instances + 1):
+        workdir = lab.workdir / f"copy-{copy}"
+        workdir.mkdir()
+        other = Lab(workdir, lab.stack, lab.upstream_url, lab.say)
+        for key in targets:
+            if key.startswith("tether"):
+                copies[f"{key}#{copy}"] = (key, start(key, other, args))
+    return copies
 
 
 def cpu_at_rate_in_turns(

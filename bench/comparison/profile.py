@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,6 +209,20 @@ COMMON_PATH = "tether-sqlite"
 NEW_SESSION_PATHS = ("tether-new-session", "tether-new-session-no-session-budget")
 NEW_SESSION_TARGET = 0.6 / 0.46
 """#29: a new session at most 0.6 ms where the common path costs 0.46 ms."""
+
+
+def mean_over_copies(
+    runs: Mapping[str, Sequence[float | None]], groups: Mapping[str, Sequence[str]]
+) -> dict[str, list[float | None]]:
+    """Per server, each round's mean over its processes (None where any could not keep
+    pace: that round is left out of its ratios)."""
+    merged: dict[str, list[float | None]] = {}
+    for key, names in groups.items():
+        merged[key] = []
+        for values in zip(*(runs[name] for name in names), strict=True):
+            known = [v for v in values if v is not None]
+            merged[key].append(statistics.fmean(known) if len(known) == len(values) else None)
+    return merged
 
 
 def _paired(server: ProfiledServer, base: ProfiledServer, at_rate: bool = False) -> str:

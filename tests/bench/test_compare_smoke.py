@@ -14,7 +14,7 @@ import pytest
 from comparison.document import BEGIN, END, write_section
 from comparison.load import Endpoint, Phase, closed_loop, open_loop
 from comparison.processes import main_thread_cpu_seconds
-from comparison.profile import ProfiledServer, parse_collapsed
+from comparison.profile import ProfiledServer, mean_over_copies, parse_collapsed
 from comparison.profile import render as render_profile
 from comparison.report import goals, render
 from comparison.results import Machine, Run, ServerResult
@@ -223,3 +223,12 @@ def test_the_main_threads_cpu_is_its_own_not_the_processes() -> None:
     stop.set()
     spinner.join()
     assert main_thread_cpu_seconds([os.getpid()]) - before < 0.2
+
+
+def test_a_round_is_the_mean_over_a_servers_processes_and_none_if_one_fell_behind() -> None:
+    runs = {"tether": [0.4, 0.5, 0.6], "tether#2": [0.5, None, 0.4], "passthrough": [0.1, 0.1, 0.1]}
+    groups = {"tether": ["tether", "tether#2"], "passthrough": ["passthrough"]}
+    assert mean_over_copies(runs, groups) == {
+        "tether": [0.45, None, 0.5],
+        "passthrough": [0.1, 0.1, 0.1],
+    }
