@@ -417,6 +417,40 @@ async def test_when_the_sync_helper_dies_waiting_work_is_synced_by_the_thread_an
         stored.close()
 
 
+async def test_a_sync_helper_that_stops_answering_is_killed_and_the_thread_takes_over(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The helper stopped and never killed by anyone: after the stall limit the writer
+    kills it itself, the batch that waited is synced on the writer thread and answered,
+    and the writes after it (a kill switch's, say) are not held behind it."""
+    path = str(tmp_path / "w.db")
+    setup = open_sqlite(path)
+    setup.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+    setup.close()
+    writer = SqliteWriter(path, checkpoint_seconds=NO_CHECKPOINT, wal_sync_stall_seconds=0.5)
+    threads: list[str] = []
+    try:
+        await writer.commit_on_loop()
+        helper = writer.wal_sync_pid
+        assert helper is not None
+        os.kill(helper, signal.SIGSTOP)
+        waiting = asyncio.ensure_future(writer.transaction(_where(1, threads), brief=True))
+        await asyncio.sleep(0.2)
+        assert not waiting.done(), "answered before the WAL was synced"
+        assert await asyncio.wait_for(waiting, 10) == 1
+        assert not _running(helper), "the stuck helper is killed"
+        assert await asyncio.wait_for(writer.transaction(_where(2, threads), brief=True), 10)
+        assert threads[-1].startswith("sqlite-writer")
+        assert "has not answered a sync" in caplog.text
+    finally:
+        await writer.close()
+    stored = sqlite3.connect(path)
+    try:
+        assert stored.execute("SELECT n FROM t ORDER BY n").fetchall() == [(1,), (2,)]
+    finally:
+        stored.close()
+
+
 async def test_closing_the_writer_stops_its_sync_helper(tmp_path: Path) -> None:
     _, writer = _writer_on_a_table(tmp_path)
     await writer.commit_on_loop()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from tether.errors import StoreUnavailable
-from tether.store.wal_sync import WalSyncer, WalSyncerGone
+from tether.store.wal_sync import STALL_SECONDS, WalSyncer, WalSyncerGone
 
 __all__ = [
     "HANDOFF_BUCKETS",
@@ -222,10 +222,15 @@ class SqliteWriter:
     A caller hears back only after the commit that made its piece durable."""
 
     def __init__(
-        self, path: str, synchronous: str = "FULL", checkpoint_seconds: float = CHECKPOINT_SECONDS
+        self,
+        path: str,
+        synchronous: str = "FULL",
+        checkpoint_seconds: float = CHECKPOINT_SECONDS,
+        wal_sync_stall_seconds: float = STALL_SECONDS,
     ) -> None:
         self._path = path
         self._synchronous = synchronous
+        self._wal_sync_stall_seconds = wal_sync_stall_seconds
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._conn: sqlite3.Connection | None = None
         self._checkpointer = SqliteCheckpointer(path, checkpoint_seconds)
@@ -273,7 +278,7 @@ class SqliteWriter:
         conn.execute("PRAGMA busy_timeout=0")
         self._wal_path = f"{_database_file(conn)}-wal"
         if self._synchronous == "FULL":
-            syncer = WalSyncer(self._wal_path)
+            syncer = WalSyncer(self._wal_path, self._wal_sync_stall_seconds)
             try:
                 await syncer.start()
             except OSError as exc:

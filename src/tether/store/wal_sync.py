@@ -33,6 +33,11 @@ START_SECONDS = 10.0
 STOP_SECONDS = 5.0
 WAL_SYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 1.0, 5.0)
 """Upper bounds (seconds) of ``tether_sqlite_wal_sync_seconds``: a disk's stall included."""
+STALL_SECONDS = 30.0
+"""A sync left unanswered this long: the helper is taken for stuck (stopped, or frozen)
+and killed, and the commits waiting for it are synced by the writer thread, as when it
+exits. Every brief commit waits for the one before it to be synced, so without this a
+stopped helper would hold every write of the process, a kill switch's included."""
 
 
 class WalSyncerGone(OSError):
@@ -63,8 +68,10 @@ class WalSyncer:
     (``OSError``) or cannot be known (``WalSyncerGone``: the helper exited; ``alive`` is
     then False for good)."""
 
-    def __init__(self, wal_path: str) -> None:
+    def __init__(self, wal_path: str, stall_seconds: float = STALL_SECONDS) -> None:
         self._wal_path = wal_path
+        self._stall_seconds = stall_seconds
+        self._watch: asyncio.TimerHandle | None = None
         self._transport: asyncio.SubprocessTransport | None = None
         self._requests: asyncio.WriteTransport | None = None
         self._waiting: deque[tuple[SyncDone, float]] = deque()
@@ -103,6 +110,34 @@ class WalSyncer:
             return
         self._waiting.append((then, time.perf_counter()))
         self._requests.write(b"s")
+        if self._watch is None:
+            self._watch = asyncio.get_running_loop().call_later(
+                self._stall_seconds, self._check_stalled
+            )
+
+    def _check_stalled(self) -> None:
+        """Kill a helper whose oldest unanswered sync is ``stall_seconds`` old; else look
+        again when it would be."""
+        self._watch = None
+        if not self._waiting or not self.alive:
+            return
+        waited = time.perf_counter() - self._waiting[0][1]
+        if waited < self._stall_seconds:
+            self._watch = asyncio.get_running_loop().call_later(
+                self._stall_seconds - waited, self._check_stalled
+            )
+            return
+        log.error(
+            "the WAL sync helper (pid %s) has not answered a sync for %.1f s: it is killed, "
+            "and commits go through the writer thread from now on",
+            self.pid(),
+            waited,
+        )
+        self.alive = False
+        if self._transport is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._transport.kill()
+        self._gone()
 
     def _answered(self, data: bytes) -> None:
         if self._ready is not None and not self._ready.done():
@@ -124,6 +159,9 @@ class WalSyncer:
                 then(OSError(f"the WAL {self._wal_path} could not be synced"))
 
     def _gone(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         if self.alive:
             log.warning("the WAL sync helper exited; commits go through the writer thread")
         self.alive = False
