@@ -29,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
@@ -307,22 +307,28 @@ def cpu_in_turns(
         warm_up(target, args)
     runs: dict[str, list[float]] = {key: [] for key in targets}
     main: dict[str, list[float]] = {key: [] for key in targets}
-    for round_number in range(args.rounds):
+    for round_number, key, target in in_turns(targets, args.rounds):
+        phase = run_async(
+            closed_loop(target.endpoint, False, args.concurrency, args.seconds,
+                        f"{key}-{time.monotonic_ns()}-cpu", target.probe)
+        )  # fmt: skip
+        runs[key].append(phase.cpu_ms_per_request())
+        main[key].append(phase.cpu_ms_per_request("main thread"))
+        say(
+            f"  round {round_number + 1}: {key:<20} {phase.throughput:8,.0f} req/s  "
+            f"CPU {runs[key][-1]:.3f} ms/req (main thread {main[key][-1]:.3f})"
+        )
+    return runs, main
+
+
+def in_turns(targets: dict[str, Target], rounds: int) -> Iterator[tuple[int, str, Target]]:
+    """Each round, every server once, once it is idle: in the other order from the round
+    before, so the host's drift over a round moves every server alike."""
+    for round_number in range(rounds):
         keys = list(targets) if round_number % 2 == 0 else list(reversed(targets))
         for key in keys:
-            target = targets[key]
-            wait_idle(target.pids())
-            phase = run_async(
-                closed_loop(target.endpoint, False, args.concurrency, args.seconds,
-                            f"{key}-{time.monotonic_ns()}-cpu", target.probe)
-            )  # fmt: skip
-            runs[key].append(phase.cpu_ms_per_request())
-            main[key].append(phase.cpu_ms_per_request("main thread"))
-            say(
-                f"  round {round_number + 1}: {key:<20} {phase.throughput:8,.0f} req/s  "
-                f"CPU {runs[key][-1]:.3f} ms/req (main thread {main[key][-1]:.3f})"
-            )
-    return runs, main
+            wait_idle(targets[key].pids())
+            yield round_number, key, targets[key]
 
 
 def start_copies(
@@ -348,24 +354,20 @@ def cpu_at_rate_in_turns(
     each of ``args.rounds`` rounds, in turns as ``cpu_in_turns``; None for a phase the
     server could not keep pace in."""
     runs: dict[str, list[float | None]] = {key: [] for key in targets}
-    for round_number in range(args.rounds):
-        keys = list(targets) if round_number % 2 == 0 else list(reversed(targets))
-        for key in keys:
-            target = targets[key]
-            wait_idle(target.pids())
-            phase = run_async(
-                open_loop(target.endpoint, False, args.fixed_rate, args.seconds,
-                          f"{key}-{time.monotonic_ns()}-rate", target.probe)
-            )  # fmt: skip
-            runs[key].append(None if phase.overloaded else phase.cpu_ms_per_request())
-            say(
-                f"  round {round_number + 1} at {args.fixed_rate:,} req/s: {key:<20} "
-                + (
-                    f"OVERLOADED: {phase.overloaded}"
-                    if phase.overloaded
-                    else f"CPU {phase.cpu_ms_per_request():.3f} ms/req"
-                )
+    for round_number, key, target in in_turns(targets, args.rounds):
+        phase = run_async(
+            open_loop(target.endpoint, False, args.fixed_rate, args.seconds,
+                      f"{key}-{time.monotonic_ns()}-rate", target.probe)
+        )  # fmt: skip
+        runs[key].append(None if phase.overloaded else phase.cpu_ms_per_request())
+        say(
+            f"  round {round_number + 1} at {args.fixed_rate:,} req/s: {key:<20} "
+            + (
+                f"OVERLOADED: {phase.overloaded}"
+                if phase.overloaded
+                else f"CPU {phase.cpu_ms_per_request():.3f} ms/req"
             )
+        )
     return runs
 
 

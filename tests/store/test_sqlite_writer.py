@@ -22,17 +22,22 @@ from tether.store.sqlite_writer import (
     SqliteWriter,
     open_sqlite,
 )
+from tether.store.wal_sync import STALL_SECONDS
 
 
 def _writer_on_a_table(
-    tmp_path: Path, checkpoint_seconds: float = CHECKPOINT_SECONDS
+    tmp_path: Path,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    wal_sync_stall_seconds: float = STALL_SECONDS,
 ) -> tuple[str, SqliteWriter]:
     """A writer on a new database holding one table ``t (n INTEGER PRIMARY KEY)``."""
     path = str(tmp_path / "w.db")
     setup = open_sqlite(path)
     setup.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
     setup.close()
-    return path, SqliteWriter(path, checkpoint_seconds=checkpoint_seconds)
+    return path, SqliteWriter(
+        path, checkpoint_seconds=checkpoint_seconds, wal_sync_stall_seconds=wal_sync_stall_seconds
+    )
 
 
 NO_CHECKPOINT = 3600.0
@@ -388,12 +393,14 @@ async def test_brief_work_finding_the_write_lock_taken_goes_to_the_thread_and_th
         other.close()
 
 
-async def test_when_the_sync_helper_dies_waiting_work_is_synced_by_the_thread_and_none_lost(
-    tmp_path: Path,
+@pytest.mark.parametrize("ended_by", ["a kill", "the stall limit"])
+async def test_when_the_sync_helper_ends_waiting_work_is_synced_by_the_thread_and_none_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, ended_by: str
 ) -> None:
-    """The helper stopped mid-sync, then killed: the batch it left unanswered is synced on
-    the writer thread and answered; later brief work commits on the thread."""
-    path, writer = _writer_on_a_table(tmp_path, NO_CHECKPOINT)
+    """The helper stopped mid-sync, then killed by someone, or left stopped until the
+    writer kills it itself: the batch it left unanswered is synced on the writer thread
+    and answered, and the writes after it (a kill switch's, say) are not held behind it."""
+    path, writer = _writer_on_a_table(tmp_path, NO_CHECKPOINT, wal_sync_stall_seconds=2.0)
     threads: list[str] = []
     try:
         await writer.commit_on_loop()
@@ -403,45 +410,15 @@ async def test_when_the_sync_helper_dies_waiting_work_is_synced_by_the_thread_an
         waiting = asyncio.ensure_future(writer.transaction(_where(1, threads), brief=True))
         await asyncio.sleep(0.2)
         assert not waiting.done(), "answered before the WAL was synced"
-        os.kill(helper, signal.SIGKILL)
+        if ended_by == "a kill":
+            os.kill(helper, signal.SIGKILL)
         assert await asyncio.wait_for(waiting, 10) == 1
         assert threads == [threading.current_thread().name]
+        assert not _running(helper)
         assert await writer.transaction(_where(2, threads), brief=True) == 1
         assert threads[-1].startswith("sqlite-writer")
-    finally:
-        await writer.close()
-    stored = sqlite3.connect(path)
-    try:
-        assert stored.execute("SELECT n FROM t ORDER BY n").fetchall() == [(1,), (2,)]
-    finally:
-        stored.close()
-
-
-async def test_a_sync_helper_that_stops_answering_is_killed_and_the_thread_takes_over(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The helper stopped and never killed by anyone: after the stall limit the writer
-    kills it itself, the batch that waited is synced on the writer thread and answered,
-    and the writes after it (a kill switch's, say) are not held behind it."""
-    path = str(tmp_path / "w.db")
-    setup = open_sqlite(path)
-    setup.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
-    setup.close()
-    writer = SqliteWriter(path, checkpoint_seconds=NO_CHECKPOINT, wal_sync_stall_seconds=0.5)
-    threads: list[str] = []
-    try:
-        await writer.commit_on_loop()
-        helper = writer.wal_sync_pid
-        assert helper is not None
-        os.kill(helper, signal.SIGSTOP)
-        waiting = asyncio.ensure_future(writer.transaction(_where(1, threads), brief=True))
-        await asyncio.sleep(0.2)
-        assert not waiting.done(), "answered before the WAL was synced"
-        assert await asyncio.wait_for(waiting, 10) == 1
-        assert not _running(helper), "the stuck helper is killed"
-        assert await asyncio.wait_for(writer.transaction(_where(2, threads), brief=True), 10)
-        assert threads[-1].startswith("sqlite-writer")
-        assert "has not answered a sync" in caplog.text
+        stall_logged = "has not answered a sync" in caplog.text
+        assert stall_logged is (ended_by == "the stall limit")
     finally:
         await writer.close()
     stored = sqlite3.connect(path)
