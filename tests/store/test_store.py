@@ -503,3 +503,53 @@ async def test_a_new_session_whose_id_is_taken_is_refused_and_the_first_row_stan
     finally:
         if writer is not None:
             await writer.close()
+
+
+async def test_a_snapshot_of_many_resources_answers_as_each_resources_own_reads(
+    db: Database,
+) -> None:
+    """What a call of many deletions looks ahead with (``ApprovalStore.snapshot``): for
+    every resource, across more resources than one statement asks for, the newest exact
+    approval and the covering group that ``latest`` and ``group_for`` find one by one
+    (a live grant before a newer pending group; nothing for a resource no one asked for)."""
+    from tether.store.approvals import SNAPSHOT_CHUNK
+
+    project = await ProjectStore(db).create("p")
+    agent, _ = await AgentStore(db).create("a", project.id, "")
+    await SessionStore(db).get_or_create("s", agent.id, project.id)
+    store = ApprovalStore(db)
+
+    def ask(resource: str) -> ApprovalRequest:
+        return ApprovalRequest(project.id, agent.id, "s", "s3:DeleteObject", resource, "x", {})
+
+    old = await store.request(ask("arn:aws:s3:::b/one"), 60_000, {})
+    await store.decide(old.id, False, "admin:test", "no", 60_000)
+    newer = await store.request(ask("arn:aws:s3:::b/one"), 60_000, {})
+    granted = await store.request(ask("arn:aws:s3:::b/logs/0"), 60_000, {}, "arn:aws:s3:::b/logs/")
+    await store.decide(granted.id, True, "admin:test", "ok", 60_000, 5, "arn:aws:s3:::b/logs/")
+    await store.request(ask("arn:aws:s3:::b/logs/9"), 60_000, {}, "arn:aws:s3:::b/logs/")
+    await store.request(ask("arn:aws:s3:::b/tmp/0"), 60_000, {}, "arn:aws:s3:::b/tmp/")
+    other = ApprovalRequest(
+        project.id, agent.id, "s", "s3:DeleteBucket", "arn:aws:s3:::b/two", "x", {}
+    )
+    await store.request(other, 60_000, {})
+
+    beyond = f"arn:aws:s3:::b/logs/{SNAPSHOT_CHUNK + 10}"
+    late = await store.request(ask(beyond), 60_000, {})
+
+    resources = [f"arn:aws:s3:::b/logs/{n}" for n in range(SNAPSHOT_CHUNK + 20)]
+    resources += ["arn:aws:s3:::b/one", "arn:aws:s3:::b/two", "arn:aws:s3:::b/tmp/7"]
+    snapshot = await store.snapshot("s", "s3:DeleteObject", resources)
+    for resource in resources:
+        assert snapshot.latest(resource) == await store.latest("s", "s3:DeleteObject", resource)
+        assert snapshot.group_for(resource) == await store.group_for(
+            "s", "s3:DeleteObject", resource
+        )
+    one = snapshot.latest("arn:aws:s3:::b/one")
+    assert one is not None and one.id == newer.id, "the newest of a resource's approvals"
+    live = snapshot.group_for("arn:aws:s3:::b/logs/700")
+    assert live is not None and live.id == granted.id, "the live grant, not the newer group"
+    assert snapshot.latest("arn:aws:s3:::b/two") is None, "another action's approval"
+    found = snapshot.latest(beyond)
+    assert found is not None and found.id == late.id, "read in the second statement"
+    assert snapshot.latest("arn:aws:s3:::b/logs/9") is not None

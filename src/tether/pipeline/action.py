@@ -16,6 +16,7 @@ from tether.redaction.text import redact_text
 
 __all__ = [
     "Action",
+    "CallReads",
     "Context",
     "CostBasis",
     "Decision",
@@ -88,6 +89,19 @@ class Action:
     """A tool call's arguments as strings (MCP tools): ``context.arguments`` in a policy."""
     destructive: bool = False
     """The tool says it destroys (MCP ``destructiveHint``): a deletion, whatever its name."""
+    call_reads: CallReads | None = None
+    """While the actions of one call are previewed together (``decide_as_one``), what
+    they share: a stage may read once for all of them."""
+
+
+@dataclass(eq=False, slots=True)
+class CallReads:
+    """Reads made once for all the actions of one call while they are previewed (a
+    ``DeleteObjects`` of 1,000 keys asked the approvals table twice a key), by the stage's
+    own key. For a preview only: a decision reads what it acts on again."""
+
+    actions: list[Action]
+    reads: dict[object, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ import asyncio
 
 from tether.approvals.waiter import ApprovalWaiter
 from tether.loop_share import LoopShare
-from tether.pipeline.action import Action, Decision, Deny, Pending
+from tether.pipeline.action import Action, CallReads, Decision, Deny, Pending
 from tether.pipeline.pipeline import Pipeline
 
 __all__ = ["decide_as_one"]
@@ -30,9 +30,15 @@ async def _blocking(pipeline: Pipeline, actions: list[Action]) -> list[Action] |
         return None
     share = LoopShare()
     previews = []
-    for action in actions:
-        previews.append(await pipeline.preview(action))
-        await share.turn()
+    reads = CallReads(actions)
+    try:
+        for action in actions:
+            action.call_reads = reads
+            previews.append(await pipeline.preview(action))
+            await share.turn()
+    finally:
+        for action in actions:
+            action.call_reads = None
     refused = [a for a, p in zip(actions, previews, strict=True) if isinstance(p, Deny)]
     if refused:
         return refused[:1]

@@ -461,3 +461,50 @@ def test_large_bodies_are_read_off_the_loop_and_mapped_as_small_ones_are(
     assert _code(held) == "AccessDenied"
     assert "approval" in str(held.value), str(held.value)
     assert lane.most_running >= 1, "the large bodies were read in the lane"
+
+
+def test_a_delete_objects_under_a_granted_prefix_and_an_unasked_one_spends_no_grant_first(
+    broker: RunningTether, moto_url: str
+) -> None:
+    """One ``DeleteObjects`` whose keys fall under a prefix already granted and one no one
+    was asked about: the look-ahead (one read of the approvals for all its keys) finds the
+    second blocking, so only its group is asked for and the grant is not spent on a call
+    that fails; approved too, the same call deletes every key under both grants."""
+    pair = _project(broker, moto_url, "mixed")
+    s3 = agent_client(broker, pair, "s3")
+    s3.create_bucket(Bucket="mixed-bucket")
+    direct = moto_client(moto_url, "s3")
+    keys = [f"{part}/{n}" for part in ("a", "b") for n in range(5)]
+    for key in keys:
+        direct.put_object(Bucket="mixed-bucket", Key=key, Body=b"x")
+
+    def delete(of: list[str]) -> None:
+        s3.delete_objects(Bucket="mixed-bucket", Delete={"Objects": [{"Key": k} for k in of]})
+
+    def approvals() -> dict[str, dict[str, Any]]:
+        found = broker.call("GET", "/approvals", params={"project": "mixed"}).json()
+        return {a["prefix"]: a for a in found}
+
+    with pytest.raises(ClientError) as asked:
+        delete(keys[:5])
+    assert "approval" in str(asked.value), str(asked.value)
+    group_a = approvals()["arn:aws:s3:::mixed-bucket/a/"]
+    assert group_a["count"] == 5
+    broker.call("POST", f"/approvals/{group_a['id']}/approve", json={}).raise_for_status()
+
+    with pytest.raises(ClientError) as waiting:
+        delete(keys)
+    found = approvals()
+    assert set(found) == {"arn:aws:s3:::mixed-bucket/a/", "arn:aws:s3:::mixed-bucket/b/"}
+    group_b = found["arn:aws:s3:::mixed-bucket/b/"]
+    assert group_b["id"] in str(waiting.value) and group_b["count"] == 5
+    assert found["arn:aws:s3:::mixed-bucket/a/"]["uses"] == 0, "no grant spent on a refused call"
+    assert direct.list_objects_v2(Bucket="mixed-bucket")["KeyCount"] == 10
+
+    broker.call("POST", f"/approvals/{group_b['id']}/approve", json={}).raise_for_status()
+    delete(keys)
+    assert direct.list_objects_v2(Bucket="mixed-bucket").get("KeyCount", 0) == 0
+    assert {prefix: a["uses"] for prefix, a in approvals().items()} == {
+        "arn:aws:s3:::mixed-bucket/a/": 5,
+        "arn:aws:s3:::mixed-bucket/b/": 5,
+    }

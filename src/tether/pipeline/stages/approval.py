@@ -18,10 +18,14 @@ from tether.store.approvals import (
     PENDING,
     ApprovalRecord,
     ApprovalRequest,
+    ApprovalSnapshot,
     ApprovalStore,
 )
 
 __all__ = ["RequireApproval"]
+
+SNAPSHOT = "approvals"
+"""This stage's key in ``CallReads.reads``."""
 
 
 class RequireApproval:
@@ -39,14 +43,24 @@ class RequireApproval:
         prefix = group_prefix(action.resource)
         if prefix is not None and not ctx.approval_needed and classify(action.action).is_deletion:
             async with self._locks.hold(ctx.session.id, action.action, prefix):
-                latest, group = await self._store.latest_and_group(
-                    ctx.session.id, action.action, action.resource
+                snapshot = await self._looked_ahead(action, ctx)
+                latest, group = (
+                    (snapshot.latest(action.resource), snapshot.group_for(action.resource))
+                    if snapshot is not None
+                    else await self._store.latest_and_group(
+                        ctx.session.id, action.action, action.resource
+                    )
                 )
                 applies, verdict = await self._single_decided(action, ctx, latest)
                 if applies:
                     return verdict
                 return await self._grouped(action, ctx, why, prefix, group)
-        latest = await self._store.latest(ctx.session.id, action.action, action.resource)
+        snapshot = await self._looked_ahead(action, ctx)
+        latest = (
+            snapshot.latest(action.resource)
+            if snapshot is not None
+            else await self._store.latest(ctx.session.id, action.action, action.resource)
+        )
         state = latest.state_at(now_ms()) if latest else None
         if ctx.preview and state == APPROVED:
             return None
@@ -64,6 +78,21 @@ class RequireApproval:
         if ctx.preview:
             return Pending("", why)
         return await self._ask(action, ctx, why)
+
+    async def _looked_ahead(self, action: Action, ctx: Context) -> ApprovalSnapshot | None:
+        """In a preview of one call's many actions (``Action.call_reads``), this action's
+        approvals as read once for all of them; None otherwise (read them one by one)."""
+        shared = action.call_reads
+        if shared is None or not ctx.preview:
+            return None
+        assert ctx.session is not None
+        key = (SNAPSHOT, ctx.session.id, action.action)
+        snapshot = shared.reads.get(key)
+        if not isinstance(snapshot, ApprovalSnapshot):
+            resources = [a.resource for a in shared.actions if a.action == action.action]
+            snapshot = await self._store.snapshot(ctx.session.id, action.action, resources)
+            shared.reads[key] = snapshot
+        return snapshot
 
     async def _single_decided(
         self, action: Action, ctx: Context, latest: ApprovalRecord | None
