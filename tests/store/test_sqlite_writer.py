@@ -414,7 +414,7 @@ async def test_when_the_sync_helper_ends_waiting_work_is_synced_by_the_thread_an
             os.kill(helper, signal.SIGKILL)
         assert await asyncio.wait_for(waiting, 10) == 1
         assert threads == [threading.current_thread().name]
-        assert not _running(helper)
+        assert await _ends_within(helper, 10), "the helper is gone"
         assert await writer.transaction(_where(2, threads), brief=True) == 1
         assert threads[-1].startswith("sqlite-writer")
         stall_logged = "has not answered a sync" in caplog.text
@@ -437,6 +437,16 @@ async def test_closing_the_writer_stops_its_sync_helper(tmp_path: Path) -> None:
     assert _running(helper)
     await writer.close()
     assert not _running(helper)
+
+
+async def _ends_within(pid: int, seconds: float) -> bool:
+    """A killed process is gone a moment after its kill, not at it."""
+    deadline = time.monotonic() + seconds
+    while _running(pid):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 def _running(pid: int) -> bool:
