@@ -220,7 +220,7 @@ def test_a_decisions_commit_is_made_on_the_event_loop_and_wakes_no_thread(
     on_loop = grew("tether_sqlite_writer_loop_commits_total")
     commits = grew("tether_sqlite_writer_commits_total")
     assert 5 <= on_loop <= commits, (on_loop, commits)
-    assert grew("tether_sqlite_writer_handoff_seconds_count") <= commits - on_loop
+    assert grew("tether_sqlite_writer_handoff_seconds_count") <= commits - on_loop + 1
     held = grew("tether_sqlite_writer_loop_commit_seconds_count")
     assert held == on_loop, "each commit on the loop is timed"
     assert grew("tether_sqlite_writer_loop_commit_seconds_sum") > 0
@@ -236,12 +236,13 @@ def test_the_writer_threads_wake_ups_are_a_histogram_of_how_long_each_took(
     """With commits on the loop turned off, each call's decision hands its commit to the
     idle writer thread: ``tether_sqlite_writer_handoff_seconds`` counts those wake-ups by
     how long the thread took to start (the interpreter lock's convoy under load), at most
-    one a commit."""
+    one a commit. A drain under way as the scrape is read (a periodic flush's) has its
+    wake-up counted and not yet its commit."""
     grew = _growth_over_calls(gateway, "handoffs", 5)
     name = "tether_sqlite_writer_handoff_seconds"
     handoffs = grew(f"{name}_count")
     commits = grew("tether_sqlite_writer_commits_total")
-    assert 5 <= handoffs <= commits, (handoffs, commits)
+    assert 5 <= handoffs <= commits + 1, (handoffs, commits)
     assert grew(f"{name}_sum") > 0
     after = scrape(gateway)
     buckets = sorted(
