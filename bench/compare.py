@@ -7,6 +7,7 @@ driven by one load generator. Writes the table to docs/benchmarks.md and prints 
     uv run python bench/compare.py --quick      # about 2 minutes; prints only
     uv run python bench/compare.py --skip litellm,tether-pg --out /tmp/bench.md
     uv run python bench/compare.py --profile    # where a request's CPU goes, by stage
+    uv run python bench/compare.py --profile --rounds 5 --fixed-rate 1000 --instances 2
     uv run python bench/compare.py --doors 5    # the model doors' CPU per call, 5 rounds
     uv run python bench/compare.py --doors 5 --doors-rate 150   # … at the same req/s each
 
