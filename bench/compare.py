@@ -214,17 +214,10 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         start_upstream(upstream_lab)
         lab = Lab(workdir, stack, upstream_lab.upstream_url, say)
         targets = {key: start(key, lab, args) for key in args.servers}
-        copies = start_copies(targets, args, Lab(workdir, stack, lab.upstream_url, say))
-        measured = {**targets, **{name: target for name, (_, target) in copies.items()}}
-        groups = {key: [key] for key in targets}
-        for name, (key, _) in copies.items():
-            groups[key].append(name)
-        rounds, main_rounds = (
-            {key: [v for v in values if v is not None] for key, values in merged.items()}
-            for merged in (
-                mean_over_copies(runs, groups) for runs in cpu_in_turns(measured, args, say)
-            )
-        )
+        measured, groups = start_copies(targets, args, lab)
+        all_threads, main_thread = cpu_in_turns(measured, args, say)
+        rounds = _every_round(mean_over_copies(all_threads, groups))
+        main_rounds = _every_round(mean_over_copies(main_thread, groups))
         at_rate = (
             mean_over_copies(cpu_at_rate_in_turns(measured, args, say), groups)
             if args.fixed_rate
@@ -334,18 +327,27 @@ def in_turns(targets: dict[str, Target], rounds: int) -> Iterator[tuple[int, str
 
 def start_copies(
     targets: dict[str, Target], args: argparse.Namespace, lab: Lab
-) -> dict[str, tuple[str, Target]]:
+) -> tuple[dict[str, Target], dict[str, list[str]]]:
     """``--instances``: more processes of each tether (the pass-through has no state to
-    differ by), each in a directory of its own, by name: (key, target)."""
-    copies: dict[str, tuple[str, Target]] = {}
+    differ by), each in a directory of its own. Every process to measure by name, and
+    each server's processes' names."""
+    measured = dict(targets)
+    groups = {key: [key] for key in targets}
     for copy in range(2, args.instances + 1):
         workdir = lab.workdir / f"copy-{copy}"
         workdir.mkdir()
         other = Lab(workdir, lab.stack, lab.upstream_url, lab.say)
         for key in targets:
             if key.startswith("tether"):
-                copies[f"{key}#{copy}"] = (key, start(key, other, args))
-    return copies
+                name = f"{key}#{copy}"
+                measured[name] = start(key, other, args)
+                groups[key].append(name)
+    return measured, groups
+
+
+def _every_round(merged: dict[str, list[float | None]]) -> dict[str, list[float]]:
+    """A closed loop keeps pace by definition: no round is missing."""
+    return {key: [v for v in values if v is not None] for key, values in merged.items()}
 
 
 def cpu_at_rate_in_turns(
