@@ -24,9 +24,10 @@ async def _decide(pipeline: Pipeline, action: Action) -> Decision:
     return decision
 
 
-async def _blocking(pipeline: Pipeline, actions: list[Action]) -> list[Action] | None:
-    """The actions that must be decided first (a refusal, or those awaiting approval)."""
-    if len(actions) == 1:
+async def _blocking(pipeline: Pipeline, actions: list[Action]) -> list[int] | None:
+    """The positions of the actions that must be decided first (a refusal, or those
+    awaiting approval)."""
+    if len(actions) <= 1:
         return None
     share = LoopShare()
     previews = []
@@ -39,10 +40,10 @@ async def _blocking(pipeline: Pipeline, actions: list[Action]) -> list[Action] |
     finally:
         for action in actions:
             action.call_reads = None
-    refused = [a for a, p in zip(actions, previews, strict=True) if isinstance(p, Deny)]
+    refused = [at for at, p in enumerate(previews) if isinstance(p, Deny)]
     if refused:
         return refused[:1]
-    waiting = [a for a, p in zip(actions, previews, strict=True) if isinstance(p, Pending)]
+    waiting = [at for at, p in enumerate(previews) if isinstance(p, Pending)]
     return waiting or None
 
 
@@ -53,18 +54,26 @@ async def decide_as_one(
     and there is one per action."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
+    went_ahead: dict[int, Decision] = {}
+    """Actions an approval that landed after the look-ahead let through: their grant is
+    spent, so they are never decided again (a second decision would spend it twice, or
+    ask anew for what was just approved)."""
     while True:
-        first = await _blocking(pipeline, actions)
-        decisions: list[Decision] = []
-        for action in first or actions:
-            decisions.append(await _decide(pipeline, action))
-            if not decisions[-1].allowed and first is None:
+        rest = [at for at in range(len(actions)) if at not in went_ahead]
+        first = await _blocking(pipeline, [actions[at] for at in rest])
+        taken: dict[int, Decision] = {}
+        for at in [rest[i] for i in first] if first is not None else rest:
+            taken[at] = decision = await _decide(pipeline, actions[at])
+            if decision.allowed:
+                went_ahead[at] = decision
+            elif first is None:
                 break
-        approvals = [d.approval_id for d in decisions if d.pending and d.approval_id]
-        refused = any(not d.allowed and not d.pending for d in decisions)
+        approvals = [d.approval_id for d in taken.values() if d.pending and d.approval_id]
+        refused = any(not d.allowed and not d.pending for d in taken.values())
         if first is not None and not approvals and not refused:
             continue  # approved between the look ahead and the decision: look again
         if refused or not approvals or loop.time() >= deadline:
-            return decisions
+            decided = went_ahead | taken
+            return [decided[at] for at in sorted(decided)]
         for approval_id in approvals:
             await waiter.wait(approval_id, max(0.0, deadline - loop.time()))

@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from unittest import mock
 
@@ -33,6 +34,7 @@ from tests.support.aws import (
 from tests.support.raw_http import read_answer
 from tests.support.server import PERMIT_ALL, RunningTether
 from tether.gateway.aws.chunked import ChunkChain
+from tether.gateway.aws.door import WAIT_HEADER
 from tether.gateway.aws.sigv4 import HASHED_OFF_LOOP_BYTES
 from tether.web.heavy_work import HEAVY_BODY_BYTES
 from tether.web.shared_lane import HEAVY_WORK_KEY
@@ -508,3 +510,57 @@ def test_a_delete_objects_under_a_granted_prefix_and_an_unasked_one_spends_no_gr
         "arn:aws:s3:::mixed-bucket/a/": 5,
         "arn:aws:s3:::mixed-bucket/b/": 5,
     }
+
+
+MIDWAY_KEYS = 300
+"""Enough keys that deciding them takes a while (a few milliseconds each): the approval
+lands while they are decided."""
+
+
+def test_a_grant_given_while_a_calls_keys_are_decided_is_spent_once_a_key(
+    broker: RunningTether, moto_url: str
+) -> None:
+    """The look-ahead finds every key waiting for its group; the grant lands while the keys
+    are decided, so the first ones wait for it and the rest go ahead on it. Waiting for the
+    grant, the call decides only the keys that waited: no key is decided twice (which
+    spent the grant twice over and asked for a second group), and the call goes ahead."""
+    pair = _project(broker, moto_url, "midway")
+    s3 = agent_client(broker, pair, "s3", read_timeout=PATIENT)
+    s3.create_bucket(Bucket="midway-bucket")
+    objects = {"Objects": [{"Key": f"logs/{n:04}"} for n in range(MIDWAY_KEYS)]}
+    resources = sorted(f"arn:aws:s3:::midway-bucket/logs/{n:04}" for n in range(MIDWAY_KEYS))
+
+    def groups() -> list[dict[str, Any]]:
+        found = broker.call("GET", "/approvals", params={"project": "midway"}).json()
+        return [a for a in found if a["prefix"] == "arn:aws:s3:::midway-bucket/logs/"]
+
+    def deletions(after_seq: int) -> list[dict[str, Any]]:
+        params = {"action": "s3:DeleteObject", "after_seq": after_seq, "limit": 1000}
+        return list(broker.call("GET", "/audit", params=params).json())
+
+    with pytest.raises(ClientError) as asked:
+        s3.delete_objects(Bucket="midway-bucket", Delete=objects)
+    assert "approval" in str(asked.value), str(asked.value)
+    (group,) = groups()
+    before = max(e["seq"] for e in deletions(0))
+
+    def wait_for_grant(request: AWSRequest, **_: Any) -> None:
+        request.headers[WAIT_HEADER] = "30"
+
+    s3.meta.events.register("before-send.s3.DeleteObjects", wait_for_grant)
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(s3.delete_objects, Bucket="midway-bucket", Delete=objects)
+        deadline = time.monotonic() + PATIENT
+        while not deletions(before) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        broker.call("POST", f"/approvals/{group['id']}/approve", json={}).raise_for_status()
+        answer = call.result(timeout=PATIENT)
+
+    assert len(answer["Deleted"]) == MIDWAY_KEYS and not answer.get("Errors")
+    trail = deletions(before)
+    waited = [e for e in trail if e["result"] == "pending"]
+    went_ahead = [e for e in trail if e["result"] == "allow"]
+    assert 0 < len(waited) < MIDWAY_KEYS, "the grant landed while the keys were decided"
+    assert sorted(e["resource"] for e in went_ahead) == resources, "each key decided once"
+    (granted,) = groups()
+    assert granted["id"] == group["id"] and granted["uses"] == MIDWAY_KEYS
