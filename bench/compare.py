@@ -47,6 +47,7 @@ from comparison.report import render, stolen_clause
 from comparison.results import Machine, Run, ServerResult, fsync_ms, load_average, tether_revision
 from comparison.stolen import StolenCpu, cpu_ticks
 from comparison.targets import (
+    NEW_SESSION_WARM_REQUESTS,
     TETHER_CONTROLS,
     Lab,
     Target,
@@ -252,9 +253,12 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         "compare the columns of one run, not runs).",
         "",
         f"CPU per request is measured from /proc without the profiler: the median of "
-        f"{args.rounds} closed-loop phases per server, after one unmeasured phase of "
-        "warm-up, the servers taking turns (this machine's speed drifts from minute to "
-        "minute; turns move every column alike); *each round's own* ratio divides a "
+        f"{args.rounds} closed-loop phases per server, after unmeasured warm-up (one "
+        "phase; for the new-session path, phases until it has started "
+        f"{NEW_SESSION_WARM_REQUESTS:,} sessions, more than tether keeps in memory, so it "
+        "is measured evicting one a call as a fleet's server is), the servers taking "
+        "turns (this machine's speed drifts from minute to minute; turns move every "
+        "column alike); *each round's own* ratio divides a "
         "server's CPU by the pass-through's in the same round, so the host's drift between "
         "rounds cancels. The "
         "shares come from py-spy sampling the server (`--nonblocking`, all threads) in a "
@@ -537,13 +541,20 @@ def measure(
 
 
 def warm_up(target: Target, args: argparse.Namespace) -> None:
-    """One closed-loop phase, not measured: a new server's first seconds (its database's
-    first pages, its caches filling) cost a quarter more CPU than the ones after, and a
-    fleet's servers run for days."""
-    run_async(
-        closed_loop(target.endpoint, False, args.concurrency, args.seconds,
-                    f"{target.key}-{time.monotonic_ns()}-warm-up", target.probe)
-    )  # fmt: skip
+    """Closed-loop phases, not measured, at least one and until the server has served its
+    ``warm_requests``: a new server's first seconds (its database's first pages, its
+    caches filling) cost a quarter more CPU than the ones after, and a fleet's servers run
+    for days (one starting a session every call costs 5 % more once its caches are full
+    and evicting, after some 25,000 sessions)."""
+    served = 0
+    while True:
+        phase = run_async(
+            closed_loop(target.endpoint, False, args.concurrency, args.seconds,
+                        f"{target.key}-{time.monotonic_ns()}-warm-up", target.probe)
+        )  # fmt: skip
+        served += phase.ok
+        if served >= target.warm_requests or not phase.ok:
+            break
     wait_idle(target.pids())
 
 

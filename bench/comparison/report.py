@@ -286,7 +286,9 @@ METHOD = [
     "- CPU per request: user + system time of the server's processes (every thread, and any "
     "child process) from `/proc`, over the measured window, divided by the requests answered.",
     "- Each server is first loaded for one closed-loop phase that is not measured (a new "
-    "server's first seconds cost a quarter more CPU than the ones after), and each phase "
+    "server's first seconds cost a quarter more CPU than the ones after; the new-session "
+    "path for as many phases as it takes to start more sessions than tether keeps in "
+    "memory, so it is measured evicting them), and each phase "
     "starts with a warm-up (connections opened, a few requests answered) that is not "
     "measured either.",
 ]

@@ -11,7 +11,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import asyncpg
@@ -28,6 +28,7 @@ from comparison.processes import (
     process_tree,
     rss_mb,
 )
+from tether.config import Settings
 from tether.fakes.bedrock import BEDROCK_KEY
 
 UPSTREAM_KEY = "sk-ant-bench-upstream"
@@ -35,6 +36,10 @@ GCP_KEY = "gcp-key.json"
 PG_HELPERS = ("walwriter", "checkpointer", "background writer")
 ADMIN_TOKEN = "tta_bench_compare_admin_token_0123456789abcdef"
 ANTHROPIC_VERSION = {"anthropic-version": "2023-06-01"}
+NEW_SESSION_WARM_REQUESTS = (
+    next(f.default for f in fields(Settings) if f.name == "sessions_in_memory") * 6 // 5
+)
+"""A fifth more new sessions than tether keeps in memory by default: its caches full."""
 HERE = Path(__file__).resolve().parent
 
 POLICY = """\
@@ -74,6 +79,10 @@ class Target:
     notes: list[str] = field(default_factory=list)
     check: Callable[[], str] | None = None
     """After the load: a line showing the controls did their work (spend, audit events)."""
+    warm_requests: int = 0
+    """Requests to serve before any is measured: a server that starts a session every
+    call is measured once it holds as many sessions in memory as it ever will, evicting
+    one for each it starts, as a fleet's server does all day."""
 
     def pids(self) -> list[int]:
         return [pid for server in self.measured for pid in process_tree(server.pid)]
@@ -241,6 +250,7 @@ def start_tether(
         ),
         [server],
         check=check,
+        warm_requests=0 if session_header else NEW_SESSION_WARM_REQUESTS,
     )
 
 
