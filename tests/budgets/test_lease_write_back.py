@@ -95,11 +95,20 @@ class Fleet:
 
 
 @asynccontextmanager
-async def fleet(database_url: str) -> AsyncIterator[Fleet]:
+async def fleet(
+    database_url: str, idle_ms: int = 3_600_000, session_write_back_ms: int | None = 0
+) -> AsyncIterator[Fleet]:
+    """Leases never idle, each written back at every flush, unless told otherwise."""
     db = Database(database_url)
     await upgrade(db)
     writer = None if db.is_postgres else SqliteWriter(make_url(database_url).database or "")
-    leases = LeasedLedger(open_ledger(db, writer), 2.0, 60_000, idle_ms=3_600_000)
+    leases = LeasedLedger(
+        open_ledger(db, writer),
+        2.0,
+        60_000,
+        idle_ms=idle_ms,
+        session_write_back_ms=session_write_back_ms,
+    )
     budgets = BudgetStore(db)
     try:
         project = await ProjectStore(db).create(f"p{new_id()}")
@@ -177,5 +186,42 @@ def test_a_chunk_that_cannot_be_written_loses_nothing_and_charges_nothing_twice(
             assert await sessions.spent_and_reserved() == [(SPENT, SLICE - SPENT)] * SESSIONS
             await sessions.leases.flush(closing=True)
             assert await sessions.spent_and_reserved() == [(SPENT, 0)] * SESSIONS
+
+    asyncio.run(scenario())
+
+
+IDLE_MS = 300
+
+
+def test_a_sessions_idle_lease_goes_back_once_with_what_it_spent(database_url: str) -> None:
+    """A session whose call is over: its lease is not written back at the next flush (only
+    that session charges its period, and the lease stays reserved meanwhile) but given
+    back once idle, charging what it spent in the same statements: one transaction, not
+    two. A daily period's lease, which every session charges, is written back at once."""
+
+    async def scenario() -> None:
+        async with fleet(database_url, IDLE_MS, session_write_back_ms=None) as sessions:
+            daily = await sessions.budgets.put(
+                sessions.budget.project_id, None, BudgetScope.PROJECT, BudgetPeriod.DAILY,
+                LIMIT, None, [], "t",
+            )  # fmt: skip
+            today = Hold(daily, "today", None, HELD, 0)
+            call = new_id()
+            holds = [sessions.hold(0), today]
+            assert await sessions.leases.reserve(call, holds, now_ms() + 60_000) is None
+            await sessions.leases.settle(call, holds, SPENT, 0)
+
+            await sessions.leases.flush()
+            assert await sessions.spent_and_reserved(1) == [(0, SLICE)], "still reserved"
+            usage = await sessions.budgets.usage(daily.id, "today")
+            assert usage is not None
+            assert (usage.spent_micros, usage.reserved_micros) == (SPENT, SLICE - SPENT)
+
+            await asyncio.sleep(IDLE_MS / 1000)
+            commits = sessions.writer.commits if sessions.writer else 0
+            await sessions.leases.flush()
+            assert await sessions.spent_and_reserved(1) == [(SPENT, 0)], "given back, charged"
+            if sessions.writer is not None:
+                assert sessions.writer.commits - commits == 1
 
     asyncio.run(scenario())
