@@ -71,6 +71,41 @@ async def test_a_failing_piece_is_undone_alone_and_its_neighbours_commit(tmp_pat
         await writer.close()
 
 
+async def test_a_piece_failing_mid_batch_is_undone_alone_and_the_others_commit_once(
+    tmp_path: Path,
+) -> None:
+    """One batch, its middle piece raising after a change: the batch is run again with a
+    savepoint a piece (the pieces before it run twice, their first run undone), and each
+    other piece's change commits once, with its own result."""
+    _, writer = _writer_on_a_table(tmp_path)
+    runs: list[int] = []
+
+    def counted(n: int) -> Callable[[sqlite3.Connection], int]:
+        def run(conn: sqlite3.Connection) -> int:
+            runs.append(n)
+            return int(conn.execute("INSERT INTO t VALUES (?)", (n,)).rowcount) * n
+
+        return run
+
+    def insert_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (100)")
+        raise ValueError("this piece fails")
+
+    try:
+        queued = [writer.queue(counted(n)) for n in (1, 2)]
+        failing = writer.queue(insert_then_fail)
+        queued += [writer.queue(counted(n)) for n in (3, 4)]
+        assert [await q.result() for q in queued] == [1, 2, 3, 4]
+        with pytest.raises(ValueError, match="this piece fails"):
+            await failing.result()
+        rows = await writer.transaction(lambda conn: conn.execute("SELECT n FROM t").fetchall())
+        assert sorted(n for (n,) in rows) == [1, 2, 3, 4], "100 was undone with its piece"
+        assert runs == [1, 2, 1, 2, 3, 4], "one batch: run together, then each alone"
+        assert writer.commits == 2
+    finally:
+        await writer.close()
+
+
 async def test_only_a_wake_up_of_the_idle_thread_counts_as_a_handoff(tmp_path: Path) -> None:
     """A transaction handed in after the thread went idle wakes it; work handed in while
     it is busy is taken by the running drain, with no wake-up of its own."""

@@ -194,6 +194,54 @@ def _settle(batch: list[_Work]) -> None:
             work.done.set_result(work.result)
 
 
+def _lost(exc: BaseException) -> sqlite3.OperationalError:
+    """SQLite rolled the transaction back itself (a full disk, an I/O error)."""
+    return sqlite3.OperationalError(f"the transaction was rolled back: {exc}")
+
+
+def _run_alone(conn: sqlite3.Connection, work: _Work) -> bool:
+    """A piece alone is the transaction: undone by rolling it back."""
+    try:
+        work.result = work.run(conn)
+    except BaseException as exc:
+        work.error = exc
+        if not conn.in_transaction:
+            raise _lost(exc) from exc
+        conn.execute("ROLLBACK")
+        return False
+    return True
+
+
+def _run_together(conn: sqlite3.Connection, batch: list[_Work]) -> bool:
+    """Every piece, one after the other; False at the first that raises (nothing is kept
+    of any: the caller undoes the batch and runs each again)."""
+    for work in batch:
+        try:
+            work.result = work.run(conn)
+        except BaseException as exc:
+            if not conn.in_transaction:
+                work.error = exc
+                raise _lost(exc) from exc
+            for done in batch:
+                done.result = None
+            return False
+    return True
+
+
+def _run_each(conn: sqlite3.Connection, batch: list[_Work]) -> None:
+    """Each piece in a savepoint of its own, undone alone if it raises."""
+    for work in batch:
+        conn.execute("SAVEPOINT work")
+        try:
+            work.result = work.run(conn)
+        except BaseException as exc:
+            work.error = exc
+            if not conn.in_transaction:
+                raise _lost(exc) from exc
+            conn.execute("ROLLBACK TO work")
+        conn.execute("RELEASE work")
+
+
 class Queued(Generic[T]):
     """A piece of work waiting for the writer's next transaction (``SqliteWriter.queue``).
     ``result`` starts that transaction if nothing else has, and returns once the piece is
@@ -217,8 +265,8 @@ class Queued(Generic[T]):
 
 class SqliteWriter:
     """Group commit: what callers hand in while a commit is under way is run together in
-    the next transaction, each piece in its own savepoint (one piece that raises undoes
-    only itself), with one commit and one wake-up of the event loop for all of them.
+    the next transaction (one piece that raises undoes only itself: ``_run_pieces``), with
+    one commit and one wake-up of the event loop for all of them.
     A caller hears back only after the commit that made its piece durable."""
 
     def __init__(
@@ -453,25 +501,21 @@ class SqliteWriter:
 
     @staticmethod
     def _run_pieces(conn: sqlite3.Connection, batch: list[_Work]) -> bool:
-        """Each piece in a savepoint of its own (a piece alone: the transaction), undone if
-        it raises; False when nothing is left to commit. Raises ``sqlite3.Error`` when the
-        transaction is gone."""
-        alone = len(batch) == 1
-        for work in batch:
-            if not alone:
-                conn.execute("SAVEPOINT work")
-            try:
-                work.result = work.run(conn)
-            except BaseException as exc:
-                work.error = exc
-                if not conn.in_transaction:
-                    lost = f"the transaction was rolled back: {exc}"
-                    raise sqlite3.OperationalError(lost) from exc
-                conn.execute("ROLLBACK" if alone else "ROLLBACK TO work")
-                if alone:
-                    return False
-            if not alone:
-                conn.execute("RELEASE work")
+        """Each piece's changes stand or fall alone; False when nothing is left to commit.
+        Raises ``sqlite3.Error`` when the transaction is gone. A batch runs under one
+        savepoint: SQLite copies each page a savepoint changes once, so a savepoint a
+        piece copied the batch's hot pages (the audit's and the sessions' last ones) once
+        a piece. Should a piece raise, the batch is undone and run again with a savepoint
+        a piece, and only that piece is undone."""
+        if len(batch) == 1:
+            return _run_alone(conn, batch[0])
+        conn.execute("SAVEPOINT batch")
+        together = _run_together(conn, batch)
+        if not together:
+            conn.execute("ROLLBACK TO batch")
+        conn.execute("RELEASE batch")
+        if not together:
+            _run_each(conn, batch)
         return True
 
     async def transaction(
@@ -484,10 +528,13 @@ class SqliteWriter:
 
     def queue(self, work: Callable[[sqlite3.Connection], T], *, brief: bool = False) -> Queued[T]:
         """Hand in ``work`` for the next transaction without starting one: it commits with
-        whatever is handed in next (a request's next write, often), in its own savepoint,
-        or when its ``result`` is awaited. One commit and one wake-up fewer for a caller
+        whatever is handed in next (a request's next write, often), undone alone if it
+        raises, or when its ``result`` is awaited. One commit and one wake-up fewer for a caller
         that can wait for the outcome later; in order with the work handed in after it.
-        ``brief``: ``work`` is one request's few rows, quick enough to run on the loop."""
+        ``brief``: ``work`` is one request's few rows, quick enough to run on the loop.
+        ``work`` may run twice in one transaction, its first run undone (another piece of
+        its batch raised): it must change nothing but the database, or only what the
+        second run sets right."""
         pending = _Work(work, asyncio.get_running_loop().create_future(), brief)
         with self._lock:
             self._queue.append(pending)
