@@ -478,7 +478,8 @@ class LeasedLedger:
             live = [
                 lease
                 for lease in self._leases.values()
-                if self._write_back_due(lease, at) or lease.expires_at - at < self._lease_ms // 2
+                if self._write_back_due(lease, at, closing)
+                or lease.expires_at - at < self._lease_ms // 2
             ]
             renewed = at + self._lease_ms
             failed: list[TetherError] = []
@@ -489,16 +490,17 @@ class LeasedLedger:
             if failed:
                 raise failed[0]
 
-    def _write_back_due(self, lease: _Lease, at: int) -> bool:
-        """It spent something; a session's period, also that calls are running on it or
-        that it has waited (``idle_ms``) since its last write-back. Only that session charges
-        its period, so no one else needs its spending within the second, and a session
-        whose calls stopped is given back first, charging what it spent with the same
-        statements (each session that makes one call and no more, as a client that names
-        no session does for every new conversation, writes two statements fewer)."""
+    def _write_back_due(self, lease: _Lease, at: int, closing: bool) -> bool:
+        """It spent something; a session's period, also (unless closing) that calls are
+        running on it or that it has waited (``idle_ms``) since its last write-back. Only
+        that session charges its period, so no one else needs its spending within the
+        second, and a session whose calls stopped is given back first, charging what it
+        spent with the same statements (each session that makes one call and no more, as
+        a client that names no session does for every new conversation, writes two
+        statements fewer)."""
         if not (lease.spent_micros or lease.spent_tokens):
             return False
-        if lease.budget.period is not BudgetPeriod.SESSION:
+        if closing or lease.budget.period is not BudgetPeriod.SESSION:
             return True
         running = lease.busy_micros or lease.busy_tokens
         return bool(running) or at - lease.written_at >= self._session_write_back_ms
