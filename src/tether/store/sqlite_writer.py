@@ -194,36 +194,34 @@ def _settle(batch: list[_Work]) -> None:
             work.done.set_result(work.result)
 
 
-def _lost(exc: BaseException) -> sqlite3.OperationalError:
-    """SQLite rolled the transaction back itself (a full disk, an I/O error)."""
-    return sqlite3.OperationalError(f"the transaction was rolled back: {exc}")
-
-
-def _run_alone(conn: sqlite3.Connection, work: _Work) -> bool:
-    """A piece alone is the transaction: undone by rolling it back."""
+def _ran(conn: sqlite3.Connection, work: _Work) -> bool:
+    """Run one piece; False if it raised (its error kept on it). Raises when SQLite rolled
+    the transaction back itself (a full disk, an I/O error)."""
     try:
         work.result = work.run(conn)
     except BaseException as exc:
         work.error = exc
         if not conn.in_transaction:
-            raise _lost(exc) from exc
-        conn.execute("ROLLBACK")
+            raise sqlite3.OperationalError(f"the transaction was rolled back: {exc}") from exc
         return False
     return True
 
 
+def _run_alone(conn: sqlite3.Connection, work: _Work) -> bool:
+    """A piece alone is the transaction: undone by rolling it back."""
+    if _ran(conn, work):
+        return True
+    conn.execute("ROLLBACK")
+    return False
+
+
 def _run_together(conn: sqlite3.Connection, batch: list[_Work]) -> bool:
-    """Every piece, one after the other; False at the first that raises (nothing is kept
-    of any: the caller undoes the batch and runs each again)."""
+    """Every piece, one after the other; False at the first that raises, nothing kept of
+    any (the caller undoes the batch and runs each again)."""
     for work in batch:
-        try:
-            work.result = work.run(conn)
-        except BaseException as exc:
-            if not conn.in_transaction:
-                work.error = exc
-                raise _lost(exc) from exc
+        if not _ran(conn, work):
             for done in batch:
-                done.result = None
+                done.result = done.error = None
             return False
     return True
 
@@ -232,12 +230,7 @@ def _run_each(conn: sqlite3.Connection, batch: list[_Work]) -> None:
     """Each piece in a savepoint of its own, undone alone if it raises."""
     for work in batch:
         conn.execute("SAVEPOINT work")
-        try:
-            work.result = work.run(conn)
-        except BaseException as exc:
-            work.error = exc
-            if not conn.in_transaction:
-                raise _lost(exc) from exc
+        if not _ran(conn, work):
             conn.execute("ROLLBACK TO work")
         conn.execute("RELEASE work")
 
