@@ -4,6 +4,8 @@ an optional bounded wait for approvals.
 Several actions are decided as one: if any would be refused, only that refusal is
 decided; if some need approval, only their requests are made; only when every action can
 go ahead are they decided for real, so no approval is spent on a call that then fails.
+The one exception is an approval that lands while its actions' requests are being made:
+those decided after it go ahead on it, and are kept (never decided, nor spent, again).
 """
 
 from __future__ import annotations
