@@ -75,6 +75,11 @@ OPTIONAL_SERVERS = ["tether-pg-workers", "tether-new-session-no-session-budget"]
 """Run only when named in ``--only``: not part of the published table's full run."""
 RATES = [30, 100, 300, 1000]
 PROFILED = ["passthrough", "tether-sqlite", "tether-new-session"]
+TRAILING_SECONDS = 5.0
+"""After a ``--profile`` phase, how long the work its calls leave behind is counted with it:
+a new session's budget lease goes back once idle for 3 s, at the flush after."""
+IDLE_SECONDS = 1.0
+"""Before it, how long the idle server's own CPU is read, to take off the trailing part."""
 DOORS = ["tether-sqlite", "tether-bedrock", "tether-converse", "tether-vertex"]
 """``--doors``: the Messages door first (the baseline), then each cloud door."""
 DOOR_NAMES = {
@@ -256,7 +261,10 @@ def profile_servers(args: argparse.Namespace, command: str, say: Callable[[str],
         f"{args.rounds} closed-loop phases per server, after unmeasured warm-up (one "
         "phase; for the new-session path, phases until it has started "
         f"{NEW_SESSION_WARM_REQUESTS:,} sessions, more than tether keeps in memory, so it "
-        "is measured evicting one a call as a fleet's server is), the servers taking "
+        "is measured evicting one a call as a fleet's server is), each phase's CPU with "
+        f"what its calls leave for the {TRAILING_SECONDS:g} s after it (a new session's "
+        "budget lease goes back about 4 s after its call), less the idle server's own, "
+        "the servers taking "
         "turns (this machine's speed drifts from minute to minute; turns move every "
         "column alike); *each round's own* ratio divides a "
         "server's CPU by the pass-through's in the same round, so the host's drift between "
@@ -306,9 +314,10 @@ def cpu_in_turns(
     runs: dict[str, list[float]] = {key: [] for key in targets}
     main: dict[str, list[float]] = {key: [] for key in targets}
     for round_number, key, target in in_turns(targets, args.rounds):
-        phase = run_async(
+        phase = with_trailing_work(
+            target,
             closed_loop(target.endpoint, False, args.concurrency, args.seconds,
-                        f"{key}-{time.monotonic_ns()}-cpu", target.probe)
+                        f"{key}-{time.monotonic_ns()}-cpu", target.probe),
         )  # fmt: skip
         runs[key].append(phase.cpu_ms_per_request())
         main[key].append(phase.cpu_ms_per_request("main thread"))
@@ -317,6 +326,23 @@ def cpu_in_turns(
             f"CPU {runs[key][-1]:.3f} ms/req (main thread {main[key][-1]:.3f})"
         )
     return runs, main
+
+
+def with_trailing_work(target: Target, load: Coroutine[Any, Any, Phase]) -> Phase:
+    """The phase's CPU with what its calls leave for the ``TRAILING_SECONDS`` after it (a
+    new session's lease goes back seconds after its call: without this, the sessions of a
+    phase's last seconds would be charged to no phase), less what the idle server spends
+    anyway, read over ``IDLE_SECONDS`` just before."""
+    before = target.probe()
+    time.sleep(IDLE_SECONDS)
+    idle = {part: (cpu - before[part]) / IDLE_SECONDS for part, cpu in target.probe().items()}
+    phase = run_async(load)
+    ended = target.probe()
+    time.sleep(TRAILING_SECONDS)
+    for part, cpu in target.probe().items():
+        left = cpu - ended[part] - idle.get(part, 0.0) * TRAILING_SECONDS
+        phase.cpu[part] = phase.cpu.get(part, 0.0) + max(0.0, left)
+    return phase
 
 
 def in_turns(targets: dict[str, Target], rounds: int) -> Iterator[tuple[int, str, Target]]:
@@ -362,9 +388,10 @@ def cpu_at_rate_in_turns(
     server could not keep pace in."""
     runs: dict[str, list[float | None]] = {key: [] for key in targets}
     for round_number, key, target in in_turns(targets, args.rounds):
-        phase = run_async(
+        phase = with_trailing_work(
+            target,
             open_loop(target.endpoint, False, args.fixed_rate, args.seconds,
-                      f"{key}-{time.monotonic_ns()}-rate", target.probe)
+                      f"{key}-{time.monotonic_ns()}-rate", target.probe),
         )  # fmt: skip
         runs[key].append(None if phase.overloaded else phase.cpu_ms_per_request())
         say(
