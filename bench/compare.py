@@ -313,12 +313,12 @@ def cpu_in_turns(
         warm_up(target, args)
     runs: dict[str, list[float]] = {key: [] for key in targets}
     main: dict[str, list[float]] = {key: [] for key in targets}
-    for round_number, key, target in in_turns(targets, args.rounds):
-        phase = with_trailing_work(
-            target,
-            closed_loop(target.endpoint, False, args.concurrency, args.seconds,
-                        f"{key}-{time.monotonic_ns()}-cpu", target.probe),
-        )  # fmt: skip
+
+    def load(key: str, target: Target) -> Coroutine[Any, Any, Phase]:
+        return closed_loop(target.endpoint, False, args.concurrency, args.seconds,
+                           f"{key}-{time.monotonic_ns()}-cpu", target.probe)  # fmt: skip
+
+    for round_number, key, phase in phases_in_turns(targets, args.rounds, load):
         runs[key].append(phase.cpu_ms_per_request())
         main[key].append(phase.cpu_ms_per_request("main thread"))
         say(
@@ -326,6 +326,17 @@ def cpu_in_turns(
             f"CPU {runs[key][-1]:.3f} ms/req (main thread {main[key][-1]:.3f})"
         )
     return runs, main
+
+
+def phases_in_turns(
+    targets: dict[str, Target],
+    rounds: int,
+    load: Callable[[str, Target], Coroutine[Any, Any, Phase]],
+) -> Iterator[tuple[int, str, Phase]]:
+    """Each round, every server's phase of ``load`` (``in_turns``), with the work it leaves
+    behind (``with_trailing_work``)."""
+    for round_number, key, target in in_turns(targets, rounds):
+        yield round_number, key, with_trailing_work(target, load(key, target))
 
 
 def with_trailing_work(target: Target, load: Coroutine[Any, Any, Phase]) -> Phase:
@@ -387,12 +398,12 @@ def cpu_at_rate_in_turns(
     each of ``args.rounds`` rounds, in turns as ``cpu_in_turns``; None for a phase the
     server could not keep pace in."""
     runs: dict[str, list[float | None]] = {key: [] for key in targets}
-    for round_number, key, target in in_turns(targets, args.rounds):
-        phase = with_trailing_work(
-            target,
-            open_loop(target.endpoint, False, args.fixed_rate, args.seconds,
-                      f"{key}-{time.monotonic_ns()}-rate", target.probe),
-        )  # fmt: skip
+
+    def load(key: str, target: Target) -> Coroutine[Any, Any, Phase]:
+        return open_loop(target.endpoint, False, args.fixed_rate, args.seconds,
+                         f"{key}-{time.monotonic_ns()}-rate", target.probe)  # fmt: skip
+
+    for round_number, key, phase in phases_in_turns(targets, args.rounds, load):
         runs[key].append(None if phase.overloaded else phase.cpu_ms_per_request())
         say(
             f"  round {round_number + 1} at {args.fixed_rate:,} req/s: {key:<20} "
