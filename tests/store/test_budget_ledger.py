@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -416,3 +417,30 @@ async def test_on_postgresql_leases_go_back_in_one_round_trip_and_renew_in_one_a
     assert usage is not None and usage.reserved_micros == 0
     renewals, closes = 1_000 * (1 + 2 + 3 + 4), 1_000 * (1 + 2 + 3 + 4 + 5 + 6)
     assert usage.spent_micros == renewals + closes
+
+
+async def test_on_postgresql_a_lease_grown_while_it_is_written_back_never_deadlocks(
+    postgres_url: str,
+) -> None:
+    """A call grows its process's lease (the budget's tail) while the flush writes the same
+    lease back, on two connections: each must take the lease's row and its period in the
+    same order, or PostgreSQL breaks the deadlock by refusing one, and a call is answered
+    503 (seen behind a balancer, two replicas sharing a budget)."""
+    async with counted_ledger(postgres_url) as counted:
+        tight, ledger = counted.budget, counted.ledger
+        expires = now_ms() + 60_000
+        assert await ledger.lease("l", Hold(tight, "d", None, 1_000, 0), expires, grow=False)
+
+        async def grow() -> None:
+            for _ in range(150):
+                assert await ledger.lease("l", Hold(tight, "d", None, 1, 0), expires, grow=True)
+
+        async def write_back() -> None:
+            for _ in range(150):
+                back = LeaseReturn("l", tight.id, "d", 1, 0, 1, 0, expires, False)
+                assert "l" in await ledger.give_back([back])
+
+        await asyncio.gather(grow(), write_back(), grow(), write_back())
+        usage = await BudgetStore(counted.db).usage(tight.id, "d")
+    assert usage is not None
+    assert (usage.spent_micros, usage.reserved_micros) == (300, 1_000)

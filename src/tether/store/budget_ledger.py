@@ -342,7 +342,9 @@ class LeasingLedger(BudgetLedger, Protocol):
 
 class _HoldingLedger:
     """``reserve`` and ``extend`` are one transaction of conditional upserts each; only
-    what happens to the reservation rows differs (inserted, or grown)."""
+    what happens to the reservation rows differs (inserted, or grown). A reservation row
+    that exists is locked before its period, as every statement that changes both does
+    (``give_back``, ``settle``): a lease grown while it is written back deadlocked."""
 
     async def _hold_in(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int, *, grow: bool
@@ -397,17 +399,17 @@ class SqliteBudgetLedger(_HoldingLedger):
                 if not _fits_alone(hold):
                     raise _Refused(hold)
                 budget_id, key, micros, tokens, *_ = _reserve_args(hold)
-                row = conn.execute(self._reserve, _named_reserve_args(hold)).fetchone()
-                if row is None:
-                    raise _Refused(hold)
-                usages.append(PeriodUsage(*row))
                 if grow:
                     grown = conn.execute(
                         self._grow, (micros, tokens, expires_at, reservation_id, budget_id)
                     ).fetchone()
                     if grown is None:
                         raise ReservationSettled(reservation_id)
-                else:
+                row = conn.execute(self._reserve, _named_reserve_args(hold)).fetchone()
+                if row is None:
+                    raise _Refused(hold)
+                usages.append(PeriodUsage(*row))
+                if not grow:
                     conn.execute(
                         self._hold, (reservation_id, budget_id, key, micros, tokens, expires_at)
                     )
@@ -539,10 +541,6 @@ class PostgresBudgetLedger(_HoldingLedger):
                     if not _fits_alone(hold):
                         raise _Refused(hold)
                     args = _reserve_args(hold)
-                    row = await conn.fetchrow(self._reserve, *args)
-                    if row is None:
-                        raise _Refused(hold)
-                    usages.append(PeriodUsage(*row))
                     if grow:
                         grown = await conn.fetchrow(
                             self._grow,
@@ -554,7 +552,11 @@ class PostgresBudgetLedger(_HoldingLedger):
                         )
                         if grown is None:
                             raise ReservationSettled(reservation_id)
-                    else:
+                    row = await conn.fetchrow(self._reserve, *args)
+                    if row is None:
+                        raise _Refused(hold)
+                    usages.append(PeriodUsage(*row))
+                    if not grow:
                         await conn.execute(self._hold, reservation_id, *args[:4], expires_at)
         except _Refused as refused:
             return refused.hold, []
