@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, insert, select, text
 
 from tether.clock import now_ms
-from tether.store.changes import read_changes, recent_changes, record_change
+from tether.store.changes import prune_changes, read_changes, recent_changes, record_change
 from tether.store.database import Database
 from tether.store.schema import change_log
 
@@ -53,3 +53,25 @@ async def test_the_feed_reads_through_indexes_not_the_whole_log(db: Database) ->
     steps = [str(row[-1]) for row in plan]
     assert not [s for s in steps if s.startswith("SCAN change_log")], steps
     assert any("ix_change_log_created_at" in s for s in steps), steps
+
+
+async def test_a_change_after_the_log_was_pruned_empty_gets_an_id_past_every_earlier_one(
+    db: Database,
+) -> None:
+    """SQLite gives a new row the largest id plus one: a log pruned empty (a quiet hour)
+    handed out ids a follower had already passed, and one behind by more than the recent
+    window never read the kill or revocation that got one."""
+    now = now_ms()
+    async with db.write() as conn:
+        await conn.execute(
+            insert(change_log),
+            [{"kind": "agent", "ref": f"old-{n}", "created_at": now - 7_200_000} for n in range(5)],
+        )
+        passed = (await conn.execute(select(func.max(change_log.c.id)))).scalar_one()
+        await prune_changes(conn, now)
+        await record_change(conn, "session", "killed-after-a-quiet-hour")
+    async with db.read() as conn:
+        behind = await read_changes(conn, passed, now + 60_000)
+        kept = (await conn.execute(select(func.count()).select_from(change_log))).scalar_one()
+    assert [c.ref for c in behind] == ["killed-after-a-quiet-hour"]
+    assert kept == 2, "the newest pruned row stays, and the new one"

@@ -105,4 +105,11 @@ async def latest_change_id(conn: AsyncConnection) -> int:
 
 
 async def prune_changes(conn: AsyncConnection, older_than_ms: int) -> None:
-    await conn.execute(delete(change_log).where(change_log.c.created_at < older_than_ms))
+    """Changes older than ``older_than_ms``, but never the newest: SQLite gives a new row
+    the largest id plus one, so a log pruned empty (a quiet hour) would hand out ids that
+    followers have passed, and one further behind than the re-read window would skip the
+    kill or revocation given one."""
+    newest = select(func.max(change_log.c.id)).scalar_subquery()
+    await conn.execute(
+        delete(change_log).where(change_log.c.created_at < older_than_ms, change_log.c.id < newest)
+    )
