@@ -139,6 +139,37 @@ def test_the_same_call_more_than_the_limit_is_refused_and_other_sessions_go_on(
     assert "the call was refused" in trips[0]["reason"]
 
 
+def test_a_guard_alerts_once_a_session_however_often_it_trips(
+    gateway: RunningTether, receiver: Receiver, sdk: Sdk
+) -> None:
+    """Every trip is refused and audited; the webhook hears of the first of its kind in
+    each session only (an agent retrying a refused call would otherwise flood it)."""
+    key = gateway.create_agent("retrier", "p")
+    gateway.call("POST", "/projects/p/webhooks", json={"kind": "slack", "url": receiver.url})
+    gateway.set_guards("p", **{**QUIET, "repeat_limit": 2, "on_trip": "deny"})
+    looping = sdk(gateway, key, "alert-once-1")
+    for _ in range(2):
+        ask(looping)
+    for _ in range(3):
+        assert refusal(lambda: ask(looping)).body["error"]["code"] == "repeated_call"
+    other = sdk(gateway, key, "alert-once-2")
+    for _ in range(2):
+        ask(other)
+    refusal(lambda: ask(other))
+
+    def texts() -> list[str]:
+        return [json.loads(d.body)["text"] for d in receiver.deliveries]
+
+    deadline = time.monotonic() + 10
+    while not any("alert-once-2" in text for text in texts()):
+        assert time.monotonic() < deadline, "the second session's alert never came"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert [("alert-once-1" in t, "repeated_call" in t) for t in texts()].count((True, True)) == 1
+    events = gateway.call("GET", "/audit", params={"session": "alert-once-1"}).json()
+    assert len([e for e in events if e["action"] == "guard:repeated_call"]) == 3
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
 def test_a_tool_call_that_keeps_giving_the_same_result_is_not_delivered_again(
     gateway: RunningTether,

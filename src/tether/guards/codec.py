@@ -82,7 +82,7 @@ def decode_watch(data: bytes, at_ms: int) -> SessionWatch:
         decided_tool_uses=dict.fromkeys(decided),
         pending=_untrip(pending),
         withheld=held,  # type: ignore[arg-type]
-        alerted=set(alerted),
+        alerted=frozenset(alerted),
     )
 
 

@@ -59,8 +59,14 @@ def _alert_once(watch: SessionWatch, trip: Trip | None) -> tuple[Trip, bool] | N
     if trip is None:
         return None
     first = trip.code not in watch.alerted
-    watch.alerted.add(trip.code)
+    if first:
+        watch.alerted |= {trip.code}
     return trip, first
+
+
+def _forget_alert(watch: SessionWatch, code: str) -> None:
+    """An alert that could not be queued is tried again at the session's next trip."""
+    watch.alerted -= {code}
 
 
 class EnforceGuards:
@@ -352,5 +358,5 @@ class EnforceGuards:
         queued = await self._responder.respond(trip, on_trip, ctx.identity, ctx.session.id, first)
         if first and not queued:
             await self.memory.update(
-                ctx.session.id, self.clock(), lambda watch, _: watch.alerted.discard(trip.code)
+                ctx.session.id, self.clock(), lambda watch, _: _forget_alert(watch, trip.code)
             )
