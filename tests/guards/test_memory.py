@@ -58,4 +58,4 @@ def test_a_tool_answer_counts_once_whichever_door_reports_it_first() -> None:
 def test_an_answer_to_a_call_never_seen_is_not_counted_without_its_call() -> None:
     watch = SessionWatch()
     watch.answer("unknown", None, result_fingerprint("x"), 5)
-    assert not watch.answers and watch.last_news_ms == 0
+    assert not watch.tools_seen().answers and watch.last_news_ms == 0

@@ -34,9 +34,10 @@ def test_a_watch_filled_far_past_its_caps_holds_at_most_its_caps() -> None:
     watch = SessionWatch()
     _fill(watch, 10_000, 0)
     assert len(watch.recent) == MAX_REQUESTS
-    assert len(watch.asked_before) == len(watch.answers) == MAX_TOOL_CALLS
-    assert len(watch.most_repeated) == MAX_TOOL_CALLS
-    assert len(watch.answered) == len(watch.decided_tool_uses) == MAX_TOOL_USES
+    tools = watch.tools_seen()
+    assert len(tools.asked_before) == len(tools.answers) == MAX_TOOL_CALLS
+    assert len(tools.most_repeated) == MAX_TOOL_CALLS
+    assert len(tools.answered) == len(tools.decided_tool_uses) == MAX_TOOL_USES
     assert watch.entries() <= MOST_ENTRIES
     assert len(encode_watch(watch)) < 40_000
 

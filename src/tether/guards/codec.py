@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from tether.guards.breaker import CircuitBreaker
-from tether.guards.watches import SessionWatch, Trip
+from tether.guards.watches import SessionWatch, ToolCalls, Trip
 
 __all__ = ["decode_breaker", "decode_watch", "encode_breaker", "encode_watch"]
 
@@ -38,6 +38,7 @@ def _unpair(flat: list[Any]) -> dict[int, Any]:
 
 def encode_watch(watch: SessionWatch) -> bytes:
     withheld = None if watch.withheld is None else [watch.withheld[0], _trip(watch.withheld[1])]
+    tools = watch.tools_seen()
     return orjson.dumps(
         [
             FORMAT,
@@ -46,12 +47,12 @@ def encode_watch(watch: SessionWatch) -> bytes:
             watch.failures_in_a_row,
             watch.calls_without_news,
             watch.last_news_ms,
-            _pairs(watch.asked_before),
-            _pairs(watch.asked),
-            list(watch.answered),
-            _pairs(watch.answers),
-            _pairs(watch.most_repeated),
-            list(watch.decided_tool_uses),
+            _pairs(tools.asked_before),
+            _pairs(tools.asked),
+            list(tools.answered),
+            _pairs(tools.answers),
+            _pairs(tools.most_repeated),
+            list(tools.decided_tool_uses),
             _trip(watch.pending),
             withheld,
             sorted(watch.alerted),
@@ -68,18 +69,21 @@ def decode_watch(data: bytes, at_ms: int) -> SessionWatch:
     (_, started, recent, failures, without_news, news_ms, asked_before, asked, answered,
      answers, most, decided, pending, withheld, alerted) = state  # fmt: skip
     held = None if withheld is None else (withheld[0], _untrip(withheld[1]))
-    return SessionWatch(
-        started_ms=started,
-        recent={key: tuple(times) for key, times in _unpair(recent).items()},
-        failures_in_a_row=failures,
-        calls_without_news=without_news,
-        last_news_ms=news_ms,
+    tools = ToolCalls(
         asked_before=_unpair(asked_before),
         asked=_unpair(asked),
         answered=dict.fromkeys(answered),
         answers=_unpair(answers),
         most_repeated=_unpair(most),
         decided_tool_uses=dict.fromkeys(decided),
+    )
+    return SessionWatch(
+        started_ms=started,
+        recent={key: tuple(times) for key, times in _unpair(recent).items()},
+        failures_in_a_row=failures,
+        calls_without_news=without_news,
+        last_news_ms=news_ms,
+        tool_calls=None if tools.is_empty() else tools,
         pending=_untrip(pending),
         withheld=held,  # type: ignore[arg-type]
         alerted=frozenset(alerted),

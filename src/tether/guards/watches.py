@@ -16,7 +16,7 @@ from typing import Any
 from tether.bounded import remember
 from tether.guards.fingerprints import answer_key, tool_use_key
 
-__all__ = ["SessionWatch", "SessionWatches", "Trip"]
+__all__ = ["SessionWatch", "SessionWatches", "ToolCalls", "Trip"]
 
 MAX_SESSIONS = 50_000
 MAX_REQUESTS = 128
@@ -42,18 +42,9 @@ class Trip:
 
 
 @dataclass(slots=True)
-class SessionWatch:
-    """Fingerprints, answers and ``tool_use`` ids are 60-bit ints (``fingerprints.py``);
-    every collection is capped and the time-bound ones pruned, so a watch stays within a
-    few kilobytes however long its session runs."""
+class ToolCalls:
+    """What a session's tool calls left for the tool-repeat and no-progress guards."""
 
-    started_ms: int = 0
-    recent: dict[int, tuple[int, ...]] = field(default_factory=dict)
-    """Per request fingerprint, its times within the repeat window (least recent first)."""
-    failures_in_a_row: int = 0
-    calls_without_news: int = 0
-    last_news_ms: int = 0
-    """When the session last did something new (a new tool answer, a turn without tools)."""
     asked_before: dict[int, int] = field(default_factory=dict)
     """Tool calls the model asked for, with when it last did (the no-progress guard)."""
     asked: dict[int, int] = field(default_factory=dict)
@@ -66,6 +57,37 @@ class SessionWatch:
     """Per tool call, the count of its most repeated answer."""
     decided_tool_uses: dict[int, None] = field(default_factory=dict)
     """tool_use ids a PreToolUse hook asked tether about."""
+
+    def is_empty(self) -> bool:
+        return not any(self.held())
+
+    def held(self) -> tuple[dict[int, Any], ...]:
+        return (
+            self.asked_before, self.asked, self.answered, self.answers, self.most_repeated,
+            self.decided_tool_uses,
+        )  # fmt: skip
+
+
+_NO_TOOL_CALLS = ToolCalls()
+"""Read, never written: what a session whose model asked for no tool has seen of them."""
+
+
+@dataclass(slots=True)
+class SessionWatch:
+    """Fingerprints, answers and ``tool_use`` ids are 60-bit ints (``fingerprints.py``);
+    every collection is capped and the time-bound ones pruned, so a watch stays within a
+    few kilobytes however long its session runs."""
+
+    started_ms: int = 0
+    recent: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    """Per request fingerprint, its times within the repeat window (least recent first)."""
+    failures_in_a_row: int = 0
+    calls_without_news: int = 0
+    last_news_ms: int = 0
+    """When the session last did something new (a new tool answer, a turn without tools)."""
+    tool_calls: ToolCalls | None = None
+    """Made at the session's first tool call: a session that asks for none (an SDK
+    conversation, often) holds six empty dicts fewer (384 bytes)."""
     pending: Trip | None = None
     """A trip found while settling, refused at the session's next call."""
     withheld: tuple[int, Trip] | None = None
@@ -90,53 +112,62 @@ class SessionWatch:
         times = self.recent.get(fingerprint, ())
         return 1 + sum(1 for t in times if t > at_ms - window_ms)
 
+    def tools_seen(self) -> ToolCalls:
+        """The session's tool calls, to read (empty if it made none)."""
+        return self.tool_calls or _NO_TOOL_CALLS
+
+    def _tools(self) -> ToolCalls:
+        """The session's tool calls, to change (made at the first)."""
+        if self.tool_calls is None:
+            self.tool_calls = ToolCalls()
+        return self.tool_calls
+
     def asked_anew(self, tool_call: int, at_ms: int, window_ms: int) -> bool:
         """Record that the model asked for ``tool_call``; whether it had not within the
         window (the longest of the guards' windows: older calls are forgotten)."""
         since = at_ms - window_ms
-        last = self.asked_before.get(tool_call)
-        _forget_before(self.asked_before, since, lambda last: last)
-        remember(self.asked_before, tool_call, at_ms, MAX_TOOL_CALLS)
+        asked_before = self._tools().asked_before
+        last = asked_before.get(tool_call)
+        _forget_before(asked_before, since, lambda last: last)
+        remember(asked_before, tool_call, at_ms, MAX_TOOL_CALLS)
         return last is None or last <= since
 
     def asked_for(self, tool_use_id: str, tool_call: int) -> None:
-        remember(self.asked, tool_use_key(tool_use_id), tool_call, MAX_TOOL_USES)
+        remember(self._tools().asked, tool_use_key(tool_use_id), tool_call, MAX_TOOL_USES)
 
     def answer(self, tool_use_id: str, tool_call: int | None, answer: int, at_ms: int) -> None:
         """Count a tool call's answer once, whichever front door reported it first.
         ``tool_call`` None: the call as asked for earlier in this session, if seen."""
         key = tool_use_key(tool_use_id)
-        if key in self.answered:
+        if key in self.tools_seen().answered:
             return
-        asked = self.asked.pop(key, None)
+        asked = self.tool_calls.asked.pop(key, None) if self.tool_calls is not None else None
         tool_call = tool_call if asked is None else asked
         if tool_call is None:
             return
-        remember(self.answered, key, None, MAX_TOOL_USES)
+        tools = self._tools()
+        remember(tools.answered, key, None, MAX_TOOL_USES)
         pair = answer_key(tool_call, answer)
-        seen = self.answers.get(pair, 0) + 1
+        seen = tools.answers.get(pair, 0) + 1
         if seen == 1:
             self.last_news_ms = at_ms
-        remember(self.answers, pair, seen, MAX_TOOL_CALLS)
-        if seen > self.most_repeated.get(tool_call, 0):
-            remember(self.most_repeated, tool_call, seen, MAX_TOOL_CALLS)
+        remember(tools.answers, pair, seen, MAX_TOOL_CALLS)
+        if seen > tools.most_repeated.get(tool_call, 0):
+            remember(tools.most_repeated, tool_call, seen, MAX_TOOL_CALLS)
 
     def times_answered_alike(self, tool_call: int) -> int:
         """How often this tool call already gave one and the same answer."""
-        return self.most_repeated.get(tool_call, 0)
+        return self.tools_seen().most_repeated.get(tool_call, 0)
 
     def hook_decided(self, tool_use_id: str) -> None:
-        remember(self.decided_tool_uses, tool_use_key(tool_use_id), None, MAX_TOOL_USES)
+        remember(self._tools().decided_tool_uses, tool_use_key(tool_use_id), None, MAX_TOOL_USES)
 
     def was_decided(self, tool_use_id: str) -> bool:
-        return tool_use_key(tool_use_id) in self.decided_tool_uses
+        return tool_use_key(tool_use_id) in self.tools_seen().decided_tool_uses
 
     def entries(self) -> int:
         """Everything this watch holds, counted in keys and timestamps."""
-        held: tuple[dict[int, Any], ...] = (
-            self.asked_before, self.asked, self.answered, self.answers, self.most_repeated,
-            self.decided_tool_uses,
-        )  # fmt: skip
+        held = self.tools_seen().held()
         return sum(len(times) for times in self.recent.values()) + sum(len(h) for h in held)
 
 
