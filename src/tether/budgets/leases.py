@@ -11,6 +11,10 @@ spent, so a session's last call costs two statements going back, not four. When 
 cannot be had (the budget's tail), the lease grows by exactly what the call needs, so the
 last cents stay usable.
 
+A reservation meant to outlive the leases (a message batch's, held for hours and settled
+when its results are read, perhaps by another process or after a restart) is a row of its
+own in the database, as without leases: a lease lives only as long as its process.
+
 What it costs: the period's ``spent`` is up to a second behind on other replicas (a
 session's period, once its calls stop, up to ``idle_ms`` and a flush; what its lease
 holds stays reserved meanwhile, so none can overspend), its ``reserved`` includes the
@@ -232,11 +236,17 @@ class LeasedLedger:
     async def reserve(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int
     ) -> Hold | None:
+        if expires_at - now_ms() > self._lease_ms:
+            return await self._ledger.reserve(reservation_id, holds, expires_at)
         return await self._take(reservation_id, holds)
 
     async def extend(
         self, reservation_id: str, holds: Sequence[Hold], expires_at: int
     ) -> Hold | None:
+        """A reservation this process does not hold from its leases is the database's: one
+        held there (``reserve``), or one settled already (``ReservationSettled``)."""
+        if reservation_id not in self._calls:
+            return await self._ledger.extend(reservation_id, holds, expires_at)
         return await self._take(reservation_id, holds)
 
     async def _take(self, reservation_id: str, holds: Sequence[Hold]) -> Hold | None:
@@ -405,10 +415,12 @@ class LeasedLedger:
     ) -> list[PeriodUsage]:
         """Each budget period the call took from is charged once, on the lease it took from
         last (a stream may span a lease and its replacement). Should the store fail midway,
-        the periods not yet charged stay for the caller's retry."""
+        the periods not yet charged stay for the caller's retry. One no lease of this
+        process holds is settled in the database, which settles each reservation once: a
+        message batch's (``reserve``), whichever process reserved it."""
         taken = self._calls.pop(reservation_id, None)
         if taken is None:
-            return []
+            return await self._ledger.settle(reservation_id, holds, micros, tokens)
         by_period: dict[tuple[str, str], list[_Taken]] = {}
         for part in taken:
             by_period.setdefault((part.lease.budget.id, part.lease.period_key), []).append(part)

@@ -178,10 +178,14 @@ def test_a_canceled_batch_is_charged_for_what_finished_before_the_cancel(
     )
 
 
+@pytest.mark.parametrize("lease_percent", [0.0, 2.0], ids=["per-call", "leased"])
 def test_a_batch_still_ending_when_tether_stops_is_settled_after_the_restart(
-    tmp_path: Path, database_url: str, upstream: RunningFake, sdk: Sdk
+    tmp_path: Path, database_url: str, upstream: RunningFake, sdk: Sdk, lease_percent: float
 ) -> None:
-    first = start_tether(tmp_path / "data", database_url, anthropic_base_url=upstream.url)
+    """With budget leases (the default) too: a batch's hold is a row of its own, not part of
+    a lease that ends with the process."""
+    settings = {"anthropic_base_url": upstream.url, "budget_lease_percent": lease_percent}
+    first = start_tether(tmp_path / "data", database_url, **settings)
     try:
         first.create_project("p", upstream.fake.api_key)
         daily = budget(first, project="p", period="daily", limit_usd=1)
@@ -201,7 +205,7 @@ def test_a_batch_still_ending_when_tether_stops_is_settled_after_the_restart(
     finally:
         first.stop()
     upstream.fake.batches.batches[batch.id].cancel_ends = 0
-    second = start_tether(tmp_path / "data", database_url, anthropic_base_url=upstream.url)
+    second = start_tether(tmp_path / "data", database_url, **settings)
     try:
         state = _settled(second, daily["id"])
         (done,) = upstream.fake.batches.batches[batch.id].results
@@ -210,3 +214,27 @@ def test_a_batch_still_ending_when_tether_stops_is_settled_after_the_restart(
         assert state["spent_usd"] == pytest.approx(expected, abs=1e-6)
     finally:
         second.stop()
+
+
+@pytest.mark.parametrize("replicas", [{"budget_lease_percent": 2.0}], indirect=True, ids=["leased"])
+def test_a_batch_made_on_one_replica_is_settled_when_another_reads_its_results(
+    replicas: tuple[RunningTether, RunningTether], upstream: RunningFake, sdk: Sdk
+) -> None:
+    """Budget leases live in one process; a batch's hold must not: the replica that reads
+    the results charges what the batch used, and the one that made it holds nothing more."""
+    made_on, read_on = replicas
+    made_on.create_project("p", upstream.fake.api_key)
+    daily = budget(made_on, project="p", period="daily", limit_usd=1)
+    upstream.fake.batches.seconds = 60
+    key = made_on.create_agent("batcher", "p")
+    batch = sdk(made_on, key, session="s-across").messages.batches.create(requests=_requests(3))
+    assert listed(made_on, daily["id"])["reserved_usd"] >= 3 * 1000 * 10 / 1e6
+
+    upstream.fake.batches.batches[batch.id].ends = 0
+    results = list(sdk(read_on, key, session="s-across").messages.batches.results(batch.id))
+    usage = [r.result.message.usage for r in results if r.result.type == "succeeded"]
+    assert len(usage) == 3
+    expected = sum(u.input_tokens * 2 / 1e6 + u.output_tokens * 10 / 1e6 for u in usage) / 2
+    for replica in replicas:
+        state = _settled(replica, daily["id"])
+        assert state["spent_usd"] == pytest.approx(expected, abs=1e-6), replica.url
