@@ -62,8 +62,9 @@ class SessionRegistry:
         self._unwritten: dict[str, PendingWrite[None]] = {}
         """New sessions whose rows wait for the writer's next commit (``open_new``)."""
         self._state_changes = 0
-        """State changes made here so far (``set_state``, ``transition``): a read of the
-        store that one overtook is read again (``_read_back``)."""
+        """State changes made here (``set_state``, ``transition``) or read from the change
+        feed (``apply``) so far: a read of the store that one overtook is read again
+        (``_read_back``)."""
 
     async def open(self, session_id: str, agent_id: str, project_id: str) -> SessionRecord:
         """The session, created for this agent if it does not exist yet."""
@@ -206,8 +207,14 @@ class SessionRegistry:
     async def apply(self, change: Change) -> None:
         """A cached session another process (or this one) changed is read again. One
         forgotten while the read was under way stays forgotten: put back, it would hold
-        the cache past its bound (its next call reads the store anyway)."""
-        if change.kind == "session" and change.ref in self._cache:
+        the cache past its bound (its next call reads the store anyway). A session not
+        cached may be on its way in (``open``): counted, the change makes that read be
+        done again, so a kill read from the feed while the older row was coming back is
+        not lost with it."""
+        if change.kind != "session":
+            return
+        self._state_changes += 1
+        if change.ref in self._cache:
             session = await self._read_back(change.ref)
             if change.ref not in self._cache:
                 return
