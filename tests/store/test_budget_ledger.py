@@ -391,15 +391,17 @@ async def test_on_postgresql_leases_go_back_in_one_round_trip_and_renew_in_one_a
 ) -> None:
     """A fleet of short sessions gives back a lease a session a few seconds after its last
     call: two statements a lease, each a round trip, were most of what PostgreSQL did for
-    a new conversation. A lease an operator settled meanwhile is left alone."""
+    a new conversation (each session's lease on a period of its own). A lease an operator
+    settled meanwhile is left alone."""
     async with counted_ledger(postgres_url) as counted:
         db, tight, ledger = counted.db, counted.budget, counted.ledger
         expires = now_ms() + 60_000
         for n in range(6):
-            await ledger.lease(f"l{n}", Hold(tight, "d", None, 50_000, 0), expires, grow=False)
+            hold = Hold(tight, f"s{n}", None, 50_000, 0)
+            await ledger.lease(f"l{n}", hold, expires, grow=False)
 
         def back(n: int, close: bool) -> LeaseReturn:
-            return LeaseReturn(f"l{n}", tight.id, "d", 1_000 * (n + 1), 0, 0, 0, expires, close)
+            return LeaseReturn(f"l{n}", tight.id, f"s{n}", 1_000 * (n + 1), 0, 0, 0, expires, close)
 
         await ledger.give_back([back(0, False)])
         before = counted.round_trips()
@@ -410,13 +412,13 @@ async def test_on_postgresql_leases_go_back_in_one_round_trip_and_renew_in_one_a
         before = counted.round_trips()
         await ledger.close_leases([back(n, True) for n in (1, 2, 3, 4, 5, 99)])
         closing = counted.round_trips() - before
-        usage = await BudgetStore(db).usage(tight.id, "d")
+        usages = [await BudgetStore(db).usage(tight.id, f"s{n}") for n in range(6)]
     assert renewing == 2 + 3, "begin, a statement a lease, commit"
     assert sorted(renewed) == ["l1", "l2", "l3"]
     assert closing == 1
-    assert usage is not None and usage.reserved_micros == 0
+    assert all(usage is not None and usage.reserved_micros == 0 for usage in usages)
     renewals, closes = 1_000 * (1 + 2 + 3 + 4), 1_000 * (1 + 2 + 3 + 4 + 5 + 6)
-    assert usage.spent_micros == renewals + closes
+    assert sum(usage.spent_micros for usage in usages if usage) == renewals + closes
 
 
 async def test_on_postgresql_a_lease_grown_while_it_is_written_back_never_deadlocks(
@@ -444,3 +446,34 @@ async def test_on_postgresql_a_lease_grown_while_it_is_written_back_never_deadlo
         usage = await BudgetStore(counted.db).usage(tight.id, "d")
     assert usage is not None
     assert (usage.spent_micros, usage.reserved_micros) == (300, 1_000)
+
+
+async def test_on_postgresql_two_leases_on_one_period_written_back_while_one_grows_never_deadlock(
+    postgres_url: str,
+) -> None:
+    """A budget's limit changed while a stream ran: the process holds the old lease and a new
+    one on the same period, and one flush writes both back while a call grows the second. The
+    flush must not hold the period while it waits for the second lease's row (the call holds
+    that row and waits for the period): PostgreSQL would refuse one of them."""
+    async with counted_ledger(postgres_url) as counted:
+        tight, ledger = counted.budget, counted.ledger
+        expires = now_ms() + 60_000
+        for lease in ("l1", "l2"):
+            assert await ledger.lease(lease, Hold(tight, "d", None, 1_000, 0), expires, grow=False)
+
+        async def grow() -> None:
+            for _ in range(150):
+                assert await ledger.lease("l2", Hold(tight, "d", None, 1, 0), expires, grow=True)
+
+        async def write_back() -> None:
+            for _ in range(150):
+                backs = [
+                    LeaseReturn(lease, tight.id, "d", 1, 0, 1, 0, expires, False)
+                    for lease in ("l1", "l2")
+                ]
+                assert set(await ledger.give_back(backs)) == {"l1", "l2"}
+
+        await asyncio.gather(grow(), write_back(), grow(), write_back())
+        usage = await BudgetStore(counted.db).usage(tight.id, "d")
+    assert usage is not None
+    assert (usage.spent_micros, usage.reserved_micros) == (600, 1_700)

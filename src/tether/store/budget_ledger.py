@@ -127,6 +127,11 @@ WITH dropped AS (
 SELECT EXISTS (SELECT 1 FROM dropped)
 """
 """PostgreSQL: DROP then CHARGE of one lease in one statement: whether it was still held."""
+LOCK_LEASES = """
+SELECT 1 FROM budget_reservations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
+"""
+"""PostgreSQL: the rows of leases handed back together, taken before any of their periods
+(``_shares_a_period``)."""
 SETTLE = """
 UPDATE budget_periods
 SET reserved_micros = reserved_micros - CAST({0} AS BIGINT),
@@ -225,6 +230,14 @@ class LeaseReturn:
 
 def _lock_order(back: LeaseReturn) -> tuple[str, str]:
     return back.budget_id, back.period_key
+
+
+def _shares_a_period(returns: Sequence[LeaseReturn]) -> bool:
+    """Two leases on one period (its limit changed while a call ran on the old one): the
+    first one's statement takes the period, and the second's row, taken after it, may be
+    held by a call growing that lease, which waits for the period in turn."""
+    periods = {(back.budget_id, back.period_key) for back in returns}
+    return len(periods) < len(returns)
 
 
 def _lease_row_change(back: LeaseReturn, shrink: str, drop: str) -> tuple[str, tuple[Any, ...]]:
@@ -565,11 +578,14 @@ class PostgresBudgetLedger(_HoldingLedger):
         return None, usages
 
     async def give_back(self, returns: Sequence[LeaseReturn]) -> dict[str, PeriodUsage | None]:
-        """One statement a lease, in lock order (``_lock_order``), in one transaction."""
+        """One statement a lease, in lock order (``_lock_order``), in one transaction; the
+        leases' rows first when two share a period."""
         try:
             pool = await self._connection_pool()
             async with pool.acquire() as conn, conn.transaction():
                 held: dict[str, PeriodUsage | None] = {}
+                if _shares_a_period(returns):
+                    await conn.execute(LOCK_LEASES, [back.lease_id for back in returns])
                 for back in sorted(returns, key=_lock_order):
                     if back.close:
                         if await conn.fetchval(CLOSE_LEASE, *_close_args(back)):
