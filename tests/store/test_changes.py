@@ -8,7 +8,14 @@ import pytest
 from sqlalchemy import func, insert, select, text
 
 from tether.clock import now_ms
-from tether.store.changes import prune_changes, read_changes, recent_changes, record_change
+from tether.store.change_feed import PAGE, ChangeFeed
+from tether.store.changes import (
+    Change,
+    prune_changes,
+    read_changes,
+    recent_changes,
+    record_change,
+)
 from tether.store.database import Database
 from tether.store.schema import change_log
 
@@ -75,3 +82,29 @@ async def test_a_change_after_the_log_was_pruned_empty_gets_an_id_past_every_ear
         kept = (await conn.execute(select(func.count()).select_from(change_log))).scalar_one()
     assert [c.ref for c in behind] == ["killed-after-a-quiet-hour"]
     assert kept == 2, "the newest pruned row stays, and the new one"
+
+
+async def test_a_change_after_a_burst_larger_than_a_page_is_applied_at_once(db: Database) -> None:
+    """A bulk deletion records a change an approval: more than a page of them in the re-read
+    window, all applied already, had filled every read, and a kill committed after them
+    waited until the window passed them by (every replica, for seconds)."""
+    feed = ChangeFeed(db)
+    applied: list[str] = []
+
+    async def note(change: Change) -> None:
+        applied.append(change.ref)
+
+    feed.subscribe(note)
+    burst = [
+        {"kind": "approval", "ref": f"grant-{n}", "created_at": now_ms()}
+        for n in range(PAGE + PAGE // 2)
+    ]
+    async with db.write() as conn:
+        await conn.execute(insert(change_log), burst)
+    await feed.catch_up()
+    assert applied == [row["ref"] for row in burst]
+
+    async with db.write() as conn:
+        await record_change(conn, "session", "killed-session")
+    await feed.catch_up()
+    assert applied[len(burst) :] == ["killed-session"]

@@ -18,7 +18,13 @@ from sqlalchemy.engine import make_url
 
 from tether.clock import now_ms
 from tether.errors import TetherError
-from tether.store.changes import CHANNEL, Change, latest_change_id, prune_changes, read_changes
+from tether.store.changes import (
+    CHANNEL,
+    Change,
+    latest_change_id,
+    prune_changes,
+    read_changes,
+)
 from tether.store.database import Database
 from tether.store.driver_errors import CONNECTION_ERRORS
 
@@ -29,6 +35,8 @@ log = logging.getLogger(__name__)
 ChangeHandler = Callable[[Change], Awaitable[None]]
 
 REREAD_WINDOW_MS = 5_000
+PAGE = 1_000
+"""Changes read a statement."""
 RETENTION_MS = 3_600_000
 
 
@@ -70,20 +78,31 @@ class ChangeFeed:
         self._wake.set()
 
     async def catch_up(self) -> None:
-        """Apply every change committed so far; writers call it to see their own changes."""
+        """Apply every change committed so far; writers call it to see their own changes.
+        A page at a time: a burst of changes (a bulk deletion's approvals) fills the
+        re-read window with changes applied already, and a kill committed after them must
+        not wait for the window to pass them by."""
         async with self._lock:
-            async with self._db.read() as conn:
-                changes = await read_changes(conn, self._last_id, now_ms() - REREAD_WINDOW_MS)
-            for change in changes:
-                if change.id in self._applied:
-                    continue
-                for handler in self._handlers:
-                    await handler(change)
-                self._applied[change.id] = now_ms()
-                self._last_id = max(self._last_id, change.id)
+            since, past = now_ms() - REREAD_WINDOW_MS, 0
+            while True:
+                async with self._db.read() as conn:
+                    changes = await read_changes(conn, self._last_id, since, PAGE, past)
+                await self._apply(changes)
+                if len(changes) < PAGE:
+                    break
+                past = changes[-1].id
             horizon = now_ms() - 2 * REREAD_WINDOW_MS
             self._applied = {cid: ts for cid, ts in self._applied.items() if ts > horizon}
             self._caught_up_at = now_ms()
+
+    async def _apply(self, changes: list[Change]) -> None:
+        for change in changes:
+            if change.id in self._applied:
+                continue
+            for handler in self._handlers:
+                await handler(change)
+            self._applied[change.id] = now_ms()
+            self._last_id = max(self._last_id, change.id)
 
     def problem(self) -> str | None:
         """Why this replica may be missing kills and policy changes (for readiness), or

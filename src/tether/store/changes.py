@@ -61,21 +61,29 @@ def record_change_on_writer(conn: sqlite3.Connection, kind: str, ref: str) -> No
 
 
 async def read_changes(
-    conn: AsyncConnection, after_id: int, since_ms: int, limit: int = 1000
+    conn: AsyncConnection, after_id: int, since_ms: int, limit: int = 1000, past_id: int = 0
 ) -> list[Change]:
-    """Changes past ``after_id`` plus every change newer than ``since_ms``.
+    """Changes past ``after_id`` plus every change newer than ``since_ms``, in id order, the
+    first ``limit`` of those past ``past_id`` (a page: the next one starts past its last).
 
     PostgreSQL sequences can commit out of order, so a reader re-reads a short recent
     window and skips the ids it has already applied.
     """
-    params = {"p_after": after_id, "p_since": since_ms, "p_limit": limit}
+    params = {
+        "p_after": max(after_id, past_id),
+        "p_since": since_ms,
+        "p_past": past_id,
+        "p_limit": limit,
+    }
     rows = await conn.execute(_RECENT, params)
     return [Change(r.id, r.kind, r.ref) for r in rows]
 
 
 def _recent() -> Select[tuple[int, str, str]]:
     """Two index ranges joined, not ``id > ? OR created_at > ?``: SQLite and PostgreSQL
-    walked the whole hour of changes kept for that, four times a second a process."""
+    walked the whole hour of changes kept for that, four times a second a process. A
+    page's start is applied to the union, not inside it: there SQLite took it for a range
+    of the primary key and walked the hour again."""
     columns = (change_log.c.id, change_log.c.kind, change_log.c.ref)
     recent = union(
         select(*columns).where(change_log.c.id > bindparam("p_after")),
@@ -83,6 +91,7 @@ def _recent() -> Select[tuple[int, str, str]]:
     ).subquery()
     return (
         select(recent.c.id, recent.c.kind, recent.c.ref)
+        .where(recent.c.id > bindparam("p_past"))
         .order_by(recent.c.id)
         .limit(bindparam("p_limit", type_=Integer))
     )
@@ -95,7 +104,7 @@ at every catch-up after a write (a bulk deletion's thousand approval changes).""
 
 def recent_changes(after_id: int, since_ms: int, limit: int) -> Select[tuple[int, str, str]]:
     """The feed's statement with its values bound (to show its plan)."""
-    return _RECENT.params(p_after=after_id, p_since=since_ms, p_limit=limit)
+    return _RECENT.params(p_after=after_id, p_since=since_ms, p_past=0, p_limit=limit)
 
 
 async def latest_change_id(conn: AsyncConnection) -> int:
