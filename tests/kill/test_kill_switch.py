@@ -81,6 +81,59 @@ def test_terminating_a_session_cuts_its_stream_and_nothing_else(
     assert records["other"].completed and records["other"].error is None
 
 
+def test_a_kill_while_upstream_is_still_thinking_cuts_the_stream_when_it_starts(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    """The call was allowed, then its session killed before upstream sent a byte (a model's
+    time to first token): the stream registered after the kill was applied, and no later
+    change came to cut it."""
+    alice = gateway.create_agent("alice", "p")
+    upstream.fake.enqueue(FakeReply(text="word " * 30, chunks=30, chunk_delay=0.05, delay=1.5))
+
+    def kill() -> None:
+        response = gateway.call("POST", "/sessions/alice-late/kill", json={"reason": "too late"})
+        assert response.status_code == 200, response.text
+
+    records, _ = asyncio.run(run_streams_and(gateway, {"late": (alice, "alice-late")}, kill))
+
+    late = records["late"]
+    assert not late.completed
+    assert late.error is not None, late.events
+    assert "alice-late was terminated" in late.error["error"]["message"]
+    assert not [e for e in late.events if e[0] == "content_block_delta"], "nothing relayed"
+
+
+def test_a_tool_call_answered_after_its_session_was_killed_is_not_handed_over(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    alice = gateway.create_agent("alice", "p")
+    upstream.fake.enqueue(FakeReply(kind="tool_use", tool_input={"command": "rm -rf /"}, delay=1.5))
+
+    def call() -> httpx.Response:
+        return httpx.post(
+            f"{gateway.url}/v1/messages",
+            json={"model": MODEL, "max_tokens": 50,
+                  "messages": [{"role": "user", "content": "clean up"}]},
+            headers={"x-api-key": alice, "anthropic-version": "2023-06-01",
+                     "X-Claude-Code-Session-Id": "alice-tool"},
+            timeout=30,
+        )  # fmt: skip
+
+    async def call_and_kill() -> httpx.Response:
+        answer = asyncio.create_task(asyncio.to_thread(call))
+        await asyncio.sleep(0.5)
+        killed = await asyncio.to_thread(
+            gateway.call, "POST", "/sessions/alice-tool/kill", json={"reason": "stop it"}
+        )
+        assert killed.status_code == 200, killed.text
+        return await answer
+
+    answer = asyncio.run(call_and_kill())
+    assert answer.status_code == 423, answer.text
+    assert "alice-tool was terminated" in answer.json()["error"]["message"]
+    assert "rm -rf" not in answer.text
+
+
 def test_after_a_kill_the_retry_is_refused_once_and_not_retried(
     gateway: RunningTether, upstream: RunningFake
 ) -> None:

@@ -39,8 +39,13 @@ class InflightStreams:
         return len(self._streams)
 
     def register(self, handle: StreamHandle) -> int:
+        """A door registers its stream once upstream answers, seconds after the call was
+        allowed (a model's time to first token): a kill applied in between finds nothing
+        to cut, and no later change may come to check the stream again, so it is checked
+        here and cut at once."""
         token = next(self._ids)
         self._streams[token] = handle
+        self._check(token, handle)
         return token
 
     def unregister(self, token: int) -> None:
@@ -65,14 +70,15 @@ class InflightStreams:
 
     def enforce(self) -> None:
         for token, handle in list(self._streams.items()):
-            if handle.cut_by is not None:
-                continue
-            verdict = self._switch.reason_to_stop(
-                handle.agent_id, handle.project_id, handle.session_id
-            )
-            if verdict is not None:
-                handle.cut_by = verdict
-                try:
-                    handle.cut(verdict)
-                except Exception:
-                    log.exception("cutting stream %s failed", token)
+            if handle.cut_by is None:
+                self._check(token, handle)
+
+    def _check(self, token: int, handle: StreamHandle) -> None:
+        verdict = self._switch.reason_to_stop(handle.agent_id, handle.project_id, handle.session_id)
+        if verdict is None:
+            return
+        handle.cut_by = verdict
+        try:
+            handle.cut(verdict)
+        except Exception:
+            log.exception("cutting stream %s failed", token)

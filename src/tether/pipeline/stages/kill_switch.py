@@ -4,7 +4,8 @@ quarantine, terminated session. Refusals name what was stopped and by whom."""
 from __future__ import annotations
 
 from tether.kill.switch import KillSwitch
-from tether.pipeline.action import Action, Context, Verdict
+from tether.pipeline.action import Action, Context, Deny, Verdict
+from tether.pipeline.outcome import ToolUse
 
 __all__ = ["EnforceKillSwitch"]
 
@@ -18,6 +19,14 @@ class EnforceKillSwitch:
         self._switch = switch
 
     async def check(self, action: Action, ctx: Context) -> Verdict | None:
+        return await self._stopped(ctx)
+
+    async def review(self, action: Action, ctx: Context, tool_use: ToolUse) -> Deny | None:
+        """A tool call in an answer that arrives after its session, agent or project was
+        stopped (the call was allowed before) is not handed to the agent."""
+        return await self._stopped(ctx)
+
+    async def _stopped(self, ctx: Context) -> Deny | None:
         assert ctx.identity is not None and ctx.session is not None
         return self._switch.reason_to_stop(
             ctx.identity.agent.id, ctx.identity.project.id, ctx.session.id
