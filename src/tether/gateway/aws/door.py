@@ -503,6 +503,13 @@ class AwsDoor:
             cut=lambda _verdict: upstream.close(),
         )
         token = self._inflight.register(handle)
+        if handle.cut_by is not None:
+            # Stopped while AWS answered: nothing relayed yet, so a refusal, not a cut body.
+            self._inflight.unregister(token)
+            upstream.release()
+            await self._settle(decisions, started, 423, handle.cut_by.reason)
+            reason = _tethered(handle.cut_by.reason)
+            return aws_error(call.protocol, _DENIED[call.protocol], reason, 423)
         try:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for name, value in upstream.headers.items():
