@@ -149,6 +149,35 @@ def test_query_string_and_beta_headers_pass_through(
     assert seen.headers["anthropic-beta"] == "prompt-caching-2024-07-31"
 
 
+@pytest.mark.parametrize(
+    "retry_count",
+    ["\u00b2".encode(), b"9" * 5000, b"-1", b"two"],
+    ids=["superscript", "long", "negative", "word"],
+)
+def test_a_retry_count_that_is_not_a_plain_number_is_ignored_not_a_500(
+    gateway: RunningTether, retry_count: bytes
+) -> None:
+    """The SDK's retry count is noted in the trail when it is a number; any other value
+    describes nothing, and the call goes on (a superscript digit or 5,000 digits had raised
+    in ``int`` before the call was decided: a 500, unaudited)."""
+    key = gateway.create_agent("a", "p")
+    response = httpx.post(
+        f"{gateway.url}/v1/messages",
+        json={"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+        headers=[
+            (b"x-api-key", key.encode()),
+            (b"anthropic-version", b"2023-06-01"),
+            (b"X-Claude-Code-Session-Id", b"retry-header"),
+            (b"X-Stainless-Retry-Count", retry_count),
+        ],
+    )
+    assert response.status_code == 200, response.text
+    events = gateway.call("GET", "/audit", params={"session": "retry-header"}).json()
+    (decided,) = [e for e in events if e["action"] == "model:messages"]
+    assert decided["result"] == "allow"
+    assert "retry_count" not in (decided.get("attributes") or {})
+
+
 def test_bearer_token_works_like_api_key(gateway: RunningTether) -> None:
     key = gateway.create_agent("a", "p")
     with anthropic.Anthropic(base_url=gateway.url, auth_token=key, max_retries=0) as client:

@@ -45,6 +45,9 @@ MAX_RETRY_AFTER_SECONDS = 600
 DEFAULT_KEEPALIVE_SECONDS = 15.0
 DRAIN_SECONDS = 30.0
 DRAIN_BYTES = 16 * 1024 * 1024
+MAX_RETRY_COUNT_DIGITS = 6
+"""A retry count (``X-Stainless-Retry-Count``) is noted when it is a plain number this
+long at most; anything else is ignored, not an error: it only describes the call."""
 """After a client leaves mid-stream, upstream goes on generating (and billing): tether
 reads on, this long and this much at most, to settle what was really used."""
 
@@ -81,8 +84,8 @@ class ModelCalls:
         attributes: dict[str, Any] = {"model": parsed.model, "stream": parsed.stream}
         if parsed.max_tokens is not None:
             attributes["max_tokens"] = parsed.max_tokens
-        retry = request.headers.get("X-Stainless-Retry-Count")
-        if retry and retry.isdigit():
+        retry = request.headers.get("X-Stainless-Retry-Count", "")
+        if retry.isascii() and retry.isdigit() and len(retry) <= MAX_RETRY_COUNT_DIGITS:
             attributes["retry_count"] = int(retry)
         attributes.update(call.tags)
         return Action(
