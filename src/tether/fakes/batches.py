@@ -44,10 +44,15 @@ class FakeBatches:
         self.canceled: list[str] = []
         self.output_tokens = 40
         """What each request reports it generated."""
+        self.answer_text = "batched answer"
+        """Each answer's text (long, for a results line longer than a line reader takes)."""
         self.finished_before_cancel = 0
         """How many of a batch's requests had succeeded when it is canceled (billed)."""
         self.cancel_seconds = 0.0
         """How long a canceled batch stays ``canceling`` before it ends."""
+        self.proxy_page: int | None = None
+        """The next create is answered with this status and an HTML page (a proxy in the
+        way), and makes no batch."""
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages/batches", self._create)
@@ -89,7 +94,7 @@ class FakeBatches:
                 "type": "message",
                 "role": "assistant",
                 "model": params["model"],
-                "content": [{"type": "text", "text": "batched answer"}],
+                "content": [{"type": "text", "text": self.answer_text}],
                 "stop_reason": "end_turn",
                 "stop_sequence": None,
                 "usage": usage,
@@ -140,6 +145,10 @@ class FakeBatches:
         refused = self._refusal(request)
         if refused is not None:
             return refused
+        if self.proxy_page is not None:
+            status, self.proxy_page = self.proxy_page, None
+            page = "<html><body><h1>Bad gateway</h1></body></html>"
+            return web.Response(status=status, text=page, content_type="text/html")
         body = json.loads(raw)
         now = time.time()
         batch = _Batch(

@@ -12,6 +12,7 @@ from tether.identity.directory import Directory
 from tether.kill.switch import KillSwitch
 from tether.records.fleet import Project
 from tether.records.message_batches import BatchRecord
+from tether.records.verdicts import Deny
 from tether.store.changes import Change
 from tether.store.message_batches import MessageBatchStore
 
@@ -38,10 +39,12 @@ class BatchCanceller:
 
     async def apply(self, change: Change) -> None:
         if change.kind in STOPPING_KINDS:
-            await self.enforce()
+            await self.enforce(change.ref if change.kind == "session" else None)
 
-    async def enforce(self) -> int:
-        """Cancel every open batch whose session, agent or project is stopped now."""
+    async def enforce(self, changed_session: str | None = None) -> int:
+        """Cancel every open batch whose session, agent or project is stopped now. The
+        session that changed is read from the store when no call holds it here (its batch
+        may have outlived every call, and this process)."""
         if self.cancel_upstream is None:
             return 0
         canceled = 0
@@ -51,10 +54,12 @@ class BatchCanceller:
             log.error("open message batches not read; none canceled: %s", exc.message)
             return 0
         for batch in batches:
-            verdict = self._switch.reason_to_stop(
-                batch.agent_id, batch.project_id, batch.session_id
-            )
             project = self._directory.project(batch.project_id)
+            try:
+                verdict = await self._stop_reason(batch, changed_session)
+            except TetherError as exc:
+                log.error("message batch %s not checked: %s", batch.id, exc.message)
+                continue
             if verdict is None or project is None:
                 continue
             try:
@@ -65,3 +70,10 @@ class BatchCanceller:
             except Exception:
                 log.exception("canceling message batch %s failed", batch.id)
         return canceled
+
+    async def _stop_reason(self, batch: BatchRecord, changed_session: str | None) -> Deny | None:
+        if changed_session is not None and batch.session_id == changed_session:
+            return await self._switch.reason_to_stop_now(
+                batch.agent_id, batch.project_id, batch.session_id
+            )
+        return self._switch.reason_to_stop(batch.agent_id, batch.project_id, batch.session_id)

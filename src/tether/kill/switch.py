@@ -9,7 +9,7 @@ from __future__ import annotations
 from tether.clock import iso_ms
 from tether.identity.directory import Directory
 from tether.kill.controls import FleetControls
-from tether.records.fleet import AgentState, SessionState
+from tether.records.fleet import AgentState, SessionRecord, SessionState
 from tether.records.verdicts import Deny
 from tether.sessions.registry import SessionRegistry
 
@@ -34,6 +34,23 @@ class KillSwitch:
         self._controls = controls
 
     def reason_to_stop(self, agent_id: str, project_id: str, session_id: str | None) -> Deny | None:
+        """From memory: a session this process does not hold counts as running (the hot
+        path opened it, so it is held while it is used)."""
+        session = self._sessions.cached(session_id) if session_id else None
+        return self._stop_reason(agent_id, project_id, session)
+
+    async def reason_to_stop_now(
+        self, agent_id: str, project_id: str, session_id: str | None
+    ) -> Deny | None:
+        """As ``reason_to_stop``, with a session this process does not hold read from the
+        store: for what outlives the calls that held it (a message batch runs for hours,
+        across restarts, while its session leaves every replica's memory)."""
+        session = await self._sessions.current(session_id) if session_id else None
+        return self._stop_reason(agent_id, project_id, session)
+
+    def _stop_reason(
+        self, agent_id: str, project_id: str, session: SessionRecord | None
+    ) -> Deny | None:
         paused = self._controls.pause_all
         if paused is not None:
             return Deny(
@@ -51,7 +68,6 @@ class KillSwitch:
         agent = self._directory.agent(agent_id)
         if agent is not None and agent.state is not AgentState.ACTIVE:
             return self._agent_denial(agent.name, agent.state, agent.state_by, agent.state_reason)
-        session = self._sessions.cached(session_id) if session_id else None
         if session is not None and session.state is not SessionState.ACTIVE:
             if session.state is SessionState.BUDGET_EXHAUSTED:
                 return Deny(

@@ -174,6 +174,11 @@ class SessionRegistry:
     def cached(self, session_id: str) -> SessionRecord | None:
         return self._cache.get(session_id)
 
+    async def current(self, session_id: str) -> SessionRecord | None:
+        """The session as held here, or as the store has it (not held for that: a look at
+        a session, not a call on it)."""
+        return self._cache.get(session_id) or await self._store.get(session_id)
+
     def sizes(self) -> dict[str, int]:
         """How much this registry holds in memory now (the soak benchmark watches it)."""
         return {

@@ -238,3 +238,97 @@ def test_a_batch_made_on_one_replica_is_settled_when_another_reads_its_results(
     for replica in replicas:
         state = _settled(replica, daily["id"])
         assert state["spent_usd"] == pytest.approx(expected, abs=1e-6), replica.url
+
+
+def test_killing_a_session_no_process_holds_any_more_cancels_its_batch(
+    tmp_path: Path, database_url: str, upstream: RunningFake, sdk: Sdk
+) -> None:
+    """A batch runs for hours, across a restart, while its session leaves every process's
+    memory: a kill then must still reach it."""
+    first = start_tether(tmp_path / "data", database_url, anthropic_base_url=upstream.url)
+    try:
+        first.create_project("p", upstream.fake.api_key)
+        upstream.fake.batches.seconds = 600
+        client = sdk(first, first.create_agent("batcher", "p"), session="s-later")
+        batch = client.messages.batches.create(requests=_requests(2))
+    finally:
+        first.stop()
+    second = start_tether(tmp_path / "data", database_url, anthropic_base_url=upstream.url)
+    try:
+        killed = second.call("POST", "/sessions/s-later/kill", json={"reason": "drill"})
+        assert killed.status_code == 200, killed.text
+        deadline = time.monotonic() + 15
+        while batch.id not in upstream.fake.batches.canceled:
+            assert time.monotonic() < deadline, "the batch was not canceled upstream"
+            time.sleep(0.1)
+    finally:
+        second.stop()
+
+
+@pytest.mark.parametrize("status", [502, 200])
+def test_a_proxy_page_for_a_batch_is_upstreams_failure_and_holds_nothing(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk, status: int
+) -> None:
+    """An HTML page where the batch should be (a proxy in the way): the agent is told it
+    was upstream, not that its own body was bad, and the batch's worst case is not held."""
+    daily = budget(gateway, project="p", period="daily", limit_usd=1)
+    upstream.fake.batches.proxy_page = status
+    client = sdk(gateway, gateway.create_agent("batcher", "p"), session="s-proxy")
+    with pytest.raises(anthropic.APIStatusError) as refused:
+        client.messages.batches.create(requests=_requests(2))
+    assert refused.value.status_code == 502, refused.value.response.text
+    if status == 200:
+        assert "not a message batch" in refused.value.response.text
+    assert not upstream.fake.batches.batches
+    state = _settled(gateway, daily["id"])
+    assert state["spent_usd"] == 0
+
+
+def test_a_results_line_longer_than_a_line_reader_takes_is_relayed_and_settled(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
+) -> None:
+    """A long answer makes a long results line: aiohttp's line reader refuses one over
+    twice its buffer (1 MiB here), which had broken the read and left the batch unsettled."""
+    daily = budget(gateway, project="p", period="daily", limit_usd=1)
+    upstream.fake.batches.answer_text = "word " * 300_000
+    client = sdk(gateway, gateway.create_agent("batcher", "p"), session="s-long")
+    batch = client.messages.batches.create(requests=_requests(2))
+    results = list(client.messages.batches.results(batch.id))
+    assert [r.custom_id for r in results] == ["r0", "r1"]
+    messages = [r.result.message for r in results if r.result.type == "succeeded"]
+    assert len(messages) == 2
+    assert [len(m.content[0].text) for m in messages if m.content[0].type == "text"] == [
+        1_500_000
+    ] * 2
+    usage = [m.usage for m in messages]
+    expected = sum(u.input_tokens * 2 / 1e6 + u.output_tokens * 10 / 1e6 for u in usage) / 2
+    assert _settled(gateway, daily["id"])["spent_usd"] == pytest.approx(expected, abs=1e-6)
+
+
+ASK_OPUS = """\
+permit(principal, action, resource);
+@ask("opus calls are reviewed")
+permit(principal, action == Action::"model:messages", resource)
+  when { resource.arn like "anthropic:model/claude-opus*" };
+"""
+
+
+def test_a_batch_request_that_needs_approval_waits_for_it_wherever_it_is_in_the_batch(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
+) -> None:
+    """The batch is decided once, on its first request's model; a later request that needs
+    an operator's approval had gone upstream without one."""
+    gateway.apply_policy("p", ASK_OPUS)
+    client = sdk(gateway, gateway.create_agent("batcher", "p"), session="s-ask")
+    requests = _requests(2) + _requests(1, model="claude-opus-5-5")
+    with pytest.raises(anthropic.APIStatusError) as asked:
+        client.messages.batches.create(requests=requests)
+    assert "opus calls are reviewed" in asked.value.response.text
+    assert not upstream.fake.batches.batches
+    (approval,) = gateway.call("GET", "/approvals", params={"state": "pending"}).json()
+    assert approval["resource"].startswith("anthropic:model/claude-opus")
+    approved = gateway.call("POST", f"/approvals/{approval['id']}/approve", json={})
+    assert approved.status_code == 200, approved.text
+
+    batch = client.messages.batches.create(requests=requests)
+    assert batch.id in upstream.fake.batches.batches

@@ -35,6 +35,23 @@ class BatchTally:
 
     def __init__(self) -> None:
         self.parts: list[tuple[str, Usage]] = []
+        self._partial = bytearray()
+
+    def feed_bytes(self, chunk: bytes) -> None:
+        """Any piece of the stream; lines are cut here, however long (aiohttp's line reader
+        refuses one over twice its buffer, and a long answer's line can be)."""
+        self._partial += chunk
+        start = 0
+        while (end := self._partial.find(b"\n", start)) >= 0:
+            self.feed(bytes(self._partial[start:end]))
+            start = end + 1
+        del self._partial[:start]
+
+    def end(self) -> None:
+        """The stream is over: a last line without its newline counts too."""
+        if self._partial:
+            self.feed(bytes(self._partial))
+            self._partial.clear()
 
     def feed(self, line: bytes) -> None:
         try:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import aiohttp
 import orjson
 from aiohttp import web
 
@@ -95,6 +96,9 @@ class CanceledBatchSweep:
             except TetherError as exc:
                 log.warning("message batch %s not followed now: %s", batch.id, exc.message)
                 done = False
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                log.warning("message batch %s not followed now: %r", batch.id, exc)
+                done = False
             if done:
                 settled += 1
                 self._following.pop(batch.id, None)
@@ -126,8 +130,9 @@ class CanceledBatchSweep:
         try:
             if results.status != 200:
                 return False
-            async for line in results.content:
-                tally.feed(line)
+            async for chunk in results.content.iter_any():
+                tally.feed_bytes(chunk)
+            tally.end()
         finally:
             results.release()
         session = await self._reservations.session_of(batch)

@@ -9,14 +9,16 @@ reservation to what upstream reports each request used (once)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import urlencode
 
+import aiohttp
 import orjson
 from aiohttp import web
 
 from tether.budgets.batches import BatchReservations
-from tether.errors import BadRequest
+from tether.errors import BadRequest, TetherError
 from tether.gateway.anthropic.batch_settlement import BatchSettlement, BatchTally
 from tether.gateway.anthropic.errors import anthropic_error_response
 from tether.gateway.anthropic.request import parse_messages_request
@@ -26,16 +28,18 @@ from tether.gateway.anthropic.upstream import (
     request_headers,
     response_headers,
 )
-from tether.gateway.anthropic.wire import AnthropicWire
+from tether.gateway.anthropic.wire import ANTHROPIC_VERSION, AnthropicWire
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.gateway.model.calls import BYTES_PER_TOKEN_ESTIMATE, session_id_from
 from tether.pipeline import Action, Decision, Outcome, Pipeline
-from tether.pipeline.action import CostBasis, Deny
+from tether.pipeline.action import CostBasis, Deny, Pending
 from tether.pricing.model_ids import canonical_model_id
 from tether.pricing.usage import Usage
 from tether.web.bodies import read_limited
 
-__all__ = ["MessageBatches"]
+__all__ = ["MessageBatches", "cancel_upstream"]
+
+log = logging.getLogger(__name__)
 
 SOURCE = "anthropic"
 LIST_QUERY = ("limit", "after_id", "before_id")
@@ -89,6 +93,10 @@ class MessageBatches:
                 if not decision.allowed:
                     return _refusal(decision)
                 return anthropic_error_response(verdict.code, verdict.reason, {})
+            if isinstance(verdict, Pending):
+                refused = await self._approved(part)
+                if refused is not None:
+                    return refused
         models = sorted({p.cost_basis.model for p in parts if p.cost_basis is not None})
         first = parts[0]
         batch = Action(
@@ -133,23 +141,65 @@ class MessageBatches:
             raise
         try:
             data = await upstream.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            detail = f"the Anthropic API's answer to the batch broke off: {exc!r}"
+            await self._pipeline.settle(decision, _failed(nothing, detail))
+            return anthropic_error_response("upstream_unreachable", detail, session)
         finally:
             upstream.release()
-        created = _json(data)
-        batch_id = created.get("id") if upstream.status == 200 else None
-        if not isinstance(batch_id, str):
+        if upstream.status != 200:
             await self._pipeline.settle(decision, _failed(nothing, f"upstream {upstream.status}"))
             headers = response_headers(upstream.headers, decision.session_id)
             return web.Response(body=data, status=upstream.status, headers=headers)
-        await self._reservations.keep(
-            batch_id,
-            ctx.identity.project.id,
-            ctx.identity.agent.id,
-            decision.session_id,
-            ctx.reservation,
-            [p.cost_basis.model if p.cost_basis else "" for p in parts],
-        )
+        created = _created_batch(data)
+        if created is None:
+            detail = "the Anthropic API answered 200 with a body that is not a message batch"
+            await self._pipeline.settle(decision, _failed(nothing, detail))
+            return anthropic_error_response("upstream_unreachable", detail, session)
+        try:
+            await self._reservations.keep(
+                created["id"],
+                ctx.identity.project.id,
+                ctx.identity.agent.id,
+                decision.session_id,
+                ctx.reservation,
+                [p.cost_basis.model if p.cost_basis else "" for p in parts],
+            )
+        except TetherError:
+            await self._withdraw(base, api_key, created["id"])
+            await self._pipeline.settle(decision, _failed(nothing, "the batch was not recorded"))
+            raise
         return _json_response(request, created, upstream, decision.session_id)
+
+    async def _approved(self, part: Action) -> web.Response | None:
+        """A request of the batch that needs an operator's approval is decided as the call
+        it is (the batch is decided once, on its first request's model): it asks for the
+        approval, or waits for the one asked, or spends the one granted. None once granted;
+        else the refusal that names the approval (the batch is sent again once it is)."""
+        basis, part.cost_basis = part.cost_basis, None
+        decision = await self._pipeline.decide(part)
+        part.cost_basis = basis
+        if not decision.allowed:
+            return _refusal(decision)
+        granted = Outcome(
+            result="ok",
+            status=200,
+            latency_ms=0.0,
+            usage=Usage(),
+            detail="approved; sent in a message batch, charged with the batch",
+        )
+        await self._pipeline.settle(decision, granted)
+        return None
+
+    async def _withdraw(self, base: str, api_key: str, batch_id: str) -> None:
+        """Cancel upstream a batch tether could not record: unrecorded, nothing would
+        charge it, settle it, or cancel it on a kill (fail closed)."""
+        try:
+            await cancel_upstream(self._upstream, base, api_key, batch_id)
+        except UpstreamFailed as exc:
+            log.error("message batch %s was not recorded nor canceled: %s", batch_id, exc)
+            return
+        log.warning("message batch %s was not recorded; canceled upstream", batch_id)
 
     async def _read(
         self, request: web.Request, method: str, path: str, batch_id: str | None
@@ -234,9 +284,10 @@ class MessageBatches:
         completed = False
         try:
             await response.prepare(request)
-            async for line in upstream.content:
-                tally.feed(line)
-                await response.write(line)
+            async for chunk in upstream.content.iter_any():
+                tally.feed_bytes(chunk)
+                await response.write(chunk)
+            tally.end()
             completed = upstream.status == 200
         finally:
             upstream.release()
@@ -292,6 +343,27 @@ def _parts(request: web.Request, body: bytes) -> list[Action]:
             )
         )
     return parts
+
+
+async def cancel_upstream(
+    upstream: AnthropicUpstream, base: str, api_key: str, batch_id: str
+) -> int:
+    """Ask upstream to cancel ``batch_id``; its answer's status."""
+    headers = request_headers({"anthropic-version": ANTHROPIC_VERSION}, api_key)
+    answer = await upstream.post(f"{base}/v1/messages/batches/{batch_id}/cancel", headers, b"")
+    answer.release()
+    return answer.status
+
+
+def _created_batch(data: bytes) -> dict[str, Any] | None:
+    """Upstream's new batch, or None when its 200 is not one (a proxy's page, say)."""
+    try:
+        created = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(created, dict) or not isinstance(created.get("id"), str):
+        return None
+    return created
 
 
 def _json(data: bytes) -> Any:

@@ -14,13 +14,13 @@ from aiohttp import web
 from tether.budgets.batches import BatchReservations
 from tether.gateway.anthropic.batch_settlement import BatchSettlement
 from tether.gateway.anthropic.batch_sweep import CanceledBatchSweep
-from tether.gateway.anthropic.batches import MessageBatches
+from tether.gateway.anthropic.batches import MessageBatches, cancel_upstream
 from tether.gateway.anthropic.errors import anthropic_error_body
 from tether.gateway.anthropic.files import FilesApi
 from tether.gateway.anthropic.models import ModelListing
 from tether.gateway.anthropic.request import parse_messages_request
-from tether.gateway.anthropic.upstream import AnthropicUpstream, request_headers
-from tether.gateway.anthropic.wire import ANTHROPIC_VERSION, AnthropicWire
+from tether.gateway.anthropic.upstream import AnthropicUpstream
+from tether.gateway.anthropic.wire import AnthropicWire
 from tether.gateway.credentials import admit_agent
 from tether.gateway.model.calls import DEFAULT_KEEPALIVE_SECONDS, ModelCalls, session_id_from
 from tether.gateway.model.wire import ModelCall
@@ -86,12 +86,7 @@ class AnthropicGateway:
     async def _cancel_batch(self, batch: BatchRecord, project: Project) -> bool:
         """For the kill switch: cancel ``batch`` upstream with its project's key."""
         base, api_key = await self._wire.upstream_of(project)
-        headers = request_headers({"anthropic-version": ANTHROPIC_VERSION}, api_key)
-        answer = await self._upstream.post(
-            f"{base}/v1/messages/batches/{batch.id}/cancel", headers, b""
-        )
-        answer.release()
-        return answer.status < 500
+        return await cancel_upstream(self._upstream, base, api_key, batch.id) < 500
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
