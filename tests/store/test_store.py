@@ -17,7 +17,14 @@ from tether.errors import Conflict, NotFound, StoreUnavailable
 from tether.guards.settings import GuardSettings, OnTrip, load_guard_settings
 from tether.records.fleet import ActivityDelta, AgentState
 from tether.store.agents import AgentStore
-from tether.store.approvals import APPROVED, USED, ApprovalRecord, ApprovalRequest, ApprovalStore
+from tether.store.approvals import (
+    APPROVED,
+    PENDING,
+    USED,
+    ApprovalRecord,
+    ApprovalRequest,
+    ApprovalStore,
+)
 from tether.store.change_feed import ChangeFeed
 from tether.store.changes import Change
 from tether.store.database import Database
@@ -553,3 +560,32 @@ async def test_a_snapshot_of_many_resources_answers_as_each_resources_own_reads(
     found = snapshot.latest(beyond)
     assert found is not None and found.id == late.id, "read in the second statement"
     assert snapshot.latest("arn:aws:s3:::b/logs/9") is not None
+
+
+async def test_a_group_decided_as_one_action_after_it_grew_is_refused_not_granted_whole(
+    db: Database,
+) -> None:
+    """An approver looked at a group of one deletion and approved it as that one action; a
+    second deletion joined before the decision landed. Granted anyway, the grant kept the
+    group's prefix: one use of anything under it, not the deletion the approver saw."""
+    project = await ProjectStore(db).create("p")
+    agent, _ = await AgentStore(db).create("a", project.id, "")
+    await SessionStore(db).get_or_create("s", agent.id, project.id)
+    store = ApprovalStore(db)
+    build = "arn:aws:s3:::b/data/build"
+    ask = ApprovalRequest(project.id, agent.id, "s", "s3:DeleteObject", build, "deletion", {})
+    group = await store.request(ask, 60_000, {}, scope_prefix="arn:aws:s3:::b/data/")
+    assert await store.join(group, "arn:aws:s3:::b/data/models")
+
+    with pytest.raises(Conflict) as refused:
+        await store.decide(group.id, True, "admin:test", "ok", 60_000)
+    assert "now covers 2 actions" in refused.value.message
+    assert (await store.get(group.id)).state == PENDING
+
+    alone = await store.request(
+        ApprovalRequest(project.id, agent.id, "s", "s3:DeleteBucket", "b", "deletion", {}),
+        60_000,
+        {},
+    )
+    decided = await store.decide(alone.id, True, "admin:test", "ok", 60_000)
+    assert decided.state == APPROVED and decided.scope_prefix is None

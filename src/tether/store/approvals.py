@@ -481,7 +481,14 @@ class ApprovalStore:
                         .values(**values, scope_prefix=None, max_uses=None, resource=items[0])
                     )
             if result is None or result.rowcount != 1:
-                result = await conn.execute(update(approvals).where(pending).values(**values))
+                # Decided as one action, a group that grew meanwhile is not granted whole:
+                # its prefix would let one use reach any action under it.
+                alone = (
+                    pending & approvals.c.scope_prefix.is_(None)
+                    if scope_prefix is None
+                    else pending
+                )
+                result = await conn.execute(update(approvals).where(alone).values(**values))
             if result.rowcount == 1:
                 await record_change(conn, "approval", approval_id)
             # Read in the deciding transaction: a waiting agent may use the grant the moment
@@ -492,6 +499,12 @@ class ApprovalStore:
         if row is None:
             raise NotFound(f"no approval {approval_id!r}; `tether approvals list` shows them")
         current = _record(row)
+        if result.rowcount != 1 and current.state_at(ts) == PENDING:
+            raise Conflict(
+                f"approval {approval_id} now covers {current.item_count} actions under "
+                f"{current.scope_prefix}; look at it again and decide them together "
+                "(or name a narrower prefix)"
+            )
         if result.rowcount != 1:
             state = current.state_at(ts)
             by_whom = f" by {current.decided_by}" if current.decided_by else ""
