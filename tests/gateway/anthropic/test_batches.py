@@ -109,10 +109,16 @@ def test_killing_the_session_cancels_its_batch_upstream(
     upstream.fake.batches.seconds = 600
     client = sdk(gateway, gateway.create_agent("batcher", "p"), session="s-kill")
     batch = client.messages.batches.create(requests=_requests(2))
-    killed = gateway.call("POST", "/sessions/s-kill/kill", json={"reason": "drill"})
+    _kill_and_see_canceled(gateway, upstream, "s-kill", batch.id)
+
+
+def _kill_and_see_canceled(
+    tether: RunningTether, upstream: RunningFake, session: str, batch_id: str
+) -> None:
+    killed = tether.call("POST", f"/sessions/{session}/kill", json={"reason": "drill"})
     assert killed.status_code == 200, killed.text
     deadline = time.monotonic() + 15
-    while batch.id not in upstream.fake.batches.canceled:
+    while batch_id not in upstream.fake.batches.canceled:
         assert time.monotonic() < deadline, "the batch was not canceled upstream"
         time.sleep(0.1)
 
@@ -255,12 +261,7 @@ def test_killing_a_session_no_process_holds_any_more_cancels_its_batch(
         first.stop()
     second = start_tether(tmp_path / "data", database_url, anthropic_base_url=upstream.url)
     try:
-        killed = second.call("POST", "/sessions/s-later/kill", json={"reason": "drill"})
-        assert killed.status_code == 200, killed.text
-        deadline = time.monotonic() + 15
-        while batch.id not in upstream.fake.batches.canceled:
-            assert time.monotonic() < deadline, "the batch was not canceled upstream"
-            time.sleep(0.1)
+        _kill_and_see_canceled(second, upstream, "s-later", batch.id)
     finally:
         second.stop()
 
