@@ -19,6 +19,7 @@ from tether.records.fleet import ActivityDelta, AgentState
 from tether.store.agents import AgentStore
 from tether.store.approvals import (
     APPROVED,
+    DENIED,
     PENDING,
     USED,
     ApprovalRecord,
@@ -581,6 +582,8 @@ async def test_a_group_decided_as_one_action_after_it_grew_is_refused_not_grante
         await store.decide(group.id, True, "admin:test", "ok", 60_000)
     assert "now covers 2 actions" in refused.value.message
     assert (await store.get(group.id)).state == PENDING
+    denied = await store.decide(group.id, False, "admin:test", "keep them", 0)
+    assert denied.state == DENIED, "a denial is of the whole group, however it grew"
 
     alone = await store.request(
         ApprovalRequest(project.id, agent.id, "s", "s3:DeleteBucket", "b", "deletion", {}),

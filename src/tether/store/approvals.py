@@ -481,11 +481,11 @@ class ApprovalStore:
                         .values(**values, scope_prefix=None, max_uses=None, resource=items[0])
                     )
             if result is None or result.rowcount != 1:
-                # Decided as one action, a group that grew meanwhile is not granted whole:
-                # its prefix would let one use reach any action under it.
+                # Approved as one action, a group that grew meanwhile is not granted whole:
+                # its prefix would let one use reach any action under it (denied, it is).
                 alone = (
                     pending & approvals.c.scope_prefix.is_(None)
-                    if scope_prefix is None
+                    if approve and scope_prefix is None
                     else pending
                 )
                 result = await conn.execute(update(approvals).where(alone).values(**values))
@@ -499,7 +499,7 @@ class ApprovalStore:
         if row is None:
             raise NotFound(f"no approval {approval_id!r}; `tether approvals list` shows them")
         current = _record(row)
-        if result.rowcount != 1 and current.state_at(ts) == PENDING:
+        if result.rowcount != 1 and approve and current.state_at(ts) == PENDING:
             raise Conflict(
                 f"approval {approval_id} now covers {current.item_count} actions under "
                 f"{current.scope_prefix}; look at it again and decide them together "
