@@ -134,6 +134,31 @@ def test_a_tool_call_answered_after_its_session_was_killed_is_not_handed_over(
     assert "rm -rf" not in answer.text
 
 
+@pytest.mark.parametrize("gateway", [{"sessions_in_memory": 2}], indirect=True, ids=["2-held"])
+def test_a_kill_cuts_a_stream_whose_session_left_the_cache_while_it_ran(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    """A fleet opens sessions faster than a long stream runs: the stream's session is pushed
+    out of the sessions held in memory (two here), and the kill switch reads only memory."""
+    alice = gateway.create_agent("alice", "p")
+    upstream.fake.enqueue(SLOW)
+
+    def crowd_out_then_kill() -> None:
+        for n in range(3):
+            assert ask(gateway, alice, f"alice-other-{n}").type == "message"
+        response = gateway.call("POST", "/sessions/alice-long/kill", json={"reason": "runaway"})
+        assert response.status_code == 200, response.text
+
+    records, killed_at = asyncio.run(
+        run_streams_and(gateway, {"long": (alice, "alice-long")}, crowd_out_then_kill)
+    )
+    long = records["long"]
+    assert not long.completed
+    assert long.error is not None, long.events
+    assert "alice-long was terminated" in long.error["error"]["message"]
+    assert long.ended_at - killed_at < 1.0
+
+
 def test_after_a_kill_the_retry_is_refused_once_and_not_retried(
     gateway: RunningTether, upstream: RunningFake
 ) -> None:

@@ -129,10 +129,7 @@ class SessionRegistry:
         await self._row_written(session_id)
         changed = await self._store.set_state(session_id, state, by, reason)
         self._state_changes += 1
-        if changed is None:
-            self._cache.pop(session_id, None)
-        elif session_id in self._cache:
-            self._cache[session_id] = changed
+        self._hold(session_id, changed)
         return changed
 
     async def transition(
@@ -155,11 +152,19 @@ class SessionRegistry:
             session_id, state, allowed_from, by, reason, audit if audit_rows else None
         )
         self._state_changes += 1
-        if done is None:
+        self._hold(session_id, done.after if done is not None else None)
+        return done
+
+    def _hold(self, session_id: str, changed: SessionRecord | None) -> None:
+        """A session as changed: held again if it was, and held anew if it is stopped (a
+        stream on it may have outlived its place in the cache: the kill switch, which reads
+        only memory, must see it stopped to cut that stream)."""
+        if changed is None:
             self._cache.pop(session_id, None)
         elif session_id in self._cache:
-            self._cache[session_id] = done.after
-        return done
+            self._cache[session_id] = changed
+        elif changed.state is not SessionState.ACTIVE:
+            self._remember(changed)
 
     async def _row_written(self, session_id: str) -> None:
         """A state change waits for the session's row while it is still on its way (on
@@ -210,23 +215,20 @@ class SessionRegistry:
         return delta
 
     async def apply(self, change: Change) -> None:
-        """A cached session another process (or this one) changed is read again. One
-        forgotten while the read was under way stays forgotten: put back, it would hold
-        the cache past its bound (its next call reads the store anyway). A session not
-        cached may be on its way in (``open``): counted, the change makes that read be
-        done again, so a kill read from the feed while the older row was coming back is
-        not lost with it."""
+        """A session another process (or this one) changed is read again: held here as
+        changed, or held anew if it is stopped (``_hold``). One forgotten while the read
+        was under way stays forgotten: put back, it would hold the cache past its bound
+        (its next call reads the store anyway). A session not cached may be on its way in
+        (``open``): counted, the change makes that read be done again, so a kill read from
+        the feed while the older row was coming back is not lost with it."""
         if change.kind != "session":
             return
         self._state_changes += 1
-        if change.ref in self._cache:
-            session = await self._read_back(change.ref)
-            if change.ref not in self._cache:
-                return
-            if session is None:
-                self._cache.pop(change.ref, None)
-            else:
-                self._cache[change.ref] = session
+        held = change.ref in self._cache
+        session = await self._read_back(change.ref)
+        if held and change.ref not in self._cache:
+            return
+        self._hold(change.ref, session)
 
     async def _read_back(self, session_id: str) -> SessionRecord | None:
         """The session as the store has it, read again while a state change made here
