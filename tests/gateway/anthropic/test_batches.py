@@ -333,3 +333,31 @@ def test_a_batch_request_that_needs_approval_waits_for_it_wherever_it_is_in_the_
 
     batch = client.messages.batches.create(requests=requests)
     assert batch.id in upstream.fake.batches.batches
+
+
+def test_a_batch_read_by_another_agent_is_charged_to_the_agent_that_made_it(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
+) -> None:
+    """Another agent of the project reads the results: the batch's cost goes to its maker's
+    session (and that session's budget), not the reader's."""
+    daily = budget(gateway, project="p", period="daily", limit_usd=1)
+    maker = sdk(gateway, gateway.create_agent("maker", "p"), session="s-maker")
+    batch = maker.messages.batches.create(requests=_requests(2))
+    reader = sdk(gateway, gateway.create_agent("reader", "p"), session="s-reader")
+    results = list(reader.messages.batches.results(batch.id))
+    usage = [r.result.message.usage for r in results if r.result.type == "succeeded"]
+    assert len(usage) == 2
+    expected = sum(u.input_tokens * 2 / 1e6 + u.output_tokens * 10 / 1e6 for u in usage) / 2
+    assert _settled(gateway, daily["id"])["spent_usd"] == pytest.approx(expected, abs=1e-6)
+
+    deadline = time.monotonic() + 10
+    while (made := gateway.call("GET", "/sessions/s-maker").json())["cost_usd"] == 0:
+        assert time.monotonic() < deadline, made
+        time.sleep(0.1)
+    assert made["cost_usd"] == pytest.approx(expected, abs=1e-6)
+    events = gateway.call("GET", "/audit", params={"action": "model:batches:completed"}).json()
+    (done,) = [e for e in events if e["resource"] == f"anthropic:batch/{batch.id}"]
+    assert done["agent"] == "maker" and done["session_id"] == "s-maker", done
+    assert "read by the agent: reader, for the agent that made it" in done["reason"], done
+    read = gateway.call("GET", "/sessions", params={"agent": "reader"}).json()
+    assert all(session["cost_usd"] == 0 for session in read), read

@@ -8,7 +8,7 @@ from __future__ import annotations
 import orjson
 
 from tether.budgets.batches import BatchReservations
-from tether.identity.directory import AgentIdentity
+from tether.identity.directory import AgentIdentity, Directory
 from tether.pipeline import Action, Context, Decision, Outcome, Pipeline
 from tether.pipeline.action import CostBasis
 from tether.pricing.model_ids import canonical_model_id
@@ -69,8 +69,20 @@ class BatchTally:
         self.parts.append((canonical_model_id(str(message.get("model", ""))), usage))
 
 
+def owner_identity(record: BatchRecord, directory: Directory) -> AgentIdentity | None:
+    """The batch's agent and project as they stand (None once either is gone)."""
+    agent = directory.agent(record.agent_id)
+    project = directory.project(record.project_id)
+    if agent is None or project is None:
+        return None
+    return AgentIdentity(agent=agent, project=project, key=batch_key(record))
+
+
 def system_decision(
-    record: BatchRecord, identity: AgentIdentity, session: SessionRecord | None
+    record: BatchRecord,
+    identity: AgentIdentity,
+    session: SessionRecord | None,
+    reason: str = "tether settles a message batch a kill canceled",
 ) -> Decision:
     """What a settlement by tether stands on: the batch's agent, project and session as
     the decision that created it saw them, taken by no one."""
@@ -83,7 +95,7 @@ def system_decision(
     )
     return Decision(
         result="allow",
-        reason="tether settles a message batch a kill canceled",
+        reason=reason,
         event_id=SYSTEM_SETTLEMENT,
         session_id=record.session_id,
         agent_name=identity.agent.name,
@@ -107,16 +119,29 @@ def batch_key(record: BatchRecord) -> AgentKey:
 
 
 class BatchSettlement:
-    def __init__(self, pipeline: Pipeline, reservations: BatchReservations) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        reservations: BatchReservations,
+        directory: Directory | None = None,
+    ) -> None:
         self._pipeline = pipeline
         self._reservations = reservations
+        self._directory = directory
 
     async def settle(self, batch_id: str, decision: Decision, tally: BatchTally, how: str) -> bool:
         """Settle ``batch_id``'s reservation to ``tally`` (at the batch price) on
-        ``decision``; False when it was settled already (by another reader or replica)."""
+        ``decision``, or on the batch's own agent and session when another agent read
+        the results (the batch's cost is its maker's); False when it was settled already
+        (by another reader or replica)."""
         record = await self._reservations.find(batch_id)
         if record is None or record.settled_at is not None:
             return False
+        owners = await self._on_owners_behalf(record, decision)
+        if owners is not decision:
+            assert decision.context is not None and decision.context.identity is not None
+            how = f"{how}: {decision.context.identity.agent.name}, for the agent that made it"
+            decision = owners
         ctx = decision.context
         assert ctx is not None and decision.action is not None
         total = Usage()
@@ -143,3 +168,16 @@ class BatchSettlement:
         )
         await self._pipeline.settle(decision, outcome)
         return True
+
+    async def _on_owners_behalf(self, record: BatchRecord, decision: Decision) -> Decision:
+        ctx = decision.context
+        if self._directory is None or ctx is None or ctx.identity is None:
+            return decision
+        if ctx.identity.agent.id == record.agent_id:
+            return decision
+        owner = owner_identity(record, self._directory)
+        if owner is None:
+            return decision
+        session = await self._reservations.session_of(record)
+        reason = "tether settles a message batch another agent read the results of"
+        return system_decision(record, owner, session, reason)

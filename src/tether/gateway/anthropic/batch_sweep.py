@@ -21,12 +21,12 @@ from tether.errors import TetherError
 from tether.gateway.anthropic.batch_settlement import (
     BatchSettlement,
     BatchTally,
-    batch_key,
+    owner_identity,
     system_decision,
 )
 from tether.gateway.anthropic.upstream import AnthropicUpstream, request_headers
 from tether.gateway.anthropic.wire import ANTHROPIC_VERSION, AnthropicWire
-from tether.identity.directory import AgentIdentity, Directory
+from tether.identity.directory import Directory
 from tether.records.message_batches import BatchRecord
 
 __all__ = ["CanceledBatchSweep"]
@@ -109,7 +109,7 @@ class CanceledBatchSweep:
 
     async def _follow(self, batch: BatchRecord) -> bool:
         """True once the batch is settled (by this sweep or anyone else)."""
-        identity = self._identity(batch)
+        identity = owner_identity(batch, self._directory)
         if identity is None:
             log.error("message batch %s: its agent or project is gone; not settled", batch.id)
             return False
@@ -143,10 +143,3 @@ class CanceledBatchSweep:
         if settled:
             log.info("message batch %s settled after its cancel", batch.id)
         return True
-
-    def _identity(self, batch: BatchRecord) -> AgentIdentity | None:
-        agent = self._directory.agent(batch.agent_id)
-        project = self._directory.project(batch.project_id)
-        if agent is None or project is None:
-            return None
-        return AgentIdentity(agent=agent, project=project, key=batch_key(batch))

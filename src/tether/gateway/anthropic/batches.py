@@ -31,6 +31,7 @@ from tether.gateway.anthropic.upstream import (
 from tether.gateway.anthropic.wire import ANTHROPIC_VERSION, AnthropicWire
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.gateway.model.calls import BYTES_PER_TOKEN_ESTIMATE, session_id_from
+from tether.identity.directory import Directory
 from tether.pipeline import Action, Decision, Outcome, Pipeline
 from tether.pipeline.action import CostBasis, Deny, Pending
 from tether.pricing.model_ids import canonical_model_id
@@ -54,12 +55,14 @@ class MessageBatches:
         wire: AnthropicWire,
         reservations: BatchReservations,
         max_body_bytes: int,
+        directory: Directory | None = None,
     ) -> None:
+        """``directory``: to charge a batch to its own agent when another reads it."""
         self._pipeline = pipeline
         self._upstream = upstream
         self._wire = wire
         self._reservations = reservations
-        self._settlement = BatchSettlement(pipeline, reservations)
+        self._settlement = BatchSettlement(pipeline, reservations, directory)
         self._max_body_bytes = max_body_bytes
 
     def add_routes(self, app: web.Application) -> None:

@@ -65,7 +65,9 @@ class AnthropicGateway:
         self._files = FilesApi(pipeline, upstream, self._wire)
         self._upstream = upstream
         self._batches = (
-            MessageBatches(pipeline, upstream, self._wire, batches, settings.max_body_bytes)
+            MessageBatches(
+                pipeline, upstream, self._wire, batches, settings.max_body_bytes, followers
+            )
             if batches is not None
             else None
         )
@@ -74,7 +76,7 @@ class AnthropicGateway:
         self._sweep = (
             CanceledBatchSweep(
                 batches,
-                BatchSettlement(pipeline, batches),
+                BatchSettlement(pipeline, batches, followers),
                 upstream,
                 self._wire,
                 followers,
