@@ -182,3 +182,23 @@ def test_a_ping_inside_a_held_tool_call_is_released_ahead_of_it_when_asked() -> 
     assert released[0] == ping
     assert ping not in released[1].raw  # type: ignore[union-attr]
     assert released[1].tool_use.input == {"command": "ls"}  # type: ignore[union-attr]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from(["message_start", "content_block_start", "content_block_delta", "error"]),
+    st.one_of(st.text(min_size=1), st.integers(), st.lists(st.integers(), min_size=1)),
+)
+def test_a_field_that_is_not_an_object_is_read_as_missing(name: str, odd: object) -> None:
+    """An upstream that is not quite the Messages API (a custom base URL) must not break the
+    relay: it had raised before the stream's usage was counted, and the call cost nothing."""
+    field = {
+        "message_start": "message",
+        "content_block_start": "content_block",
+        "content_block_delta": "delta",
+        "error": "error",
+    }[name]
+    tap = StreamTap()
+    tap.feed(event(name, {"type": name, "index": 0, field: odd}).encode())
+    tap.feed(STREAM)
+    check(tap)

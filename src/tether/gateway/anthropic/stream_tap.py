@@ -175,7 +175,7 @@ class StreamTap:
 
     def _handle(self, name: bytes, payload: dict[str, Any]) -> ToolUse | None:
         if name == b"message_start":
-            message = payload.get("message") or {}
+            message = _object(payload.get("message"))
             self.started = True
             self.model = message.get("model") or self.model
             self.usage.update(message.get("usage"))
@@ -185,13 +185,13 @@ class StreamTap:
             self.completed = True
             self.usage.update(payload.get("usage"))
         elif name == b"content_block_start":
-            block = payload.get("content_block") or {}
+            block = _object(payload.get("content_block"))
             if block.get("type") == "tool_use":
                 index = payload.get("index", -1)
                 self._open_tool = (index, str(block.get("id", "")), str(block.get("name", "")), [])
         elif name == b"content_block_delta":
             tool = self._open_tool
-            delta = payload.get("delta") or {}
+            delta = _object(payload.get("delta"))
             if tool is not None and delta.get("type") == "input_json_delta":
                 tool[3].append(str(delta.get("partial_json", "")))
         elif name == b"content_block_stop":
@@ -202,9 +202,16 @@ class StreamTap:
                 self.tool_uses.append(use)
                 return use
         elif name == b"error":
-            error = payload.get("error") or {}
+            error = _object(payload.get("error"))
             self.error = f"{error.get('type', 'error')}: {error.get('message', '')}"
         return None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A field that should be an object, or an empty one: an upstream (a custom
+    ``upstream_base_url``) that sends anything else there is read as if it sent nothing,
+    not allowed to break the relay before its usage is counted."""
+    return value if isinstance(value, dict) else {}
 
 
 def _json_or_text(text: str) -> Any:
