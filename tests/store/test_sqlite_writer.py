@@ -487,7 +487,7 @@ async def _ends_within(pid: int, seconds: float) -> bool:
 def _running(pid: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, it was read
         return False
     return "\nState:\tZ" not in status
 
