@@ -51,6 +51,7 @@ class Directory:
         self._agents: dict[str, Agent] = {}
         self._keys: dict[str, AgentKey] = {}
         self._admin_tokens: dict[str, AdminToken] = {}
+        self._admin_token_reloads = 0
         self._reads = ReadOrder()
 
     async def load(self) -> None:
@@ -67,6 +68,7 @@ class Directory:
         elif change.kind == "agent":
             await self._reload_agent(change.ref)
         elif change.kind == "admin_token":
+            self._admin_token_reloads += 1
             self._admin_tokens = {t.token_hash: t for t in await self._token_store.all()}
 
     async def project_changed(self, project_id: str) -> None:
@@ -160,11 +162,21 @@ class Directory:
         key_hash = hash_secret(secret)
         token = self._admin_tokens.get(key_hash)
         if token is None:
-            token = await self._token_store.by_hash(key_hash)
-            if token is not None:
-                self._admin_tokens[key_hash] = token
+            token = await self._admin_token_read(key_hash)
         if token is None or token.revoked_at is not None:
             return None
+        return token
+
+    async def _admin_token_read(self, key_hash: str) -> AdminToken | None:
+        """A token not held yet, read and held. A reload of the tokens (a revocation read
+        from the feed) that began while it was read makes it be read again: the older row,
+        held, would let a revoked token in until the next change."""
+        reloads = self._admin_token_reloads
+        token = await self._token_store.by_hash(key_hash)
+        if self._admin_token_reloads != reloads:
+            token = await self._token_store.by_hash(key_hash)
+        if token is not None:
+            self._admin_tokens[key_hash] = token
         return token
 
     async def _reload_project(self, project_id: str) -> None:
