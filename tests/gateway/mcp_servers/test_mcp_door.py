@@ -93,6 +93,31 @@ def test_a_loop_on_one_tool_stops_after_five(
     assert mcp_upstream.calls.count("echo:same") == 5
 
 
+def test_calls_of_one_tool_with_other_arguments_are_not_a_loop(
+    tether: RunningTether, mcp_upstream: RunningMcpUpstream
+) -> None:
+    """A search tool asked eight different questions is work, not a loop: the repeat guard
+    (three of the same call here) counted every call of a tool as the same call, whatever
+    its arguments."""
+    key = register(tether, mcp_upstream)
+    tether.set_guards("p", repeat_limit=3)
+
+    async def scenario() -> tuple[list[bool], list[bool]]:
+        async with mcp_session(_url(tether), key) as session:
+            await session.list_tools()
+            different = [
+                (await session.call_tool("echo", {"text": f"question {n}"})).is_error
+                for n in range(8)
+            ]
+            same = [(await session.call_tool("echo", {"text": "again"})).is_error for _ in range(4)]
+            return different, same
+
+    different, same = asyncio.run(scenario())
+    assert different == [False] * 8
+    assert same == [False, False, False, True], "the same call a fourth time is still a loop"
+    assert len([c for c in mcp_upstream.calls if c.startswith("echo:question")]) == 8
+
+
 def test_calls_share_one_upstream_connection(
     tether: RunningTether, mcp_upstream: RunningMcpUpstream
 ) -> None:

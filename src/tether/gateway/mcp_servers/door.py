@@ -31,7 +31,7 @@ from tether.gateway.anthropic.proxy import session_id_from
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.gateway.mcp_servers import sse
 from tether.gateway.mcp_servers.replies import INVALID_REQUEST, rpc_error, tool_refusal
-from tether.guards.fingerprints import result_fingerprint
+from tether.guards.fingerprints import result_fingerprint, tool_use_fingerprint
 from tether.identity.directory import Directory
 from tether.kill.inflight import InflightStreams, StreamHandle
 from tether.mcp_servers.oauth import TokenUnavailable
@@ -283,9 +283,15 @@ class McpServerDoor:
                     INVALID_PARAMS,
                 )
             )
-        tool_use = ToolUse(new_id(), f"mcp__{caller.server.name}__{tool}", arguments)
+        name = f"mcp__{caller.server.name}__{tool}"
+        tool_use = ToolUse(new_id(), name, arguments)
         action = self._action(
-            caller, "tool", tool, arguments=_string_arguments(arguments), tool_use=tool_use
+            caller,
+            "tool",
+            tool,
+            arguments=_string_arguments(arguments),
+            tool_use=tool_use,
+            fingerprint=tool_use_fingerprint(name, arguments),
         )
         action.attributes["input_summary"] = redacted_summary(arguments)
         decision = await self._pipeline.decide(action)
