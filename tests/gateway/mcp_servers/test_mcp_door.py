@@ -9,6 +9,7 @@ import json
 import time
 
 import httpx
+import pytest
 
 from tests.gateway.mcp_servers.client import mcp_session, text_of
 from tests.gateway.mcp_servers.conftest import register
@@ -221,6 +222,36 @@ def test_refusals_before_the_upstream_is_reached(
     batch = httpx.post(url, content=json.dumps([]), headers={"Authorization": f"Bearer {key}"})
     assert batch.status_code == 400 and "no batches" in batch.text
     assert mcp_upstream.authorizations == []
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        '{"jsonrpc":"2.0","id":1,"method":"ping","Method":"tools/call",'
+        '"params":{"name":"echo","arguments":{"text":"hi"}}}',
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call",'
+        '"params":{"name":"echo","Name":"drop_table","arguments":{"text":"hi"}}}',
+        '{"jsonrpc":"2.0","id":1,"method":"tools/call",'
+        '"params":{"name":"query_db","arguments":{"sql":"select 1","SQL":"drop table t"}}}',
+        '{"jsonrpc":"2.0","method":"tools/call","params":{"name":"drop_table","arguments":{}}}',
+    ],
+    ids=["method", "tool-name", "argument", "no-id"],
+)
+def test_a_message_that_could_be_read_two_ways_is_refused_before_the_upstream(
+    tether: RunningTether, mcp_upstream: RunningMcpUpstream, message: str
+) -> None:
+    """tether decides the message as Python reads it; a server whose JSON reader matches keys
+    case-insensitively (Go's) reads the later key instead, and a lenient one may run a tool
+    call sent with no id, which tether forwarded undecided."""
+    key = register(tether, mcp_upstream)
+    refused = httpx.post(
+        _url(tether),
+        content=message.encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["code"] == -32600
+    assert mcp_upstream.authorizations == [] and mcp_upstream.calls == []
 
 
 def test_a_server_that_keeps_failing_is_failed_fast(

@@ -61,6 +61,9 @@ PARSE_ERROR = -32700
 CANCEL_SECONDS = 5.0
 DRAIN_SECONDS = 0.05
 DRAIN_BYTES = 65_536
+DECIDED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
+"""Methods the pipeline decides: one sent as a notification (no id) would be forwarded
+undecided, and a lenient server may still run it."""
 
 
 @dataclass(slots=True)
@@ -185,7 +188,19 @@ class McpServerDoor:
                 ),
                 status=400,
             )
+        clash = _key_clash(message)
+        if clash is not None:
+            return web.json_response(
+                rpc_error(message.get("id"), clash, INVALID_REQUEST), status=400
+            )
         method, rpc_id = message.get("method"), message.get("id")
+        if rpc_id is None and method in DECIDED_METHODS:
+            return web.json_response(
+                rpc_error(
+                    None, f"{method} needs an id: it is decided, and answered", INVALID_REQUEST
+                ),
+                status=400,
+            )
         if rpc_id is None or not isinstance(method, str):
             return await self._forward(request, caller, body, None, None, _Relay())
         if method == "tools/call":
@@ -551,3 +566,20 @@ class McpServerDoor:
         if ctype:
             headers["Content-Type"] = ctype
         return web.Response(body=raw, status=upstream.status, headers=headers)
+
+
+def _key_clash(message: dict[str, Any]) -> str | None:
+    """Keys of the message, its params or a tool's arguments that differ only in case: a
+    server whose JSON reader matches keys case-insensitively (Go's) reads the one tether
+    did not decide on (``"method": "ping", "Method": "tools/call"``)."""
+    params = message.get("params")
+    arguments = params.get("arguments") if isinstance(params, dict) else None
+    for where, fields in (("the message", message), ("params", params), ("arguments", arguments)):
+        if not isinstance(fields, dict):
+            continue
+        seen: dict[str, str] = {}
+        for key in fields:
+            other = seen.setdefault(key.casefold(), key)
+            if other != key:
+                return f"{where} has both {other!r} and {key!r}: send each key once"
+    return None
