@@ -36,6 +36,8 @@ class RunningMcpUpstream:
     peers: list[int] = field(default_factory=list)
     """The client port of each POST (the calls; the client's long-lived GET stream has
     a connection of its own): one port for many POSTs is one pooled connection."""
+    echo_times: int = 1
+    """``echo`` says its text this many times (a long answer from a short call)."""
 
     def describe(self, tool: str, description: str) -> None:
         """Change a tool's description as a poisoned server would."""
@@ -96,7 +98,7 @@ def start_mcp_upstream(
     def echo(text: str) -> str:
         """Say the text back."""
         running.calls.append(f"echo:{text}")
-        return text
+        return text * running.echo_times
 
     @server.tool()
     def export_secrets() -> str:

@@ -119,6 +119,25 @@ def test_calls_of_one_tool_with_other_arguments_are_not_a_loop(
     assert len([c for c in mcp_upstream.calls if c.startswith("echo:question")]) == 8
 
 
+def test_a_tool_answer_longer_than_a_line_reader_takes_is_relayed_whole(
+    tether: RunningTether, mcp_upstream: RunningMcpUpstream
+) -> None:
+    """A tool's whole answer is one ``data:`` line of the server's event stream: aiohttp's
+    line reader refuses one over twice its buffer, and the call broke. Here 450 KB of text,
+    an event about twice that: under the ``mcp`` client's own 1 MiB limit for an event."""
+    key = register(tether, mcp_upstream)
+    mcp_upstream.echo_times = 90_000
+
+    async def scenario() -> tuple[bool, str]:
+        async with mcp_session(_url(tether), key) as session:
+            await session.list_tools()
+            result = await session.call_tool("echo", {"text": "word "})
+            return bool(result.is_error), text_of(result)
+
+    failed, answer = asyncio.run(scenario())
+    assert not failed and answer == "word " * 90_000
+
+
 def test_calls_share_one_upstream_connection(
     tether: RunningTether, mcp_upstream: RunningMcpUpstream
 ) -> None:

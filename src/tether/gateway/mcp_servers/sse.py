@@ -18,18 +18,30 @@ Rewrite = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 async def events(content: aiohttp.StreamReader) -> AsyncIterator[list[str]]:
     """The lines of each event (without the blank line that ends it)."""
     lines: list[str] = []
-    while True:
-        raw = await content.readline()
-        if not raw:
-            if lines:
-                yield lines
-            return
-        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+    async for raw in _lines(content):
+        line = raw.decode("utf-8", "replace").rstrip("\r")
         if line:
             lines.append(line)
         elif lines:
             yield lines
             lines = []
+    if lines:
+        yield lines
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """Each line as it arrives, however long: aiohttp's ``readline`` refuses one over twice
+    its buffer, and a tool's whole answer (a file read, say) is one ``data:`` line."""
+    pending = bytearray()
+    async for chunk in content.iter_any():
+        pending += chunk
+        start = 0
+        while (end := pending.find(b"\n", start)) >= 0:
+            yield bytes(pending[start:end])
+            start = end + 1
+        del pending[:start]
+    if pending:
+        yield bytes(pending)
 
 
 def data_of(lines: list[str]) -> Any:
