@@ -34,8 +34,8 @@ class KillSwitch:
         self._controls = controls
 
     def reason_to_stop(self, agent_id: str, project_id: str, session_id: str | None) -> Deny | None:
-        """From memory: a session this process does not hold counts as running (the hot
-        path opened it, so it is held while it is used)."""
+        """From memory: a session this process does not hold counts as running (a stopped
+        one is held even after it left the cache: ``SessionRegistry._hold``)."""
         session = self._sessions.cached(session_id) if session_id else None
         return self._stop_reason(agent_id, project_id, session)
 

@@ -15,6 +15,7 @@ from tether.pricing.model_ids import canonical_model_id
 from tether.pricing.usage import Usage
 from tether.records.fleet import AgentKey, SessionRecord
 from tether.records.message_batches import BatchRecord
+from tether.web.lines import LineSplitter
 
 __all__ = [
     "SYSTEM_SETTLEMENT",
@@ -35,23 +36,18 @@ class BatchTally:
 
     def __init__(self) -> None:
         self.parts: list[tuple[str, Usage]] = []
-        self._partial = bytearray()
+        self._lines = LineSplitter()
 
     def feed_bytes(self, chunk: bytes) -> None:
-        """Any piece of the stream; lines are cut here, however long (aiohttp's line reader
-        refuses one over twice its buffer, and a long answer's line can be)."""
-        self._partial += chunk
-        start = 0
-        while (end := self._partial.find(b"\n", start)) >= 0:
-            self.feed(bytes(self._partial[start:end]))
-            start = end + 1
-        del self._partial[:start]
+        """Any piece of the stream (relayed as it comes, so not read line by line)."""
+        for line in self._lines.feed(chunk):
+            self.feed(line)
 
     def end(self) -> None:
         """The stream is over: a last line without its newline counts too."""
-        if self._partial:
-            self.feed(bytes(self._partial))
-            self._partial.clear()
+        last = self._lines.end()
+        if last is not None:
+            self.feed(last)
 
     def feed(self, line: bytes) -> None:
         try:
@@ -137,11 +133,12 @@ class BatchSettlement:
         record = await self._reservations.find(batch_id)
         if record is None or record.settled_at is not None:
             return False
-        owners = await self._on_owners_behalf(record, decision)
-        if owners is not decision:
-            assert decision.context is not None and decision.context.identity is not None
-            how = f"{how}: {decision.context.identity.agent.name}, for the agent that made it"
-            decision = owners
+        reader = decision.context.identity if decision.context else None
+        if reader is not None and reader.agent.id != record.agent_id:
+            owners = await self._owners_decision(record)
+            if owners is not None:
+                how = f"{how}: {reader.agent.name}, for the agent that made it"
+                decision = owners
         ctx = decision.context
         assert ctx is not None and decision.action is not None
         total = Usage()
@@ -169,15 +166,12 @@ class BatchSettlement:
         await self._pipeline.settle(decision, outcome)
         return True
 
-    async def _on_owners_behalf(self, record: BatchRecord, decision: Decision) -> Decision:
-        ctx = decision.context
-        if self._directory is None or ctx is None or ctx.identity is None:
-            return decision
-        if ctx.identity.agent.id == record.agent_id:
-            return decision
-        owner = owner_identity(record, self._directory)
+    async def _owners_decision(self, record: BatchRecord) -> Decision | None:
+        """The batch's own agent and session to settle on (None: its agent or project is
+        gone, or no directory was given; the reader's decision stands then)."""
+        owner = owner_identity(record, self._directory) if self._directory else None
         if owner is None:
-            return decision
+            return None
         session = await self._reservations.session_of(record)
         reason = "tether settles a message batch another agent read the results of"
         return system_decision(record, owner, session, reason)

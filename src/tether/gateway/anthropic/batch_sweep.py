@@ -28,6 +28,7 @@ from tether.gateway.anthropic.upstream import AnthropicUpstream, request_headers
 from tether.gateway.anthropic.wire import ANTHROPIC_VERSION, AnthropicWire
 from tether.identity.directory import Directory
 from tether.records.message_batches import BatchRecord
+from tether.web.lines import lines_of
 
 __all__ = ["CanceledBatchSweep"]
 
@@ -130,9 +131,8 @@ class CanceledBatchSweep:
         try:
             if results.status != 200:
                 return False
-            async for chunk in results.content.iter_any():
-                tally.feed_bytes(chunk)
-            tally.end()
+            async for line in lines_of(results.content):
+                tally.feed(line)
         finally:
             results.release()
         session = await self._reservations.session_of(batch)

@@ -299,14 +299,15 @@ class McpServerDoor:
                 )
             )
         name = f"mcp__{caller.server.name}__{tool}"
-        tool_use = ToolUse(new_id(), name, arguments)
+        fingerprint = tool_use_fingerprint(name, arguments)
+        tool_use = ToolUse(new_id(), name, arguments, fingerprint=fingerprint)
         action = self._action(
             caller,
             "tool",
             tool,
             arguments=_string_arguments(arguments),
             tool_use=tool_use,
-            fingerprint=tool_use_fingerprint(name, arguments),
+            fingerprint=fingerprint,
         )
         action.attributes["input_summary"] = redacted_summary(arguments)
         decision = await self._pipeline.decide(action)

@@ -10,6 +10,8 @@ from typing import Any
 
 import aiohttp
 
+from tether.web.lines import lines_of
+
 __all__ = ["Rewrite", "events", "render"]
 
 Rewrite = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -18,7 +20,7 @@ Rewrite = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 async def events(content: aiohttp.StreamReader) -> AsyncIterator[list[str]]:
     """The lines of each event (without the blank line that ends it)."""
     lines: list[str] = []
-    async for raw in _lines(content):
+    async for raw in lines_of(content):
         line = raw.decode("utf-8", "replace").rstrip("\r")
         if line:
             lines.append(line)
@@ -27,21 +29,6 @@ async def events(content: aiohttp.StreamReader) -> AsyncIterator[list[str]]:
             lines = []
     if lines:
         yield lines
-
-
-async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """Each line as it arrives, however long: aiohttp's ``readline`` refuses one over twice
-    its buffer, and a tool's whole answer (a file read, say) is one ``data:`` line."""
-    pending = bytearray()
-    async for chunk in content.iter_any():
-        pending += chunk
-        start = 0
-        while (end := pending.find(b"\n", start)) >= 0:
-            yield bytes(pending[start:end])
-            start = end + 1
-        del pending[:start]
-    if pending:
-        yield bytes(pending)
 
 
 def data_of(lines: list[str]) -> Any:

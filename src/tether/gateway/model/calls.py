@@ -45,11 +45,11 @@ MAX_RETRY_AFTER_SECONDS = 600
 DEFAULT_KEEPALIVE_SECONDS = 15.0
 DRAIN_SECONDS = 30.0
 DRAIN_BYTES = 16 * 1024 * 1024
+"""After a client leaves mid-stream, upstream goes on generating (and billing): tether
+reads on, this long and this much at most, to settle what was really used."""
 MAX_RETRY_COUNT_DIGITS = 6
 """A retry count (``X-Stainless-Retry-Count``) is noted when it is a plain number this
 long at most; anything else is ignored, not an error: it only describes the call."""
-"""After a client leaves mid-stream, upstream goes on generating (and billing): tether
-reads on, this long and this much at most, to settle what was really used."""
 
 
 def session_id_from(headers: Any) -> str | None:
