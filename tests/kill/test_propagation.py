@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import anthropic
@@ -14,6 +15,7 @@ import pytest
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether
 from tests.support.streams import MODEL, read_stream
+from tests.support.tcp_proxy import CuttableProxy
 from tether.fakes.anthropic import FakeReply
 
 
@@ -97,3 +99,56 @@ def test_project_pause_on_one_replica_refuses_on_the_other_within_a_second(
 
 def _at(ts: str) -> datetime:
     return datetime.fromisoformat(ts)
+
+
+def test_a_kill_committed_late_is_enforced_after_a_later_change_was_applied(
+    here_and_there: tuple[RunningTether, RunningTether, CuttableProxy], upstream: RunningFake
+) -> None:
+    """PostgreSQL hands out change ids as rows are inserted, and transactions commit in
+    any order: ``here``'s kill takes its id, then waits on the network; ``there`` commits
+    a later change meanwhile and applies it. The kill, committed after, sits below the
+    last id ``there`` applied and (held long enough) outside any window of recent changes:
+    ``there`` must still apply it, however late it lands."""
+    here, there, proxy = here_and_there
+    here.create_project("p")
+    stored = there.call(
+        "PUT", "/projects/p/credentials/anthropic", json={"secret": upstream.fake.api_key}
+    )
+    assert stored.status_code == 200, stored.text
+    key = here.create_agent("a", "p")
+    slow, quick = "slow-kill-4e1b90c2", "quick-kill-7a2d5f13"
+    for session in (slow, quick):
+        first = _session_call(there, key, session)
+        assert first.status_code == 200, first.text
+    change_row = b"session" + len(slow).to_bytes(4, "big") + slow.encode()
+
+    proxy.hold_reply_to(change_row, LATE_COMMIT_SECONDS)
+    with ThreadPoolExecutor(1) as pool:
+        slow_kill = pool.submit(here.call, "POST", f"/sessions/{slow}/kill")
+        assert proxy.fault_taken.wait(10), "here's kill never recorded its change"
+        quick_kill = there.call("POST", f"/sessions/{quick}/kill")
+        assert quick_kill.status_code == 200, quick_kill.text
+        assert _session_call(there, key, quick).status_code == 423, "there applied its own"
+        assert slow_kill.result(LATE_COMMIT_SECONDS + 20).status_code == 200
+
+    deadline = time.monotonic() + 3
+    while (late := _session_call(there, key, slow)).status_code == 200:
+        assert time.monotonic() < deadline, "there never applied the kill committed late"
+        time.sleep(0.2)
+    assert late.status_code == 423, late.text
+    assert f"session {slow} was terminated" in late.json()["error"]["message"]
+
+
+LATE_COMMIT_SECONDS = 7.0
+"""Longer than any window of recent changes a reader could re-read by the clock."""
+
+
+def _session_call(tether: RunningTether, key: str, session: str) -> httpx.Response:
+    return httpx.post(
+        f"{tether.url}/v1/messages",
+        json={"model": MODEL, "max_tokens": 20,
+              "messages": [{"role": "user", "content": f"a turn of {session}"}]},
+        headers={"x-api-key": key, "anthropic-version": "2023-06-01",
+                 "X-Claude-Code-Session-Id": session},
+        timeout=30,
+    )  # fmt: skip

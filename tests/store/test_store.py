@@ -182,7 +182,7 @@ async def test_a_session_state_change_returns_the_changed_session_and_is_fed(
             assert changed == await store.get(session_id)
             assert await store.set_state("none", SessionState.PAUSED, "admin:test", "") is None
             async with db.read() as conn:
-                fed = await read_changes(conn, 0, 0)
+                fed = await read_changes(conn, 0)
             assert ("session", session_id) in {(c.kind, c.ref) for c in fed}
     finally:
         if writer is not None:
@@ -236,7 +236,7 @@ async def test_a_session_transition_changes_only_from_the_allowed_states_and_is_
         assert refused.after.state is SessionState.TERMINATED
         assert await store.transition("none", SessionState.ACTIVE, set(), "a", "") is None
         async with db.read() as conn:
-            fed = [(c.kind, c.ref) for c in await read_changes(conn, 0, 0)]
+            fed = [(c.kind, c.ref) for c in await read_changes(conn, 0)]
         assert fed.count(("session", "s")) == 1
         if writer is not None:
             recorded = await AuditStore(db).query(action_prefix="admin:sessions.kill")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import asyncpg
@@ -21,6 +22,7 @@ from tether.errors import TetherError
 from tether.store.changes import (
     CHANNEL,
     Change,
+    change_ids_since,
     latest_change_id,
     prune_changes,
     read_changes,
@@ -34,10 +36,19 @@ log = logging.getLogger(__name__)
 
 ChangeHandler = Callable[[Change], Awaitable[None]]
 
-REREAD_WINDOW_MS = 5_000
 PAGE = 1_000
 """Changes read a statement."""
 RETENTION_MS = 3_600_000
+MISSING_WAIT_SECONDS = 300.0
+"""How long an id the feed has passed over is looked for: PostgreSQL gives a change its id
+when the row is inserted, and the transaction may commit later (a stalled network, a lock
+waited for). One never committed (rolled back) is forgotten after this."""
+MAX_MISSING = 1_000
+"""Ids looked for at once, the least recently passed over forgotten first (a thousand cost a
+read 1 ms more)."""
+START_LOOKBACK_IDS = 1_000
+"""At start, the ids this far below the newest that are not there yet are looked for: a
+transaction that took one may commit after the feed has started."""
 
 
 class ChangeFeed:
@@ -46,7 +57,8 @@ class ChangeFeed:
         self._poll_seconds = poll_seconds
         self._handlers: list[ChangeHandler] = []
         self._last_id = 0
-        self._applied: dict[int, int] = {}
+        self._missing: dict[int, float] = {}
+        """Ids passed over that a transaction may still commit, with when (monotonic)."""
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -59,7 +71,11 @@ class ChangeFeed:
     async def start(self) -> None:
         """Skip history (caches load fresh at start-up), then follow new changes."""
         async with self._db.read() as conn:
-            self._last_id = await latest_change_id(conn)
+            newest = await latest_change_id(conn)
+            present = set(await change_ids_since(conn, newest - START_LOOKBACK_IDS))
+        self._last_id = newest
+        lookback = range(max(0, newest - START_LOOKBACK_IDS) + 1, newest)
+        self._note_missing(i for i in lookback if i not in present)
         self._caught_up_at = now_ms()
         self._tasks.append(asyncio.create_task(self._follow(), name="change-feed"))
         if self._db.is_postgres:
@@ -79,30 +95,52 @@ class ChangeFeed:
 
     async def catch_up(self) -> None:
         """Apply every change committed so far; writers call it to see their own changes.
-        A page at a time: a burst of changes (a bulk deletion's approvals) fills the
-        re-read window with changes applied already, and a kill committed after them must
-        not wait for the window to pass them by."""
+        A page at a time: a burst of changes (a bulk deletion's approvals) must not hold
+        back a kill committed after it."""
         async with self._lock:
-            since, past = now_ms() - REREAD_WINDOW_MS, 0
+            past = 0
             while True:
                 async with self._db.read() as conn:
-                    changes = await read_changes(conn, self._last_id, since, PAGE, past)
+                    changes = await read_changes(
+                        conn, self._last_id, list(self._missing), PAGE, past
+                    )
                 await self._apply(changes)
                 if len(changes) < PAGE:
                     break
                 past = changes[-1].id
-            horizon = now_ms() - 2 * REREAD_WINDOW_MS
-            self._applied = {cid: ts for cid, ts in self._applied.items() if ts > horizon}
+            self._forget_missing(time.monotonic() - MISSING_WAIT_SECONDS)
             self._caught_up_at = now_ms()
 
     async def _apply(self, changes: list[Change]) -> None:
         for change in changes:
-            if change.id in self._applied:
+            if change.id > self._last_id:
+                passed = max(self._last_id + 1, change.id - MAX_MISSING)
+                self._note_missing(range(passed, change.id))
+            elif self._missing.pop(change.id, None) is None:
                 continue
             for handler in self._handlers:
                 await handler(change)
-            self._applied[change.id] = now_ms()
             self._last_id = max(self._last_id, change.id)
+
+    def _note_missing(self, ids: Iterable[int]) -> None:
+        """Ids passed over: looked for at each read until they land or time out."""
+        at = time.monotonic()
+        for change_id in ids:
+            self._missing[change_id] = at
+        while len(self._missing) > MAX_MISSING:
+            del self._missing[next(iter(self._missing))]
+
+    def _forget_missing(self, before: float) -> None:
+        """Ids passed over before ``before`` (monotonic): their transactions rolled back."""
+        while self._missing:
+            change_id = next(iter(self._missing))
+            if self._missing[change_id] > before:
+                return
+            del self._missing[change_id]
+
+    def missing(self) -> int:
+        """Ids passed over that a transaction may yet commit (looked for at each read)."""
+        return len(self._missing)
 
     def problem(self) -> str | None:
         """Why this replica may be missing kills and policy changes (for readiness), or
