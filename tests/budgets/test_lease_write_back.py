@@ -16,6 +16,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from tests.support.databases import PG_HOST, PG_PORT, postgres_database
+from tests.support.tcp_proxy import CuttableProxy
 from tether.budgets.leases import FLUSH_TRANSACTIONS, GIVE_BACK_CHUNK, LeasedLedger
 from tether.clock import new_id, now_ms
 from tether.errors import TetherError
@@ -225,3 +227,39 @@ def test_a_sessions_idle_lease_goes_back_once_with_what_it_spent(database_url: s
                 assert sessions.writer.commits - commits == 1
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("closing", [False, True], ids=["renewed", "given-back"])
+def test_a_write_back_whose_reply_is_lost_charges_once(closing: bool) -> None:
+    """PostgreSQL: a write-back commits and its reply is lost on the way (the connection
+    drops). The flush fails, and the next one sends the write-back again: it must not
+    charge the period twice, nor shrink the lease twice, whether the lease is renewed
+    (and spends more meanwhile) or given back (tether stopping)."""
+    proxy = CuttableProxy(PG_HOST, PG_PORT).start()
+
+    async def scenario(url: str) -> None:
+        async with fleet(url) as sessions:
+            await sessions.one_call_each(2)
+            proxy.lose_reply_to(b"COMMIT")
+            with pytest.raises(TetherError):
+                await sessions.leases.flush()
+            assert proxy.fault_taken.is_set()
+            assert await sessions.spent_and_reserved(2) == [(SPENT, SLICE - SPENT)] * 2, (
+                "the write-back committed"
+            )
+            if closing:
+                await sessions.leases.flush(closing=True)
+                assert await sessions.spent_and_reserved(2) == [(SPENT, 0)] * 2
+                return
+            await sessions.one_call_each(2)
+            await sessions.leases.flush()
+            spent = 2 * SPENT
+            assert await sessions.spent_and_reserved(2) == [(spent, SLICE - spent)] * 2
+            await sessions.leases.flush(closing=True)
+            assert await sessions.spent_and_reserved(2) == [(spent, 0)] * 2
+
+    try:
+        with postgres_database(migrated=True) as url:
+            asyncio.run(scenario(url.replace(f":{PG_PORT}/", f":{proxy.port}/")))
+    finally:
+        proxy.close()

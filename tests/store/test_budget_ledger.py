@@ -135,6 +135,27 @@ async def test_a_settlement_retried_after_it_landed_charges_once(stores) -> None
     assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (200_000, 0)
 
 
+async def test_a_lease_write_back_sent_again_after_it_landed_charges_once(stores) -> None:
+    """Its commit landed and its reply was lost: sent again as it was, it finds the lease's
+    count of write-backs one ahead, is told the lease is held, and charges nothing more.
+    One that names a count the row never had is not held (its lease is forgotten)."""
+    db, store, ledger = stores
+    _, tight = await two_budgets(db, store)
+    expires = now_ms() + 60_000
+    assert await ledger.lease("l", Hold(tight, "d", None, 10_000, 0), expires, grow=False)
+    back = LeaseReturn("l", tight.id, "d", 700, 0, 700, 0, expires, False, writes=0)
+    assert "l" in await ledger.give_back([back])
+    assert await ledger.give_back([back]) == {"l": None}, "landed before"
+    usage = await store.usage(tight.id, "d")
+    assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (700, 9_300)
+    stale = LeaseReturn("l", tight.id, "d", 700, 0, 700, 0, expires, False, writes=5)
+    assert await ledger.give_back([stale]) == {}
+    next_one = LeaseReturn("l", tight.id, "d", 300, 0, 300, 0, expires, False, writes=1)
+    assert "l" in await ledger.give_back([next_one])
+    usage = await store.usage(tight.id, "d")
+    assert usage is not None and (usage.spent_micros, usage.reserved_micros) == (1_000, 9_000)
+
+
 async def test_growing_a_reservation_an_operator_settled_changes_nothing(stores) -> None:
     """A call held past its expiry looks unsettled; an operator settles it while its answer
     still streams. Growing it then is refused and leaves the period as the operator did
@@ -437,10 +458,14 @@ async def test_on_postgresql_a_lease_grown_while_it_is_written_back_never_deadlo
             for _ in range(150):
                 assert await ledger.lease("l", Hold(tight, "d", None, 1, 0), expires, grow=True)
 
+        written = _WriteBacks()
+
         async def write_back() -> None:
             for _ in range(150):
-                back = LeaseReturn("l", tight.id, "d", 1, 0, 1, 0, expires, False)
-                assert "l" in await ledger.give_back([back])
+                async with written.one_at_a_time:
+                    back = LeaseReturn("l", tight.id, "d", 1, 0, 1, 0, expires, False, written["l"])
+                    assert "l" in await ledger.give_back([back])
+                    written["l"] += 1
 
         await asyncio.gather(grow(), write_back(), grow(), write_back())
         usage = await BudgetStore(counted.db).usage(tight.id, "d")
@@ -465,15 +490,34 @@ async def test_on_postgresql_two_leases_on_one_period_written_back_while_one_gro
             for _ in range(150):
                 assert await ledger.lease("l2", Hold(tight, "d", None, 1, 0), expires, grow=True)
 
+        written = _WriteBacks()
+
         async def write_back() -> None:
             for _ in range(150):
-                backs = [
-                    LeaseReturn(lease, tight.id, "d", 1, 0, 1, 0, expires, False)
-                    for lease in ("l1", "l2")
-                ]
-                assert set(await ledger.give_back(backs)) == {"l1", "l2"}
+                async with written.one_at_a_time:
+                    backs = [
+                        LeaseReturn(
+                            lease, tight.id, "d", 1, 0, 1, 0, expires, False, written[lease]
+                        )
+                        for lease in ("l1", "l2")
+                    ]
+                    assert set(await ledger.give_back(backs)) == {"l1", "l2"}
+                    for lease in ("l1", "l2"):
+                        written[lease] += 1
 
         await asyncio.gather(grow(), write_back(), grow(), write_back())
         usage = await BudgetStore(counted.db).usage(tight.id, "d")
     assert usage is not None
     assert (usage.spent_micros, usage.reserved_micros) == (600, 1_700)
+
+
+class _WriteBacks(dict[str, int]):
+    """Write-backs landed by lease, one at a time as a process's flush sends them (each
+    names the count before it): the calls growing the lease meanwhile are what contend."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.one_at_a_time = asyncio.Lock()
+
+    def __missing__(self, lease: str) -> int:
+        return 0

@@ -28,7 +28,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tether.clock import new_id, now_ms
@@ -85,6 +85,11 @@ class _Lease:
     """The lease's own row while it waits for the writer's next commit (a fresh period)."""
     forgotten: bool = False
     """Its row was settled by an operator: it serves no call more."""
+    writes: int = 0
+    """Its write-backs that landed (its row counts them too)."""
+    unconfirmed: LeaseReturn | None = None
+    """A write-back whose outcome was not heard (its commit may have landed): sent again,
+    as it was, before anything else is written back or given back for this lease."""
 
     def shortfall(self, micros: int, tokens: int) -> tuple[int, int]:
         """What the lease lacks for a call, in each unit the budget limits (a unit it
@@ -178,6 +183,8 @@ def _give_back_taken(taken: list[_Taken]) -> None:
 
 
 def _return(lease: _Lease, expires_at: int, *, close: bool) -> LeaseReturn:
+    if lease.unconfirmed is not None and not close:
+        return replace(lease.unconfirmed, expires_at=max(expires_at, lease.unconfirmed.expires_at))
     return LeaseReturn(
         lease.id,
         lease.budget.id,
@@ -187,6 +194,7 @@ def _return(lease: _Lease, expires_at: int, *, close: bool) -> LeaseReturn:
         *lease.released(),
         expires_at,
         close=close,
+        writes=lease.writes,
     )
 
 
@@ -477,11 +485,15 @@ class LeasedLedger:
         them when ``closing``). A lease being given back serves no call, and stays to be
         given back again if the database could not take it."""
         async with self._flush_lock:
+            failed: list[TetherError] = []
+            unheard = [lease for lease in self._leases.values() if lease.unconfirmed is not None]
+            for chunk in _chunks(unheard):
+                await _trying(self._write_back(chunk, now_ms() + self._lease_ms), failed)
             at = now_ms()
             for key, lease in list(self._leases.items()):
                 unused = lease.busy_micros == 0 and lease.busy_tokens == 0
                 growing = self._growing.get(key)
-                if growing is not None and growing.users:
+                if (growing is not None and growing.users) or lease.unconfirmed is not None:
                     continue
                 if unused and (closing or at - lease.last_used >= self._idle_ms):
                     idle = self._leases.pop(key)
@@ -490,11 +502,13 @@ class LeasedLedger:
             live = [
                 lease
                 for lease in self._leases.values()
-                if self._write_back_due(lease, at, closing)
-                or lease.expires_at - at < self._lease_ms // 2
+                if lease.unconfirmed is None
+                and (
+                    self._write_back_due(lease, at, closing)
+                    or lease.expires_at - at < self._lease_ms // 2
+                )
             ]
             renewed = at + self._lease_ms
-            failed: list[TetherError] = []
             for chunk in _chunks(live):
                 await _trying(self._write_back(chunk, renewed), failed)
             for chunk in _chunks(list(self._giving_back.values())):
@@ -520,15 +534,24 @@ class LeasedLedger:
     async def _write_back(self, live: list[_Lease], expires_at: int) -> None:
         """Charge what ``live`` leases spent and renew them, in one transaction; what was
         spent meanwhile stays on the lease for the next flush. A lease whose row an
-        operator settled is forgotten."""
+        operator settled is forgotten. When the outcome is not heard (the commit may have
+        landed, its reply lost), each write-back is kept to be sent again as it was: the
+        row's count of write-backs tells whether it landed."""
         returns = [_return(lease, expires_at, close=False) for lease in live]
-        held = await self._ledger.give_back(returns)
+        try:
+            held = await self._ledger.give_back(returns)
+        except TetherError:
+            for lease, back in zip(live, returns, strict=True):
+                lease.unconfirmed = back
+            raise
         written_at = now_ms()
         for lease, back in zip(live, returns, strict=True):
             lease.written_at = written_at
+            lease.unconfirmed = None
             if lease.id not in held:
                 self._forget(lease)
                 continue
+            lease.writes = back.writes + 1
             lease.held_micros -= back.released_micros
             lease.held_tokens -= back.released_tokens
             lease.spent_micros -= back.spent_micros

@@ -77,10 +77,14 @@ RETURNING budget_id, period_key, micros, tokens
 SHRINK = """
 UPDATE budget_reservations
 SET micros = micros - CAST({0} AS BIGINT), tokens = tokens - CAST({1} AS BIGINT),
-    expires_at = {2}, unsettled_at = NULL
-WHERE id = {3} AND budget_id = {4}
+    expires_at = {2}, unsettled_at = NULL, writes = writes + 1
+WHERE id = {3} AND budget_id = {4} AND writes = {5}
 RETURNING CAST({0} AS BIGINT), CAST({1} AS BIGINT)
 """
+WRITES = """
+SELECT writes FROM budget_reservations WHERE id = {0} AND budget_id = {1}
+"""
+"""A lease's write-backs so far: one more than a write-back expected, it had landed."""
 DROP = """
 DELETE FROM budget_reservations WHERE id = {0} AND budget_id = {1}
 RETURNING micros, tokens
@@ -97,8 +101,8 @@ RENEW_LEASE = """
 WITH shrunk AS (
   UPDATE budget_reservations
   SET micros = micros - $1::bigint, tokens = tokens - $2::bigint, expires_at = $3,
-      unsettled_at = NULL
-  WHERE id = $4 AND budget_id = $5
+      unsettled_at = NULL, writes = writes + 1
+  WHERE id = $4 AND budget_id = $5 AND writes = $9
   RETURNING 1
 ), charged AS (
   UPDATE budget_periods
@@ -109,10 +113,14 @@ WITH shrunk AS (
   RETURNING budget_id, period_key, spent_micros, reserved_micros, spent_tokens,
             reserved_tokens, period_end
 )
-SELECT EXISTS (SELECT 1 FROM shrunk), charged.* FROM (SELECT 1) AS one LEFT JOIN charged ON true
+SELECT EXISTS (SELECT 1 FROM shrunk),
+       (SELECT writes FROM budget_reservations WHERE id = $4 AND budget_id = $5),
+       charged.*
+FROM (SELECT 1) AS one LEFT JOIN charged ON true
 """
 """PostgreSQL: SHRINK then CHARGE of one lease in one statement (one round trip, not two):
-whether the lease is still held, then its period as it now stands (NULLs if none)."""
+whether it was written back now, the lease's write-backs before it (NULL if the lease is
+no longer held), then its period as it now stands (NULLs if none)."""
 CLOSE_LEASE = """
 WITH dropped AS (
   DELETE FROM budget_reservations WHERE id = $1 AND budget_id = $2 RETURNING micros, tokens
@@ -226,6 +234,13 @@ class LeaseReturn:
     released_tokens: int
     expires_at: int
     close: bool
+    writes: int = 0
+    """The lease's write-backs that landed before this one: one sent again after its reply
+    was lost finds one more, and charges nothing twice."""
+
+    def landed_before(self, writes: int | None) -> bool:
+        """Whether the lease's count of write-backs shows this one landed already."""
+        return writes is not None and writes == self.writes + 1
 
 
 def _lock_order(back: LeaseReturn) -> tuple[str, str]:
@@ -247,7 +262,7 @@ def _lease_row_change(back: LeaseReturn, shrink: str, drop: str) -> tuple[str, t
     if back.close:
         return drop, (back.lease_id, back.budget_id)
     released = (back.released_micros, back.released_tokens)
-    return shrink, (*released, back.expires_at, back.lease_id, back.budget_id)
+    return shrink, (*released, back.expires_at, back.lease_id, back.budget_id, back.writes)
 
 
 def _charge_args(back: LeaseReturn, released: Sequence[Any]) -> tuple[Any, ...]:
@@ -272,6 +287,7 @@ def _renew_args(back: LeaseReturn) -> tuple[Any, ...]:
         back.spent_micros,
         back.spent_tokens,
         back.period_key,
+        back.writes,
     )
 
 
@@ -348,8 +364,10 @@ class LeasingLedger(BudgetLedger, Protocol):
     async def give_back(self, returns: Sequence[LeaseReturn]) -> dict[str, PeriodUsage | None]:
         """Charge what leases spent and release what they did not use, in one
         transaction. By lease id, each lease still held, with its period as it now stands
-        (None for a lease closed here: its period is not read back); a lease no longer held
-        (settled by an operator) is left alone and left out."""
+        (None for a lease closed here, or written back already: its period is not read
+        back); a lease no longer held (settled by an operator) is left alone and left out.
+        A write-back whose ``writes`` is behind the lease's row by one had landed (its
+        reply was lost): it is held, and charges nothing again."""
         ...
 
 
@@ -400,6 +418,7 @@ class SqliteBudgetLedger(_HoldingLedger):
         self._settle = _sql(SETTLE, "qmark")
         self._shrink = _sql(_unread(SHRINK), "qmark")
         self._drop = _sql(DROP, "qmark")
+        self._writes = _sql(WRITES, "qmark")
         self._open_period = _sql(OPEN_PERIOD, "qmark")
         self._charge_unread = _sql(_unread(CHARGE), "qmark")
 
@@ -453,6 +472,8 @@ class SqliteBudgetLedger(_HoldingLedger):
             for back in sorted(returns, key=_lock_order):
                 released = self._released(conn, back)
                 if released is None:
+                    if not back.close and back.landed_before(self._writes_of(conn, back)):
+                        held[back.lease_id] = None
                     continue
                 if back.close:
                     conn.execute(self._charge_unread, _charge_args(back, released))
@@ -466,6 +487,10 @@ class SqliteBudgetLedger(_HoldingLedger):
 
     async def close_leases(self, returns: Sequence[LeaseReturn]) -> None:
         await self.give_back(returns)
+
+    def _writes_of(self, conn: sqlite3.Connection, back: LeaseReturn) -> int | None:
+        row = conn.execute(self._writes, (back.lease_id, back.budget_id)).fetchone()
+        return None if row is None else int(row[0])
 
     def _alone_in(self, conn: sqlite3.Connection, hold: Hold) -> bool:
         """A fresh period's row was there already: the lease is added to it, and stands
@@ -591,9 +616,11 @@ class PostgresBudgetLedger(_HoldingLedger):
                         if await conn.fetchval(CLOSE_LEASE, *_close_args(back)):
                             held[back.lease_id] = None
                         continue
-                    still_held, *period = await conn.fetchrow(RENEW_LEASE, *_renew_args(back))
-                    if still_held:
+                    written, writes, *period = await conn.fetchrow(RENEW_LEASE, *_renew_args(back))
+                    if written:
                         held[back.lease_id] = PeriodUsage(*period) if period[0] else None
+                    elif back.landed_before(writes):
+                        held[back.lease_id] = None
                 return held
         except CONNECTION_ERRORS as exc:
             raise StoreUnavailable(f"budgets cannot be settled: {exc!r}") from exc

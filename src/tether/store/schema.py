@@ -310,6 +310,7 @@ budget_reservations = Table(
     Column("tokens", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False, index=True),
     Column("unsettled_at", BigInteger, nullable=True),
+    Column("writes", BigInteger, nullable=False, server_default="0"),
 )
 
 webhooks = Table(
