@@ -4,8 +4,11 @@ upstream to cancel it (``POST /v1/messages/batches/{id}/cancel``)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from tether.errors import TetherError
 from tether.identity.directory import Directory
@@ -28,14 +31,27 @@ and reading every open batch on each of them cost a query per refused deletion."
 CancelUpstream = Callable[[BatchRecord, Project], Awaitable[bool]]
 """Asks upstream to cancel a batch with its project's key; True when upstream agreed."""
 
+RETRY_SECONDS = 2.0
+"""How often a kill whose batches could not all be checked or canceled (the store or
+upstream failed) is enforced again, until it is."""
+
 
 class BatchCanceller:
-    def __init__(self, switch: KillSwitch, store: MessageBatchStore, directory: Directory) -> None:
+    def __init__(
+        self,
+        switch: KillSwitch,
+        store: MessageBatchStore,
+        directory: Directory,
+        retry_seconds: float = RETRY_SECONDS,
+    ) -> None:
         self._switch = switch
         self._directory = directory
         self._store = store
+        self._retry_seconds = retry_seconds
         self.cancel_upstream: CancelUpstream | None = None
         """Set by the Messages door, which knows the project's upstream and key."""
+        self._owed: dict[str | None, None] = {}
+        """Kills (the session that changed, None for any other stop) not enforced through."""
 
     async def apply(self, change: Change) -> None:
         if change.kind in STOPPING_KINDS:
@@ -44,32 +60,71 @@ class BatchCanceller:
     async def enforce(self, changed_session: str | None = None) -> int:
         """Cancel every open batch whose session, agent or project is stopped now. The
         session that changed is read from the store when no call holds it here (its batch
-        may have outlived every call, and this process)."""
+        may have outlived every call, and this process). One not done through (the store
+        or upstream failed) is owed, and done again every ``RETRY_SECONDS`` until it is:
+        a batch runs upstream for hours, and no later change may come to stop it."""
         if self.cancel_upstream is None:
             return 0
-        canceled = 0
+        canceled, done = await self._enforce_once(self.cancel_upstream, changed_session)
+        if done:
+            self._owed.pop(changed_session, None)
+        else:
+            self._owed[changed_session] = None
+        return canceled
+
+    def owed(self) -> int:
+        """Kills whose batches are to be checked or canceled again."""
+        return len(self._owed)
+
+    async def lifetime(self, _app: Any) -> AsyncIterator[None]:
+        """Enforce owed kills again while the server runs (an aiohttp cleanup context)."""
+        task = asyncio.create_task(self._retry_owed(), name="owed message batch cancels")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _retry_owed(self) -> None:
+        while True:
+            await asyncio.sleep(self._retry_seconds)
+            for changed_session in list(self._owed):
+                try:
+                    await self.enforce(changed_session)
+                except Exception:
+                    log.exception("owed message batch cancels failed again")
+
+    async def _enforce_once(
+        self, cancel_upstream: CancelUpstream, changed_session: str | None
+    ) -> tuple[int, bool]:
+        """Batches canceled, and whether every open batch was checked and every stopped
+        one canceled."""
         try:
             batches = await self._store.open_batches()
         except TetherError as exc:
             log.error("open message batches not read; none canceled: %s", exc.message)
-            return 0
+            return 0, False
+        canceled, done = 0, True
         for batch in batches:
             project = self._directory.project(batch.project_id)
             try:
                 verdict = await self._stop_reason(batch, changed_session)
             except TetherError as exc:
                 log.error("message batch %s not checked: %s", batch.id, exc.message)
+                done = False
                 continue
             if verdict is None or project is None:
                 continue
             try:
-                if await self.cancel_upstream(batch, project):
+                if await cancel_upstream(batch, project):
                     await self._store.mark_canceled(batch.id)
                     canceled += 1
                     log.info("message batch %s canceled: %s", batch.id, verdict.reason)
+                    continue
+                log.error("message batch %s: upstream did not cancel it now", batch.id)
             except Exception:
                 log.exception("canceling message batch %s failed", batch.id)
-        return canceled
+            done = False
+        return canceled, done
 
     async def _stop_reason(self, batch: BatchRecord, changed_session: str | None) -> Deny | None:
         if changed_session is not None and batch.session_id == changed_session:

@@ -112,6 +112,19 @@ def test_killing_the_session_cancels_its_batch_upstream(
     _kill_and_see_canceled(gateway, upstream, "s-kill", batch.id)
 
 
+def test_a_kill_whose_cancel_upstream_refuses_is_enforced_again_until_canceled(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
+) -> None:
+    """Upstream answers the cancel 529 (overloaded), twice: the kill's change has passed,
+    and no later one may come, so tether asks again until the batch is canceled."""
+    upstream.fake.batches.seconds = 600
+    upstream.fake.batches.cancels_overloaded = 2
+    client = sdk(gateway, gateway.create_agent("batcher", "p"), session="s-overloaded")
+    batch = client.messages.batches.create(requests=_requests(2))
+    _kill_and_see_canceled(gateway, upstream, "s-overloaded", batch.id)
+    assert upstream.fake.batches.cancels_overloaded == 0
+
+
 def _kill_and_see_canceled(
     tether: RunningTether, upstream: RunningFake, session: str, batch_id: str
 ) -> None:

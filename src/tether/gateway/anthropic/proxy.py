@@ -71,6 +71,7 @@ class AnthropicGateway:
             if batches is not None
             else None
         )
+        self._canceller = canceller
         if canceller is not None:
             canceller.cancel_upstream = self._cancel_batch
         self._sweep = (
@@ -99,6 +100,8 @@ class AnthropicGateway:
             self._batches.add_routes(app)
         if self._sweep is not None:
             app.cleanup_ctx.append(self._sweep.lifetime)
+        if self._canceller is not None:
+            app.cleanup_ctx.append(self._canceller.lifetime)
         set_error_renderer(app, "/v1/messages", anthropic_error_body)
         set_error_renderer(app, "/v1/models", anthropic_error_body)
         set_error_renderer(app, "/v1/files", anthropic_error_body)
