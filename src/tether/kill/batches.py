@@ -32,8 +32,10 @@ CancelUpstream = Callable[[BatchRecord, Project], Awaitable[bool]]
 """Asks upstream to cancel a batch with its project's key; True when upstream agreed."""
 
 RETRY_SECONDS = 2.0
-"""How often a kill whose batches could not all be checked or canceled (the store or
-upstream failed) is enforced again, until it is."""
+"""How soon a kill whose batches could not all be checked or canceled (the store or
+upstream failed) is enforced again; each further failure doubles the wait, up to
+``MAX_RETRY_SECONDS``, until it is."""
+MAX_RETRY_SECONDS = 300.0
 
 
 class BatchCanceller:
@@ -50,8 +52,9 @@ class BatchCanceller:
         self._retry_seconds = retry_seconds
         self.cancel_upstream: CancelUpstream | None = None
         """Set by the Messages door, which knows the project's upstream and key."""
-        self._owed: dict[str | None, None] = {}
-        """Kills (the session that changed, None for any other stop) not enforced through."""
+        self._owed: dict[str | None, tuple[float, float]] = {}
+        """Kills (the session that changed, None for any other stop) not enforced through,
+        with when to try again and the wait after that (``loop.time()``)."""
 
     async def apply(self, change: Change) -> None:
         if change.kind in STOPPING_KINDS:
@@ -61,15 +64,18 @@ class BatchCanceller:
         """Cancel every open batch whose session, agent or project is stopped now. The
         session that changed is read from the store when no call holds it here (its batch
         may have outlived every call, and this process). One not done through (the store
-        or upstream failed) is owed, and done again every ``RETRY_SECONDS`` until it is:
-        a batch runs upstream for hours, and no later change may come to stop it."""
+        or upstream failed) is owed, and done again (``RETRY_SECONDS``, then less often)
+        until it is: a batch runs upstream for hours, and no later change may come to
+        stop it."""
         if self.cancel_upstream is None:
             return 0
         canceled, done = await self._enforce_once(self.cancel_upstream, changed_session)
         if done:
             self._owed.pop(changed_session, None)
         else:
-            self._owed[changed_session] = None
+            _, wait = self._owed.get(changed_session, (0.0, self._retry_seconds))
+            now = asyncio.get_running_loop().time()
+            self._owed[changed_session] = (now + wait, min(2 * wait, MAX_RETRY_SECONDS))
         return canceled
 
     def owed(self) -> int:
@@ -86,8 +92,11 @@ class BatchCanceller:
 
     async def _retry_owed(self) -> None:
         while True:
-            await asyncio.sleep(self._retry_seconds)
-            for changed_session in list(self._owed):
+            await asyncio.sleep(self._retry_seconds / 4)
+            now = asyncio.get_running_loop().time()
+            for changed_session, (due, _) in list(self._owed.items()):
+                if due > now:
+                    continue
                 try:
                     await self.enforce(changed_session)
                 except Exception:
