@@ -372,6 +372,7 @@ class Runtime:
             if settings.sqlite_commit_on_loop:
                 await writer.commit_on_loop()
         await runtime._adopt_env_admin_token()
+        await runtime.feed.mark()
         await directory.load()
         await controls.load()
         await budget_book.load()

@@ -22,8 +22,7 @@ from tether.errors import TetherError
 from tether.store.changes import (
     CHANNEL,
     Change,
-    change_ids_since,
-    latest_change_id,
+    newest_change_ids,
     prune_changes,
     read_changes,
 )
@@ -64,19 +63,33 @@ class ChangeFeed:
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: Any = None
         self._caught_up_at = 0
+        self._marked = False
 
     def subscribe(self, handler: ChangeHandler) -> None:
         self._handlers.append(handler)
 
-    async def start(self) -> None:
-        """Skip history (caches load fresh at start-up), then follow new changes."""
+    async def mark(self) -> None:
+        """Where to follow from: call before the caches load, so a change committed while
+        they do is applied when the feed starts (its handlers apply a change twice as
+        once). The ids among the newest that have not committed yet are looked for."""
         async with self._db.read() as conn:
-            newest = await latest_change_id(conn)
-            present = set(await change_ids_since(conn, newest - START_LOOKBACK_IDS))
+            present = await newest_change_ids(conn, START_LOOKBACK_IDS)
+        newest = present[-1] if present else 0
         self._last_id = newest
+        committed = set(present)
         lookback = range(max(0, newest - START_LOOKBACK_IDS) + 1, newest)
-        self._note_missing(i for i in lookback if i not in present)
-        self._caught_up_at = now_ms()
+        self._note_missing(i for i in lookback if i not in committed)
+        self._marked = True
+
+    async def start(self) -> None:
+        """Apply what changed since ``mark`` (history before it is skipped: the caches
+        loaded fresh), then follow new changes."""
+        if not self._marked:
+            await self.mark()
+        try:
+            await self.catch_up()
+        except TetherError as exc:
+            log.warning("change feed paused: %s", exc.message)
         self._tasks.append(asyncio.create_task(self._follow(), name="change-feed"))
         if self._db.is_postgres:
             self._tasks.append(asyncio.create_task(self._listen(), name="change-listener"))
@@ -112,21 +125,24 @@ class ChangeFeed:
             self._caught_up_at = now_ms()
 
     async def _apply(self, changes: list[Change]) -> None:
+        """A change a handler failed on stays to be read again: past the last applied, or
+        still missing."""
         for change in changes:
             if change.id > self._last_id:
                 passed = max(self._last_id + 1, change.id - MAX_MISSING)
                 self._note_missing(range(passed, change.id))
-            elif self._missing.pop(change.id, None) is None:
+            elif change.id not in self._missing:
                 continue
             for handler in self._handlers:
                 await handler(change)
+            self._missing.pop(change.id, None)
             self._last_id = max(self._last_id, change.id)
 
     def _note_missing(self, ids: Iterable[int]) -> None:
         """Ids passed over: looked for at each read until they land or time out."""
         at = time.monotonic()
         for change_id in ids:
-            self._missing[change_id] = at
+            self._missing.setdefault(change_id, at)
         while len(self._missing) > MAX_MISSING:
             del self._missing[next(iter(self._missing))]
 

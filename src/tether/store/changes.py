@@ -38,8 +38,7 @@ from tether.store.schema import change_log
 __all__ = [
     "CHANNEL",
     "Change",
-    "change_ids_since",
-    "latest_change_id",
+    "newest_change_ids",
     "prune_changes",
     "read_changes",
     "recent_changes",
@@ -154,16 +153,14 @@ def recent_changes(after_id: int, missing: Sequence[int], limit: int) -> Select[
     )
 
 
-async def change_ids_since(conn: AsyncConnection, after_id: int) -> list[int]:
-    """The ids of the changes past ``after_id`` committed so far."""
-    rows = await conn.execute(select(change_log.c.id).where(change_log.c.id > after_id))
-    return [row.id for row in rows]
-
-
-async def latest_change_id(conn: AsyncConnection) -> int:
-    return int(
-        (await conn.execute(select(func.coalesce(func.max(change_log.c.id), 0)))).scalar_one()
+async def newest_change_ids(conn: AsyncConnection, count: int) -> list[int]:
+    """The ids among the newest ``count`` handed out that have committed, in order, read
+    in one statement (one snapshot: an id that commits meanwhile is in both or neither)."""
+    newest = select(func.coalesce(func.max(change_log.c.id), 0)).scalar_subquery()
+    rows = await conn.execute(
+        select(change_log.c.id).where(change_log.c.id > newest - count).order_by(change_log.c.id)
     )
+    return [row.id for row in rows]
 
 
 async def prune_changes(conn: AsyncConnection, older_than_ms: int) -> None:
