@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import anthropic
+import httpx
 import pytest
 
 from tests.support.fake_upstream import RunningFake
@@ -69,3 +70,25 @@ def test_unknown_model_is_upstreams_404(
     client = sdk(gateway, gateway.create_agent("picker", "p"))
     with pytest.raises(anthropic.NotFoundError):
         client.models.retrieve("claude-nope")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/models/..%2Ffiles", "/v1/files/..%2Fmodels", "/v1/messages/batches/..%2F..%2Fmodels",
+     "/v1/models/%2E%2E"],
+)  # fmt: skip
+def test_an_encoded_slash_or_dot_segment_in_an_id_is_refused(
+    gateway: RunningTether, upstream: RunningFake, path: str
+) -> None:
+    """aiohttp hands the segment back decoded: ``/v1/models/..%2Ffiles`` was decided as a
+    ``model:list`` and listed the project's files upstream (and a file read could fetch a
+    batch's results past the batch door's decision)."""
+    key = gateway.create_agent("dots", "p")
+    response = httpx.get(
+        f"{gateway.url}{path}",
+        headers={"x-api-key": key, "anthropic-version": "2023-06-01",
+                 "anthropic-beta": "files-api-2025-04-14"},
+        timeout=30,
+    )  # fmt: skip
+    assert response.status_code == 400, response.text
+    assert "not a plain id" in response.json()["error"]["message"]

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -166,3 +167,29 @@ def test_tether_gcp_set_credentials_seals_the_key_file_and_never_shows_it(
     assert "service_account.type: Input should be 'service_account'" in broken.output
     database = (vertex.settings.data_dir.parent / "tether.db").read_bytes()
     assert private.encode() not in database
+
+
+def test_an_encoded_slash_in_the_model_is_refused_before_it_is_decided(
+    vertex: RunningTether, upstream: RunningFake
+) -> None:
+    """aiohttp hands the segment back decoded: a Haiku call with ``%2F..%2F`` in its model
+    was decided (and priced) as Haiku and sent to Opus, past a policy forbidding Opus."""
+    vertex.apply_policy(
+        "p",
+        "permit(principal, action, resource);\n"
+        "forbid(principal, action, resource)\n"
+        '  when { resource.arn like "anthropic:model/claude-opus*" };\n',
+    )
+    key = vertex.create_agent("vertex-dots", "p")
+    sent = len(upstream.fake.received)
+    response = httpx.post(
+        f"{vertex.url}/vertex/v1/projects/p/locations/{VERTEX_REGION}/publishers/anthropic/"
+        f"models/claude-haiku-4-5@20251001%2F..%2F{OPUS}:rawPredict",
+        json={"anthropic_version": "vertex-2023-10-16", "max_tokens": 10,
+              "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )  # fmt: skip
+    assert response.status_code == 400, response.text
+    assert "not a plain id" in response.json()["error"]["message"]
+    assert len(upstream.fake.received) == sent, "nothing reached Vertex"

@@ -37,6 +37,7 @@ from tether.pipeline.action import CostBasis, Deny, Pending
 from tether.pricing.model_ids import canonical_model_id
 from tether.pricing.usage import Usage
 from tether.web.bodies import read_limited
+from tether.web.path_segments import path_segment
 
 __all__ = ["MessageBatches", "cancel_upstream"]
 
@@ -255,26 +256,26 @@ class MessageBatches:
         return _json_response(request, parsed, upstream, decision.session_id)
 
     async def retrieve(self, request: web.Request) -> web.StreamResponse:
-        batch_id = request.match_info["batch_id"]
+        batch_id = path_segment(request, "batch_id")
         return await self._relay_json(request, "GET", f"messages/batches/{batch_id}", batch_id)
 
     async def list_batches(self, request: web.Request) -> web.StreamResponse:
         return await self._relay_json(request, "GET", "messages/batches", None)
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
-        batch_id = request.match_info["batch_id"]
+        batch_id = path_segment(request, "batch_id")
         return await self._relay_json(
             request, "POST", f"messages/batches/{batch_id}/cancel", batch_id
         )
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
-        batch_id = request.match_info["batch_id"]
+        batch_id = path_segment(request, "batch_id")
         return await self._relay_json(request, "DELETE", f"messages/batches/{batch_id}", batch_id)
 
     async def results(self, request: web.Request) -> web.StreamResponse:
         """Relays the JSONL as it comes; read through, it settles the batch's reservation
         to the usage of its succeeded requests (a batch has results only once ended)."""
-        batch_id = request.match_info["batch_id"]
+        batch_id = path_segment(request, "batch_id")
         decision, upstream, refusal = await self._read(
             request, "GET", f"messages/batches/{batch_id}/results", batch_id
         )

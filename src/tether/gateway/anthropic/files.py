@@ -25,6 +25,7 @@ from tether.gateway.anthropic.wire import AnthropicWire
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.gateway.model.calls import session_id_from
 from tether.pipeline import Action, Decision, Outcome, Pipeline
+from tether.web.path_segments import path_segment
 
 __all__ = ["MAX_FILE_BYTES", "FilesApi"]
 
@@ -118,20 +119,20 @@ class FilesApi:
         return await self._simple(request, LIST, "anthropic:files", "GET", "files")
 
     async def retrieve(self, request: web.Request) -> web.StreamResponse:
-        file_id = request.match_info["file_id"]
+        file_id = path_segment(request, "file_id")
         return await self._simple(
             request, READ, f"anthropic:file/{file_id}", "GET", f"files/{file_id}"
         )
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
-        file_id = request.match_info["file_id"]
+        file_id = path_segment(request, "file_id")
         return await self._simple(
             request, DELETE, f"anthropic:file/{file_id}", "DELETE", f"files/{file_id}"
         )
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         """The file's bytes, relayed as they come."""
-        file_id = request.match_info["file_id"]
+        file_id = path_segment(request, "file_id")
         decision, upstream_of = await self._decide(
             request, DOWNLOAD, f"anthropic:file/{file_id}", {}
         )

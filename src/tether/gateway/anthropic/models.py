@@ -27,6 +27,7 @@ from tether.gateway.credentials import admit_agent, presented_credential
 from tether.gateway.model.calls import session_id_from
 from tether.pipeline import Action, Pipeline
 from tether.pipeline.action import Deny
+from tether.web.path_segments import path_segment
 
 __all__ = ["ModelListing"]
 
@@ -116,7 +117,7 @@ class ModelListing:
         return web.json_response(body, status=status, headers=headers, dumps=_dumps)
 
     async def get_model(self, request: web.Request) -> web.Response:
-        model_id = request.match_info["model_id"]
+        model_id = path_segment(request, "model_id")
         status, body, refusal, headers = await self._relay(
             request, f"anthropic:model/{model_id}", f"models/{model_id}"
         )

@@ -25,6 +25,7 @@ from tether.gateway.vertex.tokens import VertexTokens
 from tether.identity.directory import AgentIdentity
 from tether.web.bodies import read_limited
 from tether.web.errors import set_error_renderer
+from tether.web.path_segments import path_segment
 
 __all__ = ["VERTEX_SOURCE", "VertexDoor", "VertexWire"]
 
@@ -59,11 +60,11 @@ class VertexWire(SseWire):
         project = identity.project
         config = await self._tokens.config(project.id, project.name)
         token = await self._tokens.token(project.id, config)
-        info = request.match_info
-        region = info["region"]
+        region = request.match_info["region"]
+        version, tail = path_segment(request, "version"), path_segment(request, "tail")
         url = (
-            f"{config.endpoint(region)}/{info['version']}/projects/{config.project_id}"
-            f"/locations/{region}/publishers/anthropic/models/{info['tail']}"
+            f"{config.endpoint(region)}/{version}/projects/{config.project_id}"
+            f"/locations/{region}/publishers/anthropic/models/{tail}"
         )
         headers: CIMultiDict[str] = CIMultiDict(
             (name, value) for name, value in request.headers.items() if name.lower() in _FORWARDED
@@ -92,7 +93,8 @@ class VertexDoor:
             return vertex_error_response(exc.code, exc.message)
 
     def _call(self, request: web.Request, body: bytes) -> ModelCall:
-        model, _, method = request.match_info["tail"].partition(":")
+        path_segment(request, "version")
+        model, _, method = path_segment(request, "tail").partition(":")
         region = request.match_info["region"]
         if not _REGION.match(region):
             raise BadRequest(f"locations/{region}: not a Vertex AI region (e.g. us-east5, global)")
