@@ -564,3 +564,47 @@ def test_a_grant_given_while_a_calls_keys_are_decided_is_spent_once_a_key(
     assert sorted(e["resource"] for e in went_ahead) == resources, "each key decided once"
     (granted,) = groups()
     assert granted["id"] == group["id"] and granted["uses"] == MIDWAY_KEYS
+
+
+@pytest.mark.parametrize("region", ["evil.example", "us-east-1.evil.example?x="])
+def test_a_scope_whose_region_is_not_an_aws_region_is_refused(
+    broker: RunningTether, moto_url: str, region: str
+) -> None:
+    """The scope's region makes the upstream host: a signed call with ``evil.example`` in
+    it was sent to ``https://dynamodb.evil.example``, the project's access key id and
+    session token in its ``Authorization`` header."""
+    pair = _project(broker, moto_url, f"scope{abs(hash(region)) % 10_000}")
+    body = b"{}"
+    request = AWSRequest(
+        method="POST",
+        url=f"{broker.url}/aws/",
+        data=body,
+        headers={
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": "DynamoDB_20120810.ListTables",
+        },
+    )
+    credentials = Credentials(pair.access_key_id, pair.secret_access_key)
+    SigV4Auth(credentials, "dynamodb", region).add_auth(request)
+    answer = httpx.post(request.url, content=body, headers=dict(request.headers), timeout=30)
+    assert answer.status_code == 400, answer.text
+    assert "AuthorizationHeaderMalformed" in answer.text and "not an AWS name" in answer.text
+
+
+def test_an_approval_wait_of_nan_is_no_wait(broker: RunningTether, moto_url: str) -> None:
+    """``float("nan")`` passed the clamp, and a deadline of NaN is never reached: the call
+    asked and decided again, an audit event each time, for as long as tether ran."""
+    pair = _project(broker, moto_url, "nanwait")
+    s3 = agent_client(broker, pair, "s3", read_timeout=PATIENT)
+    s3.create_bucket(Bucket="nanwait-bucket")
+    s3.put_object(Bucket="nanwait-bucket", Key="a", Body=b"x")
+
+    def nan_wait(request: AWSRequest, **_: Any) -> None:
+        request.headers[WAIT_HEADER] = "nan"
+
+    s3.meta.events.register("before-send.s3.DeleteObject", nan_wait)
+    with ThreadPoolExecutor(1) as pool:
+        call = pool.submit(s3.delete_object, Bucket="nanwait-bucket", Key="a")
+        with pytest.raises(ClientError) as asked:
+            call.result(timeout=20)
+    assert "approval" in str(asked.value), str(asked.value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import re
 import time
 from collections.abc import AsyncIterator
@@ -316,6 +317,8 @@ class AwsDoor:
         try:
             wait = float(request.headers.get(WAIT_HEADER, "0"))
         except ValueError:
+            return 0.0
+        if math.isnan(wait):
             return 0.0
         return min(max(wait, 0.0), MAX_WAIT_SECONDS)
 

@@ -67,6 +67,13 @@ class SignedRequest:
     expires: int | None = None
 
 
+_REGION = re.compile(r"[a-z]{2,4}(-[a-z0-9]+)+-[0-9]{1,2}|aws-global")
+"""AWS region names (``us-east-1``, ``eu-central-2``, ``us-gov-west-1``): the region and
+the service make the upstream host (``https://{service}.{region}.amazonaws.com``), so a
+scope with a dot or a slash in them would send the signed call elsewhere."""
+_SERVICE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
 def _scope(credential: str) -> tuple[str, str, str, str]:
     parts = credential.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
@@ -75,7 +82,14 @@ def _scope(credential: str) -> tuple[str, str, str, str]:
             f"the credential scope {credential!r} is not "
             "ACCESS_KEY/DATE/REGION/SERVICE/aws4_request",
         )
-    return parts[0], parts[1], parts[2], parts[3]
+    region, service = parts[2], parts[3]
+    if _REGION.fullmatch(region) is None or _SERVICE.fullmatch(service) is None:
+        raise SigV4Error(
+            "AuthorizationHeaderMalformed",
+            f"the credential scope's region {region[:40]!r} or service {service[:40]!r} is "
+            "not an AWS name (a region such as us-east-1, a service such as s3)",
+        )
+    return parts[0], parts[1], region, service
 
 
 def _query_pairs(raw_query: str) -> list[tuple[str, str]]:
