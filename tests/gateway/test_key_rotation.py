@@ -148,3 +148,27 @@ def test_revoking_one_agent_touches_no_other(
             assert fleet.failures(name) == [], (name, fleet.failures(name))
     after = fleet.sent_after(target, revoked["done"])
     assert after and set(after) == {(401, "revoked_key")}, after
+
+
+def test_a_second_rotation_does_not_lengthen_the_first_keys_grace(
+    tether_any: RunningTether,
+) -> None:
+    """A leaked key is rotated with a minute's grace (here 2 s); the next rotation, with a
+    day's, must leave it to end when it was due: it set every live key's end to its own."""
+    tether_any.create_project("leak")
+    leaked = tether_any.create_agent("leaky", "leak")
+    for grace in (2, 86_400):
+        rotated = tether_any.call(
+            "POST", "/agents/leaky/keys/rotate", json={"grace_seconds": grace}
+        )
+        assert rotated.status_code == 201, rotated.text
+    deadline = time.monotonic() + 10
+    body = {"action": "s3:GetObject", "resource": "r"}
+    while (answer := _authorize(tether_any, leaked, body)).status_code == 200:
+        assert time.monotonic() < deadline, "the leaked key still works a day later"
+        time.sleep(0.2)
+    assert answer.status_code == 401 and answer.json()["error"]["code"] == "expired_key"
+
+
+def _authorize(tether: RunningTether, key: str, body: dict[str, str]) -> httpx.Response:
+    return httpx.post(f"{tether.url}/v1/authorize", json=body, headers={"x-api-key": key})

@@ -169,14 +169,22 @@ class AgentStore:
             await record_change(conn, "agent", agent_id)
 
     async def rotate_key(self, agent_id: str, grace_ms: int) -> tuple[IssuedKey, int]:
-        """Issue a new key; the agent's current keys stop working at the returned time."""
+        """Issue a new key; the agent's current keys stop working at the returned time, or
+        sooner if they were due to already (a key rotated out before keeps its end)."""
         ts = now_ms()
         async with self._db.write() as conn:
+            ends = ts + grace_ms
             await conn.execute(
                 update(agent_keys)
                 .where(agent_keys.c.agent_id == agent_id, _live(ts))
-                .values(expires_at=ts + grace_ms)
-            )
+                .values(
+                    expires_at=case(
+                        (agent_keys.c.expires_at.is_not(None) & (agent_keys.c.expires_at < ends),
+                         agent_keys.c.expires_at),
+                        else_=ends,
+                    )
+                )
+            )  # fmt: skip
             issued = await _issue_key(conn, agent_id)
             await record_change(conn, "agent", agent_id)
         return issued, ts + grace_ms
