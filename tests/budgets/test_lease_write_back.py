@@ -229,20 +229,34 @@ def test_a_sessions_idle_lease_goes_back_once_with_what_it_spent(database_url: s
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("closing", [False, True], ids=["renewed", "given-back"])
-def test_a_write_back_whose_reply_is_lost_charges_once(closing: bool) -> None:
+@pytest.mark.parametrize(
+    ("closing", "cancelled"),
+    [(False, False), (True, False), (False, True)],
+    ids=["renewed", "given-back", "flush-cancelled"],
+)
+def test_a_write_back_whose_reply_is_lost_charges_once(closing: bool, cancelled: bool) -> None:
     """PostgreSQL: a write-back commits and its reply is lost on the way (the connection
-    drops). The flush fails, and the next one sends the write-back again: it must not
-    charge the period twice, nor shrink the lease twice, whether the lease is renewed
-    (and spends more meanwhile) or given back (tether stopping)."""
+    drops), or the flush waiting for it is cancelled (tether stopping). The next flush
+    sends the write-back again: it must not charge the period twice, nor shrink the lease
+    twice, whether the lease is renewed (and spends more meanwhile) or given back."""
     proxy = CuttableProxy(PG_HOST, PG_PORT).start()
 
     async def scenario(url: str) -> None:
         async with fleet(url) as sessions:
             await sessions.one_call_each(2)
-            proxy.lose_reply_to(b"COMMIT")
-            with pytest.raises(TetherError):
-                await sessions.leases.flush()
+            if cancelled:
+                proxy.hold_reply_to(b"COMMIT", 1.0)
+                flush = asyncio.create_task(sessions.leases.flush())
+                while not proxy.fault_taken.is_set():
+                    await asyncio.sleep(0.01)
+                flush.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await flush
+                await asyncio.sleep(1.5)
+            else:
+                proxy.lose_reply_to(b"COMMIT")
+                with pytest.raises(TetherError):
+                    await sessions.leases.flush()
             assert proxy.fault_taken.is_set()
             assert await sessions.spent_and_reserved(2) == [(SPENT, SLICE - SPENT)] * 2, (
                 "the write-back committed"

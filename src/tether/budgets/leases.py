@@ -28,7 +28,7 @@ import asyncio
 import logging
 import math
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from tether.clock import new_id, now_ms
@@ -184,7 +184,7 @@ def _give_back_taken(taken: list[_Taken]) -> None:
 
 def _return(lease: _Lease, expires_at: int, *, close: bool) -> LeaseReturn:
     if lease.unconfirmed is not None and not close:
-        return replace(lease.unconfirmed, expires_at=max(expires_at, lease.unconfirmed.expires_at))
+        return lease.unconfirmed
     return LeaseReturn(
         lease.id,
         lease.budget.id,
@@ -535,12 +535,13 @@ class LeasedLedger:
         """Charge what ``live`` leases spent and renew them, in one transaction; what was
         spent meanwhile stays on the lease for the next flush. A lease whose row an
         operator settled is forgotten. When the outcome is not heard (the commit may have
-        landed, its reply lost), each write-back is kept to be sent again as it was: the
-        row's count of write-backs tells whether it landed."""
+        landed, its reply lost, or the flush was cancelled at shutdown), each write-back is
+        kept to be sent again as it was, its renewal included: the row's count of
+        write-backs tells whether it landed."""
         returns = [_return(lease, expires_at, close=False) for lease in live]
         try:
             held = await self._ledger.give_back(returns)
-        except TetherError:
+        except BaseException:
             for lease, back in zip(live, returns, strict=True):
                 lease.unconfirmed = back
             raise

@@ -367,7 +367,10 @@ class LeasingLedger(BudgetLedger, Protocol):
         (None for a lease closed here, or written back already: its period is not read
         back); a lease no longer held (settled by an operator) is left alone and left out.
         A write-back whose ``writes`` is behind the lease's row by one had landed (its
-        reply was lost): it is held, and charges nothing again."""
+        reply was lost): it is held, and charges nothing again. On PostgreSQL, one that
+        waited for the lease's row while an earlier send of it committed reads the count
+        as it was before (the statement's snapshot): ``StoreUnavailable``, and the whole
+        transaction is sent again."""
         ...
 
 
@@ -621,6 +624,11 @@ class PostgresBudgetLedger(_HoldingLedger):
                         held[back.lease_id] = PeriodUsage(*period) if period[0] else None
                     elif back.landed_before(writes):
                         held[back.lease_id] = None
+                    elif writes == back.writes:
+                        raise StoreUnavailable(
+                            f"lease {back.lease_id}: a write-back of it was committing while "
+                            "this one was made; sent again at the next flush"
+                        )
                 return held
         except CONNECTION_ERRORS as exc:
             raise StoreUnavailable(f"budgets cannot be settled: {exc!r}") from exc
