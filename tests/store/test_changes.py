@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select, text
 
 from tether.clock import now_ms
 from tether.errors import StoreUnavailable
-from tether.store.change_feed import MAX_MISSING, PAGE, ChangeFeed
+from tether.store.change_feed import PAGE, ChangeFeed
 from tether.store.changes import (
     Change,
     prune_changes,
@@ -20,6 +20,7 @@ from tether.store.changes import (
     record_change,
 )
 from tether.store.database import Database
+from tether.store.missing_changes import MAX_RANGES
 from tether.store.schema import change_log
 
 KEPT = 2_000
@@ -47,9 +48,15 @@ async def test_the_feed_reads_past_its_last_change_and_the_ids_it_passed_over(
             "new-2",
         ]
         newest = max(c.id for c in past)
-        looked_for = [past[2].id, last_old - 5, newest + 10]
+        looked_for = [
+            (last_old - 6, last_old - 5),
+            (past[2].id, past[2].id),
+            (newest + 1, newest + 9),
+        ]
         again = await read_changes(conn, newest, looked_for)
-        assert [c.ref for c in again] == ["old-1994", "new-0"], "what landed of those looked for"
+        assert [c.ref for c in again] == [f"old-{KEPT - 7}", f"old-{KEPT - 6}", "new-0"], (
+            "what landed of the ranges looked for"
+        )
         first = await read_changes(conn, 0, limit=10)
         assert [c.ref for c in first] == [f"old-{n}" for n in range(10)]
 
@@ -58,17 +65,15 @@ async def test_the_feed_reads_through_the_primary_key_not_the_whole_log(db: Data
     """Four times a second in every process: it walked the hour of changes kept."""
     if db.is_postgres:
         pytest.skip("PostgreSQL's planner picks by table size; SQLite's plan is fixed")
-    for missing in ([], [3, 5, 8]):
-        query = recent_changes(10, missing, 1000).compile(
-            dialect=db.engine.dialect,
-            compile_kwargs={"literal_binds": True, "render_postcompile": True},
-        )
+    for missing in ([], [(3, 3), (5, 8)]):
+        query, params = recent_changes(10, missing, 1000)
         async with db.read() as conn:
-            plan = (await conn.execute(text(f"EXPLAIN QUERY PLAN {query}"))).all()
+            plan = (await conn.execute(text(f"EXPLAIN QUERY PLAN {query}"), params)).all()
         steps = [str(row[-1]) for row in plan]
         assert not [s for s in steps if s.startswith("SCAN change_log")], steps
         assert any("INTEGER PRIMARY KEY (rowid>?)" in s for s in steps), steps
-        assert bool(missing) is any("INTEGER PRIMARY KEY (rowid=?)" in s for s in steps), steps
+        ranges_searched = any("INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in s for s in steps)
+        assert bool(missing) is ranges_searched, steps
 
 
 async def test_a_change_committed_after_a_later_one_was_applied_is_applied_then(
@@ -113,9 +118,13 @@ async def test_a_change_committed_after_a_later_one_was_applied_is_applied_then(
         await feed.catch_up()
         assert len(applied) == 3, "each applied once"
 
-        await _insert(db, start + 6 + 3 * MAX_MISSING, "after-a-jump")
+        jump = start + 6 + 3 * MAX_RANGES
+        await _insert(db, jump, "after-a-jump")
         await feed.catch_up()
-        assert feed.missing() == MAX_MISSING, "the ids looked for are bounded"
+        assert feed.missing() == jump - start - 6, "a bulk transaction's ids, one range"
+        await _insert(db, start + 6, "a-kill-under-a-bulk-deletion")
+        await feed.catch_up()
+        assert applied[-1] == "a-kill-under-a-bulk-deletion"
     finally:
         await feed.stop()
 

@@ -50,9 +50,10 @@ class FakeBatches:
         """How many of a batch's requests had succeeded when it is canceled (billed)."""
         self.cancel_seconds = 0.0
         """How long a canceled batch stays ``canceling`` before it ends."""
-        self.cancels_overloaded = 0
-        """The next this many cancels are answered 529 ``overloaded_error``, canceling
-        nothing."""
+        self.cancels_refused = 0
+        """The next this many cancels are refused (``cancel_refusal``), canceling nothing."""
+        self.cancel_refusal = (529, "overloaded_error")
+        """The status and error type those cancels are answered with."""
         self.proxy_page: int | None = None
         """The next create is answered with this status and an HTML page (a proxy in the
         way), and makes no batch."""
@@ -193,10 +194,11 @@ class FakeBatches:
         batch = self._found(request)
         if isinstance(batch, web.Response):
             return batch
-        if self.cancels_overloaded:
-            self.cancels_overloaded -= 1
-            error = {"type": "overloaded_error", "message": "Overloaded"}
-            return web.json_response({"type": "error", "error": error}, status=529)
+        if self.cancels_refused:
+            self.cancels_refused -= 1
+            status, kind = self.cancel_refusal
+            error = {"type": kind, "message": f"cancel refused ({kind})"}
+            return web.json_response({"type": "error", "error": error}, status=status)
         if batch.ended_at is None and batch.canceled_at is None:
             batch.canceled_at = time.time()
             batch.cancel_ends = batch.canceled_at + self.cancel_seconds

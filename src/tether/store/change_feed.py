@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -28,6 +28,7 @@ from tether.store.changes import (
 )
 from tether.store.database import Database
 from tether.store.driver_errors import CONNECTION_ERRORS
+from tether.store.missing_changes import MissingChanges
 
 __all__ = ["ChangeFeed", "ChangeHandler"]
 
@@ -42,9 +43,6 @@ MISSING_WAIT_SECONDS = 300.0
 """How long an id the feed has passed over is looked for: PostgreSQL gives a change its id
 when the row is inserted, and the transaction may commit later (a stalled network, a lock
 waited for). One never committed (rolled back) is forgotten after this."""
-MAX_MISSING = 1_000
-"""Ids looked for at once, the least recently passed over forgotten first (a thousand cost a
-read 1 ms more)."""
 START_LOOKBACK_IDS = 1_000
 """At start, the ids this far below the newest that are not there yet are looked for: a
 transaction that took one may commit after the feed has started."""
@@ -56,8 +54,8 @@ class ChangeFeed:
         self._poll_seconds = poll_seconds
         self._handlers: list[ChangeHandler] = []
         self._last_id = 0
-        self._missing: dict[int, float] = {}
-        """Ids passed over that a transaction may still commit, with when (monotonic)."""
+        self._missing = MissingChanges()
+        """Ids passed over that a transaction may still commit."""
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -76,9 +74,10 @@ class ChangeFeed:
             present = await newest_change_ids(conn, START_LOOKBACK_IDS)
         newest = present[-1] if present else 0
         self._last_id = newest
-        committed = set(present)
-        lookback = range(max(0, newest - START_LOOKBACK_IDS) + 1, newest)
-        self._note_missing(i for i in lookback if i not in committed)
+        at, low = time.monotonic(), max(0, newest - START_LOOKBACK_IDS) + 1
+        for change_id in present:
+            self._missing.note(low, change_id - 1, at)
+            low = change_id + 1
         self._marked = True
 
     async def start(self) -> None:
@@ -115,13 +114,13 @@ class ChangeFeed:
             while True:
                 async with self._db.read() as conn:
                     changes = await read_changes(
-                        conn, self._last_id, list(self._missing), PAGE, past
+                        conn, self._last_id, self._missing.ranges(), PAGE, past
                     )
                 await self._apply(changes)
                 if len(changes) < PAGE:
                     break
                 past = changes[-1].id
-            self._forget_missing(time.monotonic() - MISSING_WAIT_SECONDS)
+            self._missing.forget_before(time.monotonic() - MISSING_WAIT_SECONDS)
             self._caught_up_at = now_ms()
 
     async def _apply(self, changes: list[Change]) -> None:
@@ -129,30 +128,13 @@ class ChangeFeed:
         still missing."""
         for change in changes:
             if change.id > self._last_id:
-                passed = max(self._last_id + 1, change.id - MAX_MISSING)
-                self._note_missing(range(passed, change.id))
+                self._missing.note(self._last_id + 1, change.id - 1, time.monotonic())
             elif change.id not in self._missing:
                 continue
             for handler in self._handlers:
                 await handler(change)
-            self._missing.pop(change.id, None)
+            self._missing.landed(change.id)
             self._last_id = max(self._last_id, change.id)
-
-    def _note_missing(self, ids: Iterable[int]) -> None:
-        """Ids passed over: looked for at each read until they land or time out."""
-        at = time.monotonic()
-        for change_id in ids:
-            self._missing.setdefault(change_id, at)
-        while len(self._missing) > MAX_MISSING:
-            del self._missing[next(iter(self._missing))]
-
-    def _forget_missing(self, before: float) -> None:
-        """Ids passed over before ``before`` (monotonic): their transactions rolled back."""
-        while self._missing:
-            change_id = next(iter(self._missing))
-            if self._missing[change_id] > before:
-                return
-            del self._missing[change_id]
 
     def missing(self) -> int:
         """Ids passed over that a transaction may yet commit (looked for at each read)."""

@@ -13,22 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Integer,
-    Select,
-    Text,
-    any_,
-    bindparam,
-    column,
-    delete,
-    func,
-    insert,
-    select,
-    text,
-    union,
-)
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Integer, Text, bindparam, delete, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tether.clock import now_ms
@@ -81,23 +67,24 @@ def record_change_on_writer(conn: sqlite3.Connection, kind: str, ref: str) -> No
 async def read_changes(
     conn: AsyncConnection,
     after_id: int,
-    missing: Sequence[int] = (),
+    missing: Sequence[tuple[int, int]] = (),
     limit: int = 1000,
     past_id: int = 0,
 ) -> list[Change]:
-    """Changes past ``after_id`` plus those of ``missing`` that have landed since, in id
-    order, the first ``limit`` of those past ``past_id`` (a page: the next one starts past
-    its last).
+    """Changes past ``after_id`` plus those in the ``missing`` ranges (inclusive) that have
+    landed since, in id order, the first ``limit`` of those past ``past_id`` (a page: the
+    next one starts past its last).
 
     PostgreSQL hands out ids as rows are inserted and transactions commit in any order: a
-    reader that has passed an id not there yet (``missing``) looks for it again, however
-    late its transaction commits.
+    reader that has passed ids not there yet (``missing``) looks for them again, however
+    late their transactions commit.
     """
     params: dict[str, Any] = {"p_after": max(after_id, past_id), "p_limit": limit}
     if not missing:
         rows = await conn.execute(_PAST, params)
     elif conn.dialect.name == "postgresql":
-        params.update(p_missing=list(missing), p_past=past_id)
+        lows, highs = zip(*missing, strict=True)
+        params.update(p_low=list(lows), p_high=list(highs), p_past=past_id)
         rows = await conn.execute(_PAST_OR_MISSING_POSTGRES, params)
     else:
         params.update(p_missing=json.dumps(list(missing)), p_past=past_id)
@@ -105,9 +92,8 @@ async def read_changes(
     return [Change(r.id, r.kind, r.ref) for r in rows]
 
 
-_COLUMNS = (change_log.c.id, change_log.c.kind, change_log.c.ref)
 _PAST = (
-    select(*_COLUMNS)
+    select(change_log.c.id, change_log.c.kind, change_log.c.ref)
     .where(change_log.c.id > bindparam("p_after"))
     .order_by(change_log.c.id)
     .limit(bindparam("p_limit", type_=Integer))
@@ -115,42 +101,50 @@ _PAST = (
 """Built once, as the two below: building a statement anew took more CPU than running
 it, four times a second a process and at every catch-up after a write."""
 
-
-def _past_or(missing: ColumnElement[bool]) -> Select[tuple[int, str, str]]:
-    """Two lookups joined, not ``id > ? OR id IN (...)``: SQLite and PostgreSQL walked the
-    whole hour of changes kept for such an ``OR``. A page's start is applied to the union,
-    not inside it: there SQLite took it for a range of the primary key and walked the hour
-    again. The ids looked for are one bound value (a JSON array, a PostgreSQL array): a
-    value each cost the loop 8 ms a read for a thousand on PostgreSQL."""
-    recent = union(
-        select(*_COLUMNS).where(change_log.c.id > bindparam("p_after")),
-        select(*_COLUMNS).where(missing),
-    ).subquery()
-    return (
-        select(recent.c.id, recent.c.kind, recent.c.ref)
-        .where(recent.c.id > bindparam("p_past"))
-        .order_by(recent.c.id)
-        .limit(bindparam("p_limit", type_=Integer))
+_PAST_OR_MISSING = """
+SELECT id, kind, ref FROM (
+  SELECT id, kind, ref FROM change_log WHERE id > :p_after
+  UNION
+  {missing}
+) AS recent WHERE id > :p_past ORDER BY id LIMIT :p_limit
+"""
+"""Two lookups joined, not ``id > ? OR …``: SQLite and PostgreSQL walked the whole hour of
+changes kept for such an ``OR``. A page's start is applied to the union, not inside it:
+there SQLite took it for a range of the primary key and walked the hour again. The ranges
+looked for are one bound value (a JSON array, two PostgreSQL arrays), each range a search
+of the primary key from the ranges' side (``CROSS JOIN`` keeps SQLite's order)."""
+_PAST_OR_MISSING_SQLITE = text(
+    _PAST_OR_MISSING.format(
+        missing="SELECT c.id, c.kind, c.ref FROM json_each(:p_missing) AS g "
+        "CROSS JOIN change_log AS c "
+        "WHERE c.id BETWEEN json_extract(g.value, '$[0]') AND json_extract(g.value, '$[1]')"
     )
-
-
-_PAST_OR_MISSING_SQLITE = _past_or(
-    change_log.c.id.in_(
-        select(column("value")).select_from(func.json_each(bindparam("p_missing", type_=Text)))
+).columns(id=Integer, kind=Text, ref=Text)
+_PAST_OR_MISSING_POSTGRES = (
+    text(
+        _PAST_OR_MISSING.format(
+            missing="SELECT c.id, c.kind, c.ref FROM "
+            "unnest(CAST(:p_low AS INTEGER[]), CAST(:p_high AS INTEGER[])) AS g(low, high) "
+            "JOIN change_log AS c ON c.id BETWEEN g.low AND g.high"
+        )
     )
-)
-_PAST_OR_MISSING_POSTGRES = _past_or(
-    change_log.c.id == any_(bindparam("p_missing", type_=postgresql.ARRAY(Integer)))
+    .bindparams(
+        bindparam("p_low", type_=postgresql.ARRAY(Integer)),
+        bindparam("p_high", type_=postgresql.ARRAY(Integer)),
+    )
+    .columns(id=Integer, kind=Text, ref=Text)
 )
 
 
-def recent_changes(after_id: int, missing: Sequence[int], limit: int) -> Select[Any]:
-    """The feed's statement on SQLite with its values bound (to show its plan)."""
+def recent_changes(
+    after_id: int, missing: Sequence[tuple[int, int]], limit: int
+) -> tuple[str, dict[str, Any]]:
+    """The feed's statement on SQLite and its values (to show its plan)."""
     if not missing:
-        return _PAST.params(p_after=after_id, p_limit=limit)
-    return _PAST_OR_MISSING_SQLITE.params(
-        p_after=after_id, p_missing=json.dumps(list(missing)), p_past=0, p_limit=limit
-    )
+        compiled = _PAST.compile(dialect=sqlite.dialect(paramstyle="named"))
+        return str(compiled), {**compiled.params, "p_after": after_id, "p_limit": limit}
+    params = {"p_after": after_id, "p_missing": json.dumps(list(missing)), "p_past": 0}
+    return str(_PAST_OR_MISSING_SQLITE), {**params, "p_limit": limit}
 
 
 async def newest_change_ids(conn: AsyncConnection, count: int) -> list[int]:

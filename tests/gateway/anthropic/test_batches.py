@@ -112,17 +112,22 @@ def test_killing_the_session_cancels_its_batch_upstream(
     _kill_and_see_canceled(gateway, upstream, "s-kill", batch.id)
 
 
+@pytest.mark.parametrize(
+    "refusal", [(529, "overloaded_error"), (429, "rate_limit_error")], ids=["529", "429"]
+)
 def test_a_kill_whose_cancel_upstream_refuses_is_enforced_again_until_canceled(
-    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk, refusal: tuple[int, str]
 ) -> None:
-    """Upstream answers the cancel 529 (overloaded), twice: the kill's change has passed,
-    and no later one may come, so tether asks again until the batch is canceled."""
+    """Upstream refuses the cancel twice (overloaded, or rate limited: a 429 had counted
+    as canceled): the kill's change has passed, and no later one may come, so tether asks
+    again until the batch is canceled."""
     upstream.fake.batches.seconds = 600
-    upstream.fake.batches.cancels_overloaded = 2
-    client = sdk(gateway, gateway.create_agent("batcher", "p"), session="s-overloaded")
+    upstream.fake.batches.cancels_refused = 2
+    upstream.fake.batches.cancel_refusal = refusal
+    client = sdk(gateway, gateway.create_agent("batcher", "p"), session="s-refused")
     batch = client.messages.batches.create(requests=_requests(2))
-    _kill_and_see_canceled(gateway, upstream, "s-overloaded", batch.id)
-    assert upstream.fake.batches.cancels_overloaded == 0
+    _kill_and_see_canceled(gateway, upstream, "s-refused", batch.id)
+    assert upstream.fake.batches.cancels_refused == 0
 
 
 def _kill_and_see_canceled(

@@ -608,3 +608,34 @@ def test_an_approval_wait_of_nan_is_no_wait(broker: RunningTether, moto_url: str
         with pytest.raises(ClientError) as asked:
             call.result(timeout=20)
     assert "approval" in str(asked.value), str(asked.value)
+
+
+def test_a_virtual_hosted_key_that_starts_with_another_buckets_name_stays_in_its_bucket(
+    broker: RunningTether, moto_url: str
+) -> None:
+    """``scratch.localhost/scratch-prod/db.dump`` is the key ``scratch-prod/db.dump`` of
+    bucket ``scratch``, and is decided so; tether forwarded it path-style as it came (the
+    key started with the bucket's name), so S3 read bucket ``scratch-prod``, which the
+    policy keeps the agent out of."""
+    pair = _project(broker, moto_url, "vhost")
+    broker.apply_policy(
+        "vhost",
+        'permit(principal, action, resource) when { resource.arn like "arn:aws:s3:::scratch/*" };',
+    )
+    direct = moto_client(moto_url, "s3")
+    for bucket in ("scratch", "scratch-prod"):
+        direct.create_bucket(Bucket=bucket)
+    direct.put_object(Bucket="scratch-prod", Key="db.dump", Body=b"production secrets")
+    port = broker.url.rsplit(":", 1)[1]
+    virtual = boto3.client(
+        "s3",
+        endpoint_url=f"http://localhost:{port}/aws",
+        region_name="us-east-1",
+        aws_access_key_id=pair.access_key_id,
+        aws_secret_access_key=pair.secret_access_key,
+        config=Config(s3={"addressing_style": "virtual"}, retries={"max_attempts": 1}),
+    )
+    resolving = mock.patch("socket.getaddrinfo", _resolve_localhost_subdomains())
+    with resolving, pytest.raises(ClientError) as missing:
+        virtual.get_object(Bucket="scratch", Key="scratch-prod/db.dump")
+    assert _code(missing) == "NoSuchKey", "read in bucket scratch, where there is no such key"

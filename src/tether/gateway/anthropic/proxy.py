@@ -37,6 +37,11 @@ from tether.web.errors import set_error_renderer
 __all__ = ["AnthropicGateway", "GatewaySettings", "session_id_from"]
 
 
+BATCH_ENDED_STATUSES = frozenset({404, 409})
+"""Answers to a cancel that mean there is nothing left to cancel (the batch is gone, or
+ended): not tried again."""
+
+
 @dataclass(frozen=True, slots=True)
 class GatewaySettings:
     default_base_url: str
@@ -87,9 +92,11 @@ class AnthropicGateway:
         )
 
     async def _cancel_batch(self, batch: BatchRecord, project: Project) -> bool:
-        """For the kill switch: cancel ``batch`` upstream with its project's key."""
+        """For the kill switch: cancel ``batch`` upstream with its project's key; False
+        (tried again) when upstream refused for now (429, 529, a 5xx, a key it refused)."""
         base, api_key = await self._wire.upstream_of(project)
-        return await cancel_upstream(self._upstream, base, api_key, batch.id) < 500
+        status = await cancel_upstream(self._upstream, base, api_key, batch.id)
+        return status < 300 or status in BATCH_ENDED_STATUSES
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)

@@ -419,11 +419,7 @@ class AwsDoor:
     ) -> web.StreamResponse:
         credentials = await self._upstream.credentials(project_id, config, agent_name)
         upstream_path = request.raw_path.partition("?")[0][len(PREFIX) :] or "/"
-        if (
-            signed.service == "s3"
-            and call.bucket
-            and not upstream_path.lstrip("/").startswith(call.bucket)
-        ):
+        if signed.service == "s3" and call.bucket and call.virtual_host:
             upstream_path = f"/{call.bucket}{upstream_path}"  # virtual-hosted → path-style
         query = "&".join(p for p in raw_query.split("&") if p and not p.startswith(_UNSIGNED_QUERY))
         url = config.endpoint(signed.service, signed.region) + upstream_path

@@ -82,6 +82,9 @@ class AwsCall:
     why_unmapped: str = ""
     bucket: str | None = None
     key: str | None = None
+    virtual_host: bool = False
+    """S3: the bucket is the Host's (``bucket.s3.…``), not the path's first segment; the
+    call is forwarded path-style with the bucket put in front of the path."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,16 +169,17 @@ _VERB = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head"}
 _VIRTUAL_HOST = re.compile(r"^(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])\.(?:localhost|s3[.\-])")
 
 
-def _s3_bucket_and_key(view: AwsRequestView) -> tuple[str | None, str | None]:
+def _s3_bucket_and_key(view: AwsRequestView) -> tuple[str | None, str | None, bool]:
+    """The bucket, the key, and whether the bucket came from the Host (virtual-hosted)."""
     host = view.host.rsplit(":", 1)[0] if not view.host.startswith("[") else view.host
     virtual = _VIRTUAL_HOST.match(host.lower())
     path = view.path.lstrip("/")
     if virtual:
-        return virtual["bucket"], unquote(path) or None
+        return virtual["bucket"], unquote(path) or None, True
     if not path:
-        return None, None
+        return None, None, False
     bucket, _, key = path.partition("/")
-    return unquote(bucket), unquote(key) or None
+    return unquote(bucket), unquote(key) or None, False
 
 
 def _s3_arn(bucket: str, key: str | None = None) -> str:
@@ -238,7 +242,7 @@ def _deleted_keys(body: bytes | None) -> list[str]:
 
 
 def _map_s3(view: AwsRequestView) -> AwsCall:
-    bucket, key = _s3_bucket_and_key(view)
+    bucket, key, virtual_host = _s3_bucket_and_key(view)
     query = dict(view.query)
     if bucket is None:
         if view.method == "GET":
@@ -263,11 +267,12 @@ def _map_s3(view: AwsRequestView) -> AwsCall:
             mapped=False,
             bucket=bucket,
             key=key,
+            virtual_host=virtual_host,
             why_unmapped=f"tether cannot map S3 request {described} to an operation",
         )
     action = "s3:" + _S3_ACTION.get(operation, operation)
     tags = TagRef("s3-bucket", bucket)
-    call = AwsCall("s3", "s3", operation, bucket=bucket, key=key)
+    call = AwsCall("s3", "s3", operation, bucket=bucket, key=key, virtual_host=virtual_host)
     if operation == "DeleteObjects":
         call.targets = [
             AwsTarget(action, _s3_arn(bucket, k), tags) for k in _deleted_keys(view.body)
