@@ -5,7 +5,6 @@ upstream to cancel it (``POST /v1/messages/batches/{id}/cancel``)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from tether.records.message_batches import BatchRecord
 from tether.records.verdicts import Deny
 from tether.store.changes import Change
 from tether.store.message_batches import MessageBatchStore
+from tether.web.background import while_serving
 
 __all__ = ["BatchCanceller"]
 
@@ -98,13 +98,9 @@ class BatchCanceller:
         """Batches (or kills whose batches could not be read) to try again."""
         return len(self._owed) + len(self._unread)
 
-    async def lifetime(self, _app: Any) -> AsyncIterator[None]:
+    def lifetime(self, _app: Any) -> AsyncIterator[None]:
         """Try owed batches again while the server runs (an aiohttp cleanup context)."""
-        task = asyncio.create_task(self._retry_owed(), name="owed message batch cancels")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        return while_serving("owed message batch cancels", self._retry_owed)
 
     async def _retry_owed(self) -> None:
         while True:

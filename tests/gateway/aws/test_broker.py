@@ -168,7 +168,19 @@ def test_presigned_urls_and_virtual_hosted_buckets(broker: RunningTether, moto_u
     forged = url.replace("X-Amz-Signature=", "X-Amz-Signature=0")
     assert b"SignatureDoesNotMatch" in httpx.get(forged[: len(url)], timeout=PATIENT).content
     port = broker.url.rsplit(":", 1)[1]
-    virtual = boto3.client(
+    virtual = _virtual_hosted_client(broker, pair)
+    calls: list[str] = []
+    virtual.meta.events.register("before-send", lambda request, **_: calls.append(request.url))
+    with mock.patch("socket.getaddrinfo", _resolve_localhost_subdomains()):
+        body = virtual.get_object(Bucket="shared-bucket", Key="report.txt")["Body"].read()
+    assert body == b"quarterly"
+    assert calls[0].startswith(f"http://shared-bucket.localhost:{port}/")
+
+
+def _virtual_hosted_client(broker: RunningTether, pair: AgentPair) -> Any:
+    """boto3 addressing buckets as ``BUCKET.localhost:PORT`` (``_resolve_localhost_subdomains``)."""
+    port = broker.url.rsplit(":", 1)[1]
+    return boto3.client(
         "s3",
         endpoint_url=f"http://localhost:{port}/aws",
         region_name="us-east-1",
@@ -176,12 +188,6 @@ def test_presigned_urls_and_virtual_hosted_buckets(broker: RunningTether, moto_u
         aws_secret_access_key=pair.secret_access_key,
         config=Config(s3={"addressing_style": "virtual"}, retries={"max_attempts": 1}),
     )
-    calls: list[str] = []
-    virtual.meta.events.register("before-send", lambda request, **_: calls.append(request.url))
-    with mock.patch("socket.getaddrinfo", _resolve_localhost_subdomains()):
-        body = virtual.get_object(Bucket="shared-bucket", Key="report.txt")["Body"].read()
-    assert body == b"quarterly"
-    assert calls[0].startswith(f"http://shared-bucket.localhost:{port}/")
 
 
 def _resolve_localhost_subdomains() -> Any:
@@ -626,15 +632,7 @@ def test_a_virtual_hosted_key_that_starts_with_another_buckets_name_stays_in_its
     for bucket in ("scratch", "scratch-prod"):
         direct.create_bucket(Bucket=bucket)
     direct.put_object(Bucket="scratch-prod", Key="db.dump", Body=b"production secrets")
-    port = broker.url.rsplit(":", 1)[1]
-    virtual = boto3.client(
-        "s3",
-        endpoint_url=f"http://localhost:{port}/aws",
-        region_name="us-east-1",
-        aws_access_key_id=pair.access_key_id,
-        aws_secret_access_key=pair.secret_access_key,
-        config=Config(s3={"addressing_style": "virtual"}, retries={"max_attempts": 1}),
-    )
+    virtual = _virtual_hosted_client(broker, pair)
     resolving = mock.patch("socket.getaddrinfo", _resolve_localhost_subdomains())
     with resolving, pytest.raises(ClientError) as missing:
         virtual.get_object(Bucket="scratch", Key="scratch-prod/db.dump")

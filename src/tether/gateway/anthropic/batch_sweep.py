@@ -7,14 +7,13 @@ settles each to what its requests finished before the cancel used (those are bil
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import orjson
-from aiohttp import web
 
 from tether.budgets.batches import BatchReservations
 from tether.errors import TetherError
@@ -28,6 +27,7 @@ from tether.gateway.anthropic.upstream import AnthropicUpstream, request_headers
 from tether.gateway.anthropic.wire import ANTHROPIC_VERSION, AnthropicWire
 from tether.identity.directory import Directory
 from tether.records.message_batches import BatchRecord
+from tether.web.background import while_serving
 from tether.web.lines import lines_of
 
 __all__ = ["CanceledBatchSweep"]
@@ -63,12 +63,8 @@ class CanceledBatchSweep:
         self._every = every
         self._following: dict[str, _Follow] = {}
 
-    async def lifetime(self, _app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._forever(), name="canceled message batches")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    def lifetime(self, _app: Any) -> AsyncIterator[None]:
+        return while_serving("canceled message batches", self._forever)
 
     async def _forever(self) -> None:
         while True:
