@@ -23,8 +23,10 @@ __all__ = ["FakeAnthropic", "FakeReply"]
 
 @dataclass
 class FakeReply:
-    """One scripted answer. ``kind`` is ``text``, ``tool_use``, ``error`` or ``garbage`` (a
-    200 that is not a Messages answer: a broken proxy or a captive portal in the way)."""
+    """One scripted answer. ``kind`` is ``text``, ``tool_use``, ``error``, ``garbage`` (a
+    200 that is not a Messages answer: a broken proxy or a captive portal in the way) or
+    ``odd_content`` (a JSON message whose ``content`` is not a list, from an upstream that
+    is not quite Anthropic's, with its usage)."""
 
     kind: str = "text"
     text: str = "Hello from the fake upstream."
@@ -284,6 +286,12 @@ class FakeAnthropic:
             )
             refused.headers.update(reply.error_headers)
             return refused
+        if reply.kind == "odd_content" and not stream:
+            return web.json_response(
+                {"id": "msg_odd", "type": "message", "role": "assistant", "model": model,
+                 "content": 5, "stop_reason": "end_turn",
+                 "usage": {"input_tokens": 1000, "output_tokens": 1000}}
+            )  # fmt: skip
         if reply.kind == "garbage":
             if stream:
                 return web.Response(

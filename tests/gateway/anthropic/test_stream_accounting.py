@@ -147,6 +147,27 @@ def test_a_200_that_is_not_a_message_is_an_upstream_error_charged_at_the_worst_c
         assert settled["attributes"]["cost_usd"] > 300 * 10 / 1_000_000, "max_tokens at least"
 
 
+def test_a_message_whose_content_is_not_a_list_is_relayed_and_charged_its_usage(
+    gateway: RunningTether, upstream: RunningFake
+) -> None:
+    """An upstream not quite Anthropic's (a custom base URL) answers a message whose
+    ``content`` is a number: reading its tool calls raised, the agent got a 500, and the
+    call was settled ``ok`` with no usage, costing nothing."""
+    key = gateway.create_agent("odd", "p")
+    upstream.fake.enqueue(FakeReply(kind="odd_content"))
+    answer = httpx.post(
+        f"{gateway.url}/v1/messages",
+        json={**stream_body(300), "stream": False},
+        headers=HEADERS | {"x-api-key": key, "X-Tether-Session-Id": "odd-content"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    settled = completed(gateway, "odd-content")
+    assert settled["result"] == "ok"
+    assert settled["attributes"]["usage"]["output_tokens"] == 1000
+    assert settled["attributes"]["cost_usd"] > 0
+
+
 def test_a_client_that_gives_up_cancels_the_upstream_call_and_its_hold(
     gateway: RunningTether, upstream: RunningFake
 ) -> None:

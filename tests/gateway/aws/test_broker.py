@@ -637,3 +637,37 @@ def test_a_virtual_hosted_key_that_starts_with_another_buckets_name_stays_in_its
     with resolving, pytest.raises(ClientError) as missing:
         virtual.get_object(Bucket="scratch", Key="scratch-prod/db.dump")
     assert _code(missing) == "NoSuchKey", "read in bucket scratch, where there is no such key"
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "path", "headers", "refusal"),
+    [
+        ("lambda", "DELETE", "/2015-03-31/functions/prod-fn?Action=ListFunctions", {},
+         "REST-style AWS API"),
+        ("ec2", "GET", "/?Action=TerminateInstances&InstanceId.1=i-0123456789abcdef0",
+         {"X-Amz-Target": "AmazonEC2.DescribeInstances"}, "naming its operation twice"),
+        ("iam", "GET", "/?Action=GetUser&UserName=admin&UserName=scratch&Version=2010-05-08",
+         {}, "is given twice"),
+    ],
+    ids=["rest-with-action", "target-and-action", "repeated-parameter"],
+)  # fmt: skip
+def test_a_request_aws_could_read_as_another_operation_is_refused(
+    broker: RunningTether,
+    moto_url: str,
+    service: str,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    refusal: str,
+) -> None:
+    """tether decided a Lambda ``DELETE …/functions/prod-fn?Action=ListFunctions`` as
+    ``lambda:ListFunctions`` (Lambda runs DeleteFunction), an EC2 call by its
+    ``X-Amz-Target`` while EC2 reads its ``Action``, and a repeated parameter by its last
+    value while AWS may read the first."""
+    pair = _project(broker, moto_url, f"twice-{service}")
+    request = AWSRequest(method=method, url=f"{broker.url}/aws{path}", headers=headers)
+    credentials = Credentials(pair.access_key_id, pair.secret_access_key)
+    SigV4Auth(credentials, service, REGION).add_auth(request)
+    answer = httpx.request(method, request.url, headers=dict(request.headers), timeout=30)
+    assert answer.status_code in (400, 403), answer.text
+    assert refusal in answer.text

@@ -234,4 +234,9 @@ def test_bad_converse_requests_are_validation_errors_before_bedrock(
         assert no_messages.status_code == 400 and "messages" in no_messages.json()["message"]
         garbled = raw.post(f"/model/{OPUS}/converse", content=b"{not json")
         assert garbled.status_code == 400 and "not valid JSON" in garbled.json()["message"]
+        not_blocks = raw.post(
+            f"/model/{OPUS}/converse", json={"messages": [{"role": "user", "content": 5}]}
+        )
+        assert not_blocks.status_code == 400, not_blocks.text  # was a 500
+        assert "messages[0].content" in not_blocks.json()["message"]
     assert not sent_to_bedrock(upstream)

@@ -447,14 +447,21 @@ def _params(view: AwsRequestView, protocol: str) -> tuple[str, dict[str, Any]]:
         return operation, params
     if protocol == "cbor":
         return view.path.rstrip("/").rsplit("/", 1)[-1], _decode_cbor(view.body or b"")
-    params = dict(view.query)
-    content_type = view.headers.get("Content-Type", "")
+    pairs = list(view.query)
+    content_type = view.headers.get("Content-Type", "").lower()
     if view.body and (not content_type or "x-www-form-urlencoded" in content_type):
         try:
             text = view.body.decode()
         except UnicodeDecodeError:
             raise UnreadableRequest("the form body is not UTF-8") from None
-        params.update(parse_qsl(text, keep_blank_values=True))
+        pairs += parse_qsl(text, keep_blank_values=True)
+    params = dict(pairs)
+    if len(params) < len(pairs):
+        repeated = sorted({name for name, _ in pairs if sum(n == name for n, _ in pairs) > 1})
+        raise UnreadableRequest(
+            f"parameter {repeated[0]!r} is given twice (in the query, the form body or "
+            "both): AWS and tether could read different values"
+        )
     return str(params.get("Action", "")), params
 
 
@@ -479,6 +486,27 @@ def map_request(view: AwsRequestView) -> AwsCall:
     protocol = protocol_of(view.service, view.headers, view.path)
     if protocol == "s3":
         return _map_s3(view)
+    if protocol != "cbor" and view.path not in ("", "/"):
+        return AwsCall(
+            view.service,
+            protocol,
+            f"{view.method} {view.path[:80]}",
+            mapped=False,
+            why_unmapped=(
+                f"a {view.service} request with a path is a REST-style AWS API, whose "
+                "operation is its method and path: tether decides only query, JSON and CBOR "
+                "protocol calls (sent to /)"
+            ),
+        )
+    if protocol == "json" and any(name == "Action" for name, _ in view.query):
+        return AwsCall(
+            view.service,
+            protocol,
+            "?",
+            mapped=False,
+            why_unmapped="a request naming its operation twice (X-Amz-Target and Action) "
+            "could be run as either",
+        )
     operation, params = _params(view, protocol)
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,127}", operation or ""):
         return AwsCall(

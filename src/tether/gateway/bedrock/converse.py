@@ -79,15 +79,19 @@ def _as_messages(data: dict[str, Any]) -> dict[str, Any]:
         "system": data.get("system"),
         "thinking": extra.get("thinking") if isinstance(extra, dict) else None,
         "messages": [
-            {
-                "role": message.get("role"),
-                "content": [_block(block) for block in message.get("content") or []],
-            }
+            {"role": message.get("role"), "content": _request_blocks(message, at)}
             if isinstance(message, dict)
             else message
-            for message in messages
+            for at, message in enumerate(messages)
         ],
     }
+
+
+def _request_blocks(message: dict[str, Any], at: int) -> list[Any]:
+    content = message.get("content") or []
+    if not isinstance(content, list):
+        raise BadRequest(f"messages[{at}].content: must be a list of content blocks")
+    return [_block(block) for block in content]
 
 
 def parse_converse_request(body: bytes, model: str, stream: bool) -> MessagesRequest:
@@ -145,9 +149,10 @@ class ConverseDialect:
         message = output.get("message") if isinstance(output, dict) else None
         if not isinstance(message, dict) or not isinstance(answer.get("usage"), dict):
             return None
+        content = message.get("content")
         return {
             "type": "message",
-            "content": [_block(block) for block in message.get("content") or []],
+            "content": [_block(block) for block in content] if isinstance(content, list) else [],
             "stop_reason": answer.get("stopReason"),
             "usage": converse_usage(answer["usage"]),
         }

@@ -142,6 +142,12 @@ class ModelCalls:
             outcome.detail = "the client left before upstream answered; charged as a cut answer"
             _cut(outcome)
             response = web.Response(status=499)
+        except Exception:
+            if outcome.upstream_reached and outcome.usage is None:
+                outcome.result, outcome.status = "error", 502
+                outcome.detail = "tether failed while relaying the answer; charged as a cut answer"
+                _cut(outcome)
+            raise
         finally:
             outcome.latency_ms = (time.perf_counter() - started) * 1000
             await self._pipeline.settle_later(decision, outcome)
@@ -392,8 +398,10 @@ def _read_message(message: dict[str, Any] | None, outcome: Outcome) -> bool:
     usage = Usage()
     usage.update(message.get("usage"))
     outcome.usage = usage
-    outcome.model = message.get("model") or outcome.model
-    for block in message.get("content") or []:
+    model = message.get("model")
+    outcome.model = model if isinstance(model, str) and model else outcome.model
+    content = message.get("content")
+    for block in content if isinstance(content, list) else ():
         if isinstance(block, dict) and block.get("type") == "tool_use":
             outcome.tool_uses.append(
                 ToolUse(str(block.get("id", "")), str(block.get("name", "")), block.get("input"))
