@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import anthropic
 import httpx
@@ -248,6 +249,17 @@ def test_bad_requests_and_unserved_operations_are_precise_aws_errors(
         unknown = raw.post(f"/model/{OPUS}/invoke", json={}, headers={"x-api-key": "tth_no"})
         assert unknown.status_code == 401
         assert unknown.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+        profile = quote(
+            "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3",
+            safe="",
+        )
+        hidden = raw.post(
+            f"/model/{profile}/invoke",
+            json={"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10,
+                  "messages": [{"role": "user", "content": "hi"}]},
+        )  # fmt: skip
+        assert hidden.status_code == 400, hidden.text  # was decided and priced as "a1b2c3"
+        assert "cannot tell which Claude model" in hidden.json()["message"]
     assert not [r for r in upstream.fake.received if r.path.startswith("/model/")]
 
 

@@ -36,6 +36,7 @@ from tether.gateway.credentials import admit_agent
 from tether.gateway.model.calls import ModelCalls
 from tether.gateway.model.wire import ModelCall, StreamCodec, UpstreamTarget
 from tether.identity.directory import AgentIdentity
+from tether.pricing.model_ids import canonical_model_id
 from tether.web.bodies import read_limited
 from tether.web.errors import set_error_renderer
 
@@ -146,7 +147,18 @@ class BedrockDoor:
 
 
 def bedrock_call(source: str, model_id: str, suffix: str, body: bytes, **fields: Any) -> ModelCall:
-    """The model call a Bedrock runtime request makes (``suffix``: ``invoke``, …)."""
+    """The model call a Bedrock runtime request makes (``suffix``: ``invoke``, …). A model
+    id whose Claude model cannot be read from it (an application inference profile, a
+    provisioned, custom or imported model's ARN) is refused: policies and prices go by
+    model, and such an id would escape a rule on ``claude-opus*`` and be priced as
+    another model."""
+    if not canonical_model_id(model_id).startswith("claude-"):
+        raise BadRequest(
+            f"model {model_id[:200]!r}: tether cannot tell which Claude model this is; call "
+            "Bedrock with a Claude model id or a system inference profile "
+            "(us.anthropic.claude-…), not an application inference profile or a "
+            "provisioned, custom or imported model"
+        )
     operation = bedrock_operation(suffix)
     if operation is None:
         raise NotFound(f"Bedrock operation {suffix!r}: tether serves {', '.join(_OPERATIONS)}")
