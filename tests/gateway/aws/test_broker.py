@@ -24,6 +24,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.support.aws import (
+    MOTO_KEY,
     REGION,
     AgentPair,
     agent_client,
@@ -671,3 +672,35 @@ def test_a_request_aws_could_read_as_another_operation_is_refused(
     answer = httpx.request(method, request.url, headers=dict(request.headers), timeout=30)
     assert answer.status_code in (400, 403), answer.text
     assert refusal in answer.text
+
+
+def test_tags_are_read_in_the_region_the_call_was_signed_for(
+    broker: RunningTether, moto_url: str
+) -> None:
+    """A snapshot tagged ``env=prod`` in us-west-2, the project set to us-east-1: its tags
+    were read in us-east-1, where it is not, so it read as untagged and the rule
+    forbidding prod did not fire (the deletion only asked for an approval)."""
+    pair = _project(broker, moto_url, "regions")
+    broker.apply_policy(
+        "regions",
+        "permit(principal, action, resource);\n"
+        '@reason("production is off limits")\n'
+        'forbid(principal, action, resource) when { resource.tags.env == "prod" };\n',
+    )
+    west = boto3.client(
+        "ec2", endpoint_url=moto_url, region_name="us-west-2",
+        aws_access_key_id=MOTO_KEY[0], aws_secret_access_key=MOTO_KEY[1],
+    )  # fmt: skip
+    volume = west.create_volume(AvailabilityZone="us-west-2a", Size=1)["VolumeId"]
+    snapshot = west.create_snapshot(
+        VolumeId=volume,
+        TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "env", "Value": "prod"}]}],
+    )["SnapshotId"]
+    agent = boto3.client(
+        "ec2", endpoint_url=f"{broker.url}/aws", region_name="us-west-2",
+        aws_access_key_id=pair.access_key_id, aws_secret_access_key=pair.secret_access_key,
+        config=Config(retries={"max_attempts": 1}),
+    )  # fmt: skip
+    with pytest.raises(ClientError) as refused:
+        agent.delete_snapshot(SnapshotId=snapshot)
+    assert "production is off limits" in str(refused.value), str(refused.value)

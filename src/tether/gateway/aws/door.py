@@ -369,14 +369,14 @@ class AwsDoor:
                     join_latest_session=True,
                 )
             ]
-        clients = self._upstream.client_factory(project_id, config)
+        clients = self._upstream.client_factory(project_id, config, signed.region)
         query = "&".join(
             sorted(p for p in raw_query.split("&") if p and not p.startswith(_UNSIGNED_QUERY))
         )
         actions = []
         for target in call.targets:
             tags = (
-                await self._upstream.tags.tags(project_id, clients, target.tags_from)
+                await self._upstream.tags.tags(project_id, clients, target.tags_from, signed.region)
                 if target.tags_from is not None
                 else {}
             )

@@ -64,10 +64,13 @@ def _fetch(client: ClientFactory, ref: TagRef) -> dict[str, str]:
 class TagLookup:
     def __init__(self, ttl_seconds: float = TAG_TTL_SECONDS) -> None:
         self._ttl = ttl_seconds
-        self._cache: dict[tuple[str, TagRef], tuple[float, dict[str, str]]] = {}
+        self._cache: dict[tuple[str, str, TagRef], tuple[float, dict[str, str]]] = {}
 
-    async def tags(self, project_id: str, client: ClientFactory, ref: TagRef) -> dict[str, str]:
-        key = (project_id, ref)
+    async def tags(
+        self, project_id: str, client: ClientFactory, ref: TagRef, region: str
+    ) -> dict[str, str]:
+        """The tags of ``ref`` as ``client`` (in ``region``, the call's) reads them."""
+        key = (project_id, region, ref)
         cached = self._cache.get(key)
         now = time.monotonic()
         if cached is not None and now - cached[0] < self._ttl:

@@ -143,7 +143,7 @@ class AwsUpstream:
         self._session: aiohttp.ClientSession | None = None
         self._assumed: dict[tuple[str, str], tuple[float, Credentials]] = {}
         self._accounts: dict[str, str] = {}
-        self._clients: dict[tuple[str, str, str], Any] = {}
+        self._clients: dict[tuple[str, str, str, str], Any] = {}
         self._clients_lock = threading.Lock()
         self._configs: dict[str, tuple[str, AwsProjectConfig, Credentials]] = {}
         """Per project: the sealed text last read, what it parses to and its credential
@@ -174,18 +174,22 @@ class AwsUpstream:
         self._configs[project_id] = (sealed, config, own)
         return config
 
-    def client(self, project_id: str, config: AwsProjectConfig, service: str) -> Any:
-        """A botocore client under tether's own (not assumed) credential. Building one
-        reads the service's model (tens of milliseconds), so callers run this off the event
-        loop; the lock makes concurrent first calls share one client."""
+    def client(
+        self, project_id: str, config: AwsProjectConfig, service: str, region: str | None = None
+    ) -> Any:
+        """A botocore client under tether's own (not assumed) credential, in ``region``
+        (the project's if None). Building one reads the service's model (tens of
+        milliseconds), so callers run this off the event loop; the lock makes concurrent
+        first calls share one client."""
         name = _BOTOCORE_NAME.get(service, service)
-        key = (project_id, config.access_key_id, name)
+        region = region or config.region
+        key = (project_id, config.access_key_id, name, region)
         with self._clients_lock:
             if key not in self._clients:
                 session = botocore.session.get_session()
                 self._clients[key] = session.create_client(
                     name,
-                    region_name=config.region,
+                    region_name=region,
                     endpoint_url=config.endpoint_url,
                     aws_access_key_id=config.access_key_id,
                     aws_secret_access_key=config.secret_access_key,
@@ -193,8 +197,12 @@ class AwsUpstream:
                 )
             return self._clients[key]
 
-    def client_factory(self, project_id: str, config: AwsProjectConfig) -> Callable[[str], Any]:
-        return lambda service: self.client(project_id, config, service)
+    def client_factory(
+        self, project_id: str, config: AwsProjectConfig, region: str
+    ) -> Callable[[str], Any]:
+        """Clients in the region a call was signed for: a resource's tags are read where
+        the resource is (an instance in another region reads as untagged elsewhere)."""
+        return lambda service: self.client(project_id, config, service, region)
 
     async def account(self, project_id: str, config: AwsProjectConfig) -> str:
         """The account id ARNs are built with: configured, else asked of STS once."""
