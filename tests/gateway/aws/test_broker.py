@@ -704,3 +704,35 @@ def test_tags_are_read_in_the_region_the_call_was_signed_for(
     with pytest.raises(ClientError) as refused:
         agent.delete_snapshot(SnapshotId=snapshot)
     assert "production is off limits" in str(refused.value), str(refused.value)
+
+
+def test_deleting_one_version_of_an_object_is_decided_as_deleting_a_version(
+    broker: RunningTether, moto_url: str
+) -> None:
+    """``?versionId=`` (or ``<VersionId>`` in DeleteObjects) destroys that version for
+    good; it was decided as ``s3:DeleteObject`` on the key, so a rule on
+    ``s3:DeleteObjectVersion`` never fired (the deletion only asked for an approval)."""
+    pair = _project(broker, moto_url, "versions")
+    broker.apply_policy(
+        "versions",
+        "permit(principal, action, resource);\n"
+        '@reason("versions are kept for good")\n'
+        'forbid(principal, action == Action::"s3:DeleteObjectVersion", resource);\n',
+    )
+    direct = moto_client(moto_url, "s3")
+    direct.create_bucket(Bucket="kept-versions")
+    direct.put_bucket_versioning(
+        Bucket="kept-versions", VersioningConfiguration={"Status": "Enabled"}
+    )
+    version = direct.put_object(Bucket="kept-versions", Key="ledger", Body=b"v1")["VersionId"]
+    s3 = agent_client(broker, pair, "s3")
+    with pytest.raises(ClientError) as one:
+        s3.delete_object(Bucket="kept-versions", Key="ledger", VersionId=version)
+    assert "versions are kept for good" in str(one.value), str(one.value)
+    with pytest.raises(ClientError) as many:
+        s3.delete_objects(
+            Bucket="kept-versions",
+            Delete={"Objects": [{"Key": "ledger", "VersionId": version}]},
+        )
+    assert "versions are kept for good" in str(many.value), str(many.value)
+    assert direct.get_object(Bucket="kept-versions", Key="ledger", VersionId=version)

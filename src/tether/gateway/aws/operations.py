@@ -138,6 +138,17 @@ _S3_ACTION = {
     "DeleteObjects": "DeleteObject",
 }
 """API operation → IAM action name, where they differ (what policies are written in)."""
+_VERSIONED_ACTION = {
+    "GetObject": "GetObjectVersion",
+    "DeleteObject": "DeleteObjectVersion",
+    "GetObjectTagging": "GetObjectVersionTagging",
+    "PutObjectTagging": "PutObjectVersionTagging",
+    "DeleteObjectTagging": "DeleteObjectVersionTagging",
+    "GetObjectAcl": "GetObjectVersionAcl",
+    "PutObjectAcl": "PutObjectVersionAcl",
+}
+"""IAM action → its name on one version of an object (``?versionId=``, ``<VersionId>``):
+deleting a version destroys it for good, where deleting the key leaves a marker."""
 _BUCKET_SUB = {
     "tagging": "BucketTagging",
     "policy": "BucketPolicy",
@@ -228,17 +239,28 @@ def _s3_operation(
     return {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(method)
 
 
-def _deleted_keys(body: bytes | None) -> list[str]:
+def _deleted_keys(body: bytes | None) -> list[tuple[str, bool]]:
+    """Each key listed, and whether one version of it is named (``<VersionId>``)."""
     if not body:
         raise UnreadableRequest("DeleteObjects needs a body listing the keys")
     try:
         root = ElementTree.fromstring(body)  # expat refuses entity-expansion bombs
     except ElementTree.ParseError as exc:
         raise UnreadableRequest(f"the DeleteObjects body is not XML: {exc}") from None
-    keys = [el.text or "" for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Key"]
+    keys = []
+    for element in root.iter():
+        if _local_name(element) != "Object":
+            continue
+        named = {_local_name(child): child.text or "" for child in element}
+        if "Key" in named:
+            keys.append((named["Key"], "VersionId" in named))
     if not keys or len(keys) > MAX_DELETE_KEYS:
         raise UnreadableRequest(f"DeleteObjects lists {len(keys)} keys (1 to 1000 allowed)")
     return keys
+
+
+def _local_name(element: ElementTree.Element) -> str:
+    return str(element.tag).rsplit("}", 1)[-1]
 
 
 def _map_s3(view: AwsRequestView) -> AwsCall:
@@ -270,14 +292,22 @@ def _map_s3(view: AwsRequestView) -> AwsCall:
             virtual_host=virtual_host,
             why_unmapped=f"tether cannot map S3 request {described} to an operation",
         )
-    action = "s3:" + _S3_ACTION.get(operation, operation)
+    action = _S3_ACTION.get(operation, operation)
+    if "versionId" in query:
+        action = _VERSIONED_ACTION.get(action, action)
     tags = TagRef("s3-bucket", bucket)
     call = AwsCall("s3", "s3", operation, bucket=bucket, key=key, virtual_host=virtual_host)
     if operation == "DeleteObjects":
         call.targets = [
-            AwsTarget(action, _s3_arn(bucket, k), tags) for k in _deleted_keys(view.body)
+            AwsTarget(
+                "s3:" + (_VERSIONED_ACTION[action] if versioned else action),
+                _s3_arn(bucket, k),
+                tags,
+            )
+            for k, versioned in _deleted_keys(view.body)
         ]
         return call
+    action = "s3:" + action
     call.targets = [AwsTarget(action, _s3_arn(bucket, key), tags)]
     source = view.headers.get("x-amz-copy-source")
     if operation in ("CopyObject", "UploadPartCopy") and source:
