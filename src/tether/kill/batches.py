@@ -94,10 +94,6 @@ class BatchCanceller:
             canceled += await self._enforce_on(self.cancel_upstream, batch, read_session)
         return canceled
 
-    def owed(self) -> int:
-        """Batches (or kills whose batches could not be read) to try again."""
-        return len(self._owed) + len(self._unread)
-
     def lifetime(self, _app: Any) -> AsyncIterator[None]:
         """Try owed batches again while the server runs (an aiohttp cleanup context)."""
         return while_serving("owed message batch cancels", self._retry_owed)

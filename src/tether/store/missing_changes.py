@@ -13,8 +13,9 @@ __all__ = ["MAX_RANGES", "MissingChanges"]
 log = logging.getLogger(__name__)
 
 MAX_RANGES = 1_000
-"""Ranges looked for at once (a read costs about 1 ms more for a thousand); past that the
-oldest is given up, with a warning."""
+"""Ranges looked for at once; past that the oldest is given up, with a warning. A thousand
+cost each read about 2 ms more of CPU (measured, 50 reads: 2.62 against 0.59 ms on SQLite,
+2.68 against 0.31 on PostgreSQL)."""
 
 
 @dataclass(slots=True)

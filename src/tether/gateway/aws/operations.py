@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -487,9 +488,9 @@ def _params(view: AwsRequestView, protocol: str) -> tuple[str, dict[str, Any]]:
         pairs += parse_qsl(text, keep_blank_values=True)
     params = dict(pairs)
     if len(params) < len(pairs):
-        repeated = sorted({name for name, _ in pairs if sum(n == name for n, _ in pairs) > 1})
+        repeated = min(name for name, count in Counter(n for n, _ in pairs).items() if count > 1)
         raise UnreadableRequest(
-            f"parameter {repeated[0]!r} is given twice (in the query, the form body or "
+            f"parameter {repeated!r} is given twice (in the query, the form body or "
             "both): AWS and tether could read different values"
         )
     return str(params.get("Action", "")), params

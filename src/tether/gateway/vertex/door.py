@@ -60,11 +60,11 @@ class VertexWire(SseWire):
         project = identity.project
         config = await self._tokens.config(project.id, project.name)
         token = await self._tokens.token(project.id, config)
-        region = request.match_info["region"]
-        version, tail = path_segment(request, "version"), path_segment(request, "tail")
+        info = request.match_info  # checked by ``VertexDoor._call`` before the decision
+        region = info["region"]
         url = (
-            f"{config.endpoint(region)}/{version}/projects/{config.project_id}"
-            f"/locations/{region}/publishers/anthropic/models/{tail}"
+            f"{config.endpoint(region)}/{info['version']}/projects/{config.project_id}"
+            f"/locations/{region}/publishers/anthropic/models/{info['tail']}"
         )
         headers: CIMultiDict[str] = CIMultiDict(
             (name, value) for name, value in request.headers.items() if name.lower() in _FORWARDED
