@@ -84,6 +84,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404,
     "method_not_allowed": 405,
     "conflict": 409,
+    "approval_grew": 409,
     "payload_too_large": 413,
     "request_timeout": 408,
     "unsupported_media_type": 415,

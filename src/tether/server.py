@@ -144,6 +144,7 @@ def build_app(runtime: Runtime) -> web.Application:
         runtime.directory,
         runtime.audit,
         runtime.slack_replies,
+        runtime.settings.public_url,
     ).add_routes(app)
     mount_admin(app, runtime, __version__)
     mount_dashboard(app, runtime.directory)

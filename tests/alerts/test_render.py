@@ -63,9 +63,10 @@ def test_approval_message_links_to_the_approval_page(tmp_path: Path, receiver: R
     finally:
         tether.stop()
     page = f"https://tether.example/ui/approvals/{approval_id}"
+    shown = f"{approval_id}:1"  # a deletion under /srv/dev/: a group, one action so far
     assert [(b["text"]["text"], b["action_id"], b["value"]) for b in _buttons(message)] == [
-        ("Approve", "tether_approval_approve", approval_id),
-        ("Deny", "tether_approval_deny", approval_id),
+        ("Approve", "tether_approval_approve", shown),
+        ("Deny", "tether_approval_deny", shown),
     ]
     assert all("url" not in b for b in _buttons(message)), "a click decides; it opens nothing"
     assert page in message["text"]
@@ -80,7 +81,7 @@ def test_without_a_public_url_the_buttons_and_commands_are_given(
         approval_id, message = _announced(tether, receiver)
     finally:
         tether.stop()
-    assert [b["value"] for b in _buttons(message)] == [approval_id, approval_id]
+    assert [b["value"] for b in _buttons(message)] == [f"{approval_id}:1"] * 2
     assert "/ui/approvals" not in json.dumps(message)
     assert f"tether approvals deny {approval_id}" in json.dumps(message)
 

@@ -410,9 +410,11 @@ def test_bad_form_bodies_are_precise_400s(tether: RunningTether) -> None:
         assert answer.json()["error"]["code"] == "invalid_request"
 
 
-def test_approve_in_slack_grants_a_group_what_it_asked(
+def test_approve_in_slack_grants_a_group_no_more_than_its_message_showed(
     tether: RunningTether, receiver: Receiver
 ) -> None:
+    """The message is posted when the group opens (one deletion); the click that comes after
+    more joined grants nothing and shows them all; a click on that grants those."""
     asked = Asked(tether, receiver)
     set_up_slack(tether)
 
@@ -430,13 +432,50 @@ def test_approve_in_slack_grants_a_group_what_it_asked(
     ids = {delete(key).json()["approval_id"] for key in ("1", "2", "3")}
     assert len(ids) == 1, "one request for the group"
     [approval_id] = ids
+    posted_first = asked.message()
+    assert "so far 1: " in posted_first["text"]
+    body = click_body(posted_first, "Approve", receiver)
+
+    assert click(tether, body, signed(body)).status_code == 200
+
+    assert state(tether, approval_id) == "pending", "the approver saw one deletion, not three"
+    reply_path = f"/actions/{TEAM}/1/{ALICE}"
+    wait_for(lambda: len(posted(receiver, reply_path)) == 2)
+    regrown, told = posted(receiver, reply_path)
+    assert regrown["replace_original"] is True
+    assert "so far 3: " in regrown["text"]
+    assert all(f"`{BUCKET}/logs/{key}`" in regrown["text"] for key in ("1", "2", "3"))
+    assert "now covers 3 actions" in told["text"] and told["replace_original"] is False
+    events = tether.call("GET", "/audit", params={"action": "slack:interaction"}).json()
+    assert [e["code"] for e in events] == ["approval_grew"]
+
+    body = click_body(regrown, "Approve", receiver)
+    assert click(tether, body, signed(body)).status_code == 200
+
+    record = tether.call("GET", f"/approvals/{approval_id}").json()
+    assert record["state"] == "approved" and record["prefix"] == f"{BUCKET}/logs/"
+    assert record["max_uses"] == 3
+    assert [delete(key).status_code for key in ("1", "2", "3", "4")] == [200, 200, 200, 202]
+    wait_for(lambda: len(posted(receiver, reply_path)) == 3)
+    update = posted(receiver, reply_path)[-1]
+    assert f"up to 3 actions under `{BUCKET}/logs/`" in update["text"]
+
+
+def test_approve_in_slack_grants_a_group_of_one_that_one_action(
+    tether: RunningTether, receiver: Receiver
+) -> None:
+    asked = Asked(tether, receiver)
+    set_up_slack(tether)
+    resource = f"{BUCKET}/logs/1"
+    approval_id = httpx.post(
+        f"{tether.url}/v1/authorize",
+        json={"session_id": "s1", "action": "s3:DeleteObject", "resource": resource},
+        headers={"Authorization": f"Bearer {asked.key}"},
+    ).json()["approval_id"]
     body = click_body(asked.message(), "Approve", receiver)
 
     assert click(tether, body, signed(body)).status_code == 200
 
     record = tether.call("GET", f"/approvals/{approval_id}").json()
-    assert record["state"] == "approved" and record["prefix"] == f"{BUCKET}/logs/"
-    assert [delete(key).status_code for key in ("1", "2", "3", "4")] == [200, 200, 200, 202]
-    wait_for(lambda: bool(posted(receiver, f"/actions/{TEAM}/1/{ALICE}")))
-    [update] = posted(receiver, f"/actions/{TEAM}/1/{ALICE}")
-    assert f"up to 3 actions under `{BUCKET}/logs/`" in update["text"]
+    assert record["state"] == "approved" and record["resource"] == resource
+    assert record["prefix"] is None

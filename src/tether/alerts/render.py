@@ -10,13 +10,12 @@ import hashlib
 import hmac
 import time
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 
-from tether.slack.actions import APPROVE, DENY
+from tether.slack.messages import approval_message, approval_page
 
-__all__ = ["approval_page", "generic_request", "sign", "slack_request"]
+__all__ = ["generic_request", "sign", "slack_request"]
 
 
 def _summary(payload: dict[str, Any]) -> str:
@@ -29,55 +28,6 @@ def _summary(payload: dict[str, Any]) -> str:
 
 def _lines(lines: list[str], empty: str) -> str:
     return "\n".join(lines) or empty
-
-
-def approval_page(public_url: str, approval_id: str) -> str:
-    return f"{public_url}/ui/approvals/{quote(approval_id)}"
-
-
-def _approval_body(payload: dict[str, Any], public_url: str | None) -> dict[str, Any]:
-    """Approve / Deny buttons post to tether's ``/slack/interactions`` (the Slack app's
-    interactivity request URL); with a public URL, a link to the dashboard's approval page
-    too; the CLI commands are always given."""
-    approval_id = payload["approval_id"]
-    text = (
-        f":raised_hand: tether: agent {payload['agent']} (project {payload['project']}) asks to "
-        f"`{payload['action']}` on `{payload['resource']}` in session `{payload['session']}`: "
-        f"{payload['reason']} (approval {approval_id})"
-    )
-    if payload.get("prefix"):
-        text += (
-            f"\nA group: deletions under `{payload['prefix']}` in this session join this one "
-            f"request (so far {payload.get('count', 1)}: "
-            + ", ".join(f"`{item}`" for item in payload.get("items", []))
-            + "); `tether approvals show` counts them, `--max`/`--ttl`/`--prefix` narrow the grant"
-        )
-    if public_url:
-        text += f"\n<{approval_page(public_url, approval_id)}|Approve or deny in the dashboard>"
-    commands = (
-        f"Approve: `tether approvals approve {approval_id}`\n"
-        f'Deny: `tether approvals deny {approval_id} --reason "…"`'
-    )
-    buttons = [("Approve", "primary", APPROVE), ("Deny", "danger", DENY)]
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-        {
-            "type": "actions",
-            "block_id": f"tether_approval_{approval_id}",
-            "elements": [
-                {
-                    "type": "button",
-                    "text": {"type": "plain_text", "text": label},
-                    "style": style,
-                    "action_id": action_id,
-                    "value": approval_id,
-                }
-                for label, style, action_id in buttons
-            ],
-        },
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": commands}]},
-    ]
-    return {"text": text, "blocks": blocks}
 
 
 def _guard_body(payload: dict[str, Any], _public_url: str | None) -> dict[str, Any]:
@@ -98,7 +48,7 @@ def slack_request(
     event: str, payload: dict[str, Any], delivery_id: str, public_url: str | None = None
 ) -> tuple[bytes, dict[str, str]]:
     renderers = {
-        "approval.requested": _approval_body,
+        "approval.requested": approval_message,
         "guard.tripped": _guard_body,
         "task.needs_attention": _task_body,
         "task.drift": _task_body,

@@ -14,14 +14,14 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from aiohttp import web
 
-from tether.approvals.decisions import ApprovalDecider, Decider
+from tether.approvals.decisions import ApprovalDecider, Decider, GrantAsked
 from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
 from tether.errors import AuthenticationFailed, BadRequest, Conflict, Forbidden, TetherError
 from tether.identity.directory import Directory
 from tether.records.fleet import Role
-from tether.slack.actions import DECISIONS
-from tether.slack.messages import ApprovalNames, decided_message, ephemeral
+from tether.slack.actions import DECISIONS, read_button_value
+from tether.slack.messages import ApprovalNames, decided_message, ephemeral, regrown_message
 from tether.slack.replies import SlackReplies
 from tether.slack.signature import MAX_AGE_SECONDS, verify_signature
 from tether.store.admin_tokens import AdminTokenStore
@@ -41,6 +41,8 @@ class Click:
     user_id: str
     user_name: str
     approval_id: str
+    shown: int | None
+    """A group's count as the clicked message showed it (None: a single action's message)."""
     approve: bool
     response_url: str
 
@@ -74,14 +76,23 @@ def _click(body: bytes) -> Click:
     response_url = _text(payload.get("response_url"), "response_url")
     if urlsplit(response_url).scheme not in ("https", "http"):
         raise BadRequest("the Slack payload's response_url is not an http(s) URL")
+    approval_id, shown = read_button_value(
+        _text(actions[0].get("value"), "action value (approval id)")
+    )
     return Click(
         team_id=_text(team_id, "team.id"),
         user_id=_text(user.get("id"), "user.id"),
         user_name=str(user.get("username") or user.get("name") or user.get("id"))[:64],
-        approval_id=_text(actions[0].get("value"), "action value (approval id)"),
+        approval_id=approval_id,
+        shown=shown,
         approve=DECISIONS[action_id],
         response_url=response_url,
     )
+
+
+def _grant(click: Click, record: ApprovalRecord) -> GrantAsked | None:
+    """A group's grant is at most what its message showed, however many joined since."""
+    return GrantAsked(max_uses=click.shown or 1) if record.grouped else None
 
 
 class SlackInteractions:
@@ -94,6 +105,7 @@ class SlackInteractions:
         directory: Directory,
         audit: AuditLog,
         replies: SlackReplies,
+        public_url: str | None = None,
     ) -> None:
         self._slack = slack
         self._approvals = approvals
@@ -102,6 +114,7 @@ class SlackInteractions:
         self._directory = directory
         self._audit = audit
         self._replies = replies
+        self._public_url = public_url
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(PATH, self.handle)
@@ -173,9 +186,11 @@ class SlackInteractions:
             },
         )
         via = f"in Slack by @{click.user_name}"
+        if click.approve and record.grouped:
+            self._check_shown(click, record, names)
         try:
             decided = (
-                await self._decider.approve(record.id, by, f"approved {via}")
+                await self._decider.approve(record.id, by, f"approved {via}", _grant(click, record))
                 if click.approve
                 else await self._decider.deny(record.id, by, f"denied {via}")
             )
@@ -185,6 +200,21 @@ class SlackInteractions:
             )
             raise
         self._replies.send(click.response_url, decided_message(decided, names))
+
+    def _check_shown(self, click: Click, record: ApprovalRecord, names: ApprovalNames) -> None:
+        """A group that grew since its message was posted is not granted on that message:
+        the approver saw fewer actions than a grant would now allow. The message is
+        replaced by the group as it stands, to be approved again."""
+        shown = click.shown or 1
+        if record.item_count <= shown:
+            return
+        self._replies.send(click.response_url, regrown_message(record, names, self._public_url))
+        raise Conflict(
+            f"approval {record.id} now covers {record.item_count} actions under "
+            f"{record.scope_prefix}, not the {shown} your message showed; nothing was "
+            "decided: the message now shows them all, approve again to grant them",
+            code="approval_grew",
+        )
 
     def _names(self, record: ApprovalRecord) -> ApprovalNames:
         project = self._directory.project(record.project_id)
