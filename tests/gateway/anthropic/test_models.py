@@ -3,6 +3,7 @@ key, cut to what the agent's policy permits, audited, and refused like any call.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import anthropic
@@ -45,6 +46,35 @@ def test_the_model_list_is_what_the_policy_permits(
     events = gateway.call("GET", "/audit", params={"session": "s-models"}).json()
     assert [e["action"] for e in events].count("model:list") == 5, "two lists, two reads, one page"
     assert all(e["agent"] == "picker" for e in events)
+    completed = _completions(gateway, "s-models", 4)  # the opus read was refused: not run
+    assert sorted((e["result"], e["resource"]) for e in completed) == [
+        ("ok", "anthropic:model/claude-haiku-5-5"),
+        *[("ok", "anthropic:models")] * 3,
+    ]
+
+
+def _completions(gateway: RunningTether, session: str, count: int) -> list[dict[str, object]]:
+    """The session's ``model:list:completed`` events, once ``count`` are written (each is
+    recorded after its answer is sent)."""
+    deadline = time.monotonic() + 30
+    while True:
+        events = gateway.call("GET", "/audit", params={"session": session}).json()
+        completed = [e for e in events if e["action"] == "model:list:completed"]
+        if len(completed) >= count:
+            return completed
+        assert time.monotonic() < deadline, f"{len(completed)} of {count} completions written"
+        time.sleep(0.05)
+
+
+def test_a_model_list_upstream_could_not_answer_is_settled_as_an_error(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
+) -> None:
+    client = sdk(gateway, gateway.create_agent("picker", "p"), session="s-down", retries=0)
+    upstream.stop()
+    with pytest.raises(anthropic.APIStatusError):
+        client.models.list()
+    [completed] = _completions(gateway, "s-down", 1)
+    assert completed["result"] == "error"
 
 
 def test_a_killed_session_and_a_bad_key_are_refused_once(

@@ -2,13 +2,14 @@
 Claude Code's model picker reads, relayed with the project's key and cut to what the
 agent's policy lets it call.
 
-The listing is a decision like any other (``model:list``, audited, refused when the
-session is stopped); each listed model is then previewed as the call the agent would make
-(``model:messages`` on it), with nothing spent or recorded, so a model the policy forbids
-is not offered."""
+The listing is a decision like any other (``model:list``, audited with its completion,
+refused when the session is stopped); each listed model is then previewed as the call the
+agent would make (``model:messages`` on it), with nothing spent or recorded, so a model
+the policy forbids is not offered."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,7 +27,8 @@ from tether.gateway.anthropic.wire import AnthropicWire
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.gateway.model.calls import session_id_from
 from tether.pipeline import Action, Pipeline
-from tether.pipeline.action import Deny
+from tether.pipeline.action import Decision, Deny
+from tether.pipeline.outcome import Outcome
 from tether.web.path_segments import path_segment
 
 __all__ = ["ModelListing"]
@@ -67,6 +69,7 @@ class ModelListing:
         """Decides ``model:list`` on ``resource``, then reads ``path`` upstream: (status,
         parsed body, a refusal to answer instead, headers to pass on)."""
         await admit_agent(request, SOURCE)
+        started = time.perf_counter()
         decision = await self._pipeline.decide(self._action(request, "model:list", resource))
         session = {"tether-session-id": decision.session_id} if decision.session_id else {}
         if not decision.allowed:
@@ -81,9 +84,13 @@ class ModelListing:
         try:
             upstream = await self._upstream.get(url, request_headers(request.headers, api_key))
         except UpstreamFailed as exc:
+            await self._settle(decision, started, 0, exc.message)
             return 0, None, anthropic_error_response(exc.code, exc.message, session), session
         try:
             data = await upstream.read()
+        except BaseException:
+            await self._settle(decision, started, 0, "the model list's answer was cut off")
+            raise
         finally:
             upstream.release()
         headers = dict(response_headers(upstream.headers, decision.session_id))
@@ -93,13 +100,26 @@ class ModelListing:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
             message = "the Anthropic API answered its model list with something that is not JSON"
+            await self._settle(decision, started, upstream.status, message)
             return (
                 0,
                 None,
                 anthropic_error_response("upstream_unreachable", message, session),
                 session,
             )
+        await self._settle(decision, started, upstream.status, "")
         return upstream.status, parsed, None, headers
+
+    async def _settle(self, decision: Decision, started: float, status: int, detail: str) -> None:
+        """The completion event (``model:list:completed``): what upstream answered."""
+        outcome = Outcome(
+            result="ok" if 200 <= status < 300 else "error",
+            status=status,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            detail=detail,
+            upstream_reached=status != 0,
+        )
+        await self._pipeline.settle_later(decision, outcome)
 
     async def list_models(self, request: web.Request) -> web.Response:
         status, body, refusal, headers = await self._relay(request, "anthropic:models", "models")
