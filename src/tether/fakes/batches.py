@@ -57,6 +57,9 @@ class FakeBatches:
         self.proxy_page: int | None = None
         """The next create is answered with this status and an HTML page (a proxy in the
         way), and makes no batch."""
+        self.read_proxy_page: int | None = None
+        """The same for the next read of a batch or of the list (retrieve, list, cancel,
+        delete, results)."""
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages/batches", self._create)
@@ -69,8 +72,15 @@ class FakeBatches:
     def _refusal(self, request: web.Request) -> web.Response | None:
         return self._fake._model_refusal(request)
 
+    def _read_refusal(self, request: web.Request) -> web.Response | None:
+        if self.read_proxy_page is not None:
+            status, self.read_proxy_page = self.read_proxy_page, None
+            page = "<html><body><h1>Bad gateway</h1></body></html>"
+            return web.Response(status=status, text=page, content_type="text/html")
+        return self._refusal(request)
+
     def _found(self, request: web.Request) -> _Batch | web.Response:
-        refused = self._refusal(request)
+        refused = self._read_refusal(request)
         if refused is not None:
             return refused
         batch = self.batches.get(request.match_info["id"])
@@ -162,7 +172,7 @@ class FakeBatches:
         return web.json_response(self._shape(batch))
 
     async def _list(self, request: web.Request) -> web.Response:
-        refused = self._refusal(request)
+        refused = self._read_refusal(request)
         if refused is not None:
             return refused
         batches = list(reversed(self.batches.values()))

@@ -303,6 +303,61 @@ def test_a_proxy_page_for_a_batch_is_upstreams_failure_and_holds_nothing(
     assert state["spent_usd"] == 0
 
 
+@pytest.mark.parametrize("status", [502, 200])
+def test_a_proxy_page_for_a_batch_read_is_upstreams_failure(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk, status: int
+) -> None:
+    """A read answered with an HTML page had the agent told its own body was not valid
+    JSON (400); a non-200 is now relayed as it is and a 200 that is not JSON is a 502."""
+    client = sdk(gateway, gateway.create_agent("batcher", "p"), session="s-read", retries=0)
+    batch = client.messages.batches.create(requests=_requests(1))
+    upstream.fake.batches.read_proxy_page = status
+    with pytest.raises(anthropic.APIStatusError) as refused:
+        client.messages.batches.retrieve(batch.id)
+    assert refused.value.status_code == 502, refused.value.response.text
+    if status == 200:
+        assert "not a JSON object" in refused.value.response.text
+    else:
+        assert "Bad gateway" in refused.value.response.text
+    completed = _read_completions(gateway, "s-read", 1)
+    expected = "not a JSON object" if status == 200 else "upstream 502"
+    assert [(e["resource"], e["result"]) for e in completed] == [
+        (f"anthropic:batch/{batch.id}", "error")
+    ]
+    assert expected in completed[0]["reason"]
+
+
+def test_every_batch_read_is_settled_with_what_upstream_answered(
+    gateway: RunningTether, upstream: RunningFake, sdk: Sdk
+) -> None:
+    client = sdk(gateway, gateway.create_agent("batcher", "p"), session="s-reads")
+    batch = client.messages.batches.create(requests=_requests(1))
+    client.messages.batches.retrieve(batch.id)
+    client.messages.batches.list()
+    upstream.fake.batches.batches[batch.id].ends = 0
+    list(client.messages.batches.results(batch.id))
+    list(client.messages.batches.results(batch.id))  # settled already: a plain read
+    completed = _read_completions(gateway, "s-reads", 6)  # results() retrieves first
+    assert sorted((e["resource"], e["result"]) for e in completed) == [
+        *[("anthropic:batch/" + batch.id, "ok")] * 5,
+        ("anthropic:batches", "ok"),
+    ]
+    charged = [e for e in completed if "requests succeeded" in e["reason"]]
+    assert len(charged) == 1, "the first read of the results settled the batch, once"
+
+
+def _read_completions(tether: RunningTether, session: str, count: int) -> list[dict[str, Any]]:
+    """The session's ``model:batches:completed`` events once ``count`` are written."""
+    deadline = time.monotonic() + 30
+    while True:
+        events = tether.call("GET", "/audit", params={"session": session}).json()
+        completed = [e for e in events if e["action"] == "model:batches:completed"]
+        if len(completed) >= count:
+            return completed
+        assert time.monotonic() < deadline, f"{len(completed)} of {count} completions written"
+        time.sleep(0.05)
+
+
 def test_a_results_line_longer_than_a_line_reader_takes_is_relayed_and_settled(
     gateway: RunningTether, upstream: RunningFake, sdk: Sdk
 ) -> None:
@@ -374,7 +429,8 @@ def test_a_batch_read_by_another_agent_is_charged_to_the_agent_that_made_it(
         time.sleep(0.1)
     assert made["cost_usd"] == pytest.approx(expected, abs=1e-6)
     events = gateway.call("GET", "/audit", params={"action": "model:batches:completed"}).json()
-    (done,) = [e for e in events if e["resource"] == f"anthropic:batch/{batch.id}"]
+    (done,) = [e for e in events if "requests succeeded" in e["reason"]]
+    assert done["resource"] == f"anthropic:batch/{batch.id}"
     assert done["agent"] == "maker" and done["session_id"] == "s-maker", done
     assert "read by the agent: reader, for the agent that made it" in done["reason"], done
     read = gateway.call("GET", "/sessions", params={"agent": "reader"}).json()

@@ -125,14 +125,16 @@ class BatchSettlement:
         self._reservations = reservations
         self._directory = directory
 
-    async def settle(self, batch_id: str, decision: Decision, tally: BatchTally, how: str) -> bool:
+    async def settle(
+        self, batch_id: str, decision: Decision, tally: BatchTally, how: str
+    ) -> Decision | None:
         """Settle ``batch_id``'s reservation to ``tally`` (at the batch price) on
         ``decision``, or on the batch's own agent and session when another agent read
-        the results (the batch's cost is its maker's); False when it was settled already
-        (by another reader or replica)."""
+        the results (the batch's cost is its maker's); the decision it settled on, None
+        when it was settled already (by another reader or replica)."""
         record = await self._reservations.find(batch_id)
         if record is None or record.settled_at is not None:
-            return False
+            return None
         reader = decision.context.identity if decision.context else None
         if reader is not None and reader.agent.id != record.agent_id:
             owners = await self._owners_decision(record)
@@ -155,7 +157,7 @@ class BatchSettlement:
             detail=f"message batch {batch_id}: {len(tally.parts)} requests succeeded; {how}",
         )
         if not await self._reservations.claim_settlement(batch_id, 0):
-            return False
+            return None
         if record.reservation_id is not None:
             ctx.reservation = self._reservations.rebuilt(record.reservation_id, record.holds)
         else:
@@ -164,7 +166,7 @@ class BatchSettlement:
             model=outcome.model or "", input_tokens_estimate=0, max_output_tokens=0
         )
         await self._pipeline.settle(decision, outcome)
-        return True
+        return decision
 
     async def _owners_decision(self, record: BatchRecord) -> Decision | None:
         """The batch's own agent and session to settle on (None: its agent or project is

@@ -136,6 +136,6 @@ class CanceledBatchSweep:
         settled = await self._settlement.settle(
             batch.id, decision, tally, "settled by tether after a kill canceled it"
         )
-        if settled:
+        if settled is not None:
             log.info("message batch %s settled after its cancel", batch.id)
         return True

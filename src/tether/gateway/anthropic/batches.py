@@ -5,11 +5,14 @@ previewed, so one forbidden model refuses the whole batch); the batch is then de
 once, reserving each request's worst case, recorded with every request in the trail,
 relayed with the project's key and remembered with its agent, session and reservation.
 Its results are relayed as they are; read through for an ended batch, they settle the
-reservation to what upstream reports each request used (once)."""
+reservation to what upstream reports each request used (once). Every read (list,
+retrieve, cancel, delete, results) is a ``model:batches`` decision settled with what
+upstream answered."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -206,7 +209,7 @@ class MessageBatches:
         log.warning("message batch %s was not recorded; canceled upstream", batch_id)
 
     async def _read(
-        self, request: web.Request, method: str, path: str, batch_id: str | None
+        self, request: web.Request, method: str, path: str, batch_id: str | None, started: float
     ) -> tuple[Decision | None, Any, web.Response | None]:
         """Decides ``model:batches`` on the batch, then relays ``path``: (decision, the
         upstream answer, a refusal to give instead)."""
@@ -235,24 +238,52 @@ class MessageBatches:
             else:
                 upstream = await self._upstream.delete(url, headers)
         except UpstreamFailed as exc:
+            await self._settle_read(decision, started, 0, exc.message)
             return None, None, anthropic_error_response(exc.code, exc.message, {})
         return decision, upstream, None
+
+    async def _settle_read(
+        self, decision: Decision, started: float, status: int, detail: str
+    ) -> None:
+        """A read's completion event: what upstream answered (nothing is charged)."""
+        outcome = Outcome(
+            result="ok" if 200 <= status < 300 else "error",
+            status=status,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            detail=detail,
+            upstream_reached=status != 0,
+        )
+        await self._pipeline.settle_later(decision, outcome)
 
     async def _relay_json(
         self, request: web.Request, method: str, path: str, batch_id: str | None
     ) -> web.StreamResponse:
-        decision, upstream, refusal = await self._read(request, method, path, batch_id)
+        started = time.perf_counter()
+        decision, upstream, refusal = await self._read(request, method, path, batch_id, started)
         if refusal is not None:
             return refusal
         assert decision is not None
+        session = _session_headers(decision)
         try:
             data = await upstream.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            detail = f"the Anthropic API's answer broke off: {exc!r}"
+            await self._settle_read(decision, started, 0, detail)
+            return anthropic_error_response("upstream_unreachable", detail, session)
         finally:
             upstream.release()
-        parsed = _json(data)
-        if upstream.status != 200 or not parsed:
+        if upstream.status != 200:
+            await self._settle_read(
+                decision, started, upstream.status, f"upstream {upstream.status}"
+            )
             headers = response_headers(upstream.headers, decision.session_id)
             return web.Response(body=data, status=upstream.status, headers=headers)
+        parsed = _json_object(data)
+        if parsed is None:
+            detail = "the Anthropic API answered 200 with a body that is not a JSON object"
+            await self._settle_read(decision, started, 502, detail)
+            return anthropic_error_response("upstream_unreachable", detail, session)
+        await self._settle_read(decision, started, upstream.status, "")
         return _json_response(request, parsed, upstream, decision.session_id)
 
     async def retrieve(self, request: web.Request) -> web.StreamResponse:
@@ -276,8 +307,9 @@ class MessageBatches:
         """Relays the JSONL as it comes; read through, it settles the batch's reservation
         to the usage of its succeeded requests (a batch has results only once ended)."""
         batch_id = path_segment(request, "batch_id")
+        started = time.perf_counter()
         decision, upstream, refusal = await self._read(
-            request, "GET", f"messages/batches/{batch_id}/results", batch_id
+            request, "GET", f"messages/batches/{batch_id}/results", batch_id, started
         )
         if refusal is not None:
             return refusal
@@ -293,10 +325,19 @@ class MessageBatches:
                 await response.write(chunk)
             tally.end()
             completed = upstream.status == 200
+        except BaseException:
+            await self._settle_read(decision, started, 0, "the results' relay broke off")
+            raise
         finally:
             upstream.release()
-        if completed:
+        settled_on = (
             await self._settlement.settle(batch_id, decision, tally, "read by the agent")
+            if completed
+            else None
+        )
+        if settled_on is not decision:
+            detail = "results read" if completed else f"upstream {upstream.status}"
+            await self._settle_read(decision, started, upstream.status, detail)
         await response.write_eof()
         return response
 
@@ -361,13 +402,19 @@ async def cancel_upstream(
 
 def _created_batch(data: bytes) -> dict[str, Any] | None:
     """Upstream's new batch, or None when its 200 is not one (a proxy's page, say)."""
-    try:
-        created = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(created, dict) or not isinstance(created.get("id"), str):
+    created = _json_object(data)
+    if created is None or not isinstance(created.get("id"), str):
         return None
     return created
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    """Upstream's answer as a JSON object, or None when it is not one."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _json(data: bytes) -> Any:
