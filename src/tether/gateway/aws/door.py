@@ -236,13 +236,14 @@ class AwsDoor:
     ) -> web.StreamResponse:
         started = time.perf_counter()
         query = [(k, v) for k, v in request.query.items()]
-        small = signed.service != "s3" or (request.method == "POST" and "delete" in request.query)
-        body = await self._read_small(request) if small else None
         session_id = request.headers.get(SESSION_HEADER) or None
         key = await self._directory.aws_key(signed.access_key_id)
         if key is None or key.revoked_at is not None:
             return await self._refuse_key(signed, protocol, session_id)
         check_time(signed)
+        # Read only for a known key and a fresh signature: anyone can send 16 MB bodies.
+        small = signed.service != "s3" or (request.method == "POST" and "delete" in request.query)
+        body = await self._read_small(request) if small else None
         verify_signature(
             signed,
             self._directory.aws_secret(key),
