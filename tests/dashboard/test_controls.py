@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from urllib.parse import quote, urljoin
 
 import httpx
 import pytest
@@ -141,3 +142,44 @@ def test_the_dashboard_cannot_widen_a_group(
     assert answer.status_code == 400, answer.text
     assert word in answer.text
     assert tether.call("GET", f"/approvals/{group['id']}").json()["state"] == "pending"
+
+
+DELETIONS_ASKED = (
+    'permit(principal, action, resource) when { resource.arn like "arn:aws:s3:::dev-*" };'
+)
+
+
+def test_a_session_id_chosen_to_reach_another_route_kills_that_session_only(
+    tether: RunningTether, operator: tuple[httpx.Client, str]
+) -> None:
+    """An agent names its session ``…/../../approvals/A/approve?``: HTML-escaped only,
+    the Sessions page's Kill form posted to the approval instead, with the operator's
+    CSRF token, and approved the agent's own pending deletion."""
+    client, csrf = operator
+    tether.create_project("p", policy=DELETIONS_ASKED)
+    key = tether.create_agent("sly", "p")
+
+    def authorize(session_id: str, action: str, resource: str) -> httpx.Response:
+        return httpx.post(
+            f"{tether.url}/v1/authorize",
+            json={"session_id": session_id, "action": action, "resource": resource},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+
+    asked = authorize("s-asks", "s3:DeleteBucket", "arn:aws:s3:::dev-data")
+    assert asked.status_code == 202, asked.text
+    approval_id = asked.json()["approval_id"]
+    sly = f"0f3c5d2e-0b1a-4c55-9e61-5a7d/../../approvals/{approval_id}/approve?"
+    assert authorize(sly, "s3:GetObject", "arn:aws:s3:::dev-data/a").status_code == 200
+
+    page = client.get("/sessions")
+    forms = re.findall(r'<form method="post" action="([^"]+/kill)"', page.text)
+    [kill] = [action for action in forms if "approvals" in action or "%2F" in action]
+    target = urljoin(str(page.url), kill.replace("&amp;", "&"))  # as a browser resolves it
+    answer = client.post(target, data={"csrf": csrf, "reason": "looked wrong"})
+
+    assert answer.status_code == 303, answer.text
+    assert tether.call("GET", f"/approvals/{approval_id}").json()["state"] == "pending"
+    killed = tether.call("GET", f"/sessions/{quote(sly, safe='')}").json()
+    assert killed["state"] == "terminated", killed

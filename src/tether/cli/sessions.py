@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import typer
 
 from tether.cli.context import AgentFilter, JsonOption, ProjectFilter, client, reports_errors
@@ -48,7 +50,9 @@ def kill(
     as_json: bool = JsonOption,
 ) -> None:
     """Terminate a session: its running stream is cut and its next request refused."""
-    killed = client(ctx).call("POST", f"/sessions/{session_id}/kill", {"reason": reason})
+    killed = client(ctx).call(
+        "POST", f"/sessions/{quote(session_id, safe='')}/kill", {"reason": reason}
+    )
     print_records(killed, [*COLUMNS, "state_by"], as_json)
 
 
@@ -61,7 +65,9 @@ def resume(
     as_json: bool = JsonOption,
 ) -> None:
     """Resume a session a guard paused."""
-    resumed = client(ctx).call("POST", f"/sessions/{session_id}/resume", {"reason": reason})
+    resumed = client(ctx).call(
+        "POST", f"/sessions/{quote(session_id, safe='')}/resume", {"reason": reason}
+    )
     print_records(resumed, [*COLUMNS, "state_by"], as_json)
 
 
@@ -70,5 +76,7 @@ def resume(
 def show(ctx: typer.Context, session_id: str, as_json: bool = JsonOption) -> None:
     """Show one session."""
     print_records(
-        client(ctx).call("GET", f"/sessions/{session_id}"), [*COLUMNS, "created_at"], as_json
+        client(ctx).call("GET", f"/sessions/{quote(session_id, safe='')}"),
+        [*COLUMNS, "created_at"],
+        as_json,
     )

@@ -29,7 +29,10 @@ def _back(path: str, done: str) -> web.HTTPSeeOther:
 
 @routes.post("/mcp/{project}/{name}/accept")
 async def accept_mcp_tools(request: web.Request) -> web.StreamResponse:
-    project, name = quote(request.match_info["project"]), quote(request.match_info["name"])
+    project, name = (
+        quote(request.match_info["project"], safe=""),
+        quote(request.match_info["name"], safe=""),
+    )
     await request[CALLER].post(f"/projects/{project}/mcp-servers/{name}/accept")
     raise _back("/mcp", "accepted")
 
@@ -38,15 +41,15 @@ async def accept_mcp_tools(request: web.Request) -> web.StreamResponse:
 async def kill_session(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["session_id"]
     reason = await _reason(request) or "terminated from the dashboard"
-    await request[CALLER].post(f"/sessions/{quote(session_id)}/kill", {"reason": reason})
-    raise _back(f"/sessions/{quote(session_id)}", "terminated")
+    await request[CALLER].post(f"/sessions/{quote(session_id, safe='')}/kill", {"reason": reason})
+    raise _back(f"/sessions/{quote(session_id, safe='')}", "terminated")
 
 
 @routes.post("/sessions/{session_id}/resume")
 async def resume_session(request: web.Request) -> web.StreamResponse:
     session_id = request.match_info["session_id"]
-    await request[CALLER].post(f"/sessions/{quote(session_id)}/resume", {"reason": ""})
-    raise _back(f"/sessions/{quote(session_id)}", "resumed")
+    await request[CALLER].post(f"/sessions/{quote(session_id, safe='')}/resume", {"reason": ""})
+    raise _back(f"/sessions/{quote(session_id, safe='')}", "resumed")
 
 
 @routes.post("/agents/{agent}/{change:stop|release|quarantine}")
@@ -63,7 +66,7 @@ async def change_state(request: web.Request) -> web.StreamResponse:
 async def rotate_key(request: web.Request) -> web.Response:
     """The new key is shown on this answer only, once, as the CLI does."""
     name = request.match_info["agent"]
-    issued = await request[CALLER].post(f"/agents/{quote(name)}/keys/rotate")
+    issued = await request[CALLER].post(f"/agents/{quote(name, safe='')}/keys/rotate")
     return render(request, "rotated.html", {"issued": issued})
 
 
@@ -82,8 +85,8 @@ async def decide_approval(request: web.Request) -> web.StreamResponse:
     body: dict[str, object] = {"reason": reason}
     if decision == "approve":
         body |= await _narrowed_grant(request)
-    await request[CALLER].post(f"/approvals/{quote(approval_id)}/{decision}", body)
-    raise _back(f"/approvals/{quote(approval_id)}", done)
+    await request[CALLER].post(f"/approvals/{quote(approval_id, safe='')}/{decision}", body)
+    raise _back(f"/approvals/{quote(approval_id, safe='')}", done)
 
 
 async def _narrowed_grant(request: web.Request) -> dict[str, object]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
@@ -36,6 +37,14 @@ def usd(value: float | None) -> str:
     return "—" if value is None else f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 
 
+def segment(value: object) -> str:
+    """A value as one path segment of a link or a form's action: every ``/``, ``?``, ``#``
+    and ``%`` encoded. Escaping for HTML is not enough: a session id is the agent's to
+    choose, and ``x/../../approvals/A/approve?`` left as it is sends a Kill button's
+    post to another route."""
+    return quote(str(value), safe="")
+
+
 def make_templates() -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("tether.dashboard", "templates"),
@@ -44,7 +53,7 @@ def make_templates() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters.update(ago=ago, usd=usd)
+    environment.filters.update(ago=ago, usd=usd, seg=segment)
     environment.globals.update(percent=percent, prefix=PREFIX)
     return environment
 

@@ -305,7 +305,7 @@ async def mcp_page(request: web.Request) -> web.Response:
     caller = request[CALLER]
     projects = await caller.get("/projects")
     lists = await asyncio.gather(
-        *(caller.get(f"/projects/{quote(p['name'])}/mcp-servers") for p in projects)
+        *(caller.get(f"/projects/{quote(p['name'], safe='')}/mcp-servers") for p in projects)
     )
     servers = [server for found in lists for server in found]
     return render(request, "mcp.html", {"servers": servers})
