@@ -11,7 +11,7 @@ import re
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -127,7 +127,7 @@ class OAuthTokens:
 
 
 async def _request(grant: ClientCredentials, client: aiohttp.ClientSession) -> _Token:
-    what = f"the OAuth token endpoint {grant.token_url}"
+    what = f"the OAuth token endpoint {_shown(grant.token_url)}"
     headers = {"Accept": "application/json"}
     if grant.client_auth == "basic":
         headers["Authorization"] = grant.basic_authorization()
@@ -138,6 +138,7 @@ async def _request(grant: ClientCredentials, client: aiohttp.ClientSession) -> _
             data=grant.form(),
             headers=headers,
             timeout=TOKEN_TIMEOUT,
+            allow_redirects=False,  # the client secret would be posted to another host
         ) as answer:
             status = answer.status
             raw = await answer.read()
@@ -164,3 +165,9 @@ async def _request(grant: ClientCredentials, client: aiohttp.ClientSession) -> _
     else:
         refresh_at = float("inf")
     return _Token(value, refresh_at)
+
+
+def _shown(url: str) -> str:
+    """The token URL as an error may name it: without any ``user:password@``."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

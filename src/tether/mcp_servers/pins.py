@@ -3,6 +3,8 @@
 A later listing whose description or schema differs, or a tool that was not in the first
 listing, is withheld until an operator accepts it: a changed description is how tool
 poisoning reaches a model, and a rename (a removal and a new tool) must not get around it.
+A tool once listed as destructive stays destructive (its calls wait for a human) however
+it is listed later: a server dropping ``destructiveHint`` must not drop the approval.
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ def pin_listing(server: McpServer, tools: list[dict[str, Any]]) -> tuple[bool, l
             if pin.withheld:
                 newly_withheld.append(name)
             continue
-        if pin.seen != seen or pin.destructive != destructive:
+        if pin.seen != seen or (destructive and not pin.destructive):
             was_withheld = pin.withheld
-            pin.seen, pin.destructive = seen, destructive
+            pin.seen, pin.destructive = seen, pin.destructive or destructive
             changed = True
             if pin.withheld and not was_withheld:
                 newly_withheld.append(name)

@@ -85,6 +85,10 @@ class Action:
     join_latest_session: bool = False
     """For callers that name no session (AWS SDK calls): join the agent's latest active
     session, else the session of ``conversation``."""
+    session_optional: bool = False
+    """An observation that starts no session: with none named and no latest one, it is
+    recorded under the agent alone (an MCP client's ``initialize``, sent before the first
+    model call opens the session it belongs to)."""
     arguments: dict[str, str] = field(default_factory=dict)
     """A tool call's arguments as strings (MCP tools): ``context.arguments`` in a policy."""
     destructive: bool = False

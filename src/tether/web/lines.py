@@ -8,23 +8,33 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-__all__ = ["LineSplitter", "lines_of"]
+__all__ = ["LineSplitter", "LineTooLong", "lines_of"]
+
+
+class LineTooLong(Exception):
+    """A line passed the length the reader allows."""
 
 
 class LineSplitter:
-    """Cuts chunks into lines (without their ``\\n``); a partial line waits for the rest."""
+    """Cuts chunks into lines (without their ``\\n``); a partial line waits for the rest.
+    Each byte is looked at once, however many chunks a long line comes in."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         self._pending = bytearray()
+        self._scanned = 0
+        self._limit = limit
 
     def feed(self, chunk: bytes) -> list[bytes]:
         self._pending += chunk
         lines = []
         start = 0
-        while (end := self._pending.find(b"\n", start)) >= 0:
+        while (end := self._pending.find(b"\n", max(start, self._scanned))) >= 0:
             lines.append(bytes(self._pending[start:end]))
             start = end + 1
         del self._pending[:start]
+        self._scanned = len(self._pending)
+        if self._limit is not None and self._scanned > self._limit:
+            raise LineTooLong(f"a line is over {self._limit} bytes")
         return lines
 
     def end(self) -> bytes | None:
@@ -33,12 +43,13 @@ class LineSplitter:
             return None
         last = bytes(self._pending)
         self._pending.clear()
+        self._scanned = 0
         return last
 
 
-async def lines_of(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """Each line of ``content`` as it arrives."""
-    splitter = LineSplitter()
+async def lines_of(content: aiohttp.StreamReader, limit: int | None = None) -> AsyncIterator[bytes]:
+    """Each line of ``content`` as it arrives; ``LineTooLong`` past ``limit`` bytes."""
+    splitter = LineSplitter(limit)
     async for chunk in content.iter_any():
         for line in splitter.feed(chunk):
             yield line

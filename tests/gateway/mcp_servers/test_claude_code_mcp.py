@@ -99,7 +99,14 @@ def test_claude_code_reaches_the_warehouse_only_through_tether(
         assert "dropped scratch" in results[3], results[3]
         assert warehouse.calls == ["query_db:readonly_orders", "drop_table:scratch"]
         events = gateway.call("GET", "/audit", params={"limit": 1000, "action": "mcp:"}).json()
-        assert {e["session_id"] for e in events} == {run.session_id}
+        decided = [e for e in events if e["action"] != "mcp:relay"]
+        assert {e["session_id"] for e in decided} == {run.session_id}
+        relayed = {
+            e["attributes"]["mcp_method"]: e["session_id"]
+            for e in events
+            if e["action"] == "mcp:relay"
+        }
+        assert relayed["initialize"] in (None, run.session_id), "no session made for it"
     finally:
         approver_stop.set()
         warehouse.stop()

@@ -6,9 +6,13 @@ pipeline actions: ``tools/call`` (``mcp:TOOL`` on ``mcp://SERVER/TOOL``, argumen
 the policy's context), ``resources/read`` and ``prompts/get`` (reads). ``tools/list`` is
 pinned and shows only the tools a look ahead through the pipeline would not refuse.
 Everything else (``initialize``, notifications, the agent's answers to server requests,
-the server-initiated GET stream, DELETE) passes through, with ``Mcp-Session-Id`` and
-``MCP-Protocol-Version`` carried both ways so the two sides negotiate as they would
-directly.
+the server-initiated GET stream, DELETE) is relayed undecided but not unseen: recorded as
+``mcp:relay``, refused on a stopped session, and cut by a kill while it runs. Only
+``Mcp-Session-Id`` and ``MCP-Protocol-Version`` are carried both ways, so the two sides
+negotiate as they would directly; a stream is not resumed through tether
+(``Last-Event-ID`` is not passed: a replayed answer would reach the agent uncounted).
+Upstream answers are bounded (``MAX_ANSWER_BYTES``), redirects are not followed (a
+credential header would go to another host) and no cookie is kept between calls.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +30,7 @@ import aiohttp
 from aiohttp import web
 
 from tether.clock import new_id
-from tether.errors import TetherError
+from tether.errors import TetherError, status_for
 from tether.gateway.anthropic.proxy import session_id_from
 from tether.gateway.credentials import admit_agent, presented_credential
 from tether.gateway.mcp_servers import sse
@@ -36,31 +40,29 @@ from tether.identity.directory import Directory
 from tether.kill.inflight import InflightStreams, StreamHandle
 from tether.mcp_servers.oauth import TokenUnavailable
 from tether.mcp_servers.registry import McpRegistry
-from tether.pipeline import Action, Decision, Deny, Pipeline
+from tether.pipeline import Action, Context, Decision, Deny, Pipeline
 from tether.pipeline.outcome import Outcome, ToolResult, ToolUse
 from tether.pipeline.stages.mcp_tools import SOURCE
 from tether.records.mcp_servers import McpServer
 from tether.redaction.text import redacted_summary
 from tether.web.bodies import read_limited
+from tether.web.lines import LineTooLong
 
 __all__ = ["PATH", "McpServerDoor"]
 
 log = logging.getLogger(__name__)
 
 PATH = "/mcp/servers/{name}"
-PASSED_HEADERS = (
-    "Accept",
-    "Content-Type",
-    "Mcp-Session-Id",
-    "MCP-Protocol-Version",
-    "Last-Event-ID",
-)
+PASSED_HEADERS = ("Accept", "Content-Type", "Mcp-Session-Id", "MCP-Protocol-Version")
 RETURNED_HEADERS = ("Mcp-Session-Id", "MCP-Protocol-Version")
 INVALID_PARAMS = -32602
 PARSE_ERROR = -32700
 CANCEL_SECONDS = 5.0
 DRAIN_SECONDS = 0.05
 DRAIN_BYTES = 65_536
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+"""An upstream answer (a JSON body, one server-sent event) past this is cut: read whole,
+it would hold the process's memory, and a gzip bomb decompresses to any size."""
 DECIDED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
 """Methods the pipeline decides: one sent as a notification (no id) would be forwarded
 undecided, and a lenient server may still run it."""
@@ -96,12 +98,52 @@ def _cancel(task: asyncio.Task[Any]) -> None:
     task.cancel()
 
 
-def _answers(message: dict[str, Any], rpc_id: Any) -> bool:
+class AnswerTooLarge(Exception):
+    """The server's answer passed ``MAX_ANSWER_BYTES``."""
+
+
+def _same_id(theirs: Any, ours: Any) -> bool:
+    """As MCP clients match an answer to its request: ``"1"`` answers ``1`` (the
+    TypeScript SDK compares ``Number(id)``), so tether must read it as the answer too."""
+    if theirs == ours:
+        return True
+    kinds = (int, float, str)
+    if not isinstance(theirs, kinds) or not isinstance(ours, kinds):
+        return False
+    if isinstance(theirs, bool) or isinstance(ours, bool):
+        return False
+    try:
+        return float(theirs) == float(ours)
+    except ValueError:
+        return False
+
+
+def _answers(message: Any, rpc_id: Any) -> bool:
     return (
         rpc_id is not None
-        and message.get("id") == rpc_id
+        and isinstance(message, dict)
+        and _same_id(message.get("id"), rpc_id)
         and ("result" in message or "error" in message)
     )
+
+
+def _answer_in(body: Any, rpc_id: Any) -> int | None:
+    """Where the answer to ``rpc_id`` is in a JSON body: -1 for the body itself, an index
+    in a JSON array of messages (clients accept both), None when it is in neither."""
+    if _answers(body, rpc_id):
+        return -1
+    if isinstance(body, list):
+        return next((at for at, message in enumerate(body) if _answers(message, rpc_id)), None)
+    return None
+
+
+async def _read_bounded(upstream: aiohttp.ClientResponse) -> bytes:
+    body = bytearray()
+    async for chunk in upstream.content.iter_chunked(256 * 1024):
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge(f"the server's answer is over {MAX_ANSWER_BYTES} bytes")
+    return bytes(body)
 
 
 async def _drain(content: aiohttp.StreamReader) -> None:
@@ -154,7 +196,11 @@ class McpServerDoor:
             app.router.add_route(method, PATH, self.handle)
 
     async def _lifetime(self, _app: web.Application) -> AsyncIterator[None]:
-        self._client = aiohttp.ClientSession(timeout=self._timeout, auto_decompress=True)
+        self._client = aiohttp.ClientSession(
+            timeout=self._timeout,
+            auto_decompress=True,
+            cookie_jar=aiohttp.DummyCookieJar(),  # one server's cookie is no one else's
+        )
         yield
         await self._client.close()
 
@@ -172,7 +218,7 @@ class McpServerDoor:
             server,
         )
         if request.method != "POST":
-            return await self._forward(request, caller, None, None, None, _Relay())
+            return await self._pass_through(request, caller, None, None, f"{request.method}")
         body = await read_limited(request, self._body_limit)
         try:
             message = json.loads(body)
@@ -202,7 +248,8 @@ class McpServerDoor:
                 status=400,
             )
         if rpc_id is None or not isinstance(method, str):
-            return await self._forward(request, caller, body, None, None, _Relay())
+            what = method if isinstance(method, str) else "answer"
+            return await self._pass_through(request, caller, body, None, what)
         if method == "tools/call":
             return await self._call_tool(request, caller, body, message)
         if method == "tools/list":
@@ -211,12 +258,76 @@ class McpServerDoor:
             )
         if method in ("resources/read", "prompts/get"):
             return await self._read(request, caller, body, message)
-        return await self._forward(request, caller, body, rpc_id, None, _Relay())
+        return await self._pass_through(request, caller, body, rpc_id, method)
+
+    async def _pass_through(
+        self,
+        request: web.Request,
+        caller: _Caller,
+        body: bytes | None,
+        rpc_id: Any,
+        what: str,
+    ) -> web.StreamResponse:
+        """A message the pipeline does not decide (``initialize``, a notification, an answer
+        to the server, the server's GET stream, DELETE) is still the agent's: recorded,
+        refused when the agent's session, agent or project is stopped, and cut by a kill
+        while it runs (the GET stream carries the server's requests for hours)."""
+        ctx = Context()
+        action = self._action(caller, "relay", what)
+        action.session_optional = True
+        action.attributes["mcp_method"] = what
+        refusal = await self._pipeline.observe(action, "ok", f"{what} relayed", ctx)
+        if refusal is not None:
+            return web.json_response(
+                rpc_error(rpc_id, f"tether refused this {what}: {refusal.reason}"),
+                status=status_for(refusal.code),
+            )
+        relay = _Relay()
+        session_id = ctx.session.id if ctx.session is not None else caller.session_id
+        response, cut_by = await self._until_cut(
+            caller, session_id, self._forward(request, caller, body, rpc_id, None, relay)
+        )
+        if cut_by is None:
+            assert response is not None
+            return response
+        if relay.out is not None:
+            # Ended, not dropped: the client then reconnects, and is refused on the record.
+            with contextlib.suppress(ConnectionError):
+                await relay.out.write_eof()
+            return relay.out
+        return web.json_response(
+            rpc_error(rpc_id, f"tether stopped this {what}: {cut_by.reason}"),
+            status=status_for(cut_by.code),
+        )
+
+    async def _until_cut(
+        self,
+        caller: _Caller,
+        session_id: str | None,
+        forward: Coroutine[Any, Any, web.StreamResponse],
+    ) -> tuple[web.StreamResponse | None, Deny | None]:
+        """``forward`` run as a stream the kill switch can cut: its response, or the
+        verdict that cut it."""
+        task = asyncio.create_task(forward)
+        handle = StreamHandle(
+            caller.agent_id, caller.project_id, session_id, lambda _: _cancel(task)
+        )
+        token = self._inflight.register(handle)
+        try:
+            return await task, None
+        except asyncio.CancelledError:
+            if handle.cut_by is None:
+                raise
+            return None, handle.cut_by
+        finally:
+            self._inflight.unregister(token)
 
     def _action(self, caller: _Caller, kind: str, name: str, **extra: Any) -> Action:
         server = caller.server.name
         if kind == "tool":
             verb, resource = f"mcp:{name}", f"mcp://{server}/{name}"
+        elif kind == "relay":
+            verb, resource = "mcp:relay", f"mcp://{server}"
         elif kind == "resource":
             verb, resource = "mcp:ReadResource", f"mcp://{server}/resources/{name}"
         else:
@@ -278,9 +389,22 @@ class McpServerDoor:
             )
         started = time.perf_counter()
         relay = _Relay()
-        response = await self._forward(request, caller, body, message["id"], None, relay)
+        try:
+            response, cut_by = await self._until_cut(
+                caller,
+                decision.session_id,
+                self._forward(request, caller, body, message["id"], None, relay),
+            )
+        except BaseException as exc:
+            ended = f"the read ended without an answer to relay ({type(exc).__name__})"
+            await self._settle(decision, relay, 499, started, ended, "error")
+            raise
+        if cut_by is not None:
+            response = await self._cut(request, caller, message["id"], cut_by, relay, None)
+        assert response is not None
         await _send(request, response)
-        await self._settle(decision, relay, response.status, started, "")
+        detail = cut_by.reason if cut_by is not None else ""
+        await self._settle(decision, relay, response.status, started, detail)
         return response
 
     async def _call_tool(
@@ -338,7 +462,8 @@ class McpServerDoor:
             except asyncio.CancelledError:
                 if handle.cut_by is None:
                     raise
-                response = await self._cut(request, caller, rpc_id, handle.cut_by, relay)
+                refusal = tool_refusal(rpc_id, handle.cut_by.reason, handle.cut_by.code)
+                response = await self._cut(request, caller, rpc_id, handle.cut_by, relay, refusal)
             finally:
                 self._inflight.unregister(token)
         except BaseException as exc:
@@ -353,14 +478,22 @@ class McpServerDoor:
         return response
 
     async def _cut(
-        self, request: web.Request, caller: _Caller, rpc_id: Any, cut_by: Deny, relay: _Relay
+        self,
+        request: web.Request,
+        caller: _Caller,
+        rpc_id: Any,
+        cut_by: Deny,
+        relay: _Relay,
+        refusal: dict[str, Any] | None,
     ) -> web.StreamResponse:
         """A kill stopped the call while upstream worked on it: upstream is told to cancel,
-        and the agent gets tether's reason as the tool's answer."""
+        and the agent gets tether's reason as the answer (``refusal``: a tool's, else a
+        JSON-RPC error)."""
         cancel = asyncio.create_task(self._cancel_upstream(request, caller, rpc_id, cut_by.reason))
         self._cancelling.add(cancel)
         cancel.add_done_callback(self._cancelling.discard)
-        refusal = tool_refusal(rpc_id, cut_by.reason, cut_by.code)
+        if refusal is None:
+            refusal = rpc_error(rpc_id, f"tether stopped this call: {cut_by.reason}")
         if relay.ended:
             assert relay.out is not None
             return relay.out
@@ -387,6 +520,7 @@ class McpServerDoor:
                 data=json.dumps(notice),
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=CANCEL_SECONDS),
+                allow_redirects=False,
             ) as answer:
                 await answer.read()
         except (aiohttp.ClientError, TimeoutError, TokenUnavailable) as exc:
@@ -407,6 +541,8 @@ class McpServerDoor:
         answer = relay.answer or {}
         result = answer.get("result")
         failed = "error" in answer or (isinstance(result, dict) and bool(result.get("isError")))
+        if relay.answer is None and not detail and ended is None and status < 400:
+            ended, detail = "error", "the server's answer never came: nothing was relayed as one"
         if ended is None:
             ended = "cut" if detail else ("error" if failed or status >= 400 else "ok")
         outcome = Outcome(
@@ -484,7 +620,11 @@ class McpServerDoor:
                 if body is None:
                     headers.pop("Content-Type", None)
                 async with self._client.request(
-                    request.method, caller.server.url, data=body, headers=headers
+                    request.method,
+                    caller.server.url,
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
                 ) as upstream:
                     if (
                         upstream.status == 401
@@ -497,6 +637,14 @@ class McpServerDoor:
         except TokenUnavailable as exc:
             return web.json_response(
                 rpc_error(rpc_id, f"MCP server {caller.server.name}: {exc.message}"),
+                status=502,
+            )
+        except (AnswerTooLarge, sse.EventTooLarge, LineTooLong) as exc:
+            if relay.out is not None:
+                relay.out.force_close()
+                return relay.out
+            return web.json_response(
+                rpc_error(rpc_id, f"MCP server {caller.server.name}: {exc}; withheld"),
                 status=502,
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -537,9 +685,9 @@ class McpServerDoor:
             await out.prepare(request)
             relay.out = out
             answered = False
-            async for lines in sse.events(upstream.content):
+            async for lines in sse.events(upstream.content, MAX_ANSWER_BYTES):
                 message = sse.data_of(lines)
-                answered = isinstance(message, dict) and _answers(message, rpc_id)
+                answered = _answers(message, rpc_id)
                 rewritten = await rewrite(message) if rewrite and answered else None
                 if rewritten is not None and rewritten is not message:
                     event = sse.render(lines, rewritten)
@@ -555,18 +703,34 @@ class McpServerDoor:
             if answered:
                 await _drain(upstream.content)
             return out
-        raw = await upstream.read()
-        answer: Any = None
-        if rewrite and ctype.startswith("application/json") and upstream.status == 200:
-            with contextlib.suppress(ValueError):
-                answer = json.loads(raw)
-            if isinstance(answer, dict) and _answers(answer, rpc_id):
-                rewritten = await rewrite(answer)
-                if rewritten is not answer:
-                    return web.json_response(rewritten, headers=headers)
+        raw = await _read_bounded(upstream)
+        if rewrite is not None and 200 <= upstream.status < 300:
+            return await self._rewritten(raw, rpc_id, rewrite, headers)
         if ctype:
             headers["Content-Type"] = ctype
         return web.Response(body=raw, status=upstream.status, headers=headers)
+
+    @staticmethod
+    async def _rewritten(
+        raw: bytes, rpc_id: Any, rewrite: sse.Rewrite, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """A 2xx answer to a call tether must read (a tool's answer to count, a listing to
+        pin) is read as clients read it: any 2xx, one message or an array of them. One
+        tether cannot read is withheld, not relayed unread."""
+        body: Any = None
+        with contextlib.suppress(ValueError):
+            body = json.loads(raw)
+        at = _answer_in(body, rpc_id)
+        if at is None:
+            return web.json_response(
+                rpc_error(rpc_id, "the MCP server's answer could not be read by tether; withheld"),
+                status=502,
+                headers=headers,
+            )
+        if at == -1:
+            return web.json_response(await rewrite(body), headers=headers)
+        body[at] = await rewrite(body[at])
+        return web.json_response(body, headers=headers)
 
 
 def _key_clash(message: dict[str, Any]) -> str | None:

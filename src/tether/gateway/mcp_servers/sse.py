@@ -12,21 +12,31 @@ import aiohttp
 
 from tether.web.lines import lines_of
 
-__all__ = ["Rewrite", "events", "render"]
+__all__ = ["EventTooLarge", "Rewrite", "events", "render"]
 
 Rewrite = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-async def events(content: aiohttp.StreamReader) -> AsyncIterator[list[str]]:
-    """The lines of each event (without the blank line that ends it)."""
+class EventTooLarge(Exception):
+    """One event (or one line of it) passed the size it may have."""
+
+
+async def events(content: aiohttp.StreamReader, limit: int) -> AsyncIterator[list[str]]:
+    """The lines of each event (without the blank line that ends it), lines ended by LF,
+    CRLF or a lone CR as the SSE spec has them (a client splits on each: so must tether,
+    or an answer reaches the agent unread). Raises ``EventTooLarge`` past ``limit`` bytes."""
     lines: list[str] = []
-    async for raw in lines_of(content):
-        line = raw.decode("utf-8", "replace").rstrip("\r")
-        if line:
-            lines.append(line)
-        elif lines:
-            yield lines
-            lines = []
+    size = 0
+    async for raw in lines_of(content, limit):
+        for line in raw.decode("utf-8", "replace").removesuffix("\r").split("\r"):
+            if line:
+                size += len(line)
+                if size > limit:
+                    raise EventTooLarge(f"a server-sent event is over {limit} bytes")
+                lines.append(line)
+            elif lines:
+                yield lines
+                lines, size = [], 0
     if lines:
         yield lines
 

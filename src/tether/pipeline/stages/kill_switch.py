@@ -27,7 +27,10 @@ class EnforceKillSwitch:
         return await self._stopped(ctx)
 
     async def _stopped(self, ctx: Context) -> Deny | None:
-        assert ctx.identity is not None and ctx.session is not None
+        """No session (``Action.session_optional``): the agent, project and fleet only."""
+        assert ctx.identity is not None
         return self._switch.reason_to_stop(
-            ctx.identity.agent.id, ctx.identity.project.id, ctx.session.id
+            ctx.identity.agent.id,
+            ctx.identity.project.id,
+            ctx.session.id if ctx.session is not None else None,
         )

@@ -38,6 +38,8 @@ class OpenSession:
         new = False
         if not session_id and action.join_latest_session:
             session_id = await self._registry.latest_session(identity.agent.id)
+        if not session_id and action.session_optional:
+            return None
         if not session_id and action.conversation:
             session_id, new = await self._registry.conversation_session(
                 identity.agent.id, action.conversation
