@@ -67,6 +67,7 @@ def outcome_events(
         "usage_final": outcome.usage_final,
         "price_known": outcome.price_known,
         "upstream_request_id": outcome.upstream_request_id,
+        "upstream_reached": outcome.upstream_reached,
     }
     events = [completion]
     for result in action.tool_results:

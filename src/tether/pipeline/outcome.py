@@ -7,7 +7,12 @@ from typing import Any
 
 from tether.pricing.usage import Usage
 
-__all__ = ["Outcome", "ToolResult", "ToolUse"]
+__all__ = ["NOT_SENT", "Outcome", "ToolResult", "ToolUse"]
+
+NOT_SENT = "not_sent"
+"""An allowed action that was not carried out: its call never left tether (refused as a
+whole for another of its actions, or it could not be signed or sent). A grant it spent
+is given back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +39,9 @@ class ToolResult:
 
 @dataclass(slots=True)
 class Outcome:
-    """``result`` is ``ok``, ``error`` (upstream or network), ``abandoned`` (the client left)
-    or ``cut`` (the kill switch stopped it). Stages fill ``cost_usd`` while settling."""
+    """``result`` is ``ok``, ``error`` (upstream or network), ``abandoned`` (the client left),
+    ``cut`` (the kill switch stopped it) or ``not_sent`` (``NOT_SENT``). Stages fill
+    ``cost_usd`` while settling."""
 
     result: str
     status: int

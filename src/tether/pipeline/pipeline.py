@@ -165,6 +165,36 @@ class Pipeline:
             verdict, event = await self._refuse_unwritten(action, ctx, unwritten, event)
         if self._on_decided is not None:
             self._on_decided(action.source, time.perf_counter() - started)
+        return self._decision(action, ctx, event, verdict)
+
+    async def refuse(self, action: Action, refusal: Deny) -> Decision:
+        """Record a call its front door refused before the stages could judge it (a body
+        it cannot read, tags it could not look up, no upstream credential): the stages
+        that say who and which session run (``observes = True``) so the refusal is on the
+        record under them, and nothing is spent. Raises ``AuditUnavailable`` when it could
+        not be recorded."""
+        ctx = Context()
+        for stage in self.stages:
+            if not getattr(stage, "observes", False):
+                continue
+            try:
+                verdict = await stage.check(action, ctx)
+            except TetherError:
+                break
+            except Exception:
+                log.exception("stage %s failed while recording a refusal", type(stage).__name__)
+                break
+            if verdict is not None:
+                break
+        await _unwritten_refusal(ctx)  # refused either way; the event names what was found
+        event = decision_event(action, ctx, refusal)
+        await self._audit.record(event)
+        return self._decision(action, ctx, event, refusal)
+
+    @staticmethod
+    def _decision(
+        action: Action, ctx: Context, event: AuditEvent, verdict: Verdict | None
+    ) -> Decision:
         identity = ctx.identity
         note_identity(
             identity.agent.name if identity else None,

@@ -563,3 +563,26 @@ class ApprovalStore:
             await conn.execute(_SPENT, params)
             await record_change(conn, "approval", group.id)
         return replace(group, uses=group.uses + 1)
+
+    async def give_back(self, approval_id: str) -> bool:
+        """Return one use of a grant spent by an action that was then not carried out (its
+        call was refused as a whole, or never left tether): a group's count goes down by
+        one, a single grant is ``approved`` again; either lapses when it would have.
+        False when there was no use to give back."""
+        spent = (approvals.c.id == approval_id) & approvals.c.state.in_((APPROVED, USED))
+        back = {"state": APPROVED, "used_at": None}
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                update(approvals)
+                .where(spent & approvals.c.scope_prefix.is_not(None) & (approvals.c.uses > 0))
+                .values(uses=approvals.c.uses - 1, **back)
+            )
+            if result.rowcount != 1:
+                result = await conn.execute(
+                    update(approvals)
+                    .where(spent & approvals.c.scope_prefix.is_(None) & (approvals.c.state == USED))
+                    .values(**back)
+                )
+            if result.rowcount == 1:
+                await record_change(conn, "approval", approval_id)
+        return bool(result.rowcount == 1)

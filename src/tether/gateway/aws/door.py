@@ -15,7 +15,7 @@ import math
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -37,6 +37,7 @@ from tether.gateway.aws.errors import aws_error
 from tether.gateway.aws.operations import (
     AwsCall,
     AwsRequestView,
+    AwsTarget,
     Unmappable,
     UnreadableRequest,
     map_request,
@@ -44,6 +45,7 @@ from tether.gateway.aws.operations import (
     policy_service,
     protocol_of,
 )
+from tether.gateway.aws.settlement import CallSettlement, refused_as_a_whole
 from tether.gateway.aws.sigv4 import (
     HASHED_OFF_LOOP_BYTES,
     SignedRequest,
@@ -61,9 +63,8 @@ from tether.gateway.credentials import refused_without_key
 from tether.guards.fingerprints import text_fingerprint
 from tether.identity.directory import Directory
 from tether.kill.inflight import InflightStreams, StreamHandle
-from tether.pipeline import Action, Decision, Pipeline
+from tether.pipeline import Action, Decision, Deny, Pipeline
 from tether.pipeline.long_poll import decide_as_one
-from tether.pipeline.outcome import Outcome
 from tether.pipeline.stages.identify import AWS_SOURCE
 from tether.web.bodies import read_limited
 from tether.web.heavy_work import HEAVY_BODY_BYTES
@@ -121,7 +122,13 @@ _BEDROCK_MODEL_CALL = re.compile(
     r"^/model/(?P<model_id>[^/]+)/(?P<operation>invoke|invoke-with-response-stream|count-tokens|converse|converse-stream)$"
 )
 _UNAVAILABLE = frozenset(
-    {"audit_unavailable", "store_unavailable", "aws_unavailable", "heavy_work_busy"}
+    {
+        "audit_unavailable",
+        "store_unavailable",
+        "aws_unavailable",
+        "heavy_work_busy",
+        "credential_unreadable",
+    }
 )
 _BAD_KEY = {"s3": "InvalidAccessKeyId", "ec2": "AuthFailure"}
 
@@ -147,6 +154,40 @@ async def _noting(chunks: AsyncIterator[bytes], failures: list[ChunkError]) -> A
 
 def _tethered(text: str) -> str:
     return text if text.startswith("tether:") else f"tether: {text}"
+
+
+class _TagsUnread(Exception):
+    """A target's tags could not be read: the call is refused (fail closed) as that target."""
+
+    def __init__(self, target: AwsTarget, why: TagLookupFailed) -> None:
+        super().__init__(str(why))
+        self.target = target
+
+
+@dataclass(frozen=True, slots=True)
+class _EarlyRefusal:
+    """How a call refused before its decision is recorded and answered."""
+
+    code: str
+    reason: str
+    status: int
+    aws_code: str
+
+
+def _early_refusal(exc: Exception, protocol: str) -> _EarlyRefusal:
+    """Fail closed: whatever stopped tether from deciding the call refuses it."""
+    if isinstance(exc, UnreadableRequest):
+        code = "MalformedXML" if protocol == "s3" else "SerializationException"
+        return _EarlyRefusal("unreadable_request", str(exc), 400, code)
+    if isinstance(exc, _TagsUnread):
+        return _EarlyRefusal("tag_lookup_failed", f"{exc}; denied", 403, _DENIED[protocol])
+    if isinstance(exc, TetherError):
+        if exc.code in _UNAVAILABLE:
+            return _EarlyRefusal(exc.code, exc.message, 503, "ServiceUnavailable")
+        return _EarlyRefusal(exc.code, exc.message, 403, _DENIED[protocol])
+    log.error("the AWS door failed before deciding a call", exc_info=exc)
+    reason = f"tether could not read the call ({type(exc).__name__}); denied"
+    return _EarlyRefusal("internal_error", reason, 500, "InternalError")
 
 
 class AwsDoor:
@@ -272,45 +313,119 @@ class AwsDoor:
                     tags={"region": signed.region},
                 ),
             )
-        config = await self._upstream.config(project.id, project.name)
-        view = AwsRequestView(
-            method=request.method,
-            path=path,
-            host=request.headers.get("Host", ""),
-            query=query,
-            headers=request.headers,
-            body=body,
-            service=signed.service,
-            region=signed.region,
-            account=await self._upstream.account(project.id, config),
-        )
-        call = await self._map(request, view)
+        call: AwsCall | None = None
         try:
+            config = await self._upstream.config(project.id, project.name)
+            view = AwsRequestView(
+                method=request.method,
+                path=path,
+                host=request.headers.get("Host", ""),
+                query=query,
+                headers=request.headers,
+                body=body,
+                service=signed.service,
+                region=signed.region,
+                account=await self._upstream.account(project.id, config),
+            )
+            call = await self._map(request, view)
             actions = await self._actions(call, signed, session_id, project.id, config, raw_query)
-        except TagLookupFailed as exc:
-            return aws_error(protocol, _DENIED[protocol], _tethered(f"{exc}; denied"), 403)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            early = _early_refusal(exc, protocol)
+            what = self._refused_action(request, signed, session_id, call, exc, early.code)
+            await self._pipeline.refuse(what, Deny(early.code, early.reason))
+            return aws_error(protocol, early.aws_code, _tethered(early.reason), early.status)
         decisions = await decide_as_one(
             self._pipeline, self._waiter, actions, self._wait_seconds(request)
         )
+        settlement = CallSettlement(self._pipeline, decisions, started)
         refused = next((d for d in decisions if not d.allowed and not d.pending), None)
-        if refused is not None:
-            return self._denied(protocol, refused)
         pending = [d for d in decisions if d.pending]
-        if pending:
-            return aws_error(
-                protocol, _DENIED[protocol], _tethered(" | ".join(d.reason for d in pending)), 403
+        if refused is not None or pending:
+            answer = (
+                self._denied(protocol, refused)
+                if refused is not None
+                else aws_error(
+                    protocol,
+                    _DENIED[protocol],
+                    _tethered(" | ".join(d.reason for d in pending)),
+                    403,
+                )
             )
-        return await self._forward(
-            request,
-            signed,
-            call,
-            config,
-            agent.name,
-            project.id,
-            body,
-            raw_query,
-            decisions,
-            started,
+            await settlement.not_sent(answer.status, refused_as_a_whole(refused or pending[0]))
+            return answer
+        try:
+            return await self._forward(
+                request, signed, call, config, agent.name, project.id, body, raw_query, settlement
+            )
+        except BaseException as exc:
+            await self._settle_unsent(settlement, exc)
+            unsent = not settlement.sent and isinstance(exc, Exception)
+            if unsent and not isinstance(exc, (TetherError, ConnectionResetError)):
+                log.exception("the AWS door could not send %s %s", request.method, request.path)
+                return aws_error(
+                    protocol,
+                    "InternalError",
+                    f"tether: the call was not sent to AWS ({type(exc).__name__}); "
+                    "nothing was done",
+                    502,
+                )
+            raise
+
+    @staticmethod
+    async def _settle_unsent(settlement: CallSettlement, exc: BaseException) -> None:
+        """``_forward`` ended by ``exc`` before it settled the call's decisions."""
+        if settlement.settled:
+            return
+        if isinstance(exc, asyncio.CancelledError):
+            if settlement.sent:
+                await settlement.abandoned("the client left while AWS answered")
+            else:
+                await settlement.not_sent(499, "the client left before the call was sent")
+            return
+        if settlement.sent:
+            failed = f"the call failed on its way ({type(exc).__name__})"
+            await settlement.settle(502, failed, reached=True)
+            return
+        if isinstance(exc, TetherError):
+            status = 503 if exc.code in _UNAVAILABLE else 403
+            await settlement.not_sent(status, f"not sent to AWS: {exc.message} ({exc.code})")
+            return
+        await settlement.not_sent(502, f"not sent to AWS: tether failed ({type(exc).__name__})")
+
+    def _refused_action(
+        self,
+        request: web.Request,
+        signed: SignedRequest,
+        session_id: str | None,
+        call: AwsCall | None,
+        exc: Exception,
+        code: str,
+    ) -> Action:
+        """The action a call refused before its decision is recorded as: the target whose
+        tags could not be read, else the operation as far as it was read."""
+        service = policy_service(signed.service)
+        attributes: dict[str, Any] = {
+            "service": service,
+            "region": signed.region,
+            "access_key_id": signed.access_key_id,
+            "request": f"{request.method} {request.path}",
+        }
+        action, resource = f"{service}:Call", f"arn:aws:{service}:::*"
+        if call is not None:
+            attributes["operation"] = call.operation
+            action = f"{service}:{call.operation}"
+        if isinstance(exc, _TagsUnread):
+            action, resource = exc.target.action, exc.target.resource
+        return Action(
+            source=AWS_SOURCE,
+            credential=signed.access_key_id,
+            action=action,
+            resource=resource,
+            session_id=session_id,
+            attributes={**attributes, "refused": code},
+            join_latest_session=True,
         )
 
     @staticmethod
@@ -376,11 +491,16 @@ class AwsDoor:
         )
         actions = []
         for target in call.targets:
-            tags = (
-                await self._upstream.tags.tags(project_id, clients, target.tags_from, signed.region)
-                if target.tags_from is not None
-                else {}
-            )
+            try:
+                tags = (
+                    await self._upstream.tags.tags(
+                        project_id, clients, target.tags_from, signed.region
+                    )
+                    if target.tags_from is not None
+                    else {}
+                )
+            except TagLookupFailed as exc:
+                raise _TagsUnread(target, exc) from None
             actions.append(
                 Action(
                     source=AWS_SOURCE,
@@ -415,9 +535,10 @@ class AwsDoor:
         project_id: str,
         body: bytes | None,
         raw_query: str,
-        decisions: list[Decision],
-        started: float,
+        settlement: CallSettlement,
     ) -> web.StreamResponse:
+        """Settles the call's decisions on every way out once it is sent; before that, an
+        exception leaves them to the caller (``_settle_unsent``)."""
         credentials = await self._upstream.credentials(project_id, config, agent_name)
         upstream_path = request.raw_path.partition("?")[0][len(PREFIX) :] or "/"
         if signed.service == "s3" and call.bucket and call.virtual_host:
@@ -435,13 +556,12 @@ class AwsDoor:
             content_sha = "UNSIGNED-PAYLOAD"
             headers.append(("X-Amz-Content-SHA256", content_sha))
         if content_sha == SIGNED_CHUNKS_TRAILER:
-            return aws_error(
-                "s3",
-                "NotImplemented",
-                "tether: signed chunks with trailers are not supported; "
-                "use STREAMING-UNSIGNED-PAYLOAD-TRAILER or STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
-                501,
+            unsupported = (
+                "signed chunks with trailers are not supported; "
+                "use STREAMING-UNSIGNED-PAYLOAD-TRAILER or STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
             )
+            await settlement.not_sent(501, f"not sent to AWS: {unsupported}")
+            return aws_error("s3", "NotImplemented", f"tether: {unsupported}", 501)
         length = len(body) if body is not None else request.content_length
         if length is not None:
             headers.append(("Content-Length", str(length)))
@@ -481,25 +601,29 @@ class AwsDoor:
             else:
                 payload = request.content.iter_chunked(256 * 1024)
         outcome_status = 502
+        settlement.sent = True
         try:
             upstream = await self._upstream.send(request.method, url, signed_headers, payload)
         except (aiohttp.ClientError, TimeoutError, ChunkError) as exc:
             if chunk_failures:
-                await self._settle(decisions, started, 403, str(chunk_failures[0]))
+                await settlement.settle(403, str(chunk_failures[0]), reached=True)
                 return aws_error("s3", "SignatureDoesNotMatch", f"tether: {chunk_failures[0]}", 403)
-            await self._settle(decisions, started, outcome_status, f"upstream unreachable: {exc}")
+            if isinstance(exc, aiohttp.ClientConnectorError):
+                await settlement.not_sent(502, f"AWS could not be reached: {exc}")
+            else:
+                await settlement.settle(502, f"upstream unreachable: {exc}", reached=False)
             return aws_error(
                 call.protocol,
                 "ServiceUnavailable",
                 f"tether: AWS could not be reached ({type(exc).__name__})",
                 503,
             )
-        context = decisions[0].context
-        assert context is not None and context.identity is not None
+        first = settlement.decisions[0]
+        assert first.context is not None and first.context.identity is not None
         handle = StreamHandle(
-            agent_id=context.identity.agent.id,
-            project_id=context.identity.project.id,
-            session_id=decisions[0].session_id,
+            agent_id=first.context.identity.agent.id,
+            project_id=first.context.identity.project.id,
+            session_id=first.session_id,
             cut=lambda _verdict: upstream.close(),
         )
         token = self._inflight.register(handle)
@@ -507,7 +631,7 @@ class AwsDoor:
             # Stopped while AWS answered: nothing relayed yet, so a refusal, not a cut body.
             self._inflight.unregister(token)
             upstream.release()
-            await self._settle(decisions, started, 423, handle.cut_by.reason)
+            await settlement.settle(423, handle.cut_by.reason, reached=True)
             reason = _tethered(handle.cut_by.reason)
             return aws_error(call.protocol, _DENIED[call.protocol], reason, 423)
         try:
@@ -533,21 +657,5 @@ class AwsDoor:
         finally:
             self._inflight.unregister(token)
             upstream.release()
-            await self._settle(decisions, started, outcome_status, "")
+            await settlement.settle(outcome_status, "", reached=True)
         return response
-
-    async def _settle(
-        self, decisions: list[Decision], started: float, status: int, detail: str
-    ) -> None:
-        latency = (time.perf_counter() - started) * 1000
-        for decision in decisions:
-            await self._pipeline.settle_later(
-                decision,
-                Outcome(
-                    result="ok" if status < 400 else "error",
-                    status=status,
-                    latency_ms=latency,
-                    detail=detail,
-                    upstream_reached=status != 502,
-                ),
-            )

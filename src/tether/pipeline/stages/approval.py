@@ -11,6 +11,7 @@ from tether.approvals.groups import GroupLocks, group_prefix
 from tether.approvals.rules import approval_reason
 from tether.clock import iso_ms, now_ms
 from tether.pipeline.action import Action, Context, Deny, Pending, Verdict
+from tether.pipeline.outcome import NOT_SENT, Outcome
 from tether.policy.actions import classify
 from tether.store.approvals import (
     APPROVED,
@@ -78,6 +79,13 @@ class RequireApproval:
         if ctx.preview:
             return Pending("", why)
         return await self._ask(action, ctx, why)
+
+    async def settle(self, action: Action, ctx: Context, outcome: Outcome) -> None:
+        """A grant spent on an action that was then not carried out is given back: the
+        human approved doing it once, and it was not done."""
+        approval_id = ctx.notes.get("approval_id")
+        if outcome.result == NOT_SENT and isinstance(approval_id, str):
+            await self._store.give_back(approval_id)
 
     async def _looked_ahead(self, action: Action, ctx: Context) -> ApprovalSnapshot | None:
         """In a preview of one call's many actions (``Action.call_reads``), this action's
