@@ -100,3 +100,32 @@ def test_a_generic_webhook_gets_the_approval_page(
         assert delivered["approval_url"] == f"{public_url}/ui/approvals/{approval_id}"
     else:
         assert "approval_url" not in delivered
+
+
+def test_an_agents_text_is_shown_as_text_in_slack(tmp_path: Path, receiver: Receiver) -> None:
+    """A resource is the agent's to choose: raw in mrkdwn, ``<https://…|label>`` was a
+    link in tether's approval message and ``<!channel>`` pinged the whole channel."""
+    tether = start_tether(tmp_path / "data", sqlite_url(str(tmp_path)))
+    sly = "/srv/dev/x` <https://evil.example/ui/login|Approve in the dashboard> <!channel> `y"
+    try:
+        tether.create_project("p")
+        key = tether.create_agent("janitor", "p")
+        hook = {"kind": "slack", "url": receiver.url}
+        assert tether.call("POST", "/projects/p/webhooks", json=hook).status_code == 201
+        asked = httpx.post(
+            f"{tether.url}/v1/authorize",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"session_id": "s1", "action": "file:Delete", "resource": sly},
+        )
+        assert asked.status_code == 202, asked.text
+        deadline = time.monotonic() + 10
+        while not receiver.deliveries:
+            assert time.monotonic() < deadline, "no announcement"
+            time.sleep(0.05)
+    finally:
+        tether.stop()
+    message = json.loads(receiver.deliveries[0].body)
+    shown = json.dumps(message)
+    assert "<https://evil" not in shown and "<!channel>" not in shown
+    assert "&lt;https://evil.example/ui/login|Approve in the dashboard&gt;" in message["text"]
+    assert "&lt;!channel&gt;" in message["text"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from tether.slack.messages import approval_message, approval_page
+from tether.slack.messages import approval_message, approval_page, mrkdwn_escaped
 
 __all__ = ["generic_request", "sign", "slack_request"]
 
@@ -31,6 +31,7 @@ def _lines(lines: list[str], empty: str) -> str:
 
 
 def _guard_body(payload: dict[str, Any], _public_url: str | None) -> dict[str, Any]:
+    payload = mrkdwn_escaped(payload)
     text = (
         f":rotating_light: tether: guard `{payload['guard']}` tripped for agent {payload['agent']} "
         f"(project {payload['project']}) in session `{payload['session']}`: {payload['reason']} "
@@ -40,6 +41,7 @@ def _guard_body(payload: dict[str, Any], _public_url: str | None) -> dict[str, A
 
 
 def _task_body(payload: dict[str, Any], _public_url: str | None) -> dict[str, Any]:
+    payload = mrkdwn_escaped(payload)
     text = f":rotating_light: tether: {payload['summary']}"
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
 
@@ -62,6 +64,7 @@ def slack_request(
 
 
 def _budget_body(payload: dict[str, Any], _public_url: str | None) -> dict[str, Any]:
+    payload = mrkdwn_escaped(payload)
     tops = _lines(
         [
             f"• session `{s['session']}` ({s['agent']}): ${s['cost_usd']:.2f}, {s['state']}"

@@ -20,8 +20,27 @@ __all__ = [
     "approval_page",
     "decided_message",
     "ephemeral",
+    "mrkdwn_escaped",
     "regrown_message",
 ]
+
+_MRKDWN = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "`": "\u02cb"})
+
+
+def mrkdwn_escaped(value: Any) -> Any:
+    """Text that is data (a resource, a session id, a reason: often the agent's to choose),
+    made safe to show in Slack's mrkdwn: ``&``, ``<`` and ``>`` escaped as Slack asks
+    (else ``<https://…|Approve here>`` is a link and ``<!channel>`` pings everyone) and a
+    backtick turned into a look-alike (it would end the code span it is shown in).
+    Strings in dicts and lists too; anything else as it is."""
+    if isinstance(value, str):
+        return value.translate(_MRKDWN)
+    if isinstance(value, dict):
+        return {key: mrkdwn_escaped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mrkdwn_escaped(item) for item in value]
+    return value
+
 
 VERDICTS = {APPROVED: ":white_check_mark: Approved", DENIED: ":no_entry: Denied"}
 
@@ -36,11 +55,15 @@ def ephemeral(text: str) -> dict[str, Any]:
     return {"response_type": "ephemeral", "replace_original": False, "text": text}
 
 
+def _shown(text: str) -> str:
+    return str(mrkdwn_escaped(redact_text(text)))
+
+
 def _grant(record: ApprovalRecord) -> str:
     if record.state != APPROVED:
         return ""
     scope = (
-        f" up to {record.max_uses} actions under `{redact_text(record.scope_prefix)}`"
+        f" up to {record.max_uses} actions under `{_shown(record.scope_prefix)}`"
         if record.scope_prefix is not None and record.max_uses is not None
         else ""
     )
@@ -50,15 +73,15 @@ def _grant(record: ApprovalRecord) -> str:
 def decided_message(record: ApprovalRecord, names: ApprovalNames) -> dict[str, Any]:
     """The original message, replaced: what was asked, then what became of it."""
     asked = (
-        f"tether: agent {names.agent} (project {names.project}) asked to `{record.action}` on "
-        f"`{redact_text(record.resource)}` in session `{record.session_id}`: "
-        f"{redact_text(record.reason)} (approval {record.id})"
+        f"tether: agent {_shown(names.agent)} (project {_shown(names.project)}) asked to "
+        f"`{_shown(record.action)}` on `{_shown(record.resource)}` in session "
+        f"`{_shown(record.session_id)}`: {_shown(record.reason)} (approval {record.id})"
     )
     state = record.state_at(now_ms())
     verdict = VERDICTS.get(state, f":hourglass: Now {state}")
     by = f" by {record.decided_by}" if record.decided_by else ""
     when = f" at {iso_ms(record.decided_at)}" if record.decided_at else ""
-    why = f": {redact_text(record.decision_reason)}" if record.decision_reason else ""
+    why = f": {_shown(record.decision_reason)}" if record.decision_reason else ""
     decision = f"{verdict}{by}{when}{why}{_grant(record)}"
     return {
         "replace_original": True,
@@ -78,7 +101,9 @@ def approval_message(payload: dict[str, Any], public_url: str | None) -> dict[st
     """The request (an ``approval.requested`` payload): Approve / Deny buttons post to
     tether's ``/slack/interactions`` (the Slack app's interactivity request URL), a group's
     carrying the count shown; with a public URL, a link to the dashboard's approval page
-    too; the CLI commands are always given."""
+    too; the CLI commands are always given. Every value is shown as data
+    (``mrkdwn_escaped``)."""
+    payload = mrkdwn_escaped(payload)
     approval_id = payload["approval_id"]
     text = (
         f":raised_hand: tether: agent {payload['agent']} (project {payload['project']}) asks to "
