@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 from typer.testing import CliRunner
 
 from tests.support.receiver import Receiver
@@ -76,3 +77,42 @@ def test_a_refused_delivery_is_dead_lettered_and_listed(  # type: ignore[no-unty
     assert table.exit_code == 0 and "HTTP 404" in table.output
     bad = tether.call("GET", "/projects/p/webhook-deliveries", params={"state": "lost"})
     assert bad.status_code == 400 and "state must be one of" in bad.text
+
+
+class Redirecting(Receiver):
+    """A receiver that sends every delivery back to itself (307)."""
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.attempts += 1
+        raise web.HTTPTemporaryRedirect(location=str(request.url))
+
+
+def test_a_redirect_is_not_followed_and_the_secret_url_not_kept(
+    tether: RunningTether,
+) -> None:
+    """A Slack webhook's path is its secret: aiohttp followed the redirects, and its
+    ``TooManyRedirects`` text, with the whole URL, became the delivery's ``last_error``,
+    readable by every viewer token."""
+    receiver = Redirecting().start()
+    try:
+        tether.create_project("p")
+        url = f"{receiver.url}/services/T0ACME/B0HOOK/s3cr3tPathOfTheWebhook"
+        added = tether.call("POST", "/projects/p/webhooks", json={"kind": "slack", "url": url})
+        assert added.status_code == 201, added.text
+        tether.set_guards("p", repeat_limit=1)
+        key = tether.create_agent("a", "p")
+        body: dict[str, Any] = {"session_id": "s", "action": "s3:GetObject", "resource": "arn:x"}
+        for _ in range(2):
+            httpx.post(f"{tether.url}/v1/authorize", json=body, headers={"x-api-key": key})
+
+        def tried() -> list[dict[str, Any]]:
+            rows = tether.call("GET", "/projects/p/webhook-deliveries").json()
+            return [r for r in rows if r["last_error"]]
+
+        wait_for(lambda: bool(tried()))
+        [row] = tried()
+        assert "s3cr3t" not in row["last_error"], row["last_error"]
+        assert row["last_error"] == "HTTP 307"
+        assert receiver.attempts == row["attempts"], "one request a try, no redirects followed"
+    finally:
+        receiver.stop()

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -110,7 +111,9 @@ class OutboxDispatcher:
         else:
             body, headers = generic_request(item.payload, item.id, secret, self._public_url)
         try:
-            async with self._session.post(webhook.url, data=body, headers=headers) as response:
+            async with self._session.post(
+                webhook.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 if 200 <= response.status < 300:
                     await self._store.delivered(item.id)
                     return
@@ -125,6 +128,7 @@ class OutboxDispatcher:
                     await self._store.dead(item, error)
                     return
         except (TimeoutError, aiohttp.ClientError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            # The exception's text may hold the URL, whose path is the webhook's secret.
+            error = f"{type(exc).__name__} reaching {urlsplit(webhook.url).hostname}"
         log.warning("alert %s to webhook %s failed (%s); retrying", item.id, webhook.id, error)
         await self._store.failed(item, error, backoff_ms(item.attempts, self._retry_base_ms))
