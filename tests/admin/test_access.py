@@ -82,3 +82,18 @@ def test_openapi_document_describes_the_routes(tether: RunningTether) -> None:
         "RotateKey"
     )
     assert "RotateKey" in document["components"]["schemas"]
+
+
+def test_requests_without_a_valid_token_are_recorded_once_a_minute_per_address(
+    tether: RunningTether,
+) -> None:
+    """Anyone can send them, and the audit chain is never pruned: each was a chained
+    event, so a loop of bad requests grew the trail at its own rate."""
+    for token in ["tta_nope"] * 20 + [None] * 10:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        answer = httpx.get(f"{tether.url}/admin/v1/agents", headers=headers)
+        assert answer.status_code == 401
+    events = tether.call("GET", "/audit", params={"action": "admin:agents.list"}).json()
+    refused = [e for e in events if e["code"] == "invalid_admin_token"]
+    assert len(refused) == 1, len(refused)
+    assert refused[0]["attributes"]["refused"] == 1

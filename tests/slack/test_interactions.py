@@ -479,3 +479,17 @@ def test_approve_in_slack_grants_a_group_of_one_that_one_action(
     record = tether.call("GET", f"/approvals/{approval_id}").json()
     assert record["state"] == "approved" and record["resource"] == resource
     assert record["prefix"] is None
+
+
+def test_unsigned_requests_are_recorded_once_a_minute_per_address(
+    tether: RunningTether,
+) -> None:
+    tether.call("PUT", "/slack/signing-secret", json={"secret": SECRET})
+    body = urlencode({"payload": json.dumps({"type": "block_actions"})})
+    for _ in range(25):
+        answer = click(tether, body, signed(body, secret="not-slacks-signing-secret"))
+        assert answer.status_code == 401
+    events = tether.call("GET", "/audit", params={"action": "slack:interaction"}).json()
+    assert [(e["code"], e["attributes"]["refused"]) for e in events] == [
+        ("slack_signature_invalid", 1)
+    ]

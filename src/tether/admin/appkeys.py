@@ -8,11 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from tether.audit.event import AuditEvent
+from tether.identity.refusal_windows import RefusalWindows
 from tether.records.fleet import AdminToken
 from tether.runtime import Runtime
 
 __all__ = [
     "ADMIN_CALL",
+    "ADMIN_REFUSALS",
     "ADMIN_TOKEN",
     "GATE_NOTE",
     "RUNTIME",
@@ -46,6 +48,8 @@ class AdminCall:
 
 
 RUNTIME = web.AppKey("runtime", Runtime)
+ADMIN_REFUSALS = web.AppKey("admin_refusals", RefusalWindows)
+"""Requests refused for want of a valid admin token, sampled per address."""
 ADMIN_TOKEN = web.RequestKey("admin_token", AdminToken)
 GATE_NOTE = web.RequestKey("gate_note", GateNote)
 ADMIN_CALL = web.RequestKey("admin_call", AdminCall)

@@ -1,4 +1,6 @@
-"""The admin API's gate: admin token required, role enforced, every call audited.
+"""The admin API's gate: admin token required, role enforced, every call audited (a
+request without a valid token once per address per minute, with how many it stands for:
+anyone can send them, and the audit chain is never pruned).
 
 After a successful write the change feed is caught up before answering, so the next
 request to this process already sees the change (other replicas follow within a second),
@@ -12,7 +14,14 @@ import contextlib
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from tether.admin.appkeys import ADMIN_CALL, ADMIN_TOKEN, GATE_NOTE, AdminCall, runtime_of
+from tether.admin.appkeys import (
+    ADMIN_CALL,
+    ADMIN_REFUSALS,
+    ADMIN_TOKEN,
+    GATE_NOTE,
+    AdminCall,
+    runtime_of,
+)
 from tether.admin.routing import PREFIX
 from tether.audit.event import AuditEvent
 from tether.errors import AuthenticationFailed, Forbidden, TetherError
@@ -87,6 +96,8 @@ async def admin_gate(request: web.Request, handler: Handler) -> web.StreamRespon
         return response
     except TetherError as exc:
         event.result, event.code, event.reason = "error", exc.code, exc.message
+        if isinstance(exc, AuthenticationFailed) and ADMIN_TOKEN not in request:
+            _sampled(request, call, exc.code)
         raise
     finally:
         note = request.get(GATE_NOTE)
@@ -95,3 +106,19 @@ async def admin_gate(request: web.Request, handler: Handler) -> web.StreamRespon
             event.attributes = note.attributes
         if not call.recorded:
             await runtime.audit.record(event)
+
+
+def _sampled(request: web.Request, call: AdminCall, code: str) -> None:
+    """An unauthenticated refusal is recorded only when its address's window is due
+    (``RefusalWindows``), saying how many refusals it stands for."""
+    peer = request.remote or "unknown"
+    codes = request.app[ADMIN_REFUSALS].due(peer, code)
+    if codes is None:
+        call.recorded = True
+        return
+    count = sum(codes.values())
+    call.event.attributes = {"refused": count, "codes": dict(codes), "peer": peer}
+    call.event.reason += (
+        f" ({count} request(s) from {peer} refused without a valid admin token; sampled: "
+        f"at most one event per {request.app[ADMIN_REFUSALS].seconds:g} s per address)"
+    )

@@ -9,29 +9,20 @@ many refusals it stands for, so a flood of bad keys cannot grow the unprunable c
 from __future__ import annotations
 
 import logging
-import time
-from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
 
 from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
 from tether.errors import AuthenticationFailed, TetherError
 from tether.identity.directory import Directory
+from tether.identity.refusal_windows import RefusalWindows
 from tether.metrics.instruments import TetherMetrics
 
 __all__ = ["Doorkeeper"]
 
 log = logging.getLogger(__name__)
 
-MAX_SOURCES = 10_000
 UNKNOWN_PEER = "unknown"
 MISSING = "no agent key: send it as 'Authorization: Bearer tth_…' or 'x-api-key'"
-
-
-@dataclass(slots=True)
-class _Window:
-    recorded_at: float
-    codes: Counter[str] = field(default_factory=Counter)
 
 
 class Doorkeeper:
@@ -45,8 +36,7 @@ class Doorkeeper:
         self._directory = directory
         self._audit = audit
         self._metrics = metrics
-        self._sample_seconds = sample_seconds
-        self._windows: OrderedDict[str, _Window] = OrderedDict()
+        self._windows = RefusalWindows(sample_seconds)
 
     async def admit(self, credential: str | None, door: str, peer: str) -> None:
         """Return if ``credential`` is a live agent key; raise ``AuthenticationFailed``
@@ -67,17 +57,9 @@ class Doorkeeper:
         await self._sample(refusal, door, peer)
 
     async def _sample(self, refusal: AuthenticationFailed, door: str, peer: str) -> None:
-        now = time.monotonic()
-        window = self._windows.get(peer)
-        if window is not None and now - window.recorded_at < self._sample_seconds:
-            window.codes[refusal.code] += 1
+        codes = self._windows.due(peer, refusal.code)
+        if codes is None:
             return
-        codes = window.codes if window is not None else Counter()
-        codes[refusal.code] += 1
-        self._windows[peer] = _Window(now)
-        self._windows.move_to_end(peer)
-        while len(self._windows) > MAX_SOURCES:
-            self._windows.popitem(last=False)
         count = sum(codes.values())
         event = AuditEvent(
             actor="agent:unidentified",
@@ -88,7 +70,7 @@ class Doorkeeper:
             code=refusal.code,
             reason=(
                 f"{count} request(s) from {peer} refused without a valid agent key "
-                f"(sampled: at most one event per {self._sample_seconds:g} s per address)"
+                f"(sampled: at most one event per {self._windows.seconds:g} s per address)"
             ),
             attributes={"refused": count, "codes": dict(codes), "door": door},
         )

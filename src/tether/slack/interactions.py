@@ -19,6 +19,7 @@ from tether.audit.event import AuditEvent
 from tether.audit.log import AuditLog
 from tether.errors import AuthenticationFailed, BadRequest, Conflict, Forbidden, TetherError
 from tether.identity.directory import Directory
+from tether.identity.refusal_windows import RefusalWindows
 from tether.records.fleet import Role
 from tether.slack.actions import DECISIONS, read_button_value
 from tether.slack.messages import ApprovalNames, decided_message, ephemeral, regrown_message
@@ -115,11 +116,13 @@ class SlackInteractions:
         self._audit = audit
         self._replies = replies
         self._public_url = public_url
+        self._refusals = RefusalWindows()
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(PATH, self.handle)
 
     async def handle(self, request: web.Request) -> web.Response:
+        recorded = True
         event = AuditEvent(
             actor="slack:unverified",
             source="slack",
@@ -142,11 +145,24 @@ class SlackInteractions:
             return web.Response(status=200)
         except TetherError as exc:
             event.result, event.code, event.reason = "error", exc.code, exc.message
+            if isinstance(exc, AuthenticationFailed):
+                recorded = self._sampled(request, event, exc.code)
             if exc.status == 403 or exc.status == 404 or exc.status == 409:
                 return web.Response(status=200)  # acknowledged; the clicker was told why
             raise
         finally:
-            await self._audit.record(event)
+            if recorded:
+                await self._audit.record(event)
+
+    def _sampled(self, request: web.Request, event: AuditEvent, code: str) -> bool:
+        """A request Slack did not sign (or a replay) is recorded once per address per
+        window, saying how many it stands for: anyone can send them."""
+        peer = request.remote or "unknown"
+        codes = self._refusals.due(peer, code)
+        if codes is None:
+            return False
+        event.attributes = {"refused": sum(codes.values()), "codes": dict(codes), "peer": peer}
+        return True
 
     async def _verify(self, request: web.Request, body: bytes) -> None:
         secret = await self._slack.signing_secret()
