@@ -244,3 +244,42 @@ def test_a_kill_ends_the_servers_stream_and_refuses_what_is_relayed(
     methods = {(e["attributes"]["mcp_method"], e["result"]) for e in relayed}
     assert ("initialize", "ok") in methods and ("GET", "ok") in methods
     assert ("notifications/initialized", "deny") in methods
+
+
+def test_one_agent_holds_at_most_eight_streams(agent: Agent, server: ScriptedMcp) -> None:
+    """Each GET stream holds a pooled upstream connection for hours; a hundred from one
+    agent took the whole pool, and every tenant's calls waited for it."""
+    release = threading.Event()
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await out.prepare(request)
+        await out.write(b": open\n\n")
+        while not release.is_set():
+            await asyncio.sleep(0.05)
+        return out
+
+    server.get_stream = stream
+    opened = threading.Semaphore(0)
+
+    def listen() -> None:
+        with httpx.stream("GET", agent.url, headers=agent.headers, timeout=60) as events:
+            for _ in events.iter_bytes():
+                opened.release()
+                break
+            release.wait(30)
+
+    listeners = [threading.Thread(target=listen, daemon=True) for _ in range(8)]
+    for listener in listeners:
+        listener.start()
+    for _ in listeners:
+        assert opened.acquire(timeout=15)
+    try:
+        ninth = httpx.get(agent.url, headers=agent.headers, timeout=10)
+        assert ninth.status_code == 429, ninth.text
+        assert "at most 8" in ninth.text
+        assert "ran" in agent.call("echo", text="still served").text
+    finally:
+        release.set()
+        for listener in listeners:
+            listener.join(10)

@@ -63,6 +63,10 @@ DRAIN_BYTES = 65_536
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
 """An upstream answer (a JSON body, one server-sent event) past this is cut: read whole,
 it would hold the process's memory, and a gzip bomb decompresses to any size."""
+STREAMS_PER_AGENT = 8
+"""GET streams one agent may hold open at once: each holds a pooled upstream connection
+for hours, and the pool (``POOL_CONNECTIONS``) serves every tenant's calls."""
+POOL_CONNECTIONS = 1_000
 DECIDED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
 """Methods the pipeline decides: one sent as a notification (no id) would be forwarded
 undecided, and a lenient server may still run it."""
@@ -189,6 +193,8 @@ class McpServerDoor:
         )
         self._client: aiohttp.ClientSession | None = None
         self._cancelling: set[asyncio.Task[None]] = set()
+        self._streams: dict[str, int] = {}
+        """Open GET streams by agent."""
 
     def add_routes(self, app: web.Application) -> None:
         app.cleanup_ctx.append(self._lifetime)
@@ -197,6 +203,7 @@ class McpServerDoor:
 
     async def _lifetime(self, _app: web.Application) -> AsyncIterator[None]:
         self._client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=POOL_CONNECTIONS),
             timeout=self._timeout,
             auto_decompress=True,
             cookie_jar=aiohttp.DummyCookieJar(),  # one server's cookie is no one else's
@@ -217,8 +224,10 @@ class McpServerDoor:
             identity.project.id,
             server,
         )
+        if request.method == "GET":
+            return await self._stream(request, caller)
         if request.method != "POST":
-            return await self._pass_through(request, caller, None, None, f"{request.method}")
+            return await self._pass_through(request, caller, None, None, request.method)
         body = await read_limited(request, self._body_limit)
         try:
             message = json.loads(body)
@@ -259,6 +268,26 @@ class McpServerDoor:
         if method in ("resources/read", "prompts/get"):
             return await self._read(request, caller, body, message)
         return await self._pass_through(request, caller, body, rpc_id, method)
+
+    async def _stream(self, request: web.Request, caller: _Caller) -> web.StreamResponse:
+        """The server's GET stream, at most ``STREAMS_PER_AGENT`` an agent: one agent
+        opening a hundred would take the pool every tenant's calls wait on."""
+        held = self._streams.get(caller.agent_id, 0)
+        if held >= STREAMS_PER_AGENT:
+            message = (
+                f"this agent already holds {held} streams from MCP servers through tether "
+                f"(at most {STREAMS_PER_AGENT}); close one first"
+            )
+            return web.json_response(rpc_error(None, message), status=429)
+        self._streams[caller.agent_id] = held + 1
+        try:
+            return await self._pass_through(request, caller, None, None, "GET")
+        finally:
+            left = self._streams[caller.agent_id] - 1
+            if left:
+                self._streams[caller.agent_id] = left
+            else:
+                del self._streams[caller.agent_id]
 
     async def _pass_through(
         self,
