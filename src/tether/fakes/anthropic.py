@@ -24,14 +24,19 @@ __all__ = ["FakeAnthropic", "FakeReply"]
 @dataclass
 class FakeReply:
     """One scripted answer. ``kind`` is ``text``, ``tool_use``, ``error``, ``garbage`` (a
-    200 that is not a Messages answer: a broken proxy or a captive portal in the way) or
+    200 that is not a Messages answer: a broken proxy or a captive portal in the way),
     ``odd_content`` (a JSON message whose ``content`` is not a list, from an upstream that
-    is not quite Anthropic's, with its usage)."""
+    is not quite Anthropic's, with its usage) or ``corrupt_frame`` (a ``text`` answer whose
+    stream has one unreadable event in place of the delta after ``break_after_chunks``, and
+    goes on intact after it: on Bedrock, an event-stream frame broken as ``error_type``
+    says, ``prelude_crc``, ``message_crc`` or ``length``; see ``Framing.corrupt``)."""
 
     kind: str = "text"
     text: str = "Hello from the fake upstream."
     chunks: int = 3
     chunk_delay: float = 0.0
+    """Seconds between a stream's deltas; after each pause a stream whose client has hung up
+    stops (counted in ``FakeAnthropic.abandoned``), as upstream stops generating."""
     delay: float = 0.0
     """Seconds before any byte of the answer is sent (time to first byte)."""
     tool_name: str = "Bash"
@@ -78,6 +83,11 @@ class Framing:
 
     def stop_event(self, usage: dict[str, Any], output_tokens: int) -> dict[str, Any]:
         return {"type": "message_stop"}
+
+    def corrupt(self, event: bytes, how: str) -> bytes:
+        """``event`` (as ``event`` framed it) made unreadable, ``how`` a ``corrupt_frame``
+        reply's ``error_type``: SSE has no checksum, so its JSON is cut short."""
+        return event[: len(event) // 2] + b"\n\n"
 
     def message(self, message: dict[str, Any], headers: dict[str, str]) -> web.Response:
         """A whole (unstreamed) answer."""
@@ -312,10 +322,10 @@ class FakeAnthropic:
         }
         output_tokens = reply.output_tokens
         if output_tokens is None:
-            output_tokens = max(1, len(reply.text) // 4) if reply.kind == "text" else 20
+            output_tokens = max(1, len(reply.text) // 4) if reply.kind in _TEXT else 20
         if isinstance(body["max_tokens"], int):
             output_tokens = min(output_tokens, body["max_tokens"])
-        if reply.kind == "text" and reply.fill_text:
+        if reply.kind in _TEXT and reply.fill_text:
             reply = replace(reply, text=_text_of(reply.text, output_tokens))
         if stream:
             return await self._stream(request, model, reply, usage, output_tokens, framing)
@@ -371,8 +381,13 @@ class FakeAnthropic:
             )
         )
         await response.write(event("ping", {"type": "ping"}))
+        corrupt = reply.kind == "corrupt_frame"
         for n, piece in enumerate(pieces):
-            if reply.break_after_chunks is not None and n >= reply.break_after_chunks:
+            if (
+                not corrupt
+                and reply.break_after_chunks is not None
+                and n >= reply.break_after_chunks
+            ):
                 await response.write(
                     event(
                         "error",
@@ -385,16 +400,20 @@ class FakeAnthropic:
                 return response
             if reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)
-            await response.write(
-                event(
-                    "content_block_delta",
-                    {
-                        "type": "content_block_delta",
-                        "index": 0,
-                        "delta": {"type": delta_type, delta_key: piece},
-                    },
-                )
+                if request.transport is None or request.transport.is_closing():
+                    self.abandoned += 1  # the client hung up: generation stops
+                    return response
+            delta = event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": delta_type, delta_key: piece},
+                },
             )
+            if corrupt and n == reply.break_after_chunks:
+                delta = framing.corrupt(delta, reply.error_type)
+            await response.write(delta)
         await response.write(
             event("content_block_stop", {"type": "content_block_stop", "index": 0})
         )
@@ -414,6 +433,10 @@ class FakeAnthropic:
         await response.write(event("message_stop", framing.stop_event(usage, output_tokens)))
         await response.write_eof()
         return response
+
+
+_TEXT = ("text", "corrupt_frame")
+"""The kinds answered with text."""
 
 
 def _estimate_input(body: dict[str, Any]) -> int:

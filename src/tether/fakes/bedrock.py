@@ -3,7 +3,8 @@
 ``/model/{id}/invoke`` (a Messages body, token counts in ``X-Amzn-Bedrock-*`` headers),
 ``/model/{id}/invoke-with-response-stream`` (each event a ``chunk`` frame of the binary
 event stream, CRCs included; ``message_stop`` carries ``amazon-bedrock-invocationMetrics``;
-a broken stream ends with an exception frame), ``/model/{id}/converse`` and
+a broken stream ends with an exception frame; a ``corrupt_frame`` reply sends one frame
+broken as its ``error_type`` says, ``_CORRUPTIONS``), ``/model/{id}/converse`` and
 ``/model/{id}/converse-stream`` (the Converse format: ``output.message``, ``usage``, the
 ``messageStart`` … ``metadata`` event frames) and ``/model/{id}/count-tokens``. Every call
 must carry a SigV4 signature by ``access_key`` that verifies, as AWS would check it.
@@ -15,7 +16,10 @@ import base64
 import binascii
 import json
 import re
+import struct
 import time
+import zlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -51,6 +55,29 @@ _STREAM_EXCEPTIONS = {
 }
 
 
+def _bad_prelude_crc(frame: bytes) -> bytes:
+    return frame[:8] + bytes([frame[8] ^ 0xFF]) + frame[9:]
+
+
+def _bad_message_crc(frame: bytes) -> bytes:
+    return frame[:-1] + bytes([frame[-1] ^ 0xFF])
+
+
+def _bad_length(frame: bytes) -> bytes:
+    """A prelude whose CRC is right but whose total length is past any frame's (2 GiB)."""
+    prelude = struct.pack(">II", 1 << 31, struct.unpack_from(">I", frame, 4)[0])
+    return prelude + struct.pack(">I", zlib.crc32(prelude)) + frame[12:]
+
+
+_CORRUPTIONS: dict[str, Callable[[bytes], bytes]] = {
+    "prelude_crc": _bad_prelude_crc,
+    "message_crc": _bad_message_crc,
+    "length": _bad_length,
+}
+"""How a ``corrupt_frame`` reply breaks its frame, by its ``error_type`` (any other: the
+message CRC)."""
+
+
 class BedrockFraming(Framing):
     content_type = "application/vnd.amazon.eventstream"
 
@@ -63,6 +90,9 @@ class BedrockFraming(Framing):
             kind = _STREAM_EXCEPTIONS.get(error.get("type", ""), "internalServerException")
             return exception_frame(kind, str(error.get("message", "")))
         return chunk_frame(json.dumps(data, separators=(",", ":")).encode())
+
+    def corrupt(self, event: bytes, how: str) -> bytes:
+        return _CORRUPTIONS.get(how, _bad_message_crc)(event)
 
     def error(
         self, status: int, error_type: str, message: str, retry_after: int | None = None

@@ -86,6 +86,13 @@ class StreamTap:
         estimate = -(-self._delta_bytes // BYTES_PER_OUTPUT_TOKEN)
         return max(self.usage.output_tokens, estimate)
 
+    def unreadable(self, size: int) -> None:
+        """``size`` bytes of upstream's stream that could not be read (a corrupt frame and
+        what came with it): they may carry generated text, so they count as output at the
+        deltas' rate, byte for byte (a frame's bytes are more than its event's, so this
+        errs high)."""
+        self._delta_bytes += size
+
     def feed(self, chunk: bytes) -> list[Segment]:
         """What may be passed on now, in order: bytes, and tool calls to judge first."""
         if b"\r" in chunk:

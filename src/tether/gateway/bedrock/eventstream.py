@@ -4,7 +4,8 @@ A frame is a 12-byte prelude (total length, headers length, CRC-32 of the two), 
 (name, type 7 = string, value), a payload and a CRC-32 of all before it. Bedrock sends each
 Messages event as a ``chunk`` event whose payload is ``{"bytes": base64(event JSON)}``, and
 failures as ``exception`` frames. Reading is linear and bounded: a frame longer than
-``MAX_FRAME_BYTES`` is refused, never buffered.
+``MAX_FRAME_BYTES`` is refused, never buffered, and a corrupt frame ends the reading for
+good (``FrameReader.broken``): nothing in this framing says where the next frame starts.
 """
 
 from __future__ import annotations
@@ -87,14 +88,28 @@ def exception_frame(exception_type: str, message: str) -> bytes:
 class FrameReader:
     """Whole frames out of a byte stream cut anywhere. A chunk of whole frames (the usual
     case) is read in place; only a frame cut across chunks is buffered, and only looked at
-    again once enough bytes for it have arrived."""
+    again once enough bytes for it have arrived.
+
+    A corrupt frame (a CRC that does not match, a length no frame has, headers cut short)
+    is found once: ``feed`` returns the frames before it and sets ``broken``, the bytes
+    from it on are dropped (counted in ``unread``), and every later ``feed`` reads nothing.
+    Kept, the bytes were parsed again, and the same error raised, on every later chunk:
+    work quadratic in the rest of the stream, and a buffer growing without bound."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._need = 0
         """How many buffered bytes the next frame (or prelude) needs before it can be read."""
+        self.broken: EventStreamError | None = None
+        """Why the stream stopped being readable; None while it reads."""
+        self.unread = 0
+        """Bytes received but not read as frames once ``broken``: the corrupt frame, what
+        came with it and anything fed after it."""
 
     def feed(self, data: bytes) -> list[Frame]:
+        if self.broken is not None:
+            self.unread += len(data)
+            return []
         if self._buffer:
             self._buffer += data
             if len(self._buffer) < self._need:
@@ -129,10 +144,12 @@ class FrameReader:
                     )
                 )
                 start = end
-        finally:  # what is not read stays (a broken frame is still there on the next feed)
-            if start < size:
-                self._buffer += buffer[start:] if start else buffer
-                self._need = need
+        except EventStreamError as exc:
+            self.broken, self.unread, self._need = exc, size - start, 0
+            return frames
+        if start < size:  # a frame cut across chunks: kept until the rest of it arrives
+            self._buffer += buffer[start:] if start else buffer
+            self._need = need
         return frames
 
     @property

@@ -5,7 +5,8 @@ handed to the tap with the frame itself: what the tap lets through goes to the a
 the very frames Bedrock sent (no SSE written and parsed again, no second base64 and CRC
 pass on the hot path). Exception frames become ``error`` events, and tether's error
 events (a kill, a budget mid-stream) become exception frames the Bedrock SDKs raise with
-tether's reason.
+tether's reason. A corrupt frame ends the reading (``broken``): the relay closes upstream
+and ends the agent's stream as on any upstream failure.
 """
 
 from __future__ import annotations
@@ -86,14 +87,16 @@ class BedrockStreamCodec:
 
     def __init__(self) -> None:
         self._reader = FrameReader()
+        self.broken: str | None = None
+        """Set once a corrupt frame arrives (see ``StreamCodec.broken``)."""
 
     def read(self, tap: StreamTap, chunk: bytes) -> list[Segment]:
-        try:
-            frames = self._reader.feed(chunk)
-        except EventStreamError as exc:
-            return tap.feed_events(
-                [_error("internalServerException", f"Amazon Bedrock's stream broke: {exc}")]
-            )
+        reader = self._reader
+        frames = reader.feed(chunk)
+        if reader.broken is not None and self.broken is None:
+            self.broken = f"a corrupt event-stream frame ({reader.broken})"
+            # what could not be read may carry generated text: counted as output
+            tap.unreadable(reader.unread)
         events: list[ReadEvent] = []
         for frame in frames:
             if frame.message_type == "event":

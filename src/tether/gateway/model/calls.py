@@ -254,7 +254,9 @@ class ModelCalls:
         """Relays event by event. A tool call is held until the pipeline lets the agent
         have it, output beyond what is covered must be covered first; a refusal ends the
         stream with an error event in its place. A client that leaves does not stop the
-        reading: upstream bills what it generates, so tether settles what it really was."""
+        reading: upstream bills what it generates, so tether settles what it really was.
+        A stream that cannot be read on (``codec.broken``) does: upstream is closed at once
+        and the call charged as a cut answer."""
         ctx = decision.context
         assert ctx is not None and ctx.identity is not None
         response = web.StreamResponse(status=upstream.status, headers=headers)
@@ -293,6 +295,9 @@ class ModelCalls:
                         keepalive.wrote()
                 if refusal is not None:
                     break
+                if codec.broken is not None:
+                    upstream.close()  # at once: upstream stops generating what cannot be read
+                    break
                 if client_gone:
                     drained += len(chunk)
                     if drained > DRAIN_BYTES or time.monotonic() > drain_until:
@@ -321,6 +326,12 @@ class ModelCalls:
             _stopped(outcome, refusal)
             _cut(outcome, tap)
             closing = sse_error_event(error_type_for(outcome.status), refusal.reason, refusal.code)
+        elif codec.broken is not None and not tap.completed:
+            outcome.result, outcome.status = "error", 502
+            told = f"{upstream_name} sent {codec.broken}"
+            outcome.detail = f"{told}; tether closed the stream at once, charged as a cut answer"
+            _cut(outcome, tap)
+            closing = sse_error_event("api_error", told)
         elif client_gone:
             outcome.result = "abandoned"
             if tap.completed:

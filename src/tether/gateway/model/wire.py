@@ -40,15 +40,23 @@ class StreamCodec(Protocol):
     """What tether writes on a quiet stream (a ping in the protocol's framing), and whether
     upstream's pings may pass ahead of a held tool call; empty: neither."""
 
+    broken: str | None
+    """Why upstream's stream cannot be read on (Bedrock's: a corrupt frame), once it
+    cannot; None while it reads. The relay then reads no more, closes upstream at once
+    (it stops generating what tether could not count) and ends the agent's stream with an
+    error, the call charged as a cut answer."""
+
     def read(self, tap: StreamTap, chunk: bytes) -> list[Segment]: ...
 
     def encode(self, events: bytes) -> bytes: ...
 
 
 class PassThrough:
-    """The Messages API's own SSE (and Vertex's): nothing to translate."""
+    """The Messages API's own SSE (and Vertex's): nothing to translate. SSE has no frame
+    to break: an unreadable event is skipped by the tap, which scans each byte once."""
 
     keepalive = SSE_PING
+    broken: str | None = None
 
     def read(self, tap: StreamTap, chunk: bytes) -> list[Segment]:
         return tap.feed(chunk)
