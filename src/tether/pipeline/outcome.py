@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,3 +68,15 @@ class Outcome:
     priced one by one (``usage`` is their sum)."""
     cost_usd: float | None = None
     price_known: bool = True
+
+    @classmethod
+    def of_read(cls, status: int, started: float, detail: str) -> Outcome:
+        """A relayed read's outcome (nothing to charge): ``ok`` on a 2xx, ``status`` 0
+        when upstream was not reached; ``started`` a ``time.perf_counter()`` reading."""
+        return cls(
+            result="ok" if 200 <= status < 300 else "error",
+            status=status,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            detail=detail,
+            upstream_reached=status != 0,
+        )

@@ -246,14 +246,7 @@ class MessageBatches:
         self, decision: Decision, started: float, status: int, detail: str
     ) -> None:
         """A read's completion event: what upstream answered (nothing is charged)."""
-        outcome = Outcome(
-            result="ok" if 200 <= status < 300 else "error",
-            status=status,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            detail=detail,
-            upstream_reached=status != 0,
-        )
-        await self._pipeline.settle_later(decision, outcome)
+        await self._pipeline.settle_later(decision, Outcome.of_read(status, started, detail))
 
     async def _relay_json(
         self, request: web.Request, method: str, path: str, batch_id: str | None

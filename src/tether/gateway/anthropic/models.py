@@ -112,14 +112,7 @@ class ModelListing:
 
     async def _settle(self, decision: Decision, started: float, status: int, detail: str) -> None:
         """The completion event (``model:list:completed``): what upstream answered."""
-        outcome = Outcome(
-            result="ok" if 200 <= status < 300 else "error",
-            status=status,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            detail=detail,
-            upstream_reached=status != 0,
-        )
-        await self._pipeline.settle_later(decision, outcome)
+        await self._pipeline.settle_later(decision, Outcome.of_read(status, started, detail))
 
     async def list_models(self, request: web.Request) -> web.Response:
         status, body, refusal, headers = await self._relay(request, "anthropic:models", "models")
