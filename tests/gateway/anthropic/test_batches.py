@@ -13,6 +13,7 @@ import anthropic
 import pytest
 
 from tests.budgets.test_budgets import budget, listed
+from tests.support.audit_trail import written
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether, start_tether
 
@@ -319,7 +320,7 @@ def test_a_proxy_page_for_a_batch_read_is_upstreams_failure(
         assert "not a JSON object" in refused.value.response.text
     else:
         assert "Bad gateway" in refused.value.response.text
-    completed = _read_completions(gateway, "s-read", 1)
+    completed = written(gateway, "s-read", "model:batches:completed", 1)
     expected = "not a JSON object" if status == 200 else "upstream 502"
     assert [(e["resource"], e["result"]) for e in completed] == [
         (f"anthropic:batch/{batch.id}", "error")
@@ -337,25 +338,14 @@ def test_every_batch_read_is_settled_with_what_upstream_answered(
     upstream.fake.batches.batches[batch.id].ends = 0
     list(client.messages.batches.results(batch.id))
     list(client.messages.batches.results(batch.id))  # settled already: a plain read
-    completed = _read_completions(gateway, "s-reads", 6)  # results() retrieves first
+    # results() retrieves the batch first: two reads each
+    completed = written(gateway, "s-reads", "model:batches:completed", 6)
     assert sorted((e["resource"], e["result"]) for e in completed) == [
         *[("anthropic:batch/" + batch.id, "ok")] * 5,
         ("anthropic:batches", "ok"),
     ]
     charged = [e for e in completed if "requests succeeded" in e["reason"]]
     assert len(charged) == 1, "the first read of the results settled the batch, once"
-
-
-def _read_completions(tether: RunningTether, session: str, count: int) -> list[dict[str, Any]]:
-    """The session's ``model:batches:completed`` events once ``count`` are written."""
-    deadline = time.monotonic() + 30
-    while True:
-        events = tether.call("GET", "/audit", params={"session": session}).json()
-        completed = [e for e in events if e["action"] == "model:batches:completed"]
-        if len(completed) >= count:
-            return completed
-        assert time.monotonic() < deadline, f"{len(completed)} of {count} completions written"
-        time.sleep(0.05)
 
 
 def test_a_results_line_longer_than_a_line_reader_takes_is_relayed_and_settled(

@@ -3,13 +3,13 @@ key, cut to what the agent's policy permits, audited, and refused like any call.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import anthropic
 import httpx
 import pytest
 
+from tests.support.audit_trail import written
 from tests.support.fake_upstream import RunningFake
 from tests.support.server import RunningTether
 from tether.fakes.anthropic import FAKE_MODELS
@@ -46,24 +46,12 @@ def test_the_model_list_is_what_the_policy_permits(
     events = gateway.call("GET", "/audit", params={"session": "s-models"}).json()
     assert [e["action"] for e in events].count("model:list") == 5, "two lists, two reads, one page"
     assert all(e["agent"] == "picker" for e in events)
-    completed = _completions(gateway, "s-models", 4)  # the opus read was refused: not run
+    # the opus read was refused: not run, not settled
+    completed = written(gateway, "s-models", "model:list:completed", 4)
     assert sorted((e["result"], e["resource"]) for e in completed) == [
         ("ok", "anthropic:model/claude-haiku-5-5"),
         *[("ok", "anthropic:models")] * 3,
     ]
-
-
-def _completions(gateway: RunningTether, session: str, count: int) -> list[dict[str, object]]:
-    """The session's ``model:list:completed`` events, once ``count`` are written (each is
-    recorded after its answer is sent)."""
-    deadline = time.monotonic() + 30
-    while True:
-        events = gateway.call("GET", "/audit", params={"session": session}).json()
-        completed = [e for e in events if e["action"] == "model:list:completed"]
-        if len(completed) >= count:
-            return completed
-        assert time.monotonic() < deadline, f"{len(completed)} of {count} completions written"
-        time.sleep(0.05)
 
 
 def test_a_model_list_upstream_could_not_answer_is_settled_as_an_error(
@@ -73,7 +61,7 @@ def test_a_model_list_upstream_could_not_answer_is_settled_as_an_error(
     upstream.stop()
     with pytest.raises(anthropic.APIStatusError):
         client.models.list()
-    [completed] = _completions(gateway, "s-down", 1)
+    [completed] = written(gateway, "s-down", "model:list:completed", 1)
     assert completed["result"] == "error"
 
 
