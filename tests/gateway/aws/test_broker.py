@@ -298,6 +298,154 @@ def test_unmappable_operations_and_credential_vending_are_denied(
     assert sts.get_caller_identity()["Account"] == "123456789012"
 
 
+_POOL = "us-east-1:00000000-0000-0000-0000-000000000000"
+_VENDING = [
+    ("iam", "create_login_profile", {"UserName": "vending-user", "Password": "Agent-set-1!"}),
+    ("iam", "create_service_specific_credential",
+     {"UserName": "vending-user", "ServiceName": "codecommit.amazonaws.com"}),
+    ("ecr", "get_authorization_token", {}),
+    ("cognito-identity", "get_credentials_for_identity", {"IdentityId": _POOL}),
+    ("cognito-identity", "get_open_id_token_for_developer_identity",
+     {"IdentityPoolId": _POOL, "Logins": {"login.tether.test": "agent"}}),
+    ("redshift", "get_cluster_credentials", {"DbUser": "agent", "ClusterIdentifier": "dw"}),
+    ("redshift-serverless", "get_credentials", {"workgroupName": "warehouse"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "params"), _VENDING, ids=[f"{s}.{m}" for s, m, _ in _VENDING]
+)
+def test_every_operation_that_hands_out_credentials_is_refused(
+    broker: RunningTether, moto_url: str, service: str, method: str, params: dict[str, Any]
+) -> None:
+    """A console password, a service-specific credential, a registry login, Cognito's
+    AWS keys and OpenID token, a database login: under a policy permitting everything,
+    each reached AWS and its answer reached the agent, who could then act around tether."""
+    pair = _project(broker, moto_url, f"vend-{method}"[:40].replace("_", "-"))
+    client = agent_client(broker, pair, service)
+    operation = client.meta.method_to_api_mapping[method]
+    # botocore sends GetCredentialsForIdentity unsigned, which tether refuses before
+    # deciding it; an agent can sign any call
+    client.meta.events.register_first(
+        f"choose-signer.{client.meta.service_model.service_id.hyphenize()}.{operation}",
+        lambda **_: "v4",
+    )
+    if method == "create_login_profile":
+        moto_client(moto_url, "iam").create_user(UserName="vending-user")
+    with pytest.raises(ClientError) as refused:
+        getattr(client, method)(**params)
+    assert _code(refused).startswith("AccessDenied"), str(refused.value)
+    assert f"{service}:{operation} hands out credentials" in str(refused.value)
+    if method == "create_login_profile":
+        with pytest.raises(ClientError) as none:
+            moto_client(moto_url, "iam").get_login_profile(UserName="vending-user")
+        assert _code(none) == "NoSuchEntity", "moto never received the call"
+
+
+def test_a_bucket_sub_resource_is_decided_as_the_action_aws_checks(
+    broker: RunningTether, moto_url: str
+) -> None:
+    """``PUT ?replication`` (it can copy every object to another account) was decided as
+    ``s3:PutBucketReplication`` and ``PUT ?inventory`` as ``s3:CreateBucket``: a rule
+    forbidding the actions AWS checks (``s3:PutReplicationConfiguration``,
+    ``s3:PutInventoryConfiguration``) never fired, and S3 got the calls."""
+    pair = _project(broker, moto_url, "subresources")
+    broker.apply_policy(
+        "subresources",
+        "permit(principal, action, resource);\n"
+        '@reason("replication and inventory stay as they are")\n'
+        'forbid(principal, action in [Action::"s3:PutReplicationConfiguration",\n'
+        '  Action::"s3:PutInventoryConfiguration"], resource);\n',
+    )
+    direct = moto_client(moto_url, "s3")
+    direct.create_bucket(Bucket="sub-bucket")
+    direct.put_bucket_versioning(Bucket="sub-bucket", VersioningConfiguration={"Status": "Enabled"})
+    s3 = agent_client(broker, pair, "s3")
+    with pytest.raises(ClientError) as replication:
+        s3.put_bucket_replication(
+            Bucket="sub-bucket",
+            ReplicationConfiguration={
+                "Role": "arn:aws:iam::123456789012:role/replicator",
+                "Rules": [
+                    {
+                        "ID": "everything",
+                        "Status": "Enabled",
+                        "Prefix": "",
+                        "Destination": {"Bucket": "arn:aws:s3:::another-accounts-bucket"},
+                    }
+                ],
+            },
+        )
+    assert _code(replication) == "AccessDenied"
+    assert "replication and inventory stay" in str(replication.value), str(replication.value)
+    with pytest.raises(ClientError) as no_replication:
+        direct.get_bucket_replication(Bucket="sub-bucket")
+    assert _code(no_replication) == "ReplicationConfigurationNotFoundError"
+    with pytest.raises(ClientError) as inventory:
+        s3.put_bucket_inventory_configuration(
+            Bucket="sub-bucket",
+            Id="everything",
+            InventoryConfiguration={
+                "Id": "everything",
+                "IsEnabled": True,
+                "IncludedObjectVersions": "All",
+                "Schedule": {"Frequency": "Daily"},
+                "Destination": {
+                    "S3BucketDestination": {
+                        "Bucket": "arn:aws:s3:::another-accounts-bucket",
+                        "Format": "CSV",
+                    }
+                },
+            },
+        )
+    assert _code(inventory) == "AccessDenied"
+    assert "replication and inventory stay" in str(inventory.value), str(inventory.value)
+    listed = direct.list_bucket_inventory_configurations(Bucket="sub-bucket")
+    assert not listed.get("InventoryConfigurationList"), "moto never received the call"
+
+    s3.put_bucket_tagging(Bucket="sub-bucket", Tagging={"TagSet": [{"Key": "t", "Value": "v"}]})
+    assert direct.get_bucket_tagging(Bucket="sub-bucket")["TagSet"] == [{"Key": "t", "Value": "v"}]
+    trail = broker.call("GET", "/audit", params={"agent": "subresources-agent"}).json()
+    assert {(e["action"], e["result"]) for e in trail} >= {
+        ("s3:PutReplicationConfiguration", "deny"),
+        ("s3:PutInventoryConfiguration", "deny"),
+        ("s3:PutBucketTagging", "allow"),
+    }
+
+    # removing the bucket's encryption is s3:PutEncryptionConfiguration, and a deletion
+    direct.put_bucket_encryption(
+        Bucket="sub-bucket",
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    with pytest.raises(ClientError) as held:
+        s3.delete_bucket_encryption(Bucket="sub-bucket")
+    assert "approval" in str(held.value), str(held.value)
+    assert direct.get_bucket_encryption(Bucket="sub-bucket")["ServerSideEncryptionConfiguration"]
+
+
+def test_a_bucket_sub_resource_tether_does_not_know_is_denied_by_name(
+    broker: RunningTether, moto_url: str
+) -> None:
+    """A sub-resource tether had no entry for was decided as the plain call: this
+    ``PUT /bucket?bucketQuantumConfiguration`` as ``s3:CreateBucket``, permitted here,
+    so S3 got it. Now it is denied, naming the sub-resource, whatever the policy."""
+    pair = _project(broker, moto_url, "unknownsub")
+    s3 = agent_client(broker, pair, "s3")
+
+    def add_sub_resource(request: AWSRequest, **_: Any) -> None:
+        request.url += ("&" if "?" in request.url else "?") + "bucketQuantumConfiguration"
+
+    s3.meta.events.register("before-sign.s3.CreateBucket", add_sub_resource)
+    with pytest.raises(ClientError) as refused:
+        s3.create_bucket(Bucket="quantum-bucket")
+    assert _code(refused) == "AccessDenied"
+    assert "?bucketQuantumConfiguration" in str(refused.value), str(refused.value)
+    buckets = moto_client(moto_url, "s3").list_buckets()["Buckets"]
+    assert "quantum-bucket" not in {b["Name"] for b in buckets}, "moto never received the call"
+
+
 def test_unsigned_payload_trailer_with_checksum_passes_through(
     broker: RunningTether, moto_url: str
 ) -> None:

@@ -511,6 +511,7 @@ class AwsDoor:
                     attributes=base,
                     tags=tags,
                     fingerprint=text_fingerprint(f"{call.operation} {target.resource} {query}"),
+                    destructive=target.destructive,
                     join_latest_session=True,
                 )
             )

@@ -1,11 +1,13 @@
 """An AWS request as ``service:Operation`` actions on resource ARNs.
 
 S3 (path-style and virtual-hosted, bucket and object operations from method, path and
-query; ``DeleteObjects`` gives one action per key listed in its body), the query protocol
-(``Action=`` in the query or form body: IAM, EC2, STS, CloudWatch …), the JSON protocol
-(``X-Amz-Target``: DynamoDB, CloudWatch Logs …) and Smithy RPC v2 CBOR (CloudWatch in
-current SDKs). An operation whose resource cannot be told is returned ``mapped=False``
-with a reason naming it; the pipeline then applies the project's default (deny).
+sub-resource, each as the IAM action AWS authorizes it as; ``DeleteObjects`` gives one
+action per key listed in its body), the query protocol (``Action=`` in the query or form
+body: IAM, EC2, STS, CloudWatch …), the JSON protocol (``X-Amz-Target``: DynamoDB,
+CloudWatch Logs …) and Smithy RPC v2 CBOR (CloudWatch in current SDKs). An operation
+tether cannot tell (an S3 sub-resource it does not know), whose resource it cannot tell,
+or that hands out credentials is returned ``mapped=False`` with a reason naming it; the
+pipeline then denies it.
 """
 
 from __future__ import annotations
@@ -37,18 +39,66 @@ __all__ = [
 MAX_DELETE_KEYS = 1000
 _POLICY_SERVICE = {"monitoring": "cloudwatch", "email": "ses", "execute-api": "apigateway"}
 _CREDENTIAL_VENDING = frozenset(
-    {
-        "AssumeRole",
-        "AssumeRoleWithSAML",
-        "AssumeRoleWithWebIdentity",
-        "AssumeRoot",
-        "GetSessionToken",
-        "GetFederationToken",
-        "CreateAccessKey",
-        "GetTemporaryCredentials",
-    }
-)
-"""Answers that hold AWS credentials: relayed, the agent would call AWS around tether."""
+    (service, operation.lower())
+    for service, operations in {
+        # AWS keys and session tokens
+        "sts": (
+            "AssumeRole", "AssumeRoleWithSAML", "AssumeRoleWithWebIdentity", "AssumeRoot",
+            "GetSessionToken", "GetFederationToken", "GetScopedCredentials",
+            "GetDelegatedAccessToken", "GetWebIdentityToken",
+        ),
+        "iam": (
+            "CreateAccessKey", "CreateLoginProfile", "UpdateLoginProfile",
+            "CreateServiceSpecificCredential", "ResetServiceSpecificCredential",
+            "UploadSSHPublicKey", "UploadSigningCertificate",
+        ),
+        "cognito-identity": (
+            "GetCredentialsForIdentity", "GetOpenIdToken", "GetOpenIdTokenForDeveloperIdentity",
+        ),
+        "ssm": ("GetAccessToken",),
+        "elasticmapreduce": ("GetClusterSessionCredentials",),
+        "codepipeline": (
+            "PollForJobs", "GetJobDetails", "PollForThirdPartyJobs", "GetThirdPartyJobDetails",
+        ),
+        "gamelift": (
+            "RequestUploadCredentials", "GetComputeAccess", "GetComputeAuthToken",
+            "GetInstanceAccess",
+        ),
+        "cloudwatch": ("GetSpaceCredentialsForOrganization", "GetSpaceDataAccess"),
+        "lightsail": (
+            "CreateBucketAccessKey", "CreateContainerServiceRegistryLogin",
+            "GetInstanceAccessDetails",
+        ),
+        # registry, repository and database logins
+        "ecr": ("GetAuthorizationToken",),
+        "ecr-public": ("GetAuthorizationToken",),
+        "codeartifact": ("GetAuthorizationToken",),
+        "redshift": (
+            "GetClusterCredentials", "GetClusterCredentialsWithIAM", "GetIdentityCenterAuthToken",
+        ),
+        "redshift-serverless": ("GetCredentials", "GetIdentityCenterAuthToken"),
+        "license-manager": ("CreateToken", "GetAccessToken"),
+        # REST-style APIs, refused before this for their path; listed all the same
+        "sso": ("GetRoleCredentials",),
+        "awsssoportal": ("GetRoleCredentials",),
+        "sso-oauth": ("CreateToken", "CreateTokenWithIAM"),
+        "sso-oidc": ("CreateToken", "CreateTokenWithIAM"),
+        "lakeformation": (
+            "GetTemporaryGlueTableCredentials", "GetTemporaryGluePartitionCredentials",
+            "GetTemporaryDataLocationCredentials", "GetTemporaryGlueFunctionCredentials",
+        ),
+        "datazone": ("GetEnvironmentCredentials",),
+        "emr-containers": ("GetManagedEndpointSessionCredentials",),
+        "connect": ("GetFederationToken",),
+        "account-access": ("GetRoleCredentials",),
+    }.items()
+    for operation in operations
+)  # fmt: skip
+"""(policy service, operation lower-cased) that hand the agent a credential: an answer
+holding AWS keys, a session or identity token, a registry, repository or database login;
+or one the agent sets itself (a console password, an SSH key, a signing certificate).
+Relayed, the agent could call AWS around tether. Keyed by service: another service's
+operation of the same name is decided as any other."""
 
 
 class UnreadableRequest(Exception):
@@ -69,6 +119,10 @@ class AwsTarget:
     action: str
     resource: str
     tags_from: TagRef | None = None
+    destructive: bool = False
+    """The operation deletes, though AWS authorizes it as a ``Put`` (``DeleteBucketPolicy``
+    is a deletion by its name; ``DeleteBucketReplication`` is
+    ``s3:PutReplicationConfiguration``): it waits for an approval as any deletion."""
 
 
 @dataclass(slots=True)
@@ -122,23 +176,6 @@ def protocol_of(service: str, headers: Mapping[str, str], path: str) -> str:
 
 # ---------------------------------------------------------------- S3
 
-_S3_ACTION = {
-    "ListObjects": "ListBucket",
-    "ListObjectsV2": "ListBucket",
-    "HeadBucket": "ListBucket",
-    "ListObjectVersions": "ListBucketVersions",
-    "ListBuckets": "ListAllMyBuckets",
-    "ListMultipartUploads": "ListBucketMultipartUploads",
-    "HeadObject": "GetObject",
-    "CreateMultipartUpload": "PutObject",
-    "UploadPart": "PutObject",
-    "CompleteMultipartUpload": "PutObject",
-    "CopyObject": "PutObject",
-    "UploadPartCopy": "PutObject",
-    "ListParts": "ListMultipartUploadParts",
-    "DeleteObjects": "DeleteObject",
-}
-"""API operation → IAM action name, where they differ (what policies are written in)."""
 _VERSIONED_ACTION = {
     "GetObject": "GetObjectVersion",
     "DeleteObject": "DeleteObjectVersion",
@@ -147,37 +184,211 @@ _VERSIONED_ACTION = {
     "DeleteObjectTagging": "DeleteObjectVersionTagging",
     "GetObjectAcl": "GetObjectVersionAcl",
     "PutObjectAcl": "PutObjectVersionAcl",
+    "GetObjectAttributes": "GetObjectVersionAttributes",
+    "GetObjectTorrent": "GetObjectVersionTorrent",
 }
 """IAM action → its name on one version of an object (``?versionId=``, ``<VersionId>``):
 deleting a version destroys it for good, where deleting the key leaves a marker."""
-_BUCKET_SUB = {
-    "tagging": "BucketTagging",
-    "policy": "BucketPolicy",
-    "acl": "BucketAcl",
-    "cors": "BucketCors",
-    "lifecycle": "BucketLifecycleConfiguration",
-    "encryption": "BucketEncryption",
-    "versioning": "BucketVersioning",
-    "website": "BucketWebsite",
-    "logging": "BucketLogging",
-    "notification": "BucketNotificationConfiguration",
-    "replication": "BucketReplication",
-    "publicAccessBlock": "PublicAccessBlock",
-    "ownershipControls": "BucketOwnershipControls",
-    "object-lock": "ObjectLockConfiguration",
-    "accelerate": "BucketAccelerateConfiguration",
-    "requestPayment": "BucketRequestPayment",
-    "policyStatus": "BucketPolicyStatus",
+
+_S3Op = tuple[str, str]
+"""An S3 API operation and the IAM action AWS authorizes it as, without ``s3:`` (the
+names of "Actions, resources, and condition keys for Amazon S3": what policies use)."""
+
+_BUCKET_SUBRESOURCES: dict[str, dict[str, _S3Op]] = {
+    "abac": {
+        "GET": ("GetBucketAbac", "GetBucketABAC"),
+        "PUT": ("PutBucketAbac", "PutBucketABAC"),
+    },
+    "accelerate": {
+        "GET": ("GetBucketAccelerateConfiguration", "GetAccelerateConfiguration"),
+        "PUT": ("PutBucketAccelerateConfiguration", "PutAccelerateConfiguration"),
+    },
+    "acl": {"GET": ("GetBucketAcl", "GetBucketAcl"), "PUT": ("PutBucketAcl", "PutBucketAcl")},
+    "analytics": {
+        "GET": ("GetBucketAnalyticsConfiguration", "GetAnalyticsConfiguration"),
+        "PUT": ("PutBucketAnalyticsConfiguration", "PutAnalyticsConfiguration"),
+        "DELETE": ("DeleteBucketAnalyticsConfiguration", "PutAnalyticsConfiguration"),
+    },
+    "cors": {
+        "GET": ("GetBucketCors", "GetBucketCORS"),
+        "PUT": ("PutBucketCors", "PutBucketCORS"),
+        "DELETE": ("DeleteBucketCors", "PutBucketCORS"),
+    },
+    "delete": {"POST": ("DeleteObjects", "DeleteObject")},
+    "encryption": {
+        "GET": ("GetBucketEncryption", "GetEncryptionConfiguration"),
+        "PUT": ("PutBucketEncryption", "PutEncryptionConfiguration"),
+        "DELETE": ("DeleteBucketEncryption", "PutEncryptionConfiguration"),
+    },
+    "intelligent-tiering": {
+        "GET": ("GetBucketIntelligentTieringConfiguration", "GetIntelligentTieringConfiguration"),
+        "PUT": ("PutBucketIntelligentTieringConfiguration", "PutIntelligentTieringConfiguration"),
+        "DELETE": (
+            "DeleteBucketIntelligentTieringConfiguration",
+            "PutIntelligentTieringConfiguration",
+        ),
+    },
+    "inventory": {
+        "GET": ("GetBucketInventoryConfiguration", "GetInventoryConfiguration"),
+        "PUT": ("PutBucketInventoryConfiguration", "PutInventoryConfiguration"),
+        "DELETE": ("DeleteBucketInventoryConfiguration", "PutInventoryConfiguration"),
+    },
+    "lifecycle": {
+        "GET": ("GetBucketLifecycleConfiguration", "GetLifecycleConfiguration"),
+        "PUT": ("PutBucketLifecycleConfiguration", "PutLifecycleConfiguration"),
+        "DELETE": ("DeleteBucketLifecycle", "PutLifecycleConfiguration"),
+    },
+    "location": {"GET": ("GetBucketLocation", "GetBucketLocation")},
+    "logging": {
+        "GET": ("GetBucketLogging", "GetBucketLogging"),
+        "PUT": ("PutBucketLogging", "PutBucketLogging"),
+    },
+    "metadataConfiguration": {
+        "POST": ("CreateBucketMetadataConfiguration", "CreateBucketMetadataTableConfiguration"),
+        "GET": ("GetBucketMetadataConfiguration", "GetBucketMetadataTableConfiguration"),
+        "DELETE": ("DeleteBucketMetadataConfiguration", "DeleteBucketMetadataTableConfiguration"),
+    },
+    "metadataTable": {
+        "POST": ("CreateBucketMetadataTableConfiguration",) * 2,
+        "GET": ("GetBucketMetadataTableConfiguration",) * 2,
+        "DELETE": ("DeleteBucketMetadataTableConfiguration",) * 2,
+    },
+    "metadataAnnotationTable": {"PUT": ("UpdateBucketMetadataAnnotationTableConfiguration",) * 2},
+    "metadataInventoryTable": {"PUT": ("UpdateBucketMetadataInventoryTableConfiguration",) * 2},
+    "metadataJournalTable": {"PUT": ("UpdateBucketMetadataJournalTableConfiguration",) * 2},
+    "metrics": {
+        "GET": ("GetBucketMetricsConfiguration", "GetMetricsConfiguration"),
+        "PUT": ("PutBucketMetricsConfiguration", "PutMetricsConfiguration"),
+        "DELETE": ("DeleteBucketMetricsConfiguration", "PutMetricsConfiguration"),
+    },
+    "notification": {
+        "GET": ("GetBucketNotificationConfiguration", "GetBucketNotification"),
+        "PUT": ("PutBucketNotificationConfiguration", "PutBucketNotification"),
+    },
+    "object-lock": {
+        "GET": ("GetObjectLockConfiguration", "GetBucketObjectLockConfiguration"),
+        "PUT": ("PutObjectLockConfiguration", "PutBucketObjectLockConfiguration"),
+    },
+    "ownershipControls": {
+        "GET": ("GetBucketOwnershipControls", "GetBucketOwnershipControls"),
+        "PUT": ("PutBucketOwnershipControls", "PutBucketOwnershipControls"),
+        "DELETE": ("DeleteBucketOwnershipControls", "PutBucketOwnershipControls"),
+    },
+    "policy": {
+        "GET": ("GetBucketPolicy", "GetBucketPolicy"),
+        "PUT": ("PutBucketPolicy", "PutBucketPolicy"),
+        "DELETE": ("DeleteBucketPolicy", "DeleteBucketPolicy"),
+    },
+    "policyStatus": {"GET": ("GetBucketPolicyStatus", "GetBucketPolicyStatus")},
+    "publicAccessBlock": {
+        "GET": ("GetPublicAccessBlock", "GetBucketPublicAccessBlock"),
+        "PUT": ("PutPublicAccessBlock", "PutBucketPublicAccessBlock"),
+        "DELETE": ("DeletePublicAccessBlock", "PutBucketPublicAccessBlock"),
+    },
+    "replication": {
+        "GET": ("GetBucketReplication", "GetReplicationConfiguration"),
+        "PUT": ("PutBucketReplication", "PutReplicationConfiguration"),
+        "DELETE": ("DeleteBucketReplication", "PutReplicationConfiguration"),
+    },
+    "requestPayment": {
+        "GET": ("GetBucketRequestPayment", "GetBucketRequestPayment"),
+        "PUT": ("PutBucketRequestPayment", "PutBucketRequestPayment"),
+    },
+    "tagging": {
+        "GET": ("GetBucketTagging", "GetBucketTagging"),
+        "PUT": ("PutBucketTagging", "PutBucketTagging"),
+        "DELETE": ("DeleteBucketTagging", "PutBucketTagging"),
+    },
+    "uploads": {"GET": ("ListMultipartUploads", "ListBucketMultipartUploads")},
+    "versioning": {
+        "GET": ("GetBucketVersioning", "GetBucketVersioning"),
+        "PUT": ("PutBucketVersioning", "PutBucketVersioning"),
+    },
+    "versions": {"GET": ("ListObjectVersions", "ListBucketVersions")},
+    "website": {
+        "GET": ("GetBucketWebsite", "GetBucketWebsite"),
+        "PUT": ("PutBucketWebsite", "PutBucketWebsite"),
+        "DELETE": ("DeleteBucketWebsite", "DeleteBucketWebsite"),
+    },
 }
-_OBJECT_SUB = {
-    "tagging": "ObjectTagging",
-    "acl": "ObjectAcl",
-    "retention": "ObjectRetention",
-    "legal-hold": "ObjectLegalHold",
-    "attributes": "ObjectAttributes",
-    "torrent": "ObjectTorrent",
+"""Every bucket sub-resource of the S3 API, by method. A deletion AWS authorizes as a
+``Put`` (``DeleteBucketEncryption`` is ``s3:PutEncryptionConfiguration``) is decided as
+that action, and still waits for an approval as a deletion (``AwsTarget.destructive``)."""
+_LISTED_WITHOUT_ID = {
+    "analytics": "ListBucketAnalyticsConfigurations",
+    "intelligent-tiering": "ListBucketIntelligentTieringConfigurations",
+    "inventory": "ListBucketInventoryConfigurations",
+    "metrics": "ListBucketMetricsConfigurations",
 }
-_VERB = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head"}
+"""A GET of these without ``?id=`` lists the configurations (authorized as the Get)."""
+_OBJECT_SUBRESOURCES: dict[str, dict[str, _S3Op]] = {
+    "acl": {"GET": ("GetObjectAcl", "GetObjectAcl"), "PUT": ("PutObjectAcl", "PutObjectAcl")},
+    "annotation": {
+        "GET": ("GetObjectAnnotation", "GetObjectAnnotation"),
+        "PUT": ("PutObjectAnnotation", "PutObjectAnnotation"),
+        "DELETE": ("DeleteObjectAnnotation", "DeleteObjectAnnotation"),
+    },
+    "attributes": {"GET": ("GetObjectAttributes", "GetObjectAttributes")},
+    "encryption": {"PUT": ("UpdateObjectEncryption", "UpdateObjectEncryption")},
+    "legal-hold": {
+        "GET": ("GetObjectLegalHold", "GetObjectLegalHold"),
+        "PUT": ("PutObjectLegalHold", "PutObjectLegalHold"),
+    },
+    "restore": {"POST": ("RestoreObject", "RestoreObject")},
+    "retention": {
+        "GET": ("GetObjectRetention", "GetObjectRetention"),
+        "PUT": ("PutObjectRetention", "PutObjectRetention"),
+    },
+    "select": {"POST": ("SelectObjectContent", "GetObject")},
+    "tagging": {
+        "GET": ("GetObjectTagging", "GetObjectTagging"),
+        "PUT": ("PutObjectTagging", "PutObjectTagging"),
+        "DELETE": ("DeleteObjectTagging", "DeleteObjectTagging"),
+    },
+    "torrent": {"GET": ("GetObjectTorrent", "GetObjectTorrent")},
+    "uploads": {"POST": ("CreateMultipartUpload", "PutObject")},
+}
+"""Every object sub-resource of the S3 API, by method (``GetObjectAttributes`` needs
+``s3:GetObject`` too: ``_map_s3`` adds it)."""
+_REFUSED_SUBRESOURCES = {
+    "session": "CreateSession (?session) hands out S3 Express session credentials, which "
+    "would let the agent call AWS around tether; the broker does not relay it",
+}
+_S3_PARAMETERS = frozenset(
+    {
+        # listing buckets, objects, versions, uploads, parts, annotations
+        "prefix", "delimiter", "marker", "max-keys", "list-type", "continuation-token",
+        "start-after", "encoding-type", "fetch-owner", "key-marker", "version-id-marker",
+        "upload-id-marker", "max-uploads", "max-parts", "part-number-marker",
+        "bucket-region", "max-buckets", "max-directory-buckets", "annotation-prefix",
+        "max-annotation-results",
+        # which version, part, upload, configuration, annotation; SelectObjectContent's
+        "versionId", "partNumber", "uploadId", "id", "annotationName", "select-type",
+        # how a GET's answer is labelled
+        "response-cache-control", "response-content-disposition", "response-content-encoding",
+        "response-content-language", "response-content-type", "response-expires",
+        # the operation's name, added by some SDKs (Go, JavaScript, Rust, …)
+        "x-id",
+        # a presigned URL's signature
+        "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+        "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token",
+        "AWSAccessKeyId", "Signature", "Expires",
+    }
+)  # fmt: skip
+"""Query parameters that are an operation's arguments, not a sub-resource naming the
+operation: the query-string members of every S3 operation's input (botocore's model)."""
+
+
+def _is_s3_parameter(name: str) -> bool:
+    """An argument, or a header a presigning SDK hoisted into the query (``x-amz-acl``,
+    ``x-amz-checksum-crc32``); not ``x-amz-copy-source``, which would make a put a copy
+    that reads another object."""
+    lowered = name.lower()
+    return name in _S3_PARAMETERS or (
+        lowered.startswith("x-amz-") and not lowered.startswith("x-amz-copy-source")
+    )
+
+
 _VIRTUAL_HOST = re.compile(r"^(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])\.(?:localhost|s3[.\-])")
 
 
@@ -198,46 +409,68 @@ def _s3_arn(bucket: str, key: str | None = None) -> str:
     return f"arn:aws:s3:::{bucket}" + (f"/{key}" if key is not None else "")
 
 
+def _shown(name: str) -> str:
+    return name if len(name) <= 64 else name[:61] + "..."
+
+
 def _s3_operation(
     method: str, query: Mapping[str, str], headers: Mapping[str, str], has_key: bool
-) -> str | None:
-    if not has_key:
-        if method == "GET" and "uploads" in query:
-            return "ListMultipartUploads"
-        if method == "GET" and "versions" in query:
-            return "ListObjectVersions"
-        if method == "GET" and "location" in query:
-            return "GetBucketLocation"
-        if method == "POST" and "delete" in query:
-            return "DeleteObjects"
-        for sub, name in _BUCKET_SUB.items():
-            if sub in query and method in _VERB:
-                return f"{_VERB[method]}{name}"
-        if method == "GET":
-            return "ListObjectsV2" if query.get("list-type") == "2" else "ListObjects"
-        return {"PUT": "CreateBucket", "DELETE": "DeleteBucket", "HEAD": "HeadBucket"}.get(method)
-    if method == "POST":
-        if "uploads" in query:
-            return "CreateMultipartUpload"
+) -> _S3Op | str:
+    """The operation and the IAM action it is authorized as, or why tether cannot tell
+    them: a sub-resource it does not know (never guessed as the plain bucket or object
+    call: ``PUT ?replication`` is not ``CreateBucket``), two of them, or a method S3 has
+    no operation for."""
+    level = "an object" if has_key else "a bucket"
+    subs = sorted(name for name in query if not _is_s3_parameter(name))
+    if len(subs) > 1:
+        named = ", ".join(f"?{_shown(s)}" for s in subs[:5])
+        return f"it names {len(subs)} sub-resources ({named}), where an operation names one"
+    if subs:
+        sub = subs[0]
+        if sub in _REFUSED_SUBRESOURCES:
+            return _REFUSED_SUBRESOURCES[sub]
+        by_method = (_OBJECT_SUBRESOURCES if has_key else _BUCKET_SUBRESOURCES).get(sub)
+        if by_method is None:
+            return f"?{_shown(sub)} is not a sub-resource of {level} that tether knows"
+        if method not in by_method:
+            return f"S3 has no {method} operation on the ?{sub} of {level}"
         if "uploadId" in query:
-            return "CompleteMultipartUpload"
-        if "restore" in query:
-            return "RestoreObject"
-        if "select" in query:
-            return "SelectObjectContent"
-        return None
+            return f"?{sub} with ?uploadId could be read as either operation"
+        operation, action = by_method[method]
+        if method == "GET" and sub in _LISTED_WITHOUT_ID and "id" not in query:
+            operation = _LISTED_WITHOUT_ID[sub]
+        elif (sub, method) == ("annotation", "GET") and "annotationName" not in query:
+            operation = action = "ListObjectAnnotations"
+        return operation, action
+    if not has_key:
+        if method == "GET":
+            listed = "ListObjectsV2" if query.get("list-type") == "2" else "ListObjects"
+            return listed, "ListBucket"
+        plain = {
+            "PUT": ("CreateBucket", "CreateBucket"),
+            "DELETE": ("DeleteBucket", "DeleteBucket"),
+            "HEAD": ("HeadBucket", "ListBucket"),
+        }
+        return plain.get(method) or f"S3 has no {method} operation on a bucket"
+    if method == "POST":
+        if "uploadId" in query:
+            return "CompleteMultipartUpload", "PutObject"
+        return "S3 has no POST operation on an object without a sub-resource or ?uploadId"
     if method == "PUT" and "partNumber" in query and "uploadId" in query:
-        return "UploadPartCopy" if "x-amz-copy-source" in headers else "UploadPart"
+        copy = "x-amz-copy-source" in headers
+        return ("UploadPartCopy" if copy else "UploadPart"), "PutObject"
     if method == "DELETE" and "uploadId" in query:
-        return "AbortMultipartUpload"
+        return "AbortMultipartUpload", "AbortMultipartUpload"
     if method == "GET" and "uploadId" in query:
-        return "ListParts"
-    for sub, name in _OBJECT_SUB.items():
-        if sub in query and method in _VERB:
-            return f"{_VERB[method]}{name}"
+        return "ListParts", "ListMultipartUploadParts"
     if method == "PUT":
-        return "CopyObject" if "x-amz-copy-source" in headers else "PutObject"
-    return {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(method)
+        return ("CopyObject" if "x-amz-copy-source" in headers else "PutObject"), "PutObject"
+    plain = {
+        "GET": ("GetObject", "GetObject"),
+        "HEAD": ("HeadObject", "GetObject"),
+        "DELETE": ("DeleteObject", "DeleteObject"),
+    }
+    return plain.get(method) or f"S3 has no {method} operation on an object"
 
 
 def _deleted_keys(body: bytes | None) -> list[tuple[str, bool]]:
@@ -279,10 +512,10 @@ def _map_s3(view: AwsRequestView) -> AwsCall:
             mapped=False,
             why_unmapped=f"tether cannot map S3 request {view.method} / to an operation",
         )
-    operation = _s3_operation(view.method, query, view.headers, key is not None)
-    if operation is None:
-        subs = ",".join(sorted(query)) or "-"
-        described = f"{view.method} {'object' if key else 'bucket'} (query: {subs})"
+    found = _s3_operation(view.method, query, view.headers, key is not None)
+    if isinstance(found, str):
+        params = ",".join(_shown(name) for name in sorted(query)[:10]) or "-"
+        described = f"{view.method} {'object' if key else 'bucket'} (query: {params})"
         return AwsCall(
             "s3",
             "s3",
@@ -291,9 +524,9 @@ def _map_s3(view: AwsRequestView) -> AwsCall:
             bucket=bucket,
             key=key,
             virtual_host=virtual_host,
-            why_unmapped=f"tether cannot map S3 request {described} to an operation",
+            why_unmapped=f"tether cannot map S3 request {described} to an operation: {found}",
         )
-    action = _S3_ACTION.get(operation, operation)
+    operation, action = found
     if "versionId" in query:
         action = _VERSIONED_ACTION.get(action, action)
     tags = TagRef("s3-bucket", bucket)
@@ -301,15 +534,19 @@ def _map_s3(view: AwsRequestView) -> AwsCall:
     if operation == "DeleteObjects":
         call.targets = [
             AwsTarget(
-                "s3:" + (_VERSIONED_ACTION[action] if versioned else action),
+                "s3:" + (_VERSIONED_ACTION.get(action, action) if versioned else action),
                 _s3_arn(bucket, k),
                 tags,
             )
             for k, versioned in _deleted_keys(view.body)
         ]
         return call
-    action = "s3:" + action
-    call.targets = [AwsTarget(action, _s3_arn(bucket, key), tags)]
+    # a deletion AWS authorizes as a Put (DeleteBucketReplication: s3:PutReplication…)
+    destructive = operation.startswith("Delete") and not action.startswith("Delete")
+    call.targets = [AwsTarget("s3:" + action, _s3_arn(bucket, key), tags, destructive)]
+    if operation == "GetObjectAttributes":
+        read = "GetObjectVersion" if "versionId" in query else "GetObject"
+        call.targets.append(AwsTarget(f"s3:{read}", _s3_arn(bucket, key), tags))
     source = view.headers.get("x-amz-copy-source")
     if operation in ("CopyObject", "UploadPartCopy") and source:
         src_bucket, _, src_key = unquote(source.split("?", 1)[0]).lstrip("/").partition("/")
@@ -548,10 +785,10 @@ def map_request(view: AwsRequestView) -> AwsCall:
             why_unmapped=f"tether cannot tell which {view.service} operation this request calls",
         )
     call = AwsCall(view.service, protocol, operation)
-    if operation in _CREDENTIAL_VENDING:
+    if (policy_service(view.service), operation.lower()) in _CREDENTIAL_VENDING:
         call.mapped = False
         call.why_unmapped = (
-            f"{policy_service(view.service)}:{operation} hands out AWS credentials, which "
+            f"{policy_service(view.service)}:{operation} hands out credentials, which "
             "would let the agent call AWS around tether; the broker does not relay it"
         )
         return call
