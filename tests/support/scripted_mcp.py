@@ -37,7 +37,7 @@ def result(message: dict[str, Any], value: dict[str, Any], status: int = 200) ->
     )
 
 
-def text_result(message: dict[str, Any], text: str) -> dict[str, Any]:
+def text_result(text: str) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": text}], "isError": False}
 
 
@@ -79,7 +79,7 @@ class ScriptedMcp:
         if method == "tools/list":
             return result(message, {"tools": self.tools})
         if method == "tools/call":
-            return result(message, text_result(message, f"ran {message['params']['name']}"))
+            return result(message, text_result(f"ran {message['params']['name']}"))
         return result(message, {})
 
     async def _post(self, request: web.Request) -> web.StreamResponse:

@@ -112,13 +112,10 @@ def _sampled(request: web.Request, call: AdminCall, code: str) -> None:
     """An unauthenticated refusal is recorded only when its address's window is due
     (``RefusalWindows``), saying how many refusals it stands for."""
     peer = request.remote or "unknown"
-    codes = request.app[ADMIN_REFUSALS].due(peer, code)
-    if codes is None:
+    windows = request.app[ADMIN_REFUSALS]
+    window = windows.due(peer, code)
+    if window is None:
         call.recorded = True
         return
-    count = sum(codes.values())
-    call.event.attributes = {"refused": count, "codes": dict(codes), "peer": peer}
-    call.event.reason += (
-        f" ({count} request(s) from {peer} refused without a valid admin token; sampled: "
-        f"at most one event per {request.app[ADMIN_REFUSALS].seconds:g} s per address)"
-    )
+    call.event.attributes = window
+    call.event.reason += f" ({windows.sampled(window['refused'], peer, 'a valid admin token')})"

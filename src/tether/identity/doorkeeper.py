@@ -57,10 +57,9 @@ class Doorkeeper:
         await self._sample(refusal, door, peer)
 
     async def _sample(self, refusal: AuthenticationFailed, door: str, peer: str) -> None:
-        codes = self._windows.due(peer, refusal.code)
-        if codes is None:
+        window = self._windows.due(peer, refusal.code)
+        if window is None:
             return
-        count = sum(codes.values())
         event = AuditEvent(
             actor="agent:unidentified",
             source=door,
@@ -68,11 +67,8 @@ class Doorkeeper:
             resource=f"peer:{peer}",
             result="deny",
             code=refusal.code,
-            reason=(
-                f"{count} request(s) from {peer} refused without a valid agent key "
-                f"(sampled: at most one event per {self._windows.seconds:g} s per address)"
-            ),
-            attributes={"refused": count, "codes": dict(codes), "door": door},
+            reason=self._windows.sampled(window["refused"], peer, "a valid agent key"),
+            attributes={**window, "door": door},
         )
         try:
             await self._audit.record_many([event], urgent=False)

@@ -27,9 +27,10 @@ class RefusalWindows:
         self.seconds = seconds
         self._windows: OrderedDict[str, _Window] = OrderedDict()
 
-    def due(self, peer: str, code: str) -> Counter[str] | None:
-        """The codes refused from ``peer`` since its last recorded refusal, this one
-        included, when this one is to be recorded; None when it is only counted."""
+    def due(self, peer: str, code: str) -> dict[str, object] | None:
+        """When this refusal is to be recorded, what its event says of the window: how
+        many refusals it stands for (``refused``), by code, and from which ``peer``; None
+        when it is only counted."""
         now = time.monotonic()
         window = self._windows.get(peer)
         if window is not None and now - window.recorded_at < self.seconds:
@@ -41,4 +42,11 @@ class RefusalWindows:
         self._windows.move_to_end(peer)
         while len(self._windows) > MAX_SOURCES:
             self._windows.popitem(last=False)
-        return codes
+        return {"refused": sum(codes.values()), "codes": dict(codes), "peer": peer}
+
+    def sampled(self, count: object, peer: str, without: str) -> str:
+        """The reason's words for a sampled refusal."""
+        return (
+            f"{count} request(s) from {peer} refused without {without} "
+            f"(sampled: at most one event per {self.seconds:g} s per address)"
+        )

@@ -157,11 +157,10 @@ class SlackInteractions:
     def _sampled(self, request: web.Request, event: AuditEvent, code: str) -> bool:
         """A request Slack did not sign (or a replay) is recorded once per address per
         window, saying how many it stands for: anyone can send them."""
-        peer = request.remote or "unknown"
-        codes = self._refusals.due(peer, code)
-        if codes is None:
+        window = self._refusals.due(request.remote or "unknown", code)
+        if window is None:
             return False
-        event.attributes = {"refused": sum(codes.values()), "codes": dict(codes), "peer": peer}
+        event.attributes = window
         return True
 
     async def _verify(self, request: web.Request, body: bytes) -> None:

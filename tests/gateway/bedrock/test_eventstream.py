@@ -4,7 +4,6 @@ refusing what is not an event stream (bounded, never buffering a huge frame)."""
 from __future__ import annotations
 
 import struct
-import time
 import zlib
 
 import orjson
@@ -133,10 +132,8 @@ def test_a_corrupt_frame_is_read_once_whatever_follows_it() -> None:
     assert first and tap.started
     assert codec.read(tap, bytes(corrupt) + delta) == []
     broken, counted = codec.broken, tap.output_tokens
-    started = time.perf_counter()
     for _ in range(20_000):
         assert codec.read(tap, delta) == []
-    took = time.perf_counter() - started  # about 2 µs a read; was 13 ms at 2,000 and rising
-    assert took < 0.5, f"20,000 reads after the corrupt frame took {took:.2f} s"
-    assert codec.broken == broken and codec._reader.pending == 0
+        assert codec._reader.pending == 0, "nothing kept to be read again"
+    assert codec.broken == broken
     assert tap.output_tokens == counted, "counted once, when the stream broke"

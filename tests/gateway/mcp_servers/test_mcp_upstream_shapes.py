@@ -87,6 +87,20 @@ class Agent:
             time.sleep(0.05)
 
 
+def _stream_until(done: threading.Event, first: bytes) -> Any:
+    """A GET stream that sends ``first``, then stays open until ``done``."""
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await out.prepare(request)
+        await out.write(first)
+        while not done.is_set():
+            await asyncio.sleep(0.05)
+        return out
+
+    return stream
+
+
 @pytest.fixture
 def agent(tether: RunningTether, server: ScriptedMcp) -> Agent:
     running = Agent(tether, server)
@@ -96,17 +110,17 @@ def agent(tether: RunningTether, server: ScriptedMcp) -> Agent:
 
 
 def _in_array(message: dict[str, Any]) -> web.Response:
-    answer = {"jsonrpc": "2.0", "id": message["id"], "result": text_result(message, "ran")}
+    answer = {"jsonrpc": "2.0", "id": message["id"], "result": text_result("ran")}
     return web.json_response([answer])
 
 
 def _string_id(message: dict[str, Any]) -> web.Response:
-    answer = {"jsonrpc": "2.0", "id": str(message["id"]), "result": text_result(message, "ran")}
+    answer = {"jsonrpc": "2.0", "id": str(message["id"]), "result": text_result("ran")}
     return web.json_response(answer)
 
 
 def _bare_cr_events(message: dict[str, Any]) -> web.Response:
-    answer = {"jsonrpc": "2.0", "id": message["id"], "result": text_result(message, "ran")}
+    answer = {"jsonrpc": "2.0", "id": message["id"], "result": text_result("ran")}
     body = f"event: message\rdata: {json.dumps(answer)}\r\r"
     return web.Response(body=body.encode(), content_type="text/event-stream")
 
@@ -114,7 +128,7 @@ def _bare_cr_events(message: dict[str, Any]) -> web.Response:
 @pytest.mark.parametrize(
     "answer",
     [
-        lambda m: result(m, text_result(m, "ran"), status=201),
+        lambda m: result(m, text_result("ran"), status=201),
         _in_array,
         _string_id,
         _bare_cr_events,
@@ -174,7 +188,7 @@ def test_a_redirect_is_not_followed_with_the_credential(agent: Agent, server: Sc
 
 def test_a_cookie_one_answer_set_is_not_sent_back(agent: Agent, server: ScriptedMcp) -> None:
     def with_cookie(message: dict[str, Any]) -> web.Response:
-        reply = result(message, text_result(message, "ran"))
+        reply = result(message, text_result("ran"))
         reply.set_cookie("lb", "sticky-to-project-p")
         return reply
 
@@ -193,7 +207,7 @@ def test_a_stream_is_not_resumed_through_tether(agent: Agent, server: ScriptedMc
 
 
 def test_an_answer_too_large_is_cut(agent: Agent, server: ScriptedMcp) -> None:
-    server.answers["tools/call"] = lambda m: result(m, text_result(m, "x" * (33 * 2**20)))
+    server.answers["tools/call"] = lambda m: result(m, text_result("x" * (33 * 2**20)))
     answer = agent.call("echo", text="hi")
     assert answer.status_code == 502
     assert "over 33554432 bytes" in answer.json()["error"]["message"]
@@ -205,16 +219,8 @@ def test_a_kill_ends_the_servers_stream_and_refuses_what_is_relayed(
     """The GET stream carries the server's own requests (sampling, elicitation) for
     hours; a kill must end it, and the messages tether relays undecided are refused."""
     held = threading.Event()
-
-    async def stream(request: web.Request) -> web.StreamResponse:
-        out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await out.prepare(request)
-        await out.write(b'event: message\ndata: {"jsonrpc":"2.0","method":"ping","id":90}\n\n')
-        while not held.is_set():
-            await asyncio.sleep(0.05)
-        return out
-
-    server.get_stream = stream
+    ping = b'event: message\ndata: {"jsonrpc":"2.0","method":"ping","id":90}\n\n'
+    server.get_stream = _stream_until(held, ping)
     ended: list[float] = []
 
     def listen() -> None:
@@ -250,16 +256,7 @@ def test_one_agent_holds_at_most_eight_streams(agent: Agent, server: ScriptedMcp
     """Each GET stream holds a pooled upstream connection for hours; a hundred from one
     agent took the whole pool, and every tenant's calls waited for it."""
     release = threading.Event()
-
-    async def stream(request: web.Request) -> web.StreamResponse:
-        out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await out.prepare(request)
-        await out.write(b": open\n\n")
-        while not release.is_set():
-            await asyncio.sleep(0.05)
-        return out
-
-    server.get_stream = stream
+    server.get_stream = _stream_until(release, b": open\n\n")
     opened = threading.Semaphore(0)
 
     def listen() -> None:

@@ -174,6 +174,11 @@ class _EarlyRefusal:
     aws_code: str
 
 
+def _refusal_status(code: str) -> int:
+    """503 when tether could not check (retry later), else 403."""
+    return 503 if code in _UNAVAILABLE else 403
+
+
 def _early_refusal(exc: Exception, protocol: str) -> _EarlyRefusal:
     """Fail closed: whatever stopped tether from deciding the call refuses it."""
     if isinstance(exc, UnreadableRequest):
@@ -182,9 +187,9 @@ def _early_refusal(exc: Exception, protocol: str) -> _EarlyRefusal:
     if isinstance(exc, _TagsUnread):
         return _EarlyRefusal("tag_lookup_failed", f"{exc}; denied", 403, _DENIED[protocol])
     if isinstance(exc, TetherError):
-        if exc.code in _UNAVAILABLE:
-            return _EarlyRefusal(exc.code, exc.message, 503, "ServiceUnavailable")
-        return _EarlyRefusal(exc.code, exc.message, 403, _DENIED[protocol])
+        status = _refusal_status(exc.code)
+        aws_code = "ServiceUnavailable" if status == 503 else _DENIED[protocol]
+        return _EarlyRefusal(exc.code, exc.message, status, aws_code)
     log.error("the AWS door failed before deciding a call", exc_info=exc)
     reason = f"tether could not read the call ({type(exc).__name__}); denied"
     return _EarlyRefusal("internal_error", reason, 500, "InternalError")
@@ -234,9 +239,8 @@ class AwsDoor:
         except RequestTimeout as exc:
             return aws_error(protocol, "RequestTimeout", _tethered(exc.message), 400)
         except TetherError as exc:
-            status = 503 if exc.code in _UNAVAILABLE else 403
-            code = "ServiceUnavailable" if status == 503 else _DENIED[protocol]
-            return aws_error(protocol, code, _tethered(exc.message), status)
+            early = _early_refusal(exc, protocol)
+            return aws_error(protocol, early.aws_code, _tethered(early.reason), early.status)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception:
@@ -389,8 +393,9 @@ class AwsDoor:
             await settlement.settle(502, failed, reached=True)
             return
         if isinstance(exc, TetherError):
-            status = 503 if exc.code in _UNAVAILABLE else 403
-            await settlement.not_sent(status, f"not sent to AWS: {exc.message} ({exc.code})")
+            await settlement.not_sent(
+                _refusal_status(exc.code), f"not sent to AWS: {exc.message} ({exc.code})"
+            )
             return
         await settlement.not_sent(502, f"not sent to AWS: tether failed ({type(exc).__name__})")
 

@@ -304,7 +304,6 @@ class McpServerDoor:
         ctx = Context()
         action = self._action(caller, "relay", what)
         action.session_optional = True
-        action.attributes["mcp_method"] = what
         refusal = await self._pipeline.observe(action, "ok", f"{what} relayed", ctx)
         if refusal is not None:
             return web.json_response(
@@ -361,6 +360,7 @@ class McpServerDoor:
             verb, resource = "mcp:ReadResource", f"mcp://{server}/resources/{name}"
         else:
             verb, resource = "mcp:GetPrompt", f"mcp://{server}/prompts/{name}"
+        named = "mcp_method" if kind == "relay" else "mcp_tool"
         return Action(
             source=SOURCE,
             credential=caller.credential,
@@ -368,7 +368,7 @@ class McpServerDoor:
             resource=resource,
             session_id=caller.session_id,
             join_latest_session=caller.session_id is None,
-            attributes={"mcp_server": server, "mcp_tool": name, "mcp_kind": kind},
+            attributes={"mcp_server": server, named: name, "mcp_kind": kind},
             **extra,
         )
 
